@@ -1,0 +1,153 @@
+//! The typed Spin application: what every later step (image assembly, manifests, apply) reads.
+//! Built once from spin.toml by `app::load`; plain data, no I/O.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::oci::Digest;
+
+/// A Spin application, as declared in its manifest (v1 manifests are converted to this shape).
+#[derive(Clone, Debug, PartialEq)]
+pub struct App {
+    /// The directory holding spin.toml; every relative path is resolved against it.
+    pub dir: PathBuf,
+    /// The manifest file itself.
+    pub manifest_path: PathBuf,
+    /// The manifest as a version 2 TOML document (v1 converted), for formats that embed it.
+    pub manifest: toml::Table,
+    pub name: String,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub authors: Vec<String>,
+    /// Application-level trigger settings, `[application.trigger.<type>]`.
+    pub trigger_settings: BTreeMap<String, serde_json::Value>,
+    pub variables: BTreeMap<String, Variable>,
+    pub triggers: Vec<Trigger>,
+    pub components: Vec<Component>,
+}
+
+impl App {
+    /// The tag an image of this app gets when none is given: its version, else `latest`.
+    pub fn default_tag(&self) -> &str {
+        self.version.as_deref().unwrap_or("latest")
+    }
+
+    pub fn component(&self, id: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.id == id)
+    }
+
+    /// The distinct trigger types, in first-use order.
+    pub fn trigger_types(&self) -> Vec<&str> {
+        let mut types: Vec<&str> = Vec::new();
+        for trigger in &self.triggers {
+            if !types.contains(&trigger.trigger_type.as_str()) {
+                types.push(&trigger.trigger_type);
+            }
+        }
+        types
+    }
+}
+
+/// An application variable, `[variables]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Variable {
+    pub default: Option<String>,
+    pub required: bool,
+    pub secret: bool,
+    pub description: Option<String>,
+}
+
+/// One trigger, bound to one component.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trigger {
+    pub id: String,
+    /// `http`, `redis`, `sqs`, `mqtt`, `command`, `cron`, ...
+    pub trigger_type: String,
+    /// The id of the component it invokes.
+    pub component: String,
+    /// Trigger-specific settings (route, channel, executor, ...), without `component` and `id`.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One component, `[component.<id>]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Component {
+    pub id: String,
+    pub description: Option<String>,
+    pub source: Source,
+    pub files: Vec<FileMount>,
+    pub exclude_files: Vec<String>,
+    pub allowed_outbound_hosts: Vec<String>,
+    pub key_value_stores: Vec<String>,
+    pub sqlite_databases: Vec<String>,
+    pub ai_models: Vec<String>,
+    pub environment: BTreeMap<String, String>,
+    /// Component variables, `[component.<id>.variables]` (templates such as `"{{ name }}"`).
+    pub variables: BTreeMap<String, String>,
+    pub build: Option<BuildConfig>,
+}
+
+/// Where a component's wasm comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A file relative to the app directory (checked to stay inside it).
+    Local(PathBuf),
+    /// A download, pinned by digest.
+    Remote { url: String, digest: Digest },
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Source::Local(PathBuf::new())
+    }
+}
+
+/// One entry of a component's `files`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileMount {
+    /// A glob (or a plain file or directory path) relative to the app directory; files keep their
+    /// relative path in the guest.
+    Pattern(String),
+    /// A file or directory placed at a guest path.
+    Placement {
+        source: PathBuf,
+        destination: String,
+    },
+}
+
+/// `[component.<id>.build]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildConfig {
+    pub command: String,
+    pub workdir: Option<PathBuf>,
+    pub watch: Vec<String>,
+}
+
+/// A file a component sees at `guest_path`, read from `source` on disk.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MountedFile {
+    /// Absolute guest path with forward slashes, e.g. `/static/index.html`.
+    pub guest_path: String,
+    pub source: PathBuf,
+}
+
+/// A component whose inputs were found on disk: the wasm to ship and every mounted file, sorted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedComponent {
+    pub id: String,
+    pub wasm: PathBuf,
+    pub files: Vec<MountedFile>,
+}
+
+/// The app plus its resolved inputs; what image assembly consumes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedApp {
+    pub app: App,
+    pub components: Vec<ResolvedComponent>,
+}
+
+impl ResolvedApp {
+    pub fn dir(&self) -> &Path {
+        &self.app.dir
+    }
+}

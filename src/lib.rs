@@ -1,0 +1,9 @@
+//! spin-aks: takes a Spin application to Azure Kubernetes Service without Docker, az or kubectl.
+//! The binary's commands are thin drivers over these pipeline steps: app → oci → registry → kube.
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod oci;
+pub mod output;

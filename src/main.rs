@@ -1,0 +1,29 @@
+use clap::Parser;
+use spin_aks::cli::Cli;
+use spin_aks::error;
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
+    let verbose = cli.global.verbose > 0;
+    let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
+    if let Err(err) = runtime.block_on(spin_aks::commands::run(cli)) {
+        eprintln!("error: {}", error::render(&err, verbose));
+        std::process::exit(error::exit_code(&err));
+    }
+}
+
+fn init_tracing(verbosity: u8) {
+    let default = match verbosity {
+        0 => "warn",
+        1 => "spin_aks=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPIN_AKS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}

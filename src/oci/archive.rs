@@ -1,0 +1,145 @@
+//! `oci-archive` files: a layout packed into one deterministic tar (sorted entries, fixed headers)
+//! for air-gapped transfer, and unpacked again on the other side.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Component, Path};
+
+use anyhow::Context;
+use walkdir::WalkDir;
+
+use super::layout::Layout;
+
+/// The fixed header every entry of our tars gets: mode, owner and a fixed mtime.
+pub fn fixed_header(entry_type: tar::EntryType, size: u64, mode: u32, mtime: u64) -> tar::Header {
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(entry_type);
+    header.set_size(size);
+    header.set_mode(mode);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    header
+}
+
+/// Packs the layout at `layout` into `out` (written to a temporary file, then renamed).
+pub fn pack(layout: &Layout, out: &Path, mtime: u64) -> anyhow::Result<u64> {
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create the archive in {}", dir.display()))?;
+    let mut builder = tar::Builder::new(BufWriter::new(temp));
+    let mut entries: Vec<_> = WalkDir::new(layout.root())
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    entries.retain(|e| !e.file_name().to_string_lossy().starts_with(".tmp"));
+    for entry in entries {
+        let relative = entry.path().strip_prefix(layout.root())?;
+        let name = relative.to_string_lossy().replace('\\', "/");
+        if entry.file_type().is_dir() {
+            let mut header = fixed_header(tar::EntryType::Directory, 0, 0o755, mtime);
+            builder.append_data(&mut header, format!("{name}/"), std::io::empty())?;
+        } else {
+            let file = File::open(entry.path())?;
+            let size = file.metadata()?.len();
+            let mut header = fixed_header(tar::EntryType::Regular, size, 0o644, mtime);
+            builder.append_data(&mut header, &name, BufReader::new(file))?;
+        }
+    }
+    let temp = builder
+        .into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?;
+    let size = temp.as_file().metadata()?.len();
+    temp.persist(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(size)
+}
+
+/// Unpacks an oci-archive into `dir` and opens it as a layout. Entries that would land outside
+/// `dir` (absolute paths, `..`, links) are refused.
+pub fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<Layout> {
+    let file = File::open(archive)
+        .map_err(|e| crate::bad_input!("cannot read the archive {}: {e}", archive.display()))?;
+    let mut tar = tar::Archive::new(BufReader::new(file));
+    for entry in tar
+        .entries()
+        .with_context(|| format!("{} is not a tar archive", archive.display()))?
+    {
+        let mut entry =
+            entry.with_context(|| format!("{} is not a valid tar archive", archive.display()))?;
+        let path = entry.path()?.into_owned();
+        if path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(crate::bad_input!(
+                "{} holds an unsafe path `{}`",
+                archive.display(),
+                path.display()
+            ));
+        }
+        let target = dir.join(&path);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => std::fs::create_dir_all(&target)?,
+            tar::EntryType::Regular => copy_entry(&mut entry, &target)?,
+            other => {
+                return Err(crate::bad_input!(
+                    "{} holds `{}` of unsupported type {other:?}; an oci-archive holds only files and directories",
+                    archive.display(),
+                    path.display()
+                ))
+            }
+        }
+    }
+    Layout::open(dir).map_err(|_| {
+        crate::bad_input!(
+            "{} is not an oci-archive (no oci-layout and index.json inside)",
+            archive.display()
+        )
+    })
+}
+
+fn copy_entry(entry: &mut impl Read, target: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut out = BufWriter::new(File::create(target)?);
+    std::io::copy(entry, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_twice_gives_identical_bytes_and_unpacks_to_the_same_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(&dir.path().join("layout")).unwrap();
+        let (digest, _) = layout.write_blob(b"some blob").unwrap();
+        std::fs::write(
+            dir.path().join("layout/index.json"),
+            br#"{"schemaVersion":2,"manifests":[]}"#,
+        )
+        .unwrap();
+        let first = dir.path().join("a.tar");
+        let second = dir.path().join("b.tar");
+        pack(&layout, &first, 0).unwrap();
+        pack(&layout, &second, 0).unwrap();
+        assert_eq!(
+            std::fs::read(&first).unwrap(),
+            std::fs::read(&second).unwrap()
+        );
+        let unpacked = unpack(&first, &dir.path().join("out")).unwrap();
+        assert_eq!(
+            std::fs::read(unpacked.blob_path(&digest)).unwrap(),
+            b"some blob"
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! An OCI image layout on disk (`oci-layout`, `index.json`, `blobs/sha256/`): blobs are hashed
+//! while they are written and renamed into place; the index is replaced atomically.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+use super::media_types::{IMAGE_INDEX, IMAGE_MANIFEST, REF_NAME_ANNOTATION};
+use super::{json, Digest, HashingWriter};
+
+const OCI_LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// An OCI content descriptor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Descriptor {
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// An OCI image manifest. `media_type` is optional because Spin's artifact omits it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageManifest {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ImageManifest {
+    /// Every blob the manifest references: config first, then the layers.
+    pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
+        std::iter::once(&self.config).chain(&self.layers)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Index {
+    schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
+    manifests: Vec<Descriptor>,
+}
+
+/// A directory holding an OCI image layout.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// Opens `root` as a layout, creating the directory structure if it is not one yet.
+    pub fn create(root: &Path) -> anyhow::Result<Self> {
+        let layout = Layout {
+            root: root.to_path_buf(),
+        };
+        fs::create_dir_all(layout.blobs_dir()).with_context(|| {
+            format!("cannot create the OCI layout directory {}", root.display())
+        })?;
+        let marker = root.join("oci-layout");
+        if !marker.exists() {
+            write_atomically(&marker, OCI_LAYOUT_FILE.as_bytes())?;
+        }
+        Ok(layout)
+    }
+
+    /// Opens an existing layout, failing (as bad input) when `root` does not hold one.
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
+        if !root.join("oci-layout").is_file() || !root.join("index.json").is_file() {
+            return Err(crate::bad_input!(
+                "{} is not an OCI image layout (no oci-layout or index.json); run `spin-aks build` to write one",
+                root.display()
+            ));
+        }
+        Ok(Layout {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    /// Starts a blob; bytes are hashed as they are written and the blob is named on `commit`.
+    pub fn blob_writer(&self) -> anyhow::Result<BlobWriter> {
+        let file = tempfile::NamedTempFile::new_in(self.blobs_dir())
+            .context("cannot create a temporary blob in the OCI layout")?;
+        Ok(BlobWriter {
+            writer: HashingWriter::new(BufWriter::new(file)),
+            blobs_dir: self.blobs_dir(),
+        })
+    }
+
+    /// Writes a small in-memory blob (manifests, configs) and returns its digest and size.
+    pub fn write_blob(&self, bytes: &[u8]) -> anyhow::Result<(Digest, u64)> {
+        let digest = Digest::of(bytes);
+        let path = self.blob_path(&digest);
+        if !path.exists() {
+            write_atomically(&path, bytes)?;
+        }
+        Ok((digest, bytes.len() as u64))
+    }
+
+    /// Writes `manifest` canonically and makes it the layout's only image, named `tag`.
+    pub fn set_image(&self, manifest: &ImageManifest, tag: &str) -> anyhow::Result<Descriptor> {
+        let bytes = json::to_canonical_vec(manifest)?;
+        let (digest, size) = self.write_blob(&bytes)?;
+        let mut descriptor = Descriptor::new(IMAGE_MANIFEST, digest, size);
+        descriptor
+            .annotations
+            .insert(REF_NAME_ANNOTATION.to_string(), tag.to_string());
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(IMAGE_INDEX.to_string()),
+            manifests: vec![descriptor.clone()],
+        };
+        write_atomically(
+            &self.root.join("index.json"),
+            &json::to_canonical_vec(&index)?,
+        )?;
+        Ok(descriptor)
+    }
+
+    /// The image named `tag` (or the only image when `tag` is `None`) and its parsed manifest.
+    pub fn image(&self, tag: Option<&str>) -> anyhow::Result<(Descriptor, ImageManifest)> {
+        let index: Index = read_json(&self.root.join("index.json"))?;
+        let named = |d: &&Descriptor| {
+            tag.is_none_or(|t| {
+                d.annotations.get(REF_NAME_ANNOTATION).map(String::as_str) == Some(t)
+            })
+        };
+        let candidates: Vec<&Descriptor> = index.manifests.iter().filter(named).collect();
+        let descriptor = match candidates.as_slice() {
+            [one] => (*one).clone(),
+            [] => bail!(crate::error::BadInput(format!(
+                "the OCI layout {} has no image{}",
+                self.root.display(),
+                tag.map(|t| format!(" tagged `{t}`")).unwrap_or_default()
+            ))),
+            _ => bail!(crate::error::BadInput(format!(
+                "the OCI layout {} holds several images; name one by its tag",
+                self.root.display()
+            ))),
+        };
+        let manifest: ImageManifest = read_json(&self.blob_path(&descriptor.digest))?;
+        Ok((descriptor, manifest))
+    }
+
+    /// Deletes blobs that no image in the index references, so rebuilding never grows the layout.
+    pub fn remove_unreferenced_blobs(&self) -> anyhow::Result<usize> {
+        let index: Index = read_json(&self.root.join("index.json"))?;
+        let mut keep = BTreeSet::new();
+        for descriptor in &index.manifests {
+            keep.insert(descriptor.digest.hex().to_string());
+            let manifest: ImageManifest = read_json(&self.blob_path(&descriptor.digest))?;
+            keep.extend(manifest.blobs().map(|b| b.digest.hex().to_string()));
+        }
+        let mut removed = 0;
+        for entry in fs::read_dir(self.blobs_dir())? {
+            let entry = entry?;
+            if !keep.contains(entry.file_name().to_string_lossy().as_ref()) {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A blob being written into a layout. Dropping it without `commit` leaves nothing behind.
+pub struct BlobWriter {
+    writer: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
+    blobs_dir: PathBuf,
+}
+
+impl BlobWriter {
+    /// Names the blob by its digest. An identical blob already present is kept as is.
+    pub fn commit(self) -> anyhow::Result<(Digest, u64)> {
+        let (digest, size, buffered) = self.writer.finish();
+        let temp = buffered.into_inner().map_err(|e| e.into_error())?;
+        let path = self.blobs_dir.join(digest.hex());
+        if !path.exists() {
+            temp.persist(&path)
+                .with_context(|| format!("cannot write blob {}", path.display()))?;
+        }
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_reader(io::BufReader::new(file))
+        .with_context(|| format!("{} is not valid OCI JSON", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_writer_names_the_blob_by_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let mut writer = layout.blob_writer().unwrap();
+        writer.write_all(b"layer bytes").unwrap();
+        let (digest, size) = writer.commit().unwrap();
+        assert_eq!(digest, Digest::of(b"layer bytes"));
+        assert_eq!(size, 11);
+        assert_eq!(fs::read(layout.blob_path(&digest)).unwrap(), b"layer bytes");
+    }
+
+    #[test]
+    fn unreferenced_blobs_are_removed_and_referenced_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let (config, config_size) = layout.write_blob(b"{}").unwrap();
+        let (stale, _) = layout.write_blob(b"old layer").unwrap();
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(IMAGE_MANIFEST.into()),
+            config: Descriptor::new(
+                super::super::media_types::IMAGE_CONFIG,
+                config.clone(),
+                config_size,
+            ),
+            layers: vec![],
+            annotations: BTreeMap::new(),
+        };
+        layout.set_image(&manifest, "1.0.0").unwrap();
+        assert_eq!(layout.remove_unreferenced_blobs().unwrap(), 1);
+        assert!(!layout.blob_path(&stale).exists());
+        assert!(layout.blob_path(&config).exists());
+        let (_, read_back) = layout.image(Some("1.0.0")).unwrap();
+        assert_eq!(read_back, manifest);
+    }
+}

@@ -1,0 +1,11 @@
+//! OCI formats: digests, canonical JSON, image layouts and archives, and the two image shapes
+//! (the Spin artifact and the plain wasi/wasm image) assembled from a resolved app.
+
+pub mod archive;
+pub mod digest;
+pub mod json;
+pub mod layout;
+pub mod media_types;
+
+pub use digest::{Digest, HashingWriter};
+pub use layout::{Descriptor, ImageManifest, Layout};
