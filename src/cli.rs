@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::OutputMode;
+use crate::registry::auth::AuthMode;
 
 /// Take a Spin application to Azure Kubernetes Service: no Docker, no az, no kubectl.
 #[derive(Debug, Parser)]
@@ -51,6 +52,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Write the app's OCI image as an oci-archive (a tar of an OCI layout) for air-gapped transfer
     Export(ExportArgs),
+    /// Build (unless given a layout or archive) and push the image to a registry
+    Push(PushArgs),
 }
 
 /// Which OCI shape to produce.
@@ -90,4 +93,31 @@ pub struct ExportArgs {
     /// The archive to write (default `<app dir>/<app>-<version>.oci.tar`)
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// `registry/repository[:tag]` (default: the app's last push; tag default: the app version)
+    #[arg(value_name = "REFERENCE")]
+    pub reference: Option<String>,
+    /// Push this OCI image layout instead of building
+    #[arg(long, value_name = "DIR", conflicts_with = "from_archive")]
+    pub from_layout: Option<PathBuf>,
+    /// Push this oci-archive (as written by `export`) instead of building
+    #[arg(long, value_name = "FILE")]
+    pub from_archive: Option<PathBuf>,
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Talk HTTP instead of HTTPS to the registry
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Trust the CA certificates in this PEM file too
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Blobs uploaded at once
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Where credentials come from (auto: Azure for *.azurecr.io/.cn/.us, else the Docker config)
+    #[arg(long, value_enum, default_value_t = AuthMode::Auto)]
+    pub auth: AuthMode,
 }

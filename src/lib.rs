@@ -7,3 +7,5 @@ pub mod commands;
 pub mod error;
 pub mod oci;
 pub mod output;
+pub mod registry;
+pub mod state;

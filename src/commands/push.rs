@@ -1,0 +1,190 @@
+//! `spin-aks push`: get a layout (build, `--from-layout` or `--from-archive`), pick the reference
+//! (argument, state file, prompt), resolve credentials, push, remember, report.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use crate::cli::{GlobalArgs, ImageArgs, PushArgs};
+use crate::oci::media_types::REF_NAME_ANNOTATION;
+use crate::oci::{archive, Layout};
+use crate::output::{Output, OutputMode};
+use crate::registry::{self, auth, PushOptions, Reference, RegistryClient, TransportOptions};
+use crate::state::StateFile;
+
+pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::Result<()> {
+    // Keeps an unpacked archive alive until the push is done.
+    let mut _unpacked = None;
+    let (app_key, layout) = match (&args.from_layout, &args.from_archive) {
+        (Some(dir), _) => (source_key(global, dir)?, Layout::open(dir)?),
+        (None, Some(file)) => {
+            let dir = tempfile::tempdir()?;
+            let layout = archive::unpack(file, dir.path())?;
+            _unpacked = Some(dir);
+            (source_key(global, file)?, layout)
+        }
+        (None, None) => {
+            let (manifest_path, layout) = build_image(global, &args.image, out)?;
+            (canonical(&manifest_path)?, layout)
+        }
+    };
+
+    let state_file = StateFile::new(global.state_file.as_deref())?;
+    let (state, warning) = state_file.load()?;
+    if let Some(warning) = warning {
+        out.warn(warning);
+    }
+    let app_state = state.apps.get(&app_key).cloned().unwrap_or_default();
+    let reference = match &args.reference {
+        Some(reference) => reference.clone(),
+        None => match &app_state.last_image {
+            Some(last) => {
+                out.info(format!("pushing to {last}, this app's last reference"));
+                last.clone()
+            }
+            None => prompt_reference(global)?,
+        },
+    };
+    let mut target = Reference::parse(&reference)?;
+    let (descriptor, _) = layout.image(None)?;
+    if let Some(pinned) = &target.digest {
+        if *pinned != descriptor.digest {
+            return Err(crate::bad_input!(
+                "the reference `{reference}` pins {pinned} but the image to push is {}; drop the `@digest` or push the matching image",
+                descriptor.digest
+            ));
+        }
+    } else if target.tag.is_none() {
+        let tag = descriptor
+            .annotations
+            .get(REF_NAME_ANNOTATION)
+            .filter(|tag| Reference::parse(&format!("{}/{}:{tag}", target.registry, target.repository)).is_ok())
+            .map_or("latest", String::as_str);
+        target.tag = Some(tag.to_string());
+    }
+
+    let credential = auth::resolve_credential(args.auth, &target.registry).await?;
+    let transport = TransportOptions {
+        plain_http: args.plain_http,
+        ca_file: args.ca_file.clone(),
+        max_connections: usize::from(args.jobs),
+    };
+    let mount_from = app_state
+        .mount_source(&target.registry, &target.repository)
+        .map(str::to_string);
+    let client = RegistryClient::connect(
+        &target,
+        credential,
+        mount_from.as_slice(),
+        &transport,
+        registry::retry::RetryPolicy::default(),
+    )
+    .await?;
+    let options = PushOptions {
+        jobs: usize::from(args.jobs),
+        mount_from,
+        progress: !out.quiet && std::io::stderr().is_terminal(),
+    };
+    let report = registry::push_layout(&layout, &target, &client, &options).await?;
+
+    let remembered = Reference {
+        digest: None,
+        ..target.clone()
+    }
+    .to_string();
+    let warning = state_file.update(|state| {
+        state
+            .apps
+            .entry(app_key)
+            .or_default()
+            .record_push(&remembered, &target.registry, &target.repository);
+        state.last_registry = Some(target.registry.clone());
+    })?;
+    if let Some(warning) = warning {
+        out.warn(warning);
+    }
+
+    let manifest_note = if report.manifest_put {
+        ""
+    } else {
+        ", manifest already there"
+    };
+    out.info(format!(
+        "{} blobs uploaded ({}), {} already present, {} mounted{manifest_note}",
+        report.blobs_uploaded,
+        human_bytes(report.bytes_uploaded),
+        report.blobs_skipped,
+        report.blobs_mounted
+    ));
+    let summary = format!("pushed {}\n{}", report.reference, report.pinned);
+    out.report(&report, summary)
+}
+
+/// Builds the app's image as `spin-aks build` does and returns its spin.toml and layout.
+/// The seam to the build pipeline, which lands separately (`commands::build::build_layout`).
+fn build_image(
+    global: &GlobalArgs,
+    _image: &ImageArgs,
+    _out: &Output,
+) -> anyhow::Result<(PathBuf, Layout)> {
+    Err(crate::bad_input!(
+        "push cannot build {} in this version yet; run `spin-aks build` elsewhere and pass `--from-layout <DIR>` or `--from-archive <FILE>`",
+        global.from.display()
+    ))
+}
+
+/// The state-file key for a push from a layout or archive: the app's spin.toml when there is
+/// one at `--from`, else the layout or archive itself.
+fn source_key(global: &GlobalArgs, source: &Path) -> anyhow::Result<String> {
+    let manifest = if global.from.is_dir() {
+        global.from.join("spin.toml")
+    } else {
+        global.from.clone()
+    };
+    if manifest.is_file() {
+        canonical(&manifest)
+    } else {
+        canonical(source)
+    }
+}
+
+fn canonical(path: &Path) -> anyhow::Result<String> {
+    let path = std::fs::canonicalize(path)
+        .map_err(|e| crate::bad_input!("cannot find {}: {e}", path.display()))?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
+/// Asks for the reference on a terminal; never under `-y` or without one.
+fn prompt_reference(global: &GlobalArgs) -> anyhow::Result<String> {
+    let interactive = !global.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !interactive || global.output == OutputMode::Json && !std::io::stdin().is_terminal() {
+        return Err(crate::bad_input!(
+            "no image reference given and none remembered for this app; pass one, e.g. `spin-aks push myacr.azurecr.io/hello:1.0.0`"
+        ));
+    }
+    eprint!("Push to which reference (registry/repository[:tag])? ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let line = line.trim();
+    if line.is_empty() {
+        return Err(crate::bad_input!(
+            "no image reference given; pass one, e.g. `spin-aks push myacr.azurecr.io/hello:1.0.0`"
+        ));
+    }
+    Ok(line.to_string())
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,484 @@
+//! A small distribution-API client over reqwest: HEAD/mount/upload blobs, HEAD/PUT manifests.
+//! Own code rather than oci-client because a push needs what that crate lacks: HEAD before
+//! upload, cross-repo mounts, uploads streamed from files (never a blob in memory), retries that
+//! restart upload sessions, and tokens refreshed mid-push. Each method is one retried operation.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use reqwest::header::{self, HeaderMap};
+use reqwest::{RequestBuilder, Response, StatusCode, Url};
+use tokio_util::io::ReaderStream;
+
+use super::auth::{AuthError, Authenticator};
+use super::credential::SourcedCredential;
+use super::progress::BlobProgress;
+use super::reference::{self, Reference};
+use super::retry::{self, Attempt, RetryPolicy};
+use crate::oci::{media_types, Digest};
+
+/// Manifest media types we accept when asking what a tag points at.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// How to reach the registry.
+#[derive(Clone, Debug, Default)]
+pub struct TransportOptions {
+    /// Use HTTP instead of HTTPS for every registry.
+    pub plain_http: bool,
+    /// A PEM file with extra CA certificates to trust (on top of the system's).
+    pub ca_file: Option<PathBuf>,
+    /// Connections kept open per host, matching the upload parallelism.
+    pub max_connections: usize,
+}
+
+/// What a cross-repository mount request achieved.
+pub enum MountOutcome {
+    Mounted,
+    /// The registry opened an ordinary upload session instead, at this location.
+    Upload(Url),
+}
+
+/// A connection to one registry for pushes into one repository.
+pub struct RegistryClient {
+    http: reqwest::Client,
+    base: Url,
+    registry: String,
+    repository: String,
+    auth: Authenticator,
+    scopes: Vec<String>,
+    retry: RetryPolicy,
+}
+
+impl RegistryClient {
+    /// Connects to the registry of `target`: picks the scheme (HTTPS; HTTP with `--plain-http` or
+    /// as a fallback on loopback), learns its auth challenge and checks the credential up front.
+    /// `mount_sources` are other repositories we may mount blobs from (pull scope requested).
+    pub async fn connect(
+        target: &Reference,
+        credential: SourcedCredential,
+        mount_sources: &[String],
+        transport: &TransportOptions,
+        retry: RetryPolicy,
+    ) -> anyhow::Result<Self> {
+        let http = http_client(transport)?;
+        let mut scopes = vec![format!("repository:{}:pull,push", target.repository)];
+        scopes.extend(
+            mount_sources
+                .iter()
+                .map(|source| format!("repository:{source}:pull")),
+        );
+        let auth = Authenticator::new(http.clone(), credential, retry);
+        let mut client = RegistryClient {
+            http,
+            base: base_url(if transport.plain_http { "http" } else { "https" }, target)?,
+            registry: target.registry.clone(),
+            repository: target.repository.clone(),
+            auth,
+            scopes,
+            retry,
+        };
+        let loopback_probe = !transport.plain_http && reference::is_loopback(&target.registry);
+        if loopback_probe {
+            // One quick HTTPS try; a loopback registry that does not speak TLS gets HTTP.
+            let once = RetryPolicy {
+                attempts: 1,
+                ..retry
+            };
+            match client.ping(&once).await {
+                Ok(()) => return Ok(client),
+                Err(err) if is_unreachable_over_tls(&err) => {
+                    tracing::debug!("{} does not answer HTTPS ({err:#}); using HTTP", target.registry);
+                    client.base = base_url("http", target)?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        client.ping(&retry).await?;
+        Ok(client)
+    }
+
+    /// `GET /v2/`: learns the challenge, then checks the credential (a token, or basic auth).
+    async fn ping(&self, policy: &RetryPolicy) -> anyhow::Result<()> {
+        let url = self.url("/v2/")?;
+        let get = || Ok(self.http.get(url.clone()));
+        let response = retry::run(policy, |_| self.send_once(get, "connect")).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        if response.status() != StatusCode::UNAUTHORIZED {
+            anyhow::bail!(
+                "{} does not answer like a container registry: GET {url} answered {}",
+                self.registry,
+                response.status()
+            );
+        }
+        let header = challenge_header(&response);
+        if !self.auth.challenged(header.as_deref(), &self.scopes).await {
+            anyhow::bail!(
+                "{} asked for authentication in a way spin-aks does not support ({})",
+                self.registry,
+                header.unwrap_or_else(|| "no WWW-Authenticate header".into())
+            );
+        }
+        let check = retry::run(policy, |_| self.send_once(get, "connect")).await?;
+        if check.status() == StatusCode::UNAUTHORIZED {
+            return Err(self.auth_failed(None));
+        }
+        Ok(())
+    }
+
+    fn url(&self, path: &str) -> anyhow::Result<Url> {
+        self.base
+            .join(path)
+            .with_context(|| format!("cannot form a URL for {path}"))
+    }
+
+    fn blob_url(&self, digest: &Digest) -> anyhow::Result<Url> {
+        self.url(&format!("/v2/{}/blobs/{digest}", self.repository))
+    }
+
+    /// True when the repository already holds the blob.
+    pub async fn blob_exists(&self, digest: &Digest) -> anyhow::Result<bool> {
+        let url = self.blob_url(digest)?;
+        retry::run(&self.retry, |_| async {
+            let response = self.send(|| Ok(self.http.head(url.clone())), "check blob").await?;
+            match response.status() {
+                StatusCode::OK => Ok(true),
+                StatusCode::NOT_FOUND => Ok(false),
+                _ => Err(self.unexpected(response, &format!("checking blob {digest}")).await),
+            }
+        })
+        .await
+    }
+
+    /// Asks the registry to mount `digest` from repository `from` instead of uploading it.
+    pub async fn mount_blob(&self, digest: &Digest, from: &str) -> anyhow::Result<MountOutcome> {
+        let mut url = self.url(&format!("/v2/{}/blobs/uploads/", self.repository))?;
+        url.query_pairs_mut()
+            .append_pair("mount", &digest.to_string())
+            .append_pair("from", from);
+        retry::run(&self.retry, |_| async {
+            let response = self.send(|| Ok(self.http.post(url.clone())), "mount blob").await?;
+            match response.status() {
+                StatusCode::CREATED => Ok(MountOutcome::Mounted),
+                StatusCode::ACCEPTED => Ok(MountOutcome::Upload(self.location(&response)?)),
+                _ => Err(self.unexpected(response, &format!("mounting blob {digest} from {from}")).await),
+            }
+        })
+        .await
+    }
+
+    /// Uploads the blob at `path` monolithically, streaming the file. `session` is an upload
+    /// already opened (by a mount attempt); a failed try opens a fresh session.
+    pub async fn upload_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+        mut session: Option<Url>,
+        progress: &BlobProgress,
+    ) -> anyhow::Result<()> {
+        retry::run(&self.retry, |_| {
+            let reuse = session.take();
+            async move {
+                let location = match reuse {
+                    Some(location) => location,
+                    None => self.start_upload().await?,
+                };
+                let mut put_url = location;
+                put_url
+                    .query_pairs_mut()
+                    .append_pair("digest", &digest.to_string());
+                progress.restart();
+                let response = self
+                    .send(
+                        || {
+                            let file = std::fs::File::open(path).with_context(|| {
+                                format!("cannot read the layer {}", path.display())
+                            })?;
+                            let progress = progress.clone();
+                            let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+                            let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
+                                if let Ok(bytes) = chunk {
+                                    progress.add(bytes.len() as u64);
+                                }
+                            });
+                            Ok(self
+                                .http
+                                .put(put_url.clone())
+                                .header(header::CONTENT_TYPE, "application/octet-stream")
+                                .header(header::CONTENT_LENGTH, size)
+                                .body(reqwest::Body::wrap_stream(stream)))
+                        },
+                        "upload blob",
+                    )
+                    .await?;
+                match response.status() {
+                    StatusCode::CREATED => Ok(()),
+                    _ => Err(self.unexpected(response, &format!("uploading blob {digest}")).await),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn start_upload(&self) -> Result<Url, Attempt> {
+        let url = self.url(&format!("/v2/{}/blobs/uploads/", self.repository))?;
+        let response = self
+            .send(|| Ok(self.http.post(url.clone())), "start upload")
+            .await?;
+        match response.status() {
+            StatusCode::ACCEPTED => Ok(self.location(&response)?),
+            _ => Err(self.unexpected(response, "starting a blob upload").await),
+        }
+    }
+
+    /// The digest the tag (or digest) `reference` resolves to, if the repository has it.
+    pub async fn manifest_digest(&self, reference: &str) -> anyhow::Result<Option<Digest>> {
+        let url = self.url(&format!("/v2/{}/manifests/{reference}", self.repository))?;
+        retry::run(&self.retry, |_| async {
+            let response = self
+                .send(
+                    || Ok(self.http.head(url.clone()).header(header::ACCEPT, MANIFEST_ACCEPT)),
+                    "check manifest",
+                )
+                .await?;
+            match response.status() {
+                StatusCode::OK => Ok(response
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())),
+                StatusCode::NOT_FOUND => Ok(None),
+                _ => Err(self.unexpected(response, &format!("checking manifest {reference}")).await),
+            }
+        })
+        .await
+    }
+
+    /// Puts the manifest `bytes` under `reference` (a tag or its digest).
+    pub async fn put_manifest(
+        &self,
+        reference: &str,
+        media_type: Option<&str>,
+        bytes: &[u8],
+    ) -> anyhow::Result<()> {
+        let url = self.url(&format!("/v2/{}/manifests/{reference}", self.repository))?;
+        let media_type = media_type.unwrap_or(media_types::IMAGE_MANIFEST).to_string();
+        retry::run(&self.retry, |_| async {
+            let response = self
+                .send(
+                    || {
+                        Ok(self
+                            .http
+                            .put(url.clone())
+                            .header(header::CONTENT_TYPE, &media_type)
+                            .body(bytes.to_vec()))
+                    },
+                    "put manifest",
+                )
+                .await?;
+            match response.status() {
+                StatusCode::CREATED | StatusCode::OK => Ok(()),
+                _ => Err(self.unexpected(response, &format!("putting the manifest as {reference}")).await),
+            }
+        })
+        .await
+    }
+
+    /// One try of a request, with auth: on a 401 the challenge is answered and the request
+    /// rebuilt and sent once more. Transient failures come back as [`Attempt::Transient`].
+    async fn send(
+        &self,
+        build: impl Fn() -> anyhow::Result<RequestBuilder>,
+        what: &str,
+    ) -> Result<Response, Attempt> {
+        let response = self.send_once(&build, what).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let header = challenge_header(&response);
+        if !self.auth.challenged(header.as_deref(), &self.scopes).await {
+            return Err(Attempt::Final(self.auth_failed(header.as_deref())));
+        }
+        let response = self.send_once(&build, what).await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(Attempt::Final(self.auth_failed(challenge_header(&response).as_deref())));
+        }
+        Ok(response)
+    }
+
+    async fn send_once(
+        &self,
+        build: impl Fn() -> anyhow::Result<RequestBuilder>,
+        what: &str,
+    ) -> Result<Response, Attempt> {
+        let mut request = build()?;
+        if let Some(authorization) = self.auth.authorization(&self.scopes).await.map_err(|e| self.map_auth_error(e))? {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        let response = request.send().await.map_err(|e| {
+            let transient = retry::is_transient_error(&e);
+            let err = anyhow::Error::new(e).context(format!("cannot {what} at {}", self.registry));
+            if transient {
+                Attempt::Transient(err, None)
+            } else {
+                Attempt::Final(err)
+            }
+        })?;
+        if retry::is_transient_status(response.status()) {
+            let retry_after = retry_after(response.headers());
+            let status = response.status();
+            let detail = registry_errors(response).await;
+            return Err(Attempt::Transient(
+                anyhow::anyhow!("{} answered {status} to {what}{detail}", self.registry),
+                retry_after,
+            ));
+        }
+        Ok(response)
+    }
+
+    fn map_auth_error(&self, err: anyhow::Error) -> Attempt {
+        if err.is::<AuthError>() {
+            Attempt::Final(self.auth_failed(None))
+        } else {
+            Attempt::Final(err)
+        }
+    }
+
+    /// The error for a 401 that answering the challenge did not cure.
+    fn auth_failed(&self, header: Option<&str>) -> anyhow::Error {
+        let insufficient_scope = header.is_some_and(|h| h.contains("insufficient_scope"));
+        if insufficient_scope && !self.auth.is_anonymous() {
+            return self.denied();
+        }
+        let hint = if self.auth.is_anonymous() {
+            format!("it requires credentials: run `docker login {}` (or use `--auth azure` for ACR)", self.registry)
+        } else {
+            format!("check the username and password or token (e.g. run `docker login {}` again)", self.registry)
+        };
+        anyhow::anyhow!(
+            "authentication to {} failed: the registry refused {}; {hint}",
+            self.registry,
+            self.auth.credential_source()
+        )
+    }
+
+    fn denied(&self) -> anyhow::Error {
+        anyhow::anyhow!(
+            "push to {}/{} was denied for {}: the identity needs pull and push permission on repository `{}` \
+             (on ACR the AcrPush role; registries in ABAC mode need a repository role such as Container Registry Repository Writer)",
+            self.registry,
+            self.repository,
+            self.auth.credential_source(),
+            self.repository
+        )
+    }
+
+    fn location(&self, response: &Response) -> Result<Url, Attempt> {
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Attempt::Final(anyhow::anyhow!("{} opened an upload without a Location header", self.registry)))?;
+        self.base
+            .join(location)
+            .map_err(|e| Attempt::Final(anyhow::anyhow!("{} sent an invalid upload location `{location}`: {e}", self.registry)))
+    }
+
+    /// A final error for an answer the operation did not expect, with the registry's own words.
+    async fn unexpected(&self, response: Response, doing: &str) -> Attempt {
+        let status = response.status();
+        if status == StatusCode::FORBIDDEN {
+            return Attempt::Final(self.denied());
+        }
+        let detail = registry_errors(response).await;
+        Attempt::Final(anyhow::anyhow!(
+            "{} answered {status} when {doing}{detail}",
+            self.registry
+        ))
+    }
+}
+
+fn http_client(transport: &TransportOptions) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("spin-aks/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(15))
+        .read_timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(transport.max_connections.max(1));
+    if let Some(ca_file) = &transport.ca_file {
+        let pem = std::fs::read(ca_file).map_err(|e| {
+            crate::bad_input!("cannot read the --ca-file {}: {e}", ca_file.display())
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            crate::bad_input!(
+                "the --ca-file {} holds no PEM certificate ({e}); pass a PEM-encoded CA certificate",
+                ca_file.display()
+            )
+        })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().context("cannot set up the HTTP client")
+}
+
+fn base_url(scheme: &str, target: &Reference) -> anyhow::Result<Url> {
+    Url::parse(&format!("{scheme}://{}/", target.api_host()))
+        .map_err(|e| crate::bad_input!("`{}` is not a usable registry address: {e}", target.registry))
+}
+
+/// True when HTTPS failed at the connection (refused, TLS handshake): HTTP may work instead.
+fn is_unreachable_over_tls(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(|e| e.is_connect() || e.is_request())
+    })
+}
+
+fn challenge_header(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// `: CODE: message; …` from a distribution error body, or nothing.
+async fn registry_errors(response: Response) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorEntry {
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let Ok(body) = response.bytes().await else {
+        return String::new();
+    };
+    match serde_json::from_slice::<Errors>(&body) {
+        Ok(errors) if !errors.errors.is_empty() => {
+            let parts: Vec<String> = errors
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .collect();
+            format!(" ({})", parts.join("; "))
+        }
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,77 @@
+//! What we authenticate with: a [`Credential`] whose secrets are wrapped in [`Secret`], which
+//! never prints its value (Debug and Display redact), so no log line or error can leak it.
+
+use std::fmt;
+
+/// A secret string. Only [`Secret::expose`] reveals it, at the one place it goes on the wire.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The username ACR expects with a refresh token (REFERENCE §6).
+pub const ACR_TOKEN_USERNAME: &str = "00000000-0000-0000-0000-000000000000";
+
+/// How to authenticate to one registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    Anonymous,
+    /// Username and password (or a personal access token used as one).
+    Basic { username: String, password: Secret },
+    /// An OAuth2 refresh token (Docker's `identitytoken`, an ACR refresh token): exchanged at
+    /// the token realm with `grant_type=refresh_token`, or sent as a basic-auth password.
+    IdentityToken { username: String, token: Secret },
+}
+
+/// A credential and where it came from, so auth errors can say what to fix.
+#[derive(Clone, Debug)]
+pub struct SourcedCredential {
+    pub credential: Credential,
+    /// e.g. "the Docker config /home/me/.docker/config.json", "docker-credential-pass".
+    pub source: String,
+}
+
+impl SourcedCredential {
+    pub fn anonymous() -> Self {
+        SourcedCredential {
+            credential: Credential::Anonymous,
+            source: "no credentials (anonymous)".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_display() {
+        let credential = Credential::Basic {
+            username: "me".into(),
+            password: Secret::new("hunter2"),
+        };
+        let shown = format!("{credential:?} {}", Secret::new("hunter2"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("me"));
+    }
+}

@@ -1,0 +1,117 @@
+//! Push progress on stderr (only when it is a terminal): a total bar in bytes with uploaded,
+//! skipped and mounted counts, and one bar per blob while it uploads.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::oci::Digest;
+
+/// Progress of one push. Hidden bars cost next to nothing, so callers never branch on visibility.
+pub struct Progress {
+    multi: MultiProgress,
+    total: ProgressBar,
+    counts: Arc<[AtomicUsize; 3]>,
+}
+
+const UPLOADED: usize = 0;
+const SKIPPED: usize = 1;
+const MOUNTED: usize = 2;
+
+impl Progress {
+    /// `total_bytes` covers every blob: skipped and mounted ones count as done at once.
+    pub fn new(visible: bool, total_bytes: u64) -> Self {
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let total = multi.add(ProgressBar::new(total_bytes));
+        total.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .expect("valid progress template")
+            .progress_chars("=> "),
+        );
+        total.set_prefix("pushing");
+        Progress {
+            multi,
+            total,
+            counts: Arc::new(Default::default()),
+        }
+    }
+
+    /// A bar for one blob's upload.
+    pub fn blob(&self, digest: &Digest, size: u64) -> BlobProgress {
+        let bar = self.multi.insert_from_back(0, ProgressBar::new(size));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {bytes}/{total_bytes}")
+                .expect("valid progress template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(digest.hex()[..8].to_string());
+        BlobProgress {
+            bar,
+            total: self.total.clone(),
+            sent: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn skipped(&self, size: u64) {
+        self.count(SKIPPED, size);
+    }
+
+    pub fn mounted(&self, size: u64) {
+        self.count(MOUNTED, size);
+    }
+
+    pub fn uploaded(&self) {
+        self.count(UPLOADED, 0);
+    }
+
+    fn count(&self, which: usize, done_bytes: u64) {
+        self.counts[which].fetch_add(1, Ordering::Relaxed);
+        self.total.inc(done_bytes);
+        let [uploaded, skipped, mounted] = &*self.counts;
+        self.total.set_message(format!(
+            "{} uploaded, {} skipped, {} mounted",
+            uploaded.load(Ordering::Relaxed),
+            skipped.load(Ordering::Relaxed),
+            mounted.load(Ordering::Relaxed)
+        ));
+    }
+
+    pub fn finish(&self) {
+        self.total.finish_and_clear();
+    }
+}
+
+/// One blob's bar; its bytes also advance the total. Cloned into the upload stream.
+#[derive(Clone)]
+pub struct BlobProgress {
+    bar: ProgressBar,
+    total: ProgressBar,
+    sent: Arc<AtomicU64>,
+}
+
+impl BlobProgress {
+    pub fn add(&self, bytes: u64) {
+        self.sent.fetch_add(bytes, Ordering::Relaxed);
+        self.bar.inc(bytes);
+        self.total.inc(bytes);
+    }
+
+    /// Takes back what a failed try sent, before the upload starts over.
+    pub fn restart(&self) {
+        let sent = self.sent.swap(0, Ordering::Relaxed);
+        self.total.set_position(self.total.position().saturating_sub(sent));
+        self.bar.reset();
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,165 @@
+//! Pushing an OCI layout: blobs first (HEAD, else mount from a sibling repository, else a
+//! streamed upload; `jobs` at a time), then the manifest, skipped when the tag already has it.
+
+use std::collections::BTreeSet;
+
+use futures_util::{stream, StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use super::client::{MountOutcome, RegistryClient};
+use super::progress::Progress;
+use super::reference::Reference;
+use crate::oci::{Descriptor, Digest, Layout};
+
+/// How to push.
+#[derive(Clone, Debug)]
+pub struct PushOptions {
+    /// Blobs in flight at once.
+    pub jobs: usize,
+    /// A repository on the same registry this app was pushed to, to mount blobs from.
+    pub mount_from: Option<String>,
+    /// Draw progress bars on stderr.
+    pub progress: bool,
+}
+
+/// What a push did: the JSON of `push --output json` (CLI.md), plus whether the manifest was sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct PushReport {
+    pub reference: String,
+    pub digest: Digest,
+    pub pinned: String,
+    pub blobs_uploaded: usize,
+    pub blobs_skipped: usize,
+    pub blobs_mounted: usize,
+    pub bytes_uploaded: u64,
+    #[serde(skip)]
+    pub manifest_put: bool,
+}
+
+enum BlobOutcome {
+    Skipped,
+    Mounted,
+    Uploaded(u64),
+}
+
+/// Pushes the layout's image to `target` (whose tag, if any, names it) through `client`.
+pub async fn push_layout(
+    layout: &Layout,
+    target: &Reference,
+    client: &RegistryClient,
+    options: &PushOptions,
+) -> anyhow::Result<PushReport> {
+    let (descriptor, manifest) = layout.image(None)?;
+    let manifest_bytes = read_manifest(layout, &descriptor)?;
+    let mut seen = BTreeSet::new();
+    let blobs: Vec<&Descriptor> = manifest
+        .blobs()
+        .filter(|blob| seen.insert(blob.digest.clone()))
+        .collect();
+    for blob in &blobs {
+        check_blob_file(layout, blob)?;
+    }
+    let progress = Progress::new(options.progress, blobs.iter().map(|b| b.size).sum());
+    let outcomes: Vec<BlobOutcome> = stream::iter(blobs)
+        .map(|blob| push_blob(layout, client, blob, options.mount_from.as_deref(), &progress))
+        .buffer_unordered(options.jobs.max(1))
+        .try_collect()
+        .await?;
+    progress.finish();
+
+    let digest = descriptor.digest.clone();
+    let manifest_reference = target.tag.clone().unwrap_or_else(|| digest.to_string());
+    let manifest_put = client.manifest_digest(&manifest_reference).await? != Some(digest.clone());
+    if manifest_put {
+        client
+            .put_manifest(&manifest_reference, manifest.media_type.as_deref(), &manifest_bytes)
+            .await?;
+    }
+    let mut report = PushReport {
+        reference: target.to_string(),
+        pinned: target.pinned(&digest),
+        digest,
+        blobs_uploaded: 0,
+        blobs_skipped: 0,
+        blobs_mounted: 0,
+        bytes_uploaded: 0,
+        manifest_put,
+    };
+    for outcome in outcomes {
+        match outcome {
+            BlobOutcome::Skipped => report.blobs_skipped += 1,
+            BlobOutcome::Mounted => report.blobs_mounted += 1,
+            BlobOutcome::Uploaded(bytes) => {
+                report.blobs_uploaded += 1;
+                report.bytes_uploaded += bytes;
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn push_blob(
+    layout: &Layout,
+    client: &RegistryClient,
+    blob: &Descriptor,
+    mount_from: Option<&str>,
+    progress: &Progress,
+) -> anyhow::Result<BlobOutcome> {
+    let digest = &blob.digest;
+    if client.blob_exists(digest).await? {
+        progress.skipped(blob.size);
+        return Ok(BlobOutcome::Skipped);
+    }
+    let session = match mount_from {
+        Some(source) => match client.mount_blob(digest, source).await? {
+            MountOutcome::Mounted => {
+                progress.mounted(blob.size);
+                return Ok(BlobOutcome::Mounted);
+            }
+            MountOutcome::Upload(location) => Some(location),
+        },
+        None => None,
+    };
+    let bar = progress.blob(digest, blob.size);
+    client
+        .upload_blob(digest, blob.size, &layout.blob_path(digest), session, &bar)
+        .await?;
+    bar.finish();
+    progress.uploaded();
+    Ok(BlobOutcome::Uploaded(blob.size))
+}
+
+/// The manifest's exact bytes, checked against its digest: those bytes are what gets pushed.
+fn read_manifest(layout: &Layout, descriptor: &Descriptor) -> anyhow::Result<Vec<u8>> {
+    let path = layout.blob_path(&descriptor.digest);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| crate::bad_input!("cannot read the manifest {}: {e}", path.display()))?;
+    if Digest::of(&bytes) != descriptor.digest {
+        return Err(crate::bad_input!(
+            "the manifest {} does not match its digest {}; the layout is corrupt: rebuild it with `spin-aks build`",
+            path.display(),
+            descriptor.digest
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Fails early, as bad input, when a blob the manifest names is missing or of the wrong size.
+fn check_blob_file(layout: &Layout, blob: &Descriptor) -> anyhow::Result<()> {
+    let path = layout.blob_path(&blob.digest);
+    let size = std::fs::metadata(&path).map(|m| m.len()).map_err(|e| {
+        crate::bad_input!(
+            "the OCI layout {} lacks blob {} ({e}); rebuild it with `spin-aks build`",
+            layout.root().display(),
+            blob.digest
+        )
+    })?;
+    if size != blob.size {
+        return Err(crate::bad_input!(
+            "blob {} is {size} bytes but the manifest says {}; the layout is corrupt: rebuild it with `spin-aks build`",
+            path.display(),
+            blob.size
+        ));
+    }
+    Ok(())
+}
