@@ -75,7 +75,9 @@ impl StateFile {
         let path = match path {
             Some(path) => path.to_path_buf(),
             None => dirs::data_dir()
-                .context("cannot find the user data directory for the state file; pass --state-file")?
+                .context(
+                    "cannot find the user data directory for the state file; pass --state-file",
+                )?
                 .join("spin")
                 .join("plugins")
                 .join("aks")
@@ -116,7 +118,8 @@ impl StateFile {
                 return Ok((fresh(), None));
             }
             Err(e) => {
-                return Err(e).with_context(|| format!("cannot read the state file {}", self.path.display()))
+                return Err(e)
+                    .with_context(|| format!("cannot read the state file {}", self.path.display()))
             }
         };
         let problem = match serde_json::from_slice::<State>(&bytes) {
@@ -128,8 +131,12 @@ impl StateFile {
             Err(e) => format!("it is not valid JSON ({e})"),
         };
         let backup = sibling(&self.path, "bak");
-        fs::rename(&self.path, &backup)
-            .with_context(|| format!("cannot move the unreadable state file {} aside", self.path.display()))?;
+        fs::rename(&self.path, &backup).with_context(|| {
+            format!(
+                "cannot move the unreadable state file {} aside",
+                self.path.display()
+            )
+        })?;
         Ok((
             fresh(),
             Some(format!(
@@ -141,7 +148,11 @@ impl StateFile {
     }
 
     fn lock(&self) -> anyhow::Result<fs::File> {
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
         let lock_path = sibling(&self.path, "lock");
@@ -191,7 +202,10 @@ mod tests {
         let (state, warning) = file.load().unwrap();
         assert_eq!(warning, None);
         assert_eq!(state.version, VERSION);
-        assert_eq!(state.apps["/app/spin.toml"].last_image.as_deref(), Some("r.example/a:1"));
+        assert_eq!(
+            state.apps["/app/spin.toml"].last_image.as_deref(),
+            Some("r.example/a:1")
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -209,7 +223,10 @@ mod tests {
         let (state, warning) = file.load().unwrap();
         assert_eq!(state, fresh());
         assert!(warning.unwrap().contains("state.bak"));
-        assert_eq!(fs::read(dir.path().join("state.bak")).unwrap(), b"{not json");
+        assert_eq!(
+            fs::read(dir.path().join("state.bak")).unwrap(),
+            b"{not json"
+        );
         assert_eq!(file.update(|_| {}).unwrap(), None);
         assert_eq!(file.load().unwrap().1, None);
     }

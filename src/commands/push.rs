@@ -57,7 +57,10 @@ pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::
         let tag = descriptor
             .annotations
             .get(REF_NAME_ANNOTATION)
-            .filter(|tag| Reference::parse(&format!("{}/{}:{tag}", target.registry, target.repository)).is_ok())
+            .filter(|tag| {
+                Reference::parse(&format!("{}/{}:{tag}", target.registry, target.repository))
+                    .is_ok()
+            })
             .map_or("latest", String::as_str);
         target.tag = Some(tag.to_string());
     }
@@ -92,11 +95,11 @@ pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::
     }
     .to_string();
     let warning = state_file.update(|state| {
-        state
-            .apps
-            .entry(app_key)
-            .or_default()
-            .record_push(&remembered, &target.registry, &target.repository);
+        state.apps.entry(app_key).or_default().record_push(
+            &remembered,
+            &target.registry,
+            &target.repository,
+        );
         state.last_registry = Some(target.registry.clone());
     })?;
     if let Some(warning) = warning {
@@ -155,7 +158,8 @@ fn canonical(path: &Path) -> anyhow::Result<String> {
 
 /// Asks for the reference on a terminal; never under `-y` or without one.
 fn prompt_reference(global: &GlobalArgs) -> anyhow::Result<String> {
-    let interactive = !global.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let interactive =
+        !global.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !interactive || global.output == OutputMode::Json && !std::io::stdin().is_terminal() {
         return Err(crate::bad_input!(
             "no image reference given and none remembered for this app; pass one, e.g. `spin-aks push myacr.azurecr.io/hello:1.0.0`"

@@ -28,7 +28,10 @@ pub enum AuthMode {
 }
 
 /// The credential `mode` selects for `registry`.
-pub async fn resolve_credential(mode: AuthMode, registry: &str) -> anyhow::Result<SourcedCredential> {
+pub async fn resolve_credential(
+    mode: AuthMode,
+    registry: &str,
+) -> anyhow::Result<SourcedCredential> {
     match mode {
         AuthMode::Azure => azure_credential(registry).await,
         AuthMode::Auto if reference::is_acr(registry) => azure_credential(registry).await,
@@ -94,6 +97,7 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
         if key.is_empty() {
             return params;
         }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
         if chars.peek() == Some(&'"') {
             chars.next();
@@ -202,8 +206,8 @@ impl Authenticator {
             Credential::Basic { username, password } => (username, password),
             Credential::IdentityToken { username, token } => (username, token),
         };
-        let encoded = base64::engine::general_purpose::STANDARD
-            .encode(format!("{user}:{}", secret.expose()));
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", secret.expose()));
         let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
         value.set_sensitive(true);
         Some(value)
@@ -239,11 +243,14 @@ impl Authenticator {
                 }
             };
             let response = request.send().await.map_err(|e| {
-                let err = anyhow::Error::new(e).context(format!("cannot reach the token service {realm}"));
+                let err = anyhow::Error::new(e)
+                    .context(format!("cannot reach the token service {realm}"));
                 Attempt::Transient(err, None)
             })?;
             let status = response.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            if status == reqwest::StatusCode::UNAUTHORIZED
+                || status == reqwest::StatusCode::FORBIDDEN
+            {
                 return Err(Attempt::Final(
                     AuthError::Refused {
                         source_name: self.credential.source.clone(),
@@ -262,10 +269,14 @@ impl Authenticator {
                     "the token service {realm} answered {status}"
                 )));
             }
-            response
-                .json::<TokenReply>()
-                .await
-                .map_err(|e| Attempt::Transient(anyhow::Error::new(e).context(format!("the token service {realm} sent an unreadable reply")), None))
+            response.json::<TokenReply>().await.map_err(|e| {
+                Attempt::Transient(
+                    anyhow::Error::new(e).context(format!(
+                        "the token service {realm} sent an unreadable reply"
+                    )),
+                    None,
+                )
+            })
         })
         .await?;
         let value = reply
@@ -288,8 +299,9 @@ impl Authenticator {
 }
 
 fn bearer(token: &Secret) -> anyhow::Result<HeaderValue> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-        .map_err(|_| anyhow::anyhow!("the token service returned a token that is not a valid header value"))?;
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+        anyhow::anyhow!("the token service returned a token that is not a valid header value")
+    })?;
     value.set_sensitive(true);
     Ok(value)
 }

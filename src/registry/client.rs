@@ -21,6 +21,9 @@ use crate::oci::{media_types, Digest};
 /// Manifest media types we accept when asking what a tag points at.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// How long the HTTPS probe of a loopback registry may take before HTTP is tried instead.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How to reach the registry.
 #[derive(Clone, Debug, Default)]
 pub struct TransportOptions {
@@ -71,7 +74,14 @@ impl RegistryClient {
         let auth = Authenticator::new(http.clone(), credential, retry);
         let mut client = RegistryClient {
             http,
-            base: base_url(if transport.plain_http { "http" } else { "https" }, target)?,
+            base: base_url(
+                if transport.plain_http {
+                    "http"
+                } else {
+                    "https"
+                },
+                target,
+            )?,
             registry: target.registry.clone(),
             repository: target.repository.clone(),
             auth,
@@ -85,23 +95,32 @@ impl RegistryClient {
                 attempts: 1,
                 ..retry
             };
-            match client.ping(&once).await {
+            match client.ping(&once, Some(PROBE_TIMEOUT)).await {
                 Ok(()) => return Ok(client),
                 Err(err) if is_unreachable_over_tls(&err) => {
-                    tracing::debug!("{} does not answer HTTPS ({err:#}); using HTTP", target.registry);
+                    tracing::debug!(
+                        "{} does not answer HTTPS ({err:#}); using HTTP",
+                        target.registry
+                    );
                     client.base = base_url("http", target)?;
                 }
                 Err(err) => return Err(err),
             }
         }
-        client.ping(&retry).await?;
+        client.ping(&retry, None).await?;
         Ok(client)
     }
 
     /// `GET /v2/`: learns the challenge, then checks the credential (a token, or basic auth).
-    async fn ping(&self, policy: &RetryPolicy) -> anyhow::Result<()> {
+    async fn ping(&self, policy: &RetryPolicy, timeout: Option<Duration>) -> anyhow::Result<()> {
         let url = self.url("/v2/")?;
-        let get = || Ok(self.http.get(url.clone()));
+        let get = || {
+            let request = self.http.get(url.clone());
+            Ok(match timeout {
+                Some(timeout) => request.timeout(timeout),
+                None => request,
+            })
+        };
         let response = retry::run(policy, |_| self.send_once(get, "connect")).await?;
         if response.status().is_success() {
             return Ok(());
@@ -142,11 +161,15 @@ impl RegistryClient {
     pub async fn blob_exists(&self, digest: &Digest) -> anyhow::Result<bool> {
         let url = self.blob_url(digest)?;
         retry::run(&self.retry, |_| async {
-            let response = self.send(|| Ok(self.http.head(url.clone())), "check blob").await?;
+            let response = self
+                .send(|| Ok(self.http.head(url.clone())), "check blob")
+                .await?;
             match response.status() {
                 StatusCode::OK => Ok(true),
                 StatusCode::NOT_FOUND => Ok(false),
-                _ => Err(self.unexpected(response, &format!("checking blob {digest}")).await),
+                _ => Err(self
+                    .unexpected(response, &format!("checking blob {digest}"))
+                    .await),
             }
         })
         .await
@@ -159,11 +182,15 @@ impl RegistryClient {
             .append_pair("mount", &digest.to_string())
             .append_pair("from", from);
         retry::run(&self.retry, |_| async {
-            let response = self.send(|| Ok(self.http.post(url.clone())), "mount blob").await?;
+            let response = self
+                .send(|| Ok(self.http.post(url.clone())), "mount blob")
+                .await?;
             match response.status() {
                 StatusCode::CREATED => Ok(MountOutcome::Mounted),
                 StatusCode::ACCEPTED => Ok(MountOutcome::Upload(self.location(&response)?)),
-                _ => Err(self.unexpected(response, &format!("mounting blob {digest} from {from}")).await),
+                _ => Err(self
+                    .unexpected(response, &format!("mounting blob {digest} from {from}"))
+                    .await),
             }
         })
         .await
@@ -198,7 +225,10 @@ impl RegistryClient {
                                 format!("cannot read the layer {}", path.display())
                             })?;
                             let progress = progress.clone();
-                            let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+                            let stream = ReaderStream::with_capacity(
+                                tokio::fs::File::from_std(file),
+                                256 * 1024,
+                            );
                             let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
                                 if let Ok(bytes) = chunk {
                                     progress.add(bytes.len() as u64);
@@ -209,6 +239,7 @@ impl RegistryClient {
                                 .put(put_url.clone())
                                 .header(header::CONTENT_TYPE, "application/octet-stream")
                                 .header(header::CONTENT_LENGTH, size)
+                                .timeout(upload_timeout(size))
                                 .body(reqwest::Body::wrap_stream(stream)))
                         },
                         "upload blob",
@@ -216,7 +247,9 @@ impl RegistryClient {
                     .await?;
                 match response.status() {
                     StatusCode::CREATED => Ok(()),
-                    _ => Err(self.unexpected(response, &format!("uploading blob {digest}")).await),
+                    _ => Err(self
+                        .unexpected(response, &format!("uploading blob {digest}"))
+                        .await),
                 }
             }
         })
@@ -240,7 +273,12 @@ impl RegistryClient {
         retry::run(&self.retry, |_| async {
             let response = self
                 .send(
-                    || Ok(self.http.head(url.clone()).header(header::ACCEPT, MANIFEST_ACCEPT)),
+                    || {
+                        Ok(self
+                            .http
+                            .head(url.clone())
+                            .header(header::ACCEPT, MANIFEST_ACCEPT))
+                    },
                     "check manifest",
                 )
                 .await?;
@@ -251,7 +289,9 @@ impl RegistryClient {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok())),
                 StatusCode::NOT_FOUND => Ok(None),
-                _ => Err(self.unexpected(response, &format!("checking manifest {reference}")).await),
+                _ => Err(self
+                    .unexpected(response, &format!("checking manifest {reference}"))
+                    .await),
             }
         })
         .await
@@ -265,7 +305,9 @@ impl RegistryClient {
         bytes: &[u8],
     ) -> anyhow::Result<()> {
         let url = self.url(&format!("/v2/{}/manifests/{reference}", self.repository))?;
-        let media_type = media_type.unwrap_or(media_types::IMAGE_MANIFEST).to_string();
+        let media_type = media_type
+            .unwrap_or(media_types::IMAGE_MANIFEST)
+            .to_string();
         retry::run(&self.retry, |_| async {
             let response = self
                 .send(
@@ -281,7 +323,9 @@ impl RegistryClient {
                 .await?;
             match response.status() {
                 StatusCode::CREATED | StatusCode::OK => Ok(()),
-                _ => Err(self.unexpected(response, &format!("putting the manifest as {reference}")).await),
+                _ => Err(self
+                    .unexpected(response, &format!("putting the manifest as {reference}"))
+                    .await),
             }
         })
         .await
@@ -304,7 +348,9 @@ impl RegistryClient {
         }
         let response = self.send_once(&build, what).await?;
         if response.status() == StatusCode::UNAUTHORIZED {
-            return Err(Attempt::Final(self.auth_failed(challenge_header(&response).as_deref())));
+            return Err(Attempt::Final(
+                self.auth_failed(challenge_header(&response).as_deref()),
+            ));
         }
         Ok(response)
     }
@@ -315,7 +361,12 @@ impl RegistryClient {
         what: &str,
     ) -> Result<Response, Attempt> {
         let mut request = build()?;
-        if let Some(authorization) = self.auth.authorization(&self.scopes).await.map_err(|e| self.map_auth_error(e))? {
+        if let Some(authorization) = self
+            .auth
+            .authorization(&self.scopes)
+            .await
+            .map_err(|e| self.map_auth_error(e))?
+        {
             request = request.header(header::AUTHORIZATION, authorization);
         }
         let response = request.send().await.map_err(|e| {
@@ -354,9 +405,15 @@ impl RegistryClient {
             return self.denied();
         }
         let hint = if self.auth.is_anonymous() {
-            format!("it requires credentials: run `docker login {}` (or use `--auth azure` for ACR)", self.registry)
+            format!(
+                "it requires credentials: run `docker login {}` (or use `--auth azure` for ACR)",
+                self.registry
+            )
         } else {
-            format!("check the username and password or token (e.g. run `docker login {}` again)", self.registry)
+            format!(
+                "check the username and password or token (e.g. run `docker login {}` again)",
+                self.registry
+            )
         };
         anyhow::anyhow!(
             "authentication to {} failed: the registry refused {}; {hint}",
@@ -381,10 +438,18 @@ impl RegistryClient {
             .headers()
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Attempt::Final(anyhow::anyhow!("{} opened an upload without a Location header", self.registry)))?;
-        self.base
-            .join(location)
-            .map_err(|e| Attempt::Final(anyhow::anyhow!("{} sent an invalid upload location `{location}`: {e}", self.registry)))
+            .ok_or_else(|| {
+                Attempt::Final(anyhow::anyhow!(
+                    "{} opened an upload without a Location header",
+                    self.registry
+                ))
+            })?;
+        self.base.join(location).map_err(|e| {
+            Attempt::Final(anyhow::anyhow!(
+                "{} sent an invalid upload location `{location}`: {e}",
+                self.registry
+            ))
+        })
     }
 
     /// A final error for an answer the operation did not expect, with the registry's own words.
@@ -405,7 +470,9 @@ fn http_client(transport: &TransportOptions) -> anyhow::Result<reqwest::Client> 
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("spin-aks/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
-        .read_timeout(Duration::from_secs(120))
+        .tcp_keepalive(Duration::from_secs(30))
+        // Every request but a blob upload (which sets its own, by size) is small.
+        .timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(transport.max_connections.max(1));
     if let Some(ca_file) = &transport.ca_file {
         let pem = std::fs::read(ca_file).map_err(|e| {
@@ -422,9 +489,18 @@ fn http_client(transport: &TransportOptions) -> anyhow::Result<reqwest::Client> 
     builder.build().context("cannot set up the HTTP client")
 }
 
+/// A deadline for uploading `size` bytes that only a stalled upload misses (>= 256 KiB/s).
+fn upload_timeout(size: u64) -> Duration {
+    Duration::from_secs(60 + size / (256 * 1024))
+}
+
 fn base_url(scheme: &str, target: &Reference) -> anyhow::Result<Url> {
-    Url::parse(&format!("{scheme}://{}/", target.api_host()))
-        .map_err(|e| crate::bad_input!("`{}` is not a usable registry address: {e}", target.registry))
+    Url::parse(&format!("{scheme}://{}/", target.api_host())).map_err(|e| {
+        crate::bad_input!(
+            "`{}` is not a usable registry address: {e}",
+            target.registry
+        )
+    })
 }
 
 /// True when HTTPS failed at the connection (refused, TLS handshake): HTTP may work instead.
@@ -432,7 +508,7 @@ fn is_unreachable_over_tls(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<reqwest::Error>()
-            .is_some_and(|e| e.is_connect() || e.is_request())
+            .is_some_and(|e| e.is_connect() || e.is_request() || e.is_timeout())
     })
 }
 

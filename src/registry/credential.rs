@@ -37,10 +37,16 @@ pub const ACR_TOKEN_USERNAME: &str = "00000000-0000-0000-0000-000000000000";
 pub enum Credential {
     Anonymous,
     /// Username and password (or a personal access token used as one).
-    Basic { username: String, password: Secret },
+    Basic {
+        username: String,
+        password: Secret,
+    },
     /// An OAuth2 refresh token (Docker's `identitytoken`, an ACR refresh token): exchanged at
     /// the token realm with `grant_type=refresh_token`, or sent as a basic-auth password.
-    IdentityToken { username: String, token: Secret },
+    IdentityToken {
+        username: String,
+        token: Secret,
+    },
 }
 
 /// A credential and where it came from, so auth errors can say what to fix.

@@ -72,7 +72,11 @@ pub fn lookup(registry: &str) -> anyhow::Result<SourcedCredential> {
     resolve(&config, &path, registry)
 }
 
-fn resolve(config: &DockerConfig, path: &Path, registry: &str) -> anyhow::Result<SourcedCredential> {
+fn resolve(
+    config: &DockerConfig,
+    path: &Path,
+    registry: &str,
+) -> anyhow::Result<SourcedCredential> {
     if let Some(helper) = find(&config.cred_helpers, registry) {
         return from_helper(helper, registry, path);
     }
@@ -109,7 +113,11 @@ fn canonical_host(key: &str) -> String {
     }
 }
 
-fn decode_entry(entry: &AuthEntry, path: &Path, registry: &str) -> anyhow::Result<Option<Credential>> {
+fn decode_entry(
+    entry: &AuthEntry,
+    path: &Path,
+    registry: &str,
+) -> anyhow::Result<Option<Credential>> {
     let (username, password) = match (&entry.auth, &entry.username, &entry.password) {
         (Some(auth), _, _) if !auth.is_empty() => {
             let bad = || {
@@ -256,7 +264,9 @@ mod tests {
         );
         let err = resolve_json(json, "other.example").unwrap_err();
         assert_eq!(crate::error::exit_code(&err), 2);
-        assert!(err.to_string().contains("not base64 of `username:password`"));
+        assert!(err
+            .to_string()
+            .contains("not base64 of `username:password`"));
     }
 
     #[test]

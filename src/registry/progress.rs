@@ -107,7 +107,8 @@ impl BlobProgress {
     /// Takes back what a failed try sent, before the upload starts over.
     pub fn restart(&self) {
         let sent = self.sent.swap(0, Ordering::Relaxed);
-        self.total.set_position(self.total.position().saturating_sub(sent));
+        self.total
+            .set_position(self.total.position().saturating_sub(sent));
         self.bar.reset();
     }
 

@@ -61,7 +61,15 @@ pub async fn push_layout(
     }
     let progress = Progress::new(options.progress, blobs.iter().map(|b| b.size).sum());
     let outcomes: Vec<BlobOutcome> = stream::iter(blobs)
-        .map(|blob| push_blob(layout, client, blob, options.mount_from.as_deref(), &progress))
+        .map(|blob| {
+            push_blob(
+                layout,
+                client,
+                blob,
+                options.mount_from.as_deref(),
+                &progress,
+            )
+        })
         .buffer_unordered(options.jobs.max(1))
         .try_collect()
         .await?;
@@ -72,7 +80,11 @@ pub async fn push_layout(
     let manifest_put = client.manifest_digest(&manifest_reference).await? != Some(digest.clone());
     if manifest_put {
         client
-            .put_manifest(&manifest_reference, manifest.media_type.as_deref(), &manifest_bytes)
+            .put_manifest(
+                &manifest_reference,
+                manifest.media_type.as_deref(),
+                &manifest_bytes,
+            )
             .await?;
     }
     let mut report = PushReport {

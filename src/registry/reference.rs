@@ -245,7 +245,13 @@ mod tests {
 
     #[test]
     fn loopback_and_acr_hosts_are_recognised() {
-        for host in ["localhost", "localhost:5000", "127.0.0.1:80", "127.1.2.3", "[::1]:5000"] {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:80",
+            "127.1.2.3",
+            "[::1]:5000",
+        ] {
             assert!(is_loopback(host), "{host}");
         }
         for host in ["example.com", "10.0.0.1:5000", "localhost.example.com"] {

@@ -116,7 +116,11 @@ where
             Err(Attempt::Transient(err, retry_after)) => {
                 attempt += 1;
                 if attempt >= policy.attempts {
-                    return Err(GaveUp { tries: attempt, last: err }.into());
+                    return Err(GaveUp {
+                        tries: attempt,
+                        last: err,
+                    }
+                    .into());
                 }
                 let pause = policy.delay(attempt - 1, retry_after);
                 tracing::debug!("transient failure ({err:#}); retrying in {pause:?}");
@@ -133,10 +137,16 @@ mod tests {
     #[test]
     fn throttling_timeouts_and_server_errors_are_transient_client_errors_are_not() {
         for code in [408, 429, 500, 502, 503, 504] {
-            assert!(is_transient_status(StatusCode::from_u16(code).unwrap()), "{code}");
+            assert!(
+                is_transient_status(StatusCode::from_u16(code).unwrap()),
+                "{code}"
+            );
         }
         for code in [400, 401, 403, 404, 405, 409, 413, 501, 505] {
-            assert!(!is_transient_status(StatusCode::from_u16(code).unwrap()), "{code}");
+            assert!(
+                !is_transient_status(StatusCode::from_u16(code).unwrap()),
+                "{code}"
+            );
         }
     }
 
