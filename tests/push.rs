@@ -431,3 +431,39 @@ fn an_interrupted_push_completes_when_run_again_without_re_uploading() {
     let raw = skopeo_raw_manifest(&reference, None);
     assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
 }
+
+#[test]
+fn tls_registry_is_verified_and_trusted_with_ca_file() {
+    let Some(fx) = Fixture::new() else { return };
+    let pki_dir = fx.path().join("pki");
+    std::fs::create_dir_all(&pki_dir).unwrap();
+    let Some(pki) = support::tls::generate(&pki_dir) else {
+        return;
+    };
+    let config = support::registry::RegistryConfig::open().tls(&pki.certificate, &pki.key);
+    let Some(registry) = Registry::start(config) else {
+        return;
+    };
+    let dir = fx.layout("layout", 3);
+    let reference = format!("{}/secure/app:1", registry.host());
+
+    let (code, _, stderr) = fx.push(&[&reference, "--from-layout", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("certificate") && stderr.contains("--ca-file"),
+        "{stderr}"
+    );
+
+    let ca_file = pki_dir.join("ca.pem");
+    let json = fx.push_ok(&[
+        &reference,
+        "--from-layout",
+        dir.to_str().unwrap(),
+        "--ca-file",
+        ca_file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        sha256(&skopeo_raw_manifest(&reference, None)),
+        json["digest"].as_str().unwrap()
+    );
+}

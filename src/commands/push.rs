@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{GlobalArgs, ImageArgs, PushArgs};
 use crate::oci::media_types::REF_NAME_ANNOTATION;
 use crate::oci::{archive, Layout};
-use crate::output::{Output, OutputMode};
+use crate::output::Output;
 use crate::registry::{self, auth, PushOptions, Reference, RegistryClient, TransportOptions};
 use crate::state::StateFile;
 
@@ -160,7 +160,7 @@ fn canonical(path: &Path) -> anyhow::Result<String> {
 fn prompt_reference(global: &GlobalArgs) -> anyhow::Result<String> {
     let interactive =
         !global.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if !interactive || global.output == OutputMode::Json && !std::io::stdin().is_terminal() {
+    if !interactive {
         return Err(crate::bad_input!(
             "no image reference given and none remembered for this app; pass one, e.g. `spin-aks push myacr.azurecr.io/hello:1.0.0`"
         ));

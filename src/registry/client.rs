@@ -97,6 +97,9 @@ impl RegistryClient {
             };
             match client.ping(&once, Some(PROBE_TIMEOUT)).await {
                 Ok(()) => return Ok(client),
+                Err(err) if is_untrusted_certificate(&err) => {
+                    return Err(untrusted(&target.registry, err));
+                }
                 Err(err) if is_unreachable_over_tls(&err) => {
                     tracing::debug!(
                         "{} does not answer HTTPS ({err:#}); using HTTP",
@@ -107,7 +110,13 @@ impl RegistryClient {
                 Err(err) => return Err(err),
             }
         }
-        client.ping(&retry, None).await?;
+        client.ping(&retry, None).await.map_err(|err| {
+            if is_untrusted_certificate(&err) {
+                untrusted(&target.registry, err)
+            } else {
+                err
+            }
+        })?;
         Ok(client)
     }
 
@@ -501,6 +510,16 @@ fn base_url(scheme: &str, target: &Reference) -> anyhow::Result<Url> {
             target.registry
         )
     })
+}
+
+fn is_untrusted_certificate(err: &anyhow::Error) -> bool {
+    err.chain().any(retry::is_certificate_error)
+}
+
+fn untrusted(registry: &str, err: anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the TLS certificate of {registry} is not trusted ({err:#}); pass its CA with `--ca-file <PEM>`, or `--plain-http` if it serves HTTP"
+    )
 }
 
 /// True when HTTPS failed at the connection (refused, TLS handshake): HTTP may work instead.

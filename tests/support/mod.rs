@@ -5,6 +5,7 @@
 pub mod fault_proxy;
 pub mod layout;
 pub mod registry;
+pub mod tls;
 
 use std::path::Path;
 use std::process::Command;

@@ -23,6 +23,7 @@ pub struct RegistryConfig {
     /// `{dir}` stands for the registry's temp dir (where [`RegistryConfig::file`]s go).
     auth: Option<String>,
     files: Vec<(String, Vec<u8>)>,
+    tls: bool,
 }
 
 impl RegistryConfig {
@@ -34,6 +35,13 @@ impl RegistryConfig {
     pub fn auth(mut self, block: impl Into<String>) -> Self {
         self.auth = Some(block.into());
         self
+    }
+
+    /// Serve HTTPS with this PEM certificate chain and key.
+    pub fn tls(self, certificate: &str, key: &str) -> Self {
+        let mut config = self.file("tls.crt", certificate).file("tls.key", key);
+        config.tls = true;
+        config
     }
 
     /// A file written into the registry's temp dir before it starts.
@@ -69,6 +77,12 @@ impl Registry {
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: spin-aks-test-secret\n",
             dir.path().join("storage").display()
         );
+        if config.tls {
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {0}/tls.crt\n    key: {0}/tls.key\n",
+                dir.path().display()
+            ));
+        }
         for (name, contents) in &config.files {
             std::fs::write(dir.path().join(name), contents).expect("write registry file");
         }
@@ -116,7 +130,8 @@ impl Registry {
                     stream.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
                 let mut reply = String::new();
                 let _ = stream.read_to_string(&mut reply);
-                if reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.1 401") {
+                // 200/401, or a TLS registry's 400 answer to plain HTTP: it is serving.
+                if reply.starts_with("HTTP/1.") {
                     return;
                 }
             }
