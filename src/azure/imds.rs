@@ -56,7 +56,16 @@ impl ImdsCredential {
             .header("Metadata", "true")
             .send()
             .await
-            .with_context(|| format!("no instance metadata service at {}", self.host))?;
+            .map_err(|err| {
+                let why = if err.is_timeout() {
+                    "timed out"
+                } else if err.is_connect() {
+                    "could not connect"
+                } else {
+                    "request failed"
+                };
+                anyhow::anyhow!("no instance metadata service at {} ({why})", self.host)
+            })?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
