@@ -3,6 +3,7 @@
 
 mod support {
     pub mod acr;
+    pub mod entra;
 }
 
 use sha2::{Digest, Sha256};
@@ -15,6 +16,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::acr::{write_fake_az, AcrFake, IDENTITY_HEADER, TENANT};
+use support::entra::{Accept, FakeEntra};
 
 /// The credential chain reads the process environment: tests that touch it take turns.
 static ENV_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -33,6 +35,7 @@ const AZURE_VARS: &[&str] = &[
     "MSI_ENDPOINT",
     "MSI_SECRET",
     "PATH",
+    "SSL_CERT_FILE",
 ];
 
 /// An environment with no Azure configuration, PATH holding only an empty `bin` dir, and IMDS
@@ -429,6 +432,97 @@ async fn environment_service_principal_refuses_a_plain_http_authority_host_and_t
         "{message}"
     );
     assert_no_secret(&message, &["sp-secret-value"]);
+}
+
+const SP_CLIENT_ID: &str = "99999999-8888-7777-6666-555555555555";
+
+/// A fake Entra endpoint for the registry's tenant, trusted through `SSL_CERT_FILE`, accepting
+/// `credential` and handing out a fresh Entra token the fake ACR knows.
+async fn trusted_entra(acr: &AcrFake, env: &IsolatedEnv, credential: &str) -> (FakeEntra, String) {
+    let access_token = acr.entra_token(TENANT, 3600);
+    let entra = FakeEntra::start(Accept {
+        tenant: TENANT.into(),
+        client_id: SP_CLIENT_ID.into(),
+        credential: credential.into(),
+        access_token: access_token.clone(),
+    })
+    .await;
+    env.set("AZURE_AUTHORITY_HOST", &entra.authority_host);
+    env.set("SSL_CERT_FILE", entra.ca_file.to_str().unwrap());
+    env.set("AZURE_TENANT_ID", TENANT);
+    env.set("AZURE_CLIENT_ID", SP_CLIENT_ID);
+    (entra, access_token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_service_principal_signs_in_at_the_authority_host_and_pushes() {
+    let Some(acr) = AcrFake::start().await else {
+        return;
+    };
+    let env = IsolatedEnv::new().await;
+    let (_entra, access_token) = trusted_entra(&acr, &env, "sp-secret-value").await;
+    env.set("AZURE_CLIENT_SECRET", "sp-secret-value");
+
+    let credential = AzureCredential::from_env();
+    let token = credential.token(ACR_SCOPE).await.unwrap();
+    assert_eq!(token.source, Source::EnvironmentServicePrincipal);
+    assert_eq!(token.token.expose(), access_token);
+
+    let refresh = acr_refresh_token(&http(), &acr.login_server, &credential)
+        .await
+        .unwrap();
+    let access = acr_access_token(&http(), &acr.login_server, &refresh, &push_scope("sp/app"))
+        .await
+        .unwrap();
+    upload_blob(
+        &acr.login_server,
+        "sp/app",
+        &access.token,
+        b"service principal",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_client_secret_is_reported_with_entra_message_and_never_printed() {
+    let Some(acr) = AcrFake::start().await else {
+        return;
+    };
+    let env = IsolatedEnv::new().await;
+    let (_entra, _) = trusted_entra(&acr, &env, "the-right-secret").await;
+    env.set("AZURE_CLIENT_SECRET", "a-wrong-secret-value");
+
+    let err = AzureCredential::from_env()
+        .token(ACR_SCOPE)
+        .await
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("environment service principal: ClientSecretCredential authentication failed. AADSTS7000215: Invalid client secret"),
+        "{message}"
+    );
+    assert_no_secret(&message, &["a-wrong-secret-value", "the-right-secret"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_identity_presents_the_federated_token_file() {
+    let Some(acr) = AcrFake::start().await else {
+        return;
+    };
+    let env = IsolatedEnv::new().await;
+    let federated = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.sig";
+    let (_entra, access_token) = trusted_entra(&acr, &env, federated).await;
+    let token_file = acr.scratch("workload").join("token");
+    std::fs::write(&token_file, federated).unwrap();
+    env.set("AZURE_FEDERATED_TOKEN_FILE", token_file.to_str().unwrap());
+
+    let credential = AzureCredential::from_env();
+    let token = credential.token(ACR_SCOPE).await.unwrap();
+    assert_eq!(token.source, Source::WorkloadIdentity);
+    assert_eq!(token.token.expose(), access_token);
+    acr_refresh_token(&http(), &acr.login_server, &credential)
+        .await
+        .unwrap();
 }
 
 /// A one-layer OCI image layout with tag `v1`, for skopeo to push.
