@@ -241,6 +241,29 @@ async fn managed_identity_endpoint_supplies_the_entra_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_identity_refusal_is_listed_with_its_endpoint_and_the_chain_moves_on() {
+    let Some(acr) = AcrFake::start().await else {
+        return;
+    };
+    let env = IsolatedEnv::new().await;
+    env.set("IDENTITY_ENDPOINT", &acr.identity_endpoint());
+    env.set("IDENTITY_HEADER", "not-the-expected-header");
+
+    let err = AzureCredential::from_env()
+        .token(ACR_SCOPE)
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    let expected = format!(
+        "managed identity (IDENTITY_ENDPOINT {}): ManagedIdentityCredential authentication failed.",
+        acr.identity_endpoint()
+    );
+    assert!(message.contains(&expected), "{message}");
+    assert!(message.contains("Azure CLI (az):"), "{message}");
+    assert_no_secret(&message, &["not-the-expected-header"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_entra_token_is_refused_with_the_service_message_and_no_token() {
     let Some(acr) = AcrFake::start().await else {
         return;

@@ -1,9 +1,5 @@
-//! The Entra credential chain, in DefaultAzureCredential's order: environment service principal,
-//! workload identity, managed identity, Azure CLI, Azure Developer CLI. The first that yields a token wins.
-//!
-//! azure_identity 1.x supplies every credential except IMDS (see [`super::imds`]) but no chain: the
-//! order, the environment checks and the "what was tried" error are ours. `AZURE_AUTHORITY_HOST` is
-//! read by azure_identity itself (it must be an https URL).
+//! The Entra credential chain in DefaultAzureCredential's order: environment service principal, workload
+//! identity, managed identity, Azure CLI, Azure Developer CLI; the first source that yields a token wins.
 
 use super::imds::{ImdsCredential, DEFAULT_IMDS_HOST};
 use super::Secret;
@@ -114,6 +110,10 @@ pub struct EntraToken {
 }
 
 /// DefaultAzureCredential, composed: tries each [`Step`] in order and remembers the one that worked.
+///
+/// azure_identity 1.x supplies every credential but IMDS (see [`super::imds`]) and has no chain: the
+/// order, the environment checks and the "what was tried" error are ours. azure_identity itself reads
+/// `AZURE_AUTHORITY_HOST` (it must be an https URL) and the other variables of each credential.
 #[derive(Debug)]
 pub struct AzureCredential {
     steps: Vec<Step>,
@@ -157,7 +157,13 @@ impl AzureCredential {
                 }
                 Err(reason) => {
                     tracing::debug!(source = %step.source, %reason, "credential unavailable");
-                    tried.push(format!("{}: {reason}", step.source));
+                    let source = match &step.endpoint {
+                        Some(ManagedIdentityEndpoint::AppService(endpoint)) => {
+                            format!("{} (IDENTITY_ENDPOINT {endpoint})", step.source)
+                        }
+                        _ => step.source.to_string(),
+                    };
+                    tried.push(format!("{source}: {reason}"));
                 }
             }
         }

@@ -1,14 +1,12 @@
-//! Managed identity through the Azure Instance Metadata Service (VMs, AKS nodes), done over reqwest.
-//! Ours, not azure_identity's: its IMDS credential retries for up to 72 s against a fixed address,
-//! so a laptop would hang and a test could not point it at a loopback fake. This one gives up after
-//! a 1 s connect timeout and, like the other Azure SDKs, honours `AZURE_POD_IDENTITY_AUTHORITY_HOST`.
+//! Managed identity through the instance metadata service (VMs, AKS nodes), over reqwest with a 1 s connect
+//! timeout: azure_identity's IMDS credential retries for ~72 s at a fixed address (a laptop would hang, a test can't fake it).
 
 use super::Secret;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The well-known IMDS address; `AZURE_POD_IDENTITY_AUTHORITY_HOST` replaces it.
+/// The well-known IMDS address; `AZURE_POD_IDENTITY_AUTHORITY_HOST` replaces it (as in the other Azure SDKs).
 pub const DEFAULT_IMDS_HOST: &str = "http://169.254.169.254";
 const API_VERSION: &str = "2018-02-01";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
