@@ -120,7 +120,12 @@ pub struct AzureCredential {
     /// `AZURE_CLIENT_ID`, which also selects a user-assigned managed identity.
     client_id: Option<String>,
     last_good: Mutex<Option<usize>>,
+    /// The last token and its scope, reused until [`REUSE_MARGIN`] before it expires.
+    cached: Mutex<Option<(String, EntraToken)>>,
 }
+
+/// A cached Entra token is reused only while it stays valid at least this long.
+const REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 impl AzureCredential {
     /// The chain as the process environment configures it.
@@ -131,12 +136,24 @@ impl AzureCredential {
                 .ok()
                 .filter(|id| !id.is_empty()),
             last_good: Mutex::new(None),
+            cached: Mutex::new(None),
         }
     }
 
     /// A token for `scope` from the first source that gives one; otherwise an error naming every
     /// source tried and why it failed.
     pub async fn token(&self, scope: &str) -> anyhow::Result<EntraToken> {
+        if let Some((cached_scope, token)) = &*self.cached.lock().unwrap() {
+            if cached_scope == scope && token.expires_on > SystemTime::now() + REUSE_MARGIN {
+                return Ok(token.clone());
+            }
+        }
+        let token = self.fetch(scope).await?;
+        *self.cached.lock().unwrap() = Some((scope.to_string(), token.clone()));
+        Ok(token)
+    }
+
+    async fn fetch(&self, scope: &str) -> anyhow::Result<EntraToken> {
         let remembered = *self.last_good.lock().unwrap();
         if let Some(index) = remembered {
             if let Ok(token) = self.try_step(&self.steps[index], scope).await {
