@@ -185,7 +185,7 @@ impl AzureCredential {
             }
         }
         anyhow::bail!(
-            "no Azure credential found. Tried, in order:\n  - {}\n\
+            "could not sign in to Azure: no credential gave a token. Tried, in order:\n  - {}\n\
              Sign in with `az login` (or `azd auth login`), or set AZURE_TENANT_ID, AZURE_CLIENT_ID \
              and AZURE_CLIENT_SECRET for a service principal.",
             tried.join("\n  - ")
