@@ -32,7 +32,9 @@ fn assembly(c: &mut Criterion) {
     generate(dir.path());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let app = app::load(dir.path()).unwrap();
-    let resolved = runtime.block_on(app::resolve(app, &mut Vec::new())).unwrap();
+    let resolved = runtime
+        .block_on(app::resolve(app, &mut Vec::new()))
+        .unwrap();
     let options = AssembleOptions {
         source_date_epoch: None,
         archive_layers: false,

@@ -60,6 +60,7 @@ cold=$(printf '%s\n' "${cold_times[@]}" | median)
 warm=$(printf '%s\n' "${warm_times[@]}" | median)
 
 gen_app "$work/big" 300 932
+big_mb=$(du -sm "$work/big" | cut -f1)
 rss_small=$(rm -rf "$work/app/.spin-aks"; peak_rss_kib "$bin" build -q -f "$work/app")
 rss_big=$(peak_rss_kib "$bin" build -q -f "$work/big")
 
@@ -67,4 +68,4 @@ printf 'input: %s MB, 300 files, %s runs (medians)\n' "$input_mb" "$runs"
 printf 'sha256sum pass:        %.3f s\n' "$hash"
 printf 'spin-aks build (cold): %.3f s  (%.2fx the hash pass)\n' "$cold" "$(echo "$cold / $hash" | bc -l)"
 printf 'spin-aks build (warm): %.3f s  (%.2fx the hash pass)\n' "$warm" "$(echo "$warm / $hash" | bc -l)"
-printf 'peak RSS: %s KiB for %s MB, %s KiB for %s MB\n' "$rss_small" "$input_mb" "$rss_big" "$(du -sm "$work/big" | cut -f1)"
+printf 'peak RSS: %s KiB for %s MB, %s KiB for %s MB\n' "$rss_small" "$input_mb" "$rss_big" "$big_mb"

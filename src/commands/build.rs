@@ -19,6 +19,7 @@ pub struct BuiltImage {
     pub descriptor: Descriptor,
     pub manifest: ImageManifest,
     pub warnings: Vec<String>,
+    pub options: AssembleOptions,
 }
 
 impl BuiltImage {

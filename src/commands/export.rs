@@ -8,7 +8,6 @@ use serde::Serialize;
 use super::build::build_image;
 use crate::cli::{ExportArgs, GlobalArgs, ImageFormat};
 use crate::oci::archive;
-use crate::oci::assemble::AssembleOptions;
 use crate::output::Output;
 
 #[derive(Serialize)]
