@@ -110,6 +110,7 @@ pub async fn build_image(
         descriptor,
         manifest,
         warnings,
+        options,
     })
 }
 
