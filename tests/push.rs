@@ -12,7 +12,9 @@ use serde_json::Value;
 use sha2::Digest as _;
 use support::fault_proxy::{Fault, FaultProxy};
 use support::registry::Registry;
-use support::{layout, skopeo_copy_to_layout, skopeo_finds, skopeo_raw_manifest, spin_aks};
+use support::{
+    layout, skopeo_copy_to_layout, skopeo_finds, skopeo_raw_manifest, spin_aks_isolated,
+};
 
 /// Small blobs of varied sizes: realistic for Spin files, quick to push.
 const SIZES: &[usize] = &[64, 700, 4096, 33_000, 150_000];
@@ -23,9 +25,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Option<Self> {
-        if !support::require_tool("skopeo") {
-            return None;
-        }
+        support::tool("skopeo")?;
         Some(Fixture {
             home: tempfile::tempdir().unwrap(),
         })
@@ -43,7 +43,7 @@ impl Fixture {
 
     /// Runs `push --output json` with `args`; returns (exit code, parsed stdout, stderr).
     fn push(&self, args: &[&str]) -> (i32, Value, String) {
-        let output = spin_aks(self.path())
+        let output = spin_aks_isolated(self.path())
             .arg("push")
             .args(args)
             .args(["--output", "json"])
@@ -264,7 +264,7 @@ fn htpasswd_registry_accepts_credentials_from_a_credential_helper_on_path() {
     let dir = fx.layout("layout", 5);
     let reference = format!("{}/private/helped:1", registry.host());
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let output = spin_aks(fx.path())
+    let output = spin_aks_isolated(fx.path())
         .env("PATH", path)
         .args(["push", &reference, "--from-layout", dir.to_str().unwrap()])
         .output()
@@ -294,7 +294,7 @@ fn wrong_password_fails_with_exit_1_saying_authentication_failed_without_the_sec
     let dir = fx.layout("layout", 2);
     let reference = format!("{}/private/denied:1", registry.host());
     for verbosity in [None, Some("-vv")] {
-        let mut cmd = spin_aks(fx.path());
+        let mut cmd = spin_aks_isolated(fx.path());
         cmd.args(["push", &reference, "--from-layout", dir.to_str().unwrap()]);
         if let Some(v) = verbosity {
             cmd.arg(v);

@@ -1,5 +1,7 @@
-//! One function per command: each reads its arguments, runs the pipeline steps, and reports.
+//! One module per command: each reads its arguments, runs the pipeline steps, and reports.
 
+pub mod build;
+mod export;
 mod push;
 
 use crate::cli::{Cli, Command};
@@ -10,8 +12,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         mode: cli.global.output,
         quiet: cli.global.quiet,
     };
-    match cli.command {
-        Command::Build(_) | Command::Export(_) => anyhow::bail!("not implemented yet"),
-        Command::Push(args) => push::run(&cli.global, &args, &out).await,
+    match &cli.command {
+        Command::Build(args) => build::run(&cli.global, args, &out).await,
+        Command::Export(args) => export::run(&cli.global, args, &out).await,
+        Command::Push(args) => push::run(&cli.global, args, &out).await,
     }
 }

@@ -2,9 +2,10 @@
 //! (argument, state file, prompt), resolve credentials, push, remember, report.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::cli::{GlobalArgs, ImageArgs, PushArgs};
+use super::build;
+use crate::cli::{GlobalArgs, PushArgs};
 use crate::oci::media_types::REF_NAME_ANNOTATION;
 use crate::oci::{archive, Layout};
 use crate::output::Output;
@@ -23,8 +24,8 @@ pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::
             (source_key(global, file)?, layout)
         }
         (None, None) => {
-            let (manifest_path, layout) = build_image(global, &args.image, out)?;
-            (canonical(&manifest_path)?, layout)
+            let built = build::build_image(global, &args.image, None, out).await?;
+            (canonical(&built.app.manifest_path)?, built.layout)
         }
     };
 
@@ -120,19 +121,6 @@ pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::
     ));
     let summary = format!("pushed {}\n{}", report.reference, report.pinned);
     out.report(&report, summary)
-}
-
-/// Builds the app's image as `spin-aks build` does and returns its spin.toml and layout.
-/// The seam to the build pipeline, which lands separately (`commands::build::build_layout`).
-fn build_image(
-    global: &GlobalArgs,
-    _image: &ImageArgs,
-    _out: &Output,
-) -> anyhow::Result<(PathBuf, Layout)> {
-    Err(crate::bad_input!(
-        "push cannot build {} in this version yet; run `spin-aks build` elsewhere and pass `--from-layout <DIR>` or `--from-archive <FILE>`",
-        global.from.display()
-    ))
 }
 
 /// The state-file key for a push from a layout or archive: the app's spin.toml when there is

@@ -12,6 +12,8 @@ use tokio::sync::Mutex;
 use super::credential::{Credential, Secret, SourcedCredential};
 use super::retry::{self, Attempt, RetryPolicy};
 use super::{docker_config, reference};
+use crate::azure::acr;
+use crate::azure::credential::AzureCredential;
 
 /// Where `push` takes registry credentials from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -34,19 +36,32 @@ pub async fn resolve_credential(
 ) -> anyhow::Result<SourcedCredential> {
     match mode {
         AuthMode::Azure => azure_credential(registry).await,
-        AuthMode::Auto if reference::is_acr(registry) => azure_credential(registry).await,
+        AuthMode::Auto if reference::is_acr(registry) => match azure_credential(registry).await {
+            Ok(credential) => Ok(credential),
+            // Without an Azure sign-in, a `docker login` to the registry (admin user, token) still works.
+            Err(azure) => match docker_config::lookup(registry)? {
+                found if found.credential != Credential::Anonymous => Ok(found),
+                _ => Err(azure),
+            },
+        },
         AuthMode::Auto | AuthMode::Docker => docker_config::lookup(registry),
         AuthMode::Anonymous => Ok(SourcedCredential::anonymous()),
     }
 }
 
-/// The seam to the Azure module: an ACR refresh token for `login_server`, used as an identity
-/// token with ACR's fixed username.
+/// The seam to the Azure module: signs in with the Entra credential chain and exchanges the
+/// token for an ACR refresh token, used as an identity token with ACR's fixed username.
 pub async fn azure_credential(login_server: &str) -> anyhow::Result<SourcedCredential> {
-    anyhow::bail!(
-        "Azure authentication is provided by the azure module, which this build does not include yet; \
-         for {login_server} use `--auth docker` after `docker login {login_server}`"
-    )
+    let http = reqwest::Client::new();
+    let entra = AzureCredential::from_env();
+    let token = acr::acr_refresh_token(&http, login_server, &entra).await?;
+    Ok(SourcedCredential {
+        credential: Credential::IdentityToken {
+            username: acr::ACR_USERNAME.to_string(),
+            token,
+        },
+        source: "the Azure sign-in (ACR refresh token)".to_string(),
+    })
 }
 
 /// A parsed `WWW-Authenticate` challenge.

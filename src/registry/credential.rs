@@ -1,36 +1,7 @@
 //! What we authenticate with: a [`Credential`] whose secrets are wrapped in [`Secret`], which
 //! never prints its value (Debug and Display redact), so no log line or error can leak it.
 
-use std::fmt;
-
-/// A secret string. Only [`Secret::expose`] reveals it, at the one place it goes on the wire.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// The username ACR expects with a refresh token (REFERENCE §6).
-pub const ACR_TOKEN_USERNAME: &str = "00000000-0000-0000-0000-000000000000";
+pub use crate::azure::Secret;
 
 /// How to authenticate to one registry.
 #[derive(Clone, Debug, PartialEq, Eq)]

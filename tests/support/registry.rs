@@ -68,9 +68,7 @@ impl Registry {
     }
 
     pub fn start(config: RegistryConfig) -> Option<Self> {
-        if !super::require_tool(BINARY) {
-            return None;
-        }
+        super::tool(BINARY)?;
         let dir = tempfile::tempdir().expect("registry dir");
         let port = free_port();
         let mut yaml = format!(

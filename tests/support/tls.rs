@@ -11,9 +11,7 @@ pub struct TestPki {
 }
 
 pub fn generate(dir: &Path) -> Option<TestPki> {
-    if !super::require_tool("openssl") {
-        return None;
-    }
+    super::tool("openssl")?;
     let run = |args: &[&str]| {
         let output = Command::new("openssl")
             .args(args)
