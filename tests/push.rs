@@ -467,3 +467,58 @@ fn tls_registry_is_verified_and_trusted_with_ca_file() {
         json["digest"].as_str().unwrap()
     );
 }
+
+#[test]
+fn pushing_the_example_app_builds_it_and_skopeo_pulls_it_back_identical() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let app = support::apps::example_copy(fx.path());
+    let reference = format!("{}/examples/hello-aks", registry.host());
+    let app_arg = app.to_str().unwrap();
+    let json = fx.push_ok(&["-f", app_arg, &reference, "--skip-spin-build"]);
+    assert_eq!(
+        json["reference"],
+        format!("{reference}:0.1.0"),
+        "tag = app version"
+    );
+    let built = app.join(".spin-aks/oci");
+    assert_eq!(json["digest"], support::layout_digest(&built));
+    let raw = skopeo_raw_manifest(&format!("{reference}:0.1.0"), None);
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+    let pulled = fx.path().join("pulled");
+    skopeo_copy_to_layout(&format!("{reference}:0.1.0"), &pulled);
+    for (hex, bytes) in layout::blobs(&pulled) {
+        assert_eq!(
+            std::fs::read(built.join("blobs/sha256").join(&hex)).unwrap(),
+            bytes,
+            "blob {hex}"
+        );
+    }
+
+    // The app remembers where it went: a bare re-push goes there and uploads nothing.
+    let again = fx.push_ok(&["-f", app_arg, "-y", "--skip-spin-build"]);
+    assert_eq!(again["reference"], json["reference"]);
+    assert_eq!(again["blobs_uploaded"], 0);
+}
+
+#[test]
+fn a_generated_app_of_120_files_pushes_and_pushes_again_incrementally() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let app = support::apps::generated_app(fx.path(), 120, 3000);
+    let reference = format!("{}/generated/app", registry.host());
+    let app_arg = app.to_str().unwrap();
+    let first = fx.push_ok(&["-f", app_arg, &reference, "--skip-spin-build"]);
+    assert!(first["blobs_uploaded"].as_u64().unwrap() > 50, "{first}");
+    let raw = skopeo_raw_manifest(&format!("{reference}:1.0.0"), None);
+    assert_eq!(sha256(&raw), first["digest"].as_str().unwrap());
+
+    // One changed file: one new layer (plus config), everything else is already there.
+    std::fs::write(app.join("static/file-0002.dat"), b"changed").unwrap();
+    let second = fx.push_ok(&["-f", app_arg, &reference, "--skip-spin-build"]);
+    assert_ne!(second["digest"], first["digest"]);
+    assert!(second["blobs_uploaded"].as_u64().unwrap() <= 3, "{second}");
+    assert!(second["blobs_skipped"].as_u64().unwrap() > 50, "{second}");
+}

@@ -54,7 +54,9 @@ pub async fn resolve_credential(
 pub async fn azure_credential(login_server: &str) -> anyhow::Result<SourcedCredential> {
     let http = reqwest::Client::new();
     let entra = AzureCredential::from_env();
-    let token = acr::acr_refresh_token(&http, login_server, &entra).await?;
+    let token = acr::acr_refresh_token(&http, login_server, &entra)
+        .await
+        .map_err(|e| anyhow::anyhow!("authentication to {login_server} failed: {e:#}"))?;
     Ok(SourcedCredential {
         credential: Credential::IdentityToken {
             username: acr::ACR_USERNAME.to_string(),

@@ -1,0 +1,119 @@
+//! `spin-aks push --auth azure` end to end: a fake `az` on PATH signs in, the binary exchanges
+//! the Entra token at a token service in ACR's shape, and pushes into the real registry behind it.
+
+#[allow(dead_code)] // this test uses a subset of the shared helpers
+mod support {
+    pub mod acr;
+    pub mod layout;
+}
+
+use std::path::Path;
+
+use support::acr::{write_fake_az, AcrFake, TENANT};
+
+/// Runs the binary with only the fake `az` on PATH and IMDS pointed at a closed port.
+async fn push(acr: &AcrFake, bin: &Path, args: &[&str]) -> (i32, String, String) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let home = acr.scratch("home");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spin-aks"));
+    cmd.arg("push")
+        .args(args)
+        .args(["--auth", "azure", "--output", "json"])
+        .env_clear()
+        .env("PATH", bin)
+        .env("HOME", &home)
+        .env("SPIN_AKS_STATE_FILE", home.join("state"))
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            format!("http://{closed}"),
+        )
+        .current_dir(&home);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn generated_layout(acr: &AcrFake, blobs: usize) -> String {
+    let dir = acr.scratch("layout");
+    support::layout::generate(&dir, "1.0.0", blobs, &[100, 5000, 70_000]);
+    dir.to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_sign_in_pushes_through_the_acr_token_exchange_and_re_pushes_nothing() {
+    let Some(acr) = AcrFake::start().await else {
+        return;
+    };
+    let bin = tempfile::tempdir().unwrap();
+    write_fake_az(bin.path(), &acr.entra_token(TENANT, 3600), TENANT);
+    let layout = generated_layout(&acr, 12);
+    let reference = format!("{}/team/app", acr.login_server);
+
+    let (code, stdout, stderr) =
+        push(&acr, bin.path(), &[&reference, "--from-layout", &layout]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["blobs_uploaded"], 13);
+    assert_eq!(json["reference"], format!("{reference}:1.0.0"));
+
+    let (code, stdout, stderr) =
+        push(&acr, bin.path(), &[&reference, "--from-layout", &layout]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(again["blobs_skipped"], 13);
+    assert_eq!(again["digest"], json["digest"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_denied_by_acr_names_the_acr_push_and_abac_roles() {
+    let Some(acr) = AcrFake::start().await else {
+        return;
+    };
+    acr.policy(|p| {
+        p.deny_push.insert("locked/app".into());
+    });
+    let bin = tempfile::tempdir().unwrap();
+    write_fake_az(bin.path(), &acr.entra_token(TENANT, 3600), TENANT);
+    let layout = generated_layout(&acr, 2);
+    let reference = format!("{}/locked/app:1", acr.login_server);
+    let (code, stdout, stderr) =
+        push(&acr, bin.path(), &[&reference, "--from-layout", &layout]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("denied") && stderr.contains("AcrPush") && stderr.contains("ABAC"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_entra_token_fails_with_exit_1_and_no_token_in_the_output() {
+    let Some(acr) = AcrFake::start().await else {
+        return;
+    };
+    let bin = tempfile::tempdir().unwrap();
+    let expired = acr.entra_token(TENANT, -600);
+    write_fake_az(bin.path(), &expired, TENANT);
+    let layout = generated_layout(&acr, 2);
+    let reference = format!("{}/team/app:1", acr.login_server);
+    let (code, stdout, stderr) =
+        push(&acr, bin.path(), &[&reference, "--from-layout", &layout]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        !stdout.contains(&expired) && !stderr.contains(&expired),
+        "token leaked: {stderr}"
+    );
+    let expected = format!("authentication to {} failed", acr.login_server);
+    assert!(
+        stderr.contains(&expected) && stderr.contains("expired"),
+        "{stderr}"
+    );
+}
