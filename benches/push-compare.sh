@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# End-to-end push benchmark: `spin-aks push --from-layout` against `skopeo copy oci:… docker://…`
+# for the same layout of a generated ~70 MB / 300-file Spin app, each into its own fresh
+# docker-registry per run (neither benefits from the other's blobs); medians of N runs, then a warm
+# re-push of each. Also the peak RSS of pushing a ~500 MB app, which must stay flat.
+# Usage: benches/push-compare.sh [runs]  (needs: cargo, docker-registry, skopeo, curl, bc, /usr/bin/time)
+set -euo pipefail
+runs=${1:-3}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+bin="$root/target/release/spin-aks"
+export SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker"
+
+# gen_app DIR FILES KIB: a two-component app with FILES random data files of KIB KiB each.
+gen_app() {
+  local dir=$1 files=$2 kib=$3
+  mkdir -p "$dir/static"
+  cp "$root/examples/hello-aks/wasm/hello.wasm" "$dir/web.wasm"
+  cp "$root/examples/hello-aks/wasm/api.wasm" "$dir/api.wasm"
+  for i in $(seq 1 "$files"); do
+    head -c "$((kib * 1024))" /dev/urandom > "$dir/static/file-$i.bin"
+  done
+  cat > "$dir/spin.toml" <<TOML
+spin_manifest_version = 2
+[application]
+name = "bench"
+version = "1.0.0"
+[[trigger.http]]
+route = "/..."
+component = "web"
+[[trigger.http]]
+route = "/api/..."
+component = "api"
+[component.web]
+source = "web.wasm"
+files = ["static/*"]
+[component.api]
+source = "api.wasm"
+TOML
+}
+
+# start_registry NAME: a fresh docker-registry on a free loopback port; prints host:port.
+start_registry() {
+  local dir="$work/registry-$1" port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$dir"
+  cat > "$dir/config.yml" <<YAML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+http:
+  addr: 127.0.0.1:$port
+YAML
+  docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  echo "127.0.0.1:$port"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+seconds() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+ours() { "$bin" push -q "$1/bench/app:1.0.0" --from-layout "$2"; }
+theirs() { skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$2:1.0.0" "docker://$1/bench/app:1.0.0"; }
+
+gen_app "$work/app" 300 233
+"$bin" build -q -f "$work/app" --layout "$work/layout"
+layout_mb=$(du -sm "$work/layout" | cut -f1)
+layers=$(ls "$work/layout/blobs/sha256" | wc -l)
+cat "$work/layout"/blobs/sha256/* > /dev/null   # warm the page cache for both tools
+
+cold_ours=(); cold_theirs=()
+for _ in $(seq 1 "$runs"); do
+  reg_ours=$(start_registry "ours-$RANDOM$RANDOM")
+  cold_ours+=("$(seconds ours "$reg_ours" "$work/layout")")
+  reg_theirs=$(start_registry "theirs-$RANDOM$RANDOM")
+  cold_theirs+=("$(seconds theirs "$reg_theirs" "$work/layout")")
+done
+warm_ours=$(seconds ours "$reg_ours" "$work/layout")
+warm_theirs=$(seconds theirs "$reg_theirs" "$work/layout")
+co=$(printf '%s\n' "${cold_ours[@]}" | median)
+ct=$(printf '%s\n' "${cold_theirs[@]}" | median)
+
+gen_app "$work/big" 300 1700
+"$bin" build -q -f "$work/big" --layout "$work/big-layout"
+big_mb=$(du -sm "$work/big-layout" | cut -f1)
+reg_big=$(start_registry big)
+rss_big=$(/usr/bin/time -f '%M' "$bin" push -q "$reg_big/bench/big:1.0.0" --from-layout "$work/big-layout" 2>&1 >/dev/null | tail -1)
+reg_small=$(start_registry small)
+rss_small=$(/usr/bin/time -f '%M' "$bin" push -q "$reg_small/bench/app:1.0.0" --from-layout "$work/layout" 2>&1 >/dev/null | tail -1)
+
+printf 'layout: %s MB, %s blobs; %s cold runs each (medians), fresh registry per run\n' "$layout_mb" "$layers" "$runs"
+printf 'skopeo copy (cold):    %.3f s  runs: %s\n' "$ct" "${cold_theirs[*]}"
+printf 'spin-aks push (cold):  %.3f s  (%.2fx skopeo)  runs: %s\n' "$co" "$(echo "$co / $ct" | bc -l)" "${cold_ours[*]}"
+printf 'skopeo copy (warm):    %.3f s\n' "$warm_theirs"
+printf 'spin-aks push (warm):  %.3f s  (%.2fx skopeo)\n' "$warm_ours" "$(echo "$warm_ours / $warm_theirs" | bc -l)"
+printf 'peak RSS of spin-aks push: %s KiB for %s MB, %s KiB for %s MB\n' "$rss_small" "$layout_mb" "$rss_big" "$big_mb"
