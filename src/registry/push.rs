@@ -123,12 +123,17 @@ async fn push_blob(
         return Ok(BlobOutcome::Skipped);
     }
     let session = match mount_from {
-        Some(source) => match client.mount_blob(digest, source).await? {
-            MountOutcome::Mounted => {
+        Some(source) => match client.mount_blob(digest, source).await {
+            Ok(MountOutcome::Mounted) => {
                 progress.mounted(blob.size);
                 return Ok(BlobOutcome::Mounted);
             }
-            MountOutcome::Upload(location) => Some(location),
+            Ok(MountOutcome::Upload(location)) => Some(location),
+            // A mount is an optimisation: whatever went wrong, a plain upload may still work.
+            Err(err) => {
+                tracing::debug!("mounting {digest} from {source} failed ({err:#}); uploading");
+                None
+            }
         },
         None => None,
     };
