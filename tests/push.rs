@@ -522,3 +522,46 @@ fn a_generated_app_of_120_files_pushes_and_pushes_again_incrementally() {
     assert!(second["blobs_uploaded"].as_u64().unwrap() <= 3, "{second}");
     assert!(second["blobs_skipped"].as_u64().unwrap() > 50, "{second}");
 }
+
+#[test]
+fn a_401_in_the_middle_of_a_push_is_answered_and_the_upload_sent_again() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::htpasswd("dave", "d4ve-pw")) else {
+        return;
+    };
+    // Every third blob upload is refused once with a fresh challenge, as when a token expires.
+    let uploads = Arc::new(AtomicUsize::new(0));
+    let seen = uploads.clone();
+    let proxy = FaultProxy::start(
+        registry.port(),
+        Box::new(move |_, method, path| {
+            if is_blob_upload(method, path) && seen.fetch_add(1, Ordering::SeqCst) % 3 == 0 {
+                Fault::Unauthorized
+            } else {
+                Fault::Pass
+            }
+        }),
+    );
+    write_docker_config(
+        fx.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"username":"dave","password":"d4ve-pw"}}}}}}"#,
+            proxy.host()
+        ),
+    );
+    let dir = fx.layout("layout", 12);
+    let json = fx.push_ok(&[
+        &format!("{}/private/refreshed:1", proxy.host()),
+        "--from-layout",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(json["blobs_uploaded"], 13);
+    assert!(
+        uploads.load(Ordering::SeqCst) > 13,
+        "some uploads were refused and sent again"
+    );
+    let raw = skopeo_raw_manifest(
+        &format!("{}/private/refreshed:1", registry.host()),
+        Some("dave:d4ve-pw"),
+    );
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+}

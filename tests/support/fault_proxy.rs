@@ -16,6 +16,8 @@ pub enum Fault {
     Pass,
     /// Answer `503 Service Unavailable`.
     Unavailable,
+    /// Answer `401` with a Basic challenge, as a registry does when a token has expired.
+    Unauthorized,
     /// Reset the connection before reading anything.
     Reset,
     /// Forward the head, read part of the body, then reset the connection.
@@ -101,6 +103,12 @@ async fn handle(
         Fault::Unavailable => {
             client
                 .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await?;
+            return client.shutdown().await;
+        }
+        Fault::Unauthorized => {
+            client
+                .write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"spin-aks-test\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 .await?;
             return client.shutdown().await;
         }
