@@ -534,7 +534,8 @@ fn a_401_in_the_middle_of_a_push_is_answered_and_the_upload_sent_again() {
     let proxy = FaultProxy::start(
         registry.port(),
         Box::new(move |_, method, path| {
-            if is_blob_upload(method, path) && seen.fetch_add(1, Ordering::SeqCst) % 3 == 0 {
+            if is_blob_upload(method, path) && seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(3)
+            {
                 Fault::Unauthorized
             } else {
                 Fault::Pass
