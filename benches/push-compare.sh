@@ -79,7 +79,7 @@ ours() { "$bin" push -q "$1/bench/app:1.0.0" --from-layout "$2"; }
 theirs() { skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$2:1.0.0" "docker://$1/bench/app:1.0.0"; }
 
 gen_app "$work/app" 300 233
-"$bin" build -q -f "$work/app" --layout "$work/layout"
+"$bin" build -q -f "$work/app" --layout "$work/layout" >/dev/null
 layout_mb=$(du -sm "$work/layout" | cut -f1)
 layers=$(ls "$work/layout/blobs/sha256" | wc -l)
 cat "$work/layout"/blobs/sha256/* > /dev/null   # warm the page cache for both tools
@@ -97,7 +97,7 @@ co=$(printf '%s\n' "${cold_ours[@]}" | median)
 ct=$(printf '%s\n' "${cold_theirs[@]}" | median)
 
 gen_app "$work/big" 300 1700
-"$bin" build -q -f "$work/big" --layout "$work/big-layout"
+"$bin" build -q -f "$work/big" --layout "$work/big-layout" >/dev/null
 big_mb=$(du -sm "$work/big-layout" | cut -f1)
 reg_big=$(start_registry big)
 rss_big=$(/usr/bin/time -f '%M' "$bin" push -q "$reg_big/bench/big:1.0.0" --from-layout "$work/big-layout" 2>&1 >/dev/null | tail -1)

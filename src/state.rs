@@ -26,7 +26,8 @@ pub struct State {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppState {
-    /// The last reference pushed, e.g. `myacr.azurecr.io/hello:1.0.0`.
+    /// The last reference pushed to, as given (`myacr.azurecr.io/hello:dev`, or without a tag
+    /// when the tag came from the app's version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_image: Option<String>,
     /// Registry → repositories this app was pushed to, most recent last (mount sources).

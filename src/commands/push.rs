@@ -46,6 +46,12 @@ pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::
         },
     };
     let mut target = Reference::parse(&reference)?;
+    // Remembered as given: a tag left out stays out, so the next push takes the app's version then.
+    let remembered = Reference {
+        digest: None,
+        ..target.clone()
+    }
+    .to_string();
     let (descriptor, _) = layout.image(None)?;
     if let Some(pinned) = &target.digest {
         if *pinned != descriptor.digest {
@@ -90,11 +96,6 @@ pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::
     };
     let report = registry::push_layout(&layout, &target, &client, &options).await?;
 
-    let remembered = Reference {
-        digest: None,
-        ..target.clone()
-    }
-    .to_string();
     let warning = state_file.update(|state| {
         state.apps.entry(app_key).or_default().record_push(
             &remembered,
