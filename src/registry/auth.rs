@@ -390,6 +390,136 @@ mod tests {
         );
     }
 
+    /// A one-request-per-connection token service that answers `{"token":"t<n>","expires_in":1}`
+    /// and hands back the raw text of every request it got.
+    async fn token_service() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let realm = format!("http://{}/token", listener.local_addr().unwrap());
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((mut stream, _)) = listener.accept().await {
+                n += 1;
+                let mut request = String::new();
+                let mut buf = vec![0u8; 8192];
+                while !complete(&request) {
+                    let len = stream.read(&mut buf).await.unwrap();
+                    request.push_str(&String::from_utf8_lossy(&buf[..len]));
+                }
+                sender.send(request).unwrap();
+                let body = format!(r#"{{"token":"t{n}","expires_in":1}}"#);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        (realm, receiver)
+    }
+
+    /// True once the head and as many body bytes as `Content-Length` says have arrived.
+    fn complete(request: &str) -> bool {
+        let Some((head, body)) = request.split_once("\r\n\r\n") else {
+            return false;
+        };
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        body.len() >= length
+    }
+
+    async fn authenticator(credential: Credential, realm: &str) -> Authenticator {
+        let auth = Authenticator::new(
+            reqwest::Client::new(),
+            SourcedCredential {
+                credential,
+                source: "test".into(),
+            },
+            RetryPolicy::default(),
+        );
+        let header = format!(r#"Bearer realm="{realm}",service="reg.example""#);
+        assert!(auth.challenged(Some(&header), &[]).await);
+        auth
+    }
+
+    #[tokio::test]
+    async fn tokens_are_cached_per_scope_and_fetched_again_once_they_near_expiry() {
+        let (realm, mut requests) = token_service().await;
+        let auth = authenticator(
+            Credential::Basic {
+                username: "u".into(),
+                password: Secret::new("p"),
+            },
+            &realm,
+        )
+        .await;
+        let push = vec!["repository:a:pull,push".to_string()];
+        let pull = vec!["repository:b:pull".to_string()];
+        let header = |v: Option<HeaderValue>| v.unwrap().to_str().unwrap().to_string();
+        assert_eq!(
+            header(auth.authorization(&push).await.unwrap()),
+            "Bearer t1"
+        );
+        assert_eq!(
+            header(auth.authorization(&push).await.unwrap()),
+            "Bearer t1"
+        );
+        assert_eq!(
+            header(auth.authorization(&pull).await.unwrap()),
+            "Bearer t2"
+        );
+        // expires_in 1 s: refreshed half a second before it runs out.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            header(auth.authorization(&push).await.unwrap()),
+            "Bearer t3"
+        );
+
+        let first = requests.recv().await.unwrap();
+        assert!(
+            first.starts_with("GET /token?service=reg.example&scope=repository%3Aa%3Apull%2Cpush "),
+            "{first}"
+        );
+        assert!(
+            first
+                .to_ascii_lowercase()
+                .contains("authorization: basic dtpw"),
+            "{first}"
+        );
+    }
+
+    #[tokio::test]
+    async fn identity_tokens_use_the_oauth2_refresh_token_grant() {
+        let (realm, mut requests) = token_service().await;
+        let auth = authenticator(
+            Credential::IdentityToken {
+                username: "00000000-0000-0000-0000-000000000000".into(),
+                token: Secret::new("refresh-me"),
+            },
+            &realm,
+        )
+        .await;
+        let scopes = vec![
+            "repository:a:pull,push".to_string(),
+            "repository:b:pull".to_string(),
+        ];
+        auth.authorization(&scopes).await.unwrap();
+        let request = requests.recv().await.unwrap();
+        assert!(request.starts_with("POST /token "), "{request}");
+        let body = request.split("\r\n\r\n").nth(1).unwrap();
+        assert_eq!(
+            body,
+            "service=reg.example&scope=repository%3Aa%3Apull%2Cpush&scope=repository%3Ab%3Apull&grant_type=refresh_token&refresh_token=refresh-me&client_id=spin-aks"
+        );
+    }
+
     #[test]
     fn jwt_expiry_gives_the_remaining_lifetime() {
         let now = std::time::SystemTime::now()
