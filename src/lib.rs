@@ -5,5 +5,6 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod kube;
 pub mod oci;
 pub mod output;
