@@ -72,6 +72,9 @@ pub struct ImageArgs {
     /// Never run `spin build`, even when a component's wasm is missing or stale
     #[arg(long)]
     pub skip_spin_build: bool,
+    /// The containerd-shim-spin release the cluster runs; features it lacks are warned about
+    #[arg(long, value_name = "VERSION", default_value = crate::app::compat::DEFAULT_TARGET_SHIM)]
+    pub shim_version: String,
 }
 
 #[derive(Debug, Args)]

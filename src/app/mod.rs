@@ -1,6 +1,15 @@
 //! spin.toml → the typed [`App`] model: parsing (v2, and v1 converted), validation, and resolving
 //! sources and file mounts on disk.
 
+pub mod compat;
+mod manifest;
 pub mod model;
+mod mounts;
+mod resolve;
+pub mod spin_build;
+mod toml_util;
+mod v1;
 
+pub use manifest::load;
 pub use model::*;
+pub use resolve::resolve;

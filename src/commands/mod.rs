@@ -1,9 +1,18 @@
-//! One function per command: each reads its arguments, runs the pipeline steps, and reports.
+//! One module per command: each reads its arguments, runs the pipeline steps, and reports.
+
+pub mod build;
+mod export;
 
 use crate::cli::{Cli, Command};
+use crate::output::Output;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Build(_) | Command::Export(_) => anyhow::bail!("not implemented yet"),
+    let out = Output {
+        mode: cli.global.output,
+        quiet: cli.global.quiet,
+    };
+    match &cli.command {
+        Command::Build(args) => build::run(&cli.global, args, &out).await,
+        Command::Export(args) => export::run(&cli.global, args, &out).await,
     }
 }

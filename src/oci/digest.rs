@@ -18,7 +18,7 @@ impl Digest {
         Self::from_hasher(Sha256::new_with_prefix(bytes))
     }
 
-    fn from_hasher(hasher: Sha256) -> Self {
+    pub fn from_hasher(hasher: Sha256) -> Self {
         Digest {
             hex: hex::encode(hasher.finalize()),
         }

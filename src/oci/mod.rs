@@ -2,10 +2,14 @@
 //! (the Spin artifact and the plain wasi/wasm image) assembled from a resolved app.
 
 pub mod archive;
+pub mod assemble;
 pub mod digest;
 pub mod json;
 pub mod layout;
+mod locked_app;
 pub mod media_types;
+pub mod plain_image;
+pub mod spin_artifact;
 
 pub use digest::{Digest, HashingWriter};
 pub use layout::{Descriptor, ImageManifest, Layout};

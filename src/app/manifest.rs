@@ -1,0 +1,505 @@
+//! Parsing spin.toml (version 2; version 1 is converted first) into the typed [`App`], with every
+//! error naming the file, the field path and the value at fault.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Component as PathPart, Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use super::model::{App, BuildConfig, Component, FileMount, Source, Trigger, Variable};
+use super::toml_util::{deserialize, line_col, to_json};
+use super::v1;
+use crate::bad_input;
+
+/// Reads the app at `path`: a spin.toml, or a directory holding one.
+pub fn load(path: &Path) -> anyhow::Result<App> {
+    let manifest_path = locate(path)?;
+    let text = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| bad_input!("cannot read {}: {e}", manifest_path.display()))?;
+    let document = parse_toml(&manifest_path, &text)?;
+    let manifest = match manifest_version(&manifest_path, &document)? {
+        1 => v1::to_v2(&manifest_path, document)?,
+        _ => document,
+    };
+    let dir = manifest_path
+        .parent()
+        .expect("a manifest file has a parent directory")
+        .to_path_buf();
+    from_v2(manifest, manifest_path, dir)
+}
+
+fn locate(path: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = if path.is_dir() {
+        path.join("spin.toml")
+    } else {
+        path.to_path_buf()
+    };
+    if !manifest.is_file() {
+        return Err(bad_input!(
+            "no Spin manifest at {}; pass the app's spin.toml (or its directory) with --from",
+            manifest.display()
+        ));
+    }
+    let manifest = std::fs::canonicalize(&manifest)
+        .map_err(|e| bad_input!("cannot read {}: {e}", manifest.display()))?;
+    Ok(manifest)
+}
+
+fn parse_toml(manifest: &Path, text: &str) -> anyhow::Result<toml::Table> {
+    text.parse::<toml::Table>().map_err(|err| {
+        let (line, col) = err.span().map_or((1, 1), |span| line_col(text, span.start));
+        bad_input!(
+            "{}:{line}:{col}: invalid TOML: {}",
+            manifest.display(),
+            err.message().trim_end()
+        )
+    })
+}
+
+fn manifest_version(manifest: &Path, document: &toml::Table) -> anyhow::Result<u8> {
+    let declared = document
+        .get("spin_manifest_version")
+        .or_else(|| document.get("spin_version"));
+    match declared {
+        Some(toml::Value::Integer(2)) => Ok(2),
+        Some(toml::Value::String(s)) if s == "1" => Ok(1),
+        Some(other) => Err(bad_input!(
+            "{}: `spin_manifest_version`: unsupported manifest version {other}; spin-aks reads version 2 (and 1)",
+            manifest.display()
+        )),
+        None => Err(bad_input!(
+            "{}: `spin_manifest_version`: missing; add `spin_manifest_version = 2` at the top",
+            manifest.display()
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    #[serde(rename = "spin_manifest_version")]
+    _version: toml::Value,
+    application: RawApplication,
+    #[serde(default)]
+    variables: IndexMap<String, RawVariable>,
+    #[serde(default)]
+    trigger: IndexMap<String, Vec<RawTrigger>>,
+    #[serde(default)]
+    component: IndexMap<String, RawComponent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApplication {
+    name: String,
+    version: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    authors: Vec<String>,
+    #[serde(default)]
+    trigger: IndexMap<String, toml::Value>,
+    #[serde(default, rename = "tool")]
+    _tool: Option<toml::Value>,
+    #[serde(default, rename = "targets")]
+    _targets: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariable {
+    default: Option<String>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    secret: bool,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawTrigger {
+    id: Option<String>,
+    component: Option<toml::Value>,
+    components: Option<toml::Value>,
+    #[serde(flatten)]
+    settings: IndexMap<String, toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponent {
+    description: Option<String>,
+    source: toml::Value,
+    #[serde(default)]
+    files: Vec<toml::Value>,
+    #[serde(default)]
+    exclude_files: Vec<String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
+    #[serde(default)]
+    sqlite_databases: Vec<String>,
+    #[serde(default)]
+    ai_models: Vec<String>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    build: Option<RawBuild>,
+    dependencies: Option<toml::Table>,
+    #[serde(default, rename = "dependencies_inherit_configuration")]
+    _dependencies_inherit_configuration: bool,
+    #[serde(default, rename = "tool")]
+    _tool: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    command: RawCommand,
+    workdir: Option<String>,
+    #[serde(default)]
+    watch: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCommand {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Builds the model from a version 2 document.
+fn from_v2(document: toml::Table, manifest_path: PathBuf, dir: PathBuf) -> anyhow::Result<App> {
+    let raw: RawManifest = deserialize(&manifest_path, "", toml::Value::Table(document.clone()))?;
+    let ctx = Ctx {
+        manifest: &manifest_path,
+    };
+    let variables = ctx.variables(raw.variables)?;
+    let mut components = Vec::new();
+    for (id, component) in raw.component {
+        ctx.check_id(&format!("component.{id}"), &id, IdKind::Component)?;
+        components.push(ctx.component(&format!("component.{id}"), id, component)?);
+    }
+    let triggers = ctx.triggers(raw.trigger, &mut components)?;
+    let trigger_settings = raw
+        .application
+        .trigger
+        .iter()
+        .map(|(k, v)| (k.clone(), to_json(v)))
+        .collect();
+    Ok(App {
+        dir,
+        manifest: document,
+        name: raw.application.name,
+        version: raw.application.version,
+        description: raw.application.description,
+        authors: raw.application.authors,
+        trigger_settings,
+        variables,
+        triggers,
+        components,
+        manifest_path,
+    })
+}
+
+struct Ctx<'a> {
+    manifest: &'a Path,
+}
+
+#[derive(Clone, Copy)]
+enum IdKind {
+    Component,
+    Variable,
+}
+
+impl Ctx<'_> {
+    fn error(&self, field: &str, message: impl std::fmt::Display) -> anyhow::Error {
+        bad_input!("{}: `{field}`: {message}", self.manifest.display())
+    }
+
+    fn check_id(&self, field: &str, id: &str, kind: IdKind) -> anyhow::Result<()> {
+        let (separator, what) = match kind {
+            IdKind::Component => ('-', "a component id must be kebab-case (lowercase letters, digits and single hyphens, starting with a letter)"),
+            IdKind::Variable => ('_', "a variable name must be snake_case (lowercase letters, digits and single underscores, starting with a letter)"),
+        };
+        let valid = id.starts_with(|c: char| c.is_ascii_lowercase())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == separator)
+            && !id.ends_with(separator)
+            && !id.contains(&format!("{separator}{separator}"));
+        if valid {
+            Ok(())
+        } else {
+            Err(self.error(field, format!("invalid name `{id}`: {what}")))
+        }
+    }
+
+    fn variables(
+        &self,
+        raw: IndexMap<String, RawVariable>,
+    ) -> anyhow::Result<BTreeMap<String, Variable>> {
+        let mut variables = BTreeMap::new();
+        for (name, v) in raw {
+            let field = format!("variables.{name}");
+            self.check_id(&field, &name, IdKind::Variable)?;
+            match (&v.default, v.required) {
+                (Some(_), true) => {
+                    return Err(
+                        self.error(&field, "has both `default` and `required = true`; keep one")
+                    )
+                }
+                (None, false) => {
+                    return Err(self.error(&field, "needs a `default` or `required = true`"))
+                }
+                _ => {}
+            }
+            let variable = Variable {
+                default: v.default,
+                required: v.required,
+                secret: v.secret,
+                description: v.description,
+            };
+            variables.insert(name, variable);
+        }
+        Ok(variables)
+    }
+
+    fn component(&self, field: &str, id: String, raw: RawComponent) -> anyhow::Result<Component> {
+        if raw.dependencies.as_ref().is_some_and(|d| !d.is_empty()) {
+            return Err(self.error(
+                &format!("{field}.dependencies"),
+                format!("component `{id}` uses component dependencies, which spin-aks does not support yet; compose the component with `spin build` or remove the dependencies"),
+            ));
+        }
+        let source = self.source(&format!("{field}.source"), &id, raw.source)?;
+        let files = raw
+            .files
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| self.file_mount(&format!("{field}.files[{i}]"), f))
+            .collect::<anyhow::Result<_>>()?;
+        for (i, pattern) in raw.exclude_files.iter().enumerate() {
+            self.relative_path(&format!("{field}.exclude_files[{i}]"), pattern)?;
+        }
+        let build = raw
+            .build
+            .map(|b| self.build(&format!("{field}.build"), b))
+            .transpose()?;
+        Ok(Component {
+            id,
+            description: raw.description,
+            source,
+            files,
+            exclude_files: raw.exclude_files,
+            allowed_outbound_hosts: raw.allowed_outbound_hosts,
+            key_value_stores: raw.key_value_stores,
+            sqlite_databases: raw.sqlite_databases,
+            ai_models: raw.ai_models,
+            environment: raw.environment,
+            variables: raw.variables,
+            build,
+        })
+    }
+
+    fn source(&self, field: &str, component: &str, raw: toml::Value) -> anyhow::Result<Source> {
+        match raw {
+            toml::Value::String(path) => Ok(Source::Local(self.relative_path(field, &path)?)),
+            toml::Value::Table(table) if table.contains_key("url") => {
+                let url = string_field(&table, "url").ok_or_else(|| self.error(&format!("{field}.url"), "must be a string"))?;
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(self.error(&format!("{field}.url"), format!("`{url}` is not an http(s) URL")));
+                }
+                let digest = string_field(&table, "digest")
+                    .ok_or_else(|| self.error(&format!("{field}.digest"), "missing; a URL source must be pinned with `digest = \"sha256:…\"`"))?;
+                let digest = digest.parse().map_err(|e| self.error(&format!("{field}.digest"), e))?;
+                Ok(Source::Remote { url: url.to_string(), digest })
+            }
+            toml::Value::Table(table) if table.contains_key("registry") || table.contains_key("package") => Err(self.error(
+                field,
+                format!("component `{component}` comes from a registry package, which spin-aks does not support yet; use a local path or {{ url, digest }}"),
+            )),
+            other => Err(self.error(field, format!("expected a path or {{ url = \"…\", digest = \"sha256:…\" }}, found {other}"))),
+        }
+    }
+
+    fn file_mount(&self, field: &str, raw: toml::Value) -> anyhow::Result<FileMount> {
+        match raw {
+            toml::Value::String(pattern) => {
+                self.relative_path(field, &pattern)?;
+                Ok(FileMount::Pattern(pattern))
+            }
+            toml::Value::Table(table) => {
+                let source = string_field(&table, "source").ok_or_else(|| {
+                    self.error(&format!("{field}.source"), "missing or not a string")
+                })?;
+                let destination = string_field(&table, "destination").ok_or_else(|| {
+                    self.error(&format!("{field}.destination"), "missing or not a string")
+                })?;
+                if !destination.starts_with('/') {
+                    return Err(self.error(
+                        &format!("{field}.destination"),
+                        format!("`{destination}` must be an absolute guest path starting with `/`"),
+                    ));
+                }
+                let source = self.relative_path(&format!("{field}.source"), source)?;
+                Ok(FileMount::Placement {
+                    source,
+                    destination: destination.to_string(),
+                })
+            }
+            other => Err(self.error(
+                field,
+                format!("expected a glob or {{ source, destination }}, found {other}"),
+            )),
+        }
+    }
+
+    fn build(&self, field: &str, raw: RawBuild) -> anyhow::Result<BuildConfig> {
+        let command = match raw.command {
+            RawCommand::One(c) => c,
+            RawCommand::Many(cs) => cs.join(" && "),
+        };
+        let workdir = raw
+            .workdir
+            .map(|w| self.relative_path(&format!("{field}.workdir"), &w))
+            .transpose()?;
+        Ok(BuildConfig {
+            command,
+            workdir,
+            watch: raw.watch,
+        })
+    }
+
+    /// A path that must stay inside the app directory: relative, and never climbing above it.
+    fn relative_path(&self, field: &str, path: &str) -> anyhow::Result<PathBuf> {
+        let escape = || {
+            self.error(field, format!("`{path}` is outside the app directory; paths must be relative to it and stay inside"))
+        };
+        let parsed = Path::new(path);
+        let mut depth = 0i32;
+        for part in parsed.components() {
+            match part {
+                PathPart::Normal(_) => depth += 1,
+                PathPart::CurDir => {}
+                PathPart::ParentDir => {
+                    depth -= 1;
+                    if depth < 0 {
+                        return Err(escape());
+                    }
+                }
+                PathPart::RootDir | PathPart::Prefix(_) => return Err(escape()),
+            }
+        }
+        Ok(parsed.to_path_buf())
+    }
+
+    fn triggers(
+        &self,
+        raw: IndexMap<String, Vec<RawTrigger>>,
+        components: &mut Vec<Component>,
+    ) -> anyhow::Result<Vec<Trigger>> {
+        let mut taken: HashSet<String> = raw
+            .values()
+            .flatten()
+            .filter_map(|t| t.id.clone())
+            .collect();
+        let mut triggers = Vec::new();
+        for (trigger_type, list) in raw {
+            for (i, t) in list.into_iter().enumerate() {
+                let field = format!("trigger.{trigger_type}[{i}]");
+                if t.components.is_some() {
+                    return Err(self.error(
+                        &format!("{field}.components"),
+                        "trigger middleware (`components`) is not supported yet; use `component`",
+                    ));
+                }
+                let component_value = t.component.ok_or_else(|| {
+                    self.error(
+                        &format!("{field}.component"),
+                        "missing; name the component this trigger runs",
+                    )
+                })?;
+                let reference = component_value.as_str().map(str::to_string);
+                let id = match t.id {
+                    Some(id) => id,
+                    None => new_trigger_id(&trigger_type, reference.as_deref(), &taken),
+                };
+                taken.insert(id.clone());
+                let component = match (reference, component_value) {
+                    (Some(name), _) => {
+                        if !components.iter().any(|c| c.id == name) {
+                            return Err(self.error(
+                                &format!("{field}.component"),
+                                format!(
+                                    "no component named `{name}`; declare it as [component.{name}]"
+                                ),
+                            ));
+                        }
+                        name
+                    }
+                    (None, inline @ toml::Value::Table(_)) => {
+                        let inline_field = format!("{field}.component");
+                        let raw: RawComponent = deserialize(self.manifest, &inline_field, inline)?;
+                        let inline_id = inline_component_id(&id, components);
+                        let component = self.component(&inline_field, inline_id.clone(), raw)?;
+                        components.push(component);
+                        inline_id
+                    }
+                    (None, other) => {
+                        return Err(self.error(
+                            &format!("{field}.component"),
+                            format!(
+                                "expected a component id or an inline component, found {other}"
+                            ),
+                        ))
+                    }
+                };
+                let settings = t
+                    .settings
+                    .iter()
+                    .map(|(k, v)| (k.clone(), to_json(v)))
+                    .collect();
+                triggers.push(Trigger {
+                    id,
+                    trigger_type: trigger_type.clone(),
+                    component,
+                    settings,
+                });
+            }
+        }
+        Ok(triggers)
+    }
+}
+
+fn string_field<'a>(table: &'a toml::Table, key: &str) -> Option<&'a str> {
+    table.get(key).and_then(toml::Value::as_str)
+}
+
+/// Spin's rule: `<component>-<type>-trigger`, else the first free `<type>-trigger<n>`.
+fn new_trigger_id(trigger_type: &str, component: Option<&str>, taken: &HashSet<String>) -> String {
+    if let Some(component) = component {
+        let id = format!("{component}-{trigger_type}-trigger");
+        if !taken.contains(&id) {
+            return id;
+        }
+    }
+    (1..)
+        .map(|n| format!("{trigger_type}-trigger{n}"))
+        .find(|id| !taken.contains(id))
+        .expect("unbounded")
+}
+
+fn inline_component_id(trigger_id: &str, components: &[Component]) -> String {
+    let free = |id: &String| !components.iter().any(|c| &c.id == id);
+    let preferred = format!("{trigger_id}-component");
+    if free(&preferred) {
+        return preferred;
+    }
+    (1..)
+        .map(|n| format!("inline-component{n}"))
+        .find(free)
+        .expect("unbounded")
+}

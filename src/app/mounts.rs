@@ -1,0 +1,238 @@
+//! Resolves a component's `files` and `exclude_files` into the sorted list of files it sees:
+//! globs matched against a sorted walk of the app directory, nothing outside it, links checked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
+use walkdir::WalkDir;
+
+use super::model::{Component, FileMount, MountedFile};
+use crate::bad_input;
+
+/// Directories of ours inside the app that are never part of it.
+const IGNORED_DIRS: &[&str] = &[".spin-aks"];
+
+/// The files of one app directory, walked once, as sorted app-relative paths (forward slashes).
+pub struct AppFiles {
+    dir: PathBuf,
+    files: Vec<String>,
+}
+
+impl AppFiles {
+    /// Walks `dir` (following links; where they lead is checked for the files a mount selects).
+    pub fn walk(dir: &Path) -> anyhow::Result<Self> {
+        let mut files = Vec::new();
+        let walker = WalkDir::new(dir)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter();
+        for entry in walker
+            .filter_entry(|e| e.depth() != 1 || !IGNORED_DIRS.iter().any(|d| e.file_name() == *d))
+        {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e)
+                    if e.io_error()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    return Err(bad_input!(
+                        "cannot read the app directory {}: {e}",
+                        dir.display()
+                    ))
+                }
+            };
+            if entry.file_type().is_file() {
+                files.push(slash_path(entry.path().strip_prefix(dir)?));
+            }
+        }
+        Ok(AppFiles {
+            dir: dir.to_path_buf(),
+            files,
+        })
+    }
+
+    /// The files of `component`, keyed and sorted by guest path; warnings for mounts matching nothing.
+    pub fn mounted(
+        &self,
+        component: &Component,
+        warnings: &mut Vec<String>,
+    ) -> anyhow::Result<Vec<MountedFile>> {
+        let excluded = glob_set(&component.exclude_files, &component.id)?;
+        let mut by_guest: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for mount in &component.files {
+            let matched = self.matches(mount, &component.id)?;
+            let kept: Vec<_> = matched
+                .into_iter()
+                .filter(|(rel, _)| !excluded.is_match(rel))
+                .collect();
+            if kept.is_empty() {
+                warnings.push(format!(
+                    "component `{}`: files entry {} matches no file",
+                    component.id,
+                    describe(mount)
+                ));
+            }
+            for (relative, guest_path) in kept {
+                let source = self.dir.join(&relative);
+                ensure_inside(&self.dir, &source, &relative)?;
+                if let Some(previous) = by_guest.insert(guest_path.clone(), source.clone()) {
+                    if previous != source {
+                        return Err(bad_input!(
+                            "component `{}`: two files are mounted at {guest_path}: {} and {}",
+                            component.id,
+                            previous.display(),
+                            source.display()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(by_guest
+            .into_iter()
+            .map(|(guest_path, source)| MountedFile { guest_path, source })
+            .collect())
+    }
+
+    /// (app-relative path, guest path) for every file a mount entry selects.
+    fn matches(&self, mount: &FileMount, component: &str) -> anyhow::Result<Vec<(String, String)>> {
+        match mount {
+            FileMount::Pattern(pattern) => {
+                let pattern = normalize(pattern);
+                let selected = match self.as_file_or_dir(&pattern) {
+                    Some(files) => files,
+                    None => {
+                        let glob = matcher(&pattern, component)?;
+                        self.files
+                            .iter()
+                            .filter(|f| glob.is_match(f.as_str()))
+                            .cloned()
+                            .collect()
+                    }
+                };
+                Ok(selected
+                    .into_iter()
+                    .map(|f| (f.clone(), format!("/{f}")))
+                    .collect())
+            }
+            FileMount::Placement {
+                source,
+                destination,
+            } => {
+                let source = normalize(&slash_path(source));
+                let destination = destination.trim_end_matches('/');
+                let selected = self.as_file_or_dir(&source).unwrap_or_default();
+                Ok(selected
+                    .into_iter()
+                    .map(|f| {
+                        let guest = if f == source {
+                            destination.to_string()
+                        } else {
+                            format!(
+                                "{destination}/{}",
+                                f.strip_prefix(&format!("{source}/"))
+                                    .unwrap_or(&f)
+                                    .trim_start_matches('/')
+                            )
+                        };
+                        let guest = if guest.is_empty() {
+                            "/".to_string()
+                        } else {
+                            guest
+                        };
+                        (f, guest)
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// A literal file, or every file under a literal directory; `None` when `path` is neither.
+    fn as_file_or_dir(&self, path: &str) -> Option<Vec<String>> {
+        if path.is_empty() {
+            return Some(self.files.clone());
+        }
+        if self
+            .files
+            .binary_search_by(|f| f.as_str().cmp(path))
+            .is_ok()
+        {
+            return Some(vec![path.to_string()]);
+        }
+        let prefix = format!("{path}/");
+        let under: Vec<String> = self
+            .files
+            .iter()
+            .filter(|f| f.starts_with(&prefix))
+            .cloned()
+            .collect();
+        (!under.is_empty() || self.dir.join(path).is_dir()).then_some(under)
+    }
+}
+
+fn ensure_inside(dir: &Path, path: &Path, relative: &str) -> anyhow::Result<()> {
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| bad_input!("cannot read {}: {e}", path.display()))?;
+    if real.starts_with(dir) {
+        Ok(())
+    } else {
+        Err(bad_input!(
+            "{} is a symbolic link to {}, outside the app directory {}; copy the file into the app instead",
+            relative,
+            real.display(),
+            dir.display()
+        ))
+    }
+}
+
+fn matcher(pattern: &str, component: &str) -> anyhow::Result<GlobMatcher> {
+    Ok(glob(pattern, component)?.compile_matcher())
+}
+
+fn glob(pattern: &str, component: &str) -> anyhow::Result<Glob> {
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| bad_input!("component `{component}`: invalid glob `{pattern}`: {e}"))
+}
+
+fn glob_set(patterns: &[String], component: &str) -> anyhow::Result<GlobSet> {
+    let mut set = GlobSetBuilder::new();
+    for pattern in patterns {
+        set.add(glob(&normalize(pattern), component)?);
+    }
+    Ok(set.build()?)
+}
+
+fn normalize(path: &str) -> String {
+    let trimmed = path.trim_start_matches("./").trim_end_matches('/');
+    if trimmed == "." {
+        String::new()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn describe(mount: &FileMount) -> String {
+    match mount {
+        FileMount::Pattern(p) => format!("`{p}`"),
+        FileMount::Placement {
+            source,
+            destination,
+        } => format!(
+            "{{ source = `{}`, destination = `{destination}` }}",
+            source.display()
+        ),
+    }
+}
+
+/// A relative path with forward slashes on every platform.
+pub fn slash_path(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}

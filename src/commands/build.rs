@@ -1,0 +1,138 @@
+//! `spin-aks build`: spin.toml → checked app → (spin build if needed) → resolved inputs → OCI
+//! layout. `build_image` is the shared first step of `export` and `push`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::app::{self, compat, spin_build, App};
+use crate::cli::{BuildArgs, GlobalArgs, ImageArgs, ImageFormat};
+use crate::oci::assemble::AssembleOptions;
+use crate::oci::{plain_image, spin_artifact, Descriptor, ImageManifest, Layout};
+use crate::output::Output;
+
+/// An image written into a layout, with what was learned on the way.
+pub struct BuiltImage {
+    pub app: App,
+    pub layout: Layout,
+    pub tag: String,
+    pub descriptor: Descriptor,
+    pub manifest: ImageManifest,
+    pub warnings: Vec<String>,
+}
+
+impl BuiltImage {
+    /// Manifest, config and layers together.
+    pub fn total_bytes(&self) -> u64 {
+        self.descriptor.size + self.manifest.blobs().map(|b| b.size).sum::<u64>()
+    }
+}
+
+#[derive(Serialize)]
+struct BuildReport<'a> {
+    format: ImageFormat,
+    layout: &'a Path,
+    tag: &'a str,
+    digest: String,
+    layers: usize,
+    bytes: u64,
+    warnings: &'a [String],
+}
+
+pub async fn run(global: &GlobalArgs, args: &BuildArgs, out: &Output) -> anyhow::Result<()> {
+    let built = build_image(global, &args.image, args.layout.as_deref(), out).await?;
+    let report = BuildReport {
+        format: args.image.format,
+        layout: built.layout.root(),
+        tag: &built.tag,
+        digest: built.descriptor.digest.to_string(),
+        layers: built.manifest.layers.len(),
+        bytes: built.total_bytes(),
+        warnings: &built.warnings,
+    };
+    let summary = format!(
+        "Built {} ({}) into {}: {} layers, {} bytes, digest {}",
+        built.app.name,
+        built.tag,
+        built.layout.root().display(),
+        report.layers,
+        report.bytes,
+        report.digest
+    );
+    out.report(&report, summary)
+}
+
+/// The default layout directory of an app.
+pub fn default_layout_dir(app: &App) -> PathBuf {
+    app.dir.join(".spin-aks").join("oci")
+}
+
+/// Loads, checks, builds (if needed) and assembles the app into a layout.
+pub async fn build_image(
+    global: &GlobalArgs,
+    image: &ImageArgs,
+    layout_dir: Option<&Path>,
+    out: &Output,
+) -> anyhow::Result<BuiltImage> {
+    let target_spin = compat::target_spin(&image.shim_version)?;
+    let options = AssembleOptions::from_env(target_spin)?;
+    let app = app::load(&global.from)?;
+    let findings = compat::check(&app, image.format);
+    if !findings.errors.is_empty() {
+        return Err(crate::bad_input!(
+            "{} cannot run on AKS: {}",
+            app.manifest_path.display(),
+            findings.errors.join("; ")
+        ));
+    }
+    let mut warnings = findings.warnings;
+    spin_build::ensure_built(&app, image.skip_spin_build, &mut warnings)?;
+    let tag = image_tag(&app, &mut warnings);
+    let resolved = app::resolve(app, &mut warnings).await?;
+    let layout_dir = layout_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_layout_dir(&resolved.app));
+    let layout = Layout::create(&layout_dir)?;
+    let manifest = match image.format {
+        ImageFormat::Spin => spin_artifact::assemble(&resolved, &layout, &options, &mut warnings)?,
+        ImageFormat::Image => plain_image::assemble(&resolved, &layout, &options, &mut warnings)?,
+    };
+    let descriptor = layout.set_image(&manifest, &tag)?;
+    layout.remove_unreferenced_blobs()?;
+    for warning in &warnings {
+        out.warn(warning);
+    }
+    Ok(BuiltImage {
+        app: resolved.app,
+        layout,
+        tag,
+        descriptor,
+        manifest,
+        warnings,
+    })
+}
+
+/// The app's default tag, with characters a tag cannot hold replaced (and a warning saying so).
+fn image_tag(app: &App, warnings: &mut Vec<String>) -> String {
+    let wanted = app.default_tag();
+    let mut tag: String = wanted
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(128)
+        .collect();
+    if tag.starts_with(['.', '-']) {
+        tag.insert(0, '_');
+    }
+    if tag != wanted {
+        warnings.push(format!(
+            "version `{wanted}` is not a valid image tag; using `{tag}`"
+        ));
+    }
+    tag
+}

@@ -1,0 +1,144 @@
+//! What both image shapes share: reproducibility options (SOURCE_DATE_EPOCH, archive-layer
+//! switch), the manifest annotations, and streaming a file into a layout blob while hashing it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Context;
+use sha2::Digest as _;
+
+use super::{Digest, Layout};
+use crate::app::compat::{self, FeatureScanner, SpinVersion};
+use crate::app::App;
+
+/// Inputs that change bytes without being part of the app, fixed per build.
+#[derive(Clone, Debug)]
+pub struct AssembleOptions {
+    /// File mtimes in tars and `created`: `SOURCE_DATE_EPOCH`, else none (mtime 0, no `created`).
+    pub source_date_epoch: Option<u64>,
+    /// Put each component's files into one archive layer (`SPIN_OCI_ARCHIVE_LAYERS`).
+    pub archive_layers: bool,
+    /// The Spin the target shim embeds, for feature warnings.
+    pub target_spin: SpinVersion,
+}
+
+impl AssembleOptions {
+    /// Reads `SOURCE_DATE_EPOCH` and `SPIN_OCI_ARCHIVE_LAYERS` from the environment.
+    pub fn from_env(target_spin: SpinVersion) -> anyhow::Result<Self> {
+        let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(value) => Some(value.trim().parse().map_err(|_| {
+                crate::bad_input!(
+                    "SOURCE_DATE_EPOCH=`{value}` is not a number of seconds since 1970"
+                )
+            })?),
+            Err(_) => None,
+        };
+        let archive_layers = std::env::var_os("SPIN_OCI_ARCHIVE_LAYERS").is_some();
+        Ok(AssembleOptions {
+            source_date_epoch,
+            archive_layers,
+            target_spin,
+        })
+    }
+
+    pub fn mtime(&self) -> u64 {
+        self.source_date_epoch.unwrap_or(0)
+    }
+}
+
+/// The OCI annotations Spin puts on its manifest, with `created` only when it is reproducible.
+pub fn annotations(app: &App, options: &AssembleOptions) -> BTreeMap<String, String> {
+    let mut annotations = BTreeMap::new();
+    let mut put = |key: &str, value: String| {
+        annotations.insert(format!("org.opencontainers.image.{key}"), value)
+    };
+    put("title", app.name.clone());
+    if let Some(version) = &app.version {
+        put("version", version.clone());
+    }
+    if !app.authors.is_empty() {
+        put("authors", app.authors.join(", "));
+    }
+    if let Some(description) = &app.description {
+        put("description", description.clone());
+    }
+    if let Some(created) = created(options) {
+        put("created", created);
+    }
+    annotations
+}
+
+/// RFC 3339 time of `SOURCE_DATE_EPOCH`, if set.
+pub fn created(options: &AssembleOptions) -> Option<String> {
+    let time = UNIX_EPOCH + Duration::from_secs(options.source_date_epoch?);
+    Some(humantime::format_rfc3339_seconds(time).to_string())
+}
+
+/// Copies a component's wasm into a blob, noting features the target Spin lacks as it streams.
+pub fn wasm_blob(
+    layout: &Layout,
+    component: &str,
+    wasm: &Path,
+    options: &AssembleOptions,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<(Digest, u64)> {
+    let file = File::open(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let mut scanner = FeatureScanner::new(BufReader::with_capacity(256 * 1024, file));
+    let mut blob = layout.blob_writer()?;
+    io::copy(&mut scanner, &mut blob)
+        .with_context(|| format!("cannot copy {} into the layout", wasm.display()))?;
+    warnings.extend(
+        scanner
+            .finish()
+            .into_iter()
+            .filter_map(|f| compat::feature_warning(component, f, options.target_spin)),
+    );
+    blob.commit()
+}
+
+/// Copies a file into a blob.
+pub fn file_blob(layout: &Layout, path: &Path) -> anyhow::Result<(Digest, u64)> {
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut blob = layout.blob_writer()?;
+    io::copy(&mut BufReader::with_capacity(256 * 1024, file), &mut blob)
+        .with_context(|| format!("cannot copy {} into the layout", path.display()))?;
+    blob.commit()
+}
+
+/// A reader that hashes what is read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: sha2::Sha256::new(),
+        }
+    }
+
+    pub fn digest(self) -> Digest {
+        Digest::from_hasher(self.hasher)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The gzip settings every layer uses: miniz_oxide (pinned in Cargo.toml) at level 6, and a
+/// header without name or mtime, so compressed bytes depend only on the input.
+pub fn gzip<W: io::Write>(inner: W) -> flate2::write::GzEncoder<W> {
+    flate2::GzBuilder::new()
+        .mtime(0)
+        .write(inner, flate2::Compression::new(6))
+}

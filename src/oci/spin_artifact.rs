@@ -1,0 +1,185 @@
+//! The Spin OCI artifact (REFERENCE §1): one wasm layer per component, one data layer per file
+//! over 128 bytes (smaller ones inlined), or one archive layer per component past 499 layers.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+
+use anyhow::Context;
+
+use super::archive::fixed_header;
+use super::assemble::{annotations, file_blob, gzip, wasm_blob, AssembleOptions, HashingReader};
+use super::locked_app::{
+    component_metadata, locked_app, ContentPath, ContentRef, LockedComponent, LockedSource,
+};
+use super::media_types::{ARCHIVE_LAYER, DATA_LAYER, IMAGE_CONFIG, LOCKED_APP_LAYER, WASM_LAYER};
+use super::{Descriptor, ImageManifest, Layout};
+use crate::app::{MountedFile, ResolvedApp, ResolvedComponent};
+
+/// Files up to this size travel inside the locked app instead of as layers.
+pub const INLINE_LIMIT: u64 = 128;
+/// Registries accept 500 layers; one is the locked app.
+pub const MAX_CONTENT_LAYERS: usize = 499;
+
+/// A component's layers and its locked form.
+struct Packed {
+    layers: Vec<Descriptor>,
+    locked: LockedComponent,
+}
+
+/// Writes the artifact's blobs into `layout` and returns its manifest (not yet in the index).
+pub fn assemble(
+    app: &ResolvedApp,
+    layout: &Layout,
+    options: &AssembleOptions,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<ImageManifest> {
+    let pack_all = |archive: bool, warnings: &mut Vec<String>| {
+        app.components
+            .iter()
+            .map(|c| pack_component(app, c, layout, options, warnings, archive))
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let mut packed = pack_all(options.archive_layers, warnings)?;
+    if !options.archive_layers
+        && unique(packed.iter().flat_map(|p| &p.layers)).len() > MAX_CONTENT_LAYERS
+    {
+        packed = pack_all(true, &mut Vec::new())?;
+    }
+    let mut layers = unique(packed.iter().flat_map(|p| &p.layers));
+    let locked = locked_app(&app.app, packed.into_iter().map(|p| p.locked).collect());
+    let (digest, size) = layout.write_blob(&serde_json::to_vec(&locked)?)?;
+    layers.push(Descriptor::new(LOCKED_APP_LAYER, digest.clone(), size));
+    let config = format!(
+        r#"{{"architecture":"wasm","os":"wasip1","config":{{"Labels":{{"com.fermyon.spin.lockedAppDigest":"{digest}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+    );
+    let (config_digest, config_size) = layout.write_blob(config.as_bytes())?;
+    Ok(ImageManifest {
+        schema_version: 2,
+        media_type: None,
+        config: Descriptor::new(IMAGE_CONFIG, config_digest, config_size),
+        layers,
+        annotations: annotations(&app.app, options),
+    })
+}
+
+/// Layers in first-seen order, each (digest, media type) once.
+fn unique<'a>(layers: impl Iterator<Item = &'a Descriptor>) -> Vec<Descriptor> {
+    let mut seen = HashSet::new();
+    layers
+        .filter(|d| seen.insert((d.digest.clone(), d.media_type.clone())))
+        .cloned()
+        .collect()
+}
+
+fn pack_component(
+    app: &ResolvedApp,
+    resolved: &ResolvedComponent,
+    layout: &Layout,
+    options: &AssembleOptions,
+    warnings: &mut Vec<String>,
+    archive: bool,
+) -> anyhow::Result<Packed> {
+    let component = app
+        .app
+        .component(&resolved.id)
+        .expect("resolved components come from the app");
+    let (wasm_digest, wasm_size) =
+        wasm_blob(layout, &resolved.id, &resolved.wasm, options, warnings)?;
+    let inline = (wasm_size <= INLINE_LIMIT)
+        .then(|| std::fs::read(&resolved.wasm))
+        .transpose()?;
+    let mut layers = vec![Descriptor::new(WASM_LAYER, wasm_digest.clone(), wasm_size)];
+    let files = if archive {
+        archive_files(layout, &resolved.files, options, &mut layers)?
+    } else {
+        layered_files(layout, &resolved.files, &mut layers)?
+    };
+    let locked = LockedComponent {
+        id: resolved.id.clone(),
+        metadata: component_metadata(component),
+        source: LockedSource {
+            content_type: "application/wasm",
+            content: ContentRef {
+                inline,
+                digest: Some(wasm_digest),
+            },
+        },
+        env: component.environment.clone(),
+        files,
+        config: component.variables.clone(),
+    };
+    Ok(Packed { layers, locked })
+}
+
+/// One data layer per file over the inline limit; small files inline.
+fn layered_files(
+    layout: &Layout,
+    files: &[MountedFile],
+    layers: &mut Vec<Descriptor>,
+) -> anyhow::Result<Vec<ContentPath>> {
+    let mut paths = Vec::new();
+    for file in files {
+        let size = std::fs::metadata(&file.source)
+            .with_context(|| format!("cannot read {}", file.source.display()))?
+            .len();
+        let content = if size <= INLINE_LIMIT {
+            ContentRef {
+                inline: Some(std::fs::read(&file.source)?),
+                digest: None,
+            }
+        } else {
+            let (digest, size) = file_blob(layout, &file.source)?;
+            layers.push(Descriptor::new(DATA_LAYER, digest.clone(), size));
+            ContentRef {
+                inline: None,
+                digest: Some(digest),
+            }
+        };
+        paths.push(ContentPath {
+            content,
+            path: relative_guest_path(file),
+        });
+    }
+    Ok(paths)
+}
+
+/// All of a component's files in one tar+gzip layer; each file still listed by digest.
+fn archive_files(
+    layout: &Layout,
+    files: &[MountedFile],
+    options: &AssembleOptions,
+    layers: &mut Vec<Descriptor>,
+) -> anyhow::Result<Vec<ContentPath>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tar = tar::Builder::new(gzip(layout.blob_writer()?));
+    let mut paths = Vec::new();
+    for file in files {
+        let opened = File::open(&file.source)
+            .with_context(|| format!("cannot read {}", file.source.display()))?;
+        let size = opened.metadata()?.len();
+        let mut reader = HashingReader::new(BufReader::new(opened));
+        let mut header = fixed_header(tar::EntryType::Regular, size, 0o644, options.mtime());
+        let path = relative_guest_path(file);
+        tar.append_data(&mut header, &path, (&mut reader).take(size))?;
+        paths.push(ContentPath {
+            content: ContentRef {
+                inline: None,
+                digest: Some(reader.digest()),
+            },
+            path,
+        });
+    }
+    let mut encoder = tar.into_inner()?;
+    encoder.flush()?;
+    let (digest, size) = encoder.finish()?.commit()?;
+    layers.push(Descriptor::new(ARCHIVE_LAYER, digest, size));
+    Ok(paths)
+}
+
+/// The guest path relative to the component's file root (`/static/a.css` → `static/a.css`).
+fn relative_guest_path(file: &MountedFile) -> String {
+    file.guest_path.trim_start_matches('/').to_string()
+}
