@@ -2,6 +2,7 @@
 
 pub mod build;
 mod export;
+mod scaffold;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
@@ -14,5 +15,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Build(args) => build::run(&cli.global, args, &out).await,
         Command::Export(args) => export::run(&cli.global, args, &out).await,
+        Command::Scaffold(args) => scaffold::run(&cli.global, args, &out),
     }
 }

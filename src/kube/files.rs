@@ -29,13 +29,31 @@ pub struct Plan {
     pub conflicts: Vec<String>,
 }
 
+impl Plan {
+    /// How many output files the plan writes (created or updated).
+    pub fn written(&self) -> usize {
+        self.writes.len()
+    }
+}
+
 /// Decides, for each generated file, whether to create, update (merged) or leave it.
-pub fn plan(files: &[GeneratedFile], out: &Path, app_dir: &Path, force: bool) -> anyhow::Result<Plan> {
+pub fn plan(
+    files: &[GeneratedFile],
+    out: &Path,
+    app_dir: &Path,
+    force: bool,
+) -> anyhow::Result<Plan> {
     let mut plan = Plan::default();
     for file in files {
         let (dest, store) = match file.root {
-            Root::Out => (out.join(&file.path), out.join(STORE_DIR).join("out").join(&file.path)),
-            Root::App => (app_dir.join(&file.path), out.join(STORE_DIR).join("app").join(&file.path)),
+            Root::Out => (
+                out.join(&file.path),
+                out.join(STORE_DIR).join("out").join(&file.path),
+            ),
+            Root::App => (
+                app_dir.join(&file.path),
+                out.join(STORE_DIR).join("app").join(&file.path),
+            ),
         };
         let current = read_optional(&dest)?;
         let base = read_optional(&store)?;
@@ -61,7 +79,10 @@ pub fn plan(files: &[GeneratedFile], out: &Path, app_dir: &Path, force: bool) ->
             Format::Yaml => {
                 let parse = |text: &str, what: &Path| {
                     parse_stream(text).map_err(|e| {
-                        bad_input!("{} is not valid YAML ({e}); fix it or delete it to regenerate", what.display())
+                        bad_input!(
+                            "{} is not valid YAML ({e}); fix it or delete it to regenerate",
+                            what.display()
+                        )
                     })
                 };
                 let ours = parse(&current, &dest)?;
@@ -86,7 +107,8 @@ pub fn plan(files: &[GeneratedFile], out: &Path, app_dir: &Path, force: bool) ->
             }
         };
         let shown = dest.display();
-        plan.conflicts.extend(conflicts.iter().map(|c| format!("{shown}: {c}")));
+        plan.conflicts
+            .extend(conflicts.iter().map(|c| format!("{shown}: {c}")));
         if merged != current {
             plan.writes.push((dest, merged));
         }
@@ -110,7 +132,10 @@ fn read_optional(path: &Path) -> anyhow::Result<Option<String>> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(bad_input!("cannot read {}: {e}; it must be a readable text file", path.display())),
+        Err(e) => Err(bad_input!(
+            "cannot read {}: {e}; it must be a readable text file",
+            path.display()
+        )),
     }
 }
 
@@ -122,8 +147,10 @@ pub fn parse_stream(text: &str) -> Result<Vec<Value>, String> {
 
 fn write_atomic(path: &Path, content: &str) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
     temp.write_all(content.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     temp.persist(path)

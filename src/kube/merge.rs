@@ -12,11 +12,21 @@ pub struct Merged<T> {
 
 /// Merges YAML document streams. Documents are matched by `kind/metadata.name` (or position),
 /// mappings by key, lists of named entries (`name:`) by name. At a conflict, `force` takes theirs.
-pub fn merge_yaml(base: Option<&[Value]>, ours: &[Value], theirs: &[Value], force: bool) -> Merged<Vec<Value>> {
+pub fn merge_yaml(
+    base: Option<&[Value]>,
+    ours: &[Value],
+    theirs: &[Value],
+    force: bool,
+) -> Merged<Vec<Value>> {
     let key_docs = |docs: &[Value]| -> Vec<(String, Value)> {
         docs.iter()
             .enumerate()
-            .map(|(i, d)| (document_key(d).unwrap_or_else(|| format!("document {}", i + 1)), d.clone()))
+            .map(|(i, d)| {
+                (
+                    document_key(d).unwrap_or_else(|| format!("document {}:", i + 1)),
+                    d.clone(),
+                )
+            })
             .collect()
     };
     let base = base.map(key_docs).unwrap_or_default();
@@ -25,7 +35,14 @@ pub fn merge_yaml(base: Option<&[Value]>, ours: &[Value], theirs: &[Value], forc
     let mut conflicts = Vec::new();
     let mut result = Vec::new();
     for key in ordered_keys(&ours, &theirs) {
-        let merged = merge_value(find(&base, &key), find(&ours, &key), find(&theirs, &key), &key, force, &mut conflicts);
+        let merged = merge_value(
+            find(&base, &key),
+            find(&ours, &key),
+            find(&theirs, &key),
+            &key,
+            force,
+            &mut conflicts,
+        );
         result.extend(merged);
     }
     Merged { result, conflicts }
@@ -36,7 +53,11 @@ fn find<'a>(entries: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
 }
 
 fn document_key(doc: &Value) -> Option<String> {
-    Some(format!("{}/{}", doc["kind"].as_str()?, doc["metadata"]["name"].as_str()?))
+    Some(format!(
+        "{}/{}:",
+        doc["kind"].as_str()?,
+        doc["metadata"]["name"].as_str()?
+    ))
 }
 
 /// Keys in theirs' order, then the ones only ours has, in ours' order.
@@ -71,8 +92,19 @@ fn merge_value(
             let mut keys: Vec<&String> = t.keys().collect();
             keys.extend(o.keys().filter(|k| !t.contains_key(*k)));
             for key in keys {
-                let child = format!("{path}.{key}");
-                let value = merge_value(b.and_then(|b| b.get(key)), o.get(key), t.get(key), &child, force, conflicts);
+                let child = if path.ends_with(':') {
+                    format!("{path} {key}")
+                } else {
+                    format!("{path}.{key}")
+                };
+                let value = merge_value(
+                    b.and_then(|b| b.get(key)),
+                    o.get(key),
+                    t.get(key),
+                    &child,
+                    force,
+                    conflicts,
+                );
                 if let Some(value) = value {
                     merged.insert(key.clone(), value);
                 }
@@ -81,14 +113,33 @@ fn merge_value(
         }
         (Some(Value::Array(o)), Some(Value::Array(t))) if named(o) && named(t) => {
             let by_name = |items: &[Value]| -> Vec<(String, Value)> {
-                items.iter().map(|v| (v["name"].as_str().unwrap_or_default().to_string(), v.clone())).collect()
+                items
+                    .iter()
+                    .map(|v| {
+                        (
+                            v["name"].as_str().unwrap_or_default().to_string(),
+                            v.clone(),
+                        )
+                    })
+                    .collect()
             };
-            let b = base.and_then(Value::as_array).filter(|b| named(b)).map(|b| by_name(b)).unwrap_or_default();
+            let b = base
+                .and_then(Value::as_array)
+                .filter(|b| named(b))
+                .map(|b| by_name(b))
+                .unwrap_or_default();
             let (o, t) = (by_name(o), by_name(t));
             let mut merged = Vec::new();
             for name in ordered_keys(&o, &t) {
                 let child = format!("{path}[name={name}]");
-                merged.extend(merge_value(find(&b, &name), find(&o, &name), find(&t, &name), &child, force, conflicts));
+                merged.extend(merge_value(
+                    find(&b, &name),
+                    find(&o, &name),
+                    find(&t, &name),
+                    &child,
+                    force,
+                    conflicts,
+                ));
             }
             Some(Value::Array(merged))
         }
@@ -105,7 +156,10 @@ fn merge_value(
 
 /// A list whose entries are mappings with distinct `name`s (env, variables, ports, containers).
 fn named(items: &[Value]) -> bool {
-    let names: Vec<&str> = items.iter().filter_map(|v| v.get("name").and_then(Value::as_str)).collect();
+    let names: Vec<&str> = items
+        .iter()
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .collect();
     names.len() == items.len() && (1..names.len()).all(|i| !names[..i].contains(&names[i]))
 }
 
@@ -201,19 +255,33 @@ mod tests {
 
     #[test]
     fn yaml_conflict_names_the_object_and_field() {
-        let merged = merge_yaml(Some(&[app("hello:1", 2)]), &[app("mine:1", 2)], &[app("hello:2", 2)], false);
-        assert_eq!(merged.conflicts, ["SpinApp/hello.spec.image"]);
+        let merged = merge_yaml(
+            Some(&[app("hello:1", 2)]),
+            &[app("mine:1", 2)],
+            &[app("hello:2", 2)],
+            false,
+        );
+        assert_eq!(merged.conflicts, ["SpinApp/hello: spec.image"]);
         assert_eq!(merged.result[0]["spec"]["image"], "mine:1");
-        let forced = merge_yaml(Some(&[app("hello:1", 2)]), &[app("mine:1", 2)], &[app("hello:2", 2)], true);
+        let forced = merge_yaml(
+            Some(&[app("hello:1", 2)]),
+            &[app("mine:1", 2)],
+            &[app("hello:2", 2)],
+            true,
+        );
         assert_eq!(forced.result[0]["spec"]["image"], "hello:2");
     }
 
     #[test]
     fn yaml_named_lists_merge_entries_by_name() {
         let mut ours = app("hello:1", 2);
-        ours["spec"]["variables"].as_array_mut().unwrap().push(json!({"name": "mine", "value": "x"}));
+        ours["spec"]["variables"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "mine", "value": "x"}));
         let mut theirs = app("hello:1", 2);
-        theirs["spec"]["variables"] = json!([{"name": "a", "value": "1"}, {"name": "b", "value": "2"}]);
+        theirs["spec"]["variables"] =
+            json!([{"name": "a", "value": "1"}, {"name": "b", "value": "2"}]);
         let merged = merge_yaml(Some(&[app("hello:1", 2)]), &[ours], &[theirs], false);
         assert_eq!(
             merged.result[0]["spec"]["variables"],
@@ -224,7 +292,12 @@ mod tests {
     #[test]
     fn yaml_user_deleted_object_stays_deleted_and_user_added_object_stays() {
         let extra = json!({"kind": "ConfigMap", "metadata": {"name": "mine"}});
-        let merged = merge_yaml(Some(&[app("a:1", 2)]), &[extra.clone()], &[app("a:1", 2)], false);
+        let merged = merge_yaml(
+            Some(&[app("a:1", 2)]),
+            std::slice::from_ref(&extra),
+            &[app("a:1", 2)],
+            false,
+        );
         assert_eq!(merged.result, [extra]);
     }
 
@@ -232,9 +305,18 @@ mod tests {
     fn lines_merge_independent_edits_and_flag_overlaps() {
         let base = "a\nb\nc\nd\n";
         let merged = merge_lines(Some(base), "a\nB\nc\nd\n", "a\nb\nc\nD\n", false);
-        assert_eq!(merged, Merged { result: "a\nB\nc\nD\n".into(), conflicts: vec![] });
+        assert_eq!(
+            merged,
+            Merged {
+                result: "a\nB\nc\nD\n".into(),
+                conflicts: vec![]
+            }
+        );
         let conflict = merge_lines(Some(base), "a\nX\nc\nd\n", "a\nY\nc\nd\n", false);
         assert_eq!(conflict.conflicts, ["lines 2-2"]);
-        assert_eq!(merge_lines(Some(base), "a\nX\nc\nd\n", "a\nY\nc\nd\n", true).result, "a\nY\nc\nd\n");
+        assert_eq!(
+            merge_lines(Some(base), "a\nX\nc\nd\n", "a\nY\nc\nd\n", true).result,
+            "a\nY\nc\nd\n"
+        );
     }
 }

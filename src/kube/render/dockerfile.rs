@@ -39,6 +39,27 @@ pub fn render(app: &App, image: &str) -> (Vec<GeneratedFile>, Vec<String>) {
     }
     let mut includes = vec![format!("!{manifest}")];
     includes.extend(sources.iter().map(|s| format!("!{s}")));
+    // Excluded files stay out of the build context, so out of the image.
+    for component in &app.components {
+        includes.extend(component.exclude_files.iter().cloned());
+    }
+    let reshaped: Vec<&str> = app
+        .components
+        .iter()
+        .filter(|c| {
+            !c.exclude_files.is_empty()
+                || c.files
+                    .iter()
+                    .any(|f| matches!(f, FileMount::Pattern(p) if p.contains(['*', '?', '['])))
+        })
+        .map(|c| c.id.as_str())
+        .collect();
+    if !reshaped.is_empty() {
+        warnings.push(format!(
+            "Dockerfile: the shim's plain-image mode rejects `exclude_files` and mounts only directories, and components {} use them; drop `exclude_files` and use directory mounts in spin.toml, or let `spin-aks build --format image` prepare the image",
+            reshaped.join(", ")
+        ));
+    }
     let files = vec![
         GeneratedFile::text(
             Root::App,
@@ -60,6 +81,7 @@ pub fn render(app: &App, image: &str) -> (Vec<GeneratedFile>, Vec<String>) {
 fn relative(dir: &Path, path: &Path) -> String {
     let path = path.strip_prefix(dir).unwrap_or(path);
     path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
