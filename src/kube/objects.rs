@@ -437,15 +437,6 @@ fn variables(
     }
     if let Some(address) = redis_address(app) {
         if !address.contains("{{") && !app.variables.contains_key("redis_address") {
-            from_secret.push("redis_address".to_string());
-            variables.push(WorkloadVariable {
-                name: "redis_address".to_string(),
-                source: VariableSource::SecretKey {
-                    secret: secret_name.clone(),
-                    key: "redis_address".to_string(),
-                    optional: false,
-                },
-            });
             let found = if address.is_empty() {
                 "the redis trigger has no address in spin.toml".to_string()
             } else {
@@ -454,8 +445,23 @@ fn variables(
                     redact_userinfo(&address)
                 )
             };
+            let source = match &options.key_vault {
+                Some(vault) => format!("from the secret `redis_address` in Key Vault {vault}"),
+                None => {
+                    from_secret.push("redis_address".to_string());
+                    variables.push(WorkloadVariable {
+                        name: "redis_address".to_string(),
+                        source: VariableSource::SecretKey {
+                            secret: secret_name.clone(),
+                            key: "redis_address".to_string(),
+                            optional: false,
+                        },
+                    });
+                    format!("from key redis_address of Secret {secret_name}")
+                }
+            };
             warnings.push(format!(
-                "{found}; set `address = \"{{{{ redis_address }}}}\"` under [application.trigger.redis] and declare a `redis_address` variable so the pod uses the address in key redis_address of Secret {secret_name}"
+                "{found}; set `address = \"{{{{ redis_address }}}}\"` under [application.trigger.redis] and declare a secret `redis_address` variable so the pod takes the address {source}"
             ));
         }
     }
