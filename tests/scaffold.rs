@@ -568,3 +568,56 @@ fn scaffold_needs_no_cluster_and_no_network() {
     );
     assert!(app.dir.join("deploy/Chart.yaml").is_file());
 }
+
+#[test]
+fn dockerfile_user_lines_stay_when_a_component_is_added() {
+    let app = example_app();
+    scaffold_ok(&app.dir, &["--dockerfile"]);
+    let dockerfile = app.dir.join("Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap().replace(
+        "FROM scratch\n",
+        "FROM scratch\nLABEL org.opencontainers.image.source=https://example.com/hello\n",
+    );
+    std::fs::write(&dockerfile, text).unwrap();
+    let manifest = app.dir.join("spin.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[component.extra]\nsource = \"wasm/extra.wasm\"\n\n[[trigger.http]]\nroute = \"/extra\"\ncomponent = \"extra\"\n");
+    std::fs::write(&manifest, text).unwrap();
+
+    scaffold_ok(&app.dir, &["--dockerfile"]);
+    let merged = std::fs::read_to_string(&dockerfile).unwrap();
+    assert!(
+        merged.contains(
+            "FROM scratch\nLABEL org.opencontainers.image.source=https://example.com/hello\n"
+        ),
+        "{merged}"
+    );
+    assert!(
+        merged.contains("COPY wasm/extra.wasm /wasm/extra.wasm\n"),
+        "{merged}"
+    );
+    assert!(std::fs::read_to_string(app.dir.join(".dockerignore"))
+        .unwrap()
+        .contains("!wasm/extra.wasm\n"));
+}
+
+#[test]
+fn without_a_terminal_scaffold_takes_defaults_and_never_prompts() {
+    let app = example_app();
+    let output = assert_cmd::Command::cargo_bin("spin-aks")
+        .unwrap()
+        .args(["scaffold", "--output", "json", "-f"])
+        .arg(&app.dir)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["type"], "kube");
+    assert_eq!(report["workload"], "spinapp");
+    let yaml = std::fs::read_to_string(app.dir.join("deploy/hello-aks.yaml")).unwrap();
+    assert!(
+        yaml.contains("image: hello-aks:0.1.0\n"),
+        "the default image is <app>:<version>: {yaml}"
+    );
+}

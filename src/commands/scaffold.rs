@@ -132,15 +132,23 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
         warnings: &warnings,
     };
     let summary = format!(
-        "Scaffolded {} ({:?}, {:?}) into {}: {} files, {} written",
+        "Scaffolded {} ({}, {}) into {}: {} files, {} written",
         workload.name,
-        render_type,
-        kind,
+        value_name(render_type),
+        value_name(kind),
         out_dir.display(),
         plan.files.len(),
         plan.written()
     );
     out.report(&report, summary)
+}
+
+/// The name a value has on the command line.
+fn value_name<T: clap::ValueEnum>(value: T) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }
 
 /// `<app name>:<version>`, with the version made a valid tag.

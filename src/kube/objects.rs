@@ -127,7 +127,6 @@ pub enum VariableSource {
 pub struct Workload {
     pub name: String,
     pub objects: Vec<Object>,
-    pub variables: Vec<WorkloadVariable>,
     pub warnings: Vec<String>,
 }
 
@@ -337,7 +336,6 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
     Workload {
         name,
         objects,
-        variables,
         warnings,
     }
 }

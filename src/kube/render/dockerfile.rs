@@ -14,10 +14,10 @@ pub fn render(app: &App, image: &str) -> (Vec<GeneratedFile>, Vec<String>) {
     let mut sources: Vec<String> = Vec::new();
     let mut warnings = Vec::new();
     let manifest = relative(&app.dir, &app.manifest_path);
-    let mut copies = vec![format!("COPY {manifest} /spin.toml")];
+    let mut copies = vec![copy(&manifest, "/spin.toml")];
     let mut add = |source: String, copies: &mut Vec<String>| {
         if !sources.contains(&source) {
-            copies.push(format!("COPY {source} /{source}"));
+            copies.push(copy(&source, &format!("/{source}")));
             sources.push(source);
         }
     };
@@ -75,6 +75,15 @@ pub fn render(app: &App, image: &str) -> (Vec<GeneratedFile>, Vec<String>) {
         ),
     ];
     (files, warnings)
+}
+
+/// One COPY line; the JSON form when a path has spaces.
+fn copy(source: &str, dest: &str) -> String {
+    if source.contains(char::is_whitespace) {
+        format!("COPY {}", serde_json::json!([source, dest]))
+    } else {
+        format!("COPY {source} {dest}")
+    }
 }
 
 /// `path` relative to the app directory, with forward slashes.
