@@ -18,9 +18,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
-use crate::app::App;
+use crate::app::{App, Component};
 use crate::kube::image::ImageRef;
-use crate::kube::runtime_config::{Backend, RuntimeConfigToml, Store};
+use crate::kube::runtime_config::{Backend, RuntimeConfigToml, Store, TOKEN_PLACEHOLDER};
 use crate::kube::spinapp::{
     self, HealthChecks, HealthProbe, HttpGet, Resources, SpinApp, SpinAppSpec, SpinVar,
 };
@@ -340,62 +340,66 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
     }
 }
 
-/// Warns about store labels components use but no flag configures, and flags no component uses.
+/// One kind of runtime store: how to name it, and which labels components use.
+struct StoreKind<'a> {
+    what: &'static str,
+    flag: &'static str,
+    example: &'static str,
+    configured: &'a [Store],
+    labels: fn(&Component) -> &[String],
+}
+
+/// Warns about store labels components use but no flag configures, flags no component uses, and
+/// the libsql token placeholder.
 fn store_warnings(app: &App, options: &WorkloadOptions, warnings: &mut Vec<String>) {
-    for (what, flag, example, configured, used) in [
-        (
-            "key-value store",
-            "--kv-store",
-            "redis:redis://<host>:6379",
-            &options.kv_stores,
-            app.components
-                .iter()
-                .flat_map(|c| c.key_value_stores.iter().map(move |l| (c, l)))
-                .collect::<Vec<_>>(),
-        ),
-        (
-            "SQLite database",
-            "--sqlite",
-            "libsql:https://<host>",
-            &options.sqlite,
-            app.components
-                .iter()
-                .flat_map(|c| c.sqlite_databases.iter().map(move |l| (c, l)))
-                .collect(),
-        ),
-    ] {
-        let mut seen = Vec::new();
-        for (component, label) in used {
-            if label == "default"
-                || seen.contains(&label)
-                || configured.iter().any(|s| &s.label == label)
-            {
-                continue;
-            }
-            seen.push(label);
-            warnings.push(format!(
-                "component `{}` uses the {what} `{label}`, which nothing configures; add {flag} {label}={example}",
-                component.id
-            ));
-        }
-        for store in configured {
-            let is_used = app.components.iter().any(|c| {
-                c.key_value_stores.contains(&store.label) && flag == "--kv-store"
-                    || c.sqlite_databases.contains(&store.label) && flag == "--sqlite"
-            });
-            if !is_used {
+    let kinds = [
+        StoreKind {
+            what: "key-value store",
+            flag: "--kv-store",
+            example: "redis:redis://<host>:6379",
+            configured: &options.kv_stores,
+            labels: |c| &c.key_value_stores,
+        },
+        StoreKind {
+            what: "SQLite database",
+            flag: "--sqlite",
+            example: "libsql:https://<host>",
+            configured: &options.sqlite,
+            labels: |c| &c.sqlite_databases,
+        },
+    ];
+    for kind in kinds {
+        let StoreKind {
+            what,
+            flag,
+            example,
+            configured,
+            labels,
+        } = kind;
+        let mut warned: Vec<&str> = Vec::new();
+        for component in &app.components {
+            for label in labels(component) {
+                let configured = configured.iter().any(|s| &s.label == label);
+                if label == "default" || configured || warned.contains(&label.as_str()) {
+                    continue;
+                }
+                warned.push(label);
                 warnings.push(format!(
-                    "{flag} {}: no component uses the {what} `{}`",
-                    store.label, store.label
+                    "component `{}` uses the {what} `{label}`, which nothing configures; add {flag} {label}={example}",
+                    component.id
                 ));
             }
         }
         for store in configured {
+            let label = &store.label;
+            if !app.components.iter().any(|c| labels(c).contains(label)) {
+                warnings.push(format!(
+                    "{flag} {label}: no component uses the {what} `{label}`"
+                ));
+            }
             if let Backend::Libsql { .. } = store.backend {
                 warnings.push(format!(
-                    "{flag} {}: the runtime-config Secret holds the token placeholder {}; replace it with the libsql token",
-                    store.label,
-                    crate::kube::runtime_config::TOKEN_PLACEHOLDER
+                    "{flag} {label}: the runtime-config Secret holds the token placeholder {TOKEN_PLACEHOLDER}; replace it with the libsql token"
                 ));
             }
         }
@@ -724,5 +728,154 @@ fn deployment(
             }),
         },
         ..DeploymentSpec::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::app::{Trigger, Variable};
+
+    fn options(kind: WorkloadKind) -> WorkloadOptions {
+        WorkloadOptions {
+            kind,
+            image: ImageRef::parse("myacr.azurecr.io/app:1").unwrap(),
+            namespace: None,
+            replicas: 2,
+            runtime_class: DEFAULT_RUNTIME_CLASS.to_string(),
+            key_vault: None,
+            service_account: None,
+            kv_stores: Vec::new(),
+            sqlite: Vec::new(),
+            resources: ResourceOptions::default(),
+            autoscale: None,
+            health_path: None,
+            image_pull_secrets: Vec::new(),
+        }
+    }
+
+    fn app() -> App {
+        let variable = |default: Option<&str>, required, secret| Variable {
+            default: default.map(str::to_string),
+            required,
+            secret,
+            description: None,
+        };
+        App {
+            dir: "/app".into(),
+            manifest_path: "/app/spin.toml".into(),
+            manifest: toml::Table::new(),
+            name: "My App".to_string(),
+            version: Some("1.0.0".to_string()),
+            description: None,
+            authors: Vec::new(),
+            trigger_settings: BTreeMap::new(),
+            variables: BTreeMap::from([
+                ("plain".to_string(), variable(Some("x"), false, false)),
+                ("token".to_string(), variable(None, true, true)),
+                ("key".to_string(), variable(Some("s3cr3t-default"), false, true)),
+            ]),
+            triggers: vec![Trigger {
+                id: "t".into(),
+                trigger_type: "redis".into(),
+                component: "worker".into(),
+                settings: serde_json::Map::from_iter([(
+                    "address".to_string(),
+                    json!("redis://u:pw@host:6379"),
+                )]),
+            }],
+            components: vec![Component {
+                id: "worker".into(),
+                ..Component::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn dns_name_lowercases_replaces_and_trims() {
+        assert_eq!(dns_name("My App"), "my-app");
+        assert_eq!(dns_name("__Shop__Backend--"), "shop-backend");
+        assert_eq!(dns_name("***"), "spin-app");
+        assert_eq!(dns_name(&"a".repeat(80)).len(), 63);
+    }
+
+    #[test]
+    fn secret_and_required_variables_come_from_a_secret_never_as_values() {
+        let workload = build(&app(), &options(WorkloadKind::Spinapp));
+        let spinapp = workload.objects[0].to_value();
+        assert_eq!(spinapp["metadata"]["name"], "my-app");
+        let vars = &spinapp["spec"]["variables"];
+        assert_eq!(
+            vars[0],
+            json!({"name": "key", "valueFrom": {"secretKeyRef": {"name": "my-app-variables", "key": "key", "optional": true}}})
+        );
+        assert_eq!(vars[1], json!({"name": "plain", "value": "x"}));
+        assert_eq!(vars[2]["valueFrom"]["secretKeyRef"]["key"], "token");
+        assert_eq!(vars[3]["name"], "redis_address");
+        assert!(
+            !spinapp.to_string().contains("dev"),
+            "a secret default is never written"
+        );
+        let warnings = workload.warnings.join("\n");
+        assert!(warnings.contains("`My App` is not a valid Kubernetes name"));
+        assert!(
+            warnings.contains("redis://***@host:6379"),
+            "credentials are redacted: {warnings}"
+        );
+        assert!(!warnings.contains("pw"));
+    }
+
+    #[test]
+    fn deployment_maps_variables_to_spin_variable_env_and_runs_on_the_runtime_class() {
+        let workload = build(&app(), &options(WorkloadKind::Deployment));
+        let kinds: Vec<String> = workload
+            .objects
+            .iter()
+            .map(|o| o.to_value()["kind"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(kinds, ["Deployment", "Service"]);
+        let deployment = workload.objects[0].to_value();
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["runtimeClassName"], "wasmtime-spin-v2");
+        assert_eq!(pod["containers"][0]["command"], json!(["/"]));
+        assert_eq!(pod["containers"][0]["ports"][0]["containerPort"], 80);
+        assert_eq!(
+            pod["containers"][0]["env"][1],
+            json!({"name": "SPIN_VARIABLE_PLAIN", "value": "x"})
+        );
+    }
+
+    #[test]
+    fn key_vault_mode_uses_runtime_config_secret_and_workload_identity() {
+        let mut opts = options(WorkloadKind::Spinapp);
+        opts.key_vault = Some("https://v.vault.azure.net/".into());
+        opts.service_account = Some("app-identity".into());
+        let workload = build(&app(), &opts);
+        let secret = workload.objects[0].to_value();
+        assert_eq!(secret["kind"], "Secret");
+        assert!(secret["stringData"]["runtime-config.toml"]
+            .as_str()
+            .unwrap()
+            .contains("azure_key_vault"));
+        let spec = &workload.objects[1].to_value()["spec"];
+        assert_eq!(
+            spec["runtimeConfig"]["loadFromSecret"],
+            "my-app-runtime-config"
+        );
+        assert_eq!(spec["podLabels"]["azure.workload.identity/use"], "true");
+        assert_eq!(spec["serviceAccountName"], "app-identity");
+        assert_eq!(spec["variables"], json!([{"name": "plain", "value": "x"}]));
+    }
+
+    #[test]
+    fn quantities_accept_kubernetes_forms_only() {
+        for ok in ["500m", "1", "0.5", "128Mi", "1Gi", "1e3", "2k"] {
+            assert!(parse_quantity(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "lots", "1.2.3", "5mb", "Mi", "1e"] {
+            assert!(parse_quantity(bad).is_err(), "{bad}");
+        }
     }
 }
