@@ -815,7 +815,7 @@ mod tests {
         assert_eq!(vars[2]["valueFrom"]["secretKeyRef"]["key"], "token");
         assert_eq!(vars[3]["name"], "redis_address");
         assert!(
-            !spinapp.to_string().contains("dev"),
+            !spinapp.to_string().contains("s3cr3t"),
             "a secret default is never written"
         );
         let warnings = workload.warnings.join("\n");
