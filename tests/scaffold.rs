@@ -423,7 +423,7 @@ fn files_the_tool_never_wrote_are_never_touched() {
             "kind: Mine\n"
         );
     }
-    assert!(!deploy.join(".spin-aks").exists());
+    assert!(!deploy.join(".spin-aks-scaffold").exists());
 }
 
 // ---------- bad input: exit 2, nothing written ----------

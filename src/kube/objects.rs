@@ -775,7 +775,10 @@ mod tests {
             variables: BTreeMap::from([
                 ("plain".to_string(), variable(Some("x"), false, false)),
                 ("token".to_string(), variable(None, true, true)),
-                ("key".to_string(), variable(Some("s3cr3t-default"), false, true)),
+                (
+                    "key".to_string(),
+                    variable(Some("s3cr3t-default"), false, true),
+                ),
             ]),
             triggers: vec![Trigger {
                 id: "t".into(),

@@ -104,7 +104,7 @@ pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 pub fn render_tree(dir: &Path) -> String {
     let mut text = String::new();
     for (path, bytes) in read_tree(dir) {
-        if path.starts_with(".spin-aks/") {
+        if path.starts_with(".spin-aks-scaffold/") {
             continue;
         }
         text.push_str(&format!(
