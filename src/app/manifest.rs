@@ -503,3 +503,112 @@ fn inline_component_id(trigger_id: &str, components: &[Component]) -> String {
         .find(free)
         .expect("unbounded")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<App> {
+        let document = parse_toml(Path::new("spin.toml"), text)?;
+        from_v2(
+            document,
+            PathBuf::from("/app/spin.toml"),
+            PathBuf::from("/app"),
+        )
+    }
+
+    const APP: &str = "spin_manifest_version = 2\n[application]\nname = \"t\"\n";
+
+    #[test]
+    fn trigger_ids_follow_spins_naming_rules() {
+        let app = parse(&format!(
+            "{APP}[[trigger.http]]\nroute = \"/a\"\ncomponent = \"web\"\n[[trigger.http]]\nroute = \"/b\"\ncomponent = \"web\"\n\
+             [[trigger.http]]\nid = \"http-trigger1\"\nroute = \"/c\"\ncomponent = \"web\"\n[component.web]\nsource = \"w.wasm\"\n"
+        ))
+        .unwrap();
+        let ids: Vec<&str> = app.triggers.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["web-http-trigger", "http-trigger2", "http-trigger1"]);
+    }
+
+    #[test]
+    fn inline_trigger_components_become_named_components() {
+        let app = parse(&format!(
+            "{APP}[[trigger.http]]\nroute = \"/\"\ncomponent = {{ source = \"i.wasm\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(app.triggers[0].id, "http-trigger1");
+        assert_eq!(app.triggers[0].component, "http-trigger1-component");
+        assert_eq!(
+            app.components[0].source,
+            Source::Local(PathBuf::from("i.wasm"))
+        );
+    }
+
+    #[test]
+    fn trigger_settings_are_kept_as_data_without_component_and_id() {
+        let app = parse(&format!(
+            "{APP}[[trigger.redis]]\nchannel = \"jobs\"\ncomponent = \"w\"\nexecutor = {{ type = \"x\" }}\n[component.w]\nsource = \"w.wasm\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            serde_json::Value::Object(app.triggers[0].settings.clone()),
+            serde_json::json!({"channel": "jobs", "executor": {"type": "x"}})
+        );
+    }
+
+    #[test]
+    fn components_keep_manifest_order() {
+        let app = parse(&format!(
+            "{APP}[component.zeta]\nsource = \"z.wasm\"\n[component.alpha]\nsource = \"a.wasm\"\n"
+        ))
+        .unwrap();
+        let ids: Vec<&str> = app.components.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["zeta", "alpha"]);
+    }
+
+    #[test]
+    fn variables_keep_required_secret_and_default() {
+        let app = parse(&format!("{APP}[variables]\na = {{ default = \"x\" }}\nb = {{ required = true, secret = true }}\n")).unwrap();
+        assert_eq!(app.variables["a"].default.as_deref(), Some("x"));
+        assert!(app.variables["b"].required && app.variables["b"].secret);
+    }
+
+    #[test]
+    fn ids_must_be_kebab_case_and_variable_names_snake_case() {
+        let err = parse(&format!("{APP}[component.Bad_Id]\nsource = \"w.wasm\"\n")).unwrap_err();
+        assert!(
+            err.to_string().contains("`component.Bad_Id`: invalid name"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{APP}[variables]\nBad-Name = {{ default = \"x\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("snake_case"), "{err}");
+    }
+
+    #[test]
+    fn build_commands_and_watch_are_read() {
+        let app = parse(&format!(
+            "{APP}[component.w]\nsource = \"w.wasm\"\n[component.w.build]\ncommand = [\"a\", \"b\"]\nworkdir = \"sub\"\nwatch = [\"src/*.rs\"]\n"
+        ))
+        .unwrap();
+        let build = app.components[0].build.as_ref().unwrap();
+        assert_eq!(
+            (build.command.as_str(), build.workdir.as_deref()),
+            ("a && b", Some(Path::new("sub")))
+        );
+        assert_eq!(build.watch, ["src/*.rs"]);
+    }
+
+    #[test]
+    fn file_destinations_must_be_absolute() {
+        let err = parse(&format!("{APP}[component.w]\nsource = \"w.wasm\"\nfiles = [{{ source = \"a\", destination = \"rel\" }}]\n")).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "`component.w.files[0].destination`: `rel` must be an absolute guest path"
+            ),
+            "{err}"
+        );
+    }
+}

@@ -236,3 +236,127 @@ pub fn slash_path(path: &Path) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for path in [
+            "static/a.txt",
+            "static/sub/b.txt",
+            "static/sub/c.bak",
+            "docs/readme.md",
+            "top.txt",
+        ] {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, path).unwrap();
+        }
+        dir
+    }
+
+    fn guest_paths(
+        dir: &Path,
+        files: Vec<FileMount>,
+        exclude: &[&str],
+    ) -> (Vec<String>, Vec<String>) {
+        let dir = std::fs::canonicalize(dir).unwrap();
+        let component = Component {
+            id: "c".into(),
+            files,
+            exclude_files: exclude.iter().map(|s| s.to_string()).collect(),
+            ..Component::default()
+        };
+        let mut warnings = Vec::new();
+        let mounted = AppFiles::walk(&dir)
+            .unwrap()
+            .mounted(&component, &mut warnings)
+            .unwrap();
+        (
+            mounted.into_iter().map(|m| m.guest_path).collect(),
+            warnings,
+        )
+    }
+
+    #[test]
+    fn single_star_does_not_cross_directories_but_double_star_does() {
+        let dir = app_dir();
+        let (one, _) = guest_paths(dir.path(), vec![FileMount::Pattern("static/*".into())], &[]);
+        assert_eq!(one, ["/static/a.txt"]);
+        let (all, _) = guest_paths(
+            dir.path(),
+            vec![FileMount::Pattern("static/**/*".into())],
+            &[],
+        );
+        assert_eq!(
+            all,
+            ["/static/a.txt", "/static/sub/b.txt", "/static/sub/c.bak"]
+        );
+    }
+
+    #[test]
+    fn a_directory_pattern_mounts_everything_under_it() {
+        let dir = app_dir();
+        let (paths, _) = guest_paths(dir.path(), vec![FileMount::Pattern("./docs/".into())], &[]);
+        assert_eq!(paths, ["/docs/readme.md"]);
+    }
+
+    #[test]
+    fn placements_map_directories_and_single_files_to_the_destination() {
+        let dir = app_dir();
+        let mounts = vec![
+            FileMount::Placement {
+                source: "static/sub".into(),
+                destination: "/data".into(),
+            },
+            FileMount::Placement {
+                source: "top.txt".into(),
+                destination: "/etc/top.txt".into(),
+            },
+        ];
+        let (paths, _) = guest_paths(dir.path(), mounts, &["**/*.bak"]);
+        assert_eq!(paths, ["/data/b.txt", "/etc/top.txt"]);
+    }
+
+    #[test]
+    fn placement_at_root_keeps_relative_paths() {
+        let dir = app_dir();
+        let (paths, _) = guest_paths(
+            dir.path(),
+            vec![FileMount::Placement {
+                source: "static".into(),
+                destination: "/".into(),
+            }],
+            &[],
+        );
+        assert_eq!(paths, ["/a.txt", "/sub/b.txt", "/sub/c.bak"]);
+    }
+
+    #[test]
+    fn exclusions_apply_to_app_relative_paths_and_empty_matches_warn() {
+        let dir = app_dir();
+        let (paths, warnings) = guest_paths(
+            dir.path(),
+            vec![FileMount::Pattern("**/*.bak".into())],
+            &["static/**"],
+        );
+        assert!(paths.is_empty());
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("matches no file"));
+    }
+
+    #[test]
+    fn the_tools_own_output_directory_is_never_mounted() {
+        let dir = app_dir();
+        std::fs::create_dir_all(dir.path().join(".spin-aks/oci")).unwrap();
+        std::fs::write(dir.path().join(".spin-aks/oci/index.json"), "{}").unwrap();
+        let (paths, _) = guest_paths(
+            dir.path(),
+            vec![FileMount::Pattern("**/*.json".into())],
+            &[],
+        );
+        assert!(paths.is_empty());
+    }
+}

@@ -16,7 +16,11 @@ pub fn deserialize<T: serde::de::DeserializeOwned>(
             (false, ".") => prefix.to_string(),
             (false, _) => format!("{prefix}.{inner}"),
         };
-        bad_input!("{}: `{path}`: {}", manifest.display(), err.inner())
+        bad_input!(
+            "{}: `{path}`: {}",
+            manifest.display(),
+            err.inner().message().trim_end()
+        )
     })
 }
 

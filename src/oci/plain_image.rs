@@ -127,8 +127,9 @@ fn image_entries(
         }
         let table = component_table(&mut manifest, &component.id);
         table.insert("source".into(), toml::Value::String(wasm_path));
-        table.remove("exclude_files");
-        table.remove("files");
+        for key in ["exclude_files", "files", "build"] {
+            table.remove(key);
+        }
         if !component.files.is_empty() {
             let mount = toml::Table::from_iter([
                 ("source".to_string(), toml::Value::String(files_dir)),

@@ -1,0 +1,86 @@
+//! Shared test support: running the real binary, copying and generating Spin apps, and finding
+//! the independent readers (skopeo, umoci) the tests check our bytes with.
+#![allow(dead_code)] // each test crate uses its own subset of these helpers
+
+pub mod apps;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The `spin-aks` binary under test, with a private state file and cache.
+pub fn spin_aks(home: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("spin-aks").expect("the spin-aks binary is built");
+    cmd.env("SPIN_AKS_STATE_FILE", home.join("state"))
+        .env("SPIN_AKS_CACHE_DIR", home.join("cache"))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("SPIN_OCI_ARCHIVE_LAYERS")
+        .env_remove("SPIN_BIN_PATH");
+    cmd
+}
+
+/// The path of an external tool, or `None` (skipping) outside CI. Under `CI=true` a missing tool
+/// fails the test: CI must never pass by skipping.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("`{name}` is required under CI=true but is not installed; run the README's test command");
+        }
+        eprintln!("skipping: `{name}` is not installed (the README's test command installs it)");
+    }
+    found
+}
+
+/// Runs a command, panicking with its output when it fails; returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// Parses the single JSON object a `--output json` run printed.
+pub fn json_stdout(output: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// Every blob in an OCI layout re-hashed equals its file name.
+pub fn assert_blobs_match_names(layout: &Path) {
+    use sha2::Digest;
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        let bytes = std::fs::read(entry.path()).unwrap();
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            entry.file_name().to_string_lossy(),
+            "blob {:?} is corrupt",
+            entry.path()
+        );
+    }
+}
+
+/// The manifest digest the layout's index names.
+pub fn layout_digest(layout: &Path) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
