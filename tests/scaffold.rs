@@ -1,11 +1,11 @@
 //! `spin-aks scaffold` end to end: every renderer's output (snapshots), re-run safety (three-way
 //! merge), bad input, and independence from any cluster.
 
-mod scaffold_support;
+mod support;
 
 use std::path::Path;
 
-use scaffold_support::*;
+use support::scaffold::*;
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -16,7 +16,7 @@ fn stderr(output: &std::process::Output) -> String {
 #[test]
 fn example_app_as_plain_yaml() {
     let app = example_app();
-    scaffold_ok(&app.dir, &["--type", "kube"]);
+    scaffold_ok(&app, &["--type", "kube"]);
     insta::assert_snapshot!(render_tree(&app.dir.join("deploy")));
 }
 
@@ -24,7 +24,7 @@ fn example_app_as_plain_yaml() {
 fn example_app_as_kustomize_tree() {
     let app = example_app();
     scaffold_ok(
-        &app.dir,
+        &app,
         &[
             "--type",
             "kustomize",
@@ -39,7 +39,7 @@ fn example_app_as_kustomize_tree() {
 fn example_app_as_helm_chart() {
     let app = example_app();
     scaffold_ok(
-        &app.dir,
+        &app,
         &[
             "--type",
             "helm",
@@ -54,7 +54,7 @@ fn example_app_as_helm_chart() {
 fn example_app_as_deployment_on_the_runtime_class() {
     let app = example_app();
     scaffold_ok(
-        &app.dir,
+        &app,
         &[
             "--workload",
             "deployment",
@@ -69,7 +69,7 @@ fn example_app_as_deployment_on_the_runtime_class() {
 fn example_app_dockerfile_copies_every_referenced_path() {
     let app = example_app();
     scaffold_ok(
-        &app.dir,
+        &app,
         &[
             "--dockerfile",
             "--image",
@@ -106,7 +106,7 @@ fn shop_app_as_deployment_with_stores_autoscaling_and_probes() {
         "acr-pull",
     ];
     args.extend_from_slice(SHOP_STORES);
-    let output = scaffold_ok(&app.dir, &args);
+    let output = scaffold_ok(&app, &args);
     let warnings = stderr(&output);
     assert!(warnings.contains(
         "`Shop_Backend` is not a valid Kubernetes name; the objects are named `shop-backend`"
@@ -141,7 +141,7 @@ fn shop_app_as_spinapp_reading_secrets_from_key_vault() {
         "staging",
     ];
     args.extend_from_slice(SHOP_STORES);
-    scaffold_ok(&app.dir, &args);
+    scaffold_ok(&app, &args);
     let tree = render_tree(&app.dir.join("deploy"));
     assert!(tree.contains("azure.workload.identity/use: \"true\""));
     assert!(
@@ -165,14 +165,14 @@ fn shop_app_as_helm_chart_with_resources_and_stores() {
         "250m",
     ];
     args.extend_from_slice(SHOP_STORES);
-    scaffold_ok(&app.dir, &args);
+    scaffold_ok(&app, &args);
     insta::assert_snapshot!(render_tree(&app.dir.join("deploy")));
 }
 
 #[test]
 fn unconfigured_store_labels_are_warned_about_with_the_flag_to_add() {
     let app = shop_app();
-    let output = scaffold_ok(&app.dir, &[]);
+    let output = scaffold_ok(&app, &[]);
     let warnings = stderr(&output);
     assert!(
         warnings.contains(
@@ -195,7 +195,7 @@ fn unconfigured_store_labels_are_warned_about_with_the_flag_to_add() {
 #[test]
 fn secret_values_never_appear_in_generated_files() {
     let app = shop_app();
-    scaffold_ok(&app.dir, &["--type", "helm"]);
+    scaffold_ok(&app, &["--type", "helm"]);
     let tree = render_tree(&app.dir.join("deploy"));
     // api_key has a default but is secret: referenced, never written.
     assert!(!tree.contains("dev-key"), "{tree}");
@@ -214,7 +214,7 @@ fn rerun_with_the_same_inputs_rewrites_nothing() {
         "--image",
         "myacr.azurecr.io/hello-aks:1",
     ];
-    scaffold_ok(&app.dir, &args);
+    scaffold_ok(&app, &args);
     let deploy = app.dir.join("deploy");
     let before = read_tree(&deploy);
     let mtimes = |dir: &Path| -> Vec<std::time::SystemTime> {
@@ -227,7 +227,7 @@ fn rerun_with_the_same_inputs_rewrites_nothing() {
     let times = mtimes(&deploy);
     let docker_before = std::fs::read(app.dir.join("Dockerfile")).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
-    scaffold_ok(&app.dir, &args);
+    scaffold_ok(&app, &args);
     assert_eq!(read_tree(&deploy), before);
     assert_eq!(
         mtimes(&deploy),
@@ -243,7 +243,7 @@ fn rerun_with_the_same_inputs_rewrites_nothing() {
 #[test]
 fn user_edit_is_kept_while_the_image_updates() {
     let app = example_app();
-    scaffold_ok(&app.dir, &["--image", "myacr.azurecr.io/hello-aks:1"]);
+    scaffold_ok(&app, &["--image", "myacr.azurecr.io/hello-aks:1"]);
     let file = app.dir.join("deploy/hello-aks.yaml");
     let edited = std::fs::read_to_string(&file).unwrap().replace(
         "  replicas: 2\n",
@@ -251,7 +251,7 @@ fn user_edit_is_kept_while_the_image_updates() {
     );
     std::fs::write(&file, edited).unwrap();
 
-    scaffold_ok(&app.dir, &["--image", "myacr.azurecr.io/hello-aks:2"]);
+    scaffold_ok(&app, &["--image", "myacr.azurecr.io/hello-aks:2"]);
     let merged = objects(&std::fs::read_to_string(&file).unwrap());
     let spec = &merged[0]["spec"];
     assert_eq!(spec["image"], "myacr.azurecr.io/hello-aks:2");
@@ -266,7 +266,7 @@ fn user_edit_is_kept_while_the_image_updates() {
 fn helm_values_and_template_edits_survive_an_image_update() {
     let app = example_app();
     scaffold_ok(
-        &app.dir,
+        &app,
         &["--type", "helm", "--image", "myacr.azurecr.io/hello-aks:1"],
     );
     let deploy = app.dir.join("deploy");
@@ -283,7 +283,7 @@ fn helm_values_and_template_edits_survive_an_image_update() {
     std::fs::write(&template, text).unwrap();
 
     scaffold_ok(
-        &app.dir,
+        &app,
         &["--type", "helm", "--image", "myacr.azurecr.io/hello-aks:2"],
     );
     let values = objects(&std::fs::read_to_string(&values).unwrap());
@@ -297,7 +297,7 @@ fn helm_values_and_template_edits_survive_an_image_update() {
 #[test]
 fn new_variable_in_spin_toml_is_added_and_user_edits_stay() {
     let app = example_app();
-    scaffold_ok(&app.dir, &[]);
+    scaffold_ok(&app, &[]);
     let file = app.dir.join("deploy/hello-aks.yaml");
     let edited = std::fs::read_to_string(&file)
         .unwrap()
@@ -310,7 +310,7 @@ fn new_variable_in_spin_toml_is_added_and_user_edits_stay() {
     );
     std::fs::write(&manifest, text).unwrap();
 
-    scaffold_ok(&app.dir, &[]);
+    scaffold_ok(&app, &[]);
     let merged = objects(&std::fs::read_to_string(&file).unwrap());
     let variables = merged[0]["spec"]["variables"].as_array().unwrap();
     let value = |name: &str| {
@@ -327,7 +327,7 @@ fn new_variable_in_spin_toml_is_added_and_user_edits_stay() {
 fn conflicting_edit_exits_1_lists_the_field_and_writes_nothing() {
     let app = example_app();
     scaffold_ok(
-        &app.dir,
+        &app,
         &[
             "--type",
             "kustomize",
@@ -347,7 +347,7 @@ fn conflicting_edit_exits_1_lists_the_field_and_writes_nothing() {
     let docker_before = std::fs::read(app.dir.join("Dockerfile")).unwrap();
 
     let output = scaffold(
-        &app.dir,
+        &app,
         &[
             "--type",
             "kustomize",
@@ -377,7 +377,7 @@ fn conflicting_edit_exits_1_lists_the_field_and_writes_nothing() {
 #[test]
 fn force_takes_the_new_values_on_conflict_and_keeps_other_edits() {
     let app = example_app();
-    scaffold_ok(&app.dir, &["--image", "myacr.azurecr.io/hello-aks:1"]);
+    scaffold_ok(&app, &["--image", "myacr.azurecr.io/hello-aks:1"]);
     let file = app.dir.join("deploy/hello-aks.yaml");
     let edited = std::fs::read_to_string(&file)
         .unwrap()
@@ -389,13 +389,13 @@ fn force_takes_the_new_values_on_conflict_and_keeps_other_edits() {
     std::fs::write(&file, edited).unwrap();
 
     assert_eq!(
-        scaffold(&app.dir, &["--image", "myacr.azurecr.io/hello-aks:2"])
+        scaffold(&app, &["--image", "myacr.azurecr.io/hello-aks:2"])
             .status
             .code(),
         Some(1)
     );
     let output = scaffold_ok(
-        &app.dir,
+        &app,
         &["--image", "myacr.azurecr.io/hello-aks:2", "--force"],
     );
     assert!(stderr(&output).contains("--force replaced your edit"));
@@ -404,7 +404,7 @@ fn force_takes_the_new_values_on_conflict_and_keeps_other_edits() {
     assert_eq!(spec["replicas"], 7);
     // Resolved: the next run with the same inputs changes nothing.
     let before = read_tree(&app.dir.join("deploy"));
-    scaffold_ok(&app.dir, &["--image", "myacr.azurecr.io/hello-aks:2"]);
+    scaffold_ok(&app, &["--image", "myacr.azurecr.io/hello-aks:2"]);
     assert_eq!(read_tree(&app.dir.join("deploy")), before);
 }
 
@@ -415,7 +415,7 @@ fn files_the_tool_never_wrote_are_never_touched() {
     std::fs::create_dir_all(&deploy).unwrap();
     std::fs::write(deploy.join("hello-aks.yaml"), "kind: Mine\n").unwrap();
     for extra in [&[][..], &["--force"][..]] {
-        let output = scaffold(&app.dir, extra);
+        let output = scaffold(&app, extra);
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         assert!(stderr(&output).contains("was not written by spin-aks"));
         assert_eq!(
@@ -428,7 +428,7 @@ fn files_the_tool_never_wrote_are_never_touched() {
 
 // ---------- bad input: exit 2, nothing written ----------
 
-fn assert_bad_input(app: &Path, args: &[&str], mentions: &str) {
+fn assert_bad_input(app: &AppDir, args: &[&str], mentions: &str) {
     let output = scaffold(app, args);
     assert_eq!(
         output.status.code(),
@@ -441,53 +441,53 @@ fn assert_bad_input(app: &Path, args: &[&str], mentions: &str) {
         "{args:?} should mention {mentions:?}: {}",
         stderr(&output)
     );
-    assert!(!app.join("deploy").exists(), "{args:?} wrote files");
-    assert!(!app.join("Dockerfile").exists());
+    assert!(!app.dir.join("deploy").exists(), "{args:?} wrote files");
+    assert!(!app.dir.join("Dockerfile").exists());
 }
 
 #[test]
 fn bad_flags_exit_2_naming_the_flag_and_value() {
     let app = example_app();
-    assert_bad_input(&app.dir, &["--type", "terraform"], "terraform");
-    assert_bad_input(&app.dir, &["--workload", "job"], "job");
+    assert_bad_input(&app, &["--type", "terraform"], "terraform");
+    assert_bad_input(&app, &["--workload", "job"], "job");
     assert_bad_input(
-        &app.dir,
+        &app,
         &["--image", "MyAcr.azurecr.io/Hello:1", "--dockerfile"],
         "--image",
     );
-    assert_bad_input(&app.dir, &["--image", "hello@sha256:1234"], "64");
-    assert_bad_input(&app.dir, &["--kv-store", "cache"], "--kv-store `cache`");
+    assert_bad_input(&app, &["--image", "hello@sha256:1234"], "64");
+    assert_bad_input(&app, &["--kv-store", "cache"], "--kv-store `cache`");
     assert_bad_input(
-        &app.dir,
+        &app,
         &["--kv-store", "cache=memcached:x"],
         "redis:<url> or cosmos:",
     );
-    assert_bad_input(&app.dir, &["--sqlite", "db=postgres://x"], "libsql:<url>");
-    assert_bad_input(&app.dir, &["--cpu-limit", "lots"], "quantity");
-    assert_bad_input(&app.dir, &["--namespace", "My_NS"], "DNS-1123");
+    assert_bad_input(&app, &["--sqlite", "db=postgres://x"], "libsql:<url>");
+    assert_bad_input(&app, &["--cpu-limit", "lots"], "quantity");
+    assert_bad_input(&app, &["--namespace", "My_NS"], "DNS-1123");
     assert_bad_input(
-        &app.dir,
+        &app,
         &["--key-vault", "https://v.vault.azure.net/"],
         "--service-account",
     );
-    assert_bad_input(&app.dir, &["--autoscale"], "--cpu-limit");
+    assert_bad_input(&app, &["--autoscale"], "--cpu-limit");
 }
 
 #[test]
 fn unreadable_spin_toml_exits_2() {
-    let temp = tempfile::tempdir().unwrap();
-    let output = scaffold(temp.path(), &[]);
+    let app = empty_app();
+    let output = scaffold(&app, &[]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(!temp.path().join("deploy").exists());
+    assert!(!app.dir.join("deploy").exists());
     std::fs::write(
-        temp.path().join("spin.toml"),
+        app.dir.join("spin.toml"),
         "spin_manifest_version = 2\n[application\n",
     )
     .unwrap();
-    let output = scaffold(temp.path(), &[]);
+    let output = scaffold(&app, &[]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("spin.toml"));
-    assert!(!temp.path().join("deploy").exists());
+    assert!(!app.dir.join("deploy").exists());
 }
 
 #[test]
@@ -495,7 +495,7 @@ fn output_path_that_is_a_file_exits_2() {
     let app = example_app();
     let file = app.dir.join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
-    let output = scaffold(&app.dir, &["-o", file.to_str().unwrap()]);
+    let output = scaffold(&app, &["-o", file.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("is a file, not a directory"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
@@ -508,7 +508,7 @@ fn json_output_is_one_object_with_type_out_and_files() {
     let app = example_app();
     let out = app.dir.join("k8s");
     let output = scaffold_ok(
-        &app.dir,
+        &app,
         &[
             "--type",
             "kustomize",
@@ -572,7 +572,7 @@ fn scaffold_needs_no_cluster_and_no_network() {
 #[test]
 fn dockerfile_user_lines_stay_when_a_component_is_added() {
     let app = example_app();
-    scaffold_ok(&app.dir, &["--dockerfile"]);
+    scaffold_ok(&app, &["--dockerfile"]);
     let dockerfile = app.dir.join("Dockerfile");
     let text = std::fs::read_to_string(&dockerfile).unwrap().replace(
         "FROM scratch\n",
@@ -584,7 +584,7 @@ fn dockerfile_user_lines_stay_when_a_component_is_added() {
     text.push_str("\n[component.extra]\nsource = \"wasm/extra.wasm\"\n\n[[trigger.http]]\nroute = \"/extra\"\ncomponent = \"extra\"\n");
     std::fs::write(&manifest, text).unwrap();
 
-    scaffold_ok(&app.dir, &["--dockerfile"]);
+    scaffold_ok(&app, &["--dockerfile"]);
     let merged = std::fs::read_to_string(&dockerfile).unwrap();
     assert!(
         merged.contains(
@@ -604,8 +604,7 @@ fn dockerfile_user_lines_stay_when_a_component_is_added() {
 #[test]
 fn without_a_terminal_scaffold_takes_defaults_and_never_prompts() {
     let app = example_app();
-    let output = assert_cmd::Command::cargo_bin("spin-aks")
-        .unwrap()
+    let output = support::spin_aks(&app.dir.join("home"))
         .args(["scaffold", "--output", "json", "-f"])
         .arg(&app.dir)
         .timeout(std::time::Duration::from_secs(60))

@@ -2,39 +2,16 @@
 //! `kubectl kustomize` render exactly the objects of the `kube` renderer.
 //! helm and kubectl come from scripts/install-test-tools.sh; under CI=true a missing tool fails.
 
-mod scaffold_support;
+mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use scaffold_support::*;
-
-/// The tool on PATH (or where the install script puts it); `None` (skip) only outside CI.
-fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/local/bin")])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{name} is not installed; CI must run scripts/install-test-tools.sh first");
-        }
-        eprintln!("SKIPPED: {name} is not installed (run scripts/install-test-tools.sh)");
-    }
-    found
-}
+use support::scaffold::*;
+use support::{run_ok, tool};
 
 fn run(tool: &Path, args: &[&str]) -> String {
-    let output = Command::new(tool).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{} {args:?} failed:\n{}{}",
-        tool.display(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    run_ok(Command::new(tool).args(args))
 }
 
 /// Scaffolds `app` three ways and checks each rendering against the kube objects.
@@ -47,7 +24,7 @@ fn check_renderings(app: &AppDir, args: &[&str], overlay: &str) {
         let dir = out(kind);
         let mut all = vec!["--type", kind, "-o", dir.to_str().unwrap()];
         all.extend_from_slice(args);
-        scaffold_ok(&app.dir, &all);
+        scaffold_ok(app, &all);
     }
     let kube_file = std::fs::read_dir(out("kube"))
         .unwrap()
@@ -144,7 +121,7 @@ fn kustomize_overlay_image_change_reaches_the_spinapp() {
     };
     let app = example_app();
     scaffold_ok(
-        &app.dir,
+        &app,
         &[
             "--type",
             "kustomize",
@@ -169,7 +146,7 @@ fn helm_values_override_image_and_replicas() {
     };
     let app = example_app();
     scaffold_ok(
-        &app.dir,
+        &app,
         &["--type", "helm", "--image", "myacr.azurecr.io/hello-aks:1"],
     );
     let chart = app.dir.join("deploy");

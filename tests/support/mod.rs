@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test crate uses its own subset of these helpers
 
 pub mod apps;
+pub mod scaffold;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

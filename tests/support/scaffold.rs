@@ -1,41 +1,35 @@
-//! Helpers for the scaffold tests: app fixtures in temp dirs, running the binary, reading trees.
-
-#![allow(dead_code)] // each test binary uses a different subset
+//! Scaffold test helpers: app copies in temp dirs, running `scaffold`, and reading output trees.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
+use super::apps::{copy_app, example_dir};
 
 /// A copy of an app under a temp dir (scaffold writes into the app dir by default).
 pub struct AppDir {
-    _temp: tempfile::TempDir,
+    temp: tempfile::TempDir,
     pub dir: PathBuf,
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
 }
 
 fn app_from(source: &Path) -> AppDir {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("app");
-    copy_tree(source, &dir);
-    AppDir { _temp: temp, dir }
+    copy_app(source, &dir, std::time::SystemTime::now());
+    AppDir { temp, dir }
+}
+
+/// An empty app directory: no spin.toml yet.
+pub fn empty_app() -> AppDir {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    AppDir { temp, dir }
 }
 
 /// The repository's example app (`examples/hello-aks`).
 pub fn example_app() -> AppDir {
-    app_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-aks"))
+    app_from(&example_dir())
 }
 
 /// An app with secret and required variables, key-value stores, databases, a redis trigger and
@@ -54,22 +48,20 @@ pub const SHOP_STORES: &[&str] = &[
     "orders=libsql:https://orders.example.turso.io",
 ];
 
-/// Runs `spin-aks scaffold -y <args>` for the app, with no kubeconfig.
-pub fn scaffold(app: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("spin-aks")
-        .unwrap()
-        .current_dir(app)
+/// Runs `spin-aks scaffold -y <args>` for the app, with a private state file and no kubeconfig.
+pub fn scaffold(app: &AppDir, args: &[&str]) -> Output {
+    super::spin_aks(app.temp.path())
+        .current_dir(&app.dir)
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .env_remove("SPIN_AKS_STATE_FILE")
         .args(["scaffold", "-y", "-f"])
-        .arg(app)
+        .arg(&app.dir)
         .args(args)
         .output()
         .unwrap()
 }
 
 /// Like [`scaffold`], asserting success.
-pub fn scaffold_ok(app: &Path, args: &[&str]) -> Output {
+pub fn scaffold_ok(app: &AppDir, args: &[&str]) -> Output {
     let output = scaffold(app, args);
     assert!(
         output.status.success(),
