@@ -114,9 +114,13 @@ pub fn yaml_stream<T: Serialize>(documents: &[T]) -> String {
     out
 }
 
-/// One document as block YAML, ending with a newline.
+/// One document as block YAML, ending with a newline: multi-line strings as `|` blocks, long
+/// single-line strings (image references with digests) kept on one line rather than folded.
 pub fn to_yaml<T: Serialize>(document: &T) -> String {
-    let mut text = serde_saphyr::to_string(document).expect("JSON-shaped values serialize to YAML");
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.folded_wrap_chars = usize::MAX;
+    let mut text = serde_saphyr::to_string_with_options(document, options)
+        .expect("JSON-shaped values serialize to YAML");
     if !text.ends_with('\n') {
         text.push('\n');
     }
@@ -131,4 +135,16 @@ pub fn object_values(workload: &Workload) -> Vec<serde_json::Value> {
 /// The file name used for the workload's objects.
 fn objects_file(workload: &Workload) -> PathBuf {
     PathBuf::from(format!("{}.yaml", workload.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_keeps_long_strings_on_one_line_and_multiline_strings_as_blocks() {
+        let long = format!("myacr.azurecr.io/app:1@sha256:{}", "a".repeat(64));
+        let text = to_yaml(&serde_json::json!({ "image": long, "toml": "a = 1\nb = 2\n" }));
+        assert_eq!(text, format!("image: {long}\ntoml: |\n  a = 1\n  b = 2\n"));
+    }
 }
