@@ -620,3 +620,28 @@ fn without_a_terminal_scaffold_takes_defaults_and_never_prompts() {
         "the default image is <app>:<version>: {yaml}"
     );
 }
+
+#[test]
+fn token_filled_into_runtime_config_survives_a_new_store() {
+    let app = shop_app();
+    let sqlite = ["--sqlite", "orders=libsql:https://orders.example.turso.io"];
+    scaffold_ok(&app, &sqlite);
+    let file = app.dir.join("deploy/shop-backend.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("REPLACE-WITH-LIBSQL-TOKEN", "filled-by-user");
+    std::fs::write(&file, text).unwrap();
+
+    let mut args = sqlite.to_vec();
+    args.extend(["--kv-store", "cache=redis:redis://cache:6379"]);
+    scaffold_ok(&app, &args);
+    let secret = objects(&std::fs::read_to_string(&file).unwrap())
+        .into_iter()
+        .find(|o| o["kind"] == "Secret")
+        .unwrap();
+    let toml = secret["stringData"]["runtime-config.toml"]
+        .as_str()
+        .unwrap();
+    assert!(toml.contains("token = \"filled-by-user\""), "{toml}");
+    assert!(toml.contains("[key_value_store.cache]"), "{toml}");
+}

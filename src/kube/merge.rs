@@ -143,6 +143,18 @@ fn merge_value(
             }
             Some(Value::Array(merged))
         }
+        // Multi-line text (an embedded runtime-config.toml): merge its lines.
+        (Some(Value::String(o)), Some(Value::String(t)))
+            if (o.contains('\n') || t.contains('\n')) && base.is_none_or(Value::is_string) =>
+        {
+            let merged = merge_lines(base.and_then(Value::as_str), o, t, force);
+            conflicts.extend(merged.conflicts.iter().map(|c| format!("{path} ({c})")));
+            let mut text = merged.result;
+            if !t.ends_with('\n') && text.ends_with('\n') {
+                text.pop();
+            }
+            Some(Value::String(text))
+        }
         _ => {
             conflicts.push(path.to_string());
             if force {
@@ -163,44 +175,117 @@ fn named(items: &[Value]) -> bool {
     names.len() == items.len() && (1..names.len()).all(|i| !names[..i].contains(&names[i]))
 }
 
-/// Merges text line by line (diff3). A conflict names the line range in ours.
-pub fn merge_lines(base: Option<&str>, ours: &str, theirs: &str, force: bool) -> Merged<String> {
+/// Merges text line by line (diff3). Changes of the two sides to separate base lines both apply; a
+/// conflict names the line range in ours.
+pub fn merge_lines<'a>(
+    base: Option<&'a str>,
+    ours: &'a str,
+    theirs: &'a str,
+    force: bool,
+) -> Merged<String> {
     let base: Vec<&str> = base.map(|b| b.lines().collect()).unwrap_or_default();
     let ours: Vec<&str> = ours.lines().collect();
     let theirs: Vec<&str> = theirs.lines().collect();
-    let to_ours = matches(&base, &ours);
-    let to_theirs = matches(&base, &theirs);
-    let mut out: Vec<&str> = Vec::new();
+    let mut hunks: Vec<(Side, Hunk)> = hunks(&base, &ours)
+        .into_iter()
+        .map(|h| (Side::Ours, h))
+        .chain(hunks(&base, &theirs).into_iter().map(|h| (Side::Theirs, h)))
+        .collect();
+    hunks.sort_by_key(|(side, h)| (h.start, h.end, *side));
+
+    let mut out: Vec<&'a str> = Vec::new();
     let mut conflicts = Vec::new();
-    let (mut i, mut j, mut k) = (0, 0, 0);
-    loop {
-        // The next base line both sides kept is an anchor; everything before it is one chunk.
-        let anchor = (i..base.len()).find_map(|b| Some((b, to_ours[b]?, to_theirs[b]?)));
-        let (bi, oj, tk) = anchor.unwrap_or((base.len(), ours.len(), theirs.len()));
-        let (b, o, t) = (&base[i..bi], &ours[j..oj], &theirs[k..tk]);
-        if o == t || t == b {
-            out.extend_from_slice(o);
-        } else if o == b {
-            out.extend_from_slice(t);
-        } else {
-            conflicts.push(if o.is_empty() {
-                format!("lines removed after line {j}")
+    let (mut pos, mut ours_line) = (0, 0);
+    let mut rest = hunks.into_iter().peekable();
+    while let Some(first) = rest.next() {
+        // A group: hunks whose base ranges overlap or start at the same line.
+        let (start, mut end) = (first.1.start, first.1.end);
+        let mut group = vec![first];
+        while let Some((_, next)) = rest.peek() {
+            if next.start < end || next.start == start {
+                end = end.max(next.end);
+                group.push(rest.next().expect("peeked"));
             } else {
-                format!("lines {}-{}", j + 1, oj)
+                break;
+            }
+        }
+        out.extend_from_slice(&base[pos..start]);
+        ours_line += start - pos;
+        let version = |side: Side, lines: &[&'a str]| -> Vec<&'a str> {
+            let mut text = Vec::new();
+            let mut at = start;
+            for (_, hunk) in group.iter().filter(|(s, _)| *s == side) {
+                text.extend_from_slice(&base[at..hunk.start]);
+                text.extend_from_slice(&lines[hunk.side_start..hunk.side_end]);
+                at = hunk.end;
+            }
+            text.extend_from_slice(&base[at..end]);
+            text
+        };
+        let mine = version(Side::Ours, &ours);
+        let new = version(Side::Theirs, &theirs);
+        let one_sided = group.iter().all(|(s, _)| *s == group[0].0);
+        let take_new = if one_sided {
+            group[0].0 == Side::Theirs
+        } else if mine == new {
+            false
+        } else {
+            conflicts.push(if mine.is_empty() {
+                format!("lines removed after line {ours_line}")
+            } else {
+                format!("lines {}-{}", ours_line + 1, ours_line + mine.len())
             });
-            out.extend_from_slice(if force { t } else { o });
-        }
-        if anchor.is_none() {
-            break;
-        }
-        out.push(base[bi]);
-        (i, j, k) = (bi + 1, oj + 1, tk + 1);
+            force
+        };
+        out.extend_from_slice(if take_new { &new } else { &mine });
+        ours_line += mine.len();
+        pos = end;
     }
+    out.extend_from_slice(&base[pos..]);
     let mut result = out.join("\n");
     if !result.is_empty() {
         result.push('\n');
     }
     Merged { result, conflicts }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Side {
+    Ours,
+    Theirs,
+}
+
+/// Base lines `start..end` replaced by the side's lines `side_start..side_end`.
+#[derive(Debug)]
+struct Hunk {
+    start: usize,
+    end: usize,
+    side_start: usize,
+    side_end: usize,
+}
+
+/// The changes that turn `base` into `side`.
+fn hunks(base: &[&str], side: &[&str]) -> Vec<Hunk> {
+    let map = matches(base, side);
+    let mut hunks = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let next = (i..base.len()).find_map(|b| Some((b, map[b]?)));
+        let (bi, sj) = next.unwrap_or((base.len(), side.len()));
+        if bi > i || sj > j {
+            hunks.push(Hunk {
+                start: i,
+                end: bi,
+                side_start: j,
+                side_end: sj,
+            });
+        }
+        if next.is_none() {
+            break;
+        }
+        (i, j) = (bi + 1, sj + 1);
+    }
+    hunks
 }
 
 /// For each line of `a`, the line of `b` it is matched to in a longest common subsequence.
@@ -302,6 +387,20 @@ mod tests {
     }
 
     #[test]
+    fn yaml_multiline_strings_merge_by_line() {
+        let secret = |toml: &str| json!({"kind": "Secret", "metadata": {"name": "rc"}, "stringData": {"runtime-config.toml": toml}});
+        let base = [secret("[a]\ntoken = \"PLACEHOLDER\"\n")];
+        let ours = [secret("[a]\ntoken = \"mine\"\n")];
+        let theirs = [secret("[a]\ntoken = \"PLACEHOLDER\"\n\n[b]\nurl = \"x\"\n")];
+        let merged = merge_yaml(Some(&base), &ours, &theirs, false);
+        assert!(merged.conflicts.is_empty());
+        assert_eq!(
+            merged.result,
+            [secret("[a]\ntoken = \"mine\"\n\n[b]\nurl = \"x\"\n")]
+        );
+    }
+
+    #[test]
     fn lines_merge_independent_edits_and_flag_overlaps() {
         let base = "a\nb\nc\nd\n";
         let merged = merge_lines(Some(base), "a\nB\nc\nd\n", "a\nb\nc\nD\n", false);
@@ -318,5 +417,36 @@ mod tests {
             merge_lines(Some(base), "a\nX\nc\nd\n", "a\nY\nc\nd\n", true).result,
             "a\nY\nc\nd\n"
         );
+    }
+
+    #[test]
+    fn lines_insertion_next_to_an_edit_applies_both() {
+        let merged = merge_lines(Some("a\nb\n"), "a\nB\n", "a\nb\nc\n", false);
+        assert_eq!(
+            merged,
+            Merged {
+                result: "a\nB\nc\n".into(),
+                conflicts: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn lines_same_change_on_both_sides_is_no_conflict_but_different_insertions_are() {
+        assert!(merge_lines(Some("a\n"), "a\nx\n", "a\nx\n", false)
+            .conflicts
+            .is_empty());
+        let merged = merge_lines(Some("a\n"), "a\nx\n", "a\ny\n", false);
+        assert_eq!(merged.conflicts, ["lines 2-2"]);
+        assert_eq!(merged.result, "a\nx\n");
+    }
+
+    #[test]
+    fn lines_without_a_base_conflict_wherever_they_differ() {
+        let merged = merge_lines(None, "a\n", "b\n", false);
+        assert_eq!(merged.conflicts, ["lines 1-1"]);
+        assert!(merge_lines(None, "same\n", "same\n", false)
+            .conflicts
+            .is_empty());
     }
 }

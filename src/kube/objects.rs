@@ -399,7 +399,7 @@ fn store_warnings(app: &App, options: &WorkloadOptions, warnings: &mut Vec<Strin
             }
             if let Backend::Libsql { .. } = store.backend {
                 warnings.push(format!(
-                    "{flag} {label}: the runtime-config Secret holds the token placeholder {TOKEN_PLACEHOLDER}; replace it with the libsql token"
+                    "{flag} {label}: the runtime-config Secret is generated with the token placeholder {TOKEN_PLACEHOLDER}; put the libsql token there (re-runs keep your edit)"
                 ));
             }
         }
