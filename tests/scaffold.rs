@@ -645,3 +645,23 @@ fn token_filled_into_runtime_config_survives_a_new_store() {
     assert!(toml.contains("token = \"filled-by-user\""), "{toml}");
     assert!(toml.contains("[key_value_store.cache]"), "{toml}");
 }
+
+#[test]
+fn user_comments_and_layout_survive_a_merge() {
+    let app = example_app();
+    scaffold_ok(&app, &["--image", "myacr.azurecr.io/hello-aks:1"]);
+    let file = app.dir.join("deploy/hello-aks.yaml");
+    let edited = std::fs::read_to_string(&file).unwrap().replace(
+        "  replicas: 2\n",
+        "  # two is not enough at peak\n  replicas: 3\n",
+    );
+    std::fs::write(&file, &edited).unwrap();
+
+    scaffold_ok(&app, &["--image", "myacr.azurecr.io/hello-aks:2"]);
+    let merged = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        merged,
+        edited.replace("hello-aks:1", "hello-aks:2"),
+        "only the image line changes"
+    );
+}

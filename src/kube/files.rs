@@ -97,7 +97,15 @@ pub fn plan(
                 } else if merged.result == ours {
                     current.clone()
                 } else {
-                    yaml_stream(&merged.result)
+                    // A line merge keeps the user's comments and layout; use it when it means
+                    // exactly what the field merge decided.
+                    let lines = merge_lines(base.as_deref(), &current, new, false);
+                    match parse_stream(&lines.result) {
+                        Ok(docs) if lines.conflicts.is_empty() && docs == merged.result => {
+                            lines.result
+                        }
+                        _ => yaml_stream(&merged.result),
+                    }
                 };
                 (text, merged.conflicts)
             }
