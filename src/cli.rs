@@ -9,6 +9,7 @@ use crate::kube::image::ImageRef;
 use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::RenderType;
 use crate::kube::runtime_config::{self, Store};
+use crate::kube::validate;
 use crate::output::OutputMode;
 
 /// Take a Spin application to Azure Kubernetes Service: no Docker, no az, no kubectl.
@@ -122,19 +123,19 @@ pub struct ScaffoldArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..))]
     pub replicas: i32,
     /// The namespace of the objects (the Kustomize overlay sets it)
-    #[arg(long, value_name = "NS", value_parser = objects::parse_dns_label)]
+    #[arg(long, value_name = "NS", value_parser = validate::parse_dns_label)]
     pub namespace: Option<String>,
     /// On conflicting edits, take the newly generated values
     #[arg(long)]
     pub force: bool,
     /// RuntimeClass of a `--workload deployment` pod
-    #[arg(long, value_name = "NAME", default_value = objects::DEFAULT_RUNTIME_CLASS, value_parser = objects::parse_dns_label)]
+    #[arg(long, value_name = "NAME", default_value = objects::DEFAULT_RUNTIME_CLASS, value_parser = validate::parse_dns_label)]
     pub runtime_class: String,
     /// Read secret and required variables from this Azure Key Vault (`https://<vault>.vault.azure.net/`)
-    #[arg(long, value_name = "URL", value_parser = objects::parse_vault_url, requires = "service_account")]
+    #[arg(long, value_name = "URL", value_parser = validate::parse_vault_url, requires = "service_account")]
     pub key_vault: Option<String>,
     /// The pod's service account (with --key-vault: one federated with a managed identity that reads the vault)
-    #[arg(long, value_name = "NAME", value_parser = objects::parse_dns_subdomain)]
+    #[arg(long, value_name = "NAME", value_parser = validate::parse_dns_subdomain)]
     pub service_account: Option<String>,
     /// A key-value store: `<label>=redis:<url>` or `<label>=cosmos:<account>/<database>/<container>` (repeatable)
     #[arg(long = "kv-store", value_name = "LABEL=BACKEND", value_parser = runtime_config::parse_kv_store)]
@@ -143,16 +144,16 @@ pub struct ScaffoldArgs {
     #[arg(long = "sqlite", value_name = "LABEL=BACKEND", value_parser = runtime_config::parse_sqlite)]
     pub sqlite: Vec<Store>,
     /// CPU limit, e.g. `500m`
-    #[arg(long, value_name = "QUANTITY", value_parser = objects::parse_quantity)]
+    #[arg(long, value_name = "QUANTITY", value_parser = validate::parse_quantity)]
     pub cpu_limit: Option<String>,
     /// Memory limit, e.g. `128Mi`
-    #[arg(long, value_name = "QUANTITY", value_parser = objects::parse_quantity)]
+    #[arg(long, value_name = "QUANTITY", value_parser = validate::parse_quantity)]
     pub memory_limit: Option<String>,
     /// CPU request, e.g. `100m`
-    #[arg(long, value_name = "QUANTITY", value_parser = objects::parse_quantity)]
+    #[arg(long, value_name = "QUANTITY", value_parser = validate::parse_quantity)]
     pub cpu_request: Option<String>,
     /// Memory request, e.g. `64Mi`
-    #[arg(long, value_name = "QUANTITY", value_parser = objects::parse_quantity)]
+    #[arg(long, value_name = "QUANTITY", value_parser = validate::parse_quantity)]
     pub memory_request: Option<String>,
     /// Add a HorizontalPodAutoscaler from --replicas to --max-replicas on CPU (needs --cpu-limit or --cpu-request)
     #[arg(long)]
@@ -164,12 +165,12 @@ pub struct ScaffoldArgs {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i32).range(1..=100), requires = "autoscale")]
     pub autoscaler_target_cpu_utilization: i32,
     /// HTTP path for readiness and liveness probes, e.g. `/health`
-    #[arg(long, value_name = "PATH", value_parser = objects::parse_http_path)]
+    #[arg(long, value_name = "PATH", value_parser = validate::parse_http_path)]
     pub health_path: Option<String>,
     /// A Secret for pulling the image (repeatable)
-    #[arg(long = "image-pull-secret", value_name = "NAME", value_parser = objects::parse_dns_subdomain)]
+    #[arg(long = "image-pull-secret", value_name = "NAME", value_parser = validate::parse_dns_subdomain)]
     pub image_pull_secrets: Vec<String>,
     /// The Kustomize overlay directory name
-    #[arg(long, value_name = "ENV", default_value = "production", value_parser = objects::parse_dns_label)]
+    #[arg(long, value_name = "ENV", default_value = "production", value_parser = validate::parse_dns_label)]
     pub overlay: String,
 }

@@ -8,3 +8,4 @@ pub mod objects;
 pub mod render;
 pub mod runtime_config;
 pub mod spinapp;
+pub mod validate;
