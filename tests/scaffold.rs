@@ -665,3 +665,22 @@ fn user_comments_and_layout_survive_a_merge() {
         "only the image line changes"
     );
 }
+
+#[test]
+fn shop_app_dockerfile_has_one_copy_per_component_and_mount() {
+    let app = shop_app();
+    let output = scaffold_ok(
+        &app,
+        &["--dockerfile", "--image", "myacr.azurecr.io/shop:2.1.0"],
+    );
+    assert!(
+        stderr(&output).contains("components web use them"),
+        "{}",
+        stderr(&output)
+    );
+    let dockerfile = std::fs::read_to_string(app.dir.join("Dockerfile")).unwrap();
+    let dockerignore = std::fs::read_to_string(app.dir.join(".dockerignore")).unwrap();
+    insta::assert_snapshot!(format!(
+        "=== Dockerfile ===\n{dockerfile}=== .dockerignore ===\n{dockerignore}"
+    ));
+}
