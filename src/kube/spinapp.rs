@@ -60,8 +60,9 @@ pub struct SpinAppSpec {
     pub components: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invocation_limits: Option<InvocationLimits>,
+    /// Per-invocation limits applied by the executor, by name (e.g. `memory: 64Mi`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub invocation_limits: BTreeMap<String, String>,
 }
 
 /// Readiness and liveness probes.
@@ -168,13 +169,6 @@ pub struct Resources {
     pub requests: BTreeMap<String, Quantity>,
 }
 
-/// Per-invocation limits applied by the shim.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
-pub struct InvocationLimits {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<String>,
-}
-
 /// What the operator reports.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -187,6 +181,9 @@ pub struct SpinAppStatus {
     pub deployment_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
+    /// The scheduler currently placing this app (newer operators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_scheduler: Option<String>,
 }
 
 #[cfg(test)]
@@ -203,6 +200,43 @@ mod tests {
         let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
         let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
         assert_eq!(spec["required"], serde_json::json!(["executor", "image"]));
-        assert!(spec["properties"]["runtimeConfig"]["properties"]["loadFromSecret"].is_object());
+        let properties = &spec["properties"];
+        assert!(properties["runtimeConfig"]["properties"]["loadFromSecret"].is_object());
+        // As in the operator's CRD: a map of limit name to value.
+        assert_eq!(
+            properties["invocationLimits"]["additionalProperties"]["type"],
+            "string"
+        );
+        let fields: Vec<&str> = properties
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for field in [
+            "checks",
+            "components",
+            "deploymentAnnotations",
+            "enableAutoscaling",
+            "executor",
+            "image",
+            "imagePullSecrets",
+            "invocationLimits",
+            "podAnnotations",
+            "podLabels",
+            "replicas",
+            "resources",
+            "runtimeConfig",
+            "serviceAccountName",
+            "serviceAnnotations",
+            "variables",
+            "volumeMounts",
+            "volumes",
+        ] {
+            assert!(
+                fields.contains(&field),
+                "spec.{field} missing from the schema"
+            );
+        }
     }
 }
