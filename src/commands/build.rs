@@ -19,6 +19,7 @@ pub struct BuiltImage {
     pub descriptor: Descriptor,
     pub manifest: ImageManifest,
     pub warnings: Vec<String>,
+    pub options: AssembleOptions,
 }
 
 impl BuiltImage {
@@ -109,6 +110,7 @@ pub async fn build_image(
         descriptor,
         manifest,
         warnings,
+        options,
     })
 }
 

@@ -8,7 +8,6 @@ use serde::Serialize;
 use super::build::build_image;
 use crate::cli::{ExportArgs, GlobalArgs, ImageFormat};
 use crate::oci::archive;
-use crate::oci::assemble::AssembleOptions;
 use crate::output::Output;
 
 #[derive(Serialize)]
@@ -34,10 +33,7 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
         .out
         .clone()
         .unwrap_or_else(|| built.app.dir.join(file_name));
-    let mtime =
-        AssembleOptions::from_env(crate::app::compat::target_spin(&args.image.shim_version)?)?
-            .mtime();
-    let bytes = archive::pack(&built.layout, &target, mtime)?;
+    let bytes = archive::pack(&built.layout, &target, built.options.mtime())?;
     let report = ExportReport {
         format: args.image.format,
         archive: target,

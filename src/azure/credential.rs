@@ -1,0 +1,349 @@
+//! The Entra credential chain in DefaultAzureCredential's order: environment service principal, workload
+//! identity, managed identity, Azure CLI, Azure Developer CLI; the first source that yields a token wins.
+
+use super::imds::{ImdsCredential, DEFAULT_IMDS_HOST};
+use super::Secret;
+use azure_core::credentials::TokenCredential;
+use azure_identity::{
+    AzureCliCredential, AzureDeveloperCliCredential, ClientSecretCredential,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+    WorkloadIdentityCredential,
+};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The Entra scope whose tokens ACR's `/oauth2/exchange` accepts.
+pub const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
+
+/// One way of getting an Entra token, in chain order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    EnvironmentServicePrincipal,
+    WorkloadIdentity,
+    ManagedIdentity,
+    AzureCli,
+    AzureDeveloperCli,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::EnvironmentServicePrincipal => "environment service principal",
+            Source::WorkloadIdentity => "workload identity",
+            Source::ManagedIdentity => "managed identity",
+            Source::AzureCli => "Azure CLI (az)",
+            Source::AzureDeveloperCli => "Azure Developer CLI (azd)",
+        })
+    }
+}
+
+/// Where a managed identity token comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManagedIdentityEndpoint {
+    /// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` (App Service, Container Apps, Functions).
+    AppService(String),
+    /// The instance metadata service (VMs, AKS nodes) at this host.
+    Imds(String),
+}
+
+/// One step of the chain: a source and, when the environment does not configure it, why it is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub source: Source,
+    pub skipped: Option<String>,
+    /// Set for [`Source::ManagedIdentity`] only.
+    pub endpoint: Option<ManagedIdentityEndpoint>,
+}
+
+/// The chain for an environment (`var` looks a variable up; empty values count as unset).
+pub fn plan(var: impl Fn(&str) -> Option<String>) -> Vec<Step> {
+    let var = |name: &str| var(name).filter(|value| !value.is_empty());
+    let missing = |names: &[&str]| -> Option<String> {
+        let unset: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|name| var(name).is_none())
+            .collect();
+        (!unset.is_empty()).then(|| format!("{} not set", unset.join(", ")))
+    };
+    let step = |source, skipped| Step {
+        source,
+        skipped,
+        endpoint: None,
+    };
+    let endpoint = match (var("IDENTITY_ENDPOINT"), var("IDENTITY_HEADER")) {
+        (Some(endpoint), Some(_)) => ManagedIdentityEndpoint::AppService(endpoint),
+        _ => ManagedIdentityEndpoint::Imds(
+            var("AZURE_POD_IDENTITY_AUTHORITY_HOST").unwrap_or_else(|| DEFAULT_IMDS_HOST.into()),
+        ),
+    };
+    vec![
+        step(
+            Source::EnvironmentServicePrincipal,
+            missing(&["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]),
+        ),
+        step(
+            Source::WorkloadIdentity,
+            missing(&[
+                "AZURE_TENANT_ID",
+                "AZURE_CLIENT_ID",
+                "AZURE_FEDERATED_TOKEN_FILE",
+            ]),
+        ),
+        Step {
+            source: Source::ManagedIdentity,
+            skipped: None,
+            endpoint: Some(endpoint),
+        },
+        step(Source::AzureCli, None),
+        step(Source::AzureDeveloperCli, None),
+    ]
+}
+
+/// An Entra access token and what produced it.
+#[derive(Debug, Clone)]
+pub struct EntraToken {
+    pub token: Secret,
+    pub expires_on: SystemTime,
+    pub source: Source,
+}
+
+/// DefaultAzureCredential, composed: tries each [`Step`] in order and remembers the one that worked.
+///
+/// azure_identity 1.x supplies every credential but IMDS (see [`super::imds`]) and has no chain: the
+/// order, the environment checks and the "what was tried" error are ours. azure_identity itself reads
+/// `AZURE_AUTHORITY_HOST` (it must be an https URL) and the other variables of each credential.
+#[derive(Debug)]
+pub struct AzureCredential {
+    steps: Vec<Step>,
+    /// `AZURE_CLIENT_ID`, which also selects a user-assigned managed identity.
+    client_id: Option<String>,
+    last_good: Mutex<Option<usize>>,
+    /// The last token and its scope, reused until [`REUSE_MARGIN`] before it expires.
+    cached: Mutex<Option<(String, EntraToken)>>,
+}
+
+/// A cached Entra token is reused only while it stays valid at least this long.
+const REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+impl AzureCredential {
+    /// The chain as the process environment configures it.
+    pub fn from_env() -> Self {
+        AzureCredential {
+            steps: plan(|name| std::env::var(name).ok()),
+            client_id: std::env::var("AZURE_CLIENT_ID")
+                .ok()
+                .filter(|id| !id.is_empty()),
+            last_good: Mutex::new(None),
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// A token for `scope` from the first source that gives one; otherwise an error naming every
+    /// source tried and why it failed.
+    pub async fn token(&self, scope: &str) -> anyhow::Result<EntraToken> {
+        if let Some((cached_scope, token)) = &*self.cached.lock().unwrap() {
+            if cached_scope == scope && token.expires_on > SystemTime::now() + REUSE_MARGIN {
+                return Ok(token.clone());
+            }
+        }
+        let token = self.fetch(scope).await?;
+        *self.cached.lock().unwrap() = Some((scope.to_string(), token.clone()));
+        Ok(token)
+    }
+
+    async fn fetch(&self, scope: &str) -> anyhow::Result<EntraToken> {
+        let remembered = *self.last_good.lock().unwrap();
+        if let Some(index) = remembered {
+            if let Ok(token) = self.try_step(&self.steps[index], scope).await {
+                return Ok(token);
+            }
+        }
+        let mut tried = Vec::new();
+        for (index, step) in self.steps.iter().enumerate() {
+            if let Some(reason) = &step.skipped {
+                tried.push(format!("{}: skipped, {reason}", step.source));
+                continue;
+            }
+            match self.try_step(step, scope).await {
+                Ok(token) => {
+                    tracing::debug!(source = %step.source, "got an Entra token");
+                    *self.last_good.lock().unwrap() = Some(index);
+                    return Ok(token);
+                }
+                Err(reason) => {
+                    tracing::debug!(source = %step.source, %reason, "credential unavailable");
+                    let source = match &step.endpoint {
+                        Some(ManagedIdentityEndpoint::AppService(endpoint)) => {
+                            format!("{} (IDENTITY_ENDPOINT {endpoint})", step.source)
+                        }
+                        _ => step.source.to_string(),
+                    };
+                    tried.push(format!("{source}: {reason}"));
+                }
+            }
+        }
+        anyhow::bail!(
+            "could not sign in to Azure: no credential gave a token. Tried, in order:\n  - {}\n\
+             Sign in with `az login` (or `azd auth login`), or set AZURE_TENANT_ID, AZURE_CLIENT_ID \
+             and AZURE_CLIENT_SECRET for a service principal.",
+            tried.join("\n  - ")
+        )
+    }
+
+    /// One source's token, or a one-line reason it could not give one.
+    async fn try_step(&self, step: &Step, scope: &str) -> Result<EntraToken, String> {
+        let (token, expires_on) = match (step.source, &step.endpoint) {
+            (Source::ManagedIdentity, Some(ManagedIdentityEndpoint::Imds(host))) => {
+                ImdsCredential::new(host, self.client_id.clone())
+                    .get_token(scope)
+                    .await
+                    .map_err(|err| format!("{err:#}"))?
+            }
+            _ => {
+                let credential = self.azure_identity(step).map_err(|err| one_line(&err))?;
+                let token = credential
+                    .get_token(&[scope], None)
+                    .await
+                    .map_err(|err| one_line(&err))?;
+                let secs = u64::try_from(token.expires_on.unix_timestamp()).unwrap_or(0);
+                (
+                    Secret::new(token.token.secret()),
+                    UNIX_EPOCH + Duration::from_secs(secs),
+                )
+            }
+        };
+        Ok(EntraToken {
+            token,
+            expires_on,
+            source: step.source,
+        })
+    }
+
+    /// The azure_identity credential behind a step (all but IMDS).
+    fn azure_identity(&self, step: &Step) -> azure_core::Result<Arc<dyn TokenCredential>> {
+        Ok(match step.source {
+            Source::EnvironmentServicePrincipal => {
+                let var = |name| std::env::var(name).unwrap_or_default();
+                ClientSecretCredential::new(
+                    &var("AZURE_TENANT_ID"),
+                    var("AZURE_CLIENT_ID"),
+                    var("AZURE_CLIENT_SECRET").into(),
+                    None,
+                )?
+            }
+            Source::WorkloadIdentity => WorkloadIdentityCredential::new(None)?,
+            Source::ManagedIdentity => {
+                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                    user_assigned_id: self.client_id.clone().map(UserAssignedId::ClientId),
+                    ..Default::default()
+                }))?
+            }
+            Source::AzureCli => AzureCliCredential::new(None)?,
+            Source::AzureDeveloperCli => AzureDeveloperCliCredential::new(None)?,
+        })
+    }
+}
+
+/// azure_identity errors end with a troubleshooting link on a new line; keep the first line.
+fn one_line(err: &azure_core::Error) -> String {
+    let text = err.to_string();
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn plan_for(vars: &[(&str, &str)]) -> Vec<Step> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        plan(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn chain_order_matches_default_azure_credential() {
+        let order: Vec<Source> = plan_for(&[]).iter().map(|step| step.source).collect();
+        assert_eq!(
+            order,
+            [
+                Source::EnvironmentServicePrincipal,
+                Source::WorkloadIdentity,
+                Source::ManagedIdentity,
+                Source::AzureCli,
+                Source::AzureDeveloperCli
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_environment_skips_service_principal_and_workload_identity_naming_the_variables() {
+        let steps = plan_for(&[]);
+        assert_eq!(
+            steps[0].skipped.as_deref(),
+            Some("AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET not set")
+        );
+        assert_eq!(
+            steps[1].skipped.as_deref(),
+            Some("AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE not set")
+        );
+        assert_eq!(
+            steps[2].endpoint,
+            Some(ManagedIdentityEndpoint::Imds(DEFAULT_IMDS_HOST.into()))
+        );
+        assert!(steps[2..].iter().all(|step| step.skipped.is_none()));
+    }
+
+    #[test]
+    fn service_principal_variables_enable_the_first_step_only_when_all_are_set() {
+        let partial = plan_for(&[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")]);
+        assert_eq!(
+            partial[0].skipped.as_deref(),
+            Some("AZURE_CLIENT_SECRET not set")
+        );
+        let full = plan_for(&[
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+            ("AZURE_CLIENT_SECRET", "s"),
+        ]);
+        assert_eq!(full[0].skipped, None);
+        assert!(full[1].skipped.is_some());
+    }
+
+    #[test]
+    fn workload_identity_needs_the_federated_token_file() {
+        let steps = plan_for(&[
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"),
+        ]);
+        assert!(steps[0].skipped.is_some());
+        assert_eq!(steps[1].skipped, None);
+    }
+
+    #[test]
+    fn identity_endpoint_with_header_selects_app_service_else_imds_honours_pod_identity_host() {
+        let app_service = plan_for(&[
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi"),
+            ("IDENTITY_HEADER", "h"),
+        ]);
+        assert_eq!(
+            app_service[2].endpoint,
+            Some(ManagedIdentityEndpoint::AppService(
+                "http://127.0.0.1:1/msi".into()
+            ))
+        );
+        let endpoint_without_header = plan_for(&[
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi"),
+            ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:2"),
+        ]);
+        assert_eq!(
+            endpoint_without_header[2].endpoint,
+            Some(ManagedIdentityEndpoint::Imds("http://127.0.0.1:2".into()))
+        );
+    }
+}
