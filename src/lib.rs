@@ -6,6 +6,7 @@ pub mod azure;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod kube;
 pub mod oci;
 pub mod output;
 pub mod registry;

@@ -3,6 +3,7 @@
 pub mod build;
 mod export;
 mod push;
+mod scaffold;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
@@ -16,5 +17,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build(args) => build::run(&cli.global, args, &out).await,
         Command::Export(args) => export::run(&cli.global, args, &out).await,
         Command::Push(args) => push::run(&cli.global, args, &out).await,
+        Command::Scaffold(args) => scaffold::run(&cli.global, args, &out),
     }
 }

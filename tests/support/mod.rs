@@ -6,6 +6,7 @@ pub mod apps;
 pub mod fault_proxy;
 pub mod layout;
 pub mod registry;
+pub mod scaffold;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,238 @@
+//! `spin-aks scaffold`: spin.toml + flags → typed workload objects → kube YAML, Kustomize or Helm
+//! (and a Dockerfile), merged with what is on disk so re-runs keep the user's edits. Reads no kubeconfig.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::app::{self, compat, App};
+use crate::bad_input;
+use crate::cli::{GlobalArgs, ImageFormat, ScaffoldArgs};
+use crate::kube::files;
+use crate::kube::image::ImageRef;
+use crate::kube::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
+use crate::kube::render::{self, dockerfile, RenderOptions, RenderType};
+use crate::output::Output;
+
+#[derive(Serialize)]
+struct ScaffoldReport<'a> {
+    #[serde(rename = "type")]
+    render_type: RenderType,
+    workload: WorkloadKind,
+    out: &'a Path,
+    files: Vec<String>,
+    warnings: &'a [String],
+}
+
+pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Result<()> {
+    let app = app::load(&global.from)?;
+    let out_dir = args.out.clone().unwrap_or_else(|| default_out_dir(&app));
+    if out_dir.exists() && !out_dir.is_dir() {
+        return Err(bad_input!(
+            "--out {} is a file, not a directory; choose a directory for the deployment files",
+            out_dir.display()
+        ));
+    }
+    if args.autoscale && args.cpu_limit.is_none() && args.cpu_request.is_none() {
+        return Err(bad_input!(
+            "--autoscale scales on CPU utilization, which needs a CPU request; add --cpu-limit or --cpu-request (e.g. --cpu-limit 500m)"
+        ));
+    }
+    if args.autoscale && args.max_replicas < args.replicas {
+        return Err(bad_input!(
+            "--max-replicas {} is below --replicas {}; the autoscaler needs max ≥ min",
+            args.max_replicas,
+            args.replicas
+        ));
+    }
+
+    let mut prompter = Prompter::new(global.yes);
+    let render_type = match args.render_type {
+        Some(t) => t,
+        None => prompter.choose(
+            "Output type",
+            &[RenderType::Kube, RenderType::Kustomize, RenderType::Helm],
+        )?,
+    };
+    let kind = match args.workload {
+        Some(k) => k,
+        None => prompter.choose(
+            "Workload",
+            &[WorkloadKind::Spinapp, WorkloadKind::Deployment],
+        )?,
+    };
+    let image = match &args.image {
+        Some(image) => image.clone(),
+        // The state file's last image for this app (issue #3) belongs here, before the built-in default.
+        None => prompter.image(&default_image(&app))?,
+    };
+
+    let options = WorkloadOptions {
+        kind,
+        image: image.clone(),
+        namespace: args.namespace.clone(),
+        replicas: args.replicas,
+        runtime_class: args.runtime_class.clone(),
+        key_vault: args.key_vault.clone(),
+        service_account: args.service_account.clone(),
+        kv_stores: args.kv_stores.clone(),
+        sqlite: args.sqlite.clone(),
+        resources: ResourceOptions {
+            cpu_limit: args.cpu_limit.clone(),
+            memory_limit: args.memory_limit.clone(),
+            cpu_request: args.cpu_request.clone(),
+            memory_request: args.memory_request.clone(),
+        },
+        autoscale: args.autoscale.then_some(Autoscale {
+            max_replicas: args.max_replicas,
+            target_cpu_utilization: args.autoscaler_target_cpu_utilization,
+        }),
+        health_path: args.health_path.clone(),
+        image_pull_secrets: args.image_pull_secrets.clone(),
+    };
+    let workload = objects::build(&app, &options);
+    let mut warnings = workload.warnings.clone();
+    let findings = compat::check(&app, ImageFormat::Spin);
+    warnings.extend(findings.errors.into_iter().chain(findings.warnings));
+
+    let render_options = RenderOptions {
+        image: image.clone(),
+        namespace: args.namespace.clone(),
+        overlay: args.overlay.clone(),
+        app_version: app.version.clone(),
+        app_description: app.description.clone(),
+    };
+    let mut generated = render::render(render_type, &workload, &render_options);
+    if args.dockerfile {
+        let (docker_files, docker_warnings) = dockerfile::render(&app, &image.to_string());
+        generated.extend(docker_files);
+        warnings.extend(docker_warnings);
+    }
+
+    let plan = files::plan(&generated, &out_dir, &app.dir, args.force)?;
+    if !plan.conflicts.is_empty() && !args.force {
+        anyhow::bail!(
+            "you and scaffold changed the same fields differently, so nothing was written:\n  {}\nMake those fields match the new values, or re-run with --force to take the generated ones",
+            plan.conflicts.join("\n  ")
+        );
+    }
+    for conflict in &plan.conflicts {
+        warnings.push(format!("--force replaced your edit at {conflict}"));
+    }
+    files::apply(&plan)?;
+    for warning in &warnings {
+        out.warn(warning);
+    }
+    let report = ScaffoldReport {
+        render_type,
+        workload: kind,
+        out: &out_dir,
+        files: plan.files.iter().map(|f| f.display().to_string()).collect(),
+        warnings: &warnings,
+    };
+    let summary = format!(
+        "Scaffolded {} ({}, {}) into {}: {} files, {} written",
+        workload.name,
+        value_name(render_type),
+        value_name(kind),
+        out_dir.display(),
+        plan.files.len(),
+        plan.written()
+    );
+    out.report(&report, summary)
+}
+
+/// The name a value has on the command line.
+fn value_name<T: clap::ValueEnum>(value: T) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
+}
+
+/// `<app name>:<version>`, with the version made a valid tag.
+fn default_image(app: &App) -> ImageRef {
+    let tag: String = app
+        .default_tag()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let tag = tag.trim_start_matches(['.', '-']);
+    let tag = if tag.is_empty() { "latest" } else { tag };
+    ImageRef::parse(&format!("{}:{tag}", objects::dns_name(&app.name)))
+        .expect("a DNS name and a cleaned tag form a reference")
+}
+
+/// Asks on the terminal, or takes defaults under `-y` or without one.
+struct Prompter {
+    interactive: bool,
+}
+
+impl Prompter {
+    fn new(yes: bool) -> Self {
+        Prompter {
+            interactive: !yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn ask(&self, question: &str) -> anyhow::Result<String> {
+        eprint!("{question}: ");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(line.trim().to_string())
+    }
+
+    /// One of `choices`; the first is the default.
+    fn choose<T: clap::ValueEnum + Copy>(
+        &mut self,
+        what: &str,
+        choices: &[T],
+    ) -> anyhow::Result<T> {
+        if !self.interactive {
+            return Ok(choices[0]);
+        }
+        let names: Vec<String> = choices
+            .iter()
+            .filter_map(|c| c.to_possible_value().map(|v| v.get_name().to_string()))
+            .collect();
+        loop {
+            let answer = self.ask(&format!("{what} ({}) [{}]", names.join("/"), names[0]))?;
+            if answer.is_empty() {
+                return Ok(choices[0]);
+            }
+            if let Some(i) = names.iter().position(|n| *n == answer) {
+                return Ok(choices[i]);
+            }
+            eprintln!("please answer one of: {}", names.join(", "));
+        }
+    }
+
+    fn image(&mut self, default: &ImageRef) -> anyhow::Result<ImageRef> {
+        if !self.interactive {
+            return Ok(default.clone());
+        }
+        loop {
+            let answer = self.ask(&format!("Image [{default}]"))?;
+            if answer.is_empty() {
+                return Ok(default.clone());
+            }
+            match ImageRef::parse(&answer) {
+                Ok(image) => return Ok(image),
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+    }
+}
+
+/// Where files go without `--out`.
+fn default_out_dir(app: &App) -> PathBuf {
+    app.dir.join("deploy")
+}

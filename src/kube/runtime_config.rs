@@ -1,0 +1,222 @@
+//! Spin runtime configuration (REFERENCE §5) from scaffold flags: `--kv-store`, `--sqlite`, `--key-vault`.
+//! Parses the flag syntax and writes the `runtime-config.toml` the shim reads.
+
+use std::fmt::Write;
+
+/// One `--kv-store` or `--sqlite` flag: a store label and the backend that serves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Store {
+    pub label: String,
+    pub backend: Backend,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Redis {
+        url: String,
+    },
+    Cosmos {
+        account: String,
+        database: String,
+        container: String,
+    },
+    Libsql {
+        url: String,
+    },
+}
+
+/// Parses `--kv-store <label>=redis:<url>` or `<label>=cosmos:<account>/<database>/<container>`.
+pub fn parse_kv_store(flag: &str) -> Result<Store, String> {
+    let (label, spec) = split_label("--kv-store", flag)?;
+    let backend = if let Some(url) = spec.strip_prefix("redis:") {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(format!(
+                "--kv-store `{flag}`: the redis URL must start with redis:// or rediss://, e.g. {label}=redis:redis://cache:6379"
+            ));
+        }
+        Backend::Redis {
+            url: url.to_string(),
+        }
+    } else if let Some(path) = spec.strip_prefix("cosmos:") {
+        match path.split('/').collect::<Vec<_>>()[..] {
+            [account, database, container] if !account.is_empty() && !database.is_empty() && !container.is_empty() => {
+                Backend::Cosmos {
+                    account: account.to_string(),
+                    database: database.to_string(),
+                    container: container.to_string(),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "--kv-store `{flag}`: cosmos needs <account>/<database>/<container>, e.g. {label}=cosmos:myaccount/spin/kv"
+                ))
+            }
+        }
+    } else {
+        return Err(format!(
+            "--kv-store `{flag}`: the backend must be redis:<url> or cosmos:<account>/<database>/<container>"
+        ));
+    };
+    Ok(Store { label, backend })
+}
+
+/// Parses `--sqlite <label>=libsql:<url>`.
+pub fn parse_sqlite(flag: &str) -> Result<Store, String> {
+    let (label, spec) = split_label("--sqlite", flag)?;
+    match spec.strip_prefix("libsql:") {
+        Some(url) if url.contains("://") => Ok(Store {
+            label,
+            backend: Backend::Libsql { url: url.to_string() },
+        }),
+        _ => Err(format!(
+            "--sqlite `{flag}`: the backend must be libsql:<url>, e.g. {label}=libsql:https://mydb.turso.io"
+        )),
+    }
+}
+
+fn split_label(flag_name: &str, flag: &str) -> Result<(String, String), String> {
+    let (label, spec) = flag
+        .split_once('=')
+        .ok_or_else(|| format!("{flag_name} `{flag}` must be <label>=<backend>"))?;
+    let valid = !label.is_empty()
+        && label.starts_with(|c: char| c.is_ascii_lowercase())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(format!(
+            "{flag_name} `{flag}`: the label `{label}` must be lowercase letters, digits, `_` or `-`, starting with a letter"
+        ));
+    }
+    Ok((label.to_string(), spec.to_string()))
+}
+
+/// What goes into runtime-config.toml.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeConfigToml<'a> {
+    pub key_vault: Option<&'a str>,
+    pub kv_stores: &'a [Store],
+    pub sqlite: &'a [Store],
+}
+
+/// The placeholder written for a libsql token: the tool never invents or copies secret values.
+pub const TOKEN_PLACEHOLDER: &str = "REPLACE-WITH-LIBSQL-TOKEN";
+
+impl RuntimeConfigToml<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.key_vault.is_none() && self.kv_stores.is_empty() && self.sqlite.is_empty()
+    }
+
+    /// The TOML text; tables in a fixed order so the output is byte-stable.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+        if let Some(url) = self.key_vault {
+            let _ = writeln!(
+                out,
+                "[[variables_provider]]\ntype = \"azure_key_vault\"\nvault_url = {}\n",
+                q(url)
+            );
+        }
+        for (table, stores) in [
+            ("key_value_store", self.kv_stores),
+            ("sqlite_database", self.sqlite),
+        ] {
+            for store in stores {
+                let _ = writeln!(out, "[{table}.{}]", store.label);
+                match &store.backend {
+                    Backend::Redis { url } => {
+                        let _ = writeln!(out, "type = \"redis\"\nurl = {}", q(url));
+                    }
+                    Backend::Cosmos {
+                        account,
+                        database,
+                        container,
+                    } => {
+                        let _ = writeln!(
+                            out,
+                            "type = \"azure_cosmos\"\naccount = {}\ndatabase = {}\ncontainer = {}",
+                            q(account),
+                            q(database),
+                            q(container)
+                        );
+                    }
+                    Backend::Libsql { url } => {
+                        let _ = writeln!(
+                            out,
+                            "type = \"libsql\"\nurl = {}\ntoken = {}",
+                            q(url),
+                            q(TOKEN_PLACEHOLDER)
+                        );
+                    }
+                }
+                out.push('\n');
+            }
+        }
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+        out.push('\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_store_flags_parse_redis_and_cosmos() {
+        assert_eq!(
+            parse_kv_store("cache=redis:redis://cache:6379")
+                .unwrap()
+                .backend,
+            Backend::Redis {
+                url: "redis://cache:6379".into()
+            }
+        );
+        let store = parse_kv_store("default=cosmos:acct/db/kv").unwrap();
+        assert_eq!(store.label, "default");
+        assert!(
+            matches!(store.backend, Backend::Cosmos { ref container, .. } if container == "kv")
+        );
+    }
+
+    #[test]
+    fn malformed_store_flags_name_the_flag_and_value() {
+        for (flag, parse) in [
+            ("cache", parse_kv_store as fn(&str) -> Result<Store, String>),
+            ("cache=memcached:x", parse_kv_store),
+            ("cache=cosmos:acct/db", parse_kv_store),
+            ("Cache=redis:redis://x", parse_kv_store),
+            ("db=postgres:x", parse_sqlite),
+        ] {
+            let err = parse(flag).unwrap_err();
+            assert!(err.contains(&format!("`{flag}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn runtime_config_lists_vault_then_stores_then_databases() {
+        let kv = [parse_kv_store("cache=redis:redis://c:6379").unwrap()];
+        let db = [parse_sqlite("default=libsql:https://db.example").unwrap()];
+        let text = RuntimeConfigToml {
+            key_vault: Some("https://v.vault.azure.net/"),
+            kv_stores: &kv,
+            sqlite: &db,
+        }
+        .render();
+        let parsed: toml::Table = text.parse().unwrap();
+        assert_eq!(
+            parsed["variables_provider"][0]["type"].as_str(),
+            Some("azure_key_vault")
+        );
+        assert_eq!(
+            parsed["key_value_store"]["cache"]["url"].as_str(),
+            Some("redis://c:6379")
+        );
+        assert_eq!(
+            parsed["sqlite_database"]["default"]["token"].as_str(),
+            Some(TOKEN_PLACEHOLDER)
+        );
+    }
+}
