@@ -1,7 +1,5 @@
-//! A small distribution-API client over reqwest: HEAD/mount/upload blobs, HEAD/PUT manifests.
-//! Own code rather than oci-client because a push needs what that crate lacks: HEAD before
-//! upload, cross-repo mounts, uploads streamed from files (never a blob in memory), retries that
-//! restart upload sessions, and tokens refreshed mid-push. Each method is one retried operation.
+//! A small distribution-API client over reqwest: HEAD/mount/streamed upload of blobs, HEAD/PUT of
+//! manifests. Not oci-client: it lacks HEAD-first, mounts, file streaming, session-restarting retries.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

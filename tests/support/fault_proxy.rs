@@ -1,7 +1,5 @@
-//! A loopback HTTP/1.1 proxy in front of a registry that injects faults per request: 503s,
-//! connection resets before the request is read, and resets in the middle of a request body.
-//! Every forwarded request gets `Connection: close`, so each connection carries one request and
-//! every request passes through the fault policy.
+//! A loopback proxy in front of a registry injecting per-request faults (503, 401, resets before or
+//! mid-body); each forwarded request gets `Connection: close`, so every request meets the policy.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

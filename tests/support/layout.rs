@@ -1,4 +1,5 @@
-//! Generated OCI layouts shaped like Spin artifacts (no manifest `mediaType`): N random blobs.
+//! Generated OCI layouts shaped like Spin artifacts (no manifest `mediaType`): N random blobs,
+//! and a reader of every blob in a layout to compare pushed and pulled bytes.
 
 use std::collections::BTreeMap;
 use std::io::Write;

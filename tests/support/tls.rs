@@ -1,4 +1,5 @@
-//! A throwaway CA and a server certificate for 127.0.0.1 it signed, made with the openssl CLI.
+//! A throwaway CA and a server certificate for 127.0.0.1 signed by it, made with the openssl CLI,
+//! for HTTPS registries in tests (`--ca-file`, untrusted-certificate errors).
 
 use std::path::Path;
 use std::process::Command;
