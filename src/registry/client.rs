@@ -378,7 +378,9 @@ impl RegistryClient {
         }
         let response = request.send().await.map_err(|e| {
             let transient = retry::is_transient_error(&e);
-            let err = anyhow::Error::new(e).context(format!("cannot {what} at {}", self.registry));
+            let root = root_cause(&e);
+            let err = anyhow::Error::new(e)
+                .context(format!("cannot {what} at {}: {root}", self.registry));
             if transient {
                 Attempt::Transient(err, None)
             } else {
@@ -527,6 +529,15 @@ fn is_unreachable_over_tls(err: &anyhow::Error) -> bool {
             .downcast_ref::<reqwest::Error>()
             .is_some_and(|e| e.is_connect() || e.is_request() || e.is_timeout())
     })
+}
+
+/// The innermost cause's message (`Connection refused (os error 111)`, `invalid peer certificate: …`).
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 fn challenge_header(response: &Response) -> Option<String> {

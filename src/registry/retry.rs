@@ -82,8 +82,8 @@ pub fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The last failure of an operation that ran out of tries. It shows the whole cause chain in
-/// one line (no `--verbose` needed to see why) and keeps the chain for inspection.
+/// The last failure of an operation that ran out of tries: its message, the number of tries,
+/// and underneath, the last failure's causes (shown by `--verbose`, inspected by callers).
 #[derive(Debug)]
 pub struct GaveUp {
     tries: u32,
@@ -92,13 +92,14 @@ pub struct GaveUp {
 
 impl std::fmt::Display for GaveUp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#} (gave up after {} tries)", self.last, self.tries)
+        write!(f, "{} (gave up after {} tries)", self.last, self.tries)
     }
 }
 
 impl std::error::Error for GaveUp {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(self.last.as_ref())
+        let last: &(dyn std::error::Error + 'static) = self.last.as_ref();
+        last.source()
     }
 }
 
