@@ -569,3 +569,37 @@ fn a_401_in_the_middle_of_a_push_is_answered_and_the_upload_sent_again() {
     );
     assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
 }
+
+#[test]
+fn an_upload_session_the_registry_forgot_is_opened_again() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    // Every other blob upload's session is "unknown" to the registry.
+    let uploads = Arc::new(AtomicUsize::new(0));
+    let seen = uploads.clone();
+    let proxy = FaultProxy::start(
+        registry.port(),
+        Box::new(move |_, method, path| {
+            if is_blob_upload(method, path) && seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(2)
+            {
+                Fault::UploadUnknown
+            } else {
+                Fault::Pass
+            }
+        }),
+    );
+    let dir = fx.layout("layout", 6);
+    let reference = format!("{}/forgetful/app:1", proxy.host());
+    let json = fx.push_ok(&[
+        &reference,
+        "--from-layout",
+        dir.to_str().unwrap(),
+        "--jobs",
+        "1",
+    ]);
+    assert_eq!(json["blobs_uploaded"], 7);
+    assert_eq!(uploads.load(Ordering::SeqCst), 14);
+    let raw = skopeo_raw_manifest(&format!("{}/forgetful/app:1", registry.host()), None);
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+}

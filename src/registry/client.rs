@@ -254,6 +254,14 @@ impl RegistryClient {
                     .await?;
                 match response.status() {
                     StatusCode::CREATED => Ok(()),
+                    // The session expired or was lost (BLOB_UPLOAD_UNKNOWN): open a new one.
+                    StatusCode::NOT_FOUND => Err(Attempt::Transient(
+                        anyhow::anyhow!(
+                            "{} lost the upload session of blob {digest}",
+                            self.registry
+                        ),
+                        None,
+                    )),
                     _ => Err(self
                         .unexpected(response, &format!("uploading blob {digest}"))
                         .await),

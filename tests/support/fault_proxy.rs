@@ -16,6 +16,8 @@ pub enum Fault {
     Unavailable,
     /// Answer `401` with a Basic challenge, as a registry does when a token has expired.
     Unauthorized,
+    /// Answer `404 BLOB_UPLOAD_UNKNOWN`, as a registry does for an expired upload session.
+    UploadUnknown,
     /// Reset the connection before reading anything.
     Reset,
     /// Forward the head, read part of the body, then reset the connection.
@@ -108,6 +110,15 @@ async fn handle(
             client
                 .write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"spin-aks-test\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 .await?;
+            return client.shutdown().await;
+        }
+        Fault::UploadUnknown => {
+            let body = r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry"}]}"#;
+            let reply = format!(
+                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(reply.as_bytes()).await?;
             return client.shutdown().await;
         }
         Fault::Reset => return reset(client),
