@@ -168,7 +168,7 @@ fn pushing_the_app_to_a_second_repository_mounts_its_blobs() {
 }
 
 #[test]
-fn pushing_an_exported_archive_gives_the_same_digest() {
+fn pushing_an_exported_archive_over_plain_http_gives_the_same_digest() {
     let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
         return;
     };
@@ -176,7 +176,12 @@ fn pushing_an_exported_archive_gives_the_same_digest() {
     let archive = fx.path().join("app.oci.tar");
     spin_aks::oci::archive::pack(&spin_aks::oci::Layout::open(&dir).unwrap(), &archive, 0).unwrap();
     let reference = format!("{}/airgap/app:2.0.0", registry.host());
-    let json = fx.push_ok(&[&reference, "--from-archive", archive.to_str().unwrap()]);
+    let json = fx.push_ok(&[
+        &reference,
+        "--from-archive",
+        archive.to_str().unwrap(),
+        "--plain-http",
+    ]);
     assert_eq!(json["blobs_uploaded"], 11);
     let raw = skopeo_raw_manifest(&reference, None);
     assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());

@@ -13,6 +13,10 @@ use support::acr::{write_fake_az, AcrFake, TENANT};
 
 /// Runs the binary with only the fake `az` on PATH and IMDS pointed at a closed port.
 async fn push(acr: &AcrFake, bin: &Path, args: &[&str]) -> (i32, String, String) {
+    push_with(acr, bin, args, "azure").await
+}
+
+async fn push_with(acr: &AcrFake, bin: &Path, args: &[&str], auth: &str) -> (i32, String, String) {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -21,10 +25,11 @@ async fn push(acr: &AcrFake, bin: &Path, args: &[&str]) -> (i32, String, String)
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spin-aks"));
     cmd.arg("push")
         .args(args)
-        .args(["--auth", "azure", "--output", "json"])
+        .args(["--auth", auth, "--output", "json"])
         .env_clear()
         .env("PATH", bin)
         .env("HOME", &home)
+        .env("DOCKER_CONFIG", home.join("docker"))
         .env("SPIN_AKS_STATE_FILE", home.join("state"))
         .env(
             "AZURE_POD_IDENTITY_AUTHORITY_HOST",
@@ -116,4 +121,45 @@ async fn expired_entra_token_fails_with_exit_1_and_no_token_in_the_output() {
         stderr.contains(&expected) && stderr.contains("expired"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_config_identity_token_is_redeemed_with_the_refresh_token_grant() {
+    let Some(acr) = AcrFake::start().await else {
+        return;
+    };
+    // What `az acr login` leaves in the Docker config: an ACR refresh token as `identitytoken`.
+    let entra = spin_aks::azure::Secret::new(acr.entra_token(TENANT, 3600));
+    let refresh = spin_aks::azure::acr::exchange_entra_token(
+        &reqwest::Client::new(),
+        &acr.login_server,
+        &entra,
+    )
+    .await
+    .unwrap();
+    let docker = acr.scratch("home").join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAwOg==","identitytoken":"{}"}}}}}}"#,
+            acr.login_server,
+            refresh.expose()
+        ),
+    )
+    .unwrap();
+    let empty_path = tempfile::tempdir().unwrap();
+    let layout = generated_layout(&acr, 3);
+    let reference = format!("{}/docker/app:1", acr.login_server);
+    let (code, stdout, stderr) = push_with(
+        &acr,
+        empty_path.path(),
+        &[&reference, "--from-layout", &layout],
+        "docker",
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["blobs_uploaded"], 4);
+    assert!(!stderr.contains(refresh.expose()));
 }
