@@ -47,7 +47,8 @@ source = "api.wasm"
 TOML
 }
 
-# start_registry NAME: a fresh docker-registry on a free loopback port; prints host:port.
+# start_registry NAME: a fresh docker-registry on a free loopback port; sets $registry to
+# host:port. (Not called in $(…): the pid must reach the cleanup list of this shell.)
 start_registry() {
   local dir="$work/registry-$1" port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -70,7 +71,7 @@ YAML
     curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
     sleep 0.05
   done
-  echo "127.0.0.1:$port"
+  registry="127.0.0.1:$port"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -86,9 +87,9 @@ cat "$work/layout"/blobs/sha256/* > /dev/null   # warm the page cache for both t
 
 cold_ours=(); cold_theirs=()
 for _ in $(seq 1 "$runs"); do
-  reg_ours=$(start_registry "ours-$RANDOM$RANDOM")
+  start_registry "ours-$RANDOM$RANDOM"; reg_ours=$registry
   cold_ours+=("$(seconds ours "$reg_ours" "$work/layout")")
-  reg_theirs=$(start_registry "theirs-$RANDOM$RANDOM")
+  start_registry "theirs-$RANDOM$RANDOM"; reg_theirs=$registry
   cold_theirs+=("$(seconds theirs "$reg_theirs" "$work/layout")")
 done
 warm_ours=$(seconds ours "$reg_ours" "$work/layout")
@@ -99,9 +100,9 @@ ct=$(printf '%s\n' "${cold_theirs[@]}" | median)
 gen_app "$work/big" 300 1700
 "$bin" build -q -f "$work/big" --layout "$work/big-layout" >/dev/null
 big_mb=$(du -sm "$work/big-layout" | cut -f1)
-reg_big=$(start_registry big)
+start_registry big; reg_big=$registry
 rss_big=$(/usr/bin/time -f '%M' "$bin" push -q "$reg_big/bench/big:1.0.0" --from-layout "$work/big-layout" 2>&1 >/dev/null | tail -1)
-reg_small=$(start_registry small)
+start_registry small; reg_small=$registry
 rss_small=$(/usr/bin/time -f '%M' "$bin" push -q "$reg_small/bench/app:1.0.0" --from-layout "$work/layout" 2>&1 >/dev/null | tail -1)
 
 printf 'layout: %s MB, %s blobs; %s cold runs each (medians), fresh registry per run\n' "$layout_mb" "$layers" "$runs"
