@@ -105,16 +105,19 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Flags that only shape a build, meaningless when pushing an existing layout or archive.
+const BUILD_ONLY: [&str; 3] = ["format", "skip_spin_build", "shim_version"];
+
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// `registry/repository[:tag]` (default: the app's last push; tag default: the app version)
     #[arg(value_name = "REFERENCE")]
     pub reference: Option<String>,
     /// Push this OCI image layout instead of building
-    #[arg(long, value_name = "DIR", conflicts_with = "from_archive")]
+    #[arg(long, value_name = "DIR", conflicts_with = "from_archive", conflicts_with_all = BUILD_ONLY)]
     pub from_layout: Option<PathBuf>,
     /// Push this oci-archive (as written by `export`) instead of building
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = BUILD_ONLY)]
     pub from_archive: Option<PathBuf>,
     #[command(flatten)]
     pub image: ImageArgs,

@@ -505,6 +505,22 @@ fn pushing_the_example_app_builds_it_and_skopeo_pulls_it_back_identical() {
     let again = fx.push_ok(&["-f", app_arg, "-y", "--skip-spin-build"]);
     assert_eq!(again["reference"], json["reference"]);
     assert_eq!(again["blobs_uploaded"], 0);
+
+    // Scaffold then defaults to the image this app was pushed as.
+    let scaffolded = spin_aks_isolated(fx.path())
+        .args(["scaffold", "-y", "-f", app_arg])
+        .output()
+        .unwrap();
+    assert!(
+        scaffolded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scaffolded.stderr)
+    );
+    let yaml = std::fs::read_to_string(app.join("deploy/hello-aks.yaml")).unwrap();
+    assert!(
+        yaml.contains(&format!("image: {reference}:0.1.0")),
+        "{yaml}"
+    );
 }
 
 #[test]
@@ -607,4 +623,24 @@ fn an_upload_session_the_registry_forgot_is_opened_again() {
     assert_eq!(uploads.load(Ordering::SeqCst), 14);
     let raw = skopeo_raw_manifest(&format!("{}/forgetful/app:1", registry.host()), None);
     assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+}
+
+#[test]
+fn build_flags_with_a_prebuilt_layout_or_archive_are_refused() {
+    let home = tempfile::tempdir().unwrap();
+    for source in ["--from-layout", "--from-archive"] {
+        for flag in [
+            &["--format", "image"][..],
+            &["--skip-spin-build"],
+            &["--shim-version", "v0.13.0"],
+        ] {
+            let output = spin_aks_isolated(home.path())
+                .args(["push", "127.0.0.1:5000/app", source, "somewhere"])
+                .args(flag)
+                .output()
+                .unwrap();
+            assert_eq!(output.status.code(), Some(2), "{source} {flag:?}");
+            assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be used with"));
+        }
+    }
 }

@@ -32,6 +32,26 @@ impl App {
         self.version.as_deref().unwrap_or("latest")
     }
 
+    /// [`Self::default_tag`] made a valid OCI tag: characters a tag cannot hold become `_`.
+    pub fn image_tag(&self) -> String {
+        let mut tag: String = self
+            .default_tag()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(128)
+            .collect();
+        if tag.starts_with(['.', '-']) {
+            tag.insert(0, '_');
+        }
+        tag
+    }
+
     pub fn component(&self, id: &str) -> Option<&Component> {
         self.components.iter().find(|c| c.id == id)
     }

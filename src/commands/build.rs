@@ -114,23 +114,10 @@ pub async fn build_image(
     })
 }
 
-/// The app's default tag, with characters a tag cannot hold replaced (and a warning saying so).
+/// The app's image tag, with a warning when its version had to be changed to make one.
 fn image_tag(app: &App, warnings: &mut Vec<String>) -> String {
     let wanted = app.default_tag();
-    let mut tag: String = wanted
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(128)
-        .collect();
-    if tag.starts_with(['.', '-']) {
-        tag.insert(0, '_');
-    }
+    let tag = app.image_tag();
     if tag != wanted {
         warnings.push(format!(
             "version `{wanted}` is not a valid image tag; using `{tag}`"

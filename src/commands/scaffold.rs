@@ -14,6 +14,7 @@ use crate::kube::image::ImageRef;
 use crate::kube::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
 use crate::kube::render::{self, dockerfile, RenderOptions, RenderType};
 use crate::output::Output;
+use crate::state::StateFile;
 
 #[derive(Serialize)]
 struct ScaffoldReport<'a> {
@@ -64,8 +65,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     };
     let image = match &args.image {
         Some(image) => image.clone(),
-        // The state file's last image for this app (issue #3) belongs here, before the built-in default.
-        None => prompter.image(&default_image(&app))?,
+        None => prompter.image(&default_image(global, &app, out)?)?,
     };
 
     let options = WorkloadOptions {
@@ -151,23 +151,26 @@ fn value_name<T: clap::ValueEnum>(value: T) -> String {
         .unwrap_or_default()
 }
 
-/// `<app name>:<version>`, with the version made a valid tag.
-fn default_image(app: &App) -> ImageRef {
-    let tag: String = app
-        .default_tag()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let tag = tag.trim_start_matches(['.', '-']);
-    let tag = if tag.is_empty() { "latest" } else { tag };
-    ImageRef::parse(&format!("{}:{tag}", objects::dns_name(&app.name)))
-        .expect("a DNS name and a cleaned tag form a reference")
+/// The image this app was last pushed to (state file), else `<app name>:<version>`.
+fn default_image(global: &GlobalArgs, app: &App, out: &Output) -> anyhow::Result<ImageRef> {
+    let (state, warning) = StateFile::new(global.state_file.as_deref())?.load()?;
+    if let Some(warning) = warning {
+        out.warn(warning);
+    }
+    let key = app.manifest_path.to_string_lossy();
+    let pushed = state
+        .apps
+        .get(key.as_ref())
+        .and_then(|a| a.last_image.as_deref());
+    if let Some(mut image) = pushed.and_then(|i| ImageRef::parse(i).ok()) {
+        // Push tags an untagged reference with the app's version; so does the default here.
+        if image.tag.is_none() && image.digest.is_none() {
+            image.tag = Some(app.image_tag());
+        }
+        return Ok(image);
+    }
+    let name = format!("{}:{}", objects::dns_name(&app.name), app.image_tag());
+    Ok(ImageRef::parse(&name).expect("a DNS name and a valid tag form a reference"))
 }
 
 /// Asks on the terminal, or takes defaults under `-y` or without one.

@@ -1,7 +1,10 @@
 //! Image references as scaffold accepts them: `[registry/]repository[:tag][@sha256:<hex>]`.
-//! A small syntactic validator; the registry module has the fuller parser used for pushing.
+//! Validated with the registry module's rules; unlike a push target the registry is optional.
 
 use std::fmt;
+
+use crate::oci::Digest;
+use crate::registry::reference::{looks_like_registry, valid_repository, valid_tag};
 
 /// A validated image reference, split for Helm values and Kustomize's `images:` transformer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,22 +16,12 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
-    /// Parses and validates `reference`; the error says which part is wrong.
+    /// Parses and validates `reference`; the error says which part is wrong. Unlike a push
+    /// target, the registry may be left out (the cluster then resolves the name itself).
     pub fn parse(reference: &str) -> Result<Self, String> {
         let (rest, digest) = match reference.split_once('@') {
             Some((rest, digest)) => {
-                let hex = digest
-                    .strip_prefix("sha256:")
-                    .ok_or_else(|| format!("digest `{digest}` must start with `sha256:`"))?;
-                if hex.len() != 64
-                    || !hex
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-                {
-                    return Err(format!(
-                        "digest `{digest}` must be sha256: followed by 64 lowercase hex digits"
-                    ));
-                }
+                let digest: Digest = digest.parse().map_err(|e| format!("{e}"))?;
                 (rest, Some(digest.to_string()))
             }
             None => (reference, None),
@@ -39,42 +32,19 @@ impl ImageRef {
             Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
             None => (rest, None),
         };
-        if let Some(tag) = tag {
-            let valid = !tag.is_empty()
-                && tag.len() <= 128
-                && !tag.starts_with(['.', '-'])
-                && tag
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-            if !valid {
-                return Err(format!(
-                    "tag `{tag}` must be 1-128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`"
-                ));
-            }
+        if let Some(tag) = tag.filter(|t| !valid_tag(t)) {
+            return Err(format!(
+                "tag `{tag}` must be 1-128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`"
+            ));
         }
-        let mut parts: Vec<&str> = name.split('/').collect();
-        if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
-            let registry = parts.remove(0);
-            let (host, port) = registry.split_once(':').unwrap_or((registry, "0"));
-            let host_ok = !host.is_empty()
-                && host.split('.').all(|l| {
-                    !l.is_empty()
-                        && !l.starts_with('-')
-                        && !l.ends_with('-')
-                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
-            if !host_ok || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!(
-                    "registry `{registry}` is not a host name with an optional port"
-                ));
-            }
-        }
-        for part in &parts {
-            if !valid_path_component(part) {
-                return Err(format!(
-                    "repository part `{part}` must be lowercase letters and digits, separated by `.`, `_`, `__` or `-`"
-                ));
-            }
+        let repository = match name.split_once('/') {
+            Some((registry, path)) if looks_like_registry(registry) => path,
+            _ => name,
+        };
+        if !valid_repository(repository) {
+            return Err(format!(
+                "repository `{repository}` must be lowercase letters and digits in `/`-separated parts, joined by `.`, `_`, `__` or `-`"
+            ));
         }
         Ok(ImageRef {
             name: name.to_string(),
@@ -82,34 +52,6 @@ impl ImageRef {
             digest,
         })
     }
-}
-
-fn valid_path_component(part: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let bytes = part.as_bytes();
-    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-        return false;
-    }
-    // Separators are single `.`/`_`/`-`, runs of `-`, or `__`.
-    let mut run = String::new();
-    for &b in bytes {
-        if alnum(b) {
-            if !(run.is_empty()
-                || run == "."
-                || run == "_"
-                || run == "__"
-                || run.bytes().all(|c| c == b'-'))
-            {
-                return false;
-            }
-            run.clear();
-        } else if b"._-".contains(&b) {
-            run.push(b as char);
-        } else {
-            return false;
-        }
-    }
-    true
 }
 
 impl fmt::Display for ImageRef {

@@ -133,14 +133,14 @@ fn host_without_port(registry: &str) -> &str {
     }
 }
 
-fn looks_like_registry(s: &str) -> bool {
+pub(crate) fn looks_like_registry(s: &str) -> bool {
     !s.is_empty()
         && (s.contains('.') || s.contains(':') || s.eq_ignore_ascii_case("localhost"))
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
-fn valid_tag(tag: &str) -> bool {
+pub(crate) fn valid_tag(tag: &str) -> bool {
     let bytes = tag.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 128
@@ -151,7 +151,7 @@ fn valid_tag(tag: &str) -> bool {
 }
 
 /// The distribution spec's `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
-fn valid_repository(repository: &str) -> bool {
+pub(crate) fn valid_repository(repository: &str) -> bool {
     !repository.is_empty()
         && repository.len() <= 255
         && repository.split('/').all(valid_path_component)
