@@ -12,33 +12,8 @@ trap 'rm -rf "$work"' EXIT
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 bin="$root/target/release/spin-aks"
 
-# gen_app DIR FILES KIB: a two-component app with FILES data files of KIB KiB each.
-gen_app() {
-  local dir=$1 files=$2 kib=$3
-  mkdir -p "$dir/static"
-  cp "$root/examples/hello-aks/wasm/hello.wasm" "$dir/web.wasm"
-  cp "$root/examples/hello-aks/wasm/api.wasm" "$dir/api.wasm"
-  for i in $(seq 1 "$files"); do
-    head -c "$((kib * 1024))" /dev/urandom > "$dir/static/file-$i.bin"
-  done
-  cat > "$dir/spin.toml" <<TOML
-spin_manifest_version = 2
-[application]
-name = "bench"
-version = "1.0.0"
-[[trigger.http]]
-route = "/..."
-component = "web"
-[[trigger.http]]
-route = "/api/..."
-component = "api"
-[component.web]
-source = "web.wasm"
-files = ["static/*"]
-[component.api]
-source = "api.wasm"
-TOML
-}
+# shellcheck source=benches/gen-app.sh
+source "$root/benches/gen-app.sh"
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 seconds() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }

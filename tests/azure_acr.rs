@@ -1,10 +1,7 @@
 //! The Azure sign-in path against fakes that speak the real shapes: a fake `az` on PATH, a fake
 //! managed identity endpoint, and a token service in ACR's shape in front of the real `docker-registry`.
 
-mod support {
-    pub mod acr;
-    pub mod entra;
-}
+mod support;
 
 use sha2::{Digest, Sha256};
 use spin_aks::azure::acr::{

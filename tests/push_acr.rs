@@ -1,11 +1,7 @@
 //! `spin-aks push --auth azure` end to end: a fake `az` on PATH signs in, the binary exchanges
 //! the Entra token at a token service in ACR's shape, and pushes into the real registry behind it.
 
-#[allow(dead_code)] // this test uses a subset of the shared helpers
-mod support {
-    pub mod acr;
-    pub mod layout;
-}
+mod support;
 
 use std::path::Path;
 

@@ -16,10 +16,11 @@ use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::registry::{Registry, RegistryConfig};
 
 /// The user name ACR pairs with a refresh token used as a password.
 pub const ACR_USERNAME: &str = "00000000-0000-0000-0000-000000000000";
@@ -28,7 +29,6 @@ pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 /// The secret the fake managed identity endpoint expects in `X-IDENTITY-HEADER`.
 pub const IDENTITY_HEADER: &str = "fake-identity-header-secret";
 const ISSUER: &str = "acr-fake-token-service";
-const REGISTRY: &str = "/usr/bin/docker-registry";
 
 /// What the fake refuses or shortens; change it any time through [`AcrFake::policy`].
 #[derive(Debug, Clone)]
@@ -74,29 +74,7 @@ pub struct AcrFake {
     /// `127.0.0.1:<port>`: the login server, the registry's service name and the token realm's host.
     pub login_server: String,
     state: Arc<State>,
-    registry: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for AcrFake {
-    fn drop(&mut self) {
-        let _ = self.registry.kill();
-        let _ = self.registry.wait();
-    }
-}
-
-/// Whether the registry binary is here; under `CI=true` its absence is a failure, not a skip.
-pub fn registry_available() -> bool {
-    if Path::new(REGISTRY).exists() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{REGISTRY} is missing: install Debian's docker-registry package (CI must not skip)"
-        );
-    }
-    eprintln!("skipping: {REGISTRY} is not installed");
-    false
+    registry: Registry,
 }
 
 fn now() -> u64 {
@@ -110,33 +88,18 @@ fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl AcrFake {
     /// Starts the registry in token-auth mode and the token service in front of it, or `None` when
     /// the registry is not installed (outside CI).
     pub async fn start() -> Option<AcrFake> {
-        if !registry_available() {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let service = listener.local_addr().unwrap().to_string();
-        let registry_addr = format!("127.0.0.1:{}", free_port());
 
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let cert = rcgen::CertificateParams::new(vec![ISSUER.to_string()])
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        let bundle = dir.path().join("token-signer.pem");
-        std::fs::write(&bundle, cert.pem()).unwrap();
         let signer = Signer {
             key: EcdsaKeyPair::from_pkcs8(
                 &ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -146,34 +109,18 @@ impl AcrFake {
             .unwrap(),
             cert_der_b64: base64::engine::general_purpose::STANDARD.encode(cert.der()),
         };
-
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\n\
-                 log:\n  level: warn\n\
-                 storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: {registry_addr}\n  host: http://{service}\n\
-                 auth:\n  token:\n    realm: http://{service}/oauth2/token\n    service: {service}\n    issuer: {ISSUER}\n    rootcertbundle: {bundle}\n",
-                storage = dir.path().join("storage").display(),
-                bundle = bundle.display(),
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let registry = Command::new(REGISTRY)
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry");
+        let registry = Registry::start(
+            RegistryConfig::open()
+                .public_url(format!("http://{service}"))
+                .file("token-signer.pem", cert.pem())
+                .auth(format!(
+                    "  token:\n    realm: http://{service}/oauth2/token\n    service: {service}\n    issuer: {ISSUER}\n    rootcertbundle: {{dir}}/token-signer.pem\n"
+                )),
+        )?;
 
         let state = Arc::new(State {
             service: service.clone(),
-            registry: registry_addr.clone(),
+            registry: registry.host(),
             signer,
             policy: Mutex::new(Policy::default()),
             entra_tokens: Mutex::new(HashMap::new()),
@@ -185,34 +132,12 @@ impl AcrFake {
                 .build()
                 .unwrap(),
         });
-        let fake = AcrFake {
+        tokio::spawn(serve(listener, state.clone()));
+        Some(AcrFake {
             login_server: service,
-            state: state.clone(),
+            state,
             registry,
-            dir,
-        };
-        tokio::spawn(serve(listener, state));
-        fake.wait_for_registry().await;
-        Some(fake)
-    }
-
-    async fn wait_for_registry(&self) {
-        for _ in 0..100 {
-            let probe = self
-                .state
-                .http
-                .get(format!("http://{}/v2/", self.state.registry))
-                .send()
-                .await;
-            if probe.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "docker-registry did not start; its log:\n{}",
-            std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-        );
+        })
     }
 
     /// Changes what the fake grants from now on.
@@ -255,7 +180,7 @@ impl AcrFake {
 
     /// A scratch directory that lives as long as the fake.
     pub fn scratch(&self, name: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
+        let path = self.registry.dir().join(name);
         std::fs::create_dir_all(&path).unwrap();
         path
     }

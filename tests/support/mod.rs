@@ -2,7 +2,9 @@
 //! fault-injecting proxy and test TLS), and the independent readers (skopeo, umoci).
 #![allow(dead_code)] // each test crate uses its own subset of these helpers
 
+pub mod acr;
 pub mod apps;
+pub mod entra;
 pub mod fault_proxy;
 pub mod layout;
 pub mod registry;
@@ -23,14 +25,16 @@ pub fn spin_aks(home: &Path) -> assert_cmd::Command {
     cmd
 }
 
-/// The path of an external tool, or `None` (skipping) outside CI. Under `CI=true` a missing tool
-/// fails the test: CI must never pass by skipping.
+/// The path of an external tool (on PATH, or in the system directories, since some tests swap
+/// PATH for fakes), or `None` (skipping) outside CI. Under `CI=true` a missing tool fails the
+/// test: CI must never pass by skipping.
 pub fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let system = ["/usr/local/bin", "/usr/bin"].map(PathBuf::from);
+    let found = std::env::split_paths(&path)
+        .chain(system)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
     if found.is_none() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("`{name}` is required under CI=true but is not installed; run the README's test command");

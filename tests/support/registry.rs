@@ -24,6 +24,7 @@ pub struct RegistryConfig {
     auth: Option<String>,
     files: Vec<(String, Vec<u8>)>,
     tls: bool,
+    public_url: Option<String>,
 }
 
 impl RegistryConfig {
@@ -42,6 +43,13 @@ impl RegistryConfig {
         let mut config = self.file("tls.crt", certificate).file("tls.key", key);
         config.tls = true;
         config
+    }
+
+    /// The URL clients reach the registry at (`http.host`), when a proxy fronts it: upload
+    /// `Location`s then point back at the front.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
     }
 
     /// A file written into the registry's temp dir before it starts.
@@ -68,13 +76,16 @@ impl Registry {
     }
 
     pub fn start(config: RegistryConfig) -> Option<Self> {
-        super::tool(BINARY)?;
+        let binary = super::tool(BINARY)?;
         let dir = tempfile::tempdir().expect("registry dir");
         let port = free_port();
         let mut yaml = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: spin-aks-test-secret\n",
             dir.path().join("storage").display()
         );
+        if let Some(url) = &config.public_url {
+            yaml.push_str(&format!("  host: {url}\n"));
+        }
         if config.tls {
             yaml.push_str(&format!(
                 "  tls:\n    certificate: {0}/tls.crt\n    key: {0}/tls.key\n",
@@ -91,7 +102,7 @@ impl Registry {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, yaml).expect("write registry config");
         let log = std::fs::File::create(dir.path().join("registry.log")).expect("registry log");
-        let child = Command::new(BINARY)
+        let child = Command::new(binary)
             .arg("serve")
             .arg(&config_path)
             .stdout(Stdio::null())
