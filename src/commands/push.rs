@@ -72,12 +72,13 @@ pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::
         target.tag = Some(tag.to_string());
     }
 
-    let credential = auth::resolve_credential(args.auth, &target.registry).await?;
     let transport = TransportOptions {
         plain_http: args.plain_http,
         ca_file: args.ca_file.clone(),
         max_connections: usize::from(args.jobs),
     };
+    let http = registry::client::http_client(&transport)?;
+    let credential = auth::resolve_credential(args.auth, &target.registry, &http).await?;
     let mount_from = app_state
         .mount_source(&target.registry, &target.repository)
         .map(str::to_string);

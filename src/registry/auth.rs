@@ -33,17 +33,20 @@ pub enum AuthMode {
 pub async fn resolve_credential(
     mode: AuthMode,
     registry: &str,
+    http: &reqwest::Client,
 ) -> anyhow::Result<SourcedCredential> {
     match mode {
-        AuthMode::Azure => azure_credential(registry).await,
-        AuthMode::Auto if reference::is_acr(registry) => match azure_credential(registry).await {
-            Ok(credential) => Ok(credential),
-            // Without an Azure sign-in, a `docker login` to the registry (admin user, token) still works.
-            Err(azure) => match docker_config::lookup(registry)? {
-                found if found.credential != Credential::Anonymous => Ok(found),
-                _ => Err(azure),
-            },
-        },
+        AuthMode::Azure => azure_credential(registry, http).await,
+        AuthMode::Auto if reference::is_acr(registry) => {
+            match azure_credential(registry, http).await {
+                Ok(credential) => Ok(credential),
+                // Without an Azure sign-in, a `docker login` to the registry (admin user, token) still works.
+                Err(azure) => match docker_config::lookup(registry)? {
+                    found if found.credential != Credential::Anonymous => Ok(found),
+                    _ => Err(azure),
+                },
+            }
+        }
         AuthMode::Auto | AuthMode::Docker => docker_config::lookup(registry),
         AuthMode::Anonymous => Ok(SourcedCredential::anonymous()),
     }
@@ -51,10 +54,12 @@ pub async fn resolve_credential(
 
 /// The seam to the Azure module: signs in with the Entra credential chain and exchanges the
 /// token for an ACR refresh token, used as an identity token with ACR's fixed username.
-pub async fn azure_credential(login_server: &str) -> anyhow::Result<SourcedCredential> {
-    let http = reqwest::Client::new();
+pub async fn azure_credential(
+    login_server: &str,
+    http: &reqwest::Client,
+) -> anyhow::Result<SourcedCredential> {
     let entra = AzureCredential::from_env();
-    let token = acr::acr_refresh_token(&http, login_server, &entra)
+    let token = acr::acr_refresh_token(http, login_server, &entra)
         .await
         .map_err(|e| anyhow::anyhow!("authentication to {login_server} failed: {e:#}"))?;
     Ok(SourcedCredential {

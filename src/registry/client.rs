@@ -483,7 +483,9 @@ impl RegistryClient {
     }
 }
 
-fn http_client(transport: &TransportOptions) -> anyhow::Result<reqwest::Client> {
+/// An HTTP client that trusts what `transport` says (`--ca-file`), for the registry and the
+/// services in front of it (ACR's token exchange).
+pub fn http_client(transport: &TransportOptions) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("spin-aks/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
