@@ -112,11 +112,10 @@ pub fn ensure_built(app: &App, skip: bool, warnings: &mut Vec<String>) -> anyhow
         );
         return Ok(false);
     }
-    if let Some((component, _)) = stale.iter().find(|(c, _)| c.build.is_none()) {
+    if let Some((component, reason)) = stale.iter().find(|(c, _)| c.build.is_none()) {
         return Err(bad_input!(
-            "component `{}`: {}, and the component has no [component.{}.build] command; build it yourself or fix `source`",
+            "component `{}`: {reason}, and the component has no [component.{}.build] command; build it yourself or fix `source`",
             component.id,
-            stale.iter().find(|(c, _)| c.id == component.id).map(|(_, s)| s.to_string()).unwrap_or_default(),
             component.id
         ));
     }

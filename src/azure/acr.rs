@@ -3,9 +3,9 @@
 
 use super::credential::{AzureCredential, ACR_SCOPE};
 use super::{jwt, Secret};
+use crate::registry::reference::is_loopback;
 use anyhow::Context;
 use serde::Deserialize;
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 /// The user name ACR expects beside a refresh token used as a basic-auth password.
@@ -56,12 +56,11 @@ impl AccessToken {
 
 /// `http://` for loopback login servers (`localhost`, `127.x`, `[::1]`, with or without port), else `https://`.
 pub fn registry_base_url(login_server: &str) -> String {
-    let host = match login_server.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => login_server.split(':').next().unwrap_or(login_server),
+    let scheme = if is_loopback(login_server) {
+        "http"
+    } else {
+        "https"
     };
-    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    let scheme = if loopback { "http" } else { "https" };
     format!("{scheme}://{login_server}")
 }
 
