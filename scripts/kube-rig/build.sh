@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Builds the test control plane from Go modules (no images, no containers) into a cache keyed by
+# versions.env, and prints the bin directory. Cached: a second run only checks the files exist.
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, spin-operator (as `cmd`),
+#   plus the spin-operator CRDs from its module zip.
+# RIG_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/spin-aks/kube-rig) holds one folder per version set.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+key="$(sha256sum "$here/versions.env" "$here/build.sh" | sha256sum | cut -c1-16)"
+cache="${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spin-aks/kube-rig}/$key"
+bin="$cache/bin"
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok spin-operator)
+
+complete() {
+  for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done
+  [ -f "$cache/crds/spinapps.yaml" ] && [ -f "$cache/crds/spinappexecutors.yaml" ]
+}
+if complete; then echo "$cache"; exit 0; fi
+
+command -v go >/dev/null || { echo "kube-rig: go is not installed" >&2; exit 1; }
+mkdir -p "$bin" "$cache/crds"
+work="$cache/work"
+mkdir -p "$work"
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+log() { echo "kube-rig: $*" >&2; }
+started=$SECONDS
+
+build_kubernetes() {
+  local mod staging_version="v0${K8S_VERSION#v1}"
+  mod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  mkdir -p "$work/k8s" && cd "$work/k8s"
+  {
+    echo "module spinaks.test/kuberig"
+    echo "go 1.24.0"
+    echo "tool ("
+    for c in kube-apiserver kube-controller-manager kube-scheduler; do echo "  k8s.io/kubernetes/cmd/$c"; done
+    echo ")"
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo "replace ("
+    # Every staging module the kubernetes go.mod points at ./staging gets its published version.
+    sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#  \1 => \1 '"$staging_version"'#p' "$mod"
+    echo ")"
+  } > go.mod
+  go mod tidy >&2
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    [ -x "$bin/$c" ] && continue
+    log "building $c $K8S_VERSION"
+    go build -trimpath -ldflags='-s -w' -o "$bin/$c.tmp" "k8s.io/kubernetes/cmd/$c" && mv "$bin/$c.tmp" "$bin/$c"
+  done
+}
+
+build_etcd() {
+  [ -x "$bin/etcd" ] && return
+  log "building etcd $ETCD_VERSION"
+  mkdir -p "$work/etcd" && cd "$work/etcd"
+  printf 'module spinaks.test/etcd\ngo 1.24.0\ntool go.etcd.io/etcd/server/v3\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > go.mod
+  go mod tidy >&2
+  go build -trimpath -ldflags='-s -w' -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3 && mv "$bin/etcd.tmp" "$bin/etcd"
+}
+
+build_installable() { # name module-path@version
+  [ -x "$bin/$1" ] && return
+  log "building $1 ($2)"
+  GOBIN="$work/gobin-$1" go install -trimpath -ldflags='-s -w' "$2"
+  mv "$work/gobin-$1"/* "$bin/$1"
+}
+
+copy_operator_crds() {
+  local dir
+  dir="$(go mod download -json "github.com/spinkube/spin-operator@$SPIN_OPERATOR_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  cp "$dir/config/crd/bases/core.spinkube.dev_spinapps.yaml" "$cache/crds/spinapps.yaml"
+  cp "$dir/config/crd/bases/core.spinkube.dev_spinappexecutors.yaml" "$cache/crds/spinappexecutors.yaml"
+}
+
+build_etcd
+build_installable kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+build_installable spin-operator "github.com/spinkube/spin-operator/cmd@$SPIN_OPERATOR_VERSION"
+copy_operator_crds
+build_kubernetes
+chmod -R u+w "$cache/crds"
+complete || { log "build finished but tools are missing in $bin"; exit 1; }
+log "built in $((SECONDS - started)) s into $cache"
+echo "$cache"
