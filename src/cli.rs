@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cluster::secrets::SecretArg;
 use crate::kube::image::ImageRef;
 use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::RenderType;
@@ -61,6 +62,18 @@ pub enum Command {
     Push(PushArgs),
     /// Write deployment files (plain YAML, Kustomize or Helm, and a Dockerfile); re-runs keep your edits
     Scaffold(Box<ScaffoldArgs>),
+    /// Server-side apply the app's objects to a cluster and wait until the pods run the image
+    Apply(Box<ApplyArgs>),
+    /// Build, push, apply, wait and print where the app answers: each step skipped when unchanged
+    Up(Box<UpArgs>),
+    /// What runs: image digest, ready/desired replicas, endpoint, conditions
+    Status(StatusArgs),
+    /// Print the app's logs (`-f` to follow)
+    Logs(LogsArgs),
+    /// Serve the app on http://127.0.0.1:<port> through the API server, without kubectl
+    PortForward(PortForwardArgs),
+    /// Delete the objects apply created for this app, nothing else
+    Delete(DeleteArgs),
 }
 
 /// Which OCI shape to produce.
@@ -140,9 +153,6 @@ pub struct ScaffoldArgs {
     /// What to write: plain YAML, a Kustomize base and overlay, or a Helm chart [default: kube]
     #[arg(long = "type", value_enum, value_name = "TYPE")]
     pub render_type: Option<RenderType>,
-    /// What runs the app: a SpinKube SpinApp, or a Deployment and Service [default: spinapp]
-    #[arg(long, value_enum)]
-    pub workload: Option<WorkloadKind>,
     /// The output directory (default `<app dir>/deploy`)
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -152,15 +162,28 @@ pub struct ScaffoldArgs {
     /// Also write a `FROM scratch` Dockerfile and .dockerignore into the app directory
     #[arg(long)]
     pub dockerfile: bool,
-    /// Replicas (the minimum with --autoscale)
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..))]
-    pub replicas: i32,
     /// The namespace of the objects (the Kustomize overlay sets it)
     #[arg(long, value_name = "NS", value_parser = validate::parse_dns_label)]
     pub namespace: Option<String>,
     /// On conflicting edits, take the newly generated values
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// The Kustomize overlay directory name
+    #[arg(long, value_name = "ENV", default_value = "production", value_parser = validate::parse_dns_label)]
+    pub overlay: String,
+}
+
+/// The flags that shape the workload objects, shared by scaffold, apply and up.
+#[derive(Debug, Args)]
+pub struct WorkloadArgs {
+    /// What runs the app: a SpinKube SpinApp, or a Deployment and Service [default: spinapp]
+    #[arg(long = "workload", value_enum)]
+    pub kind: Option<WorkloadKind>,
+    /// Replicas (the minimum with --autoscale)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..))]
+    pub replicas: i32,
     /// RuntimeClass of a `--workload deployment` pod
     #[arg(long, value_name = "NAME", default_value = objects::DEFAULT_RUNTIME_CLASS, value_parser = validate::parse_dns_label)]
     pub runtime_class: String,
@@ -203,7 +226,136 @@ pub struct ScaffoldArgs {
     /// A Secret for pulling the image (repeatable)
     #[arg(long = "image-pull-secret", value_name = "NAME", value_parser = validate::parse_dns_subdomain)]
     pub image_pull_secrets: Vec<String>,
-    /// The Kustomize overlay directory name
-    #[arg(long, value_name = "ENV", default_value = "production", value_parser = validate::parse_dns_label)]
-    pub overlay: String,
+}
+
+/// Which cluster and namespace, like kubectl.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// The kubeconfig file (else `KUBECONFIG`, a list of files merged, else `~/.kube/config`)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (else the one this app last used, else the current context)
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The namespace (else the one this app last used, else the context's, else `default`)
+    #[arg(short = 'n', long, value_name = "NS", value_parser = validate::parse_dns_label)]
+    pub namespace: Option<String>,
+}
+
+/// `--dry-run`: whether the server persists the apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    /// Apply for real
+    #[default]
+    None,
+    /// Send everything with dryRun=All: validated and defaulted by the server, nothing persisted
+    Server,
+}
+
+/// `--expose`: how the app is reached from outside the cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ExposeKind {
+    /// No public endpoint; use `spin-aks port-forward`
+    #[default]
+    None,
+    /// A Service of type LoadBalancer
+    Loadbalancer,
+    /// An Ingress for the AKS application routing add-on (needs --host)
+    Ingress,
+}
+
+/// The flags of apply that up shares: objects, target, wait and endpoint.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Apply the objects in this directory (plain YAML, a Kustomize directory, or a Helm chart)
+    /// instead of `<app dir>/deploy` or the generated ones
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// `server`: the API server validates and admits everything but persists nothing
+    #[arg(long, value_enum, default_value_t = DryRun::None)]
+    pub dry_run: DryRun,
+    /// Print a unified diff of the live objects against the result (Secret values redacted)
+    #[arg(long)]
+    pub diff: bool,
+    /// Take fields another field manager owns
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Delete objects this app applied before and no longer generates
+    #[arg(long)]
+    pub prune: bool,
+    /// Return after applying, without waiting for the rollout
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the rollout (and the endpoint address)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Make the app reachable: a LoadBalancer Service or an Ingress
+    #[arg(long, value_enum, default_value_t = ExposeKind::None)]
+    pub expose: ExposeKind,
+    /// The host name of the Ingress (with --expose ingress)
+    #[arg(long, value_name = "HOST", value_parser = validate::parse_dns_subdomain)]
+    pub host: Option<String>,
+    /// A secret variable's value: `NAME=VALUE`, `NAME=@FILE`, or `NAME` (from env `SPIN_VARIABLE_<NAME>`)
+    #[arg(long = "secret", value_name = "NAME[=VALUE|=@FILE]", value_parser = SecretArg::parse)]
+    pub secrets: Vec<SecretArg>,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The image (default: this app's last push, pinned by digest)
+    #[arg(long, value_name = "REF", value_parser = ImageRef::parse)]
+    pub image: Option<ImageRef>,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub push: PushArgs,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Keep streaming new lines
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only lines newer than this, e.g. `10m`
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Lines from the end of each pod's log to start with
+    #[arg(long, value_name = "N")]
+    pub tail: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PortForwardArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The local port (0 picks a free one)
+    #[arg(long, value_name = "LOCAL", default_value_t = 8080)]
+    pub port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Send the deletes with dryRun=All
+    #[arg(long, value_enum, default_value_t = DryRun::None)]
+    pub dry_run: DryRun,
 }

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod azure;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod error;
 pub mod kube;

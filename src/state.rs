@@ -33,6 +33,19 @@ pub struct AppState {
     /// Registry → repositories this app was pushed to, most recent last (mount sources).
     #[serde(default)]
     pub pushed: BTreeMap<String, Vec<String>>,
+    /// The last push pinned by digest (`registry/repository@sha256:…`): what apply deploys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pinned: Option<String>,
+    /// Where this app was last applied, so `up` with no flags repeats that deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_deploy: Option<DeployTarget>,
+}
+
+/// A kubeconfig context and namespace an app was applied to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployTarget {
+    pub context: String,
+    pub namespace: String,
 }
 
 impl AppState {

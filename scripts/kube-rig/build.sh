@@ -52,20 +52,14 @@ build_kubernetes() {
   done
 }
 
-build_etcd() {
-  [ -x "$bin/etcd" ] && return
-  log "building etcd $ETCD_VERSION"
-  mkdir -p "$work/etcd" && cd "$work/etcd"
-  printf 'module spinaks.test/etcd\ngo 1.24.0\ntool go.etcd.io/etcd/server/v3\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > go.mod
+build_tool() { # name module version package: a consumer module, so the tool's own replaces don't apply
+  local name="$1" module="$2" version="$3" package="$4"
+  [ -x "$bin/$name" ] && return
+  log "building $name ($module $version)"
+  mkdir -p "$work/$name" && cd "$work/$name"
+  printf 'module spinaks.test/%s\ngo 1.24.0\ntool %s\nrequire %s %s\n' "$name" "$package" "$module" "$version" > go.mod
   go mod tidy >&2
-  go build -trimpath -ldflags='-s -w' -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3 && mv "$bin/etcd.tmp" "$bin/etcd"
-}
-
-build_installable() { # name module-path@version
-  [ -x "$bin/$1" ] && return
-  log "building $1 ($2)"
-  GOBIN="$work/gobin-$1" go install -trimpath -ldflags='-s -w' "$2"
-  mv "$work/gobin-$1"/* "$bin/$1"
+  go build -trimpath -ldflags='-s -w' -o "$bin/$name.tmp" "$package" && mv "$bin/$name.tmp" "$bin/$name"
 }
 
 copy_operator_crds() {
@@ -75,9 +69,9 @@ copy_operator_crds() {
   cp "$dir/config/crd/bases/core.spinkube.dev_spinappexecutors.yaml" "$cache/crds/spinappexecutors.yaml"
 }
 
-build_etcd
-build_installable kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-build_installable spin-operator "github.com/spinkube/spin-operator/cmd@$SPIN_OPERATOR_VERSION"
+build_tool etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
+build_tool kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+build_tool spin-operator github.com/spinkube/spin-operator "$SPIN_OPERATOR_VERSION" github.com/spinkube/spin-operator/cmd
 copy_operator_crds
 build_kubernetes
 chmod -R u+w "$cache/crds"

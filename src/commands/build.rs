@@ -29,33 +29,40 @@ impl BuiltImage {
     }
 }
 
-#[derive(Serialize)]
-struct BuildReport<'a> {
-    format: ImageFormat,
-    layout: &'a Path,
-    tag: &'a str,
-    digest: String,
-    layers: usize,
-    bytes: u64,
-    warnings: &'a [String],
+/// What `build` reports, and `up` under `"build"`.
+#[derive(Debug, Serialize)]
+pub struct BuildReport {
+    pub format: ImageFormat,
+    pub layout: PathBuf,
+    pub tag: String,
+    pub digest: String,
+    pub layers: usize,
+    pub bytes: u64,
+    pub warnings: Vec<String>,
+}
+
+impl BuiltImage {
+    pub fn report(&self, format: ImageFormat) -> BuildReport {
+        BuildReport {
+            format,
+            layout: self.layout.root().to_path_buf(),
+            tag: self.tag.clone(),
+            digest: self.descriptor.digest.to_string(),
+            layers: self.manifest.layers.len(),
+            bytes: self.total_bytes(),
+            warnings: self.warnings.clone(),
+        }
+    }
 }
 
 pub async fn run(global: &GlobalArgs, args: &BuildArgs, out: &Output) -> anyhow::Result<()> {
     let built = build_image(global, &args.image, args.layout.as_deref(), out).await?;
-    let report = BuildReport {
-        format: args.image.format,
-        layout: built.layout.root(),
-        tag: &built.tag,
-        digest: built.descriptor.digest.to_string(),
-        layers: built.manifest.layers.len(),
-        bytes: built.total_bytes(),
-        warnings: &built.warnings,
-    };
+    let report = built.report(args.image.format);
     let summary = format!(
         "Built {} ({}) into {}: {} layers, {} bytes, digest {}",
         built.app.name,
         built.tag,
-        built.layout.root().display(),
+        report.layout.display(),
         report.layers,
         report.bytes,
         report.digest

@@ -1,9 +1,17 @@
 //! One module per command: each reads its arguments, runs the pipeline steps, and reports.
 
+mod apply;
 pub mod build;
+mod delete;
+mod deploy;
 mod export;
-mod push;
+mod logs;
+mod port_forward;
+pub mod push;
 mod scaffold;
+mod status;
+mod up;
+mod workload;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
@@ -18,5 +26,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::run(&cli.global, args, &out).await,
         Command::Push(args) => push::run(&cli.global, args, &out).await,
         Command::Scaffold(args) => scaffold::run(&cli.global, args, &out),
+        Command::Apply(args) => apply::run(&cli.global, args, &out).await,
+        Command::Up(args) => up::run(&cli.global, args, &out).await,
+        Command::Status(args) => status::run(&cli.global, args, &out).await,
+        Command::Logs(args) => logs::run(&cli.global, args, &out).await,
+        Command::PortForward(args) => port_forward::run(&cli.global, args, &out).await,
+        Command::Delete(args) => delete::run(&cli.global, args, &out).await,
     }
 }

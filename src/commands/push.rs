@@ -4,15 +4,33 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use super::build;
+use super::build::{self, BuildReport};
 use crate::cli::{GlobalArgs, PushArgs};
 use crate::oci::media_types::REF_NAME_ANNOTATION;
 use crate::oci::{archive, Layout};
 use crate::output::Output;
-use crate::registry::{self, auth, PushOptions, Reference, RegistryClient, TransportOptions};
+use crate::registry::{
+    self, auth, PushOptions, PushReport, Reference, RegistryClient, TransportOptions,
+};
 use crate::state::StateFile;
 
 pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::Result<()> {
+    let pushed = push(global, args, out).await?;
+    let report = &pushed.report;
+    let summary = format!("pushed {}\n{}", report.reference, report.pinned);
+    out.report(report, summary)
+}
+
+/// What the push step did: the build it ran (if any) and the push.
+pub struct Pushed {
+    pub build: Option<BuildReport>,
+    pub report: PushReport,
+}
+
+/// The push step (also `up`'s): a layout from a build, `--from-layout` or `--from-archive`, pushed
+/// to the argument's, the remembered or the prompted reference, and remembered pinned by digest.
+pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::Result<Pushed> {
+    let mut build_report = None;
     // Keeps an unpacked archive alive until the push is done.
     let mut _unpacked = None;
     let (app_key, layout) = match (&args.from_layout, &args.from_archive) {
@@ -25,6 +43,7 @@ pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::
         }
         (None, None) => {
             let built = build::build_image(global, &args.image, None, out).await?;
+            build_report = Some(built.report(args.image.format));
             (canonical(&built.app.manifest_path)?, built.layout)
         }
     };
@@ -98,11 +117,9 @@ pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::
     let report = registry::push_layout(&layout, &target, &client, &options).await?;
 
     let warning = state_file.update(|state| {
-        state.apps.entry(app_key).or_default().record_push(
-            &remembered,
-            &target.registry,
-            &target.repository,
-        );
+        let app = state.apps.entry(app_key).or_default();
+        app.record_push(&remembered, &target.registry, &target.repository);
+        app.last_pinned = Some(report.pinned.clone());
         state.last_registry = Some(target.registry.clone());
     })?;
     if let Some(warning) = warning {
@@ -121,8 +138,10 @@ pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::
         report.blobs_skipped,
         report.blobs_mounted
     ));
-    let summary = format!("pushed {}\n{}", report.reference, report.pinned);
-    out.report(&report, summary)
+    Ok(Pushed {
+        build: build_report,
+        report,
+    })
 }
 
 /// The state-file key for a push from a layout or archive: the app's spin.toml when there is
@@ -140,7 +159,7 @@ fn source_key(global: &GlobalArgs, source: &Path) -> anyhow::Result<String> {
     }
 }
 
-fn canonical(path: &Path) -> anyhow::Result<String> {
+pub(super) fn canonical(path: &Path) -> anyhow::Result<String> {
     let path = std::fs::canonicalize(path)
         .map_err(|e| crate::bad_input!("cannot find {}: {e}", path.display()))?;
     Ok(path.to_string_lossy().into_owned())

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::workload;
 use crate::app::{self, compat, App};
 use crate::bad_input;
 use crate::cli::{GlobalArgs, ImageFormat, ScaffoldArgs};
 use crate::kube::files;
 use crate::kube::image::ImageRef;
-use crate::kube::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
+use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::{self, dockerfile, RenderOptions, RenderType};
 use crate::output::Output;
 use crate::state::StateFile;
@@ -35,18 +36,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
             out_dir.display()
         ));
     }
-    if args.autoscale && args.cpu_limit.is_none() && args.cpu_request.is_none() {
-        return Err(bad_input!(
-            "--autoscale scales on CPU utilization, which needs a CPU request; add --cpu-limit or --cpu-request (e.g. --cpu-limit 500m)"
-        ));
-    }
-    if args.autoscale && args.max_replicas < args.replicas {
-        return Err(bad_input!(
-            "--max-replicas {} is below --replicas {}; the autoscaler needs max ≥ min",
-            args.max_replicas,
-            args.replicas
-        ));
-    }
+    workload::check(&args.workload)?;
 
     let mut prompter = Prompter::new(global.yes);
     let render_type = match args.render_type {
@@ -56,7 +46,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
             &[RenderType::Kube, RenderType::Kustomize, RenderType::Helm],
         )?,
     };
-    let kind = match args.workload {
+    let kind = match args.workload.kind {
         Some(k) => k,
         None => prompter.choose(
             "Workload",
@@ -68,29 +58,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
         None => prompter.image(&default_image(global, &app, out)?)?,
     };
 
-    let options = WorkloadOptions {
-        kind,
-        image: image.clone(),
-        namespace: args.namespace.clone(),
-        replicas: args.replicas,
-        runtime_class: args.runtime_class.clone(),
-        key_vault: args.key_vault.clone(),
-        service_account: args.service_account.clone(),
-        kv_stores: args.kv_stores.clone(),
-        sqlite: args.sqlite.clone(),
-        resources: ResourceOptions {
-            cpu_limit: args.cpu_limit.clone(),
-            memory_limit: args.memory_limit.clone(),
-            cpu_request: args.cpu_request.clone(),
-            memory_request: args.memory_request.clone(),
-        },
-        autoscale: args.autoscale.then_some(Autoscale {
-            max_replicas: args.max_replicas,
-            target_cpu_utilization: args.autoscaler_target_cpu_utilization,
-        }),
-        health_path: args.health_path.clone(),
-        image_pull_secrets: args.image_pull_secrets.clone(),
-    };
+    let options = workload::options(&args.workload, kind, image.clone(), args.namespace.clone());
     let workload = objects::build(&app, &options);
     let mut warnings = workload.warnings.clone();
     let findings = compat::check(&app, ImageFormat::Spin);

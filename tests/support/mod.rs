@@ -8,6 +8,7 @@ pub mod entra;
 pub mod fault_proxy;
 pub mod layout;
 pub mod registry;
+pub mod rig;
 pub mod scaffold;
 pub mod tls;
 

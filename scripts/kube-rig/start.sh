@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Starts the test control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok (two fake nodes, failure stages, port-forward/logs to a stand-in app) and the
+# real spin-operator with its CRDs, the wasmtime-spin-v2 RuntimeClass and nodes labelled for the shim.
+#   start.sh RUN_DIR [OWNER_PID]
+# Writes RUN_DIR/kubeconfig (cluster admin), RUN_DIR/rig.env (ports, pids) and RUN_DIR/logs/*.log.
+# With OWNER_PID, a watchdog stops the rig when that process exits (one rig per test binary).
+# Stop it with stop.sh RUN_DIR.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+run="$1" owner="${2:-}"
+cache="$(bash "$here/build.sh")"
+bin="$cache/bin"
+mkdir -p "$run/logs" "$run/pki"
+run="$(cd "$run" && pwd)"
+log() { echo "kube-rig: $*" >&2; }
+
+free_ports() { # N → N free loopback ports
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+read -r etcd_port peer_port api_port kwok_port app_port <<<"$(free_ports 5)"
+
+make_pki() {
+  local pki="$run/pki"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj "/CN=spin-aks-rig-ca" -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+  issue() { # name subject [san]
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$2" \
+      -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+    local ext="$pki/$1.ext"
+    { echo "basicConstraints=CA:FALSE"; [ -n "${3:-}" ] && echo "subjectAltName=$3"; } > "$ext"
+    openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+      -days 30 -extfile "$ext" -out "$pki/$1.crt" 2>/dev/null
+  }
+  issue serving "/CN=kube-apiserver" "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc"
+  issue admin "/O=system:masters/CN=rig-admin"
+  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+}
+
+write_kubeconfig() {
+  local b64="base64 -w0"
+  cat > "$run/kubeconfig.tmp" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: rig
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority-data: $($b64 < "$run/pki/ca.crt")
+users:
+- name: rig-admin
+  user:
+    client-certificate-data: $($b64 < "$run/pki/admin.crt")
+    client-key-data: $($b64 < "$run/pki/admin.key")
+contexts:
+- name: rig
+  context: {cluster: rig, user: rig-admin}
+current-context: rig
+KC
+  chmod 600 "$run/kubeconfig.tmp" && mv "$run/kubeconfig.tmp" "$run/kubeconfig"
+}
+
+pids=()
+spawn() { # name cmd...
+  local name="$1"; shift
+  "$@" >"$run/logs/$name.log" 2>&1 &
+  pids+=("$!")
+  echo "${name//-/_}_pid=$!" >> "$run/rig.env"
+}
+
+wait_for() { # what seconds command...
+  local what="$1" secs="$2"; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      log "$what did not become ready in ${secs}s; logs in $run/logs"
+      tail -n 20 "$run"/logs/*.log >&2 || true
+      bash "$here/stop.sh" "$run"
+      exit 1
+    fi
+    sleep 0.3
+  done
+}
+
+kwok_config() { # the pod stages: kwok's own fast stages, pod-ready skipping the failure label
+  local src
+  src="$(cd "$cache/work" && go mod download -json "sigs.k8s.io/kwok@$(. "$here/versions.env"; echo "$KWOK_VERSION")" \
+    | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/kustomize/stage/pod/fast"
+  {
+    sed "s#^    matchExpressions:#    matchExpressions:\n    - {key: '.metadata.labels[\"spin-aks-test-fail\"]', operator: DoesNotExist}#" "$src/pod-ready.yaml"
+    echo "---"; cat "$src/pod-complete.yaml"
+    echo "---"; cat "$src/pod-delete.yaml"
+    echo "---"; cat "$here/stages-fail.yaml"
+    cat <<CFG
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterPortForward
+metadata: {name: stand-in-app}
+spec:
+  forwards:
+  - ports: [80]
+    target: {port: $app_port, address: 127.0.0.1}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata: {name: stand-in-app}
+spec:
+  logs:
+  - containers: []
+    logsFile: $run/app/app.log
+    previousLogsFile: $run/app/previous.log
+    follow: true
+CFG
+  } > "$run/kwok.yaml"
+}
+
+stand_in_app() { # a local HTTP server standing in for the Spin app behind port-forward, and its logs
+  mkdir -p "$run/app/www"
+  echo "Hello from the stand-in Spin app" > "$run/app/www/index.html"
+  printf '%s\n' "Serving HTTP on 0.0.0.0:80" "Available Routes:" "  hello-aks: http://0.0.0.0:80 (wildcard)" > "$run/app/app.log"
+  printf '%s\n' "Error: failed to load component hello-aks" "Caused by: wasm trap: unreachable" > "$run/app/previous.log"
+  spawn stand-in-app python3 -m http.server "$app_port" --bind 127.0.0.1 --directory "$run/app/www"
+}
+
+: > "$run/rig.env"
+echo "api_port=$api_port app_port=$app_port" >> "$run/rig.env"
+make_pki
+write_kubeconfig
+kc=(kubectl --kubeconfig "$run/kubeconfig")
+
+spawn etcd "$bin/etcd" --name rig --data-dir "$run/etcd" --unsafe-no-fsync \
+  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+  --initial-cluster "rig=http://127.0.0.1:$peer_port"
+wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
+
+spawn kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+  --cert-dir "$run/pki" --tls-cert-file "$run/pki/serving.crt" --tls-private-key-file "$run/pki/serving.key" \
+  --client-ca-file "$run/pki/ca.crt" --authorization-mode RBAC --allow-privileged \
+  --service-cluster-ip-range 10.0.0.0/24 --service-account-issuer https://kubernetes.default.svc \
+  --service-account-key-file "$run/pki/sa.pub" --service-account-signing-key-file "$run/pki/sa.key" \
+  --kubelet-client-certificate "$run/pki/admin.crt" --kubelet-client-key "$run/pki/admin.key" \
+  --kubelet-preferred-address-types InternalIP --endpoint-reconciler-type none
+wait_for kube-apiserver 90 "${kc[@]}" get --raw /readyz
+
+spawn kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$run/kubeconfig" \
+  --leader-elect=false --secure-port 0 --service-account-private-key-file "$run/pki/sa.key" \
+  --root-ca-file "$run/pki/ca.crt" --cluster-signing-cert-file "$run/pki/ca.crt" \
+  --cluster-signing-key-file "$run/pki/ca.key" --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller'
+spawn kube-scheduler "$bin/kube-scheduler" --kubeconfig "$run/kubeconfig" --leader-elect=false --secure-port 0
+
+stand_in_app
+kwok_config
+spawn kwok "$bin/kwok" --kubeconfig "$run/kubeconfig" --config "$run/kwok.yaml" \
+  --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+  --node-ip 127.0.0.1 --node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
+  --tls-cert-file "$run/pki/serving.crt" --tls-private-key-file "$run/pki/serving.key" --cidr 10.0.1.0/24
+
+"${kc[@]}" apply --server-side -f "$cache/crds/spinapps.yaml" -f "$cache/crds/spinappexecutors.yaml" -f "$here/cluster.yaml" >/dev/null
+wait_for CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s crd/spinapps.core.spinkube.dev crd/spinappexecutors.core.spinkube.dev
+spawn spin-operator "$bin/spin-operator" --kubeconfig "$run/kubeconfig" \
+  --metrics-bind-address 0 --health-probe-bind-address 0
+wait_for nodes 60 "${kc[@]}" wait --for condition=Ready --timeout 5s node/rig-node-1 node/rig-node-2
+wait_for default-serviceaccount 60 "${kc[@]}" get serviceaccount default -n default
+
+if [ -n "$owner" ]; then # watchdog: the rig lives as long as the process that started it
+  ( while kill -0 "$owner" 2>/dev/null; do sleep 1; done; bash "$here/stop.sh" "$run" ) >/dev/null 2>&1 &
+  disown
+fi
+log "ready: KUBECONFIG=$run/kubeconfig"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Stops a rig started by start.sh RUN_DIR (every process it recorded), then removes etcd's data.
+set -uo pipefail
+run="$1"
+[ -f "$run/rig.env" ] || exit 0
+pids="$(sed -n 's/.*_pid=\([0-9]*\).*/\1/p' "$run/rig.env")"
+# shellcheck disable=SC2086
+kill $pids 2>/dev/null
+for _ in $(seq 50); do
+  alive=0; for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ $alive = 0 ] && break; sleep 0.1
+done
+# shellcheck disable=SC2086
+kill -9 $pids 2>/dev/null
+rm -rf "$run/etcd"
+exit 0

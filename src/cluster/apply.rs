@@ -1,0 +1,504 @@
+//! Server-side apply (field manager `spin-aks`, strict field validation) of a set of objects:
+//! SpinApp group from discovery, namespace created when missing, ApplySet membership and pruning,
+//! field-ownership conflicts listed with their managers, `--dry-run server` and `--diff`.
+
+use std::collections::BTreeSet;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::applyset::{self, ApplySet};
+use super::connect::Connection;
+use super::diff;
+use super::errors::{explain, Action};
+
+pub const FIELD_MANAGER: &str = "spin-aks";
+/// SpinApp's group since spin-operator v0.4.0, and before it.
+pub const SPINKUBE_GROUP: &str = "core.spinkube.dev";
+pub const OLD_SPINKUBE_GROUP: &str = "core.spinoperator.dev";
+
+/// How to apply.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyOptions {
+    pub dry_run: bool,
+    pub force_conflicts: bool,
+    pub diff: bool,
+    pub prune: bool,
+}
+
+/// What happened to one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectAction {
+    Created,
+    Configured,
+    Unchanged,
+    Pruned,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AppliedObject {
+    pub kind: String,
+    pub name: String,
+    pub action: ObjectAction,
+    /// The object as the server returned it (not serialized: Secrets carry values).
+    #[serde(skip)]
+    pub result: Value,
+}
+
+/// The result of one apply.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub objects: Vec<AppliedObject>,
+    pub namespace_created: bool,
+    pub diff: String,
+}
+
+/// The API the cluster serves for each kind, found once per command.
+pub struct Resources {
+    discovery: Discovery,
+}
+
+impl Resources {
+    pub async fn discover(conn: &Connection) -> anyhow::Result<Self> {
+        let discovery = Discovery::new(conn.client.clone())
+            .run_aggregated()
+            .await
+            .map_err(|e| explain(e, conn, Action::new("discover", "APIs", None)))?;
+        Ok(Resources { discovery })
+    }
+
+    /// The SpinApp group the cluster serves, new or old; None when SpinKube is not installed.
+    pub fn spinapp_group(&self) -> Option<&'static str> {
+        [SPINKUBE_GROUP, OLD_SPINKUBE_GROUP]
+            .into_iter()
+            .find(|g| self.discovery.has_group(g))
+    }
+
+    /// The resource of `api_version`/`kind`, or an error saying the cluster does not serve it.
+    pub fn resolve(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> anyhow::Result<(ApiResource, ApiCapabilities)> {
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        self.discovery
+            .resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the cluster does not serve {kind} in {api_version}; install what provides it (for SpinKube objects: `spin-aks cluster check`)"
+                )
+            })
+    }
+
+    /// The resource of a `Kind.group` from an ApplySet annotation, at its preferred version.
+    pub fn resolve_group_kind(&self, group_kind: &str) -> Option<(ApiResource, ApiCapabilities)> {
+        let (group, kind) = applyset::split_group_kind(group_kind);
+        let found = self.discovery.get(group)?;
+        found
+            .recommended_resources()
+            .into_iter()
+            .find(|(resource, _)| resource.kind == kind)
+    }
+}
+
+/// An object with its resolved API.
+struct Resolved {
+    object: Value,
+    resource: ApiResource,
+    namespaced: bool,
+}
+
+impl Resolved {
+    fn name(&self) -> String {
+        self.object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn label(&self) -> String {
+        format!("{}/{}", self.resource.kind, self.name())
+    }
+
+    fn api(&self, conn: &Connection, namespace: &str) -> Api<DynamicObject> {
+        if self.namespaced {
+            Api::namespaced_with(conn.client.clone(), namespace, &self.resource)
+        } else {
+            Api::all_with(conn.client.clone(), &self.resource)
+        }
+    }
+}
+
+/// Rewrites SpinApps to the group the cluster serves; errors when it serves none.
+pub fn use_served_spinapp_group(
+    objects: &mut [Value],
+    resources: &Resources,
+) -> anyhow::Result<()> {
+    let is_spinkube = |o: &Value| {
+        o["apiVersion"].as_str().is_some_and(|v| {
+            v.starts_with(&format!("{SPINKUBE_GROUP}/"))
+                || v.starts_with(&format!("{OLD_SPINKUBE_GROUP}/"))
+        })
+    };
+    if !objects.iter().any(is_spinkube) {
+        return Ok(());
+    }
+    let group = resources.spinapp_group().ok_or_else(|| {
+        anyhow::anyhow!(
+            "the cluster serves no SpinApp API ({SPINKUBE_GROUP} or {OLD_SPINKUBE_GROUP}): SpinKube is not installed; run `spin-aks cluster check` for what to install, or apply with --workload deployment"
+        )
+    })?;
+    for object in objects.iter_mut().filter(|o| is_spinkube(o)) {
+        let version = object["apiVersion"].as_str().unwrap_or_default();
+        let version = version
+            .split_once('/')
+            .map_or("v1alpha1", |(_, v)| v)
+            .to_string();
+        object["apiVersion"] = Value::String(format!("{group}/{version}"));
+    }
+    Ok(())
+}
+
+/// Applies `objects` into `namespace` as members of `set`.
+pub async fn apply(
+    conn: &Connection,
+    resources: &Resources,
+    set: &ApplySet,
+    objects: Vec<Value>,
+    options: &ApplyOptions,
+) -> anyhow::Result<Applied> {
+    let namespace = set.namespace.as_str();
+    let mut resolved = Vec::new();
+    for mut object in objects {
+        let (resource, caps) = resources.resolve(
+            object["apiVersion"].as_str().unwrap_or_default(),
+            object["kind"].as_str().unwrap_or_default(),
+        )?;
+        let namespaced = caps.scope == Scope::Namespaced;
+        if namespaced {
+            object["metadata"]["namespace"] = Value::String(namespace.to_string());
+        }
+        set.label_member(&mut object);
+        resolved.push(Resolved {
+            object,
+            resource,
+            namespaced,
+        });
+    }
+    let mut applied = Applied {
+        namespace_created: ensure_namespace(conn, namespace, options.dry_run).await?,
+        ..Applied::default()
+    };
+    let current: BTreeSet<String> = resolved
+        .iter()
+        .map(|r| applyset::group_kind(&r.resource.api_version, &r.resource.kind))
+        .collect();
+    let previous = parent_group_kinds(conn, set).await?;
+    let union: BTreeSet<String> = previous.union(&current).cloned().collect();
+    apply_parent(conn, set, &union, options.dry_run).await?;
+
+    let mut conflicts = Vec::new();
+    for item in &resolved {
+        match apply_one(conn, item, namespace, options, &mut applied.diff).await? {
+            Ok(object) => applied.objects.push(object),
+            Err(fields) => conflicts.extend(fields),
+        }
+    }
+    if !conflicts.is_empty() {
+        anyhow::bail!(
+            "fields are owned by another field manager, so spin-aks did not take them:\n  {}\nChange them back to what spin-aks applies, or re-run with --force-conflicts to take ownership",
+            conflicts.join("\n  ")
+        );
+    }
+    if options.prune {
+        let keep: BTreeSet<(String, String)> = resolved
+            .iter()
+            .map(|r| (r.resource.kind.clone(), r.name()))
+            .collect();
+        applied
+            .objects
+            .extend(prune(conn, resources, set, &union, &keep, options.dry_run).await?);
+        apply_parent(conn, set, &current, options.dry_run).await?;
+    }
+    Ok(applied)
+}
+
+fn patch_params(options: &ApplyOptions, dry_run: bool) -> PatchParams {
+    let mut params = PatchParams::apply(FIELD_MANAGER).validation_strict();
+    if options.force_conflicts {
+        params = params.force();
+    }
+    if dry_run {
+        params = params.dry_run();
+    }
+    params
+}
+
+/// Applies one object; `Ok(Err(fields))` lists its ownership conflicts.
+async fn apply_one(
+    conn: &Connection,
+    item: &Resolved,
+    namespace: &str,
+    options: &ApplyOptions,
+    diff_out: &mut String,
+) -> anyhow::Result<Result<AppliedObject, Vec<String>>> {
+    let api = item.api(conn, namespace);
+    let name = item.name();
+    let resource = item.resource.plural.as_str();
+    let ns = item.namespaced.then_some(namespace);
+    let before = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| explain(e, conn, Action::new("get", resource, ns)))?
+        .map(to_value);
+    let patch = Patch::Apply(&item.object);
+    if options.diff {
+        match api.patch(&name, &patch_params(options, true), &patch).await {
+            Ok(result) => diff_out.push_str(&diff::object_diff(
+                &item.label(),
+                before.as_ref(),
+                &to_value(result),
+            )),
+            Err(e) => return conflicts_or_error(e, conn, item, ns),
+        }
+    }
+    let result = match api
+        .patch(&name, &patch_params(options, options.dry_run), &patch)
+        .await
+    {
+        Ok(result) => to_value(result),
+        Err(e) => return conflicts_or_error(e, conn, item, ns),
+    };
+    let action = match &before {
+        None => ObjectAction::Created,
+        Some(before) if unchanged(before, &result, options.dry_run) => ObjectAction::Unchanged,
+        Some(_) => ObjectAction::Configured,
+    };
+    Ok(Ok(AppliedObject {
+        kind: item.resource.kind.clone(),
+        name,
+        action,
+        result,
+    }))
+}
+
+fn unchanged(before: &Value, after: &Value, dry_run: bool) -> bool {
+    if dry_run {
+        return diff::clean(before) == diff::clean(after);
+    }
+    before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
+}
+
+/// A 409 with FieldManagerConflict causes becomes the list of fields; anything else an error.
+fn conflicts_or_error(
+    err: kube::Error,
+    conn: &Connection,
+    item: &Resolved,
+    ns: Option<&str>,
+) -> anyhow::Result<Result<AppliedObject, Vec<String>>> {
+    if let kube::Error::Api(status) = &err {
+        let causes = status
+            .details
+            .as_ref()
+            .map(|d| d.causes.as_slice())
+            .unwrap_or_default();
+        let fields: Vec<String> = causes
+            .iter()
+            .filter(|c| c.reason == "FieldManagerConflict")
+            .map(|c| format!("{} {}: {}", item.label(), c.field, c.message))
+            .collect();
+        if status.code == 409 && !fields.is_empty() {
+            return Ok(Err(fields));
+        }
+        if status.code == 422 || status.code == 400 {
+            return Err(anyhow::anyhow!(
+                "the cluster rejected {}: {}",
+                item.label(),
+                status.message
+            ));
+        }
+    }
+    Err(explain(
+        err,
+        conn,
+        Action::new("apply", &item.resource.plural, ns),
+    ))
+}
+
+fn to_value(object: DynamicObject) -> Value {
+    serde_json::to_value(object).expect("API objects serialize to JSON")
+}
+
+/// Creates the namespace when it is missing; true when it did (or would, in a dry run).
+async fn ensure_namespace(
+    conn: &Connection,
+    namespace: &str,
+    dry_run: bool,
+) -> anyhow::Result<bool> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(conn.client.clone());
+    let found = api
+        .get_opt(namespace)
+        .await
+        .map_err(|e| explain(e, conn, Action::new("get", "namespaces", None)))?;
+    if found.is_some() {
+        return Ok(false);
+    }
+    let mut params = PatchParams::apply(FIELD_MANAGER);
+    if dry_run {
+        params = params.dry_run();
+    }
+    let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+    api.patch(namespace, &params, &Patch::Apply(&object))
+        .await
+        .map_err(|e| explain(e, conn, Action::new("create", "namespaces", None)))?;
+    Ok(true)
+}
+
+fn secrets_api(conn: &Connection, namespace: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+    Api::namespaced_with(conn.client.clone(), namespace, &resource)
+}
+
+/// The group-kinds the live parent lists (none when there is no parent yet).
+pub async fn parent_group_kinds(
+    conn: &Connection,
+    set: &ApplySet,
+) -> anyhow::Result<BTreeSet<String>> {
+    let parent = secrets_api(conn, &set.namespace)
+        .get_opt(&set.parent_name)
+        .await
+        .map_err(|e| explain(e, conn, Action::new("get", "secrets", Some(&set.namespace))))?;
+    Ok(parent
+        .map(|p| ApplySet::listed_group_kinds(&to_value(p)))
+        .unwrap_or_default())
+}
+
+async fn apply_parent(
+    conn: &Connection,
+    set: &ApplySet,
+    group_kinds: &BTreeSet<String>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let mut params = PatchParams::apply(FIELD_MANAGER).force();
+    if dry_run {
+        params = params.dry_run();
+    }
+    secrets_api(conn, &set.namespace)
+        .patch(
+            &set.parent_name,
+            &params,
+            &Patch::Apply(&set.parent(group_kinds)),
+        )
+        .await
+        .map_err(|e| {
+            explain(
+                e,
+                conn,
+                Action::new("apply", "secrets", Some(&set.namespace)),
+            )
+        })?;
+    Ok(())
+}
+
+/// The live members of `set` among `group_kinds`, as (resource, object).
+pub async fn members(
+    conn: &Connection,
+    resources: &Resources,
+    set: &ApplySet,
+    group_kinds: &BTreeSet<String>,
+) -> anyhow::Result<Vec<(ApiResource, bool, Value)>> {
+    let selector = format!("{}={}", applyset::PART_OF_LABEL, set.id);
+    let mut found = Vec::new();
+    for group_kind in group_kinds {
+        let Some((resource, caps)) = resources.resolve_group_kind(group_kind) else {
+            continue;
+        };
+        let namespaced = caps.scope == Scope::Namespaced;
+        let api: Api<DynamicObject> = if namespaced {
+            Api::namespaced_with(conn.client.clone(), &set.namespace, &resource)
+        } else {
+            Api::all_with(conn.client.clone(), &resource)
+        };
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| {
+                explain(
+                    e,
+                    conn,
+                    Action::new("list", &resource.plural, Some(&set.namespace)),
+                )
+            })?;
+        found.extend(
+            list.items
+                .into_iter()
+                .map(|o| (resource.clone(), namespaced, to_value(o))),
+        );
+    }
+    Ok(found)
+}
+
+/// Deletes the members not in `keep` (kind, name).
+async fn prune(
+    conn: &Connection,
+    resources: &Resources,
+    set: &ApplySet,
+    group_kinds: &BTreeSet<String>,
+    keep: &BTreeSet<(String, String)>,
+    dry_run: bool,
+) -> anyhow::Result<Vec<AppliedObject>> {
+    let mut pruned = Vec::new();
+    for (resource, namespaced, object) in members(conn, resources, set, group_kinds).await? {
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if keep.contains(&(resource.kind.clone(), name.clone())) {
+            continue;
+        }
+        delete(conn, &resource, namespaced, &set.namespace, &name, dry_run).await?;
+        pruned.push(AppliedObject {
+            kind: resource.kind.clone(),
+            name,
+            action: ObjectAction::Pruned,
+            result: Value::Null,
+        });
+    }
+    Ok(pruned)
+}
+
+/// Deletes one object (background propagation); a 404 counts as done.
+pub async fn delete(
+    conn: &Connection,
+    resource: &ApiResource,
+    namespaced: bool,
+    namespace: &str,
+    name: &str,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let api: Api<DynamicObject> = if namespaced {
+        Api::namespaced_with(conn.client.clone(), namespace, resource)
+    } else {
+        Api::all_with(conn.client.clone(), resource)
+    };
+    let mut params = DeleteParams::background();
+    if dry_run {
+        params = params.dry_run();
+    }
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(e) if super::errors::is_status(&e, 404) => Ok(()),
+        Err(e) => Err(explain(
+            e,
+            conn,
+            Action::new("delete", &resource.plural, Some(namespace)),
+        )),
+    }
+}

@@ -1,0 +1,126 @@
+//! From kubeconfig to a client, as kubectl chooses: `--kubeconfig`, else `KUBECONFIG` (a list of
+//! files, merged), else `~/.kube/config`; `--context`, else the remembered one, else the current one.
+
+use std::path::PathBuf;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::bad_input;
+
+/// Which cluster and namespace the user asked for.
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// What this app used last time (state file), taken when the flags say nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Remembered {
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// A client for one context, and the names errors and reports use.
+#[derive(Clone)]
+pub struct Connection {
+    pub client: Client,
+    pub context: String,
+    pub server: String,
+    pub namespace: String,
+    /// Whether `-n` chose the namespace (objects naming another one are then refused).
+    pub namespace_explicit: bool,
+    /// The kubeconfig file given with `--kubeconfig`, for tools we hand the cluster to (helm).
+    pub kubeconfig_file: Option<PathBuf>,
+}
+
+/// Reads the kubeconfig, picks the context and namespace, and builds a client (no request yet).
+pub async fn connect(target: &Target, remembered: &Remembered) -> anyhow::Result<Connection> {
+    let kubeconfig = load_kubeconfig(target)?;
+    let context = choose_context(target, remembered, &kubeconfig)?;
+    let options = KubeConfigOptions {
+        context: Some(context.clone()),
+        ..KubeConfigOptions::default()
+    };
+    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| bad_input!("the kubeconfig context `{context}` cannot be used: {e}"))?;
+    let server = config.cluster_url.to_string();
+    let server = server.trim_end_matches('/').to_string();
+    let from_state = remembered
+        .namespace
+        .clone()
+        .filter(|_| remembered.context.as_deref() == Some(context.as_str()));
+    let namespace = target
+        .namespace
+        .clone()
+        .or(from_state)
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = Client::try_from(config).map_err(|e| {
+        anyhow::anyhow!("cannot set up a client for context `{context}` ({server}): {e}")
+    })?;
+    Ok(Connection {
+        client,
+        context,
+        server,
+        namespace,
+        namespace_explicit: target.namespace.is_some(),
+        kubeconfig_file: target.kubeconfig.clone(),
+    })
+}
+
+fn load_kubeconfig(target: &Target) -> anyhow::Result<Kubeconfig> {
+    if let Some(path) = &target.kubeconfig {
+        return Kubeconfig::read_from(path)
+            .map_err(|e| bad_input!("--kubeconfig {}: {e}", path.display()));
+    }
+    match Kubeconfig::from_env() {
+        Ok(Some(config)) => return Ok(config),
+        Ok(None) => {}
+        Err(e) => return Err(bad_input!("KUBECONFIG: {e}")),
+    }
+    let default = dirs::home_dir().map(|home| home.join(".kube").join("config"));
+    match default {
+        Some(path) if path.is_file() => {
+            Kubeconfig::read_from(&path).map_err(|e| bad_input!("{}: {e}", path.display()))
+        }
+        _ => Err(bad_input!(
+            "no kubeconfig: pass --kubeconfig <FILE>, set KUBECONFIG, or create ~/.kube/config (for AKS: `spin-aks cluster get-credentials`)"
+        )),
+    }
+}
+
+fn choose_context(
+    target: &Target,
+    remembered: &Remembered,
+    kubeconfig: &Kubeconfig,
+) -> anyhow::Result<String> {
+    let known = |name: &str| kubeconfig.contexts.iter().any(|c| c.name == name);
+    if let Some(context) = &target.context {
+        if known(context) {
+            return Ok(context.clone());
+        }
+        let names: Vec<&str> = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        return Err(bad_input!(
+            "--context `{context}` is not in the kubeconfig; it has: {}",
+            if names.is_empty() {
+                "no contexts".to_string()
+            } else {
+                names.join(", ")
+            }
+        ));
+    }
+    if let Some(context) = remembered.context.as_deref().filter(|c| known(c)) {
+        return Ok(context.to_string());
+    }
+    kubeconfig
+        .current_context
+        .clone()
+        .ok_or_else(|| bad_input!("the kubeconfig has no current context; pass --context <NAME>"))
+}

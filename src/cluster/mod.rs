@@ -1,0 +1,18 @@
+//! Talking to a cluster: kubeconfig access, server-side apply with ApplySet pruning, rollout waits,
+//! endpoints, status, logs and port-forward. The "where" to `kube`'s "what"; commands call these steps.
+
+pub mod apply;
+pub mod applyset;
+pub mod connect;
+pub mod diff;
+pub mod errors;
+pub mod expose;
+pub mod helm;
+pub mod kustomize;
+pub mod logs;
+pub mod patch;
+pub mod portforward;
+pub mod rollout;
+pub mod secrets;
+pub mod source;
+pub mod status;

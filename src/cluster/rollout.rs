@@ -1,0 +1,384 @@
+//! Waiting for a rollout as `kubectl rollout status` does (generation observed, updated, old replicas
+//! gone, available), watching rather than polling, and requiring the pod template to run exactly the
+//! pushed image. Pods are watched too, so image pulls, crashes and a missing shim fail fast with a fix.
+
+use std::time::{Duration, Instant};
+
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ListParams, LogParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use serde::Serialize;
+
+use super::connect::Connection;
+
+/// A finished rollout.
+#[derive(Clone, Debug, Serialize)]
+pub struct Rollout {
+    pub ready: i32,
+    pub desired: i32,
+    pub seconds: f64,
+}
+
+/// Where a Deployment is in its rollout.
+#[derive(Debug, PartialEq)]
+enum Progress {
+    Done { ready: i32, desired: i32 },
+    Waiting(String),
+    Failed(String),
+}
+
+/// Waits until Deployment `name` runs `image` (when given) on all its replicas.
+pub async fn wait(
+    conn: &Connection,
+    namespace: &str,
+    name: &str,
+    image: Option<&str>,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<Rollout> {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut deployment_events = watcher(deployments, config)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    let mut pod_events: Option<BoxStream<'static, Result<Pod, watcher::Error>>> = None;
+    let mut last = format!(
+        "Deployment {name} does not exist yet (is the operator running? `spin-aks cluster check`)"
+    );
+    loop {
+        tokio::select! {
+            event = deployment_events.next() => {
+                let Some(Ok(deployment)) = event else { continue };
+                match assess(&deployment, image) {
+                    Progress::Done { ready, desired } => {
+                        return Ok(Rollout { ready, desired, seconds: started.elapsed().as_secs_f64() });
+                    }
+                    Progress::Failed(reason) => anyhow::bail!("the rollout of {name} failed: {reason}"),
+                    Progress::Waiting(reason) => {
+                        if reason != last {
+                            progress(&reason);
+                            last = reason;
+                        }
+                    }
+                }
+                if pod_events.is_none() {
+                    pod_events = pod_watch(conn, namespace, &deployment);
+                }
+            }
+            Some(event) = next_or_pending(&mut pod_events) => {
+                let Ok(pod) = event else { continue };
+                if let Some(failure) = pod_failure(conn, namespace, &pod, image).await {
+                    anyhow::bail!("the rollout of {name} failed: {failure}");
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let pods = describe_unready_pods(conn, namespace, name).await;
+                anyhow::bail!(
+                    "the rollout of {name} did not finish within {}: {last}{pods}",
+                    humantime::format_duration(timeout)
+                );
+            }
+        }
+    }
+}
+
+async fn next_or_pending<S: Stream + Unpin>(stream: &mut Option<S>) -> Option<S::Item> {
+    match stream {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn pod_watch(
+    conn: &Connection,
+    namespace: &str,
+    deployment: &Deployment,
+) -> Option<BoxStream<'static, Result<Pod, watcher::Error>>> {
+    let labels = deployment.spec.as_ref()?.selector.match_labels.as_ref()?;
+    let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let pods: Api<Pod> = Api::namespaced(conn.client.clone(), namespace);
+    let config = watcher::Config::default().labels(&selector.join(","));
+    Some(
+        watcher(pods, config)
+            .default_backoff()
+            .applied_objects()
+            .boxed(),
+    )
+}
+
+/// kubectl's rollout-status steps, plus the template's image and ReplicaFailure.
+fn assess(deployment: &Deployment, image: Option<&str>) -> Progress {
+    let name = deployment.metadata.name.as_deref().unwrap_or_default();
+    let spec = deployment.spec.as_ref();
+    if let Some(image) = image {
+        let runs = spec
+            .and_then(|s| s.template.spec.as_ref())
+            .is_some_and(|p| {
+                p.containers
+                    .iter()
+                    .any(|c| c.image.as_deref() == Some(image))
+            });
+        if !runs {
+            return Progress::Waiting(format!("Deployment {name} does not run {image} yet"));
+        }
+    }
+    let Some(status) = deployment.status.as_ref() else {
+        return Progress::Waiting(format!("Deployment {name} has no status yet"));
+    };
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Progress::Waiting(format!("Deployment {name}'s new spec is not observed yet"));
+    }
+    for condition in status.conditions.iter().flatten() {
+        let message = condition.message.clone().unwrap_or_default();
+        if condition.type_ == "Progressing"
+            && condition.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        {
+            return Progress::Failed(format!("its progress deadline passed: {message}"));
+        }
+        if condition.type_ == "ReplicaFailure" && condition.status == "True" {
+            return Progress::Failed(replica_failure(&message));
+        }
+    }
+    let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < desired {
+        return Progress::Waiting(format!("{updated} of {desired} replicas updated"));
+    }
+    if status.replicas.unwrap_or(0) > updated {
+        return Progress::Waiting("old replicas are terminating".to_string());
+    }
+    if available < updated {
+        return Progress::Waiting(format!(
+            "{available} of {updated} updated replicas available"
+        ));
+    }
+    Progress::Done {
+        ready: status.ready_replicas.unwrap_or(0),
+        desired,
+    }
+}
+
+fn replica_failure(message: &str) -> String {
+    if message.contains("RuntimeClass") {
+        format!("pods are rejected: {message}. Fix: install containerd-shim-spin and its RuntimeClass (SpinKube's runtime-class-manager), or pass --runtime-class; `spin-aks cluster check` shows what is missing")
+    } else {
+        format!("pods cannot be created: {message}")
+    }
+}
+
+/// Why a pod of the new image can never become ready, with the fix; None while it may still.
+async fn pod_failure(
+    conn: &Connection,
+    namespace: &str,
+    pod: &Pod,
+    image: Option<&str>,
+) -> Option<String> {
+    let name = pod.metadata.name.as_deref()?;
+    let status = pod.status.as_ref()?;
+    for container in status.container_statuses.iter().flatten() {
+        if image.is_some_and(|i| container.image != i && !pod_runs(pod, i)) {
+            continue;
+        }
+        let waiting = container.state.as_ref().and_then(|s| s.waiting.as_ref());
+        let reason = waiting
+            .and_then(|w| w.reason.as_deref())
+            .unwrap_or_default();
+        let message = waiting.and_then(|w| w.message.clone()).unwrap_or_default();
+        match reason {
+            "ImagePullBackOff" | "ErrImagePull" | "InvalidImageName" => {
+                let events = pod_events(conn, namespace, name).await;
+                return Some(format!(
+                    "pod {name} cannot pull its image ({reason}: {message}){events}. Fix: let the cluster pull from the registry (`spin-aks cluster attach-acr` for ACR, or --image-pull-secret), and check the image exists (`spin-aks push`)"
+                ));
+            }
+            "CrashLoopBackOff" => {
+                let exit = container
+                    .last_state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .map(|t| format!(", exit code {}", t.exit_code))
+                    .unwrap_or_default();
+                let logs = last_log_lines(conn, namespace, name, &container.name).await;
+                return Some(format!(
+                    "pod {name} keeps crashing (CrashLoopBackOff{exit}); its last log lines:\n{logs}\nFix the app (`spin up` locally reproduces most start-up errors), then apply again"
+                ));
+            }
+            "ContainerCreating" => {
+                let events = pod_events(conn, namespace, name).await;
+                if events.contains("no runtime for") {
+                    return Some(format!(
+                        "the node cannot run Spin pods{events}. Fix: install containerd-shim-spin on the nodes (SpinKube's runtime-class-manager labels them `spin-v2=provisioned`); `spin-aks cluster check` shows which nodes lack it"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn pod_runs(pod: &Pod, image: &str) -> bool {
+    pod.spec.as_ref().is_some_and(|s| {
+        s.containers
+            .iter()
+            .any(|c| c.image.as_deref() == Some(image))
+    })
+}
+
+/// `: <reason>: <message>; …` of the pod's warning events, or empty.
+async fn pod_events(conn: &Connection, namespace: &str, pod: &str) -> String {
+    let events: Api<Event> = Api::namespaced(conn.client.clone(), namespace);
+    let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
+    let Ok(list) = events.list(&params).await else {
+        return String::new();
+    };
+    let warnings: Vec<String> = list
+        .items
+        .iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.reason.as_deref().unwrap_or_default(),
+                e.message.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    if warnings.is_empty() {
+        String::new()
+    } else {
+        format!("; events: {}", warnings.join("; "))
+    }
+}
+
+async fn last_log_lines(conn: &Connection, namespace: &str, pod: &str, container: &str) -> String {
+    let pods: Api<Pod> = Api::namespaced(conn.client.clone(), namespace);
+    let params = LogParams {
+        container: Some(container.to_string()),
+        previous: true,
+        tail_lines: Some(10),
+        ..LogParams::default()
+    };
+    match pods.logs(pod, &params).await {
+        Ok(text) => text
+            .lines()
+            .map(|l| format!("  | {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("  (logs unavailable: {e})"),
+    }
+}
+
+/// At a timeout: which pods are not ready, and what their events say.
+async fn describe_unready_pods(conn: &Connection, namespace: &str, name: &str) -> String {
+    let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
+    let Ok(Some(deployment)) = deployments.get_opt(name).await else {
+        return String::new();
+    };
+    let Some(labels) = deployment.spec.and_then(|s| s.selector.match_labels) else {
+        return String::new();
+    };
+    let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let pods: Api<Pod> = Api::namespaced(conn.client.clone(), namespace);
+    let Ok(list) = pods
+        .list(&ListParams::default().labels(&selector.join(",")))
+        .await
+    else {
+        return String::new();
+    };
+    let mut lines = Vec::new();
+    for pod in list.items {
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if !ready {
+            let pod_name = pod.metadata.name.clone().unwrap_or_default();
+            let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
+            let events = pod_events(conn, namespace, &pod_name).await;
+            lines.push(format!("\n  pod {pod_name} is not ready ({phase}){events}"));
+        }
+    }
+    lines.concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(status: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "app", "generation": 2},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
+                "template": {"spec": {"containers": [{"name": "app", "image": "r/app@sha256:1"}]}}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn follows_kubectl_rollout_status() {
+        let waiting = |s| {
+            matches!(
+                assess(&deployment(s), Some("r/app@sha256:1")),
+                Progress::Waiting(_)
+            )
+        };
+        assert!(waiting(
+            json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2})
+        ));
+        assert!(waiting(
+            json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1})
+        ));
+        assert!(waiting(
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2})
+        ));
+        assert!(waiting(
+            json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 1})
+        ));
+        let done = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2});
+        assert_eq!(
+            assess(&deployment(done.clone()), Some("r/app@sha256:1")),
+            Progress::Done {
+                ready: 2,
+                desired: 2
+            }
+        );
+        assert!(
+            matches!(
+                assess(&deployment(done), Some("r/app@sha256:2")),
+                Progress::Waiting(_)
+            ),
+            "another image is not our rollout"
+        );
+    }
+
+    #[test]
+    fn deadline_and_replica_failure_fail() {
+        let failed = |s| matches!(assess(&deployment(s), None), Progress::Failed(_));
+        assert!(failed(
+            json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]})
+        ));
+        let Progress::Failed(message) = assess(
+            &deployment(json!({"observedGeneration": 2, "conditions": [
+            {"type": "ReplicaFailure", "status": "True", "message": "pod rejected: RuntimeClass \"wasmtime-spin-v2\" not found"}]})),
+            None,
+        ) else {
+            panic!()
+        };
+        assert!(
+            message.contains("install containerd-shim-spin"),
+            "{message}"
+        );
+    }
+}

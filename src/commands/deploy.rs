@@ -1,0 +1,404 @@
+//! The apply step shared by `apply` and `up`: choose the image and the cluster, gather the objects
+//! (directory, scaffold's output, or generated), fill secrets, server-side apply, wait, find the endpoint.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::push::canonical;
+use super::workload;
+use crate::app::{self, App};
+use crate::bad_input;
+use crate::cli::{DeployArgs, DryRun, ExposeKind, GlobalArgs};
+use crate::cluster::apply::{self, AppliedObject, ApplyOptions, ObjectAction, Resources};
+use crate::cluster::applyset::{self, ApplySet};
+use crate::cluster::connect::{self, Connection, Remembered, Target};
+use crate::cluster::errors::{explain, Action};
+use crate::cluster::expose::{self, Exposure};
+use crate::cluster::helm;
+use crate::cluster::rollout::{self, Rollout};
+use crate::cluster::secrets;
+use crate::cluster::source::{self, Objects};
+use crate::kube::image::ImageRef;
+use crate::kube::objects;
+use crate::output::Output;
+use crate::state::{AppState, DeployTarget, StateFile};
+
+/// What `apply` reports, and `up` under `"apply"`.
+#[derive(Debug, Serialize)]
+pub struct DeployReport {
+    pub cluster: String,
+    pub namespace: String,
+    pub image: String,
+    pub objects: Vec<AppliedObject>,
+    pub rollout: Option<Rollout>,
+    pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// The app, its state and the cluster, as one command sees them.
+pub struct AppTarget {
+    pub app: App,
+    pub name: String,
+    pub key: String,
+    pub state_file: StateFile,
+    pub state: AppState,
+    pub conn: Connection,
+}
+
+/// Loads the app and its state, and connects as the flags (else the state) say.
+pub async fn target(
+    global: &GlobalArgs,
+    flags: &crate::cli::TargetArgs,
+    out: &Output,
+) -> anyhow::Result<AppTarget> {
+    let app = app::load(&global.from)?;
+    let key = canonical(&app.manifest_path)?;
+    let state_file = StateFile::new(global.state_file.as_deref())?;
+    let (state, warning) = state_file.load()?;
+    if let Some(warning) = warning {
+        out.warn(warning);
+    }
+    let state = state.apps.get(&key).cloned().unwrap_or_default();
+    let remembered = Remembered {
+        context: state.last_deploy.as_ref().map(|d| d.context.clone()),
+        namespace: state.last_deploy.as_ref().map(|d| d.namespace.clone()),
+    };
+    let flags = Target {
+        kubeconfig: flags.kubeconfig.clone(),
+        context: flags.context.clone(),
+        namespace: flags.namespace.clone(),
+    };
+    let conn = connect::connect(&flags, &remembered).await?;
+    let name = objects::dns_name(&app.name);
+    Ok(AppTarget {
+        app,
+        name,
+        key,
+        state_file,
+        state,
+        conn,
+    })
+}
+
+/// The apply step: everything `apply` does after parsing its flags.
+pub async fn deploy(
+    global: &GlobalArgs,
+    args: &DeployArgs,
+    image: Option<ImageRef>,
+    out: &Output,
+) -> anyhow::Result<DeployReport> {
+    workload::check(&args.workload)?;
+    let exposure = exposure(args)?;
+    let target = target(global, &args.target, out).await?;
+    let image = choose_image(image, &target.state, out)?;
+    let loaded = load_objects(&target, args, &image)?;
+    let namespace = match &loaded {
+        Objects::Manifests(objects) => namespace_for(&target.conn, objects)?,
+        Objects::HelmChart(_) => target.conn.namespace.clone(),
+    };
+    let dry_run = args.dry_run == DryRun::Server;
+    let (applied, diff) = match loaded {
+        Objects::HelmChart(chart) => {
+            let objects = helm::install(
+                &target.conn,
+                &chart,
+                &target.name,
+                &namespace,
+                &image,
+                dry_run,
+            )?;
+            out.info(format!(
+                "installed the chart {} with helm as release {}",
+                chart.display(),
+                target.name
+            ));
+            let applied = objects.iter().map(|o| AppliedObject {
+                kind: o["kind"].as_str().unwrap_or_default().to_string(),
+                name: o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                action: ObjectAction::Configured,
+                result: o.clone(),
+            });
+            (applied.collect(), None)
+        }
+        Objects::Manifests(objects) => {
+            let applied =
+                apply_manifests(&target, args, &exposure, &namespace, objects, out).await?;
+            (applied.objects, args.diff.then_some(applied.diff))
+        }
+    };
+    if !dry_run {
+        remember(&target, &namespace)?;
+    }
+    let waiting = !dry_run && !args.no_wait;
+    let rollout = if waiting {
+        wait_for_workloads(&target.conn, &namespace, &applied, &image, args, out).await?
+    } else {
+        None
+    };
+    let endpoint = if waiting {
+        expose::wait_for_address(
+            &target.conn,
+            &namespace,
+            &exposure,
+            &target.name,
+            args.timeout,
+        )
+        .await?
+    } else {
+        None
+    };
+    Ok(DeployReport {
+        cluster: target.conn.context.clone(),
+        namespace,
+        image: image.to_string(),
+        objects: applied,
+        rollout,
+        endpoint,
+        diff,
+        dry_run,
+    })
+}
+
+fn exposure(args: &DeployArgs) -> anyhow::Result<Exposure> {
+    match (args.expose, &args.host) {
+        (ExposeKind::Ingress, Some(host)) => Ok(Exposure::Ingress { host: host.clone() }),
+        (ExposeKind::Ingress, None) => Err(bad_input!(
+            "--expose ingress needs --host <HOST>, the name the app answers on (e.g. --host hello.example.com)"
+        )),
+        (_, Some(_)) => Err(bad_input!("--host is only used with --expose ingress")),
+        (ExposeKind::Loadbalancer, None) => Ok(Exposure::LoadBalancer),
+        (ExposeKind::None, None) => Ok(Exposure::None),
+    }
+}
+
+/// `--image`, else the last push pinned by digest.
+fn choose_image(
+    image: Option<ImageRef>,
+    state: &AppState,
+    out: &Output,
+) -> anyhow::Result<ImageRef> {
+    if let Some(image) = image {
+        if image.digest.is_none() {
+            out.warn(format!(
+                "--image {image} is a mutable tag: the cluster may run another image than you tested; pin it with @sha256:…"
+            ));
+        }
+        return Ok(image);
+    }
+    let pinned = state.last_pinned.as_deref().ok_or_else(|| {
+        bad_input!("no image to deploy: pass --image <REF>, or push the app first (`spin-aks push`, or `spin-aks up` for both)")
+    })?;
+    ImageRef::parse(pinned)
+        .map_err(|e| bad_input!("the state file's image {pinned} is invalid: {e}; push again"))
+}
+
+/// The objects: `--dir`, else scaffold's `<app dir>/deploy`, else generated as scaffold would.
+fn load_objects(
+    target: &AppTarget,
+    args: &DeployArgs,
+    image: &ImageRef,
+) -> anyhow::Result<Objects> {
+    let dir = args
+        .dir
+        .clone()
+        .or_else(|| source::scaffolded_dir(&target.app.dir));
+    let loaded = match dir {
+        Some(dir) => source::load_dir(&dir)?,
+        None => {
+            let kind = args.workload.kind.unwrap_or_default();
+            let options = workload::options(&args.workload, kind, image.clone(), None);
+            let built = objects::build(&target.app, &options);
+            Objects::Manifests(built.objects.iter().map(|o| o.to_value()).collect())
+        }
+    };
+    Ok(match loaded {
+        Objects::Manifests(mut objects) => {
+            source::set_image(&mut objects, image);
+            Objects::Manifests(objects)
+        }
+        chart => chart,
+    })
+}
+
+/// The namespace: `-n`, else the one the objects name, else the context's (or remembered) one.
+fn namespace_for(conn: &Connection, objects: &[Value]) -> anyhow::Result<String> {
+    let declared: BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|o| o["metadata"]["namespace"].as_str())
+        .collect();
+    if conn.namespace_explicit {
+        if let Some(other) = declared.iter().find(|ns| **ns != conn.namespace) {
+            return Err(bad_input!(
+                "the objects name namespace `{other}` but -n says `{}`; drop -n or change the files",
+                conn.namespace
+            ));
+        }
+        return Ok(conn.namespace.clone());
+    }
+    match declared.len() {
+        0 => Ok(conn.namespace.clone()),
+        1 => Ok(declared.into_iter().next().unwrap_or_default().to_string()),
+        _ => Err(bad_input!(
+            "the objects name several namespaces ({}); spin-aks applies an app into one",
+            declared.into_iter().collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+async fn apply_manifests(
+    target: &AppTarget,
+    args: &DeployArgs,
+    exposure: &Exposure,
+    namespace: &str,
+    mut objects: Vec<Value>,
+    out: &Output,
+) -> anyhow::Result<apply::Applied> {
+    let conn = &target.conn;
+    let selector = expose::pod_selector(&objects, &target.name);
+    objects.extend(expose::objects(exposure, &target.name, &selector));
+    let resources = Resources::discover(conn).await?;
+    apply::use_served_spinapp_group(&mut objects, &resources)?;
+    let set = ApplySet::for_app(&target.name, namespace);
+    let secrets = secret_objects(conn, &set, &objects, args).await?;
+    let objects: Vec<Value> = secrets.into_iter().chain(objects).collect();
+    let options = ApplyOptions {
+        dry_run: args.dry_run == DryRun::Server,
+        force_conflicts: args.force_conflicts,
+        diff: args.diff,
+        prune: args.prune,
+    };
+    let applied = apply::apply(conn, &resources, &set, objects, &options).await?;
+    if applied.namespace_created {
+        out.info(format!("created namespace {namespace}"));
+    }
+    Ok(applied)
+}
+
+/// The Secrets the workload reads variables from and the objects do not carry: given values merged
+/// over the live ones, for Secrets that get values now or that this app applied before.
+async fn secret_objects(
+    conn: &Connection,
+    set: &ApplySet,
+    objects: &[Value],
+    args: &DeployArgs,
+) -> anyhow::Result<Vec<Value>> {
+    let carried: BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| o["kind"] == "Secret")
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    let refs: Vec<secrets::SecretRef> = secrets::secret_refs(objects)
+        .into_iter()
+        .filter(|r| !carried.contains(r.secret.as_str()))
+        .collect();
+    let api: Api<Secret> = Api::namespaced(conn.client.clone(), &set.namespace);
+    let mut live = BTreeMap::new();
+    for name in refs
+        .iter()
+        .map(|r| r.secret.clone())
+        .collect::<BTreeSet<_>>()
+    {
+        let found = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| explain(e, conn, Action::new("get", "secrets", Some(&set.namespace))))?;
+        live.insert(name, found);
+    }
+    let live_keys = |name: &str| -> BTreeSet<String> {
+        live.get(name)
+            .and_then(|s| s.as_ref())
+            .and_then(|s| s.data.as_ref())
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let given = secrets::plan(&refs, &args.secrets, &live_keys)?;
+    let given: BTreeMap<String, BTreeMap<String, String>> = given.into_iter().collect();
+    let labels = json!({ "app.kubernetes.io/managed-by": objects::MANAGED_BY });
+    let mut out = Vec::new();
+    for (name, secret) in &live {
+        let ours = secret.as_ref().is_some_and(|s| {
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(applyset::PART_OF_LABEL))
+                == Some(&set.id)
+        });
+        let values = given.get(name);
+        if values.is_none() && !ours {
+            continue;
+        }
+        let mut data: BTreeMap<String, Vec<u8>> = secret
+            .as_ref()
+            .and_then(|s| s.data.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        for (key, value) in values.into_iter().flatten() {
+            data.insert(key.clone(), value.clone().into_bytes());
+        }
+        out.push(secrets::secret_object(name, &data, &labels));
+    }
+    Ok(out)
+}
+
+fn remember(target: &AppTarget, namespace: &str) -> anyhow::Result<()> {
+    target.state_file.update(|state| {
+        state
+            .apps
+            .entry(target.key.clone())
+            .or_default()
+            .last_deploy = Some(DeployTarget {
+            context: target.conn.context.clone(),
+            namespace: namespace.to_string(),
+        });
+    })?;
+    Ok(())
+}
+
+/// Waits for every SpinApp's and Deployment's rollout; the summed report.
+async fn wait_for_workloads(
+    conn: &Connection,
+    namespace: &str,
+    applied: &[AppliedObject],
+    image: &ImageRef,
+    args: &DeployArgs,
+    out: &Output,
+) -> anyhow::Result<Option<Rollout>> {
+    let image = image.to_string();
+    let mut total: Option<Rollout> = None;
+    for workload in applied
+        .iter()
+        .filter(|o| o.kind == "SpinApp" || o.kind == "Deployment")
+    {
+        let progress = |reason: &str| out.info(format!("waiting for {}: {reason}", workload.name));
+        let done = rollout::wait(
+            conn,
+            namespace,
+            &workload.name,
+            Some(&image),
+            args.timeout,
+            &progress,
+        )
+        .await?;
+        total = Some(match total {
+            None => done,
+            Some(t) => Rollout {
+                ready: t.ready + done.ready,
+                desired: t.desired + done.desired,
+                seconds: t.seconds.max(done.seconds),
+            },
+        });
+    }
+    Ok(total)
+}

@@ -1,0 +1,62 @@
+//! `spin-aks logs [-f]`: the app's pod logs through the API server.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use super::deploy;
+use crate::bad_input;
+use crate::cli::{GlobalArgs, LogsArgs};
+use crate::cluster::logs::{self, LogOptions};
+use crate::output::{Output, OutputMode};
+
+#[derive(Serialize)]
+struct LogsReport {
+    lines: Vec<LogLine>,
+}
+
+#[derive(Serialize)]
+struct LogLine {
+    pod: String,
+    line: String,
+}
+
+pub async fn run(global: &GlobalArgs, args: &LogsArgs, out: &Output) -> anyhow::Result<()> {
+    let json = out.mode == OutputMode::Json;
+    if json && args.follow {
+        return Err(bad_input!("logs -f streams text; drop --output json or -f"));
+    }
+    let target = deploy::target(global, &args.target, out).await?;
+    let namespace = target.conn.namespace.clone();
+    let pods = logs::pods_of(&target.conn, &namespace, &target.name).await?;
+    if pods.is_empty() {
+        anyhow::bail!("{} has no pods in namespace {namespace}", target.name);
+    }
+    let prefix = pods.len() > 1;
+    let collected = Mutex::new(Vec::new());
+    let print = |pod: &str, line: &str| {
+        if json {
+            collected.lock().expect("log lines lock").push(LogLine {
+                pod: pod.into(),
+                line: line.into(),
+            });
+        } else if prefix {
+            println!("[{pod}] {line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    let options = LogOptions {
+        follow: args.follow,
+        since: args.since,
+        tail: args.tail,
+    };
+    logs::stream(&target.conn, &namespace, &pods, &options, &print).await?;
+    if json {
+        let report = LogsReport {
+            lines: collected.into_inner().expect("log lines lock"),
+        };
+        out.report(&report, "")?;
+    }
+    Ok(())
+}

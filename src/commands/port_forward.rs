@@ -1,0 +1,47 @@
+//! `spin-aks port-forward`: the app on http://127.0.0.1:<port>, tunnelled to a Ready pod, until Ctrl-C.
+
+use serde::Serialize;
+
+use super::deploy;
+use crate::cli::{GlobalArgs, PortForwardArgs};
+use crate::cluster::logs::{is_ready, pods_of};
+use crate::cluster::portforward;
+use crate::output::Output;
+
+#[derive(Serialize)]
+struct Forwarding {
+    url: String,
+    pod: String,
+    namespace: String,
+}
+
+pub async fn run(global: &GlobalArgs, args: &PortForwardArgs, out: &Output) -> anyhow::Result<()> {
+    let target = deploy::target(global, &args.target, out).await?;
+    let namespace = target.conn.namespace.clone();
+    let pods = pods_of(&target.conn, &namespace, &target.name).await?;
+    let pod = pods
+        .iter()
+        .find(|p| is_ready(p))
+        .and_then(|p| p.metadata.name.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} has no Ready pod in namespace {namespace}; see `spin-aks status`",
+                target.name
+            )
+        })?;
+    let (listener, port) = portforward::bind(args.port).await?;
+    let report = Forwarding {
+        url: format!("http://127.0.0.1:{port}"),
+        pod: pod.clone(),
+        namespace: namespace.clone(),
+    };
+    out.report(
+        &report,
+        format!(
+            "forwarding {} → pod {pod} port {} (Ctrl-C to stop)",
+            report.url,
+            portforward::APP_PORT
+        ),
+    )?;
+    portforward::serve(&target.conn, &namespace, &pod, listener).await
+}

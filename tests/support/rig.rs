@@ -1,0 +1,135 @@
+//! The real Kubernetes control plane of scripts/kube-rig (etcd, kube-apiserver, controller-manager,
+//! scheduler, kwok nodes, spin-operator), one per test binary; tests isolate by namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use super::run_ok;
+
+/// A started rig: its directory and admin kubeconfig.
+pub struct Rig {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+}
+
+static RIG: OnceLock<Option<Rig>> = OnceLock::new();
+static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The rig of this test binary, started on first use (the build is cached by version). `None`
+/// (skip) outside CI when it cannot start; under `CI=true` that fails the test.
+pub fn rig() -> Option<&'static Rig> {
+    RIG.get_or_init(start).as_ref()
+}
+
+fn start() -> Option<Rig> {
+    let dir = tempfile::Builder::new()
+        .prefix("spin-aks-rig-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let output = Command::new("bash")
+        .arg(repo().join("scripts/kube-rig/start.sh"))
+        .arg(&dir)
+        .arg(std::process::id().to_string())
+        .output()
+        .expect("run scripts/kube-rig/start.sh");
+    if !output.status.success() {
+        let why = format!(
+            "the kube rig did not start: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{why}");
+        }
+        eprintln!("skipping: {why}");
+        return None;
+    }
+    Some(Rig {
+        kubeconfig: dir.join("kubeconfig"),
+        dir,
+    })
+}
+
+impl Rig {
+    /// kubectl (from the test tools) against the rig as cluster admin.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd
+    }
+
+    /// Runs kubectl and returns stdout, panicking on failure.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        run_ok(self.kubectl().args(args))
+    }
+
+    /// A fresh namespace with the SpinApp executor in it.
+    pub fn namespace(&self, hint: &str) -> String {
+        let n = NAMESPACES.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{hint}-{}-{n}", std::process::id());
+        self.kubectl_ok(&["create", "namespace", &name]);
+        self.kubectl_ok(&[
+            "apply",
+            "-n",
+            &name,
+            "-f",
+            &repo()
+                .join("manifests/spinapp-executor.yaml")
+                .to_string_lossy(),
+        ]);
+        name
+    }
+
+    /// A namespace without the executor (for the generated Deployment workload, or to create later).
+    pub fn bare_namespace(&self, hint: &str) -> String {
+        let n = NAMESPACES.fetch_add(1, Ordering::SeqCst);
+        format!("{hint}-{}-{n}", std::process::id())
+    }
+
+    /// `kubectl get` of one field via jsonpath, or None when the object is absent.
+    pub fn get(&self, namespace: &str, object: &str, jsonpath: &str) -> Option<String> {
+        let output = self
+            .kubectl()
+            .args([
+                "get",
+                "-n",
+                namespace,
+                object,
+                "-o",
+                &format!("jsonpath={jsonpath}"),
+            ])
+            .output()
+            .unwrap();
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The rig's file `name` (logs, pki).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// An image reference pinned by a made-up digest: kwok's pods never pull, so any digest runs.
+pub fn fake_image(seed: u8) -> String {
+    format!(
+        "registry.example/hello-aks@sha256:{}",
+        hex::encode([seed; 32])
+    )
+}
+
+/// The spin-aks binary pointed at the rig, isolated in `home`.
+pub fn spin_aks_on(rig: &Rig, home: &Path) -> assert_cmd::Command {
+    let mut cmd = super::spin_aks_isolated(home);
+    cmd.env("KUBECONFIG", &rig.kubeconfig);
+    cmd
+}
