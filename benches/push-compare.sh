@@ -22,32 +22,8 @@ export SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker"
 # shellcheck source=benches/gen-app.sh
 source "$root/benches/gen-app.sh"
 
-# start_registry NAME: a fresh docker-registry on a free loopback port; sets $registry to
-# host:port. (Not called in $(…): the pid must reach the cleanup list of this shell.)
-start_registry() {
-  local dir="$work/registry-$1" port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  mkdir -p "$dir"
-  cat > "$dir/config.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $dir/storage
-http:
-  addr: 127.0.0.1:$port
-YAML
-  docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
-    sleep 0.05
-  done
-  registry="127.0.0.1:$port"
-}
+# shellcheck source=benches/registry.sh
+source "$root/benches/registry.sh"
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 seconds() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }

@@ -1079,3 +1079,38 @@ fn bad_input_exits_2_and_applies_nothing() {
         ""
     );
 }
+
+// ---------- up: the whole pipeline against the real registry and the rig ----------
+
+#[test]
+fn up_builds_pushes_applies_and_an_unchanged_app_changes_nothing() {
+    let Some(rig) = rig() else { return };
+    let Some(registry) = support::registry::Registry::open() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let app = example_copy(home.path());
+    let ns = rig.bare_namespace("up");
+    let reference = format!("{}/hello-aks", registry.host());
+    let up = |args: &[&str]| {
+        let output = spin_aks_on(rig, home.path()).arg("-f").arg(&app).args(["up", "--output", "json"]).args(args).output().unwrap();
+        assert_success(&output);
+        (json_stdout(&output), stderr(&output))
+    };
+    let (first, said) = up(&[&reference, "-n", &ns, "--secret", &secret_flag()]);
+    assert!(said.contains(&format!("created namespace {ns}")), "{said}");
+    let digest = first["build"]["digest"].as_str().unwrap();
+    assert_eq!(first["push"]["digest"], digest);
+    let pinned = format!("{reference}@{digest}");
+    assert_eq!(first["push"]["pinned"], pinned);
+    assert_eq!(first["apply"]["image"], pinned);
+    assert_eq!(first["apply"]["rollout"]["ready"], 2);
+    let running = rig.kubectl_ok(&["get", "deployment", "hello-aks", "-n", &ns, "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    assert_eq!(running, pinned);
+
+    // No flags: the reference, context and namespace come from the state file.
+    let (again, _) = up(&["-y"]);
+    assert_eq!(again["push"]["blobs_uploaded"], 0);
+    assert_eq!(again["apply"]["namespace"], ns);
+    assert!(actions(&again["apply"]).iter().all(|(_, _, a)| a == "unchanged"), "{again}");
+    let state = std::fs::read_to_string(home.path().join("state")).unwrap();
+    assert!(!state.contains(SECRET));
+}

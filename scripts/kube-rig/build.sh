@@ -77,4 +77,6 @@ build_kubernetes
 chmod -R u+w "$cache/crds"
 complete || { log "build finished but tools are missing in $bin"; exit 1; }
 log "built in $((SECONDS - started)) s into $cache"
+# Older version sets are not needed any more.
+find "$(dirname "$cache")" -mindepth 1 -maxdepth 1 -type d ! -name "$key" -exec rm -rf {} +
 echo "$cache"

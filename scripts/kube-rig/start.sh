@@ -163,6 +163,7 @@ spawn kwok "$bin/kwok" --kubeconfig "$run/kubeconfig" --config "$run/kwok.yaml" 
   --node-ip 127.0.0.1 --node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
   --tls-cert-file "$run/pki/serving.crt" --tls-private-key-file "$run/pki/serving.key" --cidr 10.0.1.0/24
 
+cp -r "$cache/crds" "$run/crds"
 "${kc[@]}" apply --server-side -f "$cache/crds/spinapps.yaml" -f "$cache/crds/spinappexecutors.yaml" -f "$here/cluster.yaml" >/dev/null
 wait_for CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s crd/spinapps.core.spinkube.dev crd/spinappexecutors.core.spinkube.dev
 spawn spin-operator "$bin/spin-operator" --kubeconfig "$run/kubeconfig" \

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Cluster benchmark on the kube rig (scripts/kube-rig), in one run:
+#   1. `spin-aks apply` of the example's objects vs `kubectl apply --server-side` of the same files
+#      (first apply into a fresh namespace, then an unchanged re-apply; medians of N runs);
+#   2. `spin-aks up` of an unchanged app (build + push + apply + wait) against a local registry;
+#   3. how long after the Deployment becomes available the rollout wait notices it (a parallel
+#      `kubectl get -w` stamps the same watch event);
+#   4. the peak RSS of `up`.
+# Usage: benches/apply-compare.sh [runs]  (needs: cargo, kubectl, docker-registry, go, /usr/bin/time)
+set -euo pipefail
+runs=${1:-5}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  bash "$root/scripts/kube-rig/stop.sh" "$work/rig" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+bin="$root/target/release/spin-aks"
+bash "$root/scripts/kube-rig/start.sh" "$work/rig" $$ 2>/dev/null
+export KUBECONFIG="$work/rig/kubeconfig" SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker"
+# shellcheck source=benches/registry.sh
+source "$root/benches/registry.sh"
+
+app="$work/hello-aks"
+cp -r "$root/examples/hello-aks" "$app"
+image="registry.example/hello-aks@sha256:$(printf 'ab%.0s' $(seq 32))"
+"$bin" -q -f "$app" scaffold --type kube -o "$work/objects" --image "$image" >/dev/null
+kubectl create secret generic hello-aks-variables --from-literal=api_token=x --dry-run=client -o yaml > "$work/objects/secret.yaml"
+
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+timed() { local t0; t0=$(now); "$@" >/dev/null 2>&1; echo "$(now) - $t0" | bc -l; }
+namespace() { kubectl create namespace "$1" >/dev/null; kubectl apply -n "$1" -f "$root/manifests/spinapp-executor.yaml" >/dev/null; }
+
+ours_first=() theirs_first=() ours_again=() theirs_again=()
+for i in $(seq "$runs"); do
+  namespace "ours-$i"; namespace "theirs-$i"
+  ours_first+=("$(timed "$bin" -q -f "$app" apply --dir "$work/objects" -n "ours-$i" --image "$image" --no-wait)")
+  theirs_first+=("$(timed kubectl apply --server-side --field-manager=bench -n "theirs-$i" -f "$work/objects")")
+  ours_again+=("$(timed "$bin" -q -f "$app" apply --dir "$work/objects" -n "ours-$i" --image "$image" --no-wait)")
+  theirs_again+=("$(timed kubectl apply --server-side --field-manager=bench -n "theirs-$i" -f "$work/objects")")
+done
+m() { printf '%s\n' "$@" | median; }
+report() { printf '%-34s spin-aks %.3f s   kubectl %.3f s   ratio %.2f×\n' "$1" "$2" "$3" "$(echo "$2 / $3" | bc -l)"; }
+report "apply, new namespace" "$(m "${ours_first[@]}")" "$(m "${theirs_first[@]}")"
+report "apply, unchanged" "$(m "${ours_again[@]}")" "$(m "${theirs_again[@]}")"
+
+# up of an unchanged app: one up to get there, then timed ones.
+start_registry up
+"$bin" -q -f "$app" up "$registry/hello-aks" -n up-bench --secret api_token=x >/dev/null
+ups=()
+for _ in $(seq "$runs"); do ups+=("$(timed "$bin" -q -y -f "$app" up)"); done
+printf '%-34s %.3f s (median of %s)\n' "up, unchanged app" "$(m "${ups[@]}")" "$runs"
+rss=$( { /usr/bin/time -f '%M' "$bin" -q -y -f "$app" up >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+printf '%-34s %.1f MB\n' "up, peak RSS" "$(echo "$rss / 1024" | bc -l)"
+
+# Rollout noticed: stamp the watch event where the Deployment is available, then compare with
+# the moment apply returns (both see the same event stream from the API server).
+lags=()
+for i in $(seq "$runs"); do
+  ns="lag-$i"; namespace "$ns"
+  (kubectl get deployments -n "$ns" -w -o jsonpath='{.status.availableReplicas}{"\n"}' 2>/dev/null \
+    | while read -r n; do [ "$n" = 2 ] && { now > "$work/available-$i"; break; }; done) &
+  watcher=$!
+  sleep 0.5
+  "$bin" -q -f "$app" apply --dir "$work/objects" -n "$ns" --image "$image" >/dev/null
+  done_at=$(now)
+  wait "$watcher" 2>/dev/null || true
+  lags+=("$(echo "($done_at - $(cat "$work/available-$i")) * 1000" | bc -l)")
+done
+printf '%-34s %.0f ms after kubectl sees it available (median of %s)\n' "rollout noticed" "$(m "${lags[@]}")" "$runs"
