@@ -9,7 +9,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
 
-key="$(sha256sum "$here/versions.env" "$here/build.sh" | sha256sum | cut -c1-16)"
+key="$(sha256sum < "$here/versions.env" | cut -c1-16)"
 cache="${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spin-aks/kube-rig}/$key"
 bin="$cache/bin"
 tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok spin-operator)

@@ -153,7 +153,7 @@ wait_for kube-apiserver 90 "${kc[@]}" get --raw /readyz
 spawn kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$run/kubeconfig" \
   --leader-elect=false --secure-port 0 --service-account-private-key-file "$run/pki/sa.key" \
   --root-ca-file "$run/pki/ca.crt" --cluster-signing-cert-file "$run/pki/ca.crt" \
-  --cluster-signing-key-file "$run/pki/ca.key" --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller'
+  --cluster-signing-key-file "$run/pki/ca.key" --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller'
 spawn kube-scheduler "$bin/kube-scheduler" --kubeconfig "$run/kubeconfig" --leader-elect=false --secure-port 0
 
 stand_in_app
@@ -169,6 +169,8 @@ wait_for CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s crd/sp
 spawn spin-operator "$bin/spin-operator" --kubeconfig "$run/kubeconfig" \
   --metrics-bind-address 0 --health-probe-bind-address 0
 wait_for nodes 60 "${kc[@]}" wait --for condition=Ready --timeout 5s node/rig-node-1 node/rig-node-2
+untainted() { [ -z "$("${kc[@]}" get nodes -o jsonpath='{.items[*].spec.taints}')" ]; }
+wait_for untainted-nodes 60 untainted
 wait_for default-serviceaccount 60 "${kc[@]}" get serviceaccount default -n default
 
 if [ -n "$owner" ]; then # watchdog: the rig lives as long as the process that started it
