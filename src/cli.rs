@@ -331,8 +331,8 @@ pub struct StatusArgs {
 pub struct LogsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Keep streaming new lines
-    #[arg(short = 'f', long)]
+    /// Keep streaming new lines (long form only: `-f` is the global `--from`)
+    #[arg(long)]
     pub follow: bool,
     /// Only lines newer than this, e.g. `10m`
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -358,4 +358,14 @@ pub struct DeleteArgs {
     /// Send the deletes with dryRun=All
     #[arg(long, value_enum, default_value_t = DryRun::None)]
     pub dry_run: DryRun,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_has_unique_flags() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -16,30 +16,63 @@ fn no_spinkube_crds_then_the_old_group_is_used() {
         spin_aks_on(rig, home.path())
             .arg("-f")
             .arg(&app)
-            .args(["apply", "-n", &ns, "--image", &fake_image(1), "--secret", "api_token=x", "--no-wait"])
+            .args([
+                "apply",
+                "-n",
+                &ns,
+                "--image",
+                &fake_image(1),
+                "--secret",
+                "api_token=x",
+                "--no-wait",
+            ])
             .output()
             .unwrap()
     };
     let crds = rig.path("crds");
-    rig.kubectl_ok(&["delete", "--wait", "-f", &crds.join("spinapps.yaml").to_string_lossy(), "-f", &crds.join("spinappexecutors.yaml").to_string_lossy()]);
+    rig.kubectl_ok(&[
+        "delete",
+        "--wait",
+        "-f",
+        &crds.join("spinapps.yaml").to_string_lossy(),
+        "-f",
+        &crds.join("spinappexecutors.yaml").to_string_lossy(),
+    ]);
     wait_for_group(rig, "core.spinkube.dev", false);
 
     let output = apply();
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("serves no SpinApp API") && err.contains("spin-aks cluster check"), "{err}");
+    assert!(
+        err.contains("serves no SpinApp API") && err.contains("spin-aks cluster check"),
+        "{err}"
+    );
 
     // Operators before v0.4.0 served the same kinds as core.spinoperator.dev.
     for file in ["spinapps.yaml", "spinappexecutors.yaml"] {
-        let old = std::fs::read_to_string(crds.join(file)).unwrap().replace("core.spinkube.dev", "core.spinoperator.dev");
+        let old = std::fs::read_to_string(crds.join(file))
+            .unwrap()
+            .replace("core.spinkube.dev", "core.spinoperator.dev");
         let path = home.path().join(file);
         std::fs::write(&path, old).unwrap();
         rig.kubectl_ok(&["apply", "--server-side", "-f", &path.to_string_lossy()]);
     }
     wait_for_group(rig, "core.spinoperator.dev", true);
     let output = apply();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let image = rig.kubectl_ok(&["get", "spinapps.core.spinoperator.dev", "hello-aks", "-n", &ns, "-o", "jsonpath={.spec.image}"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let image = rig.kubectl_ok(&[
+        "get",
+        "spinapps.core.spinoperator.dev",
+        "hello-aks",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.image}",
+    ]);
     assert_eq!(image, fake_image(1));
 }
 

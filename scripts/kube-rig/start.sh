@@ -123,8 +123,10 @@ CFG
 stand_in_app() { # a local HTTP server standing in for the Spin app behind port-forward, and its logs
   mkdir -p "$run/app/www"
   echo "Hello from the stand-in Spin app" > "$run/app/www/index.html"
-  printf '%s\n' "Serving HTTP on 0.0.0.0:80" "Available Routes:" "  hello-aks: http://0.0.0.0:80 (wildcard)" > "$run/app/app.log"
-  printf '%s\n' "Error: failed to load component hello-aks" "Caused by: wasm trap: unreachable" > "$run/app/previous.log"
+  # kwok serves logs in the CRI format the kubelet reads: `<time> <stream> F <line>`.
+  local t="2026-01-01T00:00:00.000000000Z"
+  printf "$t stdout F %s\n" "Serving HTTP on 0.0.0.0:80" "Available Routes:" "  hello-aks: http://0.0.0.0:80 (wildcard)" > "$run/app/app.log"
+  printf "$t stderr F %s\n" "Error: failed to load component hello-aks" "Caused by: wasm trap: unreachable" > "$run/app/previous.log"
   spawn stand-in-app python3 -m http.server "$app_port" --bind 127.0.0.1 --directory "$run/app/www"
 }
 

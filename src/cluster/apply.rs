@@ -53,7 +53,6 @@ pub struct AppliedObject {
 #[derive(Debug, Default)]
 pub struct Applied {
     pub objects: Vec<AppliedObject>,
-    pub namespace_created: bool,
     pub diff: String,
 }
 
@@ -166,7 +165,7 @@ pub fn use_served_spinapp_group(
     Ok(())
 }
 
-/// Applies `objects` into `namespace` as members of `set`.
+/// Applies `objects` into the set's namespace (which must exist: [`ensure_namespace`]) as members of `set`.
 pub async fn apply(
     conn: &Connection,
     resources: &Resources,
@@ -192,10 +191,7 @@ pub async fn apply(
             namespaced,
         });
     }
-    let mut applied = Applied {
-        namespace_created: ensure_namespace(conn, namespace, options.dry_run).await?,
-        ..Applied::default()
-    };
+    let mut applied = Applied::default();
     let current: BTreeSet<String> = resolved
         .iter()
         .map(|r| applyset::group_kind(&r.resource.api_version, &r.resource.kind))
@@ -337,7 +333,7 @@ fn to_value(object: DynamicObject) -> Value {
 }
 
 /// Creates the namespace when it is missing; true when it did (or would, in a dry run).
-async fn ensure_namespace(
+pub async fn ensure_namespace(
     conn: &Connection,
     namespace: &str,
     dry_run: bool,

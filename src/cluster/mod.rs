@@ -6,6 +6,7 @@ pub mod applyset;
 pub mod connect;
 pub mod diff;
 pub mod errors;
+pub mod executor;
 pub mod expose;
 pub mod helm;
 pub mod kustomize;

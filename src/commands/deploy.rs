@@ -17,6 +17,7 @@ use crate::cluster::apply::{self, AppliedObject, ApplyOptions, ObjectAction, Res
 use crate::cluster::applyset::{self, ApplySet};
 use crate::cluster::connect::{self, Connection, Remembered, Target};
 use crate::cluster::errors::{explain, Action};
+use crate::cluster::executor;
 use crate::cluster::expose::{self, Exposure};
 use crate::cluster::helm;
 use crate::cluster::rollout::{self, Rollout};
@@ -277,10 +278,20 @@ async fn apply_manifests(
         diff: args.diff,
         prune: args.prune,
     };
-    let applied = apply::apply(conn, &resources, &set, objects, &options).await?;
-    if applied.namespace_created {
+    if apply::ensure_namespace(conn, namespace, options.dry_run).await? {
+        if options.dry_run {
+            anyhow::bail!(
+                "namespace {namespace} does not exist, so the server cannot dry-run objects into it; a real apply creates it"
+            );
+        }
         out.info(format!("created namespace {namespace}"));
     }
+    for name in executor::ensure(conn, &resources, namespace, &objects, options.dry_run).await? {
+        out.info(format!(
+            "created SpinAppExecutor {name} in namespace {namespace}: SpinKube runs SpinApps through it"
+        ));
+    }
+    let applied = apply::apply(conn, &resources, &set, objects, &options).await?;
     Ok(applied)
 }
 

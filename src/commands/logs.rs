@@ -24,7 +24,9 @@ struct LogLine {
 pub async fn run(global: &GlobalArgs, args: &LogsArgs, out: &Output) -> anyhow::Result<()> {
     let json = out.mode == OutputMode::Json;
     if json && args.follow {
-        return Err(bad_input!("logs -f streams text; drop --output json or -f"));
+        return Err(bad_input!(
+            "logs --follow streams text; drop --output json or --follow"
+        ));
     }
     let target = deploy::target(global, &args.target, out).await?;
     let namespace = target.conn.namespace.clone();
