@@ -1,6 +1,7 @@
 //! One module per command: each reads its arguments, runs the pipeline steps, and reports.
 
 pub mod build;
+mod cluster;
 mod export;
 mod push;
 mod scaffold;
@@ -18,5 +19,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::run(&cli.global, args, &out).await,
         Command::Push(args) => push::run(&cli.global, args, &out).await,
         Command::Scaffold(args) => scaffold::run(&cli.global, args, &out),
+        Command::Cluster(args) => cluster::run(&cli.global, args, &out).await,
     }
 }
