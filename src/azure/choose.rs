@@ -83,10 +83,17 @@ pub async fn resolve_cluster(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let labels: Vec<String> = clusters.iter().map(cluster_label).collect();
     let default = refs.iter().position(|r| Some(r) == remembered);
-    let none = match &selector.cluster {
-        Some(name) => format!("no AKS cluster named {name} in subscription {subscription}"),
-        None => format!("no AKS cluster in subscription {subscription}"),
-    };
+    if let (Some(name), true) = (&selector.cluster, clusters.is_empty()) {
+        return Err(bad_input!(
+            "--cluster {name}: no such AKS cluster in subscription {subscription}{}",
+            selector
+                .resource_group
+                .as_ref()
+                .map(|g| format!(" and resource group {g}"))
+                .unwrap_or_default()
+        ));
+    }
+    let none = format!("no AKS cluster in subscription {subscription}");
     let index = pick(
         "AKS cluster",
         &labels,

@@ -171,9 +171,9 @@ async fn attach_acr(global: &GlobalArgs, args: &AttachAcrArgs, out: &Output) -> 
     }
     let assignment = roles::ensure_role(&arm, &registry.id, roles::ACR_PULL, &principal)
         .await
-        .with_context(|| {
-            format!(
-                "cannot give the kubelet identity of {} AcrPull on {login_server}",
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "cannot give the kubelet identity of {} AcrPull on {login_server}: {err}",
                 cluster.name
             )
         })?;

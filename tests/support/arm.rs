@@ -642,3 +642,33 @@ fn execute(kubectl_dir: Option<&Path>, kubeconfig: Option<&Path>, body: &Value) 
         "logs": logs,
     }})
 }
+
+/// Writes an `az` answering `az account get-access-token -o json --scope <scope>` with the token
+/// of `tokens` for that scope (az 2.54+ shape), failing like az for any other scope.
+pub fn write_scoped_az(dir: &Path, tokens: &[(&str, &str)]) {
+    let expires_on = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let mut cases = String::new();
+    for (scope, token) in tokens {
+        let body = json!({
+            "accessToken": token,
+            "expiresOn": "2099-01-01 00:00:00.000000",
+            "expires_on": expires_on,
+            "subscription": "00000000-1111-2222-3333-444444444444",
+            "tenant": TENANT,
+            "tokenType": "Bearer",
+        });
+        cases.push_str(&format!("  '{scope}') printf '%s\\n' '{body}' ;;\n"));
+    }
+    let script = format!(
+        "#!/bin/sh\nscope=''\nwhile [ $# -gt 0 ]; do [ \"$1\" = --scope ] && scope=\"$2\"; shift; done\n\
+case \"$scope\" in\n{cases}  *) echo \"ERROR: AADSTS500011: The resource principal named $scope was not found.\" >&2; exit 1 ;;\nesac\n"
+    );
+    let path = dir.join("az");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
