@@ -38,6 +38,8 @@ pub struct World {
     pub page_size: usize,
     /// Path → how many more requests get 429.
     pub throttle: HashMap<String, u32>,
+    /// Path → how many more requests get 500 InternalServerError.
+    pub server_errors: HashMap<String, u32>,
     /// How many more role assignment PUTs fail with PrincipalNotFound (replication delay).
     pub principal_delay: u32,
     /// Role assignment writes fail with AuthorizationFailed.
@@ -329,6 +331,10 @@ impl Shared {
                     .headers_mut()
                     .insert("retry-after", "1".parse().unwrap());
                 return throttled;
+            }
+            if let Some(left) = w.server_errors.get_mut(&path).filter(|n| **n > 0) {
+                *left -= 1;
+                return arm_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Encountered internal server error. Diagnostic information: timestamp '20260101T000000Z'.");
             }
         }
         let expected = api_version_for(&path);
