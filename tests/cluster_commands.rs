@@ -424,6 +424,32 @@ async fn attach_acr_assigns_acr_pull_to_the_kubelet_identity_once() {
 }
 
 #[tokio::test]
+async fn attach_acr_counts_role_assignment_exists_as_success() {
+    let rig = rig().await;
+    rig.arm.add_cluster(SUB, "rg1", "c1", false, "");
+    rig.arm.add_registry(SUB, "rg1", "reg1", false);
+    let args = [
+        "cluster",
+        "attach-acr",
+        "-y",
+        "--subscription",
+        SUB,
+        "--output",
+        "json",
+    ];
+    assert_eq!(rig.run(&args).await.0, 0);
+    rig.arm.world(|w| w.stale_role_lists = true);
+    let (code, stdout, stderr) = rig.run(&args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        json(&stdout)["assignment"],
+        "existing",
+        "409 RoleAssignmentExists"
+    );
+    assert_eq!(rig.arm.assignments_of("kubelet-c1").len(), 1);
+}
+
+#[tokio::test]
 async fn attach_acr_waits_out_replication_delay_with_new_names() {
     let rig = rig().await;
     rig.arm.add_cluster(SUB, "rg1", "c1", false, "");

@@ -42,6 +42,8 @@ pub struct World {
     pub server_errors: HashMap<String, u32>,
     /// How many more role assignment PUTs fail with PrincipalNotFound (replication delay).
     pub principal_delay: u32,
+    /// Role assignment listings lag behind writes (ARM reads are eventually consistent): they list nothing.
+    pub stale_role_lists: bool,
     /// Role assignment writes fail with AuthorizationFailed.
     pub deny_role_writes: bool,
     /// The kubeconfig run command's kubectl uses (none: a kubeconfig without clusters).
@@ -388,7 +390,12 @@ impl Shared {
                     .to_string();
                 let filter = query.get("$filter").cloned().unwrap_or_default();
                 self.list(&path, &query, |w| {
-                    w.role_assignments
+                    let visible = if w.stale_role_lists {
+                        &[][..]
+                    } else {
+                        &w.role_assignments[..]
+                    };
+                    visible
                         .iter()
                         .filter(|a| {
                             scope.to_ascii_lowercase().starts_with(
