@@ -245,3 +245,29 @@ async fn server_errors_are_retried_for_reads_but_a_run_command_is_never_sent_twi
         .starts_with("InternalServerError: Encountered internal server error"));
     assert_eq!(env.arm.count("POST", &run_path), 1);
 }
+
+#[tokio::test]
+async fn a_remembered_cluster_costs_one_arm_call_for_in_memory_credentials() {
+    let env = env().await;
+    let api = FakeKubeApi::start(AKS_TOKEN).await;
+    let kubeconfig = entra_user_kubeconfig("c1", "rg", &api.server, &api.ca_pem);
+    env.arm.add_cluster(SUB, "rg", "c1", true, &kubeconfig);
+    let arm = Arm::from_env().unwrap();
+    let state = spin_aks::state::State {
+        last_cluster: Some(cluster("c1")),
+        ..Default::default()
+    };
+    let selector = spin_aks::azure::choose::ClusterSelector::default();
+    let mode = spin_aks::azure::choose::Mode::Defaults;
+    let chosen = spin_aks::azure::choose::resolve_cluster(&arm, &selector, &state, mode)
+        .await
+        .unwrap();
+    assert_eq!(chosen, cluster("c1"));
+    assert_eq!(env.arm.total_requests(), 0, "the state file answers");
+    user_kubeconfig(&arm, &chosen).await.unwrap();
+    assert_eq!(
+        env.arm.total_requests(),
+        1,
+        "listClusterUserCredential only"
+    );
+}

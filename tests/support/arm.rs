@@ -113,10 +113,6 @@ impl FakeArm {
         self.world(|w| w.requests.values().sum())
     }
 
-    pub fn has_kubectl(&self) -> bool {
-        self.kubectl_dir.is_some()
-    }
-
     pub fn add_subscription(&self, id: &str, name: &str) {
         self.world(|w| {
             w.subscriptions.push(json!({

@@ -25,6 +25,9 @@ pub const PUBLIC_ENDPOINT: &str = "https://management.azure.com";
 /// retries). `0` makes tests instant; production never sets it.
 pub const DELAY_SCALE_ENV: &str = "SPIN_AKS_ARM_DELAY_SCALE";
 
+/// The shortest wait, whatever the scale.
+const MIN_PAUSE: Duration = Duration::from_millis(10);
+
 /// An ARM client for one command: one HTTP client, one token source, reads cached until a write.
 pub struct Arm {
     http: reqwest::Client,
@@ -75,12 +78,9 @@ impl Arm {
         &self.credential
     }
 
-    /// Sleeps `duration` scaled by [`DELAY_SCALE_ENV`].
+    /// Sleeps `duration` scaled by [`DELAY_SCALE_ENV`], at least [`MIN_PAUSE`] (polls never spin).
     pub async fn pause(&self, duration: Duration) {
-        let scaled = duration.mul_f64(self.delay_scale);
-        if !scaled.is_zero() {
-            tokio::time::sleep(scaled).await;
-        }
+        tokio::time::sleep(duration.mul_f64(self.delay_scale).max(MIN_PAUSE)).await;
     }
 }
 

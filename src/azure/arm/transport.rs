@@ -2,7 +2,7 @@
 //! backoff (only where repeating is safe), cached GETs, `nextLink` pages and long-running operations.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -16,8 +16,8 @@ use super::{Arm, ArmError};
 const ATTEMPTS: u32 = 5;
 /// The longest single wait a `Retry-After` may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
-/// Polls of one long-running operation before giving up (about 15 minutes at the default pace).
-const MAX_POLLS: u32 = 180;
+/// How long one long-running operation may take before spin-aks gives up on it.
+const LRO_DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// The pace of polling when the service gives no `Retry-After`.
 const POLL_EVERY: Duration = Duration::from_secs(5);
 
@@ -173,7 +173,8 @@ impl Arm {
             error: Option<serde_json::Value>,
         }
         self.same_origin(url)?;
-        for _ in 0..MAX_POLLS {
+        let deadline = Instant::now() + LRO_DEADLINE;
+        while Instant::now() < deadline {
             let reply = self.send(Method::GET, url, None, Repeat::Safe).await?;
             let operation: Operation = reply.json("an operation status")?;
             match operation.status.to_ascii_lowercase().as_str() {
@@ -198,7 +199,8 @@ impl Arm {
 
     async fn poll_location(&self, url: &str) -> anyhow::Result<Reply> {
         self.same_origin(url)?;
-        for _ in 0..MAX_POLLS {
+        let deadline = Instant::now() + LRO_DEADLINE;
+        while Instant::now() < deadline {
             let reply = self.send(Method::GET, url, None, Repeat::Safe).await?;
             if reply.status != 202 {
                 return Ok(reply);
