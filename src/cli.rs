@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::azure::choose::ClusterSelector;
 use crate::cluster::secrets::SecretArg;
 use crate::kube::image::ImageRef;
 use crate::kube::objects::{self, WorkloadKind};
@@ -74,6 +75,8 @@ pub enum Command {
     PortForward(PortForwardArgs),
     /// Delete the objects apply created for this app, nothing else
     Delete(DeleteArgs),
+    /// Choose the AKS cluster and registry, get credentials, attach a registry
+    Cluster(ClusterArgs),
 }
 
 /// Which OCI shape to produce.
@@ -368,4 +371,83 @@ mod tests {
     fn every_command_has_unique_flags() {
         super::Cli::command().debug_assert();
     }
+}
+
+/// Which AKS cluster (flags beat the state file that `cluster use` writes).
+#[derive(Clone, Debug, Default, Args)]
+pub struct AksClusterArgs {
+    /// The Azure subscription of the AKS cluster
+    #[arg(long, env = "AZURE_SUBSCRIPTION_ID", value_name = "ID")]
+    pub subscription: Option<String>,
+    /// The resource group of the AKS cluster
+    #[arg(long, value_name = "NAME")]
+    pub resource_group: Option<String>,
+    /// The AKS cluster name
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+}
+
+impl AksClusterArgs {
+    pub fn selector(&self) -> ClusterSelector {
+        ClusterSelector {
+            subscription: self.subscription.clone(),
+            resource_group: self.resource_group.clone(),
+            cluster: self.cluster.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Choose the AKS cluster (and registry) later commands target, and remember them
+    Use(ClusterUseArgs),
+    /// Merge the cluster's context into a kubeconfig file (Entra users run `spin-aks cluster token`)
+    GetCredentials(GetCredentialsArgs),
+    /// Print an ExecCredential with a token for the AKS API server (the kubeconfig exec plugin)
+    Token(TokenArgs),
+    /// Let the cluster's kubelet identity pull from a container registry (AcrPull)
+    AttachAcr(AttachAcrArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterUseArgs {
+    #[command(flatten)]
+    pub target: AksClusterArgs,
+    /// The container registry for images: its name or login server
+    #[arg(long, value_name = "NAME")]
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetCredentialsArgs {
+    #[command(flatten)]
+    pub target: AksClusterArgs,
+    /// The kubeconfig to merge into (default: KUBECONFIG's first file, else ~/.kube/config)
+    #[arg(long, value_name = "KUBECONFIG")]
+    pub file: Option<PathBuf>,
+    /// Replace entries of the same name that differ
+    #[arg(long)]
+    pub overwrite_existing: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The Entra application of the AKS API server
+    #[arg(long, value_name = "ID", default_value = crate::azure::aks::AKS_SERVER_APP)]
+    pub server_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachAcrArgs {
+    #[command(flatten)]
+    pub target: AksClusterArgs,
+    /// The registry: its name or login server (default: the remembered one, else a choice)
+    #[arg(long, value_name = "NAME")]
+    pub registry: Option<String>,
 }

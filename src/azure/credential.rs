@@ -9,6 +9,7 @@ use azure_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
     WorkloadIdentityCredential,
 };
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -120,8 +121,8 @@ pub struct AzureCredential {
     /// `AZURE_CLIENT_ID`, which also selects a user-assigned managed identity.
     client_id: Option<String>,
     last_good: Mutex<Option<usize>>,
-    /// The last token and its scope, reused until [`REUSE_MARGIN`] before it expires.
-    cached: Mutex<Option<(String, EntraToken)>>,
+    /// Tokens by scope, each reused until [`REUSE_MARGIN`] before it expires.
+    cached: Mutex<HashMap<String, EntraToken>>,
 }
 
 /// A cached Entra token is reused only while it stays valid at least this long.
@@ -136,20 +137,23 @@ impl AzureCredential {
                 .ok()
                 .filter(|id| !id.is_empty()),
             last_good: Mutex::new(None),
-            cached: Mutex::new(None),
+            cached: Mutex::new(HashMap::new()),
         }
     }
 
     /// A token for `scope` from the first source that gives one; otherwise an error naming every
     /// source tried and why it failed.
     pub async fn token(&self, scope: &str) -> anyhow::Result<EntraToken> {
-        if let Some((cached_scope, token)) = &*self.cached.lock().unwrap() {
-            if cached_scope == scope && token.expires_on > SystemTime::now() + REUSE_MARGIN {
+        if let Some(token) = self.cached.lock().unwrap().get(scope) {
+            if token.expires_on > SystemTime::now() + REUSE_MARGIN {
                 return Ok(token.clone());
             }
         }
         let token = self.fetch(scope).await?;
-        *self.cached.lock().unwrap() = Some((scope.to_string(), token.clone()));
+        self.cached
+            .lock()
+            .unwrap()
+            .insert(scope.to_string(), token.clone());
         Ok(token)
     }
 

@@ -1,10 +1,16 @@
-//! Azure sign-in for spin-aks: an Entra credential chain and the ACR token exchange.
-//! Everything here speaks the real Azure HTTP shapes; nothing shells out except the `az`/`azd` credentials.
+//! Azure for spin-aks: the Entra credential chain, the ACR token exchange, and ARM (clusters,
+//! registries, roles, run command). Real Azure HTTP shapes; nothing shells out but `az`/`azd` sign-in.
 
 pub mod acr;
+pub mod aks;
+pub mod arm;
+pub mod choose;
 pub mod credential;
 pub mod imds;
 pub mod jwt;
+pub mod kubeconfig_file;
+pub mod roles;
+pub mod run_command;
 pub mod secret;
 
 pub use secret::Secret;

@@ -2,6 +2,7 @@
 
 mod apply;
 pub mod build;
+mod cluster;
 mod delete;
 mod deploy;
 mod export;
@@ -32,5 +33,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => logs::run(&cli.global, args, &out).await,
         Command::PortForward(args) => port_forward::run(&cli.global, args, &out).await,
         Command::Delete(args) => delete::run(&cli.global, args, &out).await,
+        Command::Cluster(args) => cluster::run(&cli.global, args, &out).await,
     }
 }

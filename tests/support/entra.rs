@@ -9,11 +9,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio_rustls::rustls;
 
 /// What the fake accepts and what it hands out.
 #[derive(Debug, Clone)]
@@ -38,36 +36,8 @@ pub struct FakeEntra {
 impl FakeEntra {
     pub async fn start(accept: Accept) -> FakeEntra {
         let dir = tempfile::tempdir().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "spin-aks test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
-
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        leaf_params
-            .distinguished_name
-            .push(DnType::CommonName, "fake-entra");
-        let leaf = leaf_params
-            .signed_by(&leaf_key, &Issuer::new(ca_params, ca_key))
-            .unwrap();
-
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let tls = super::loopback_tls::generate(dir.path(), "fake-entra");
+        let (acceptor, ca_file) = (tls.acceptor, tls.ca_file);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority_host = format!("https://{}", listener.local_addr().unwrap());
         let accept = Arc::new(accept);

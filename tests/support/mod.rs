@@ -4,9 +4,12 @@
 
 pub mod acr;
 pub mod apps;
+pub mod arm;
 pub mod entra;
 pub mod fault_proxy;
+pub mod kubeapi;
 pub mod layout;
+pub mod loopback_tls;
 pub mod registry;
 pub mod rig;
 pub mod scaffold;

@@ -1,0 +1,115 @@
+//! ARM's error body (`{"error":{"code","message"}}`) as a typed error shown as `code: message`;
+//! `AuthorizationFailed` also names the missing action and a built-in role that grants it.
+
+use serde::Deserialize;
+use std::fmt;
+
+/// A refusal from ARM. Callers match on [`ArmError::code`] (`RoleAssignmentExists`, `PrincipalNotFound`…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArmError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    /// What was asked: `GET https://…` (no query string).
+    pub request: String,
+}
+
+impl ArmError {
+    /// The error in an ARM response body, or a generic one naming the status.
+    pub fn from_body(status: u16, body: &str, request: String) -> ArmError {
+        #[derive(Deserialize)]
+        struct Envelope {
+            error: Detail,
+        }
+        #[derive(Deserialize)]
+        struct Detail {
+            code: Option<String>,
+            message: Option<String>,
+        }
+        let detail = serde_json::from_str::<Envelope>(body).ok().map(|e| e.error);
+        let code = detail.as_ref().and_then(|d| d.code.clone());
+        let message = detail.and_then(|d| d.message);
+        ArmError {
+            status,
+            code: code.unwrap_or_else(|| format!("HTTP{status}")),
+            message: message.unwrap_or_else(|| first_line(body)),
+            request,
+        }
+    }
+
+    /// The action an `AuthorizationFailed` message names (`… perform action 'X' over scope …`).
+    pub fn denied_action(&self) -> Option<&str> {
+        let rest = self.message.split("perform action '").nth(1)?;
+        rest.split('\'').next()
+    }
+}
+
+impl fmt::Display for ArmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)?;
+        if self.code == "AuthorizationFailed" {
+            if let Some(action) = self.denied_action() {
+                write!(
+                    f,
+                    " (the signed-in identity needs `{action}`, which the {} role grants)",
+                    role_for_action(action)
+                )?;
+            }
+        }
+        write!(f, " [{}]", self.request)
+    }
+}
+
+impl std::error::Error for ArmError {}
+
+/// The built-in role(s) a user would be given for `action`.
+pub fn role_for_action(action: &str) -> &'static str {
+    let action = action.to_ascii_lowercase();
+    if action.starts_with("microsoft.authorization/roleassignments/") {
+        "Owner, User Access Administrator or Role Based Access Control Administrator"
+    } else if action.ends_with("/listclusterusercredential/action") {
+        "Azure Kubernetes Service Cluster User Role"
+    } else if action.contains("/runcommand/") || action.contains("/commandresults/") {
+        "Azure Kubernetes Service Contributor Role (or Contributor)"
+    } else if action.ends_with("/read") {
+        "Reader"
+    } else {
+        "Contributor"
+    }
+}
+
+fn first_line(body: &str) -> String {
+    let line = body.lines().next().unwrap_or_default().trim();
+    if line.is_empty() {
+        "(no error body)".into()
+    } else {
+        line.chars().take(200).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_failed_names_action_and_role() {
+        let body = r#"{"error":{"code":"AuthorizationFailed","message":"The client 'a@b.c' with object id '1' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/write' over scope '/subscriptions/s' or the scope is invalid."}}"#;
+        let err = ArmError::from_body(403, body, "PUT https://arm/x".into());
+        let text = err.to_string();
+        assert!(
+            text.starts_with("AuthorizationFailed: The client"),
+            "{text}"
+        );
+        assert!(text.contains("`Microsoft.Authorization/roleAssignments/write`"));
+        assert!(text.contains(
+            "Owner, User Access Administrator or Role Based Access Control Administrator"
+        ));
+    }
+
+    #[test]
+    fn bodies_without_the_envelope_keep_the_status() {
+        let err = ArmError::from_body(502, "<html>bad gateway</html>", "GET x".into());
+        assert_eq!(err.code, "HTTP502");
+        assert_eq!(err.message, "<html>bad gateway</html>");
+    }
+}

@@ -1,0 +1,145 @@
+//! A small typed Azure Resource Manager client over reqwest: endpoint and cloud selection, tokens
+//! from the Entra chain, retries, long-running operations, pagination and cached reads.
+
+mod error;
+mod resources;
+mod transport;
+pub mod types;
+pub mod versions;
+
+pub use error::{role_for_action, ArmError};
+pub use types::*;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::azure::credential::AzureCredential;
+use crate::bad_input;
+use crate::registry::reference::is_loopback;
+
+/// The public cloud's ARM endpoint.
+pub const PUBLIC_ENDPOINT: &str = "https://management.azure.com";
+
+/// Test-only knob: a factor applied to every wait (Retry-After, backoff, polling, replication
+/// retries). `0` makes tests instant; production never sets it.
+pub const DELAY_SCALE_ENV: &str = "SPIN_AKS_ARM_DELAY_SCALE";
+
+/// The shortest wait, whatever the scale.
+const MIN_PAUSE: Duration = Duration::from_millis(10);
+
+/// An ARM client for one command: one HTTP client, one token source, reads cached until a write.
+pub struct Arm {
+    http: reqwest::Client,
+    endpoint: String,
+    credential: AzureCredential,
+    /// GET URL → response body, for the life of this client (one command).
+    cache: Mutex<HashMap<String, Arc<str>>>,
+    delay_scale: f64,
+}
+
+impl Arm {
+    /// The endpoint from `SPIN_AKS_ARM_ENDPOINT`, else the cloud of `AZURE_AUTHORITY_HOST`; tokens
+    /// from the environment's credential chain.
+    pub fn from_env() -> anyhow::Result<Arm> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let endpoint = match var("SPIN_AKS_ARM_ENDPOINT") {
+            Some(endpoint) => checked_endpoint(&endpoint)?,
+            None => cloud_endpoint(var("AZURE_AUTHORITY_HOST").as_deref()).to_string(),
+        };
+        let delay_scale = match var(DELAY_SCALE_ENV) {
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|scale| *scale >= 0.0)
+                .ok_or_else(|| {
+                    bad_input!("{DELAY_SCALE_ENV}={text} is not a non-negative number")
+                })?,
+            None => 1.0,
+        };
+        Ok(Arm {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            endpoint,
+            credential: AzureCredential::from_env(),
+            cache: Mutex::new(HashMap::new()),
+            delay_scale,
+        })
+    }
+
+    /// The ARM base URL, without a trailing slash.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The credential chain this client signs in with (for tokens of other audiences).
+    pub fn credential(&self) -> &AzureCredential {
+        &self.credential
+    }
+
+    /// Sleeps `duration` scaled by [`DELAY_SCALE_ENV`], at least [`MIN_PAUSE`] (polls never spin).
+    pub async fn pause(&self, duration: Duration) {
+        tokio::time::sleep(duration.mul_f64(self.delay_scale).max(MIN_PAUSE)).await;
+    }
+}
+
+/// ARM for the cloud whose Entra authority is `authority_host` (public cloud when unset/unknown).
+fn cloud_endpoint(authority_host: Option<&str>) -> &'static str {
+    let host = authority_host.unwrap_or_default().to_ascii_lowercase();
+    if host.contains("login.chinacloudapi.cn") {
+        "https://management.chinacloudapi.cn"
+    } else if host.contains("login.microsoftonline.us") {
+        "https://management.usgovcloudapi.net"
+    } else {
+        PUBLIC_ENDPOINT
+    }
+}
+
+/// An override endpoint: https, or http for loopback only; no trailing slash.
+fn checked_endpoint(endpoint: &str) -> anyhow::Result<String> {
+    let trimmed = endpoint.trim_end_matches('/');
+    let plain = trimmed.strip_prefix("http://");
+    let ok = match plain {
+        Some(host) => is_loopback(host),
+        None => trimmed.starts_with("https://") && trimmed.len() > "https://".len(),
+    };
+    if !ok {
+        return Err(bad_input!(
+            "SPIN_AKS_ARM_ENDPOINT={endpoint} must be an https:// URL (http:// only for loopback)"
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_follows_the_authority_host() {
+        assert_eq!(cloud_endpoint(None), PUBLIC_ENDPOINT);
+        assert_eq!(
+            cloud_endpoint(Some("https://login.chinacloudapi.cn/")),
+            "https://management.chinacloudapi.cn"
+        );
+        assert_eq!(
+            cloud_endpoint(Some("https://login.microsoftonline.us")),
+            "https://management.usgovcloudapi.net"
+        );
+    }
+
+    #[test]
+    fn override_is_https_or_loopback_http() {
+        assert_eq!(
+            checked_endpoint("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            checked_endpoint("https://arm.example").unwrap(),
+            "https://arm.example"
+        );
+        let err = checked_endpoint("http://arm.example").unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+    }
+}

@@ -1,0 +1,201 @@
+//! `cluster use`, `get-credentials`, `token` and `attach-acr`: choose and remember an AKS cluster,
+//! hand its credentials to kubectl, and let its nodes pull from a registry.
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::azure::aks;
+use crate::azure::arm::Arm;
+use crate::azure::choose::{self, Mode};
+use crate::azure::credential::AzureCredential;
+use crate::azure::kubeconfig_file;
+use crate::azure::roles::{self, Assignment};
+use crate::cli::{
+    AttachAcrArgs, ClusterArgs, ClusterCommand, ClusterUseArgs, GetCredentialsArgs, GlobalArgs,
+    TokenArgs,
+};
+use crate::output::Output;
+use crate::state::{ClusterRef, State, StateFile};
+
+pub async fn run(global: &GlobalArgs, args: &ClusterArgs, out: &Output) -> anyhow::Result<()> {
+    match &args.command {
+        ClusterCommand::Use(args) => use_cluster(global, args, out).await,
+        ClusterCommand::GetCredentials(args) => get_credentials(global, args, out).await,
+        ClusterCommand::Token(args) => token(args).await,
+        ClusterCommand::AttachAcr(args) => attach_acr(global, args, out).await,
+    }
+}
+
+/// The state file and its contents (a warning shown when it had to be reset).
+fn load_state(global: &GlobalArgs, out: &Output) -> anyhow::Result<(StateFile, State)> {
+    let file = StateFile::new(global.state_file.as_deref())?;
+    let (state, warning) = file.load()?;
+    if let Some(warning) = warning {
+        out.warn(warning);
+    }
+    Ok((file, state))
+}
+
+fn describe(cluster: &ClusterRef) -> String {
+    format!(
+        "{} (resource group {}, subscription {})",
+        cluster.name, cluster.resource_group, cluster.subscription
+    )
+}
+
+async fn use_cluster(
+    global: &GlobalArgs,
+    args: &ClusterUseArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let (file, state) = load_state(global, out)?;
+    let arm = Arm::from_env()?;
+    let mode = Mode::detect(global.yes);
+    let cluster = choose::resolve_cluster(&arm, &args.target.selector(), &state, mode).await?;
+    let managed = arm.cluster(&cluster).await?;
+    let has_registries = !arm.registries(&cluster.subscription).await?.is_empty();
+    let registry = if args.registry.is_some() || has_registries {
+        let wanted = args.registry.as_deref();
+        Some(choose::resolve_registry(&arm, &cluster.subscription, wanted, &state, mode).await?)
+    } else {
+        out.info(format!(
+            "no container registry in subscription {}; push to any registry with `spin-aks push <ref>`",
+            cluster.subscription
+        ));
+        None
+    };
+    let login_server = registry.map(|r| r.properties.login_server);
+    if let Some(warning) = file.update(|s| {
+        s.last_cluster = Some(cluster.clone());
+        if login_server.is_some() {
+            s.last_registry = login_server.clone();
+        }
+    })? {
+        out.warn(warning);
+    }
+    let report = json!({
+        "cluster": cluster,
+        "registry": login_server,
+        "private": managed.is_private(),
+        "entra": managed.is_entra(),
+        "fqdn": managed.properties.fqdn.as_ref().or(managed.properties.private_fqdn.as_ref()),
+    });
+    let registry_text = login_server
+        .as_deref()
+        .map(|r| format!("; registry {r}"))
+        .unwrap_or_default();
+    out.report(
+        &report,
+        format!("using AKS cluster {}{registry_text}", describe(&cluster)),
+    )
+}
+
+async fn get_credentials(
+    global: &GlobalArgs,
+    args: &GetCredentialsArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let (_, state) = load_state(global, out)?;
+    let arm = Arm::from_env()?;
+    let mode = Mode::detect(global.yes);
+    let cluster = choose::resolve_cluster(&arm, &args.target.selector(), &state, mode).await?;
+    let yaml = aks::fetch_kubeconfig_text(&arm, &cluster).await?;
+    let plugin = std::env::current_exe().context("cannot find the spin-aks executable")?;
+    let entry = kubeconfig_file::entry_from_arm(&yaml, &plugin)?;
+    let path = match &args.file {
+        Some(path) => path.clone(),
+        None => kubeconfig_file::default_path()?,
+    };
+    let outcome = kubeconfig_file::merge_into(&path, &entry, args.overwrite_existing)?;
+    let context = entry.context["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let report = json!({"file": path, "context": context, "outcome": outcome});
+    let verb = match outcome {
+        kubeconfig_file::Outcome::Added => "merged",
+        kubeconfig_file::Outcome::Replaced => "replaced",
+        kubeconfig_file::Outcome::Unchanged => "already had",
+    };
+    out.report(
+        &report,
+        format!(
+            "{} {verb} context {context} (current context)",
+            path.display()
+        ),
+    )
+}
+
+/// The exec plugin: its stdout is the ExecCredential kubectl reads, whatever `--output` says.
+async fn token(args: &TokenArgs) -> anyhow::Result<()> {
+    let exec_info = std::env::var("KUBERNETES_EXEC_INFO").ok();
+    let api_version = aks::requested_exec_api_version(exec_info.as_deref())?;
+    let credential = AzureCredential::from_env();
+    let token = credential
+        .token(&aks::server_scope(&args.server_id))
+        .await?;
+    let credential = aks::exec_credential(api_version, &token.token, token.expires_on);
+    println!("{credential}");
+    Ok(())
+}
+
+async fn attach_acr(global: &GlobalArgs, args: &AttachAcrArgs, out: &Output) -> anyhow::Result<()> {
+    let (file, state) = load_state(global, out)?;
+    let arm = Arm::from_env()?;
+    let mode = Mode::detect(global.yes);
+    let cluster = choose::resolve_cluster(&arm, &args.target.selector(), &state, mode).await?;
+    let managed = arm.cluster(&cluster).await?;
+    let principal = managed
+        .kubelet_identity()
+        .and_then(|identity| identity.object_id.clone())
+        .with_context(|| {
+            format!(
+                "the AKS cluster {} has no kubelet managed identity \
+                 (identityProfile.kubeletidentity); assign AcrPull to the service principal its \
+                 nodes use instead",
+                cluster.name
+            )
+        })?;
+    let wanted = args.registry.as_deref();
+    let registry =
+        choose::resolve_registry(&arm, &cluster.subscription, wanted, &state, mode).await?;
+    let login_server = registry.properties.login_server.clone();
+    if registry.is_abac() {
+        anyhow::bail!(
+            "the registry {login_server} uses ABAC repository permissions \
+             (roleAssignmentMode: AbacRepositoryPermissions), which ignore AcrPull: attaching it \
+             would not let the nodes pull. Give the kubelet identity (object id {principal}) the \
+             \"Container Registry Repository Reader\" role on {login_server} instead (optionally \
+             with a condition limiting it to the app's repositories)."
+        );
+    }
+    let assignment = roles::ensure_role(&arm, &registry.id, roles::ACR_PULL, &principal)
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "cannot give the kubelet identity of {} AcrPull on {login_server}: {err}",
+                cluster.name
+            )
+        })?;
+    if let Some(warning) = file.update(|s| s.last_registry = Some(login_server.clone()))? {
+        out.warn(warning);
+    }
+    let report = json!({
+        "cluster": cluster,
+        "registry": login_server,
+        "principalId": principal,
+        "role": "AcrPull",
+        "assignment": assignment,
+    });
+    let done = match assignment {
+        Assignment::Created => "now has",
+        Assignment::Existing => "already had",
+    };
+    out.report(
+        &report,
+        format!(
+            "the kubelet identity of {} {done} AcrPull on {login_server}",
+            cluster.name
+        ),
+    )
+}
