@@ -24,6 +24,10 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, appli
 /// How long the HTTPS probe of a loopback registry may take before HTTP is tried instead.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the first contact may keep retrying: a registry that is not there (a wrong address)
+/// fails fast, one that blips still gets a few tries.
+const CONNECT_BUDGET: Duration = Duration::from_secs(20);
+
 /// How to reach the registry.
 #[derive(Clone, Debug, Default)]
 pub struct TransportOptions {
@@ -107,7 +111,8 @@ impl RegistryClient {
                 Err(err) => return Err(err),
             }
         }
-        client.ping(&retry, None).await.map_err(|err| {
+        let connect = retry.capped(CONNECT_BUDGET);
+        client.ping(&connect, None).await.map_err(|err| {
             if is_untrusted_certificate(&err) {
                 untrusted(&target.registry, err)
             } else {

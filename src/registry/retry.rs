@@ -38,6 +38,14 @@ impl RetryPolicy {
         }
     }
 
+    /// The same policy with a budget of at most `max`.
+    pub fn capped(&self, max: Duration) -> Self {
+        RetryPolicy {
+            budget: self.budget.min(max),
+            ..self.clone()
+        }
+    }
+
     /// The same pauses, with no retries at all (for probes).
     pub fn once(&self) -> Self {
         RetryPolicy {
