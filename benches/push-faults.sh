@@ -3,7 +3,8 @@
 # through the same seeded fault front (tests/support/fault_proxy.rs: cuts anywhere in a request or
 # its answer, 503s, 429 + Retry-After, slow answers), each run into a fresh registry; per fault mix
 # the pushes that succeeded, spin-aks's mean retries, and the mean extra time over a clean push.
-# Usage: benches/push-faults.sh [runs]  (needs: cargo, docker-registry, skopeo, curl, bc)
+# Usage: [PROFILE=debug] benches/push-faults.sh [runs]  (needs: cargo, docker-registry, skopeo, curl,
+# bc). The times are mostly waiting (backoff, Retry-After), so a debug build measures the same.
 set -euo pipefail
 runs=${1:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,9 +16,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin spin-aks --example fault-front
-bin="$root/target/release/spin-aks"
-front_bin="$root/target/release/examples/fault-front"
+profile=${PROFILE:-release}
+cargo build --profile "$([ "$profile" = debug ] && echo dev || echo "$profile")" --quiet \
+  --manifest-path "$root/Cargo.toml" --bin spin-aks --example fault-front
+bin="$root/target/$profile/spin-aks"
+front_bin="$root/target/$profile/examples/fault-front"
 export SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker"
 
 # shellcheck source=benches/gen-app.sh
