@@ -254,9 +254,10 @@ impl RegistryClient {
                 if offset == 0 {
                     return self.put_blob(blob, location, true, progress).await;
                 }
-                let location = match offset < blob.size {
-                    true => self.patch_from(blob, location, offset, progress).await?,
-                    false => location,
+                let location = if offset < blob.size {
+                    self.patch_from(blob, location, offset, progress).await?
+                } else {
+                    location
                 };
                 self.put_blob(blob, location, false, progress).await
             }
@@ -342,10 +343,11 @@ impl RegistryClient {
                         .header(header::CONTENT_TYPE, "application/octet-stream")
                         .header(header::CONTENT_LENGTH, remaining)
                         .timeout(upload_timeout(remaining));
-                    Ok(match with_body {
-                        true => request.body(blob.body_from(0, progress)?),
-                        false => request,
-                    })
+                    if with_body {
+                        Ok(request.body(blob.body_from(0, progress)?))
+                    } else {
+                        Ok(request)
+                    }
                 },
                 "upload blob",
             )
@@ -356,8 +358,8 @@ impl RegistryClient {
         }
     }
 
-    /// A lost session (404 BLOB_UPLOAD_UNKNOWN) or one the registry refuses to go on with (400
-    /// BLOB_UPLOAD_INVALID) is worth another try in a new session; other answers are final.
+    /// A lost session (404 BLOB_UPLOAD_UNKNOWN) or a PATCH at an offset the session no longer
+    /// holds (416) is worth another try in a new session; other answers are final.
     async fn upload_failed(
         &self,
         digest: &Digest,
