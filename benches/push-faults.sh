@@ -72,6 +72,7 @@ push_skopeo() {
     "oci:$work/layout:1.0.0" "docker://$1/bench/app:1.0.0"
 }
 
+failures=()
 clean_ours=$(clean_time ours)
 clean_skopeo=$(clean_time skopeo)
 
@@ -84,10 +85,12 @@ for mix in "0.1 0.05 0 0" "0.2 0.1 0 0" "0.2 0.1 0.05 0.05" "0.3 0.15 0 0"; do
   for seed in $(seq 1 "$runs"); do
     start_registry; start_front "$seed" $mix
     s=$(now)
-    if json=$(push_ours "$front" 2>/dev/null); then
+    if json=$(push_ours "$front" 2>"$work/stderr"); then
       ok_ours=$((ok_ours + 1))
       retries=$((retries + $(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["retries"])')))
       extra_ours=$(echo "$extra_ours + $(now) - $s - $clean_ours" | bc -l)
+    else
+      failures+=("spin-aks, $mix, seed $seed: $(grep '^error' "$work/stderr" | cut -c1-300)")
     fi
     start_registry; start_front "$seed" $mix
     s=$(now)
@@ -103,4 +106,5 @@ for mix in "0.1 0.05 0 0" "0.2 0.1 0 0" "0.2 0.1 0.05 0.05" "0.3 0.15 0 0"; do
     "$([ "$ok_ours" -gt 0 ] && echo $((retries / ok_ours)) || echo –)" "$(mean "$extra_ours" "$ok_ours")" \
     "$ok_skopeo" "$runs" "$(mean "$extra_skopeo" "$ok_skopeo")"
 done
+for failure in "${failures[@]}"; do printf 'failed: %s\n' "$failure"; done
 printf 'clean push: spin-aks %.2f s, skopeo %.2f s (medians)\n' "$clean_ours" "$clean_skopeo"
