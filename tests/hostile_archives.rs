@@ -1,5 +1,6 @@
-//! `push --from-archive` with hostile tars (the fuzz corpus's seeds and what fuzzing found): each is
-//! refused as bad input (exit 2) naming the archive and the entry, before any registry is contacted.
+//! `push --from-archive` with hostile tars (tests/fixtures/hostile-archives, also the oci_archive fuzz
+//! target's seeds): each is refused as bad input (exit 2) naming the archive and the entry, before
+//! any registry is contacted.
 
 mod support;
 
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus/oci_archive")
+        .join("tests/fixtures/hostile-archives")
         .join(name)
 }
 
