@@ -57,14 +57,15 @@ gen_app "$work/app" 130 16
 "$bin" build -q -f "$work/app" --layout "$work/layout" >/dev/null
 blobs=$(ls "$work/layout/blobs/sha256" | wc -l)
 
-# clean_time TOOL: the median time of a fault-free push, for the "extra time" column.
+# clean_time TOOL: sets $clean to the median time of a fault-free push through the front, for the
+# "extra time" column. (Not in $(…), like start_registry.)
 clean_time() {
-  local times=()
+  local times=() s
   for _ in $(seq 1 "$runs"); do
     start_registry; start_front 0 0 0
-    local s; s=$(now); push_"$1" "$front" >/dev/null 2>&1; times+=("$(echo "$(now) - $s" | bc -l)")
+    s=$(now); push_"$1" "$front" >/dev/null 2>&1; times+=("$(echo "$(now) - $s" | bc -l)")
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+  clean=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 }
 push_ours() { "$bin" push "$1/bench/app:1.0.0" --from-layout "$work/layout" --output json; }
 push_skopeo() {
@@ -73,8 +74,8 @@ push_skopeo() {
 }
 
 failures=()
-clean_ours=$(clean_time ours)
-clean_skopeo=$(clean_time skopeo)
+clean_time ours; clean_ours=$clean
+clean_time skopeo; clean_skopeo=$clean
 
 printf 'layout: %s blobs; %s runs per mix, seeds 1..%s, a fresh registry per run\n' "$blobs" "$runs" "$runs"
 printf '| fault mix (per request) | spin-aks pushes survived | spin-aks retries (mean) | spin-aks extra time (mean) | skopeo --retry-times 5 survived | skopeo extra time (mean) |\n'
