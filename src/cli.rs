@@ -146,6 +146,9 @@ pub struct PushArgs {
     /// Blobs uploaded at once
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+    /// How long each blob (and the manifest) may keep retrying transient failures
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub retry_budget: std::time::Duration,
     /// Where credentials come from (auto: Azure for *.azurecr.io/.cn/.us, else the Docker config)
     #[arg(long, value_enum, default_value_t = AuthMode::Auto)]
     pub auth: AuthMode,

@@ -33,8 +33,19 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 /// The message shown to the user: the outermost context, plus the causes with `--verbose`.
 pub fn render(err: &anyhow::Error, verbose: bool) -> String {
     if verbose {
-        format!("{err:#}")
-    } else {
-        err.to_string()
+        return format!("{err:#}");
     }
+    match err.chain().find(|cause| is_disk_full(*cause)) {
+        // Without the cause, "cannot write …" hides that only space is missing.
+        Some(cause) => format!("{err}: {cause}"),
+        None => err.to_string(),
+    }
+}
+
+/// True for a full disk or an exceeded quota or file size limit.
+fn is_disk_full(cause: &(dyn std::error::Error + 'static)) -> bool {
+    cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+        use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+        matches!(e.kind(), StorageFull | QuotaExceeded | FileTooLarge)
+    })
 }

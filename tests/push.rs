@@ -96,7 +96,8 @@ fn pushing_a_layout_reports_the_digest_skopeo_sees_and_pulls_back_identical_byte
             "bytes_uploaded",
             "digest",
             "pinned",
-            "reference"
+            "reference",
+            "retries"
         ]
     );
     assert_eq!(
@@ -106,6 +107,7 @@ fn pushing_a_layout_reports_the_digest_skopeo_sees_and_pulls_back_identical_byte
     );
     assert_eq!(json["blobs_uploaded"], 121);
     assert_eq!(json["blobs_skipped"], 0);
+    assert_eq!(json["retries"], 0, "nothing failed");
     let digest = json["digest"].as_str().unwrap();
     assert_eq!(json["pinned"], format!("{reference}@{digest}"));
     let expected_bytes: u64 = layout::blobs(&dir)
@@ -391,6 +393,8 @@ fn a_registry_that_keeps_failing_uploads_gives_exit_1_and_no_tag() {
         &format!("{}/broken/app:1", proxy.host()),
         "--from-layout",
         dir.to_str().unwrap(),
+        "--retry-budget",
+        "3s",
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("503 Service Unavailable"), "{stderr}");
@@ -422,6 +426,8 @@ fn an_interrupted_push_completes_when_run_again_without_re_uploading() {
         &format!("{}/resume/app:1", proxy.host()),
         "--from-layout",
         layout_arg,
+        "--retry-budget",
+        "2s",
     ]);
     assert_eq!(code, 1, "{stderr}");
     drop(proxy);

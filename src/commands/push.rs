@@ -106,7 +106,7 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
         credential,
         mount_from.as_slice(),
         &transport,
-        registry::retry::RetryPolicy::default(),
+        registry::retry::RetryPolicy::with_budget(args.retry_budget),
     )
     .await?;
     let options = PushOptions {
@@ -132,11 +132,12 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
         ", manifest already there"
     };
     out.info(format!(
-        "{} blobs uploaded ({}), {} already present, {} mounted{manifest_note}",
+        "{} blobs uploaded ({}), {} already present, {} mounted, {} retries{manifest_note}",
         report.blobs_uploaded,
         human_bytes(report.bytes_uploaded),
         report.blobs_skipped,
-        report.blobs_mounted
+        report.blobs_mounted,
+        report.retries
     ));
     Ok(Pushed {
         build: build_report,

@@ -68,11 +68,15 @@ pub fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<Layout> {
     let mut tar = tar::Archive::new(BufReader::new(file));
     for entry in tar
         .entries()
-        .with_context(|| format!("{} is not a tar archive", archive.display()))?
+        .map_err(|e| crate::bad_input!("{} is not a tar archive: {e}", archive.display()))?
     {
-        let mut entry =
-            entry.with_context(|| format!("{} is not a valid tar archive", archive.display()))?;
-        let path = entry.path()?.into_owned();
+        let mut entry = entry.map_err(|e| {
+            crate::bad_input!("{} is not a valid tar archive: {e}", archive.display())
+        })?;
+        let path = entry
+            .path()
+            .map_err(|e| crate::bad_input!("{} holds an unreadable path: {e}", archive.display()))?
+            .into_owned();
         if path
             .components()
             .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
@@ -85,8 +89,10 @@ pub fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<Layout> {
         }
         let target = dir.join(&path);
         match entry.header().entry_type() {
-            tar::EntryType::Directory => std::fs::create_dir_all(&target)?,
-            tar::EntryType::Regular => copy_entry(&mut entry, &target)?,
+            tar::EntryType::Directory => std::fs::create_dir_all(&target)
+                .map_err(|e| unpack_failed(archive, &path, e))?,
+            tar::EntryType::Regular => copy_entry(&mut entry, &target)
+                .map_err(|e| unpack_failed(archive, &path, e))?,
             other => {
                 return Err(crate::bad_input!(
                     "{} holds `{}` of unsupported type {other:?}; an oci-archive holds only files and directories",
@@ -104,7 +110,21 @@ pub fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<Layout> {
     })
 }
 
-fn copy_entry(entry: &mut impl Read, target: &Path) -> anyhow::Result<()> {
+/// Unpacking goes into a fresh directory of ours: only a full disk is our problem; anything else
+/// (an entry cut short, a file where a directory must go) is the archive's.
+fn unpack_failed(archive: &Path, entry: &Path, err: std::io::Error) -> anyhow::Error {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    if matches!(err.kind(), StorageFull | QuotaExceeded | FileTooLarge) {
+        return anyhow::Error::new(err).context(format!("cannot unpack {}", archive.display()));
+    }
+    crate::bad_input!(
+        "cannot unpack `{}` from {}: {err}",
+        entry.display(),
+        archive.display()
+    )
+}
+
+fn copy_entry(entry: &mut impl Read, target: &Path) -> std::io::Result<()> {
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)?;
     }

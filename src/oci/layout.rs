@@ -208,7 +208,9 @@ impl BlobWriter {
     /// Names the blob by its digest. An identical blob already present is kept as is.
     pub fn commit(self) -> anyhow::Result<(Digest, u64)> {
         let (digest, size, buffered) = self.writer.finish();
-        let temp = buffered.into_inner().map_err(|e| e.into_error())?;
+        let temp = buffered
+            .into_inner()
+            .map_err(|e| write_failed(&self.blobs_dir, e.into_error()))?;
         let path = self.blobs_dir.join(digest.hex());
         if !path.exists() {
             temp.persist(&path)
@@ -220,12 +222,22 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.write(buf)
+        self.writer
+            .write(buf)
+            .map_err(|e| write_failed(&self.blobs_dir, e))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
+        self.writer
+            .flush()
+            .map_err(|e| write_failed(&self.blobs_dir, e))
     }
+}
+
+/// A blob write error naming the layout directory it was writing into (where space ran out, say).
+fn write_failed(blobs_dir: &Path, err: io::Error) -> io::Error {
+    let dir = blobs_dir.display();
+    io::Error::new(err.kind(), format!("cannot write a blob into {dir}: {err}"))
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it over `path`.

@@ -283,7 +283,7 @@ impl Authenticator {
             if retry::is_transient_status(status) {
                 return Err(Attempt::Transient(
                     anyhow::anyhow!("the token service {realm} answered {status}"),
-                    None,
+                    retry::retry_after(response.headers()),
                 ));
             }
             if !status.is_success() {

@@ -1,8 +1,10 @@
 //! A small distribution-API client over reqwest: HEAD/mount/streamed upload of blobs, HEAD/PUT of
 //! manifests. Not oci-client: it lacks HEAD-first, mounts, file streaming, session-restarting retries.
 
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use reqwest::header::{self, HeaderMap};
@@ -21,6 +23,10 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, appli
 
 /// How long the HTTPS probe of a loopback registry may take before HTTP is tried instead.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the first contact may keep retrying: a registry that is not there (a wrong address)
+/// fails fast, one that blips still gets a few tries.
+const CONNECT_BUDGET: Duration = Duration::from_secs(20);
 
 /// How to reach the registry.
 #[derive(Clone, Debug, Default)]
@@ -69,7 +75,7 @@ impl RegistryClient {
                 .iter()
                 .map(|source| format!("repository:{source}:pull")),
         );
-        let auth = Authenticator::new(http.clone(), credential, retry);
+        let auth = Authenticator::new(http.clone(), credential, retry.clone());
         let mut client = RegistryClient {
             http,
             base: base_url(
@@ -84,15 +90,12 @@ impl RegistryClient {
             repository: target.repository.clone(),
             auth,
             scopes,
-            retry,
+            retry: retry.clone(),
         };
         let loopback_probe = !transport.plain_http && reference::is_loopback(&target.registry);
         if loopback_probe {
             // One quick HTTPS try; a loopback registry that does not speak TLS gets HTTP.
-            let once = RetryPolicy {
-                attempts: 1,
-                ..retry
-            };
+            let once = retry.once();
             match client.ping(&once, Some(PROBE_TIMEOUT)).await {
                 Ok(()) => return Ok(client),
                 Err(err) if is_untrusted_certificate(&err) => {
@@ -108,7 +111,8 @@ impl RegistryClient {
                 Err(err) => return Err(err),
             }
         }
-        client.ping(&retry, None).await.map_err(|err| {
+        let connect = retry.capped(CONNECT_BUDGET);
+        client.ping(&connect, None).await.map_err(|err| {
             if is_untrusted_certificate(&err) {
                 untrusted(&target.registry, err)
             } else {
@@ -154,6 +158,16 @@ impl RegistryClient {
         Ok(())
     }
 
+    /// The retry policy every request goes by (its count of retries included).
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Requests retried so far, token requests included.
+    pub fn retries(&self) -> usize {
+        self.retry.retries()
+    }
+
     fn url(&self, path: &str) -> anyhow::Result<Url> {
         self.base
             .join(path)
@@ -164,31 +178,37 @@ impl RegistryClient {
         self.url(&format!("/v2/{}/blobs/{digest}", self.repository))
     }
 
-    /// True when the repository already holds the blob.
-    pub async fn blob_exists(&self, digest: &Digest) -> anyhow::Result<bool> {
+    /// True when the repository already holds the blob (retried until `deadline`).
+    pub async fn blob_exists(&self, digest: &Digest, deadline: Instant) -> anyhow::Result<bool> {
+        retry::run_until(&self.retry, deadline, |_| self.head_blob(digest)).await
+    }
+
+    async fn head_blob(&self, digest: &Digest) -> Result<bool, Attempt> {
         let url = self.blob_url(digest)?;
-        retry::run(&self.retry, |_| async {
-            let response = self
-                .send(|| Ok(self.http.head(url.clone())), "check blob")
-                .await?;
-            match response.status() {
-                StatusCode::OK => Ok(true),
-                StatusCode::NOT_FOUND => Ok(false),
-                _ => Err(self
-                    .unexpected(response, &format!("checking blob {digest}"))
-                    .await),
-            }
-        })
-        .await
+        let response = self
+            .send(|| Ok(self.http.head(url.clone())), "check blob")
+            .await?;
+        match response.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self
+                .unexpected(response, &format!("checking blob {digest}"))
+                .await),
+        }
     }
 
     /// Asks the registry to mount `digest` from repository `from` instead of uploading it.
-    pub async fn mount_blob(&self, digest: &Digest, from: &str) -> anyhow::Result<MountOutcome> {
+    pub async fn mount_blob(
+        &self,
+        digest: &Digest,
+        from: &str,
+        deadline: Instant,
+    ) -> anyhow::Result<MountOutcome> {
         let mut url = self.url(&format!("/v2/{}/blobs/uploads/", self.repository))?;
         url.query_pairs_mut()
             .append_pair("mount", &digest.to_string())
             .append_pair("from", from);
-        retry::run(&self.retry, |_| async {
+        retry::run_until(&self.retry, deadline, |_| async {
             let response = self
                 .send(|| Ok(self.http.post(url.clone())), "mount blob")
                 .await?;
@@ -203,83 +223,173 @@ impl RegistryClient {
         .await
     }
 
-    /// Uploads the blob at `path` monolithically, streaming the file. `session` is an upload
-    /// already opened (by a mount attempt); a failed try opens a fresh session.
+    /// Uploads the blob at `path`, streaming the file, retrying until `deadline`. `session` is an
+    /// upload already opened (by a mount attempt). After a failed try the blob may have arrived
+    /// after all (HEAD); else the upload resumes at the offset the registry reports for the session
+    /// (GET → `Range`), or starts over in a new session when the registry has none to offer.
     pub async fn upload_blob(
         &self,
-        digest: &Digest,
-        size: u64,
-        path: &Path,
-        mut session: Option<Url>,
+        blob: BlobFile<'_>,
+        session: Option<Url>,
         progress: &BlobProgress,
+        deadline: Instant,
     ) -> anyhow::Result<()> {
-        retry::run(&self.retry, |_| {
-            let reuse = session.take();
+        let session = Mutex::new(session.map(|location| (location, 0)));
+        retry::run_until(&self.retry, deadline, |attempt| {
+            let session = &session;
             async move {
-                let location = match reuse {
-                    Some(location) => location,
-                    None => self.start_upload().await?,
-                };
-                let mut put_url = location;
-                put_url
-                    .query_pairs_mut()
-                    .append_pair("digest", &digest.to_string());
-                progress.restart();
-                let response = self
-                    .send(
-                        || {
-                            let file = std::fs::File::open(path).with_context(|| {
-                                format!("cannot read the layer {}", path.display())
-                            })?;
-                            let progress = progress.clone();
-                            let stream = ReaderStream::with_capacity(
-                                tokio::fs::File::from_std(file),
-                                256 * 1024,
-                            );
-                            let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
-                                if let Ok(bytes) = chunk {
-                                    progress.add(bytes.len() as u64);
-                                }
-                            });
-                            Ok(self
-                                .http
-                                .put(put_url.clone())
-                                .header(header::CONTENT_TYPE, "application/octet-stream")
-                                .header(header::CONTENT_LENGTH, size)
-                                .timeout(upload_timeout(size))
-                                .body(reqwest::Body::wrap_stream(stream)))
-                        },
-                        "upload blob",
-                    )
-                    .await?;
-                match response.status() {
-                    StatusCode::CREATED => Ok(()),
-                    // The session expired or was lost (BLOB_UPLOAD_UNKNOWN): open a new one.
-                    StatusCode::NOT_FOUND => Err(Attempt::Transient(
-                        anyhow::anyhow!(
-                            "{} lost the upload session of blob {digest}",
-                            self.registry
-                        ),
-                        None,
-                    )),
-                    _ => Err(self
-                        .unexpected(response, &format!("uploading blob {digest}"))
-                        .await),
+                if attempt > 0 && self.head_blob(blob.digest).await? {
+                    return Ok(());
                 }
+                let known = session.lock().expect("session lock").take();
+                let (location, offset) = match known {
+                    Some((location, _)) if attempt > 0 => {
+                        self.resume_point(location, deadline).await?
+                    }
+                    Some(start) => start,
+                    None => (self.start_upload(deadline).await?, 0),
+                };
+                *session.lock().expect("session lock") = Some((location.clone(), offset));
+                progress.rewind(offset);
+                if offset == 0 {
+                    return self.put_blob(blob, location, true, progress).await;
+                }
+                let location = if offset < blob.size {
+                    self.patch_from(blob, location, offset, progress).await?
+                } else {
+                    location
+                };
+                self.put_blob(blob, location, false, progress).await
             }
         })
         .await
     }
 
-    async fn start_upload(&self) -> Result<Url, Attempt> {
-        let url = self.url(&format!("/v2/{}/blobs/uploads/", self.repository))?;
+    /// Where an upload session stands: its location and the bytes the registry holds, or a new
+    /// session when the registry cannot say (the session is gone, or it does not resume).
+    async fn resume_point(&self, location: Url, deadline: Instant) -> Result<(Url, u64), Attempt> {
+        let status = retry::run_until(&self.retry, deadline, |_| async {
+            let response = self
+                .send(|| Ok(self.http.get(location.clone())), "check upload")
+                .await?;
+            if response.status() != StatusCode::NO_CONTENT {
+                return Ok(None);
+            }
+            let offset = upload_offset(response.headers());
+            Ok(Some((
+                self.location(&response).unwrap_or(location.clone()),
+                offset,
+            )))
+        })
+        .await?;
+        match status {
+            Some((location, Some(offset))) => {
+                tracing::info!("resuming an upload at byte {offset}");
+                Ok((location, offset))
+            }
+            _ => Ok((self.start_upload(deadline).await?, 0)),
+        }
+    }
+
+    /// Sends the blob from `offset` on in one PATCH; returns the session's next location.
+    async fn patch_from(
+        &self,
+        blob: BlobFile<'_>,
+        location: Url,
+        offset: u64,
+        progress: &BlobProgress,
+    ) -> Result<Url, Attempt> {
         let response = self
-            .send(|| Ok(self.http.post(url.clone())), "start upload")
+            .send(
+                || {
+                    let body = blob.body_from(offset, progress)?;
+                    Ok(self
+                        .http
+                        .patch(location.clone())
+                        .header(header::CONTENT_TYPE, "application/octet-stream")
+                        .header(header::CONTENT_RANGE, format!("{offset}-{}", blob.size - 1))
+                        .header(header::CONTENT_LENGTH, blob.size - offset)
+                        .timeout(upload_timeout(blob.size - offset))
+                        .body(body))
+                },
+                "upload blob",
+            )
             .await?;
         match response.status() {
-            StatusCode::ACCEPTED => Ok(self.location(&response)?),
-            _ => Err(self.unexpected(response, "starting a blob upload").await),
+            StatusCode::ACCEPTED => self.location(&response),
+            status => Err(self.upload_failed(blob.digest, status, response).await),
         }
+    }
+
+    /// Completes the upload at `location`: with the whole blob (monolithic), or with no body when
+    /// the session already holds it all.
+    async fn put_blob(
+        &self,
+        blob: BlobFile<'_>,
+        mut location: Url,
+        with_body: bool,
+        progress: &BlobProgress,
+    ) -> Result<(), Attempt> {
+        location
+            .query_pairs_mut()
+            .append_pair("digest", &blob.digest.to_string());
+        let remaining = if with_body { blob.size } else { 0 };
+        let response = self
+            .send(
+                || {
+                    let request = self
+                        .http
+                        .put(location.clone())
+                        .header(header::CONTENT_TYPE, "application/octet-stream")
+                        .header(header::CONTENT_LENGTH, remaining)
+                        .timeout(upload_timeout(remaining));
+                    if with_body {
+                        Ok(request.body(blob.body_from(0, progress)?))
+                    } else {
+                        Ok(request)
+                    }
+                },
+                "upload blob",
+            )
+            .await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(()),
+            status => Err(self.upload_failed(blob.digest, status, response).await),
+        }
+    }
+
+    /// A lost session (404 BLOB_UPLOAD_UNKNOWN) or a PATCH at an offset the session no longer
+    /// holds (416) is worth another try in a new session; other answers are final.
+    async fn upload_failed(
+        &self,
+        digest: &Digest,
+        status: StatusCode,
+        response: Response,
+    ) -> Attempt {
+        match status {
+            StatusCode::NOT_FOUND | StatusCode::RANGE_NOT_SATISFIABLE => Attempt::Transient(
+                anyhow::anyhow!("{} lost the upload session of blob {digest}", self.registry),
+                None,
+            ),
+            _ => {
+                self.unexpected(response, &format!("uploading blob {digest}"))
+                    .await
+            }
+        }
+    }
+
+    async fn start_upload(&self, deadline: Instant) -> anyhow::Result<Url> {
+        let url = self.url(&format!("/v2/{}/blobs/uploads/", self.repository))?;
+        retry::run_until(&self.retry, deadline, |_| async {
+            let response = self
+                .send(|| Ok(self.http.post(url.clone())), "start upload")
+                .await?;
+            match response.status() {
+                StatusCode::ACCEPTED => Ok(self.location(&response)?),
+                _ => Err(self.unexpected(response, "starting a blob upload").await),
+            }
+        })
+        .await
     }
 
     /// The digest the tag (or digest) `reference` resolves to, if the repository has it.
@@ -396,7 +506,7 @@ impl RegistryClient {
             }
         })?;
         if retry::is_transient_status(response.status()) {
-            let retry_after = retry_after(response.headers());
+            let retry_after = retry::retry_after(response.headers());
             let status = response.status();
             let detail = registry_errors(response).await;
             return Err(Attempt::Transient(
@@ -508,6 +618,40 @@ pub fn http_client(transport: &TransportOptions) -> anyhow::Result<reqwest::Clie
     builder.build().context("cannot set up the HTTP client")
 }
 
+/// A blob file to upload: its digest, size and path in the layout.
+#[derive(Clone, Copy)]
+pub struct BlobFile<'a> {
+    pub digest: &'a Digest,
+    pub size: u64,
+    pub path: &'a Path,
+}
+
+impl BlobFile<'_> {
+    /// The file from `offset` on as a streamed request body that advances `progress`.
+    fn body_from(&self, offset: u64, progress: &BlobProgress) -> anyhow::Result<reqwest::Body> {
+        let mut file = std::fs::File::open(self.path)
+            .with_context(|| format!("cannot read the layer {}", self.path.display()))?;
+        file.seek(SeekFrom::Start(offset))
+            .with_context(|| format!("cannot read the layer {}", self.path.display()))?;
+        let progress = progress.clone();
+        let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+        let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
+            if let Ok(bytes) = chunk {
+                progress.add(bytes.len() as u64);
+            }
+        });
+        Ok(reqwest::Body::wrap_stream(stream))
+    }
+}
+
+/// The bytes an upload session holds, from its `Range: 0-<last>` header; `None` when it holds
+/// none (distribution says `0-0` then, which could also mean one byte: start over either way).
+fn upload_offset(headers: &HeaderMap) -> Option<u64> {
+    let range = headers.get(header::RANGE)?.to_str().ok()?;
+    let last: u64 = range.trim().strip_prefix("0-")?.parse().ok()?;
+    (last > 0).then(|| last + 1)
+}
+
 /// A deadline for uploading `size` bytes that only a stalled upload misses (>= 256 KiB/s).
 fn upload_timeout(size: u64) -> Duration {
     Duration::from_secs(60 + size / (256 * 1024))
@@ -556,17 +700,6 @@ fn challenge_header(response: &Response) -> Option<String> {
         .get(header::WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-        .map(Duration::from_secs)
 }
 
 /// `: CODE: message; …` from a distribution error body, or nothing.

@@ -104,12 +104,13 @@ impl BlobProgress {
         self.total.inc(bytes);
     }
 
-    /// Takes back what a failed try sent, before the upload starts over.
-    pub fn restart(&self) {
-        let sent = self.sent.swap(0, Ordering::Relaxed);
+    /// Takes back what a failed try sent beyond `offset`, where the upload goes on from.
+    pub fn rewind(&self, offset: u64) {
+        let sent = self.sent.swap(offset, Ordering::Relaxed);
+        let lost = sent.saturating_sub(offset);
         self.total
-            .set_position(self.total.position().saturating_sub(sent));
-        self.bar.reset();
+            .set_position(self.total.position().saturating_sub(lost));
+        self.bar.set_position(offset);
     }
 
     pub fn finish(&self) {

@@ -1,12 +1,12 @@
-//! Pushing an OCI layout: blobs first (HEAD, else mount from a sibling repository, else a
-//! streamed upload; `jobs` at a time), then the manifest, skipped when the tag already has it.
+//! Pushing an OCI layout: blobs first (HEAD, else mount, else a streamed upload; `jobs` at a time,
+//! each within its retry budget), then the manifest once every blob is there, unless already tagged.
 
 use std::collections::BTreeSet;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::client::{MountOutcome, RegistryClient};
+use super::client::{BlobFile, MountOutcome, RegistryClient};
 use super::progress::Progress;
 use super::reference::Reference;
 use crate::oci::{Descriptor, Digest, Layout};
@@ -32,6 +32,8 @@ pub struct PushReport {
     pub blobs_skipped: usize,
     pub blobs_mounted: usize,
     pub bytes_uploaded: u64,
+    /// Requests tried again after a transient failure (throttling, 5xx, a dropped connection).
+    pub retries: usize,
     #[serde(skip)]
     pub manifest_put: bool,
 }
@@ -95,6 +97,7 @@ pub async fn push_layout(
         blobs_skipped: 0,
         blobs_mounted: 0,
         bytes_uploaded: 0,
+        retries: client.retries(),
         manifest_put,
     };
     for outcome in outcomes {
@@ -118,12 +121,13 @@ async fn push_blob(
     progress: &Progress,
 ) -> anyhow::Result<BlobOutcome> {
     let digest = &blob.digest;
-    if client.blob_exists(digest).await? {
+    let deadline = client.retry_policy().deadline();
+    if client.blob_exists(digest, deadline).await? {
         progress.skipped(blob.size);
         return Ok(BlobOutcome::Skipped);
     }
     let session = match mount_from {
-        Some(source) => match client.mount_blob(digest, source).await {
+        Some(source) => match client.mount_blob(digest, source, deadline).await {
             Ok(MountOutcome::Mounted) => {
                 progress.mounted(blob.size);
                 return Ok(BlobOutcome::Mounted);
@@ -138,9 +142,13 @@ async fn push_blob(
         None => None,
     };
     let bar = progress.blob(digest, blob.size);
-    client
-        .upload_blob(digest, blob.size, &layout.blob_path(digest), session, &bar)
-        .await?;
+    let path = layout.blob_path(digest);
+    let file = BlobFile {
+        digest,
+        size: blob.size,
+        path: &path,
+    };
+    client.upload_blob(file, session, &bar, deadline).await?;
     bar.finish();
     progress.uploaded();
     Ok(BlobOutcome::Uploaded(blob.size))

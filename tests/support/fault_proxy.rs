@@ -1,9 +1,13 @@
-//! A loopback proxy in front of a registry injecting per-request faults (503, 401, resets before or
-//! mid-body); each forwarded request gets `Connection: close`, so every request meets the policy.
+//! A loopback proxy in front of a registry injecting per-request faults (503, 429, 401, slow answers,
+//! cuts before, inside or after the request); `Connection: close` makes every request meet the policy.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,10 +26,58 @@ pub enum Fault {
     Reset,
     /// Forward the head, read part of the body, then reset the connection.
     ResetMidBody,
+    /// Answer `429 Too Many Requests` with `Retry-After: <seconds>`.
+    Throttled(u64),
+    /// Wait this many milliseconds, then pass the request on.
+    Slow(u64),
+    /// Pass on this many bytes of the request (head and body), then cut both connections.
+    CutRequestAt(usize),
+    /// Pass the request on, return this many bytes of the answer, then cut both connections.
+    CutResponseAt(usize),
 }
 
 /// Decides the fault for request number `n` (from 0), given its method and path.
 pub type Policy = dyn Fn(usize, &str, &str) -> Fault + Send + Sync;
+
+/// The odds of each fault per request in a [`seeded`] policy; whatever is left passes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FaultMix {
+    /// A cut connection: before the request, inside it (head or body) or inside the answer.
+    pub cut: f64,
+    /// `503 Service Unavailable`.
+    pub unavailable: f64,
+    /// `429 Too Many Requests` with `Retry-After: 1`.
+    pub throttled: f64,
+    /// An answer delayed by up to a second.
+    pub slow: f64,
+}
+
+/// A repeatable random policy: request number `n` gets the same fault for the same `seed`.
+pub fn seeded(seed: u64, mix: FaultMix) -> Box<Policy> {
+    Box::new(move |n, _, _| {
+        let mut rng = StdRng::seed_from_u64(seed ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let roll: f64 = rng.random();
+        let mut bound = mix.cut;
+        if roll < bound {
+            return match rng.random_range(0..3) {
+                0 => Fault::Reset,
+                1 => Fault::CutRequestAt(rng.random_range(1..200_000)),
+                _ => Fault::CutResponseAt(rng.random_range(0..400)),
+            };
+        }
+        for (odds, fault) in [
+            (mix.unavailable, Fault::Unavailable),
+            (mix.throttled, Fault::Throttled(1)),
+            (mix.slow, Fault::Slow(rng.random_range(100..1000))),
+        ] {
+            bound += odds;
+            if roll < bound {
+                return fault;
+            }
+        }
+        Fault::Pass
+    })
+}
 
 /// A running proxy; stops when dropped (its runtime is shut down).
 pub struct FaultProxy {
@@ -98,7 +150,8 @@ async fn handle(
     let method = request_line.next().unwrap_or_default().to_string();
     let path = request_line.next().unwrap_or_default().to_string();
     let n = counter.fetch_add(1, Ordering::SeqCst);
-    match policy(n, &method, &path) {
+    let fault = policy(n, &method, &path);
+    match fault {
         Fault::Pass => {}
         Fault::Unavailable => {
             client
@@ -121,6 +174,13 @@ async fn handle(
             client.write_all(reply.as_bytes()).await?;
             return client.shutdown().await;
         }
+        Fault::Throttled(seconds) => {
+            let reply = format!("HTTP/1.1 429 Too Many Requests\r\nRetry-After: {seconds}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            client.write_all(reply.as_bytes()).await?;
+            return client.shutdown().await;
+        }
+        Fault::Slow(millis) => tokio::time::sleep(Duration::from_millis(millis)).await,
+        Fault::CutRequestAt(_) | Fault::CutResponseAt(_) => {}
         Fault::Reset => return reset(client),
         Fault::ResetMidBody => {
             let mut buf = vec![0u8; 16 * 1024];
@@ -131,10 +191,76 @@ async fn handle(
     }
     let mut upstream =
         TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], upstream_port))).await?;
-    upstream.write_all(&with_connection_close(&text)).await?;
-    upstream.write_all(&head[head_end + 4..]).await?;
-    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
-    Ok(())
+    let mut request = with_connection_close(&text);
+    request.extend_from_slice(&head[head_end + 4..]);
+    match fault {
+        Fault::CutRequestAt(limit) => cut_request(client, upstream, request, limit).await,
+        Fault::CutResponseAt(limit) => cut_response(client, upstream, request, limit).await,
+        _ => {
+            upstream.write_all(&request).await?;
+            tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Passes the request on and the first `limit` bytes of the answer back, then resets both sides:
+/// the registry did the work, the client never hears it complete.
+async fn cut_response(
+    mut client: TcpStream,
+    mut upstream: TcpStream,
+    request: Vec<u8>,
+    limit: usize,
+) -> std::io::Result<()> {
+    upstream.write_all(&request).await?;
+    {
+        let (mut from_client, mut to_client) = client.split();
+        let (mut from_upstream, mut to_upstream) = upstream.split();
+        let forward = tokio::io::copy(&mut from_client, &mut to_upstream);
+        let answer = async {
+            let mut part = Vec::new();
+            let mut buf = [0u8; 4096];
+            // At least the first byte: the registry has answered, so it has done the work.
+            while part.len() < limit.max(1) {
+                let n = from_upstream.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                part.extend_from_slice(&buf[..n]);
+            }
+            part.truncate(limit);
+            to_client.write_all(&part).await
+        };
+        tokio::select! {
+            _ = forward => {}
+            _ = answer => {}
+        }
+    }
+    reset(upstream)?;
+    reset(client)
+}
+
+/// Passes the first `limit` bytes of the request upstream (the part already read first), then
+/// resets both sides: the registry sees a request cut short at that point.
+async fn cut_request(
+    mut client: TcpStream,
+    mut upstream: TcpStream,
+    mut request: Vec<u8>,
+    limit: usize,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let wait = Duration::from_millis(500);
+    while request.len() < limit {
+        match tokio::time::timeout(wait, client.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => request.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    request.truncate(limit);
+    upstream.write_all(&request).await?;
+    upstream.flush().await?;
+    reset(upstream)?;
+    reset(client)
 }
 
 /// Reads until the end of the request head (the body may follow in the same buffer).

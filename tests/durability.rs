@@ -1,0 +1,314 @@
+//! Nothing half-written: concurrent pushes keep both records in the state file; `kill -9` at
+//! seeded random moments of build, export and scaffold leaves the previous output whole; a full
+//! disk fails with a clear error and leaves the previous layout valid.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sha2::Digest as _;
+use support::apps::generated_app;
+use support::layout;
+use support::registry::Registry;
+
+/// Kills per command: each at a random moment within (a little beyond) one full run.
+const KILLS: usize = 12;
+
+/// The binary under test as a plain process (to kill it), with a private state file, cache,
+/// home and Docker config under `home`.
+fn binary(home: &Path) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("spin-aks"));
+    cmd.env("SPIN_AKS_STATE_FILE", home.join("state"))
+        .env("SPIN_AKS_CACHE_DIR", home.join("cache"))
+        .env("HOME", home)
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("SPIN_AKS_LOG");
+    cmd
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Checks the layout the way a reader would: index.json names one manifest whose bytes, and
+/// every blob it lists, exist with the size and digest named. Returns the manifest digest.
+fn valid_layout(dir: &Path) -> String {
+    let read_json = |path: PathBuf| -> serde_json::Value {
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{path:?} is not JSON: {e}"))
+    };
+    let blob = |digest: &str, size: u64| {
+        let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+        let path = dir.join("blobs/sha256").join(hex);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("missing blob {path:?}: {e}"));
+        assert_eq!(bytes.len() as u64, size, "size of {path:?}");
+        assert_eq!(sha256_hex(&bytes), hex, "digest of {path:?}");
+    };
+    let index = read_json(dir.join("index.json"));
+    let manifest = &index["manifests"][0];
+    let digest = manifest["digest"]
+        .as_str()
+        .expect("manifest digest")
+        .to_string();
+    blob(&digest, manifest["size"].as_u64().unwrap());
+    let manifest = read_json(dir.join("blobs/sha256").join(&digest[7..]));
+    let layers = manifest["layers"].as_array().expect("layers");
+    for descriptor in layers.iter().chain([&manifest["config"]]) {
+        blob(
+            descriptor["digest"].as_str().unwrap(),
+            descriptor["size"].as_u64().unwrap(),
+        );
+    }
+    digest
+}
+
+/// Runs `cmd` to completion; returns how long it took.
+fn time_run(cmd: &mut Command) -> Duration {
+    let start = Instant::now();
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{cmd:?} failed");
+    start.elapsed()
+}
+
+/// Starts `cmd` and `kill -9`s it after `delay` (if it is still running then).
+fn run_and_kill(cmd: &mut Command, delay: Duration) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill(); // SIGKILL
+    child.wait().unwrap();
+}
+
+/// Random moments spread over `0 ..= 1.2 × full`, repeatable for `seed`.
+fn kill_points(seed: u64, full: Duration) -> Vec<Duration> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let top = full.as_micros() as u64 * 6 / 5;
+    (0..KILLS)
+        .map(|_| Duration::from_micros(rng.random_range(0..=top.max(1))))
+        .collect()
+}
+
+/// Flips the app between two versions (a changed static file), so each build has new output.
+fn flip(app: &Path, round: usize) {
+    let body = format!("round {}\n", round % 2).repeat(400);
+    std::fs::write(app.join("static/file-0003.dat"), body).unwrap();
+}
+
+fn build_cmd(home: &Path, app: &Path, layout: &Path) -> Command {
+    let mut cmd = binary(home);
+    cmd.args(["build", "-q", "-f"])
+        .arg(app)
+        .arg("--layout")
+        .arg(layout);
+    cmd
+}
+
+#[test]
+fn kill_9_during_build_leaves_the_old_or_the_new_layout_whole() {
+    let home = tempfile::tempdir().unwrap();
+    let app = generated_app(home.path(), 150, 3000);
+    let dir = home.path().join("layout");
+    flip(&app, 1);
+    time_run(&mut build_cmd(home.path(), &app, &dir));
+    let mut digests = BTreeMap::new();
+    digests.insert(valid_layout(&dir), 1);
+    flip(&app, 0);
+    let full = time_run(&mut build_cmd(home.path(), &app, &dir));
+    digests.insert(valid_layout(&dir), 0);
+    for (round, delay) in kill_points(1, full).into_iter().enumerate() {
+        let before = valid_layout(&dir);
+        flip(&app, round + 1);
+        run_and_kill(&mut build_cmd(home.path(), &app, &dir), delay);
+        let after = valid_layout(&dir);
+        assert!(
+            after == before || digests.get(&after) == Some(&((round + 1) % 2)),
+            "after a kill at {delay:?} the layout is neither the previous image nor the new one"
+        );
+    }
+    // The next build completes and clears whatever temporary files the kills left.
+    flip(&app, 0);
+    time_run(&mut build_cmd(home.path(), &app, &dir));
+    valid_layout(&dir);
+    support::assert_blobs_match_names(&dir);
+}
+
+#[test]
+fn kill_9_during_export_leaves_the_previous_archive_whole() {
+    let home = tempfile::tempdir().unwrap();
+    let app = generated_app(home.path(), 150, 3000);
+    let archive = home.path().join("app.oci.tar");
+    let export = |home: &Path| {
+        let mut cmd = binary(home);
+        cmd.args(["export", "-q", "-f"])
+            .arg(&app)
+            .arg("-o")
+            .arg(&archive);
+        cmd
+    };
+    let mut archives = Vec::new();
+    for round in 0..2 {
+        flip(&app, round);
+        time_run(&mut export(home.path()));
+        archives.push(std::fs::read(&archive).unwrap());
+    }
+    // Exporting rebuilds first: time one export with the build already done, as the killed ones are.
+    let full = time_run(&mut export(home.path()));
+    for (round, delay) in kill_points(2, full).into_iter().enumerate() {
+        flip(&app, round);
+        run_and_kill(&mut export(home.path()), delay);
+        let now = std::fs::read(&archive).unwrap();
+        assert!(
+            archives.contains(&now),
+            "after a kill at {delay:?} the archive is neither export"
+        );
+    }
+}
+
+#[test]
+fn kill_9_during_scaffold_leaves_every_file_whole() {
+    let home = tempfile::tempdir().unwrap();
+    let app = generated_app(home.path(), 2, 100);
+    let out = home.path().join("deploy");
+    let scaffold = |tag: usize| {
+        let mut cmd = binary(home.path());
+        cmd.env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .args(["scaffold", "-y", "--force", "--type", "helm", "-f"])
+            .arg(&app)
+            .arg("--out")
+            .arg(&out)
+            .args(["--image", &format!("example.azurecr.io/generated:{tag}")]);
+        cmd
+    };
+    let mut versions: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut full = Duration::ZERO;
+    for tag in 0..2 {
+        full = time_run(&mut scaffold(tag));
+        for (name, bytes) in support::scaffold::read_tree(&out) {
+            versions.entry(name).or_default().push(bytes);
+        }
+    }
+    for (round, delay) in kill_points(3, full).into_iter().enumerate() {
+        run_and_kill(&mut scaffold(round % 2), delay);
+        for (name, bytes) in support::scaffold::read_tree(&out) {
+            let known = versions.get(&name).map(Vec::as_slice).unwrap_or_default();
+            assert!(
+                known.contains(&bytes),
+                "after a kill at {delay:?}, {name} is neither scaffold's output"
+            );
+        }
+    }
+    time_run(&mut scaffold(0));
+}
+
+#[test]
+fn two_concurrent_pushes_of_the_same_app_keep_both_records() {
+    let (Some(_), Some(registry)) = (support::tool("skopeo"), Registry::open()) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("layout");
+    layout::generate(&dir, "1.0.0", 20, &[64, 4096, 30_000]);
+    for round in 0..4 {
+        let pushes: Vec<_> = ["a", "b"]
+            .map(|name| {
+                binary(home.path())
+                    .args(["push", "-q", "--from-layout"])
+                    .arg(&dir)
+                    .arg(format!("{}/round{round}/{name}:1", registry.host()))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .into_iter()
+            .collect();
+        for push in pushes {
+            let output = push.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(home.path().join("state")).unwrap()).unwrap();
+        let app = state["apps"].as_object().unwrap().values().next().unwrap();
+        let repositories = app["pushed"][registry.host()].as_array().unwrap();
+        for name in ["a", "b"] {
+            let repository = format!("round{round}/{name}");
+            assert!(
+                repositories.iter().any(|r| r == repository.as_str()),
+                "{repository} missing from {state}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_fails_clearly_and_keeps_the_previous_layout() {
+    let Some(disk) = SmallDisk::mount(2) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let app = generated_app(home.path(), 20, 1000);
+    let dir = disk.path.join("layout");
+    time_run(&mut build_cmd(home.path(), &app, &dir));
+    let before = valid_layout(&dir);
+    for i in 0..40 {
+        let bytes = support::apps::bytes(1000 + i, 100_000);
+        std::fs::write(app.join(format!("static/big-{i}.dat")), bytes).unwrap();
+    }
+    let output = build_cmd(home.path(), &app, &dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains(disk.path.to_str().unwrap()),
+        "names where: {stderr}"
+    );
+    assert_eq!(valid_layout(&dir), before);
+}
+
+/// A tmpfs of a few MiB, unmounted on drop; `None` (skipping) where mounting is not permitted.
+struct SmallDisk {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(mebibytes: u32) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mebibytes}m"), "tmpfs"])
+            .arg(&path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(SmallDisk { path, _dir: dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
