@@ -4,6 +4,7 @@ pub mod build;
 mod export;
 mod push;
 mod scaffold;
+mod shell;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
@@ -18,5 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::run(&cli.global, args, &out).await,
         Command::Push(args) => push::run(&cli.global, args, &out).await,
         Command::Scaffold(args) => scaffold::run(&cli.global, args, &out),
+        Command::Completions(args) => shell::completions(args.shell),
+        Command::Man(args) => shell::man_pages(args.dir.as_deref()),
     }
 }

@@ -10,8 +10,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context;
 use sha2::Digest as _;
 
+use super::pgzip::{self, ParallelGzip};
 use super::{Digest, Layout};
-use crate::app::compat::{self, FeatureScanner, SpinVersion};
+use crate::app::compat::{self, ImportScanner, ShimRelease};
 use crate::app::App;
 
 /// Inputs that change bytes without being part of the app, fixed per build.
@@ -21,13 +22,13 @@ pub struct AssembleOptions {
     pub source_date_epoch: Option<u64>,
     /// Put each component's files into one archive layer (`SPIN_OCI_ARCHIVE_LAYERS`).
     pub archive_layers: bool,
-    /// The Spin the target shim embeds, for feature warnings.
-    pub target_spin: SpinVersion,
+    /// The containerd-shim-spin release the cluster runs, for import warnings.
+    pub target: &'static ShimRelease,
 }
 
 impl AssembleOptions {
     /// Reads `SOURCE_DATE_EPOCH` and `SPIN_OCI_ARCHIVE_LAYERS` from the environment.
-    pub fn from_env(target_spin: SpinVersion) -> anyhow::Result<Self> {
+    pub fn from_env(target: &'static ShimRelease) -> anyhow::Result<Self> {
         let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
             Ok(value) => Some(value.trim().parse().map_err(|_| {
                 crate::bad_input!(
@@ -40,7 +41,7 @@ impl AssembleOptions {
         Ok(AssembleOptions {
             source_date_epoch,
             archive_layers,
-            target_spin,
+            target,
         })
     }
 
@@ -86,22 +87,21 @@ pub fn wasm_blob(
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<(Digest, u64)> {
     let file = File::open(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-    let mut scanner = FeatureScanner::new(BufReader::with_capacity(256 * 1024, file));
+    let mut scanner = ImportScanner::new(BufReader::with_capacity(256 * 1024, file));
     let mut blob = layout.blob_writer()?;
     io::copy(&mut scanner, &mut blob)
         .with_context(|| format!("cannot copy {} into the layout", wasm.display()))?;
-    warnings.extend(
-        scanner
-            .finish()
-            .into_iter()
-            .filter_map(|f| compat::feature_warning(component, f, options.target_spin)),
-    );
+    let imports = scanner.finish();
+    warnings.extend(compat::import_warnings(
+        component,
+        imports.iter().map(String::as_str),
+        options.target,
+    ));
     blob.commit()
 }
 
-/// Copies a file into a blob.
-pub fn file_blob(layout: &Layout, path: &Path) -> anyhow::Result<(Digest, u64)> {
-    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+/// Copies an opened file (`path` names it in errors) into a blob.
+pub fn file_blob(layout: &Layout, file: File, path: &Path) -> anyhow::Result<(Digest, u64)> {
     let mut blob = layout.blob_writer()?;
     io::copy(&mut BufReader::with_capacity(256 * 1024, file), &mut blob)
         .with_context(|| format!("cannot copy {} into the layout", path.display()))?;
@@ -135,10 +135,9 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// The gzip settings every layer uses: miniz_oxide (pinned in Cargo.toml) at level 6, and a
-/// header without name or mtime, so compressed bytes depend only on the input.
-pub fn gzip<W: io::Write>(inner: W) -> flate2::write::GzEncoder<W> {
-    flate2::GzBuilder::new()
-        .mtime(0)
-        .write(inner, flate2::Compression::new(6))
+/// The gzip settings every layer uses: zlib-rs (pinned in Cargo.toml) at level 6, deflated in
+/// fixed-size blocks on all cores as one member, and a header without name or mtime, so
+/// compressed bytes depend only on the input.
+pub fn gzip<W: io::Write>(inner: W) -> io::Result<ParallelGzip<W>> {
+    ParallelGzip::new(inner, 6, pgzip::default_threads())
 }
