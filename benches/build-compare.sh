@@ -29,15 +29,16 @@ cat "$work/app"/static/* "$work/app"/*.wasm > /dev/null   # warm the page cache
 
 hash_pass() { (cd "$work/app" && openssl dgst -sha256 static/* ./*.wasm); }
 tar_gzip() { (cd "$work/app" && tar -cf - spin.toml ./*.wasm static | gzip -6 > "$work/ref.tar.gz"); }
-plain() { rm -rf "$work/plain"; "$bin" build -q -f "$work/app" --format image --layout "$work/plain"; }
+plain() { "$bin" build -q -f "$work/app" --format image --layout "$work/plain"; }
 
 hash_times=(); cold_times=(); warm_times=(); gzip_times=(); plain_times=()
 for _ in $(seq 1 "$runs"); do
   hash_times+=("$(seconds hash_pass)")
-  rm -rf "$work/app/.spin-aks"
+  rm -rf "$work/app/.spin-aks"; sync   # the previous layout's writeback is not this build's cost
   cold_times+=("$(seconds "$bin" build -q -f "$work/app")")
   warm_times+=("$(seconds "$bin" build -q -f "$work/app")")
   gzip_times+=("$(seconds tar_gzip)")
+  rm -rf "$work/plain"; sync
   plain_times+=("$(seconds plain)")
 done
 hash=$(printf '%s\n' "${hash_times[@]}" | median)

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -100,12 +100,53 @@ pub fn wasm_blob(
     blob.commit()
 }
 
-/// Copies an opened file (`path` names it in errors) into a blob.
-pub fn file_blob(layout: &Layout, file: File, path: &Path) -> anyhow::Result<(Digest, u64)> {
-    let mut blob = layout.blob_writer()?;
-    io::copy(&mut BufReader::with_capacity(256 * 1024, file), &mut blob)
-        .with_context(|| format!("cannot copy {} into the layout", path.display()))?;
-    blob.commit()
+/// Makes an opened file (`path` names it in errors) a blob, reading it once. Into a fresh layout
+/// it is streamed (hashed as written); on a rebuild it is hashed first and copied (by the kernel,
+/// copy_file_range) only when the layout lacks it, so an unchanged rebuild writes nothing.
+pub fn file_blob(layout: &Layout, mut file: File, path: &Path) -> anyhow::Result<(Digest, u64)> {
+    let cannot = || format!("cannot copy {} into the layout", path.display());
+    if !layout.is_rebuild() {
+        let mut blob = layout.blob_writer()?;
+        copy_with(&mut file, |chunk| blob.write_all(chunk)).with_context(cannot)?;
+        return blob.commit();
+    }
+    let before = file.metadata().with_context(cannot)?;
+    let mut hasher = sha2::Sha256::new();
+    let size = copy_with(&mut file, |chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })
+    .with_context(cannot)?;
+    let digest = Digest::from_hasher(hasher);
+    if !layout.has_blob(&digest) {
+        file.seek(io::SeekFrom::Start(0)).with_context(cannot)?;
+        layout.copy_blob(&mut file, &digest).with_context(cannot)?;
+        let after = file.metadata().with_context(cannot)?;
+        if after.len() != size || after.modified().ok() != before.modified().ok() {
+            anyhow::bail!(
+                "{} changed while it was being copied; build again",
+                path.display()
+            );
+        }
+    }
+    Ok((digest, size))
+}
+
+/// Reads `file` to the end through one stack buffer, handing each chunk to `sink`; the size.
+fn copy_with(file: &mut File, mut sink: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<u64> {
+    let mut buffer = [0u8; 128 * 1024];
+    let mut size = 0u64;
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => return Ok(size),
+            Ok(n) => {
+                sink(&buffer[..n])?;
+                size += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// A reader that hashes what is read through it.

@@ -172,13 +172,16 @@ fn run(compress: &mut Compress, job: Job) {
 }
 
 /// Raw deflate of one block after `dictionary`; ends byte-aligned (sync flush) or, for the
-/// last block, with the final block bit.
+/// last block, with the final block bit. Incompressible blocks are stored without trying.
 fn deflate_block(
     compress: &mut Compress,
     dictionary: &[u8],
     input: &[u8],
     last: bool,
 ) -> io::Result<Vec<u8>> {
+    if incompressible(input) {
+        return Ok(stored(input, last));
+    }
     compress.reset();
     if !dictionary.is_empty() {
         compress
@@ -206,6 +209,53 @@ fn deflate_block(
             _ => {}
         }
     }
+}
+
+/// Whether deflate would only store `block`, judged from its bytes alone (so the decision, and
+/// the output, stay deterministic): byte frequencies within 1% of uniform, and almost no 4-byte
+/// sequence seen again nearby. Random and already-compressed data (images, fonts) qualify.
+fn incompressible(block: &[u8]) -> bool {
+    const MIN: usize = 4096;
+    if block.len() < MIN {
+        return false;
+    }
+    let mut counts = [0u64; 256];
+    for b in block {
+        counts[*b as usize] += 1;
+    }
+    let n = block.len() as u64;
+    let collisions: u64 = counts.iter().map(|c| c * c).sum();
+    if collisions * 256 * 100 > n * n * 101 {
+        return false;
+    }
+    let mut last_seen = vec![0u32; 1 << 12];
+    let mut repeats = 0usize;
+    for (i, window) in block.windows(4).enumerate() {
+        let value = u32::from_le_bytes(window.try_into().expect("4 bytes"));
+        let slot = (value.wrapping_mul(2_654_435_761) >> 20) as usize;
+        let previous = last_seen[slot] as usize;
+        if previous > 0 && block[previous - 1..previous + 3] == *window {
+            repeats += 1;
+        }
+        last_seen[slot] = i as u32 + 1;
+    }
+    repeats * 100 < block.len()
+}
+
+/// A non-empty `block` as deflate stored blocks (at most 65535 bytes each), byte-aligned; the
+/// final-block bit on the last one when `last`.
+fn stored(block: &[u8], last: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(block.len() + block.len() / 65_535 * 5 + 5);
+    let mut chunks = block.chunks(65_535).peekable();
+    while let Some(chunk) = chunks.next() {
+        let final_bit = u8::from(last && chunks.peek().is_none());
+        let len = chunk.len() as u16;
+        out.push(final_bit);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -254,6 +304,32 @@ mod tests {
                 .unwrap();
             assert_eq!(decoded, data, "length {len}");
         }
+    }
+
+    #[test]
+    fn random_blocks_are_stored_and_text_is_compressed() {
+        let mut state = 1u64;
+        let random: Vec<u8> = (0..BLOCK_SIZE)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 32) as u8
+            })
+            .collect();
+        assert!(incompressible(&random));
+        let counting: Vec<u8> = (0..BLOCK_SIZE).map(|i| i as u8).collect();
+        assert!(
+            !incompressible(&counting),
+            "uniform bytes that repeat are compressible"
+        );
+        assert!(!incompressible(&sample(BLOCK_SIZE)));
+        let gz = compress(&[random.clone(), random.clone()].concat(), 2, 9000);
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, [random.clone(), random].concat());
     }
 
     #[test]
