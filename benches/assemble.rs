@@ -38,7 +38,7 @@ fn assembly(c: &mut Criterion) {
     let options = AssembleOptions {
         source_date_epoch: None,
         archive_layers: false,
-        target_spin: compat::target_spin(compat::DEFAULT_TARGET_SHIM).unwrap(),
+        target: compat::target_shim(compat::DEFAULT_TARGET_SHIM).unwrap(),
     };
     let mut group = c.benchmark_group("assemble");
     group.throughput(Throughput::Bytes((FILES * FILE_SIZE) as u64));

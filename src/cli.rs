@@ -25,6 +25,21 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the command line; run by Spin as its `aks` plugin (SPIN_VERSION and SPIN_BIN_PATH
+    /// set), usage and errors read `spin aks …`.
+    pub fn parse_invocation() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Cli::command();
+        if std::env::var_os("SPIN_VERSION").is_some() && std::env::var_os("SPIN_BIN_PATH").is_some()
+        {
+            command = command.bin_name("spin aks");
+        }
+        let matches = command.get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The app: a spin.toml, or the directory holding it
@@ -77,6 +92,11 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Choose the AKS cluster and registry, get credentials, attach a registry
     Cluster(ClusterArgs),
+    /// Print a completion script for a shell (e.g. `spin-aks completions bash > /etc/bash_completion.d/spin-aks`)
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a directory
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 /// Which OCI shape to produce.
@@ -453,4 +473,18 @@ pub struct AttachAcrArgs {
     /// The registry: its name or login server (default: the remembered one, else a choice)
     #[arg(long, value_name = "NAME")]
     pub registry: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `spin-aks.1` and `spin-aks-<command>.1` into this directory instead of printing
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

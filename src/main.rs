@@ -1,9 +1,8 @@
-use clap::Parser;
 use spin_aks::cli::Cli;
 use spin_aks::error;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_invocation();
     init_tracing(cli.global.verbose);
     let verbose = cli.global.verbose > 0;
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");

@@ -76,9 +76,9 @@ fn spin_artifact_inlines_small_files_and_lists_the_rest_by_digest() {
     build_json(home.path(), &app, &[]);
     let layout = app.join(".spin-aks/oci");
     let manifest = read_blob_json(&layout, &layout_digest(&layout));
-    assert!(
-        manifest.get("mediaType").is_none(),
-        "Spin's manifest has no top-level mediaType"
+    assert_eq!(
+        manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json",
+        "Spin (through oci-client) writes the manifest's mediaType"
     );
     let layers = manifest["layers"].as_array().unwrap();
     let locked_layer = layers.last().unwrap();
@@ -108,6 +108,21 @@ fn spin_artifact_inlines_small_files_and_lists_the_rest_by_digest() {
     assert_eq!(
         hello["files"][3]["inline"], "VXNlci1hZ2VudDogKgpBbGxvdzogLwo",
         "robots.txt inlined as unpadded base64"
+    );
+    let robots = std::fs::read(app.join("static/robots.txt")).unwrap();
+    assert_eq!(
+        hello["files"][3]["digest"],
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&robots))
+        ),
+        "an inlined file keeps its digest, as Spin writes it"
+    );
+    assert!(
+        layers
+            .iter()
+            .all(|l| l["digest"] != hello["files"][3]["digest"]),
+        "an inlined file gets no layer"
     );
     let config = read_blob_json(&layout, manifest["config"]["digest"].as_str().unwrap());
     assert_eq!(
@@ -419,7 +434,7 @@ fn a_component_importing_spin3_interfaces_warns_for_an_older_shim() {
         warnings.iter().any(|w| w
             .as_str()
             .unwrap()
-            .contains("needs Spin 3.0.0 (containerd-shim-spin v0.17.0")),
+            .contains("imports wasi:config/store@0.2.0-draft-2024-09-27, which needs containerd-shim-spin v0.17.0 (Spin 3.0.0) or later")),
         "{warnings:?}"
     );
     let current = build_json(home.path(), &app, &["--shim-version", "v0.24.0"]);
@@ -427,7 +442,7 @@ fn a_component_importing_spin3_interfaces_warns_for_an_older_shim() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|w| w.as_str().unwrap().contains("needs Spin")));
+        .any(|w| w.as_str().unwrap().contains("needs containerd-shim-spin")));
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! AKS / SpinKube compatibility: which triggers containerd-shim-spin runs, which Spin each shim
-//! embeds, and which app features need a newer Spin than the target shim. All facts as data here.
+//! AKS / SpinKube compatibility: CLUSTER.md §4's shim → Spin → interfaces table as data, and the
+//! questions asked of it (which shim first runs an import or a trigger, what a target lacks).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use super::model::App;
@@ -9,66 +10,220 @@ use crate::cli::ImageFormat;
 /// Triggers containerd-shim-spin can run (REFERENCE §3); anything else cannot be deployed.
 pub const SUPPORTED_TRIGGERS: &[&str] = &["http", "redis", "sqs", "mqtt", "command"];
 
-/// A Spin version, compared numerically.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SpinVersion(pub u32, pub u32, pub u32);
+/// The shim assumed when none is named: the current release.
+pub const DEFAULT_TARGET_SHIM: &str = "v0.24.0";
 
-impl fmt::Display for SpinVersion {
+/// One containerd-shim-spin release and what it added over the previous ones.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShimRelease {
+    pub shim: &'static str,
+    /// The Spin it embeds, as the release notes name it.
+    pub spin: &'static str,
+    /// Interfaces (and worlds) first runnable on this release: `ns:pkg/name@version`, where `*`
+    /// stands for any run of characters (`wasi:*@0.2.0`).
+    pub adds_interfaces: &'static [&'static str],
+    /// Triggers first runnable on this release.
+    pub adds_triggers: &'static [&'static str],
+    /// From this release on (Wasmtime ≥ 19) an import `…@x.y.z` also links against a newer
+    /// `…@x.y.w` the host has; prerelease versions must still match exactly.
+    pub semver_imports: bool,
+}
+
+impl fmt::Display for ShimRelease {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+        write!(f, "containerd-shim-spin {} (Spin {})", self.shim, self.spin)
     }
 }
 
-/// containerd-shim-spin releases and the Spin each embeds (REFERENCE §3), oldest first.
-pub const SHIM_RELEASES: &[(&str, SpinVersion)] = &[
-    ("v0.13.0", SpinVersion(2, 3, 1)),
-    ("v0.17.0", SpinVersion(3, 0, 0)),
-    ("v0.24.0", SpinVersion(3, 6, 3)),
-];
-
-/// The shim assumed when none is named: the first release with Spin 3, as SpinKube installs.
-pub const DEFAULT_TARGET_SHIM: &str = "v0.17.0";
-
-/// A feature that needs at least `min_spin`, recognised by an interface its wasm imports.
-pub struct WasmFeature {
-    pub name: &'static str,
-    pub import: &'static str,
-    pub min_spin: SpinVersion,
+const fn release(
+    shim: &'static str,
+    spin: &'static str,
+    adds_interfaces: &'static [&'static str],
+    adds_triggers: &'static [&'static str],
+    semver_imports: bool,
+) -> ShimRelease {
+    ShimRelease {
+        shim,
+        spin,
+        adds_interfaces,
+        adds_triggers,
+        semver_imports,
+    }
 }
 
-/// Interfaces that first shipped in a given Spin release.
-pub const WASM_FEATURES: &[WasmFeature] = &[
-    WasmFeature {
-        name: "the Spin 3 PostgreSQL interface",
-        import: "spin:postgres/postgres@3.0.0",
-        min_spin: SpinVersion(3, 0, 0),
-    },
-    WasmFeature {
-        name: "wasi:config",
-        import: "wasi:config/store@0.2.0-draft-2024-09-27",
-        min_spin: SpinVersion(3, 0, 0),
-    },
-    WasmFeature {
-        name: "wasi:keyvalue",
-        import: "wasi:keyvalue/store@0.2.0-draft2",
-        min_spin: SpinVersion(3, 0, 0),
-    },
+/// CLUSTER.md §4, oldest first.
+pub static SHIM_RELEASES: &[ShimRelease] = &[
+    release(
+        "v0.13.0",
+        "2.3.1",
+        &["fermyon:spin/*@2.0.0", "wasi:*@0.2.0"],
+        &["http", "redis", "sqs"],
+        false,
+    ),
+    release(
+        "v0.14.0",
+        "2.4",
+        &["fermyon:spin/mqtt@2.0.0"],
+        &["command"],
+        false,
+    ),
+    release("v0.15.0", "2.6.0", &[], &[], true),
+    release("v0.16.0", "2.6.0", &[], &["mqtt"], true),
+    release(
+        "v0.17.0",
+        "3.0.0",
+        &[
+            "spin:postgres/postgres@3.0.0",
+            "wasi:keyvalue/*@0.2.0-draft2",
+            "wasi:config/store@0.2.0-draft-2024-09-27",
+            "wasi:http/*@0.2.1",
+        ],
+        &[],
+        true,
+    ),
+    release(
+        "v0.18.0",
+        "3.1.2",
+        &["wasi:http/incoming-handler@0.2.*"],
+        &[],
+        true,
+    ),
+    release("v0.19.0", "3.2.0", &[], &[], true),
+    release("v0.20.0", "3.3.1", &["spin:sqlite/sqlite@3.0.0"], &[], true),
+    release(
+        "v0.21.0",
+        "3.4.0",
+        &["spin:postgres/postgres@4.0.0"],
+        &[],
+        true,
+    ),
+    release("v0.22.0", "3.5.0", &[], &[], true),
+    release(
+        "v0.23.0",
+        "3.6.2",
+        &["wasi:*@0.2.3", "wasi:*@0.2.6"],
+        &[],
+        true,
+    ),
+    release("v0.24.0", "3.6.3", &[], &[], true),
 ];
 
-/// The Spin a shim release embeds, or a bad-input error listing the known releases.
-pub fn target_spin(shim: &str) -> anyhow::Result<SpinVersion> {
-    SHIM_RELEASES.iter().find(|(s, _)| *s == shim).map(|(_, v)| *v).ok_or_else(|| {
-        let known: Vec<&str> = SHIM_RELEASES.iter().map(|(s, _)| *s).collect();
-        crate::bad_input!("--shim-version `{shim}` is not a known containerd-shim-spin release; use one of {}", known.join(", "))
+/// Namespaces whose interfaces only the host can provide; imports elsewhere are not judged.
+const HOST_NAMESPACES: &[&str] = &["wasi:", "fermyon:", "spin:"];
+
+/// The release named by `version` (`v0.17.0`, `0.17.1`, `v0.17`: any patch of a known minor).
+pub fn target_shim(version: &str) -> anyhow::Result<&'static ShimRelease> {
+    let minor = |v: &str| {
+        let mut parts = v.trim_start_matches('v').split('.');
+        Some((parts.next()?.to_string(), parts.next()?.to_string()))
+    };
+    let wanted = minor(version).filter(|_| {
+        let rest = version.trim_start_matches('v');
+        rest.split('.').count() <= 3 && rest.split('.').all(|p| p.parse::<u32>().is_ok())
+    });
+    wanted
+        .and_then(|w| SHIM_RELEASES.iter().find(|r| minor(r.shim) == Some(w.clone())))
+        .ok_or_else(|| {
+            let known: Vec<&str> = SHIM_RELEASES.iter().map(|r| r.shim).collect();
+            crate::bad_input!(
+                "--shim-version `{version}` is not a known containerd-shim-spin release; use one of {}",
+                known.join(", ")
+            )
+        })
+}
+
+fn index(release: &ShimRelease) -> usize {
+    SHIM_RELEASES
+        .iter()
+        .position(|r| std::ptr::eq(r, release))
+        .expect("releases come from the table")
+}
+
+/// The first release that runs `import` (`ns:pkg/name@version`); `None` when no known release
+/// does. Exact table entries win over wildcards; from `semver_imports` on, a release also runs an
+/// import whose newer patch (same `x.y`, no prerelease) it has.
+pub fn min_shim_for_import(import: &str) -> Option<&'static ShimRelease> {
+    let exact = SHIM_RELEASES.iter().find(|r| {
+        r.adds_interfaces
+            .iter()
+            .any(|p| !p.contains('*') && *p == import)
+    });
+    exact.or_else(|| {
+        SHIM_RELEASES.iter().enumerate().find_map(|(i, r)| {
+            let provided = SHIM_RELEASES[..=i].iter().flat_map(|o| o.adds_interfaces);
+            let runs = provided.clone().any(|p| glob_match(p, import))
+                || (r.semver_imports && provided.into_iter().any(|p| semver_newer(p, import)));
+            runs.then_some(r)
+        })
     })
 }
 
-/// The first shim release that embeds at least `spin`.
-fn first_shim_with(spin: SpinVersion) -> Option<&'static str> {
+/// Of `imports`, those `target` cannot run, each with the first release that can (if any).
+/// Imports outside the host namespaces (`wasi:`, `fermyon:`, `spin:`) are not judged.
+pub fn missing_imports<'a>(
+    target: &ShimRelease,
+    imports: impl IntoIterator<Item = &'a str>,
+) -> Vec<(&'a str, Option<&'static ShimRelease>)> {
+    imports
+        .into_iter()
+        .filter(|i| HOST_NAMESPACES.iter().any(|ns| i.starts_with(ns)))
+        .filter_map(|i| {
+            let first = min_shim_for_import(i);
+            match first {
+                Some(first) if index(first) <= index(target) => None,
+                _ => Some((i, first)),
+            }
+        })
+        .collect()
+}
+
+/// The oldest release that runs every host import of `imports`, or `None` if none does.
+pub fn min_shim_for_imports<'a>(
+    imports: impl IntoIterator<Item = &'a str>,
+) -> Option<&'static ShimRelease> {
+    let oldest = &SHIM_RELEASES[0];
+    let mut needed = oldest;
+    for (_, first) in missing_imports(oldest, imports) {
+        needed = first.filter(|f| index(f) > index(needed)).unwrap_or(needed);
+        first?;
+    }
+    Some(needed)
+}
+
+/// The first release that runs `trigger_type`, if any.
+pub fn min_shim_for_trigger(trigger_type: &str) -> Option<&'static ShimRelease> {
     SHIM_RELEASES
         .iter()
-        .find(|(_, v)| *v >= spin)
-        .map(|(s, _)| *s)
+        .find(|r| r.adds_triggers.contains(&trigger_type))
+}
+
+/// `*` matches any run of characters; everything else literally.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => text.strip_prefix(head).is_some_and(|rest| {
+            (0..=rest.len()).any(|i| rest.is_char_boundary(i) && glob_match(tail, &rest[i..]))
+        }),
+    }
+}
+
+/// Whether `pattern`'s concrete version is a newer patch of `import`'s on the same name:
+/// `wasi:*@0.2.3` serves `wasi:cli/env@0.2.2` by semver matching.
+fn semver_newer(pattern: &str, import: &str) -> bool {
+    let (Some((p_name, p_ver)), Some((i_name, i_ver))) =
+        (pattern.rsplit_once('@'), import.rsplit_once('@'))
+    else {
+        return false;
+    };
+    let plain = |v: &str| -> Option<(u64, u64, u64)> {
+        let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
+        let version = (parts.next()??, parts.next()??, parts.next()??);
+        parts.next().is_none().then_some(version)
+    };
+    let (Some(p), Some(i)) = (plain(p_ver), plain(i_ver)) else {
+        return false;
+    };
+    glob_match(p_name, i_name) && (p.0, p.1) == (i.0, i.1) && p.2 >= i.2
 }
 
 /// Errors (undeployable) and warnings (deployable with caveats) for `app`.
@@ -116,65 +271,124 @@ pub fn check(app: &App, format: ImageFormat) -> Findings {
     findings
 }
 
-/// A warning for each feature seen in a component's wasm that the target Spin lacks.
-pub fn feature_warning(
-    component: &str,
-    feature: &WasmFeature,
-    target: SpinVersion,
-) -> Option<String> {
-    (feature.min_spin > target).then(|| {
-        let shim = first_shim_with(feature.min_spin).unwrap_or("a newer release");
-        format!(
-            "component `{component}` imports {} ({}), which needs Spin {} (containerd-shim-spin {shim} or later); the target embeds Spin {target}",
-            feature.name, feature.import, feature.min_spin
-        )
-    })
+/// Warnings for triggers of `app` that `target` does not run yet.
+pub fn trigger_warnings(app: &App, target: &ShimRelease) -> Vec<String> {
+    let types: BTreeSet<&str> = app
+        .triggers
+        .iter()
+        .map(|t| t.trigger_type.as_str())
+        .collect();
+    types
+        .into_iter()
+        .filter_map(|t| Some((t, min_shim_for_trigger(t)?)))
+        .filter(|(_, first)| index(first) > index(target))
+        .map(|(t, first)| {
+            format!("the app has `{t}` triggers, which {first} first runs; the target is {target}")
+        })
+        .collect()
 }
 
-/// Watches bytes stream past (as they are copied into a blob) for the imports of [`WASM_FEATURES`],
-/// so detection costs no second read.
-pub struct FeatureScanner<R> {
+/// One warning per import of `component` that `target` cannot run.
+pub fn import_warnings<'a>(
+    component: &str,
+    imports: impl IntoIterator<Item = &'a str>,
+    target: &ShimRelease,
+) -> Vec<String> {
+    missing_imports(target, imports)
+        .into_iter()
+        .map(|(import, first)| match first {
+            Some(first) => format!(
+                "component `{component}` imports {import}, which needs {first} or later; the target is {target}"
+            ),
+            None => format!(
+                "component `{component}` imports {import}, which no containerd-shim-spin release up to {} runs",
+                SHIM_RELEASES[SHIM_RELEASES.len() - 1].shim
+            ),
+        })
+        .collect()
+}
+
+/// Collects the `ns:pkg/name@version` names (imports, exports, worlds) in wasm bytes as they
+/// stream past (while copied into a blob), so detection costs no second read.
+pub struct ImportScanner<R> {
     inner: R,
     window: Vec<u8>,
-    found: Vec<&'static WasmFeature>,
+    found: BTreeSet<String>,
 }
 
-impl<R> FeatureScanner<R> {
+/// Names are carried across reads up to this length.
+const MAX_NAME: usize = 255;
+
+impl<R> ImportScanner<R> {
     pub fn new(inner: R) -> Self {
-        FeatureScanner {
+        ImportScanner {
             inner,
             window: Vec::new(),
-            found: Vec::new(),
+            found: BTreeSet::new(),
         }
     }
 
-    /// The features seen, in table order.
-    pub fn finish(self) -> Vec<&'static WasmFeature> {
-        let mut found = self.found;
-        found.sort_by_key(|f| WASM_FEATURES.iter().position(|w| std::ptr::eq(w, *f)));
-        found
+    /// The names seen, sorted.
+    pub fn finish(mut self) -> BTreeSet<String> {
+        let window = std::mem::take(&mut self.window);
+        self.collect(&window, true);
+        self.found
     }
 
     fn scan(&mut self, chunk: &[u8]) {
-        let keep = WASM_FEATURES
-            .iter()
-            .map(|f| f.import.len())
-            .max()
-            .unwrap_or(1)
-            - 1;
         self.window.extend_from_slice(chunk);
-        for feature in WASM_FEATURES {
-            let seen = self.found.iter().any(|f| std::ptr::eq(*f, feature));
-            if !seen && memchr::memmem::find(&self.window, feature.import.as_bytes()).is_some() {
-                self.found.push(feature);
+        let window = std::mem::take(&mut self.window);
+        self.collect(&window, false);
+        let keep = window.len().saturating_sub(MAX_NAME);
+        self.window = window[keep..].to_vec();
+    }
+
+    /// Records every complete name in `bytes`; one running into the end waits for more input
+    /// unless `eof`.
+    fn collect(&mut self, bytes: &[u8], eof: bool) {
+        for ns in HOST_NAMESPACES {
+            for start in memchr::memmem::find_iter(bytes, ns.as_bytes()) {
+                let len = bytes[start..]
+                    .iter()
+                    .take_while(|b| is_name_byte(**b))
+                    .count();
+                if start + len == bytes.len() && !eof {
+                    continue;
+                }
+                if let Some(name) = parse_name(&bytes[start..start + len]) {
+                    self.found.insert(name);
+                }
             }
         }
-        let drop = self.window.len().saturating_sub(keep);
-        self.window.drain(..drop);
     }
 }
 
-impl<R: std::io::Read> std::io::Read for FeatureScanner<R> {
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b':' | b'/' | b'@')
+}
+
+/// `ns:pkg/name@version` from the start of `bytes`, or `None`.
+fn parse_name(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (name, version) = text.split_once('@')?;
+    let (package, _) = name.split_once('/')?;
+    package.split_once(':')?;
+    let version = version.split('@').next()?;
+    let mut parts = version.splitn(3, '.');
+    let (major, minor, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    let patch_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let numeric = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !(numeric(major) && numeric(minor) && patch_len > 0) {
+        return None;
+    }
+    let pre = rest[patch_len..].trim_end_matches(['.', '-']);
+    Some(format!(
+        "{name}@{major}.{minor}.{}{pre}",
+        &rest[..patch_len]
+    ))
+}
+
+impl<R: std::io::Read> std::io::Read for ImportScanner<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.scan(&buf[..n]);
@@ -186,43 +400,107 @@ impl<R: std::io::Read> std::io::Read for FeatureScanner<R> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn shim_table_maps_releases_to_their_spin() {
-        assert_eq!(target_spin("v0.13.0").unwrap(), SpinVersion(2, 3, 1));
-        assert_eq!(target_spin("v0.24.0").unwrap(), SpinVersion(3, 6, 3));
-        assert!(target_spin("v9.9.9").is_err());
+    fn first(import: &str) -> Option<&'static str> {
+        min_shim_for_import(import).map(|r| r.shim)
     }
 
     #[test]
-    fn features_newer_than_the_target_warn_with_the_minimum_shim() {
-        let wasi_config = &WASM_FEATURES[1];
-        let warning = feature_warning("api", wasi_config, SpinVersion(2, 3, 1)).unwrap();
-        assert!(
-            warning.contains("Spin 3.0.0") && warning.contains("v0.17.0"),
-            "{warning}"
-        );
+    fn shim_versions_are_found_by_minor_release() {
+        assert_eq!(target_shim("v0.13.0").unwrap().spin, "2.3.1");
+        assert_eq!(target_shim("0.24.0").unwrap().spin, "3.6.3");
+        assert_eq!(target_shim("v0.14.1").unwrap().shim, "v0.14.0");
+        assert!(target_shim("v9.9.9").is_err());
+        assert!(target_shim("v0.17.x").is_err());
+        assert!(target_shim(DEFAULT_TARGET_SHIM).is_ok());
+    }
+
+    #[test]
+    fn each_import_maps_to_the_first_shim_that_runs_it() {
+        assert_eq!(first("wasi:http/types@0.2.0"), Some("v0.13.0"));
+        assert_eq!(first("fermyon:spin/key-value@2.0.0"), Some("v0.13.0"));
+        assert_eq!(first("fermyon:spin/mqtt@2.0.0"), Some("v0.14.0"));
         assert_eq!(
-            feature_warning("api", wasi_config, SpinVersion(3, 0, 0)),
-            None
+            first("wasi:config/store@0.2.0-draft-2024-09-27"),
+            Some("v0.17.0")
         );
+        assert_eq!(first("wasi:keyvalue/atomics@0.2.0-draft2"), Some("v0.17.0"));
+        assert_eq!(first("wasi:http/outgoing-handler@0.2.1"), Some("v0.17.0"));
+        assert_eq!(first("wasi:http/incoming-handler@0.2.2"), Some("v0.18.0"));
+        assert_eq!(first("spin:sqlite/sqlite@3.0.0"), Some("v0.20.0"));
+        assert_eq!(first("spin:postgres/postgres@4.0.0"), Some("v0.21.0"));
+        assert_eq!(first("wasi:cli/environment@0.2.3"), Some("v0.23.0"));
+        // Semver matching: 0.2.2 links against the 0.2.3 that v0.23.0 has.
+        assert_eq!(first("wasi:cli/environment@0.2.2"), Some("v0.23.0"));
+        assert_eq!(first("wasi:cli/environment@0.2.9"), None);
+        assert_eq!(first("wasi:keyvalue/store@0.2.0-draft3"), None);
     }
 
     #[test]
-    fn scanner_finds_imports_split_across_reads() {
+    fn missing_imports_name_the_first_shim_and_skip_foreign_namespaces() {
+        let target = target_shim("v0.13.0").unwrap();
+        let imports = [
+            "wasi:io/streams@0.2.0",
+            "spin:sqlite/sqlite@3.0.0",
+            "my:dep/thing@1.0.0",
+        ];
+        let missing = missing_imports(target, imports);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].0, "spin:sqlite/sqlite@3.0.0");
+        assert_eq!(missing[0].1.unwrap().shim, "v0.20.0");
+        assert_eq!(min_shim_for_imports(imports).unwrap().shim, "v0.20.0");
+        assert_eq!(
+            min_shim_for_imports(["wasi:io/streams@0.2.0"])
+                .unwrap()
+                .shim,
+            "v0.13.0"
+        );
+        assert_eq!(min_shim_for_imports(["wasi:io/streams@0.2.99"]), None);
+    }
+
+    #[test]
+    fn warnings_name_the_interface_and_the_first_shim() {
+        let warnings = import_warnings(
+            "api",
+            ["wasi:config/store@0.2.0-draft-2024-09-27"],
+            target_shim("v0.13.0").unwrap(),
+        );
+        assert_eq!(warnings, ["component `api` imports wasi:config/store@0.2.0-draft-2024-09-27, which needs containerd-shim-spin v0.17.0 (Spin 3.0.0) or later; the target is containerd-shim-spin v0.13.0 (Spin 2.3.1)"]);
+        assert!(import_warnings(
+            "api",
+            ["wasi:config/store@0.2.0-draft-2024-09-27"],
+            target_shim("v0.17.0").unwrap()
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn triggers_newer_than_the_target_warn() {
+        assert_eq!(min_shim_for_trigger("mqtt").unwrap().shim, "v0.16.0");
+        assert_eq!(min_shim_for_trigger("cron"), None);
+    }
+
+    #[test]
+    fn scanner_finds_names_split_across_reads_and_ignores_the_rest() {
         use std::io::Read;
-        let mut bytes = b"\0asm....".to_vec();
-        bytes.extend_from_slice(WASM_FEATURES[1].import.as_bytes());
-        bytes.extend_from_slice(b"tail");
-        let mut scanner = FeatureScanner::new(std::io::Cursor::new(bytes));
+        let mut bytes = b"\0asm\x28".to_vec();
+        bytes.extend_from_slice(b"wasi:config/store@0.2.0-draft-2024-09-27\x03get");
+        bytes.extend_from_slice(b"\x05fermyon:spin/inbound-http\x01");
+        bytes.extend_from_slice(b"\x13wasi:io/error@0.2.0");
+        let mut scanner = ImportScanner::new(std::io::Cursor::new(bytes));
         let mut buf = [0u8; 7];
         while scanner.read(&mut buf).unwrap() > 0 {}
-        let found: Vec<&str> = scanner.finish().iter().map(|f| f.import).collect();
-        assert_eq!(found, vec![WASM_FEATURES[1].import]);
+        let found: Vec<String> = scanner.finish().into_iter().collect();
+        assert_eq!(
+            found,
+            [
+                "wasi:config/store@0.2.0-draft-2024-09-27",
+                "wasi:io/error@0.2.0"
+            ]
+        );
     }
 
     #[test]
-    fn releases_are_ordered_oldest_first() {
-        assert!(SHIM_RELEASES.windows(2).all(|w| w[0].1 < w[1].1));
-        assert!(target_spin(DEFAULT_TARGET_SHIM).is_ok());
+    fn releases_are_ordered_and_unique() {
+        assert!(SHIM_RELEASES.windows(2).all(|w| w[0].shim < w[1].shim));
     }
 }

@@ -26,7 +26,9 @@ pub fn load(path: &Path) -> anyhow::Result<App> {
         .parent()
         .expect("a manifest file has a parent directory")
         .to_path_buf();
-    from_v2(manifest, manifest_path, dir)
+    let app = from_v2(manifest, manifest_path, dir)?;
+    super::spin_rules::validate(&app)?;
+    Ok(app)
 }
 
 fn locate(path: &Path) -> anyhow::Result<PathBuf> {

@@ -7,6 +7,7 @@ pub mod model;
 mod mounts;
 mod resolve;
 pub mod spin_build;
+mod spin_rules;
 mod toml_util;
 mod v1;
 

@@ -1,7 +1,7 @@
 //! Resolves a component's `files` and `exclude_files` into the sorted list of files it sees:
 //! globs matched against a sorted walk of the app directory, nothing outside it, links checked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
@@ -17,12 +17,17 @@ const IGNORED_DIRS: &[&str] = &[".spin-aks"];
 pub struct AppFiles {
     dir: PathBuf,
     files: Vec<String>,
+    /// The files reached through a symbolic link (themselves, or a directory above them): only
+    /// these need their real path checked, which saves a readlink per path part for the rest.
+    linked: BTreeSet<String>,
 }
 
 impl AppFiles {
     /// Walks `dir` (following links; where they lead is checked for the files a mount selects).
     pub fn walk(dir: &Path) -> anyhow::Result<Self> {
         let mut files = Vec::new();
+        let mut linked = BTreeSet::new();
+        let mut link_depth: Option<usize> = None;
         let walker = WalkDir::new(dir)
             .follow_links(true)
             .sort_by_file_name()
@@ -45,13 +50,24 @@ impl AppFiles {
                     ))
                 }
             };
+            if link_depth.is_some_and(|d| entry.depth() <= d) {
+                link_depth = None;
+            }
+            if entry.path_is_symlink() && link_depth.is_none() {
+                link_depth = Some(entry.depth());
+            }
             if entry.file_type().is_file() {
-                files.push(slash_path(entry.path().strip_prefix(dir)?));
+                let relative = slash_path(entry.path().strip_prefix(dir)?);
+                if link_depth.is_some() {
+                    linked.insert(relative.clone());
+                }
+                files.push(relative);
             }
         }
         Ok(AppFiles {
             dir: dir.to_path_buf(),
             files,
+            linked,
         })
     }
 
@@ -78,7 +94,9 @@ impl AppFiles {
             }
             for (relative, guest_path) in kept {
                 let source = self.dir.join(&relative);
-                ensure_inside(&self.dir, &source, &relative)?;
+                if self.linked.contains(&relative) {
+                    ensure_inside(&self.dir, &source, &relative)?;
+                }
                 if let Some(previous) = by_guest.insert(guest_path.clone(), source.clone()) {
                     if previous != source {
                         return Err(bad_input!(
@@ -358,5 +376,26 @@ mod tests {
             &[],
         );
         assert!(paths.is_empty());
+    }
+
+    #[test]
+    fn files_under_a_linked_directory_outside_the_app_are_refused_and_others_are_not_resolved() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "s").unwrap();
+        let app = app_dir();
+        std::os::unix::fs::symlink(outside.path(), app.path().join("static/linked")).unwrap();
+        let dir = std::fs::canonicalize(app.path()).unwrap();
+        let files = AppFiles::walk(&dir).unwrap();
+        assert_eq!(
+            files.linked.iter().collect::<Vec<_>>(),
+            ["static/linked/secret.txt"]
+        );
+        let component = Component {
+            id: "c".into(),
+            files: vec![FileMount::Pattern("static/**/*".into())],
+            ..Component::default()
+        };
+        let err = files.mounted(&component, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
     }
 }

@@ -82,8 +82,8 @@ pub async fn build_image(
     layout_dir: Option<&Path>,
     out: &Output,
 ) -> anyhow::Result<BuiltImage> {
-    let target_spin = compat::target_spin(&image.shim_version)?;
-    let options = AssembleOptions::from_env(target_spin)?;
+    let target = compat::target_shim(&image.shim_version)?;
+    let options = AssembleOptions::from_env(target)?;
     let app = app::load(&global.from)?;
     let findings = compat::check(&app, image.format);
     if !findings.errors.is_empty() {
@@ -94,6 +94,7 @@ pub async fn build_image(
         ));
     }
     let mut warnings = findings.warnings;
+    warnings.extend(compat::trigger_warnings(&app, target));
     spin_build::ensure_built(&app, image.skip_spin_build, &mut warnings)?;
     let tag = image_tag(&app, &mut warnings);
     let resolved = app::resolve(app, &mut warnings).await?;

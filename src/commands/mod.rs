@@ -10,6 +10,7 @@ mod logs;
 mod port_forward;
 pub mod push;
 mod scaffold;
+mod shell;
 mod status;
 mod up;
 mod workload;
@@ -34,5 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PortForward(args) => port_forward::run(&cli.global, args, &out).await,
         Command::Delete(args) => delete::run(&cli.global, args, &out).await,
         Command::Cluster(args) => cluster::run(&cli.global, args, &out).await,
+        Command::Completions(args) => shell::completions(args.shell),
+        Command::Man(args) => shell::man_pages(args.dir.as_deref()),
     }
 }

@@ -3,15 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context;
 use sha2::Digest as _;
 
+use super::pgzip::{self, ParallelGzip};
 use super::{Digest, Layout};
-use crate::app::compat::{self, FeatureScanner, SpinVersion};
+use crate::app::compat::{self, ImportScanner, ShimRelease};
 use crate::app::App;
 
 /// Inputs that change bytes without being part of the app, fixed per build.
@@ -21,13 +22,13 @@ pub struct AssembleOptions {
     pub source_date_epoch: Option<u64>,
     /// Put each component's files into one archive layer (`SPIN_OCI_ARCHIVE_LAYERS`).
     pub archive_layers: bool,
-    /// The Spin the target shim embeds, for feature warnings.
-    pub target_spin: SpinVersion,
+    /// The containerd-shim-spin release the cluster runs, for import warnings.
+    pub target: &'static ShimRelease,
 }
 
 impl AssembleOptions {
     /// Reads `SOURCE_DATE_EPOCH` and `SPIN_OCI_ARCHIVE_LAYERS` from the environment.
-    pub fn from_env(target_spin: SpinVersion) -> anyhow::Result<Self> {
+    pub fn from_env(target: &'static ShimRelease) -> anyhow::Result<Self> {
         let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
             Ok(value) => Some(value.trim().parse().map_err(|_| {
                 crate::bad_input!(
@@ -40,7 +41,7 @@ impl AssembleOptions {
         Ok(AssembleOptions {
             source_date_epoch,
             archive_layers,
-            target_spin,
+            target,
         })
     }
 
@@ -86,26 +87,66 @@ pub fn wasm_blob(
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<(Digest, u64)> {
     let file = File::open(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-    let mut scanner = FeatureScanner::new(BufReader::with_capacity(256 * 1024, file));
+    let mut scanner = ImportScanner::new(BufReader::with_capacity(256 * 1024, file));
     let mut blob = layout.blob_writer()?;
     io::copy(&mut scanner, &mut blob)
         .with_context(|| format!("cannot copy {} into the layout", wasm.display()))?;
-    warnings.extend(
-        scanner
-            .finish()
-            .into_iter()
-            .filter_map(|f| compat::feature_warning(component, f, options.target_spin)),
-    );
+    let imports = scanner.finish();
+    warnings.extend(compat::import_warnings(
+        component,
+        imports.iter().map(String::as_str),
+        options.target,
+    ));
     blob.commit()
 }
 
-/// Copies a file into a blob.
-pub fn file_blob(layout: &Layout, path: &Path) -> anyhow::Result<(Digest, u64)> {
-    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut blob = layout.blob_writer()?;
-    io::copy(&mut BufReader::with_capacity(256 * 1024, file), &mut blob)
-        .with_context(|| format!("cannot copy {} into the layout", path.display()))?;
-    blob.commit()
+/// Makes an opened file (`path` names it in errors) a blob, reading it once. Into a fresh layout
+/// it is streamed (hashed as written); on a rebuild it is hashed first and copied (by the kernel,
+/// copy_file_range) only when the layout lacks it, so an unchanged rebuild writes nothing.
+pub fn file_blob(layout: &Layout, mut file: File, path: &Path) -> anyhow::Result<(Digest, u64)> {
+    let cannot = || format!("cannot copy {} into the layout", path.display());
+    if !layout.is_rebuild() {
+        let mut blob = layout.blob_writer()?;
+        copy_with(&mut file, |chunk| blob.write_all(chunk)).with_context(cannot)?;
+        return blob.commit();
+    }
+    let before = file.metadata().with_context(cannot)?;
+    let mut hasher = sha2::Sha256::new();
+    let size = copy_with(&mut file, |chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })
+    .with_context(cannot)?;
+    let digest = Digest::from_hasher(hasher);
+    if !layout.has_blob(&digest) {
+        file.seek(io::SeekFrom::Start(0)).with_context(cannot)?;
+        layout.copy_blob(&mut file, &digest).with_context(cannot)?;
+        let after = file.metadata().with_context(cannot)?;
+        if after.len() != size || after.modified().ok() != before.modified().ok() {
+            anyhow::bail!(
+                "{} changed while it was being copied; build again",
+                path.display()
+            );
+        }
+    }
+    Ok((digest, size))
+}
+
+/// Reads `file` to the end through one stack buffer, handing each chunk to `sink`; the size.
+fn copy_with(file: &mut File, mut sink: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<u64> {
+    let mut buffer = [0u8; 128 * 1024];
+    let mut size = 0u64;
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => return Ok(size),
+            Ok(n) => {
+                sink(&buffer[..n])?;
+                size += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// A reader that hashes what is read through it.
@@ -135,10 +176,9 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// The gzip settings every layer uses: miniz_oxide (pinned in Cargo.toml) at level 6, and a
-/// header without name or mtime, so compressed bytes depend only on the input.
-pub fn gzip<W: io::Write>(inner: W) -> flate2::write::GzEncoder<W> {
-    flate2::GzBuilder::new()
-        .mtime(0)
-        .write(inner, flate2::Compression::new(6))
+/// The gzip settings every layer uses: zlib-rs (pinned in Cargo.toml) at level 6, deflated in
+/// fixed-size blocks on all cores as one member, and a header without name or mtime, so
+/// compressed bytes depend only on the input.
+pub fn gzip<W: io::Write>(inner: W) -> io::Result<ParallelGzip<W>> {
+    ParallelGzip::new(inner, 6, pgzip::default_threads())
 }

@@ -69,6 +69,8 @@ struct Index {
 #[derive(Clone, Debug)]
 pub struct Layout {
     root: PathBuf,
+    /// Whether it already held an image when opened: a rebuild, whose blobs mostly exist.
+    rebuild: bool,
 }
 
 impl Layout {
@@ -76,6 +78,7 @@ impl Layout {
     pub fn create(root: &Path) -> anyhow::Result<Self> {
         let layout = Layout {
             root: root.to_path_buf(),
+            rebuild: root.join("index.json").is_file(),
         };
         fs::create_dir_all(layout.blobs_dir()).with_context(|| {
             format!("cannot create the OCI layout directory {}", root.display())
@@ -97,6 +100,7 @@ impl Layout {
         }
         Ok(Layout {
             root: root.to_path_buf(),
+            rebuild: true,
         })
     }
 
@@ -120,6 +124,27 @@ impl Layout {
             writer: HashingWriter::new(BufWriter::new(file)),
             blobs_dir: self.blobs_dir(),
         })
+    }
+
+    /// Whether the layout held an image before this build started.
+    pub fn is_rebuild(&self) -> bool {
+        self.rebuild
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Copies `file`, whose digest the caller has just computed, into the blob `digest`.
+    /// File-to-file, so `io::copy` lets the kernel copy (copy_file_range) without a user buffer.
+    pub fn copy_blob(&self, file: &mut File, digest: &Digest) -> anyhow::Result<()> {
+        let mut temp = tempfile::NamedTempFile::new_in(self.blobs_dir())
+            .context("cannot create a temporary blob in the OCI layout")?;
+        io::copy(file, temp.as_file_mut())?;
+        let path = self.blob_path(digest);
+        temp.persist(&path)
+            .with_context(|| format!("cannot write blob {}", path.display()))?;
+        Ok(())
     }
 
     /// Writes a small in-memory blob (manifests, configs) and returns its digest and size.

@@ -8,6 +8,7 @@ pub mod json;
 pub mod layout;
 mod locked_app;
 pub mod media_types;
+pub mod pgzip;
 pub mod plain_image;
 pub mod spin_artifact;
 

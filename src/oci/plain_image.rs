@@ -13,7 +13,7 @@ use super::archive::fixed_header;
 use super::assemble::{annotations, created, gzip, AssembleOptions};
 use super::media_types::{IMAGE_CONFIG, IMAGE_LAYER_TAR_GZIP, IMAGE_MANIFEST};
 use super::{json, Descriptor, HashingWriter, ImageManifest, Layout};
-use crate::app::compat::{self, FeatureScanner};
+use crate::app::compat::{self, ImportScanner};
 use crate::app::{ResolvedApp, Source};
 
 /// Where each component's resolved files live inside the image.
@@ -35,7 +35,7 @@ pub fn assemble(
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<ImageManifest> {
     let (entries, wasm_paths) = image_entries(app)?;
-    let tar_writer = HashingWriter::new(gzip(layout.blob_writer()?));
+    let tar_writer = HashingWriter::new(gzip(layout.blob_writer()?)?);
     let mut tar = tar::Builder::new(tar_writer);
     for (path, entry) in &entries {
         match entry {
@@ -63,11 +63,14 @@ pub fn assemble(
                 );
                 match wasm_paths.get(path) {
                     Some(component) => {
-                        let mut scanner = FeatureScanner::new(BufReader::new(file));
+                        let mut scanner = ImportScanner::new(BufReader::new(file));
                         tar.append_data(&mut header, path, &mut scanner)?;
-                        warnings.extend(scanner.finish().into_iter().filter_map(|f| {
-                            compat::feature_warning(component, f, options.target_spin)
-                        }));
+                        let imports = scanner.finish();
+                        warnings.extend(compat::import_warnings(
+                            component,
+                            imports.iter().map(String::as_str),
+                            options.target,
+                        ));
                     }
                     None => tar.append_data(&mut header, path, BufReader::new(file))?,
                 }

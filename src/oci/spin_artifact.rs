@@ -12,8 +12,10 @@ use super::assemble::{annotations, file_blob, gzip, wasm_blob, AssembleOptions, 
 use super::locked_app::{
     component_metadata, locked_app, ContentPath, ContentRef, LockedComponent, LockedSource,
 };
-use super::media_types::{ARCHIVE_LAYER, DATA_LAYER, IMAGE_CONFIG, LOCKED_APP_LAYER, WASM_LAYER};
-use super::{Descriptor, ImageManifest, Layout};
+use super::media_types::{
+    ARCHIVE_LAYER, DATA_LAYER, IMAGE_CONFIG, IMAGE_MANIFEST, LOCKED_APP_LAYER, WASM_LAYER,
+};
+use super::{Descriptor, Digest, ImageManifest, Layout};
 use crate::app::{MountedFile, ResolvedApp, ResolvedComponent};
 
 /// Files up to this size travel inside the locked app instead of as layers.
@@ -56,7 +58,7 @@ pub fn assemble(
     let (config_digest, config_size) = layout.write_blob(config.as_bytes())?;
     Ok(ImageManifest {
         schema_version: 2,
-        media_type: None,
+        media_type: Some(IMAGE_MANIFEST.to_string()),
         config: Descriptor::new(IMAGE_CONFIG, config_digest, config_size),
         layers,
         annotations: annotations(&app.app, options),
@@ -90,11 +92,7 @@ fn pack_component(
         .then(|| std::fs::read(&resolved.wasm))
         .transpose()?;
     let mut layers = vec![Descriptor::new(WASM_LAYER, wasm_digest.clone(), wasm_size)];
-    let files = if archive {
-        archive_files(layout, &resolved.files, options, &mut layers)?
-    } else {
-        layered_files(layout, &resolved.files, &mut layers)?
-    };
+    let files = pack_files(layout, &resolved.files, options, archive, &mut layers)?;
     let locked = LockedComponent {
         id: resolved.id.clone(),
         metadata: component_metadata(component),
@@ -112,70 +110,57 @@ fn pack_component(
     Ok(Packed { layers, locked })
 }
 
-/// One data layer per file over the inline limit; small files inline.
-fn layered_files(
+/// A component's files: those of at most [`INLINE_LIMIT`] bytes inline (with their digest, as
+/// Spin writes them), the rest one data layer each, or all together in one archive layer.
+fn pack_files(
     layout: &Layout,
     files: &[MountedFile],
+    options: &AssembleOptions,
+    archive: bool,
     layers: &mut Vec<Descriptor>,
 ) -> anyhow::Result<Vec<ContentPath>> {
+    let mut tar = None;
     let mut paths = Vec::new();
     for file in files {
-        let size = std::fs::metadata(&file.source)
-            .with_context(|| format!("cannot read {}", file.source.display()))?
-            .len();
+        let opened = File::open(&file.source)
+            .with_context(|| format!("cannot read {}", file.source.display()))?;
+        let size = opened.metadata()?.len();
+        let path = relative_guest_path(file);
         let content = if size <= INLINE_LIMIT {
+            let mut bytes = Vec::with_capacity(size as usize);
+            (&opened).take(INLINE_LIMIT + 1).read_to_end(&mut bytes)?;
             ContentRef {
-                inline: Some(std::fs::read(&file.source)?),
-                digest: None,
+                digest: Some(Digest::of(&bytes)),
+                inline: Some(bytes),
+            }
+        } else if archive {
+            let tar = match &mut tar {
+                Some(tar) => tar,
+                None => tar.insert(tar::Builder::new(gzip(layout.blob_writer()?)?)),
+            };
+            let mut reader = HashingReader::new(BufReader::with_capacity(256 * 1024, opened));
+            let mut header = fixed_header(tar::EntryType::Regular, size, 0o644, options.mtime());
+            tar.append_data(&mut header, &path, (&mut reader).take(size))?;
+            ContentRef {
+                inline: None,
+                digest: Some(reader.digest()),
             }
         } else {
-            let (digest, size) = file_blob(layout, &file.source)?;
+            let (digest, size) = file_blob(layout, opened, &file.source)?;
             layers.push(Descriptor::new(DATA_LAYER, digest.clone(), size));
             ContentRef {
                 inline: None,
                 digest: Some(digest),
             }
         };
-        paths.push(ContentPath {
-            content,
-            path: relative_guest_path(file),
-        });
+        paths.push(ContentPath { content, path });
     }
-    Ok(paths)
-}
-
-/// All of a component's files in one tar+gzip layer; each file still listed by digest.
-fn archive_files(
-    layout: &Layout,
-    files: &[MountedFile],
-    options: &AssembleOptions,
-    layers: &mut Vec<Descriptor>,
-) -> anyhow::Result<Vec<ContentPath>> {
-    if files.is_empty() {
-        return Ok(Vec::new());
+    if let Some(tar) = tar {
+        let mut encoder = tar.into_inner()?;
+        encoder.flush()?;
+        let (digest, size) = encoder.finish()?.commit()?;
+        layers.push(Descriptor::new(ARCHIVE_LAYER, digest, size));
     }
-    let mut tar = tar::Builder::new(gzip(layout.blob_writer()?));
-    let mut paths = Vec::new();
-    for file in files {
-        let opened = File::open(&file.source)
-            .with_context(|| format!("cannot read {}", file.source.display()))?;
-        let size = opened.metadata()?.len();
-        let mut reader = HashingReader::new(BufReader::new(opened));
-        let mut header = fixed_header(tar::EntryType::Regular, size, 0o644, options.mtime());
-        let path = relative_guest_path(file);
-        tar.append_data(&mut header, &path, (&mut reader).take(size))?;
-        paths.push(ContentPath {
-            content: ContentRef {
-                inline: None,
-                digest: Some(reader.digest()),
-            },
-            path,
-        });
-    }
-    let mut encoder = tar.into_inner()?;
-    encoder.flush()?;
-    let (digest, size) = encoder.finish()?.commit()?;
-    layers.push(Descriptor::new(ARCHIVE_LAYER, digest, size));
     Ok(paths)
 }
 

@@ -92,6 +92,7 @@ route = "/..."
 component = "web"
 
 [[trigger.redis]]
+address = "redis://redis:6379"
 channel = "jobs"
 component = "worker"
 
