@@ -35,6 +35,15 @@ fn cargo_fuzz() -> Command {
     cmd
 }
 
+/// Outside the checkout, so a fresh clone (CI) reuses the instrumented dependencies.
+fn fuzz_target_dir() -> std::path::PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("spin-aks").join("fuzz-target")
+}
+
 #[test]
 fn every_fuzz_target_builds_replays_its_corpus_and_runs_a_few_seconds_without_a_crash() {
     if support::tool("cargo-fuzz").is_none() {
@@ -47,7 +56,9 @@ fn every_fuzz_target_builds_replays_its_corpus_and_runs_a_few_seconds_without_a_
         // A scratch corpus copy: new inputs found here are not written into the repository.
         let scratch = tempfile::tempdir().unwrap();
         let output = cargo_fuzz()
-            .args(["run", "--sanitizer", "none", target])
+            .args(["run", "--sanitizer", "none", "--target-dir"])
+            .arg(fuzz_target_dir())
+            .arg(target)
             .arg(scratch.path())
             .arg(&corpus)
             .args(["--", "-max_total_time=3", "-max_len=16384"])

@@ -51,38 +51,46 @@ fn ten_pushes_of_130_blobs_through_20_percent_cuts_and_10_percent_503s_all_compl
         unavailable: 0.1,
         ..FaultMix::default()
     };
-    for run in 0..10u64 {
-        let proxy = FaultProxy::start(registry.port(), fault_proxy::seeded(run, mix));
-        let dir = home.path().join(format!("layout-{run}"));
-        layout::generate(&dir, "1.0.0", 129, SIZES);
-        let repository = format!("faults/app-{run}:1");
-        let (code, json, stderr) = push(
-            home.path(),
-            &[
-                &format!("{}/{repository}", proxy.host()),
-                "--from-layout",
-                dir.to_str().unwrap(),
-                "--jobs",
-                "16",
-            ],
-        );
-        assert_eq!(code, 0, "run {run} failed: {stderr}");
-        let sent =
-            json["blobs_uploaded"].as_u64().unwrap() + json["blobs_skipped"].as_u64().unwrap();
-        assert_eq!(sent, 130, "run {run}: {json}");
-        assert!(json["retries"].as_u64().unwrap() > 0, "run {run}: {json}");
-        assert!(
-            stderr.contains("retrying in"),
-            "--verbose shows retries: {stderr}"
-        );
-        let pulled = pulled_digest(
-            home.path(),
-            &format!("{}/{repository}", registry.host()),
-            &format!("pulled-{run}"),
-        );
-        assert_eq!(pulled, json["digest"].as_str().unwrap(), "run {run}");
-        assert_eq!(pulled, support::layout_digest(&dir), "run {run}");
-    }
+    // Ten seeded runs, side by side: each its own fault sequence and repository, all must pass.
+    std::thread::scope(|scope| {
+        for run in 0..10u64 {
+            let (home, registry) = (home.path(), &registry);
+            scope.spawn(move || faulty_push(home, registry, run, mix));
+        }
+    });
+}
+
+/// One push of 130 blobs through a front seeded with `run`, checked by a skopeo pull.
+fn faulty_push(home_path: &Path, registry: &Registry, run: u64, mix: FaultMix) {
+    let proxy = FaultProxy::start(registry.port(), fault_proxy::seeded(run, mix));
+    let dir = home_path.join(format!("layout-{run}"));
+    layout::generate(&dir, "1.0.0", 129, SIZES);
+    let repository = format!("faults/app-{run}:1");
+    let (code, json, stderr) = push(
+        home_path,
+        &[
+            &format!("{}/{repository}", proxy.host()),
+            "--from-layout",
+            dir.to_str().unwrap(),
+            "--jobs",
+            "16",
+        ],
+    );
+    assert_eq!(code, 0, "run {run} failed: {stderr}");
+    let sent = json["blobs_uploaded"].as_u64().unwrap() + json["blobs_skipped"].as_u64().unwrap();
+    assert_eq!(sent, 130, "run {run}: {json}");
+    assert!(json["retries"].as_u64().unwrap() > 0, "run {run}: {json}");
+    assert!(
+        stderr.contains("retrying in"),
+        "--verbose shows retries: {stderr}"
+    );
+    let pulled = pulled_digest(
+        home_path,
+        &format!("{}/{repository}", registry.host()),
+        &format!("pulled-{run}"),
+    );
+    assert_eq!(pulled, json["digest"].as_str().unwrap(), "run {run}");
+    assert_eq!(pulled, support::layout_digest(&dir), "run {run}");
 }
 
 #[test]
