@@ -266,6 +266,9 @@ pub struct TargetArgs {
     /// The namespace (else the one this app last used, else the context's, else `default`)
     #[arg(short = 'n', long, value_name = "NS", value_parser = validate::parse_dns_label)]
     pub namespace: Option<String>,
+    /// An AKS cluster instead of a kubeconfig: credentials come from ARM, in memory
+    #[command(flatten)]
+    pub aks: AksClusterArgs,
 }
 
 /// `--dry-run`: whether the server persists the apply.

@@ -41,6 +41,8 @@ make_pki() {
   issue admin "/O=system:masters/CN=rig-admin"
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  # A static bearer token standing in for an Entra token of the AKS server app (tests of AKS access).
+  echo 'spin-aks-rig-entra-token,entra-admin,entra-admin,"system:masters"' > "$pki/tokens.csv"
 }
 
 write_kubeconfig() {
@@ -145,7 +147,7 @@ wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
 spawn kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
   --cert-dir "$run/pki" --tls-cert-file "$run/pki/serving.crt" --tls-private-key-file "$run/pki/serving.key" \
-  --client-ca-file "$run/pki/ca.crt" --authorization-mode RBAC --allow-privileged \
+  --client-ca-file "$run/pki/ca.crt" --token-auth-file "$run/pki/tokens.csv" --authorization-mode RBAC --allow-privileged \
   --service-cluster-ip-range 10.0.0.0/24 --service-account-issuer https://kubernetes.default.svc \
   --service-account-key-file "$run/pki/sa.pub" --service-account-signing-key-file "$run/pki/sa.key" \
   --kubelet-client-certificate "$run/pki/admin.crt" --kubelet-client-key "$run/pki/admin.key" \

@@ -34,11 +34,21 @@ pub struct Connection {
     pub namespace_explicit: bool,
     /// The kubeconfig file given with `--kubeconfig`, for tools we hand the cluster to (helm).
     pub kubeconfig_file: Option<PathBuf>,
+    /// Credentials held in memory (AKS through ARM): no file another tool could read.
+    pub in_memory: bool,
 }
 
 /// Reads the kubeconfig, picks the context and namespace, and builds a client (no request yet).
 pub async fn connect(target: &Target, remembered: &Remembered) -> anyhow::Result<Connection> {
-    let kubeconfig = load_kubeconfig(target)?;
+    connect_with(load_kubeconfig(target)?, target, remembered).await
+}
+
+/// As [`connect`], with a kubeconfig that did not come from a file (AKS credentials from ARM).
+pub async fn connect_with(
+    kubeconfig: Kubeconfig,
+    target: &Target,
+    remembered: &Remembered,
+) -> anyhow::Result<Connection> {
     let context = choose_context(target, remembered, &kubeconfig)?;
     let options = KubeConfigOptions {
         context: Some(context.clone()),
@@ -68,6 +78,7 @@ pub async fn connect(target: &Target, remembered: &Remembered) -> anyhow::Result
         namespace,
         namespace_explicit: target.namespace.is_some(),
         kubeconfig_file: target.kubeconfig.clone(),
+        in_memory: false,
     })
 }
 

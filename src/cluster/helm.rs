@@ -19,6 +19,11 @@ pub fn install(
     image: &ImageRef,
     dry_run: bool,
 ) -> anyhow::Result<Vec<Value>> {
+    if conn.in_memory {
+        return Err(bad_input!(
+            "--dir is a Helm chart, and helm reads credentials from a kubeconfig file; run `spin-aks cluster get-credentials` and apply with --context, or scaffold --type kube or kustomize"
+        ));
+    }
     let mut args: Vec<String> = vec![
         "upgrade".into(),
         "--install".into(),

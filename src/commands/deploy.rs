@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 use super::push::canonical;
 use super::workload;
 use crate::app::{self, App};
+use crate::azure::aks;
+use crate::azure::arm::Arm;
+use crate::azure::choose::{self, Mode};
 use crate::bad_input;
 use crate::cli::{DeployArgs, DryRun, ExposeKind, GlobalArgs};
 use crate::cluster::apply::{self, AppliedObject, ApplyOptions, ObjectAction, Resources};
@@ -53,7 +56,8 @@ pub struct AppTarget {
     pub conn: Connection,
 }
 
-/// Loads the app and its state, and connects as the flags (else the state) say.
+/// Loads the app and its state, and connects as the flags (else the state) say: a kubeconfig
+/// context, or an AKS cluster (`--cluster`, or the one `cluster use` chose) through ARM.
 pub async fn target(
     global: &GlobalArgs,
     flags: &crate::cli::TargetArgs,
@@ -62,21 +66,34 @@ pub async fn target(
     let app = app::load(&global.from)?;
     let key = canonical(&app.manifest_path)?;
     let state_file = StateFile::new(global.state_file.as_deref())?;
-    let (state, warning) = state_file.load()?;
+    let (all, warning) = state_file.load()?;
     if let Some(warning) = warning {
         out.warn(warning);
     }
-    let state = state.apps.get(&key).cloned().unwrap_or_default();
+    let state = all.apps.get(&key).cloned().unwrap_or_default();
     let remembered = Remembered {
         context: state.last_deploy.as_ref().map(|d| d.context.clone()),
         namespace: state.last_deploy.as_ref().map(|d| d.namespace.clone()),
     };
-    let flags = Target {
+    let target = Target {
         kubeconfig: flags.kubeconfig.clone(),
         context: flags.context.clone(),
         namespace: flags.namespace.clone(),
     };
-    let conn = connect::connect(&flags, &remembered).await?;
+    let use_aks = flags.aks.cluster.is_some()
+        || (flags.kubeconfig.is_none() && flags.context.is_none() && all.last_cluster.is_some());
+    let conn = if use_aks {
+        let arm = Arm::from_env()?;
+        let cluster =
+            choose::resolve_cluster(&arm, &flags.aks.selector(), &all, Mode::detect(global.yes))
+                .await?;
+        let kubeconfig = aks::user_kubeconfig(&arm, &cluster).await?;
+        let mut conn = connect::connect_with(kubeconfig, &target, &remembered).await?;
+        conn.in_memory = true;
+        conn
+    } else {
+        connect::connect(&target, &remembered).await?
+    };
     let name = objects::dns_name(&app.name);
     Ok(AppTarget {
         app,

@@ -1,0 +1,114 @@
+//! apply against an AKS cluster chosen by name: the user kubeconfig comes from the fake ARM, in
+//! memory, and its kubelogin exec user is replaced by a token from our credential chain (a fake
+//! `az`), which the real API server of the kube rig accepts. No kubeconfig file, no kubelogin.
+
+mod support;
+
+use support::apps::example_copy;
+use support::arm::{entra_user_kubeconfig, write_scoped_az, FakeArm};
+use support::rig::{fake_image, rig};
+
+const ARM_TOKEN: &str = "arm-token-5e1b7a";
+/// The token the rig's API server knows (scripts/kube-rig/start.sh, tokens.csv).
+const AKS_TOKEN: &str = "spin-aks-rig-entra-token";
+const AKS_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
+const SUB: &str = "33333333-0000-0000-0000-000000000003";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig() {
+    let Some(rig) = rig() else { return };
+    let arm = FakeArm::start(ARM_TOKEN, AKS_TOKEN).await;
+    arm.add_subscription(SUB, "Dev");
+    let admin = std::fs::read_to_string(&rig.kubeconfig).unwrap();
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_string();
+    let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
+    arm.add_cluster(
+        SUB,
+        "rg",
+        "aks1",
+        true,
+        &entra_user_kubeconfig("aks1", "rg", &server, &ca),
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    write_scoped_az(
+        bin.path(),
+        &[
+            (&format!("{}/.default", arm.endpoint), ARM_TOKEN),
+            (AKS_SCOPE, AKS_TOKEN),
+        ],
+    );
+    let app = example_copy(home.path());
+    let ns = rig.namespace("aks");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spin-aks"));
+    cmd.env_clear()
+        .env("PATH", bin.path())
+        .env("HOME", home.path())
+        .env("SPIN_AKS_STATE_FILE", home.path().join("state"))
+        .env("SPIN_AKS_ARM_ENDPOINT", &arm.endpoint)
+        .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            format!("http://{closed}"),
+        )
+        .arg("-f")
+        .arg(&app)
+        .args([
+            "apply",
+            "--output",
+            "json",
+            "--subscription",
+            SUB,
+            "--resource-group",
+            "rg",
+            "--cluster",
+            "aks1",
+            "-n",
+            &ns,
+            "--image",
+            &fake_image(40),
+            "--secret",
+            "api_token=x",
+        ]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["cluster"], "aks1");
+    assert_eq!(report["rollout"]["ready"], 2);
+    assert_eq!(arm.count("POST", "/subscriptions/33333333-0000-0000-0000-000000000003/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1/listClusterUserCredential"), 1);
+    for text in [
+        &stdout,
+        &stderr,
+        &std::fs::read_to_string(home.path().join("state"))
+            .unwrap()
+            .into(),
+    ] {
+        assert!(
+            !text.contains(AKS_TOKEN) && !text.contains(ARM_TOKEN),
+            "a token leaked: {text}"
+        );
+    }
+    assert!(
+        std::fs::read_dir(home.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("kube")),
+        "no kubeconfig written"
+    );
+}
