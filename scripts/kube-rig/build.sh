@@ -3,6 +3,7 @@
 # versions.env, and prints the bin directory. Cached: a second run only checks the files exist.
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, spin-operator (as `cmd`),
 #   plus the spin-operator CRDs from its module zip.
+# With --check: only say whether it is built (exit 1 when not).
 # RIG_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/spin-aks/kube-rig) holds one folder per version set.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -19,6 +20,7 @@ complete() {
   [ -f "$cache/crds/spinapps.yaml" ] && [ -f "$cache/crds/spinappexecutors.yaml" ]
 }
 if complete; then echo "$cache"; exit 0; fi
+if [ "${1:-}" = "--check" ]; then echo "kube-rig: not built (run without --check to build)" >&2; exit 1; fi
 
 command -v go >/dev/null || { echo "kube-rig: go is not installed" >&2; exit 1; }
 mkdir -p "$bin" "$cache/crds"

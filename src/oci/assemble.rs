@@ -89,8 +89,13 @@ pub fn wasm_blob(
     let file = File::open(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
     let mut scanner = ImportScanner::new(BufReader::with_capacity(256 * 1024, file));
     let mut blob = layout.blob_writer()?;
-    io::copy(&mut scanner, &mut blob)
-        .with_context(|| format!("cannot copy {} into the layout", wasm.display()))?;
+    io::copy(&mut scanner, &mut blob).with_context(|| {
+        format!(
+            "cannot copy {} into the layout {}",
+            wasm.display(),
+            layout.root().display()
+        )
+    })?;
     let imports = scanner.finish();
     warnings.extend(compat::import_warnings(
         component,
@@ -104,7 +109,13 @@ pub fn wasm_blob(
 /// it is streamed (hashed as written); on a rebuild it is hashed first and copied (by the kernel,
 /// copy_file_range) only when the layout lacks it, so an unchanged rebuild writes nothing.
 pub fn file_blob(layout: &Layout, mut file: File, path: &Path) -> anyhow::Result<(Digest, u64)> {
-    let cannot = || format!("cannot copy {} into the layout", path.display());
+    let cannot = || {
+        format!(
+            "cannot copy {} into the layout {}",
+            path.display(),
+            layout.root().display()
+        )
+    };
     if !layout.is_rebuild() {
         let mut blob = layout.blob_writer()?;
         copy_with(&mut file, |chunk| blob.write_all(chunk)).with_context(cannot)?;
