@@ -726,27 +726,24 @@ fn a_missing_runtime_class_fails_the_rollout_with_the_fix() {
 
 // ---------- endpoint ----------
 
-#[test]
-fn loadbalancer_address_is_waited_for_and_reported() {
-    let Some(c) = case("lb") else { return };
-    let rig = c.rig;
-    let ns = c.ns.clone();
-    // No cloud here: play the load balancer controller once the Service exists.
-    let controller = std::thread::spawn(move || {
+/// No cloud here: plays the load balancer (or app routing) controller, giving `object` an address
+/// once it exists.
+fn play_cloud_controller(c: &Case, object: &str) -> std::thread::JoinHandle<()> {
+    let (rig, ns, object) = (c.rig, c.ns.clone(), object.to_string());
+    std::thread::spawn(move || {
         for _ in 0..300 {
             let patched = rig
                 .kubectl()
                 .args([
                     "patch",
-                    "service",
-                    "hello-aks-public",
+                    &object,
                     "-n",
                     &ns,
                     "--subresource=status",
                     "--type=merge",
                     "-p",
-                    r#"{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.7"}]}}}"#,
                 ])
+                .arg(r#"{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.7"}]}}}"#)
                 .output()
                 .unwrap();
             if patched.status.success() {
@@ -754,7 +751,39 @@ fn loadbalancer_address_is_waited_for_and_reported() {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-    });
+    })
+}
+
+#[test]
+fn ingress_for_app_routing_is_waited_for_and_reported_by_host() {
+    let Some(c) = case("ingress") else { return };
+    let controller = play_cloud_controller(&c, "ingress/hello-aks");
+    let report = c.apply(&[
+        "--image",
+        &fake_image(19),
+        "--secret",
+        &secret_flag(),
+        "--expose",
+        "ingress",
+        "--host",
+        "hello.example.com",
+    ]);
+    controller.join().unwrap();
+    assert_eq!(report["endpoint"], "http://hello.example.com");
+    let class = c.kubectl(&[
+        "get",
+        "ingress",
+        "hello-aks",
+        "-o",
+        "jsonpath={.spec.ingressClassName} {.spec.rules[0].http.paths[0].backend.service.name}",
+    ]);
+    assert_eq!(class, "webapprouting.kubernetes.azure.com hello-aks");
+}
+
+#[test]
+fn loadbalancer_address_is_waited_for_and_reported() {
+    let Some(c) = case("lb") else { return };
+    let controller = play_cloud_controller(&c, "service/hello-aks-public");
     let report = c.apply(&[
         "--image",
         &fake_image(14),
