@@ -4,7 +4,8 @@
 # real spin-operator with its CRDs, the wasmtime-spin-v2 RuntimeClass and nodes labelled for the shim.
 #   start.sh RUN_DIR [OWNER_PID]
 # Writes RUN_DIR/kubeconfig (cluster admin), RUN_DIR/rig.env (ports, pids) and RUN_DIR/logs/*.log.
-# With OWNER_PID, a watchdog stops the rig when that process exits (one rig per test binary).
+# With OWNER_PID, a watchdog stops the rig and removes RUN_DIR when that process exits (one rig
+# per test binary).
 # Stop it with stop.sh RUN_DIR.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -178,7 +179,7 @@ wait_for untainted-nodes 60 untainted
 wait_for default-serviceaccount 60 "${kc[@]}" get serviceaccount default -n default
 
 if [ -n "$owner" ]; then # watchdog: the rig lives as long as the process that started it
-  ( while kill -0 "$owner" 2>/dev/null; do sleep 1; done; bash "$here/stop.sh" "$run" ) >/dev/null 2>&1 &
+  ( while kill -0 "$owner" 2>/dev/null; do sleep 1; done; bash "$here/stop.sh" "$run"; rm -rf "$run" ) >/dev/null 2>&1 &
   disown
 fi
 log "ready: KUBECONFIG=$run/kubeconfig"
