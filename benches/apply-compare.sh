@@ -56,7 +56,8 @@ start_registry up
 ups=()
 for _ in $(seq "$runs"); do ups+=("$(timed "$bin" -q -y -f "$app" up)"); done
 printf '%-34s %.3f s (median of %s)\n' "up, unchanged app" "$(m "${ups[@]}")" "$runs"
-rss=$( { /usr/bin/time -f '%M' "$bin" -q -y -f "$app" up >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+/usr/bin/time -o "$work/rss" -f '%M' "$bin" -q -y -f "$app" up >/dev/null 2>&1
+rss=$(tail -1 "$work/rss")
 printf '%-34s %.1f MB\n' "up, peak RSS" "$(echo "$rss / 1024" | bc -l)"
 
 # Rollout noticed: stamp the watch event where the Deployment is available, then compare with
