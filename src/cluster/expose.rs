@@ -158,8 +158,3 @@ where
     }
     anyhow::bail!("the watch on {name} ended")
 }
-
-/// The command that serves the app locally when nothing exposes it.
-pub fn port_forward_hint(app_dir_flag: &str, namespace: &str) -> String {
-    format!("spin-aks port-forward{app_dir_flag} -n {namespace}")
-}
