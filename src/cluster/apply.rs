@@ -127,11 +127,21 @@ impl Resolved {
     }
 
     fn api(&self, conn: &Connection, namespace: &str) -> Api<DynamicObject> {
-        if self.namespaced {
-            Api::namespaced_with(conn.client.clone(), namespace, &self.resource)
-        } else {
-            Api::all_with(conn.client.clone(), &self.resource)
-        }
+        dynamic_api(conn, &self.resource, self.namespaced, namespace)
+    }
+}
+
+/// The API of `resource` in `namespace`, or cluster-wide for cluster-scoped kinds.
+fn dynamic_api(
+    conn: &Connection,
+    resource: &ApiResource,
+    namespaced: bool,
+    namespace: &str,
+) -> Api<DynamicObject> {
+    if namespaced {
+        Api::namespaced_with(conn.client.clone(), namespace, resource)
+    } else {
+        Api::all_with(conn.client.clone(), resource)
     }
 }
 
@@ -255,22 +265,26 @@ async fn apply_one(
         .map_err(|e| explain(e, conn, Action::new("get", resource, ns)))?
         .map(to_value);
     let patch = Patch::Apply(&item.object);
+    // With --diff the server's dry run comes first; under --dry-run server it is also the result.
+    let mut dry = None;
     if options.diff {
         match api.patch(&name, &patch_params(options, true), &patch).await {
-            Ok(result) => diff_out.push_str(&diff::object_diff(
-                &item.label(),
-                before.as_ref(),
-                &to_value(result),
-            )),
+            Ok(result) => dry = Some(to_value(result)),
             Err(e) => return conflicts_or_error(e, conn, item, ns),
         }
     }
-    let result = match api
-        .patch(&name, &patch_params(options, options.dry_run), &patch)
-        .await
-    {
-        Ok(result) => to_value(result),
-        Err(e) => return conflicts_or_error(e, conn, item, ns),
+    if let Some(after) = &dry {
+        diff_out.push_str(&diff::object_diff(&item.label(), before.as_ref(), after));
+    }
+    let result = match dry.filter(|_| options.dry_run) {
+        Some(result) => result,
+        None => match api
+            .patch(&name, &patch_params(options, options.dry_run), &patch)
+            .await
+        {
+            Ok(result) => to_value(result),
+            Err(e) => return conflicts_or_error(e, conn, item, ns),
+        },
     };
     let action = match &before {
         None => ObjectAction::Created,
@@ -417,11 +431,7 @@ pub async fn members(
             continue;
         };
         let namespaced = caps.scope == Scope::Namespaced;
-        let api: Api<DynamicObject> = if namespaced {
-            Api::namespaced_with(conn.client.clone(), &set.namespace, &resource)
-        } else {
-            Api::all_with(conn.client.clone(), &resource)
-        };
+        let api = dynamic_api(conn, &resource, namespaced, &set.namespace);
         let list = api
             .list(&ListParams::default().labels(&selector))
             .await
@@ -479,11 +489,7 @@ pub async fn delete(
     name: &str,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let api: Api<DynamicObject> = if namespaced {
-        Api::namespaced_with(conn.client.clone(), namespace, resource)
-    } else {
-        Api::all_with(conn.client.clone(), resource)
-    };
+    let api = dynamic_api(conn, resource, namespaced, namespace);
     let mut params = DeleteParams::background();
     if dry_run {
         params = params.dry_run();

@@ -125,7 +125,8 @@ pub async fn wait_for_address(
     })?
 }
 
-fn address_of(ingress: &[k8s_openapi::api::core::v1::LoadBalancerIngress]) -> Option<String> {
+/// The first IP or host name a load balancer reported.
+pub fn address_of(ingress: &[k8s_openapi::api::core::v1::LoadBalancerIngress]) -> Option<String> {
     ingress
         .iter()
         .find_map(|a| a.ip.clone().or_else(|| a.hostname.clone()))

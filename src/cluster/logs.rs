@@ -24,19 +24,22 @@ pub async fn pods_of(conn: &Connection, namespace: &str, name: &str) -> anyhow::
                 conn.context
             )
         })?;
-    let labels = deployment
-        .spec
-        .and_then(|s| s.selector.match_labels)
-        .unwrap_or_default();
-    let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let selector = pod_selector(&deployment).unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(conn.client.clone(), namespace);
     let mut list = pods
-        .list(&ListParams::default().labels(&selector.join(",")))
+        .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|e| explain(e, conn, Action::new("list", "pods", Some(namespace))))?
         .items;
     list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     Ok(list)
+}
+
+/// The label selector (`k=v,…`) of a Deployment's pods.
+pub fn pod_selector(deployment: &Deployment) -> Option<String> {
+    let labels = deployment.spec.as_ref()?.selector.match_labels.as_ref()?;
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Some(pairs.join(","))
 }
 
 /// True when the pod's Ready condition is True.

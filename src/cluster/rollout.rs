@@ -13,6 +13,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use serde::Serialize;
 
 use super::connect::Connection;
+use super::logs::{is_ready, pod_selector, pods_of};
 
 /// A finished rollout.
 #[derive(Clone, Debug, Serialize)]
@@ -100,10 +101,9 @@ fn pod_watch(
     namespace: &str,
     deployment: &Deployment,
 ) -> Option<BoxStream<'static, Result<Pod, watcher::Error>>> {
-    let labels = deployment.spec.as_ref()?.selector.match_labels.as_ref()?;
-    let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let selector = pod_selector(deployment)?;
     let pods: Api<Pod> = Api::namespaced(conn.client.clone(), namespace);
-    let config = watcher::Config::default().labels(&selector.join(","));
+    let config = watcher::Config::default().labels(&selector);
     Some(
         watcher(pods, config)
             .default_backoff()
@@ -279,34 +279,17 @@ async fn last_log_lines(conn: &Connection, namespace: &str, pod: &str, container
 
 /// At a timeout: which pods are not ready, and what their events say.
 async fn describe_unready_pods(conn: &Connection, namespace: &str, name: &str) -> String {
-    let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
-    let Ok(Some(deployment)) = deployments.get_opt(name).await else {
-        return String::new();
-    };
-    let Some(labels) = deployment.spec.and_then(|s| s.selector.match_labels) else {
-        return String::new();
-    };
-    let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let pods: Api<Pod> = Api::namespaced(conn.client.clone(), namespace);
-    let Ok(list) = pods
-        .list(&ListParams::default().labels(&selector.join(",")))
-        .await
-    else {
-        return String::new();
-    };
+    let pods = pods_of(conn, namespace, name).await.unwrap_or_default();
     let mut lines = Vec::new();
-    for pod in list.items {
-        let ready = pod
+    for pod in pods.iter().filter(|p| !is_ready(p)) {
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let phase = pod
             .status
             .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if !ready {
-            let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
-            let events = pod_events(conn, namespace, &pod_name).await;
-            lines.push(format!("\n  pod {pod_name} is not ready ({phase}){events}"));
-        }
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        let events = pod_events(conn, namespace, &pod_name).await;
+        lines.push(format!("\n  pod {pod_name} is not ready ({phase}){events}"));
     }
     lines.concat()
 }

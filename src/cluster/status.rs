@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::apply::Resources;
 use super::connect::Connection;
 use super::errors::{explain, Action};
+use super::expose::address_of;
 
 #[derive(Debug, Serialize)]
 pub struct Condition {
@@ -115,10 +116,7 @@ async fn spinapp_exists(
 async fn endpoint(conn: &Connection, namespace: &str, name: &str) -> Option<String> {
     let services: Api<Service> = Api::namespaced(conn.client.clone(), namespace);
     if let Ok(Some(service)) = services.get_opt(&format!("{name}-public")).await {
-        let ingress = service.status?.load_balancer?.ingress?;
-        let address = ingress
-            .iter()
-            .find_map(|a| a.ip.clone().or_else(|| a.hostname.clone()))?;
+        let address = address_of(&service.status?.load_balancer?.ingress?)?;
         return Some(format!("http://{address}"));
     }
     let ingresses: Api<Ingress> = Api::namespaced(conn.client.clone(), namespace);
