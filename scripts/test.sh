@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-tools.sh
 bash scripts/kube-rig/build.sh >/dev/null
-cargo test --locked --all-targets
+cargo test --locked --all-targets --no-fail-fast

@@ -78,6 +78,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
         warnings.extend(docker_warnings);
     }
 
+    files::recover(&out_dir)?;
     let plan = files::plan(&generated, &out_dir, &app.dir, args.force)?;
     if !plan.conflicts.is_empty() && !args.force {
         anyhow::bail!(
