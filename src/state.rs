@@ -39,6 +39,26 @@ pub struct AppState {
     /// Where this app was last applied, so `up` with no flags repeats that deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_deploy: Option<DeployTarget>,
+    /// The Key Vault this app's secret variables live in (URL), remembered from `--key-vault`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_vault: Option<String>,
+    /// The workload identity `identity setup` made or found for this app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<WorkloadIdentity>,
+}
+
+/// A user-assigned managed identity federated with the app's ServiceAccount (ids only).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadIdentity {
+    /// The identity's ARM resource id.
+    pub resource_id: String,
+    pub client_id: String,
+    pub principal_id: String,
+    pub tenant_id: String,
+    /// The ServiceAccount the federated credential trusts, and its namespace.
+    pub namespace: String,
+    pub service_account: String,
 }
 
 /// A kubeconfig context and namespace an app was applied to.

@@ -12,5 +12,6 @@ pub mod kubeconfig_file;
 pub mod roles;
 pub mod run_command;
 pub mod secret;
+pub mod vault;
 
 pub use secret::Secret;
