@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::azure::choose::ClusterSelector;
+use crate::azure::vault::Vault;
 use crate::cluster::secrets::SecretArg;
 use crate::kube::image::ImageRef;
 use crate::kube::objects::{self, WorkloadKind};
@@ -213,10 +214,19 @@ pub struct WorkloadArgs {
     /// RuntimeClass of a `--workload deployment` pod
     #[arg(long, value_name = "NAME", default_value = objects::DEFAULT_RUNTIME_CLASS, value_parser = validate::parse_dns_label)]
     pub runtime_class: String,
-    /// Read secret and required variables from this Azure Key Vault (`https://<vault>.vault.azure.net/`)
-    #[arg(long, value_name = "URL", value_parser = validate::parse_vault_url, requires = "service_account")]
-    pub key_vault: Option<String>,
-    /// The pod's service account (with --key-vault: one federated with a managed identity that reads the vault)
+    /// Read secret and required variables from this Azure Key Vault (`https://<vault>.vault.azure.net/`; default: the app's remembered vault)
+    #[arg(long, value_name = "URL", value_parser = Vault::parse)]
+    pub key_vault: Option<Vault>,
+    /// How pods get the vault's secrets: `csi` syncs each mapped secret (`api_key` ← `api-key`) through the Secrets Store CSI driver; `provider` is Spin's own provider, which looks up every variable under its own name
+    #[arg(long, value_enum, default_value = "csi", value_name = "MODE")]
+    pub key_vault_mode: KeyVaultModeArg,
+    /// The client id of the workload identity that reads the vault (default: the one `identity setup` made)
+    #[arg(long, value_name = "GUID", value_parser = validate::parse_guid)]
+    pub identity_client_id: Option<String>,
+    /// The Entra tenant of that identity (default: the one `identity setup` made)
+    #[arg(long, value_name = "GUID", value_parser = validate::parse_guid)]
+    pub tenant_id: Option<String>,
+    /// The pod's service account (with Key Vault: the one federated with the identity; default: the app's name)
     #[arg(long, value_name = "NAME", value_parser = validate::parse_dns_subdomain)]
     pub service_account: Option<String>,
     /// A key-value store: `<label>=redis:<url>` or `<label>=cosmos:<account>/<database>/<container>` (repeatable)
@@ -252,6 +262,13 @@ pub struct WorkloadArgs {
     /// A Secret for pulling the image (repeatable)
     #[arg(long = "image-pull-secret", value_name = "NAME", value_parser = validate::parse_dns_subdomain)]
     pub image_pull_secrets: Vec<String>,
+}
+
+/// `--key-vault-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyVaultModeArg {
+    Csi,
+    Provider,
 }
 
 /// Which cluster and namespace, like kubectl.

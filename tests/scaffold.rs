@@ -131,6 +131,10 @@ fn shop_app_as_spinapp_reading_secrets_from_key_vault() {
         "shop",
         "--key-vault",
         "https://shop-vault.vault.azure.net/",
+        "--identity-client-id",
+        "11111111-2222-3333-4444-555555555555",
+        "--tenant-id",
+        "72f988bf-86f1-41af-91ab-2d7cd011db47",
         "--service-account",
         "shop-identity",
         "--cpu-limit",
@@ -144,12 +148,23 @@ fn shop_app_as_spinapp_reading_secrets_from_key_vault() {
     scaffold_ok(&app, &args);
     let tree = render_tree(&app.dir.join("deploy"));
     assert!(tree.contains("azure.workload.identity/use: \"true\""));
+    assert!(tree.contains("objectName: db-password"), "`_` maps to `-`");
     assert!(
-        !tree.contains("secretKeyRef"),
-        "Key Vault mode takes secrets from the vault, not Secrets"
+        !tree.contains("name: shop-backend-variables"),
+        "with Key Vault no variable comes from a Secret users fill by hand"
     );
     insta::assert_snapshot!(tree);
 }
+
+/// Key Vault flags with the workload identity given directly (no `identity setup` in these tests).
+const KEY_VAULT: &[&str] = &[
+    "--key-vault",
+    "https://shop-kv.vault.azure.net/",
+    "--identity-client-id",
+    "11111111-2222-3333-4444-555555555555",
+    "--tenant-id",
+    "72f988bf-86f1-41af-91ab-2d7cd011db47",
+];
 
 #[test]
 fn shop_app_as_helm_chart_with_resources_and_stores() {
@@ -468,8 +483,23 @@ fn bad_flags_exit_2_naming_the_flag_and_value() {
     assert_bad_input(
         &app,
         &["--key-vault", "https://v.vault.azure.net/"],
-        "--service-account",
+        "`https://v.vault.azure.net/` is not a Key Vault URL",
     );
+    assert_bad_input(
+        &app,
+        &["--key-vault", "https://shop-kv.vault.azure.net/"],
+        "spin-aks identity setup --key-vault https://shop-kv.vault.azure.net/",
+    );
+    let mut provider = KEY_VAULT.to_vec();
+    provider.extend(["--key-vault-mode", "provider"]);
+    assert_bad_input(
+        &app,
+        &provider,
+        "can never resolve; use the default --key-vault-mode csi",
+    );
+    let mut bad_guid = KEY_VAULT.to_vec();
+    bad_guid[3] = "not-a-guid";
+    assert_bad_input(&app, &bad_guid, "`not-a-guid` is not a GUID");
     assert_bad_input(&app, &["--autoscale"], "--cpu-limit");
 }
 
@@ -622,28 +652,34 @@ fn without_a_terminal_scaffold_takes_defaults_and_never_prompts() {
 }
 
 #[test]
-fn token_filled_into_runtime_config_survives_a_new_store() {
+fn store_credentials_never_reach_the_files() {
     let app = shop_app();
-    let sqlite = ["--sqlite", "orders=libsql:https://orders.example.turso.io"];
-    scaffold_ok(&app, &sqlite);
-    let file = app.dir.join("deploy/shop-backend.yaml");
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("REPLACE-WITH-LIBSQL-TOKEN", "filled-by-user");
-    std::fs::write(&file, text).unwrap();
-
-    let mut args = sqlite.to_vec();
-    args.extend(["--kv-store", "cache=redis:redis://cache:6379"]);
-    scaffold_ok(&app, &args);
-    let secret = objects(&std::fs::read_to_string(&file).unwrap())
-        .into_iter()
-        .find(|o| o["kind"] == "Secret")
-        .unwrap();
-    let toml = secret["stringData"]["runtime-config.toml"]
-        .as_str()
-        .unwrap();
-    assert!(toml.contains("token = \"filled-by-user\""), "{toml}");
-    assert!(toml.contains("[key_value_store.cache]"), "{toml}");
+    let args = [
+        "--sqlite",
+        "orders=libsql:https://orders.example.turso.io",
+        "--kv-store",
+        "cache=redis:redis://:hunter2@cache:6379",
+    ];
+    let output = scaffold_ok(&app, &args);
+    let tree = render_tree(&app.dir.join("deploy"));
+    assert!(
+        !tree.contains("hunter2") && !tree.contains("kind: Secret"),
+        "{tree}"
+    );
+    assert!(
+        tree.contains("loadFromSecret: shop-backend-runtime-config"),
+        "{tree}"
+    );
+    let warnings = stderr(&output);
+    assert!(
+        warnings.contains("SPIN_AKS_LIBSQL_TOKEN_ORDERS"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("Secret shop-backend-runtime-config is not written to a file"),
+        "{warnings}"
+    );
+    assert!(!warnings.contains("hunter2"));
 }
 
 #[test]

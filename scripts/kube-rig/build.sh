@@ -9,6 +9,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=crds.env
+source "$here/crds.env"
 
 key="$(sha256sum < "$here/versions.env" | cut -c1-16)"
 cache="${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spin-aks/kube-rig}/$key"
@@ -17,8 +19,19 @@ tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok spin-oper
 
 complete() {
   for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done
-  [ -f "$cache/crds/spinapps.yaml" ] && [ -f "$cache/crds/spinappexecutors.yaml" ]
+  [ -f "$cache/crds/spinapps.yaml" ] && [ -f "$cache/crds/spinappexecutors.yaml" ] &&
+    [ -f "$cache/crds/secretproviderclasses-$SECRETS_STORE_CSI_VERSION.yaml" ]
 }
+module_dir() { go mod download -json "$1@$2" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'; }
+copy_csi_crd() { # cheap: a module download, no build
+  local target="$cache/crds/secretproviderclasses-$SECRETS_STORE_CSI_VERSION.yaml"
+  [ -f "$target" ] && return
+  mkdir -p "$cache/crds"
+  rm -f "$cache"/crds/secretproviderclasses-*.yaml
+  cp "$(module_dir sigs.k8s.io/secrets-store-csi-driver "$SECRETS_STORE_CSI_VERSION")/config/crd/bases/secrets-store.csi.x-k8s.io_secretproviderclasses.yaml" "$target.tmp"
+  chmod u+w "$target.tmp" && mv "$target.tmp" "$target"
+}
+if [ -x "$bin/kube-apiserver" ] && [ "${1:-}" != "--check" ] && command -v go >/dev/null; then copy_csi_crd; fi
 if complete; then echo "$cache"; exit 0; fi
 if [ "${1:-}" = "--check" ]; then echo "kube-rig: not built (run without --check to build)" >&2; exit 1; fi
 
@@ -66,7 +79,7 @@ build_tool() { # name module version package: a consumer module, so the tool's o
 
 copy_operator_crds() {
   local dir
-  dir="$(go mod download -json "github.com/spinkube/spin-operator@$SPIN_OPERATOR_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  dir="$(module_dir github.com/spinkube/spin-operator "$SPIN_OPERATOR_VERSION")"
   cp "$dir/config/crd/bases/core.spinkube.dev_spinapps.yaml" "$cache/crds/spinapps.yaml"
   cp "$dir/config/crd/bases/core.spinkube.dev_spinappexecutors.yaml" "$cache/crds/spinappexecutors.yaml"
 }
@@ -75,6 +88,7 @@ build_tool etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server
 build_tool kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
 build_tool spin-operator github.com/spinkube/spin-operator "$SPIN_OPERATOR_VERSION" github.com/spinkube/spin-operator/cmd
 copy_operator_crds
+copy_csi_crd
 build_kubernetes
 chmod -R u+w "$cache/crds"
 complete || { log "build finished but tools are missing in $bin"; exit 1; }

@@ -169,8 +169,8 @@ spawn kwok "$bin/kwok" --kubeconfig "$run/kubeconfig" --config "$run/kwok.yaml" 
   --tls-cert-file "$run/pki/serving.crt" --tls-private-key-file "$run/pki/serving.key" --cidr 10.0.1.0/24
 
 cp -r "$cache/crds" "$run/crds"
-"${kc[@]}" apply --server-side -f "$cache/crds/spinapps.yaml" -f "$cache/crds/spinappexecutors.yaml" -f "$here/cluster.yaml" >/dev/null
-wait_for CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s crd/spinapps.core.spinkube.dev crd/spinappexecutors.core.spinkube.dev
+"${kc[@]}" apply --server-side -f "$cache/crds/spinapps.yaml" -f "$cache/crds/spinappexecutors.yaml" -f "$cache"/crds/secretproviderclasses-*.yaml -f "$here/cluster.yaml" >/dev/null
+wait_for CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s crd/spinapps.core.spinkube.dev crd/spinappexecutors.core.spinkube.dev crd/secretproviderclasses.secrets-store.csi.x-k8s.io
 spawn spin-operator "$bin/spin-operator" --kubeconfig "$run/kubeconfig" \
   --metrics-bind-address 0 --health-probe-bind-address 0
 wait_for nodes 60 "${kc[@]}" wait --for condition=Ready --timeout 5s node/rig-node-1 node/rig-node-2

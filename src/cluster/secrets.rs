@@ -78,6 +78,23 @@ impl SecretArg {
     }
 }
 
+/// The Secrets the objects provide themselves: Secret objects, and those a SecretProviderClass
+/// syncs from Key Vault (the CSI driver creates them; nobody passes their values to apply).
+pub fn provided_secrets(objects: &[Value]) -> BTreeSet<&str> {
+    let synced = objects
+        .iter()
+        .filter(|o| o["kind"] == "SecretProviderClass")
+        .filter_map(|o| o["spec"]["secretObjects"].as_array())
+        .flatten()
+        .filter_map(|s| s["secretName"].as_str());
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "Secret")
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .chain(synced)
+        .collect()
+}
+
 /// A workload variable read from a Secret key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretRef {

@@ -220,7 +220,8 @@ fn choose_image(
         .map_err(|e| bad_input!("the state file's image {pinned} is invalid: {e}; push again"))
 }
 
-/// The objects: `--dir`, else scaffold's `<app dir>/deploy`, else generated as scaffold would.
+/// The objects: `--dir`, else scaffold's `<app dir>/deploy`, else generated as scaffold would;
+/// plus the Secrets that carry store credentials (never in files) when the store flags are given.
 fn load_objects(
     target: &AppTarget,
     args: &DeployArgs,
@@ -230,17 +231,38 @@ fn load_objects(
         .dir
         .clone()
         .or_else(|| source::scaffolded_dir(&target.app.dir));
-    let loaded = match dir {
-        Some(dir) => source::load_dir(&dir)?,
-        None => {
+    let stores_given = !args.workload.kv_stores.is_empty() || !args.workload.sqlite.is_empty();
+    let built = match (&dir, stores_given) {
+        (Some(_), false) => None,
+        _ => {
             let kind = args.workload.kind.unwrap_or_default();
-            let options = workload::options(&args.workload, kind, image.clone(), None);
-            let built = objects::build(&target.app, &options);
-            Objects::Manifests(built.objects.iter().map(|o| o.to_value()).collect())
+            let app = &target.app;
+            let options = workload::options(
+                &args.workload,
+                app,
+                &target.state,
+                kind,
+                image.clone(),
+                None,
+            )?;
+            workload::require_tokens(&options)?;
+            Some(objects::build(app, &options))
         }
     };
+    let loaded = match (dir, &built) {
+        (Some(dir), _) => source::load_dir(&dir)?,
+        (None, built) => Objects::Manifests(
+            built
+                .iter()
+                .flat_map(|b| &b.objects)
+                .map(|o| o.to_value())
+                .collect(),
+        ),
+    };
+    let secrets = built.iter().flat_map(|b| &b.secrets).map(|o| o.to_value());
     Ok(match loaded {
-        Objects::Manifests(mut objects) => {
+        Objects::Manifests(objects) => {
+            let mut objects: Vec<Value> = secrets.chain(objects).collect();
             source::set_image(&mut objects, image);
             Objects::Manifests(objects)
         }
@@ -312,7 +334,7 @@ async fn apply_manifests(
     Ok(applied)
 }
 
-/// The Secrets the workload reads variables from and the objects do not carry: given values merged
+/// The Secrets the workload reads variables from and the objects do not provide: given values merged
 /// over the live ones, for Secrets that get values now or that this app applied before.
 async fn secret_objects(
     conn: &Connection,
@@ -320,11 +342,7 @@ async fn secret_objects(
     objects: &[Value],
     args: &DeployArgs,
 ) -> anyhow::Result<Vec<Value>> {
-    let carried: BTreeSet<&str> = objects
-        .iter()
-        .filter(|o| o["kind"] == "Secret")
-        .filter_map(|o| o["metadata"]["name"].as_str())
-        .collect();
+    let carried = secrets::provided_secrets(objects);
     let refs: Vec<secrets::SecretRef> = secrets::secret_refs(objects)
         .into_iter()
         .filter(|r| !carried.contains(r.secret.as_str()))

@@ -15,7 +15,7 @@ use crate::kube::image::ImageRef;
 use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::{self, dockerfile, RenderOptions, RenderType};
 use crate::output::Output;
-use crate::state::StateFile;
+use crate::state::{AppState, StateFile};
 
 #[derive(Serialize)]
 struct ScaffoldReport<'a> {
@@ -37,6 +37,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
         ));
     }
     workload::check(&args.workload)?;
+    let remembered = remembered(global, &app, out)?;
 
     let mut prompter = Prompter::new(global.yes);
     let render_type = match args.render_type {
@@ -55,12 +56,20 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     };
     let image = match &args.image {
         Some(image) => image.clone(),
-        None => prompter.image(&default_image(global, &app, out)?)?,
+        None => prompter.image(&default_image(&app, &remembered))?,
     };
 
-    let options = workload::options(&args.workload, kind, image.clone(), args.namespace.clone());
+    let options = workload::options(
+        &args.workload,
+        &app,
+        &remembered,
+        kind,
+        image.clone(),
+        args.namespace.clone(),
+    )?;
     let workload = objects::build(&app, &options);
     let mut warnings = workload.warnings.clone();
+    warnings.extend(secrets_not_written(&workload));
     let findings = compat::check(&app, ImageFormat::Spin);
     warnings.extend(findings.errors.into_iter().chain(findings.warnings));
 
@@ -121,25 +130,44 @@ fn value_name<T: clap::ValueEnum>(value: T) -> String {
 }
 
 /// The image this app was last pushed to (state file), else `<app name>:<version>`.
-fn default_image(global: &GlobalArgs, app: &App, out: &Output) -> anyhow::Result<ImageRef> {
-    let (state, warning) = StateFile::new(global.state_file.as_deref())?.load()?;
+/// What the state file remembers for this app (nothing when it was never pushed or set up).
+fn remembered(global: &GlobalArgs, app: &App, out: &Output) -> anyhow::Result<AppState> {
+    let (mut state, warning) = StateFile::new(global.state_file.as_deref())?.load()?;
     if let Some(warning) = warning {
         out.warn(warning);
     }
     let key = app.manifest_path.to_string_lossy();
-    let pushed = state
-        .apps
-        .get(key.as_ref())
-        .and_then(|a| a.last_image.as_deref());
+    Ok(state.apps.remove(key.as_ref()).unwrap_or_default())
+}
+
+fn default_image(app: &App, remembered: &AppState) -> ImageRef {
+    let pushed = remembered.last_image.as_deref();
     if let Some(mut image) = pushed.and_then(|i| ImageRef::parse(i).ok()) {
         // Push tags an untagged reference with the app's version; so does the default here.
         if image.tag.is_none() && image.digest.is_none() {
             image.tag = Some(app.image_tag());
         }
-        return Ok(image);
+        return image;
     }
     let name = format!("{}:{}", objects::dns_name(&app.name), app.image_tag());
-    Ok(ImageRef::parse(&name).expect("a DNS name and a valid tag form a reference"))
+    ImageRef::parse(&name).expect("a DNS name and a valid tag form a reference")
+}
+
+/// Why objects holding secret values are missing from the files, and who creates them.
+fn secrets_not_written(workload: &objects::Workload) -> Vec<String> {
+    workload
+        .secrets
+        .iter()
+        .map(|secret| {
+            let name = secret.to_value()["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            format!(
+                "the runtime config holds a Redis URL or a libsql token, so Secret {name} is not written to a file: `spin-aks apply` (or `up`) with the same --kv-store/--sqlite flags sends it to the cluster; without spin-aks: kubectl create secret generic {name} --from-file=runtime-config.toml=<file>"
+            )
+        })
+        .collect()
 }
 
 /// Asks on the terminal, or takes defaults under `-y` or without one.

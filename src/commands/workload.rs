@@ -1,10 +1,16 @@
 //! The workload flags (`WorkloadArgs`) turned into `WorkloadOptions`, shared by scaffold, apply
 //! and up so the three generate the same objects from the same flags.
 
+use crate::app::App;
+use crate::azure::vault::Vault;
+use crate::azure::Secret;
 use crate::bad_input;
-use crate::cli::WorkloadArgs;
+use crate::cli::{KeyVaultModeArg, WorkloadArgs};
 use crate::kube::image::ImageRef;
-use crate::kube::objects::{Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
+use crate::kube::key_vault::{self, KeyVaultMode, KeyVaultOptions};
+use crate::kube::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
+use crate::kube::runtime_config::{libsql_token_env, Backend, Store};
+use crate::state::AppState;
 
 /// Refuses flag combinations clap cannot express.
 pub fn check(args: &WorkloadArgs) -> anyhow::Result<()> {
@@ -23,23 +29,26 @@ pub fn check(args: &WorkloadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The options `objects::build` takes, from the flags plus what the command decided.
+/// The options `objects::build` takes, from the flags, what this app remembers, and what the
+/// command decided.
 pub fn options(
     args: &WorkloadArgs,
+    app: &App,
+    remembered: &AppState,
     kind: WorkloadKind,
     image: ImageRef,
     namespace: Option<String>,
-) -> WorkloadOptions {
-    WorkloadOptions {
+) -> anyhow::Result<WorkloadOptions> {
+    Ok(WorkloadOptions {
         kind,
         image,
         namespace,
         replicas: args.replicas,
         runtime_class: args.runtime_class.clone(),
-        key_vault: args.key_vault.clone(),
+        key_vault: key_vault(args, app, remembered)?,
         service_account: args.service_account.clone(),
         kv_stores: args.kv_stores.clone(),
-        sqlite: args.sqlite.clone(),
+        sqlite: args.sqlite.iter().cloned().map(with_env_token).collect(),
         resources: ResourceOptions {
             cpu_limit: args.cpu_limit.clone(),
             memory_limit: args.memory_limit.clone(),
@@ -52,5 +61,86 @@ pub fn options(
         }),
         health_path: args.health_path.clone(),
         image_pull_secrets: args.image_pull_secrets.clone(),
+    })
+}
+
+/// A libsql store with its token from `SPIN_AKS_LIBSQL_TOKEN_<LABEL>`, when set.
+fn with_env_token(mut store: Store) -> Store {
+    if let Backend::Libsql { token, .. } = &mut store.backend {
+        *token = std::env::var(libsql_token_env(&store.label))
+            .ok()
+            .map(Secret::new);
     }
+    store
+}
+
+/// Refuses to send a runtime config without the libsql tokens it needs (apply and up).
+pub fn require_tokens(options: &WorkloadOptions) -> anyhow::Result<()> {
+    for store in &options.sqlite {
+        if let Backend::Libsql { token: None, .. } = store.backend {
+            return Err(bad_input!(
+                "--sqlite {}: the libsql token is not set; export {} (it goes only into the runtime-config Secret in the cluster)",
+                store.label,
+                libsql_token_env(&store.label)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The Key Vault options: `--key-vault` (else the app's remembered vault) read by the workload
+/// identity given by flags or made by `identity setup`; provider mode only when Spin can find
+/// every variable.
+fn key_vault(
+    args: &WorkloadArgs,
+    app: &App,
+    remembered: &AppState,
+) -> anyhow::Result<Option<KeyVaultOptions>> {
+    let vault = match (&args.key_vault, &remembered.key_vault) {
+        (Some(vault), _) => vault.clone(),
+        (None, Some(url)) => Vault::parse(url).map_err(|e| {
+            bad_input!("the state file's Key Vault for this app: {e}; pass --key-vault")
+        })?,
+        (None, None) => return Ok(None),
+    };
+    let identity = remembered.identity.as_ref();
+    let client_id = args
+        .identity_client_id
+        .clone()
+        .or_else(|| identity.map(|i| i.client_id.clone()));
+    let tenant_id = args
+        .tenant_id
+        .clone()
+        .or_else(|| identity.map(|i| i.tenant_id.clone()));
+    let (Some(client_id), Some(tenant_id)) = (client_id, tenant_id) else {
+        return Err(bad_input!(
+            "Key Vault {} is read by a workload identity, and this app has none yet: run `spin-aks identity setup --key-vault {}` (or pass --identity-client-id and --tenant-id)",
+            vault.name,
+            vault.url
+        ));
+    };
+    let mode = match args.key_vault_mode {
+        KeyVaultModeArg::Csi => KeyVaultMode::Csi,
+        KeyVaultModeArg::Provider => KeyVaultMode::Provider,
+    };
+    let unresolvable = key_vault::unresolvable_by_provider(app);
+    if mode == KeyVaultMode::Provider && !unresolvable.is_empty() {
+        return Err(bad_input!(
+            "--key-vault-mode provider: Spin looks up every variable in the vault under its own name, and Key Vault names cannot contain `_`, so {} can never resolve; use the default --key-vault-mode csi (which maps `_` to `-`), or rename them in {}",
+            unresolvable.join(", "),
+            app.manifest_path.display()
+        ));
+    }
+    let service_account = args
+        .service_account
+        .clone()
+        .or_else(|| identity.map(|i| i.service_account.clone()))
+        .unwrap_or_else(|| objects::dns_name(&app.name));
+    Ok(Some(KeyVaultOptions {
+        vault,
+        mode,
+        client_id,
+        tenant_id,
+        service_account,
+    }))
 }

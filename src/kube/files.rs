@@ -148,6 +148,9 @@ struct Journal {
 /// committing, then each staged file renamed into place and the journal removed.
 pub fn apply(plan: &Plan) -> anyhow::Result<()> {
     let writes: Vec<_> = plan.writes.iter().chain(&plan.store_writes).collect();
+    if writes.is_empty() {
+        return Ok(());
+    }
     let mut journal = Journal {
         committing: false,
         files: writes.iter().map(|(path, _)| path.clone()).collect(),

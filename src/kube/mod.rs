@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod image;
+pub mod key_vault;
 pub mod merge;
 pub mod objects;
 pub mod render;

@@ -1,5 +1,5 @@
 //! The workload objects for an app: a SpinApp, or a Deployment and Service, plus what they reference
-//! (runtime-config Secret, HPA). Typed values built from the app model and explicit options only.
+//! (runtime-config Secret, Key Vault objects, HPA). Typed values built from the app model and explicit options only.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, LocalObjectReference,
     PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Secret, SecretKeySelector,
-    SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    SecretVolumeSource, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use crate::app::{App, Component};
 use crate::kube::image::ImageRef;
-use crate::kube::runtime_config::{Backend, RuntimeConfigToml, Store, TOKEN_PLACEHOLDER};
+use crate::kube::key_vault::{self, KeyVaultMode, KeyVaultOptions, SecretProviderClass};
+use crate::kube::runtime_config::{libsql_token_env, Backend, RuntimeConfigToml, Store};
 use crate::kube::spinapp::{
     self, HealthChecks, HealthProbe, HttpGet, Resources, SpinApp, SpinAppSpec, SpinVar,
 };
@@ -69,7 +70,8 @@ pub struct WorkloadOptions {
     pub namespace: Option<String>,
     pub replicas: i32,
     pub runtime_class: String,
-    pub key_vault: Option<String>,
+    pub key_vault: Option<KeyVaultOptions>,
+    /// The pods' ServiceAccount (with Key Vault: the one in `key_vault`, which is also generated).
     pub service_account: Option<String>,
     pub kv_stores: Vec<Store>,
     pub sqlite: Vec<Store>,
@@ -87,6 +89,8 @@ pub enum Object {
     Service(Box<Service>),
     Secret(Box<Secret>),
     Hpa(Box<HorizontalPodAutoscaler>),
+    ServiceAccount(Box<ServiceAccount>),
+    SecretProviderClass(Box<SecretProviderClass>),
 }
 
 impl Object {
@@ -98,6 +102,8 @@ impl Object {
             Object::Service(o) => serde_json::to_value(o),
             Object::Secret(o) => serde_json::to_value(o),
             Object::Hpa(o) => serde_json::to_value(o),
+            Object::ServiceAccount(o) => serde_json::to_value(o),
+            Object::SecretProviderClass(o) => serde_json::to_value(o),
         };
         value.expect("Kubernetes objects serialize to JSON")
     }
@@ -127,6 +133,9 @@ pub enum VariableSource {
 pub struct Workload {
     pub name: String,
     pub objects: Vec<Object>,
+    /// Objects carrying secret values (a runtime config with a Redis URL or a libsql token):
+    /// sent to the API server by apply, never written to a file.
+    pub secrets: Vec<Object>,
     pub warnings: Vec<String>,
 }
 
@@ -177,7 +186,11 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
     };
 
     let runtime_config = RuntimeConfigToml {
-        key_vault: options.key_vault.as_deref(),
+        key_vault: options
+            .key_vault
+            .as_ref()
+            .filter(|kv| kv.mode == KeyVaultMode::Provider)
+            .map(|kv| kv.vault.url.as_str()),
         kv_stores: &options.kv_stores,
         sqlite: &options.sqlite,
     };
@@ -185,8 +198,9 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
         (!runtime_config.is_empty()).then(|| format!("{name}-runtime-config"));
 
     let mut objects = Vec::new();
+    let mut secrets = Vec::new();
     if let Some(secret_name) = &runtime_config_secret {
-        objects.push(Object::Secret(Box::new(Secret {
+        let secret = Object::Secret(Box::new(Secret {
             metadata: meta(secret_name.clone()),
             type_: Some("Opaque".to_string()),
             string_data: Some(BTreeMap::from([(
@@ -194,11 +208,36 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
                 runtime_config.render(),
             )])),
             ..Secret::default()
-        })));
+        }));
+        match runtime_config.holds_secrets() {
+            true => secrets.push(secret),
+            false => objects.push(secret),
+        }
+    }
+    let mut pod = PodExtras {
+        runtime_config_secret,
+        ..PodExtras::default()
+    };
+    if let Some(kv) = &options.key_vault {
+        pod.service_account = Some(kv.service_account.clone());
+        pod.labels
+            .insert(WORKLOAD_IDENTITY_LABEL.to_string(), "true".to_string());
+        objects.push(Object::ServiceAccount(Box::new(
+            key_vault::service_account(kv, meta(kv.service_account.clone())),
+        )));
+        let mapped = vault_variables(&variables, &name);
+        if kv.mode == KeyVaultMode::Csi && !mapped.is_empty() {
+            objects.push(Object::SecretProviderClass(Box::new(
+                key_vault::provider_class(kv, meta(key_vault::synced_secret(&name)), &mapped),
+            )));
+            pod.volumes.push(key_vault::csi_volume(&name));
+        }
+    } else {
+        pod.service_account = options.service_account.clone();
     }
     match options.kind {
         WorkloadKind::Spinapp => {
-            let spec = spinapp_spec(options, &variables, runtime_config_secret);
+            let spec = spinapp_spec(options, &variables, pod);
             objects.push(Object::SpinApp(Box::new(SpinApp {
                 metadata: meta(name.clone()),
                 spec,
@@ -206,7 +245,7 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
             })));
         }
         WorkloadKind::Deployment => {
-            let deployment = deployment(options, &name, &labels, &variables, runtime_config_secret);
+            let deployment = deployment(options, &name, &labels, &variables, pod);
             objects.push(Object::Deployment(Box::new(Deployment {
                 metadata: meta(name.clone()),
                 spec: Some(deployment),
@@ -261,8 +300,45 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
     Workload {
         name,
         objects,
+        secrets,
         warnings,
     }
+}
+
+/// What the pod gets besides the container: service account, labels and volumes.
+#[derive(Default)]
+struct PodExtras {
+    runtime_config_secret: Option<String>,
+    service_account: Option<String>,
+    labels: BTreeMap<String, String>,
+    volumes: Vec<(Volume, VolumeMount)>,
+}
+
+impl PodExtras {
+    /// The runtime-config Secret volume (the Deployment's; SpinKube mounts it itself) and the others.
+    fn volumes(&self, with_runtime_config: bool) -> (Vec<Volume>, Vec<VolumeMount>) {
+        let runtime_config = self
+            .runtime_config_secret
+            .as_ref()
+            .filter(|_| with_runtime_config)
+            .map(|secret| runtime_config_volume(secret));
+        runtime_config
+            .into_iter()
+            .chain(self.volumes.iter().cloned())
+            .unzip()
+    }
+}
+
+/// The variables the CSI driver syncs: those read from the synced Secret.
+fn vault_variables(variables: &[WorkloadVariable], name: &str) -> Vec<String> {
+    let synced = key_vault::synced_secret(name);
+    variables
+        .iter()
+        .filter(
+            |v| matches!(&v.source, VariableSource::SecretKey { secret, .. } if *secret == synced),
+        )
+        .map(|v| v.name.clone())
+        .collect()
 }
 
 /// One kind of runtime store: how to name it, and which labels components use.
@@ -324,7 +400,8 @@ fn store_warnings(app: &App, options: &WorkloadOptions, warnings: &mut Vec<Strin
             }
             if let Backend::Libsql { .. } = store.backend {
                 warnings.push(format!(
-                    "{flag} {label}: the runtime-config Secret is generated with the token placeholder {TOKEN_PLACEHOLDER}; put the libsql token there (re-runs keep your edit)"
+                    "{flag} {label}: apply and up read the libsql token from {}",
+                    libsql_token_env(label)
                 ));
             }
         }
@@ -332,29 +409,37 @@ fn store_warnings(app: &App, options: &WorkloadOptions, warnings: &mut Vec<Strin
 }
 
 /// The variables the workload sets: defaults as values; secret or required ones from the
-/// `<name>-variables` Secret (or, with Key Vault, left to the vault).
+/// `<name>-variables` Secret, or with Key Vault from the CSI-synced Secret (or left to Spin's provider).
 fn variables(
     app: &App,
     options: &WorkloadOptions,
     name: &str,
     warnings: &mut Vec<String>,
 ) -> Vec<WorkloadVariable> {
-    let secret_name = format!("{name}-variables");
+    let key_vault = options.key_vault.as_ref();
+    let secret_name = match key_vault.map(|kv| kv.mode) {
+        None => Some(format!("{name}-variables")),
+        Some(KeyVaultMode::Csi) => Some(key_vault::synced_secret(name)),
+        Some(KeyVaultMode::Provider) => None,
+    };
     let mut variables = Vec::new();
     let mut from_secret = Vec::new();
+    let mut read_secret = |variable: &str, has_default: bool, variables: &mut Vec<_>| {
+        let secret = secret_name.clone()?;
+        from_secret.push(variable.to_string());
+        variables.push(WorkloadVariable {
+            name: variable.to_string(),
+            source: VariableSource::SecretKey {
+                secret: secret.clone(),
+                key: variable.to_string(),
+                optional: has_default && key_vault.is_none(),
+            },
+        });
+        Some(secret)
+    };
     for (var_name, var) in &app.variables {
         if var.secret || var.required {
-            if options.key_vault.is_none() {
-                from_secret.push(var_name.clone());
-                variables.push(WorkloadVariable {
-                    name: var_name.clone(),
-                    source: VariableSource::SecretKey {
-                        secret: secret_name.clone(),
-                        key: var_name.clone(),
-                        optional: var.default.is_some(),
-                    },
-                });
-            }
+            read_secret(var_name, var.default.is_some(), &mut variables);
         } else if let Some(default) = &var.default {
             variables.push(WorkloadVariable {
                 name: var_name.clone(),
@@ -372,46 +457,62 @@ fn variables(
                     redact_userinfo(&address)
                 )
             };
-            let source = match &options.key_vault {
-                Some(vault) => format!("from the secret `redis_address` in Key Vault {vault}"),
-                None => {
-                    from_secret.push("redis_address".to_string());
-                    variables.push(WorkloadVariable {
-                        name: "redis_address".to_string(),
-                        source: VariableSource::SecretKey {
-                            secret: secret_name.clone(),
-                            key: "redis_address".to_string(),
-                            optional: false,
-                        },
-                    });
-                    format!("from key redis_address of Secret {secret_name}")
-                }
+            let source = match read_secret("redis_address", false, &mut variables) {
+                Some(secret) => format!("from key redis_address of Secret {secret}"),
+                None => "from Key Vault".to_string(),
             };
             warnings.push(format!(
                 "{found}; set `address = \"{{{{ redis_address }}}}\"` under [application.trigger.redis] and declare a secret `redis_address` variable so the pod takes the address {source}"
             ));
         }
     }
-    if !from_secret.is_empty() {
+    warnings.extend(secret_source_warning(
+        app,
+        key_vault,
+        &from_secret,
+        secret_name,
+    ));
+    variables
+}
+
+/// Where the secret values must be put for the pods to start.
+fn secret_source_warning(
+    app: &App,
+    key_vault: Option<&KeyVaultOptions>,
+    from_secret: &[String],
+    secret_name: Option<String>,
+) -> Option<String> {
+    let Some(kv) = key_vault else {
+        let secret_name = secret_name?;
         let literals: Vec<String> = from_secret
             .iter()
             .map(|k| format!("--from-literal={k}=<value>"))
             .collect();
-        warnings.push(format!(
-            "variables {} come from Secret {secret_name}, which scaffold does not create: kubectl create secret generic {secret_name} {}",
+        return (!from_secret.is_empty()).then(|| format!(
+            "variables {} come from Secret {secret_name}: `spin-aks apply --secret <name>` fills it, or kubectl create secret generic {secret_name} {}",
             from_secret.join(", "),
             literals.join(" ")
         ));
+    };
+    let vault = &kv.vault.name;
+    match kv.mode {
+        KeyVaultMode::Csi => (!from_secret.is_empty()).then(|| {
+            let mapped: Vec<String> = from_secret
+                .iter()
+                .map(|v| format!("{v} ← {}", crate::azure::vault::secret_name(v)))
+                .collect();
+            format!(
+                "variables come from Key Vault {vault} through the Secrets Store CSI driver (AKS add-on azure-keyvault-secrets-provider): {}; each secret must exist before the pods start: spin-aks secrets set <variable>",
+                mapped.join(", ")
+            )
+        }),
+        KeyVaultMode::Provider => (!app.variables.is_empty()).then(|| {
+            format!(
+                "with --key-vault-mode provider Spin looks up every variable in Key Vault {vault} under its own name before any default: all of {} must exist there (spin-aks secrets set <variable>)",
+                app.variables.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        }),
     }
-    if let (Some(vault), Some(_)) = (
-        &options.key_vault,
-        app.variables.values().find(|v| v.secret || v.required),
-    ) {
-        warnings.push(format!(
-            "secret and required variables are read from Key Vault {vault}: create a secret named after each such variable there"
-        ));
-    }
-    variables
 }
 
 /// The address of the app's redis trigger, if it has one.
@@ -464,8 +565,9 @@ fn limits_and_requests(
 fn spinapp_spec(
     options: &WorkloadOptions,
     variables: &[WorkloadVariable],
-    runtime_config_secret: Option<String>,
+    pod: PodExtras,
 ) -> SpinAppSpec {
+    let (volumes, volume_mounts) = pod.volumes(false);
     let (limits, requests) = limits_and_requests(options);
     let probe = |path: &String| HealthProbe {
         http_get: HttpGet {
@@ -492,10 +594,12 @@ fn spinapp_spec(
             readiness: Some(probe(path)),
             liveness: Some(probe(path)),
         }),
-        runtime_config: runtime_config_secret.map(|secret| spinapp::RuntimeConfig {
-            load_from_secret: Some(secret),
-            ..spinapp::RuntimeConfig::default()
-        }),
+        runtime_config: pod
+            .runtime_config_secret
+            .map(|secret| spinapp::RuntimeConfig {
+                load_from_secret: Some(secret),
+                ..spinapp::RuntimeConfig::default()
+            }),
         variables: variables
             .iter()
             .map(|v| SpinVar {
@@ -507,18 +611,13 @@ fn spinapp_spec(
                 value_from: value_from(&v.source),
             })
             .collect(),
-        pod_labels: workload_identity_labels(options),
+        volumes,
+        volume_mounts,
+        pod_labels: pod.labels,
         resources: (!limits.is_empty() || !requests.is_empty())
             .then_some(Resources { limits, requests }),
-        service_account_name: options.service_account.clone(),
+        service_account_name: pod.service_account,
         ..SpinAppSpec::default()
-    }
-}
-
-fn workload_identity_labels(options: &WorkloadOptions) -> BTreeMap<String, String> {
-    match options.key_vault {
-        Some(_) => BTreeMap::from([(WORKLOAD_IDENTITY_LABEL.to_string(), "true".to_string())]),
-        None => BTreeMap::new(),
     }
 }
 
@@ -550,7 +649,7 @@ fn deployment(
     name: &str,
     labels: &BTreeMap<String, String>,
     variables: &[WorkloadVariable],
-    runtime_config_secret: Option<String>,
+    pod: PodExtras,
 ) -> DeploymentSpec {
     let (limits, requests) = limits_and_requests(options);
     let probe = |path: &String| Probe {
@@ -567,32 +666,8 @@ fn deployment(
         ..Probe::default()
     };
     let mut pod_labels = labels.clone();
-    pod_labels.extend(workload_identity_labels(options));
-    let (volumes, volume_mounts) = match runtime_config_secret {
-        Some(secret) => (
-            Some(vec![Volume {
-                name: "runtime-config".to_string(),
-                secret: Some(SecretVolumeSource {
-                    secret_name: Some(secret),
-                    items: Some(vec![KeyToPath {
-                        key: RUNTIME_CONFIG_KEY.to_string(),
-                        path: RUNTIME_CONFIG_KEY.to_string(),
-                        mode: None,
-                    }]),
-                    ..SecretVolumeSource::default()
-                }),
-                ..Volume::default()
-            }]),
-            Some(vec![VolumeMount {
-                name: "runtime-config".to_string(),
-                mount_path: format!("/{RUNTIME_CONFIG_KEY}"),
-                sub_path: Some(RUNTIME_CONFIG_KEY.to_string()),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            }]),
-        ),
-        None => (None, None),
-    };
+    pod_labels.extend(pod.labels.clone());
+    let (volumes, volume_mounts) = pod.volumes(true);
     let env: Vec<EnvVar> = variables
         .iter()
         .map(|v| EnvVar {
@@ -617,7 +692,7 @@ fn deployment(
             }),
             spec: Some(PodSpec {
                 runtime_class_name: Some(options.runtime_class.clone()),
-                service_account_name: options.service_account.clone(),
+                service_account_name: pod.service_account,
                 image_pull_secrets: (!options.image_pull_secrets.is_empty()).then(|| {
                     options
                         .image_pull_secrets
@@ -645,15 +720,40 @@ fn deployment(
                     }),
                     readiness_probe: options.health_path.as_ref().map(probe),
                     liveness_probe: options.health_path.as_ref().map(probe),
-                    volume_mounts,
+                    volume_mounts: (!volume_mounts.is_empty()).then_some(volume_mounts),
                     ..Container::default()
                 }],
-                volumes,
+                volumes: (!volumes.is_empty()).then_some(volumes),
                 ..PodSpec::default()
             }),
         },
         ..DeploymentSpec::default()
     }
+}
+
+/// The runtime-config Secret as the file `/runtime-config.toml`, where the shim reads it.
+fn runtime_config_volume(secret: &str) -> (Volume, VolumeMount) {
+    let volume = Volume {
+        name: "runtime-config".to_string(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.to_string()),
+            items: Some(vec![KeyToPath {
+                key: RUNTIME_CONFIG_KEY.to_string(),
+                path: RUNTIME_CONFIG_KEY.to_string(),
+                mode: None,
+            }]),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    let mount = VolumeMount {
+        name: "runtime-config".to_string(),
+        mount_path: format!("/{RUNTIME_CONFIG_KEY}"),
+        sub_path: Some(RUNTIME_CONFIG_KEY.to_string()),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    };
+    (volume, mount)
 }
 
 #[cfg(test)]
@@ -775,25 +875,114 @@ mod tests {
         );
     }
 
+    fn key_vault(mode: KeyVaultMode) -> KeyVaultOptions {
+        KeyVaultOptions {
+            vault: crate::azure::vault::Vault::parse("https://shop-kv.vault.azure.net/").unwrap(),
+            mode,
+            client_id: "11111111-2222-3333-4444-555555555555".into(),
+            tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
+            service_account: "my-app".into(),
+        }
+    }
+
+    fn kinds(workload: &Workload) -> Vec<String> {
+        workload
+            .objects
+            .iter()
+            .map(|o| o.to_value()["kind"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     #[test]
-    fn key_vault_mode_uses_runtime_config_secret_and_workload_identity() {
+    fn key_vault_csi_maps_secret_variables_to_dashed_vault_names_and_syncs_them() {
+        for kind in [WorkloadKind::Spinapp, WorkloadKind::Deployment] {
+            let mut opts = options(kind);
+            opts.key_vault = Some(key_vault(KeyVaultMode::Csi));
+            let workload = build(&app(), &opts);
+            let objects: Vec<_> = workload.objects.iter().map(Object::to_value).collect();
+            let account = &objects[0];
+            assert_eq!(account["kind"], "ServiceAccount");
+            assert_eq!(
+                account["metadata"]["annotations"]["azure.workload.identity/client-id"],
+                "11111111-2222-3333-4444-555555555555"
+            );
+            let class = &objects[1];
+            assert_eq!(class["kind"], "SecretProviderClass");
+            assert_eq!(class["metadata"]["name"], "my-app-key-vault");
+            let params = &class["spec"]["parameters"];
+            assert_eq!(params["keyvaultName"], "shop-kv");
+            let listed = params["objects"].as_str().unwrap();
+            assert!(listed.contains("objectName: redis-address\n    objectType: secret\n    objectAlias: redis_address"), "{listed}");
+            let synced: Vec<&str> = class["spec"]["secretObjects"][0]["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["key"].as_str().unwrap())
+                .collect();
+            assert_eq!(synced, ["key", "token", "redis_address"]);
+            assert!(
+                !objects.iter().any(|o| o["kind"] == "Secret"),
+                "no Secret objects: the driver syncs it"
+            );
+            let text = serde_json::to_string(&objects).unwrap();
+            assert!(text.contains("secrets-store.csi.k8s.io"));
+            assert!(text.contains("\"azure.workload.identity/use\":\"true\""));
+            assert!(
+                !text.contains("s3cr3t"),
+                "a secret default is never written"
+            );
+        }
+    }
+
+    #[test]
+    fn key_vault_provider_mode_configures_spin_and_sets_no_secret_variables() {
         let mut opts = options(WorkloadKind::Spinapp);
-        opts.key_vault = Some("https://v.vault.azure.net/".into());
-        opts.service_account = Some("app-identity".into());
+        opts.key_vault = Some(key_vault(KeyVaultMode::Provider));
         let workload = build(&app(), &opts);
+        assert_eq!(kinds(&workload), ["Secret", "ServiceAccount", "SpinApp"]);
         let secret = workload.objects[0].to_value();
-        assert_eq!(secret["kind"], "Secret");
         assert!(secret["stringData"]["runtime-config.toml"]
             .as_str()
             .unwrap()
             .contains("azure_key_vault"));
-        let spec = &workload.objects[1].to_value()["spec"];
+        let spec = &workload.objects[2].to_value()["spec"];
         assert_eq!(
             spec["runtimeConfig"]["loadFromSecret"],
             "my-app-runtime-config"
         );
-        assert_eq!(spec["podLabels"]["azure.workload.identity/use"], "true");
-        assert_eq!(spec["serviceAccountName"], "app-identity");
+        assert_eq!(spec["serviceAccountName"], "my-app");
         assert_eq!(spec["variables"], json!([{"name": "plain", "value": "x"}]));
+        assert!(workload
+            .warnings
+            .iter()
+            .any(|w| w.contains("all of key, plain, token must exist")));
+    }
+
+    #[test]
+    fn a_redis_store_url_goes_only_into_a_secret_kept_out_of_the_files() {
+        let mut opts = options(WorkloadKind::Deployment);
+        opts.kv_stores = vec![crate::kube::runtime_config::parse_kv_store(
+            "default=redis:redis://:pw@cache:6379",
+        )
+        .unwrap()];
+        let workload = build(&app(), &opts);
+        let files = serde_json::to_string(
+            &workload
+                .objects
+                .iter()
+                .map(Object::to_value)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        assert!(!files.contains("pw@cache"), "{files}");
+        assert!(
+            files.contains("my-app-runtime-config"),
+            "the pod still mounts it"
+        );
+        let secret = workload.secrets[0].to_value();
+        assert!(secret["stringData"]["runtime-config.toml"]
+            .as_str()
+            .unwrap()
+            .contains("redis://:pw@cache:6379"));
     }
 }

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use crate::azure::Secret;
+
 /// One `--kv-store` or `--sqlite` flag: a store label and the backend that serves it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Store {
@@ -22,7 +24,17 @@ pub enum Backend {
     },
     Libsql {
         url: String,
+        /// From `SPIN_AKS_LIBSQL_TOKEN_<LABEL>` when apply sends the runtime config.
+        token: Option<Secret>,
     },
+}
+
+/// The environment variable a libsql store's token is read from (`db-1` → `SPIN_AKS_LIBSQL_TOKEN_DB_1`).
+pub fn libsql_token_env(label: &str) -> String {
+    format!(
+        "SPIN_AKS_LIBSQL_TOKEN_{}",
+        label.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 /// Parses `--kv-store <label>=redis:<url>` or `<label>=cosmos:<account>/<database>/<container>`.
@@ -66,7 +78,10 @@ pub fn parse_sqlite(flag: &str) -> Result<Store, String> {
     match spec.strip_prefix("libsql:") {
         Some(url) if url.contains("://") => Ok(Store {
             label,
-            backend: Backend::Libsql { url: url.to_string() },
+            backend: Backend::Libsql {
+                url: url.to_string(),
+                token: None,
+            },
         }),
         _ => Err(format!(
             "--sqlite `{flag}`: the backend must be libsql:<url>, e.g. {label}=libsql:https://mydb.turso.io"
@@ -99,10 +114,16 @@ pub struct RuntimeConfigToml<'a> {
     pub sqlite: &'a [Store],
 }
 
-/// The placeholder written for a libsql token: the tool never invents or copies secret values.
-pub const TOKEN_PLACEHOLDER: &str = "REPLACE-WITH-LIBSQL-TOKEN";
-
 impl RuntimeConfigToml<'_> {
+    /// Whether the text carries a secret (a Redis URL, which may hold a password, or a libsql
+    /// token), so it belongs only in a Secret sent to the cluster, never in a file.
+    pub fn holds_secrets(&self) -> bool {
+        self.kv_stores
+            .iter()
+            .chain(self.sqlite)
+            .any(|s| !matches!(s.backend, Backend::Cosmos { .. }))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.key_vault.is_none() && self.kv_stores.is_empty() && self.sqlite.is_empty()
     }
@@ -141,13 +162,11 @@ impl RuntimeConfigToml<'_> {
                             q(container)
                         );
                     }
-                    Backend::Libsql { url } => {
-                        let _ = writeln!(
-                            out,
-                            "type = \"libsql\"\nurl = {}\ntoken = {}",
-                            q(url),
-                            q(TOKEN_PLACEHOLDER)
-                        );
+                    Backend::Libsql { url, token } => {
+                        let _ = writeln!(out, "type = \"libsql\"\nurl = {}", q(url));
+                        if let Some(token) = token {
+                            let _ = writeln!(out, "token = {}", q(token.expose()));
+                        }
                     }
                 }
                 out.push('\n');
@@ -198,7 +217,10 @@ mod tests {
     #[test]
     fn runtime_config_lists_vault_then_stores_then_databases() {
         let kv = [parse_kv_store("cache=redis:redis://c:6379").unwrap()];
-        let db = [parse_sqlite("default=libsql:https://db.example").unwrap()];
+        let mut db = [parse_sqlite("default=libsql:https://db.example").unwrap()];
+        if let Backend::Libsql { token, .. } = &mut db[0].backend {
+            *token = Some(Secret::new("t0ken"));
+        }
         let text = RuntimeConfigToml {
             key_vault: Some("https://v.vault.azure.net/"),
             kv_stores: &kv,
@@ -216,7 +238,7 @@ mod tests {
         );
         assert_eq!(
             parsed["sqlite_database"]["default"]["token"].as_str(),
-            Some(TOKEN_PLACEHOLDER)
+            Some("t0ken")
         );
     }
 }

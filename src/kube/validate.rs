@@ -56,13 +56,16 @@ pub fn parse_quantity(value: &str) -> Result<String, String> {
     }
 }
 
-/// Validates a Key Vault URL.
-pub fn parse_vault_url(value: &str) -> Result<String, String> {
-    if value.starts_with("https://") && value.len() > "https://".len() {
-        Ok(value.to_string())
+/// Validates a GUID (Entra client and tenant ids), e.g. `72f988bf-86f1-41af-91ab-2d7cd011db47`.
+pub fn parse_guid(value: &str) -> Result<String, String> {
+    let groups: Vec<&str> = value.split('-').collect();
+    let lengths = groups.iter().map(|g| g.len()).collect::<Vec<_>>();
+    let hex = value.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    if hex && lengths == [8, 4, 4, 4, 12] {
+        Ok(value.to_ascii_lowercase())
     } else {
         Err(format!(
-            "`{value}` is not a Key Vault URL; use https://<vault>.vault.azure.net/"
+            "`{value}` is not a GUID; use the form 72f988bf-86f1-41af-91ab-2d7cd011db47"
         ))
     }
 }
