@@ -1163,3 +1163,106 @@ fn up_builds_pushes_applies_and_an_unchanged_app_changes_nothing() {
     let state = std::fs::read_to_string(home.path().join("state")).unwrap();
     assert!(!state.contains(SECRET));
 }
+
+// ---------- Key Vault and stores ----------
+
+const KEY_VAULT: &[&str] = &[
+    "--key-vault",
+    "https://shop-kv.vault.azure.net/",
+    "--identity-client-id",
+    "11111111-2222-3333-4444-555555555555",
+    "--tenant-id",
+    "72f988bf-86f1-41af-91ab-2d7cd011db47",
+];
+
+#[test]
+fn key_vault_objects_are_served_and_the_synced_secret_needs_no_values() {
+    let Some(c) = case("keyvault") else { return };
+    let image = fake_image(11);
+    let mut args = vec!["--image", image.as_str()];
+    args.extend_from_slice(KEY_VAULT);
+    // No --secret for the required api_token: the CSI driver provides it from the vault.
+    let report = c.apply(&args);
+    assert_eq!(
+        actions(&report),
+        vec![
+            (
+                "ServiceAccount".into(),
+                "hello-aks".into(),
+                "created".into()
+            ),
+            (
+                "SecretProviderClass".into(),
+                "hello-aks-key-vault".into(),
+                "created".into()
+            ),
+            ("SpinApp".into(), "hello-aks".into(), "created".into()),
+        ]
+    );
+    let pod = c.kubectl(&[
+        "get",
+        "deployment",
+        "hello-aks",
+        "-o",
+        "jsonpath={.spec.template.spec.serviceAccountName} {.spec.template.metadata.labels.azure\\.workload\\.identity/use} {.spec.template.spec.volumes[*].csi.volumeAttributes.secretProviderClass}",
+    ]);
+    assert_eq!(pod, "hello-aks true hello-aks-key-vault");
+    let synced = c.kubectl(&[
+        "get",
+        "secretproviderclass",
+        "hello-aks-key-vault",
+        "-o",
+        "jsonpath={.spec.parameters.objects}",
+    ]);
+    assert!(synced.contains("objectName: api-token"), "{synced}");
+
+    // Scaffold's files, applied from the directory, are the same objects: nothing changes.
+    let mut scaffold_args = vec!["--type", "kustomize"];
+    scaffold_args.extend_from_slice(KEY_VAULT);
+    let dir = scaffold(&c, &scaffold_args);
+    let again = c.apply(&["--dir", dir.to_str().unwrap(), "--image", &image]);
+    assert!(
+        actions(&again).iter().all(|(_, _, a)| a == "unchanged"),
+        "{again}"
+    );
+}
+
+#[test]
+fn a_redis_url_reaches_the_cluster_only_inside_a_secret() {
+    let Some(c) = case("redis") else { return };
+    let image = fake_image(12);
+    let store = "default=redis:redis://:hunter2@cache:6379";
+    let output = c.run(&[
+        "apply",
+        "-n",
+        &c.ns,
+        "--image",
+        &image,
+        "--secret",
+        &secret_flag(),
+        "--kv-store",
+        store,
+        "-v",
+    ]);
+    assert_success(&output);
+    assert!(!format!("{output:?}").contains("hunter2"));
+    let config = c.kubectl(&[
+        "get",
+        "secret",
+        "hello-aks-runtime-config",
+        "-o",
+        "jsonpath={.data.runtime-config\\.toml}",
+    ]);
+    use base64::Engine;
+    let config = base64::engine::general_purpose::STANDARD
+        .decode(config)
+        .unwrap();
+    assert!(String::from_utf8(config)
+        .unwrap()
+        .contains("redis://:hunter2@cache:6379"));
+    let spec = c.kubectl(&["get", "spinapp", "hello-aks", "-o", "json"]);
+    assert!(
+        !spec.contains("hunter2") && spec.contains("hello-aks-runtime-config"),
+        "{spec}"
+    );
+}

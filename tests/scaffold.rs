@@ -720,3 +720,154 @@ fn shop_app_dockerfile_has_one_copy_per_component_and_mount() {
         "=== Dockerfile ===\n{dockerfile}=== .dockerignore ===\n{dockerignore}"
     ));
 }
+
+// ---------- Key Vault: every variable resolves ----------
+
+/// The variables of spin.toml that Spin would fail to resolve in a pod running `objects`, when
+/// the vault holds exactly `vault` (secret names). Spin asks a configured `azure_key_vault`
+/// provider first (a missing secret is an error), then the environment the workload sets (from a
+/// literal, or from a Secret key the CSI driver syncs from the vault), then the default.
+fn unresolved(app: &AppDir, objects: &[serde_json::Value], vault: &[String]) -> Vec<String> {
+    let manifest: toml::Table = std::fs::read_to_string(app.dir.join("spin.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let variables = manifest["variables"].as_table().unwrap();
+    let workload = objects.iter().find(|o| o["kind"] == "SpinApp").unwrap();
+    let runtime_config = objects
+        .iter()
+        .find(|o| o["kind"] == "Secret")
+        .map(|s| {
+            s["stringData"]["runtime-config.toml"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap_or_default();
+    let provider = runtime_config.contains("azure_key_vault");
+    // Key of the synced Secret → the vault secret it comes from.
+    let mut synced = std::collections::BTreeMap::new();
+    for class in objects
+        .iter()
+        .filter(|o| o["kind"] == "SecretProviderClass")
+    {
+        let listed = class["spec"]["parameters"]["objects"].as_str().unwrap();
+        let entries: serde_json::Value = serde_saphyr::from_str(listed).unwrap();
+        for entry in entries["array"].as_array().unwrap() {
+            let entry: serde_json::Value = serde_saphyr::from_str(entry.as_str().unwrap()).unwrap();
+            let secret = &class["spec"]["secretObjects"][0];
+            let key = secret["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["objectName"] == entry["objectAlias"])
+                .unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let from = entry["objectName"].as_str().unwrap().to_string();
+            synced.insert(
+                (secret["secretName"].as_str().unwrap().to_string(), key),
+                from,
+            );
+        }
+    }
+    let env = workload["spec"]["variables"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    variables
+        .iter()
+        .filter(|(name, declared)| {
+            if provider {
+                return !vault.contains(name);
+            }
+            let from_env = env.iter().find(|v| v["name"] == name.as_str()).map(|v| {
+                let secret_ref = &v["valueFrom"]["secretKeyRef"];
+                match secret_ref["name"].as_str() {
+                    None => v["value"].is_string(),
+                    Some(secret) => synced
+                        .get(&(
+                            secret.to_string(),
+                            secret_ref["key"].as_str().unwrap().to_string(),
+                        ))
+                        .is_some_and(|from| vault.contains(from)),
+                }
+            });
+            !from_env.unwrap_or_else(|| declared.get("default").is_some())
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Scaffolds `app` as plain YAML with Key Vault flags and returns its objects.
+fn key_vault_objects(app: &AppDir, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec![
+        "--type",
+        "kube",
+        "--workload",
+        "spinapp",
+        "--image",
+        "r.example/app:1",
+    ];
+    args.extend_from_slice(KEY_VAULT);
+    args.extend_from_slice(extra);
+    scaffold_ok(app, &args);
+    let tree = read_tree(&app.dir.join("deploy"));
+    let yaml = tree
+        .iter()
+        .filter(|(name, _)| !name.starts_with(".spin-aks-scaffold/") && name.ends_with(".yaml"))
+        .map(|(_, bytes)| String::from_utf8(bytes.clone()).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    objects(&yaml)
+}
+
+#[test]
+fn with_key_vault_csi_every_variable_of_the_example_apps_resolves() {
+    for app in [example_app(), shop_app()] {
+        let objects = key_vault_objects(&app, &[]);
+        let vault_names: Vec<String> = objects
+            .iter()
+            .filter(|o| o["kind"] == "SecretProviderClass")
+            .flat_map(|c| {
+                let listed = c["spec"]["parameters"]["objects"].as_str().unwrap();
+                listed
+                    .lines()
+                    .filter_map(|l| l.trim().strip_prefix("objectName: "))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            vault_names.iter().all(|n| !n.contains('_')),
+            "vault names cannot hold `_`: {vault_names:?}"
+        );
+        assert_eq!(
+            unresolved(&app, &objects, &vault_names),
+            Vec::<String>::new()
+        );
+        // Take one secret out of the vault: exactly its variable stops resolving.
+        let (dropped, rest) = vault_names.split_first().unwrap();
+        let missing = unresolved(&app, &objects, rest);
+        assert_eq!(missing, [dropped.replace('-', "_")], "{dropped}");
+    }
+}
+
+#[test]
+fn with_key_vault_provider_every_variable_resolves_once_each_is_in_the_vault() {
+    let app = example_app();
+    let manifest = app.dir.join("spin.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("api_token", "apitoken");
+    std::fs::write(&manifest, text).unwrap();
+    let objects = key_vault_objects(&app, &["--key-vault-mode", "provider"]);
+    let all = vec!["apitoken".to_string(), "greeting".to_string()];
+    assert_eq!(unresolved(&app, &objects, &all), Vec::<String>::new());
+    assert_eq!(
+        unresolved(&app, &objects, &all[..1]),
+        ["greeting"],
+        "the provider is asked before the default, so even `greeting` must be in the vault"
+    );
+}
