@@ -131,10 +131,6 @@ fn shop_app_as_spinapp_reading_secrets_from_key_vault() {
         "shop",
         "--key-vault",
         "https://shop-vault.vault.azure.net/",
-        "--identity-client-id",
-        "11111111-2222-3333-4444-555555555555",
-        "--tenant-id",
-        "72f988bf-86f1-41af-91ab-2d7cd011db47",
         "--service-account",
         "shop-identity",
         "--cpu-limit",
@@ -202,8 +198,10 @@ fn unconfigured_store_labels_are_warned_about_with_the_flag_to_add() {
         "{warnings}"
     );
     assert!(
-        !warnings.contains("store `default`"),
-        "the default store needs no configuration: {warnings}"
+        warnings.contains(
+            "store `default`, which nothing configures (Spin keeps it in a file inside each pod"
+        ),
+        "an unconfigured default store is per pod: {warnings}"
     );
 }
 
@@ -496,6 +494,11 @@ fn bad_flags_exit_2_naming_the_flag_and_value() {
         &app,
         &provider,
         "can never resolve; use the default --key-vault-mode csi",
+    );
+    assert_bad_input(
+        &app,
+        &["--kv-store", "default=cosmos:shopaccount/spin/kv"],
+        "spin-aks identity setup --cosmos shopaccount",
     );
     let mut bad_guid = KEY_VAULT.to_vec();
     bad_guid[3] = "not-a-guid";

@@ -99,10 +99,6 @@ fn shop_spinapp_with_key_vault_renders_the_same_everywhere() {
     let mut args = vec![
         "--key-vault",
         "https://shop.vault.azure.net/",
-        "--identity-client-id",
-        "11111111-2222-3333-4444-555555555555",
-        "--tenant-id",
-        "72f988bf-86f1-41af-91ab-2d7cd011db47",
         "--service-account",
         "shop-identity",
         "--replicas",

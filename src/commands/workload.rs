@@ -7,7 +7,7 @@ use crate::azure::Secret;
 use crate::bad_input;
 use crate::cli::{KeyVaultModeArg, WorkloadArgs};
 use crate::kube::image::ImageRef;
-use crate::kube::key_vault::{self, KeyVaultMode, KeyVaultOptions};
+use crate::kube::key_vault::{self, IdentityOptions, KeyVaultMode, KeyVaultOptions};
 use crate::kube::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
 use crate::kube::runtime_config::{libsql_token_env, Backend, Store};
 use crate::state::AppState;
@@ -39,13 +39,15 @@ pub fn options(
     image: ImageRef,
     namespace: Option<String>,
 ) -> anyhow::Result<WorkloadOptions> {
+    let key_vault = key_vault(args, app, remembered)?;
     Ok(WorkloadOptions {
         kind,
         image,
         namespace,
         replicas: args.replicas,
         runtime_class: args.runtime_class.clone(),
-        key_vault: key_vault(args, app, remembered)?,
+        key_vault: key_vault.clone(),
+        identity: identity(args, app, remembered, key_vault.as_ref())?,
         service_account: args.service_account.clone(),
         kv_stores: args.kv_stores.clone(),
         sqlite: args.sqlite.iter().cloned().map(with_env_token).collect(),
@@ -88,9 +90,8 @@ pub fn require_tokens(options: &WorkloadOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Key Vault options: `--key-vault` (else the app's remembered vault) read by the workload
-/// identity given by flags or made by `identity setup`; provider mode only when Spin can find
-/// every variable.
+/// The Key Vault options: `--key-vault`, else the app's remembered vault; provider mode only
+/// when Spin can find every variable.
 fn key_vault(
     args: &WorkloadArgs,
     app: &App,
@@ -102,22 +103,6 @@ fn key_vault(
             bad_input!("the state file's Key Vault for this app: {e}; pass --key-vault")
         })?,
         (None, None) => return Ok(None),
-    };
-    let identity = remembered.identity.as_ref();
-    let client_id = args
-        .identity_client_id
-        .clone()
-        .or_else(|| identity.map(|i| i.client_id.clone()));
-    let tenant_id = args
-        .tenant_id
-        .clone()
-        .or_else(|| identity.map(|i| i.tenant_id.clone()));
-    let (Some(client_id), Some(tenant_id)) = (client_id, tenant_id) else {
-        return Err(bad_input!(
-            "Key Vault {} is read by a workload identity, and this app has none yet: run `spin-aks identity setup --key-vault {}` (or pass --identity-client-id and --tenant-id)",
-            vault.name,
-            vault.url
-        ));
     };
     let mode = match args.key_vault_mode {
         KeyVaultModeArg::Csi => KeyVaultMode::Csi,
@@ -131,14 +116,56 @@ fn key_vault(
             app.manifest_path.display()
         ));
     }
+    Ok(Some(KeyVaultOptions { vault, mode }))
+}
+
+/// The workload identity, when something needs one (a vault, a Cosmos DB store): from
+/// `--identity-client-id`/`--tenant-id`, else the one `identity setup` made for this app.
+fn identity(
+    args: &WorkloadArgs,
+    app: &App,
+    remembered: &AppState,
+    key_vault: Option<&KeyVaultOptions>,
+) -> anyhow::Result<Option<IdentityOptions>> {
+    let cosmos = args
+        .kv_stores
+        .iter()
+        .find(|s| matches!(s.backend, Backend::Cosmos { .. }));
+    let needed_by = match (key_vault, cosmos) {
+        (Some(kv), _) => format!("Key Vault {}", kv.vault.name),
+        (None, Some(store)) => format!("the Cosmos DB store `{}`", store.label),
+        (None, None) => return Ok(None),
+    };
+    let remembered = remembered.identity.as_ref();
+    let client_id = args.identity_client_id.clone();
+    let tenant_id = args.tenant_id.clone();
+    let (Some(client_id), Some(tenant_id)) = (
+        client_id.or_else(|| remembered.map(|i| i.client_id.clone())),
+        tenant_id.or_else(|| remembered.map(|i| i.tenant_id.clone())),
+    ) else {
+        let flags = match (key_vault, cosmos) {
+            (Some(kv), _) => format!("--key-vault {}", kv.vault.url),
+            (
+                None,
+                Some(Store {
+                    backend: Backend::Cosmos { account, .. },
+                    ..
+                }),
+            ) => {
+                format!("--cosmos {account}")
+            }
+            _ => String::new(),
+        };
+        return Err(bad_input!(
+            "{needed_by} is reached with a workload identity, and this app has none yet: run `spin-aks identity setup {flags}` (or pass --identity-client-id and --tenant-id)"
+        ));
+    };
     let service_account = args
         .service_account
         .clone()
-        .or_else(|| identity.map(|i| i.service_account.clone()))
+        .or_else(|| remembered.map(|i| i.service_account.clone()))
         .unwrap_or_else(|| objects::dns_name(&app.name));
-    Ok(Some(KeyVaultOptions {
-        vault,
-        mode,
+    Ok(Some(IdentityOptions {
         client_id,
         tenant_id,
         service_account,

@@ -1,5 +1,5 @@
-//! Key Vault delivery for the workload (CLUSTER.md §5): by default the Secrets Store CSI driver syncs
-//! each mapped vault secret into a Secret the variables read; Spin's own provider only on request.
+//! Key Vault delivery and workload identity for the pods (CLUSTER.md §5, §6): by default the Secrets
+//! Store CSI driver syncs each mapped vault secret into a Secret the variables read; Spin's provider on request.
 
 use std::collections::BTreeMap;
 
@@ -25,11 +25,16 @@ pub enum KeyVaultMode {
     Provider,
 }
 
-/// The vault, the mode, and the workload identity that reads it.
+/// The vault and how the pods read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyVaultOptions {
     pub vault: Vault,
     pub mode: KeyVaultMode,
+}
+
+/// The workload identity the pods run as (it reads the vault, and Cosmos DB stores without keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityOptions {
     pub client_id: String,
     pub tenant_id: String,
     /// The ServiceAccount federated with the identity.
@@ -79,6 +84,7 @@ pub fn synced_secret(name: &str) -> String {
 /// Secret named after the variable.
 pub fn provider_class(
     options: &KeyVaultOptions,
+    identity: &IdentityOptions,
     metadata: ObjectMeta,
     variables: &[String],
 ) -> SecretProviderClass {
@@ -98,9 +104,9 @@ pub fn provider_class(
             provider: "azure",
             parameters: BTreeMap::from([
                 ("usePodIdentity", "false".to_string()),
-                ("clientID", options.client_id.clone()),
+                ("clientID", identity.client_id.clone()),
                 ("keyvaultName", options.vault.name.clone()),
-                ("tenantId", options.tenant_id.clone()),
+                ("tenantId", identity.tenant_id.clone()),
                 ("objects", objects),
             ]),
             secret_objects: vec![SecretObject {
@@ -143,10 +149,10 @@ pub fn csi_volume(name: &str) -> (Volume, VolumeMount) {
 }
 
 /// The ServiceAccount the pods run as, annotated with the identity's client id.
-pub fn service_account(options: &KeyVaultOptions, mut metadata: ObjectMeta) -> ServiceAccount {
+pub fn service_account(identity: &IdentityOptions, mut metadata: ObjectMeta) -> ServiceAccount {
     metadata.annotations = Some(BTreeMap::from([(
         CLIENT_ID_ANNOTATION.to_string(),
-        options.client_id.clone(),
+        identity.client_id.clone(),
     )]));
     ServiceAccount {
         metadata,

@@ -20,7 +20,9 @@ use serde::Serialize;
 
 use crate::app::{App, Component};
 use crate::kube::image::ImageRef;
-use crate::kube::key_vault::{self, KeyVaultMode, KeyVaultOptions, SecretProviderClass};
+use crate::kube::key_vault::{
+    self, IdentityOptions, KeyVaultMode, KeyVaultOptions, SecretProviderClass,
+};
 use crate::kube::runtime_config::{libsql_token_env, Backend, RuntimeConfigToml, Store};
 use crate::kube::spinapp::{
     self, HealthChecks, HealthProbe, HttpGet, Resources, SpinApp, SpinAppSpec, SpinVar,
@@ -71,7 +73,10 @@ pub struct WorkloadOptions {
     pub replicas: i32,
     pub runtime_class: String,
     pub key_vault: Option<KeyVaultOptions>,
-    /// The pods' ServiceAccount (with Key Vault: the one in `key_vault`, which is also generated).
+    /// The workload identity (needed by Key Vault and keyless Cosmos DB stores); its
+    /// ServiceAccount is generated and the pods run as it.
+    pub identity: Option<IdentityOptions>,
+    /// The pods' ServiceAccount when they have no workload identity.
     pub service_account: Option<String>,
     pub kv_stores: Vec<Store>,
     pub sqlite: Vec<Store>,
@@ -218,22 +223,24 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
         runtime_config_secret,
         ..PodExtras::default()
     };
-    if let Some(kv) = &options.key_vault {
-        pod.service_account = Some(kv.service_account.clone());
+    pod.service_account = options.service_account.clone();
+    if let Some(identity) = &options.identity {
+        pod.service_account = Some(identity.service_account.clone());
         pod.labels
             .insert(WORKLOAD_IDENTITY_LABEL.to_string(), "true".to_string());
         objects.push(Object::ServiceAccount(Box::new(
-            key_vault::service_account(kv, meta(kv.service_account.clone())),
+            key_vault::service_account(identity, meta(identity.service_account.clone())),
         )));
-        let mapped = vault_variables(&variables, &name);
+    }
+    let mapped = vault_variables(&variables, &name);
+    if let (Some(kv), Some(identity)) = (&options.key_vault, &options.identity) {
         if kv.mode == KeyVaultMode::Csi && !mapped.is_empty() {
+            let metadata = meta(key_vault::synced_secret(&name));
             objects.push(Object::SecretProviderClass(Box::new(
-                key_vault::provider_class(kv, meta(key_vault::synced_secret(&name)), &mapped),
+                key_vault::provider_class(kv, identity, metadata, &mapped),
             )));
             pod.volumes.push(key_vault::csi_volume(&name));
         }
-    } else {
-        pod.service_account = options.service_account.clone();
     }
     match options.kind {
         WorkloadKind::Spinapp => {
@@ -381,12 +388,17 @@ fn store_warnings(app: &App, options: &WorkloadOptions, warnings: &mut Vec<Strin
         for component in &app.components {
             for label in labels(component) {
                 let configured = configured.iter().any(|s| &s.label == label);
-                if label == "default" || configured || warned.contains(&label.as_str()) {
+                if configured || warned.contains(&label.as_str()) {
                     continue;
                 }
                 warned.push(label);
+                // Spin serves an unconfigured `default` itself, from a file inside each pod.
+                let fallback = match label.as_str() {
+                    "default" => " (Spin keeps it in a file inside each pod: not shared by replicas, lost on restart)",
+                    _ => "",
+                };
                 warnings.push(format!(
-                    "component `{}` uses the {what} `{label}`, which nothing configures; add {flag} {label}={example}",
+                    "component `{}` uses the {what} `{label}`, which nothing configures{fallback}; add {flag} {label}={example}",
                     component.id
                 ));
             }
@@ -771,6 +783,7 @@ mod tests {
             replicas: 2,
             runtime_class: DEFAULT_RUNTIME_CLASS.to_string(),
             key_vault: None,
+            identity: None,
             service_account: None,
             kv_stores: Vec::new(),
             sqlite: Vec::new(),
@@ -875,14 +888,17 @@ mod tests {
         );
     }
 
-    fn key_vault(mode: KeyVaultMode) -> KeyVaultOptions {
-        KeyVaultOptions {
+    fn with_key_vault(mut options: WorkloadOptions, mode: KeyVaultMode) -> WorkloadOptions {
+        options.key_vault = Some(KeyVaultOptions {
             vault: crate::azure::vault::Vault::parse("https://shop-kv.vault.azure.net/").unwrap(),
             mode,
+        });
+        options.identity = Some(IdentityOptions {
             client_id: "11111111-2222-3333-4444-555555555555".into(),
             tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
             service_account: "my-app".into(),
-        }
+        });
+        options
     }
 
     fn kinds(workload: &Workload) -> Vec<String> {
@@ -896,8 +912,7 @@ mod tests {
     #[test]
     fn key_vault_csi_maps_secret_variables_to_dashed_vault_names_and_syncs_them() {
         for kind in [WorkloadKind::Spinapp, WorkloadKind::Deployment] {
-            let mut opts = options(kind);
-            opts.key_vault = Some(key_vault(KeyVaultMode::Csi));
+            let opts = with_key_vault(options(kind), KeyVaultMode::Csi);
             let workload = build(&app(), &opts);
             let objects: Vec<_> = workload.objects.iter().map(Object::to_value).collect();
             let account = &objects[0];
@@ -936,8 +951,7 @@ mod tests {
 
     #[test]
     fn key_vault_provider_mode_configures_spin_and_sets_no_secret_variables() {
-        let mut opts = options(WorkloadKind::Spinapp);
-        opts.key_vault = Some(key_vault(KeyVaultMode::Provider));
+        let opts = with_key_vault(options(WorkloadKind::Spinapp), KeyVaultMode::Provider);
         let workload = build(&app(), &opts);
         assert_eq!(kinds(&workload), ["Secret", "ServiceAccount", "SpinApp"]);
         let secret = workload.objects[0].to_value();

@@ -38,8 +38,13 @@ pub fn shop_app() -> AppDir {
     app_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shop"))
 }
 
-/// The flags that give the shop app every runtime need a backend.
+/// The flags that give the shop app every runtime need a backend (the Cosmos DB store is reached
+/// with a workload identity, given directly here).
 pub const SHOP_STORES: &[&str] = &[
+    "--identity-client-id",
+    "11111111-2222-3333-4444-555555555555",
+    "--tenant-id",
+    "72f988bf-86f1-41af-91ab-2d7cd011db47",
     "--kv-store",
     "cache=redis:redis://cache:6379",
     "--kv-store",
