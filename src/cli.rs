@@ -456,6 +456,14 @@ pub enum ClusterCommand {
     Token(TokenArgs),
     /// Let the cluster's kubelet identity pull from a container registry (AcrPull)
     AttachAcr(AttachAcrArgs),
+    /// Can this cluster run this app? One line per check with its fix (exit 1 when one fails)
+    Check(ClusterCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterCheckArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Debug, Args)]

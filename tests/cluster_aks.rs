@@ -49,36 +49,37 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spin-aks"));
-    cmd.env_clear()
-        .env("PATH", bin.path())
-        .env("HOME", home.path())
-        .env("SPIN_AKS_STATE_FILE", home.path().join("state"))
-        .env("SPIN_AKS_ARM_ENDPOINT", &arm.endpoint)
-        .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
-        .env(
-            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-            format!("http://{closed}"),
-        )
-        .arg("-f")
-        .arg(&app)
-        .args([
-            "apply",
-            "--output",
-            "json",
-            "--subscription",
-            SUB,
-            "--resource-group",
-            "rg",
-            "--cluster",
-            "aks1",
-            "-n",
-            &ns,
-            "--image",
-            &fake_image(40),
-            "--secret",
-            "api_token=x",
-        ]);
+    let spin_aks = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spin-aks"));
+        cmd.env_clear()
+            .env("PATH", bin.path())
+            .env("HOME", home.path())
+            .env("SPIN_AKS_STATE_FILE", home.path().join("state"))
+            .env("SPIN_AKS_ARM_ENDPOINT", &arm.endpoint)
+            .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
+            .env(
+                "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                format!("http://{closed}"),
+            )
+            .arg("-f")
+            .arg(&app)
+            .args(args)
+            .args([
+                "--output",
+                "json",
+                "--subscription",
+                SUB,
+                "--resource-group",
+                "rg",
+                "--cluster",
+                "aks1",
+                "-n",
+                &ns,
+            ]);
+        cmd
+    };
+    let image = fake_image(40);
+    let mut cmd = spin_aks(&["apply", "--image", &image, "--secret", "api_token=x"]);
     let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
@@ -110,5 +111,71 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
             .to_string_lossy()
             .contains("kube")),
         "no kubeconfig written"
+    );
+
+    // cluster check adds ARM's view: a kubelet that cannot pull from the app's ACR, and workload
+    // identity off while the app reads Key Vault, each with its fix; one GET of the cluster.
+    arm.add_registry(SUB, "rg", "shopacr", false);
+    arm.cluster("aks1", |c| {
+        c["properties"]["securityProfile"]["workloadIdentity"]["enabled"] = false.into()
+    });
+    let state_path = home.path().join("state");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    let record = state["apps"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+        .next()
+        .unwrap();
+    record["last_pinned"] = format!("shopacr.azurecr.io/hello@sha256:{}", "a".repeat(64)).into();
+    record["key_vault"] = "https://shop-kv.vault.azure.net/".into();
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let cluster_gets = || {
+        arm.count("GET", "/subscriptions/33333333-0000-0000-0000-000000000003/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1")
+    };
+    let gets_before = cluster_gets();
+    let mut cmd = spin_aks(&["cluster", "check"]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let failed: Vec<(String, String)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().into(),
+                c["fix"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(
+        failed[0],
+        (
+            "kubelet-pull".into(),
+            "spin-aks cluster attach-acr --registry shopacr".into()
+        )
+    );
+    assert_eq!(failed[1].0, "workload-identity");
+    assert!(
+        failed[1]
+            .1
+            .contains("securityProfile.workloadIdentity.enabled"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        cluster_gets() - gets_before,
+        1,
+        "the cluster is read once per command"
     );
 }

@@ -72,9 +72,10 @@ impl Resources {
 
     /// The SpinApp group the cluster serves, new or old; None when SpinKube is not installed.
     pub fn spinapp_group(&self) -> Option<&'static str> {
-        [SPINKUBE_GROUP, OLD_SPINKUBE_GROUP]
-            .into_iter()
-            .find(|g| self.discovery.has_group(g))
+        [SPINKUBE_GROUP, OLD_SPINKUBE_GROUP].into_iter().find(|g| {
+            let kind = GroupVersionKind::gvk(g, "v1alpha1", "SpinApp");
+            self.discovery.resolve_gvk(&kind).is_some()
+        })
     }
 
     /// The resource of `api_version`/`kind`, or an error saying the cluster does not serve it.

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod applyset;
+pub mod check;
 pub mod connect;
 pub mod diff;
 pub mod errors;

@@ -1,5 +1,5 @@
-//! `cluster use`, `get-credentials`, `token` and `attach-acr`: choose and remember an AKS cluster,
-//! hand its credentials to kubectl, and let its nodes pull from a registry.
+//! `cluster use`, `get-credentials`, `token`, `attach-acr` (and `check`, in its own module): choose
+//! and remember an AKS cluster, hand its credentials to kubectl, and let its nodes pull from a registry.
 
 use anyhow::Context;
 use serde_json::json;
@@ -23,6 +23,7 @@ pub async fn run(global: &GlobalArgs, args: &ClusterArgs, out: &Output) -> anyho
         ClusterCommand::GetCredentials(args) => get_credentials(global, args, out).await,
         ClusterCommand::Token(args) => token(args).await,
         ClusterCommand::AttachAcr(args) => attach_acr(global, args, out).await,
+        ClusterCommand::Check(args) => super::cluster_check::run(global, args, out).await,
     }
 }
 

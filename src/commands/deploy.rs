@@ -18,6 +18,7 @@ use crate::bad_input;
 use crate::cli::{DeployArgs, DryRun, ExposeKind, GlobalArgs};
 use crate::cluster::apply::{self, AppliedObject, ApplyOptions, ObjectAction, Resources};
 use crate::cluster::applyset::{self, ApplySet};
+use crate::cluster::check;
 use crate::cluster::connect::{self, Connection, Remembered, Target};
 use crate::cluster::errors::{explain, Action};
 use crate::cluster::executor;
@@ -29,7 +30,7 @@ use crate::cluster::source::{self, Objects};
 use crate::kube::image::ImageRef;
 use crate::kube::objects;
 use crate::output::Output;
-use crate::state::{AppState, DeployTarget, StateFile};
+use crate::state::{AppState, ClusterRef, DeployTarget, StateFile};
 
 /// What `apply` reports, and `up` under `"apply"`.
 #[derive(Debug, Serialize)]
@@ -54,6 +55,8 @@ pub struct AppTarget {
     pub state_file: StateFile,
     pub state: AppState,
     pub conn: Connection,
+    /// The AKS cluster, when reached through ARM.
+    pub aks: Option<ClusterRef>,
 }
 
 /// Loads the app and its state, and connects as the flags (else the state) say: a kubeconfig
@@ -82,7 +85,7 @@ pub async fn target(
     };
     let use_aks = flags.aks.cluster.is_some()
         || (flags.kubeconfig.is_none() && flags.context.is_none() && all.last_cluster.is_some());
-    let conn = if use_aks {
+    let (conn, aks) = if use_aks {
         let arm = Arm::from_env()?;
         let cluster =
             choose::resolve_cluster(&arm, &flags.aks.selector(), &all, Mode::detect(global.yes))
@@ -90,9 +93,9 @@ pub async fn target(
         let kubeconfig = aks::user_kubeconfig(&arm, &cluster).await?;
         let mut conn = connect::connect_with(kubeconfig, &target, &remembered).await?;
         conn.in_memory = true;
-        conn
+        (conn, Some(cluster))
     } else {
-        connect::connect(&target, &remembered).await?
+        (connect::connect(&target, &remembered).await?, None)
     };
     let name = objects::dns_name(&app.name);
     Ok(AppTarget {
@@ -102,6 +105,7 @@ pub async fn target(
         state_file,
         state,
         conn,
+        aks,
     })
 }
 
@@ -307,6 +311,7 @@ async fn apply_manifests(
     let selector = expose::pod_selector(&objects, &target.name);
     objects.extend(expose::objects(exposure, &target.name, &selector));
     let resources = Resources::discover(conn).await?;
+    check::preflight(conn, &resources, &objects).await?;
     apply::use_served_spinapp_group(&mut objects, &resources)?;
     let set = ApplySet::for_app(&target.name, namespace);
     let secrets = secret_objects(conn, &set, &objects, args).await?;

@@ -3,6 +3,7 @@
 mod apply;
 pub mod build;
 mod cluster;
+mod cluster_check;
 mod delete;
 mod deploy;
 mod export;

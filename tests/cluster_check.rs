@@ -1,0 +1,165 @@
+//! `cluster check` against the real control plane of scripts/kube-rig: healthy, then with each
+//! part taken away and put back (one test, in order: it changes cluster-wide objects), and
+//! apply's preflight stopping before anything is written.
+
+mod support;
+
+use serde_json::Value;
+use support::apps::example_copy;
+use support::rig::{rig, spin_aks_on, Rig};
+
+/// `cluster check -o json -n <ns>`: the exit code and the checks by name → (ok, detail, fix).
+fn check(rig: &Rig, home: &std::path::Path, ns: &str) -> (i32, Vec<(String, bool, String)>) {
+    let app = example_copy(home);
+    let output = spin_aks_on(rig, home)
+        .arg("-f")
+        .arg(&app)
+        .args(["cluster", "check", "--output", "json", "-n", ns])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    let checks = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let text = format!("{} {}", c["detail"], c["fix"]);
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["ok"].as_bool().unwrap(),
+                text,
+            )
+        })
+        .collect();
+    (output.status.code().unwrap(), checks)
+}
+
+/// The one failed check (asserting exit 1 and that it is the only failure).
+fn only_failure(result: (i32, Vec<(String, bool, String)>)) -> (String, String) {
+    let (code, checks) = result;
+    let failed: Vec<_> = checks.into_iter().filter(|(_, ok, _)| !ok).collect();
+    assert_eq!(code, 1, "{failed:?}");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let (name, _, text) = failed.into_iter().next().unwrap();
+    (name, text)
+}
+
+#[test]
+fn check_passes_on_the_rig_and_names_each_missing_part_with_its_fix() {
+    let Some(rig) = rig() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let ns = rig.bare_namespace("check");
+    rig.kubectl_ok(&["create", "namespace", &ns]);
+
+    let (code, checks) = check(rig, home.path(), &ns);
+    let names: Vec<&str> = checks.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "spinkube",
+            "operator",
+            "executor",
+            "runtime-class",
+            "nodes",
+            "shim-version"
+        ]
+    );
+    assert_eq!(code, 0, "{checks:?}");
+    assert!(
+        checks[2].2.contains("missing in namespace") && checks[2].2.contains("apply creates it")
+    );
+    assert!(checks[3].2.contains("handler `spin`"), "{checks:?}");
+
+    // A webhook whose service has no endpoints: every SpinApp write would fail.
+    let webhook = r#"{"apiVersion":"admissionregistration.k8s.io/v1","kind":"MutatingWebhookConfiguration",
+      "metadata":{"name":"spin-operator-mutating-webhook-configuration"},
+      "webhooks":[{"name":"mspinapp.kb.io","admissionReviewVersions":["v1"],"sideEffects":"None",
+        "failurePolicy":"Ignore","clientConfig":{"service":{"namespace":"spin-operator","name":"spin-operator-webhook-service","path":"/mutate"}},
+        "rules":[{"apiGroups":["core.spinkube.dev"],"apiVersions":["v1alpha1"],"operations":["CREATE","UPDATE"],"resources":["spinapps"]}]}]}"#;
+    let file = home.path().join("webhook.json");
+    std::fs::write(&file, webhook).unwrap();
+    rig.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    let (name, text) = only_failure(check(rig, home.path(), &ns));
+    assert_eq!(name, "operator");
+    assert!(
+        text.contains("spin-operator/spin-operator-webhook-service has no ready endpoints"),
+        "{text}"
+    );
+    rig.kubectl_ok(&["delete", "-f", file.to_str().unwrap()]);
+
+    // Nodes no longer provisioned with the shim.
+    for node in ["rig-node-1", "rig-node-2"] {
+        rig.kubectl_ok(&["label", "node", node, "spin-v2=pending", "--overwrite"]);
+    }
+    let (name, text) = only_failure(check(rig, home.path(), &ns));
+    assert_eq!(name, "nodes");
+    assert!(
+        text.contains("no node is provisioned") && text.contains("runtime-class-manager"),
+        "{text}"
+    );
+    for node in ["rig-node-1", "rig-node-2"] {
+        rig.kubectl_ok(&["label", "node", node, "spin-v2=provisioned", "--overwrite"]);
+    }
+
+    // No RuntimeClass: check fails, and apply stops before writing anything.
+    let class = rig.kubectl_ok(&["get", "runtimeclass", "wasmtime-spin-v2", "-o", "json"]);
+    rig.kubectl_ok(&["delete", "runtimeclass", "wasmtime-spin-v2"]);
+    let (name, text) = only_failure(check(rig, home.path(), &ns));
+    assert_eq!(name, "runtime-class");
+    assert!(text.contains("runtime-class-manager"), "{text}");
+    let app = example_copy(home.path());
+    let apply = spin_aks_on(rig, home.path())
+        .arg("-f")
+        .arg(&app)
+        .args([
+            "apply",
+            "-n",
+            &ns,
+            "--image",
+            &support::rig::fake_image(3),
+            "--secret",
+            "api_token=x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(apply.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&apply.stderr);
+    assert!(
+        err.contains("RuntimeClass wasmtime-spin-v2 does not exist")
+            && err.contains("nothing was applied"),
+        "{err}"
+    );
+    assert_eq!(
+        rig.kubectl_ok(&["get", "spinapps,secrets", "-n", &ns, "-o", "name"]),
+        ""
+    );
+    let restore = home.path().join("class.json");
+    std::fs::write(&restore, class).unwrap();
+    rig.kubectl_ok(&["create", "-f", restore.to_str().unwrap()]);
+
+    // No SpinKube CRDs: the SpinApp group is not served.
+    let crd = rig.kubectl_ok(&["get", "crd", "spinapps.core.spinkube.dev", "-o", "json"]);
+    rig.kubectl_ok(&["delete", "crd", "spinapps.core.spinkube.dev", "--wait"]);
+    let (code, checks) = check(rig, home.path(), &ns);
+    let crd_file = home.path().join("crd.json");
+    std::fs::write(&crd_file, &crd).unwrap();
+    let crd_value: Value = serde_json::from_str(&crd).unwrap();
+    let mut clean = crd_value.clone();
+    clean["metadata"] = serde_json::json!({"name": crd_value["metadata"]["name"]});
+    clean.as_object_mut().unwrap().remove("status");
+    std::fs::write(&crd_file, clean.to_string()).unwrap();
+    rig.kubectl_ok(&["create", "-f", crd_file.to_str().unwrap()]);
+    rig.kubectl_ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "crd/spinapps.core.spinkube.dev",
+    ]);
+    assert_eq!(code, 1);
+    let spinkube = checks.iter().find(|(n, _, _)| n == "spinkube").unwrap();
+    assert!(
+        !spinkube.1 && spinkube.2.contains("install SpinKube"),
+        "{spinkube:?}"
+    );
+}
