@@ -346,8 +346,23 @@ pub struct DeployArgs {
     /// A secret variable's value: `NAME=VALUE`, `NAME=@FILE`, or `NAME` (from env `SPIN_VARIABLE_<NAME>`)
     #[arg(long = "secret", value_name = "NAME[=VALUE|=@FILE]", value_parser = SecretArg::parse)]
     pub secrets: Vec<SecretArg>,
+    /// How to reach an AKS API server: directly, or through AKS run command (the default for private clusters)
+    #[arg(long, value_enum, default_value_t = Via::Auto)]
+    pub via: Via,
     #[command(flatten)]
     pub workload: WorkloadArgs,
+}
+
+/// `--via`: the route to an AKS cluster's API server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// Run command when the API server is private, else directly
+    #[default]
+    Auto,
+    /// The API server's address, like kubectl
+    Api,
+    /// AKS run command: kubectl runs in the cluster, spin-aks talks only to ARM
+    RunCommand,
 }
 
 #[derive(Debug, Args)]

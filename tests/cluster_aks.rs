@@ -179,3 +179,119 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
         "the cluster is read once per command"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
+    let Some(rig) = rig() else { return };
+    let arm = FakeArm::start(ARM_TOKEN, AKS_TOKEN).await;
+    arm.add_subscription(SUB, "Dev");
+    let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
+    // The kubeconfig ARM hands out names the private address, which this machine cannot reach.
+    let unreachable = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let private = format!("https://{unreachable}");
+    arm.add_cluster(
+        SUB,
+        "rg",
+        "aksp",
+        true,
+        &entra_user_kubeconfig("aksp", "rg", &private, &ca),
+    );
+    arm.cluster("aksp", |c| {
+        c["properties"]["apiServerAccessProfile"] =
+            serde_json::json!({"enablePrivateCluster": true});
+        c["properties"]["privateFQDN"] = "aksp-dns-1a2b.privatelink.westeurope.azmk8s.io".into();
+    });
+    arm.world(|w| w.run_command_kubeconfig = Some(rig.kubeconfig.clone()));
+
+    let home = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    write_scoped_az(
+        bin.path(),
+        &[
+            (&format!("{}/.default", arm.endpoint), ARM_TOKEN),
+            (AKS_SCOPE, AKS_TOKEN),
+        ],
+    );
+    let app = example_copy(home.path());
+    let ns = rig.bare_namespace("private");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spin-aks"));
+    cmd.env(
+        "PATH",
+        format!("{}:/usr/local/bin:/usr/bin:/bin", bin.path().display()),
+    )
+    .env("HOME", home.path())
+    .env("SPIN_AKS_STATE_FILE", home.path().join("state"))
+    .env("SPIN_AKS_ARM_ENDPOINT", &arm.endpoint)
+    .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
+    .env_remove("KUBECONFIG")
+    .arg("-f")
+    .arg(&app)
+    .args([
+        "apply",
+        "--output",
+        "json",
+        "--subscription",
+        SUB,
+        "--resource-group",
+        "rg",
+    ])
+    .args(["--cluster", "aksp", "-n", &ns, "--image", &fake_image(41)])
+    .args(["--secret", "api_token=never-shown-7"]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["cluster"], "aksp");
+    assert_eq!(report["namespace"], ns.as_str());
+    assert_eq!(
+        (
+            report["rollout"]["ready"].as_i64(),
+            report["rollout"]["desired"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
+    let kinds: Vec<&str> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Secret", "SpinApp"]);
+    // The real kubectl applied it in the cluster: the operator's Deployment runs the image.
+    let running = rig.kubectl_ok(&[
+        "get",
+        "deployment",
+        "hello-aks",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(running, fake_image(41));
+    let commands = arm.world(|w| w.run_commands.clone());
+    assert_eq!(
+        commands.len(),
+        1,
+        "one run command: apply and wait together"
+    );
+    let command = commands[0]["command"].as_str().unwrap();
+    assert!(
+        command.starts_with(&format!("kubectl apply --server-side --field-manager=spin-aks -n {ns} -f .")),
+        "{command}"
+    );
+    assert_eq!(
+        commands[0]["clusterToken"], AKS_TOKEN,
+        "Entra clusters get the AKS server token"
+    );
+    let cluster_gets = arm.count("GET", "/subscriptions/33333333-0000-0000-0000-000000000003/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aksp");
+    assert_eq!(cluster_gets, 1, "the cluster is read once");
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("never-shown-7")
+            && !stderr.contains("never-shown-7")
+    );
+}

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::push::canonical;
+use super::remote;
 use super::workload;
 use crate::app::{self, App};
 use crate::azure::aks;
@@ -30,7 +31,7 @@ use crate::cluster::source::{self, Objects};
 use crate::kube::image::ImageRef;
 use crate::kube::objects;
 use crate::output::Output;
-use crate::state::{AppState, ClusterRef, DeployTarget, StateFile};
+use crate::state::{AppState, ClusterRef, DeployTarget, State, StateFile};
 
 /// What `apply` reports, and `up` under `"apply"`.
 #[derive(Debug, Serialize)]
@@ -59,6 +60,22 @@ pub struct AppTarget {
     pub aks: Option<ClusterRef>,
 }
 
+/// The app and what the state file remembers (for it, and the chosen cluster).
+pub struct AppRecord {
+    pub app: App,
+    pub name: String,
+    pub key: String,
+    pub state_file: StateFile,
+    pub all: State,
+    pub state: AppState,
+}
+
+/// An AKS cluster reached through ARM.
+pub struct Aks {
+    pub arm: Arm,
+    pub cluster: ClusterRef,
+}
+
 /// Loads the app and its state, and connects as the flags (else the state) say: a kubeconfig
 /// context, or an AKS cluster (`--cluster`, or the one `cluster use` chose) through ARM.
 pub async fn target(
@@ -66,6 +83,12 @@ pub async fn target(
     flags: &crate::cli::TargetArgs,
     out: &Output,
 ) -> anyhow::Result<AppTarget> {
+    let record = app_record(global, out)?;
+    let aks = aks_cluster(global, flags, &record.all).await?;
+    connect_app(record, flags, aks).await
+}
+
+pub fn app_record(global: &GlobalArgs, out: &Output) -> anyhow::Result<AppRecord> {
     let app = app::load(&global.from)?;
     let key = canonical(&app.manifest_path)?;
     let state_file = StateFile::new(global.state_file.as_deref())?;
@@ -74,6 +97,41 @@ pub async fn target(
         out.warn(warning);
     }
     let state = all.apps.get(&key).cloned().unwrap_or_default();
+    let name = objects::dns_name(&app.name);
+    Ok(AppRecord {
+        app,
+        name,
+        key,
+        state_file,
+        all,
+        state,
+    })
+}
+
+/// The AKS cluster the flags name (or `cluster use` chose, when no kubeconfig flag is given).
+pub async fn aks_cluster(
+    global: &GlobalArgs,
+    flags: &crate::cli::TargetArgs,
+    all: &State,
+) -> anyhow::Result<Option<Aks>> {
+    let use_aks = flags.aks.cluster.is_some()
+        || (flags.kubeconfig.is_none() && flags.context.is_none() && all.last_cluster.is_some());
+    if !use_aks {
+        return Ok(None);
+    }
+    let arm = Arm::from_env()?;
+    let cluster =
+        choose::resolve_cluster(&arm, &flags.aks.selector(), all, Mode::detect(global.yes)).await?;
+    Ok(Some(Aks { arm, cluster }))
+}
+
+/// Connects to the cluster: the kubeconfig context, or the AKS user credentials in memory.
+pub async fn connect_app(
+    record: AppRecord,
+    flags: &crate::cli::TargetArgs,
+    aks: Option<Aks>,
+) -> anyhow::Result<AppTarget> {
+    let state = record.state;
     let remembered = Remembered {
         context: state.last_deploy.as_ref().map(|d| d.context.clone()),
         namespace: state.last_deploy.as_ref().map(|d| d.namespace.clone()),
@@ -83,26 +141,20 @@ pub async fn target(
         context: flags.context.clone(),
         namespace: flags.namespace.clone(),
     };
-    let use_aks = flags.aks.cluster.is_some()
-        || (flags.kubeconfig.is_none() && flags.context.is_none() && all.last_cluster.is_some());
-    let (conn, aks) = if use_aks {
-        let arm = Arm::from_env()?;
-        let cluster =
-            choose::resolve_cluster(&arm, &flags.aks.selector(), &all, Mode::detect(global.yes))
-                .await?;
-        let kubeconfig = aks::user_kubeconfig(&arm, &cluster).await?;
-        let mut conn = connect::connect_with(kubeconfig, &target, &remembered).await?;
-        conn.in_memory = true;
-        (conn, Some(cluster))
-    } else {
-        (connect::connect(&target, &remembered).await?, None)
+    let (conn, aks) = match aks {
+        Some(Aks { arm, cluster }) => {
+            let kubeconfig = aks::user_kubeconfig(&arm, &cluster).await?;
+            let mut conn = connect::connect_with(kubeconfig, &target, &remembered).await?;
+            conn.in_memory = true;
+            (conn, Some(cluster))
+        }
+        None => (connect::connect(&target, &remembered).await?, None),
     };
-    let name = objects::dns_name(&app.name);
     Ok(AppTarget {
-        app,
-        name,
-        key,
-        state_file,
+        app: record.app,
+        name: record.name,
+        key: record.key,
+        state_file: record.state_file,
         state,
         conn,
         aks,
@@ -118,9 +170,16 @@ pub async fn deploy(
 ) -> anyhow::Result<DeployReport> {
     workload::check(&args.workload)?;
     let exposure = exposure(args)?;
-    let target = target(global, &args.target, out).await?;
+    let record = app_record(global, out)?;
+    let aks = aks_cluster(global, &args.target, &record.all).await?;
+    if let Some(aks) = &aks {
+        if remote::chosen(aks, args.via).await? {
+            return remote::deploy(&record, aks, args, &exposure, image, out).await;
+        }
+    }
+    let target = connect_app(record, &args.target, aks).await?;
     let image = choose_image(image, &target.state, out)?;
-    let loaded = load_objects(&target, args, &image)?;
+    let loaded = load_objects(&target.app, &target.state, args, &image)?;
     let namespace = match &loaded {
         Objects::Manifests(objects) => namespace_for(&target.conn, objects)?,
         Objects::HelmChart(_) => target.conn.namespace.clone(),
@@ -159,7 +218,12 @@ pub async fn deploy(
         }
     };
     if !dry_run {
-        remember(&target, &namespace)?;
+        remember(
+            &target.state_file,
+            &target.key,
+            &target.conn.context,
+            &namespace,
+        )?;
     }
     let waiting = !dry_run && !args.no_wait;
     let rollout = if waiting {
@@ -191,7 +255,7 @@ pub async fn deploy(
     })
 }
 
-fn exposure(args: &DeployArgs) -> anyhow::Result<Exposure> {
+pub fn exposure(args: &DeployArgs) -> anyhow::Result<Exposure> {
     match (args.expose, &args.host) {
         (ExposeKind::Ingress, Some(host)) => Ok(Exposure::Ingress { host: host.clone() }),
         (ExposeKind::Ingress, None) => Err(bad_input!(
@@ -204,7 +268,7 @@ fn exposure(args: &DeployArgs) -> anyhow::Result<Exposure> {
 }
 
 /// `--image`, else the last push pinned by digest.
-fn choose_image(
+pub fn choose_image(
     image: Option<ImageRef>,
     state: &AppState,
     out: &Output,
@@ -226,29 +290,22 @@ fn choose_image(
 
 /// The objects: `--dir`, else scaffold's `<app dir>/deploy`, else generated as scaffold would;
 /// plus the Secrets that carry store credentials (never in files) when the store flags are given.
-fn load_objects(
-    target: &AppTarget,
+pub fn load_objects(
+    app: &App,
+    state: &AppState,
     args: &DeployArgs,
     image: &ImageRef,
 ) -> anyhow::Result<Objects> {
     let dir = args
         .dir
         .clone()
-        .or_else(|| source::scaffolded_dir(&target.app.dir));
+        .or_else(|| source::scaffolded_dir(&app.dir));
     let stores_given = !args.workload.kv_stores.is_empty() || !args.workload.sqlite.is_empty();
     let built = match (&dir, stores_given) {
         (Some(_), false) => None,
         _ => {
             let kind = args.workload.kind.unwrap_or_default();
-            let app = &target.app;
-            let options = workload::options(
-                &args.workload,
-                app,
-                &target.state,
-                kind,
-                image.clone(),
-                None,
-            )?;
+            let options = workload::options(&args.workload, app, state, kind, image.clone(), None)?;
             workload::require_tokens(&options)?;
             Some(objects::build(app, &options))
         }
@@ -403,14 +460,16 @@ async fn secret_objects(
     Ok(out)
 }
 
-fn remember(target: &AppTarget, namespace: &str) -> anyhow::Result<()> {
-    target.state_file.update(|state| {
-        state
-            .apps
-            .entry(target.key.clone())
-            .or_default()
-            .last_deploy = Some(DeployTarget {
-            context: target.conn.context.clone(),
+/// Remembers where the app was applied, so `up` with no flags repeats it.
+pub fn remember(
+    state_file: &StateFile,
+    key: &str,
+    context: &str,
+    namespace: &str,
+) -> anyhow::Result<()> {
+    state_file.update(|state| {
+        state.apps.entry(key.to_string()).or_default().last_deploy = Some(DeployTarget {
+            context: context.to_string(),
             namespace: namespace.to_string(),
         });
     })?;

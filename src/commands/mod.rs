@@ -10,6 +10,7 @@ mod export;
 mod logs;
 mod port_forward;
 pub mod push;
+mod remote;
 mod scaffold;
 mod shell;
 mod status;

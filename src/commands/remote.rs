@@ -1,0 +1,269 @@
+//! apply through AKS run command, for API servers spin-aks cannot reach (private clusters): the
+//! objects go as YAML files in the command's context; `kubectl apply --server-side` and the rollout wait run in the cluster.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::deploy::{self, Aks, AppRecord, DeployReport};
+use crate::azure::run_command;
+use crate::bad_input;
+use crate::cli::{DeployArgs, DryRun, Via};
+use crate::cluster::apply::{AppliedObject, ObjectAction, FIELD_MANAGER};
+use crate::cluster::expose::Exposure;
+use crate::cluster::rollout::Rollout;
+use crate::cluster::secrets;
+use crate::cluster::source::Objects;
+use crate::kube::image::ImageRef;
+use crate::kube::objects::MANAGED_BY;
+use crate::kube::render::yaml_stream;
+use crate::output::Output;
+
+const EXECUTOR: &str = include_str!("../../manifests/spinapp-executor.yaml");
+/// The line the remote command prints per workload: `spin-aks-rollout <ready> <desired>`.
+const ROLLOUT_MARK: &str = "spin-aks-rollout";
+
+/// Whether to go through run command: asked for, or automatically when the API server is private.
+pub async fn chosen(aks: &Aks, via: Via) -> anyhow::Result<bool> {
+    Ok(match via {
+        Via::Api => false,
+        Via::RunCommand => true,
+        Via::Auto => aks.arm.cluster(&aks.cluster).await?.is_private(),
+    })
+}
+
+/// The apply step through run command; the same report as a direct apply.
+pub async fn deploy(
+    record: &AppRecord,
+    aks: &Aks,
+    args: &DeployArgs,
+    exposure: &Exposure,
+    image: Option<ImageRef>,
+    out: &Output,
+) -> anyhow::Result<DeployReport> {
+    refuse_unsupported(args, exposure)?;
+    let image = deploy::choose_image(image, &record.state, out)?;
+    let Objects::Manifests(objects) =
+        deploy::load_objects(&record.app, &record.state, args, &image)?
+    else {
+        return Err(bad_input!(
+            "a Helm chart cannot be installed through AKS run command by spin-aks yet; render it (helm template) into --dir, or run from a network that reaches the API server"
+        ));
+    };
+    let namespace = namespace(record, args, &objects)?;
+    let (files, objects) = context_files(&namespace, objects, args)?;
+    let command = command(&namespace, &workload_names(&objects), args);
+    out.info(format!(
+        "applying through AKS run command on {} (kubectl runs in the cluster)",
+        aks.cluster.name
+    ));
+    let started = std::time::Instant::now();
+    let logs = run_command::run(&aks.arm, &aks.cluster, &command, &files)
+        .await?
+        .success("kubectl apply through run command")?;
+    deploy::remember(
+        &record.state_file,
+        &record.key,
+        &aks.cluster.name,
+        &namespace,
+    )?;
+    Ok(DeployReport {
+        cluster: aks.cluster.name.clone(),
+        namespace,
+        image: image.to_string(),
+        objects: applied(&objects, &logs),
+        rollout: rollout(&logs, !args.no_wait, started.elapsed().as_secs_f64()),
+        endpoint: None,
+        diff: None,
+        dry_run: false,
+    })
+}
+
+fn refuse_unsupported(args: &DeployArgs, exposure: &Exposure) -> anyhow::Result<()> {
+    let unsupported = [
+        (args.dry_run == DryRun::Server, "--dry-run server"),
+        (args.diff, "--diff"),
+        (args.prune, "--prune"),
+        (!matches!(exposure, Exposure::None), "--expose"),
+    ];
+    match unsupported.iter().find(|(given, _)| *given) {
+        Some((_, flag)) => Err(bad_input!(
+            "{flag} is not available through AKS run command (the cluster's API server is private); run from a network that reaches it, or drop {flag}"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `-n`, else the one namespace the objects name, else where the app was last applied, else `default`.
+fn namespace(record: &AppRecord, args: &DeployArgs, objects: &[Value]) -> anyhow::Result<String> {
+    let declared = objects
+        .iter()
+        .find_map(|o| o["metadata"]["namespace"].as_str());
+    let remembered = record
+        .state
+        .last_deploy
+        .as_ref()
+        .map(|d| d.namespace.as_str());
+    Ok(args
+        .target
+        .namespace
+        .as_deref()
+        .or(declared)
+        .or(remembered)
+        .unwrap_or("default")
+        .to_string())
+}
+
+/// The run command's files: name → bytes.
+type ContextFiles = Vec<(String, Vec<u8>)>;
+
+/// The zip context (namespace, the standard executor when a SpinApp needs it, the app's objects
+/// with the Secrets given by `--secret`), and the app's objects.
+fn context_files(
+    namespace: &str,
+    mut objects: Vec<Value>,
+    args: &DeployArgs,
+) -> anyhow::Result<(ContextFiles, Vec<Value>)> {
+    let labels = json!({ "app.kubernetes.io/managed-by": MANAGED_BY });
+    let provided = secrets::provided_secrets(&objects);
+    let refs: Vec<secrets::SecretRef> = secrets::secret_refs(&objects)
+        .into_iter()
+        .filter(|r| !provided.contains(r.secret.as_str()))
+        .map(|r| secrets::SecretRef {
+            optional: true,
+            ..r
+        })
+        .collect();
+    let given = secrets::plan(&refs, &args.secrets, &|_| Default::default())?;
+    let mut secret_objects: Vec<Value> = given
+        .into_iter()
+        .map(|(name, values)| {
+            let data: BTreeMap<String, Vec<u8>> = values
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes()))
+                .collect();
+            secrets::secret_object(&name, &data, &labels)
+        })
+        .collect();
+    secret_objects.append(&mut objects);
+    let mut objects = secret_objects;
+    for object in &mut objects {
+        object["metadata"]["namespace"] = json!(namespace);
+    }
+    let mut files = vec![(
+        "0-namespace.yaml".to_string(),
+        yaml_stream(&[
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+        ])
+        .into_bytes(),
+    )];
+    if objects.iter().any(|o| o["kind"] == "SpinApp") {
+        files.push(("1-executor.yaml".to_string(), EXECUTOR.as_bytes().to_vec()));
+    }
+    files.push(("2-app.yaml".to_string(), yaml_stream(&objects).into_bytes()));
+    Ok((files, objects))
+}
+
+/// The Deployments to wait for: each Deployment, and the one SpinKube makes per SpinApp.
+fn workload_names(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "SpinApp" || o["kind"] == "Deployment")
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The shell command run in the cluster: server-side apply, then per workload its creation, its
+/// rollout and a `spin-aks-rollout <ready> <desired>` line.
+fn command(namespace: &str, workloads: &[String], args: &DeployArgs) -> String {
+    let force = if args.force_conflicts {
+        " --force-conflicts"
+    } else {
+        ""
+    };
+    let mut steps = vec![format!(
+        "kubectl apply --server-side --field-manager={FIELD_MANAGER}{force} -n {namespace} -f ."
+    )];
+    if !args.no_wait {
+        let timeout = args.timeout.as_secs().max(1);
+        for name in workloads {
+            let target = format!("deployment/{name} -n {namespace}");
+            steps.push(format!(
+                "kubectl wait --for=create {target} --timeout={timeout}s"
+            ));
+            steps.push(format!(
+                "kubectl rollout status {target} --timeout={timeout}s"
+            ));
+            steps.push(format!(
+                "kubectl get {target} -o jsonpath='{ROLLOUT_MARK} {{.status.readyReplicas}} {{.spec.replicas}}{{\"\\n\"}}'"
+            ));
+        }
+    }
+    steps.join(" && ")
+}
+
+/// The objects kubectl reports as applied (`kind.group/name serverside-applied`).
+fn applied(objects: &[Value], logs: &str) -> Vec<AppliedObject> {
+    objects
+        .iter()
+        .filter_map(|object| {
+            let kind = object["kind"].as_str()?;
+            let name = object["metadata"]["name"].as_str()?;
+            let reported = logs.lines().any(|line| {
+                line.split_whitespace().next().is_some_and(|resource| {
+                    let (kind_group, reported_name) = resource.split_once('/').unwrap_or_default();
+                    reported_name == name
+                        && kind_group.split('.').next() == Some(&kind.to_ascii_lowercase())
+                })
+            });
+            reported.then(|| AppliedObject {
+                kind: kind.to_string(),
+                name: name.to_string(),
+                action: ObjectAction::Configured,
+                result: Value::Null,
+            })
+        })
+        .collect()
+}
+
+/// The summed `spin-aks-rollout` lines, when the command waited.
+fn rollout(logs: &str, waited: bool, seconds: f64) -> Option<Rollout> {
+    waited.then(|| {
+        let counts = logs
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(ROLLOUT_MARK))
+            .map(|rest| {
+                let mut numbers = rest
+                    .split_whitespace()
+                    .map(|n| n.parse::<i32>().unwrap_or(0));
+                (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+            });
+        let (ready, desired) = counts.fold((0, 0), |(r, d), (r2, d2)| (r + r2, d + d2));
+        Rollout {
+            ready,
+            desired,
+            seconds,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_output_becomes_applied_objects_and_rollout_counts() {
+        let objects = vec![
+            json!({"kind": "Secret", "metadata": {"name": "app-variables"}}),
+            json!({"kind": "SpinApp", "metadata": {"name": "app"}}),
+        ];
+        let logs = "namespace/ns serverside-applied\nsecret/app-variables serverside-applied\nspinapp.core.spinkube.dev/app serverside-applied\nspin-aks-rollout 2 2\n";
+        let names: Vec<String> = applied(&objects, logs)
+            .into_iter()
+            .map(|o| o.kind)
+            .collect();
+        assert_eq!(names, ["Secret", "SpinApp"]);
+        let counted = rollout(logs, true, 1.0).unwrap();
+        assert_eq!((counted.ready, counted.desired), (2, 2));
+    }
+}
