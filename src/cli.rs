@@ -93,6 +93,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Choose the AKS cluster and registry, get credentials, attach a registry
     Cluster(ClusterArgs),
+    /// Give the app an Azure workload identity: managed identity, federated credential, data roles
+    Identity(IdentityArgs),
     /// Print a completion script for a shell (e.g. `spin-aks completions bash > /etc/bash_completion.d/spin-aks`)
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command into a directory
@@ -516,6 +518,40 @@ pub struct AttachAcrArgs {
     /// The registry: its name or login server (default: the remembered one, else a choice)
     #[arg(long, value_name = "NAME")]
     pub registry: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityArgs {
+    #[command(subcommand)]
+    pub command: IdentityCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// Create or find the app's managed identity, federate it with a ServiceAccount of the AKS
+    /// cluster, and let it read the Key Vault and use Cosmos DB accounts
+    Setup(IdentitySetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdentitySetupArgs {
+    #[command(flatten)]
+    pub target: AksClusterArgs,
+    /// The app's Key Vault: Key Vault Secrets User on it (default: the one remembered for the app)
+    #[arg(long, value_name = "URL", value_parser = crate::azure::vault::Vault::parse)]
+    pub key_vault: Option<crate::azure::vault::Vault>,
+    /// A Cosmos DB account the app uses: Cosmos DB Built-in Data Contributor on it (repeatable)
+    #[arg(long, value_name = "ACCOUNT")]
+    pub cosmos: Vec<String>,
+    /// The ServiceAccount the identity trusts (default: the app's name)
+    #[arg(long, value_name = "NAME", value_parser = validate::parse_dns_subdomain)]
+    pub service_account: Option<String>,
+    /// The ServiceAccount's namespace (default: where the app was last applied, else `default`)
+    #[arg(short = 'n', long, value_name = "NS", value_parser = validate::parse_dns_label)]
+    pub namespace: Option<String>,
+    /// The managed identity, in the cluster's resource group (default `<app>-identity`)
+    #[arg(long, value_name = "IDENTITY")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]

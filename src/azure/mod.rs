@@ -1,11 +1,12 @@
 //! Azure for spin-aks: the Entra credential chain, the ACR token exchange, and ARM (clusters,
-//! registries, roles, run command). Real Azure HTTP shapes; nothing shells out but `az`/`azd` sign-in.
+//! registries, roles, run command, workload identity). Real Azure HTTP shapes; nothing shells out but `az`/`azd` sign-in.
 
 pub mod acr;
 pub mod aks;
 pub mod arm;
 pub mod choose;
 pub mod credential;
+pub mod identity;
 pub mod imds;
 pub mod jwt;
 pub mod kubeconfig_file;

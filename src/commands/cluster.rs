@@ -28,7 +28,7 @@ pub async fn run(global: &GlobalArgs, args: &ClusterArgs, out: &Output) -> anyho
 }
 
 /// The state file and its contents (a warning shown when it had to be reset).
-fn load_state(global: &GlobalArgs, out: &Output) -> anyhow::Result<(StateFile, State)> {
+pub(super) fn load_state(global: &GlobalArgs, out: &Output) -> anyhow::Result<(StateFile, State)> {
     let file = StateFile::new(global.state_file.as_deref())?;
     let (state, warning) = file.load()?;
     if let Some(warning) = warning {

@@ -7,6 +7,7 @@ mod cluster_check;
 mod delete;
 mod deploy;
 mod export;
+pub mod identity;
 mod logs;
 mod port_forward;
 pub mod push;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PortForward(args) => port_forward::run(&cli.global, args, &out).await,
         Command::Delete(args) => delete::run(&cli.global, args, &out).await,
         Command::Cluster(args) => cluster::run(&cli.global, args, &out).await,
+        Command::Identity(args) => identity::run(&cli.global, args, &out).await,
         Command::Completions(args) => shell::completions(args.shell),
         Command::Man(args) => shell::man_pages(args.dir.as_deref()),
     }

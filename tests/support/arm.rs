@@ -1,7 +1,9 @@
 //! A stateful fake Azure Resource Manager over loopback HTTP, speaking ARM's JSON: lists paged
 //! with `nextLink`, 429 throttling with `Retry-After`, the error bodies of CLUSTER.md §6, role
 //! assignments, `listClusterUserCredential` and run command (202 + `Location`, then results),
-//! which unzips the context and runs the real `kubectl` in it. It counts requests per path.
+//! which unzips the context and runs the real `kubectl` in it; user-assigned identities and their
+//! federated credentials (20 at most, one write at a time), Key Vaults, Cosmos DB accounts and
+//! their SQL role assignments (202 + `Azure-AsyncOperation`). It counts requests per path.
 
 use base64::Engine;
 use http_body_util::{BodyExt, Full};
@@ -12,9 +14,14 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
+/// Federated credentials one identity may hold.
+const CREDENTIAL_LIMIT: usize = 20;
+/// How long a federated credential write stays in flight (a second write meanwhile gets 409).
+const CREDENTIAL_WRITE_TIME: Duration = Duration::from_millis(20);
 
 /// One AKS cluster: its ARM resource and the kubeconfig `listClusterUserCredential` returns.
 #[derive(Clone, Debug)]
@@ -46,6 +53,23 @@ pub struct World {
     pub stale_role_lists: bool,
     /// Role assignment writes fail with AuthorizationFailed.
     pub deny_role_writes: bool,
+    /// User-assigned identities (resources as ARM returns them).
+    pub identities: Vec<Value>,
+    /// Identity writes fail with AuthorizationFailed.
+    pub deny_identity_writes: bool,
+    /// Identity id (lower case) → its federated credentials.
+    pub federated_credentials: HashMap<String, Vec<Value>>,
+    /// Identity id (lower case) → federated credential writes in flight on it (tests may hold one
+    /// open, as another client would).
+    pub credential_writes_in_flight: HashMap<String, u32>,
+    /// Federated credential writes refused with 409 because another was in flight.
+    pub credential_conflicts: usize,
+    pub key_vaults: Vec<Value>,
+    pub cosmos_accounts: Vec<Value>,
+    /// Cosmos DB SQL role assignments whose operation succeeded.
+    pub sql_role_assignments: Vec<Value>,
+    /// Operation id → (polls still answered InProgress, the assignment it adds when it succeeds).
+    sql_operations: HashMap<String, (u32, Value)>,
     /// The kubeconfig run command's kubectl uses (none: a kubeconfig without clusters).
     pub run_command_kubeconfig: Option<PathBuf>,
     /// Run command requests received (bodies).
@@ -111,6 +135,17 @@ impl FakeArm {
 
     pub fn total_requests(&self) -> usize {
         self.world(|w| w.requests.values().sum())
+    }
+
+    /// Requests other than GET: everything that could have changed something.
+    pub fn writes(&self) -> usize {
+        self.world(|w| {
+            w.requests
+                .iter()
+                .filter(|(key, _)| !key.starts_with("GET "))
+                .map(|(_, n)| n)
+                .sum()
+        })
     }
 
     pub fn add_subscription(&self, id: &str, name: &str) {
@@ -221,6 +256,65 @@ impl FakeArm {
         id
     }
 
+    /// A Key Vault `https://<name>.vault.azure.net/`. Returns its id.
+    pub fn add_key_vault(&self, subscription: &str, group: &str, name: &str) -> String {
+        let id = format!("/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.KeyVault/vaults/{name}");
+        self.world(|w| {
+            w.key_vaults.push(json!({
+                "id": id,
+                "name": name,
+                "type": "Microsoft.KeyVault/vaults",
+                "location": "westeurope",
+                "tags": {},
+                "properties": {
+                    "tenantId": TENANT,
+                    "sku": {"family": "A", "name": "standard"},
+                    "vaultUri": format!("https://{name}.vault.azure.net/"),
+                    "enableRbacAuthorization": true,
+                    "provisioningState": "Succeeded",
+                },
+            }))
+        });
+        id
+    }
+
+    /// A Cosmos DB for NoSQL account. Returns its id.
+    pub fn add_cosmos_account(&self, subscription: &str, group: &str, name: &str) -> String {
+        let id = format!("/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.DocumentDB/databaseAccounts/{name}");
+        self.world(|w| {
+            w.cosmos_accounts.push(json!({
+                "id": id,
+                "name": name,
+                "type": "Microsoft.DocumentDB/databaseAccounts",
+                "location": "West Europe",
+                "kind": "GlobalDocumentDB",
+                "properties": {
+                    "provisioningState": "Succeeded",
+                    "documentEndpoint": format!("https://{name}.documents.azure.com:443/"),
+                    "databaseAccountOfferType": "Standard",
+                    "disableLocalAuth": true,
+                },
+            }))
+        });
+        id
+    }
+
+    /// The user-assigned identity named `name`, if any.
+    pub fn identity(&self, name: &str) -> Option<Value> {
+        self.world(|w| w.identities.iter().find(|i| i["name"] == name).cloned())
+    }
+
+    /// The federated credentials of the identity `id`.
+    pub fn credentials_of(&self, id: &str) -> Vec<Value> {
+        let key = id.to_ascii_lowercase();
+        self.world(|w| {
+            w.federated_credentials
+                .get(&key)
+                .cloned()
+                .unwrap_or_default()
+        })
+    }
+
     /// Role assignments held by `principal` (scope, role definition id).
     pub fn assignments_of(&self, principal: &str) -> Vec<(String, String)> {
         self.world(|w| {
@@ -287,6 +381,12 @@ fn api_version_for(path: &str) -> &'static str {
     let lower = path.to_ascii_lowercase();
     if lower.contains("/microsoft.authorization/roleassignments") {
         "2022-04-01"
+    } else if lower.contains("/microsoft.managedidentity/") {
+        "2024-11-30"
+    } else if lower.contains("/microsoft.documentdb/") {
+        "2024-11-15"
+    } else if lower.contains("/microsoft.keyvault/") {
+        "2023-07-01"
     } else if lower.contains("/microsoft.containerservice/") {
         "2025-10-01"
     } else if lower.contains("/microsoft.containerregistry/") {
@@ -355,16 +455,7 @@ impl Shared {
             (
                 "GET",
                 ["subscriptions", _, "providers", "microsoft.containerregistry", "registries"],
-            ) => {
-                let sub = segments[1].to_string();
-                self.list(&path, &query, |w| {
-                    w.registries
-                        .iter()
-                        .filter(|r| in_subscription(r, &sub))
-                        .cloned()
-                        .collect()
-                })
-            }
+            ) => self.list_in(&path, &query, segments[1], |w| &w.registries),
             (
                 "GET",
                 ["subscriptions", _, "providers", "microsoft.containerservice", "managedclusters"],
@@ -415,6 +506,64 @@ impl Shared {
             }
             ("PUT", [.., "providers", "microsoft.authorization", "roleassignments", _]) => {
                 self.put_role_assignment(&path, json_body())
+            }
+            ("GET", ["subscriptions", _, "providers", "microsoft.keyvault", "vaults"]) => {
+                self.list_in(&path, &query, segments[1], |w| &w.key_vaults)
+            }
+            (
+                "GET",
+                ["subscriptions", _, "providers", "microsoft.documentdb", "databaseaccounts"],
+            ) => self.list_in(&path, &query, segments[1], |w| &w.cosmos_accounts),
+            (
+                "GET",
+                ["subscriptions", _, "providers", "microsoft.documentdb", "locations", _, "operationsstatus", id],
+            ) => self.sql_operation(id),
+            (
+                _,
+                ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.managedidentity", "userassignedidentities", _, rest @ ..],
+            ) => {
+                let id = segments[..8].join("/");
+                match (method.as_str(), rest) {
+                    ("GET", []) => self.get_identity(&id),
+                    ("PUT", []) => self.put_identity(&id, json_body()),
+                    ("GET", ["federatedidentitycredentials"]) => {
+                        let found = self.get_identity(&id);
+                        if found.status() != StatusCode::OK {
+                            return found;
+                        }
+                        let key = format!("/{id}").to_ascii_lowercase();
+                        self.list(&path, &query, |w| {
+                            w.federated_credentials
+                                .get(&key)
+                                .cloned()
+                                .unwrap_or_default()
+                        })
+                    }
+                    ("PUT", ["federatedidentitycredentials", _]) => {
+                        self.put_credential(&id, segments[9], json_body()).await
+                    }
+                    _ => arm_error(StatusCode::NOT_FOUND, "NotFound", "unknown operation"),
+                }
+            }
+            (
+                _,
+                ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.documentdb", "databaseaccounts", _, "sqlroleassignments", rest @ ..],
+            ) => {
+                let account = format!("/{}", segments[..8].join("/"));
+                match (method.as_str(), rest) {
+                    ("GET", []) => self.list(&path, &query, |w| {
+                        w.sql_role_assignments
+                            .iter()
+                            .filter(|a| {
+                                let id = a["id"].as_str().unwrap().to_ascii_lowercase();
+                                id.starts_with(&account.to_ascii_lowercase())
+                            })
+                            .cloned()
+                            .collect()
+                    }),
+                    ("PUT", [_]) => self.put_sql_role_assignment(&account, &path, json_body()),
+                    _ => arm_error(StatusCode::NOT_FOUND, "NotFound", "unknown operation"),
+                }
             }
             (
                 _,
@@ -468,6 +617,23 @@ impl Shared {
             page["nextLink"] = json!(format!("{}{path}?{}", self.endpoint, next.finish()));
         }
         reply(StatusCode::OK, page)
+    }
+
+    /// [`Self::list`] of the resources `of` the world in `subscription`.
+    fn list_in(
+        &self,
+        path: &str,
+        query: &HashMap<String, String>,
+        subscription: &str,
+        of: fn(&World) -> &Vec<Value>,
+    ) -> Reply {
+        self.list(path, query, |w| {
+            of(w)
+                .iter()
+                .filter(|r| in_subscription(r, subscription))
+                .cloned()
+                .collect()
+        })
     }
 
     fn find_cluster(&self, segments: &[&str]) -> Option<Cluster> {
@@ -529,6 +695,186 @@ impl Shared {
         });
         w.role_assignments.push(assignment.clone());
         reply(StatusCode::CREATED, assignment)
+    }
+
+    /// `id` is the identity's resource id without its leading `/`, as the request spelled it.
+    fn get_identity(&self, id: &str) -> Reply {
+        let w = self.world.lock().unwrap();
+        let wanted = format!("/{id}").to_ascii_lowercase();
+        match w
+            .identities
+            .iter()
+            .find(|i| i["id"].as_str().unwrap().to_ascii_lowercase() == wanted)
+        {
+            Some(identity) => reply(StatusCode::OK, identity.clone()),
+            None => {
+                let parts: Vec<&str> = id.split('/').collect();
+                arm_error(StatusCode::NOT_FOUND, "ResourceNotFound", &format!("The Resource 'Microsoft.ManagedIdentity/userAssignedIdentities/{}' under resource group '{}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix", parts[7], parts[3]))
+            }
+        }
+    }
+
+    fn put_identity(&self, id: &str, body: Value) -> Reply {
+        let existing = self.get_identity(id);
+        let mut w = self.world.lock().unwrap();
+        if w.deny_identity_writes {
+            return arm_error(StatusCode::FORBIDDEN, "AuthorizationFailed", &format!("The client 'dev@contoso.com' with object id '0a0a0a0a-1111-2222-3333-444444444444' does not have authorization to perform action 'Microsoft.ManagedIdentity/userAssignedIdentities/write' over scope '/{id}' or the scope is invalid. If access was recently granted, please refresh your credentials."));
+        }
+        if existing.status() == StatusCode::OK {
+            return existing;
+        }
+        let Some(location) = body["location"].as_str() else {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "LocationRequired",
+                "The location property is required for this definition.",
+            );
+        };
+        let parts: Vec<&str> = id.split('/').collect();
+        let identity = json!({
+            "id": format!("/{id}"),
+            "name": parts[7],
+            "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+            "location": location,
+            "tags": {},
+            "properties": {
+                "isolationScope": "None",
+                "tenantId": TENANT,
+                "principalId": uuid::Uuid::new_v4().to_string(),
+                "clientId": uuid::Uuid::new_v4().to_string(),
+            },
+        });
+        w.identities.push(identity.clone());
+        reply(StatusCode::CREATED, identity)
+    }
+
+    /// One write per identity at a time: a write arriving while another is in flight gets 409.
+    async fn put_credential(&self, id: &str, name: &str, body: Value) -> Reply {
+        let key = format!("/{id}").to_ascii_lowercase();
+        {
+            let mut w = self.world.lock().unwrap();
+            if !w
+                .identities
+                .iter()
+                .any(|i| i["id"].as_str().unwrap().to_ascii_lowercase() == key)
+            {
+                drop(w);
+                return self.get_identity(id);
+            }
+            let in_flight = w
+                .credential_writes_in_flight
+                .entry(key.clone())
+                .or_default();
+            if *in_flight > 0 {
+                w.credential_conflicts += 1;
+                return arm_error(StatusCode::CONFLICT, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity", "Too many Federated Identity Credentials are written concurrently for the managed identity. Concurrent requests should be serialized.");
+            }
+            *in_flight += 1;
+        }
+        tokio::time::sleep(CREDENTIAL_WRITE_TIME).await;
+        let mut w = self.world.lock().unwrap();
+        *w.credential_writes_in_flight.get_mut(&key).unwrap() -= 1;
+        let p = &body["properties"];
+        if !p["issuer"].is_string()
+            || !p["subject"].is_string()
+            || p["audiences"] != json!(["api://AzureADTokenExchange"])
+        {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Issuer, subject and audiences (api://AzureADTokenExchange) are required.",
+            );
+        }
+        let credentials = w.federated_credentials.entry(key).or_default();
+        let credential = json!({
+            "id": format!("/{id}/federatedIdentityCredentials/{name}"),
+            "name": name,
+            "type": "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
+            "properties": {"issuer": p["issuer"], "subject": p["subject"], "audiences": p["audiences"]},
+        });
+        let count = credentials.len();
+        match credentials.iter_mut().find(|c| c["name"] == name) {
+            Some(existing) => *existing = credential.clone(),
+            None if count >= CREDENTIAL_LIMIT => {
+                return arm_error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!("The number of federated identity credentials on the managed identity would exceed the limit of {CREDENTIAL_LIMIT}."),
+                );
+            }
+            None => credentials.push(credential.clone()),
+        }
+        reply(StatusCode::CREATED, credential)
+    }
+
+    /// Accepted: the assignment exists once its operation (InProgress once) reports Succeeded.
+    fn put_sql_role_assignment(&self, account: &str, path: &str, body: Value) -> Reply {
+        let mut w = self.world.lock().unwrap();
+        let known = w
+            .cosmos_accounts
+            .iter()
+            .any(|a| a["id"].as_str().unwrap().eq_ignore_ascii_case(account));
+        let p = &body["properties"];
+        let role = p["roleDefinitionId"].as_str().unwrap_or_default();
+        let scope = p["scope"].as_str().unwrap_or_default();
+        if !known {
+            return arm_error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                "The database account was not found.",
+            );
+        }
+        if !role
+            .to_ascii_lowercase()
+            .starts_with(&format!("{account}/sqlRoleDefinitions/").to_ascii_lowercase())
+            || !scope
+                .to_ascii_lowercase()
+                .starts_with(&account.to_ascii_lowercase())
+            || !p["principalId"].is_string()
+        {
+            return arm_error(StatusCode::BAD_REQUEST, "BadRequest", "The role definition and scope must belong to this database account, and a principal id is required.");
+        }
+        let subscription = account.split('/').nth(2).unwrap().to_string();
+        let operation = uuid::Uuid::new_v4().to_string();
+        let assignment = json!({
+            "id": path,
+            "name": path.rsplit('/').next().unwrap(),
+            "type": "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments",
+            "properties": {"roleDefinitionId": role, "scope": scope, "principalId": p["principalId"]},
+        });
+        w.sql_operations.insert(operation.clone(), (1, assignment));
+        let mut accepted = reply(StatusCode::ACCEPTED, json!({"status": "Enqueued"}));
+        let status = format!("{}/subscriptions/{subscription}/providers/Microsoft.DocumentDB/locations/westeurope/operationsStatus/{operation}?api-version=2024-11-15", self.endpoint);
+        accepted
+            .headers_mut()
+            .insert("azure-asyncoperation", status.parse().unwrap());
+        accepted
+    }
+
+    fn sql_operation(&self, id: &str) -> Reply {
+        let mut w = self.world.lock().unwrap();
+        let Some((in_progress, assignment)) = w.sql_operations.get_mut(id) else {
+            return arm_error(StatusCode::NOT_FOUND, "NotFound", "operation not found");
+        };
+        if *in_progress > 0 {
+            *in_progress -= 1;
+            let mut running = reply(
+                StatusCode::OK,
+                json!({"id": id, "name": id, "status": "InProgress"}),
+            );
+            running
+                .headers_mut()
+                .insert("retry-after", "1".parse().unwrap());
+            return running;
+        }
+        let assignment = assignment.clone();
+        if !w.sql_role_assignments.contains(&assignment) {
+            w.sql_role_assignments.push(assignment);
+        }
+        reply(
+            StatusCode::OK,
+            json!({"id": id, "name": id, "status": "Succeeded"}),
+        )
     }
 
     fn start_run_command(&self, path: &str, cluster: &Cluster, body: Value) -> Reply {

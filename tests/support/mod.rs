@@ -5,6 +5,7 @@
 pub mod acr;
 pub mod apps;
 pub mod arm;
+pub mod arm_cli;
 pub mod entra;
 pub mod fault_proxy;
 pub mod kubeapi;

@@ -73,6 +73,10 @@ pub fn role_for_action(action: &str) -> &'static str {
         "Azure Kubernetes Service Contributor Role (or Contributor)"
     } else if action.ends_with("/read") {
         "Reader"
+    } else if action.starts_with("microsoft.managedidentity/") {
+        "Managed Identity Contributor"
+    } else if action.starts_with("microsoft.documentdb/") {
+        "DocumentDB Account Contributor"
     } else {
         "Contributor"
     }
@@ -104,6 +108,22 @@ mod tests {
         assert!(text.contains(
             "Owner, User Access Administrator or Role Based Access Control Administrator"
         ));
+    }
+
+    #[test]
+    fn identity_and_cosmos_writes_name_their_contributor_roles() {
+        assert_eq!(
+            role_for_action("Microsoft.ManagedIdentity/userAssignedIdentities/write"),
+            "Managed Identity Contributor"
+        );
+        assert_eq!(
+            role_for_action("Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments/write"),
+            "DocumentDB Account Contributor"
+        );
+        assert_eq!(
+            role_for_action("Microsoft.ManagedIdentity/userAssignedIdentities/read"),
+            "Reader"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod resources;
 mod transport;
 pub mod types;
 pub mod versions;
+mod workload;
 
 pub use error::{role_for_action, ArmError};
 pub use types::*;

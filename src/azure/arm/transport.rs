@@ -231,7 +231,16 @@ fn retryable(error: &ArmError, repeat: Repeat) -> bool {
     match error.status {
         429 => true,
         500..=599 => repeat == Repeat::Safe,
-        409 => repeat == Repeat::Safe && error.code == "RetryableErrorDueToAnotherOperation",
+        // Another operation on the same resource (for federated credentials: another write on
+        // the same identity, which Entra serializes) is still running: try again later.
+        409 => {
+            repeat == Repeat::Safe
+                && matches!(
+                    error.code.as_str(),
+                    "RetryableErrorDueToAnotherOperation"
+                        | "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"
+                )
+        }
         _ => false,
     }
 }
@@ -278,6 +287,13 @@ mod tests {
         assert!(retryable(&error(503, "ServiceUnavailable"), Repeat::Safe));
         assert!(retryable(
             &error(409, "RetryableErrorDueToAnotherOperation"),
+            Repeat::Safe
+        ));
+        assert!(retryable(
+            &error(
+                409,
+                "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"
+            ),
             Repeat::Safe
         ));
         assert!(!retryable(

@@ -214,6 +214,60 @@ pub struct RoleAssignmentProperties {
     pub scope: Option<String>,
 }
 
+/// Any resource found by listing a type in a subscription (Key Vaults, Cosmos DB accounts).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct NamedResource {
+    pub id: String,
+    pub name: String,
+}
+
+/// A user-assigned managed identity (`Microsoft.ManagedIdentity/userAssignedIdentities`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ManagedIdentity {
+    pub id: String,
+    pub name: String,
+    pub properties: ManagedIdentityProperties,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedIdentityProperties {
+    pub client_id: String,
+    /// The object id of the identity's service principal: what role assignments name.
+    pub principal_id: String,
+    pub tenant_id: String,
+}
+
+/// A federated identity credential of a user-assigned identity.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct FederatedCredential {
+    pub name: String,
+    pub properties: FederatedCredentialProperties,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct FederatedCredentialProperties {
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+}
+
+/// A Cosmos DB data-plane role assignment (`databaseAccounts/{a}/sqlRoleAssignments/{id}`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct SqlRoleAssignment {
+    pub name: String,
+    pub properties: SqlRoleAssignmentProperties,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SqlRoleAssignmentProperties {
+    pub role_definition_id: String,
+    pub scope: String,
+    pub principal_id: String,
+}
+
 /// The result of a run command (`commandResults/{id}`).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct RunCommandResult {

@@ -11,3 +11,9 @@ pub const SUBSCRIPTIONS: &str = "2022-12-01";
 pub const RESOURCE_GROUPS: &str = "2021-04-01";
 /// `Microsoft.Authorization/roleAssignments`.
 pub const ROLE_ASSIGNMENTS: &str = "2022-04-01";
+/// `Microsoft.ManagedIdentity/userAssignedIdentities` (and their federated credentials).
+pub const USER_ASSIGNED_IDENTITIES: &str = "2024-11-30";
+/// `Microsoft.DocumentDB/databaseAccounts` (and their SQL role assignments).
+pub const COSMOS: &str = "2024-11-15";
+/// `Microsoft.KeyVault/vaults` (management plane; secrets use the data plane's `7.4`).
+pub const KEY_VAULTS: &str = "2023-07-01";

@@ -1,0 +1,276 @@
+//! `identity setup`: the app's user-assigned identity, federated with its ServiceAccount on the
+//! chosen AKS cluster and given its vault's and Cosmos DB accounts' data roles; [`setup`] is the step.
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::cluster::load_state;
+use super::push::canonical;
+use crate::app;
+use crate::azure::arm::Arm;
+use crate::azure::choose::{self, Mode};
+use crate::azure::identity::{self, Action, DataRole};
+use crate::azure::vault::Vault;
+use crate::bad_input;
+use crate::cli::{GlobalArgs, IdentityArgs, IdentityCommand, IdentitySetupArgs};
+use crate::kube::objects;
+use crate::output::Output;
+use crate::state::{ClusterRef, WorkloadIdentity};
+
+/// Everything [`setup`] needs, already resolved from flags, state and defaults.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub cluster: ClusterRef,
+    /// The identity's name, in the cluster's resource group.
+    pub identity: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub key_vault: Option<Vault>,
+    /// Cosmos DB account names, in the cluster's subscription.
+    pub cosmos: Vec<String>,
+}
+
+/// What `identity setup` reports (JSON), and what `up` would nest.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetupReport {
+    pub identity: IdentityReport,
+    pub federated_credential: CredentialReport,
+    pub roles: Vec<RoleReport>,
+    pub service_account: ServiceAccountReport,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityReport {
+    pub name: String,
+    pub resource_id: String,
+    pub client_id: String,
+    pub principal_id: String,
+    pub tenant_id: String,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CredentialReport {
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RoleReport {
+    pub role: DataRole,
+    pub scope: String,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServiceAccountReport {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl SetupReport {
+    /// What the state file keeps: ids only.
+    pub fn workload_identity(&self) -> WorkloadIdentity {
+        WorkloadIdentity {
+            resource_id: self.identity.resource_id.clone(),
+            client_id: self.identity.client_id.clone(),
+            principal_id: self.identity.principal_id.clone(),
+            tenant_id: self.identity.tenant_id.clone(),
+            namespace: self.service_account.namespace.clone(),
+            service_account: self.service_account.name.clone(),
+        }
+    }
+}
+
+pub async fn run(global: &GlobalArgs, args: &IdentityArgs, out: &Output) -> anyhow::Result<()> {
+    match &args.command {
+        IdentityCommand::Setup(args) => run_setup(global, args, out).await,
+    }
+}
+
+async fn run_setup(
+    global: &GlobalArgs,
+    args: &IdentitySetupArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let app = app::load(&global.from)?;
+    let key = canonical(&app.manifest_path)?;
+    let (file, state) = load_state(global, out)?;
+    let selector = args.target.selector();
+    if selector.cluster.is_none() && state.last_cluster.is_none() {
+        return Err(bad_input!(
+            "no AKS cluster chosen: run `spin-aks cluster use`, or pass --cluster <NAME> \
+             [--resource-group <GROUP>]"
+        ));
+    }
+    let remembered = state.apps.get(&key).cloned().unwrap_or_default();
+    let key_vault = match (&args.key_vault, &remembered.key_vault) {
+        (Some(vault), _) => Some(vault.clone()),
+        (None, Some(url)) => Some(Vault::parse(url).map_err(|err| {
+            bad_input!(
+                "the Key Vault remembered for this app is unusable ({err}); pass --key-vault"
+            )
+        })?),
+        (None, None) => None,
+    };
+    let arm = Arm::from_env()?;
+    let cluster =
+        choose::resolve_cluster(&arm, &selector, &state, Mode::detect(global.yes)).await?;
+    let app_name = objects::dns_name(&app.name);
+    let plan = Plan {
+        cluster,
+        identity: args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{app_name}-identity")),
+        namespace: args
+            .namespace
+            .clone()
+            .or_else(|| remembered.last_deploy.map(|d| d.namespace))
+            .unwrap_or_else(|| "default".into()),
+        service_account: args.service_account.clone().unwrap_or(app_name),
+        key_vault,
+        cosmos: args.cosmos.clone(),
+    };
+    let report = setup(&arm, &plan, out).await?;
+    let warning = file.update(|s| {
+        let app = s.apps.entry(key).or_default();
+        app.identity = Some(report.workload_identity());
+        if let Some(vault) = &plan.key_vault {
+            app.key_vault = Some(vault.url.clone());
+        }
+    })?;
+    if let Some(warning) = warning {
+        out.warn(warning);
+    }
+    let summary = format!(
+        "identity {} (client id {}) trusts {} on {}: annotate that ServiceAccount with \
+         azure.workload.identity/client-id: {} and label its pods azure.workload.identity/use: \"true\"",
+        report.identity.name,
+        report.identity.client_id,
+        report.federated_credential.subject,
+        plan.cluster.name,
+        report.identity.client_id,
+    );
+    out.report(&report, summary)
+}
+
+/// The step: checks the cluster and finds the vault and accounts (reads only), then makes or finds
+/// the identity, its federated credential and its roles, one human line each.
+pub async fn setup(arm: &Arm, plan: &Plan, out: &Output) -> anyhow::Result<SetupReport> {
+    let cluster = &plan.cluster;
+    let managed = arm.cluster(cluster).await?;
+    let issuer = identity::issuer(&managed, &cluster.resource_group)?;
+    let location = managed.location.clone().with_context(|| {
+        format!(
+            "ARM returned the AKS cluster {} without a location",
+            cluster.name
+        )
+    })?;
+    let mut grants = Vec::new();
+    if let Some(vault) = &plan.key_vault {
+        grants.push((DataRole::KeyVaultSecretsUser, vault.name.as_str()));
+    }
+    grants.extend(
+        plan.cosmos
+            .iter()
+            .map(|account| (DataRole::CosmosDataContributor, account.as_str())),
+    );
+    let mut targets = Vec::new();
+    for (role, name) in grants {
+        targets.push((role, role.find(arm, &cluster.subscription, name).await?));
+    }
+
+    let id = identity::identity_id(
+        &cluster.subscription,
+        &cluster.resource_group,
+        &plan.identity,
+    );
+    let (managed_identity, action) = identity::ensure_identity(arm, &id, &location)
+        .await
+        .map_err(|err| {
+            cannot(
+                format!(
+                    "create the managed identity {} in resource group {}",
+                    plan.identity, cluster.resource_group
+                ),
+                err,
+            )
+        })?;
+    let properties = &managed_identity.properties;
+    out.info(format!(
+        "{} identity {} (client id {})",
+        action.verb("created"),
+        managed_identity.name,
+        properties.client_id
+    ));
+    let identity_report = IdentityReport {
+        name: managed_identity.name.clone(),
+        resource_id: managed_identity.id.clone(),
+        client_id: properties.client_id.clone(),
+        principal_id: properties.principal_id.clone(),
+        tenant_id: properties.tenant_id.clone(),
+        action,
+    };
+
+    let subject = identity::subject(&plan.namespace, &plan.service_account);
+    let wanted = identity::credential_name(&cluster.name, &plan.namespace, &plan.service_account);
+    let (name, action) =
+        identity::ensure_credential(arm, &managed_identity, &wanted, &issuer, &subject)
+            .await
+            .map_err(|err| {
+                cannot(
+                    format!("federate the identity {} with {subject}", plan.identity),
+                    err,
+                )
+            })?;
+    out.info(format!(
+        "{} federated credential {name} for {subject}",
+        action.verb("created")
+    ));
+    let credential = CredentialReport {
+        name,
+        issuer,
+        subject,
+        action,
+    };
+
+    let principal = &properties.principal_id;
+    let mut roles = Vec::new();
+    for (role, resource) in targets {
+        let on = format!(
+            "{} on {} {}",
+            role.name(),
+            role.resource_kind(),
+            resource.name
+        );
+        let action = role
+            .ensure(arm, &resource.id, principal)
+            .await
+            .map_err(|err| cannot(format!("give the identity {on}"), err))?;
+        out.info(format!("{} {on}", action.verb("assigned")));
+        roles.push(RoleReport {
+            role,
+            scope: resource.id,
+            action,
+        });
+    }
+    Ok(SetupReport {
+        identity: identity_report,
+        federated_credential: credential,
+        roles,
+        service_account: ServiceAccountReport {
+            namespace: plan.namespace.clone(),
+            name: plan.service_account.clone(),
+        },
+    })
+}
+
+/// `cannot <what>: <err>` (ARM's refusal names the role that would allow it).
+fn cannot(what: String, err: anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot {what}: {err}")
+}
