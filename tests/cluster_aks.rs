@@ -281,7 +281,9 @@ async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
     );
     let command = commands[0]["command"].as_str().unwrap();
     assert!(
-        command.starts_with(&format!("kubectl apply --server-side --field-manager=spin-aks -n {ns} -f .")),
+        command.starts_with(&format!(
+            "kubectl apply --server-side --field-manager=spin-aks -n {ns} -f ."
+        )),
         "{command}"
     );
     assert_eq!(
@@ -294,4 +296,110 @@ async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
         !String::from_utf8_lossy(&output.stdout).contains("never-shown-7")
             && !stderr.contains("never-shown-7")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_sets_up_the_workload_identity_the_app_needs_and_applies_key_vault_objects() {
+    let Some(rig) = rig() else { return };
+    let Some(registry) = support::registry::Registry::open() else {
+        return;
+    };
+    let arm = FakeArm::start(ARM_TOKEN, AKS_TOKEN).await;
+    arm.add_subscription(SUB, "Dev");
+    let admin = std::fs::read_to_string(&rig.kubeconfig).unwrap();
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_string();
+    let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
+    arm.add_cluster(
+        SUB,
+        "rg",
+        "aksk",
+        true,
+        &entra_user_kubeconfig("aksk", "rg", &server, &ca),
+    );
+    arm.add_key_vault(SUB, "rg", "shop-kv");
+
+    let home = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    write_scoped_az(
+        bin.path(),
+        &[
+            (&format!("{}/.default", arm.endpoint), ARM_TOKEN),
+            (AKS_SCOPE, AKS_TOKEN),
+        ],
+    );
+    let app = example_copy(home.path());
+    let ns = rig.bare_namespace("upkv");
+    let reference = format!("{}/hello-aks", registry.host());
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spin-aks"));
+    cmd.env(
+        "PATH",
+        format!("{}:/usr/local/bin:/usr/bin:/bin", bin.path().display()),
+    )
+    .env("HOME", home.path())
+    .env("SPIN_AKS_STATE_FILE", home.path().join("state"))
+    .env("SPIN_AKS_ARM_ENDPOINT", &arm.endpoint)
+    .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
+    .env("DOCKER_CONFIG", home.path().join("docker"))
+    .env_remove("KUBECONFIG")
+    .arg("-f")
+    .arg(&app)
+    .args([
+        "up",
+        "-y",
+        "--output",
+        "json",
+        &reference,
+        "--subscription",
+        SUB,
+    ])
+    .args(["--resource-group", "rg", "--cluster", "aksk", "-n", &ns])
+    .args([
+        "--key-vault",
+        "https://shop-kv.vault.azure.net/",
+        "--timeout",
+        "60s",
+    ]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("created identity hello-aks-identity"),
+        "{stderr}"
+    );
+    let client_id = arm.world(|w| {
+        w.identities[0]["properties"]["clientId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    });
+    let annotated = rig.kubectl_ok(&[
+        "get",
+        "serviceaccount",
+        "hello-aks",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.annotations.azure\\.workload\\.identity/client-id}",
+    ]);
+    assert_eq!(annotated, client_id);
+    let class = rig.kubectl_ok(&[
+        "get",
+        "secretproviderclass",
+        "hello-aks-key-vault",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.parameters.clientID} {.spec.parameters.keyvaultName}",
+    ]);
+    assert_eq!(class, format!("{client_id} shop-kv"));
+    let subject = arm.world(|w| {
+        w.federated_credentials.values().flatten().next().unwrap()["properties"]["subject"].clone()
+    });
+    assert_eq!(subject, format!("system:serviceaccount:{ns}:hello-aks"));
 }

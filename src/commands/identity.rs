@@ -15,7 +15,7 @@ use crate::bad_input;
 use crate::cli::{GlobalArgs, IdentityArgs, IdentityCommand, IdentitySetupArgs};
 use crate::kube::objects;
 use crate::output::Output;
-use crate::state::{ClusterRef, WorkloadIdentity};
+use crate::state::{ClusterRef, StateFile, WorkloadIdentity};
 
 /// Everything [`setup`] needs, already resolved from flags, state and defaults.
 #[derive(Clone, Debug)]
@@ -123,10 +123,7 @@ async fn run_setup(
     let app_name = objects::dns_name(&app.name);
     let plan = Plan {
         cluster,
-        identity: args
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{app_name}-identity")),
+        identity: args.name.clone().unwrap_or_else(|| default_name(&app_name)),
         namespace: args
             .namespace
             .clone()
@@ -137,8 +134,27 @@ async fn run_setup(
         cosmos: args.cosmos.clone(),
     };
     let report = setup(&arm, &plan, out).await?;
+    remember(&file, &key, &plan, &report, out)?;
+    let summary = format!(
+        "identity {} (client id {}) trusts {} on {}: scaffold, apply and up now give the app that ServiceAccount, annotated with the client id, and label its pods azure.workload.identity/use",
+        report.identity.name,
+        report.identity.client_id,
+        report.federated_credential.subject,
+        plan.cluster.name,
+    );
+    out.report(&report, summary)
+}
+
+/// Remembers the identity (ids only) and the vault for the app.
+pub fn remember(
+    file: &StateFile,
+    key: &str,
+    plan: &Plan,
+    report: &SetupReport,
+    out: &Output,
+) -> anyhow::Result<()> {
     let warning = file.update(|s| {
-        let app = s.apps.entry(key).or_default();
+        let app = s.apps.entry(key.to_string()).or_default();
         app.identity = Some(report.workload_identity());
         if let Some(vault) = &plan.key_vault {
             app.key_vault = Some(vault.url.clone());
@@ -147,16 +163,12 @@ async fn run_setup(
     if let Some(warning) = warning {
         out.warn(warning);
     }
-    let summary = format!(
-        "identity {} (client id {}) trusts {} on {}: annotate that ServiceAccount with \
-         azure.workload.identity/client-id: {} and label its pods azure.workload.identity/use: \"true\"",
-        report.identity.name,
-        report.identity.client_id,
-        report.federated_credential.subject,
-        plan.cluster.name,
-        report.identity.client_id,
-    );
-    out.report(&report, summary)
+    Ok(())
+}
+
+/// The default identity name for an app.
+pub fn default_name(app_dns_name: &str) -> String {
+    format!("{app_dns_name}-identity")
 }
 
 /// The step: checks the cluster and finds the vault and accounts (reads only), then makes or finds

@@ -6,8 +6,10 @@ use serde::Serialize;
 use super::apply::{print_diff, summary};
 use super::build::BuildReport;
 use super::deploy::{self, DeployReport};
+use super::identity;
 use super::push;
-use crate::cli::{GlobalArgs, UpArgs};
+use super::workload;
+use crate::cli::{DeployArgs, GlobalArgs, UpArgs};
 use crate::kube::image::ImageRef;
 use crate::output::Output;
 use crate::registry::PushReport;
@@ -29,6 +31,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
             pushed.report.pinned
         )
     })?;
+    offer_identity(global, &args.deploy, out).await?;
     let applied = deploy::deploy(global, &args.deploy, Some(image), out).await?;
     print_diff(&applied, out);
     let report = UpReport {
@@ -41,4 +44,73 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
         &report,
         summary(&applied, &global.from.display().to_string()),
     )
+}
+
+/// When the app reads Key Vault or a Cosmos DB store and has no workload identity yet, offers
+/// `identity setup` on the chosen AKS cluster (asked on a terminal, done with `-y`).
+async fn offer_identity(
+    global: &GlobalArgs,
+    args: &DeployArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let record = deploy::app_record(global, out)?;
+    let has_identity =
+        record.state.identity.is_some() || args.workload.identity_client_id.is_some();
+    let Some((key_vault, cosmos)) = workload::identity_needs(&args.workload, &record.state)? else {
+        return Ok(());
+    };
+    if has_identity {
+        return Ok(());
+    }
+    let Some(aks) = deploy::aks_cluster(global, &args.target, &record.all).await? else {
+        return Ok(());
+    };
+    let question = format!(
+        "The app reads {} with a workload identity and has none: set one up on {} now?",
+        key_vault
+            .as_ref()
+            .map(|v| format!("Key Vault {}", v.name))
+            .unwrap_or_else(|| format!("Cosmos DB account {}", cosmos.join(", "))),
+        aks.cluster.name
+    );
+    if !global.yes && !confirm(&question)? {
+        return Ok(());
+    }
+    let plan = identity::Plan {
+        cluster: aks.cluster.clone(),
+        identity: identity::default_name(&record.name),
+        namespace: args
+            .target
+            .namespace
+            .clone()
+            .or_else(|| {
+                record
+                    .state
+                    .last_deploy
+                    .as_ref()
+                    .map(|d| d.namespace.clone())
+            })
+            .unwrap_or_else(|| "default".into()),
+        service_account: args
+            .workload
+            .service_account
+            .clone()
+            .unwrap_or_else(|| record.name.clone()),
+        key_vault,
+        cosmos,
+    };
+    let report = identity::setup(&aks.arm, &plan, out).await?;
+    identity::remember(&record.state_file, &record.key, &plan, &report, out)
+}
+
+/// A yes/no question on the terminal; no terminal means no.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    Ok(dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(true)
+        .interact_on(&dialoguer::console::Term::stderr())?)
 }

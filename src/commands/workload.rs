@@ -90,6 +90,30 @@ pub fn require_tokens(options: &WorkloadOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a workload identity would be for: the vault (flag, else remembered) and the Cosmos DB
+/// accounts of `--kv-store` flags; None when the app needs no identity.
+pub fn identity_needs(
+    args: &WorkloadArgs,
+    remembered: &AppState,
+) -> anyhow::Result<Option<(Option<Vault>, Vec<String>)>> {
+    let vault = match (&args.key_vault, &remembered.key_vault) {
+        (Some(vault), _) => Some(vault.clone()),
+        (None, Some(url)) => Some(Vault::parse(url).map_err(|e| {
+            bad_input!("the state file's Key Vault for this app: {e}; pass --key-vault")
+        })?),
+        (None, None) => None,
+    };
+    let cosmos: Vec<String> = args
+        .kv_stores
+        .iter()
+        .filter_map(|s| match &s.backend {
+            Backend::Cosmos { account, .. } => Some(account.clone()),
+            _ => None,
+        })
+        .collect();
+    Ok((vault.is_some() || !cosmos.is_empty()).then_some((vault, cosmos)))
+}
+
 /// The Key Vault options: `--key-vault`, else the app's remembered vault; provider mode only
 /// when Spin can find every variable.
 fn key_vault(
@@ -97,12 +121,8 @@ fn key_vault(
     app: &App,
     remembered: &AppState,
 ) -> anyhow::Result<Option<KeyVaultOptions>> {
-    let vault = match (&args.key_vault, &remembered.key_vault) {
-        (Some(vault), _) => vault.clone(),
-        (None, Some(url)) => Vault::parse(url).map_err(|e| {
-            bad_input!("the state file's Key Vault for this app: {e}; pass --key-vault")
-        })?,
-        (None, None) => return Ok(None),
+    let Some(vault) = identity_needs(args, remembered)?.and_then(|(vault, _)| vault) else {
+        return Ok(None);
     };
     let mode = match args.key_vault_mode {
         KeyVaultModeArg::Csi => KeyVaultMode::Csi,
