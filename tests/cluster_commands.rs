@@ -445,3 +445,41 @@ async fn attach_acr_without_permission_names_the_roles_and_abac_registries_are_e
     );
     assert!(rig.arm.assignments_of("kubelet-c1").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_push_without_a_reference_picks_the_chosen_subscriptions_registry() {
+    let Some(registry) = support::registry::Registry::open() else {
+        return;
+    };
+    let rig = rig().await;
+    let host = registry.host();
+    rig.arm.world(|w| {
+        w.registries.push(serde_json::json!({
+            "id": format!("/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.ContainerRegistry/registries/local"),
+            "name": "local",
+            "location": "westeurope",
+            "properties": {"loginServer": host},
+        }))
+    });
+    std::fs::write(
+        rig.state_path(),
+        serde_json::json!({"version": 1, "last_cluster": {"subscription": SUB, "resourceGroup": "rg1", "name": "c1"}}).to_string(),
+    )
+    .unwrap();
+    let app = support::apps::example_copy(rig.home.path());
+    let app = app.to_str().unwrap();
+    let (code, stdout, stderr) = rig
+        .run(&["-f", app, "push", "-y", "--output", "json"])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    let pushed = format!("{host}/hello-aks");
+    assert!(stderr.contains(&format!("pushing to {pushed}")), "{stderr}");
+    assert!(
+        json(&stdout)["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with(&pushed),
+        "{stdout}"
+    );
+    assert_eq!(rig.state()["last_registry"], host.as_str());
+}

@@ -5,14 +5,17 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use super::build::{self, BuildReport};
+use crate::azure::arm::Arm;
+use crate::azure::choose::{self, Mode};
 use crate::cli::{GlobalArgs, PushArgs};
+use crate::kube::objects;
 use crate::oci::media_types::REF_NAME_ANNOTATION;
 use crate::oci::{archive, Layout};
 use crate::output::Output;
 use crate::registry::{
     self, auth, PushOptions, PushReport, Reference, RegistryClient, TransportOptions,
 };
-use crate::state::StateFile;
+use crate::state::{State, StateFile};
 
 pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::Result<()> {
     let pushed = push(global, args, out).await?;
@@ -33,6 +36,7 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
     let mut build_report = None;
     // Keeps an unpacked archive alive until the push is done.
     let mut _unpacked = None;
+    let mut app_name = None;
     let (app_key, layout) = match (&args.from_layout, &args.from_archive) {
         (Some(dir), _) => (source_key(global, dir)?, Layout::open(dir)?),
         (None, Some(file)) => {
@@ -44,6 +48,7 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
         (None, None) => {
             let built = build::build_image(global, &args.image, None, out).await?;
             build_report = Some(built.report(args.image.format));
+            app_name = Some(objects::dns_name(&built.app.name));
             (canonical(&built.app.manifest_path)?, built.layout)
         }
     };
@@ -61,7 +66,10 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
                 out.info(format!("pushing to {last}, this app's last reference"));
                 last.clone()
             }
-            None => prompt_reference(global)?,
+            None => match app_name {
+                Some(name) => default_reference(global, &state, &name, out).await?,
+                None => prompt_reference(global)?,
+            },
         },
     };
     let mut target = Reference::parse(&reference)?;
@@ -164,6 +172,37 @@ pub(super) fn canonical(path: &Path) -> anyhow::Result<String> {
     let path = std::fs::canonicalize(path)
         .map_err(|e| crate::bad_input!("cannot find {}: {e}", path.display()))?;
     Ok(path.to_string_lossy().into_owned())
+}
+
+/// A first push with no reference: `<registry>/<app>` on the last registry chosen, else on an ACR
+/// of the chosen cluster's (or `AZURE_SUBSCRIPTION_ID`'s) subscription, picked from ARM; else asked.
+async fn default_reference(
+    global: &GlobalArgs,
+    state: &State,
+    app: &str,
+    out: &Output,
+) -> anyhow::Result<String> {
+    let subscription = std::env::var("AZURE_SUBSCRIPTION_ID")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| state.last_cluster.as_ref().map(|c| c.subscription.clone()));
+    let registry = match (&state.last_registry, subscription) {
+        (Some(registry), _) => registry.clone(),
+        (None, Some(subscription)) => {
+            let arm = Arm::from_env()?;
+            let mode = Mode::detect(global.yes);
+            choose::resolve_registry(&arm, &subscription, None, state, mode)
+                .await?
+                .properties
+                .login_server
+        }
+        (None, None) => return prompt_reference(global),
+    };
+    let reference = format!("{registry}/{app}");
+    out.info(format!(
+        "pushing to {reference} (pass a reference to choose another)"
+    ));
+    Ok(reference)
 }
 
 /// Asks for the reference on a terminal; never under `-y` or without one.
