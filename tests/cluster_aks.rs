@@ -6,7 +6,7 @@ mod support;
 
 use support::apps::example_copy;
 use support::arm::{entra_user_kubeconfig, write_scoped_az, FakeArm};
-use support::rig::{fake_image, rig};
+use support::rig::{fake_image, rig, Rig};
 
 const ARM_TOKEN: &str = "arm-token-5e1b7a";
 /// The token the rig's API server knows (scripts/kube-rig/start.sh, tokens.csv).
@@ -14,55 +14,69 @@ const AKS_TOKEN: &str = "spin-aks-rig-entra-token";
 const AKS_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
 const SUB: &str = "33333333-0000-0000-0000-000000000003";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig() {
-    let Some(rig) = rig() else { return };
-    let arm = FakeArm::start(ARM_TOKEN, AKS_TOKEN).await;
-    arm.add_subscription(SUB, "Dev");
-    let admin = std::fs::read_to_string(&rig.kubeconfig).unwrap();
-    let server = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .unwrap()
-        .to_string();
-    let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
-    arm.add_cluster(
-        SUB,
-        "rg",
-        "aks1",
-        true,
-        &entra_user_kubeconfig("aks1", "rg", &server, &ca),
-    );
+/// A fake ARM with one Entra cluster whose user kubeconfig names `server`, a fake `az` signing
+/// in to ARM and AKS, and a private home with a copy of the example app.
+struct Aks {
+    arm: FakeArm,
+    home: tempfile::TempDir,
+    bin: tempfile::TempDir,
+    app: std::path::PathBuf,
+}
 
-    let home = tempfile::tempdir().unwrap();
-    let bin = tempfile::tempdir().unwrap();
-    write_scoped_az(
-        bin.path(),
-        &[
-            (&format!("{}/.default", arm.endpoint), ARM_TOKEN),
-            (AKS_SCOPE, AKS_TOKEN),
-        ],
-    );
-    let app = example_copy(home.path());
-    let ns = rig.namespace("aks");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let spin_aks = |args: &[&str]| {
+impl Aks {
+    async fn start(rig: &Rig, cluster: &str, server: &str) -> Aks {
+        let arm = FakeArm::start(ARM_TOKEN, AKS_TOKEN).await;
+        arm.add_subscription(SUB, "Dev");
+        let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
+        arm.add_cluster(
+            SUB,
+            "rg",
+            cluster,
+            true,
+            &entra_user_kubeconfig(cluster, "rg", server, &ca),
+        );
+        let home = tempfile::tempdir().unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        write_scoped_az(
+            bin.path(),
+            &[
+                (&format!("{}/.default", arm.endpoint), ARM_TOKEN),
+                (AKS_SCOPE, AKS_TOKEN),
+            ],
+        );
+        let app = example_copy(home.path());
+        Aks {
+            arm,
+            home,
+            bin,
+            app,
+        }
+    }
+
+    /// `spin-aks -f <app> <args> --output json` aimed at `cluster` in `ns`, with no kubeconfig,
+    /// no kubelogin and no managed identity endpoint.
+    fn command(&self, cluster: &str, ns: &str, args: &[&str]) -> std::process::Command {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spin-aks"));
         cmd.env_clear()
-            .env("PATH", bin.path())
-            .env("HOME", home.path())
-            .env("SPIN_AKS_STATE_FILE", home.path().join("state"))
-            .env("SPIN_AKS_ARM_ENDPOINT", &arm.endpoint)
+            .env(
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", self.bin.path().display()),
+            )
+            .env("HOME", self.home.path())
+            .env("SPIN_AKS_STATE_FILE", self.home.path().join("state"))
+            .env("DOCKER_CONFIG", self.home.path().join("docker"))
+            .env("SPIN_AKS_ARM_ENDPOINT", &self.arm.endpoint)
             .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
             .env(
                 "AZURE_POD_IDENTITY_AUTHORITY_HOST",
                 format!("http://{closed}"),
             )
             .arg("-f")
-            .arg(&app)
+            .arg(&self.app)
             .args(args)
             .args([
                 "--output",
@@ -71,18 +85,44 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
                 SUB,
                 "--resource-group",
                 "rg",
-                "--cluster",
-                "aks1",
-                "-n",
-                &ns,
-            ]);
+            ])
+            .args(["--cluster", cluster, "-n", ns]);
         cmd
-    };
-    let image = fake_image(40);
-    let mut cmd = spin_aks(&["apply", "--image", &image, "--secret", "api_token=x"]);
-    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    }
+}
+
+/// The rig API server's address, from its admin kubeconfig.
+fn rig_server(rig: &Rig) -> String {
+    let admin = std::fs::read_to_string(&rig.kubeconfig).unwrap();
+    admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_string()
+}
+
+async fn run_blocking(mut cmd: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig() {
+    let Some(rig) = rig() else { return };
+    let aks = Aks::start(rig, "aks1", &rig_server(rig)).await;
+    let (arm, home) = (&aks.arm, aks.home.path());
+    let ns = rig.namespace("aks");
+    let spin_aks = |args: &[&str]| aks.command("aks1", &ns, args);
+    let image = fake_image(40);
+    let output = run_blocking(spin_aks(&[
+        "apply",
+        "--image",
+        &image,
+        "--secret",
+        "api_token=x",
+    ]))
+    .await;
     let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
@@ -95,9 +135,7 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
     for text in [
         &stdout,
         &stderr,
-        &std::fs::read_to_string(home.path().join("state"))
-            .unwrap()
-            .into(),
+        &std::fs::read_to_string(home.join("state")).unwrap().into(),
     ] {
         assert!(
             !text.contains(AKS_TOKEN) && !text.contains(ARM_TOKEN),
@@ -105,7 +143,7 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
         );
     }
     assert!(
-        std::fs::read_dir(home.path()).unwrap().all(|e| !e
+        std::fs::read_dir(home).unwrap().all(|e| !e
             .unwrap()
             .file_name()
             .to_string_lossy()
@@ -119,7 +157,7 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
     arm.cluster("aks1", |c| {
         c["properties"]["securityProfile"]["workloadIdentity"]["enabled"] = false.into()
     });
-    let state_path = home.path().join("state");
+    let state_path = home.join("state");
     let mut state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
     let record = state["apps"]
@@ -135,10 +173,7 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
         arm.count("GET", "/subscriptions/33333333-0000-0000-0000-000000000003/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1")
     };
     let gets_before = cluster_gets();
-    let mut cmd = spin_aks(&["cluster", "check"]);
-    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
+    let output = run_blocking(spin_aks(&["cluster", "check"])).await;
     assert_eq!(
         output.status.code(),
         Some(1),
@@ -183,66 +218,31 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
     let Some(rig) = rig() else { return };
-    let arm = FakeArm::start(ARM_TOKEN, AKS_TOKEN).await;
-    arm.add_subscription(SUB, "Dev");
-    let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
     // The kubeconfig ARM hands out names the private address, which this machine cannot reach.
     let unreachable = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let private = format!("https://{unreachable}");
-    arm.add_cluster(
-        SUB,
-        "rg",
-        "aksp",
-        true,
-        &entra_user_kubeconfig("aksp", "rg", &private, &ca),
-    );
+    let aks = Aks::start(rig, "aksp", &format!("https://{unreachable}")).await;
+    let arm = &aks.arm;
     arm.cluster("aksp", |c| {
         c["properties"]["apiServerAccessProfile"] =
             serde_json::json!({"enablePrivateCluster": true});
         c["properties"]["privateFQDN"] = "aksp-dns-1a2b.privatelink.westeurope.azmk8s.io".into();
     });
     arm.world(|w| w.run_command_kubeconfig = Some(rig.kubeconfig.clone()));
-
-    let home = tempfile::tempdir().unwrap();
-    let bin = tempfile::tempdir().unwrap();
-    write_scoped_az(
-        bin.path(),
-        &[
-            (&format!("{}/.default", arm.endpoint), ARM_TOKEN),
-            (AKS_SCOPE, AKS_TOKEN),
-        ],
-    );
-    let app = example_copy(home.path());
     let ns = rig.bare_namespace("private");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spin-aks"));
-    cmd.env(
-        "PATH",
-        format!("{}:/usr/local/bin:/usr/bin:/bin", bin.path().display()),
-    )
-    .env("HOME", home.path())
-    .env("SPIN_AKS_STATE_FILE", home.path().join("state"))
-    .env("SPIN_AKS_ARM_ENDPOINT", &arm.endpoint)
-    .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
-    .env_remove("KUBECONFIG")
-    .arg("-f")
-    .arg(&app)
-    .args([
+    let image = fake_image(41);
+    let args = [
         "apply",
-        "--output",
-        "json",
-        "--subscription",
-        SUB,
-        "--resource-group",
-        "rg",
-    ])
-    .args(["--cluster", "aksp", "-n", &ns, "--image", &fake_image(41)])
-    .args(["--secret", "api_token=never-shown-7"]);
-    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
+        "--image",
+        &image,
+        "--secret",
+        "api_token=never-shown-7",
+        "--timeout",
+        "60s",
+    ];
+    let output = run_blocking(aks.command("aksp", &ns, &args)).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -304,68 +304,22 @@ async fn up_sets_up_the_workload_identity_the_app_needs_and_applies_key_vault_ob
     let Some(registry) = support::registry::Registry::open() else {
         return;
     };
-    let arm = FakeArm::start(ARM_TOKEN, AKS_TOKEN).await;
-    arm.add_subscription(SUB, "Dev");
-    let admin = std::fs::read_to_string(&rig.kubeconfig).unwrap();
-    let server = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .unwrap()
-        .to_string();
-    let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
-    arm.add_cluster(
-        SUB,
-        "rg",
-        "aksk",
-        true,
-        &entra_user_kubeconfig("aksk", "rg", &server, &ca),
-    );
+    let aks = Aks::start(rig, "aksk", &rig_server(rig)).await;
+    let arm = &aks.arm;
     arm.add_key_vault(SUB, "rg", "shop-kv");
-
-    let home = tempfile::tempdir().unwrap();
-    let bin = tempfile::tempdir().unwrap();
-    write_scoped_az(
-        bin.path(),
-        &[
-            (&format!("{}/.default", arm.endpoint), ARM_TOKEN),
-            (AKS_SCOPE, AKS_TOKEN),
-        ],
-    );
-    let app = example_copy(home.path());
     let ns = rig.bare_namespace("upkv");
     let reference = format!("{}/hello-aks", registry.host());
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spin-aks"));
-    cmd.env(
-        "PATH",
-        format!("{}:/usr/local/bin:/usr/bin:/bin", bin.path().display()),
-    )
-    .env("HOME", home.path())
-    .env("SPIN_AKS_STATE_FILE", home.path().join("state"))
-    .env("SPIN_AKS_ARM_ENDPOINT", &arm.endpoint)
-    .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
-    .env("DOCKER_CONFIG", home.path().join("docker"))
-    .env_remove("KUBECONFIG")
-    .arg("-f")
-    .arg(&app)
-    .args([
+    let vault = "https://shop-kv.vault.azure.net/";
+    let args = [
         "up",
         "-y",
-        "--output",
-        "json",
         &reference,
-        "--subscription",
-        SUB,
-    ])
-    .args(["--resource-group", "rg", "--cluster", "aksk", "-n", &ns])
-    .args([
         "--key-vault",
-        "https://shop-kv.vault.azure.net/",
+        vault,
         "--timeout",
         "60s",
-    ]);
-    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
+    ];
+    let output = run_blocking(aks.command("aksk", &ns, &args)).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(

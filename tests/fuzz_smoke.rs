@@ -13,6 +13,7 @@ const TARGETS: &[&str] = &[
     "oci_layout",
     "oci_archive",
     "docker_config",
+    "kubeconfig",
 ];
 
 /// `cargo +nightly fuzz`, or `cargo fuzz` on stable with RUSTC_BOOTSTRAP=1 (for `-Z` flags).
