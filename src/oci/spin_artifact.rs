@@ -119,14 +119,29 @@ fn pack_files(
     archive: bool,
     layers: &mut Vec<Descriptor>,
 ) -> anyhow::Result<Vec<ContentPath>> {
+    let sizes = files
+        .iter()
+        .map(|file| Ok(std::fs::metadata(&file.source).map(|m| m.len())?))
+        .collect::<anyhow::Result<Vec<u64>>>()?;
+    let own_layer = |size: u64| size > INLINE_LIMIT && !archive;
+    let mut blobs = own_layer_blobs(layout, files, &sizes, &own_layer)?.into_iter();
     let mut tar = None;
     let mut paths = Vec::new();
-    for file in files {
-        let opened = File::open(&file.source)
-            .with_context(|| format!("cannot read {}", file.source.display()))?;
-        let size = opened.metadata()?.len();
+    for (file, &size) in files.iter().zip(&sizes) {
         let path = relative_guest_path(file);
+        let open = || -> anyhow::Result<File> {
+            let opened = File::open(&file.source)
+                .with_context(|| format!("cannot read {}", file.source.display()))?;
+            if opened.metadata()?.len() != size {
+                anyhow::bail!(
+                    "{} changed while it was being read; build again",
+                    file.source.display()
+                );
+            }
+            Ok(opened)
+        };
         let content = if size <= INLINE_LIMIT {
+            let opened = open()?;
             let mut bytes = Vec::with_capacity(size as usize);
             (&opened).take(INLINE_LIMIT + 1).read_to_end(&mut bytes)?;
             ContentRef {
@@ -138,7 +153,7 @@ fn pack_files(
                 Some(tar) => tar,
                 None => tar.insert(tar::Builder::new(gzip(layout.blob_writer()?)?)),
             };
-            let mut reader = HashingReader::new(BufReader::with_capacity(256 * 1024, opened));
+            let mut reader = HashingReader::new(BufReader::with_capacity(256 * 1024, open()?));
             let mut header = fixed_header(tar::EntryType::Regular, size, 0o644, options.mtime());
             tar.append_data(&mut header, &path, (&mut reader).take(size))?;
             ContentRef {
@@ -146,7 +161,7 @@ fn pack_files(
                 digest: Some(reader.digest()),
             }
         } else {
-            let (digest, size) = file_blob(layout, opened, &file.source)?;
+            let (digest, size) = blobs.next().expect("one blob per own-layer file");
             layers.push(Descriptor::new(DATA_LAYER, digest.clone(), size));
             ContentRef {
                 inline: None,
@@ -162,6 +177,44 @@ fn pack_files(
         layers.push(Descriptor::new(ARCHIVE_LAYER, digest, size));
     }
     Ok(paths)
+}
+
+/// The blobs of the files that get a layer of their own, in file order, written by as many
+/// threads as the machine has cores (each file is still read once and hashed as written).
+fn own_layer_blobs(
+    layout: &Layout,
+    files: &[MountedFile],
+    sizes: &[u64],
+    own_layer: &(dyn Fn(u64) -> bool + Sync),
+) -> anyhow::Result<Vec<(Digest, u64)>> {
+    let work: Vec<usize> = (0..files.len()).filter(|&i| own_layer(sizes[i])).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    type Slot = std::sync::Mutex<Option<anyhow::Result<(Digest, u64)>>>;
+    let results: Vec<Slot> = work.iter().map(|_| Slot::new(None)).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(work.len());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let slot = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&index) = work.get(slot) else { break };
+                let source = &files[index].source;
+                let blob = File::open(source)
+                    .with_context(|| format!("cannot read {}", source.display()))
+                    .and_then(|file| file_blob(layout, file, source));
+                *results[slot].lock().expect("no worker panics") = Some(blob);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .expect("no worker panics")
+                .expect("every slot is filled")
+        })
+        .collect()
 }
 
 /// The guest path relative to the component's file root (`/static/a.css` → `static/a.css`).
