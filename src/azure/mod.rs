@@ -10,6 +10,7 @@ pub mod identity;
 pub mod imds;
 pub mod jwt;
 pub mod kubeconfig_file;
+pub mod rest;
 pub mod roles;
 pub mod run_command;
 pub mod secret;
