@@ -95,6 +95,8 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Give the app an Azure workload identity: managed identity, federated credential, data roles
     Identity(IdentityArgs),
+    /// Write the app's secret variables to Azure Key Vault, and list what the vault holds
+    Secrets(SecretsArgs),
     /// Print a completion script for a shell (e.g. `spin-aks completions bash > /etc/bash_completion.d/spin-aks`)
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command into a directory
@@ -552,6 +554,56 @@ pub struct IdentitySetupArgs {
     /// The managed identity, in the cluster's resource group (default `<app>-identity`)
     #[arg(long, value_name = "IDENTITY")]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    #[command(subcommand)]
+    pub command: SecretsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Write a variable's value to Key Vault as a new version of its secret (`_` in the name becomes `-`)
+    ///
+    /// The value comes from --from-file, from --from-env, else from stdin when stdin is not a
+    /// terminal (one trailing newline, `\n` or `\r\n`, is dropped), else from a hidden prompt.
+    /// Never from an argument: it would land in the shell history.
+    Set(SecretSetArgs),
+    /// The vault's secret names (never values), and the app's secret and required variables it lacks
+    List(SecretListArgs),
+}
+
+/// The vault of `secrets set` and `secrets list`.
+#[derive(Debug, Args)]
+pub struct KeyVaultArg {
+    /// The Azure Key Vault, `https://<vault>.vault.azure.net/` (default: the one remembered for the app; a given one is remembered)
+    #[arg(long, value_name = "URL", value_parser = Vault::parse)]
+    pub key_vault: Option<Vault>,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretSetArgs {
+    /// The Spin variable, as declared under [variables] in spin.toml
+    #[arg(value_name = "VARIABLE")]
+    pub variable: String,
+    /// A value given as an argument: refused (kept only to refuse it without echoing it)
+    #[arg(value_name = "VALUE", hide = true)]
+    pub inline_value: Vec<String>,
+    #[command(flatten)]
+    pub vault: KeyVaultArg,
+    /// Read the value from this file: its bytes as given (UTF-8 text), but one trailing newline (`\n` or `\r\n`) dropped
+    #[arg(long, value_name = "FILE", conflicts_with = "from_env")]
+    pub from_file: Option<PathBuf>,
+    /// Read the value from this environment variable, exactly as set
+    #[arg(long, value_name = "ENVVAR")]
+    pub from_env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretListArgs {
+    #[command(flatten)]
+    pub vault: KeyVaultArg,
 }
 
 #[derive(Debug, Args)]

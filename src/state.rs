@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::azure::vault::Vault;
+
 /// The schema version this build writes.
 pub const VERSION: u32 = 1;
 
@@ -69,6 +71,22 @@ pub struct DeployTarget {
 }
 
 impl AppState {
+    /// `given` (a `--key-vault` flag), else the remembered Key Vault, checked: an unusable entry
+    /// is bad input that `--key-vault` fixes.
+    pub fn vault_or(&self, given: Option<&Vault>) -> anyhow::Result<Option<Vault>> {
+        if let Some(vault) = given {
+            return Ok(Some(vault.clone()));
+        }
+        let parse = |url: &String| {
+            Vault::parse(url).map_err(|e| {
+                crate::bad_input!(
+                    "the Key Vault remembered for this app is unusable ({e}); pass --key-vault"
+                )
+            })
+        };
+        self.key_vault.as_ref().map(parse).transpose()
+    }
+
     /// Records a push of this app to `registry/repository` as `reference`.
     pub fn record_push(&mut self, reference: &str, registry: &str, repository: &str) {
         self.last_image = Some(reference.to_string());

@@ -1,5 +1,5 @@
-//! Azure for spin-aks: the Entra credential chain, the ACR token exchange, and ARM (clusters,
-//! registries, roles, run command, workload identity). Real Azure HTTP shapes; nothing shells out but `az`/`azd` sign-in.
+//! Azure for spin-aks: the Entra credential chain, the ACR token exchange, ARM (clusters,
+//! registries, roles, run command, workload identity) and Key Vault secrets. Real Azure HTTP shapes; nothing shells out but `az`/`azd` sign-in.
 
 pub mod acr;
 pub mod aks;
@@ -9,7 +9,9 @@ pub mod credential;
 pub mod identity;
 pub mod imds;
 pub mod jwt;
+pub mod keyvault;
 pub mod kubeconfig_file;
+pub mod rest;
 pub mod roles;
 pub mod run_command;
 pub mod secret;

@@ -46,6 +46,16 @@ impl Vault {
             name: name.to_string(),
         })
     }
+
+    /// The Entra scope of this vault's data plane: `https://vault.azure.net/.default` in the public
+    /// cloud (and for loopback test vaults), the cloud's vault domain elsewhere.
+    pub fn token_scope(&self) -> String {
+        let suffix = VAULT_SUFFIXES
+            .iter()
+            .find(|suffix| self.url.contains(&format!("{}{suffix}", self.name)))
+            .unwrap_or(&VAULT_SUFFIXES[0]);
+        format!("https://{}/.default", &suffix[1..])
+    }
 }
 
 /// Vault names: 3–24 of letters, digits and `-`, starting with a letter (Azure's rule).
@@ -84,6 +94,23 @@ mod tests {
         assert_eq!(
             Vault::parse("http://127.0.0.1:8443/").unwrap().url,
             "http://127.0.0.1:8443/"
+        );
+    }
+
+    #[test]
+    fn the_token_scope_follows_the_cloud() {
+        let scope = |url: &str| Vault::parse(url).unwrap().token_scope();
+        assert_eq!(
+            scope("https://shop.vault.azure.net/"),
+            "https://vault.azure.net/.default"
+        );
+        assert_eq!(
+            scope("https://shop.vault.azure.cn/"),
+            "https://vault.azure.cn/.default"
+        );
+        assert_eq!(
+            scope("http://127.0.0.1:8443/"),
+            "https://vault.azure.net/.default"
         );
     }
 

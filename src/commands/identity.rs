@@ -108,15 +108,7 @@ async fn run_setup(
         ));
     }
     let remembered = state.apps.get(&key).cloned().unwrap_or_default();
-    let key_vault = match (&args.key_vault, &remembered.key_vault) {
-        (Some(vault), _) => Some(vault.clone()),
-        (None, Some(url)) => Some(Vault::parse(url).map_err(|err| {
-            bad_input!(
-                "the Key Vault remembered for this app is unusable ({err}); pass --key-vault"
-            )
-        })?),
-        (None, None) => None,
-    };
+    let key_vault = remembered.vault_or(args.key_vault.as_ref())?;
     let arm = Arm::from_env()?;
     let cluster =
         choose::resolve_cluster(&arm, &selector, &state, Mode::detect(global.yes)).await?;

@@ -13,6 +13,7 @@ mod port_forward;
 pub mod push;
 mod remote;
 mod scaffold;
+mod secrets;
 mod shell;
 mod status;
 mod up;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => delete::run(&cli.global, args, &out).await,
         Command::Cluster(args) => cluster::run(&cli.global, args, &out).await,
         Command::Identity(args) => identity::run(&cli.global, args, &out).await,
+        Command::Secrets(args) => secrets::run(&cli.global, args, &out).await,
         Command::Completions(args) => shell::completions(args.shell),
         Command::Man(args) => shell::man_pages(args.dir.as_deref()),
     }

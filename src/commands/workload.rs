@@ -96,13 +96,7 @@ pub fn identity_needs(
     args: &WorkloadArgs,
     remembered: &AppState,
 ) -> anyhow::Result<Option<(Option<Vault>, Vec<String>)>> {
-    let vault = match (&args.key_vault, &remembered.key_vault) {
-        (Some(vault), _) => Some(vault.clone()),
-        (None, Some(url)) => Some(Vault::parse(url).map_err(|e| {
-            bad_input!("the state file's Key Vault for this app: {e}; pass --key-vault")
-        })?),
-        (None, None) => None,
-    };
+    let vault = remembered.vault_or(args.key_vault.as_ref())?;
     let cosmos: Vec<String> = args
         .kv_stores
         .iter()

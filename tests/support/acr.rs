@@ -11,7 +11,6 @@ use base64::Engine;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -132,7 +131,8 @@ impl AcrFake {
                 .build()
                 .unwrap(),
         });
-        tokio::spawn(serve(listener, state.clone()));
+        let serving = state.clone();
+        super::serve_http(listener, move |req| route(serving.clone(), req));
         Some(AcrFake {
             login_server: service,
             state,
@@ -209,24 +209,6 @@ pub fn write_fake_az(dir: &Path, access_token: &str, tenant: &str) {
 }
 
 type Reply = Response<Full<Bytes>>;
-
-async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(state, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
 
 async fn route(state: Arc<State>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();

@@ -6,10 +6,9 @@
 //! their SQL role assignments (202 + `Azure-AsyncOperation`). It counts requests per path.
 
 use base64::Engine;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -102,19 +101,9 @@ impl FakeArm {
             world: world.clone(),
             kubectl_dir: kubectl_dir.clone(),
         });
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, std::convert::Infallible>(shared.route(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        super::serve_http(listener, move |req| {
+            let shared = shared.clone();
+            async move { shared.route(req).await }
         });
         FakeArm {
             endpoint,
@@ -364,12 +353,8 @@ struct Shared {
 type Reply = Response<Full<Bytes>>;
 
 fn reply(status: StatusCode, body: Value) -> Reply {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json; charset=utf-8")
-        .header("x-ms-request-id", "00000000-0000-0000-0000-000000000000")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap()
+    let request_id = ("x-ms-request-id", "00000000-0000-0000-0000-000000000000");
+    super::json_reply(status, &body, request_id)
 }
 
 /// ARM's error envelope.
@@ -400,18 +385,13 @@ fn api_version_for(path: &str) -> &'static str {
 
 impl Shared {
     async fn route(&self, req: Request<Incoming>) -> Reply {
-        let method = req.method().to_string();
-        let path = req.uri().path().to_string();
-        let query: HashMap<String, String> =
-            url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
-        let bearer = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
-        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let super::Received {
+            method,
+            path,
+            query,
+            bearer,
+            body,
+        } = super::receive(req).await;
         {
             let mut w = self.world.lock().unwrap();
             *w.requests.entry(format!("{method} {path}")).or_default() += 1;

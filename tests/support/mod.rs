@@ -8,6 +8,7 @@ pub mod arm;
 pub mod arm_cli;
 pub mod entra;
 pub mod fault_proxy;
+pub mod keyvault;
 pub mod kubeapi;
 pub mod layout;
 pub mod loopback_tls;
@@ -18,6 +19,74 @@ pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// An HTTP/1.1 reply of the loopback fakes.
+pub type HttpReply = hyper::Response<http_body_util::Full<hyper::body::Bytes>>;
+
+/// Serves plain HTTP/1.1 on `listener` in the background, each request answered by `handle`.
+pub fn serve_http<F, Fut>(listener: tokio::net::TcpListener, handle: F)
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = HttpReply> + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let reply = handle(req);
+                    async move { Ok::<_, std::convert::Infallible>(reply.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+/// A JSON answer as Azure services send it, with one service-specific header.
+pub fn json_reply(
+    status: hyper::StatusCode,
+    body: &serde_json::Value,
+    header: (&str, &str),
+) -> HttpReply {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .header(header.0, header.1)
+        .body(http_body_util::Full::new(body.to_string().into()))
+        .unwrap()
+}
+
+/// A request as the loopback fakes read it.
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub query: std::collections::HashMap<String, String>,
+    /// The whole `Authorization` header.
+    pub bearer: Option<String>,
+    pub body: hyper::body::Bytes,
+}
+
+pub async fn receive(req: hyper::Request<hyper::body::Incoming>) -> Received {
+    use http_body_util::BodyExt;
+    let query = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    Received {
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+        query,
+        bearer,
+        body: req.into_body().collect().await.unwrap().to_bytes(),
+    }
+}
 
 /// The `spin-aks` binary under test, with a private state file and cache.
 pub fn spin_aks(home: &Path) -> assert_cmd::Command {

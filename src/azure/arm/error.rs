@@ -1,8 +1,10 @@
 //! ARM's error body (`{"error":{"code","message"}}`) as a typed error shown as `code: message`;
 //! `AuthorizationFailed` also names the missing action and a built-in role that grants it.
 
-use serde::Deserialize;
+use reqwest::header::HeaderMap;
 use std::fmt;
+
+use crate::azure::rest::{ErrorBody, Repeat, ServiceError};
 
 /// A refusal from ARM. Callers match on [`ArmError::code`] (`RoleAssignmentExists`, `PrincipalNotFound`…).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,22 +19,11 @@ pub struct ArmError {
 impl ArmError {
     /// The error in an ARM response body, or a generic one naming the status.
     pub fn from_body(status: u16, body: &str, request: String) -> ArmError {
-        #[derive(Deserialize)]
-        struct Envelope {
-            error: Detail,
-        }
-        #[derive(Deserialize)]
-        struct Detail {
-            code: Option<String>,
-            message: Option<String>,
-        }
-        let detail = serde_json::from_str::<Envelope>(body).ok().map(|e| e.error);
-        let code = detail.as_ref().and_then(|d| d.code.clone());
-        let message = detail.and_then(|d| d.message);
+        let ErrorBody { code, message, .. } = ErrorBody::parse(status, body);
         ArmError {
             status,
-            code: code.unwrap_or_else(|| format!("HTTP{status}")),
-            message: message.unwrap_or_else(|| first_line(body)),
+            code,
+            message,
             request,
         }
     }
@@ -82,12 +73,29 @@ pub fn role_for_action(action: &str) -> &'static str {
     }
 }
 
-fn first_line(body: &str) -> String {
-    let line = body.lines().next().unwrap_or_default().trim();
-    if line.is_empty() {
-        "(no error body)".into()
-    } else {
-        line.chars().take(200).collect()
+impl ServiceError for ArmError {
+    const SERVICE: &'static str = "ARM";
+
+    fn from_reply(status: u16, _headers: &HeaderMap, body: &str, request: String) -> Self {
+        ArmError::from_body(status, body, request)
+    }
+
+    fn retryable(&self, repeat: Repeat) -> bool {
+        match self.status {
+            429 => true,
+            500..=599 => repeat == Repeat::Safe,
+            // Another operation on the same resource (for federated credentials: another write on
+            // the same identity, which Entra serializes) is still running: try again later.
+            409 => {
+                repeat == Repeat::Safe
+                    && matches!(
+                        self.code.as_str(),
+                        "RetryableErrorDueToAnotherOperation"
+                            | "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"
+                    )
+            }
+            _ => false,
+        }
     }
 }
 
@@ -131,5 +139,35 @@ mod tests {
         let err = ArmError::from_body(502, "<html>bad gateway</html>", "GET x".into());
         assert_eq!(err.code, "HTTP502");
         assert_eq!(err.message, "<html>bad gateway</html>");
+    }
+
+    fn error(status: u16, code: &str) -> ArmError {
+        ArmError {
+            status,
+            code: code.into(),
+            message: String::new(),
+            request: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_throttling_repeats_an_action_with_effects() {
+        let retryable = |e: ArmError, repeat| e.retryable(repeat);
+        assert!(retryable(error(429, "TooManyRequests"), Repeat::Once));
+        assert!(!retryable(error(503, "ServiceUnavailable"), Repeat::Once));
+        assert!(retryable(error(503, "ServiceUnavailable"), Repeat::Safe));
+        assert!(retryable(
+            error(409, "RetryableErrorDueToAnotherOperation"),
+            Repeat::Safe
+        ));
+        assert!(retryable(
+            error(
+                409,
+                "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"
+            ),
+            Repeat::Safe
+        ));
+        assert!(!retryable(error(409, "RoleAssignmentExists"), Repeat::Safe));
+        assert!(!retryable(error(403, "AuthorizationFailed"), Repeat::Safe));
     }
 }

@@ -16,27 +16,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::azure::credential::AzureCredential;
+use crate::azure::rest::Rest;
 use crate::bad_input;
 use crate::registry::reference::is_loopback;
 
 /// The public cloud's ARM endpoint.
 pub const PUBLIC_ENDPOINT: &str = "https://management.azure.com";
 
-/// Test-only knob: a factor applied to every wait (Retry-After, backoff, polling, replication
-/// retries). `0` makes tests instant; production never sets it.
-pub const DELAY_SCALE_ENV: &str = "SPIN_AKS_ARM_DELAY_SCALE";
-
-/// The shortest wait, whatever the scale.
-const MIN_PAUSE: Duration = Duration::from_millis(10);
-
 /// An ARM client for one command: one HTTP client, one token source, reads cached until a write.
 pub struct Arm {
-    http: reqwest::Client,
+    rest: Rest,
     endpoint: String,
-    credential: AzureCredential,
     /// GET URL → response body, for the life of this client (one command).
     cache: Mutex<HashMap<String, Arc<str>>>,
-    delay_scale: f64,
 }
 
 impl Arm {
@@ -48,24 +40,10 @@ impl Arm {
             Some(endpoint) => checked_endpoint(&endpoint)?,
             None => cloud_endpoint(var("AZURE_AUTHORITY_HOST").as_deref()).to_string(),
         };
-        let delay_scale = match var(DELAY_SCALE_ENV) {
-            Some(text) => text
-                .parse::<f64>()
-                .ok()
-                .filter(|scale| *scale >= 0.0)
-                .ok_or_else(|| {
-                    bad_input!("{DELAY_SCALE_ENV}={text} is not a non-negative number")
-                })?,
-            None => 1.0,
-        };
         Ok(Arm {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
+            rest: Rest::from_env()?,
             endpoint,
-            credential: AzureCredential::from_env(),
             cache: Mutex::new(HashMap::new()),
-            delay_scale,
         })
     }
 
@@ -76,12 +54,12 @@ impl Arm {
 
     /// The credential chain this client signs in with (for tokens of other audiences).
     pub fn credential(&self) -> &AzureCredential {
-        &self.credential
+        self.rest.credential()
     }
 
-    /// Sleeps `duration` scaled by [`DELAY_SCALE_ENV`], at least [`MIN_PAUSE`] (polls never spin).
+    /// Sleeps `duration`, scaled for tests (see [`crate::azure::rest::DELAY_SCALE_ENV`]).
     pub async fn pause(&self, duration: Duration) {
-        tokio::time::sleep(duration.mul_f64(self.delay_scale).max(MIN_PAUSE)).await;
+        self.rest.pause(duration).await;
     }
 }
 

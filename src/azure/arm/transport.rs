@@ -1,54 +1,22 @@
-//! One ARM request with a bearer token from the chain: 429/`Retry-After` and 5xx retried with
-//! backoff (only where repeating is safe), cached GETs, `nextLink` pages and long-running operations.
+//! ARM requests over the shared Azure REST loop (token, retries, `Retry-After`): cached GETs,
+//! `nextLink` pages, and long-running operations polled to the end.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::{Arm, ArmError};
+pub(super) use crate::azure::rest::Repeat;
+use crate::azure::rest::{self, retry_after, strip, Call, Reply};
 
-/// Attempts per request, the first included.
-const ATTEMPTS: u32 = 5;
-/// The longest single wait a `Retry-After` may ask for.
-const MAX_WAIT: Duration = Duration::from_secs(60);
 /// How long one long-running operation may take before spin-aks gives up on it.
 const LRO_DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// The pace of polling when the service gives no `Retry-After`.
 const POLL_EVERY: Duration = Duration::from_secs(5);
-
-/// Whether a request may be sent again after an ambiguous failure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Repeat {
-    /// Reads and idempotent writes: retried on 429, 5xx and connection errors.
-    Safe,
-    /// Actions with effects (run command): retried only on 429, which ARM sends before doing anything.
-    Once,
-}
-
-/// A successful ARM response.
-pub(super) struct Reply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn json<T: DeserializeOwned>(&self, what: &str) -> anyhow::Result<T> {
-        let mut de = serde_json::Deserializer::from_str(&self.body);
-        serde_path_to_error::deserialize(&mut de)
-            .with_context(|| format!("ARM answered {what} with an unexpected body"))
-    }
-
-    fn header(&self, name: &str) -> Option<String> {
-        let value = self.headers.get(name)?.to_str().ok()?;
-        Some(value.to_string())
-    }
-}
 
 impl Arm {
     /// `<endpoint><path>?api-version=<version>` (`path` starts with `/` and may hold a query).
@@ -76,22 +44,12 @@ impl Arm {
 
     /// Every item of a list, following `nextLink` verbatim.
     pub(super) async fn list<T: DeserializeOwned>(&self, url: &str) -> anyhow::Result<Vec<T>> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Page<T> {
-            #[serde(default = "Vec::new")]
-            value: Vec<T>,
-            next_link: Option<String>,
-        }
-        let mut items = Vec::new();
-        let mut next = Some(url.to_string());
-        while let Some(url) = next.take() {
-            self.same_origin(&url)?;
-            let page: Page<T> = self.get(&url).await?;
-            items.extend(page.value);
-            next = page.next_link.filter(|link| !link.is_empty());
-        }
-        Ok(items)
+        rest::collect_pages(
+            &self.endpoint,
+            url,
+            |url| async move { self.get(&url).await },
+        )
+        .await
     }
 
     /// Sends one request (retrying as `repeat` allows); non-2xx answers become [`ArmError`].
@@ -106,49 +64,15 @@ impl Arm {
         if method != Method::GET {
             self.cache.lock().unwrap().clear();
         }
-        let what = format!("{method} {}", strip(url));
         let scope = format!("{}/.default", self.endpoint);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let token = self.credential.token(&scope).await?;
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .bearer_auth(token.token.expose());
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(err) if repeat == Repeat::Safe && attempt < ATTEMPTS => {
-                    tracing::debug!(%what, %err, "ARM unreachable, retrying");
-                    self.pause(backoff(attempt)).await;
-                    continue;
-                }
-                Err(err) => {
-                    return Err(err).with_context(|| format!("could not reach ARM for {what}"))
-                }
-            };
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let text = response.text().await.unwrap_or_default();
-            if (200..300).contains(&status) {
-                return Ok(Reply {
-                    status,
-                    headers,
-                    body: text,
-                });
-            }
-            let error = ArmError::from_body(status, &text, what.clone());
-            if attempt < ATTEMPTS && retryable(&error, repeat) {
-                let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt));
-                tracing::debug!(%what, %error, ?wait, "ARM asked to retry");
-                self.pause(wait).await;
-                continue;
-            }
-            return Err(error.into());
-        }
+        let call = Call {
+            method,
+            url,
+            scope: &scope,
+            body,
+            repeat,
+        };
+        self.rest.send::<ArmError>(call).await
     }
 
     /// Waits for a long-running operation started by `started`: `Azure-AsyncOperation` first
@@ -211,106 +135,8 @@ impl Arm {
         anyhow::bail!("the operation {} did not finish in time", strip(url))
     }
 
-    /// Links the service hands back (`nextLink`, `Location`…) must stay on the ARM endpoint: the
-    /// bearer token goes with them.
+    /// Links ARM hands back (`Location`, operation status) must stay on the ARM endpoint.
     fn same_origin(&self, url: &str) -> anyhow::Result<()> {
-        let rest = url.strip_prefix(&self.endpoint);
-        if rest.is_some_and(|rest| rest.is_empty() || rest.starts_with('/')) {
-            Ok(())
-        } else {
-            anyhow::bail!(
-                "ARM pointed to {} outside {}; not following it",
-                strip(url),
-                self.endpoint
-            )
-        }
-    }
-}
-
-fn retryable(error: &ArmError, repeat: Repeat) -> bool {
-    match error.status {
-        429 => true,
-        500..=599 => repeat == Repeat::Safe,
-        // Another operation on the same resource (for federated credentials: another write on
-        // the same identity, which Entra serializes) is still running: try again later.
-        409 => {
-            repeat == Repeat::Safe
-                && matches!(
-                    error.code.as_str(),
-                    "RetryableErrorDueToAnotherOperation"
-                        | "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"
-                )
-        }
-        _ => false,
-    }
-}
-
-/// 1, 2, 4, 8… seconds.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(1 << (attempt - 1).min(5))
-}
-
-/// `Retry-After` in seconds (ARM's form), capped at [`MAX_WAIT`].
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_WAIT))
-}
-
-/// The URL without its query, for messages.
-fn strip(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn error(status: u16, code: &str) -> ArmError {
-        ArmError {
-            status,
-            code: code.into(),
-            message: String::new(),
-            request: String::new(),
-        }
-    }
-
-    #[test]
-    fn only_throttling_repeats_an_action_with_effects() {
-        assert!(retryable(&error(429, "TooManyRequests"), Repeat::Once));
-        assert!(!retryable(&error(503, "ServiceUnavailable"), Repeat::Once));
-        assert!(retryable(&error(503, "ServiceUnavailable"), Repeat::Safe));
-        assert!(retryable(
-            &error(409, "RetryableErrorDueToAnotherOperation"),
-            Repeat::Safe
-        ));
-        assert!(retryable(
-            &error(
-                409,
-                "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"
-            ),
-            Repeat::Safe
-        ));
-        assert!(!retryable(
-            &error(409, "RoleAssignmentExists"),
-            Repeat::Safe
-        ));
-        assert!(!retryable(&error(403, "AuthorizationFailed"), Repeat::Safe));
-    }
-
-    #[test]
-    fn retry_after_is_seconds_and_capped() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(RETRY_AFTER, "3600".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(MAX_WAIT));
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(4));
+        rest::same_origin(&self.endpoint, url)
     }
 }
