@@ -163,7 +163,9 @@ async fn setup_creates_identity_credential_and_roles_once_then_only_finds_them()
         "{stderr}"
     );
     assert!(
-        stdout.contains(&format!("azure.workload.identity/client-id: {client_id}")),
+        stdout.contains(&format!(
+            "(client id {client_id}) trusts system:serviceaccount:default:shop"
+        )) && stdout.contains("scaffold, apply and up now give the app that ServiceAccount"),
         "{stdout}"
     );
 }
