@@ -44,7 +44,9 @@ fn no_spinkube_crds_then_the_old_group_is_used() {
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(
-        err.contains("serves no SpinApp API") && err.contains("spin-aks cluster check"),
+        err.contains("does not serve SpinApp")
+            && err.contains("nothing was applied")
+            && err.contains("spin-aks cluster check"),
         "{err}"
     );
 
