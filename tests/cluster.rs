@@ -1266,3 +1266,59 @@ fn a_redis_url_reaches_the_cluster_only_inside_a_secret() {
         "{spec}"
     );
 }
+
+// ---------- watches that drop ----------
+
+#[test]
+fn a_rollout_is_followed_to_the_end_while_its_watches_are_cut() {
+    let Some(c) = case("cutwatch") else { return };
+    let admin = std::fs::read_to_string(&c.rig.kubeconfig).unwrap();
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_string();
+    let port: u16 = server.rsplit(':').next().unwrap().parse().unwrap();
+    // Every stream the client stops talking on is cut after 1.5 s: each watch, many times over.
+    let cutter = support::watch_cutter::WatchCutter::start(
+        port,
+        std::time::Duration::from_millis(1500),
+        std::time::Duration::from_millis(1000),
+    );
+    let kubeconfig = c.home.path().join("cut-kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        admin.replace(&server, &format!("https://127.0.0.1:{}", cutter.port)),
+    )
+    .unwrap();
+    // Pods that are not ready until the test takes the label away, some seconds later.
+    let image = fake_image(21);
+    let dir = failing_spinapp(&c, "never-ready", &image);
+    let mut apply = spin_aks_on(c.rig, c.home.path());
+    apply
+        .env("KUBECONFIG", &kubeconfig)
+        .arg("-f")
+        .arg(&c.app)
+        .args(["apply", "--output", "json", "-n", &c.ns, "--dir"])
+        .arg(&dir)
+        .args(["--image", &image, "--timeout", "90s"]);
+    let running = std::thread::spawn(move || apply.output().unwrap());
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert!(
+        !running.is_finished(),
+        "the rollout cannot finish while the pods are not ready"
+    );
+    c.kubectl(&[
+        "patch",
+        "spinapp",
+        "hello-aks",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/podLabels"}]"#,
+    ]);
+    let output = running.join().unwrap();
+    assert_success(&output);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["rollout"]["ready"], 1, "{report}");
+    assert!(cutter.cuts() >= 2, "only {} cuts", cutter.cuts());
+}

@@ -16,6 +16,7 @@ pub mod registry;
 pub mod rig;
 pub mod scaffold;
 pub mod tls;
+pub mod watch_cutter;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
