@@ -132,6 +132,11 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
     assert_eq!(report["cluster"], "aks1");
     assert_eq!(report["rollout"]["ready"], 2);
     assert_eq!(arm.count("POST", "/subscriptions/33333333-0000-0000-0000-000000000003/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1/listClusterUserCredential"), 1);
+    let arm_calls = arm.total_requests();
+    assert!(
+        arm_calls <= 3,
+        "apply on a chosen AKS cluster made {arm_calls} ARM calls"
+    );
     for text in [
         &stdout,
         &stderr,

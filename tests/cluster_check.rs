@@ -10,10 +10,18 @@ use support::rig::{rig, spin_aks_on, Rig};
 
 /// `cluster check -o json -n <ns>`: the exit code and the checks by name → (ok, detail, fix).
 fn check(rig: &Rig, home: &std::path::Path, ns: &str) -> (i32, Vec<(String, bool, String)>) {
-    let app = example_copy(home);
+    check_app(rig, home, &example_copy(home), ns)
+}
+
+fn check_app(
+    rig: &Rig,
+    home: &std::path::Path,
+    app: &std::path::Path,
+    ns: &str,
+) -> (i32, Vec<(String, bool, String)>) {
     let output = spin_aks_on(rig, home)
         .arg("-f")
-        .arg(&app)
+        .arg(app)
         .args(["cluster", "check", "--output", "json", "-n", ns])
         .output()
         .unwrap();
@@ -162,4 +170,46 @@ fn check_passes_on_the_rig_and_names_each_missing_part_with_its_fix() {
         !spinkube.1 && spinkube.2.contains("install SpinKube"),
         "{spinkube:?}"
     );
+
+    // runtime-class-manager's Shim names the shim release: too old for what the app imports.
+    let shim_crd = r#"{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
+      "metadata":{"name":"shims.runtime.spinkube.dev"},
+      "spec":{"group":"runtime.spinkube.dev","scope":"Cluster","names":{"kind":"Shim","plural":"shims","singular":"shim","listKind":"ShimList"},
+        "versions":[{"name":"v1alpha1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}]}}"#;
+    let file = home.path().join("shim-crd.json");
+    std::fs::write(&file, shim_crd).unwrap();
+    rig.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    rig.kubectl_ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "crd/shims.runtime.spinkube.dev",
+    ]);
+    let shim = |version: &str| {
+        let file = home.path().join("shim.json");
+        std::fs::write(&file, format!(r#"{{"apiVersion":"runtime.spinkube.dev/v1alpha1","kind":"Shim","metadata":{{"name":"spin-v2"}},
+          "spec":{{"nodeSelector":{{"spin":"true"}},"runtimeClass":{{"name":"wasmtime-spin-v2","handler":"spin"}},
+            "fetchStrategy":{{"type":"annonymousHttp","anonHttp":{{"location":"https://github.com/spinkube/containerd-shim-spin/releases/download/{version}/containerd-shim-spin-v2-linux-x86_64.tar.gz"}}}}}}}}"#)).unwrap();
+        rig.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    };
+    let app = example_copy(&home.path().join("kv-app"));
+    let mut wasm = std::fs::read(app.join("wasm/api.wasm")).unwrap();
+    // A custom section naming the import, as a component importing Spin 3's key-value would.
+    let name = b"wasi:keyvalue/store@0.2.0-draft2";
+    wasm.extend([0u8, (name.len() + 2) as u8, 1, b'x']);
+    wasm.extend(name);
+    std::fs::write(app.join("wasm/api.wasm"), wasm).unwrap();
+    shim("v0.16.0");
+    let (name, text) = only_failure(check_app(rig, home.path(), &app, &ns));
+    assert_eq!(name, "shim-version");
+    assert!(
+        text.contains("v0.16.0")
+            && text.contains("wasi:keyvalue/store@0.2.0-draft2")
+            && text.contains("v0.17.0"),
+        "{text}"
+    );
+    shim("v0.24.0");
+    let (code, checks) = check_app(rig, home.path(), &app, &ns);
+    assert_eq!(code, 0, "{checks:?}");
+    rig.kubectl_ok(&["delete", "crd", "shims.runtime.spinkube.dev"]);
 }
