@@ -9,6 +9,7 @@ use std::process::Output;
 use serde_json::Value;
 use support::apps::example_copy;
 use support::rig::{fake_image, rig, spin_aks_on, Rig};
+use support::scaffold::KEY_VAULT;
 use support::{json_stdout, run_ok};
 
 const SECRET: &str = "tok-3f9a2c-never-printed";
@@ -1165,15 +1166,6 @@ fn up_builds_pushes_applies_and_an_unchanged_app_changes_nothing() {
 }
 
 // ---------- Key Vault and stores ----------
-
-const KEY_VAULT: &[&str] = &[
-    "--key-vault",
-    "https://shop-kv.vault.azure.net/",
-    "--identity-client-id",
-    "11111111-2222-3333-4444-555555555555",
-    "--tenant-id",
-    "72f988bf-86f1-41af-91ab-2d7cd011db47",
-];
 
 #[test]
 fn key_vault_objects_are_served_and_the_synced_secret_needs_no_values() {

@@ -152,16 +152,6 @@ fn shop_app_as_spinapp_reading_secrets_from_key_vault() {
     insta::assert_snapshot!(tree);
 }
 
-/// Key Vault flags with the workload identity given directly (no `identity setup` in these tests).
-const KEY_VAULT: &[&str] = &[
-    "--key-vault",
-    "https://shop-kv.vault.azure.net/",
-    "--identity-client-id",
-    "11111111-2222-3333-4444-555555555555",
-    "--tenant-id",
-    "72f988bf-86f1-41af-91ab-2d7cd011db47",
-];
-
 #[test]
 fn shop_app_as_helm_chart_with_resources_and_stores() {
     let app = shop_app();

@@ -53,6 +53,16 @@ pub const SHOP_STORES: &[&str] = &[
     "orders=libsql:https://orders.example.turso.io",
 ];
 
+/// Key Vault flags with the workload identity given directly (no `identity setup` in these tests).
+pub const KEY_VAULT: &[&str] = &[
+    "--key-vault",
+    "https://shop-kv.vault.azure.net/",
+    "--identity-client-id",
+    "11111111-2222-3333-4444-555555555555",
+    "--tenant-id",
+    "72f988bf-86f1-41af-91ab-2d7cd011db47",
+];
+
 /// Runs `spin-aks scaffold -y <args>` for the app, with a private state file and no kubeconfig.
 pub fn scaffold(app: &AppDir, args: &[&str]) -> Output {
     super::spin_aks(app.temp.path())
