@@ -1314,3 +1314,42 @@ fn a_rollout_is_followed_to_the_end_while_its_watches_are_cut() {
     assert_eq!(report["rollout"]["ready"], 1, "{report}");
     assert!(cutter.cuts() >= 2, "only {} cuts", cutter.cuts());
 }
+
+#[test]
+fn api_server_reads_and_applies_survive_dropped_connections() {
+    let Some(c) = case("dropped") else { return };
+    let admin = std::fs::read_to_string(&c.rig.kubeconfig).unwrap();
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_string();
+    let port: u16 = server.rsplit(':').next().unwrap().parse().unwrap();
+    let long = std::time::Duration::from_secs(3600);
+    let relay = support::watch_cutter::WatchCutter::dropping_first(port, 2, long, long);
+    let kubeconfig = c.home.path().join("dropping-kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        admin.replace(&server, &format!("https://127.0.0.1:{}", relay.port)),
+    )
+    .unwrap();
+    let output = spin_aks_on(c.rig, c.home.path())
+        .env("KUBECONFIG", &kubeconfig)
+        .arg("-f")
+        .arg(&c.app)
+        .args([
+            "apply",
+            "--output",
+            "json",
+            "-n",
+            &c.ns,
+            "--image",
+            &fake_image(22),
+        ])
+        .args(["--secret", &secret_flag()])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    assert_eq!(relay.cuts(), 2, "the first two connections were dropped");
+    assert_eq!(json_stdout(&output)["rollout"]["ready"], 2);
+}

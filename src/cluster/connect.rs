@@ -68,9 +68,12 @@ pub async fn connect_with(
         .clone()
         .or(from_state)
         .unwrap_or_else(|| config.default_namespace.clone());
-    let client = Client::try_from(config).map_err(|e| {
-        anyhow::anyhow!("cannot set up a client for context `{context}` ({server}): {e}")
-    })?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| {
+            anyhow::anyhow!("cannot set up a client for context `{context}` ({server}): {e}")
+        })?
+        .with_layer(&super::retry::RetryLayer)
+        .build();
     Ok(Connection {
         client,
         context,

@@ -14,6 +14,7 @@ pub mod kustomize;
 pub mod logs;
 pub mod patch;
 pub mod portforward;
+pub mod retry;
 pub mod rollout;
 pub mod secrets;
 pub mod source;

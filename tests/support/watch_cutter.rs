@@ -1,6 +1,6 @@
 //! A TCP relay in front of the rig's API server that cuts long-lived response streams (watches):
 //! a connection whose client has sent nothing for `quiet` after `age` of life is closed, as a
-//! load balancer or an API server restart would. Short requests pass untouched.
+//! load balancer or an API server restart would; it can also drop the first connections outright.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,12 +17,26 @@ pub struct WatchCutter {
 
 impl WatchCutter {
     pub fn start(upstream: u16, age: Duration, quiet: Duration) -> WatchCutter {
+        WatchCutter::dropping_first(upstream, 0, age, quiet)
+    }
+
+    /// Like [`WatchCutter::start`], closing the first `drop` connections before relaying a byte.
+    pub fn dropping_first(
+        upstream: u16,
+        drop: usize,
+        age: Duration,
+        quiet: Duration,
+    ) -> WatchCutter {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicUsize::new(0));
         let counter = cut.clone();
         std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
+            for (n, client) in listener.incoming().flatten().enumerate() {
+                if n < drop {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                     continue;
                 };
