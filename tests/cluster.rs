@@ -1259,30 +1259,40 @@ fn a_redis_url_reaches_the_cluster_only_inside_a_secret() {
     );
 }
 
-// ---------- watches that drop ----------
+// ---------- watches and connections that drop ----------
+
+fn api_server_port(rig: &Rig) -> u16 {
+    let admin = std::fs::read_to_string(&rig.kubeconfig).unwrap();
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap();
+    server.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// The rig's admin kubeconfig, pointed at a relay on `port`.
+fn kubeconfig_via(c: &Case, port: u16) -> PathBuf {
+    let admin = std::fs::read_to_string(&c.rig.kubeconfig).unwrap();
+    let relayed = admin.replace(
+        &format!("https://127.0.0.1:{}", api_server_port(c.rig)),
+        &format!("https://127.0.0.1:{port}"),
+    );
+    let path = c.home.path().join(format!("kubeconfig-via-{port}"));
+    std::fs::write(&path, relayed).unwrap();
+    path
+}
 
 #[test]
 fn a_rollout_is_followed_to_the_end_while_its_watches_are_cut() {
     let Some(c) = case("cutwatch") else { return };
-    let admin = std::fs::read_to_string(&c.rig.kubeconfig).unwrap();
-    let server = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .unwrap()
-        .to_string();
-    let port: u16 = server.rsplit(':').next().unwrap().parse().unwrap();
+    let port = api_server_port(c.rig);
     // Every stream the client stops talking on is cut after 1.5 s: each watch, many times over.
     let cutter = support::watch_cutter::WatchCutter::start(
         port,
         std::time::Duration::from_millis(1500),
         std::time::Duration::from_millis(1000),
     );
-    let kubeconfig = c.home.path().join("cut-kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        admin.replace(&server, &format!("https://127.0.0.1:{}", cutter.port)),
-    )
-    .unwrap();
+    let kubeconfig = kubeconfig_via(&c, cutter.port);
     // Pods that are not ready until the test takes the label away, some seconds later.
     let image = fake_image(21);
     let dir = failing_spinapp(&c, "never-ready", &image);
@@ -1318,21 +1328,10 @@ fn a_rollout_is_followed_to_the_end_while_its_watches_are_cut() {
 #[test]
 fn api_server_reads_and_applies_survive_dropped_connections() {
     let Some(c) = case("dropped") else { return };
-    let admin = std::fs::read_to_string(&c.rig.kubeconfig).unwrap();
-    let server = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .unwrap()
-        .to_string();
-    let port: u16 = server.rsplit(':').next().unwrap().parse().unwrap();
+    let port = api_server_port(c.rig);
     let long = std::time::Duration::from_secs(3600);
     let relay = support::watch_cutter::WatchCutter::dropping_first(port, 2, long, long);
-    let kubeconfig = c.home.path().join("dropping-kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        admin.replace(&server, &format!("https://127.0.0.1:{}", relay.port)),
-    )
-    .unwrap();
+    let kubeconfig = kubeconfig_via(&c, relay.port);
     let output = spin_aks_on(c.rig, c.home.path())
         .env("KUBECONFIG", &kubeconfig)
         .arg("-f")
