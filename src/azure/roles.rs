@@ -20,6 +20,19 @@ pub enum Assignment {
     Created,
 }
 
+/// Whether `principal_id` holds the built-in `role` at `scope` (directly or inherited).
+pub async fn holds(arm: &Arm, scope: &str, role: &str, principal_id: &str) -> anyhow::Result<bool> {
+    let held = arm.role_assignments(scope, principal_id).await?;
+    let suffix = format!("/roleDefinitions/{role}").to_ascii_lowercase();
+    Ok(held.iter().any(|a| {
+        a.properties.principal_id == principal_id
+            && a.properties
+                .role_definition_id
+                .to_ascii_lowercase()
+                .ends_with(&suffix)
+    }))
+}
+
 /// Ensures `principal_id` (a service principal) holds the built-in `role` at `scope`.
 pub async fn ensure_role(
     arm: &Arm,
@@ -27,15 +40,7 @@ pub async fn ensure_role(
     role: &str,
     principal_id: &str,
 ) -> anyhow::Result<Assignment> {
-    let held = arm.role_assignments(scope, principal_id).await?;
-    let suffix = format!("/roleDefinitions/{role}").to_ascii_lowercase();
-    if held.iter().any(|a| {
-        a.properties.principal_id == principal_id
-            && a.properties
-                .role_definition_id
-                .to_ascii_lowercase()
-                .ends_with(&suffix)
-    }) {
+    if holds(arm, scope, role, principal_id).await? {
         return Ok(Assignment::Existing);
     }
     let mut try_number = 0;

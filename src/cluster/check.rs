@@ -354,16 +354,20 @@ async fn shim_version(
         ));
     };
     let missing = compat::missing_imports(installed, imports.iter().map(String::as_str));
-    Ok(match (missing.is_empty(), needed) {
-        (true, _) => Check::pass("shim-version", format!("{installed} runs every import of the app")),
-        (false, _) => Check::fail(
+    Ok(if missing.is_empty() {
+        Check::pass(
+            "shim-version",
+            format!("{installed} runs every import of the app"),
+        )
+    } else {
+        Check::fail(
             "shim-version",
             format!(
                 "{installed} cannot run {}",
                 missing.iter().map(|(i, _)| *i).collect::<Vec<_>>().join(", ")
             ),
             format!("{need}: update the Shim's fetchStrategy to that release, or build the app against an older Spin SDK"),
-        ),
+        )
     })
 }
 

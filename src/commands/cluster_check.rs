@@ -138,14 +138,7 @@ async fn kubelet_pull(
             "give the nodes' service principal AcrPull on the registry, or use --image-pull-secret",
         ));
     };
-    let held = arm.role_assignments(&registry.id, &principal).await?;
-    let suffix = format!("/roledefinitions/{}", roles::ACR_PULL);
-    let pulls = held.iter().any(|a| {
-        a.properties
-            .role_definition_id
-            .to_ascii_lowercase()
-            .ends_with(&suffix)
-    });
+    let pulls = roles::holds(arm, &registry.id, roles::ACR_PULL, &principal).await?;
     Ok(match (pulls, registry.is_abac()) {
         (_, true) => Check::fail(
             "kubelet-pull",
