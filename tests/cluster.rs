@@ -1262,12 +1262,7 @@ fn a_redis_url_reaches_the_cluster_only_inside_a_secret() {
 // ---------- watches and connections that drop ----------
 
 fn api_server_port(rig: &Rig) -> u16 {
-    let admin = std::fs::read_to_string(&rig.kubeconfig).unwrap();
-    let server = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .unwrap();
-    server.rsplit(':').next().unwrap().parse().unwrap()
+    rig.server().rsplit(':').next().unwrap().parse().unwrap()
 }
 
 /// The rig's admin kubeconfig, pointed at a relay on `port`.

@@ -91,16 +91,6 @@ impl Aks {
     }
 }
 
-/// The rig API server's address, from its admin kubeconfig.
-fn rig_server(rig: &Rig) -> String {
-    let admin = std::fs::read_to_string(&rig.kubeconfig).unwrap();
-    admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .unwrap()
-        .to_string()
-}
-
 async fn run_blocking(mut cmd: std::process::Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -110,7 +100,7 @@ async fn run_blocking(mut cmd: std::process::Command) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig() {
     let Some(rig) = rig() else { return };
-    let aks = Aks::start(rig, "aks1", &rig_server(rig)).await;
+    let aks = Aks::start(rig, "aks1", &rig.server()).await;
     let (arm, home) = (&aks.arm, aks.home.path());
     let ns = rig.namespace("aks");
     let spin_aks = |args: &[&str]| aks.command("aks1", &ns, args);
@@ -309,7 +299,7 @@ async fn up_sets_up_the_workload_identity_the_app_needs_and_applies_key_vault_ob
     let Some(registry) = support::registry::Registry::open() else {
         return;
     };
-    let aks = Aks::start(rig, "aksk", &rig_server(rig)).await;
+    let aks = Aks::start(rig, "aksk", &rig.server()).await;
     let arm = &aks.arm;
     arm.add_key_vault(SUB, "rg", "shop-kv");
     let ns = rig.bare_namespace("upkv");

@@ -113,6 +113,16 @@ impl Rig {
             .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// The API server's address (`https://127.0.0.1:<port>`), from the admin kubeconfig.
+    pub fn server(&self) -> String {
+        let admin = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .unwrap()
+            .to_string()
+    }
+
     /// The rig's file `name` (logs, pki).
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
