@@ -10,21 +10,14 @@
 set -euo pipefail
 runs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  bash "$root/scripts/kube-rig/stop.sh" "$work/rig" || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
+scratch_dir
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 bin="$root/target/release/spin-aks"
 bash "$root/scripts/kube-rig/start.sh" "$work/rig" $$ 2>/dev/null
 export KUBECONFIG="$work/rig/kubeconfig" SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker"
-# shellcheck source=benches/registry.sh
-source "$root/benches/registry.sh"
 
 app="$work/hello-aks"
 cp -r "$root/examples/hello-aks" "$app"
@@ -32,18 +25,15 @@ image="registry.example/hello-aks@sha256:$(printf 'ab%.0s' $(seq 32))"
 "$bin" -q -f "$app" scaffold --type kube -o "$work/objects" --image "$image" >/dev/null
 kubectl create secret generic hello-aks-variables --from-literal=api_token=x --dry-run=client -o yaml > "$work/objects/secret.yaml"
 
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-timed() { local t0; t0=$(now); "$@" >/dev/null 2>&1; echo "$(now) - $t0" | bc -l; }
 namespace() { kubectl create namespace "$1" >/dev/null; kubectl apply -n "$1" -f "$root/manifests/spinapp-executor.yaml" >/dev/null; }
 
 ours_first=() theirs_first=() ours_again=() theirs_again=()
 for i in $(seq "$runs"); do
   namespace "ours-$i"; namespace "theirs-$i"
-  ours_first+=("$(timed "$bin" -q -f "$app" apply --dir "$work/objects" -n "ours-$i" --image "$image" --no-wait)")
-  theirs_first+=("$(timed kubectl apply --server-side --field-manager=bench -n "theirs-$i" -f "$work/objects")")
-  ours_again+=("$(timed "$bin" -q -f "$app" apply --dir "$work/objects" -n "ours-$i" --image "$image" --no-wait)")
-  theirs_again+=("$(timed kubectl apply --server-side --field-manager=bench -n "theirs-$i" -f "$work/objects")")
+  ours_first+=("$(seconds "$bin" -q -f "$app" apply --dir "$work/objects" -n "ours-$i" --image "$image" --no-wait)")
+  theirs_first+=("$(seconds kubectl apply --server-side --field-manager=bench -n "theirs-$i" -f "$work/objects")")
+  ours_again+=("$(seconds "$bin" -q -f "$app" apply --dir "$work/objects" -n "ours-$i" --image "$image" --no-wait)")
+  theirs_again+=("$(seconds kubectl apply --server-side --field-manager=bench -n "theirs-$i" -f "$work/objects")")
 done
 m() { printf '%s\n' "$@" | median; }
 report() { printf '%-34s spin-aks %.3f s   kubectl %.3f s   ratio %.2f×\n' "$1" "$2" "$3" "$(echo "$2 / $3" | bc -l)"; }
@@ -54,7 +44,7 @@ report "apply, unchanged" "$(m "${ours_again[@]}")" "$(m "${theirs_again[@]}")"
 start_registry up
 "$bin" -q -f "$app" up "$registry/hello-aks" -n up-bench --secret api_token=x >/dev/null
 ups=()
-for _ in $(seq "$runs"); do ups+=("$(timed "$bin" -q -y -f "$app" up)"); done
+for _ in $(seq "$runs"); do ups+=("$(seconds "$bin" -q -y -f "$app" up)"); done
 printf '%-34s %.3f s (median of %s)\n' "up, unchanged app" "$(m "${ups[@]}")" "$runs"
 /usr/bin/time -o "$work/rss" -f '%M' "$bin" -q -y -f "$app" up >/dev/null 2>&1
 rss=$(tail -1 "$work/rss")

@@ -12,8 +12,9 @@ set -euo pipefail
 runs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "${BENCH_DIR:=$root/target}"
-work=$(mktemp -d "$BENCH_DIR/build-compare.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
+scratch_dir "$BENCH_DIR"
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 bin="$root/target/release/spin-aks"
@@ -21,8 +22,6 @@ bin="$root/target/release/spin-aks"
 # shellcheck source=benches/gen-app.sh
 source "$root/benches/gen-app.sh"
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-seconds() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
 peak_rss_kib() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1; }
 ratio() { echo "$1 / $2" | bc -l; }
 

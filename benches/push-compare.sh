@@ -7,13 +7,9 @@
 set -euo pipefail
 runs=${1:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
+scratch_dir
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 bin="$root/target/release/spin-aks"
@@ -22,11 +18,6 @@ export SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker"
 # shellcheck source=benches/gen-app.sh
 source "$root/benches/gen-app.sh"
 
-# shellcheck source=benches/registry.sh
-source "$root/benches/registry.sh"
-
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-seconds() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
 ours() { "$bin" push -q "$1/bench/app:1.0.0" --from-layout "$2"; }
 theirs() { skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$2:1.0.0" "docker://$1/bench/app:1.0.0"; }
 

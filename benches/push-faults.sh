@@ -8,13 +8,9 @@
 set -euo pipefail
 runs=${1:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
+scratch_dir
 
 profile=${PROFILE:-release}
 cargo build --profile "$([ "$profile" = debug ] && echo dev || echo "$profile")" --quiet \
@@ -26,22 +22,6 @@ export SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker"
 # shellcheck source=benches/gen-app.sh
 source "$root/benches/gen-app.sh"
 
-# start_registry: a fresh docker-registry on a free port; sets $port. (Not in $(…): the pid must
-# reach this shell's cleanup list.)
-start_registry() {
-  local dir="$work/registry-$RANDOM$RANDOM"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  mkdir -p "$dir"
-  printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
-    "$dir/storage" "$port" > "$dir/config.yml"
-  docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
-    sleep 0.05
-  done
-}
-
 # start_front SEED MIX…: the fault front before the current registry; sets $front (host:port).
 start_front() {
   "$front_bin" "$port" "$@" > "$work/front" &
@@ -49,8 +29,6 @@ start_front() {
   for _ in $(seq 1 100); do [ -s "$work/front" ] && break; sleep 0.05; done
   front=$(cat "$work/front")
 }
-
-now() { date +%s.%N; }
 
 # 133 blobs: 130 files of 16 KiB (each its own layer), two wasm sources, the config.
 gen_app "$work/app" 130 16
@@ -62,7 +40,7 @@ blobs=$(ls "$work/layout/blobs/sha256" | wc -l)
 clean_time() {
   local times=() s
   for _ in $(seq 1 "$runs"); do
-    start_registry; start_front 0 0 0
+    start_registry "clean-$RANDOM$RANDOM"; start_front 0 0 0
     s=$(now); push_"$1" "$front" >/dev/null 2>&1; times+=("$(echo "$(now) - $s" | bc -l)")
   done
   clean=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
@@ -84,7 +62,7 @@ for mix in "0.1 0.05 0 0" "0.2 0.1 0 0" "0.2 0.1 0.05 0.05" "0.3 0.15 0 0"; do
   read -r cut unavailable throttled slow <<<"$mix"
   ok_ours=0 ok_skopeo=0 retries=0 extra_ours=0 extra_skopeo=0
   for seed in $(seq 1 "$runs"); do
-    start_registry; start_front "$seed" $mix
+    start_registry "faults-$RANDOM$RANDOM"; start_front "$seed" $mix
     s=$(now)
     if json=$(push_ours "$front" 2>"$work/stderr"); then
       ok_ours=$((ok_ours + 1))
@@ -93,7 +71,7 @@ for mix in "0.1 0.05 0 0" "0.2 0.1 0 0" "0.2 0.1 0.05 0.05" "0.3 0.15 0 0"; do
     else
       failures+=("spin-aks, $mix, seed $seed: $(grep '^error' "$work/stderr" | cut -c1-300)")
     fi
-    start_registry; start_front "$seed" $mix
+    start_registry "faults-$RANDOM$RANDOM"; start_front "$seed" $mix
     s=$(now)
     if push_skopeo "$front" >/dev/null 2>&1; then
       ok_skopeo=$((ok_skopeo + 1))

@@ -18,18 +18,11 @@ if ! bash "$root/scripts/kube-rig/build.sh" --check >/dev/null 2>&1 || ! command
   exit 0
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  bash "$root/scripts/kube-rig/stop.sh" "$work/rig" || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
+scratch_dir
 echo "demo: starting the local control plane (etcd, kube-apiserver, kwok nodes, spin-operator)…" >&2
 bash "$root/scripts/kube-rig/start.sh" "$work/rig" $$
-# shellcheck source=benches/registry.sh
-source "$root/benches/registry.sh"
 start_registry demo
 export KUBECONFIG="$work/rig/kubeconfig" SPIN_AKS_STATE_FILE="$work/state"
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Sourced by the bench scripts and scripts/demo.sh: a scratch directory cleaned up on exit (with
+# the processes started into it), a fresh local registry, and timing helpers. Expects $root.
+
+# scratch_dir: sets $work to a new temporary directory and, on exit, kills every pid in $pids,
+# stops the kube rig if one was started in "$work/rig", and removes $work.
+scratch_dir() {
+  work=$(mktemp -d "${1:-${TMPDIR:-/tmp}}/spin-aks-bench.XXXXXX")
+  pids=()
+  trap cleanup_scratch EXIT
+}
+
+cleanup_scratch() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -d "$work/rig" ]; then bash "$root/scripts/kube-rig/stop.sh" "$work/rig" || true; fi
+  rm -rf "$work"
+}
+
+# start_registry NAME: a fresh docker-registry on a free loopback port; sets $port and $registry
+# (host:port). Not called in $(…): the pid must reach this shell's $pids.
+start_registry() {
+  local dir="$work/registry-$1"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$dir"
+  cat > "$dir/config.yml" <<YAML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+http:
+  addr: 127.0.0.1:$port
+YAML
+  docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  registry="127.0.0.1:$port"
+}
+
+now() { date +%s.%N; }
+# seconds CMD…: how long CMD takes, its output discarded.
+seconds() { local t0; t0=$(now); "$@" >/dev/null 2>&1; echo "$(now) - $t0" | bc -l; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
