@@ -10,5 +10,6 @@ pub mod error;
 pub mod kube;
 pub mod oci;
 pub mod output;
+pub mod prompt;
 pub mod registry;
 pub mod state;

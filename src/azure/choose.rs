@@ -2,10 +2,9 @@
 //! (a select list on a terminal, Enter repeating the last choice; without one the remembered or only
 //! candidate, else exit 2 listing them).
 
-use std::io::IsTerminal;
-
 use super::arm::{Arm, ManagedCluster, Registry};
 use crate::bad_input;
+use crate::prompt;
 use crate::state::{ClusterRef, State};
 
 /// What the user pinned with flags (`--subscription` also reads `AZURE_SUBSCRIPTION_ID`).
@@ -28,7 +27,7 @@ pub enum Mode {
 impl Mode {
     /// Prompt only without `-y` and with a terminal on stdin and stderr.
     pub fn detect(yes: bool) -> Mode {
-        if !yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        if prompt::can_ask(yes) {
             Mode::Prompt
         } else {
             Mode::Defaults
@@ -213,12 +212,11 @@ fn pick(
         (0, _, _) => anyhow::bail!("{none}"),
         (1, _, _) => Ok(0),
         (_, Mode::Prompt, _) => {
-            let theme = dialoguer::theme::ColorfulTheme::default();
-            let chosen = dialoguer::Select::with_theme(&theme)
-                .with_prompt(format!("Choose the {what}"))
-                .items(labels)
-                .default(remembered.unwrap_or(0))
-                .interact_on_opt(&dialoguer::console::Term::stderr())?;
+            let chosen = prompt::select(
+                &format!("Choose the {what}"),
+                labels,
+                remembered.unwrap_or(0),
+            )?;
             chosen.ok_or_else(|| bad_input!("no {what} chosen"))
         }
         (_, Mode::Defaults, Some(index)) => Ok(index),

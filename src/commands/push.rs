@@ -1,7 +1,7 @@
 //! `spin-aks push`: get a layout (build, `--from-layout` or `--from-archive`), pick the reference
 //! (argument, state file, prompt), resolve credentials, push, remember, report.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use super::build::{self, BuildReport};
@@ -12,6 +12,7 @@ use crate::kube::objects;
 use crate::oci::media_types::REF_NAME_ANNOTATION;
 use crate::oci::{archive, Layout};
 use crate::output::Output;
+use crate::prompt;
 use crate::registry::{
     self, auth, PushOptions, PushReport, Reference, RegistryClient, TransportOptions,
 };
@@ -207,24 +208,20 @@ async fn default_reference(
 
 /// Asks for the reference on a terminal; never under `-y` or without one.
 fn prompt_reference(global: &GlobalArgs) -> anyhow::Result<String> {
-    let interactive =
-        !global.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if !interactive {
+    if !prompt::can_ask(global.yes) {
         return Err(crate::bad_input!(
             "no image reference given and none remembered for this app; pass one, e.g. `spin-aks push myacr.azurecr.io/hello:1.0.0`"
         ));
     }
-    eprint!("Push to which reference (registry/repository[:tag])? ");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let line = line.trim();
-    if line.is_empty() {
-        return Err(crate::bad_input!(
-            "no image reference given; pass one, e.g. `spin-aks push myacr.azurecr.io/hello:1.0.0`"
-        ));
-    }
-    Ok(line.to_string())
+    prompt::input(
+        "Push to which reference (registry/repository[:tag])",
+        None,
+        |answer| {
+            Reference::parse(answer)
+                .map(|_| answer.to_string())
+                .map_err(|e| e.to_string())
+        },
+    )
 }
 
 fn human_bytes(bytes: u64) -> String {

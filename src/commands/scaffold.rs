@@ -1,7 +1,6 @@
 //! `spin-aks scaffold`: spin.toml + flags → typed workload objects → kube YAML, Kustomize or Helm
 //! (and a Dockerfile), merged with what is on disk so re-runs keep the user's edits. Reads no kubeconfig.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -15,6 +14,7 @@ use crate::kube::image::ImageRef;
 use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::{self, dockerfile, RenderOptions, RenderType};
 use crate::output::Output;
+use crate::prompt;
 use crate::state::{AppState, StateFile};
 
 #[derive(Serialize)]
@@ -39,7 +39,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     workload::check(&args.workload)?;
     let remembered = remembered(global, &app, out)?;
 
-    let mut prompter = Prompter::new(global.yes);
+    let prompter = Prompter::new(global.yes);
     let render_type = match args.render_type {
         Some(t) => t,
         None => prompter.choose(
@@ -178,24 +178,12 @@ struct Prompter {
 impl Prompter {
     fn new(yes: bool) -> Self {
         Prompter {
-            interactive: !yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            interactive: prompt::can_ask(yes),
         }
     }
 
-    fn ask(&self, question: &str) -> anyhow::Result<String> {
-        eprint!("{question}: ");
-        std::io::stderr().flush()?;
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        Ok(line.trim().to_string())
-    }
-
     /// One of `choices`; the first is the default.
-    fn choose<T: clap::ValueEnum + Copy>(
-        &mut self,
-        what: &str,
-        choices: &[T],
-    ) -> anyhow::Result<T> {
+    fn choose<T: clap::ValueEnum + Copy>(&self, what: &str, choices: &[T]) -> anyhow::Result<T> {
         if !self.interactive {
             return Ok(choices[0]);
         }
@@ -203,32 +191,19 @@ impl Prompter {
             .iter()
             .filter_map(|c| c.to_possible_value().map(|v| v.get_name().to_string()))
             .collect();
-        loop {
-            let answer = self.ask(&format!("{what} ({}) [{}]", names.join("/"), names[0]))?;
-            if answer.is_empty() {
-                return Ok(choices[0]);
-            }
-            if let Some(i) = names.iter().position(|n| *n == answer) {
-                return Ok(choices[i]);
-            }
-            eprintln!("please answer one of: {}", names.join(", "));
-        }
+        let chosen = prompt::select(what, &names, 0)?;
+        chosen
+            .map(|i| choices[i])
+            .ok_or_else(|| bad_input!("no {} chosen", what.to_lowercase()))
     }
 
-    fn image(&mut self, default: &ImageRef) -> anyhow::Result<ImageRef> {
+    fn image(&self, default: &ImageRef) -> anyhow::Result<ImageRef> {
         if !self.interactive {
             return Ok(default.clone());
         }
-        loop {
-            let answer = self.ask(&format!("Image [{default}]"))?;
-            if answer.is_empty() {
-                return Ok(default.clone());
-            }
-            match ImageRef::parse(&answer) {
-                Ok(image) => return Ok(image),
-                Err(e) => eprintln!("{e}"),
-            }
-        }
+        prompt::input("Image", Some(&default.to_string()), |answer| {
+            ImageRef::parse(answer).map_err(|e| e.to_string())
+        })
     }
 }
 

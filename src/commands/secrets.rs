@@ -14,6 +14,7 @@ use crate::azure::Secret;
 use crate::bad_input;
 use crate::cli::{GlobalArgs, KeyVaultArg, SecretSetArgs, SecretsArgs, SecretsCommand};
 use crate::output::Output;
+use crate::prompt;
 use crate::state::StateFile;
 
 pub async fn run(global: &GlobalArgs, args: &SecretsArgs, out: &Output) -> anyhow::Result<()> {
@@ -107,10 +108,7 @@ fn read_value(global: &GlobalArgs, args: &SecretSetArgs) -> anyhow::Result<Secre
             "no value for `{variable}`: pipe it on stdin, or pass --from-file or --from-env (-y never prompts)"
         ));
     } else {
-        let value = dialoguer::Password::new()
-            .with_prompt(format!("Value of {variable} (hidden)"))
-            .allow_empty_password(true)
-            .interact()?;
+        let value = prompt::password(&format!("Value of {variable} (hidden)"))?;
         (value, "the prompt".into())
     };
     if value.is_empty() {

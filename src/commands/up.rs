@@ -12,6 +12,7 @@ use super::workload;
 use crate::cli::{DeployArgs, GlobalArgs, UpArgs};
 use crate::kube::image::ImageRef;
 use crate::output::Output;
+use crate::prompt;
 use crate::registry::PushReport;
 
 #[derive(Serialize)]
@@ -73,7 +74,8 @@ async fn offer_identity(
             .unwrap_or_else(|| format!("Cosmos DB account {}", cosmos.join(", "))),
         aks.cluster.name
     );
-    if !global.yes && !confirm(&question)? {
+    let agreed = global.yes || (prompt::on_terminal() && prompt::confirm(&question)?);
+    if !agreed {
         return Ok(());
     }
     let plan = identity::Plan {
@@ -101,16 +103,4 @@ async fn offer_identity(
     };
     let report = identity::setup(&aks.arm, &plan, out).await?;
     identity::remember(&record.state_file, &record.key, &plan, &report, out)
-}
-
-/// A yes/no question on the terminal; no terminal means no.
-fn confirm(question: &str) -> anyhow::Result<bool> {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        return Ok(false);
-    }
-    Ok(dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(true)
-        .interact_on(&dialoguer::console::Term::stderr())?)
 }

@@ -12,6 +12,7 @@ pub mod keyvault;
 pub mod kubeapi;
 pub mod layout;
 pub mod loopback_tls;
+pub mod pty;
 pub mod registry;
 pub mod rig;
 pub mod scaffold;
