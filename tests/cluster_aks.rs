@@ -351,4 +351,26 @@ async fn up_sets_up_the_workload_identity_the_app_needs_and_applies_key_vault_ob
         w.federated_credentials.values().flatten().next().unwrap()["properties"]["subject"].clone()
     });
     assert_eq!(subject, format!("system:serviceaccount:{ns}:hello-aks"));
+
+    // The identity trusts that namespace only: another one is refused before anything is applied.
+    let other = rig.bare_namespace("upkv-other");
+    let output = run_blocking(aks.command("aksk", &other, &args)).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("trusts ServiceAccount {ns}/hello-aks"))
+            && stderr.contains(&format!(
+                "identity setup -n {other} --service-account hello-aks"
+            )),
+        "{stderr}"
+    );
+    let applied = rig.kubectl_ok(&[
+        "get",
+        "serviceaccounts,spinapps",
+        "-n",
+        &other,
+        "-o",
+        "name",
+    ]);
+    assert!(!applied.contains("hello-aks"), "{applied}");
 }

@@ -8,6 +8,7 @@ use kube::api::Api;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::identity;
 use super::push::canonical;
 use super::remote;
 use super::workload;
@@ -181,7 +182,11 @@ pub async fn deploy(
     let image = choose_image(image, &target.state, out)?;
     let loaded = load_objects(&target.app, &target.state, args, &image)?;
     let namespace = match &loaded {
-        Objects::Manifests(objects) => namespace_for(&target.conn, objects)?,
+        Objects::Manifests(objects) => {
+            let namespace = namespace_for(&target.conn, objects)?;
+            identity::check_federation(target.state.identity.as_ref(), &namespace, objects)?;
+            namespace
+        }
         Objects::HelmChart(_) => target.conn.namespace.clone(),
     };
     let dry_run = args.dry_run == DryRun::Server;

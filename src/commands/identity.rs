@@ -13,6 +13,7 @@ use crate::azure::identity::{self, Action, DataRole};
 use crate::azure::vault::Vault;
 use crate::bad_input;
 use crate::cli::{GlobalArgs, IdentityArgs, IdentityCommand, IdentitySetupArgs};
+use crate::kube::key_vault::CLIENT_ID_ANNOTATION;
 use crate::kube::objects;
 use crate::output::Output;
 use crate::state::{ClusterRef, StateFile, WorkloadIdentity};
@@ -158,6 +159,44 @@ pub fn remember(
     Ok(())
 }
 
+/// Refuses a deploy whose ServiceAccount carries the remembered identity's client id under a
+/// namespace or name its federated credential does not trust: Entra would refuse every token the
+/// pods ask for, so the app would start and then fail on its first Key Vault or Cosmos DB call.
+pub fn check_federation(
+    identity: Option<&WorkloadIdentity>,
+    namespace: &str,
+    objects: &[serde_json::Value],
+) -> anyhow::Result<()> {
+    let Some(identity) = identity else {
+        return Ok(());
+    };
+    let federated = objects.iter().filter(|o| {
+        o["kind"] == "ServiceAccount"
+            && o["metadata"]["annotations"][CLIENT_ID_ANNOTATION] == identity.client_id.as_str()
+    });
+    for account in federated {
+        let name = account["metadata"]["name"].as_str().unwrap_or_default();
+        let account_namespace = account["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(namespace);
+        if (account_namespace, name)
+            != (
+                identity.namespace.as_str(),
+                identity.service_account.as_str(),
+            )
+        {
+            return Err(bad_input!(
+                "the workload identity {} trusts ServiceAccount {}/{}, but this deploy gives the app {account_namespace}/{name}: its pods would get no tokens. Federate it there too with `spin-aks identity setup -n {account_namespace} --service-account {name}`, or deploy to -n {}",
+                identity.client_id,
+                identity.namespace,
+                identity.service_account,
+                identity.namespace
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The default identity name for an app.
 pub fn default_name(app_dns_name: &str) -> String {
     format!("{app_dns_name}-identity")
@@ -277,4 +316,54 @@ pub async fn setup(arm: &Arm, plan: &Plan, out: &Output) -> anyhow::Result<Setup
 /// `cannot <what>: <err>` (ARM's refusal names the role that would allow it).
 fn cannot(what: String, err: anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!("cannot {what}: {err}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn remembered() -> WorkloadIdentity {
+        WorkloadIdentity {
+            client_id: "c1".into(),
+            namespace: "shop".into(),
+            service_account: "shop".into(),
+            ..WorkloadIdentity::default()
+        }
+    }
+
+    fn account(namespace: Option<&str>, name: &str, client_id: &str) -> serde_json::Value {
+        json!({"kind": "ServiceAccount", "metadata": {
+            "name": name, "namespace": namespace,
+            "annotations": {CLIENT_ID_ANNOTATION: client_id}}})
+    }
+
+    #[test]
+    fn a_service_account_the_identity_trusts_passes() {
+        let objects = [account(None, "shop", "c1")];
+        check_federation(Some(&remembered()), "shop", &objects).unwrap();
+        check_federation(None, "elsewhere", &objects).unwrap();
+    }
+
+    #[test]
+    fn another_namespace_or_name_for_the_remembered_identity_is_refused_with_the_fix() {
+        for (objects, namespace) in [
+            ([account(None, "shop", "c1")], "prod"),
+            ([account(Some("shop"), "api", "c1")], "shop"),
+        ] {
+            let err = check_federation(Some(&remembered()), namespace, &objects).unwrap_err();
+            assert!(err.is::<crate::error::BadInput>(), "{err}");
+            assert!(
+                err.to_string().contains("trusts ServiceAccount shop/shop")
+                    && err.to_string().contains("spin-aks identity setup -n"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_identity_given_by_flag_is_not_checked_against_the_remembered_one() {
+        let objects = [account(None, "shop", "other-client")];
+        check_federation(Some(&remembered()), "prod", &objects).unwrap();
+    }
 }

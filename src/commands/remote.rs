@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::deploy::{self, Aks, AppRecord, DeployReport};
+use super::identity;
 use crate::azure::run_command;
 use crate::bad_input;
 use crate::cli::{DeployArgs, DryRun, Via};
@@ -51,6 +52,7 @@ pub async fn deploy(
         ));
     };
     let namespace = namespace(record, args, &objects)?;
+    identity::check_federation(record.state.identity.as_ref(), &namespace, &objects)?;
     let (files, objects) = context_files(&namespace, objects, args)?;
     let command = command(&namespace, &workload_names(&objects), args);
     out.info(format!(
