@@ -394,3 +394,20 @@ async fn a_refused_token_is_a_sign_in_error_naming_the_tenant() {
         ],
     );
 }
+
+#[tokio::test]
+async fn a_vault_firewall_is_named_as_the_network_not_a_missing_role() {
+    let rig = rig().await;
+    rig.kv.vault(|v| v.firewalled = true);
+    let run = rig.set("api_key", "pw-from-stdin-7Qx").await;
+    run.failed(
+        1,
+        &[
+            "does not accept requests from this network",
+            "networking settings",
+            "Client address: 203.0.113.7",
+        ],
+    );
+    assert!(!run.stderr.contains("Secrets Officer"), "{}", run.stderr);
+    assert_eq!(rig.kv.count("PUT", "/secrets/api-key"), 1, "a 403 is final");
+}

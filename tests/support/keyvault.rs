@@ -32,6 +32,9 @@ pub struct Vault {
     pub page_size: usize,
     /// Refuse every request with 403 ForbiddenByRbac.
     pub forbidden: bool,
+    /// Refuse every request with 403 ForbiddenByFirewall, as a vault whose network rules leave
+    /// out the caller's address does (checked before roles).
+    pub firewalled: bool,
     /// Answer this many requests with 429 and `Retry-After: 1`.
     pub throttle: usize,
     /// `METHOD path` → requests seen (the throttled and refused included).
@@ -149,6 +152,13 @@ async fn route(vault: &Mutex<Vault>, base: &str, req: Request<Incoming>) -> Http
             .headers_mut()
             .insert("retry-after", "1".parse().unwrap());
         return throttled;
+    }
+    if v.firewalled {
+        let message = "Client address is not authorized and caller is not a trusted service.\r\nClient address: 203.0.113.7\r\nCaller: appid=04b07795-8ddb-461a-bbee-02f9e1bf7b46;oid=00000000-0000-0000-0000-00000000c0de\r\nVault: vault;location=westeurope";
+        return reply(
+            StatusCode::FORBIDDEN,
+            json!({"error": {"code": "Forbidden", "message": message, "innererror": {"code": "ForbiddenByFirewall"}}}),
+        );
     }
     if v.forbidden {
         let action = if method == "PUT" {
