@@ -60,6 +60,26 @@ can_build() {
   esac
 }
 
+# The GNU cross toolchain prefix for a target other than the host (Debian's gcc-aarch64-linux-gnu).
+cross_prefix() {
+  case $1 in
+    "$host") echo "" ;;
+    aarch64-unknown-linux-gnu) echo "aarch64-linux-gnu-" ;;
+    *) echo "" ;;
+  esac
+}
+
+# cross_env TARGET CMD…: runs CMD with Cargo's linker for TARGET set to its cross gcc (the C parts,
+# aws-lc and ring, find that compiler through the cc crate's own prefix rule).
+cross_env() {
+  local target=$1 prefix; shift
+  prefix=$(cross_prefix "$target")
+  if [ -z "$prefix" ]; then "$@"; return; fi
+  local var
+  var="CARGO_TARGET_$(echo "$target" | tr 'a-z-' 'A-Z_')_LINKER"
+  env "$var=${prefix}gcc" "$@"
+}
+
 # pack TARGET BINARY: writes the archive and prints "os arch file sha256".
 pack() {
   local target=$1 bin=$2 os arch stage file sum
@@ -67,7 +87,7 @@ pack() {
   stage=$(mktemp -d)
   # Stripped: symbols and debug info are not for users (and make the download several times larger).
   install -m 0755 "$bin" "$stage/aks"
-  strip "$stage/aks" 2>/dev/null || echo "release.sh: strip failed; packing $bin unstripped" >&2
+  "$(cross_prefix "$target")strip" "$stage/aks" 2>/dev/null || echo "release.sh: strip failed; packing $bin unstripped" >&2
   local files=(aks)
   if [ -f "$root/LICENSE" ]; then install -m 0644 "$root/LICENSE" "$stage/LICENSE"; files+=(LICENSE); fi
   file="spin-aks-v$version-$os-$arch.tar.gz"
@@ -90,7 +110,7 @@ else
       echo "release.sh: skipping $target (no Rust target or linker for it on this machine)" >&2
       continue
     fi
-    cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" --target "$target"
+    cross_env "$target" cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" --target "$target"
     packages+=("$(pack "$target" "$root/target/$target/release/spin-aks")")
   done
 fi
