@@ -183,7 +183,9 @@ pub async fn deploy(
     let loaded = load_objects(&target.app, &target.state, args, &image)?;
     let namespace = match &loaded {
         Objects::Manifests(objects) => {
-            let namespace = namespace_for(&target.conn, objects)?;
+            let conn = &target.conn;
+            let explicit = conn.namespace_explicit.then_some(conn.namespace.as_str());
+            let namespace = namespace_for(explicit, &conn.namespace, objects)?;
             identity::check_federation(target.state.identity.as_ref(), &namespace, objects)?;
             namespace
         }
@@ -336,23 +338,27 @@ pub fn load_objects(
     })
 }
 
-/// The namespace: `-n`, else the one the objects name, else the context's (or remembered) one.
-fn namespace_for(conn: &Connection, objects: &[Value]) -> anyhow::Result<String> {
+/// The namespace: `explicit` (`-n`, which the objects must not contradict), else the one the
+/// objects name, else `fallback` (the context's or remembered one).
+pub fn namespace_for(
+    explicit: Option<&str>,
+    fallback: &str,
+    objects: &[Value],
+) -> anyhow::Result<String> {
     let declared: BTreeSet<&str> = objects
         .iter()
         .filter_map(|o| o["metadata"]["namespace"].as_str())
         .collect();
-    if conn.namespace_explicit {
-        if let Some(other) = declared.iter().find(|ns| **ns != conn.namespace) {
+    if let Some(explicit) = explicit {
+        if let Some(other) = declared.iter().find(|ns| **ns != explicit) {
             return Err(bad_input!(
-                "the objects name namespace `{other}` but -n says `{}`; drop -n or change the files",
-                conn.namespace
+                "the objects name namespace `{other}` but -n says `{explicit}`; drop -n or change the files"
             ));
         }
-        return Ok(conn.namespace.clone());
+        return Ok(explicit.to_string());
     }
     match declared.len() {
-        0 => Ok(conn.namespace.clone()),
+        0 => Ok(fallback.to_string()),
         1 => Ok(declared.into_iter().next().unwrap_or_default().to_string()),
         _ => Err(bad_input!(
             "the objects name several namespaces ({}); spin-aks applies an app into one",
@@ -516,4 +522,37 @@ async fn wait_for_workloads(
         });
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_namespace(namespace: &str) -> Value {
+        json!({"kind": "SpinApp", "metadata": {"name": "app", "namespace": namespace}})
+    }
+
+    #[test]
+    fn namespace_is_the_flag_else_the_declared_one_else_the_fallback() {
+        let declared = [in_namespace("shop")];
+        assert_eq!(namespace_for(Some("shop"), "x", &declared).unwrap(), "shop");
+        assert_eq!(namespace_for(None, "x", &declared).unwrap(), "shop");
+        assert_eq!(namespace_for(None, "x", &[]).unwrap(), "x");
+    }
+
+    #[test]
+    fn a_flag_the_objects_contradict_or_several_declared_namespaces_are_bad_input() {
+        let err = namespace_for(Some("prod"), "x", &[in_namespace("shop")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("name namespace `shop` but -n says `prod`"),
+            "{err}"
+        );
+        let two = [in_namespace("a"), in_namespace("b")];
+        let err = namespace_for(None, "x", &two).unwrap_err();
+        assert!(
+            err.to_string().contains("several namespaces (a, b)"),
+            "{err}"
+        );
+    }
 }

@@ -96,24 +96,12 @@ fn refuse_unsupported(args: &DeployArgs, exposure: &Exposure) -> anyhow::Result<
     }
 }
 
-/// `-n`, else the one namespace the objects name, else where the app was last applied, else `default`.
+/// As [`deploy::namespace_for`], falling back to where the app was last applied, else `default`
+/// (no kubeconfig context here).
 fn namespace(record: &AppRecord, args: &DeployArgs, objects: &[Value]) -> anyhow::Result<String> {
-    let declared = objects
-        .iter()
-        .find_map(|o| o["metadata"]["namespace"].as_str());
-    let remembered = record
-        .state
-        .last_deploy
-        .as_ref()
-        .map(|d| d.namespace.as_str());
-    Ok(args
-        .target
-        .namespace
-        .as_deref()
-        .or(declared)
-        .or(remembered)
-        .unwrap_or("default")
-        .to_string())
+    let remembered = record.state.last_deploy.as_ref();
+    let fallback = remembered.map_or("default", |d| d.namespace.as_str());
+    deploy::namespace_for(args.target.namespace.as_deref(), fallback, objects)
 }
 
 /// The run command's files: name → bytes.
