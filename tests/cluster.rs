@@ -120,14 +120,7 @@ fn apply_creates_waits_for_the_pinned_image_and_reapplying_changes_nothing() {
     assert_eq!(report["rollout"]["desired"], 2);
     assert_eq!(report["endpoint"], Value::Null);
     // The operator's Deployment runs exactly the pinned image.
-    let running = c.kubectl(&[
-        "get",
-        "deployment",
-        "hello-aks",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
-    assert_eq!(running, image);
+    assert_eq!(c.rig.running_image(&c.ns, "hello-aks"), image);
 
     let versions = || {
         c.kubectl(&[
@@ -1140,16 +1133,7 @@ fn up_builds_pushes_applies_and_an_unchanged_app_changes_nothing() {
     assert_eq!(first["push"]["pinned"], pinned);
     assert_eq!(first["apply"]["image"], pinned);
     assert_eq!(first["apply"]["rollout"]["ready"], 2);
-    let running = rig.kubectl_ok(&[
-        "get",
-        "deployment",
-        "hello-aks",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
-    assert_eq!(running, pinned);
+    assert_eq!(rig.running_image(&ns, "hello-aks"), pinned);
 
     // No flags: the reference, context and namespace come from the state file.
     let (again, _) = up(&["-y"]);

@@ -258,16 +258,7 @@ async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
         .collect();
     assert_eq!(kinds, ["Secret", "SpinApp"]);
     // The real kubectl applied it in the cluster: the operator's Deployment runs the image.
-    let running = rig.kubectl_ok(&[
-        "get",
-        "deployment",
-        "hello-aks",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
-    assert_eq!(running, fake_image(41));
+    assert_eq!(rig.running_image(&ns, "hello-aks"), fake_image(41));
     let commands = arm.world(|w| w.run_commands.clone());
     assert_eq!(
         commands.len(),

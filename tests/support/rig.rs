@@ -70,6 +70,12 @@ impl Rig {
         run_ok(self.kubectl().args(args))
     }
 
+    /// The image the operator's Deployment `name` in `ns` runs.
+    pub fn running_image(&self, ns: &str, name: &str) -> String {
+        let jsonpath = "jsonpath={.spec.template.spec.containers[0].image}";
+        self.kubectl_ok(&["get", "deployment", name, "-n", ns, "-o", jsonpath])
+    }
+
     /// A fresh namespace with the SpinApp executor in it.
     pub fn namespace(&self, hint: &str) -> String {
         let n = NAMESPACES.fetch_add(1, Ordering::SeqCst);
