@@ -117,18 +117,7 @@ fn check_passes_on_the_rig_and_names_each_missing_part_with_its_fix() {
     assert_eq!(name, "runtime-class");
     assert!(text.contains("runtime-class-manager"), "{text}");
     let app = example_copy(home.path());
-    let apply = spin_aks_on(rig, home.path())
-        .arg("-f")
-        .arg(&app)
-        .args([
-            "apply",
-            "-n",
-            &ns,
-            "--image",
-            &support::rig::fake_image(3),
-            "--secret",
-            "api_token=x",
-        ])
+    let apply = support::rig::apply_example(rig, home.path(), &app, &ns, 3)
         .output()
         .unwrap();
     assert_eq!(apply.status.code(), Some(1));

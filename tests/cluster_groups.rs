@@ -4,7 +4,7 @@
 mod support;
 
 use support::apps::example_copy;
-use support::rig::{fake_image, rig, spin_aks_on};
+use support::rig::{apply_example, fake_image, rig};
 
 #[test]
 fn no_spinkube_crds_then_the_old_group_is_used() {
@@ -13,19 +13,8 @@ fn no_spinkube_crds_then_the_old_group_is_used() {
     let app = example_copy(home.path());
     let ns = rig.bare_namespace("groups");
     let apply = || {
-        spin_aks_on(rig, home.path())
-            .arg("-f")
-            .arg(&app)
-            .args([
-                "apply",
-                "-n",
-                &ns,
-                "--image",
-                &fake_image(1),
-                "--secret",
-                "api_token=x",
-                "--no-wait",
-            ])
+        apply_example(rig, home.path(), &app, &ns, 1)
+            .arg("--no-wait")
             .output()
             .unwrap()
     };

@@ -149,3 +149,18 @@ pub fn spin_aks_on(rig: &Rig, home: &Path) -> assert_cmd::Command {
     cmd.env("KUBECONFIG", &rig.kubeconfig);
     cmd
 }
+
+/// `spin-aks -f <app> apply -n <ns> --image <fake_image(seed)> --secret api_token=x` on the rig:
+/// the example app with an image that needs no registry.
+pub fn apply_example(
+    rig: &Rig,
+    home: &Path,
+    app: &Path,
+    ns: &str,
+    seed: u8,
+) -> assert_cmd::Command {
+    let mut cmd = spin_aks_on(rig, home);
+    cmd.arg("-f").arg(app).args(["apply", "-n", ns, "--image"]);
+    cmd.arg(fake_image(seed)).args(["--secret", "api_token=x"]);
+    cmd
+}
