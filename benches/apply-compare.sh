@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Cluster benchmark on the kube rig (scripts/kube-rig), in one run:
 #   1. `spin-aks apply` of the example's objects vs `kubectl apply --server-side` of the same files
-#      (first apply into a fresh namespace, then an unchanged re-apply; medians of N runs);
+#      (first apply into a fresh namespace, then an unchanged re-apply; medians of N runs). Each
+#      timed command starts from a quiet cluster: the operator's and controllers' reaction to the
+#      previous apply is waited out, so neither tool pays for the other's rollout;
 #   2. `spin-aks up` of an unchanged app (build + push + apply + wait) against a local registry;
 #   3. how long after the Deployment becomes available the rollout wait notices it (a parallel
 #      `kubectl get -w` stamps the same watch event);
@@ -26,12 +28,22 @@ image="registry.example/hello-aks@sha256:$(printf 'ab%.0s' $(seq 32))"
 kubectl create secret generic hello-aks-variables --from-literal=api_token=x --dry-run=client -o yaml > "$work/objects/secret.yaml"
 
 namespace() { kubectl create namespace "$1" >/dev/null; kubectl apply -n "$1" -f "$root/manifests/spinapp-executor.yaml" >/dev/null; }
+# settle NS…: the operator's Deployment exists and has rolled out in each namespace.
+settle() {
+  for ns in "$@"; do
+    kubectl wait -n "$ns" --for=create deployment/hello-aks --timeout=60s >/dev/null
+    kubectl rollout status -n "$ns" deployment/hello-aks --timeout=60s >/dev/null
+  done
+  sleep 0.5
+}
 
 ours_first=() theirs_first=() ours_again=() theirs_again=()
 for i in $(seq "$runs"); do
-  namespace "ours-$i"; namespace "theirs-$i"
+  namespace "ours-$i"; namespace "theirs-$i"; sleep 0.5
   ours_first+=("$(seconds "$bin" -q -f "$app" apply --dir "$work/objects" -n "ours-$i" --image "$image" --no-wait)")
+  settle "ours-$i"
   theirs_first+=("$(seconds kubectl apply --server-side --field-manager=bench -n "theirs-$i" -f "$work/objects")")
+  settle "theirs-$i"
   ours_again+=("$(seconds "$bin" -q -f "$app" apply --dir "$work/objects" -n "ours-$i" --image "$image" --no-wait)")
   theirs_again+=("$(seconds kubectl apply --server-side --field-manager=bench -n "theirs-$i" -f "$work/objects")")
 done
