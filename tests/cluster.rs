@@ -8,7 +8,7 @@ use std::process::Output;
 
 use serde_json::Value;
 use support::apps::example_copy;
-use support::rig::{fake_image, rig, spin_aks_on, Rig};
+use support::rig::{apply_example, fake_image, rig, spin_aks_on, Rig};
 use support::scaffold::KEY_VAULT;
 use support::{json_stdout, run_ok};
 
@@ -984,6 +984,50 @@ fn refused_credentials_forbidden_and_unreachable_clusters_name_context_and_serve
         )),
         "{err}"
     );
+}
+
+#[test]
+fn a_kubeconfig_list_is_merged_like_kubectl_does() {
+    let Some(c) = case("kubeconfig-list") else {
+        return;
+    };
+    let port = support::registry::free_port();
+    let first = c.home.path().join("first-kubeconfig");
+    std::fs::write(
+        &first,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster: {{server: \"https://127.0.0.1:{port}\"}}\nusers:\n- name: someone\n  user: {{token: first-file-token}}\ncontexts:\n- name: gone\n  context: {{cluster: gone, user: someone}}\ncurrent-context: gone\n"
+        ),
+    )
+    .unwrap();
+    let list = std::env::join_paths([first.as_path(), c.rig.kubeconfig.as_path()]).unwrap();
+    let apply = |extra: &[&str]| {
+        apply_example(c.rig, c.home.path(), &c.app, &c.ns, 21)
+            .env("KUBECONFIG", &list)
+            .args(["--no-wait", "--output", "json"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    let first_file_wins = apply(&[]);
+    assert_eq!(first_file_wins.status.code(), Some(1));
+    let err = stderr(&first_file_wins);
+    assert!(
+        err.contains(&format!(
+            "cannot reach the cluster of context `gone` (https://127.0.0.1:{port})"
+        )),
+        "the first file's current-context is used: {err}"
+    );
+
+    let second_file_context = apply(&["--context", "rig"]);
+    assert_success(&second_file_context);
+    let report = json_stdout(&second_file_context);
+    assert_eq!(report["cluster"], "rig");
+    assert_eq!(report["namespace"], c.ns.as_str());
+    assert!(c
+        .kubectl(&["get", "spinapp", "hello-aks"])
+        .contains("hello-aks"));
 }
 
 #[test]
