@@ -303,10 +303,7 @@ pub fn load_objects(
     args: &DeployArgs,
     image: &ImageRef,
 ) -> anyhow::Result<Objects> {
-    let dir = args
-        .dir
-        .clone()
-        .or_else(|| source::scaffolded_dir(&app.dir));
+    let dir = objects_dir(app, args);
     let stores_given = !args.workload.kv_stores.is_empty() || !args.workload.sqlite.is_empty();
     let built = match (&dir, stores_given) {
         (Some(_), false) => None,
@@ -336,6 +333,45 @@ pub fn load_objects(
         }
         chart => chart,
     })
+}
+
+/// The directory the objects come from: `--dir`, else scaffold's `<app dir>/deploy`.
+fn objects_dir(app: &App, args: &DeployArgs) -> Option<std::path::PathBuf> {
+    args.dir
+        .clone()
+        .or_else(|| source::scaffolded_dir(&app.dir))
+}
+
+/// The namespace a deploy will use on a cluster whose credentials name none (AKS through ARM),
+/// known before connecting: `-n`, else the one the directory's objects name, else this app's
+/// last namespace on `context`, else `default`.
+pub fn planned_namespace(
+    app: &App,
+    state: &AppState,
+    args: &DeployArgs,
+    context: &str,
+) -> anyhow::Result<String> {
+    let dir = objects_dir(app, args);
+    let explicit = args.target.namespace.as_deref();
+    namespace_before_connecting(explicit, dir.as_deref(), state, context)
+}
+
+fn namespace_before_connecting(
+    explicit: Option<&str>,
+    dir: Option<&std::path::Path>,
+    state: &AppState,
+    context: &str,
+) -> anyhow::Result<String> {
+    let fallback = state
+        .last_deploy
+        .as_ref()
+        .filter(|d| d.context == context)
+        .map_or("default", |d| d.namespace.as_str());
+    let objects = match dir.map(source::load_dir).transpose()? {
+        Some(Objects::Manifests(objects)) => objects,
+        _ => Vec::new(),
+    };
+    namespace_for(explicit, fallback, &objects)
 }
 
 /// The namespace: `explicit` (`-n`, which the objects must not contradict), else the one the
@@ -538,6 +574,33 @@ mod tests {
         assert_eq!(namespace_for(Some("shop"), "x", &declared).unwrap(), "shop");
         assert_eq!(namespace_for(None, "x", &declared).unwrap(), "shop");
         assert_eq!(namespace_for(None, "x", &[]).unwrap(), "x");
+    }
+
+    #[test]
+    fn before_connecting_the_namespace_comes_from_the_flag_the_files_or_the_last_deploy_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState {
+            last_deploy: Some(DeployTarget {
+                context: "aks1".into(),
+                namespace: "last".into(),
+            }),
+            ..AppState::default()
+        };
+        let before = |explicit, dir| namespace_before_connecting(explicit, dir, &state, "aks1");
+        assert_eq!(before(None, None).unwrap(), "last");
+        assert_eq!(before(Some("flag"), None).unwrap(), "flag");
+        let elsewhere = namespace_before_connecting(None, None, &state, "aks2").unwrap();
+        assert_eq!(
+            elsewhere, "default",
+            "the last deploy was on another cluster"
+        );
+        std::fs::write(
+            dir.path().join("app.yaml"),
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: app, namespace: shop}\n",
+        )
+        .unwrap();
+        assert_eq!(before(None, Some(dir.path())).unwrap(), "shop");
+        assert!(before(Some("flag"), Some(dir.path())).is_err());
     }
 
     #[test]

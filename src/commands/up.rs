@@ -81,18 +81,7 @@ async fn offer_identity(
     let plan = identity::Plan {
         cluster: aks.cluster.clone(),
         identity: identity::default_name(&record.name),
-        namespace: args
-            .target
-            .namespace
-            .clone()
-            .or_else(|| {
-                record
-                    .state
-                    .last_deploy
-                    .as_ref()
-                    .map(|d| d.namespace.clone())
-            })
-            .unwrap_or_else(|| "default".into()),
+        namespace: deploy::planned_namespace(&record.app, &record.state, args, &aks.cluster.name)?,
         service_account: args
             .workload
             .service_account
