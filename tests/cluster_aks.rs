@@ -53,6 +53,25 @@ impl Aks {
         }
     }
 
+    /// A private cluster: the kubeconfig ARM hands out names an address this machine cannot
+    /// reach, and run command's kubectl reaches the rig.
+    async fn private(rig: &Rig, cluster: &str) -> Aks {
+        let unreachable = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let aks = Aks::start(rig, cluster, &format!("https://{unreachable}")).await;
+        aks.arm.cluster(cluster, |c| {
+            c["properties"]["apiServerAccessProfile"] =
+                serde_json::json!({"enablePrivateCluster": true});
+            c["properties"]["privateFQDN"] =
+                format!("{cluster}-dns-1a2b.privatelink.westeurope.azmk8s.io").into();
+        });
+        aks.arm
+            .world(|w| w.run_command_kubeconfig = Some(rig.kubeconfig.clone()));
+        aks
+    }
+
     /// `spin-aks -f <app> <args> --output json` aimed at `cluster` in `ns`, with no kubeconfig,
     /// no kubelogin and no managed identity endpoint.
     fn command(&self, cluster: &str, ns: &str, args: &[&str]) -> std::process::Command {
@@ -213,19 +232,8 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
     let Some(rig) = rig() else { return };
-    // The kubeconfig ARM hands out names the private address, which this machine cannot reach.
-    let unreachable = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let aks = Aks::start(rig, "aksp", &format!("https://{unreachable}")).await;
+    let aks = Aks::private(rig, "aksp").await;
     let arm = &aks.arm;
-    arm.cluster("aksp", |c| {
-        c["properties"]["apiServerAccessProfile"] =
-            serde_json::json!({"enablePrivateCluster": true});
-        c["properties"]["privateFQDN"] = "aksp-dns-1a2b.privatelink.westeurope.azmk8s.io".into();
-    });
-    arm.world(|w| w.run_command_kubeconfig = Some(rig.kubeconfig.clone()));
     let ns = rig.bare_namespace("private");
     let image = fake_image(41);
     let args = [
@@ -267,9 +275,8 @@ async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
     );
     let command = commands[0]["command"].as_str().unwrap();
     assert!(
-        command.starts_with(&format!(
-            "kubectl apply --server-side --field-manager=spin-aks -n {ns} -f ."
-        )),
+        command.lines().any(|line| line
+            == format!("kubectl apply --server-side --field-manager=spin-aks -n {ns} -f .")),
         "{command}"
     );
     assert_eq!(
@@ -282,6 +289,108 @@ async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
         !String::from_utf8_lossy(&output.stdout).contains("never-shown-7")
             && !stderr.contains("never-shown-7")
     );
+}
+
+/// A SpinApp reading two variables from one Secret, in a directory for `--dir`.
+fn two_secret_variables(dir: &std::path::Path) -> String {
+    let variable = |name: &str| {
+        format!("  - name: {name}\n    valueFrom: {{secretKeyRef: {{name: hello-aks-variables, key: {name}}}}}\n")
+    };
+    let text = format!(
+        "apiVersion: core.spinkube.dev/v1alpha1\nkind: SpinApp\nmetadata: {{name: hello-aks}}\nspec:\n  image: replaced\n  executor: containerd-shim-spin\n  replicas: 1\n  variables:\n{}{}",
+        variable("api_token"),
+        variable("region_key")
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("app.yaml"), text).unwrap();
+    dir.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_command_keeps_live_secret_values_it_is_not_given_and_stops_when_a_required_one_has_none(
+) {
+    let Some(rig) = rig() else { return };
+    let aks = Aks::private(rig, "aksr").await;
+    let ns = rig.bare_namespace("private-secrets");
+    let dir = two_secret_variables(&aks.home.path().join("objects"));
+    let apply = |image: String, secrets: &[&str]| {
+        let mut args = vec!["apply", "--dir", &dir, "--no-wait", "--image", &image];
+        for secret in secrets {
+            args.extend(["--secret", secret]);
+        }
+        aks.command("aksr", &ns, &args)
+    };
+    let secret_value = |key: &str| {
+        let encoded = rig.kubectl_ok(&[
+            "get",
+            "secret",
+            "hello-aks-variables",
+            "-n",
+            &ns,
+            "-o",
+            &format!("jsonpath={{.data.{key}}}"),
+        ]);
+        String::from_utf8(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).unwrap(),
+        )
+        .unwrap()
+    };
+
+    let both = run_blocking(apply(
+        fake_image(51),
+        &["api_token=first-7c1", "region_key=kept-9d2"],
+    ))
+    .await;
+    assert!(
+        both.status.success(),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+    let one = run_blocking(apply(fake_image(51), &["api_token=second-4e8"])).await;
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    assert_eq!(secret_value("api_token"), "second-4e8");
+    assert_eq!(
+        secret_value("region_key"),
+        "kept-9d2",
+        "a value not given now is kept"
+    );
+
+    rig.kubectl_ok(&["delete", "secret", "hello-aks-variables", "-n", &ns]);
+    let none = run_blocking(apply(fake_image(52), &["api_token=third-0a3"])).await;
+    let stderr = String::from_utf8_lossy(&none.stderr);
+    assert_eq!(none.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("region_key (key `region_key` of Secret hello-aks-variables)")
+            && stderr.contains("nothing was applied"),
+        "{stderr}"
+    );
+    let image = rig.kubectl_ok(&[
+        "get",
+        "spinapp",
+        "hello-aks",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.image}",
+    ]);
+    assert_eq!(image, fake_image(51), "the SpinApp was not applied again");
+    let said = [&both, &one, &none]
+        .iter()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .collect::<String>();
+    for value in ["first-7c1", "kept-9d2", "second-4e8", "third-0a3"] {
+        assert!(!said.contains(value), "{value} leaked: {said}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -179,25 +179,32 @@ pub fn plan(
                 .insert(r.key.clone(), value.clone());
         }
     }
-    let mut missing = Vec::new();
-    for r in refs.iter().filter(|r| !r.optional) {
-        let given = values
-            .get(&r.secret)
-            .is_some_and(|v| v.contains_key(&r.key));
-        if !given && !live_keys(&r.secret).contains(&r.key) {
-            missing.push(format!(
-                "{} (key `{}` of Secret {})",
-                r.variable, r.key, r.secret
-            ));
-        }
-    }
+    let missing: Vec<&SecretRef> = refs
+        .iter()
+        .filter(|r| !r.optional)
+        .filter(|r| {
+            let given = values
+                .get(&r.secret)
+                .is_some_and(|v| v.contains_key(&r.key));
+            !given && !live_keys(&r.secret).contains(&r.key)
+        })
+        .collect();
     if !missing.is_empty() {
-        return Err(bad_input!(
-            "required secret variables have no value: {}; pass --secret <name>=<value> (or =@<file>, or set SPIN_VARIABLE_<NAME>); nothing was applied",
-            missing.join(", ")
-        ));
+        return Err(missing_values(&missing));
     }
     Ok(values.into_iter().collect())
+}
+
+/// The error for required variables with no value, given or live; each named with its key.
+pub fn missing_values(missing: &[&SecretRef]) -> anyhow::Error {
+    let named: Vec<String> = missing
+        .iter()
+        .map(|r| format!("{} (key `{}` of Secret {})", r.variable, r.key, r.secret))
+        .collect();
+    bad_input!(
+        "required secret variables have no value: {}; pass --secret <name>=<value> (or =@<file>, or set SPIN_VARIABLE_<NAME>); nothing was applied",
+        named.join(", ")
+    )
 }
 
 /// The Secret object holding `data` (live values merged with the given ones), base64 in `data`.

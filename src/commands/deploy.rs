@@ -362,16 +362,22 @@ fn namespace_before_connecting(
     state: &AppState,
     context: &str,
 ) -> anyhow::Result<String> {
-    let fallback = state
-        .last_deploy
-        .as_ref()
-        .filter(|d| d.context == context)
-        .map_or("default", |d| d.namespace.as_str());
+    let fallback = last_namespace_on(state, context);
     let objects = match dir.map(source::load_dir).transpose()? {
         Some(Objects::Manifests(objects)) => objects,
         _ => Vec::new(),
     };
     namespace_for(explicit, fallback, &objects)
+}
+
+/// Where this app was last applied on `context`, else `default`: the namespace of a cluster whose
+/// credentials name none.
+pub fn last_namespace_on<'a>(state: &'a AppState, context: &str) -> &'a str {
+    state
+        .last_deploy
+        .as_ref()
+        .filter(|d| d.context == context)
+        .map_or("default", |d| d.namespace.as_str())
 }
 
 /// The namespace: `explicit` (`-n`, which the objects must not contradict), else the one the
