@@ -867,6 +867,68 @@ fn status_logs_port_forward_and_delete() {
     );
 }
 
+#[test]
+fn logs_follow_streams_lines_written_after_it_started() {
+    let Some(c) = case("follow") else { return };
+    c.apply(&["--image", &fake_image(22), "--secret", &secret_flag()]);
+    let mut follow = std::process::Command::new(assert_cmd::cargo::cargo_bin("spin-aks"))
+        .env("SPIN_AKS_STATE_FILE", c.home.path().join("state"))
+        .env("KUBECONFIG", &c.rig.kubeconfig)
+        .env("HOME", c.home.path())
+        .arg("-f")
+        .arg(&c.app)
+        .args(["logs", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |text: &str, count: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while seen.iter().filter(|l: &&String| l.contains(text)).count() < count {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match received.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no {count} lines with {text:?} in 30 s: {seen:?}"),
+            }
+        }
+        seen
+    };
+    let first = wait_for("Serving HTTP on 0.0.0.0:80", 2);
+    assert!(
+        first.iter().all(|l| l.starts_with("[hello-aks-")),
+        "two pods: each line names its pod: {first:?}"
+    );
+
+    let marker = format!("request handled {}", c.ns);
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(c.rig.path("app/app.log"))
+        .unwrap();
+    use std::io::Write;
+    writeln!(log, "2026-01-01T00:00:01.000000000Z stdout F {marker}").unwrap();
+    let later = wait_for(&marker, 2);
+    assert!(
+        follow.try_wait().unwrap().is_none(),
+        "still following: {later:?}"
+    );
+    follow.kill().unwrap();
+    let _ = follow.wait();
+}
+
 /// The body of GET / on the local port, retried while the forwarder starts (curl stops at the
 /// response's end; the tunnel stays open for the next request).
 fn http_get_retrying(port: u16) -> String {
