@@ -276,7 +276,7 @@ async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
     let command = commands[0]["command"].as_str().unwrap();
     assert!(
         command.lines().any(|line| line
-            == format!("kubectl apply --server-side --field-manager=spin-aks -n {ns} -f .")),
+            == format!("kubectl apply --server-side --field-manager=spin-aks -n {ns} -f app/")),
         "{command}"
     );
     assert_eq!(
@@ -359,6 +359,28 @@ async fn run_command_keeps_live_secret_values_it_is_not_given_and_stops_when_a_r
         "a value not given now is kept"
     );
 
+    let image = fake_image(51);
+    let prune = [
+        "apply",
+        "--dir",
+        &dir,
+        "--no-wait",
+        "--image",
+        &image,
+        "--prune",
+    ];
+    let pruned = run_blocking(aks.command("aksr", &ns, &prune)).await;
+    assert!(
+        pruned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pruned.stderr)
+    );
+    assert_eq!(
+        secret_value("region_key"),
+        "kept-9d2",
+        "a prune keeps the Secret the workload reads, with no values given"
+    );
+
     rig.kubectl_ok(&["delete", "secret", "hello-aks-variables", "-n", &ns]);
     let none = run_blocking(apply(fake_image(52), &["api_token=third-0a3"])).await;
     let stderr = String::from_utf8_lossy(&none.stderr);
@@ -391,6 +413,124 @@ async fn run_command_keeps_live_secret_values_it_is_not_given_and_stops_when_a_r
     for value in ["first-7c1", "kept-9d2", "second-4e8", "third-0a3"] {
         assert!(!said.contains(value), "{value} leaked: {said}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_command_prunes_through_the_applyset_a_direct_apply_also_prunes() {
+    let Some(rig) = rig() else { return };
+    let aks = Aks::private(rig, "akst").await;
+    let ns = rig.bare_namespace("private-prune");
+    let dir = aks.home.path().join("objects");
+    std::fs::create_dir_all(&dir).unwrap();
+    let spinapp = "apiVersion: core.spinkube.dev/v1alpha1\nkind: SpinApp\nmetadata: {name: hello-aks}\nspec: {image: replaced, executor: containerd-shim-spin, replicas: 1}\n";
+    let with_extra = format!("{spinapp}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: extra}}\ndata: {{a: b}}\n");
+    let dir_arg = dir.display().to_string();
+    let image = fake_image(53);
+    let through_run_command = |extra: &[&str]| {
+        let mut args = vec!["apply", "--dir", &dir_arg, "--image", &image, "--no-wait"];
+        args.extend_from_slice(extra);
+        aks.command("akst", &ns, &args)
+    };
+    let listed = || {
+        rig.kubectl_ok(&[
+            "get",
+            "secret",
+            "hello-aks-applyset",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}",
+        ])
+    };
+    let extra_exists = || {
+        !rig.kubectl_ok(&[
+            "get",
+            "configmap",
+            "-n",
+            &ns,
+            "--field-selector",
+            "metadata.name=extra",
+            "-o",
+            "name",
+        ])
+        .is_empty()
+    };
+
+    std::fs::write(dir.join("app.yaml"), &with_extra).unwrap();
+    let first = run_blocking(through_run_command(&[])).await;
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(listed(), "ConfigMap,SpinApp.core.spinkube.dev");
+
+    std::fs::write(dir.join("app.yaml"), spinapp).unwrap();
+    let pruned = run_blocking(through_run_command(&["--prune"])).await;
+    assert!(
+        pruned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pruned.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&pruned.stdout).unwrap();
+    let pruned_objects: Vec<_> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["action"] == "pruned")
+        .map(|o| (o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(pruned_objects, [("ConfigMap", "extra")]);
+    rig.kubectl_ok(&[
+        "wait",
+        "--for=delete",
+        "configmap/extra",
+        "-n",
+        &ns,
+        "--timeout=30s",
+    ]);
+    assert_eq!(listed(), "SpinApp.core.spinkube.dev");
+
+    // What run command applied, a direct apply (from a network that reaches the API server) prunes.
+    std::fs::write(dir.join("app.yaml"), &with_extra).unwrap();
+    let again = run_blocking(through_run_command(&[])).await;
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(extra_exists());
+    std::fs::write(dir.join("app.yaml"), spinapp).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let direct = support::rig::spin_aks_on(rig, elsewhere.path())
+        .arg("-f")
+        .arg(&aks.app)
+        .args([
+            "apply",
+            "--dir",
+            &dir_arg,
+            "-n",
+            &ns,
+            "--image",
+            &image,
+            "--prune",
+            "--no-wait",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        direct.status.success(),
+        "{}",
+        String::from_utf8_lossy(&direct.stderr)
+    );
+    rig.kubectl_ok(&[
+        "wait",
+        "--for=delete",
+        "configmap/extra",
+        "-n",
+        &ns,
+        "--timeout=30s",
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

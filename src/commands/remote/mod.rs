@@ -1,12 +1,13 @@
 //! apply through AKS run command, for API servers spin-aks cannot reach (private clusters): the
 //! objects go as files in the command's context; kubectl merges Secrets, applies and waits there.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use base64::Engine;
+mod applyset;
+mod secrets;
 
 use serde_json::{json, Value};
 
+use self::applyset::RemoteSet;
+use self::secrets::SecretPlan;
 use super::deploy::{self, Aks, AppRecord, DeployReport};
 use super::identity;
 use crate::azure::run_command;
@@ -15,18 +16,14 @@ use crate::cli::{DeployArgs, DryRun, Via};
 use crate::cluster::apply::{AppliedObject, ObjectAction, FIELD_MANAGER};
 use crate::cluster::expose::Exposure;
 use crate::cluster::rollout::Rollout;
-use crate::cluster::secrets;
 use crate::cluster::source::Objects;
 use crate::kube::image::ImageRef;
-use crate::kube::objects::MANAGED_BY;
-use crate::kube::render::{to_yaml, yaml_stream};
+use crate::kube::render::yaml_stream;
 use crate::output::Output;
 
-const EXECUTOR: &str = include_str!("../../manifests/spinapp-executor.yaml");
+const EXECUTOR: &str = include_str!("../../../manifests/spinapp-executor.yaml");
 /// The line the remote command prints per workload: `spin-aks-rollout <ready> <desired>`.
 const ROLLOUT_MARK: &str = "spin-aks-rollout";
-/// The line the remote command prints per required key with no value: `spin-aks-missing-secret <secret> <key>`.
-const MISSING_MARK: &str = "spin-aks-missing-secret";
 
 /// Whether to go through run command: asked for, or automatically when the API server is private.
 pub async fn chosen(aks: &Aks, via: Via) -> anyhow::Result<bool> {
@@ -59,8 +56,16 @@ pub async fn deploy(
     let namespace = deploy::namespace_for(args.target.namespace.as_deref(), fallback, &objects)?;
     identity::check_federation(record.state.identity.as_ref(), &namespace, &objects)?;
     let secrets = SecretPlan::new(&objects, args)?;
-    let (files, objects) = context_files(&namespace, objects, &secrets);
-    let command = command(&namespace, &secrets, &workload_names(&objects), args);
+    let secret_objects = secrets.objects();
+    let given = secret_objects.len();
+    let mut members: Vec<Value> = secret_objects.into_iter().chain(objects).collect();
+    for member in &mut members {
+        member["metadata"]["namespace"] = json!(namespace);
+    }
+    let set = RemoteSet::new(&record.name, &namespace, &mut members, secrets.read());
+    let (given_secrets, objects) = members.split_at(given);
+    let files = context_files(&namespace, given_secrets, objects, &secrets, &set);
+    let command = command(&namespace, &secrets, &set, &workload_names(objects), args);
     out.info(format!(
         "applying through AKS run command on {} (kubectl runs in the cluster)",
         aks.cluster.name
@@ -81,7 +86,10 @@ pub async fn deploy(
         cluster: aks.cluster.name.clone(),
         namespace,
         image: image.to_string(),
-        objects: applied(&objects, &logs),
+        objects: applied(&members, &logs)
+            .into_iter()
+            .chain(applyset::pruned_in(&logs))
+            .collect(),
         rollout: rollout(&logs, !args.no_wait, started.elapsed().as_secs_f64()),
         endpoint: None,
         diff: None,
@@ -93,7 +101,6 @@ fn refuse_unsupported(args: &DeployArgs, exposure: &Exposure) -> anyhow::Result<
     let unsupported = [
         (args.dry_run == DryRun::Server, "--dry-run server"),
         (args.diff, "--diff"),
-        (args.prune, "--prune"),
         (!matches!(exposure, Exposure::None), "--expose"),
     ];
     match unsupported.iter().find(|(given, _)| *given) {
@@ -107,185 +114,34 @@ fn refuse_unsupported(args: &DeployArgs, exposure: &Exposure) -> anyhow::Result<
 /// The run command's files: name → bytes.
 type ContextFiles = Vec<(String, Vec<u8>)>;
 
-/// What the command does with the Secrets the workload reads variables from, as a direct apply
-/// does with the live Secret: given keys are merged over the live ones there, and required keys
-/// given no value must already be live, else nothing is applied.
-struct SecretPlan {
-    /// The workload's references, to name the variables behind missing keys.
-    refs: Vec<secrets::SecretRef>,
-    /// Secret name → the values given now.
-    given: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-impl SecretPlan {
-    fn new(objects: &[Value], args: &DeployArgs) -> anyhow::Result<Self> {
-        let provided = secrets::provided_secrets(objects);
-        let refs: Vec<secrets::SecretRef> = secrets::secret_refs(objects)
-            .into_iter()
-            .filter(|r| !provided.contains(r.secret.as_str()))
-            .collect();
-        for r in &refs {
-            shell_safe_key(r)?;
-        }
-        // Required keys are checked in the cluster, where the live Secret is.
-        let all_optional: Vec<secrets::SecretRef> = refs
-            .iter()
-            .map(|r| secrets::SecretRef {
-                optional: true,
-                ..r.clone()
-            })
-            .collect();
-        let given = secrets::plan(&all_optional, &args.secrets, &|_| BTreeSet::new())?;
-        Ok(SecretPlan {
-            refs,
-            given: given.into_iter().collect(),
-        })
-    }
-
-    /// Required references with no value given now: their keys must be live.
-    fn needed_live(&self) -> Vec<&secrets::SecretRef> {
-        self.refs
-            .iter()
-            .filter(|r| !r.optional)
-            .filter(|r| {
-                !self
-                    .given
-                    .get(&r.secret)
-                    .is_some_and(|v| v.contains_key(&r.key))
-            })
-            .collect()
-    }
-
-    /// Each given Secret as a file whose `data` ends the document, so the command can append the
-    /// live keys not given; and the Secret without values, for the report.
-    fn files(&self, namespace: &str) -> (ContextFiles, Vec<Value>) {
-        let labels = json!({ "app.kubernetes.io/managed-by": MANAGED_BY });
-        self.given
-            .iter()
-            .map(|(name, values)| {
-                let mut object = secrets::secret_object(name, &BTreeMap::new(), &labels);
-                object["metadata"]["namespace"] = json!(namespace);
-                if let Some(map) = object.as_object_mut() {
-                    map.remove("data");
-                }
-                let mut text = to_yaml(&object);
-                text.push_str("data:\n");
-                for (key, value) in values {
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(value);
-                    text.push_str(&format!("  {key}: {encoded}\n"));
-                }
-                ((secret_file(name), text.into_bytes()), object)
-            })
-            .unzip()
-    }
-
-    /// The shell lines before the apply: one `spin-aks-missing-secret <secret> <key>` line per
-    /// required key neither given nor live (then exit 3), and the live keys not given appended to
-    /// each given Secret's file.
-    fn steps(&self, namespace: &str) -> Vec<String> {
-        let mut steps = Vec::new();
-        let needed = self.needed_live();
-        if !needed.is_empty() {
-            steps.push("missing=".to_string());
-            let secrets: BTreeSet<&str> = needed.iter().map(|r| r.secret.as_str()).collect();
-            for secret in secrets {
-                let keys = "{{range $k, $v := .data}}{{$k}}{{\"\\n\"}}{{end}}";
-                steps.push(format!("live=$({})", live_secret(secret, namespace, keys)));
-                for r in needed.iter().filter(|r| r.secret == secret) {
-                    steps.push(format!(
-                        "printf '%s\\n' \"$live\" | grep -qxF '{key}' || {{ echo '{MISSING_MARK} {secret} {key}'; missing=1; }}",
-                        key = r.key,
-                    ));
-                }
-            }
-            steps.push("[ -z \"$missing\" ] || exit 3".to_string());
-        }
-        for (name, values) in &self.given {
-            let not_given: Vec<String> =
-                values.keys().map(|k| format!("(ne $k \"{k}\")")).collect();
-            let template = format!(
-                "{{{{range $k, $v := .data}}}}{{{{if and {}}}}}  {{{{$k}}}}: {{{{$v}}}}{{{{\"\\n\"}}}}{{{{end}}}}{{{{end}}}}",
-                not_given.join(" ")
-            );
-            steps.push(format!(
-                "{} >> {}",
-                live_secret(name, namespace, &template),
-                secret_file(name)
-            ));
-        }
-        steps
-    }
-
-    /// The missing-key lines of the command's logs as the error a direct apply gives.
-    fn missing_in(&self, logs: &str) -> Option<anyhow::Error> {
-        let missing: Vec<&secrets::SecretRef> = logs
-            .lines()
-            .filter_map(|line| line.trim().strip_prefix(MISSING_MARK))
-            .filter_map(|rest| rest.trim().split_once(' '))
-            .flat_map(|(secret, key)| {
-                self.refs
-                    .iter()
-                    .filter(move |r| r.secret == secret && r.key == key && !r.optional)
-            })
-            .collect();
-        (!missing.is_empty()).then(|| secrets::missing_values(&missing))
-    }
-}
-
-fn secret_file(name: &str) -> String {
-    format!("2-secret-{name}.yaml")
-}
-
-/// `kubectl get` of a Secret through a go template; nothing, and success, when it does not exist.
-fn live_secret(name: &str, namespace: &str, template: &str) -> String {
-    format!(
-        "kubectl get secret {name} -n {namespace} --ignore-not-found -o go-template='{template}'"
-    )
-}
-
-/// Secret keys go into the shell command: only what Kubernetes allows in a key.
-fn shell_safe_key(r: &secrets::SecretRef) -> anyhow::Result<()> {
-    let valid = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    if valid(&r.key) && valid(&r.secret) {
-        return Ok(());
-    }
-    Err(bad_input!(
-        "variable {} reads key `{}` of Secret `{}`, which is not a valid Secret key or name (letters, digits, `-`, `_`, `.`)",
-        r.variable,
-        r.key,
-        r.secret
-    ))
-}
-
-/// The zip context (namespace, the standard executor when a SpinApp needs it, the given Secrets,
-/// the app's objects), and every object applied, for the report.
+/// The zip context: `setup/` (the namespace, and the standard executor when a SpinApp needs it),
+/// `app/` (the given Secrets, one file each, and the app's objects) and the ApplySet parent.
 fn context_files(
     namespace: &str,
-    mut objects: Vec<Value>,
+    given_secrets: &[Value],
+    objects: &[Value],
     secrets: &SecretPlan,
-) -> (ContextFiles, Vec<Value>) {
-    for object in &mut objects {
-        object["metadata"]["namespace"] = json!(namespace);
-    }
+    set: &RemoteSet,
+) -> ContextFiles {
+    let namespace_object =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
     let mut files = vec![(
-        "0-namespace.yaml".to_string(),
-        yaml_stream(&[
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-        ])
-        .into_bytes(),
+        "setup/0-namespace.yaml".to_string(),
+        yaml_stream(&[namespace_object]).into_bytes(),
     )];
     if objects.iter().any(|o| o["kind"] == "SpinApp") {
-        files.push(("1-executor.yaml".to_string(), EXECUTOR.as_bytes().to_vec()));
+        files.push((
+            "setup/1-executor.yaml".to_string(),
+            EXECUTOR.as_bytes().to_vec(),
+        ));
     }
-    let (secret_files, mut applied) = secrets.files(namespace);
-    files.extend(secret_files);
-    files.push(("3-app.yaml".to_string(), yaml_stream(&objects).into_bytes()));
-    applied.append(&mut objects);
-    (files, applied)
+    files.extend(given_secrets.iter().filter_map(|s| secrets.file(s)));
+    files.push((
+        "app/objects.yaml".to_string(),
+        yaml_stream(objects).into_bytes(),
+    ));
+    files.push(set.parent_file());
+    files
 }
 
 /// The Deployments to wait for: each Deployment, and the one SpinKube makes per SpinApp.
@@ -297,12 +153,13 @@ fn workload_names(objects: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// The shell command run in the cluster: the Secret steps, server-side apply, then per workload
-/// its creation, its rollout and a `spin-aks-rollout <ready> <desired>` line; one line each, the
-/// first failure ends it.
+/// The shell command run in the cluster: the Secret steps, the namespace and executor, the
+/// ApplySet parent, server-side apply of the app, the prune, then per workload its creation, its
+/// rollout and a `spin-aks-rollout <ready> <desired>` line; the first failure ends it.
 fn command(
     namespace: &str,
     secrets: &SecretPlan,
+    set: &RemoteSet,
     workloads: &[String],
     args: &DeployArgs,
 ) -> String {
@@ -314,8 +171,15 @@ fn command(
     let mut steps = vec!["set -e".to_string()];
     steps.extend(secrets.steps(namespace));
     steps.push(format!(
-        "kubectl apply --server-side --field-manager={FIELD_MANAGER}{force} -n {namespace} -f ."
+        "kubectl apply --server-side --field-manager={FIELD_MANAGER} -n {namespace} -f setup/"
     ));
+    steps.extend(set.before_apply());
+    steps.push(format!(
+        "kubectl apply --server-side --field-manager={FIELD_MANAGER}{force} -n {namespace} -f app/"
+    ));
+    if args.prune {
+        steps.extend(set.prune());
+    }
     if !args.no_wait {
         let timeout = args.timeout.as_secs().max(1);
         for name in workloads {
