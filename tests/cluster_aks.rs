@@ -456,6 +456,17 @@ async fn run_command_prunes_through_the_applyset_a_direct_apply_also_prunes() {
         .is_empty()
     };
 
+    let extra_deleted = || {
+        rig.kubectl_ok(&[
+            "wait",
+            "--for=delete",
+            "configmap/extra",
+            "-n",
+            &ns,
+            "--timeout=30s",
+        ])
+    };
+
     std::fs::write(dir.join("app.yaml"), &with_extra).unwrap();
     let first = run_blocking(through_run_command(&[])).await;
     assert!(
@@ -481,14 +492,7 @@ async fn run_command_prunes_through_the_applyset_a_direct_apply_also_prunes() {
         .map(|o| (o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()))
         .collect();
     assert_eq!(pruned_objects, [("ConfigMap", "extra")]);
-    rig.kubectl_ok(&[
-        "wait",
-        "--for=delete",
-        "configmap/extra",
-        "-n",
-        &ns,
-        "--timeout=30s",
-    ]);
+    extra_deleted();
     assert_eq!(listed(), "SpinApp.core.spinkube.dev");
 
     // What run command applied, a direct apply (from a network that reaches the API server) prunes.
@@ -523,14 +527,7 @@ async fn run_command_prunes_through_the_applyset_a_direct_apply_also_prunes() {
         "{}",
         String::from_utf8_lossy(&direct.stderr)
     );
-    rig.kubectl_ok(&[
-        "wait",
-        "--for=delete",
-        "configmap/extra",
-        "-n",
-        &ns,
-        "--timeout=30s",
-    ]);
+    extra_deleted();
 }
 
 #[tokio::test(flavor = "multi_thread")]
