@@ -56,12 +56,7 @@ pub async fn deploy(
     let namespace = deploy::namespace_for(args.target.namespace.as_deref(), fallback, &objects)?;
     identity::check_federation(record.state.identity.as_ref(), &namespace, &objects)?;
     let secrets = SecretPlan::new(&objects, args)?;
-    let secret_objects = secrets.objects();
-    let given = secret_objects.len();
-    let mut members: Vec<Value> = secret_objects.into_iter().chain(objects).collect();
-    for member in &mut members {
-        member["metadata"]["namespace"] = json!(namespace);
-    }
+    let (mut members, given) = members(&namespace, &secrets, objects);
     let set = RemoteSet::new(&record.name, &namespace, &mut members, secrets.read());
     let (given_secrets, objects) = members.split_at(given);
     let files = context_files(&namespace, given_secrets, objects, &secrets, &set);
@@ -95,6 +90,17 @@ pub async fn deploy(
         diff: None,
         dry_run: false,
     })
+}
+
+/// What the app applies, in `namespace`: the given Secrets (their count second), then `objects`.
+fn members(namespace: &str, secrets: &SecretPlan, objects: Vec<Value>) -> (Vec<Value>, usize) {
+    let secret_objects = secrets.objects();
+    let given = secret_objects.len();
+    let mut members: Vec<Value> = secret_objects.into_iter().chain(objects).collect();
+    for member in &mut members {
+        member["metadata"]["namespace"] = json!(namespace);
+    }
+    (members, given)
 }
 
 fn refuse_unsupported(args: &DeployArgs, exposure: &Exposure) -> anyhow::Result<()> {
