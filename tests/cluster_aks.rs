@@ -285,6 +285,14 @@ async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
     );
     let cluster_gets = arm.count("GET", "/subscriptions/33333333-0000-0000-0000-000000000003/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aksp");
     assert_eq!(cluster_gets, 1, "the cluster is read once");
+    let status = run_blocking(aks.command("aksp", &ns, &["status"])).await;
+    let said = String::from_utf8_lossy(&status.stderr);
+    assert_eq!(status.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cannot reach the cluster of context `aksp`")
+            && said.contains("aksp's API server is private: run this from its virtual network"),
+        "status needs the API server, and says why it cannot reach it: {said}"
+    );
     assert!(
         !String::from_utf8_lossy(&output.stdout).contains("never-shown-7")
             && !stderr.contains("never-shown-7")

@@ -36,6 +36,8 @@ pub struct Connection {
     pub kubeconfig_file: Option<PathBuf>,
     /// Credentials held in memory (AKS through ARM): no file another tool could read.
     pub in_memory: bool,
+    /// What to add when the server cannot be reached (a private AKS API server).
+    pub unreachable_hint: Option<String>,
 }
 
 /// Reads the kubeconfig, picks the context and namespace, and builds a client (no request yet).
@@ -82,6 +84,7 @@ pub async fn connect_with(
         namespace_explicit: target.namespace.is_some(),
         kubeconfig_file: target.kubeconfig.clone(),
         in_memory: false,
+        unreachable_hint: None,
     })
 }
 

@@ -43,8 +43,11 @@ pub fn explain(err: kube::Error, conn: &Connection, action: Action<'_>) -> anyho
         ),
         kube::Error::Auth(e) => format!("cannot get credentials for {where_}: {e}"),
         other if is_connection_error(other) => format!(
-            "cannot reach the cluster of {where_}: {}; check the network and the server address, or choose another --context",
-            root_cause(other)
+            "cannot reach the cluster of {where_}: {}; {}",
+            root_cause(other),
+            conn.unreachable_hint.as_deref().unwrap_or(
+                "check the network and the server address, or choose another --context"
+            )
         ),
         other => format!(
             "{} {}{scope} failed on {where_}: {}",

@@ -6,7 +6,7 @@ use std::io::BufReader;
 
 use serde_json::json;
 
-use super::deploy::{self, AppTarget};
+use super::deploy::{self, Aks, AppTarget};
 use crate::app::compat::ImportScanner;
 use crate::app::model::Source;
 use crate::app::App;
@@ -71,14 +71,17 @@ fn host_imports(app: &App) -> BTreeSet<String> {
 
 /// ARM's checks for an AKS cluster, from one GET of the cluster (and the registry's roles).
 async fn azure_checks(target: &AppTarget) -> anyhow::Result<Vec<Check>> {
-    let Some(cluster_ref) = &target.aks else {
+    let Some(Aks {
+        arm,
+        cluster: cluster_ref,
+    }) = &target.aks
+    else {
         return Ok(Vec::new());
     };
-    let arm = Arm::from_env()?;
     let cluster = arm.cluster(cluster_ref).await?;
     let mut checks = vec![running(&cluster)];
     if let Some(image) = target.state.last_pinned.as_deref() {
-        checks.push(kubelet_pull(&arm, &cluster, cluster_ref, image).await?);
+        checks.push(kubelet_pull(arm, &cluster, cluster_ref, image).await?);
     }
     if target.state.key_vault.is_some() || target.state.identity.is_some() {
         checks.push(workload_identity(&cluster));

@@ -58,7 +58,7 @@ pub struct AppTarget {
     pub state: AppState,
     pub conn: Connection,
     /// The AKS cluster, when reached through ARM.
-    pub aks: Option<ClusterRef>,
+    pub aks: Option<Aks>,
 }
 
 /// The app and what the state file remembers (for it, and the chosen cluster).
@@ -147,7 +147,13 @@ pub async fn connect_app(
             let kubeconfig = aks::user_kubeconfig(&arm, &cluster).await?;
             let mut conn = connect::connect_with(kubeconfig, &target, &remembered).await?;
             conn.in_memory = true;
-            (conn, Some(cluster))
+            if arm.cluster(&cluster).await?.is_private() {
+                conn.unreachable_hint = Some(format!(
+                    "{}'s API server is private: run this from its virtual network (or a peered network or VPN); `apply` and `up` reach it from anywhere through AKS run command",
+                    cluster.name
+                ));
+            }
+            (conn, Some(Aks { arm, cluster }))
         }
         None => (connect::connect(&target, &remembered).await?, None),
     };
