@@ -19,6 +19,7 @@ use crate::cluster::rollout::Rollout;
 use crate::cluster::source::Objects;
 use crate::kube::image::ImageRef;
 use crate::kube::render::yaml_stream;
+use crate::kube::validate::{parse_dns_label, parse_dns_subdomain};
 use crate::output::Output;
 
 const EXECUTOR: &str = include_str!("../../../manifests/spinapp-executor.yaml");
@@ -57,6 +58,7 @@ pub async fn deploy(
     identity::check_federation(record.state.identity.as_ref(), &namespace, &objects)?;
     let secrets = SecretPlan::new(&objects, args)?;
     let (mut members, given) = members(&namespace, &secrets, objects);
+    check_names(&namespace, &members)?;
     let set = RemoteSet::new(&record.name, &namespace, &mut members, secrets.read());
     let (given_secrets, objects) = members.split_at(given);
     let files = context_files(&namespace, given_secrets, objects, &secrets, &set);
@@ -101,6 +103,28 @@ fn members(namespace: &str, secrets: &SecretPlan, objects: Vec<Value>) -> (Vec<V
         member["metadata"]["namespace"] = json!(namespace);
     }
     (members, given)
+}
+
+/// Names go into the shell command: each must be one Kubernetes allows, so none can break out of it.
+fn check_names(namespace: &str, members: &[Value]) -> anyhow::Result<()> {
+    parse_dns_label(namespace).map_err(|e| bad_input!("namespace {e}"))?;
+    for member in members {
+        let kind = member["kind"].as_str().unwrap_or_default();
+        let api_version = member["apiVersion"].as_str().unwrap_or_default();
+        let kind_ok = !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric());
+        let version_ok = !api_version.is_empty()
+            && api_version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '/'));
+        if !kind_ok || !version_ok {
+            return Err(bad_input!(
+                "an object has apiVersion `{api_version}` and kind `{kind}`, which are not Kubernetes names"
+            ));
+        }
+        let name = member["metadata"]["name"].as_str().unwrap_or_default();
+        parse_dns_subdomain(name).map_err(|e| bad_input!("{kind} name {e}"))?;
+    }
+    Ok(())
 }
 
 fn refuse_unsupported(args: &DeployArgs, exposure: &Exposure) -> anyhow::Result<()> {
@@ -252,6 +276,21 @@ fn rollout(logs: &str, waited: bool, seconds: f64) -> Option<Rollout> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_could_break_out_of_the_shell_command_are_bad_input() {
+        let object = |kind: &str, name: &str| json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name}});
+        assert!(check_names("shop", &[object("ConfigMap", "app.config-1")]).is_ok());
+        let refused = [
+            ("shop", object("ConfigMap", "x';kubectl delete ns shop;'")),
+            ("shop", object("Config Map", "app")),
+            ("shop$(id)", object("ConfigMap", "app")),
+        ];
+        for (namespace, member) in refused {
+            let err = check_names(namespace, &[member]).unwrap_err();
+            assert_eq!(crate::error::exit_code(&err), 2, "{err}");
+        }
+    }
 
     #[test]
     fn kubectl_output_becomes_applied_objects_and_rollout_counts() {
