@@ -423,6 +423,9 @@ pub struct DeleteArgs {
     /// Send the deletes with dryRun=All
     #[arg(long, value_enum, default_value_t = DryRun::None)]
     pub dry_run: DryRun,
+    /// How to reach an AKS API server: directly, or through AKS run command (the default for private clusters)
+    #[arg(long, value_enum, default_value_t = Via::Auto)]
+    pub via: Via,
 }
 
 #[cfg(test)]

@@ -424,7 +424,7 @@ async fn run_command_keeps_live_secret_values_it_is_not_given_and_stops_when_a_r
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn run_command_prunes_through_the_applyset_a_direct_apply_also_prunes() {
+async fn run_command_prunes_and_deletes_through_the_applyset_a_direct_apply_shares() {
     let Some(rig) = rig() else { return };
     let aks = Aks::private(rig, "akst").await;
     let ns = rig.bare_namespace("private-prune");
@@ -536,6 +536,34 @@ async fn run_command_prunes_through_the_applyset_a_direct_apply_also_prunes() {
         String::from_utf8_lossy(&direct.stderr)
     );
     extra_deleted();
+
+    // delete through run command removes the set: its members and its parent, nothing else.
+    let deleted = run_blocking(aks.command("akst", &ns, &["delete"])).await;
+    assert!(
+        deleted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&deleted.stdout).unwrap();
+    assert_eq!(report["cluster"], "akst");
+    let deleted: Vec<_> = report["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(deleted, [("SpinApp", "hello-aks")]);
+    rig.kubectl_ok(&[
+        "wait",
+        "--for=delete",
+        "spinapp/hello-aks",
+        "secret/hello-aks-applyset",
+        "-n",
+        &ns,
+        "--timeout=30s",
+    ]);
+    let executor = rig.kubectl_ok(&["get", "spinappexecutors", "-n", &ns, "-o", "name"]);
+    assert!(executor.contains("containerd-shim-spin"), "{executor}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::deploy;
+use super::deploy::{self, Aks, AppRecord};
+use super::remote;
 use crate::cli::{DeleteArgs, DryRun, GlobalArgs};
 use crate::cluster::apply::{self, parent_group_kinds, Resources};
 use crate::cluster::applyset::ApplySet;
@@ -22,7 +23,14 @@ struct Deleted {
 }
 
 pub async fn run(global: &GlobalArgs, args: &DeleteArgs, out: &Output) -> anyhow::Result<()> {
-    let target = deploy::target(global, &args.target, out).await?;
+    let record = deploy::app_record(global, out)?;
+    let aks = deploy::aks_cluster(global, &args.target, &record.all).await?;
+    if let Some(aks) = &aks {
+        if remote::chosen(aks, args.via).await? {
+            return delete_through_run_command(&record, aks, args, out).await;
+        }
+    }
+    let target = deploy::connect_app(record, &args.target, aks).await?;
     let conn = &target.conn;
     let namespace = conn.namespace.clone();
     let dry_run = args.dry_run == DryRun::Server;
@@ -47,22 +55,53 @@ pub async fn run(global: &GlobalArgs, args: &DeleteArgs, out: &Output) -> anyhow
         let (secret, _) = resources.resolve("v1", "Secret")?;
         apply::delete(conn, &secret, true, &namespace, &set.parent_name, dry_run).await?;
     }
-    let summary = if deleted.is_empty() {
-        format!(
-            "nothing of {} was applied in namespace {namespace} of {}",
-            target.name, conn.context
-        )
-    } else {
-        deleted
-            .iter()
-            .map(|d| format!("{}/{} deleted", d.kind.to_ascii_lowercase(), d.name))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
     let report = DeleteReport {
         cluster: conn.context.clone(),
         namespace,
         deleted,
     };
-    out.report(&report, summary)
+    report.print(&target.name, out)
+}
+
+async fn delete_through_run_command(
+    record: &AppRecord,
+    aks: &Aks,
+    args: &DeleteArgs,
+    out: &Output,
+) -> anyhow::Result<()> {
+    if args.dry_run == DryRun::Server {
+        return Err(remote::unsupported_flag("--dry-run server"));
+    }
+    let namespace = args.target.namespace.as_deref();
+    let (namespace, deleted) = remote::delete(record, aks, namespace, out).await?;
+    let report = DeleteReport {
+        cluster: aks.cluster.name.clone(),
+        namespace,
+        deleted: deleted
+            .into_iter()
+            .map(|d| Deleted {
+                kind: d.kind,
+                name: d.name,
+            })
+            .collect(),
+    };
+    report.print(&record.name, out)
+}
+
+impl DeleteReport {
+    fn print(&self, app: &str, out: &Output) -> anyhow::Result<()> {
+        let summary = if self.deleted.is_empty() {
+            format!(
+                "nothing of {app} was applied in namespace {} of {}",
+                self.namespace, self.cluster
+            )
+        } else {
+            self.deleted
+                .iter()
+                .map(|d| format!("{}/{} deleted", d.kind.to_ascii_lowercase(), d.name))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        out.report(self, summary)
+    }
 }

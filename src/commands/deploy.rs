@@ -149,7 +149,7 @@ pub async fn connect_app(
             conn.in_memory = true;
             if arm.cluster(&cluster).await?.is_private() {
                 conn.unreachable_hint = Some(format!(
-                    "{}'s API server is private: run this from its virtual network (or a peered network or VPN); `apply` and `up` reach it from anywhere through AKS run command",
+                    "{}'s API server is private: run this from its virtual network (or a peered network or VPN); `apply`, `up` and `delete` reach it from anywhere through AKS run command",
                     cluster.name
                 ));
             }

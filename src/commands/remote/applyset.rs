@@ -9,8 +9,8 @@ use crate::cluster::apply::{AppliedObject, ObjectAction, FIELD_MANAGER};
 use crate::cluster::applyset::{self, ApplySet};
 use crate::kube::render::to_yaml;
 
-/// The line the remote command prints per deleted member: `spin-aks-pruned <Kind.group> <name>`.
-const PRUNED_MARK: &str = "spin-aks-pruned";
+/// The line the remote command prints per deleted member: `spin-aks-deleted <Kind.group> <name>`.
+const DELETED_MARK: &str = "spin-aks-deleted";
 /// The parent with this in place of its group-kinds, which the command fills in.
 const GROUP_KINDS_SLOT: &str = "@GROUP_KINDS@";
 const PARENT_TEMPLATE: &str = "applyset/parent.yaml";
@@ -62,15 +62,8 @@ impl RemoteSet {
     /// Before the members are applied: the parent lists what it listed and the kinds applied now,
     /// so members of a run cut short are still found by the next prune.
     pub fn before_apply(&self) -> Vec<String> {
-        let listed = format!(
-            "{{{{with .metadata.annotations}}}}{{{{with index . \"{}\"}}}}{{{{.}}}}{{{{end}}}}{{{{end}}}}",
-            applyset::GROUP_KINDS_ANNOTATION
-        );
         vec![
-            format!(
-                "kinds=$(kubectl get secret {} -n {} --ignore-not-found -o go-template='{listed}')",
-                self.set.parent_name, self.set.namespace
-            ),
+            self.read_listed_kinds(),
             format!(
                 "kinds=$(printf '%s\\n' $(echo \"$kinds,{}\" | tr , ' ') | LC_ALL=C sort -u | paste -sd , -)",
                 self.current()
@@ -80,9 +73,40 @@ impl RemoteSet {
     }
 
     /// After the members are applied: every labelled member of a listed kind that was not
-    /// applied now is deleted (a `spin-aks-pruned` line each), then the parent lists the kinds
+    /// applied now is deleted (a `spin-aks-deleted` line each), then the parent lists the kinds
     /// applied now only.
     pub fn prune(&self) -> Vec<String> {
+        let mut steps = self.delete_unkept();
+        steps.push(apply_parent(&self.current()));
+        steps
+    }
+
+    /// The whole set: every labelled member of a listed kind, then the parent (`delete` of a set
+    /// made with no members).
+    pub fn delete(&self) -> Vec<String> {
+        let mut steps = vec![self.read_listed_kinds()];
+        steps.extend(self.delete_unkept());
+        steps.push(format!(
+            "kubectl delete secret {} -n {} --ignore-not-found --wait=false >/dev/null",
+            self.set.parent_name, self.set.namespace
+        ));
+        steps
+    }
+
+    /// `kinds=` the group-kinds the live parent lists (none without a parent).
+    fn read_listed_kinds(&self) -> String {
+        let listed = format!(
+            "{{{{with .metadata.annotations}}}}{{{{with index . \"{}\"}}}}{{{{.}}}}{{{{end}}}}{{{{end}}}}",
+            applyset::GROUP_KINDS_ANNOTATION
+        );
+        format!(
+            "kinds=$(kubectl get secret {} -n {} --ignore-not-found -o go-template='{listed}')",
+            self.set.parent_name, self.set.namespace
+        )
+    }
+
+    /// Deletes each labelled member of the kinds in `$kinds` that is not a member now.
+    fn delete_unkept(&self) -> Vec<String> {
         let mut steps = vec!["for kind in $(echo \"$kinds\" | tr , ' '); do".to_string()];
         steps.push("case \"$kind\" in".to_string());
         for (kind, names) in &self.members {
@@ -98,11 +122,10 @@ impl RemoteSet {
             self.set.id
         ));
         steps.push(format!(
-            "for name in $names; do case \"$keep\" in *\" $name \"*) ;; *) kubectl delete \"$kind\" \"$name\" -n {} --wait=false >/dev/null && echo \"{PRUNED_MARK} $kind $name\" ;; esac; done",
+            "for name in $names; do case \"$keep\" in *\" $name \"*) ;; *) kubectl delete \"$kind\" \"$name\" -n {} --wait=false >/dev/null && echo \"{DELETED_MARK} $kind $name\" ;; esac; done",
             self.set.namespace
         ));
         steps.push("done".to_string());
-        steps.push(apply_parent(&self.current()));
         steps
     }
 
@@ -119,9 +142,9 @@ fn apply_parent(kinds: &str) -> String {
 }
 
 /// The members the command's logs say it deleted.
-pub fn pruned_in(logs: &str) -> Vec<AppliedObject> {
+pub fn deleted_in(logs: &str) -> Vec<AppliedObject> {
     logs.lines()
-        .filter_map(|line| line.trim().strip_prefix(PRUNED_MARK))
+        .filter_map(|line| line.trim().strip_prefix(DELETED_MARK))
         .filter_map(|rest| rest.trim().split_once(' '))
         .map(|(group_kind, name)| AppliedObject {
             kind: applyset::split_group_kind(group_kind).1.to_string(),

@@ -4,6 +4,8 @@
 mod applyset;
 mod secrets;
 
+use std::collections::BTreeSet;
+
 use serde_json::{json, Value};
 
 use self::applyset::RemoteSet;
@@ -85,13 +87,39 @@ pub async fn deploy(
         image: image.to_string(),
         objects: applied(&members, &logs)
             .into_iter()
-            .chain(applyset::pruned_in(&logs))
+            .chain(applyset::deleted_in(&logs))
             .collect(),
         rollout: rollout(&logs, !args.no_wait, started.elapsed().as_secs_f64()),
         endpoint: None,
         diff: None,
         dry_run: false,
     })
+}
+
+/// `delete` through run command: the members of the app's ApplySet and its parent, as a direct
+/// delete; the namespace and what was deleted.
+pub async fn delete(
+    record: &AppRecord,
+    aks: &Aks,
+    namespace: Option<&str>,
+    out: &Output,
+) -> anyhow::Result<(String, Vec<AppliedObject>)> {
+    let fallback = deploy::last_namespace_on(&record.state, &aks.cluster.name);
+    let namespace = namespace.unwrap_or(fallback).to_string();
+    check_names(&namespace, &[])?;
+    let set = RemoteSet::new(&record.name, &namespace, &mut [], BTreeSet::new());
+    let command: Vec<String> = ["set -e".to_string()]
+        .into_iter()
+        .chain(set.delete())
+        .collect();
+    out.info(format!(
+        "deleting through AKS run command on {} (kubectl runs in the cluster)",
+        aks.cluster.name
+    ));
+    let logs = run_command::run(&aks.arm, &aks.cluster, &command.join("\n"), &[])
+        .await?
+        .success("kubectl delete through run command")?;
+    Ok((namespace, applyset::deleted_in(&logs)))
 }
 
 /// What the app applies, in `namespace`: the given Secrets (their count second), then `objects`.
@@ -134,11 +162,16 @@ fn refuse_unsupported(args: &DeployArgs, exposure: &Exposure) -> anyhow::Result<
         (!matches!(exposure, Exposure::None), "--expose"),
     ];
     match unsupported.iter().find(|(given, _)| *given) {
-        Some((_, flag)) => Err(bad_input!(
-            "{flag} is not available through AKS run command (the cluster's API server is private); run from a network that reaches it, or drop {flag}"
-        )),
+        Some((_, flag)) => Err(unsupported_flag(flag)),
         None => Ok(()),
     }
+}
+
+/// The error for a flag the run-command route cannot honour.
+pub fn unsupported_flag(flag: &str) -> anyhow::Error {
+    bad_input!(
+        "{flag} is not available through AKS run command (the cluster's API server is private); run from a network that reaches it, or drop {flag}"
+    )
 }
 
 /// The run command's files: name → bytes.
