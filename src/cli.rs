@@ -390,6 +390,9 @@ pub struct UpArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// How to reach an AKS API server: directly, or through AKS run command (the default for private clusters)
+    #[arg(long, value_enum, default_value_t = Via::Auto)]
+    pub via: Via,
 }
 
 #[derive(Debug, Args)]

@@ -287,11 +287,33 @@ async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
     assert_eq!(cluster_gets, 1, "the cluster is read once");
     let status = run_blocking(aks.command("aksp", &ns, &["status"])).await;
     let said = String::from_utf8_lossy(&status.stderr);
-    assert_eq!(status.status.code(), Some(1), "{said}");
+    assert!(status.status.success(), "{said}");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        (
+            status["cluster"].as_str(),
+            status["kind"].as_str(),
+            status["image"].as_str(),
+            status["ready"].as_i64(),
+            status["desired"].as_i64()
+        ),
+        (
+            Some("aksp"),
+            Some("SpinApp"),
+            Some(fake_image(41).as_str()),
+            Some(2),
+            Some(2)
+        ),
+        "status through run command: {status}"
+    );
+    assert_eq!(status["conditions"][0]["type"], "Available");
+    let logs = run_blocking(aks.command("aksp", &ns, &["logs"])).await;
+    let said = String::from_utf8_lossy(&logs.stderr);
+    assert_eq!(logs.status.code(), Some(1), "{said}");
     assert!(
         said.contains("cannot reach the cluster of context `aksp`")
             && said.contains("aksp's API server is private: run this from its virtual network"),
-        "status needs the API server, and says why it cannot reach it: {said}"
+        "logs needs the API server, and says why it cannot reach it: {said}"
     );
     assert!(
         !String::from_utf8_lossy(&output.stdout).contains("never-shown-7")

@@ -33,7 +33,7 @@ pub fn objects(exposure: &Exposure, app: &str, selector: &Map<String, Value>) ->
         Exposure::LoadBalancer => vec![json!({
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": format!("{app}-public")},
+            "metadata": {"name": public_service(app)},
             "spec": {
                 "type": "LoadBalancer",
                 "selector": selector,
@@ -85,7 +85,7 @@ pub async fn wait_for_address(
             Exposure::None => Ok(None),
             Exposure::LoadBalancer => {
                 let address =
-                    first_address::<Service>(conn, namespace, &format!("{app}-public"), |s| {
+                    first_address::<Service>(conn, namespace, &public_service(app), |s| {
                         address_of(
                             s.status
                                 .as_ref()?
@@ -123,6 +123,11 @@ pub async fn wait_for_address(
             humantime::format_duration(timeout)
         )
     })?
+}
+
+/// The name of the LoadBalancer Service `--expose loadbalancer` makes for `app`.
+pub fn public_service(app: &str) -> String {
+    format!("{app}-public")
 }
 
 /// The first IP or host name a load balancer reported.

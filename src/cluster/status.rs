@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::apply::Resources;
 use super::connect::Connection;
 use super::errors::{explain, Action};
-use super::expose::address_of;
+use super::expose::{address_of, public_service};
 
 #[derive(Debug, Serialize)]
 pub struct Condition {
@@ -36,27 +36,66 @@ pub struct AppStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// The status of app `name` in `namespace`; an error when nothing of it runs there.
+/// What a status is made of, however it was read: whether the SpinApp exists, and the
+/// Deployment, the public Service and the Ingress of that name.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub spinapp: bool,
+    pub deployment: Option<Deployment>,
+    pub service: Option<Service>,
+    pub ingress: Option<Ingress>,
+}
+
+/// Where the status was read: the cluster (context or AKS name), namespace and app name.
+pub struct Place<'a> {
+    pub cluster: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+/// The status of app `name` in `namespace` through the API; an error when nothing of it runs there.
 pub async fn read(
     conn: &Connection,
     resources: &Resources,
     namespace: &str,
     name: &str,
 ) -> anyhow::Result<AppStatus> {
-    let kind = if spinapp_exists(conn, resources, namespace, name).await? {
+    let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
+    let services: Api<Service> = Api::namespaced(conn.client.clone(), namespace);
+    let ingresses: Api<Ingress> = Api::namespaced(conn.client.clone(), namespace);
+    let observed = Observed {
+        spinapp: spinapp_exists(conn, resources, namespace, name).await?,
+        deployment: deployments
+            .get_opt(name)
+            .await
+            .map_err(|e| explain(e, conn, Action::new("get", "deployments", Some(namespace))))?,
+        service: services.get_opt(&public_service(name)).await.ok().flatten(),
+        ingress: ingresses.get_opt(name).await.ok().flatten(),
+    };
+    let place = Place {
+        cluster: &conn.context,
+        namespace,
+        name,
+    };
+    compose(&place, observed)
+}
+
+/// The status from what was observed; an error when nothing of the app runs there.
+pub fn compose(place: &Place<'_>, observed: Observed) -> anyhow::Result<AppStatus> {
+    let Place {
+        cluster,
+        namespace,
+        name,
+    } = *place;
+    let kind = if observed.spinapp {
         "SpinApp"
     } else {
         "Deployment"
     };
-    let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
-    let deployment = deployments
-        .get_opt(name)
-        .await
-        .map_err(|e| explain(e, conn, Action::new("get", "deployments", Some(namespace))))?;
-    if deployment.is_none() && kind == "Deployment" {
+    let deployment = observed.deployment;
+    if deployment.is_none() && !observed.spinapp {
         anyhow::bail!(
-            "{name} is not deployed in namespace {namespace} of context `{}`; deploy it with `spin-aks up`",
-            conn.context
+            "{name} is not deployed in namespace {namespace} of `{cluster}`; deploy it with `spin-aks up`"
         );
     }
     let spec = deployment.as_ref().and_then(|d| d.spec.as_ref());
@@ -81,7 +120,7 @@ pub async fn read(
         })
         .collect();
     Ok(AppStatus {
-        cluster: conn.context.clone(),
+        cluster: cluster.to_string(),
         namespace: namespace.to_string(),
         kind: kind.to_string(),
         name: name.to_string(),
@@ -89,7 +128,7 @@ pub async fn read(
         digest,
         ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
         desired: spec.and_then(|s| s.replicas).unwrap_or(0),
-        endpoint: endpoint(conn, namespace, name).await,
+        endpoint: endpoint(observed.service, observed.ingress),
         conditions,
     })
 }
@@ -113,14 +152,12 @@ async fn spinapp_exists(
 }
 
 /// The LoadBalancer Service's address or the Ingress host, when exposed and assigned.
-async fn endpoint(conn: &Connection, namespace: &str, name: &str) -> Option<String> {
-    let services: Api<Service> = Api::namespaced(conn.client.clone(), namespace);
-    if let Ok(Some(service)) = services.get_opt(&format!("{name}-public")).await {
+fn endpoint(service: Option<Service>, ingress: Option<Ingress>) -> Option<String> {
+    if let Some(service) = service {
         let address = address_of(&service.status?.load_balancer?.ingress?)?;
         return Some(format!("http://{address}"));
     }
-    let ingresses: Api<Ingress> = Api::namespaced(conn.client.clone(), namespace);
-    let ingress = ingresses.get_opt(name).await.ok()??;
+    let ingress = ingress?;
     let assigned = ingress
         .status
         .as_ref()?

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::deploy::{self, Aks, AppRecord};
+use super::deploy::{self, Aks, AppRecord, Route};
 use super::remote;
 use crate::cli::{DeleteArgs, DryRun, GlobalArgs};
 use crate::cluster::apply::{self, parent_group_kinds, Resources};
@@ -23,14 +23,12 @@ struct Deleted {
 }
 
 pub async fn run(global: &GlobalArgs, args: &DeleteArgs, out: &Output) -> anyhow::Result<()> {
-    let record = deploy::app_record(global, out)?;
-    let aks = deploy::aks_cluster(global, &args.target, &record.all).await?;
-    if let Some(aks) = &aks {
-        if remote::chosen(aks, args.via).await? {
-            return delete_through_run_command(&record, aks, args, out).await;
+    let target = match deploy::route(global, &args.target, args.via, out).await? {
+        Route::RunCommand(record, aks) => {
+            return delete_through_run_command(&record, &aks, args, out).await
         }
-    }
-    let target = deploy::connect_app(record, &args.target, aks).await?;
+        Route::Api(target) => target,
+    };
     let conn = &target.conn;
     let namespace = conn.namespace.clone();
     let dry_run = args.dry_run == DryRun::Server;

@@ -17,7 +17,7 @@ use crate::azure::aks;
 use crate::azure::arm::Arm;
 use crate::azure::choose::{self, Mode};
 use crate::bad_input;
-use crate::cli::{DeployArgs, DryRun, ExposeKind, GlobalArgs};
+use crate::cli::{DeployArgs, DryRun, ExposeKind, GlobalArgs, Via};
 use crate::cluster::apply::{self, AppliedObject, ApplyOptions, ObjectAction, Resources};
 use crate::cluster::applyset::{self, ApplySet};
 use crate::cluster::check;
@@ -75,6 +75,29 @@ pub struct AppRecord {
 pub struct Aks {
     pub arm: Arm,
     pub cluster: ClusterRef,
+}
+
+/// How a command reaches the cluster.
+pub enum Route {
+    /// Through AKS run command: a private cluster, or `--via run-command`.
+    RunCommand(AppRecord, Aks),
+    /// Straight to the API server.
+    Api(AppTarget),
+}
+
+/// Loads the app and its state, and picks the route as the flags (else the state) say.
+pub async fn route(
+    global: &GlobalArgs,
+    flags: &crate::cli::TargetArgs,
+    via: Via,
+    out: &Output,
+) -> anyhow::Result<Route> {
+    let record = app_record(global, out)?;
+    let aks = aks_cluster(global, flags, &record.all).await?;
+    match aks {
+        Some(aks) if remote::chosen(&aks, via).await? => Ok(Route::RunCommand(record, aks)),
+        aks => Ok(Route::Api(connect_app(record, flags, aks).await?)),
+    }
 }
 
 /// Loads the app and its state, and connects as the flags (else the state) say: a kubeconfig
@@ -149,7 +172,7 @@ pub async fn connect_app(
             conn.in_memory = true;
             if arm.cluster(&cluster).await?.is_private() {
                 conn.unreachable_hint = Some(format!(
-                    "{}'s API server is private: run this from its virtual network (or a peered network or VPN); `apply`, `up` and `delete` reach it from anywhere through AKS run command",
+                    "{}'s API server is private: run this from its virtual network (or a peered network or VPN); `apply`, `up`, `status` and `delete` reach it from anywhere through AKS run command",
                     cluster.name
                 ));
             }
@@ -177,14 +200,12 @@ pub async fn deploy(
 ) -> anyhow::Result<DeployReport> {
     workload::check(&args.workload)?;
     let exposure = exposure(args)?;
-    let record = app_record(global, out)?;
-    let aks = aks_cluster(global, &args.target, &record.all).await?;
-    if let Some(aks) = &aks {
-        if remote::chosen(aks, args.via).await? {
-            return remote::deploy(&record, aks, args, &exposure, image, out).await;
+    let target = match route(global, &args.target, args.via, out).await? {
+        Route::RunCommand(record, aks) => {
+            return remote::deploy(&record, &aks, args, &exposure, image, out).await
         }
-    }
-    let target = connect_app(record, &args.target, aks).await?;
+        Route::Api(target) => target,
+    };
     let image = choose_image(image, &target.state, out)?;
     let loaded = load_objects(&target.app, &target.state, args, &image)?;
     let namespace = match &loaded {

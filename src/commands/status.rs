@@ -1,16 +1,24 @@
 //! `spin-aks status`: what runs for this app in the cluster (image digest, replicas, endpoint, conditions).
 
-use super::deploy;
+use super::deploy::{self, Route};
+use super::remote;
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::cluster::apply::Resources;
 use crate::cluster::status;
 use crate::output::Output;
 
 pub async fn run(global: &GlobalArgs, args: &StatusArgs, out: &Output) -> anyhow::Result<()> {
-    let target = deploy::target(global, &args.target, out).await?;
-    let resources = Resources::discover(&target.conn).await?;
-    let namespace = target.conn.namespace.clone();
-    let status = status::read(&target.conn, &resources, &namespace, &target.name).await?;
+    let status = match deploy::route(global, &args.target, args.via, out).await? {
+        Route::RunCommand(record, aks) => {
+            let namespace = args.target.namespace.as_deref();
+            remote::status(&record, &aks, namespace, out).await?
+        }
+        Route::Api(target) => {
+            let resources = Resources::discover(&target.conn).await?;
+            let namespace = target.conn.namespace.clone();
+            status::read(&target.conn, &resources, &namespace, &target.name).await?
+        }
+    };
     let mut lines = vec![
         format!(
             "{} {} in namespace {} of {}",

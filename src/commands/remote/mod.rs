@@ -3,6 +3,7 @@
 
 mod applyset;
 mod secrets;
+mod status;
 
 use std::collections::BTreeSet;
 
@@ -19,6 +20,7 @@ use crate::cluster::apply::{AppliedObject, ObjectAction, FIELD_MANAGER};
 use crate::cluster::expose::Exposure;
 use crate::cluster::rollout::Rollout;
 use crate::cluster::source::Objects;
+use crate::cluster::status::{compose, AppStatus, Place};
 use crate::kube::image::ImageRef;
 use crate::kube::render::yaml_stream;
 use crate::kube::validate::{parse_dns_label, parse_dns_subdomain};
@@ -96,6 +98,38 @@ pub async fn deploy(
     })
 }
 
+/// `-n`, else the app's last namespace on the cluster, checked for the shell.
+fn namespace_of(record: &AppRecord, aks: &Aks, explicit: Option<&str>) -> anyhow::Result<String> {
+    let fallback = deploy::last_namespace_on(&record.state, &aks.cluster.name);
+    let namespace = explicit.unwrap_or(fallback).to_string();
+    check_names(&namespace, &[])?;
+    Ok(namespace)
+}
+
+/// `status` through run command: read by kubectl in the cluster, made as a direct read makes it.
+pub async fn status(
+    record: &AppRecord,
+    aks: &Aks,
+    namespace: Option<&str>,
+    out: &Output,
+) -> anyhow::Result<AppStatus> {
+    let namespace = namespace_of(record, aks, namespace)?;
+    out.info(format!(
+        "reading the status through AKS run command on {} (kubectl runs in the cluster)",
+        aks.cluster.name
+    ));
+    let command = status::command(&namespace, &record.name);
+    let logs = run_command::run(&aks.arm, &aks.cluster, &command, &[])
+        .await?
+        .success("kubectl get through run command")?;
+    let place = Place {
+        cluster: &aks.cluster.name,
+        namespace: &namespace,
+        name: &record.name,
+    };
+    compose(&place, status::observed(&logs)?)
+}
+
 /// `delete` through run command: the members of the app's ApplySet and its parent, as a direct
 /// delete; the namespace and what was deleted.
 pub async fn delete(
@@ -104,9 +138,7 @@ pub async fn delete(
     namespace: Option<&str>,
     out: &Output,
 ) -> anyhow::Result<(String, Vec<AppliedObject>)> {
-    let fallback = deploy::last_namespace_on(&record.state, &aks.cluster.name);
-    let namespace = namespace.unwrap_or(fallback).to_string();
-    check_names(&namespace, &[])?;
+    let namespace = namespace_of(record, aks, namespace)?;
     let set = RemoteSet::new(&record.name, &namespace, &mut [], BTreeSet::new());
     let command: Vec<String> = ["set -e".to_string()]
         .into_iter()
