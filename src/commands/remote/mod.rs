@@ -66,13 +66,9 @@ pub async fn deploy(
     let set = RemoteSet::new(&record.name, &namespace, &mut members, secrets.read());
     let (given_secrets, objects) = members.split_at(given);
     let files = context_files(&namespace, given_secrets, objects, &secrets, &set);
-    let command = command(&namespace, &secrets, &set, &workload_names(objects), args);
-    out.info(format!(
-        "applying through AKS run command on {} (kubectl runs in the cluster)",
-        aks.cluster.name
-    ));
+    let steps = steps(&namespace, &secrets, &set, &workload_names(objects), args);
     let started = std::time::Instant::now();
-    let result = run_command::run(&aks.arm, &aks.cluster, &command, &files).await?;
+    let result = run_script(aks, "applying", steps, &files, out).await?;
     if let Some(missing) = secrets.missing_in(&result.logs) {
         return Err(missing);
     }
@@ -114,12 +110,8 @@ pub async fn status(
     out: &Output,
 ) -> anyhow::Result<AppStatus> {
     let namespace = namespace_of(record, aks, namespace)?;
-    out.info(format!(
-        "reading the status through AKS run command on {} (kubectl runs in the cluster)",
-        aks.cluster.name
-    ));
-    let command = status::command(&namespace, &record.name);
-    let logs = run_command::run(&aks.arm, &aks.cluster, &command, &[])
+    let steps = status::steps(&namespace, &record.name);
+    let logs = run_script(aks, "reading the status", steps, &[], out)
         .await?
         .success("kubectl get through run command")?;
     let place = Place {
@@ -140,18 +132,31 @@ pub async fn delete(
 ) -> anyhow::Result<(String, Vec<AppliedObject>)> {
     let namespace = namespace_of(record, aks, namespace)?;
     let set = RemoteSet::new(&record.name, &namespace, &mut [], BTreeSet::new());
-    let command: Vec<String> = ["set -e".to_string()]
-        .into_iter()
-        .chain(set.delete())
-        .collect();
-    out.info(format!(
-        "deleting through AKS run command on {} (kubectl runs in the cluster)",
-        aks.cluster.name
-    ));
-    let logs = run_command::run(&aks.arm, &aks.cluster, &command.join("\n"), &[])
+    let logs = run_script(aks, "deleting", set.delete(), &[], out)
         .await?
         .success("kubectl delete through run command")?;
     Ok((namespace, applyset::deleted_in(&logs)))
+}
+
+/// Runs `steps` in the cluster as one shell script that stops at the first failing step, saying
+/// what it is `doing` there.
+async fn run_script(
+    aks: &Aks,
+    doing: &str,
+    steps: Vec<String>,
+    files: &[(String, Vec<u8>)],
+    out: &Output,
+) -> anyhow::Result<run_command::CommandResult> {
+    out.info(format!(
+        "{doing} through AKS run command on {} (kubectl runs in the cluster)",
+        aks.cluster.name
+    ));
+    let script = ["set -e".to_string()]
+        .into_iter()
+        .chain(steps)
+        .collect::<Vec<_>>()
+        .join("\n");
+    run_command::run(&aks.arm, &aks.cluster, &script, files).await
 }
 
 /// What the app applies, in `namespace`: the given Secrets (their count second), then `objects`.
@@ -248,23 +253,22 @@ fn workload_names(objects: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// The shell command run in the cluster: the Secret steps, the namespace and executor, the
+/// The steps of the apply run in the cluster: the Secret steps, the namespace and executor, the
 /// ApplySet parent, server-side apply of the app, the prune, then per workload its creation, its
-/// rollout and a `spin-aks-rollout <ready> <desired>` line; the first failure ends it.
-fn command(
+/// rollout and a `spin-aks-rollout <ready> <desired>` line.
+fn steps(
     namespace: &str,
     secrets: &SecretPlan,
     set: &RemoteSet,
     workloads: &[String],
     args: &DeployArgs,
-) -> String {
+) -> Vec<String> {
     let force = if args.force_conflicts {
         " --force-conflicts"
     } else {
         ""
     };
-    let mut steps = vec!["set -e".to_string()];
-    steps.extend(secrets.steps(namespace));
+    let mut steps = secrets.steps(namespace);
     steps.push(format!(
         "kubectl apply --server-side --field-manager={FIELD_MANAGER} -n {namespace} -f setup/"
     ));
@@ -290,7 +294,7 @@ fn command(
             ));
         }
     }
-    steps.join("\n")
+    steps
 }
 
 /// The objects kubectl reports as applied (`kind.group/name serverside-applied`).

@@ -1,8 +1,6 @@
 //! `status` through run command: kubectl reads the SpinApp, Deployment, public Service and
 //! Ingress in the cluster, and the status is made from them as a direct read makes it.
 
-use serde_json::Value;
-
 use crate::cluster::expose::public_service;
 use crate::cluster::status::Observed;
 
@@ -11,14 +9,13 @@ const OBJECT_MARK: &str = "spin-aks-object";
 
 /// The shell lines printing each object of app `name` in `namespace` as JSON after its mark
 /// (nothing when it does not exist; the SpinApp only by name, and not when SpinKube is missing).
-pub fn command(namespace: &str, name: &str) -> String {
+pub fn steps(namespace: &str, name: &str) -> Vec<String> {
     let get = |what: &str, resource: &str, object: &str, output: &str, fallback: &str| {
         format!(
             "echo '{OBJECT_MARK} {what}'\nkubectl get {resource} {object} -n {namespace} --ignore-not-found -o {output}{fallback}"
         )
     };
-    [
-        "set -e".to_string(),
+    vec![
         get(
             "spinapp",
             "spinapps.core.spinkube.dev",
@@ -30,7 +27,6 @@ pub fn command(namespace: &str, name: &str) -> String {
         get("service", "service", &public_service(name), "json", ""),
         get("ingress", "ingress", name, "json", ""),
     ]
-    .join("\n")
 }
 
 /// The objects the command printed.
@@ -67,11 +63,9 @@ fn parse<T: serde::de::DeserializeOwned>(
     kind: &str,
 ) -> anyhow::Result<Option<T>> {
     text.map(|text| {
-        serde_json::from_str::<Value>(text)
-            .and_then(serde_json::from_value)
-            .map_err(|e| {
-                anyhow::anyhow!("kubectl in the cluster printed a {kind} spin-aks cannot read: {e}")
-            })
+        serde_json::from_str(text).map_err(|e| {
+            anyhow::anyhow!("kubectl in the cluster printed a {kind} spin-aks cannot read: {e}")
+        })
     })
     .transpose()
 }
