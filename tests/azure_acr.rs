@@ -601,10 +601,7 @@ async fn skopeo_pushes_and_inspects_with_the_refresh_token_as_basic_password() {
         return;
     };
     if which_skopeo().is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("skopeo is missing: install Debian's skopeo package (CI must not skip)");
-        }
-        eprintln!("skipping: skopeo is not installed");
+        support::skip("skopeo is not installed (Debian's skopeo package)");
         return;
     }
     let refresh = {

@@ -319,7 +319,7 @@ impl SmallDisk {
             .status()
             .is_ok_and(|s| s.success());
         if !mounted {
-            eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+            support::skip("cannot mount a tmpfs here (needs root)");
             return None;
         }
         Some(SmallDisk { path, _dir: dir })

@@ -112,12 +112,35 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file());
     if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("`{name}` is required under CI=true but is not installed; run the README's test command");
-        }
-        eprintln!("skipping: `{name}` is not installed (the README's test command installs it)");
+        skip(&format!(
+            "`{name}` is not installed (the README's test command installs it)"
+        ));
     }
     found
+}
+
+/// The one way a test skips: under `CI=true` it fails (CI must never pass by skipping); elsewhere
+/// it says so on stderr and appends the test's name and `why` to `<target tmp>/skipped-tests`,
+/// which `scripts/test.sh` counts and lists after the run. The caller then returns.
+pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}: required under CI=true");
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_string();
+    eprintln!("SKIPPED {test}: {why}");
+    let record = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(record)
+    {
+        use std::io::Write;
+        let crate_name = env!("CARGO_CRATE_NAME");
+        let _ = writeln!(file, "{crate_name}::{test}: {}", why.lines().next().unwrap_or(""));
+    }
 }
 
 /// Runs a command, panicking with its output when it fails; returns stdout.
