@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds spin-aks as the Spin plugin `aks` (REFERENCE §10): one tar.gz per platform the toolchain
+# Builds spin-aks as the Spin plugin `aks` (docs/compatibility.md, Spin plugin): one tar.gz per platform the toolchain
 # here can build, each holding the executable `aks` (and LICENSE) at its root, and the plugin
 # manifest manifests/aks.json with each archive's URL under BASE_URL and its real sha256.
 #

@@ -1,4 +1,4 @@
-//! ACR's Entra token exchange (REFERENCE §6): Entra token → ACR refresh token (`/oauth2/exchange`)
+//! ACR's Entra token exchange (docs/cluster.md): Entra token → ACR refresh token (`/oauth2/exchange`)
 //! → repository-scoped access token (`/oauth2/token`). Loopback login servers get plain http, as in Docker.
 
 use super::credential::{AzureCredential, ACR_SCOPE};

@@ -7,7 +7,7 @@ use super::arm::{Arm, FederatedCredential, ManagedCluster, ManagedIdentity, Name
 use super::roles::{self, Assignment};
 use crate::bad_input;
 
-/// Key Vault Secrets User: reads secret values (CLUSTER.md §6).
+/// Key Vault Secrets User: reads secret values (docs/cluster.md).
 pub const KEY_VAULT_SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
 /// Cosmos DB Built-in Data Contributor, a data-plane role of every account.
 pub const COSMOS_DATA_CONTRIBUTOR: &str = "00000000-0000-0000-0000-000000000002";

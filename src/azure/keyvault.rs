@@ -12,7 +12,7 @@ use super::rest::{self, Call, ErrorBody, Repeat, Rest, ServiceError};
 use super::vault::Vault;
 use super::Secret;
 
-/// The data-plane api-version (CLUSTER.md §6).
+/// The data-plane api-version (docs/cluster.md).
 const API_VERSION: &str = "7.4";
 
 /// A refusal from Key Vault: `{"error":{"code","message","innererror":{"code"}}}`.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::arm::{Arm, ArmError};
 
-/// AcrPull (CLUSTER.md §6).
+/// AcrPull (docs/cluster.md).
 pub const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
 
 /// Tries of a role assignment while Entra has not replicated the principal yet (az: 10).

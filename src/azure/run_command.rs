@@ -1,5 +1,5 @@
 //! AKS run command as a transport: files zipped into the request's `context`, the command run by
-//! AKS inside the cluster, its exit code and logs returned (CLUSTER.md §6).
+//! AKS inside the cluster, its exit code and logs returned (docs/cluster.md).
 
 use std::io::Write;
 

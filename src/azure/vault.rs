@@ -1,5 +1,5 @@
 //! Key Vault names: a vault URL checked once into a typed `Vault`, and the mapping from a Spin
-//! variable name to a valid vault secret name (`_` → `-`, CLUSTER.md §5).
+//! variable name to a valid vault secret name (`_` → `-`, docs/cluster.md).
 
 use crate::registry::reference::is_loopback;
 

@@ -1,4 +1,4 @@
-//! `cluster check` through the Kubernetes API (CLUSTER.md §3): SpinKube's group, operator webhook,
+//! `cluster check` through the Kubernetes API (docs/cluster.md): SpinKube's group, operator webhook,
 //! executor, RuntimeClass, provisioned nodes and their containerd, the shim version against the app.
 
 use std::collections::BTreeSet;

@@ -1,4 +1,4 @@
-//! Key Vault delivery and workload identity for the pods (CLUSTER.md §5, §6): by default the Secrets
+//! Key Vault delivery and workload identity for the pods (docs/cluster.md): by default the Secrets
 //! Store CSI driver syncs each mapped vault secret into a Secret the variables read; Spin's provider on request.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! Spin runtime configuration (REFERENCE §5) from scaffold flags: `--kv-store`, `--sqlite`, `--key-vault`.
+//! Spin runtime configuration (docs/cluster.md) from scaffold flags: `--kv-store`, `--sqlite`, `--key-vault`.
 //! Parses the flag syntax and writes the `runtime-config.toml` the shim reads.
 
 use std::fmt::Write;

@@ -1,5 +1,5 @@
 //! The SpinKube `SpinApp` custom resource (`core.spinkube.dev/v1alpha1`) as a typed Rust value.
-//! The whole spec of REFERENCE §4, so the CRD schema can be generated from it (`SpinApp::crd()`).
+//! The whole spec as spin-operator v0.6.1 defines it (docs/cluster.md), so the CRD schema can be generated from it (`SpinApp::crd()`).
 
 use std::collections::BTreeMap;
 

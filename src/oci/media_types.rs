@@ -1,4 +1,4 @@
-//! The media type strings we write and read (REFERENCE §1–2), in one place.
+//! The media type strings we write and read (docs/formats.md), in one place.
 
 pub const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+json";

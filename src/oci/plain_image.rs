@@ -1,4 +1,4 @@
-//! The plain `wasi/wasm` OCI image (REFERENCE §2): one tar+gzip layer holding /spin.toml and
+//! The plain `wasi/wasm` OCI image (docs/formats.md): one tar+gzip layer holding /spin.toml and
 //! every path it references, as a `FROM scratch` Dockerfile would build it.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The Spin OCI artifact (REFERENCE §1): one wasm layer per component, one data layer per file
+//! The Spin OCI artifact (docs/formats.md): one wasm layer per component, one data layer per file
 //! over 128 bytes (smaller ones inlined), or one archive layer per component past 499 layers.
 
 use std::collections::HashSet;

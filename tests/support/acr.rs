@@ -3,7 +3,7 @@
 //!
 //! The front listens on `127.0.0.1:<port>`, which is also the registry's `service` name, so clients use
 //! it as the login server. It mints ES256 JWTs signed by a self-signed P-256 certificate that the
-//! registry trusts (REFERENCE §9), forwards `/v2/…` to the registry, and serves a fake managed identity
+//! registry trusts (CONTRIBUTING.md, Fakes), forwards `/v2/…` to the registry, and serves a fake managed identity
 //! endpoint at `/msi/token` (App Service shape). Entra tokens are JWT-looking strings minted by
 //! [`AcrFake::entra_token`]; only those are accepted by the exchange.
 

@@ -1,5 +1,5 @@
 //! A stateful fake Azure Resource Manager over loopback HTTP, speaking ARM's JSON: lists paged
-//! with `nextLink`, 429 throttling with `Retry-After`, the error bodies of CLUSTER.md §6, role
+//! with `nextLink`, 429 throttling with `Retry-After`, the error bodies of docs/cluster.md, role
 //! assignments, `listClusterUserCredential` and run command (202 + `Location`, then results),
 //! which unzips the context and runs the real `kubectl` in it; user-assigned identities and their
 //! federated credentials (20 at most, one write at a time), Key Vaults, Cosmos DB accounts and

@@ -1,4 +1,4 @@
-//! Typed ARM resources: only the fields spin-aks reads (CLUSTER.md §6), everything else ignored.
+//! Typed ARM resources: only the fields spin-aks reads (docs/cluster.md), everything else ignored.
 //! Optional fields stay `Option`: ARM omits what a resource does not use.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The ARM api-versions spin-aks speaks, pinned in one place (CLUSTER.md §6).
+//! The ARM api-versions spin-aks speaks, pinned in one place (docs/cluster.md).
 //! Change one here and every request for that resource type follows.
 
 /// `Microsoft.ContainerService/managedClusters` (and run command, credentials).

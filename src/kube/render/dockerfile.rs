@@ -1,5 +1,5 @@
 //! The `--dockerfile` renderer: a `FROM scratch` Dockerfile copying spin.toml and every wasm source
-//! and file mount to the path spin.toml references (REFERENCE §2), plus a `.dockerignore`.
+//! and file mount to the path spin.toml references (docs/formats.md), plus a `.dockerignore`.
 
 use std::path::Path;
 
