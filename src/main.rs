@@ -6,7 +6,14 @@ fn main() {
     init_tracing(cli.global.verbose);
     let verbose = cli.global.verbose > 0;
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
-    if let Err(err) = runtime.block_on(spin_aks::commands::run(cli)) {
+    let run = async {
+        // A bad --state-file is refused before any work that would then have to be thrown away.
+        if let Some(path) = &cli.global.state_file {
+            spin_aks::state::StateFile::new(Some(path))?;
+        }
+        spin_aks::commands::run(cli).await
+    };
+    if let Err(err) = runtime.block_on(run) {
         eprintln!("error: {}", error::render(&err, verbose));
         std::process::exit(error::exit_code(&err));
     }

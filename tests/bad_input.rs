@@ -436,3 +436,79 @@ fn a_missing_manifest_is_bad_input() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no Spin manifest at"));
 }
+
+/// Runs the binary with a deadline: a hang (reading a FIFO, say) fails the test instead of
+/// stalling the suite.
+fn run_within(cmd: &mut assert_cmd::Command, secs: u64) -> (Option<i32>, String) {
+    let output = cmd
+        .timeout(std::time::Duration::from_secs(secs))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    (output.status.code(), stderr)
+}
+
+/// `--state-file` naming anything but a regular file or a new path is refused (exit 2, the
+/// path and what it is) before anything is read, moved aside or replaced: a device node stays a
+/// device node, a FIFO is never opened (that would wait forever), a link's target is untouched.
+#[test]
+fn a_state_file_that_is_not_a_regular_file_is_refused_untouched() {
+    use std::os::unix::fs::FileTypeExt;
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("states");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("target"), "{\"version\":1}").unwrap();
+    std::os::unix::fs::symlink(dir.join("target"), dir.join("link")).unwrap();
+    std::fs::create_dir(dir.join("dir")).unwrap();
+    support::run_ok(std::process::Command::new("mkfifo").arg(dir.join("fifo")));
+    let mut cases = vec![
+        ("fifo", "is a FIFO"),
+        ("link", "is a symbolic link"),
+        ("dir", "is a directory"),
+    ];
+    // A private node with the null device's numbers, never the real /dev/null (needs root).
+    let node = std::process::Command::new("mknod")
+        .arg(dir.join("null"))
+        .args(["c", "1", "3"])
+        .status();
+    if node.is_ok_and(|s| s.success()) {
+        cases.push(("null", "is a character device"));
+    } else {
+        eprintln!("not checking a device node: mknod needs root");
+    }
+    let listing = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(&dir);
+    for (name, kind) in cases {
+        let path = dir.join(name);
+        let file_type = std::fs::symlink_metadata(&path).unwrap().file_type();
+        let (code, stderr) = run_within(
+            spin_aks(home.path())
+                .arg("--state-file")
+                .arg(&path)
+                .args(["push", "localhost:1/a:1", "--from-layout"])
+                .arg(home.path().join("no-layout")),
+            30,
+        );
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(path.to_str().unwrap()), "{name}: {stderr}");
+        assert!(stderr.contains(kind), "{name}: {stderr}");
+        let now = std::fs::symlink_metadata(&path).unwrap().file_type();
+        assert_eq!(now, file_type, "{name} was replaced");
+        assert_eq!(listing(&dir), before, "{name}: something was written beside it");
+    }
+    assert!(std::fs::symlink_metadata(dir.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("target")).unwrap(),
+        "{\"version\":1}"
+    );
+}
