@@ -512,3 +512,50 @@ fn a_state_file_that_is_not_a_regular_file_is_refused_untouched() {
         "{\"version\":1}"
     );
 }
+
+/// `export`'s default archive is named after the app, made a file name: whatever the name holds
+/// (`..`, `/`, an absolute path), the archive lands in the app directory and nowhere else.
+#[test]
+fn an_app_name_never_puts_the_default_archive_outside_the_app_directory() {
+    for (name, file) in [
+        ("../x", "x-1.0.0.oci.tar"),
+        ("../../escaped", "escaped-1.0.0.oci.tar"),
+        ("/tmp/absolute", "tmp-absolute-1.0.0.oci.tar"),
+        ("sub/dir", "sub-dir-1.0.0.oci.tar"),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let manifest = v2("[component.api]\nsource = \"app.wasm\"\n").replace(
+            "name = \"bad\"",
+            &format!("name = \"{name}\""),
+        );
+        let app = app_with(home.path(), &manifest);
+        let output = spin_aks(home.path())
+            .args(["export", "--skip-spin-build", "-f"])
+            .arg(&app)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{name}: {stderr}");
+        assert!(app.join(file).is_file(), "{name}: no {file} in the app directory");
+        let outside: Vec<_> = walk_files(home.path())
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".oci.tar"))
+            .collect();
+        assert_eq!(outside, [app.join(file)], "{name}");
+    }
+    assert!(!Path::new("/tmp/absolute-1.0.0.oci.tar").exists());
+}
+
+/// Every file under `dir`, recursively.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
