@@ -501,7 +501,11 @@ fn a_state_file_that_is_not_a_regular_file_is_refused_untouched() {
         assert!(stderr.contains(kind), "{name}: {stderr}");
         let now = std::fs::symlink_metadata(&path).unwrap().file_type();
         assert_eq!(now, file_type, "{name} was replaced");
-        assert_eq!(listing(&dir), before, "{name}: something was written beside it");
+        assert_eq!(
+            listing(&dir),
+            before,
+            "{name}: something was written beside it"
+        );
     }
     assert!(std::fs::symlink_metadata(dir.join("fifo"))
         .unwrap()
@@ -524,10 +528,8 @@ fn an_app_name_never_puts_the_default_archive_outside_the_app_directory() {
         ("sub/dir", "sub-dir-1.0.0.oci.tar"),
     ] {
         let home = tempfile::tempdir().unwrap();
-        let manifest = v2("[component.api]\nsource = \"app.wasm\"\n").replace(
-            "name = \"bad\"",
-            &format!("name = \"{name}\""),
-        );
+        let manifest = v2("[component.api]\nsource = \"app.wasm\"\n")
+            .replace("name = \"bad\"", &format!("name = \"{name}\""));
         let app = app_with(home.path(), &manifest);
         let output = spin_aks(home.path())
             .args(["export", "--skip-spin-build", "-f"])
@@ -536,7 +538,10 @@ fn an_app_name_never_puts_the_default_archive_outside_the_app_directory() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{name}: {stderr}");
-        assert!(app.join(file).is_file(), "{name}: no {file} in the app directory");
+        assert!(
+            app.join(file).is_file(),
+            "{name}: no {file} in the app directory"
+        );
         let outside: Vec<_> = walk_files(home.path())
             .into_iter()
             .filter(|p| p.to_string_lossy().ends_with(".oci.tar"))
@@ -558,4 +563,52 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// A malformed secret-bearing flag is refused with exit 2 naming the flag and the problem, and
+/// never repeating its value: the password in a Redis URL, a libsql token, a secret given
+/// without `NAME=`.
+#[test]
+fn malformed_secret_bearing_flags_are_refused_without_echoing_the_value() {
+    let home = tempfile::tempdir().unwrap();
+    for (command, flag, value, problem) in [
+        (
+            "apply",
+            "--secret",
+            "API-KEY=hunter2",
+            "not a Spin variable name",
+        ),
+        ("up", "--secret", "hunter2!", "not a Spin variable name"),
+        (
+            "apply",
+            "--kv-store",
+            "cache=redis:http://:hunter2@redis",
+            "redis URL of `cache`",
+        ),
+        ("scaffold", "--kv-store", "hunter2", "<label>=<backend>"),
+        (
+            "up",
+            "--kv-store",
+            "Cache=redis:redis://:hunter2@redis",
+            "label before `=`",
+        ),
+        (
+            "apply",
+            "--sqlite",
+            "db=postgres://u:hunter2@db",
+            "libsql:<url>",
+        ),
+    ] {
+        let (code, stderr) = run_within(spin_aks(home.path()).args([command, flag, value]), 30);
+        assert_eq!(code, Some(2), "{command} {flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!("invalid {flag}")),
+            "{flag}: {stderr}"
+        );
+        assert!(stderr.contains(problem), "{flag}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "{flag} echoed the value: {stderr}"
+        );
+    }
 }
