@@ -1,9 +1,12 @@
 use spin_aks::cli::Cli;
-use spin_aks::error;
+use spin_aks::{error, interrupt};
 
 fn main() {
     let cli = Cli::parse_invocation();
     init_tracing(cli.global.verbose);
+    if let Err(e) = interrupt::install() {
+        eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run may leave temporary files behind");
+    }
     let verbose = cli.global.verbose > 0;
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
     let run = async {

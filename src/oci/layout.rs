@@ -118,7 +118,7 @@ impl Layout {
 
     /// Starts a blob; bytes are hashed as they are written and the blob is named on `commit`.
     pub fn blob_writer(&self) -> anyhow::Result<BlobWriter> {
-        let file = tempfile::NamedTempFile::new_in(self.blobs_dir())
+        let file = crate::interrupt::temp_file_in(&self.blobs_dir())
             .context("cannot create a temporary blob in the OCI layout")?;
         Ok(BlobWriter {
             writer: HashingWriter::new(BufWriter::new(file)),
@@ -138,7 +138,7 @@ impl Layout {
     /// Copies `file`, whose digest the caller has just computed, into the blob `digest`.
     /// File-to-file, so `io::copy` lets the kernel copy (copy_file_range) without a user buffer.
     pub fn copy_blob(&self, file: &mut File, digest: &Digest) -> anyhow::Result<()> {
-        let mut temp = tempfile::NamedTempFile::new_in(self.blobs_dir())
+        let mut temp = crate::interrupt::temp_file_in(&self.blobs_dir())
             .context("cannot create a temporary blob in the OCI layout")?;
         io::copy(file, temp.as_file_mut())?;
         let path = self.blob_path(digest);
@@ -271,7 +271,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
+    let mut temp = crate::interrupt::temp_file_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
