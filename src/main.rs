@@ -22,9 +22,11 @@ fn main() {
     }
 }
 
+/// Our own warnings only by default (the libraries' errors reach the user through ours, said
+/// once and with what to do); `-v` adds our debug lines, `-vv` everyone's, `SPIN_AKS_LOG` decides.
 fn init_tracing(verbosity: u8) {
     let default = match verbosity {
-        0 => "warn",
+        0 => "spin_aks=warn",
         1 => "spin_aks=debug",
         _ => "debug",
     };

@@ -612,3 +612,48 @@ fn malformed_secret_bearing_flags_are_refused_without_echoing_the_value() {
         );
     }
 }
+
+/// At default verbosity only our own messages reach stderr: an unreachable API server is one
+/// `error:` line saying what to check, not the Kubernetes client's `ERROR` log lines per retry
+/// (those stay available with `-vv`).
+#[test]
+fn library_log_lines_stay_out_of_default_output() {
+    let home = tempfile::tempdir().unwrap();
+    let app = app_with(home.path(), &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let kubeconfig = home.path().join("kubeconfig");
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{closed}\n\
+             contexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n\
+             users:\n- name: u\n  user: {{token: abc}}\n"
+        ),
+    )
+    .unwrap();
+    let status = |verbosity: &[&str]| {
+        run_within(
+            spin_aks(home.path())
+                .env_remove("SPIN_AKS_LOG")
+                .args(["status", "-f"])
+                .arg(&app)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(verbosity),
+            60,
+        )
+    };
+    let (code, stderr) = status(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: cannot reach the cluster"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("kube_client"), "{stderr}");
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    let (_, verbose) = status(&["-vv"]);
+    assert!(verbose.contains("kube_client"), "-vv shows them: {verbose}");
+}
