@@ -657,3 +657,87 @@ fn library_log_lines_stay_out_of_default_output() {
     let (_, verbose) = status(&["-vv"]);
     assert!(verbose.contains("kube_client"), "-vv shows them: {verbose}");
 }
+
+/// A `--ca-file` must hold a certificate: one that holds none (empty, garbage bytes, only a
+/// key) used to parse as an empty list and be accepted silently, trusting nothing more. Each is
+/// exit 2 naming the file; a real CA certificate, PEM or DER, gets past it to the registry.
+#[test]
+fn a_ca_file_without_a_certificate_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let app = app_with(home.path(), &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let layout = home.path().join("layout");
+    spin_aks(home.path())
+        .args(["build", "--skip-spin-build", "-f"])
+        .arg(&app)
+        .arg("--layout")
+        .arg(&layout)
+        .assert()
+        .success();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertificateParams::new(vec!["registry.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let block = |label: &str, body: &str| {
+        format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n").into_bytes()
+    };
+    let no_certificate = "holds no certificate";
+    let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        ("empty", vec![], Some(no_certificate)),
+        (
+            "garbage",
+            support::apps::bytes(3, 4096),
+            Some(no_certificate),
+        ),
+        (
+            "text",
+            b"not a certificate\n".to_vec(),
+            Some(no_certificate),
+        ),
+        (
+            "key-only",
+            key.serialize_pem().into_bytes(),
+            Some(no_certificate),
+        ),
+        (
+            "not-x509",
+            block("CERTIFICATE", "aGVsbG8gd29ybGQ="),
+            Some("not a valid X.509 certificate"),
+        ),
+        (
+            "bad-base64",
+            block("CERTIFICATE", "!!not base64!!"),
+            Some("not valid base64"),
+        ),
+        ("ca-pem", ca.pem().into_bytes(), None),
+        ("ca-der", ca.der().to_vec(), None),
+    ];
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for (name, bytes, refusal) in cases {
+        let file = home.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let (code, stderr) = run_within(
+            spin_aks(home.path())
+                .args(["push", "--retry-budget", "0s", "--from-layout"])
+                .arg(&layout)
+                .arg(format!("{closed}/app:1"))
+                .arg("--ca-file")
+                .arg(&file),
+            60,
+        );
+        match refusal {
+            Some(why) => {
+                assert_eq!(code, Some(2), "{name}: {stderr}");
+                assert!(stderr.contains(file.to_str().unwrap()), "{name}: {stderr}");
+                assert!(stderr.contains(why), "{name}: {stderr}");
+            }
+            None => {
+                assert_eq!(code, Some(1), "{name} is accepted: {stderr}");
+                assert!(stderr.contains("cannot connect"), "{name}: {stderr}");
+            }
+        }
+    }
+}
