@@ -664,15 +664,7 @@ fn library_log_lines_stay_out_of_default_output() {
 #[test]
 fn a_ca_file_without_a_certificate_is_refused() {
     let home = tempfile::tempdir().unwrap();
-    let app = app_with(home.path(), &v2("[component.api]\nsource = \"app.wasm\"\n"));
-    let layout = home.path().join("layout");
-    spin_aks(home.path())
-        .args(["build", "--skip-spin-build", "-f"])
-        .arg(&app)
-        .arg("--layout")
-        .arg(&layout)
-        .assert()
-        .success();
+    let layout = built_layout(home.path());
     let key = rcgen::KeyPair::generate().unwrap();
     let ca = rcgen::CertificateParams::new(vec!["registry.test".to_string()])
         .unwrap()
@@ -739,5 +731,57 @@ fn a_ca_file_without_a_certificate_is_refused() {
                 assert!(stderr.contains("cannot connect"), "{name}: {stderr}");
             }
         }
+    }
+}
+
+/// A small app built into `<home>/layout`, to push.
+fn built_layout(home: &Path) -> PathBuf {
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let layout = home.join("layout");
+    spin_aks(home)
+        .args(["build", "--skip-spin-build", "-f"])
+        .arg(&app)
+        .arg("--layout")
+        .arg(&layout)
+        .assert()
+        .success();
+    layout
+}
+
+/// A push reference with credentials, a URL scheme or an absurd length is refused with exit 2
+/// saying what to change: the password never echoed, the scheme named, the length cut.
+#[test]
+fn hostile_push_references_say_what_to_change() {
+    let home = tempfile::tempdir().unwrap();
+    let layout = built_layout(home.path());
+    let long = format!("example.com/{}", "a/".repeat(50_000));
+    for (reference, expected) in [
+        (
+            "user:hunter2@example.com/app:1",
+            "credentials do not belong in a reference",
+        ),
+        (
+            "https://user:hunter2@example.com/app",
+            "credentials do not belong in a reference",
+        ),
+        ("http://localhost:5000/app:1", "drop the `http://` scheme"),
+        ("oci://example.com/app:1", "drop the `oci://` scheme"),
+        ("docker://example.com/app:1", "drop the `docker://` scheme"),
+        (long.as_str(), "(100012 characters)"),
+    ] {
+        let (code, stderr) = run_within(
+            spin_aks(home.path())
+                .args(["push", "--from-layout"])
+                .arg(&layout)
+                .arg(reference),
+            30,
+        );
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "the password was echoed: {stderr}"
+        );
+        assert!(stderr.len() < 1000, "{} bytes of stderr", stderr.len());
     }
 }
