@@ -458,3 +458,60 @@ fn ctrl_c_mid_way_leaves_no_temporary_file_anywhere() {
         assert!(!out.join("app.oci.tar").exists(), "{name}: a half archive");
     }
 }
+
+/// Two builds into one layout at once (different formats, so different blobs): the second
+/// waits for the first, saying so with the layout's path and the other process, and both end
+/// well; before, each swept the other's in-flight blobs and one failed.
+#[test]
+fn a_second_build_into_the_same_layout_waits_for_the_first() {
+    let home = tempfile::tempdir().unwrap();
+    let app = generated_app(home.path(), 5, 8 << 20);
+    let dir = home.path().join("layout");
+    let build = |format: &str| {
+        let mut cmd = binary(home.path());
+        cmd.args(["build", "--format", format, "--layout"])
+            .arg(&dir)
+            .arg("-f")
+            .arg(&app)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let mut first = build("spin").spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while temp_files(&dir).is_empty() {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first build ended before it was seen writing"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the first build never started writing"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let second = build("image").spawn().unwrap();
+    let first_pid = first.id();
+    let (first, second) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(second.status.success(), "{stderr}");
+    let waiting = format!(
+        "waiting for the OCI layout {}: spin-aks (pid {first_pid}) is writing into it",
+        dir.display()
+    );
+    assert!(stderr.contains(&waiting), "{stderr}");
+    let digest = valid_layout(&dir);
+    support::assert_blobs_match_names(&dir);
+    // The second build ended last: its plain image (tar+gzip layers, no wasm layer) is the one.
+    let manifest = std::fs::read_to_string(dir.join("blobs/sha256").join(&digest[7..])).unwrap();
+    assert!(manifest.contains("tar+gzip"), "{manifest}");
+    assert!(!manifest.contains("layer.v1+wasm"), "{manifest}");
+}

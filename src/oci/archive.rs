@@ -36,7 +36,10 @@ pub fn pack(layout: &Layout, out: &Path, mtime: u64) -> anyhow::Result<u64> {
         .sort_by_file_name()
         .into_iter()
         .collect::<Result<_, _>>()?;
-    entries.retain(|e| !e.file_name().to_string_lossy().starts_with(".tmp"));
+    entries.retain(|e| {
+        let name = e.file_name().to_string_lossy();
+        !name.starts_with(".tmp") && name != super::layout::LOCK_FILE
+    });
     for entry in entries {
         let relative = entry.path().strip_prefix(layout.root())?;
         let name = relative.to_string_lossy().replace('\\', "/");
@@ -143,6 +146,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::create(&dir.path().join("layout")).unwrap();
         let (digest, _) = layout.write_blob(b"some blob").unwrap();
+        // The lock a build holds is not part of the image.
+        std::fs::write(layout.root().join(super::super::layout::LOCK_FILE), "1").unwrap();
         std::fs::write(
             dir.path().join("layout/index.json"),
             br#"{"schemaVersion":2,"manifests":[]}"#,
@@ -161,5 +166,10 @@ mod tests {
             std::fs::read(unpacked.blob_path(&digest)).unwrap(),
             b"some blob"
         );
+        assert!(!dir
+            .path()
+            .join("out")
+            .join(super::super::layout::LOCK_FILE)
+            .exists());
     }
 }
