@@ -409,43 +409,35 @@ fn ctrl_c_mid_way_leaves_no_temporary_file_anywhere() {
     let layout_arg = layout.to_str().unwrap();
     let out_arg = out.join("app.oci.tar");
     let out_arg = out_arg.to_str().unwrap();
-    let cases: [(&str, Command, &dyn Fn() -> bool, i32, i32, &str); 4] = [
+    let busy: [&dyn Fn() -> bool; 3] = [&in_layout, &beside_out, &in_tmp];
+    let cases = [
         (
             "build",
             run(&["build", "--layout", layout_arg]),
-            &in_layout,
+            0,
             libc::SIGINT,
-            130,
-            "Ctrl-C (SIGINT)",
         ),
         (
             "build",
             run(&["build", "--layout", layout_arg]),
-            &in_layout,
+            0,
             libc::SIGTERM,
-            143,
-            "SIGTERM",
         ),
-        (
-            "export",
-            run(&["export", "-o", out_arg]),
-            &beside_out,
-            libc::SIGINT,
-            130,
-            "Ctrl-C (SIGINT)",
-        ),
+        ("export", run(&["export", "-o", out_arg]), 1, libc::SIGINT),
         (
             "push",
             run(&["push", "localhost:1/a:1", "--from-archive", archive_arg]),
-            &in_tmp,
+            2,
             libc::SIGINT,
-            130,
-            "Ctrl-C (SIGINT)",
         ),
     ];
-    for (name, mut cmd, busy, signal, code, said) in cases {
+    for (name, mut cmd, seen, signal) in cases {
+        let (code, said) = match signal {
+            libc::SIGINT => (130, "Ctrl-C (SIGINT)"),
+            _ => (143, "SIGTERM"),
+        };
         let _ = std::fs::remove_dir_all(&layout);
-        let (exit, stderr) = interrupt(&mut cmd, busy, signal);
+        let (exit, stderr) = interrupt(&mut cmd, busy[seen], signal);
         assert_eq!(exit, Some(code), "{name}: {stderr}");
         assert!(
             stderr.contains(&format!("interrupted by {said}")),

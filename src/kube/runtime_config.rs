@@ -99,9 +99,10 @@ fn split_label(flag: &str) -> Result<(String, String), String> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if !valid {
-        return Err(format!(
+        return Err(
             "the label before `=` must be lowercase letters, digits, `_` or `-`, starting with a letter"
-        ));
+                .to_string(),
+        );
     }
     Ok((label.to_string(), spec.to_string()))
 }
