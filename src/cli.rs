@@ -41,6 +41,36 @@ impl Cli {
     }
 }
 
+/// The value parser of a flag whose value may hold a secret (`--secret`, `--kv-store`,
+/// `--sqlite`): a refusal names the flag and the problem but never the value, which clap's own
+/// "invalid value '…'" would repeat. The wrapped parser's message must not repeat it either.
+#[derive(Clone)]
+struct Redacted<T>(fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Redacted<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let flag = arg
+            .and_then(clap::Arg::get_long)
+            .map_or_else(|| "a flag".to_string(), |long| format!("--{long}"));
+        let refuse = |why: String| {
+            let message =
+                format!("invalid {flag} (its value is not shown: it may hold a secret): {why}\n");
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("the value is not valid UTF-8".to_string()))?;
+        (self.0)(text).map_err(refuse)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The app: a spin.toml, or the directory holding it
@@ -234,10 +264,10 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "NAME", value_parser = validate::parse_dns_subdomain)]
     pub service_account: Option<String>,
     /// A key-value store: `<label>=redis:<url>` or `<label>=cosmos:<account>/<database>/<container>` (repeatable)
-    #[arg(long = "kv-store", value_name = "LABEL=BACKEND", value_parser = runtime_config::parse_kv_store)]
+    #[arg(long = "kv-store", value_name = "LABEL=BACKEND", value_parser = Redacted(runtime_config::parse_kv_store))]
     pub kv_stores: Vec<Store>,
     /// A SQLite database: `<label>=libsql:<url>` (repeatable)
-    #[arg(long = "sqlite", value_name = "LABEL=BACKEND", value_parser = runtime_config::parse_sqlite)]
+    #[arg(long = "sqlite", value_name = "LABEL=BACKEND", value_parser = Redacted(runtime_config::parse_sqlite))]
     pub sqlite: Vec<Store>,
     /// CPU limit, e.g. `500m`
     #[arg(long, value_name = "QUANTITY", value_parser = validate::parse_quantity)]
@@ -348,7 +378,7 @@ pub struct DeployArgs {
     #[arg(long, value_name = "HOST", value_parser = validate::parse_dns_subdomain)]
     pub host: Option<String>,
     /// A secret variable's value: `NAME=VALUE`, `NAME=@FILE`, or `NAME` (from env `SPIN_VARIABLE_<NAME>`)
-    #[arg(long = "secret", value_name = "NAME[=VALUE|=@FILE]", value_parser = SecretArg::parse)]
+    #[arg(long = "secret", value_name = "NAME[=VALUE|=@FILE]", value_parser = Redacted(SecretArg::parse))]
     pub secrets: Vec<SecretArg>,
     /// How to reach an AKS API server: directly, or through AKS run command (the default for private clusters)
     #[arg(long, value_enum, default_value_t = Via::Auto)]

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod error;
+pub mod interrupt;
 pub mod kube;
 pub mod oci;
 pub mod output;

@@ -1,20 +1,32 @@
 use spin_aks::cli::Cli;
-use spin_aks::error;
+use spin_aks::{error, interrupt};
 
 fn main() {
     let cli = Cli::parse_invocation();
     init_tracing(cli.global.verbose);
+    if let Err(e) = interrupt::install() {
+        eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run may leave temporary files behind");
+    }
     let verbose = cli.global.verbose > 0;
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
-    if let Err(err) = runtime.block_on(spin_aks::commands::run(cli)) {
+    let run = async {
+        // A bad --state-file is refused before any work that would then have to be thrown away.
+        if let Some(path) = &cli.global.state_file {
+            spin_aks::state::StateFile::new(Some(path))?;
+        }
+        spin_aks::commands::run(cli).await
+    };
+    if let Err(err) = runtime.block_on(run) {
         eprintln!("error: {}", error::render(&err, verbose));
         std::process::exit(error::exit_code(&err));
     }
 }
 
+/// Our own warnings only by default (the libraries' errors reach the user through ours, said
+/// once and with what to do); `-v` adds our debug lines, `-vv` everyone's, `SPIN_AKS_LOG` decides.
 fn init_tracing(verbosity: u8) {
     let default = match verbosity {
-        0 => "warn",
+        0 => "spin_aks=warn",
         1 => "spin_aks=debug",
         _ => "debug",
     };

@@ -135,6 +135,8 @@ impl StateFile {
                 .join("aks")
                 .join("state"),
         };
+        refuse_unless_regular(&path, "state file")?;
+        refuse_unless_regular(&sibling(&path, "lock"), "state file's lock")?;
         Ok(StateFile { path })
     }
 
@@ -218,6 +220,42 @@ impl StateFile {
             .with_context(|| format!("cannot lock the state file {}", lock_path.display()))?;
         Ok(file)
     }
+}
+
+/// Refuses `path` unless it is a regular file or does not exist: the state file is read, moved
+/// aside when unreadable and replaced, which must never happen to a device node, a FIFO (reading
+/// one waits for a writer forever), a directory, a socket, or a link to somewhere else.
+fn refuse_unless_regular(path: &Path, what: &str) -> anyhow::Result<()> {
+    let file_type = match fs::symlink_metadata(path) {
+        Ok(meta) => meta.file_type(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(crate::bad_input!(
+                "cannot inspect the {what} {}: {e}; pass --state-file (or set SPIN_AKS_STATE_FILE) naming a file spin-aks can read",
+                path.display()
+            ))
+        }
+    };
+    let kind = {
+        use std::os::unix::fs::FileTypeExt;
+        match file_type {
+            t if t.is_file() => return Ok(()),
+            t if t.is_symlink() => match fs::read_link(path) {
+                Ok(target) => format!("a symbolic link (to {})", target.display()),
+                Err(_) => "a symbolic link".to_string(),
+            },
+            t if t.is_dir() => "a directory".to_string(),
+            t if t.is_char_device() => "a character device".to_string(),
+            t if t.is_block_device() => "a block device".to_string(),
+            t if t.is_fifo() => "a FIFO (named pipe)".to_string(),
+            t if t.is_socket() => "a socket".to_string(),
+            _ => "not a regular file".to_string(),
+        }
+    };
+    Err(crate::bad_input!(
+        "the {what} {} is {kind}, not a regular file (spin-aks replaces it on every save); pass --state-file (or set SPIN_AKS_STATE_FILE) naming a regular file or a path that does not exist yet",
+        path.display()
+    ))
 }
 
 /// `<path>.<suffix>` beside `path` (`state` → `state.bak`, `s.json` → `s.json.bak`).

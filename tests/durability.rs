@@ -331,3 +331,179 @@ impl Drop for SmallDisk {
         let _ = Command::new("umount").arg(&self.path).status();
     }
 }
+
+/// Every `.tmp…` file under `dir` (the layout's and the archive's in-flight files).
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .map(|e| e.into_path())
+        .collect()
+}
+
+/// Everything in `dir` (the private TMPDIR).
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// Starts `cmd` in its own process group, waits until `busy` sees it mid-way (a temporary file
+/// being written), sends `signal` to the whole group as a terminal's Ctrl-C does, and returns
+/// its exit code and stderr.
+fn interrupt(cmd: &mut Command, busy: impl Fn() -> bool, signal: i32) -> (Option<i32>, String) {
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !busy() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{cmd:?} ended before it was seen writing a temporary file"
+        );
+        assert!(Instant::now() < deadline, "{cmd:?} never got busy");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: kill(2) on the child's own process group; no memory is involved.
+    let sent = unsafe { libc::kill(-(child.id() as i32), signal) };
+    assert_eq!(sent, 0, "cannot signal the process group");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    (output.status.code(), stderr)
+}
+
+/// Ctrl-C (SIGINT to the process group) or SIGTERM in the middle of `build`, `export` and
+/// `push --from-archive`: exit 130 (143) saying it was interrupted, and not one temporary file
+/// left in the layout, beside `-o`, or in TMPDIR. Temporary files are caught mid-write.
+#[test]
+fn ctrl_c_mid_way_leaves_no_temporary_file_anywhere() {
+    let home = tempfile::tempdir().unwrap();
+    // Four 24 MB static files: each takes a while to hash and write into a blob.
+    let app = generated_app(home.path(), 5, 24 << 20);
+    let tmp = home.path().join("tmp");
+    let out = home.path().join("out");
+    let layout = home.path().join("layout");
+    let app_layout = app.join(".spin-aks/oci");
+    for dir in [&tmp, &out] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let archive = home.path().join("whole.oci.tar");
+    let run = |args: &[&str]| {
+        let mut cmd = binary(home.path());
+        cmd.env("TMPDIR", &tmp).args(args).arg("-f").arg(&app);
+        cmd
+    };
+    time_run(run(&["export", "-o", archive.to_str().unwrap()]).env_remove("TMPDIR"));
+    std::fs::remove_dir_all(&app_layout).unwrap();
+
+    let in_tmp = || !entries(&tmp).is_empty();
+    let in_layout = || !temp_files(&layout).is_empty();
+    let beside_out = || !temp_files(&out).is_empty();
+    let archive_arg = archive.to_str().unwrap();
+    let layout_arg = layout.to_str().unwrap();
+    let out_arg = out.join("app.oci.tar");
+    let out_arg = out_arg.to_str().unwrap();
+    let busy: [&dyn Fn() -> bool; 3] = [&in_layout, &beside_out, &in_tmp];
+    let cases = [
+        (
+            "build",
+            run(&["build", "--layout", layout_arg]),
+            0,
+            libc::SIGINT,
+        ),
+        (
+            "build",
+            run(&["build", "--layout", layout_arg]),
+            0,
+            libc::SIGTERM,
+        ),
+        ("export", run(&["export", "-o", out_arg]), 1, libc::SIGINT),
+        (
+            "push",
+            run(&["push", "localhost:1/a:1", "--from-archive", archive_arg]),
+            2,
+            libc::SIGINT,
+        ),
+    ];
+    for (name, mut cmd, seen, signal) in cases {
+        let (code, said) = match signal {
+            libc::SIGINT => (130, "Ctrl-C (SIGINT)"),
+            _ => (143, "SIGTERM"),
+        };
+        let _ = std::fs::remove_dir_all(&layout);
+        let (exit, stderr) = interrupt(&mut cmd, busy[seen], signal);
+        assert_eq!(exit, Some(code), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("interrupted by {said}")),
+            "{name}: {stderr}"
+        );
+        for dir in [&layout, &out, &app_layout] {
+            assert_eq!(temp_files(dir), Vec::<PathBuf>::new(), "{name}");
+        }
+        assert_eq!(entries(&tmp), Vec::<PathBuf>::new(), "{name}: TMPDIR");
+        assert!(!out.join("app.oci.tar").exists(), "{name}: a half archive");
+    }
+}
+
+/// Two builds into one layout at once (different formats, so different blobs): the second
+/// waits for the first, saying so with the layout's path and the other process, and both end
+/// well; before, each swept the other's in-flight blobs and one failed.
+#[test]
+fn a_second_build_into_the_same_layout_waits_for_the_first() {
+    let home = tempfile::tempdir().unwrap();
+    let app = generated_app(home.path(), 5, 8 << 20);
+    let dir = home.path().join("layout");
+    let build = |format: &str| {
+        let mut cmd = binary(home.path());
+        cmd.args(["build", "--format", format, "--layout"])
+            .arg(&dir)
+            .arg("-f")
+            .arg(&app)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let mut first = build("spin").spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while temp_files(&dir).is_empty() {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first build ended before it was seen writing"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the first build never started writing"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let second = build("image").spawn().unwrap();
+    let first_pid = first.id();
+    let (first, second) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(second.status.success(), "{stderr}");
+    let waiting = format!(
+        "waiting for the OCI layout {}: spin-aks (pid {first_pid}) is writing into it",
+        dir.display()
+    );
+    assert!(stderr.contains(&waiting), "{stderr}");
+    let digest = valid_layout(&dir);
+    support::assert_blobs_match_names(&dir);
+    // The second build ended last: its plain image (tar+gzip layers, no wasm layer) is the one.
+    let manifest = std::fs::read_to_string(dir.join("blobs/sha256").join(&digest[7..])).unwrap();
+    assert!(manifest.contains("tar+gzip"), "{manifest}");
+    assert!(!manifest.contains("layer.v1+wasm"), "{manifest}");
+}

@@ -459,7 +459,7 @@ fn bad_flags_exit_2_naming_the_flag_and_value() {
         "--image",
     );
     assert_bad_input(&app, &["--image", "hello@sha256:1234"], "64");
-    assert_bad_input(&app, &["--kv-store", "cache"], "--kv-store `cache`");
+    assert_bad_input(&app, &["--kv-store", "cache"], "invalid --kv-store");
     assert_bad_input(
         &app,
         &["--kv-store", "cache=memcached:x"],

@@ -93,7 +93,7 @@ async fn cached_download(component: &str, url: &str, digest: &Digest) -> anyhow:
         .await
         .and_then(reqwest::Response::error_for_status)
         .with_context(|| format!("component `{component}`: cannot download {url}"))?;
-    let temp = tempfile::NamedTempFile::new_in(&dir)?;
+    let temp = crate::interrupt::temp_file_in(&dir)?;
     let mut file = tokio::fs::File::from_std(temp.reopen()?);
     let mut hasher = crate::oci::HashingWriter::new(std::io::sink());
     let mut body = response.bytes_stream();

@@ -47,9 +47,10 @@ impl SecretArg {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
-            return Err(format!(
-                "`{name}` is not a Spin variable name (letters, digits and `_`, starting with a letter)"
-            ));
+            // Not echoed: a value given without `NAME=` would be the "name" here.
+            return Err(
+                "the name before `=` is not a Spin variable name (letters, digits and `_`, starting with a letter); write NAME=VALUE, NAME=@FILE or NAME".to_string(),
+            );
         }
         Ok(SecretArg { variable, source })
     }
@@ -242,10 +243,11 @@ mod tests {
         assert_eq!(arg.value().unwrap(), "s3cret");
         assert!(SecretArg::parse("9lives=x")
             .unwrap_err()
-            .contains("`9lives`"));
-        assert!(!SecretArg::parse("bad-name=hunter2")
-            .unwrap_err()
-            .contains("hunter2"));
+            .contains("not a Spin variable name"));
+        // A value passed without `NAME=` is taken as the name: not repeated either.
+        for arg in ["bad-name=hunter2", "hunter2!"] {
+            assert!(!SecretArg::parse(arg).unwrap_err().contains("hunter2"));
+        }
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub async fn build_image(
     let layout_dir = layout_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| default_layout_dir(&resolved.app));
-    let layout = Layout::create(&layout_dir)?;
+    let layout = Layout::create_exclusive(&layout_dir, |waiting| out.info(waiting))?;
     let manifest = match image.format {
         ImageFormat::Spin => spin_artifact::assemble(&resolved, &layout, &options, &mut warnings)?,
         ImageFormat::Image => plain_image::assemble(&resolved, &layout, &options, &mut warnings)?,

@@ -28,7 +28,7 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
         }
     }
     let built = build_image(global, &args.image, None, out).await?;
-    let file_name = format!("{}-{}.oci.tar", built.app.name, built.tag);
+    let file_name = format!("{}-{}.oci.tar", file_stem(&built.app.name), built.tag);
     let target = args
         .out
         .clone()
@@ -49,4 +49,44 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
         report.digest
     );
     out.report(&report, summary)
+}
+
+/// The app's name made a safe file name for the default archive: `A-Za-z0-9._-` kept, any other
+/// character (`/`, `\`, a space…) becomes `-`, and no leading `.` or `-`, so the archive never
+/// lands outside the app directory, hidden, or looking like an option; `app` when nothing is left.
+/// At most 100 characters: file names have a length limit (255 bytes on most file systems).
+fn file_stem(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .take(100)
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+            _ => '-',
+        })
+        .collect();
+    match safe.trim_start_matches(['.', '-']) {
+        "" => "app".to_string(),
+        stem => stem.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn app_names_become_file_names_inside_the_app_directory() {
+        for (name, stem) in [
+            ("hello-world", "hello-world"),
+            ("Hello_World.v2", "Hello_World.v2"),
+            ("../x", "x"),
+            ("../../etc/passwd", "etc-passwd"),
+            ("/tmp/abs", "tmp-abs"),
+            ("a\\b c", "a-b-c"),
+            ("..", "app"),
+            ("-rf", "rf"),
+            ("caf\u{e9}", "caf-"),
+            ("n".repeat(300).as_str(), "n".repeat(100).as_str()),
+        ] {
+            assert_eq!(super::file_stem(name), stem, "{name}");
+        }
+    }
 }

@@ -41,7 +41,7 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
     let (app_key, layout) = match (&args.from_layout, &args.from_archive) {
         (Some(dir), _) => (source_key(global, dir)?, Layout::open(dir)?),
         (None, Some(file)) => {
-            let dir = tempfile::tempdir()?;
+            let dir = crate::interrupt::temp_dir()?;
             let layout = archive::unpack(file, dir.path())?;
             _unpacked = Some(dir);
             (source_key(global, file)?, layout)

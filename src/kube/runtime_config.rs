@@ -39,11 +39,11 @@ pub fn libsql_token_env(label: &str) -> String {
 
 /// Parses `--kv-store <label>=redis:<url>` or `<label>=cosmos:<account>/<database>/<container>`.
 pub fn parse_kv_store(flag: &str) -> Result<Store, String> {
-    let (label, spec) = split_label("--kv-store", flag)?;
+    let (label, spec) = split_label(flag)?;
     let backend = if let Some(url) = spec.strip_prefix("redis:") {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             return Err(format!(
-                "--kv-store `{flag}`: the redis URL must start with redis:// or rediss://, e.g. {label}=redis:redis://cache:6379"
+                "the redis URL of `{label}` must start with redis:// or rediss://, e.g. {label}=redis:redis://cache:6379"
             ));
         }
         Backend::Redis {
@@ -60,13 +60,13 @@ pub fn parse_kv_store(flag: &str) -> Result<Store, String> {
             }
             _ => {
                 return Err(format!(
-                    "--kv-store `{flag}`: cosmos needs <account>/<database>/<container>, e.g. {label}=cosmos:myaccount/spin/kv"
+                    "cosmos for `{label}` needs <account>/<database>/<container>, e.g. {label}=cosmos:myaccount/spin/kv"
                 ))
             }
         }
     } else {
         return Err(format!(
-            "--kv-store `{flag}`: the backend must be redis:<url> or cosmos:<account>/<database>/<container>"
+            "the backend of `{label}` must be redis:<url> or cosmos:<account>/<database>/<container>"
         ));
     };
     Ok(Store { label, backend })
@@ -74,7 +74,7 @@ pub fn parse_kv_store(flag: &str) -> Result<Store, String> {
 
 /// Parses `--sqlite <label>=libsql:<url>`.
 pub fn parse_sqlite(flag: &str) -> Result<Store, String> {
-    let (label, spec) = split_label("--sqlite", flag)?;
+    let (label, spec) = split_label(flag)?;
     match spec.strip_prefix("libsql:") {
         Some(url) if url.contains("://") => Ok(Store {
             label,
@@ -84,24 +84,25 @@ pub fn parse_sqlite(flag: &str) -> Result<Store, String> {
             },
         }),
         _ => Err(format!(
-            "--sqlite `{flag}`: the backend must be libsql:<url>, e.g. {label}=libsql:https://mydb.turso.io"
+            "the backend of `{label}` must be libsql:<url>, e.g. {label}=libsql:https://mydb.turso.io"
         )),
     }
 }
 
-fn split_label(flag_name: &str, flag: &str) -> Result<(String, String), String> {
+fn split_label(flag: &str) -> Result<(String, String), String> {
     let (label, spec) = flag
         .split_once('=')
-        .ok_or_else(|| format!("{flag_name} `{flag}` must be <label>=<backend>"))?;
+        .ok_or_else(|| "the value must be <label>=<backend>".to_string())?;
     let valid = !label.is_empty()
         && label.starts_with(|c: char| c.is_ascii_lowercase())
         && label
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if !valid {
-        return Err(format!(
-            "{flag_name} `{flag}`: the label `{label}` must be lowercase letters, digits, `_` or `-`, starting with a letter"
-        ));
+        return Err(
+            "the label before `=` must be lowercase letters, digits, `_` or `-`, starting with a letter"
+                .to_string(),
+        );
     }
     Ok((label.to_string(), spec.to_string()))
 }
@@ -201,16 +202,39 @@ mod tests {
     }
 
     #[test]
-    fn malformed_store_flags_name_the_flag_and_value() {
-        for (flag, parse) in [
-            ("cache", parse_kv_store as fn(&str) -> Result<Store, String>),
-            ("cache=memcached:x", parse_kv_store),
-            ("cache=cosmos:acct/db", parse_kv_store),
-            ("Cache=redis:redis://x", parse_kv_store),
-            ("db=postgres:x", parse_sqlite),
+    fn malformed_store_flags_say_what_is_wrong_without_the_value() {
+        // The backend may hold a password (`redis://:pw@host`) or a token: never repeated.
+        for (flag, parse, problem) in [
+            (
+                "s3cret",
+                parse_kv_store as fn(&str) -> Result<Store, String>,
+                "<label>=<backend>",
+            ),
+            (
+                "cache=memcached:s3cret",
+                parse_kv_store,
+                "backend of `cache`",
+            ),
+            (
+                "cache=cosmos:acct/s3cret",
+                parse_kv_store,
+                "cosmos for `cache`",
+            ),
+            (
+                "cache=redis:http://:s3cret@x",
+                parse_kv_store,
+                "redis URL of `cache`",
+            ),
+            (
+                "Cache=redis:redis://:s3cret@x",
+                parse_kv_store,
+                "label before `=`",
+            ),
+            ("db=postgres:s3cret", parse_sqlite, "backend of `db`"),
         ] {
             let err = parse(flag).unwrap_err();
-            assert!(err.contains(&format!("`{flag}`")), "{err}");
+            assert!(err.contains(problem), "{flag}: {err}");
+            assert!(!err.contains("s3cret"), "{flag}: {err}");
         }
     }
 

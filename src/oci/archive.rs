@@ -28,7 +28,7 @@ pub fn pack(layout: &Layout, out: &Path, mtime: u64) -> anyhow::Result<u64> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let temp = tempfile::NamedTempFile::new_in(dir)
+    let temp = crate::interrupt::temp_file_in(dir)
         .with_context(|| format!("cannot create the archive in {}", dir.display()))?;
     let mut builder = tar::Builder::new(BufWriter::new(temp));
     let mut entries: Vec<_> = WalkDir::new(layout.root())
@@ -36,7 +36,10 @@ pub fn pack(layout: &Layout, out: &Path, mtime: u64) -> anyhow::Result<u64> {
         .sort_by_file_name()
         .into_iter()
         .collect::<Result<_, _>>()?;
-    entries.retain(|e| !e.file_name().to_string_lossy().starts_with(".tmp"));
+    entries.retain(|e| {
+        let name = e.file_name().to_string_lossy();
+        !name.starts_with(".tmp") && name != super::layout::LOCK_FILE
+    });
     for entry in entries {
         let relative = entry.path().strip_prefix(layout.root())?;
         let name = relative.to_string_lossy().replace('\\', "/");
@@ -143,6 +146,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::create(&dir.path().join("layout")).unwrap();
         let (digest, _) = layout.write_blob(b"some blob").unwrap();
+        // The lock a build holds is not part of the image.
+        std::fs::write(layout.root().join(super::super::layout::LOCK_FILE), "1").unwrap();
         std::fs::write(
             dir.path().join("layout/index.json"),
             br#"{"schemaVersion":2,"manifests":[]}"#,
@@ -161,5 +166,10 @@ mod tests {
             std::fs::read(unpacked.blob_path(&digest)).unwrap(),
             b"some blob"
         );
+        assert!(!dir
+            .path()
+            .join("out")
+            .join(super::super::layout::LOCK_FILE)
+            .exists());
     }
 }

@@ -2,9 +2,10 @@
 //! while they are written and renamed into place; the index is replaced atomically.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,10 @@ use super::media_types::{IMAGE_INDEX, IMAGE_MANIFEST, REF_NAME_ANNOTATION};
 use super::{json, Digest, HashingWriter};
 
 const OCI_LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// The file in a layout a build holds locked while it writes (and its push reads): it holds the
+/// holder's process id, for the message of a build that waits. Not part of the image.
+pub const LOCK_FILE: &str = ".spin-aks.lock";
 
 /// An OCI content descriptor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +76,8 @@ pub struct Layout {
     root: PathBuf,
     /// Whether it already held an image when opened: a rebuild, whose blobs mostly exist.
     rebuild: bool,
+    /// The lock of [`Layout::create_exclusive`], released when the last clone drops.
+    lock: Option<Arc<File>>,
 }
 
 impl Layout {
@@ -79,6 +86,7 @@ impl Layout {
         let layout = Layout {
             root: root.to_path_buf(),
             rebuild: root.join("index.json").is_file(),
+            lock: None,
         };
         fs::create_dir_all(layout.blobs_dir()).with_context(|| {
             format!("cannot create the OCI layout directory {}", root.display())
@@ -101,7 +109,51 @@ impl Layout {
         Ok(Layout {
             root: root.to_path_buf(),
             rebuild: true,
+            lock: None,
         })
+    }
+
+    /// [`Layout::create`] for a build: first waits until no other spin-aks writes into `root`
+    /// (`waiting` is told once, naming the layout and the process), then keeps others out until
+    /// this layout and its clones are dropped, so a build's blobs are never swept by another's.
+    pub fn create_exclusive(root: &Path, waiting: impl FnOnce(String)) -> anyhow::Result<Self> {
+        fs::create_dir_all(root).with_context(|| {
+            format!("cannot create the OCI layout directory {}", root.display())
+        })?;
+        let path = root.join(LOCK_FILE);
+        let cannot = |e: io::Error| {
+            anyhow::Error::new(e).context(format!("cannot lock the OCI layout {}", root.display()))
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(cannot)?;
+        match fs4::FileExt::try_lock(&file) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = match holder.trim().parse::<u32>() {
+                    Ok(pid) => format!("spin-aks (pid {pid})"),
+                    Err(_) => "another spin-aks".to_string(),
+                };
+                waiting(format!(
+                    "waiting for the OCI layout {}: {holder} is writing into it",
+                    root.display()
+                ));
+                fs4::FileExt::lock(&file).map_err(cannot)?;
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(cannot(e)),
+        }
+        file.set_len(0).map_err(cannot)?;
+        file.rewind().map_err(cannot)?;
+        write!(file, "{}", std::process::id()).map_err(cannot)?;
+        let mut layout = Layout::create(root)?;
+        layout.lock = Some(Arc::new(file));
+        Ok(layout)
     }
 
     pub fn root(&self) -> &Path {
@@ -118,7 +170,7 @@ impl Layout {
 
     /// Starts a blob; bytes are hashed as they are written and the blob is named on `commit`.
     pub fn blob_writer(&self) -> anyhow::Result<BlobWriter> {
-        let file = tempfile::NamedTempFile::new_in(self.blobs_dir())
+        let file = crate::interrupt::temp_file_in(&self.blobs_dir())
             .context("cannot create a temporary blob in the OCI layout")?;
         Ok(BlobWriter {
             writer: HashingWriter::new(BufWriter::new(file)),
@@ -138,7 +190,7 @@ impl Layout {
     /// Copies `file`, whose digest the caller has just computed, into the blob `digest`.
     /// File-to-file, so `io::copy` lets the kernel copy (copy_file_range) without a user buffer.
     pub fn copy_blob(&self, file: &mut File, digest: &Digest) -> anyhow::Result<()> {
-        let mut temp = tempfile::NamedTempFile::new_in(self.blobs_dir())
+        let mut temp = crate::interrupt::temp_file_in(&self.blobs_dir())
             .context("cannot create a temporary blob in the OCI layout")?;
         io::copy(file, temp.as_file_mut())?;
         let path = self.blob_path(digest);
@@ -271,7 +323,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
+    let mut temp = crate::interrupt::temp_file_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;

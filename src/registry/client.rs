@@ -604,15 +604,39 @@ pub fn http_client(transport: &TransportOptions) -> anyhow::Result<reqwest::Clie
         .timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(transport.max_connections.max(1));
     if let Some(ca_file) = &transport.ca_file {
-        let pem = std::fs::read(ca_file).map_err(|e| {
+        let bytes = std::fs::read(ca_file).map_err(|e| {
             crate::bad_input!("cannot read the --ca-file {}: {e}", ca_file.display())
         })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        let refuse = |what: &str| {
             crate::bad_input!(
-                "the --ca-file {} holds no PEM certificate ({e}); pass a PEM-encoded CA certificate",
+                "the --ca-file {} {what}; pass the registry's CA certificate(s) as PEM (`-----BEGIN CERTIFICATE-----` blocks) or one DER certificate",
                 ca_file.display()
             )
-        })?;
+        };
+        // A file of no PEM certificate parses as an empty list: trusting nothing more, silently.
+        // (Then it may be one DER certificate.)
+        let (certs, from_pem) = match reqwest::Certificate::from_pem_bundle(&bytes) {
+            Ok(certs) if certs.is_empty() => {
+                let der = reqwest::Certificate::from_der(&bytes)
+                    .map_err(|_| refuse("holds no certificate"))?;
+                (vec![der], false)
+            }
+            Ok(certs) => (certs, true),
+            Err(_) => return Err(refuse("holds a CERTIFICATE block that is not valid base64")),
+        };
+        // The certificates are parsed only when a client is built: try them on their own first,
+        // so a bad one is the file's fault, named, rather than a failure to set up HTTP.
+        let valid = reqwest::Client::builder()
+            .tls_certs_only(certs.clone())
+            .build()
+            .is_ok();
+        if !valid {
+            return Err(refuse(if from_pem {
+                "holds a CERTIFICATE block that is not a valid X.509 certificate"
+            } else {
+                "holds no certificate"
+            }));
+        }
         builder = builder.tls_certs_merge(certs);
     }
     builder.build().context("cannot set up the HTTP client")

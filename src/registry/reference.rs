@@ -19,14 +19,38 @@ pub struct Reference {
 impl Reference {
     /// Parses `s`, failing as bad input with what is wrong and an example of what is right.
     pub fn parse(s: &str) -> anyhow::Result<Self> {
+        let (unschemed, scheme) = match scheme(s) {
+            Some(scheme) => (&s[scheme.len() + 3..], Some(scheme)),
+            None => (s, None),
+        };
+        let credentials = credentials_end(unschemed);
+        let shown = shown(s, scheme, credentials.map(|end| &unschemed[end..]));
         let fail = |why: &str| {
             crate::bad_input!(
-                "`{s}` is not an image reference: {why} (expected `registry/repository[:tag]`, e.g. `myacr.azurecr.io/hello:1.0.0`)"
+                "`{shown}` is not an image reference: {why} (expected `registry/repository[:tag]`, e.g. `myacr.azurecr.io/hello:1.0.0`)"
             )
         };
+        if credentials.is_some() {
+            return Err(fail(
+                "credentials do not belong in a reference (it is remembered in the state file and shown in messages); drop the `user:password@` and log in with `docker login` (--auth docker), or for ACR use --auth azure",
+            ));
+        }
+        if let Some(scheme) = scheme {
+            return Err(fail(&format!(
+                "drop the `{scheme}://` scheme: a reference names no protocol{}",
+                if scheme.eq_ignore_ascii_case("http") {
+                    " (for a registry that speaks plain HTTP, add --plain-http)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let s = unschemed;
         let (rest, digest) = match s.split_once('@') {
             Some((rest, digest)) => {
-                let digest: Digest = digest.parse().map_err(|e| fail(&format!("{e}")))?;
+                let digest = digest
+                    .parse::<Digest>()
+                    .map_err(|e| fail(&truncated(&e.to_string())))?;
                 (rest, Some(digest))
             }
             None => (s, None),
@@ -35,6 +59,7 @@ impl Reference {
             .split_once('/')
             .ok_or_else(|| fail("it names no registry"))?;
         if !looks_like_registry(registry) {
+            let (registry, rest) = (truncated(registry), truncated(rest));
             return Err(fail(&format!(
                 "`{registry}` is not a registry host (it needs a `.`, a `:port`, or to be `localhost`; for Docker Hub write `docker.io/{rest}`)"
             )));
@@ -46,12 +71,14 @@ impl Reference {
         };
         if let Some(tag) = tag {
             if !valid_tag(tag) {
+                let tag = truncated(tag);
                 return Err(fail(&format!(
                     "the tag `{tag}` is invalid (up to 128 of `A-Za-z0-9_.-`, not starting with `.` or `-`)"
                 )));
             }
         }
         if !valid_repository(repository) {
+            let repository = truncated(repository);
             return Err(fail(&format!(
                 "the repository `{repository}` is invalid (lowercase `a-z0-9` path components separated by `/`, with single `.`, `_`, `__` or `-` runs inside)"
             )));
@@ -99,6 +126,47 @@ impl fmt::Display for Reference {
             write!(f, "@{digest}")?;
         }
         Ok(())
+    }
+}
+
+/// Echoed parts of a reference are cut to this many characters.
+const SHOWN_CHARS: usize = 100;
+
+/// `s` cut to [`SHOWN_CHARS`] characters, saying how long it was: a 100 000-character
+/// argument is not repeated whole.
+fn truncated(s: &str) -> String {
+    match s.char_indices().nth(SHOWN_CHARS) {
+        Some((end, _)) => format!("{}… ({} characters)", &s[..end], s.chars().count()),
+        None => s.to_string(),
+    }
+}
+
+/// A URL scheme in front of a reference (`https://`, `oci://`, `docker://`): its name.
+fn scheme(s: &str) -> Option<&str> {
+    let (scheme, _) = s.split_once("://")?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+    valid.then_some(scheme)
+}
+
+/// Where the host starts when `s` (scheme dropped) begins with `user[:password]@`: an `@`
+/// before the first `/` that does not start a digest. A digest's `@` always follows a `/`.
+fn credentials_end(s: &str) -> Option<usize> {
+    let at = s.find('@')?;
+    let before_path = s.find('/').is_none_or(|slash| at < slash);
+    let digest = s[at + 1..].starts_with("sha256:");
+    (before_path && !digest).then_some(at + 1)
+}
+
+/// The reference as messages show it: credentials replaced, the whole cut to a readable length.
+fn shown(s: &str, scheme: Option<&str>, after_credentials: Option<&str>) -> String {
+    match after_credentials {
+        Some(rest) => {
+            let scheme = scheme.map(|s| format!("{s}://")).unwrap_or_default();
+            truncated(&format!("{scheme}<credentials>@{rest}"))
+        }
+        None => truncated(s),
     }
 }
 
@@ -226,11 +294,42 @@ mod tests {
             ("example.com/app:-bad", "tag `-bad` is invalid"),
             ("example.com/app@sha256:1234", "not a sha256 digest"),
             ("example.com/a..b", "repository `a..b` is invalid"),
+            ("user:s3cret@example.com/app:1", "credentials do not belong"),
+            (
+                "https://user:s3cret@example.com/app",
+                "credentials do not belong",
+            ),
+            ("http://localhost:5000/app:1", "drop the `http://` scheme"),
+            ("oci://example.com/app", "drop the `oci://` scheme"),
+            ("docker://example.com/app", "drop the `docker://` scheme"),
         ] {
             let err = Reference::parse(input).unwrap_err();
             assert_eq!(crate::error::exit_code(&err), 2, "{input}");
             assert!(err.to_string().contains(expected), "{input}: {err}");
+            assert!(!err.to_string().contains("s3cret"), "{input}: {err}");
         }
+    }
+
+    #[test]
+    fn long_references_are_cut_in_messages() {
+        for input in [
+            format!("example.com/{}", "A".repeat(100_000)),
+            format!("example.com/app:{}", "t".repeat(100_000)),
+            format!("{}/app", "h".repeat(100_000)),
+            "x".repeat(100_000),
+        ] {
+            let err = Reference::parse(&input).unwrap_err().to_string();
+            assert!(err.len() < 800, "{} characters: {}", err.len(), &err[..200]);
+            assert!(err.contains(" characters)"), "says it was cut: {err}");
+        }
+    }
+
+    #[test]
+    fn a_digest_after_the_path_is_not_mistaken_for_credentials() {
+        let digest = format!("sha256:{}", "b".repeat(64));
+        assert_eq!(credentials_end(&format!("example.com/app@{digest}")), None);
+        assert_eq!(credentials_end("u:p@example.com/app"), Some(4));
+        assert_eq!(credentials_end("token@example.com"), Some(6));
     }
 
     #[test]

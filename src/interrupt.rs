@@ -1,0 +1,122 @@
+//! Ctrl-C and SIGTERM: every temporary file and directory spin-aks makes is created through here,
+//! so an interrupt removes them all and exits 130 (143 for SIGTERM) saying it was interrupted.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// The temporary paths made so far. Created under this lock, and the interrupt takes it for
+/// good: no temporary path can appear after the sweep.
+static MADE: Mutex<Made> = Mutex::new(Made {
+    files: Vec::new(),
+    dirs: Vec::new(),
+});
+
+struct Made {
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+/// Entries kept before the ones already gone (persisted, dropped) are pruned.
+const PRUNE_AT: usize = 512;
+
+fn made() -> MutexGuard<'static, Made> {
+    MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A temporary file in `dir` (named `.tmp…`), removed on drop, and on an interrupt.
+pub fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let mut made = made();
+    let file = tempfile::NamedTempFile::new_in(dir)?;
+    if made.files.len() >= PRUNE_AT {
+        made.files.retain(|path| path.symlink_metadata().is_ok());
+    }
+    made.files.push(file.path().to_path_buf());
+    Ok(file)
+}
+
+/// A temporary directory in the system's (`TMPDIR`), removed on drop, and on an interrupt.
+pub fn temp_dir() -> io::Result<tempfile::TempDir> {
+    let mut made = made();
+    let dir = tempfile::Builder::new().prefix("spin-aks-").tempdir()?;
+    made.dirs.retain(|path| path.exists());
+    made.dirs.push(dir.path().to_path_buf());
+    Ok(dir)
+}
+
+/// Handles SIGINT and SIGTERM from now on: a thread waits for either, removes what
+/// [`temp_file_in`] and [`temp_dir`] made, says so on stderr and exits 130 (SIGINT) or 143.
+pub fn install() -> io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    // Registered before returning, so no signal from here on takes the default (dying) path.
+    let (mut interrupt, mut terminate) = runtime.block_on(async {
+        Ok::<_, io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
+    std::thread::Builder::new()
+        .name("interrupt".into())
+        .spawn(move || {
+            let (name, code) = runtime.block_on(async {
+                tokio::select! {
+                    _ = interrupt.recv() => ("Ctrl-C (SIGINT)", 130),
+                    _ = terminate.recv() => ("SIGTERM", 143),
+                }
+            });
+            let removed = sweep(&made());
+            eprintln!("error: interrupted by {name}; removed {removed} temporary file(s), nothing half-written is left");
+            std::process::exit(code);
+        })?;
+    Ok(())
+}
+
+/// Removes every temporary path still there; returns how many it removed.
+fn sweep(made: &Made) -> usize {
+    let files = made
+        .files
+        .iter()
+        .filter(|path| std::fs::remove_file(path).is_ok())
+        .count();
+    let dirs = made.dirs.iter().filter(|dir| remove_tree(dir)).count();
+    files + dirs
+}
+
+/// Removes `dir` and everything in it, retrying while another thread still adds entries.
+fn remove_tree(dir: &Path) -> bool {
+    for _ in 0..20 {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return false,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_live_temporaries_and_skips_persisted_ones() {
+        let home = tempfile::tempdir().unwrap();
+        let live = temp_file_in(home.path()).unwrap();
+        let persisted = temp_file_in(home.path()).unwrap();
+        persisted.persist(home.path().join("final")).unwrap();
+        let files: Vec<PathBuf> = made()
+            .files
+            .iter()
+            .filter(|path| path.starts_with(home.path()))
+            .cloned()
+            .collect();
+        assert_eq!(files.len(), 2);
+        let dirs = vec![];
+        assert_eq!(sweep(&Made { files, dirs }), 1);
+        assert!(!live.path().exists());
+        assert!(home.path().join("final").is_file());
+    }
+}
