@@ -1,7 +1,9 @@
 //! spin.toml → the typed [`App`] model: parsing (v2, and v1 converted), validation, and resolving
 //! sources and file mounts on disk.
 
+pub mod chaining;
 pub mod compat;
+mod dependencies;
 mod manifest;
 pub mod model;
 mod mounts;
