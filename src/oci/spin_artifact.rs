@@ -10,7 +10,8 @@ use anyhow::Context;
 use super::archive::fixed_header;
 use super::assemble::{annotations, file_blob, gzip, wasm_blob, AssembleOptions, HashingReader};
 use super::locked_app::{
-    component_metadata, locked_app, ContentPath, ContentRef, LockedComponent, LockedSource,
+    component_metadata, locked_app, ContentPath, ContentRef, LockedComponent, LockedDependency,
+    LockedSource,
 };
 use super::media_types::{
     ARCHIVE_LAYER, DATA_LAYER, IMAGE_CONFIG, IMAGE_MANIFEST, LOCKED_APP_LAYER, WASM_LAYER,
@@ -49,7 +50,11 @@ pub fn assemble(
         packed = pack_all(true, &mut Vec::new())?;
     }
     let mut layers = unique(packed.iter().flat_map(|p| &p.layers));
-    let locked = locked_app(&app.app, packed.into_iter().map(|p| p.locked).collect());
+    let locked = locked_app(
+        &app.app,
+        packed.into_iter().map(|p| p.locked).collect(),
+        options.target,
+    );
     let (digest, size) = layout.write_blob(&serde_json::to_vec(&locked)?)?;
     layers.push(Descriptor::new(LOCKED_APP_LAYER, digest.clone(), size));
     let config = format!(
@@ -86,28 +91,57 @@ fn pack_component(
         .app
         .component(&resolved.id)
         .expect("resolved components come from the app");
-    let (wasm_digest, wasm_size) =
-        wasm_blob(layout, &resolved.id, &resolved.wasm, options, warnings)?;
-    let inline = (wasm_size <= INLINE_LIMIT)
-        .then(|| std::fs::read(&resolved.wasm))
-        .transpose()?;
-    let mut layers = vec![Descriptor::new(WASM_LAYER, wasm_digest.clone(), wasm_size)];
+    let mut layers = Vec::new();
+    let source = wasm_source(layout, &resolved.id, &resolved.wasm, options, warnings, &mut layers)?;
+    // As `spin registry push --compose=false` (crates/oci/src/client.rs:316-349@v3.6.3): each
+    // dependency's wasm is a wasm layer after its component's, in the locked map's order.
+    let mut dependencies = Vec::new();
+    for (dependency, wasm) in component.dependencies.iter().zip(&resolved.dependencies) {
+        let owner = format!("{}` dependency `{}", resolved.id, dependency.name);
+        let source = wasm_source(layout, &owner, wasm, options, warnings, &mut layers)?;
+        let locked = LockedDependency {
+            source,
+            export: dependency.export.clone(),
+            inherit: dependency.inherit.clone(),
+        };
+        dependencies.push((dependency.name.clone(), locked));
+    }
     let files = pack_files(layout, &resolved.files, options, archive, &mut layers)?;
     let locked = LockedComponent {
         id: resolved.id.clone(),
         metadata: component_metadata(component),
-        source: LockedSource {
-            content_type: "application/wasm",
-            content: ContentRef {
-                inline,
-                digest: Some(wasm_digest),
-            },
-        },
+        source,
         env: component.environment.clone(),
         files,
         config: component.variables.clone(),
+        dependencies,
+        host_requirements: Default::default(),
     };
     Ok(Packed { layers, locked })
+}
+
+/// A wasm file as a wasm layer (pushed even when small) and its locked source: inline too when
+/// at most [`INLINE_LIMIT`] bytes (client.rs:656-665@v3.6.3). `owner` names it in import warnings.
+fn wasm_source(
+    layout: &Layout,
+    owner: &str,
+    wasm: &std::path::Path,
+    options: &AssembleOptions,
+    warnings: &mut Vec<String>,
+    layers: &mut Vec<Descriptor>,
+) -> anyhow::Result<LockedSource> {
+    let (digest, size) = wasm_blob(layout, owner, wasm, options, warnings)?;
+    let inline = (size <= INLINE_LIMIT)
+        .then(|| std::fs::read(wasm))
+        .transpose()?;
+    layers.push(Descriptor::new(WASM_LAYER, digest.clone(), size));
+    Ok(LockedSource {
+        content_type: "application/wasm",
+        content: ContentRef {
+            inline,
+            digest: Some(digest),
+        },
+    })
 }
 
 /// A component's files: those of at most [`INLINE_LIMIT`] bytes inline (with their digest, as
