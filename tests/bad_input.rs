@@ -380,7 +380,11 @@ fn registry_dependencies_cannot_be_fetched_offline() {
     assert_refused(
         home.path(),
         &app,
-        &["component `api`", "dependency `my:dep/iface`", "cannot fetch offline"],
+        &[
+            "component `api`",
+            "dependency `my:dep/iface`",
+            "cannot fetch offline",
+        ],
     );
 }
 

@@ -28,7 +28,11 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// Builds (Spin format unless `extra` says otherwise) and returns the report, the manifest and
 /// the locked app.
-fn build(home: &Path, app: &Path, extra: &[&str]) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+fn build(
+    home: &Path,
+    app: &Path,
+    extra: &[&str],
+) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
     let output = spin_aks(home)
         .args(["--output", "json", "build", "--skip-spin-build", "-f"])
         .arg(app)
@@ -44,7 +48,12 @@ fn build(home: &Path, app: &Path, extra: &[&str]) -> (serde_json::Value, serde_j
     let layout = app.join(".spin-aks/oci");
     let manifest: serde_json::Value =
         serde_json::from_slice(&blob(&layout, report["digest"].as_str().unwrap())).unwrap();
-    let last = manifest["layers"].as_array().unwrap().last().unwrap().clone();
+    let last = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     // The plain image's one layer is a tarball, not a locked app.
     let locked = serde_json::from_slice(&blob(&layout, last["digest"].as_str().unwrap()))
         .unwrap_or(serde_json::Value::Null);
@@ -178,7 +187,12 @@ fn path_and_url_dependencies_become_wasm_layers_and_locked_dependencies() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| (l["mediaType"].as_str().unwrap(), l["digest"].as_str().unwrap()))
+        .map(|l| {
+            (
+                l["mediaType"].as_str().unwrap(),
+                l["digest"].as_str().unwrap(),
+            )
+        })
         .collect();
     let wasm_layer = "application/vnd.wasm.content.layer.v1+wasm";
     let local_digest = sha256(&local_dep);
@@ -202,9 +216,7 @@ fn path_and_url_dependencies_become_wasm_layers_and_locked_dependencies() {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
     };
-    let source = |bytes: &[u8]| {
-        serde_json::json!({"content_type": "application/wasm", "inline": inline(bytes), "digest": sha256(bytes)})
-    };
+    let source = |bytes: &[u8]| serde_json::json!({"content_type": "application/wasm", "inline": inline(bytes), "digest": sha256(bytes)});
     assert_eq!(
         locked["components"][0]["dependencies"],
         serde_json::json!({
@@ -236,7 +248,10 @@ fn the_plain_image_carries_dependencies_and_declares_them_by_path() {
         "[component.api]\nsource = \"api.wasm\"\n[component.api.dependencies]\n\"my:dep/x\" = { component = \"back\", export = \"e:f/g\" }\n[component.back]\nsource = \"back.wasm\"\n",
     );
     let (report, manifest, _) = build(home.path(), &app, &["--format", "image"]);
-    assert!(report["warnings"].as_array().unwrap().is_empty(), "{report}");
+    assert!(
+        report["warnings"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
     let layer = manifest["layers"][0]["digest"].as_str().unwrap();
     let gz = blob(&app.join(".spin-aks/oci"), layer);
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz.as_slice()));
@@ -250,7 +265,10 @@ fn the_plain_image_carries_dependencies_and_declares_them_by_path() {
     }
     // `{ component = "back" }` is back's source (crates/manifest/src/normalize.rs:185-244@v4.0.2).
     assert_eq!(files[".spin-aks/deps/api/0.wasm"], wasm(2));
-    let spin_toml: toml::Table = std::str::from_utf8(&files["spin.toml"]).unwrap().parse().unwrap();
+    let spin_toml: toml::Table = std::str::from_utf8(&files["spin.toml"])
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(
         spin_toml["component"]["api"]["dependencies"]["my:dep/x"],
         toml::Value::Table(
@@ -270,32 +288,53 @@ fn dependencies_spin_or_the_target_refuses_exit_2_naming_component_and_dependenc
         (
             "\"my:dep/x\" = { version = \"1.2.0\", registry = \"example.com\" }".into(),
             &[],
-            vec!["`component.api.dependencies.\"my:dep/x\"`", "component `api`", "cannot fetch offline", "path = "],
+            vec![
+                "`component.api.dependencies.\"my:dep/x\"`",
+                "component `api`",
+                "cannot fetch offline",
+                "path = ",
+            ],
         ),
         (
             "\"my:dep/x\" = { path = \"missing.wasm\" }".into(),
             &[],
-            vec!["component `api`, dependency `my:dep/x`", "missing.wasm does not exist"],
+            vec![
+                "component `api`, dependency `my:dep/x`",
+                "missing.wasm does not exist",
+            ],
         ),
         (
-            format!("\"my:dep/x\" = {{ url = \"{}\", digest = \"{digest}\" }}", serve(wasm(12), 1)),
+            format!(
+                "\"my:dep/x\" = {{ url = \"{}\", digest = \"{digest}\" }}",
+                serve(wasm(12), 1)
+            ),
             &[],
             vec!["component `api`, dependency `my:dep/x`", "fix the `digest`"],
         ),
         (
             "\"my:dep/x\" = { component = \"nothere\" }".into(),
             &[],
-            vec!["`component.api.dependencies.\"my:dep/x\".component`", "no component named `nothere`"],
+            vec![
+                "`component.api.dependencies.\"my:dep/x\".component`",
+                "no component named `nothere`",
+            ],
         ),
         (
-            "\"my:dep/x\" = { path = \"back.wasm\", inherit_configuration = [\"ai_models\"] }".into(),
+            "\"my:dep/x\" = { path = \"back.wasm\", inherit_configuration = [\"ai_models\"] }"
+                .into(),
             &["--shim-version", "v0.24.0"],
-            vec!["dependency `my:dep/x` of component `api`", "needs containerd-shim-spin v0.25.0 (Spin 4.0.1)"],
+            vec![
+                "dependency `my:dep/x` of component `api`",
+                "needs containerd-shim-spin v0.25.0 (Spin 4.0.1)",
+            ],
         ),
         (
             "\"my:dep/x\" = { path = \"back.wasm\" }".into(),
             &["--shim-version", "v0.16.0"],
-            vec!["component `api` has dependencies", "needs containerd-shim-spin v0.17.0"],
+            vec![
+                "component `api` has dependencies",
+                "needs containerd-shim-spin v0.17.0",
+            ],
         ),
     ];
     for (dependency, extra, expected) in cases {
@@ -305,7 +344,10 @@ fn dependencies_spin_or_the_target_refuses_exit_2_naming_component_and_dependenc
         );
         let stderr = refused(home.path(), &app, extra);
         for fragment in expected {
-            assert!(stderr.contains(fragment), "{dependency}: {fragment}: {stderr}");
+            assert!(
+                stderr.contains(fragment),
+                "{dependency}: {fragment}: {stderr}"
+            );
         }
     }
     // A dependency component with permissions of its own (normalize.rs:249-316@v4.0.2).

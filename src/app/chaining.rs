@@ -25,7 +25,7 @@ pub fn is_chaining_host(entry: &str) -> bool {
     };
     let (host, rest) = rest.rsplit_once(':').unwrap_or((rest, ""));
     let port = match rest.split_once('/') {
-        Some((port, path)) if path.is_empty() => port,
+        Some((port, "")) => port,
         Some(_) => return false,
         None => rest,
     };

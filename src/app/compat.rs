@@ -353,9 +353,7 @@ pub fn target_findings(app: &App, format: ImageFormat, target: &ShimRelease) -> 
     for component in &app.components {
         let id = &component.id;
         let mut need = |feature: Feature, what: String| {
-            findings
-                .errors
-                .extend(needs_shim(feature, &what, target));
+            findings.errors.extend(needs_shim(feature, &what, target));
         };
         if super::chaining::requires_service_chaining(component) {
             need(
@@ -370,7 +368,8 @@ pub fn target_findings(app: &App, format: ImageFormat, target: &ShimRelease) -> 
             );
         }
         for dependency in &component.dependencies {
-            if matches!(&dependency.inherit, super::model::Inherit::Only(keys) if !keys.is_empty()) {
+            if matches!(&dependency.inherit, super::model::Inherit::Only(keys) if !keys.is_empty())
+            {
                 need(
                     Feature::SelectiveInheritance,
                     format!(

@@ -78,7 +78,9 @@ impl Name {
                 package: None,
             });
         }
-        let invalid = |m: String| format!("invalid dependency name `{text}`: {m}; write `namespace:package[/interface][@version]`");
+        let invalid = |m: String| {
+            format!("invalid dependency name `{text}`: {m}; write `namespace:package[/interface][@version]`")
+        };
         let (name, version) = match text.split_once('@') {
             Some((name, version)) => {
                 let version = semver::Version::parse(version)
@@ -168,7 +170,9 @@ fn dependency(
     value: toml::Value,
 ) -> Result<(Dependency, bool), String> {
     let registry = |version: &str, registry: Option<&str>| {
-        let from = registry.map_or("the default registry".to_string(), |r| format!("registry `{r}`"));
+        let from = registry.map_or("the default registry".to_string(), |r| {
+            format!("registry `{r}`")
+        });
         format!(
             "component `{component}` takes dependency `{}` (version `{version}`) from {from}, which spin-aks cannot fetch offline; download the component (e.g. `wkg get`) and use `{{ path = \"…\" }}`, or pin it with `{{ url = \"…\", digest = \"sha256:…\" }}`",
             name.display
@@ -240,7 +244,8 @@ fn dependency(
         }
         _ => {
             return Err(
-                "needs exactly one of `path`, `url` (with `digest`), `component` or `version`".into(),
+                "needs exactly one of `path`, `url` (with `digest`), `component` or `version`"
+                    .into(),
             )
         }
     };
@@ -257,8 +262,7 @@ fn dependency(
     }
     // v2.rs:646 (ensure_package_names_no_export)@v4.0.2: a whole-package name cannot pick an
     // export of a local dependency.
-    if let (Some(package), Some(_), DependencySource::Local(_)) =
-        (&name.package, &export, &source)
+    if let (Some(package), Some(_), DependencySource::Local(_)) = (&name.package, &export, &source)
     {
         if package.interface.is_none() {
             return Err(format!(
@@ -327,12 +331,17 @@ pub fn app_component<'a>(
 ) -> anyhow::Result<&'a Component> {
     let field = format!("component.{component}.dependencies.\"{dependency}\".component");
     let fail = |m: String| bad_input!("{}: `{field}`: {m}", app.manifest_path.display());
-    let target = app
-        .component(id)
-        .ok_or_else(|| fail(format!("no component named `{id}`; declare it as [component.{id}]")))?;
+    let target = app.component(id).ok_or_else(|| {
+        fail(format!(
+            "no component named `{id}`; declare it as [component.{id}]"
+        ))
+    })?;
     let surprises: Vec<&str> = [
         ("ai_models", !target.ai_models.is_empty()),
-        ("allowed_outbound_hosts", !target.allowed_outbound_hosts.is_empty()),
+        (
+            "allowed_outbound_hosts",
+            !target.allowed_outbound_hosts.is_empty(),
+        ),
         ("dependencies", !target.dependencies.is_empty()),
         ("environment", !target.environment.is_empty()),
         ("files", !target.files.is_empty()),
@@ -358,7 +367,13 @@ mod tests {
 
     fn parse_deps(text: &str, inherit_all: Option<bool>) -> anyhow::Result<Vec<Dependency>> {
         let table: toml::Table = text.parse().unwrap();
-        parse(Path::new("spin.toml"), "component.api", "api", Some(table), inherit_all)
+        parse(
+            Path::new("spin.toml"),
+            "component.api",
+            "api",
+            Some(table),
+            inherit_all,
+        )
     }
 
     fn names(deps: &[Dependency]) -> Vec<&str> {
@@ -461,7 +476,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            both.to_string().contains("dependencies_inherit_configuration"),
+            both.to_string()
+                .contains("dependencies_inherit_configuration"),
             "{both}"
         );
     }
@@ -480,15 +496,36 @@ mod tests {
                 r#""a:b/c" = { url = "https://x/y.wasm" }"#,
                 "`digest` is missing",
             ),
-            (r#""a:b/c" = { url = "file:///y.wasm", digest = "sha256:00" }"#, "not an http(s) URL"),
-            (r#""a:b/c" = { path = "x.wasm", url = "https://x" }"#, "exactly one of"),
-            (r#""a:b/c" = { path = "x.wasm", colour = "red" }"#, "unknown field `colour`"),
-            (r#""a:b/c" = { path = "x.wasm", digest = "sha256:00" }"#, "unknown field `digest`"),
+            (
+                r#""a:b/c" = { url = "file:///y.wasm", digest = "sha256:00" }"#,
+                "not an http(s) URL",
+            ),
+            (
+                r#""a:b/c" = { path = "x.wasm", url = "https://x" }"#,
+                "exactly one of",
+            ),
+            (
+                r#""a:b/c" = { path = "x.wasm", colour = "red" }"#,
+                "unknown field `colour`",
+            ),
+            (
+                r#""a:b/c" = { path = "x.wasm", digest = "sha256:00" }"#,
+                "unknown field `digest`",
+            ),
             // v2.rs:646@v4.0.2: no export for a whole-package name.
-            (r#""a:b" = { path = "x.wasm", export = "e" }"#, "not permitted"),
-            (r#""A_b:c" = { path = "x.wasm" }"#, "invalid dependency name"),
+            (
+                r#""a:b" = { path = "x.wasm", export = "e" }"#,
+                "not permitted",
+            ),
+            (
+                r#""A_b:c" = { path = "x.wasm" }"#,
+                "invalid dependency name",
+            ),
             (r#""a:b@one" = { path = "x.wasm" }"#, "version `one`"),
-            (r#"bad_name = { path = "x.wasm" }"#, "invalid dependency name"),
+            (
+                r#"bad_name = { path = "x.wasm" }"#,
+                "invalid dependency name",
+            ),
         ];
         for (text, expected) in cases {
             let err = parse_deps(text, None).unwrap_err().to_string();

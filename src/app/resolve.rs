@@ -72,7 +72,8 @@ async fn dependency_wasm(
         DependencySource::Local(path) => local(path),
         DependencySource::Remote { url, digest } => cached_download(&what, url, digest).await,
         DependencySource::Component(id) => {
-            let target = super::dependencies::app_component(app, &component.id, &dependency.name, id)?;
+            let target =
+                super::dependencies::app_component(app, &component.id, &dependency.name, id)?;
             match &target.source {
                 Source::Local(path) => local(path),
                 Source::Remote { url, digest } => cached_download(&what, url, digest).await,
@@ -143,9 +144,7 @@ async fn cached_download(what: &str, url: &str, digest: &Digest) -> anyhow::Resu
     let mut hasher = crate::oci::HashingWriter::new(std::io::sink());
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.with_context(|| {
-            format!("{what}: download of {url} was interrupted")
-        })?;
+        let chunk = chunk.with_context(|| format!("{what}: download of {url} was interrupted"))?;
         std::io::Write::write_all(&mut hasher, &chunk)?;
         file.write_all(&chunk).await?;
     }

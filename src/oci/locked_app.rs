@@ -63,10 +63,7 @@ pub struct LockedComponent {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
     /// In Spin's order (its `DependencyName` Ord), written as a JSON object.
-    #[serde(
-        skip_serializing_if = "Vec::is_empty",
-        serialize_with = "ordered_map"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ordered_map")]
     pub dependencies: Vec<(String, LockedDependency)>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub host_requirements: Map<String, Value>,
@@ -352,28 +349,42 @@ mod tests {
         let chaining = app(&["http://back.spin.internal"]);
         let (text, json) = locked_json(&chaining, "v0.25.1");
         assert_eq!(json["spin_lock_version"], 1);
-        assert_eq!(json["must_understand"], serde_json::json!(["component_host_requirements"]));
+        assert_eq!(
+            json["must_understand"],
+            serde_json::json!(["component_host_requirements"])
+        );
         assert_eq!(json.get("host_requirements"), None);
         assert_eq!(
             json["components"][0]["host_requirements"],
             serde_json::json!({"local_service_chaining": "required"})
         );
         assert_eq!(json["components"][1].get("host_requirements"), None);
-        let keys: Vec<usize> = ["spin_lock_version", "must_understand", "metadata", "triggers"]
-            .iter()
-            .map(|k| text.find(&format!("\"{k}\"")).unwrap())
-            .collect();
+        let keys: Vec<usize> = [
+            "spin_lock_version",
+            "must_understand",
+            "metadata",
+            "triggers",
+        ]
+        .iter()
+        .map(|k| text.find(&format!("\"{k}\"")).unwrap())
+        .collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "{text}");
         // Spin 2.4–3.2 put it on the app (crates/loader/src/local.rs:114-127@v3.2.0).
         let (_, json) = locked_json(&chaining, "v0.19.0");
-        assert_eq!(json["must_understand"], serde_json::json!(["host_requirements"]));
+        assert_eq!(
+            json["must_understand"],
+            serde_json::json!(["host_requirements"])
+        );
         assert_eq!(
             json["host_requirements"],
             serde_json::json!({"local_service_chaining": "required"})
         );
         assert_eq!(json["components"][0].get("host_requirements"), None);
         // No chaining host: version 0 and neither field.
-        let (_, json) = locked_json(&app(&["*://*:*", "http://{{ svc }}.spin.internal"]), "v0.25.1");
+        let (_, json) = locked_json(
+            &app(&["*://*:*", "http://{{ svc }}.spin.internal"]),
+            "v0.25.1",
+        );
         assert_eq!(json["spin_lock_version"], 0);
         assert_eq!(json.get("must_understand"), None);
     }

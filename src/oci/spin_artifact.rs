@@ -92,7 +92,14 @@ fn pack_component(
         .component(&resolved.id)
         .expect("resolved components come from the app");
     let mut layers = Vec::new();
-    let source = wasm_source(layout, &resolved.id, &resolved.wasm, options, warnings, &mut layers)?;
+    let source = wasm_source(
+        layout,
+        &resolved.id,
+        &resolved.wasm,
+        options,
+        warnings,
+        &mut layers,
+    )?;
     // As `spin registry push --compose=false` (crates/oci/src/client.rs:316-349@v3.6.3): each
     // dependency's wasm is a wasm layer after its component's, in the locked map's order.
     let mut dependencies = Vec::new();
