@@ -329,6 +329,15 @@ fn dependencies_spin_or_the_target_refuses_exit_2_naming_component_and_dependenc
             ],
         ),
         (
+            // Spin 3 reads only the component-level switch from the plain image's spin.toml.
+            "\"my:dep/x\" = { path = \"back.wasm\", inherit_configuration = true }\n\"my:dep/y\" = { path = \"back.wasm\" }".into(),
+            &["--format", "image", "--shim-version", "v0.24.0"],
+            vec![
+                "the dependencies of component `api` inherit differently",
+                "needs containerd-shim-spin v0.25.0",
+            ],
+        ),
+        (
             "\"my:dep/x\" = { path = \"back.wasm\" }".into(),
             &["--shim-version", "v0.16.0"],
             vec![

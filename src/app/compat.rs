@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use super::model::App;
+use super::model::{App, Inherit};
 use crate::cli::ImageFormat;
 
 /// Triggers containerd-shim-spin can run (REFERENCE §3); anything else cannot be deployed.
@@ -367,9 +367,19 @@ pub fn target_findings(app: &App, format: ImageFormat, target: &ShimRelease) -> 
                 format!("component `{id}` has dependencies"),
             );
         }
+        let nothing = |i: &Inherit| *i == Inherit::Nothing || *i == Inherit::Only(vec![]);
+        let inherits: Vec<&Inherit> = component.dependencies.iter().map(|d| &d.inherit).collect();
+        let uniform =
+            inherits.iter().all(|i| nothing(i)) || inherits.iter().all(|i| **i == Inherit::All);
+        if format == ImageFormat::Image && !uniform {
+            // Spin 3 reads only the component-level `dependencies_inherit_configuration`.
+            need(
+                Feature::Spin4Manifest,
+                format!("the dependencies of component `{id}` inherit differently, which the plain image's spin.toml can only say per dependency (`inherit_configuration`)"),
+            );
+        }
         for dependency in &component.dependencies {
-            if matches!(&dependency.inherit, super::model::Inherit::Only(keys) if !keys.is_empty())
-            {
+            if matches!(&dependency.inherit, Inherit::Only(keys) if !keys.is_empty()) {
                 need(
                     Feature::SelectiveInheritance,
                     format!(

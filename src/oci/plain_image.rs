@@ -195,6 +195,7 @@ fn dependency_entry(dependency: &Dependency, path: String) -> toml::Value {
     }
     let inherit = match &dependency.inherit {
         Inherit::Nothing => None,
+        Inherit::Only(keys) if keys.is_empty() => None,
         Inherit::All => Some(toml::Value::Boolean(true)),
         Inherit::Only(keys) => Some(toml::Value::Array(
             keys.iter().cloned().map(toml::Value::String).collect(),
