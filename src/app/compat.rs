@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use super::model::{App, Inherit};
+use super::model::{App, Component, Inherit};
 use crate::cli::ImageFormat;
 
 /// Triggers containerd-shim-spin can run (REFERENCE §3); anything else cannot be deployed.
@@ -347,7 +347,8 @@ pub fn check(app: &App, format: ImageFormat) -> Findings {
 }
 
 /// What `target` cannot run among the locked-app features `app` uses (errors: the shim would
-/// refuse the app or fail at start), and what the chosen image format means for dependencies.
+/// refuse the app or fail at start). The Spin format composes dependencies at build time, so
+/// only the plain image, whose spin.toml the shim's Spin composes at start, needs them run.
 pub fn target_findings(app: &App, format: ImageFormat, target: &ShimRelease) -> Findings {
     let mut findings = Findings::default();
     for component in &app.components {
@@ -361,52 +362,45 @@ pub fn target_findings(app: &App, format: ImageFormat, target: &ShimRelease) -> 
                 format!("component `{id}` calls other components by *.spin.internal"),
             );
         }
-        if !component.dependencies.is_empty() {
-            need(
-                Feature::ComponentDependencies,
-                format!("component `{id}` has dependencies"),
-            );
+        if format == ImageFormat::Image {
+            dependency_needs(component, &mut need);
         }
-        let nothing = |i: &Inherit| *i == Inherit::Nothing || *i == Inherit::Only(vec![]);
-        let inherits: Vec<&Inherit> = component.dependencies.iter().map(|d| &d.inherit).collect();
-        let uniform =
-            inherits.iter().all(|i| nothing(i)) || inherits.iter().all(|i| **i == Inherit::All);
-        if format == ImageFormat::Image && !uniform {
-            // Spin 3 reads only the component-level `dependencies_inherit_configuration`.
-            need(
-                Feature::Spin4Manifest,
-                format!("the dependencies of component `{id}` inherit differently, which the plain image's spin.toml can only say per dependency (`inherit_configuration`)"),
-            );
-        }
-        for dependency in &component.dependencies {
-            if matches!(&dependency.inherit, Inherit::Only(keys) if !keys.is_empty()) {
-                need(
-                    Feature::SelectiveInheritance,
-                    format!(
-                        "dependency `{}` of component `{id}` inherits only some capabilities (`inherit_configuration = [...]`)",
-                        dependency.name
-                    ),
-                );
-            }
-        }
-    }
-    let composed: Vec<&str> = app
-        .components
-        .iter()
-        .filter(|c| !c.dependencies.is_empty())
-        .map(|c| c.id.as_str())
-        .collect();
-    if format == ImageFormat::Spin && !composed.is_empty() {
-        // containerd-shim-spin precompiles each wasm layer and loads OCI Spin apps with
-        // `enable_loading_aot_compiled_components` (engine.rs@v0.24.0), a path of Spin's trigger
-        // loader that returns before composing dependencies (crates/trigger/src/loader.rs:85-104
-        // @v4.0.2); a plain image's spin.toml is loaded without it, so Spin composes at start.
-        findings.warnings.push(format!(
-            "components with dependencies ({}) are packaged uncomposed, as `spin registry push --compose=false` does; containerd-shim-spin runs OCI Spin apps precompiled and does not compose them, so use `--format image` (composed by the shim's Spin at start) or push a composed component",
-            composed.join(", ")
-        ));
     }
     findings
+}
+
+/// What the plain image's dependencies of `component` need of the shim's Spin, which composes
+/// them at start from the image's spin.toml.
+fn dependency_needs(component: &Component, need: &mut impl FnMut(Feature, String)) {
+    let id = &component.id;
+    if !component.dependencies.is_empty() {
+        need(
+            Feature::ComponentDependencies,
+            format!("component `{id}` has dependencies"),
+        );
+    }
+    let nothing = |i: &Inherit| *i == Inherit::Nothing || *i == Inherit::Only(vec![]);
+    let inherits: Vec<&Inherit> = component.dependencies.iter().map(|d| &d.inherit).collect();
+    let uniform =
+        inherits.iter().all(|i| nothing(i)) || inherits.iter().all(|i| **i == Inherit::All);
+    if !uniform {
+        // Spin 3 reads only the component-level `dependencies_inherit_configuration`.
+        need(
+            Feature::Spin4Manifest,
+            format!("the dependencies of component `{id}` inherit differently, which the plain image's spin.toml can only say per dependency (`inherit_configuration`)"),
+        );
+    }
+    for dependency in &component.dependencies {
+        if matches!(&dependency.inherit, Inherit::Only(keys) if !keys.is_empty()) {
+            need(
+                Feature::SelectiveInheritance,
+                format!(
+                    "dependency `{}` of component `{id}` inherits only some capabilities (`inherit_configuration = [...]`)",
+                    dependency.name
+                ),
+            );
+        }
+    }
 }
 
 /// Warnings for triggers of `app` that `target` does not run yet.

@@ -135,6 +135,32 @@ impl Name {
     }
 }
 
+/// Whether the dependency `name` (as parsed by [`parse`]) satisfies the component import `import`,
+/// by Spin's composer rules (crates/compose/src/lib.rs:526-573@v4.0.2): a plain name only the
+/// plain import of that name; `ns:pkg` every interface of the package, `/iface` only that
+/// interface, `@version` only imports of exactly that version. Imports of other shapes match none.
+pub fn matches_import(name: &str, import: &str) -> bool {
+    let Ok(name) = Name::parse(name) else {
+        return false;
+    };
+    let Some(package) = name.package else {
+        return !import.contains([':', '/']) && name.display == import;
+    };
+    let Some((import_package, rest)) = import.split_once('/') else {
+        return false;
+    };
+    let (interface, version) = match rest.split_once('@') {
+        Some((interface, version)) => match semver::Version::parse(version) {
+            Ok(version) => (interface, Some(version)),
+            Err(_) => return false,
+        },
+        None => (rest, None),
+    };
+    import_package == format!("{}:{}", package.namespace, package.name)
+        && package.interface.as_deref().is_none_or(|i| i == interface)
+        && package.version.is_none_or(|v| Some(v) == version)
+}
+
 /// Spin's `KebabId` (crates/serde/src/id.rs@v3.6.3): `-`-separated words, each starting with an
 /// ASCII letter, alphanumeric, all lowercase or all uppercase.
 fn kebab(text: &str) -> Result<(), String> {
@@ -533,6 +559,32 @@ mod tests {
                 err.contains("spin.toml: `component.api.dependencies") && err.contains(expected),
                 "{text}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn dependency_names_match_imports_as_spins_composer_matches_them() {
+        // crates/compose/src/lib.rs:526-573@v4.0.2: package names match all their interfaces,
+        // an interface only itself, a version only that exact version, plain names themselves.
+        let cases = [
+            ("acme:shop/cart@1.2.0", "acme:shop/cart@1.2.0", true),
+            ("acme:shop/cart@1.2.0", "acme:shop/cart@1.2.1", false),
+            ("acme:shop/cart@1.2.0", "acme:shop/cart", false),
+            ("acme:shop/cart", "acme:shop/cart@2.0.0", true),
+            ("acme:shop/cart", "acme:shop/cart", true),
+            ("acme:shop/cart", "acme:shop/carts", false),
+            ("acme:shop", "acme:shop/cart", true),
+            ("acme:shop", "acme:shop/till@0.1.0", true),
+            ("acme:shop", "acme:shopping/cart", false),
+            ("acme:shop@0.1.0", "acme:shop/till@0.1.0", true),
+            ("acme:shop@0.1.0", "acme:shop/till", false),
+            ("acme:shop/cart", "cart", false),
+            ("price-list", "price-list", true),
+            ("price-list", "acme:shop/price-list", false),
+            ("price-list", "price", false),
+        ];
+        for (name, import, expected) in cases {
+            assert_eq!(matches_import(name, import), expected, "{name} vs {import}");
         }
     }
 }
