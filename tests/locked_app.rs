@@ -1,5 +1,5 @@
 //! The locked app as Spin writes it, through the binary: service chaining host requirements, and
-//! component dependencies packaged as `spin registry push --compose=false` packages them.
+//! component dependencies composed into their component as `spin registry push` composes them.
 
 mod support;
 
@@ -156,88 +156,221 @@ fn serve(body: Vec<u8>, requests: usize) -> String {
     url
 }
 
-#[test]
-fn path_and_url_dependencies_become_wasm_layers_and_locked_dependencies() {
-    let home = tempfile::tempdir().unwrap();
-    // A path dependency may lie outside the app directory: Spin joins it to the app root
-    // (crates/loader/src/local.rs:858-861@v3.6.3).
-    let shared = home.path().join("shared");
-    std::fs::create_dir_all(&shared).unwrap();
-    let local_dep = wasm(10);
-    std::fs::write(shared.join("dep.wasm"), &local_dep).unwrap();
-    let remote_dep = wasm(11);
-    let remote_digest = sha256(&remote_dep);
-    let url = serve(remote_dep.clone(), 1);
+/// A component exporting `interface` with one function `greet` returning `result` (a WAT type),
+/// and importing `host` (an interface with one function) when given.
+fn greeter(interface: &str, result: &str, host: Option<&str>) -> Vec<u8> {
+    let import = host.map_or(String::new(), |h| {
+        format!("(import \"{h}\" (instance (export \"get\" (func (result u32)))))")
+    });
+    let core = if result == "u64" { "i64" } else { "i32" };
+    wat::parse_str(format!(
+        r#"(component
+          {import}
+          (core module $m (func (export "greet") (result {core}) ({core}.const 42)))
+          (core instance $i (instantiate $m))
+          (func $greet (result {result}) (canon lift (core func $i "greet")))
+          (instance $out (export "greet" (func $greet)))
+          (export "{interface}" (instance $out)))"#
+    ))
+    .unwrap()
+}
+
+/// A component importing `test:greet/greeter` (`greet: func() -> u32`) and exporting
+/// `test:app/runner` (`run: func() -> u32`, calling greet).
+fn greeted() -> Vec<u8> {
+    wat::parse_str(
+        r#"(component
+          (import "test:greet/greeter" (instance $g (export "greet" (func (result u32)))))
+          (alias export $g "greet" (func $greet))
+          (core func $lowered (canon lower (func $greet)))
+          (core instance $host (export "greet" (func $lowered)))
+          (core module $m
+            (import "host" "greet" (func $greet (result i32)))
+            (func (export "run") (result i32) (call $greet)))
+          (core instance $i (instantiate $m (with "host" (instance $host))))
+          (func $run (result u32) (canon lift (core func $i "run")))
+          (instance $out (export "run" (func $run)))
+          (export "test:app/runner" (instance $out)))"#,
+    )
+    .unwrap()
+}
+
+/// The top-level import and export names of a component.
+fn imports_and_exports(wasm: &[u8]) -> (Vec<String>, Vec<String>) {
+    let (mut imports, mut exports, mut depth) = (Vec::new(), Vec::new(), 0);
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload.unwrap() {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ComponentImportSection(reader) if depth == 1 => {
+                imports.extend(reader.into_iter().map(|i| i.unwrap().name.name.to_string()))
+            }
+            wasmparser::Payload::ComponentExportSection(reader) if depth == 1 => {
+                exports.extend(reader.into_iter().map(|e| e.unwrap().name.name.to_string()))
+            }
+            _ => {}
+        }
+    }
+    (imports, exports)
+}
+
+/// An app whose component `api` (importing the greeter) has `dependencies`; `greet.wasm`,
+/// `greet-u64.wasm`, `other.wasm` and `env.wasm` lie outside the app directory.
+fn composed_app(home: &Path, dependencies: &str) -> PathBuf {
     let app = app_with(
+        home,
+        &format!("[component.api]\nsource = \"api.wasm\"\n[component.api.dependencies]\n{dependencies}\n"),
+    );
+    std::fs::write(app.join("api.wasm"), greeted()).unwrap();
+    let shared = home.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    for (file, wasm) in [
+        ("greet.wasm", greeter("test:greet/greeter", "u32", None)),
+        ("hello.wasm", greeter("test:greet/hello", "u32", None)),
+        ("greet-u64.wasm", greeter("test:greet/greeter", "u64", None)),
+        (
+            "env.wasm",
+            greeter(
+                "test:greet/greeter",
+                "u32",
+                Some("wasi:cli/environment@0.2.3"),
+            ),
+        ),
+    ] {
+        std::fs::write(shared.join(file), wasm).unwrap();
+    }
+    app
+}
+
+#[test]
+fn dependencies_are_composed_into_one_wasm_layer_and_leave_the_locked_app() {
+    // `spin registry push` composes by default (crates/oci/src/client.rs:362-386@v4.0.2): one
+    // wasm layer per component, its source the composition, its dependencies cleared. Names
+    // match imports by package, interface or exact name (crates/compose/src/lib.rs:526-573),
+    // `export` picks another export (lib.rs:317-330), and a dependency inheriting nothing that
+    // imports no capability is composed as is (crates/capabilities/src/deny.rs:76-79).
+    let cases = [
+        "\"test:greet/greeter\" = { path = \"../shared/greet.wasm\" }",
+        "\"test:greet\" = { path = \"../shared/greet.wasm\", inherit_configuration = false }",
+        "\"test:greet/greeter\" = { path = \"../shared/hello.wasm\", export = \"test:greet/hello\" }",
+        "\"test:greet/greeter\" = { path = \"../shared/env.wasm\", inherit_configuration = true }",
+    ];
+    for dependencies in cases {
+        let home = tempfile::tempdir().unwrap();
+        let app = composed_app(home.path(), dependencies);
+        let (report, manifest, locked) = build(home.path(), &app, &[]);
+        let layers = manifest["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 2, "{dependencies}: {layers:?}");
+        assert_eq!(
+            layers[0]["mediaType"],
+            "application/vnd.wasm.content.layer.v1+wasm"
+        );
+        let digest = layers[0]["digest"].as_str().unwrap();
+        let component = &locked["components"][0];
+        assert_eq!(component["source"]["digest"], digest, "{dependencies}");
+        assert_eq!(component.get("dependencies"), None, "{dependencies}");
+        let composed = blob(&app.join(".spin-aks/oci"), digest);
+        let (imports, exports) = imports_and_exports(&composed);
+        let expected_imports: Vec<String> = if dependencies.contains("env.wasm") {
+            vec!["wasi:cli/environment@0.2.3".into()]
+        } else {
+            vec![]
+        };
+        assert_eq!(imports, expected_imports, "{dependencies}");
+        assert_eq!(exports, ["test:app/runner"], "{dependencies}");
+        let warnings = report["warnings"].as_array().unwrap();
+        assert!(
+            !warnings
+                .iter()
+                .any(|w| w.as_str().unwrap().contains("compose")),
+            "{dependencies}: {warnings:?}"
+        );
+        // Another process composes the same bytes (wac-graph's encoding follows the graph).
+        let (again, _, _) = build(home.path(), &app, &[]);
+        assert_eq!(again["digest"], report["digest"], "{dependencies}");
+    }
+}
+
+#[test]
+fn a_url_dependency_is_composed_and_its_download_cached() {
+    let home = tempfile::tempdir().unwrap();
+    let dependency = greeter("test:greet/greeter", "u32", None);
+    let url = serve(dependency.clone(), 1);
+    let app = composed_app(
         home.path(),
         &format!(
-            "[component.api]\nsource = \"api.wasm\"\n\
-             [component.api.dependencies]\n\
-             \"my:dep/remote\" = {{ url = \"{url}\", digest = \"{remote_digest}\", export = \"their:impl/remote\" }}\n\
-             \"my:dep/local\" = {{ path = \"../shared/dep.wasm\" }}\n\
-             [component.back]\nsource = \"back.wasm\"\ndependencies_inherit_configuration = true\n\
-             [component.back.dependencies]\n\"my:dep/local\" = {{ path = \"../shared/dep.wasm\" }}\n"
+            "\"test:greet/greeter\" = {{ url = \"{url}\", digest = \"{}\" }}",
+            sha256(&dependency)
         ),
     );
-    let (report, manifest, locked) = build(home.path(), &app, &[]);
+    let (report, manifest, _) = build(home.path(), &app, &[]);
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
+    // The server answers once: the second build reads the digest-keyed cache.
+    let (again, _, _) = build(home.path(), &app, &[]);
+    assert_eq!(again["digest"], report["digest"]);
+}
 
-    // Layers (crates/oci/src/client.rs:316-357@v3.6.3): each component's wasm, then its
-    // dependencies' wasm in the locked map's order; identical layers once (client.rs:303).
-    let layers: Vec<(&str, &str)> = manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["mediaType"].as_str().unwrap(),
-                l["digest"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    let wasm_layer = "application/vnd.wasm.content.layer.v1+wasm";
-    let local_digest = sha256(&local_dep);
-    let expected = [
-        sha256(&wasm(1)),
-        local_digest.clone(),
-        remote_digest.clone(),
-        sha256(&wasm(2)),
+#[test]
+fn dependencies_that_cannot_be_composed_exit_2_naming_component_and_dependency() {
+    // crates/compose/src/lib.rs@v4.0.2: no matching import (247-262), a missing export
+    // (317-346), an export that is not a subtype of the import (352-366); a denied capability
+    // needs the deny-all adapter (deny.rs:47-80); a core module is not composed by us.
+    let field = "`component.api.dependencies.\"test:greet/greeter\"`";
+    let cases = [
+        (
+            "\"test:greet/other\" = { path = \"../shared/greet.wasm\" }",
+            vec![
+                "`component.api.dependencies.\"test:greet/other\"`",
+                "matches no import of component `api`",
+                "`test:greet/greeter`",
+            ],
+        ),
+        (
+            "\"test:greet/greeter\" = { path = \"../shared/hello.wasm\" }",
+            vec![field, "does not export `test:greet/greeter`", "`test:greet/hello`"],
+        ),
+        (
+            "\"test:greet/greeter\" = { path = \"../shared/greet-u64.wasm\" }",
+            vec![
+                field,
+                "its export `test:greet/greeter` does not match import `test:greet/greeter` of component `api`",
+            ],
+        ),
+        (
+            "\"test:greet/greeter\" = { path = \"../shared/env.wasm\", inherit_configuration = [\"files\"] }",
+            vec![
+                field,
+                "imports wasi:cli/environment@0.2.3",
+                "deny-all adapter",
+                "--format image",
+            ],
+        ),
+        (
+            "\"test:greet/greeter\" = { path = \"../shared/env.wasm\" }",
+            vec![field, "inherits no configuration", "inherit_configuration = true"],
+        ),
+        (
+            "\"test:greet/greeter\" = { path = \"../app/back.wasm\", inherit_configuration = true }",
+            vec![field, "is a core wasm module"],
+        ),
     ];
-    assert_eq!(layers.len(), expected.len() + 1, "{layers:?}");
-    for ((media_type, digest), want) in layers.iter().zip(&expected) {
-        assert_eq!((*media_type, *digest), (wasm_layer, want.as_str()));
+    for (dependencies, expected) in cases {
+        let home = tempfile::tempdir().unwrap();
+        let app = composed_app(home.path(), dependencies);
+        let stderr = refused(home.path(), &app, &[]);
+        for fragment in expected {
+            assert!(
+                stderr.contains(fragment),
+                "{dependencies}: {fragment}: {stderr}"
+            );
+        }
+        // Refused before any blob is written.
+        let blobs = std::fs::read_dir(app.join(".spin-aks/oci/blobs/sha256"));
+        assert!(
+            blobs.map_or(true, |mut b| b.next().is_none()),
+            "{dependencies}"
+        );
     }
-    let layout = app.join(".spin-aks/oci");
-    assert_eq!(blob(&layout, &remote_digest), remote_dep);
-    assert_eq!(blob(&layout, &local_digest), local_dep);
-
-    // Locked dependencies (crates/locked-app/src/locked.rs:256-287@v3.6.3): by digest (inline
-    // too, being at most 128 bytes), `export` null when unset, `inherit` only when inheriting.
-    let inline = |bytes: &[u8]| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
-    };
-    let source = |bytes: &[u8]| serde_json::json!({"content_type": "application/wasm", "inline": inline(bytes), "digest": sha256(bytes)});
-    assert_eq!(
-        locked["components"][0]["dependencies"],
-        serde_json::json!({
-            "my:dep/local": {"source": source(&local_dep), "export": null},
-            "my:dep/remote": {"source": source(&remote_dep), "export": "their:impl/remote"},
-        })
-    );
-    assert_eq!(
-        locked["components"][1]["dependencies"]["my:dep/local"]["inherit"],
-        "All"
-    );
-    let warnings = report["warnings"].as_array().unwrap();
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.as_str().unwrap().contains("packaged uncomposed")
-                && w.as_str().unwrap().contains("--format image")),
-        "{warnings:?}"
-    );
-    // The download is cached by digest: the server (one request) is not asked again.
-    build(home.path(), &app, &[]);
 }
 
 #[test]
@@ -322,7 +455,7 @@ fn dependencies_spin_or_the_target_refuses_exit_2_naming_component_and_dependenc
         (
             "\"my:dep/x\" = { path = \"back.wasm\", inherit_configuration = [\"ai_models\"] }"
                 .into(),
-            &["--shim-version", "v0.24.0"],
+            &["--format", "image", "--shim-version", "v0.24.0"],
             vec![
                 "dependency `my:dep/x` of component `api`",
                 "needs containerd-shim-spin v0.25.0 (Spin 4.0.1)",
@@ -339,7 +472,8 @@ fn dependencies_spin_or_the_target_refuses_exit_2_naming_component_and_dependenc
         ),
         (
             "\"my:dep/x\" = { path = \"back.wasm\" }".into(),
-            &["--shim-version", "v0.16.0"],
+            // The Spin format composes at build time; the plain image's Spin composes at start.
+            &["--format", "image", "--shim-version", "v0.16.0"],
             vec![
                 "component `api` has dependencies",
                 "needs containerd-shim-spin v0.17.0",

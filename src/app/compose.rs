@@ -175,6 +175,6 @@ fn inheritance(inherit: &Inherit) -> String {
     match inherit {
         Inherit::All => "all configuration".into(),
         Inherit::Nothing => "no configuration (`inherit_configuration` unset or false)".into(),
-        Inherit::Only(keys) => format!("only {}", keys.join(", ")),
+        Inherit::Only(keys) => format!("only `{}`", keys.join("`, `")),
     }
 }
