@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::app::chaining::requires_service_chaining;
 use crate::app::compat::{Feature, ShimRelease};
-use crate::app::{App, Inherit};
+use crate::app::App;
 
 use super::Digest;
 
@@ -62,56 +62,8 @@ pub struct LockedComponent {
     pub files: Vec<ContentPath>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
-    /// In Spin's order (its `DependencyName` Ord), written as a JSON object.
-    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ordered_map")]
-    pub dependencies: Vec<(String, LockedDependency)>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub host_requirements: Map<String, Value>,
-}
-
-/// Spin's `LockedComponentDependency`: `export` is written even when null (locked.rs:261).
-#[derive(Debug, Serialize)]
-pub struct LockedDependency {
-    pub source: LockedSource,
-    pub export: Option<String>,
-    #[serde(skip_serializing_if = "inherits_nothing", serialize_with = "inherit")]
-    pub inherit: Inherit,
-}
-
-fn inherits_nothing(inherit: &Inherit) -> bool {
-    match inherit {
-        Inherit::Nothing => true,
-        Inherit::All => false,
-        Inherit::Only(keys) => keys.is_empty(),
-    }
-}
-
-/// Spin's externally tagged `InheritConfiguration`: `"All"` or `{"Some":[…]}` (locked.rs:269).
-fn inherit<S: serde::Serializer>(inherit: &Inherit, serializer: S) -> Result<S::Ok, S::Error> {
-    match inherit {
-        Inherit::All => serializer.serialize_str("All"),
-        Inherit::Nothing => serializer.serialize_newtype_variant(
-            "InheritConfiguration",
-            1,
-            "Some",
-            &[] as &[String],
-        ),
-        Inherit::Only(keys) => {
-            serializer.serialize_newtype_variant("InheritConfiguration", 1, "Some", keys)
-        }
-    }
-}
-
-fn ordered_map<S: serde::Serializer, V: Serialize>(
-    entries: &[(String, V)],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = serializer.serialize_map(Some(entries.len()))?;
-    for (key, value) in entries {
-        map.serialize_entry(key, value)?;
-    }
-    map.end()
 }
 
 #[derive(Debug, Serialize)]
@@ -331,7 +283,6 @@ mod tests {
                 env: Default::default(),
                 files: vec![],
                 config: Default::default(),
-                dependencies: vec![],
                 host_requirements: Map::new(),
             })
             .collect();
@@ -387,58 +338,6 @@ mod tests {
         );
         assert_eq!(json["spin_lock_version"], 0);
         assert_eq!(json.get("must_understand"), None);
-    }
-
-    #[test]
-    fn dependencies_serialize_in_order_with_export_and_inherit_as_spin_writes_them() {
-        // locked.rs:256-287@v3.6.3: `source`, `export` (null when unset), `inherit` only when not
-        // `Some([])`, externally tagged.
-        let source = |d: &str| LockedSource {
-            content_type: "application/wasm",
-            content: ContentRef {
-                inline: None,
-                digest: Some(Digest::of(d.as_bytes())),
-            },
-        };
-        let deps = vec![
-            (
-                "z-plain".to_string(),
-                LockedDependency {
-                    source: source("z"),
-                    export: None,
-                    inherit: Inherit::Nothing,
-                },
-            ),
-            (
-                "a:b/c".to_string(),
-                LockedDependency {
-                    source: source("a"),
-                    export: Some("x:y/z".into()),
-                    inherit: Inherit::All,
-                },
-            ),
-            (
-                "a:b/d".to_string(),
-                LockedDependency {
-                    source: source("d"),
-                    export: None,
-                    inherit: Inherit::Only(vec!["ai_models".into()]),
-                },
-            ),
-        ];
-        let mut out = Vec::new();
-        ordered_map(&deps, &mut serde_json::Serializer::new(&mut out)).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let digest = |d: &str| Digest::of(d.as_bytes()).to_string();
-        assert_eq!(
-            text,
-            format!(
-                r#"{{"z-plain":{{"source":{{"content_type":"application/wasm","digest":"{}"}},"export":null}},"a:b/c":{{"source":{{"content_type":"application/wasm","digest":"{}"}},"export":"x:y/z","inherit":"All"}},"a:b/d":{{"source":{{"content_type":"application/wasm","digest":"{}"}},"export":null,"inherit":{{"Some":["ai_models"]}}}}}}"#,
-                digest("z"),
-                digest("a"),
-                digest("d")
-            )
-        );
     }
 
     #[test]

@@ -154,7 +154,6 @@ fn pack_component(
         env: component.environment.clone(),
         files,
         config: component.variables.clone(),
-        dependencies: Vec::new(),
         host_requirements: Default::default(),
     };
     Ok(Packed { layers, locked })
