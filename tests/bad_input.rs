@@ -373,13 +373,18 @@ fn triggers_the_shim_cannot_run_are_refused() {
 }
 
 #[test]
-fn component_dependencies_are_not_supported_yet() {
+fn registry_dependencies_cannot_be_fetched_offline() {
+    // Path and url dependencies are packaged (tests/locked_app.rs); a registry one is refused.
     let home = tempfile::tempdir().unwrap();
-    let app = app_with(home.path(), &v2("[component.api]\nsource = \"app.wasm\"\n[component.api.dependencies]\n\"my:dep/iface\" = { path = \"dep.wasm\" }\n"));
+    let app = app_with(home.path(), &v2("[component.api]\nsource = \"app.wasm\"\n[component.api.dependencies]\n\"my:dep/iface\" = \"^1.0\"\n"));
     assert_refused(
         home.path(),
         &app,
-        &["component `api`", "dependencies", "not support"],
+        &[
+            "component `api`",
+            "dependency `my:dep/iface`",
+            "cannot fetch offline",
+        ],
     );
 }
 

@@ -4,14 +4,15 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use super::model::App;
+use super::model::{App, Component, Inherit};
 use crate::cli::ImageFormat;
 
 /// Triggers containerd-shim-spin can run (REFERENCE §3); anything else cannot be deployed.
 pub const SUPPORTED_TRIGGERS: &[&str] = &["http", "redis", "sqs", "mqtt", "command"];
 
-/// The shim assumed when none is named: the current release.
-pub const DEFAULT_TARGET_SHIM: &str = "v0.24.0";
+/// The shim assumed when none is named: the current release (v0.25.1, 2026-06; its minor's row
+/// below carries the Spin version established for v0.25.0).
+pub const DEFAULT_TARGET_SHIM: &str = "v0.25.1";
 
 /// One containerd-shim-spin release and what it added over the previous ones.
 #[derive(Debug, PartialEq, Eq)]
@@ -106,7 +107,81 @@ pub static SHIM_RELEASES: &[ShimRelease] = &[
         true,
     ),
     release("v0.24.0", "3.6.3", &[], &[], true),
+    // v0.25.0's Cargo.lock pins the spin-* crates at tag v4.0.1; Spin v4.0.0's wit/world.wit adds
+    // these imports to `platform` (and `spin:redis/inbound-redis@3.0.0` as the redis export; its
+    // wit/deps also carry spin:postgres@4.1.0), makes WASIp3 rc-2026-03-15 stable and drops
+    // rc-2026-01-06. v4.0.1 → v4.0.2 changes no WIT.
+    release(
+        "v0.25.0",
+        "4.0.1",
+        &[
+            "spin:key-value/key-value@3.0.0",
+            "spin:mqtt/mqtt@3.0.0",
+            "spin:mysql/mysql@3.0.0",
+            "spin:postgres/postgres@4.1.0",
+            "spin:postgres/postgres@4.2.0",
+            "spin:redis/*@3.0.0",
+            "spin:sqlite/sqlite@3.1.0",
+            "spin:variables/variables@3.0.0",
+            "wasi:*@0.3.0-rc-2026-03-15",
+        ],
+        &[],
+        true,
+    ),
 ];
+
+/// What an app or its locked form can use that only newer shims run, with the first release
+/// that does (from the Spin sources of each release; `needs_shim` words the refusal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    /// Calling another component by `*.spin.internal` (Spin 2.4 added local service chaining and
+    /// the `local_service_chaining` host requirement; Spin 2.3's lock reader takes version 0 only).
+    ServiceChaining,
+    /// Host requirements on components, `must_understand: ["component_host_requirements"]`
+    /// (Spin 3.3, crates/locked-app/src/locked.rs `MustUnderstand::ComponentHostRequirements`).
+    ComponentHostRequirements,
+    /// `[component.x.dependencies]` in the locked app (Spin 3.0; Spin 2 ignores them).
+    ComponentDependencies,
+    /// A dependency inheriting only named capabilities, `inherit_configuration = ["…"]`: Spin 3's
+    /// composer panics on it (crates/compose/src/lib.rs:415@v3.6.3), Spin 4 applies it.
+    SelectiveInheritance,
+    /// Spin 4 manifest syntax: `[component.x.profile.<name>]` and per-dependency
+    /// `inherit_configuration` (crates/manifest/src/schema/v2.rs@v4.0.2). Build-time only: what
+    /// they select is resolved into the locked app, which older shims read.
+    Spin4Manifest,
+}
+
+impl Feature {
+    /// The first release that runs this feature.
+    pub fn first_shim(self) -> &'static ShimRelease {
+        let shim = match self {
+            Feature::ServiceChaining => "v0.14.0",
+            Feature::ComponentHostRequirements => "v0.20.0",
+            Feature::ComponentDependencies => "v0.17.0",
+            Feature::SelectiveInheritance | Feature::Spin4Manifest => "v0.25.0",
+        };
+        SHIM_RELEASES
+            .iter()
+            .find(|r| r.shim == shim)
+            .expect("features name releases of the table")
+    }
+
+    /// Whether `target` runs this feature.
+    pub fn runs_on(self, target: &ShimRelease) -> bool {
+        index(self.first_shim()) <= index(target)
+    }
+}
+
+/// `None` when `target` runs `feature`; else why not, for a message about `what` (e.g.
+/// "component `api` calls other components by *.spin.internal").
+pub fn needs_shim(feature: Feature, what: &str, target: &ShimRelease) -> Option<String> {
+    (!feature.runs_on(target)).then(|| {
+        format!(
+            "{what}, which needs {} or later; the target is {target} (choose a newer one with --shim-version)",
+            feature.first_shim()
+        )
+    })
+}
 
 /// Namespaces whose interfaces only the host can provide; imports elsewhere are not judged.
 const HOST_NAMESPACES: &[&str] = &["wasi:", "fermyon:", "spin:"];
@@ -269,6 +344,63 @@ pub fn check(app: &App, format: ImageFormat) -> Findings {
         }
     }
     findings
+}
+
+/// What `target` cannot run among the locked-app features `app` uses (errors: the shim would
+/// refuse the app or fail at start). The Spin format composes dependencies at build time, so
+/// only the plain image, whose spin.toml the shim's Spin composes at start, needs them run.
+pub fn target_findings(app: &App, format: ImageFormat, target: &ShimRelease) -> Findings {
+    let mut findings = Findings::default();
+    for component in &app.components {
+        let id = &component.id;
+        let mut need = |feature: Feature, what: String| {
+            findings.errors.extend(needs_shim(feature, &what, target));
+        };
+        if super::chaining::requires_service_chaining(component) {
+            need(
+                Feature::ServiceChaining,
+                format!("component `{id}` calls other components by *.spin.internal"),
+            );
+        }
+        if format == ImageFormat::Image {
+            dependency_needs(component, &mut need);
+        }
+    }
+    findings
+}
+
+/// What the plain image's dependencies of `component` need of the shim's Spin, which composes
+/// them at start from the image's spin.toml.
+fn dependency_needs(component: &Component, need: &mut impl FnMut(Feature, String)) {
+    let id = &component.id;
+    if !component.dependencies.is_empty() {
+        need(
+            Feature::ComponentDependencies,
+            format!("component `{id}` has dependencies"),
+        );
+    }
+    let nothing = |i: &Inherit| *i == Inherit::Nothing || *i == Inherit::Only(vec![]);
+    let inherits: Vec<&Inherit> = component.dependencies.iter().map(|d| &d.inherit).collect();
+    let uniform =
+        inherits.iter().all(|i| nothing(i)) || inherits.iter().all(|i| **i == Inherit::All);
+    if !uniform {
+        // Spin 3 reads only the component-level `dependencies_inherit_configuration`.
+        need(
+            Feature::Spin4Manifest,
+            format!("the dependencies of component `{id}` inherit differently, which the plain image's spin.toml can only say per dependency (`inherit_configuration`)"),
+        );
+    }
+    for dependency in &component.dependencies {
+        if matches!(&dependency.inherit, Inherit::Only(keys) if !keys.is_empty()) {
+            need(
+                Feature::SelectiveInheritance,
+                format!(
+                    "dependency `{}` of component `{id}` inherits only some capabilities (`inherit_configuration = [...]`)",
+                    dependency.name
+                ),
+            );
+        }
+    }
 }
 
 /// Warnings for triggers of `app` that `target` does not run yet.
@@ -497,6 +629,59 @@ mod tests {
                 "wasi:io/error@0.2.0"
             ]
         );
+    }
+
+    #[test]
+    fn shim_v0_25_runs_spin_4_interfaces_and_is_the_default() {
+        // v0.25.0's Cargo.lock pins spin-* at tag v4.0.1; the imports are those Spin v4.0.x's
+        // wit/world.wit adds to `platform` (wit/world.wit:17-32@v4.0.2).
+        let default = target_shim(DEFAULT_TARGET_SHIM).unwrap();
+        assert_eq!((default.shim, default.spin), ("v0.25.0", "4.0.1"));
+        for import in [
+            "spin:key-value/key-value@3.0.0",
+            "spin:mqtt/mqtt@3.0.0",
+            "spin:mysql/mysql@3.0.0",
+            "spin:postgres/postgres@4.2.0",
+            "spin:postgres/postgres@4.1.0",
+            "spin:redis/redis@3.0.0",
+            "spin:redis/inbound-redis@3.0.0",
+            "spin:sqlite/sqlite@3.1.0",
+            "spin:variables/variables@3.0.0",
+            "wasi:http/handler@0.3.0-rc-2026-03-15",
+            "wasi:cli/environment@0.3.0-rc-2026-03-15",
+        ] {
+            assert_eq!(first(import), Some("v0.25.0"), "{import}");
+        }
+        // The WASIp3 release candidate Spin 3.6 had behind a feature flag is gone in Spin 4.
+        assert_eq!(first("wasi:http/handler@0.3.0-rc-2026-01-06"), None);
+        // Spin 3 imports still run.
+        assert_eq!(first("spin:postgres/postgres@4.0.0"), Some("v0.21.0"));
+    }
+
+    #[test]
+    fn features_name_the_first_shim_that_runs_them() {
+        // Written from each release's Spin: service chaining appears in Spin 2.4
+        // (crates/loader/src/local.rs@v2.4.0), component host requirements in Spin 3.3
+        // (crates/locked-app/src/locked.rs:41@v3.3.1), dependencies in Spin 3.0, selective
+        // inheritance in Spin 4.0 (crates/compose/src/lib.rs:415@v3.6.3 panics on it).
+        let cases = [
+            (Feature::ServiceChaining, "v0.14.0"),
+            (Feature::ComponentHostRequirements, "v0.20.0"),
+            (Feature::ComponentDependencies, "v0.17.0"),
+            (Feature::SelectiveInheritance, "v0.25.0"),
+            (Feature::Spin4Manifest, "v0.25.0"),
+        ];
+        for (feature, shim) in cases {
+            assert_eq!(feature.first_shim().shim, shim, "{feature:?}");
+        }
+        let old = target_shim("v0.24.0").unwrap();
+        assert_eq!(
+            needs_shim(Feature::SelectiveInheritance, "dependency `a:b/c` inherits some", old)
+                .unwrap(),
+            "dependency `a:b/c` inherits some, which needs containerd-shim-spin v0.25.0 (Spin 4.0.1) or later; the target is containerd-shim-spin v0.24.0 (Spin 3.6.3) (choose a newer one with --shim-version)"
+        );
+        assert_eq!(needs_shim(Feature::ComponentDependencies, "x", old), None);
+        assert!(!Feature::ServiceChaining.runs_on(target_shim("v0.13.0").unwrap()));
     }
 
     #[test]

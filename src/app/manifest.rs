@@ -150,8 +150,7 @@ struct RawComponent {
     variables: BTreeMap<String, String>,
     build: Option<RawBuild>,
     dependencies: Option<toml::Table>,
-    #[serde(default, rename = "dependencies_inherit_configuration")]
-    _dependencies_inherit_configuration: bool,
+    dependencies_inherit_configuration: Option<bool>,
     #[serde(default, rename = "tool")]
     _tool: Option<toml::Value>,
 }
@@ -270,12 +269,13 @@ impl Ctx<'_> {
     }
 
     fn component(&self, field: &str, id: String, raw: RawComponent) -> anyhow::Result<Component> {
-        if raw.dependencies.as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(self.error(
-                &format!("{field}.dependencies"),
-                format!("component `{id}` uses component dependencies, which spin-aks does not support yet; compose the component with `spin build` or remove the dependencies"),
-            ));
-        }
+        let dependencies = super::dependencies::parse(
+            self.manifest,
+            field,
+            &id,
+            raw.dependencies,
+            raw.dependencies_inherit_configuration,
+        )?;
         let source = self.source(&format!("{field}.source"), &id, raw.source)?;
         let files = raw
             .files
@@ -303,6 +303,7 @@ impl Ctx<'_> {
             environment: raw.environment,
             variables: raw.variables,
             build,
+            dependencies,
         })
     }
 

@@ -1,7 +1,11 @@
 //! spin.toml → the typed [`App`] model: parsing (v2, and v1 converted), validation, and resolving
 //! sources and file mounts on disk.
 
+mod capabilities;
+pub mod chaining;
 pub mod compat;
+pub mod compose;
+mod dependencies;
 mod manifest;
 pub mod model;
 mod mounts;

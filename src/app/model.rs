@@ -105,6 +105,41 @@ pub struct Component {
     /// Component variables, `[component.<id>.variables]` (templates such as `"{{ name }}"`).
     pub variables: BTreeMap<String, String>,
     pub build: Option<BuildConfig>,
+    /// `[component.<id>.dependencies]`, in the order Spin's locked app lists them.
+    pub dependencies: Vec<Dependency>,
+}
+
+/// One component dependency: the import it satisfies, the wasm that does, and what it inherits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dependency {
+    /// The dependency name as Spin writes it (`my:pkg/iface@1.0.0`, or a plain `name`).
+    pub name: String,
+    pub source: DependencySource,
+    /// The export of the dependency to use, when not the import's own name.
+    pub export: Option<String>,
+    pub inherit: Inherit,
+}
+
+/// Where a dependency's wasm comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DependencySource {
+    /// A file, relative to the app directory (Spin lets it lie outside).
+    Local(PathBuf),
+    /// A download, pinned by digest.
+    Remote { url: String, digest: Digest },
+    /// Another component of the app, whose source is composed in.
+    Component(String),
+}
+
+/// Which of the parent component's capabilities a dependency may use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Inherit {
+    /// None: Spin composes a deny-all adapter in front of it.
+    #[default]
+    Nothing,
+    All,
+    /// Only the named capability sets (`allowed_outbound_hosts`, `key_value_stores`, ...).
+    Only(Vec<String>),
 }
 
 /// Where a component's wasm comes from.
@@ -157,6 +192,8 @@ pub struct ResolvedComponent {
     pub id: String,
     pub wasm: PathBuf,
     pub files: Vec<MountedFile>,
+    /// The wasm of each of the component's dependencies, in the same order.
+    pub dependencies: Vec<PathBuf>,
 }
 
 /// The app plus its resolved inputs; what image assembly consumes.

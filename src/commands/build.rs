@@ -85,7 +85,10 @@ pub async fn build_image(
     let target = compat::target_shim(&image.shim_version)?;
     let options = AssembleOptions::from_env(target)?;
     let app = app::load(&global.from)?;
-    let findings = compat::check(&app, image.format);
+    let mut findings = compat::check(&app, image.format);
+    let on_target = compat::target_findings(&app, image.format, target);
+    findings.errors.extend(on_target.errors);
+    findings.warnings.extend(on_target.warnings);
     if !findings.errors.is_empty() {
         return Err(crate::bad_input!(
             "{} cannot run on AKS: {}",

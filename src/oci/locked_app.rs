@@ -7,16 +7,26 @@ use base64::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::app::chaining::requires_service_chaining;
+use crate::app::compat::{Feature, ShimRelease};
 use crate::app::App;
 
 use super::Digest;
 
-/// Spin's `LockedApp`.
+/// Spin's host requirement for calling components by `*.spin.internal` (locked.rs:21).
+const CHAINING_KEY: &str = "local_service_chaining";
+
+/// Spin's `LockedApp` (crates/locked-app/src/locked.rs@v3.6.3, unchanged @v4.0.2).
 #[derive(Debug, Serialize)]
 pub struct LockedApp {
+    /// 1 when `must_understand` or `host_requirements` is present, else 0 (locked.rs:129).
     pub spin_lock_version: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub must_understand: Vec<&'static str>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub host_requirements: Map<String, Value>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, LockedVariable>,
     pub triggers: Vec<LockedTrigger>,
@@ -52,6 +62,8 @@ pub struct LockedComponent {
     pub files: Vec<ContentPath>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub host_requirements: Map<String, Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,10 +105,37 @@ fn inline_base64<S: serde::Serializer>(
     serializer.serialize_str(&encode_inline(bytes.as_deref().unwrap_or_default()))
 }
 
-/// The app-level parts of the locked app: metadata, variables and triggers.
-pub fn locked_app(app: &App, components: Vec<LockedComponent>) -> LockedApp {
+/// The app-level parts of the locked app (metadata, variables, triggers) around `components`, with
+/// the service chaining host requirement written as the target shim's Spin writes and reads it.
+pub fn locked_app(
+    app: &App,
+    mut components: Vec<LockedComponent>,
+    target: &ShimRelease,
+) -> LockedApp {
+    let chaining: Vec<&mut LockedComponent> = components
+        .iter_mut()
+        .filter(|c| app.component(&c.id).is_some_and(requires_service_chaining))
+        .collect();
+    let mut host_requirements = Map::new();
+    let mut must_understand = Vec::new();
+    let required = || Map::from_iter([(CHAINING_KEY.to_string(), Value::from("required"))]);
+    if !chaining.is_empty() {
+        if Feature::ComponentHostRequirements.runs_on(target) {
+            // Spin ≥ 3.3: on each component (crates/loader/src/local.rs:221-228@v3.6.3).
+            for component in chaining {
+                component.host_requirements = required();
+            }
+            must_understand.push("component_host_requirements");
+        } else {
+            // Spin 2.4–3.2: on the app (crates/loader/src/local.rs:114-127@v3.2.0).
+            host_requirements = required();
+            must_understand.push("host_requirements");
+        }
+    }
     LockedApp {
-        spin_lock_version: 0,
+        spin_lock_version: u32::from(!must_understand.is_empty() || !host_requirements.is_empty()),
+        must_understand,
+        host_requirements,
         metadata: app_metadata(app),
         variables: app
             .variables
@@ -206,6 +245,99 @@ mod tests {
             serde_json::to_string(&map).unwrap(),
             r#"{"a":null,"b":null}"#
         );
+    }
+
+    fn app(hosts: &[&str]) -> App {
+        let component = |id: &str, hosts: &[&str]| crate::app::Component {
+            id: id.into(),
+            allowed_outbound_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            ..Default::default()
+        };
+        App {
+            dir: "/app".into(),
+            manifest_path: "/app/spin.toml".into(),
+            manifest: Default::default(),
+            name: "chain".into(),
+            version: None,
+            description: None,
+            authors: vec![],
+            trigger_settings: Default::default(),
+            variables: Default::default(),
+            triggers: vec![],
+            components: vec![component("front", hosts), component("back", &[])],
+        }
+    }
+
+    /// The locked app as JSON text (in serialisation order) and as a value.
+    fn locked_json(app: &App, shim: &str) -> (String, Value) {
+        let components = app
+            .components
+            .iter()
+            .map(|c| LockedComponent {
+                id: c.id.clone(),
+                metadata: Map::new(),
+                source: LockedSource {
+                    content_type: "application/wasm",
+                    content: ContentRef::default(),
+                },
+                env: Default::default(),
+                files: vec![],
+                config: Default::default(),
+                host_requirements: Map::new(),
+            })
+            .collect();
+        let target = crate::app::compat::target_shim(shim).unwrap();
+        let text = serde_json::to_string(&locked_app(app, components, target)).unwrap();
+        let value = serde_json::from_str(&text).unwrap();
+        (text, value)
+    }
+
+    #[test]
+    fn service_chaining_is_required_as_the_target_spin_writes_it() {
+        // Spin ≥ 3.3 puts the requirement on the component and asks the host to understand
+        // component host requirements (crates/loader/src/local.rs:119-128, 221-228@v3.6.3;
+        // serialised as locked.rs:122-152: version 1, `must_understand` before `metadata`).
+        let chaining = app(&["http://back.spin.internal"]);
+        let (text, json) = locked_json(&chaining, "v0.25.1");
+        assert_eq!(json["spin_lock_version"], 1);
+        assert_eq!(
+            json["must_understand"],
+            serde_json::json!(["component_host_requirements"])
+        );
+        assert_eq!(json.get("host_requirements"), None);
+        assert_eq!(
+            json["components"][0]["host_requirements"],
+            serde_json::json!({"local_service_chaining": "required"})
+        );
+        assert_eq!(json["components"][1].get("host_requirements"), None);
+        let keys: Vec<usize> = [
+            "spin_lock_version",
+            "must_understand",
+            "metadata",
+            "triggers",
+        ]
+        .iter()
+        .map(|k| text.find(&format!("\"{k}\"")).unwrap())
+        .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{text}");
+        // Spin 2.4–3.2 put it on the app (crates/loader/src/local.rs:114-127@v3.2.0).
+        let (_, json) = locked_json(&chaining, "v0.19.0");
+        assert_eq!(
+            json["must_understand"],
+            serde_json::json!(["host_requirements"])
+        );
+        assert_eq!(
+            json["host_requirements"],
+            serde_json::json!({"local_service_chaining": "required"})
+        );
+        assert_eq!(json["components"][0].get("host_requirements"), None);
+        // No chaining host: version 0 and neither field.
+        let (_, json) = locked_json(
+            &app(&["*://*:*", "http://{{ svc }}.spin.internal"]),
+            "v0.25.1",
+        );
+        assert_eq!(json["spin_lock_version"], 0);
+        assert_eq!(json.get("must_understand"), None);
     }
 
     #[test]

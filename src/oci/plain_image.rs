@@ -14,12 +14,14 @@ use super::assemble::{annotations, created, gzip, AssembleOptions};
 use super::media_types::{IMAGE_CONFIG, IMAGE_LAYER_TAR_GZIP, IMAGE_MANIFEST};
 use super::{json, Descriptor, HashingWriter, ImageManifest, Layout};
 use crate::app::compat::{self, ImportScanner};
-use crate::app::{ResolvedApp, Source};
+use crate::app::{Dependency, Inherit, ResolvedApp, Source};
 
 /// Where each component's resolved files live inside the image.
 const FILES_ROOT: &str = ".spin-aks/files";
 /// Where downloaded (URL) sources live inside the image.
 const WASM_ROOT: &str = ".spin-aks/wasm";
+/// Where component dependencies live inside the image: `<component>/<n>.wasm`.
+const DEPS_ROOT: &str = ".spin-aks/deps";
 
 enum Entry {
     Dir,
@@ -128,10 +130,43 @@ fn image_entries(
                 Entry::File(file.source.clone()),
             );
         }
+        let declared = &app
+            .app
+            .component(&component.id)
+            .expect("resolved components come from the app")
+            .dependencies;
+        let mut dependencies = toml::Table::new();
+        for (i, (dependency, wasm)) in declared.iter().zip(&component.dependencies).enumerate() {
+            let path = format!("{DEPS_ROOT}/{}/{i}.wasm", component.id);
+            add_with_parents(&mut entries, &path, Entry::File(wasm.clone()));
+            let owner = format!("{}` dependency `{}", component.id, dependency.name);
+            wasm_paths.insert(path.clone(), owner);
+            dependencies.insert(dependency.name.clone(), dependency_entry(dependency, path));
+        }
         let table = component_table(&mut manifest, &component.id);
         table.insert("source".into(), toml::Value::String(wasm_path));
-        for key in ["exclude_files", "files", "build"] {
+        for key in [
+            "exclude_files",
+            "files",
+            "build",
+            "dependencies",
+            "dependencies_inherit_configuration",
+        ] {
             table.remove(key);
+        }
+        if !dependencies.is_empty() {
+            if declared.iter().all(|d| d.inherit == Inherit::All) {
+                for (_, entry) in dependencies.iter_mut() {
+                    if let Some(entry) = entry.as_table_mut() {
+                        entry.remove("inherit_configuration");
+                    }
+                }
+                table.insert(
+                    "dependencies_inherit_configuration".into(),
+                    toml::Value::Boolean(true),
+                );
+            }
+            table.insert("dependencies".into(), toml::Value::Table(dependencies));
         }
         if !component.files.is_empty() {
             let mount = toml::Table::from_iter([
@@ -149,6 +184,27 @@ fn image_entries(
         Entry::Bytes(toml::to_string(&manifest)?.into_bytes()),
     );
     Ok((entries, wasm_paths))
+}
+
+/// A dependency as the image's spin.toml declares it: its wasm at `path` in the image, its export,
+/// and its inheritance (per dependency only when the component-level switch cannot say it).
+fn dependency_entry(dependency: &Dependency, path: String) -> toml::Value {
+    let mut entry = toml::Table::from_iter([("path".to_string(), toml::Value::String(path))]);
+    if let Some(export) = &dependency.export {
+        entry.insert("export".into(), toml::Value::String(export.clone()));
+    }
+    let inherit = match &dependency.inherit {
+        Inherit::Nothing => None,
+        Inherit::Only(keys) if keys.is_empty() => None,
+        Inherit::All => Some(toml::Value::Boolean(true)),
+        Inherit::Only(keys) => Some(toml::Value::Array(
+            keys.iter().cloned().map(toml::Value::String).collect(),
+        )),
+    };
+    if let Some(inherit) = inherit {
+        entry.insert("inherit_configuration".into(), inherit);
+    }
+    toml::Value::Table(entry)
 }
 
 /// The path a component's wasm gets in the image: its own relative path, or a digest-named file.

@@ -1,9 +1,10 @@
-//! The Spin OCI artifact (docs/formats.md): one wasm layer per component, one data layer per file
-//! over 128 bytes (smaller ones inlined), or one archive layer per component past 499 layers.
+//! The Spin OCI artifact (docs/formats.md): one wasm layer per component (composed with its
+//! dependencies), one data layer per file over 128 bytes (smaller ones inlined), or one archive
+//! layer per component past 499 layers.
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 
 use anyhow::Context;
 
@@ -16,7 +17,8 @@ use super::media_types::{
     ARCHIVE_LAYER, DATA_LAYER, IMAGE_CONFIG, IMAGE_MANIFEST, LOCKED_APP_LAYER, WASM_LAYER,
 };
 use super::{Descriptor, Digest, ImageManifest, Layout};
-use crate::app::{MountedFile, ResolvedApp, ResolvedComponent};
+use crate::app::compat::{import_warnings, ImportScanner};
+use crate::app::{compose, MountedFile, ResolvedApp, ResolvedComponent};
 
 /// Files up to this size travel inside the locked app instead of as layers.
 pub const INLINE_LIMIT: u64 = 128;
@@ -36,10 +38,19 @@ pub fn assemble(
     options: &AssembleOptions,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<ImageManifest> {
+    // Composed first, so a dependency refused leaves no blob behind.
+    let composed = app
+        .components
+        .iter()
+        .map(|c| composed_wasm(app, c))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let pack_all = |archive: bool, warnings: &mut Vec<String>| {
         app.components
             .iter()
-            .map(|c| pack_component(app, c, layout, options, warnings, archive))
+            .zip(&composed)
+            .map(|(c, wasm)| {
+                pack_component(app, c, wasm.as_deref(), layout, options, warnings, archive)
+            })
             .collect::<anyhow::Result<Vec<_>>>()
     };
     let mut packed = pack_all(options.archive_layers, warnings)?;
@@ -49,7 +60,11 @@ pub fn assemble(
         packed = pack_all(true, &mut Vec::new())?;
     }
     let mut layers = unique(packed.iter().flat_map(|p| &p.layers));
-    let locked = locked_app(&app.app, packed.into_iter().map(|p| p.locked).collect());
+    let locked = locked_app(
+        &app.app,
+        packed.into_iter().map(|p| p.locked).collect(),
+        options.target,
+    );
     let (digest, size) = layout.write_blob(&serde_json::to_vec(&locked)?)?;
     layers.push(Descriptor::new(LOCKED_APP_LAYER, digest.clone(), size));
     let config = format!(
@@ -74,9 +89,42 @@ fn unique<'a>(layers: impl Iterator<Item = &'a Descriptor>) -> Vec<Descriptor> {
         .collect()
 }
 
+/// The component composed with its dependencies (`None` without any), as `spin registry push`
+/// packages it by default: one wasm, and the locked component without `dependencies`
+/// (crates/oci/src/client.rs:362-386@v4.0.2). The shim loads OCI apps precompiled, a path of
+/// Spin's loader that does not compose (crates/trigger/src/loader.rs:85-104@v4.0.2).
+fn composed_wasm(
+    app: &ResolvedApp,
+    resolved: &ResolvedComponent,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let component = app
+        .app
+        .component(&resolved.id)
+        .expect("resolved components come from the app");
+    if component.dependencies.is_empty() {
+        return Ok(None);
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let dependencies = resolved
+        .dependencies
+        .iter()
+        .map(|path| read(path))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let wasm = compose::compose(
+        &app.app.manifest_path,
+        component,
+        read(&resolved.wasm)?,
+        dependencies,
+    )?;
+    Ok(Some(wasm))
+}
+
 fn pack_component(
     app: &ResolvedApp,
     resolved: &ResolvedComponent,
+    composed: Option<&[u8]>,
     layout: &Layout,
     options: &AssembleOptions,
     warnings: &mut Vec<String>,
@@ -86,28 +134,84 @@ fn pack_component(
         .app
         .component(&resolved.id)
         .expect("resolved components come from the app");
-    let (wasm_digest, wasm_size) =
-        wasm_blob(layout, &resolved.id, &resolved.wasm, options, warnings)?;
-    let inline = (wasm_size <= INLINE_LIMIT)
-        .then(|| std::fs::read(&resolved.wasm))
-        .transpose()?;
-    let mut layers = vec![Descriptor::new(WASM_LAYER, wasm_digest.clone(), wasm_size)];
+    let mut layers = Vec::new();
+    let source = match composed {
+        Some(wasm) => composed_source(layout, &resolved.id, wasm, options, warnings, &mut layers)?,
+        None => wasm_source(
+            layout,
+            &resolved.id,
+            &resolved.wasm,
+            options,
+            warnings,
+            &mut layers,
+        )?,
+    };
     let files = pack_files(layout, &resolved.files, options, archive, &mut layers)?;
     let locked = LockedComponent {
         id: resolved.id.clone(),
         metadata: component_metadata(component),
-        source: LockedSource {
-            content_type: "application/wasm",
-            content: ContentRef {
-                inline,
-                digest: Some(wasm_digest),
-            },
-        },
+        source,
         env: component.environment.clone(),
         files,
         config: component.variables.clone(),
+        host_requirements: Default::default(),
     };
     Ok(Packed { layers, locked })
+}
+
+/// A wasm file as a wasm layer (pushed even when small) and its locked source: inline too when
+/// at most [`INLINE_LIMIT`] bytes (client.rs:656-665@v3.6.3). `owner` names it in import warnings.
+fn wasm_source(
+    layout: &Layout,
+    owner: &str,
+    wasm: &std::path::Path,
+    options: &AssembleOptions,
+    warnings: &mut Vec<String>,
+    layers: &mut Vec<Descriptor>,
+) -> anyhow::Result<LockedSource> {
+    let (digest, size) = wasm_blob(layout, owner, wasm, options, warnings)?;
+    let inline = (size <= INLINE_LIMIT)
+        .then(|| std::fs::read(wasm))
+        .transpose()?;
+    Ok(wasm_layer(digest, size, inline, layers))
+}
+
+/// [`wasm_source`] for a component composed in memory.
+fn composed_source(
+    layout: &Layout,
+    owner: &str,
+    wasm: &[u8],
+    options: &AssembleOptions,
+    warnings: &mut Vec<String>,
+    layers: &mut Vec<Descriptor>,
+) -> anyhow::Result<LockedSource> {
+    let mut scanner = ImportScanner::new(wasm);
+    io::copy(&mut scanner, &mut io::sink())?;
+    let imports = scanner.finish();
+    warnings.extend(import_warnings(
+        owner,
+        imports.iter().map(String::as_str),
+        options.target,
+    ));
+    let (digest, size) = layout.write_blob(wasm)?;
+    let inline = (size <= INLINE_LIMIT).then(|| wasm.to_vec());
+    Ok(wasm_layer(digest, size, inline, layers))
+}
+
+fn wasm_layer(
+    digest: Digest,
+    size: u64,
+    inline: Option<Vec<u8>>,
+    layers: &mut Vec<Descriptor>,
+) -> LockedSource {
+    layers.push(Descriptor::new(WASM_LAYER, digest.clone(), size));
+    LockedSource {
+        content_type: "application/wasm",
+        content: ContentRef {
+            inline,
+            digest: Some(digest),
+        },
+    }
 }
 
 /// A component's files: those of at most [`INLINE_LIMIT`] bytes inline (with their digest, as

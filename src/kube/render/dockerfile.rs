@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{GeneratedFile, Root};
-use crate::app::{App, FileMount, Source};
+use crate::app::{App, DependencySource, FileMount, Source};
 
 const DOCKERFILE: &str = include_str!("../../../templates/docker/Dockerfile");
 const DOCKERIGNORE: &str = include_str!("../../../templates/docker/dockerignore");
@@ -28,6 +28,26 @@ pub fn render(app: &App, image: &str) -> (Vec<GeneratedFile>, Vec<String>) {
                 "component `{}` has a remote source ({url}); the image does not contain it and Spin downloads it at start",
                 component.id
             )),
+        }
+        for dependency in &component.dependencies {
+            let owner = format!(
+                "component `{}`, dependency `{}`",
+                component.id, dependency.name
+            );
+            match &dependency.source {
+                DependencySource::Local(path) if inside(path) => {
+                    add(relative(&app.dir, path), &mut copies)
+                }
+                DependencySource::Local(path) => warnings.push(format!(
+                    "{owner}: {} is outside the app directory, so outside the Docker build context; copy it into the app or let `spin-aks build --format image` prepare the image",
+                    path.display()
+                )),
+                DependencySource::Remote { url, .. } => warnings.push(format!(
+                    "{owner} is remote ({url}); the image does not contain it and Spin downloads it at start"
+                )),
+                // The named component's source is copied with that component.
+                DependencySource::Component(_) => {}
+            }
         }
         for mount in &component.files {
             let source = match mount {
@@ -77,6 +97,20 @@ pub fn render(app: &App, image: &str) -> (Vec<GeneratedFile>, Vec<String>) {
     (files, warnings)
 }
 
+/// Whether a relative path stays inside the app directory (Spin lets dependency paths leave it).
+fn inside(path: &Path) -> bool {
+    let mut depth = 0i32;
+    path.components().all(|part| {
+        depth += match part {
+            std::path::Component::Normal(_) => 1,
+            std::path::Component::ParentDir => -1,
+            std::path::Component::CurDir => 0,
+            _ => return false,
+        };
+        depth >= 0
+    })
+}
+
 /// One COPY line; the JSON form when a path has spaces.
 fn copy(source: &str, dest: &str) -> String {
     if source.contains(char::is_whitespace) {
@@ -112,5 +146,55 @@ fn glob_root(pattern: &str) -> String {
         ".".to_string()
     } else {
         literal.join("/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{Component, Dependency, Inherit};
+
+    #[test]
+    fn dependencies_inside_the_app_are_copied_and_the_others_explained() {
+        let dependency = |name: &str, source: DependencySource| Dependency {
+            name: name.into(),
+            source,
+            export: None,
+            inherit: Inherit::Nothing,
+        };
+        let app = App {
+            dir: "/app".into(),
+            manifest_path: "/app/spin.toml".into(),
+            manifest: Default::default(),
+            name: "deps".into(),
+            version: None,
+            description: None,
+            authors: vec![],
+            trigger_settings: Default::default(),
+            variables: Default::default(),
+            triggers: vec![],
+            components: vec![Component {
+                id: "api".into(),
+                source: Source::Local("api.wasm".into()),
+                dependencies: vec![
+                    dependency("a:b/in", DependencySource::Local("deps/in.wasm".into())),
+                    dependency("a:b/out", DependencySource::Local("../out.wasm".into())),
+                    dependency(
+                        "a:b/web",
+                        DependencySource::Remote {
+                            url: "https://example.com/w.wasm".into(),
+                            digest: crate::oci::Digest::of(b"w"),
+                        },
+                    ),
+                ],
+                ..Default::default()
+            }],
+        };
+        let (files, warnings) = render(&app, "img");
+        assert!(files[0].content.contains("COPY deps/in.wasm /deps/in.wasm"));
+        assert!(!files[0].content.contains("out.wasm"));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("dependency `a:b/out`") && warnings[0].contains("outside"));
+        assert!(warnings[1].contains("dependency `a:b/web` is remote"));
     }
 }
