@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::model::{App, BuildConfig, Component, FileMount, Source, Trigger, Variable};
 use super::toml_util::{deserialize, line_col, to_json};
-use super::v1;
+use super::{outbound_hosts, v1};
 use crate::bad_input;
 
 /// Reads the app at `path`: a spin.toml, or a directory holding one.
@@ -131,6 +131,12 @@ struct RawTrigger {
 #[serde(deny_unknown_fields)]
 struct RawComponent {
     description: Option<String>,
+    #[serde(default, rename = "targets")]
+    _targets: Option<toml::Value>,
+    /// Spin 4's build profiles (spin v4.0.2 crates/manifest/src/schema/v2.rs, `profile`); the
+    /// image carries the default build, so a profile is only checked for shape.
+    #[serde(default, rename = "profile")]
+    _profile: IndexMap<String, RawProfile>,
     source: toml::Value,
     #[serde(default)]
     files: Vec<toml::Value>,
@@ -138,6 +144,9 @@ struct RawComponent {
     exclude_files: Vec<String>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
+    /// Deprecated but still read by Spin (spin v3.6.3 crates/manifest/src/schema/v2.rs:270).
+    #[serde(default)]
+    allowed_http_hosts: Vec<String>,
     #[serde(default)]
     key_value_stores: Vec<String>,
     #[serde(default)]
@@ -154,6 +163,20 @@ struct RawComponent {
     _dependencies_inherit_configuration: bool,
     #[serde(default, rename = "tool")]
     _tool: Option<toml::Value>,
+}
+
+/// `[component.<id>.profile.<name>]` (spin v4.0.2 `ComponentProfileOverride`, deny_unknown_fields).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    #[serde(default, rename = "source")]
+    _source: Option<toml::Value>,
+    #[serde(default, rename = "environment")]
+    _environment: Option<BTreeMap<String, String>>,
+    #[serde(default, rename = "dependencies")]
+    _dependencies: Option<toml::Table>,
+    #[serde(default, rename = "build")]
+    _build: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -222,16 +245,10 @@ impl Ctx<'_> {
     }
 
     fn check_id(&self, field: &str, id: &str, kind: IdKind) -> anyhow::Result<()> {
-        let (separator, what) = match kind {
-            IdKind::Component => ('-', "a component id must be kebab-case (lowercase letters, digits and single hyphens, starting with a letter)"),
-            IdKind::Variable => ('_', "a variable name must be snake_case (lowercase letters, digits and single underscores, starting with a letter)"),
+        let (valid, what) = match kind {
+            IdKind::Component => (is_kebab_id(id), "a component id must be kebab-case (words of letters and digits, each starting with a letter and all lowercase or all UPPERCASE, joined by single hyphens)"),
+            IdKind::Variable => (is_spin_id(id, '_', true), "a variable name must be snake_case (lowercase words of letters and digits, each starting with a letter, joined by single underscores)"),
         };
-        let valid = id.starts_with(|c: char| c.is_ascii_lowercase())
-            && id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == separator)
-            && !id.ends_with(separator)
-            && !id.contains(&format!("{separator}{separator}"));
         if valid {
             Ok(())
         } else {
@@ -290,13 +307,19 @@ impl Ctx<'_> {
             .build
             .map(|b| self.build(&format!("{field}.build"), b))
             .transpose()?;
+        // Spin appends the converted deprecated field, without v1's database grants
+        // (spin v3.6.3 crates/manifest/src/schema/v2.rs:341).
+        let http_hosts = outbound_hosts::from_http_hosts(&raw.allowed_http_hosts, false)
+            .map_err(|m| self.error(&format!("{field}.allowed_http_hosts"), m))?;
+        let mut allowed_outbound_hosts = raw.allowed_outbound_hosts;
+        allowed_outbound_hosts.extend(http_hosts);
         Ok(Component {
             id,
             description: raw.description,
             source,
             files,
             exclude_files: raw.exclude_files,
-            allowed_outbound_hosts: raw.allowed_outbound_hosts,
+            allowed_outbound_hosts,
             key_value_stores: raw.key_value_stores,
             sqlite_databases: raw.sqlite_databases,
             ai_models: raw.ai_models,
@@ -331,6 +354,11 @@ impl Ctx<'_> {
         match raw {
             toml::Value::String(pattern) => {
                 self.relative_path(field, &pattern)?;
+                // spin v3.6.3 crates/loader/src/local.rs:344-349.
+                let last = pattern.rsplit('/').next().unwrap_or_default();
+                if matches!(last, "." | "..") {
+                    return Err(self.error(field, format!("`{pattern}` ends in `{last}`; a file pattern cannot name a directory that way: use {{ source = \"{pattern}\", destination = \"/…\" }} or a glob ending in `/**/*`")));
+                }
                 Ok(FileMount::Pattern(pattern))
             }
             toml::Value::Table(table) => {
@@ -346,6 +374,8 @@ impl Ctx<'_> {
                         format!("`{destination}` must be an absolute guest path starting with `/`"),
                     ));
                 }
+                super::mounts::guest_dir(destination)
+                    .map_err(|m| self.error(&format!("{field}.destination"), m))?;
                 let source = self.relative_path(&format!("{field}.source"), source)?;
                 Ok(FileMount::Placement {
                     source,
@@ -418,19 +448,35 @@ impl Ctx<'_> {
                         "trigger middleware (`components`) is not supported yet; use `component`",
                     ));
                 }
-                let component_value = t.component.ok_or_else(|| {
-                    self.error(
-                        &format!("{field}.component"),
-                        "missing; name the component this trigger runs",
-                    )
-                })?;
-                let reference = component_value.as_str().map(str::to_string);
+                let static_response = t.settings.contains_key("static_response");
+                let component_value = match (t.component, trigger_type.as_str()) {
+                    // spin v3.6.3 crates/http/src/config.rs:20: exactly one of the two.
+                    (Some(_), "http") if static_response => {
+                        return Err(self.error(
+                            &field,
+                            "has both `component` and `static_response`; Spin needs exactly one of them",
+                        ))
+                    }
+                    (None, "http") if static_response => None,
+                    (Some(value), _) => Some(value),
+                    (None, _) => {
+                        return Err(self.error(
+                            &format!("{field}.component"),
+                            "missing; name the component this trigger runs (an http trigger may answer with `static_response` instead)",
+                        ))
+                    }
+                };
+                let reference = component_value
+                    .as_ref()
+                    .and_then(toml::Value::as_str)
+                    .map(str::to_string);
                 let id = match t.id {
                     Some(id) => id,
                     None => new_trigger_id(&trigger_type, reference.as_deref(), &taken),
                 };
                 taken.insert(id.clone());
                 let component = match (reference, component_value) {
+                    (_, None) => None,
                     (Some(name), _) => {
                         if !components.iter().any(|c| c.id == name) {
                             return Err(self.error(
@@ -440,17 +486,17 @@ impl Ctx<'_> {
                                 ),
                             ));
                         }
-                        name
+                        Some(name)
                     }
-                    (None, inline @ toml::Value::Table(_)) => {
+                    (None, Some(inline @ toml::Value::Table(_))) => {
                         let inline_field = format!("{field}.component");
                         let raw: RawComponent = deserialize(self.manifest, &inline_field, inline)?;
                         let inline_id = inline_component_id(&id, components);
                         let component = self.component(&inline_field, inline_id.clone(), raw)?;
                         components.push(component);
-                        inline_id
+                        Some(inline_id)
                     }
-                    (None, other) => {
+                    (None, Some(other)) => {
                         return Err(self.error(
                             &format!("{field}.component"),
                             format!(
@@ -476,6 +522,31 @@ impl Ctx<'_> {
     }
 }
 
+/// Spin's id rule (spin v3.6.3 crates/serde/src/id.rs:33): words joined by `delimiter`, each
+/// starting with an ASCII letter, then letters and digits, all lowercase or all UPPERCASE
+/// (`lower_only`: lowercase only); the other separator (`-` for `_`) is refused.
+pub(super) fn is_spin_id(id: &str, delimiter: char, lower_only: bool) -> bool {
+    let wrong = if delimiter == '-' { '_' } else { '-' };
+    !id.is_empty()
+        && !id.contains(wrong)
+        && id.split(delimiter).all(|word| {
+            let mut chars = word.chars();
+            let Some(first) = chars.next().filter(char::is_ascii_alphabetic) else {
+                return false;
+            };
+            let upper = first.is_ascii_uppercase();
+            !(lower_only && upper)
+                && chars.all(|c| {
+                    c.is_ascii_digit() || (c.is_ascii_alphabetic() && c.is_ascii_uppercase() == upper)
+                })
+        })
+}
+
+/// A component id (`KebabId`, spin v3.6.3 crates/serde/src/lib.rs:15).
+pub(super) fn is_kebab_id(id: &str) -> bool {
+    is_spin_id(id, '-', false)
+}
+
 fn string_field<'a>(table: &'a toml::Table, key: &str) -> Option<&'a str> {
     table.get(key).and_then(toml::Value::as_str)
 }
@@ -497,7 +568,7 @@ fn new_trigger_id(trigger_type: &str, component: Option<&str>, taken: &HashSet<S
 fn inline_component_id(trigger_id: &str, components: &[Component]) -> String {
     let free = |id: &String| !components.iter().any(|c| &c.id == id);
     let preferred = format!("{trigger_id}-component");
-    if free(&preferred) {
+    if is_kebab_id(&preferred) && free(&preferred) {
         return preferred;
     }
     (1..)
@@ -539,7 +610,10 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(app.triggers[0].id, "http-trigger1");
-        assert_eq!(app.triggers[0].component, "http-trigger1-component");
+        assert_eq!(
+            app.triggers[0].component.as_deref(),
+            Some("http-trigger1-component")
+        );
         assert_eq!(
             app.components[0].source,
             Source::Local(PathBuf::from("i.wasm"))

@@ -5,6 +5,7 @@ pub mod compat;
 mod manifest;
 pub mod model;
 mod mounts;
+mod outbound_hosts;
 mod resolve;
 pub mod spin_build;
 mod spin_rules;

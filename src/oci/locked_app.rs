@@ -115,7 +115,9 @@ pub fn locked_app(app: &App, components: Vec<LockedComponent>) -> LockedApp {
             .iter()
             .map(|t| {
                 let mut config = t.settings.clone();
-                config.insert("component".into(), Value::String(t.component.clone()));
+                if let Some(component) = &t.component {
+                    config.insert("component".into(), Value::String(component.clone()));
+                }
                 LockedTrigger {
                     id: t.id.clone(),
                     trigger_type: t.trigger_type.clone(),
