@@ -133,7 +133,7 @@ struct RawComponent {
     description: Option<String>,
     #[serde(default, rename = "targets")]
     _targets: Option<toml::Value>,
-    /// Spin 4's build profiles (spin v4.0.2 crates/manifest/src/schema/v2.rs, `profile`); the
+    /// Spin 4's build profiles (spin v4.0.2 crates/manifest/src/schema/v2.rs:555, `profile`); the
     /// image carries the default build, so a profile is only checked for shape.
     #[serde(default, rename = "profile")]
     _profile: IndexMap<String, RawProfile>,
@@ -144,7 +144,7 @@ struct RawComponent {
     exclude_files: Vec<String>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
-    /// Deprecated but still read by Spin (spin v3.6.3 crates/manifest/src/schema/v2.rs:270).
+    /// Deprecated but still read by Spin (spin v3.6.3 crates/manifest/src/schema/v2.rs:349).
     #[serde(default)]
     allowed_http_hosts: Vec<String>,
     #[serde(default)]
@@ -165,7 +165,7 @@ struct RawComponent {
     _tool: Option<toml::Value>,
 }
 
-/// `[component.<id>.profile.<name>]` (spin v4.0.2 `ComponentProfileOverride`, deny_unknown_fields).
+/// `[component.<id>.profile.<name>]` (spin v4.0.2 crates/manifest/src/schema/v2.rs:561 `ComponentProfileOverride`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProfile {
@@ -308,7 +308,7 @@ impl Ctx<'_> {
             .map(|b| self.build(&format!("{field}.build"), b))
             .transpose()?;
         // Spin appends the converted deprecated field, without v1's database grants
-        // (spin v3.6.3 crates/manifest/src/schema/v2.rs:341).
+        // (spin v3.6.3 crates/manifest/src/schema/v2.rs:626).
         let http_hosts = outbound_hosts::from_http_hosts(&raw.allowed_http_hosts, false)
             .map_err(|m| self.error(&format!("{field}.allowed_http_hosts"), m))?;
         let mut allowed_outbound_hosts = raw.allowed_outbound_hosts;
@@ -522,7 +522,7 @@ impl Ctx<'_> {
     }
 }
 
-/// Spin's id rule (spin v3.6.3 crates/serde/src/id.rs:33): words joined by `delimiter`, each
+/// Spin's id rule (spin v3.6.3 crates/serde/src/id.rs:35): words joined by `delimiter`, each
 /// starting with an ASCII letter, then letters and digits, all lowercase or all UPPERCASE
 /// (`lower_only`: lowercase only); the other separator (`-` for `_`) is refused.
 pub(super) fn is_spin_id(id: &str, delimiter: char, lower_only: bool) -> bool {

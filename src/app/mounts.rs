@@ -286,7 +286,7 @@ pub fn guest_dir(destination: &str) -> Result<String, String> {
 }
 
 /// A guest path (from [`guest_dir`]) a single file can be copied to: not `/`, not ending in `/`
-/// (spin v3.6.3 crates/loader/src/local.rs:503-518 refuses those for a file).
+/// (spin v3.6.3 crates/loader/src/local.rs:503-519 refuses those for a file).
 fn is_file_name(guest: &str) -> bool {
     !guest.ends_with('/')
 }

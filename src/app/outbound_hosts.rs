@@ -115,7 +115,7 @@ fn is_cidr(host: &str) -> bool {
 }
 
 /// The v1 (and deprecated v2) `allowed_http_hosts` as `allowed_outbound_hosts` entries, exactly as
-/// `convert_allowed_http_to_allowed_hosts` (spin v3.6.3 crates/manifest/src/compat.rs:106) writes
+/// `convert_allowed_http_to_allowed_hosts` (spin v3.6.3 crates/manifest/src/compat.rs:102) writes
 /// them; `allow_database_access` adds the grants v1 components had before the field existed.
 pub fn from_http_hosts(hosts: &[String], allow_database_access: bool) -> Result<Vec<String>, String> {
     let mut outbound: Vec<String> = Vec::new();
@@ -145,7 +145,7 @@ pub fn from_http_hosts(hosts: &[String], allow_database_access: bool) -> Result<
 }
 
 /// One `allowed_http_hosts` entry: host and explicit non-default port (spin v3.6.3
-/// crates/manifest/src/compat/allowed_http_hosts.rs:65).
+/// crates/manifest/src/compat/allowed_http_hosts.rs:60).
 fn http_host(text: &str) -> Result<(String, Option<u16>), String> {
     let url = if text.contains("//") {
         let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a valid HTTP host URL: {e}"))?;
@@ -226,7 +226,7 @@ mod tests {
         }
     }
 
-    // Expected values written from spin v3.6.3 crates/manifest/src/compat.rs:106-138.
+    // Expected values written from spin v3.6.3 crates/manifest/src/compat.rs:102-136.
     #[test]
     fn http_hosts_convert_as_spin_converts_them() {
         let convert = |hosts: &[&str], db: bool| {

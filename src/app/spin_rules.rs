@@ -176,7 +176,7 @@ fn route_syntax(route: &str) -> Result<(), String> {
 }
 
 /// `{ status_code?, headers?, body? }` with the types Spin reads them as (spin v3.6.3
-/// crates/http/src/config.rs:64; other keys are ignored there).
+/// crates/http/src/config.rs:86; other keys are ignored there).
 fn static_response(value: Option<&Value>) -> Result<(), String> {
     let Some(value) = value else { return Ok(()) };
     let Some(table) = value.as_object() else {
@@ -203,7 +203,7 @@ fn static_response(value: Option<&Value>) -> Result<(), String> {
 }
 
 /// `{ type = "spin" | "http" | "wasip3-unstable" }` or `{ type = "wagi", argv?, entrypoint? }`
-/// (spin v3.6.3 crates/http/src/config.rs:36; Spin 4 drops `wasip3-unstable`).
+/// (spin v3.6.3 crates/http/src/config.rs:37; Spin 4 drops `wasip3-unstable`).
 fn executor(value: Option<&Value>) -> Result<(), String> {
     let Some(value) = value else { return Ok(()) };
     let Some(table) = value.as_object() else {
@@ -264,7 +264,7 @@ fn component_fields(app: &App, component: &Component) -> Result<(), Failure> {
         ("sqlite_databases", &component.sqlite_databases),
     ];
     for (key, list) in labels {
-        // spin v3.6.3 crates/manifest/src/schema/v2.rs:208: a KebabId or a SnakeId.
+        // spin v3.6.3 crates/manifest/src/schema/v2.rs:612: a KebabId or a SnakeId.
         let label = |l: &String| is_spin_id(l, '-', false) || is_spin_id(l, '_', false);
         if let Some((i, bad)) = list.iter().enumerate().find(|(_, l)| !label(l)) {
             return Err((

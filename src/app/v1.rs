@@ -8,7 +8,7 @@ use toml::{Table, Value};
 use super::outbound_hosts;
 use crate::bad_input;
 
-/// Top-level keys of a v1 manifest (spin v3.6.3 crates/manifest/src/schema/v1.rs:14, which
+/// Top-level keys of a v1 manifest (spin v3.6.3 crates/manifest/src/schema/v1.rs:15, which
 /// denies unknown fields).
 const APP_KEYS: &[&str] = &[
     "spin_manifest_version",
@@ -22,7 +22,7 @@ const APP_KEYS: &[&str] = &[
     "component",
 ];
 
-/// Keys of a v1 `[[component]]` (schema/v1.rs:54, which denies unknown fields).
+/// Keys of a v1 `[[component]]` (schema/v1.rs:56, which denies unknown fields).
 const COMPONENT_KEYS: &[&str] = &[
     "id",
     "source",
@@ -143,7 +143,7 @@ pub fn to_v2(manifest: &Path, mut v1: Table) -> anyhow::Result<Table> {
     Ok(v2)
 }
 
-/// compat.rs:141: an id that is already a kebab-case id is kept; otherwise `_` becomes `-` and
+/// compat.rs:139: an id that is already a kebab-case id is kept; otherwise `_` becomes `-` and
 /// the id is lowercased (snake_case and mixedCase ids), and that must then be valid.
 fn component_id(id: &str) -> Result<String, String> {
     if super::manifest::is_kebab_id(id) {
