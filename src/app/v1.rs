@@ -182,3 +182,145 @@ fn outbound_hosts(component: &mut Table) -> Result<Vec<String>, (String, String)
         .map_err(|m| ("allowed_http_hosts".to_string(), m))?;
     Ok(outbound.unwrap_or_default().into_iter().chain(converted).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(text: &str) -> anyhow::Result<Table> {
+        to_v2(Path::new("spin.toml"), text.parse::<Table>().unwrap())
+    }
+
+    /// Compares the two documents one field at a time, so a failure names the field.
+    fn assert_fields(actual: &Table, expected: &Table, at: &str) {
+        let keys: std::collections::BTreeSet<&String> = actual.keys().chain(expected.keys()).collect();
+        for key in keys {
+            let field = format!("{at}{key}");
+            match (actual.get(key), expected.get(key)) {
+                (Some(Value::Table(a)), Some(Value::Table(e))) => {
+                    assert_fields(a, e, &format!("{field}."))
+                }
+                (a, e) => assert_eq!(a, e, "field `{field}`"),
+            }
+        }
+    }
+
+    // A v1 app modelled on spin v3.6.3 crates/manifest/tests/ui/v1/{maximal,update_component_ids}.toml;
+    // the expected v2 is written from crates/manifest/src/compat.rs:12-151 at v3.6.3.
+    #[test]
+    fn a_version_1_app_converts_field_by_field_as_spins_compat_does() {
+        let v1 = r#"
+            spin_manifest_version = "1"
+            name = "shop"
+            version = "2.1.0"
+            description = "Shop front"
+            authors = ["ana@example.test"]
+            trigger = { type = "http", base = "/" }
+            [variables]
+            token = { required = true, secret = true }
+            [[component]]
+            id = "web_front"
+            source = "web.wasm"
+            allowed_http_hosts = ["self", "Api.Example.test:8080", "https://cdn.example.test/", "https://pay.example.test:443"]
+            files = ["static/**/*"]
+            config = { api_token = "{{ token }}" }
+            [component.trigger]
+            route = "/..."
+            [[component]]
+            id = "jobRunner"
+            source = "jobs.wasm"
+            allowed_outbound_hosts = ["redis://cache.example.test:6379"]
+            allowed_http_hosts = ["insecure:allow-all", "not a host at all"]
+            [component.trigger]
+            route = "/jobs"
+            executor = { type = "wagi" }
+            [[component]]
+            id = "quiet"
+            source = "quiet.wasm"
+            allowed_outbound_hosts = []
+            trigger = { route = "/quiet" }
+            [[component]]
+            id = "API-GATE"
+            source = "gate.wasm"
+            trigger = { route = "/gate" }
+        "#;
+        let expected = r#"
+            spin_manifest_version = 2
+            [application]
+            name = "shop"
+            version = "2.1.0"
+            description = "Shop front"
+            authors = ["ana@example.test"]
+            [application.trigger.http]
+            base = "/"
+            [variables]
+            token = { required = true, secret = true }
+            [[trigger.http]]
+            id = "trigger-web-front"
+            component = "web-front"
+            route = "/..."
+            [[trigger.http]]
+            id = "trigger-jobrunner"
+            component = "jobrunner"
+            route = "/jobs"
+            executor = { type = "wagi" }
+            [[trigger.http]]
+            id = "trigger-quiet"
+            component = "quiet"
+            route = "/quiet"
+            [[trigger.http]]
+            id = "trigger-API-GATE"
+            component = "API-GATE"
+            route = "/gate"
+            [component.web-front]
+            source = "web.wasm"
+            files = ["static/**/*"]
+            variables = { api_token = "{{ token }}" }
+            allowed_outbound_hosts = [
+                "redis://*:*", "mysql://*:*", "postgres://*:*",
+                "http://self",
+                "http://api.example.test:8080", "https://api.example.test:8080",
+                "http://cdn.example.test", "https://cdn.example.test",
+                "http://pay.example.test", "https://pay.example.test",
+            ]
+            [component.jobrunner]
+            source = "jobs.wasm"
+            allowed_outbound_hosts = ["redis://cache.example.test:6379", "http://*:*", "https://*:*", "http://self"]
+            [component.quiet]
+            source = "quiet.wasm"
+            [component.API-GATE]
+            source = "gate.wasm"
+            allowed_outbound_hosts = ["redis://*:*", "mysql://*:*", "postgres://*:*"]
+        "#;
+        let actual = convert(v1).unwrap();
+        assert_fields(&actual, &expected.parse::<Table>().unwrap(), "");
+        let ids: Vec<&str> = actual["component"]
+            .as_table()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(ids, ["web-front", "jobrunner", "quiet", "API-GATE"]);
+    }
+
+    // compat.rs:139-151, compat.rs:40-44 and schema/v1.rs:54-61 (deny_unknown_fields; `trigger`
+    // is required) at v3.6.3.
+    #[test]
+    fn version_1_inputs_spin_cannot_convert_are_refused_naming_the_field() {
+        let app = |component: &str| {
+            format!("spin_manifest_version = \"1\"\nname = \"a\"\ntrigger = {{ type = \"http\" }}\n[[component]]\n{component}")
+        };
+        for (component, field) in [
+            ("id = \"9lives\"\nsource = \"a.wasm\"\ntrigger = {}", "`component[0].id`"),
+            ("id = \"a\"\nsource = \"a.wasm\"", "`component[0].trigger`"),
+            ("id = \"a\"\nsource = \"a.wasm\"\ntrigger = {}\nroutes = 1", "`component[0].routes`"),
+            (
+                "id = \"a\"\nsource = \"a.wasm\"\ntrigger = {}\nallowed_http_hosts = [\"ftp://x.test\"]",
+                "`component[0].allowed_http_hosts`",
+            ),
+        ] {
+            let err = convert(&app(component)).unwrap_err().to_string();
+            assert!(err.contains(field), "{component}: {err}");
+        }
+    }
+}
