@@ -357,7 +357,7 @@ impl Ctx<'_> {
                 // spin v3.6.3 crates/loader/src/local.rs:344-349.
                 let last = pattern.rsplit('/').next().unwrap_or_default();
                 if matches!(last, "." | "..") {
-                    return Err(self.error(field, format!("`{pattern}` ends in `{last}`; a file pattern cannot name a directory that way: use {{ source = \"{pattern}\", destination = \"/…\" }} or a glob ending in `/**/*`")));
+                    return Err(self.error(field, format!("`{pattern}` ends in `{last}`; Spin refuses a file pattern naming a directory that way; use {{ source = \"<dir>\", destination = \"/…\" }} or a glob ending in `/**/*`")));
                 }
                 Ok(FileMount::Pattern(pattern))
             }
@@ -537,7 +537,8 @@ pub(super) fn is_spin_id(id: &str, delimiter: char, lower_only: bool) -> bool {
             let upper = first.is_ascii_uppercase();
             !(lower_only && upper)
                 && chars.all(|c| {
-                    c.is_ascii_digit() || (c.is_ascii_alphabetic() && c.is_ascii_uppercase() == upper)
+                    c.is_ascii_digit()
+                        || (c.is_ascii_alphabetic() && c.is_ascii_uppercase() == upper)
                 })
         })
 }

@@ -124,7 +124,10 @@ impl AppFiles {
                 let source = normalize(&slash_path(source));
                 // local.rs:389: the source must exist (a file or a directory, never a glob).
                 let selected = self.as_file_or_dir(&source).ok_or_else(|| {
-                    format!("source `{}` does not exist in the app directory", display_path(&source))
+                    format!(
+                        "source `{}` does not exist in the app directory",
+                        display_path(&source)
+                    )
                 })?;
                 let destination = guest_dir(destination)?;
                 let single_file = selected.len() == 1 && selected[0] == source;
@@ -195,7 +198,11 @@ fn walk_roots(components: &[Component]) -> Vec<String> {
     let covered = |root: &str, by: &str| by.is_empty() || root.starts_with(&format!("{by}/"));
     let kept: Vec<String> = roots
         .iter()
-        .filter(|root| !roots.iter().any(|other| other != *root && covered(root, other)))
+        .filter(|root| {
+            !roots
+                .iter()
+                .any(|other| other != *root && covered(root, other))
+        })
         .cloned()
         .collect();
     kept
@@ -214,7 +221,10 @@ fn walk_root(
     let root_linked = std::fs::canonicalize(&start).is_ok_and(|real| real != start);
     let mut link_depth: Option<usize> = root_linked.then_some(0);
     let ignored = |path: &Path| {
-        let first = path.strip_prefix(dir).ok().and_then(|p| p.components().next());
+        let first = path
+            .strip_prefix(dir)
+            .ok()
+            .and_then(|p| p.components().next());
         first.is_some_and(|part| IGNORED_DIRS.iter().any(|d| part.as_os_str() == *d))
     };
     let walker = WalkDir::new(&start)

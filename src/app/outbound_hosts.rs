@@ -21,7 +21,10 @@ pub fn parse(entry: &str) -> Result<(), String> {
         Some((port, _)) => port,
         None => rest,
     };
-    port_spec(port, scheme).map_err(|m| format!("`{url}`: port `{port}`: {m}"))?;
+    port_spec(port, scheme).map_err(|m| match port {
+        "" => format!("`{url}`: no port, {m}"),
+        _ => format!("`{url}`: port `{port}`: {m}"),
+    })?;
     scheme_spec(scheme).map_err(|m| format!("`{url}`: scheme `{scheme}`: {m}"))?;
     host_spec(host).map_err(|m| format!("`{url}`: host `{host}`: {m}"))
 }
@@ -30,7 +33,7 @@ pub fn parse(entry: &str) -> Result<(), String> {
 fn port_spec(port: &str, scheme: &str) -> Result<(), String> {
     if port.is_empty() {
         return well_known_port(scheme).map(|_| ()).ok_or_else(|| {
-            format!("none given and `{scheme}` has no well-known port; add one, e.g. `:1234`, or `:*`")
+            format!("and `{scheme}` has no well-known port; add one, e.g. `:1234`, or `:*`")
         });
     }
     if port == "*" {
@@ -96,7 +99,10 @@ fn host_spec(host: &str) -> Result<(), String> {
         };
     }
     if host.contains('*') {
-        return Err("`*` is allowed only as the whole host or the whole first label (`*.example.com`)".into());
+        return Err(
+            "`*` is allowed only as the whole host or the whole first label (`*.example.com`)"
+                .into(),
+        );
     }
     url::Host::parse(host)
         .map(|_| ())
@@ -117,7 +123,10 @@ fn is_cidr(host: &str) -> bool {
 /// The v1 (and deprecated v2) `allowed_http_hosts` as `allowed_outbound_hosts` entries, exactly as
 /// `convert_allowed_http_to_allowed_hosts` (spin v3.6.3 crates/manifest/src/compat.rs:102) writes
 /// them; `allow_database_access` adds the grants v1 components had before the field existed.
-pub fn from_http_hosts(hosts: &[String], allow_database_access: bool) -> Result<Vec<String>, String> {
+pub fn from_http_hosts(
+    hosts: &[String],
+    allow_database_access: bool,
+) -> Result<Vec<String>, String> {
     let mut outbound: Vec<String> = Vec::new();
     if allow_database_access {
         outbound.extend(["redis://*:*", "mysql://*:*", "postgres://*:*"].map(String::from));
@@ -148,7 +157,8 @@ pub fn from_http_hosts(hosts: &[String], allow_database_access: bool) -> Result<
 /// crates/manifest/src/compat/allowed_http_hosts.rs:60).
 fn http_host(text: &str) -> Result<(String, Option<u16>), String> {
     let url = if text.contains("//") {
-        let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a valid HTTP host URL: {e}"))?;
+        let url = url::Url::parse(text)
+            .map_err(|e| format!("`{text}` is not a valid HTTP host URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("`{text}` is not an http(s) host"));
         }
@@ -161,7 +171,9 @@ fn http_host(text: &str) -> Result<(String, Option<u16>), String> {
         .host_str()
         .ok_or_else(|| format!("`{text}` has no host name"))?;
     if url.path().len() > 1 {
-        return Err(format!("`{text}` has a path; give a host and optional port only"));
+        return Err(format!(
+            "`{text}` has a path; give a host and optional port only"
+        ));
     }
     Ok((host.to_string(), url.port()))
 }
@@ -233,7 +245,16 @@ mod tests {
             from_http_hosts(&hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(), db)
         };
         assert_eq!(
-            convert(&["Example.org", "self", "http://api.test:8080/", "https://x.test:443"], false).unwrap(),
+            convert(
+                &[
+                    "Example.org",
+                    "self",
+                    "http://api.test:8080/",
+                    "https://x.test:443"
+                ],
+                false
+            )
+            .unwrap(),
             [
                 "http://example.org",
                 "https://example.org",
@@ -246,9 +267,19 @@ mod tests {
         );
         assert_eq!(
             convert(&["a.test", "insecure:allow-all"], true).unwrap(),
-            ["redis://*:*", "mysql://*:*", "postgres://*:*", "http://*:*", "https://*:*", "http://self"]
+            [
+                "redis://*:*",
+                "mysql://*:*",
+                "postgres://*:*",
+                "http://*:*",
+                "https://*:*",
+                "http://self"
+            ]
         );
-        assert_eq!(convert(&[], true).unwrap(), ["redis://*:*", "mysql://*:*", "postgres://*:*"]);
+        assert_eq!(
+            convert(&[], true).unwrap(),
+            ["redis://*:*", "mysql://*:*", "postgres://*:*"]
+        );
         for bad in ["ftp://a.test", "http://a.test/path", "a.test:notaport"] {
             assert!(convert(&[bad], false).is_err(), "{bad}");
         }

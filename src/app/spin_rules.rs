@@ -186,7 +186,9 @@ fn static_response(value: Option<&Value>) -> Result<(), String> {
     };
     if let Some(code) = table.get("status_code") {
         if !code.as_u64().is_some_and(|c| c <= u64::from(u16::MAX)) {
-            return Err(format!("`status_code`: must be an HTTP status number, found {code}"));
+            return Err(format!(
+                "`status_code`: must be an HTTP status number, found {code}"
+            ));
         }
     }
     if let Some(headers) = table.get("headers") {

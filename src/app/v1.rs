@@ -180,7 +180,11 @@ fn outbound_hosts(component: &mut Table) -> Result<Vec<String>, (String, String)
         .transpose()?;
     let converted = outbound_hosts::from_http_hosts(&http, outbound.is_none())
         .map_err(|m| ("allowed_http_hosts".to_string(), m))?;
-    Ok(outbound.unwrap_or_default().into_iter().chain(converted).collect())
+    Ok(outbound
+        .unwrap_or_default()
+        .into_iter()
+        .chain(converted)
+        .collect())
 }
 
 #[cfg(test)]
@@ -193,7 +197,8 @@ mod tests {
 
     /// Compares the two documents one field at a time, so a failure names the field.
     fn assert_fields(actual: &Table, expected: &Table, at: &str) {
-        let keys: std::collections::BTreeSet<&String> = actual.keys().chain(expected.keys()).collect();
+        let keys: std::collections::BTreeSet<&String> =
+            actual.keys().chain(expected.keys()).collect();
         for key in keys {
             let field = format!("{at}{key}");
             match (actual.get(key), expected.get(key)) {
