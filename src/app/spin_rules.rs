@@ -185,7 +185,7 @@ fn static_response(value: Option<&Value>) -> Result<(), String> {
         ));
     };
     if let Some(code) = table.get("status_code") {
-        if !code.as_u64().is_some_and(|c| c <= u64::from(u16::MAX)) {
+        if code.as_u64().is_none_or(|c| c > u64::from(u16::MAX)) {
             return Err(format!(
                 "`status_code`: must be an HTTP status number, found {code}"
             ));
