@@ -333,6 +333,15 @@ fn conformance_cases() -> Vec<Case> {
             format!("{HEADER}[[trigger.http]]\nroute = \"/\"\ncomponent = \"API-V2\"\n[component.API-V2]\nsource = \"app.wasm\"\n"), Accepted),
         Case {
             files: &["assets/a.txt"],
+            ..case(
+                "files: a relative destination (placed under `/`)",
+                "v3.6.3 crates/loader/src/local.rs:330",
+                component_with("files = [{ source = \"assets\", destination = \"data\" }]"),
+                Accepted,
+            )
+        },
+        Case {
+            files: &["assets/a.txt"],
             links: &[("usr", "/usr"), ("loop", ".")],
             ..case("an unreferenced link out of the app (walk only what mounts use)", "v3.6.3 crates/loader/src/local.rs:358-376 (reads only the mounts' paths)",
                 component_with("files = [\"assets/*\", { source = \"assets/a.txt\", destination = \"/etc/a.txt\" }]"), Accepted)

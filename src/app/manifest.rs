@@ -202,6 +202,7 @@ fn from_v2(document: toml::Table, manifest_path: PathBuf, dir: PathBuf) -> anyho
         manifest: &manifest_path,
     };
     let variables = ctx.variables(raw.variables)?;
+    let document = without_profiles(document);
     let mut components = Vec::new();
     for (id, component) in raw.component {
         ctx.check_id(&format!("component.{id}"), &id, IdKind::Component)?;
@@ -368,12 +369,8 @@ impl Ctx<'_> {
                 let destination = string_field(&table, "destination").ok_or_else(|| {
                     self.error(&format!("{field}.destination"), "missing or not a string")
                 })?;
-                if !destination.starts_with('/') {
-                    return Err(self.error(
-                        &format!("{field}.destination"),
-                        format!("`{destination}` must be an absolute guest path starting with `/`"),
-                    ));
-                }
+                // Spin places a relative destination under `/` as well (spin v3.6.3
+                // crates/loader/src/local.rs:330).
                 super::mounts::guest_dir(destination)
                     .map_err(|m| self.error(&format!("{field}.destination"), m))?;
                 let source = self.relative_path(&format!("{field}.source"), source)?;
@@ -548,6 +545,20 @@ pub(super) fn is_kebab_id(id: &str) -> bool {
     is_spin_id(id, '-', false)
 }
 
+/// The document without Spin 4's `profile` tables: the image runs the default build, and a
+/// Spin 3 shim reading the embedded manifest refuses the unknown key.
+fn without_profiles(mut document: toml::Table) -> toml::Table {
+    if let Some(toml::Value::Table(components)) = document.get_mut("component") {
+        for (_, component) in components.iter_mut() {
+            let Some(component) = component.as_table_mut() else {
+                continue;
+            };
+            component.remove("profile");
+        }
+    }
+    document
+}
+
 fn string_field<'a>(table: &'a toml::Table, key: &str) -> Option<&'a str> {
     table.get(key).and_then(toml::Value::as_str)
 }
@@ -679,13 +690,32 @@ mod tests {
     }
 
     #[test]
-    fn file_destinations_must_be_absolute() {
-        let err = parse(&format!("{APP}[component.w]\nsource = \"w.wasm\"\nfiles = [{{ source = \"a\", destination = \"rel\" }}]\n")).unwrap_err();
+    fn file_destinations_stay_under_the_guest_root() {
+        let files = |destination: &str| {
+            parse(&format!("{APP}[component.w]\nsource = \"w.wasm\"\nfiles = [{{ source = \"a\", destination = \"{destination}\" }}]\n"))
+        };
+        for inside in ["rel", "/a/../b", "/"] {
+            assert!(files(inside).is_ok(), "{inside}");
+        }
+        let err = files("/a/../../etc").unwrap_err();
         assert!(
             err.to_string().contains(
-                "`component.w.files[0].destination`: `rel` must be an absolute guest path"
+                "`component.w.files[0].destination`: destination `/a/../../etc` climbs above"
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn spin_4_profiles_are_read_but_not_embedded() {
+        let app = parse(&format!(
+            "{APP}[component.w]\nsource = \"w.wasm\"\n[component.w.profile.debug]\nsource = \"d.wasm\"\n"
+        ))
+        .unwrap();
+        assert!(app.manifest["component"]["w"].get("profile").is_none());
+        assert!(parse(&format!(
+            "{APP}[component.w]\nsource = \"w.wasm\"\n[component.w.profile.debug]\nsorce = \"d.wasm\"\n"
+        ))
+        .is_err());
     }
 }

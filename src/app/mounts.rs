@@ -525,4 +525,89 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
     }
+
+    #[test]
+    fn only_the_paths_mounts_name_are_walked() {
+        let app = app_dir();
+        std::os::unix::fs::symlink(".", app.path().join("loop")).unwrap();
+        let dir = std::fs::canonicalize(app.path()).unwrap();
+        let component = |pattern: &str| Component {
+            id: "c".into(),
+            files: vec![FileMount::Pattern(pattern.into())],
+            ..Component::default()
+        };
+        let narrow = AppFiles::walk(&dir, &[component("static/*")]).unwrap();
+        assert!(
+            narrow.files.iter().all(|f| f.starts_with("static/")),
+            "{:?}",
+            narrow.files
+        );
+        assert!(AppFiles::walk(&dir, &[component("**/*")]).is_err());
+    }
+
+    fn mount_error(files: Vec<FileMount>) -> String {
+        let dir = app_dir();
+        let dir = std::fs::canonicalize(dir.path()).unwrap();
+        let component = Component {
+            id: "c".into(),
+            files,
+            ..Component::default()
+        };
+        AppFiles::walk(&dir, std::slice::from_ref(&component))
+            .unwrap()
+            .mounted(Path::new("spin.toml"), &component, &mut Vec::new())
+            .unwrap_err()
+            .to_string()
+    }
+
+    // spin v3.6.3 crates/loader/src/local.rs:370-376, 389-391 and 503-519.
+    #[test]
+    fn missing_literals_and_files_placed_at_directories_are_errors() {
+        let placement = |source: &str, destination: &str| FileMount::Placement {
+            source: source.into(),
+            destination: destination.into(),
+        };
+        for (mount, expected) in [
+            (
+                FileMount::Pattern("nothing.txt".into()),
+                "`nothing.txt` does not exist",
+            ),
+            (placement("absent", "/x"), "`absent` does not exist"),
+            (placement("top.txt", "/"), "names a directory"),
+            (placement("top.txt", "/etc/"), "names a directory"),
+            (placement("top.txt", "/etc/."), "names a directory"),
+        ] {
+            let err = mount_error(vec![mount]);
+            assert!(
+                err.contains("`component.c.files[0]`") && err.contains(expected),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn destinations_resolve_dots_and_relative_paths_under_the_root() {
+        let dir = app_dir();
+        let (paths, _) = guest_paths(
+            dir.path(),
+            vec![
+                FileMount::Placement {
+                    source: "top.txt".into(),
+                    destination: "etc/../conf/top.txt".into(),
+                },
+                FileMount::Pattern("static/sub/../a.txt".into()),
+            ],
+            &[],
+        );
+        assert_eq!(paths, ["/conf/top.txt", "/static/a.txt"]);
+        for (written, guest) in [
+            ("/", "/"),
+            ("a/b/", "/a/b/"),
+            ("/a/./b/..", "/a/"),
+            ("//x", "/x"),
+        ] {
+            assert_eq!(guest_dir(written).as_deref(), Ok(guest), "{written}");
+        }
+        assert!(guest_dir("/..").is_err());
+    }
 }
