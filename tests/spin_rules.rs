@@ -324,7 +324,7 @@ fn conformance_cases() -> Vec<Case> {
         case("Spin 4 `[component.x.profile.<name>]`", "v4.0.2 crates/manifest/src/schema/v2.rs:555,561-575",
             component_with("[component.api.profile.debug]\nsource = \"debug.wasm\"\nenvironment = { LOG = \"debug\" }\n[component.api.profile.debug.build]\ncommand = \"make debug\""),
             Accepted),
-        case("component `targets`", "v3.6.3 crates/manifest/src/schema/v2.rs (Component::targets)",
+        case("component `targets`", "v3.6.3 crates/manifest/src/schema/v2.rs:407",
             component_with("targets = [\"spin-up:3.2\"]"), Accepted),
         case("[application.trigger.http] base = \"/\" (a warning in Spin)", "v3.6.3 crates/trigger-http/src/lib.rs:356-359",
             format!("{HEADER}[application.trigger.http]\nbase = \"/\"\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"api\"\n{COMPONENT}"),

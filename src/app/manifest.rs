@@ -632,6 +632,45 @@ mod tests {
         );
     }
 
+    // spin v3.6.3 crates/manifest/src/normalize.rs:45-57: the natural id only when it is a
+    // valid component id and free.
+    #[test]
+    fn inline_components_of_triggers_with_odd_ids_get_counter_ids() {
+        let app = parse(&format!(
+            "{APP}[[trigger.http]]\nid = \"Odd_Trigger\"\nroute = \"/\"\ncomponent = {{ source = \"i.wasm\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            app.triggers[0].component.as_deref(),
+            Some("inline-component1")
+        );
+    }
+
+    // spin v3.6.3 crates/http/src/config.rs:20-25 and normalize.rs:74-104.
+    #[test]
+    fn static_response_triggers_have_no_component_and_a_counter_id() {
+        let app = parse(&format!(
+            "{APP}[[trigger.http]]\nroute = \"/a\"\nstatic_response = {{ body = \"x\" }}\n[[trigger.http]]\nroute = \"/b\"\ncomponent = \"w\"\n[component.w]\nsource = \"w.wasm\"\n"
+        ))
+        .unwrap();
+        let triggers: Vec<_> = app
+            .triggers
+            .iter()
+            .map(|t| (t.id.as_str(), t.component.as_deref()))
+            .collect();
+        assert_eq!(
+            triggers,
+            [("http-trigger1", None), ("w-http-trigger", Some("w"))]
+        );
+        let redis = parse(&format!(
+            "{APP}[[trigger.redis]]\nchannel = \"c\"\nstatic_response = {{ body = \"x\" }}\n"
+        ));
+        assert!(redis
+            .unwrap_err()
+            .to_string()
+            .contains("`trigger.redis[0].component`: missing"));
+    }
+
     #[test]
     fn trigger_settings_are_kept_as_data_without_component_and_id() {
         let app = parse(&format!(
