@@ -292,6 +292,8 @@ fn conformance_cases() -> Vec<Case> {
             hosts("\"https://api*.example.test\""), Refused(bad_host)),
         case("host: a wildcard after the first label", "v3.6.3 crates/outbound-networking-config/src/allowed_hosts.rs:271-274",
             hosts("\"https://*.*.example.test\""), Refused(bad_host)),
+        case("host: `*.` with no domain after it", "main 94a8fc8a crates/outbound-networking-config/src/allowed_hosts.rs:285-293 (v3.6.3 matched nothing with it)",
+            hosts("\"https://*.\""), Refused(&["`component.api.allowed_outbound_hosts[0]`", "followed by a domain"])),
         case("host: an unclosed IPv6 bracket", "v3.6.3 allowed_hosts.rs:125,286-288 (url::Host::parse)",
             hosts("\"http://[fe80::1:8080\""), Refused(bad_host)),
         case("host: an IPv6 address without a port", "v3.6.3 allowed_hosts.rs:125,888",

@@ -13,6 +13,12 @@ pub fn parse(entry: &str) -> Result<(), String> {
             _ => format!("`{url}` has no scheme; write e.g. `https://{url}` or `*://{url}:*`"),
         });
     };
+    if rest.starts_with('[') && rest.trim_end_matches('/').ends_with(']') {
+        return Err(format!(
+            "`{url}`: an IPv6 host needs a port here, e.g. `{scheme}://{}:*`",
+            rest.trim_end_matches('/')
+        ));
+    }
     let (host, rest) = rest.rsplit_once(':').unwrap_or((rest, ""));
     let port = match rest.split_once('/') {
         Some((_, path)) if !path.is_empty() => {
@@ -93,9 +99,14 @@ fn host_spec(host: &str) -> Result<(), String> {
         return Err("an allowed host has no path".into());
     }
     if let Some(domain) = host.strip_prefix("*.") {
-        return match domain.contains('*') {
-            true => Err("`*` is allowed only as the whole first label (`*.example.com`)".into()),
-            false => Ok(()),
+        if domain.contains('*') {
+            return Err("`*` is allowed only as the whole first label (`*.example.com`)".into());
+        }
+        // Spin 3.6 takes any suffix here; Spin's main branch (94a8fc8a allowed_hosts.rs:289-293)
+        // requires a domain, and a suffix that is not one matches nothing anyway.
+        return match url::Host::parse(domain) {
+            Ok(url::Host::Domain(_)) => Ok(()),
+            _ => Err("`*.` must be followed by a domain, e.g. `*.example.com`".into()),
         };
     }
     if host.contains('*') {
@@ -204,7 +215,6 @@ mod tests {
             "mysql://db.internal",
             "mqtt://broker",
             "://h:1",
-            "http://*.",
             "http://ex%41mple.org",
         ];
         for entry in accepted {
@@ -232,6 +242,8 @@ mod tests {
             "redis+unix://h:1",
             "http://h:99999",
             "{http,https}://h",
+            "http://*.",
+            "http://*.10.0.0.1",
         ];
         for entry in refused {
             assert!(parse(entry).is_err(), "{entry}");
