@@ -474,10 +474,20 @@ message = "hi"
     let manifest = read_blob_json(&layout, &layout_digest(&layout));
     let locked = read_blob_json(&layout, manifest["layers"][1]["digest"].as_str().unwrap());
     assert_eq!(locked["triggers"][0]["trigger_config"]["route"], "/...");
+    // spin v3.6.3 crates/manifest/src/compat.rs:83: v1 trigger ids are `trigger-<component>`.
+    assert_eq!(locked["triggers"][0]["id"], "trigger-legacy");
     assert_eq!(locked["components"][0]["config"]["message"], "hi");
+    // compat.rs:44-50 and 102-131: without `allowed_outbound_hosts`, a v1 component keeps the
+    // database grants, then its converted `allowed_http_hosts`.
     assert_eq!(
         locked["components"][0]["metadata"]["allowed_outbound_hosts"],
-        serde_json::json!(["http://example.com", "https://example.com"])
+        serde_json::json!([
+            "redis://*:*",
+            "mysql://*:*",
+            "postgres://*:*",
+            "http://example.com",
+            "https://example.com"
+        ])
     );
     assert_eq!(
         locked["metadata"]["trigger"],

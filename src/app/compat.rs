@@ -316,7 +316,7 @@ pub fn check(app: &App, format: ImageFormat) -> Findings {
             findings.errors.push(format!(
                 "trigger `{}` (component `{}`) has type `{}`, which containerd-shim-spin cannot run on AKS; supported: {}",
                 trigger.id,
-                trigger.component,
+                trigger.component.as_deref().unwrap_or("none"),
                 trigger.trigger_type,
                 SUPPORTED_TRIGGERS.join(", ")
             ));

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::model::{App, BuildConfig, Component, FileMount, Source, Trigger, Variable};
 use super::toml_util::{deserialize, line_col, to_json};
-use super::v1;
+use super::{outbound_hosts, v1};
 use crate::bad_input;
 
 /// Reads the app at `path`: a spin.toml, or a directory holding one.
@@ -131,6 +131,12 @@ struct RawTrigger {
 #[serde(deny_unknown_fields)]
 struct RawComponent {
     description: Option<String>,
+    #[serde(default, rename = "targets")]
+    _targets: Option<toml::Value>,
+    /// Spin 4's build profiles (spin v4.0.2 crates/manifest/src/schema/v2.rs:555, `profile`); the
+    /// image carries the default build, so a profile is only checked for shape.
+    #[serde(default, rename = "profile")]
+    _profile: IndexMap<String, RawProfile>,
     source: toml::Value,
     #[serde(default)]
     files: Vec<toml::Value>,
@@ -138,6 +144,9 @@ struct RawComponent {
     exclude_files: Vec<String>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
+    /// Deprecated but still read by Spin (spin v3.6.3 crates/manifest/src/schema/v2.rs:349).
+    #[serde(default)]
+    allowed_http_hosts: Vec<String>,
     #[serde(default)]
     key_value_stores: Vec<String>,
     #[serde(default)]
@@ -153,6 +162,20 @@ struct RawComponent {
     dependencies_inherit_configuration: Option<bool>,
     #[serde(default, rename = "tool")]
     _tool: Option<toml::Value>,
+}
+
+/// `[component.<id>.profile.<name>]` (spin v4.0.2 crates/manifest/src/schema/v2.rs:561 `ComponentProfileOverride`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    #[serde(default, rename = "source")]
+    _source: Option<toml::Value>,
+    #[serde(default, rename = "environment")]
+    _environment: Option<BTreeMap<String, String>>,
+    #[serde(default, rename = "dependencies")]
+    _dependencies: Option<toml::Table>,
+    #[serde(default, rename = "build")]
+    _build: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -178,6 +201,7 @@ fn from_v2(document: toml::Table, manifest_path: PathBuf, dir: PathBuf) -> anyho
         manifest: &manifest_path,
     };
     let variables = ctx.variables(raw.variables)?;
+    let document = without_profiles(document);
     let mut components = Vec::new();
     for (id, component) in raw.component {
         ctx.check_id(&format!("component.{id}"), &id, IdKind::Component)?;
@@ -221,16 +245,10 @@ impl Ctx<'_> {
     }
 
     fn check_id(&self, field: &str, id: &str, kind: IdKind) -> anyhow::Result<()> {
-        let (separator, what) = match kind {
-            IdKind::Component => ('-', "a component id must be kebab-case (lowercase letters, digits and single hyphens, starting with a letter)"),
-            IdKind::Variable => ('_', "a variable name must be snake_case (lowercase letters, digits and single underscores, starting with a letter)"),
+        let (valid, what) = match kind {
+            IdKind::Component => (is_kebab_id(id), "a component id must be kebab-case (words of letters and digits, each starting with a letter and all lowercase or all UPPERCASE, joined by single hyphens)"),
+            IdKind::Variable => (is_spin_id(id, '_', true), "a variable name must be snake_case (lowercase words of letters and digits, each starting with a letter, joined by single underscores)"),
         };
-        let valid = id.starts_with(|c: char| c.is_ascii_lowercase())
-            && id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == separator)
-            && !id.ends_with(separator)
-            && !id.contains(&format!("{separator}{separator}"));
         if valid {
             Ok(())
         } else {
@@ -290,13 +308,19 @@ impl Ctx<'_> {
             .build
             .map(|b| self.build(&format!("{field}.build"), b))
             .transpose()?;
+        // Spin appends the converted deprecated field, without v1's database grants
+        // (spin v3.6.3 crates/manifest/src/schema/v2.rs:626).
+        let http_hosts = outbound_hosts::from_http_hosts(&raw.allowed_http_hosts, false)
+            .map_err(|m| self.error(&format!("{field}.allowed_http_hosts"), m))?;
+        let mut allowed_outbound_hosts = raw.allowed_outbound_hosts;
+        allowed_outbound_hosts.extend(http_hosts);
         Ok(Component {
             id,
             description: raw.description,
             source,
             files,
             exclude_files: raw.exclude_files,
-            allowed_outbound_hosts: raw.allowed_outbound_hosts,
+            allowed_outbound_hosts,
             key_value_stores: raw.key_value_stores,
             sqlite_databases: raw.sqlite_databases,
             ai_models: raw.ai_models,
@@ -332,6 +356,11 @@ impl Ctx<'_> {
         match raw {
             toml::Value::String(pattern) => {
                 self.relative_path(field, &pattern)?;
+                // spin v3.6.3 crates/loader/src/local.rs:344-349.
+                let last = pattern.rsplit('/').next().unwrap_or_default();
+                if matches!(last, "." | "..") {
+                    return Err(self.error(field, format!("`{pattern}` ends in `{last}`; Spin refuses a file pattern naming a directory that way; use {{ source = \"<dir>\", destination = \"/…\" }} or a glob ending in `/**/*`")));
+                }
                 Ok(FileMount::Pattern(pattern))
             }
             toml::Value::Table(table) => {
@@ -341,12 +370,10 @@ impl Ctx<'_> {
                 let destination = string_field(&table, "destination").ok_or_else(|| {
                     self.error(&format!("{field}.destination"), "missing or not a string")
                 })?;
-                if !destination.starts_with('/') {
-                    return Err(self.error(
-                        &format!("{field}.destination"),
-                        format!("`{destination}` must be an absolute guest path starting with `/`"),
-                    ));
-                }
+                // Spin places a relative destination under `/` as well (spin v3.6.3
+                // crates/loader/src/local.rs:330).
+                super::mounts::guest_dir(destination)
+                    .map_err(|m| self.error(&format!("{field}.destination"), m))?;
                 let source = self.relative_path(&format!("{field}.source"), source)?;
                 Ok(FileMount::Placement {
                     source,
@@ -419,19 +446,35 @@ impl Ctx<'_> {
                         "trigger middleware (`components`) is not supported yet; use `component`",
                     ));
                 }
-                let component_value = t.component.ok_or_else(|| {
-                    self.error(
-                        &format!("{field}.component"),
-                        "missing; name the component this trigger runs",
-                    )
-                })?;
-                let reference = component_value.as_str().map(str::to_string);
+                let static_response = t.settings.contains_key("static_response");
+                let component_value = match (t.component, trigger_type.as_str()) {
+                    // spin v3.6.3 crates/http/src/config.rs:20: exactly one of the two.
+                    (Some(_), "http") if static_response => {
+                        return Err(self.error(
+                            &field,
+                            "has both `component` and `static_response`; Spin needs exactly one of them",
+                        ))
+                    }
+                    (None, "http") if static_response => None,
+                    (Some(value), _) => Some(value),
+                    (None, _) => {
+                        return Err(self.error(
+                            &format!("{field}.component"),
+                            "missing; name the component this trigger runs (an http trigger may answer with `static_response` instead)",
+                        ))
+                    }
+                };
+                let reference = component_value
+                    .as_ref()
+                    .and_then(toml::Value::as_str)
+                    .map(str::to_string);
                 let id = match t.id {
                     Some(id) => id,
                     None => new_trigger_id(&trigger_type, reference.as_deref(), &taken),
                 };
                 taken.insert(id.clone());
                 let component = match (reference, component_value) {
+                    (_, None) => None,
                     (Some(name), _) => {
                         if !components.iter().any(|c| c.id == name) {
                             return Err(self.error(
@@ -441,17 +484,17 @@ impl Ctx<'_> {
                                 ),
                             ));
                         }
-                        name
+                        Some(name)
                     }
-                    (None, inline @ toml::Value::Table(_)) => {
+                    (None, Some(inline @ toml::Value::Table(_))) => {
                         let inline_field = format!("{field}.component");
                         let raw: RawComponent = deserialize(self.manifest, &inline_field, inline)?;
                         let inline_id = inline_component_id(&id, components);
                         let component = self.component(&inline_field, inline_id.clone(), raw)?;
                         components.push(component);
-                        inline_id
+                        Some(inline_id)
                     }
-                    (None, other) => {
+                    (None, Some(other)) => {
                         return Err(self.error(
                             &format!("{field}.component"),
                             format!(
@@ -477,6 +520,46 @@ impl Ctx<'_> {
     }
 }
 
+/// Spin's id rule (spin v3.6.3 crates/serde/src/id.rs:35): words joined by `delimiter`, each
+/// starting with an ASCII letter, then letters and digits, all lowercase or all UPPERCASE
+/// (`lower_only`: lowercase only); the other separator (`-` for `_`) is refused.
+pub(super) fn is_spin_id(id: &str, delimiter: char, lower_only: bool) -> bool {
+    let wrong = if delimiter == '-' { '_' } else { '-' };
+    !id.is_empty()
+        && !id.contains(wrong)
+        && id.split(delimiter).all(|word| {
+            let mut chars = word.chars();
+            let Some(first) = chars.next().filter(char::is_ascii_alphabetic) else {
+                return false;
+            };
+            let upper = first.is_ascii_uppercase();
+            !(lower_only && upper)
+                && chars.all(|c| {
+                    c.is_ascii_digit()
+                        || (c.is_ascii_alphabetic() && c.is_ascii_uppercase() == upper)
+                })
+        })
+}
+
+/// A component id (`KebabId`, spin v3.6.3 crates/serde/src/lib.rs:15).
+pub(super) fn is_kebab_id(id: &str) -> bool {
+    is_spin_id(id, '-', false)
+}
+
+/// The document without Spin 4's `profile` tables: the image runs the default build, and a
+/// Spin 3 shim reading the embedded manifest refuses the unknown key.
+fn without_profiles(mut document: toml::Table) -> toml::Table {
+    if let Some(toml::Value::Table(components)) = document.get_mut("component") {
+        for (_, component) in components.iter_mut() {
+            let Some(component) = component.as_table_mut() else {
+                continue;
+            };
+            component.remove("profile");
+        }
+    }
+    document
+}
+
 fn string_field<'a>(table: &'a toml::Table, key: &str) -> Option<&'a str> {
     table.get(key).and_then(toml::Value::as_str)
 }
@@ -498,7 +581,7 @@ fn new_trigger_id(trigger_type: &str, component: Option<&str>, taken: &HashSet<S
 fn inline_component_id(trigger_id: &str, components: &[Component]) -> String {
     let free = |id: &String| !components.iter().any(|c| &c.id == id);
     let preferred = format!("{trigger_id}-component");
-    if free(&preferred) {
+    if is_kebab_id(&preferred) && free(&preferred) {
         return preferred;
     }
     (1..)
@@ -540,11 +623,53 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(app.triggers[0].id, "http-trigger1");
-        assert_eq!(app.triggers[0].component, "http-trigger1-component");
+        assert_eq!(
+            app.triggers[0].component.as_deref(),
+            Some("http-trigger1-component")
+        );
         assert_eq!(
             app.components[0].source,
             Source::Local(PathBuf::from("i.wasm"))
         );
+    }
+
+    // spin v3.6.3 crates/manifest/src/normalize.rs:45-57: the natural id only when it is a
+    // valid component id and free.
+    #[test]
+    fn inline_components_of_triggers_with_odd_ids_get_counter_ids() {
+        let app = parse(&format!(
+            "{APP}[[trigger.http]]\nid = \"Odd_Trigger\"\nroute = \"/\"\ncomponent = {{ source = \"i.wasm\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            app.triggers[0].component.as_deref(),
+            Some("inline-component1")
+        );
+    }
+
+    // spin v3.6.3 crates/http/src/config.rs:20-25 and normalize.rs:74-104.
+    #[test]
+    fn static_response_triggers_have_no_component_and_a_counter_id() {
+        let app = parse(&format!(
+            "{APP}[[trigger.http]]\nroute = \"/a\"\nstatic_response = {{ body = \"x\" }}\n[[trigger.http]]\nroute = \"/b\"\ncomponent = \"w\"\n[component.w]\nsource = \"w.wasm\"\n"
+        ))
+        .unwrap();
+        let triggers: Vec<_> = app
+            .triggers
+            .iter()
+            .map(|t| (t.id.as_str(), t.component.as_deref()))
+            .collect();
+        assert_eq!(
+            triggers,
+            [("http-trigger1", None), ("w-http-trigger", Some("w"))]
+        );
+        let redis = parse(&format!(
+            "{APP}[[trigger.redis]]\nchannel = \"c\"\nstatic_response = {{ body = \"x\" }}\n"
+        ));
+        assert!(redis
+            .unwrap_err()
+            .to_string()
+            .contains("`trigger.redis[0].component`: missing"));
     }
 
     #[test]
@@ -605,13 +730,32 @@ mod tests {
     }
 
     #[test]
-    fn file_destinations_must_be_absolute() {
-        let err = parse(&format!("{APP}[component.w]\nsource = \"w.wasm\"\nfiles = [{{ source = \"a\", destination = \"rel\" }}]\n")).unwrap_err();
+    fn file_destinations_stay_under_the_guest_root() {
+        let files = |destination: &str| {
+            parse(&format!("{APP}[component.w]\nsource = \"w.wasm\"\nfiles = [{{ source = \"a\", destination = \"{destination}\" }}]\n"))
+        };
+        for inside in ["rel", "/a/../b", "/"] {
+            assert!(files(inside).is_ok(), "{inside}");
+        }
+        let err = files("/a/../../etc").unwrap_err();
         assert!(
             err.to_string().contains(
-                "`component.w.files[0].destination`: `rel` must be an absolute guest path"
+                "`component.w.files[0].destination`: destination `/a/../../etc` climbs above"
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn spin_4_profiles_are_read_but_not_embedded() {
+        let app = parse(&format!(
+            "{APP}[component.w]\nsource = \"w.wasm\"\n[component.w.profile.debug]\nsource = \"d.wasm\"\n"
+        ))
+        .unwrap();
+        assert!(app.manifest["component"]["w"].get("profile").is_none());
+        assert!(parse(&format!(
+            "{APP}[component.w]\nsource = \"w.wasm\"\n[component.w.profile.debug]\nsorce = \"d.wasm\"\n"
+        ))
+        .is_err());
     }
 }

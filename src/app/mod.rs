@@ -9,6 +9,7 @@ mod dependencies;
 mod manifest;
 pub mod model;
 mod mounts;
+mod outbound_hosts;
 mod resolve;
 pub mod spin_build;
 mod spin_rules;

@@ -83,8 +83,9 @@ pub struct Trigger {
     pub id: String,
     /// `http`, `redis`, `sqs`, `mqtt`, `command`, `cron`, ...
     pub trigger_type: String,
-    /// The id of the component it invokes.
-    pub component: String,
+    /// The id of the component it invokes; `None` for an http trigger answering with its
+    /// `static_response` setting instead.
+    pub component: Option<String>,
     /// Trigger-specific settings (route, channel, executor, ...), without `component` and `id`.
     pub settings: serde_json::Map<String, serde_json::Value>,
 }

@@ -1,5 +1,5 @@
 //! Resolves a component's `files` and `exclude_files` into the sorted list of files it sees:
-//! globs matched against a sorted walk of the app directory, nothing outside it, links checked.
+//! globs matched against a sorted walk of the directories mounts name, nothing outside the app.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -13,7 +13,8 @@ use crate::bad_input;
 /// Directories of ours inside the app that are never part of it.
 const IGNORED_DIRS: &[&str] = &[".spin-aks"];
 
-/// The files of one app directory, walked once, as sorted app-relative paths (forward slashes).
+/// The files under the app directory that mounts can reach, walked once, as sorted app-relative
+/// paths (forward slashes).
 pub struct AppFiles {
     dir: PathBuf,
     files: Vec<String>,
@@ -23,47 +24,17 @@ pub struct AppFiles {
 }
 
 impl AppFiles {
-    /// Walks `dir` (following links; where they lead is checked for the files a mount selects).
-    pub fn walk(dir: &Path) -> anyhow::Result<Self> {
+    /// Walks the parts of `dir` that the mounts of `components` name (following links; where
+    /// they lead is checked for the files a mount selects). Nothing else is read, so a link or
+    /// an unreadable directory no mount names cannot fail the build.
+    pub fn walk(dir: &Path, components: &[Component]) -> anyhow::Result<Self> {
         let mut files = Vec::new();
         let mut linked = BTreeSet::new();
-        let mut link_depth: Option<usize> = None;
-        let walker = WalkDir::new(dir)
-            .follow_links(true)
-            .sort_by_file_name()
-            .into_iter();
-        for entry in walker
-            .filter_entry(|e| e.depth() != 1 || !IGNORED_DIRS.iter().any(|d| e.file_name() == *d))
-        {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e)
-                    if e.io_error()
-                        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
-                {
-                    continue
-                }
-                Err(e) => {
-                    return Err(bad_input!(
-                        "cannot read the app directory {}: {e}",
-                        dir.display()
-                    ))
-                }
-            };
-            if link_depth.is_some_and(|d| entry.depth() <= d) {
-                link_depth = None;
-            }
-            if entry.path_is_symlink() && link_depth.is_none() {
-                link_depth = Some(entry.depth());
-            }
-            if entry.file_type().is_file() {
-                let relative = slash_path(entry.path().strip_prefix(dir)?);
-                if link_depth.is_some() {
-                    linked.insert(relative.clone());
-                }
-                files.push(relative);
-            }
+        for root in walk_roots(components) {
+            walk_root(dir, &root, &mut files, &mut linked)?;
         }
+        files.sort();
+        files.dedup();
         Ok(AppFiles {
             dir: dir.to_path_buf(),
             files,
@@ -71,16 +42,21 @@ impl AppFiles {
         })
     }
 
-    /// The files of `component`, keyed and sorted by guest path; warnings for mounts matching nothing.
+    /// The files of `component`, keyed and sorted by guest path; warnings for globs matching
+    /// nothing. A literal path that does not exist is an error, as it is for Spin.
     pub fn mounted(
         &self,
+        manifest: &Path,
         component: &Component,
         warnings: &mut Vec<String>,
     ) -> anyhow::Result<Vec<MountedFile>> {
         let excluded = glob_set(&component.exclude_files, &component.id)?;
         let mut by_guest: BTreeMap<String, PathBuf> = BTreeMap::new();
-        for mount in &component.files {
-            let matched = self.matches(mount, &component.id)?;
+        for (i, mount) in component.files.iter().enumerate() {
+            let field = format!("component.{}.files[{i}]", component.id);
+            let matched = self
+                .matches(mount, &component.id)
+                .map_err(|m| bad_input!("{}: `{field}`: {m}", manifest.display()))?;
             let kept: Vec<_> = matched
                 .into_iter()
                 .filter(|(rel, _)| !excluded.is_match(rel))
@@ -116,14 +92,19 @@ impl AppFiles {
     }
 
     /// (app-relative path, guest path) for every file a mount entry selects.
-    fn matches(&self, mount: &FileMount, component: &str) -> anyhow::Result<Vec<(String, String)>> {
+    fn matches(&self, mount: &FileMount, component: &str) -> Result<Vec<(String, String)>, String> {
         match mount {
-            FileMount::Pattern(pattern) => {
-                let pattern = normalize(pattern);
+            FileMount::Pattern(written) => {
+                let pattern = normalize(written);
                 let selected = match self.as_file_or_dir(&pattern) {
                     Some(files) => files,
+                    // spin v3.6.3 crates/loader/src/local.rs:370-376: a path without glob
+                    // characters must exist.
+                    None if !looks_like_glob(&pattern) => {
+                        return Err(format!("`{written}` does not exist and is not a glob pattern; create it or fix the path"))
+                    }
                     None => {
-                        let glob = matcher(&pattern, component)?;
+                        let glob = matcher(&pattern, component).map_err(|e| e.to_string())?;
                         self.files
                             .iter()
                             .filter(|f| glob.is_match(f.as_str()))
@@ -141,25 +122,28 @@ impl AppFiles {
                 destination,
             } => {
                 let source = normalize(&slash_path(source));
-                let destination = destination.trim_end_matches('/');
-                let selected = self.as_file_or_dir(&source).unwrap_or_default();
+                // local.rs:389: the source must exist (a file or a directory, never a glob).
+                let selected = self.as_file_or_dir(&source).ok_or_else(|| {
+                    format!(
+                        "source `{}` does not exist in the app directory",
+                        display_path(&source)
+                    )
+                })?;
+                let destination = guest_dir(destination)?;
+                let single_file = selected.len() == 1 && selected[0] == source;
+                if single_file && !is_file_name(&destination) {
+                    return Err(format!("destination `{destination}` names a directory, but source `{source}` is a file; give the file's guest path, e.g. `{}/{}`", destination.trim_end_matches('/'), source.rsplit('/').next().unwrap_or(&source)));
+                }
+                let base = destination.trim_end_matches('/');
                 Ok(selected
                     .into_iter()
                     .map(|f| {
                         let guest = if f == source {
-                            destination.to_string()
+                            base.to_string()
                         } else {
-                            format!(
-                                "{destination}/{}",
-                                f.strip_prefix(&format!("{source}/"))
-                                    .unwrap_or(&f)
-                                    .trim_start_matches('/')
-                            )
-                        };
-                        let guest = if guest.is_empty() {
-                            "/".to_string()
-                        } else {
-                            guest
+                            let under = f.strip_prefix(&format!("{source}/")).unwrap_or(&f);
+                            let under = under.trim_start_matches('/');
+                            format!("{base}/{under}")
                         };
                         (f, guest)
                     })
@@ -188,6 +172,140 @@ impl AppFiles {
             .cloned()
             .collect();
         (!under.is_empty() || self.dir.join(path).is_dir()).then_some(under)
+    }
+}
+
+/// The app-relative directories (or files) to walk: each mount's literal path, or a glob's
+/// literal leading directories; `""` is the whole app. Nested roots are left to their parent.
+fn walk_roots(components: &[Component]) -> Vec<String> {
+    let mut roots: Vec<String> = components
+        .iter()
+        .flat_map(|c| &c.files)
+        .map(|mount| match mount {
+            FileMount::Pattern(pattern) => {
+                let pattern = normalize(pattern);
+                let literal: Vec<&str> = pattern
+                    .split('/')
+                    .take_while(|part| !part.contains(['*', '?', '[', ']', '{']))
+                    .collect();
+                literal.join("/")
+            }
+            FileMount::Placement { source, .. } => normalize(&slash_path(source)),
+        })
+        .collect();
+    roots.sort();
+    roots.dedup();
+    let covered = |root: &str, by: &str| by.is_empty() || root.starts_with(&format!("{by}/"));
+    let kept: Vec<String> = roots
+        .iter()
+        .filter(|root| {
+            !roots
+                .iter()
+                .any(|other| other != *root && covered(root, other))
+        })
+        .cloned()
+        .collect();
+    kept
+}
+
+/// Adds the files under `dir/root` (following links) to `files`, and those reached through a
+/// link to `linked`.
+fn walk_root(
+    dir: &Path,
+    root: &str,
+    files: &mut Vec<String>,
+    linked: &mut BTreeSet<String>,
+) -> anyhow::Result<()> {
+    let start = dir.join(root);
+    // A link above the root itself (e.g. `static` → elsewhere, root `static/css`).
+    let root_linked = std::fs::canonicalize(&start).is_ok_and(|real| real != start);
+    let mut link_depth: Option<usize> = root_linked.then_some(0);
+    let ignored = |path: &Path| {
+        let first = path
+            .strip_prefix(dir)
+            .ok()
+            .and_then(|p| p.components().next());
+        first.is_some_and(|part| IGNORED_DIRS.iter().any(|d| part.as_os_str() == *d))
+    };
+    let walker = WalkDir::new(&start)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter();
+    for entry in walker.filter_entry(|e| !ignored(e.path())) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                continue
+            }
+            Err(e) => {
+                return Err(bad_input!(
+                    "cannot read the app directory {}: {e}",
+                    dir.display()
+                ))
+            }
+        };
+        if !root_linked && link_depth.is_some_and(|d| entry.depth() <= d) {
+            link_depth = None;
+        }
+        if entry.path_is_symlink() && link_depth.is_none() {
+            link_depth = Some(entry.depth());
+        }
+        if entry.file_type().is_file() {
+            let relative = slash_path(entry.path().strip_prefix(dir)?);
+            if link_depth.is_some() {
+                linked.insert(relative.clone());
+            }
+            files.push(relative);
+        }
+    }
+    Ok(())
+}
+
+/// Spin's test for a glob (`glob::Pattern::escape` changes it): `*`, `?`, `[` or `]`.
+fn looks_like_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '[', ']'])
+}
+
+/// A `files` destination as an absolute guest path with `.` and `..` resolved; one that climbs
+/// above `/` is refused (Spin would write it outside the component's files).
+pub fn guest_dir(destination: &str) -> Result<String, String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in destination.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop().ok_or_else(|| {
+                    format!("destination `{destination}` climbs above the guest's `/`; give a path inside it")
+                })?;
+            }
+            name => parts.push(name),
+        }
+    }
+    let trailing = destination.ends_with('/')
+        || destination.ends_with("/.")
+        || destination.ends_with("/..")
+        || parts.is_empty();
+    let mut path = format!("/{}", parts.join("/"));
+    if trailing && path != "/" {
+        path.push('/');
+    }
+    Ok(path)
+}
+
+/// A guest path (from [`guest_dir`]) a single file can be copied to: not `/`, not ending in `/`
+/// (spin v3.6.3 crates/loader/src/local.rs:503-519 refuses those for a file).
+fn is_file_name(guest: &str) -> bool {
+    !guest.ends_with('/')
+}
+
+fn display_path(path: &str) -> &str {
+    if path.is_empty() {
+        "."
+    } else {
+        path
     }
 }
 
@@ -225,13 +343,20 @@ fn glob_set(patterns: &[String], component: &str) -> anyhow::Result<GlobSet> {
     Ok(set.build()?)
 }
 
+/// An app-relative path or glob with `.` and `..` resolved and no trailing `/`; `""` is the app
+/// directory (the manifest check refuses paths climbing above it).
 fn normalize(path: &str) -> String {
-    let trimmed = path.trim_start_matches("./").trim_end_matches('/');
-    if trimmed == "." {
-        String::new()
-    } else {
-        trimmed.to_string()
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
     }
+    parts.join("/")
 }
 
 fn describe(mount: &FileMount) -> String {
@@ -288,9 +413,9 @@ mod tests {
             ..Component::default()
         };
         let mut warnings = Vec::new();
-        let mounted = AppFiles::walk(&dir)
+        let mounted = AppFiles::walk(&dir, std::slice::from_ref(&component))
             .unwrap()
-            .mounted(&component, &mut warnings)
+            .mounted(Path::new("spin.toml"), &component, &mut warnings)
             .unwrap();
         (
             mounted.into_iter().map(|m| m.guest_path).collect(),
@@ -385,17 +510,104 @@ mod tests {
         let app = app_dir();
         std::os::unix::fs::symlink(outside.path(), app.path().join("static/linked")).unwrap();
         let dir = std::fs::canonicalize(app.path()).unwrap();
-        let files = AppFiles::walk(&dir).unwrap();
-        assert_eq!(
-            files.linked.iter().collect::<Vec<_>>(),
-            ["static/linked/secret.txt"]
-        );
         let component = Component {
             id: "c".into(),
             files: vec![FileMount::Pattern("static/**/*".into())],
             ..Component::default()
         };
-        let err = files.mounted(&component, &mut Vec::new()).unwrap_err();
+        let files = AppFiles::walk(&dir, std::slice::from_ref(&component)).unwrap();
+        assert_eq!(
+            files.linked.iter().collect::<Vec<_>>(),
+            ["static/linked/secret.txt"]
+        );
+        let err = files
+            .mounted(Path::new("spin.toml"), &component, &mut Vec::new())
+            .unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+
+    #[test]
+    fn only_the_paths_mounts_name_are_walked() {
+        let app = app_dir();
+        std::os::unix::fs::symlink(".", app.path().join("loop")).unwrap();
+        let dir = std::fs::canonicalize(app.path()).unwrap();
+        let component = |pattern: &str| Component {
+            id: "c".into(),
+            files: vec![FileMount::Pattern(pattern.into())],
+            ..Component::default()
+        };
+        let narrow = AppFiles::walk(&dir, &[component("static/*")]).unwrap();
+        assert!(
+            narrow.files.iter().all(|f| f.starts_with("static/")),
+            "{:?}",
+            narrow.files
+        );
+        assert!(AppFiles::walk(&dir, &[component("**/*")]).is_err());
+    }
+
+    fn mount_error(files: Vec<FileMount>) -> String {
+        let dir = app_dir();
+        let dir = std::fs::canonicalize(dir.path()).unwrap();
+        let component = Component {
+            id: "c".into(),
+            files,
+            ..Component::default()
+        };
+        AppFiles::walk(&dir, std::slice::from_ref(&component))
+            .unwrap()
+            .mounted(Path::new("spin.toml"), &component, &mut Vec::new())
+            .unwrap_err()
+            .to_string()
+    }
+
+    // spin v3.6.3 crates/loader/src/local.rs:370-376, 389-391 and 503-519.
+    #[test]
+    fn missing_literals_and_files_placed_at_directories_are_errors() {
+        let placement = |source: &str, destination: &str| FileMount::Placement {
+            source: source.into(),
+            destination: destination.into(),
+        };
+        for (mount, expected) in [
+            (
+                FileMount::Pattern("nothing.txt".into()),
+                "`nothing.txt` does not exist",
+            ),
+            (placement("absent", "/x"), "`absent` does not exist"),
+            (placement("top.txt", "/"), "names a directory"),
+            (placement("top.txt", "/etc/"), "names a directory"),
+            (placement("top.txt", "/etc/."), "names a directory"),
+        ] {
+            let err = mount_error(vec![mount]);
+            assert!(
+                err.contains("`component.c.files[0]`") && err.contains(expected),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn destinations_resolve_dots_and_relative_paths_under_the_root() {
+        let dir = app_dir();
+        let (paths, _) = guest_paths(
+            dir.path(),
+            vec![
+                FileMount::Placement {
+                    source: "top.txt".into(),
+                    destination: "etc/../conf/top.txt".into(),
+                },
+                FileMount::Pattern("static/sub/../a.txt".into()),
+            ],
+            &[],
+        );
+        assert_eq!(paths, ["/conf/top.txt", "/static/a.txt"]);
+        for (written, guest) in [
+            ("/", "/"),
+            ("a/b/", "/a/b/"),
+            ("/a/./b/..", "/a/"),
+            ("//x", "/x"),
+        ] {
+            assert_eq!(guest_dir(written).as_deref(), Ok(guest), "{written}");
+        }
+        assert!(guest_dir("/..").is_err());
     }
 }

@@ -19,11 +19,11 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
 /// Resolves every component of `app`; warnings (e.g. mounts matching nothing) are appended.
 pub async fn resolve(app: App, warnings: &mut Vec<String>) -> anyhow::Result<ResolvedApp> {
-    let files = AppFiles::walk(&app.dir)?;
+    let files = AppFiles::walk(&app.dir, &app.components)?;
     let mut components = Vec::new();
     for component in &app.components {
         let wasm = wasm_path(&app, component).await?;
-        let files = files.mounted(component, warnings)?;
+        let files = files.mounted(&app.manifest_path, component, warnings)?;
         let mut dependencies = Vec::new();
         for dependency in &component.dependencies {
             dependencies.push(dependency_wasm(&app, component, dependency).await?);

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::manifest::is_spin_id;
 use super::model::{App, Component, Trigger};
+use super::outbound_hosts;
 use crate::bad_input;
 
 /// Checks `app` against Spin's load-time rules; the error names the manifest field at fault.
@@ -13,6 +15,14 @@ pub fn validate(app: &App) -> anyhow::Result<()> {
     let fail = |field: &str, message: String| {
         bad_input!("{}: `{field}`: {message}", app.manifest_path.display())
     };
+    // `spin up` refuses an app with nothing to run (spin v3.6.3 src/commands/up.rs:222).
+    if app.triggers.is_empty() {
+        return Err(fail(
+            "trigger",
+            "the app has no triggers; add one, e.g. [[trigger.http]] with `route` and `component`"
+                .into(),
+        ));
+    }
     for (trigger_type, settings) in &app.trigger_settings {
         let field = format!("application.trigger.{trigger_type}");
         application_trigger(trigger_type, settings)
@@ -42,16 +52,27 @@ fn join(field: &str, key: &str) -> String {
 
 type Failure = (String, String);
 
-/// `[application.trigger.<type>]`: a table; redis takes only `address`, a string.
+/// `[application.trigger.<type>]`: a table; redis takes only `address`, a string; http only the
+/// deprecated `base`, and only as `"/"` (spin v3.6.3 crates/trigger-http/src/lib.rs:349).
 fn application_trigger(trigger_type: &str, settings: &Value) -> Result<(), Failure> {
     let Some(table) = settings.as_object() else {
         return Err((String::new(), format!("must be a table, found {settings}")));
     };
-    if trigger_type == "redis" {
-        only_keys(table, &["address"])?;
-        string(table, "address")?;
+    match trigger_type {
+        "redis" => {
+            only_keys(table, &["address"])?;
+            string(table, "address")
+        }
+        "http" => {
+            only_keys(table, &["base"])?;
+            match table.get("base") {
+                None => Ok(()),
+                Some(Value::String(base)) if base == "/" => Ok(()),
+                Some(other) => Err(("base".into(), format!("{other}: Spin no longer reads a base path and refuses any base but \"/\"; remove it and prepend it to each [[trigger.http]] route"))),
+            }
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn trigger_settings(app: &App, trigger: &Trigger) -> Result<(), Failure> {
@@ -60,7 +81,8 @@ fn trigger_settings(app: &App, trigger: &Trigger) -> Result<(), Failure> {
         "http" => {
             only_keys(settings, &["route", "executor", "static_response"])?;
             route(settings.get("route")).map_err(at("route"))?;
-            executor(settings.get("executor")).map_err(at("executor"))
+            executor(settings.get("executor")).map_err(at("executor"))?;
+            static_response(settings.get("static_response")).map_err(at("static_response"))
         }
         "redis" => {
             only_keys(settings, &["channel", "address"])?;
@@ -153,7 +175,37 @@ fn route_syntax(route: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `{ type = "spin" | "http" }` or `{ type = "wagi", argv?, entrypoint? }`.
+/// `{ status_code?, headers?, body? }` with the types Spin reads them as (spin v3.6.3
+/// crates/http/src/config.rs:86; other keys are ignored there).
+fn static_response(value: Option<&Value>) -> Result<(), String> {
+    let Some(value) = value else { return Ok(()) };
+    let Some(table) = value.as_object() else {
+        return Err(format!(
+            "must be a table such as {{ status_code = 404, body = \"not found\" }}, found {value}"
+        ));
+    };
+    if let Some(code) = table.get("status_code") {
+        if code.as_u64().is_none_or(|c| c > u64::from(u16::MAX)) {
+            return Err(format!(
+                "`status_code`: must be an HTTP status number, found {code}"
+            ));
+        }
+    }
+    if let Some(headers) = table.get("headers") {
+        let strings = headers
+            .as_object()
+            .is_some_and(|h| h.values().all(Value::is_string));
+        if !strings {
+            return Err(format!(
+                "`headers`: must be a table of strings, found {headers}"
+            ));
+        }
+    }
+    string(table, "body").map_err(|(k, m)| format!("`{k}`: {m}"))
+}
+
+/// `{ type = "spin" | "http" | "wasip3-unstable" }` or `{ type = "wagi", argv?, entrypoint? }`
+/// (spin v3.6.3 crates/http/src/config.rs:37; Spin 4 drops `wasip3-unstable`).
 fn executor(value: Option<&Value>) -> Result<(), String> {
     let Some(value) = value else { return Ok(()) };
     let Some(table) = value.as_object() else {
@@ -162,11 +214,11 @@ fn executor(value: Option<&Value>) -> Result<(), String> {
         ));
     };
     let allowed: &[&str] = match table.get("type").and_then(Value::as_str) {
-        Some("spin" | "http") => &["type"],
+        Some("spin" | "http" | "wasip3-unstable") => &["type"],
         Some("wagi") => &["type", "argv", "entrypoint"],
         _ => {
             return Err(format!(
-                "`type` must be \"spin\", \"http\" or \"wagi\", found {}",
+                "`type` must be \"spin\", \"http\", \"wagi\" or \"wasip3-unstable\", found {}",
                 table.get("type").unwrap_or(&Value::Null)
             ))
         }
@@ -200,113 +252,111 @@ fn redis_address(app: &App, settings: &Map<String, Value>) -> Result<(), String>
 
 fn component_fields(app: &App, component: &Component) -> Result<(), Failure> {
     for (name, template) in &component.variables {
-        if !is_id(name, '_') {
+        let field = format!("variables.{name}");
+        if !is_spin_id(name, '_', true) {
             return Err((
-                format!("variables.{name}"),
+                field,
                 "a component variable name must be lower_snake_case".into(),
             ));
         }
-        templates(app, template).map_err(|m| (format!("variables.{name}"), m))?;
+        known_variables(app, template).map_err(|m| (field, m))?;
     }
     let labels = [
         ("key_value_stores", &component.key_value_stores),
         ("sqlite_databases", &component.sqlite_databases),
     ];
     for (key, list) in labels {
-        if let Some((i, label)) = list
-            .iter()
-            .enumerate()
-            .find(|(_, l)| !is_id(l, '-') && !is_id(l, '_'))
-        {
+        // spin v3.6.3 crates/manifest/src/schema/v2.rs:612: a KebabId or a SnakeId.
+        let label = |l: &String| is_spin_id(l, '-', false) || is_spin_id(l, '_', false);
+        if let Some((i, bad)) = list.iter().enumerate().find(|(_, l)| !label(l)) {
             return Err((
                 format!("{key}[{i}]"),
-                format!("label `{label}` must be kebab-case or snake_case"),
+                format!("label `{bad}` must be kebab-case or snake_case"),
             ));
         }
     }
-    for (i, host) in component.allowed_outbound_hosts.iter().enumerate() {
+    allowed_outbound_hosts(app, &component.allowed_outbound_hosts)
+}
+
+/// Spin's load-time check of `allowed_outbound_hosts` (spin v3.6.3
+/// crates/outbound-networking-config/src/allowed_hosts.rs:480): each literal entry must parse,
+/// and a template must parse once filled in with the variables' defaults (when all have one).
+fn allowed_outbound_hosts(app: &App, hosts: &[String]) -> Result<(), Failure> {
+    if let [only] = hosts {
+        if only == "insecure:allow-all" {
+            return Err((
+                "allowed_outbound_hosts[0]".into(),
+                "`insecure:allow-all` is refused by Spin; use `*://*:*` to allow all outbound traffic".into(),
+            ));
+        }
+    }
+    for (i, host) in hosts.iter().enumerate() {
         let field = format!("allowed_outbound_hosts[{i}]");
-        templates(app, host).map_err(|m| (field.clone(), m))?;
-        outbound_host(host).map_err(|m| (field, m))?;
+        let parts = template(host).map_err(|m| (field.clone(), m))?;
+        known_variables(app, host).map_err(|m| (field.clone(), m))?;
+        let Some(resolved) = with_defaults(app, &parts) else {
+            continue;
+        };
+        outbound_hosts::parse(&resolved).map_err(|m| {
+            let m = match resolved == *host {
+                true => m,
+                false => format!("with the variables' default values `{host}` becomes {m}"),
+            };
+            (field, m)
+        })?;
     }
     Ok(())
 }
 
-/// Lowercase letters and digits in words joined by single `separator`s, starting with a letter.
-fn is_id(id: &str, separator: char) -> bool {
-    id.starts_with(|c: char| c.is_ascii_lowercase())
-        && id.split(separator).all(|w| {
-            !w.is_empty()
-                && w.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
+/// A piece of a `{{ variable }}` template: literal text or a variable name.
+enum Part<'a> {
+    Text(&'a str),
+    Variable(&'a str),
+}
+
+/// `text` split as Spin's `Template::new` splits it (spin v3.6.3 crates/expressions/src/template.rs:13).
+fn template(text: &str) -> Result<Vec<Part<'_>>, String> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(expression) = rest.strip_prefix("{{") {
+            let Some((name, after)) = expression.split_once("}}") else {
+                return Err(format!("`{text}`: `{{{{` is never closed with `}}}}`"));
+            };
+            parts.push(Part::Variable(name.trim()));
+            rest = after;
+        } else {
+            let end = rest.find("{{").unwrap_or(rest.len());
+            parts.push(Part::Text(&rest[..end]));
+            rest = &rest[end..];
+        }
+    }
+    Ok(parts)
 }
 
 /// Every `{{ name }}` in `text` is closed and names an application variable.
-fn templates(app: &App, text: &str) -> Result<(), String> {
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let Some(end) = rest[start..].find("}}") else {
-            return Err(format!("`{text}`: `{{{{` is never closed with `}}}}`"));
-        };
-        let name = rest[start + 2..start + end].trim();
-        if !app.variables.contains_key(name) {
-            return Err(format!(
-                "`{text}` refers to `{name}`, which is not declared in [variables]"
-            ));
+fn known_variables(app: &App, text: &str) -> Result<(), String> {
+    for part in template(text)? {
+        if let Part::Variable(name) = part {
+            if !app.variables.contains_key(name) {
+                return Err(format!(
+                    "`{text}` refers to `{name}`, which is not declared in [variables]"
+                ));
+            }
         }
-        rest = &rest[start + end + 2..];
     }
     Ok(())
 }
 
-/// `scheme://host[:port]` as Spin's outbound networking parses it: a scheme, a host, no path,
-/// and a port unless the scheme has a well-known one.
-fn outbound_host(entry: &str) -> Result<(), String> {
-    if entry.contains("{{") {
-        return Ok(());
-    }
-    let Some((scheme, rest)) = entry.split_once("://") else {
-        return Err(format!(
-            "`{entry}` has no scheme; write e.g. `https://{entry}`"
-        ));
-    };
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.contains('/') {
-        return Err(format!("`{entry}`: an allowed host has no path"));
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-            (host, Some(port))
-        }
-        _ => (authority, None),
-    };
-    if scheme.is_empty() || host.is_empty() {
-        return Err(format!("`{entry}` needs both a scheme and a host"));
-    }
-    match port {
-        Some("*") => Ok(()),
-        Some(port) => {
-            let valid = |p: &str| p.parse::<u16>().is_ok();
-            let ok = match port.split_once("..") {
-                Some((a, b)) => valid(a) && valid(b),
-                None => valid(port),
-            };
-            ok.then_some(()).ok_or_else(|| {
-                format!("`{entry}`: port `{port}` is not a number, a range `a..b` or `*`")
-            })
-        }
-        None if matches!(
-            scheme,
-            "http" | "https" | "redis" | "mysql" | "postgres" | "*"
-        ) =>
-        {
-            Ok(())
-        }
-        None => Err(format!(
-            "`{entry}`: the scheme `{scheme}` has no default port; add one, e.g. `{entry}:1234`"
-        )),
-    }
+/// The template filled in with default values; `None` when a variable has no default.
+fn with_defaults(app: &App, parts: &[Part]) -> Option<String> {
+    parts
+        .iter()
+        .map(|part| match part {
+            Part::Text(text) => Some(text.to_string()),
+            Part::Variable(name) => app.variables.get(*name)?.default.clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -328,30 +378,6 @@ mod tests {
         }
         for bad in ["/files/*rest", "/users/:", "/a/*/b", "/:/x"] {
             assert!(route_syntax(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn outbound_hosts_need_scheme_host_and_a_port_or_known_scheme() {
-        for good in [
-            "https://example.com",
-            "*://localhost:*",
-            "redis://r:6379",
-            "http://*.x.com",
-            "https://h:1..9",
-            "{{ host }}",
-            "mqtt://b:1883/",
-        ] {
-            assert_eq!(outbound_host(good), Ok(()), "{good}");
-        }
-        for bad in [
-            "example.com",
-            "https://example.com/path",
-            "mqtt://broker",
-            "https://h:99999",
-            "://h:1",
-        ] {
-            assert!(outbound_host(bad).is_err(), "{bad}");
         }
     }
 

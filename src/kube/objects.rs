@@ -821,7 +821,7 @@ mod tests {
             triggers: vec![Trigger {
                 id: "t".into(),
                 trigger_type: "redis".into(),
-                component: "worker".into(),
+                component: Some("worker".into()),
                 settings: serde_json::Map::from_iter([(
                     "address".to_string(),
                     json!("redis://u:pw@host:6379"),

@@ -154,7 +154,9 @@ pub fn locked_app(
             .iter()
             .map(|t| {
                 let mut config = t.settings.clone();
-                config.insert("component".into(), Value::String(t.component.clone()));
+                if let Some(component) = &t.component {
+                    config.insert("component".into(), Value::String(component.clone()));
+                }
                 LockedTrigger {
                     id: t.id.clone(),
                     trigger_type: t.trigger_type.clone(),

@@ -266,13 +266,12 @@ fn inline_trigger_components(app: &ResolvedApp, manifest: &mut toml::Table) {
         .flatten()
         .filter_map(|t| t.as_table_mut());
     for (entry, trigger) in entries.zip(&app.app.triggers) {
-        if let Some(inline @ toml::Value::Table(_)) = entry.remove("component") {
-            moved.push((trigger.component.clone(), inline));
+        if let Some(component) = &trigger.component {
+            if let Some(inline @ toml::Value::Table(_)) = entry.remove("component") {
+                moved.push((component.clone(), inline));
+            }
+            entry.insert("component".into(), toml::Value::String(component.clone()));
         }
-        entry.insert(
-            "component".into(),
-            toml::Value::String(trigger.component.clone()),
-        );
         entry.insert("id".into(), toml::Value::String(trigger.id.clone()));
     }
     for (id, table) in moved {
