@@ -1,4 +1,4 @@
-//! The command-line contract of CLI.md: global flags and one struct per command.
+//! The command-line contract of docs/cli.md: global flags and one struct per command.
 //! Only parsing lives here; `commands` turns these into pipeline calls.
 
 use std::path::PathBuf;
@@ -115,7 +115,7 @@ pub enum Command {
     Up(Box<UpArgs>),
     /// What runs: image digest, ready/desired replicas, endpoint, conditions
     Status(StatusArgs),
-    /// Print the app's logs (`-f` to follow)
+    /// Print the app's logs (`--follow` to keep streaming)
     Logs(LogsArgs),
     /// Serve the app on http://127.0.0.1:<port> through the API server, without kubectl
     PortForward(PortForwardArgs),

@@ -1,4 +1,4 @@
-//! AKS / SpinKube compatibility: CLUSTER.md §4's shim → Spin → interfaces table as data, and the
+//! AKS / SpinKube compatibility: docs/compatibility.md's shim → Spin → interfaces table as data, and the
 //! questions asked of it (which shim first runs an import or a trigger, what a target lacks).
 
 use std::collections::BTreeSet;
@@ -7,7 +7,7 @@ use std::fmt;
 use super::model::{App, Component, Inherit};
 use crate::cli::ImageFormat;
 
-/// Triggers containerd-shim-spin can run (REFERENCE §3); anything else cannot be deployed.
+/// Triggers containerd-shim-spin can run (docs/compatibility.md); anything else cannot be deployed.
 pub const SUPPORTED_TRIGGERS: &[&str] = &["http", "redis", "sqs", "mqtt", "command"];
 
 /// The shim assumed when none is named: the current release (v0.25.1, 2026-06; its minor's row
@@ -52,7 +52,7 @@ const fn release(
     }
 }
 
-/// CLUSTER.md §4, oldest first.
+/// docs/compatibility.md's table, oldest first.
 pub static SHIM_RELEASES: &[ShimRelease] = &[
     release(
         "v0.13.0",
