@@ -1,8 +1,7 @@
 //! Where results go: human text to stderr, or exactly one JSON object on stdout with `--output json`.
 //! Commands build a serializable report and hand it here. Only streams that are themselves the
 //! result write stdout directly: `logs` (the log lines), `apply --diff` in text mode (the diff),
-//! `cluster token` (the ExecCredential
-//! kubectl reads) and `completions`/`man` (the script or page).
+//! `cluster token` (the ExecCredential kubectl reads) and `completions`/`man` (the script or page).
 
 use serde::Serialize;
 
