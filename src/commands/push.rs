@@ -191,7 +191,8 @@ async fn default_reference(
         (None, Some(subscription)) => {
             let arm = Arm::from_env()?;
             let mode = Mode::detect(global.yes);
-            choose::resolve_registry(&arm, &subscription, None, state, mode)
+            let flag = "a reference (`spin-aks push <registry>/<repository>[:tag]`) or `spin-aks cluster use --registry NAME`";
+            choose::resolve_registry(&arm, &subscription, None, state, mode, flag)
                 .await?
                 .properties
                 .login_server
