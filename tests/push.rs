@@ -198,7 +198,10 @@ fn a_warm_push_is_one_manifest_head_and_a_deleted_blob_is_uploaded_again() {
     assert_eq!(first["blobs_uploaded"], 31);
     let cold = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(cold[0], ("HEAD".into(), "/v2/warm/app/manifests/1".into()));
-    assert!(!cold.iter().any(|(_, path)| path == "/v2/"), "no ping first");
+    assert!(
+        !cold.iter().any(|(_, path)| path == "/v2/"),
+        "no ping first"
+    );
 
     // Unchanged: the manifest under the tag is ours, so nothing else is asked.
     let manifest_head = vec![("HEAD".to_string(), "/v2/warm/app/manifests/1".to_string())];
@@ -206,7 +209,11 @@ fn a_warm_push_is_one_manifest_head_and_a_deleted_blob_is_uploaded_again() {
     assert_eq!(*seen.lock().unwrap(), manifest_head);
     assert_eq!(proxy.requests(), cold.len() + 1);
     assert_eq!(
-        (&warm["blobs_skipped"], &warm["blobs_uploaded"], &warm["digest"]),
+        (
+            &warm["blobs_skipped"],
+            &warm["blobs_uploaded"],
+            &warm["digest"]
+        ),
         (&31.into(), &0.into(), &first["digest"])
     );
 

@@ -116,10 +116,13 @@ impl RegistryClient {
                     return Err(untrusted(&self.registry, err));
                 }
                 Err(err) if is_unreachable_over_tls(&err) => {
-                    tracing::debug!("{} does not answer HTTPS ({err:#}); using HTTP", self.registry);
-                    self.base.set_scheme("http").map_err(|()| {
-                        anyhow::anyhow!("cannot talk HTTP to {}", self.registry)
-                    })?;
+                    tracing::debug!(
+                        "{} does not answer HTTPS ({err:#}); using HTTP",
+                        self.registry
+                    );
+                    self.base
+                        .set_scheme("http")
+                        .map_err(|()| anyhow::anyhow!("cannot talk HTTP to {}", self.registry))?;
                 }
                 Err(err) => return Err(err),
             }

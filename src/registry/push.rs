@@ -72,7 +72,8 @@ pub async fn push_layout(
     }
     let digest = descriptor.digest.clone();
     let manifest_reference = target.tag.clone().unwrap_or_else(|| digest.to_string());
-    let already_there = client.first_manifest_digest(&manifest_reference).await? == Some(digest.clone());
+    let already_there =
+        client.first_manifest_digest(&manifest_reference).await? == Some(digest.clone());
     let client = &*client;
     let outcomes: Vec<BlobOutcome> = if already_there {
         blobs.iter().map(|_| BlobOutcome::Skipped).collect()
