@@ -114,6 +114,7 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
         &target,
         credential,
         mount_from.as_slice(),
+        http,
         &transport,
         registry::retry::RetryPolicy::with_budget(args.retry_budget),
     )?;

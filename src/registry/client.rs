@@ -62,16 +62,17 @@ pub struct RegistryClient {
 impl RegistryClient {
     /// A client for pushes to `target`'s repository that has asked the registry nothing yet: the
     /// scheme and the auth challenge are learnt by the push's first request,
-    /// [`Self::first_manifest_digest`]. `mount_sources` are other repositories we may mount blobs
-    /// from (pull scope requested).
+    /// [`Self::first_manifest_digest`]. `http` is [`http_client`]'s for `transport` (built once:
+    /// loading the system's CA certificates is most of a warm push's own time). `mount_sources`
+    /// are other repositories we may mount blobs from (pull scope requested).
     pub fn new(
         target: &Reference,
         credential: SourcedCredential,
         mount_sources: &[String],
+        http: reqwest::Client,
         transport: &TransportOptions,
         retry: RetryPolicy,
     ) -> anyhow::Result<Self> {
-        let http = http_client(transport)?;
         let mut scopes = vec![format!("repository:{}:pull,push", target.repository)];
         scopes.extend(
             mount_sources
