@@ -111,7 +111,7 @@ if [ "${RSS:-1}" != 0 ]; then
   rss_small=$(/usr/bin/time -f '%M' "$bin" push -q "$registry/bench/app:1.0.0" --from-layout "$layout" 2>&1 >/dev/null | tail -1)
 fi
 
-printf 'layout: %s layers (%s files of %s KiB, 2 components) + config, %s KiB; %s runs each, medians;\n' \
+printf 'layout: %s layers + config (an app of %s files of %s KiB and 2 components), %s KiB; %s runs each, medians;\n' \
   "$layers" "$files" "$kib" "$layout_kb" "$runs"
 printf 'cold = into a fresh docker-registry on loopback per run, warm = the unchanged layout again\n\n'
 printf '%-24s %10s %10s  %-4s  %s\n' tool "cold (s)" "warm (s)" same "cold runs | warm runs"

@@ -375,10 +375,6 @@ impl RegistryClient {
     }
 
     /// The digest the tag (or digest) `reference` resolves to, if the repository has it.
-    pub async fn manifest_digest(&self, reference: &str) -> anyhow::Result<Option<Digest>> {
-        self.head_manifest(reference, &self.retry, None).await
-    }
-
     async fn head_manifest(
         &self,
         reference: &str,
