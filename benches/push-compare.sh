@@ -1,55 +1,128 @@
 #!/usr/bin/env bash
-# End-to-end push benchmark: `spin-aks push --from-layout` against `skopeo copy oci:… docker://…`
-# for the same layout of a generated ~70 MB / 300-file Spin app, each into its own fresh
-# docker-registry per run (neither benefits from the other's blobs); medians of N runs, then a warm
-# re-push of each. Also the peak RSS of pushing a ~500 MB app, which must stay flat.
-# Usage: benches/push-compare.sh [runs]  (needs: cargo, docker-registry, skopeo, curl, bc, /usr/bin/time)
+# Push benchmark, in one run: `spin-aks push --from-layout` against `crane push`, `oras cp
+# --from-oci-layout` and `skopeo copy` for the same layout of a generated app of many small files
+# (~227 layers), cold (each try into a fresh docker-registry) and warm (the unchanged layout again);
+# medians of N runs in a table. Then the peak RSS of pushing a ~500 MB app, which must stay flat.
+# crane and oras are built with `go install` at the pinned versions below, once, into
+# ~/.cache/spin-aks/bench-tools/<tool>-<version> (outside the clone).
+# Usage: [PROFILE=debug] [RSS=0] benches/push-compare.sh [runs] [files] [KiB per file]  (defaults 5 225 4)
+# Needs: cargo, go, docker-registry, skopeo, curl, bc, python3, /usr/bin/time.
 set -euo pipefail
-runs=${1:-3}
+runs=${1:-5}
+files=${2:-225}
+kib=${3:-4}
+CRANE_VERSION=v0.22.1 # github.com/google/go-containerregistry
+ORAS_VERSION=v1.3.6   # oras.land/oras
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=benches/lib.sh
 source "$root/benches/lib.sh"
 scratch_dir
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/spin-aks"
+# go_tool NAME PACKAGE VERSION: the path of NAME built from PACKAGE@VERSION, built on first use.
+go_tool() {
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/spin-aks/bench-tools/$1-$3"
+  if [ ! -x "$dir/$1" ]; then
+    echo "building $1 $3 with go install (once)…" >&2
+    mkdir -p "$dir"
+    (cd "$work" && GOBIN="$dir" GOFLAGS=-mod=mod go install "$2@$3") >&2
+  fi
+  echo "$dir/$1"
+}
+crane=$(go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION")
+oras=$(go_tool oras oras.land/oras/cmd/oras "$ORAS_VERSION")
+
+profile=${PROFILE:-release}
+cargo build --profile "$([ "$profile" = debug ] && echo dev || echo "$profile")" --quiet \
+  --manifest-path "$root/Cargo.toml" --bin spin-aks
+bin="$root/target/$profile/spin-aks"
 export SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker"
+mkdir -p "$work/docker"
 
 # shellcheck source=benches/gen-app.sh
 source "$root/benches/gen-app.sh"
+gen_app "$work/app" "$files" "$kib"
+layout="$work/layout"
+"$bin" build -q -f "$work/app" --layout "$layout" >/dev/null
+layout_kb=$(du -sk "$layout" | cut -f1)
+digest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$layout/index.json")
+layers=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["layers"]))' "$layout/blobs/sha256/${digest#sha256:}")
+cat "$layout"/blobs/sha256/* >/dev/null # the page cache warm for every tool
 
-ours() { "$bin" push -q "$1/bench/app:1.0.0" --from-layout "$2"; }
-theirs() { skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$2:1.0.0" "docker://$1/bench/app:1.0.0"; }
+target() { echo "$1/bench/app:1.0.0"; }
+push_spin_aks() { "$bin" push -q "$(target "$1")" --from-layout "$layout"; }
+push_crane() { "$crane" push --insecure "$layout" "$(target "$1")"; }
+push_oras() { "$oras" cp --from-oci-layout "$layout:1.0.0" --to-plain-http "$(target "$1")"; }
+push_skopeo() { skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$layout:1.0.0" "docker://$(target "$1")"; }
+tools=(spin_aks crane oras skopeo)
 
-gen_app "$work/app" 300 233
-"$bin" build -q -f "$work/app" --layout "$work/layout" >/dev/null
-layout_mb=$(du -sm "$work/layout" | cut -f1)
-layers=$(ls "$work/layout/blobs/sha256" | wc -l)
-cat "$work/layout"/blobs/sha256/* > /dev/null   # warm the page cache for both tools
+# timed CMD…: seconds CMD takes; stops the bench with CMD's output when it fails.
+timed() {
+  local t0 t1
+  t0=$(now)
+  if ! "$@" >"$work/out" 2>&1; then
+    echo "failed: $*" >&2
+    cat "$work/out" >&2
+    exit 1
+  fi
+  t1=$(now)
+  printf '%.3f' "$(echo "$t1 - $t0" | bc -l)"
+}
 
-cold_ours=(); cold_theirs=()
+# pushed_digest REGISTRY: the digest the registry serves for the tag.
+pushed_digest() {
+  curl -fsSI -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://$1/v2/bench/app/manifests/1.0.0" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest" {print $2}'
+}
+
+declare -A cold warm registry_of pid_of same
 for _ in $(seq 1 "$runs"); do
-  start_registry "ours-$RANDOM$RANDOM"; reg_ours=$registry
-  cold_ours+=("$(seconds ours "$reg_ours" "$work/layout")")
-  start_registry "theirs-$RANDOM$RANDOM"; reg_theirs=$registry
-  cold_theirs+=("$(seconds theirs "$reg_theirs" "$work/layout")")
+  for tool in "${tools[@]}"; do
+    [ -n "${pid_of[$tool]:-}" ] && kill "${pid_of[$tool]}" 2>/dev/null || true
+    start_registry "$tool-$RANDOM$RANDOM"
+    registry_of[$tool]=$registry
+    pid_of[$tool]=${pids[-1]}
+    cold[$tool]+="$(timed "push_$tool" "$registry") "
+  done
 done
-warm_ours=$(seconds ours "$reg_ours" "$work/layout")
-warm_theirs=$(seconds theirs "$reg_theirs" "$work/layout")
-co=$(printf '%s\n' "${cold_ours[@]}" | median)
-ct=$(printf '%s\n' "${cold_theirs[@]}" | median)
+for _ in $(seq 1 "$runs"); do
+  for tool in "${tools[@]}"; do
+    warm[$tool]+="$(timed "push_$tool" "${registry_of[$tool]}") "
+  done
+done
+for tool in "${tools[@]}"; do
+  if [ "$(pushed_digest "${registry_of[$tool]}")" = "$digest" ]; then same[$tool]=yes; else same[$tool]=NO; fi
+done
 
-gen_app "$work/big" 300 1700
-"$bin" build -q -f "$work/big" --layout "$work/big-layout" >/dev/null
-big_mb=$(du -sm "$work/big-layout" | cut -f1)
-start_registry big; reg_big=$registry
-rss_big=$(/usr/bin/time -f '%M' "$bin" push -q "$reg_big/bench/big:1.0.0" --from-layout "$work/big-layout" 2>&1 >/dev/null | tail -1)
-start_registry small; reg_small=$registry
-rss_small=$(/usr/bin/time -f '%M' "$bin" push -q "$reg_small/bench/app:1.0.0" --from-layout "$work/layout" 2>&1 >/dev/null | tail -1)
+med() { printf '%s\n' $1 | median; }
+label() {
+  case $1 in
+    spin_aks) echo "spin-aks push" ;; crane) echo "crane push $CRANE_VERSION" ;;
+    oras) echo "oras cp $ORAS_VERSION" ;; skopeo) echo "skopeo copy $(skopeo --version | awk '{print $3}')" ;;
+  esac
+}
 
-printf 'layout: %s MB, %s blobs; %s cold runs each (medians), fresh registry per run\n' "$layout_mb" "$layers" "$runs"
-printf 'skopeo copy (cold):    %.3f s  runs: %s\n' "$ct" "${cold_theirs[*]}"
-printf 'spin-aks push (cold):  %.3f s  (%.2fx skopeo)  runs: %s\n' "$co" "$(echo "$co / $ct" | bc -l)" "${cold_ours[*]}"
-printf 'skopeo copy (warm):    %.3f s\n' "$warm_theirs"
-printf 'spin-aks push (warm):  %.3f s  (%.2fx skopeo)\n' "$warm_ours" "$(echo "$warm_ours / $warm_theirs" | bc -l)"
-printf 'peak RSS of spin-aks push: %s KiB for %s MB, %s KiB for %s MB\n' "$rss_small" "$layout_mb" "$rss_big" "$big_mb"
+if [ "${RSS:-1}" != 0 ]; then
+  gen_app "$work/big" 300 1700
+  "$bin" build -q -f "$work/big" --layout "$work/big-layout" >/dev/null
+  big_mb=$(du -sm "$work/big-layout" | cut -f1)
+  start_registry big
+  rss_big=$(/usr/bin/time -f '%M' "$bin" push -q "$registry/bench/big:1.0.0" --from-layout "$work/big-layout" 2>&1 >/dev/null | tail -1)
+  start_registry small
+  rss_small=$(/usr/bin/time -f '%M' "$bin" push -q "$registry/bench/app:1.0.0" --from-layout "$layout" 2>&1 >/dev/null | tail -1)
+fi
+
+printf 'layout: %s layers + config (an app of %s files of %s KiB and 2 components), %s KiB; %s runs each, medians;\n' \
+  "$layers" "$files" "$kib" "$layout_kb" "$runs"
+printf 'cold = into a fresh docker-registry on loopback per run, warm = the unchanged layout again\n\n'
+printf '%-24s %10s %10s  %-4s  %s\n' tool "cold (s)" "warm (s)" same "cold runs | warm runs"
+for tool in "${tools[@]}"; do
+  printf '%-24s %10.3f %10.3f  %-4s  %s| %s\n' "$(label "$tool")" "$(med "${cold[$tool]}")" \
+    "$(med "${warm[$tool]}")" "${same[$tool]}" "${cold[$tool]}" "${warm[$tool]}"
+done
+ours_cold=$(med "${cold[spin_aks]}")
+best_cold=$(printf '%s\n' "$(med "${cold[crane]}")" "$(med "${cold[oras]}")" | sort -n | head -1)
+printf '\nspin-aks cold = %.2fx the faster of crane and oras; warm = %.2fx crane\n' \
+  "$(echo "$ours_cold / $best_cold" | bc -l)" "$(echo "$(med "${warm[spin_aks]}") / $(med "${warm[crane]}")" | bc -l)"
+if [ "${RSS:-1}" != 0 ]; then
+  printf 'peak RSS of spin-aks push: %s KiB for %s KiB, %s KiB for %s MB\n' "$rss_small" "$layout_kb" "$rss_big" "$big_mb"
+fi

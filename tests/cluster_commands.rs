@@ -79,6 +79,84 @@ async fn use_lists_candidates_without_state_then_remembers_the_choice_and_repeat
 }
 
 #[tokio::test]
+async fn use_with_a_cluster_under_yes_leaves_an_undecided_registry_to_the_first_push() {
+    let rig = rig().await;
+    rig.arm.add_cluster(SUB, "rg1", "c1", false, "");
+    rig.arm.add_cluster(SUB, "rg2", "c2", false, "");
+    rig.arm.add_registry(SUB, "rg1", "reg1", false);
+    rig.arm.add_registry(SUB, "rg2", "reg2", false);
+
+    // Only a cluster was asked for: it is chosen, the registry is not (no error for it).
+    let args = [
+        "cluster",
+        "use",
+        "-y",
+        "--cluster",
+        "c1",
+        "--output",
+        "json",
+    ];
+    let (code, stdout, stderr) = rig.run(&args).await;
+    assert_eq!(code, 0, "{stderr}");
+    let report = json(&stdout);
+    assert_eq!(report["cluster"]["name"], "c1");
+    assert_eq!(report["registry"], serde_json::Value::Null);
+    assert!(
+        stderr.contains("several container registries")
+            && stderr.contains("reg1, reg2")
+            && stderr.contains("--registry NAME"),
+        "{stderr}"
+    );
+    let state = rig.state();
+    assert_eq!(state["last_cluster"]["name"], "c1");
+    assert!(
+        state.get("last_registry").is_none_or(|r| r.is_null()),
+        "{state}"
+    );
+
+    // The first push under -y cannot choose either, and says how to.
+    let app = support::apps::example_copy(rig.home.path());
+    let (code, _, stderr) = rig.run(&["-f", app.to_str().unwrap(), "push", "-y"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("several container registries and none remembered")
+            && stderr.contains("reg2 (reg2.azurecr.io)")
+            && stderr.contains("a reference (`spin-aks push <registry>/<repository>[:tag]`)"),
+        "{stderr}"
+    );
+
+    // Once a registry is remembered, -y takes it again, as the only one would be.
+    let args = [
+        "cluster",
+        "use",
+        "-y",
+        "--registry",
+        "reg2",
+        "--output",
+        "json",
+    ];
+    let (code, stdout, stderr) = rig.run(&args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        json(&stdout)["cluster"]["name"],
+        "c1",
+        "the remembered cluster"
+    );
+    let args = [
+        "cluster",
+        "use",
+        "-y",
+        "--cluster",
+        "c2",
+        "--output",
+        "json",
+    ];
+    let (code, stdout, stderr) = rig.run(&args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json(&stdout)["registry"], "reg2.azurecr.io");
+}
+
+#[tokio::test]
 async fn several_subscriptions_need_azure_subscription_id_and_an_unknown_cluster_is_bad_input() {
     let rig = rig().await;
     rig.arm.add_subscription(SUB2, "Prod");

@@ -149,6 +149,109 @@ fn re_pushing_an_unchanged_layout_uploads_nothing_and_skips_the_manifest() {
     assert!(stderr.contains("manifest already there"), "{stderr}");
 }
 
+/// Requests (method and path) a proxy saw, recorded by its policy.
+type Seen = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+fn recording_proxy(registry: &Registry) -> (FaultProxy, Seen) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let proxy = FaultProxy::start(
+        registry.port(),
+        Box::new(move |_, method, path| {
+            log.lock()
+                .unwrap()
+                .push((method.to_string(), path.to_string()));
+            Fault::Pass
+        }),
+    );
+    (proxy, seen)
+}
+
+/// One request straight to the registry (`Connection: close`); its status code.
+fn registry_request(host: &str, method: &str, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {reply}"))
+}
+
+#[test]
+fn a_warm_push_is_one_manifest_head_and_a_deleted_blob_is_uploaded_again() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let (proxy, seen) = recording_proxy(&registry);
+    let dir = fx.layout("layout", 30);
+    let layout_arg = dir.to_str().unwrap();
+    let reference = format!("{}/warm/app:1", proxy.host());
+    let first = fx.push_ok(&[&reference, "--from-layout", layout_arg]);
+    assert_eq!(first["blobs_uploaded"], 31);
+    let cold = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(cold[0], ("HEAD".into(), "/v2/warm/app/manifests/1".into()));
+    assert!(
+        !cold.iter().any(|(_, path)| path == "/v2/"),
+        "no ping first"
+    );
+
+    // Unchanged: the manifest under the tag is ours, so nothing else is asked.
+    let manifest_head = vec![("HEAD".to_string(), "/v2/warm/app/manifests/1".to_string())];
+    let warm = fx.push_ok(&[&reference, "--from-layout", layout_arg]);
+    assert_eq!(*seen.lock().unwrap(), manifest_head);
+    assert_eq!(proxy.requests(), cold.len() + 1);
+    assert_eq!(
+        (
+            &warm["blobs_skipped"],
+            &warm["blobs_uploaded"],
+            &warm["digest"]
+        ),
+        (&31.into(), &0.into(), &first["digest"])
+    );
+
+    // A blob and the manifest deleted: the next push checks every blob and uploads that one.
+    let digest = first["digest"].as_str().unwrap();
+    let gone = layout::blobs(&dir)
+        .into_keys()
+        .map(|hex| format!("sha256:{hex}"))
+        .find(|blob| blob != digest)
+        .unwrap();
+    let host = registry.host();
+    let blob_path = format!("/v2/warm/app/blobs/{gone}");
+    assert_eq!(registry_request(&host, "DELETE", &blob_path), 202);
+    let manifest_path = format!("/v2/warm/app/manifests/{digest}");
+    assert_eq!(registry_request(&host, "DELETE", &manifest_path), 202);
+    assert_eq!(registry_request(&host, "HEAD", &blob_path), 404);
+    seen.lock().unwrap().clear();
+    let repaired = fx.push_ok(&[&reference, "--from-layout", layout_arg]);
+    assert_eq!(
+        (&repaired["blobs_uploaded"], &repaired["blobs_skipped"]),
+        (&1.into(), &30.into())
+    );
+    let heads = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(method, path)| method == "HEAD" && path.contains("/blobs/"))
+        .count();
+    assert_eq!(heads, 31, "every blob checked once");
+    assert_eq!(registry_request(&host, "HEAD", &blob_path), 200);
+    let direct = format!("{host}/warm/app:1");
+    assert_eq!(sha256(&skopeo_raw_manifest(&direct, None)), digest);
+
+    seen.lock().unwrap().clear();
+    fx.push_ok(&[&reference, "--from-layout", layout_arg]);
+    assert_eq!(*seen.lock().unwrap(), manifest_head, "warm again");
+}
+
 #[test]
 fn pushing_the_app_to_a_second_repository_mounts_its_blobs() {
     let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {

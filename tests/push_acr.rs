@@ -65,12 +65,28 @@ async fn azure_sign_in_pushes_through_the_acr_token_exchange_and_re_pushes_nothi
     assert_eq!(json["blobs_uploaded"], 13);
     assert_eq!(json["reference"], format!("{reference}:1.0.0"));
 
+    // Unchanged: the Entra exchange, then a token from ACR's token service (known without a 401
+    // to learn it), then the one manifest HEAD.
+    acr.take_requests();
     let (code, stdout, stderr) =
         push(&acr, bin.path(), &[&reference, "--from-layout", &layout]).await;
     assert_eq!(code, 0, "{stderr}");
     let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(again["blobs_skipped"], 13);
     assert_eq!(again["digest"], json["digest"]);
+    let asked: Vec<String> = acr
+        .take_requests()
+        .into_iter()
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "POST /oauth2/exchange",
+            "POST /oauth2/token",
+            "HEAD /v2/team/app/manifests/1.0.0"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,29 +138,91 @@ async fn resolve_subscription(
 }
 
 /// The registry `wanted` names (name or login server), else one chosen from the subscription's
-/// registries, defaulting to the remembered login server.
+/// registries, defaulting to the remembered login server; `flag` is how to choose one instead.
 pub async fn resolve_registry(
     arm: &Arm,
     subscription: &str,
     wanted: Option<&str>,
     state: &State,
     mode: Mode,
+    flag: &str,
 ) -> anyhow::Result<Registry> {
     let registries = arm.registries(subscription).await?;
     if let Some(wanted) = wanted {
-        let found = registries.iter().find(|r| {
+        return find_registry(registries, subscription, wanted);
+    }
+    let (labels, default) = registry_choices(&registries, state);
+    let none = format!("no container registry in subscription {subscription}");
+    let index = pick("container registry", &labels, default, mode, flag, &none)?;
+    Ok(registries[index].clone())
+}
+
+/// What [`registry_if_asked`] settled on.
+pub enum RegistryChoice {
+    Chosen(Registry),
+    /// The subscription has no registry.
+    NoneThere,
+    /// Several and none remembered, and nobody to ask: left to the first push.
+    Undecided(Vec<String>),
+}
+
+/// The registry for `cluster use`: the one `wanted` names; else, on a terminal, one chosen from
+/// the subscription's registries; without prompting the remembered or only one, and when there
+/// are several and none is remembered none at all — under `-y` only what was asked is chosen.
+pub async fn registry_if_asked(
+    arm: &Arm,
+    subscription: &str,
+    wanted: Option<&str>,
+    state: &State,
+    mode: Mode,
+) -> anyhow::Result<RegistryChoice> {
+    let registries = arm.registries(subscription).await?;
+    if let Some(wanted) = wanted {
+        return find_registry(registries, subscription, wanted).map(RegistryChoice::Chosen);
+    }
+    let (labels, default) = registry_choices(&registries, state);
+    match (registries.len(), mode, default) {
+        (0, _, _) => Ok(RegistryChoice::NoneThere),
+        (2.., Mode::Defaults, None) => Ok(RegistryChoice::Undecided(
+            registries.into_iter().map(|r| r.name).collect(),
+        )),
+        _ => {
+            let index = pick(
+                "container registry",
+                &labels,
+                default,
+                mode,
+                "--registry",
+                "",
+            )?;
+            Ok(RegistryChoice::Chosen(registries[index].clone()))
+        }
+    }
+}
+
+fn find_registry(
+    registries: Vec<Registry>,
+    subscription: &str,
+    wanted: &str,
+) -> anyhow::Result<Registry> {
+    let names = list_or_none(registries.iter().map(|r| r.name.as_str()));
+    registries
+        .into_iter()
+        .find(|r| {
             r.name.eq_ignore_ascii_case(wanted)
                 || r.properties.login_server.eq_ignore_ascii_case(wanted)
-        });
-        return found.cloned().ok_or_else(|| {
+        })
+        .ok_or_else(|| {
             bad_input!(
                 "--registry {wanted}: no such container registry in subscription {subscription} \
-                 (it has: {})",
-                list_or_none(registries.iter().map(|r| r.name.as_str()))
+                 (it has: {names})"
             )
-        });
-    }
-    let labels: Vec<String> = registries
+        })
+}
+
+/// The select list's labels and the remembered registry's place in it.
+fn registry_choices(registries: &[Registry], state: &State) -> (Vec<String>, Option<usize>) {
+    let labels = registries
         .iter()
         .map(|r| format!("{} ({})", r.name, r.properties.login_server))
         .collect();
@@ -170,16 +232,7 @@ pub async fn resolve_registry(
             .as_deref()
             .is_some_and(|last| last.eq_ignore_ascii_case(&r.properties.login_server))
     });
-    let none = format!("no container registry in subscription {subscription}");
-    let index = pick(
-        "container registry",
-        &labels,
-        default,
-        mode,
-        "--registry",
-        &none,
-    )?;
-    Ok(registries[index].clone())
+    (labels, default)
 }
 
 fn cluster_label(cluster: &ManagedCluster) -> String {
@@ -221,10 +274,18 @@ fn pick(
         }
         (_, Mode::Defaults, Some(index)) => Ok(index),
         (_, Mode::Defaults, None) => Err(bad_input!(
-            "several {what}s and none remembered: {}. Choose one with {flag}, or run \
+            "several {} and none remembered: {}. Choose one with {flag}, or run \
              `spin-aks cluster use` on a terminal",
+            plural(what),
             labels.join("; ")
         )),
+    }
+}
+
+fn plural(what: &str) -> String {
+    match what.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{what}s"),
     }
 }
 

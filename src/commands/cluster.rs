@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::azure::aks;
 use crate::azure::arm::Arm;
-use crate::azure::choose::{self, Mode};
+use crate::azure::choose::{self, Mode, RegistryChoice};
 use crate::azure::credential::AzureCredential;
 use crate::azure::kubeconfig_file;
 use crate::azure::roles::{self, Assignment};
@@ -54,16 +54,34 @@ async fn use_cluster(
     let mode = Mode::detect(global.yes);
     let cluster = choose::resolve_cluster(&arm, &args.target.selector(), &state, mode).await?;
     let managed = arm.cluster(&cluster).await?;
-    let has_registries = !arm.registries(&cluster.subscription).await?.is_empty();
-    let registry = if args.registry.is_some() || has_registries {
-        let wanted = args.registry.as_deref();
-        Some(choose::resolve_registry(&arm, &cluster.subscription, wanted, &state, mode).await?)
-    } else {
-        out.info(format!(
-            "no container registry in subscription {}; push to any registry with `spin-aks push <ref>`",
-            cluster.subscription
-        ));
-        None
+    let wanted = args.registry.as_deref();
+    let registry = match choose::registry_if_asked(
+        &arm,
+        &cluster.subscription,
+        wanted,
+        &state,
+        mode,
+    )
+    .await?
+    {
+        RegistryChoice::Chosen(registry) => Some(registry),
+        RegistryChoice::NoneThere => {
+            out.info(format!(
+                    "no container registry in subscription {}; push to any registry with `spin-aks push <ref>`",
+                    cluster.subscription
+                ));
+            None
+        }
+        RegistryChoice::Undecided(names) => {
+            out.info(format!(
+                "several container registries in subscription {} ({}) and none remembered: \
+                     none chosen; the first push asks (or takes a reference), or choose one with \
+                     `spin-aks cluster use --registry NAME`",
+                cluster.subscription,
+                names.join(", ")
+            ));
+            None
+        }
     };
     let login_server = registry.map(|r| r.properties.login_server);
     if let Some(warning) = file.update(|s| {
@@ -158,8 +176,15 @@ async fn attach_acr(global: &GlobalArgs, args: &AttachAcrArgs, out: &Output) -> 
             )
         })?;
     let wanted = args.registry.as_deref();
-    let registry =
-        choose::resolve_registry(&arm, &cluster.subscription, wanted, &state, mode).await?;
+    let registry = choose::resolve_registry(
+        &arm,
+        &cluster.subscription,
+        wanted,
+        &state,
+        mode,
+        "--registry",
+    )
+    .await?;
     let login_server = registry.properties.login_server.clone();
     if registry.is_abac() {
         anyhow::bail!(

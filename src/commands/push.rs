@@ -110,20 +110,20 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
     let mount_from = app_state
         .mount_source(&target.registry, &target.repository)
         .map(str::to_string);
-    let client = RegistryClient::connect(
+    let mut client = RegistryClient::new(
         &target,
         credential,
         mount_from.as_slice(),
+        http,
         &transport,
         registry::retry::RetryPolicy::with_budget(args.retry_budget),
-    )
-    .await?;
+    )?;
     let options = PushOptions {
         jobs: usize::from(args.jobs),
         mount_from,
         progress: !out.quiet && std::io::stderr().is_terminal(),
     };
-    let report = registry::push_layout(&layout, &target, &client, &options).await?;
+    let report = registry::push_layout(&layout, &target, &mut client, &options).await?;
 
     let warning = state_file.update(|state| {
         let app = state.apps.entry(app_key).or_default();
@@ -192,7 +192,8 @@ async fn default_reference(
         (None, Some(subscription)) => {
             let arm = Arm::from_env()?;
             let mode = Mode::detect(global.yes);
-            choose::resolve_registry(&arm, &subscription, None, state, mode)
+            let flag = "a reference (`spin-aks push <registry>/<repository>[:tag]`) or `spin-aks cluster use --registry NAME`";
+            choose::resolve_registry(&arm, &subscription, None, state, mode, flag)
                 .await?
                 .properties
                 .login_server

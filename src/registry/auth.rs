@@ -68,6 +68,12 @@ pub async fn azure_credential(
             token,
         },
         source: "the Azure sign-in (ACR refresh token)".to_string(),
+        // ACR's token service is at the login server, as the exchange just was (REFERENCE §6).
+        challenge: Some(Challenge::Bearer {
+            realm: format!("{}/oauth2/token", acr::registry_base_url(login_server)),
+            service: Some(login_server.to_string()),
+            scope: None,
+        }),
     })
 }
 
@@ -176,8 +182,8 @@ impl Authenticator {
     pub fn new(http: reqwest::Client, credential: SourcedCredential, retry: RetryPolicy) -> Self {
         Authenticator {
             http,
+            challenge: Mutex::new(credential.challenge.clone()),
             credential,
-            challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
             retry,
         }
@@ -446,6 +452,7 @@ mod tests {
             SourcedCredential {
                 credential,
                 source: "test".into(),
+                challenge: None,
             },
             RetryPolicy::default(),
         );

@@ -55,20 +55,24 @@ pub struct RegistryClient {
     auth: Authenticator,
     scopes: Vec<String>,
     retry: RetryPolicy,
+    /// Whether the first request tries HTTPS once and falls back to HTTP (a loopback registry).
+    probe_http: bool,
 }
 
 impl RegistryClient {
-    /// Connects to the registry of `target`: picks the scheme (HTTPS; HTTP with `--plain-http` or
-    /// as a fallback on loopback), learns its auth challenge and checks the credential up front.
-    /// `mount_sources` are other repositories we may mount blobs from (pull scope requested).
-    pub async fn connect(
+    /// A client for pushes to `target`'s repository that has asked the registry nothing yet: the
+    /// scheme and the auth challenge are learnt by the push's first request,
+    /// [`Self::first_manifest_digest`]. `http` is [`http_client`]'s for `transport` (built once:
+    /// loading the system's CA certificates is most of a warm push's own time). `mount_sources`
+    /// are other repositories we may mount blobs from (pull scope requested).
+    pub fn new(
         target: &Reference,
         credential: SourcedCredential,
         mount_sources: &[String],
+        http: reqwest::Client,
         transport: &TransportOptions,
         retry: RetryPolicy,
     ) -> anyhow::Result<Self> {
-        let http = http_client(transport)?;
         let mut scopes = vec![format!("repository:{}:pull,push", target.repository)];
         scopes.extend(
             mount_sources
@@ -76,86 +80,64 @@ impl RegistryClient {
                 .map(|source| format!("repository:{source}:pull")),
         );
         let auth = Authenticator::new(http.clone(), credential, retry.clone());
-        let mut client = RegistryClient {
+        let scheme = if transport.plain_http {
+            "http"
+        } else {
+            "https"
+        };
+        Ok(RegistryClient {
             http,
-            base: base_url(
-                if transport.plain_http {
-                    "http"
-                } else {
-                    "https"
-                },
-                target,
-            )?,
+            base: base_url(scheme, target)?,
             registry: target.registry.clone(),
             repository: target.repository.clone(),
             auth,
             scopes,
-            retry: retry.clone(),
-        };
-        let loopback_probe = !transport.plain_http && reference::is_loopback(&target.registry);
-        if loopback_probe {
+            retry,
+            probe_http: !transport.plain_http && reference::is_loopback(&target.registry),
+        })
+    }
+
+    /// The push's first request, a HEAD of the manifest `reference` (tag or digest): the digest
+    /// it points at, if any. On the way it picks the scheme (a loopback registry that does not
+    /// answer HTTPS gets HTTP), answers the auth challenge (a 401 that the credential does not
+    /// cure is an authentication failure) and retries for [`CONNECT_BUDGET`] at most, so a wrong
+    /// address fails fast. No `GET /v2/` first: the HEAD itself says all that.
+    pub async fn first_manifest_digest(
+        &mut self,
+        reference: &str,
+    ) -> anyhow::Result<Option<Digest>> {
+        if std::mem::take(&mut self.probe_http) {
             // One quick HTTPS try; a loopback registry that does not speak TLS gets HTTP.
-            let once = retry.once();
-            match client.ping(&once, Some(PROBE_TIMEOUT)).await {
-                Ok(()) => return Ok(client),
+            match self
+                .head_manifest(reference, &self.retry.once(), Some(PROBE_TIMEOUT))
+                .await
+            {
+                Ok(digest) => return Ok(digest),
                 Err(err) if is_untrusted_certificate(&err) => {
-                    return Err(untrusted(&target.registry, err));
+                    return Err(untrusted(&self.registry, err));
                 }
                 Err(err) if is_unreachable_over_tls(&err) => {
                     tracing::debug!(
                         "{} does not answer HTTPS ({err:#}); using HTTP",
-                        target.registry
+                        self.registry
                     );
-                    client.base = base_url("http", target)?;
+                    self.base
+                        .set_scheme("http")
+                        .map_err(|()| anyhow::anyhow!("cannot talk HTTP to {}", self.registry))?;
                 }
                 Err(err) => return Err(err),
             }
         }
-        let connect = retry.capped(CONNECT_BUDGET);
-        client.ping(&connect, None).await.map_err(|err| {
-            if is_untrusted_certificate(&err) {
-                untrusted(&target.registry, err)
-            } else {
-                err
-            }
-        })?;
-        Ok(client)
-    }
-
-    /// `GET /v2/`: learns the challenge, then checks the credential (a token, or basic auth).
-    async fn ping(&self, policy: &RetryPolicy, timeout: Option<Duration>) -> anyhow::Result<()> {
-        let url = self.url("/v2/")?;
-        let get = || {
-            let request = self.http.get(url.clone());
-            Ok(match timeout {
-                Some(timeout) => request.timeout(timeout),
-                None => request,
+        let connect = self.retry.capped(CONNECT_BUDGET);
+        self.head_manifest(reference, &connect, None)
+            .await
+            .map_err(|err| {
+                if is_untrusted_certificate(&err) {
+                    untrusted(&self.registry, err)
+                } else {
+                    err
+                }
             })
-        };
-        let response = retry::run(policy, |_| self.send_once(get, "connect")).await?;
-        if response.status().is_success() {
-            return Ok(());
-        }
-        if response.status() != StatusCode::UNAUTHORIZED {
-            anyhow::bail!(
-                "{} does not answer like a container registry: GET {url} answered {}",
-                self.registry,
-                response.status()
-            );
-        }
-        let header = challenge_header(&response);
-        if !self.auth.challenged(header.as_deref(), &self.scopes).await {
-            anyhow::bail!(
-                "{} asked for authentication in a way spin-aks does not support ({})",
-                self.registry,
-                header.unwrap_or_else(|| "no WWW-Authenticate header".into())
-            );
-        }
-        let check = retry::run(policy, |_| self.send_once(get, "connect")).await?;
-        if check.status() == StatusCode::UNAUTHORIZED {
-            return Err(self.auth_failed(None));
-        }
-        Ok(())
     }
 
     /// The retry policy every request goes by (its count of retries included).
@@ -393,16 +375,25 @@ impl RegistryClient {
     }
 
     /// The digest the tag (or digest) `reference` resolves to, if the repository has it.
-    pub async fn manifest_digest(&self, reference: &str) -> anyhow::Result<Option<Digest>> {
+    async fn head_manifest(
+        &self,
+        reference: &str,
+        policy: &RetryPolicy,
+        timeout: Option<Duration>,
+    ) -> anyhow::Result<Option<Digest>> {
         let url = self.url(&format!("/v2/{}/manifests/{reference}", self.repository))?;
-        retry::run(&self.retry, |_| async {
+        retry::run(policy, |_| async {
             let response = self
                 .send(
                     || {
-                        Ok(self
+                        let request = self
                             .http
                             .head(url.clone())
-                            .header(header::ACCEPT, MANIFEST_ACCEPT))
+                            .header(header::ACCEPT, MANIFEST_ACCEPT);
+                        Ok(match timeout {
+                            Some(timeout) => request.timeout(timeout),
+                            None => request,
+                        })
                     },
                     "check manifest",
                 )
@@ -469,7 +460,11 @@ impl RegistryClient {
         }
         let header = challenge_header(&response);
         if !self.auth.challenged(header.as_deref(), &self.scopes).await {
-            return Err(Attempt::Final(self.auth_failed(header.as_deref())));
+            return Err(Attempt::Final(anyhow::anyhow!(
+                "{} asked for authentication in a way spin-aks does not support ({})",
+                self.registry,
+                header.unwrap_or_else(|| "no WWW-Authenticate header".into())
+            )));
         }
         let response = self.send_once(&build, what).await?;
         if response.status() == StatusCode::UNAUTHORIZED {

@@ -1,6 +1,7 @@
 //! What we authenticate with: a [`Credential`] whose secrets are wrapped in [`Secret`], which
 //! never prints its value (Debug and Display redact), so no log line or error can leak it.
 
+pub use super::auth::Challenge;
 pub use crate::azure::Secret;
 
 /// How to authenticate to one registry.
@@ -26,6 +27,9 @@ pub struct SourcedCredential {
     pub credential: Credential,
     /// e.g. "the Docker config /home/me/.docker/config.json", "docker-credential-pass".
     pub source: String,
+    /// The registry's auth challenge when it is known without asking (ACR's token service, for
+    /// an ACR refresh token): the first request then carries a token instead of drawing a 401.
+    pub challenge: Option<Challenge>,
 }
 
 impl SourcedCredential {
@@ -33,6 +37,7 @@ impl SourcedCredential {
         SourcedCredential {
             credential: Credential::Anonymous,
             source: "no credentials (anonymous)".to_string(),
+            challenge: None,
         }
     }
 }

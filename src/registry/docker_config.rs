@@ -85,6 +85,7 @@ fn resolve(
             return Ok(SourcedCredential {
                 credential,
                 source: format!("the Docker config {}", path.display()),
+                challenge: None,
             });
         }
     }
@@ -197,6 +198,7 @@ fn from_helper(helper: &str, registry: &str, config: &Path) -> anyhow::Result<So
     Ok(SourcedCredential {
         credential,
         source: format!("the credential helper `{program}`"),
+        challenge: None,
     })
 }
 

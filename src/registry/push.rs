@@ -1,5 +1,5 @@
-//! Pushing an OCI layout: blobs first (HEAD, else mount, else a streamed upload; `jobs` at a time,
-//! each within its retry budget), then the manifest once every blob is there, unless already tagged.
+//! Pushing an OCI layout: nothing more when the target already has the manifest; else blobs (HEAD,
+//! else mount, else a streamed upload; `jobs` at a time, each within its retry budget), then the manifest.
 
 use std::collections::BTreeSet;
 
@@ -22,7 +22,7 @@ pub struct PushOptions {
     pub progress: bool,
 }
 
-/// What a push did: the JSON of `push --output json` (CLI.md), plus whether the manifest was sent.
+/// What a push did: the JSON of `push --output json` (docs/cli.md), plus whether the manifest was sent.
 #[derive(Clone, Debug, Serialize)]
 pub struct PushReport {
     pub reference: String,
@@ -45,10 +45,19 @@ enum BlobOutcome {
 }
 
 /// Pushes the layout's image to `target` (whose tag, if any, names it) through `client`.
+///
+/// The manifest is asked about first, and when the target already has it under that tag (or
+/// digest) that one HEAD is the whole push. That is sound: a registry holds a manifest only with
+/// every blob it names — a conforming one refuses a manifest PUT naming a blob it lacks
+/// (`MANIFEST_BLOB_UNKNOWN`, distribution spec "Pushing Manifests"; docker-registry checks each
+/// layer and the config before storing it) and garbage collection keeps what a manifest
+/// references. A blob deleted by hand behind a live manifest is a broken registry that a push does
+/// not audit; once the manifest is gone too (or under a new tag) every blob is checked again and
+/// what is missing is uploaded.
 pub async fn push_layout(
     layout: &Layout,
     target: &Reference,
-    client: &RegistryClient,
+    client: &mut RegistryClient,
     options: &PushOptions,
 ) -> anyhow::Result<PushReport> {
     let (descriptor, manifest) = layout.image(None)?;
@@ -61,26 +70,29 @@ pub async fn push_layout(
     for blob in &blobs {
         check_blob_file(layout, blob)?;
     }
-    let progress = Progress::new(options.progress, blobs.iter().map(|b| b.size).sum());
-    let outcomes: Vec<BlobOutcome> = stream::iter(blobs)
-        .map(|blob| {
-            push_blob(
-                layout,
-                client,
-                blob,
-                options.mount_from.as_deref(),
-                &progress,
-            )
-        })
-        .buffer_unordered(options.jobs.max(1))
-        .try_collect()
-        .await?;
-    progress.finish();
-
     let digest = descriptor.digest.clone();
     let manifest_reference = target.tag.clone().unwrap_or_else(|| digest.to_string());
-    let manifest_put = client.manifest_digest(&manifest_reference).await? != Some(digest.clone());
-    if manifest_put {
+    let already_there =
+        client.first_manifest_digest(&manifest_reference).await? == Some(digest.clone());
+    let client = &*client;
+    let outcomes: Vec<BlobOutcome> = if already_there {
+        blobs.iter().map(|_| BlobOutcome::Skipped).collect()
+    } else {
+        let progress = Progress::new(options.progress, blobs.iter().map(|b| b.size).sum());
+        let outcomes = stream::iter(blobs)
+            .map(|blob| {
+                push_blob(
+                    layout,
+                    client,
+                    blob,
+                    options.mount_from.as_deref(),
+                    &progress,
+                )
+            })
+            .buffer_unordered(options.jobs.max(1))
+            .try_collect()
+            .await?;
+        progress.finish();
         client
             .put_manifest(
                 &manifest_reference,
@@ -88,7 +100,8 @@ pub async fn push_layout(
                 &manifest_bytes,
             )
             .await?;
-    }
+        outcomes
+    };
     let mut report = PushReport {
         reference: target.to_string(),
         pinned: target.pinned(&digest),
@@ -98,7 +111,7 @@ pub async fn push_layout(
         blobs_mounted: 0,
         bytes_uploaded: 0,
         retries: client.retries(),
-        manifest_put,
+        manifest_put: !already_there,
     };
     for outcome in outcomes {
         match outcome {

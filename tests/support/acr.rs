@@ -66,6 +66,8 @@ struct State {
     refresh_tokens: Mutex<HashSet<String>>,
     counter: AtomicU64,
     http: reqwest::Client,
+    /// Every request's method and path, in order of arrival.
+    requests: Mutex<Vec<(String, String)>>,
 }
 
 /// A running fake ACR. Dropping it stops the registry.
@@ -130,6 +132,7 @@ impl AcrFake {
                 .no_proxy()
                 .build()
                 .unwrap(),
+            requests: Mutex::default(),
         });
         let serving = state.clone();
         super::serve_http(listener, move |req| route(serving.clone(), req));
@@ -138,6 +141,11 @@ impl AcrFake {
             state,
             registry,
         })
+    }
+
+    /// The requests (method, path) served since the last call.
+    pub fn take_requests(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.state.requests.lock().unwrap())
     }
 
     /// Changes what the fake grants from now on.
@@ -213,6 +221,11 @@ type Reply = Response<Full<Bytes>>;
 async fn route(state: Arc<State>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
+    state
+        .requests
+        .lock()
+        .unwrap()
+        .push((method.to_string(), path.clone()));
     match (method.as_str(), path.as_str()) {
         ("POST", "/oauth2/exchange") => exchange(&state, form(req).await),
         ("POST", "/oauth2/token") => refresh_grant(&state, form(req).await),
