@@ -68,7 +68,7 @@ pub async fn azure_credential(
             token,
         },
         source: "the Azure sign-in (ACR refresh token)".to_string(),
-        // ACR's token service is at the login server, as the exchange just was (REFERENCE §6).
+        // ACR's token service is at the login server, as the exchange just was (docs/cluster.md).
         challenge: Some(Challenge::Bearer {
             realm: format!("{}/oauth2/token", acr::registry_base_url(login_server)),
             service: Some(login_server.to_string()),
