@@ -139,7 +139,11 @@ pub fn skip(why: &str) {
     {
         use std::io::Write;
         let crate_name = env!("CARGO_CRATE_NAME");
-        let _ = writeln!(file, "{crate_name}::{test}: {}", why.lines().next().unwrap_or(""));
+        let _ = writeln!(
+            file,
+            "{crate_name}::{test}: {}",
+            why.lines().next().unwrap_or("")
+        );
     }
 }
 
