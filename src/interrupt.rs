@@ -67,7 +67,9 @@ pub fn install() -> io::Result<()> {
                     _ = terminate.recv() => ("SIGTERM", 143),
                 }
             });
-            let removed = sweep(&made());
+            // Held until the process exits: no thread can make a temporary path after the sweep.
+            let made = made();
+            let removed = sweep(&made);
             eprintln!("error: interrupted by {name}; removed {removed} temporary file(s), nothing half-written is left");
             std::process::exit(code);
         })?;
