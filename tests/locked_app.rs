@@ -3,13 +3,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::Digest;
 use support::apps::wasm;
-use support::{json_stdout, spin_aks};
+use support::{json_stdout, serve_bytes, spin_aks};
 
 const HEADER: &str = "spin_manifest_version = 2\n[application]\nname = \"locked\"\nversion = \"1.0.0\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"api\"\n";
 
@@ -134,26 +133,6 @@ fn an_app_without_chaining_keeps_lock_version_zero() {
     assert_eq!(locked["spin_lock_version"], 0);
     assert_eq!(locked.get("must_understand"), None);
     assert_eq!(locked["components"][0].get("host_requirements"), None);
-}
-
-/// Serves `body` over HTTP on a loopback port for `requests` requests; returns the URL.
-fn serve(body: Vec<u8>, requests: usize) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/dep.wasm", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(requests) {
-            let mut stream = stream.unwrap();
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            stream.write_all(head.as_bytes()).unwrap();
-            stream.write_all(&body).unwrap();
-        }
-    });
-    url
 }
 
 /// A component exporting `interface` with one function `greet` returning `result` (a WAT type),
@@ -295,7 +274,7 @@ fn dependencies_are_composed_into_one_wasm_layer_and_leave_the_locked_app() {
 fn a_url_dependency_is_composed_and_its_download_cached() {
     let home = tempfile::tempdir().unwrap();
     let dependency = greeter("test:greet/greeter", "u32", None);
-    let url = serve(dependency.clone(), 1);
+    let url = serve_bytes(dependency.clone(), 1, "dep.wasm");
     let app = composed_app(
         home.path(),
         &format!(
@@ -439,7 +418,7 @@ fn dependencies_spin_or_the_target_refuses_exit_2_naming_component_and_dependenc
         (
             format!(
                 "\"my:dep/x\" = {{ url = \"{}\", digest = \"{digest}\" }}",
-                serve(wasm(12), 1)
+                serve_bytes(wasm(12), 1, "dep.wasm")
             ),
             &[],
             vec!["component `api`, dependency `my:dep/x`", "fix the `digest`"],

@@ -261,3 +261,25 @@ pub fn skopeo_copy_to_layout(reference: &str, dir: &Path) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Serves `body` over plain HTTP on a loopback port for `requests` requests; returns the URL of
+/// `/<path>` (any path gets the body).
+pub fn serve_bytes(body: Vec<u8>, requests: usize, path: &str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/{path}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(&body).unwrap();
+        }
+    });
+    url
+}
