@@ -201,8 +201,8 @@ fn composed_app(home: &Path, dependencies: &str) -> PathBuf {
         &format!("[component.api]\nsource = \"api.wasm\"\n[component.api.dependencies]\n{dependencies}\n"),
     );
     std::fs::write(app.join("api.wasm"), greeted()).unwrap();
-    let shared = home.join("shared");
-    std::fs::create_dir_all(&shared).unwrap();
+    let libs = home.join("libs");
+    std::fs::create_dir_all(&libs).unwrap();
     for (file, wasm) in [
         ("greet.wasm", greeter("test:greet/greeter", "u32", None)),
         ("hello.wasm", greeter("test:greet/hello", "u32", None)),
@@ -216,7 +216,7 @@ fn composed_app(home: &Path, dependencies: &str) -> PathBuf {
             ),
         ),
     ] {
-        std::fs::write(shared.join(file), wasm).unwrap();
+        std::fs::write(libs.join(file), wasm).unwrap();
     }
     app
 }
@@ -229,10 +229,10 @@ fn dependencies_are_composed_into_one_wasm_layer_and_leave_the_locked_app() {
     // `export` picks another export (lib.rs:317-330), and a dependency inheriting nothing that
     // imports no capability is composed as is (crates/capabilities/src/deny.rs:76-79).
     let cases = [
-        "\"test:greet/greeter\" = { path = \"../shared/greet.wasm\" }",
-        "\"test:greet\" = { path = \"../shared/greet.wasm\", inherit_configuration = false }",
-        "\"test:greet/greeter\" = { path = \"../shared/hello.wasm\", export = \"test:greet/hello\" }",
-        "\"test:greet/greeter\" = { path = \"../shared/env.wasm\", inherit_configuration = true }",
+        "\"test:greet/greeter\" = { path = \"../libs/greet.wasm\" }",
+        "\"test:greet\" = { path = \"../libs/greet.wasm\", inherit_configuration = false }",
+        "\"test:greet/greeter\" = { path = \"../libs/hello.wasm\", export = \"test:greet/hello\" }",
+        "\"test:greet/greeter\" = { path = \"../libs/env.wasm\", inherit_configuration = true }",
     ];
     for dependencies in cases {
         let home = tempfile::tempdir().unwrap();
@@ -297,7 +297,7 @@ fn dependencies_that_cannot_be_composed_exit_2_naming_component_and_dependency()
     let field = "`component.api.dependencies.\"test:greet/greeter\"`";
     let cases = [
         (
-            "\"test:greet/other\" = { path = \"../shared/greet.wasm\" }",
+            "\"test:greet/other\" = { path = \"../libs/greet.wasm\" }",
             vec![
                 "`component.api.dependencies.\"test:greet/other\"`",
                 "matches no import of component `api`",
@@ -305,18 +305,18 @@ fn dependencies_that_cannot_be_composed_exit_2_naming_component_and_dependency()
             ],
         ),
         (
-            "\"test:greet/greeter\" = { path = \"../shared/hello.wasm\" }",
+            "\"test:greet/greeter\" = { path = \"../libs/hello.wasm\" }",
             vec![field, "does not export `test:greet/greeter`", "`test:greet/hello`"],
         ),
         (
-            "\"test:greet/greeter\" = { path = \"../shared/greet-u64.wasm\" }",
+            "\"test:greet/greeter\" = { path = \"../libs/greet-u64.wasm\" }",
             vec![
                 field,
                 "its export `test:greet/greeter` does not match import `test:greet/greeter` of component `api`",
             ],
         ),
         (
-            "\"test:greet/greeter\" = { path = \"../shared/env.wasm\", inherit_configuration = [\"files\"] }",
+            "\"test:greet/greeter\" = { path = \"../libs/env.wasm\", inherit_configuration = [\"files\"] }",
             vec![
                 field,
                 "imports wasi:cli/environment@0.2.3",
@@ -325,7 +325,7 @@ fn dependencies_that_cannot_be_composed_exit_2_naming_component_and_dependency()
             ],
         ),
         (
-            "\"test:greet/greeter\" = { path = \"../shared/env.wasm\" }",
+            "\"test:greet/greeter\" = { path = \"../libs/env.wasm\" }",
             vec![field, "inherits no configuration", "inherit_configuration = true"],
         ),
         (

@@ -466,7 +466,7 @@ mod tests {
         let deps = parse_deps(
             &format!(
                 r#"
-            "my:dep/one" = {{ path = "../shared/one.wasm", export = "their:impl/one" }}
+            "my:dep/one" = {{ path = "../libs/one.wasm", export = "their:impl/one" }}
             "my:dep/two" = {{ url = "http://127.0.0.1/two.wasm", digest = "{digest}", inherit_configuration = ["ai_models"] }}
             "my:dep/three" = {{ component = "helper", inherit_configuration = true }}
             "#
@@ -478,7 +478,7 @@ mod tests {
             deps[0],
             Dependency {
                 name: "my:dep/one".into(),
-                source: DependencySource::Local("../shared/one.wasm".into()),
+                source: DependencySource::Local("../libs/one.wasm".into()),
                 export: Some("their:impl/one".into()),
                 inherit: Inherit::Nothing,
             }
