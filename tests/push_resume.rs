@@ -1,4 +1,4 @@
-//! Resuming a cut upload where the registry allows it (distribution 2.8 does not, see README):
+//! Resuming a cut upload where the registry allows it (distribution 2.8 does not, see docs/reliability.md):
 //! a small fake registry that keeps the bytes of a cut PUT and reports them on GET, checked to
 //! receive the rest as a PATCH from that offset and the whole blob under its digest.
 

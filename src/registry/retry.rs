@@ -19,7 +19,7 @@ pub struct RetryPolicy {
     retries: Arc<AtomicUsize>,
 }
 
-/// The default budget per blob and per request outside blobs: see README "Reliability".
+/// The default budget per blob and per request outside blobs: see docs/reliability.md.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(120);
 
 impl Default for RetryPolicy {
