@@ -1,11 +1,16 @@
-use spin_aks::cli::Cli;
+use spin_aks::cli::{Cli, Command};
 use spin_aks::{error, interrupt};
 
 fn main() {
     let cli = Cli::parse_invocation();
     init_tracing(cli.global.verbose);
-    if let Err(e) = interrupt::install() {
-        eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run may leave temporary files behind");
+    // Ctrl-C is how a user stops `port-forward` and `logs --follow`: it ends them quietly, as it
+    // ends kubectl's; they make no temporary files to sweep.
+    let streams = matches!(cli.command, Command::PortForward(_) | Command::Logs(_));
+    if !streams {
+        if let Err(e) = interrupt::install() {
+            eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run may leave temporary files behind");
+        }
     }
     let verbose = cli.global.verbose > 0;
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
