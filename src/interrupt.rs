@@ -44,6 +44,12 @@ pub fn temp_dir() -> io::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
+/// Returns at once unless an interrupt is sweeping; then never, so the interrupt's exit (and its
+/// code) wins over a command that fails or ends because its files were just removed.
+pub fn settle() {
+    drop(made());
+}
+
 /// Handles SIGINT and SIGTERM from now on: a thread waits for either, removes what
 /// [`temp_file_in`] and [`temp_dir`] made, says so on stderr and exits 130 (SIGINT) or 143.
 pub fn install() -> io::Result<()> {

@@ -21,7 +21,9 @@ fn main() {
         }
         spin_aks::commands::run(cli).await
     };
-    if let Err(err) = runtime.block_on(run) {
+    let result = runtime.block_on(run);
+    interrupt::settle();
+    if let Err(err) = result {
         eprintln!("error: {}", error::render(&err, verbose));
         std::process::exit(error::exit_code(&err));
     }

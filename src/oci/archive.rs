@@ -69,6 +69,8 @@ pub fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<Layout> {
     let file = File::open(archive)
         .map_err(|e| crate::bad_input!("cannot read the archive {}: {e}", archive.display()))?;
     let mut tar = tar::Archive::new(BufReader::new(file));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     for entry in tar
         .entries()
         .map_err(|e| crate::bad_input!("{} is not a tar archive: {e}", archive.display()))?
@@ -92,9 +94,9 @@ pub fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<Layout> {
         }
         let target = dir.join(&path);
         match entry.header().entry_type() {
-            tar::EntryType::Directory => std::fs::create_dir_all(&target)
+            tar::EntryType::Directory => create_dirs_below(dir, &target)
                 .map_err(|e| unpack_failed(archive, &path, e))?,
-            tar::EntryType::Regular => copy_entry(&mut entry, &target)
+            tar::EntryType::Regular => copy_entry(&mut entry, dir, &target)
                 .map_err(|e| unpack_failed(archive, &path, e))?,
             other => {
                 return Err(crate::bad_input!(
@@ -127,13 +129,28 @@ fn unpack_failed(archive: &Path, entry: &Path, err: std::io::Error) -> anyhow::E
     )
 }
 
-fn copy_entry(entry: &mut impl Read, target: &Path) -> std::io::Result<()> {
+fn copy_entry(entry: &mut impl Read, root: &Path, target: &Path) -> std::io::Result<()> {
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
+        create_dirs_below(root, parent)?;
     }
     let mut out = BufWriter::new(File::create(target)?);
     std::io::copy(entry, &mut out)?;
     out.flush()?;
+    Ok(())
+}
+
+/// Creates `path` and its missing parents below `root`, never `root` itself: once an interrupt
+/// has removed the unpack directory, it cannot come back.
+fn create_dirs_below(root: &Path, path: &Path) -> std::io::Result<()> {
+    let below = path.strip_prefix(root).unwrap_or(path);
+    let mut current = root.to_path_buf();
+    for part in below.components() {
+        current.push(part);
+        match std::fs::create_dir(&current) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    }
     Ok(())
 }
 
