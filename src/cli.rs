@@ -655,3 +655,122 @@ pub struct ManArgs {
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
+
+// ---- Flags into validated settings: the one place each command's flags are checked and turned
+// into the pipeline's types (the pipeline never sees clap).
+
+impl GlobalArgs {
+    /// The app `--from` names and what the state file remembers for it.
+    pub fn app_context(
+        &self,
+        out: &crate::output::Output,
+    ) -> anyhow::Result<crate::context::AppContext> {
+        crate::context::AppContext::load(&self.from, self.state_file.as_deref(), out)
+    }
+
+    /// The state file, read (for commands about clusters and registries, not one app).
+    pub fn store(&self, out: &crate::output::Output) -> anyhow::Result<crate::context::Store> {
+        crate::context::Store::load(self.state_file.as_deref(), out)
+    }
+}
+
+impl TargetArgs {
+    /// The target, reached directly (commands that only talk to the API server).
+    pub fn settings(&self) -> crate::target::TargetSettings {
+        crate::target::TargetSettings {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            aks: self.aks.selector(),
+            via: crate::target::Via::Auto,
+        }
+    }
+
+    /// The target, reached by the route `--via` asks for.
+    pub fn settings_via(&self, via: Via) -> crate::target::TargetSettings {
+        crate::target::TargetSettings {
+            via: match via {
+                Via::Auto => crate::target::Via::Auto,
+                Via::Api => crate::target::Via::Api,
+                Via::RunCommand => crate::target::Via::RunCommand,
+            },
+            ..self.settings()
+        }
+    }
+}
+
+impl WorkloadArgs {
+    /// The workload settings; refuses combinations clap cannot express (an autoscaler that
+    /// could not work).
+    pub fn settings(&self) -> anyhow::Result<crate::deploy::workload::WorkloadSettings> {
+        use crate::deploy::workload;
+        use crate::kube::key_vault::KeyVaultMode;
+        let resources = objects::ResourceOptions {
+            cpu_limit: self.cpu_limit.clone(),
+            memory_limit: self.memory_limit.clone(),
+            cpu_request: self.cpu_request.clone(),
+            memory_request: self.memory_request.clone(),
+        };
+        let autoscale = self.autoscale.then_some(objects::Autoscale {
+            max_replicas: self.max_replicas,
+            target_cpu_utilization: self.autoscaler_target_cpu_utilization,
+        });
+        workload::check_autoscale(autoscale.as_ref(), self.replicas, &resources)?;
+        Ok(workload::WorkloadSettings {
+            kind: self.kind,
+            replicas: self.replicas,
+            runtime_class: self.runtime_class.clone(),
+            key_vault: self.key_vault.clone(),
+            key_vault_mode: match self.key_vault_mode {
+                KeyVaultModeArg::Csi => KeyVaultMode::Csi,
+                KeyVaultModeArg::Provider => KeyVaultMode::Provider,
+            },
+            identity_client_id: self.identity_client_id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            service_account: self.service_account.clone(),
+            kv_stores: self.kv_stores.clone(),
+            sqlite: self
+                .sqlite
+                .iter()
+                .cloned()
+                .map(workload::with_env_token)
+                .collect(),
+            resources,
+            autoscale,
+            health_path: self.health_path.clone(),
+            image_pull_secrets: self.image_pull_secrets.clone(),
+        })
+    }
+}
+
+impl DeployArgs {
+    /// The deploy settings: the workload's, the exposure (`--host` only with an Ingress, which
+    /// needs one) and the libsql tokens a runtime config would need.
+    pub fn settings(&self) -> anyhow::Result<crate::deploy::Settings> {
+        use crate::cluster::expose::Exposure;
+        let workload = self.workload.settings()?;
+        let exposure = match (self.expose, &self.host) {
+            (ExposeKind::Ingress, Some(host)) => Exposure::Ingress { host: host.clone() },
+            (ExposeKind::Ingress, None) => return Err(crate::bad_input!(
+                "--expose ingress needs --host <HOST>, the name the app answers on (e.g. --host hello.example.com)"
+            )),
+            (_, Some(_)) => return Err(crate::bad_input!("--host is only used with --expose ingress")),
+            (ExposeKind::Loadbalancer, None) => Exposure::LoadBalancer,
+            (ExposeKind::None, None) => Exposure::None,
+        };
+        crate::deploy::workload::require_tokens(&workload)?;
+        Ok(crate::deploy::Settings {
+            target: self.target.settings_via(self.via),
+            dir: self.dir.clone(),
+            dry_run: self.dry_run == DryRun::Server,
+            diff: self.diff,
+            force_conflicts: self.force_conflicts,
+            prune: self.prune,
+            wait: !self.no_wait,
+            timeout: self.timeout,
+            exposure,
+            secrets: self.secrets.clone(),
+            workload,
+        })
+    }
+}

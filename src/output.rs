@@ -31,6 +31,14 @@ impl Output {
         eprintln!("warning: {}", message.as_ref());
     }
 
+    /// Text that is itself the result in text mode (a diff), printed as is on stdout; a JSON
+    /// report carries it instead.
+    pub fn text_result(&self, text: &str) {
+        if self.mode == OutputMode::Text {
+            print!("{text}");
+        }
+    }
+
     /// The command's result: JSON on stdout, or the given summary line on stdout for text mode.
     pub fn report<T: Serialize>(&self, report: &T, summary: impl AsRef<str>) -> anyhow::Result<()> {
         match self.mode {

@@ -154,6 +154,14 @@ impl StateFile {
     /// Applies `change` to the current state and writes it back, holding the lock throughout so
     /// overlapping runs each see the other's changes.
     pub fn update(&self, change: impl FnOnce(&mut State)) -> anyhow::Result<Option<String>> {
+        Ok(self.update_and_read(change)?.1)
+    }
+
+    /// As [`StateFile::update`], returning the state as written (with other runs' changes).
+    pub fn update_and_read(
+        &self,
+        change: impl FnOnce(&mut State),
+    ) -> anyhow::Result<(State, Option<String>)> {
         let _lock = self.lock()?;
         let (mut state, warning) = self.read()?;
         change(&mut state);
@@ -162,7 +170,7 @@ impl StateFile {
         // NamedTempFile is created 0600, and rename keeps the mode.
         crate::oci::layout::write_atomically(&self.path, &bytes)
             .with_context(|| format!("cannot save the state file {}", self.path.display()))?;
-        Ok(warning)
+        Ok((state, warning))
     }
 
     fn read(&self) -> anyhow::Result<(State, Option<String>)> {

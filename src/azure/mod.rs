@@ -16,5 +16,6 @@ pub mod roles;
 pub mod run_command;
 pub mod secret;
 pub mod vault;
+pub mod workload_identity;
 
 pub use secret::Secret;

@@ -14,6 +14,8 @@ use super::apply::Resources;
 use super::connect::Connection;
 use super::errors::{explain, Action};
 use crate::app::compat::{self, ShimRelease};
+use crate::app::model::Source;
+use crate::app::App;
 use crate::kube::objects::DEFAULT_RUNTIME_CLASS;
 use crate::kube::spinapp::SHIM_EXECUTOR;
 
@@ -45,6 +47,25 @@ impl Check {
             fix: Some(fix.into()),
         }
     }
+}
+
+/// The `ns:pkg/name@version` names in the app's built local wasm (remote sources are not read):
+/// what [`Needs::imports`] lists.
+pub fn host_imports(app: &App) -> BTreeSet<String> {
+    let mut imports = BTreeSet::new();
+    for component in &app.components {
+        let Source::Local(path) = &component.source else {
+            continue;
+        };
+        let Ok(file) = std::fs::File::open(app.dir.join(path)) else {
+            continue;
+        };
+        let mut scanner = compat::ImportScanner::new(std::io::BufReader::new(file));
+        if std::io::copy(&mut scanner, &mut std::io::sink()).is_ok() {
+            imports.extend(scanner.finish());
+        }
+    }
+    imports
 }
 
 /// What the app asks of the cluster.

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod applyset;
 pub mod check;
+pub mod check_aks;
 pub mod connect;
 pub mod diff;
 pub mod errors;

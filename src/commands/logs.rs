@@ -4,11 +4,11 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use super::deploy;
 use crate::bad_input;
 use crate::cli::{GlobalArgs, LogsArgs};
 use crate::cluster::logs::{self, LogOptions};
 use crate::output::{Output, OutputMode};
+use crate::target::Cluster;
 
 #[derive(Serialize)]
 struct LogsReport {
@@ -28,11 +28,12 @@ pub async fn run(global: &GlobalArgs, args: &LogsArgs, out: &Output) -> anyhow::
             "logs --follow streams text; drop --output json or --follow"
         ));
     }
-    let target = deploy::target(global, &args.target, out).await?;
-    let namespace = target.conn.namespace.clone();
-    let pods = logs::pods_of(&target.conn, &namespace, &target.name).await?;
+    let ctx = global.app_context(out)?;
+    let cluster = Cluster::connect(&ctx, &args.target.settings(), global.yes).await?;
+    let namespace = cluster.conn.namespace.clone();
+    let pods = logs::pods_of(&cluster.conn, &namespace, &ctx.name).await?;
     if pods.is_empty() {
-        anyhow::bail!("{} has no pods in namespace {namespace}", target.name);
+        anyhow::bail!("{} has no pods in namespace {namespace}", ctx.name);
     }
     let prefix = pods.len() > 1;
     let collected = Mutex::new(Vec::new());
@@ -53,7 +54,7 @@ pub async fn run(global: &GlobalArgs, args: &LogsArgs, out: &Output) -> anyhow::
         since: args.since,
         tail: args.tail,
     };
-    logs::stream(&target.conn, &namespace, &pods, &options, &print).await?;
+    logs::stream(&cluster.conn, &namespace, &pods, &options, &print).await?;
     if json {
         let report = LogsReport {
             lines: collected.into_inner().expect("log lines lock"),

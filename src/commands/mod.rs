@@ -3,21 +3,17 @@
 mod apply;
 pub mod build;
 mod cluster;
-mod cluster_check;
 mod delete;
-mod deploy;
 mod export;
 pub mod identity;
 mod logs;
 mod port_forward;
 pub mod push;
-mod remote;
 mod scaffold;
 mod secrets;
 mod shell;
 mod status;
 mod up;
-mod workload;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;

@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
-use super::deploy;
 use crate::cli::{GlobalArgs, PortForwardArgs};
 use crate::cluster::logs::{is_ready, pods_of};
 use crate::cluster::portforward;
 use crate::output::Output;
+use crate::target::Cluster;
 
 #[derive(Serialize)]
 struct Forwarding {
@@ -16,9 +16,10 @@ struct Forwarding {
 }
 
 pub async fn run(global: &GlobalArgs, args: &PortForwardArgs, out: &Output) -> anyhow::Result<()> {
-    let target = deploy::target(global, &args.target, out).await?;
-    let namespace = target.conn.namespace.clone();
-    let pods = pods_of(&target.conn, &namespace, &target.name).await?;
+    let ctx = global.app_context(out)?;
+    let cluster = Cluster::connect(&ctx, &args.target.settings(), global.yes).await?;
+    let namespace = cluster.conn.namespace.clone();
+    let pods = pods_of(&cluster.conn, &namespace, &ctx.name).await?;
     let pod = pods
         .iter()
         .find(|p| is_ready(p))
@@ -26,7 +27,7 @@ pub async fn run(global: &GlobalArgs, args: &PortForwardArgs, out: &Output) -> a
         .ok_or_else(|| {
             anyhow::anyhow!(
                 "{} has no Ready pod in namespace {namespace}; see `spin-aks status`",
-                target.name
+                ctx.name
             )
         })?;
     let (listener, port) = portforward::bind(args.port).await?;
@@ -43,5 +44,5 @@ pub async fn run(global: &GlobalArgs, args: &PortForwardArgs, out: &Output) -> a
             portforward::APP_PORT
         ),
     )?;
-    portforward::serve(&target.conn, &namespace, &pod, listener).await
+    portforward::serve(&cluster.conn, &namespace, &pod, listener).await
 }

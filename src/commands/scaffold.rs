@@ -5,17 +5,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::workload;
-use crate::app::{self, compat, App};
+use crate::app::{compat, App};
 use crate::bad_input;
 use crate::cli::{GlobalArgs, ImageFormat, ScaffoldArgs};
+use crate::deploy::workload;
 use crate::kube::files;
 use crate::kube::image::ImageRef;
 use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::{self, dockerfile, RenderOptions, RenderType};
 use crate::output::Output;
 use crate::prompt;
-use crate::state::{AppState, StateFile};
+use crate::state::AppState;
 
 #[derive(Serialize)]
 struct ScaffoldReport<'a> {
@@ -28,16 +28,17 @@ struct ScaffoldReport<'a> {
 }
 
 pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Result<()> {
-    let app = app::load(&global.from)?;
-    let out_dir = args.out.clone().unwrap_or_else(|| default_out_dir(&app));
+    let ctx = global.app_context(out)?;
+    let app = &ctx.app;
+    let out_dir = args.out.clone().unwrap_or_else(|| default_out_dir(app));
     if out_dir.exists() && !out_dir.is_dir() {
         return Err(bad_input!(
             "--out {} is a file, not a directory; choose a directory for the deployment files",
             out_dir.display()
         ));
     }
-    workload::check(&args.workload)?;
-    let remembered = remembered(global, &app, out)?;
+    let settings = args.workload.settings()?;
+    let remembered = ctx.remembered();
 
     let prompter = Prompter::new(global.yes);
     let render_type = match args.render_type {
@@ -47,7 +48,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
             &[RenderType::Kube, RenderType::Kustomize, RenderType::Helm],
         )?,
     };
-    let kind = match args.workload.kind {
+    let kind = match settings.kind {
         Some(k) => k,
         None => prompter.choose(
             "Workload",
@@ -56,21 +57,21 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     };
     let image = match &args.image {
         Some(image) => image.clone(),
-        None => prompter.image(&default_image(&app, &remembered))?,
+        None => prompter.image(&default_image(app, remembered))?,
     };
 
     let options = workload::options(
-        &args.workload,
-        &app,
-        &remembered,
+        &settings,
+        app,
+        remembered,
         kind,
         image.clone(),
         args.namespace.clone(),
     )?;
-    let workload = objects::build(&app, &options);
+    let workload = objects::build(app, &options);
     let mut warnings = workload.warnings.clone();
     warnings.extend(secrets_not_written(&workload));
-    let findings = compat::check(&app, ImageFormat::Spin);
+    let findings = compat::check(app, ImageFormat::Spin);
     warnings.extend(findings.errors.into_iter().chain(findings.warnings));
 
     let render_options = RenderOptions {
@@ -82,7 +83,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     };
     let mut generated = render::render(render_type, &workload, &render_options);
     if args.dockerfile {
-        let (docker_files, docker_warnings) = dockerfile::render(&app, &image.to_string());
+        let (docker_files, docker_warnings) = dockerfile::render(app, &image.to_string());
         generated.extend(docker_files);
         warnings.extend(docker_warnings);
     }
@@ -130,16 +131,6 @@ fn value_name<T: clap::ValueEnum>(value: T) -> String {
 }
 
 /// The image this app was last pushed to (state file), else `<app name>:<version>`.
-/// What the state file remembers for this app (nothing when it was never pushed or set up).
-fn remembered(global: &GlobalArgs, app: &App, out: &Output) -> anyhow::Result<AppState> {
-    let (mut state, warning) = StateFile::new(global.state_file.as_deref())?.load()?;
-    if let Some(warning) = warning {
-        out.warn(warning);
-    }
-    let key = app.manifest_path.to_string_lossy();
-    Ok(state.apps.remove(key.as_ref()).unwrap_or_default())
-}
-
 fn default_image(app: &App, remembered: &AppState) -> ImageRef {
     let pushed = remembered.last_image.as_deref();
     if let Some(mut image) = pushed.and_then(|i| ImageRef::parse(i).ok()) {

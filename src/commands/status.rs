@@ -1,24 +1,15 @@
 //! `spin-aks status`: what runs for this app in the cluster (image digest, replicas, endpoint, conditions).
 
-use super::deploy::{self, Route};
-use super::remote;
 use crate::cli::{GlobalArgs, StatusArgs};
-use crate::cluster::apply::Resources;
-use crate::cluster::status;
+use crate::deploy;
 use crate::output::Output;
+use crate::target::Target;
 
 pub async fn run(global: &GlobalArgs, args: &StatusArgs, out: &Output) -> anyhow::Result<()> {
-    let status = match deploy::route(global, &args.target, args.via, out).await? {
-        Route::RunCommand(record, aks) => {
-            let namespace = args.target.namespace.as_deref();
-            remote::status(&record, &aks, namespace, out).await?
-        }
-        Route::Api(target) => {
-            let resources = Resources::discover(&target.conn).await?;
-            let namespace = target.conn.namespace.clone();
-            status::read(&target.conn, &resources, &namespace, &target.name).await?
-        }
-    };
+    let settings = args.target.settings_via(args.via);
+    let ctx = global.app_context(out)?;
+    let target = Target::resolve(&settings, ctx.store.state(), global.yes).await?;
+    let status = deploy::status(&ctx, target, out).await?;
     let mut lines = vec![
         format!(
             "{} {} in namespace {} of {}",

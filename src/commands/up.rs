@@ -3,17 +3,17 @@
 
 use serde::Serialize;
 
-use super::apply::{print_diff, summary};
 use super::build::BuildReport;
-use super::deploy::{self, DeployReport};
-use super::identity;
 use super::push;
-use super::workload;
-use crate::cli::{DeployArgs, GlobalArgs, UpArgs};
+use crate::azure::workload_identity::{self, Plan};
+use crate::cli::{GlobalArgs, UpArgs};
+use crate::context::AppContext;
+use crate::deploy::{self, plan, workload, DeployReport, Settings};
 use crate::kube::image::ImageRef;
 use crate::output::Output;
 use crate::prompt;
 use crate::registry::PushReport;
+use crate::target::Target;
 
 #[derive(Serialize)]
 struct UpReport<'a> {
@@ -24,6 +24,7 @@ struct UpReport<'a> {
 }
 
 pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Result<()> {
+    let settings = args.deploy.settings()?;
     let pushed = push::push(global, &args.push, out).await?;
     out.info(format!("pushed {}", pushed.report.pinned));
     let image = ImageRef::parse(&pushed.report.pinned).map_err(|e| {
@@ -32,38 +33,37 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
             pushed.report.pinned
         )
     })?;
-    offer_identity(global, &args.deploy, out).await?;
-    let applied = deploy::deploy(global, &args.deploy, Some(image), out).await?;
-    print_diff(&applied, out);
+    let mut ctx = global.app_context(out)?;
+    let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
+    offer_identity(global, &mut ctx, &target, &settings, out).await?;
+    let applied = deploy::deploy(&mut ctx, target, &settings, Some(image), out).await?;
+    if let Some(diff) = &applied.diff {
+        out.text_result(diff);
+    }
     let report = UpReport {
         build: pushed.build.as_ref(),
         push: &pushed.report,
         apply: &applied,
         endpoint: applied.endpoint.as_deref(),
     };
-    out.report(
-        &report,
-        summary(&applied, &global.from.display().to_string()),
-    )
+    out.report(&report, applied.summary(&global.from.display().to_string()))
 }
 
 /// When the app reads Key Vault or a Cosmos DB store and has no workload identity yet, offers
-/// `identity setup` on the chosen AKS cluster (asked on a terminal, done with `-y`).
+/// `identity setup` on the targeted AKS cluster (asked on a terminal, done with `-y`).
 async fn offer_identity(
     global: &GlobalArgs,
-    args: &DeployArgs,
+    ctx: &mut AppContext,
+    target: &Target,
+    settings: &Settings,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let record = deploy::app_record(global, out)?;
-    let has_identity =
-        record.state.identity.is_some() || args.workload.identity_client_id.is_some();
-    let Some((key_vault, cosmos)) = workload::identity_needs(&args.workload, &record.state)? else {
+    let wanted = &settings.workload;
+    let has_identity = ctx.remembered().identity.is_some() || wanted.identity_client_id.is_some();
+    let Some((key_vault, cosmos)) = workload::identity_needs(wanted, ctx.remembered())? else {
         return Ok(());
     };
-    if has_identity {
-        return Ok(());
-    }
-    let Some(aks) = deploy::aks_cluster(global, &args.target, &record.all).await? else {
+    let Some(aks) = target.aks().filter(|_| !has_identity) else {
         return Ok(());
     };
     let question = format!(
@@ -78,18 +78,17 @@ async fn offer_identity(
     if !agreed {
         return Ok(());
     }
-    let plan = identity::Plan {
+    let plan = Plan {
         cluster: aks.cluster.clone(),
-        identity: identity::default_name(&record.name),
-        namespace: deploy::planned_namespace(&record.app, &record.state, args, &aks.cluster.name)?,
-        service_account: args
-            .workload
+        identity: workload_identity::default_name(&ctx.name),
+        namespace: plan::planned_namespace(ctx, settings, &aks.cluster.name)?,
+        service_account: wanted
             .service_account
             .clone()
-            .unwrap_or_else(|| record.name.clone()),
+            .unwrap_or_else(|| ctx.name.clone()),
         key_vault,
         cosmos,
     };
-    let report = identity::setup(&aks.arm, &plan, out).await?;
-    identity::remember(&record.state_file, &record.key, &plan, &report, out)
+    let report = workload_identity::setup(&aks.arm, &plan, &|line| out.info(line)).await?;
+    ctx.remember_identity(report.workload_identity(), plan.key_vault.as_ref(), out)
 }

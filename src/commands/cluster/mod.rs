@@ -1,6 +1,9 @@
 //! `cluster use`, `get-credentials`, `token`, `attach-acr` (and `check`, in its own module): choose
 //! and remember an AKS cluster, hand its credentials to kubectl, and let its nodes pull from a registry.
 
+mod attach_acr;
+mod check;
+
 use anyhow::Context;
 use serde_json::json;
 
@@ -9,32 +12,20 @@ use crate::azure::arm::Arm;
 use crate::azure::choose::{self, Mode, RegistryChoice};
 use crate::azure::credential::AzureCredential;
 use crate::azure::kubeconfig_file;
-use crate::azure::roles::{self, Assignment};
 use crate::cli::{
-    AttachAcrArgs, ClusterArgs, ClusterCommand, ClusterUseArgs, GetCredentialsArgs, GlobalArgs,
-    TokenArgs,
+    ClusterArgs, ClusterCommand, ClusterUseArgs, GetCredentialsArgs, GlobalArgs, TokenArgs,
 };
 use crate::output::Output;
-use crate::state::{ClusterRef, State, StateFile};
+use crate::state::ClusterRef;
 
 pub async fn run(global: &GlobalArgs, args: &ClusterArgs, out: &Output) -> anyhow::Result<()> {
     match &args.command {
         ClusterCommand::Use(args) => use_cluster(global, args, out).await,
         ClusterCommand::GetCredentials(args) => get_credentials(global, args, out).await,
         ClusterCommand::Token(args) => token(args).await,
-        ClusterCommand::AttachAcr(args) => attach_acr(global, args, out).await,
-        ClusterCommand::Check(args) => super::cluster_check::run(global, args, out).await,
+        ClusterCommand::AttachAcr(args) => attach_acr::run(global, args, out).await,
+        ClusterCommand::Check(args) => check::run(global, args, out).await,
     }
-}
-
-/// The state file and its contents (a warning shown when it had to be reset).
-pub(super) fn load_state(global: &GlobalArgs, out: &Output) -> anyhow::Result<(StateFile, State)> {
-    let file = StateFile::new(global.state_file.as_deref())?;
-    let (state, warning) = file.load()?;
-    if let Some(warning) = warning {
-        out.warn(warning);
-    }
-    Ok((file, state))
 }
 
 fn describe(cluster: &ClusterRef) -> String {
@@ -49,20 +40,15 @@ async fn use_cluster(
     args: &ClusterUseArgs,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let (file, state) = load_state(global, out)?;
+    let mut store = global.store(out)?;
     let arm = Arm::from_env()?;
     let mode = Mode::detect(global.yes);
-    let cluster = choose::resolve_cluster(&arm, &args.target.selector(), &state, mode).await?;
+    let state = store.state();
+    let cluster = choose::resolve_cluster(&arm, &args.target.selector(), state, mode).await?;
     let managed = arm.cluster(&cluster).await?;
     let wanted = args.registry.as_deref();
-    let registry = match choose::registry_if_asked(
-        &arm,
-        &cluster.subscription,
-        wanted,
-        &state,
-        mode,
-    )
-    .await?
+    let registry = match choose::registry_if_asked(&arm, &cluster.subscription, wanted, state, mode)
+        .await?
     {
         RegistryChoice::Chosen(registry) => Some(registry),
         RegistryChoice::NoneThere => {
@@ -84,14 +70,12 @@ async fn use_cluster(
         }
     };
     let login_server = registry.map(|r| r.properties.login_server);
-    if let Some(warning) = file.update(|s| {
+    store.update(out, |s| {
         s.last_cluster = Some(cluster.clone());
         if login_server.is_some() {
             s.last_registry = login_server.clone();
         }
-    })? {
-        out.warn(warning);
-    }
+    })?;
     let report = json!({
         "cluster": cluster,
         "registry": login_server,
@@ -114,10 +98,11 @@ async fn get_credentials(
     args: &GetCredentialsArgs,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let (_, state) = load_state(global, out)?;
+    let store = global.store(out)?;
     let arm = Arm::from_env()?;
     let mode = Mode::detect(global.yes);
-    let cluster = choose::resolve_cluster(&arm, &args.target.selector(), &state, mode).await?;
+    let selector = args.target.selector();
+    let cluster = choose::resolve_cluster(&arm, &selector, store.state(), mode).await?;
     let yaml = aks::fetch_kubeconfig_text(&arm, &cluster).await?;
     let plugin = std::env::current_exe().context("cannot find the spin-aks executable")?;
     let entry = kubeconfig_file::entry_from_arm(&yaml, &plugin)?;
@@ -156,72 +141,4 @@ async fn token(args: &TokenArgs) -> anyhow::Result<()> {
     let credential = aks::exec_credential(api_version, &token.token, token.expires_on);
     println!("{credential}");
     Ok(())
-}
-
-async fn attach_acr(global: &GlobalArgs, args: &AttachAcrArgs, out: &Output) -> anyhow::Result<()> {
-    let (file, state) = load_state(global, out)?;
-    let arm = Arm::from_env()?;
-    let mode = Mode::detect(global.yes);
-    let cluster = choose::resolve_cluster(&arm, &args.target.selector(), &state, mode).await?;
-    let managed = arm.cluster(&cluster).await?;
-    let principal = managed
-        .kubelet_identity()
-        .and_then(|identity| identity.object_id.clone())
-        .with_context(|| {
-            format!(
-                "the AKS cluster {} has no kubelet managed identity \
-                 (identityProfile.kubeletidentity); assign AcrPull to the service principal its \
-                 nodes use instead",
-                cluster.name
-            )
-        })?;
-    let wanted = args.registry.as_deref();
-    let registry = choose::resolve_registry(
-        &arm,
-        &cluster.subscription,
-        wanted,
-        &state,
-        mode,
-        "--registry",
-    )
-    .await?;
-    let login_server = registry.properties.login_server.clone();
-    if registry.is_abac() {
-        anyhow::bail!(
-            "the registry {login_server} uses ABAC repository permissions \
-             (roleAssignmentMode: AbacRepositoryPermissions), which ignore AcrPull: attaching it \
-             would not let the nodes pull. Give the kubelet identity (object id {principal}) the \
-             \"Container Registry Repository Reader\" role on {login_server} instead (optionally \
-             with a condition limiting it to the app's repositories)."
-        );
-    }
-    let assignment = roles::ensure_role(&arm, &registry.id, roles::ACR_PULL, &principal)
-        .await
-        .map_err(|err| {
-            anyhow::anyhow!(
-                "cannot give the kubelet identity of {} AcrPull on {login_server}: {err}",
-                cluster.name
-            )
-        })?;
-    if let Some(warning) = file.update(|s| s.last_registry = Some(login_server.clone()))? {
-        out.warn(warning);
-    }
-    let report = json!({
-        "cluster": cluster,
-        "registry": login_server,
-        "principalId": principal,
-        "role": "AcrPull",
-        "assignment": assignment,
-    });
-    let done = match assignment {
-        Assignment::Created => "now has",
-        Assignment::Existing => "already had",
-    };
-    out.report(
-        &report,
-        format!(
-            "the kubelet identity of {} {done} AcrPull on {login_server}",
-            cluster.name
-        ),
-    )
 }

@@ -1,5 +1,5 @@
-//! apply through AKS run command, for API servers spin-aks cannot reach (private clusters): the
-//! objects go as files in the command's context; kubectl merges Secrets, applies and waits there.
+//! The deploy route through AKS run command, for API servers spin-aks cannot reach (private
+//! clusters): the objects go as files in the command's context; kubectl applies and waits there.
 
 mod applyset;
 mod secrets;
@@ -7,156 +7,188 @@ mod status;
 
 use std::collections::BTreeSet;
 
+use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use self::applyset::RemoteSet;
 use self::secrets::SecretPlan;
-use super::deploy::{self, Aks, AppRecord, DeployReport};
-use super::identity;
+use super::backend::{Applied, Backend, Deleted, Feature, Waited};
+use super::plan::{last_namespace_on, Plan};
+use super::settings::Settings;
 use crate::azure::run_command;
 use crate::bad_input;
-use crate::cli::{DeployArgs, DryRun, Via};
 use crate::cluster::apply::{AppliedObject, ObjectAction, FIELD_MANAGER};
-use crate::cluster::expose::Exposure;
 use crate::cluster::rollout::Rollout;
 use crate::cluster::source::Objects;
 use crate::cluster::status::{compose, AppStatus, Place};
-use crate::kube::image::ImageRef;
 use crate::kube::render::yaml_stream;
 use crate::kube::validate::{parse_dns_label, parse_dns_subdomain};
 use crate::output::Output;
+use crate::state::AppState;
+use crate::target::Aks;
 
 const EXECUTOR: &str = include_str!("../../../manifests/spinapp-executor.yaml");
 /// The line the remote command prints per workload: `spin-aks-rollout <ready> <desired>`.
 const ROLLOUT_MARK: &str = "spin-aks-rollout";
 
-/// Whether to go through run command: asked for, or automatically when the API server is private.
-pub async fn chosen(aks: &Aks, via: Via) -> anyhow::Result<bool> {
-    Ok(match via {
-        Via::Api => false,
-        Via::RunCommand => true,
-        Via::Auto => aks.arm.cluster(&aks.cluster).await?.is_private(),
-    })
+/// An AKS cluster reached through run command.
+pub struct RunCommand {
+    aks: Aks,
+    /// The app's last namespace on this cluster, else `default`.
+    default_namespace: String,
 }
 
-/// The apply step through run command; the same report as a direct apply.
-pub async fn deploy(
-    record: &AppRecord,
-    aks: &Aks,
-    args: &DeployArgs,
-    exposure: &Exposure,
-    image: Option<ImageRef>,
-    out: &Output,
-) -> anyhow::Result<DeployReport> {
-    refuse_unsupported(args, exposure)?;
-    let image = deploy::choose_image(image, &record.state, out)?;
-    let Objects::Manifests(objects) =
-        deploy::load_objects(&record.app, &record.state, args, &image)?
-    else {
-        return Err(bad_input!(
-            "a Helm chart cannot be installed through AKS run command by spin-aks yet; render it (helm template) into --dir, or run from a network that reaches the API server"
-        ));
-    };
-    let fallback = deploy::last_namespace_on(&record.state, &aks.cluster.name);
-    let namespace = deploy::namespace_for(args.target.namespace.as_deref(), fallback, &objects)?;
-    identity::check_federation(record.state.identity.as_ref(), &namespace, &objects)?;
-    let secrets = SecretPlan::new(&objects, args)?;
-    let (mut members, given) = members(&namespace, &secrets, objects);
-    check_names(&namespace, &members)?;
-    let set = RemoteSet::new(&record.name, &namespace, &mut members, secrets.read());
-    let (given_secrets, objects) = members.split_at(given);
-    let files = context_files(&namespace, given_secrets, objects, &secrets, &set);
-    let steps = steps(&namespace, &secrets, &set, &workload_names(objects), args);
-    let started = std::time::Instant::now();
-    let result = run_script(aks, "applying", steps, &files, out).await?;
-    if let Some(missing) = secrets.missing_in(&result.logs) {
-        return Err(missing);
+impl RunCommand {
+    pub fn new(aks: Aks, remembered: &AppState) -> Self {
+        let default_namespace = last_namespace_on(remembered, &aks.cluster.name).to_string();
+        RunCommand {
+            aks,
+            default_namespace,
+        }
     }
-    let logs = result.success("kubectl apply through run command")?;
-    deploy::remember(
-        &record.state_file,
-        &record.key,
-        &aks.cluster.name,
-        &namespace,
-    )?;
-    Ok(DeployReport {
-        cluster: aks.cluster.name.clone(),
-        namespace,
-        image: image.to_string(),
-        objects: applied(&members, &logs)
+}
+
+#[async_trait(?Send)]
+impl Backend for RunCommand {
+    fn cluster(&self) -> &str {
+        &self.aks.cluster.name
+    }
+
+    fn default_namespace(&self) -> &str {
+        &self.default_namespace
+    }
+
+    fn supports(&self, feature: Feature) -> anyhow::Result<()> {
+        let flag = match feature {
+            Feature::ServerDryRun => "--dry-run server",
+            Feature::Diff => "--diff",
+            Feature::Expose => "--expose",
+            Feature::HelmChart => {
+                return Err(bad_input!(
+                    "a Helm chart cannot be installed through AKS run command by spin-aks yet; render it (helm template) into --dir, or run from a network that reaches the API server"
+                ))
+            }
+        };
+        Err(bad_input!(
+            "{flag} is not available through AKS run command (the cluster's API server is private); run from a network that reaches it, or drop {flag}"
+        ))
+    }
+
+    /// kubectl merges the Secrets, applies, prunes and waits in the cluster; the same report as a
+    /// direct apply.
+    async fn apply(&self, plan: &Plan<'_>, out: &Output) -> anyhow::Result<Applied> {
+        let Objects::Manifests(objects) = &plan.objects else {
+            return Err(self.supports(Feature::HelmChart).unwrap_err());
+        };
+        let namespace = plan.namespace.as_str();
+        let settings = plan.settings;
+        let secrets = SecretPlan::new(objects, &settings.secrets)?;
+        let (mut members, given) = members(namespace, &secrets, objects.clone());
+        check_names(namespace, &members)?;
+        let set = RemoteSet::new(plan.name, namespace, &mut members, secrets.read());
+        let (given_secrets, objects) = members.split_at(given);
+        let files = context_files(namespace, given_secrets, objects, &secrets, &set);
+        let steps = steps(
+            namespace,
+            &secrets,
+            &set,
+            &workload_names(objects),
+            settings,
+        );
+        let started = std::time::Instant::now();
+        let result = self.run_script("applying", steps, &files, out).await?;
+        if let Some(missing) = secrets.missing_in(&result.logs) {
+            return Err(missing);
+        }
+        let logs = result.success("kubectl apply through run command")?;
+        Ok(Applied {
+            objects: applied(&members, &logs)
+                .into_iter()
+                .chain(applyset::deleted_in(&logs))
+                .collect(),
+            diff: None,
+            rollout: rollout(&logs, settings.wait, started.elapsed().as_secs_f64()),
+        })
+    }
+
+    /// The command waited in the cluster: its counts; no endpoint (`--expose` is refused).
+    async fn wait(
+        &self,
+        _plan: &Plan<'_>,
+        applied: &Applied,
+        _out: &Output,
+    ) -> anyhow::Result<Waited> {
+        Ok(Waited {
+            rollout: applied.rollout.clone(),
+            endpoint: None,
+        })
+    }
+
+    /// Read by kubectl in the cluster, made as a direct read makes it.
+    async fn status(&self, namespace: &str, name: &str, out: &Output) -> anyhow::Result<AppStatus> {
+        check_names(namespace, &[])?;
+        let steps = status::steps(namespace, name);
+        let logs = self
+            .run_script("reading the status", steps, &[], out)
+            .await?
+            .success("kubectl get through run command")?;
+        let place = Place {
+            cluster: &self.aks.cluster.name,
+            namespace,
+            name,
+        };
+        compose(&place, status::observed(&logs)?)
+    }
+
+    /// The members of the app's ApplySet and its parent, as a direct delete.
+    async fn delete(
+        &self,
+        namespace: &str,
+        name: &str,
+        dry_run: bool,
+        out: &Output,
+    ) -> anyhow::Result<Vec<Deleted>> {
+        if dry_run {
+            self.supports(Feature::ServerDryRun)?;
+        }
+        check_names(namespace, &[])?;
+        let set = RemoteSet::new(name, namespace, &mut [], BTreeSet::new());
+        let logs = self
+            .run_script("deleting", set.delete(), &[], out)
+            .await?
+            .success("kubectl delete through run command")?;
+        Ok(applyset::deleted_in(&logs)
             .into_iter()
-            .chain(applyset::deleted_in(&logs))
-            .collect(),
-        rollout: rollout(&logs, !args.no_wait, started.elapsed().as_secs_f64()),
-        endpoint: None,
-        diff: None,
-        dry_run: false,
-    })
+            .map(|d| Deleted {
+                kind: d.kind,
+                name: d.name,
+            })
+            .collect())
+    }
 }
 
-/// `-n`, else the app's last namespace on the cluster, checked for the shell.
-fn namespace_of(record: &AppRecord, aks: &Aks, explicit: Option<&str>) -> anyhow::Result<String> {
-    let fallback = deploy::last_namespace_on(&record.state, &aks.cluster.name);
-    let namespace = explicit.unwrap_or(fallback).to_string();
-    check_names(&namespace, &[])?;
-    Ok(namespace)
-}
-
-/// `status` through run command: read by kubectl in the cluster, made as a direct read makes it.
-pub async fn status(
-    record: &AppRecord,
-    aks: &Aks,
-    namespace: Option<&str>,
-    out: &Output,
-) -> anyhow::Result<AppStatus> {
-    let namespace = namespace_of(record, aks, namespace)?;
-    let steps = status::steps(&namespace, &record.name);
-    let logs = run_script(aks, "reading the status", steps, &[], out)
-        .await?
-        .success("kubectl get through run command")?;
-    let place = Place {
-        cluster: &aks.cluster.name,
-        namespace: &namespace,
-        name: &record.name,
-    };
-    compose(&place, status::observed(&logs)?)
-}
-
-/// `delete` through run command: the members of the app's ApplySet and its parent, as a direct
-/// delete; the namespace and what was deleted.
-pub async fn delete(
-    record: &AppRecord,
-    aks: &Aks,
-    namespace: Option<&str>,
-    out: &Output,
-) -> anyhow::Result<(String, Vec<AppliedObject>)> {
-    let namespace = namespace_of(record, aks, namespace)?;
-    let set = RemoteSet::new(&record.name, &namespace, &mut [], BTreeSet::new());
-    let logs = run_script(aks, "deleting", set.delete(), &[], out)
-        .await?
-        .success("kubectl delete through run command")?;
-    Ok((namespace, applyset::deleted_in(&logs)))
-}
-
-/// Runs `steps` in the cluster as one shell script that stops at the first failing step, saying
-/// what it is `doing` there.
-async fn run_script(
-    aks: &Aks,
-    doing: &str,
-    steps: Vec<String>,
-    files: &[(String, Vec<u8>)],
-    out: &Output,
-) -> anyhow::Result<run_command::CommandResult> {
-    out.info(format!(
-        "{doing} through AKS run command on {} (kubectl runs in the cluster)",
-        aks.cluster.name
-    ));
-    let script = ["set -e".to_string()]
-        .into_iter()
-        .chain(steps)
-        .collect::<Vec<_>>()
-        .join("\n");
-    run_command::run(&aks.arm, &aks.cluster, &script, files).await
+impl RunCommand {
+    /// Runs `steps` in the cluster as one shell script that stops at the first failing step,
+    /// saying what it is `doing` there.
+    async fn run_script(
+        &self,
+        doing: &str,
+        steps: Vec<String>,
+        files: &[(String, Vec<u8>)],
+        out: &Output,
+    ) -> anyhow::Result<run_command::CommandResult> {
+        let aks = &self.aks;
+        out.info(format!(
+            "{doing} through AKS run command on {} (kubectl runs in the cluster)",
+            aks.cluster.name
+        ));
+        let script = ["set -e".to_string()]
+            .into_iter()
+            .chain(steps)
+            .collect::<Vec<_>>()
+            .join("\n");
+        run_command::run(&aks.arm, &aks.cluster, &script, files).await
+    }
 }
 
 /// What the app applies, in `namespace`: the given Secrets (their count second), then `objects`.
@@ -190,25 +222,6 @@ fn check_names(namespace: &str, members: &[Value]) -> anyhow::Result<()> {
         parse_dns_subdomain(name).map_err(|e| bad_input!("{kind} name {e}"))?;
     }
     Ok(())
-}
-
-fn refuse_unsupported(args: &DeployArgs, exposure: &Exposure) -> anyhow::Result<()> {
-    let unsupported = [
-        (args.dry_run == DryRun::Server, "--dry-run server"),
-        (args.diff, "--diff"),
-        (!matches!(exposure, Exposure::None), "--expose"),
-    ];
-    match unsupported.iter().find(|(given, _)| *given) {
-        Some((_, flag)) => Err(unsupported_flag(flag)),
-        None => Ok(()),
-    }
-}
-
-/// The error for a flag the run-command route cannot honour.
-pub fn unsupported_flag(flag: &str) -> anyhow::Error {
-    bad_input!(
-        "{flag} is not available through AKS run command (the cluster's API server is private); run from a network that reaches it, or drop {flag}"
-    )
 }
 
 /// The run command's files: name → bytes.
@@ -261,7 +274,7 @@ fn steps(
     secrets: &SecretPlan,
     set: &RemoteSet,
     workloads: &[String],
-    args: &DeployArgs,
+    args: &Settings,
 ) -> Vec<String> {
     let force = if args.force_conflicts {
         " --force-conflicts"
@@ -279,7 +292,7 @@ fn steps(
     if args.prune {
         steps.extend(set.prune());
     }
-    if !args.no_wait {
+    if args.wait {
         let timeout = args.timeout.as_secs().max(1);
         for name in workloads {
             let target = format!("deployment/{name} -n {namespace}");

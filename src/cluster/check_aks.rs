@@ -1,90 +1,26 @@
-//! `spin-aks cluster check`: can this cluster run this app? The Kubernetes checks of
-//! `cluster::check`, plus ARM's view for an AKS cluster (running, kubelet pull, workload identity).
+//! What ARM says about an AKS cluster's fitness for the app, from one GET of the cluster (and the
+//! registry's roles): running, its kubelet can pull the image, workload identity enabled.
 
-use std::collections::BTreeSet;
-use std::io::BufReader;
-
-use serde_json::json;
-
-use super::deploy::{self, Aks, AppTarget};
-use crate::app::compat::ImportScanner;
-use crate::app::model::Source;
-use crate::app::App;
+use super::check::Check;
 use crate::azure::arm::types::ManagedCluster;
 use crate::azure::arm::Arm;
 use crate::azure::roles;
-use crate::cli::{ClusterCheckArgs, GlobalArgs};
-use crate::cluster::apply::Resources;
-use crate::cluster::check::{self, Check, Needs};
-use crate::output::Output;
 use crate::registry::reference::Reference;
-
-pub async fn run(global: &GlobalArgs, args: &ClusterCheckArgs, out: &Output) -> anyhow::Result<()> {
-    let target = deploy::target(global, &args.target, out).await?;
-    let resources = Resources::discover(&target.conn).await?;
-    let imports = host_imports(&target.app);
-    let needs = Needs {
-        namespace: &target.conn.namespace,
-        imports: &imports,
-    };
-    let mut checks = check::all(&target.conn, &resources, &needs).await?;
-    if target.aks.is_some() {
-        checks.extend(azure_checks(&target).await?);
-    }
-    let failed = checks.iter().filter(|c| !c.ok).count();
-    let lines: Vec<String> = checks.iter().map(line).collect();
-    out.report(&json!({ "checks": checks }), lines.join("\n"))?;
-    match failed {
-        0 => Ok(()),
-        n => Err(anyhow::anyhow!(
-            "{n} check(s) failed on {}; each names its fix above",
-            target.conn.context
-        )),
-    }
-}
-
-fn line(check: &Check) -> String {
-    let mark = if check.ok { "ok  " } else { "FAIL" };
-    match &check.fix {
-        Some(fix) => format!("{mark} {}: {}\n     fix: {fix}", check.name, check.detail),
-        None => format!("{mark} {}: {}", check.name, check.detail),
-    }
-}
-
-/// The `ns:pkg/name@version` names in the app's built local wasm (remote sources are not read).
-fn host_imports(app: &App) -> BTreeSet<String> {
-    let mut imports = BTreeSet::new();
-    for component in &app.components {
-        let Source::Local(path) = &component.source else {
-            continue;
-        };
-        let Ok(file) = std::fs::File::open(app.dir.join(path)) else {
-            continue;
-        };
-        let mut scanner = ImportScanner::new(BufReader::new(file));
-        if std::io::copy(&mut scanner, &mut std::io::sink()).is_ok() {
-            imports.extend(scanner.finish());
-        }
-    }
-    imports
-}
+use crate::state::{AppState, ClusterRef};
 
 /// ARM's checks for an AKS cluster, from one GET of the cluster (and the registry's roles).
-async fn azure_checks(target: &AppTarget) -> anyhow::Result<Vec<Check>> {
-    let Some(Aks {
-        arm,
-        cluster: cluster_ref,
-    }) = &target.aks
-    else {
-        return Ok(Vec::new());
-    };
-    let cluster = arm.cluster(cluster_ref).await?;
-    let mut checks = vec![running(&cluster)];
-    if let Some(image) = target.state.last_pinned.as_deref() {
-        checks.push(kubelet_pull(arm, &cluster, cluster_ref, image).await?);
+pub async fn checks(
+    arm: &Arm,
+    cluster_ref: &ClusterRef,
+    cluster: &ManagedCluster,
+    remembered: &AppState,
+) -> anyhow::Result<Vec<Check>> {
+    let mut checks = vec![running(cluster)];
+    if let Some(image) = remembered.last_pinned.as_deref() {
+        checks.push(kubelet_pull(arm, cluster, cluster_ref, image).await?);
     }
-    if target.state.key_vault.is_some() || target.state.identity.is_some() {
-        checks.push(workload_identity(&cluster));
+    if remembered.key_vault.is_some() || remembered.identity.is_some() {
+        checks.push(workload_identity(cluster));
     }
     Ok(checks)
 }
@@ -113,7 +49,7 @@ fn running(cluster: &ManagedCluster) -> Check {
 async fn kubelet_pull(
     arm: &Arm,
     cluster: &ManagedCluster,
-    cluster_ref: &crate::state::ClusterRef,
+    cluster_ref: &ClusterRef,
     image: &str,
 ) -> anyhow::Result<Check> {
     let host = Reference::parse(image)?.registry;

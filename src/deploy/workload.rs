@@ -1,38 +1,67 @@
-//! The workload flags (`WorkloadArgs`) turned into `WorkloadOptions`, shared by scaffold, apply
-//! and up so the three generate the same objects from the same flags.
+//! What shapes the workload objects (the workload flags, validated), turned into `WorkloadOptions`
+//! with what the app remembers; shared by scaffold, apply and up so all three generate the same.
 
 use crate::app::App;
 use crate::azure::vault::Vault;
 use crate::azure::Secret;
 use crate::bad_input;
-use crate::cli::{KeyVaultModeArg, WorkloadArgs};
 use crate::kube::image::ImageRef;
 use crate::kube::key_vault::{self, IdentityOptions, KeyVaultMode, KeyVaultOptions};
 use crate::kube::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
 use crate::kube::runtime_config::{libsql_token_env, Backend, Store};
 use crate::state::AppState;
 
-/// Refuses flag combinations clap cannot express.
-pub fn check(args: &WorkloadArgs) -> anyhow::Result<()> {
-    if args.autoscale && args.cpu_limit.is_none() && args.cpu_request.is_none() {
+/// The workload flags, each validated; made only by `cli` (`WorkloadArgs::settings`).
+#[derive(Clone, Debug)]
+pub struct WorkloadSettings {
+    /// SpinApp or Deployment; asked for (scaffold) or the default when not given.
+    pub kind: Option<WorkloadKind>,
+    pub replicas: i32,
+    pub runtime_class: String,
+    pub key_vault: Option<Vault>,
+    pub key_vault_mode: KeyVaultMode,
+    pub identity_client_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub service_account: Option<String>,
+    pub kv_stores: Vec<Store>,
+    /// SQLite stores, libsql tokens taken from the environment.
+    pub sqlite: Vec<Store>,
+    pub resources: ResourceOptions,
+    /// With at least the replicas as maximum and a CPU request to scale on.
+    pub autoscale: Option<Autoscale>,
+    pub health_path: Option<String>,
+    pub image_pull_secrets: Vec<String>,
+}
+
+/// Refuses an autoscaler that could not work: one with no CPU request to scale on, or a maximum
+/// below the minimum.
+pub fn check_autoscale(
+    autoscale: Option<&Autoscale>,
+    replicas: i32,
+    resources: &ResourceOptions,
+) -> anyhow::Result<()> {
+    let Some(autoscale) = autoscale else {
+        return Ok(());
+    };
+    if resources.cpu_limit.is_none() && resources.cpu_request.is_none() {
         return Err(bad_input!(
             "--autoscale scales on CPU utilization, which needs a CPU request; add --cpu-limit or --cpu-request (e.g. --cpu-limit 500m)"
         ));
     }
-    if args.autoscale && args.max_replicas < args.replicas {
+    if autoscale.max_replicas < replicas {
         return Err(bad_input!(
             "--max-replicas {} is below --replicas {}; the autoscaler needs max ≥ min",
-            args.max_replicas,
-            args.replicas
+            autoscale.max_replicas,
+            replicas
         ));
     }
     Ok(())
 }
 
-/// The options `objects::build` takes, from the flags, what this app remembers, and what the
+/// The options `objects::build` takes, from the settings, what this app remembers, and what the
 /// command decided.
 pub fn options(
-    args: &WorkloadArgs,
+    args: &WorkloadSettings,
     app: &App,
     remembered: &AppState,
     kind: WorkloadKind,
@@ -50,24 +79,16 @@ pub fn options(
         identity: identity(args, app, remembered, key_vault.as_ref())?,
         service_account: args.service_account.clone(),
         kv_stores: args.kv_stores.clone(),
-        sqlite: args.sqlite.iter().cloned().map(with_env_token).collect(),
-        resources: ResourceOptions {
-            cpu_limit: args.cpu_limit.clone(),
-            memory_limit: args.memory_limit.clone(),
-            cpu_request: args.cpu_request.clone(),
-            memory_request: args.memory_request.clone(),
-        },
-        autoscale: args.autoscale.then_some(Autoscale {
-            max_replicas: args.max_replicas,
-            target_cpu_utilization: args.autoscaler_target_cpu_utilization,
-        }),
+        sqlite: args.sqlite.clone(),
+        resources: args.resources.clone(),
+        autoscale: args.autoscale.clone(),
         health_path: args.health_path.clone(),
         image_pull_secrets: args.image_pull_secrets.clone(),
     })
 }
 
 /// A libsql store with its token from `SPIN_AKS_LIBSQL_TOKEN_<LABEL>`, when set.
-fn with_env_token(mut store: Store) -> Store {
+pub fn with_env_token(mut store: Store) -> Store {
     if let Backend::Libsql { token, .. } = &mut store.backend {
         *token = std::env::var(libsql_token_env(&store.label))
             .ok()
@@ -77,8 +98,8 @@ fn with_env_token(mut store: Store) -> Store {
 }
 
 /// Refuses to send a runtime config without the libsql tokens it needs (apply and up).
-pub fn require_tokens(options: &WorkloadOptions) -> anyhow::Result<()> {
-    for store in &options.sqlite {
+pub fn require_tokens(settings: &WorkloadSettings) -> anyhow::Result<()> {
+    for store in &settings.sqlite {
         if let Backend::Libsql { token: None, .. } = store.backend {
             return Err(bad_input!(
                 "--sqlite {}: the libsql token is not set; export {} (it goes only into the runtime-config Secret in the cluster)",
@@ -93,7 +114,7 @@ pub fn require_tokens(options: &WorkloadOptions) -> anyhow::Result<()> {
 /// What a workload identity would be for: the vault (flag, else remembered) and the Cosmos DB
 /// accounts of `--kv-store` flags; None when the app needs no identity.
 pub fn identity_needs(
-    args: &WorkloadArgs,
+    args: &WorkloadSettings,
     remembered: &AppState,
 ) -> anyhow::Result<Option<(Option<Vault>, Vec<String>)>> {
     let vault = remembered.vault_or(args.key_vault.as_ref())?;
@@ -111,17 +132,14 @@ pub fn identity_needs(
 /// The Key Vault options: `--key-vault`, else the app's remembered vault; provider mode only
 /// when Spin can find every variable.
 fn key_vault(
-    args: &WorkloadArgs,
+    args: &WorkloadSettings,
     app: &App,
     remembered: &AppState,
 ) -> anyhow::Result<Option<KeyVaultOptions>> {
     let Some(vault) = identity_needs(args, remembered)?.and_then(|(vault, _)| vault) else {
         return Ok(None);
     };
-    let mode = match args.key_vault_mode {
-        KeyVaultModeArg::Csi => KeyVaultMode::Csi,
-        KeyVaultModeArg::Provider => KeyVaultMode::Provider,
-    };
+    let mode = args.key_vault_mode;
     let unresolvable = key_vault::unresolvable_by_provider(app);
     if mode == KeyVaultMode::Provider && !unresolvable.is_empty() {
         return Err(bad_input!(
@@ -136,7 +154,7 @@ fn key_vault(
 /// The workload identity, when something needs one (a vault, a Cosmos DB store): from
 /// `--identity-client-id`/`--tenant-id`, else the one `identity setup` made for this app.
 fn identity(
-    args: &WorkloadArgs,
+    args: &WorkloadSettings,
     app: &App,
     remembered: &AppState,
     key_vault: Option<&KeyVaultOptions>,

@@ -7,8 +7,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::bad_input;
-use crate::cli::DeployArgs;
-use crate::cluster::secrets;
+use crate::cluster::secrets::{self, SecretArg};
 use crate::kube::objects::MANAGED_BY;
 use crate::kube::render::to_yaml;
 
@@ -26,7 +25,7 @@ pub struct SecretPlan {
 }
 
 impl SecretPlan {
-    pub fn new(objects: &[Value], args: &DeployArgs) -> anyhow::Result<Self> {
+    pub fn new(objects: &[Value], given: &[SecretArg]) -> anyhow::Result<Self> {
         let provided = secrets::provided_secrets(objects);
         let refs: Vec<secrets::SecretRef> = secrets::secret_refs(objects)
             .into_iter()
@@ -43,7 +42,7 @@ impl SecretPlan {
                 ..r.clone()
             })
             .collect();
-        let given = secrets::plan(&all_optional, &args.secrets, &|_| BTreeSet::new())?;
+        let given = secrets::plan(&all_optional, given, &|_| BTreeSet::new())?;
         Ok(SecretPlan {
             refs,
             given: given.into_iter().collect(),

@@ -1,0 +1,303 @@
+//! The deploy route through the cluster's API server: server-side apply with the app's ApplySet,
+//! the Secrets its variables read merged over the live ones, the rollout and endpoint watched.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use serde_json::{json, Value};
+
+use super::backend::{Applied, Backend, Deleted, Feature, Waited};
+use super::plan::Plan;
+use crate::cluster::apply::{
+    self, parent_group_kinds, AppliedObject, ApplyOptions, ObjectAction, Resources,
+};
+use crate::cluster::applyset::{self, ApplySet};
+use crate::cluster::check;
+use crate::cluster::connect::Connection;
+use crate::cluster::errors::{explain, Action};
+use crate::cluster::executor;
+use crate::cluster::expose;
+use crate::cluster::helm;
+use crate::cluster::rollout::{self, Rollout};
+use crate::cluster::secrets::{self, SecretArg};
+use crate::cluster::source::Objects;
+use crate::cluster::status::{self, AppStatus};
+use crate::kube::objects;
+use crate::output::Output;
+use crate::target::Cluster;
+
+/// A cluster reached through its API server.
+pub struct ApiServer {
+    cluster: Cluster,
+}
+
+impl ApiServer {
+    pub fn new(cluster: Cluster) -> Self {
+        ApiServer { cluster }
+    }
+
+    fn conn(&self) -> &Connection {
+        &self.cluster.conn
+    }
+}
+
+#[async_trait(?Send)]
+impl Backend for ApiServer {
+    fn cluster(&self) -> &str {
+        &self.conn().context
+    }
+
+    fn default_namespace(&self) -> &str {
+        &self.conn().namespace
+    }
+
+    fn supports(&self, _feature: Feature) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn apply(&self, plan: &Plan<'_>, out: &Output) -> anyhow::Result<Applied> {
+        let conn = self.conn();
+        let dry_run = plan.settings.dry_run;
+        match &plan.objects {
+            Objects::HelmChart(chart) => {
+                let objects = helm::install(
+                    conn,
+                    chart,
+                    plan.name,
+                    &plan.namespace,
+                    &plan.image,
+                    dry_run,
+                )?;
+                out.info(format!(
+                    "installed the chart {} with helm as release {}",
+                    chart.display(),
+                    plan.name
+                ));
+                let objects = objects.iter().map(|o| AppliedObject {
+                    kind: o["kind"].as_str().unwrap_or_default().to_string(),
+                    name: o["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    action: ObjectAction::Configured,
+                    result: o.clone(),
+                });
+                Ok(Applied {
+                    objects: objects.collect(),
+                    ..Applied::default()
+                })
+            }
+            Objects::Manifests(objects) => {
+                let applied = apply_manifests(conn, plan, objects.clone(), out).await?;
+                Ok(Applied {
+                    objects: applied.objects,
+                    diff: plan.settings.diff.then_some(applied.diff),
+                    rollout: None,
+                })
+            }
+        }
+    }
+
+    async fn wait(
+        &self,
+        plan: &Plan<'_>,
+        applied: &Applied,
+        out: &Output,
+    ) -> anyhow::Result<Waited> {
+        let conn = self.conn();
+        let timeout = plan.settings.timeout;
+        let rollout = wait_for_workloads(conn, plan, &applied.objects, out).await?;
+        let endpoint = expose::wait_for_address(
+            conn,
+            &plan.namespace,
+            &plan.settings.exposure,
+            plan.name,
+            timeout,
+        )
+        .await?;
+        Ok(Waited { rollout, endpoint })
+    }
+
+    async fn status(
+        &self,
+        namespace: &str,
+        name: &str,
+        _out: &Output,
+    ) -> anyhow::Result<AppStatus> {
+        let resources = Resources::discover(self.conn()).await?;
+        status::read(self.conn(), &resources, namespace, name).await
+    }
+
+    async fn delete(
+        &self,
+        namespace: &str,
+        name: &str,
+        dry_run: bool,
+        _out: &Output,
+    ) -> anyhow::Result<Vec<Deleted>> {
+        let conn = self.conn();
+        let resources = Resources::discover(conn).await?;
+        let set = ApplySet::for_app(name, namespace);
+        let group_kinds = parent_group_kinds(conn, &set).await?;
+        let mut deleted = Vec::new();
+        for (resource, namespaced, object) in
+            apply::members(conn, &resources, &set, &group_kinds).await?
+        {
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            apply::delete(conn, &resource, namespaced, namespace, &name, dry_run).await?;
+            deleted.push(Deleted {
+                kind: resource.kind.clone(),
+                name,
+            });
+        }
+        if !group_kinds.is_empty() {
+            let (secret, _) = resources.resolve("v1", "Secret")?;
+            apply::delete(conn, &secret, true, namespace, &set.parent_name, dry_run).await?;
+        }
+        Ok(deleted)
+    }
+}
+
+/// The objects, the exposure's Service or Ingress and the variables' Secrets, server-side
+/// applied into the namespace (made when missing) with the app's ApplySet.
+async fn apply_manifests(
+    conn: &Connection,
+    plan: &Plan<'_>,
+    mut objects: Vec<Value>,
+    out: &Output,
+) -> anyhow::Result<apply::Applied> {
+    let settings = plan.settings;
+    let namespace = plan.namespace.as_str();
+    let selector = expose::pod_selector(&objects, plan.name);
+    objects.extend(expose::objects(&settings.exposure, plan.name, &selector));
+    let resources = Resources::discover(conn).await?;
+    check::preflight(conn, &resources, &objects).await?;
+    apply::use_served_spinapp_group(&mut objects, &resources)?;
+    let set = ApplySet::for_app(plan.name, namespace);
+    let secrets = secret_objects(conn, &set, &objects, &settings.secrets).await?;
+    let objects: Vec<Value> = secrets.into_iter().chain(objects).collect();
+    let options = ApplyOptions {
+        dry_run: settings.dry_run,
+        force_conflicts: settings.force_conflicts,
+        diff: settings.diff,
+        prune: settings.prune,
+    };
+    if apply::ensure_namespace(conn, namespace, options.dry_run).await? {
+        if options.dry_run {
+            anyhow::bail!(
+                "namespace {namespace} does not exist, so the server cannot dry-run objects into it; a real apply creates it"
+            );
+        }
+        out.info(format!("created namespace {namespace}"));
+    }
+    for name in executor::ensure(conn, &resources, namespace, &objects, options.dry_run).await? {
+        out.info(format!(
+            "created SpinAppExecutor {name} in namespace {namespace}: SpinKube runs SpinApps through it"
+        ));
+    }
+    apply::apply(conn, &resources, &set, objects, &options).await
+}
+
+/// The Secrets the workload reads variables from and the objects do not provide: given values merged
+/// over the live ones, for Secrets that get values now or that this app applied before.
+async fn secret_objects(
+    conn: &Connection,
+    set: &ApplySet,
+    objects: &[Value],
+    given: &[SecretArg],
+) -> anyhow::Result<Vec<Value>> {
+    let carried = secrets::provided_secrets(objects);
+    let refs: Vec<secrets::SecretRef> = secrets::secret_refs(objects)
+        .into_iter()
+        .filter(|r| !carried.contains(r.secret.as_str()))
+        .collect();
+    let api: Api<Secret> = Api::namespaced(conn.client.clone(), &set.namespace);
+    let mut live = BTreeMap::new();
+    for name in refs
+        .iter()
+        .map(|r| r.secret.clone())
+        .collect::<BTreeSet<_>>()
+    {
+        let found = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| explain(e, conn, Action::new("get", "secrets", Some(&set.namespace))))?;
+        live.insert(name, found);
+    }
+    let live_keys = |name: &str| -> BTreeSet<String> {
+        live.get(name)
+            .and_then(|s| s.as_ref())
+            .and_then(|s| s.data.as_ref())
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let given = secrets::plan(&refs, given, &live_keys)?;
+    let given: BTreeMap<String, BTreeMap<String, String>> = given.into_iter().collect();
+    let labels = json!({ "app.kubernetes.io/managed-by": objects::MANAGED_BY });
+    let mut out = Vec::new();
+    for (name, secret) in &live {
+        let ours = secret.as_ref().is_some_and(|s| {
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(applyset::PART_OF_LABEL))
+                == Some(&set.id)
+        });
+        let values = given.get(name);
+        if values.is_none() && !ours {
+            continue;
+        }
+        let mut data: BTreeMap<String, Vec<u8>> = secret
+            .as_ref()
+            .and_then(|s| s.data.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        for (key, value) in values.into_iter().flatten() {
+            data.insert(key.clone(), value.clone().into_bytes());
+        }
+        out.push(secrets::secret_object(name, &data, &labels));
+    }
+    Ok(out)
+}
+
+/// Waits for every SpinApp's and Deployment's rollout; the summed report.
+async fn wait_for_workloads(
+    conn: &Connection,
+    plan: &Plan<'_>,
+    applied: &[AppliedObject],
+    out: &Output,
+) -> anyhow::Result<Option<Rollout>> {
+    let image = plan.image.to_string();
+    let mut total: Option<Rollout> = None;
+    for workload in applied
+        .iter()
+        .filter(|o| o.kind == "SpinApp" || o.kind == "Deployment")
+    {
+        let progress = |reason: &str| out.info(format!("waiting for {}: {reason}", workload.name));
+        let done = rollout::wait(
+            conn,
+            &plan.namespace,
+            &workload.name,
+            Some(&image),
+            plan.settings.timeout,
+            &progress,
+        )
+        .await?;
+        total = Some(match total {
+            None => done,
+            Some(t) => Rollout {
+                ready: t.ready + done.ready,
+                desired: t.desired + done.desired,
+                seconds: t.seconds.max(done.seconds),
+            },
+        });
+    }
+    Ok(total)
+}
