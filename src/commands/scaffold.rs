@@ -8,11 +8,12 @@ use serde::Serialize;
 use super::workload;
 use crate::app::{self, compat, App};
 use crate::bad_input;
-use crate::cli::{GlobalArgs, ImageFormat, ScaffoldArgs};
+use crate::cli::{GlobalArgs, ScaffoldArgs};
 use crate::kube::files;
 use crate::kube::image::ImageRef;
 use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::{self, dockerfile, RenderOptions, RenderType};
+use crate::oci::ImageFormat;
 use crate::output::Output;
 use crate::prompt;
 use crate::state::{AppState, StateFile};
@@ -45,6 +46,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
         None => prompter.choose(
             "Output type",
             &[RenderType::Kube, RenderType::Kustomize, RenderType::Helm],
+            RenderType::name,
         )?,
     };
     let kind = match args.workload.kind {
@@ -52,6 +54,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
         None => prompter.choose(
             "Workload",
             &[WorkloadKind::Spinapp, WorkloadKind::Deployment],
+            WorkloadKind::name,
         )?,
     };
     let image = match &args.image {
@@ -112,21 +115,13 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     let summary = format!(
         "Scaffolded {} ({}, {}) into {}: {} files, {} written",
         workload.name,
-        value_name(render_type),
-        value_name(kind),
+        render_type.name(),
+        kind.name(),
         out_dir.display(),
         plan.files.len(),
         plan.written()
     );
     out.report(&report, summary)
-}
-
-/// The name a value has on the command line.
-fn value_name<T: clap::ValueEnum>(value: T) -> String {
-    value
-        .to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default()
 }
 
 /// The image this app was last pushed to (state file), else `<app name>:<version>`.
@@ -182,15 +177,17 @@ impl Prompter {
         }
     }
 
-    /// One of `choices`; the first is the default.
-    fn choose<T: clap::ValueEnum + Copy>(&self, what: &str, choices: &[T]) -> anyhow::Result<T> {
+    /// One of `choices`, shown by `name`; the first is the default.
+    fn choose<T: Copy>(
+        &self,
+        what: &str,
+        choices: &[T],
+        name: fn(T) -> &'static str,
+    ) -> anyhow::Result<T> {
         if !self.interactive {
             return Ok(choices[0]);
         }
-        let names: Vec<String> = choices
-            .iter()
-            .filter_map(|c| c.to_possible_value().map(|v| v.get_name().to_string()))
-            .collect();
+        let names: Vec<String> = choices.iter().map(|c| name(*c).to_string()).collect();
         let chosen = prompt::select(what, &names, 0)?;
         chosen
             .map(|i| choices[i])

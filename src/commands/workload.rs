@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::azure::vault::Vault;
 use crate::azure::Secret;
 use crate::bad_input;
-use crate::cli::{KeyVaultModeArg, WorkloadArgs};
+use crate::cli::WorkloadArgs;
 use crate::kube::image::ImageRef;
 use crate::kube::key_vault::{self, IdentityOptions, KeyVaultMode, KeyVaultOptions};
 use crate::kube::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
@@ -118,10 +118,7 @@ fn key_vault(
     let Some(vault) = identity_needs(args, remembered)?.and_then(|(vault, _)| vault) else {
         return Ok(None);
     };
-    let mode = match args.key_vault_mode {
-        KeyVaultModeArg::Csi => KeyVaultMode::Csi,
-        KeyVaultModeArg::Provider => KeyVaultMode::Provider,
-    };
+    let mode = args.key_vault_mode;
     let unresolvable = key_vault::unresolvable_by_provider(app);
     if mode == KeyVaultMode::Provider && !unresolvable.is_empty() {
         return Err(bad_input!(

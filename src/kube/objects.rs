@@ -38,7 +38,7 @@ const RUNTIME_CONFIG_KEY: &str = "runtime-config.toml";
 const HTTP_PORT: i32 = 80;
 
 /// What runs the app in the cluster.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkloadKind {
     /// A SpinKube SpinApp; the operator creates the Deployment and Service
@@ -46,6 +46,16 @@ pub enum WorkloadKind {
     Spinapp,
     /// A Deployment on the wasmtime-spin-v2 RuntimeClass and a Service (no SpinKube needed)
     Deployment,
+}
+
+impl WorkloadKind {
+    /// The name in `--workload` and in JSON reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Spinapp => "spinapp",
+            WorkloadKind::Deployment => "deployment",
+        }
+    }
 }
 
 /// CPU and memory limits and requests, as Kubernetes quantities.

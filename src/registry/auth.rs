@@ -16,7 +16,7 @@ use crate::azure::acr;
 use crate::azure::credential::AzureCredential;
 
 /// Where `push` takes registry credentials from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AuthMode {
     /// Azure for `*.azurecr.io`/`.cn`/`.us`, the Docker config for other registries
     #[default]
