@@ -16,8 +16,8 @@ use crate::azure::roles;
 use crate::cli::{ClusterCheckArgs, GlobalArgs};
 use crate::cluster::apply::Resources;
 use crate::cluster::check::{self, Check, Needs};
+use crate::oci::reference::RegistryRef;
 use crate::output::Output;
-use crate::registry::reference::Reference;
 
 pub async fn run(global: &GlobalArgs, args: &ClusterCheckArgs, out: &Output) -> anyhow::Result<()> {
     let target = deploy::target(global, &args.target, out).await?;
@@ -116,7 +116,7 @@ async fn kubelet_pull(
     cluster_ref: &crate::state::ClusterRef,
     image: &str,
 ) -> anyhow::Result<Check> {
-    let host = Reference::parse(image)?.registry;
+    let host = RegistryRef::parse(image)?.registry().to_string();
     let registries = arm.registries(&cluster_ref.subscription).await?;
     let Some(registry) = registries
         .iter()

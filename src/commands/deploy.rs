@@ -29,8 +29,8 @@ use crate::cluster::helm;
 use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::secrets;
 use crate::cluster::source::{self, Objects};
-use crate::kube::image::ImageRef;
 use crate::kube::objects;
+use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::state::{AppState, ClusterRef, DeployTarget, State, StateFile};
 
@@ -308,7 +308,7 @@ pub fn choose_image(
     out: &Output,
 ) -> anyhow::Result<ImageRef> {
     if let Some(image) = image {
-        if image.digest.is_none() {
+        if image.digest().is_none() {
             out.warn(format!(
                 "--image {image} is a mutable tag: the cluster may run another image than you tested; pin it with @sha256:…"
             ));

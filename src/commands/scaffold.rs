@@ -10,9 +10,9 @@ use crate::app::{self, compat, App};
 use crate::bad_input;
 use crate::cli::{GlobalArgs, ScaffoldArgs};
 use crate::kube::files;
-use crate::kube::image::ImageRef;
 use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::{self, dockerfile, RenderOptions, RenderType};
+use crate::oci::reference::ImageRef;
 use crate::oci::ImageFormat;
 use crate::output::Output;
 use crate::prompt;
@@ -137,10 +137,10 @@ fn remembered(global: &GlobalArgs, app: &App, out: &Output) -> anyhow::Result<Ap
 
 fn default_image(app: &App, remembered: &AppState) -> ImageRef {
     let pushed = remembered.last_image.as_deref();
-    if let Some(mut image) = pushed.and_then(|i| ImageRef::parse(i).ok()) {
+    if let Some(image) = pushed.and_then(|i| ImageRef::parse(i).ok()) {
         // Push tags an untagged reference with the app's version; so does the default here.
-        if image.tag.is_none() && image.digest.is_none() {
-            image.tag = Some(app.image_tag());
+        if image.tag().is_none() && image.digest().is_none() {
+            return image.with_tag(&app.image_tag()).unwrap_or(image);
         }
         return image;
     }

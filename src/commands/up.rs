@@ -10,7 +10,7 @@ use super::identity;
 use super::push;
 use super::workload;
 use crate::cli::{DeployArgs, GlobalArgs, UpArgs};
-use crate::kube::image::ImageRef;
+use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::prompt;
 use crate::registry::PushReport;
@@ -26,12 +26,7 @@ struct UpReport<'a> {
 pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Result<()> {
     let pushed = push::push(global, &args.push, out).await?;
     out.info(format!("pushed {}", pushed.report.pinned));
-    let image = ImageRef::parse(&pushed.report.pinned).map_err(|e| {
-        anyhow::anyhow!(
-            "the pushed reference {} is invalid: {e}",
-            pushed.report.pinned
-        )
-    })?;
+    let image = ImageRef::from(pushed.report.pinned.clone());
     offer_identity(global, &args.deploy, out).await?;
     let applied = deploy::deploy(global, &args.deploy, Some(image), out).await?;
     print_diff(&applied, out);

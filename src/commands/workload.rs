@@ -6,10 +6,10 @@ use crate::azure::vault::Vault;
 use crate::azure::Secret;
 use crate::bad_input;
 use crate::cli::WorkloadArgs;
-use crate::kube::image::ImageRef;
 use crate::kube::key_vault::{self, IdentityOptions, KeyVaultMode, KeyVaultOptions};
 use crate::kube::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
 use crate::kube::runtime_config::{libsql_token_env, Backend, Store};
+use crate::oci::reference::ImageRef;
 use crate::state::AppState;
 
 /// Refuses flag combinations clap cannot express.

@@ -19,7 +19,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::app::{App, Component};
-use crate::kube::image::ImageRef;
 use crate::kube::key_vault::{
     self, IdentityOptions, KeyVaultMode, KeyVaultOptions, SecretProviderClass,
 };
@@ -27,6 +26,7 @@ use crate::kube::runtime_config::{libsql_token_env, Backend, RuntimeConfigToml, 
 use crate::kube::spinapp::{
     self, HealthChecks, HealthProbe, HttpGet, Resources, SpinApp, SpinAppSpec, SpinVar,
 };
+use crate::oci::reference::ImageRef;
 
 /// The runtime class containerd-shim-spin registers.
 pub const DEFAULT_RUNTIME_CLASS: &str = "wasmtime-spin-v2";

@@ -10,6 +10,7 @@ mod locked_app;
 pub mod media_types;
 pub mod pgzip;
 pub mod plain_image;
+pub mod reference;
 pub mod spin_artifact;
 
 pub use digest::{Digest, HashingWriter};

@@ -21,9 +21,9 @@ use crate::cluster::expose::Exposure;
 use crate::cluster::rollout::Rollout;
 use crate::cluster::source::Objects;
 use crate::cluster::status::{compose, AppStatus, Place};
-use crate::kube::image::ImageRef;
 use crate::kube::render::yaml_stream;
 use crate::kube::validate::{parse_dns_label, parse_dns_subdomain};
+use crate::oci::reference::ImageRef;
 use crate::output::Output;
 
 const EXECUTOR: &str = include_str!("../../../manifests/spinapp-executor.yaml");

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::kube::image::ImageRef;
 use crate::kube::objects::Workload;
+use crate::oci::reference::ImageRef;
 
 /// First line of every YAML file we write: it marks the file as ours.
 pub const YAML_HEADER: &str =
