@@ -8,11 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::azure::choose::ClusterSelector;
 use crate::azure::vault::Vault;
 use crate::cluster::secrets::SecretArg;
-use crate::kube::image::ImageRef;
+use crate::kube::key_vault::KeyVaultMode;
 use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::RenderType;
 use crate::kube::runtime_config::{self, Store};
 use crate::kube::validate;
+use crate::oci::reference::ImageRef;
+use crate::oci::ImageFormat;
 use crate::output::OutputMode;
 use crate::registry::auth::AuthMode;
 
@@ -71,6 +73,19 @@ impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Redac
     }
 }
 
+/// The value parser of a flag whose values are the `A` enum's and whose field holds the domain
+/// type `D` it converts into: the flag's names, docs and `--help` come from `A` alone.
+fn converted<A, D>() -> clap::builder::MapValueParser<clap::builder::EnumValueParser<A>, fn(A) -> D>
+where
+    A: ValueEnum + Clone + Send + Sync + 'static,
+    D: From<A> + Clone + Send + Sync + 'static,
+{
+    clap::builder::TypedValueParser::map(
+        clap::builder::EnumValueParser::<A>::new(),
+        D::from as fn(A) -> D,
+    )
+}
+
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The app: a spin.toml, or the directory holding it
@@ -83,7 +98,7 @@ pub struct GlobalArgs {
     )]
     pub from: PathBuf,
     /// `json` prints exactly one JSON object on stdout; text and progress go to stderr
-    #[arg(long, global = true, value_enum, default_value_t = OutputMode::Text)]
+    #[arg(long, global = true, value_parser = converted::<OutputArg, OutputMode>(), default_value = "text")]
     pub output: OutputMode,
     /// Never prompt; take defaults (state file, then built-in)
     #[arg(short = 'y', long = "yes", global = true)]
@@ -134,21 +149,107 @@ pub enum Command {
     Man(ManArgs),
 }
 
-/// Which OCI shape to produce.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageFormat {
+/// `--output`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputArg {
+    Text,
+    Json,
+}
+
+impl From<OutputArg> for OutputMode {
+    fn from(arg: OutputArg) -> Self {
+        match arg {
+            OutputArg::Text => OutputMode::Text,
+            OutputArg::Json => OutputMode::Json,
+        }
+    }
+}
+
+/// `--format`: which OCI shape to produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ImageFormatArg {
     /// The Spin OCI artifact (`spin registry push` format): one layer per wasm and file
-    #[default]
     Spin,
     /// A plain `wasi/wasm` image with /spin.toml, as a `FROM scratch` Dockerfile builds
     Image,
 }
 
+impl From<ImageFormatArg> for ImageFormat {
+    fn from(arg: ImageFormatArg) -> Self {
+        match arg {
+            ImageFormatArg::Spin => ImageFormat::Spin,
+            ImageFormatArg::Image => ImageFormat::Image,
+        }
+    }
+}
+
+/// `--auth`: where `push` takes registry credentials from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    /// Azure for `*.azurecr.io`/`.cn`/`.us`, the Docker config for other registries
+    Auto,
+    /// Entra credentials exchanged for an ACR refresh token
+    Azure,
+    /// The Docker config: `auths`, `credHelpers`, `credsStore`
+    Docker,
+    /// No credentials
+    Anonymous,
+}
+
+impl From<AuthArg> for AuthMode {
+    fn from(arg: AuthArg) -> Self {
+        match arg {
+            AuthArg::Auto => AuthMode::Auto,
+            AuthArg::Azure => AuthMode::Azure,
+            AuthArg::Docker => AuthMode::Docker,
+            AuthArg::Anonymous => AuthMode::Anonymous,
+        }
+    }
+}
+
+/// `--type`: the renderer scaffold uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RenderTypeArg {
+    /// Plain multi-document YAML
+    Kube,
+    /// A Kustomize base and an overlay that sets the image and namespace
+    Kustomize,
+    /// A Helm chart
+    Helm,
+}
+
+impl From<RenderTypeArg> for RenderType {
+    fn from(arg: RenderTypeArg) -> Self {
+        match arg {
+            RenderTypeArg::Kube => RenderType::Kube,
+            RenderTypeArg::Kustomize => RenderType::Kustomize,
+            RenderTypeArg::Helm => RenderType::Helm,
+        }
+    }
+}
+
+/// `--workload`: what runs the app in the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadArg {
+    /// A SpinKube SpinApp; the operator creates the Deployment and Service
+    Spinapp,
+    /// A Deployment on the wasmtime-spin-v2 RuntimeClass and a Service (no SpinKube needed)
+    Deployment,
+}
+
+impl From<WorkloadArg> for WorkloadKind {
+    fn from(arg: WorkloadArg) -> Self {
+        match arg {
+            WorkloadArg::Spinapp => WorkloadKind::Spinapp,
+            WorkloadArg::Deployment => WorkloadKind::Deployment,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ImageArgs {
     /// Image format: the Spin OCI artifact, or a plain wasi/wasm image
-    #[arg(long, value_enum, default_value_t = ImageFormat::Spin)]
+    #[arg(long, value_parser = converted::<ImageFormatArg, ImageFormat>(), default_value = "spin")]
     pub format: ImageFormat,
     /// Never run `spin build`, even when a component's wasm is missing or stale
     #[arg(long)]
@@ -205,14 +306,14 @@ pub struct PushArgs {
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
     pub retry_budget: std::time::Duration,
     /// Where credentials come from (auto: Azure for *.azurecr.io/.cn/.us, else the Docker config)
-    #[arg(long, value_enum, default_value_t = AuthMode::Auto)]
+    #[arg(long, value_parser = converted::<AuthArg, AuthMode>(), default_value = "auto")]
     pub auth: AuthMode,
 }
 
 #[derive(Debug, Args)]
 pub struct ScaffoldArgs {
     /// What to write: plain YAML, a Kustomize base and overlay, or a Helm chart [default: kube]
-    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    #[arg(long = "type", value_parser = converted::<RenderTypeArg, RenderType>(), value_name = "TYPE")]
     pub render_type: Option<RenderType>,
     /// The output directory (default `<app dir>/deploy`)
     #[arg(short, long, value_name = "DIR")]
@@ -240,7 +341,7 @@ pub struct ScaffoldArgs {
 #[derive(Debug, Args)]
 pub struct WorkloadArgs {
     /// What runs the app: a SpinKube SpinApp, or a Deployment and Service [default: spinapp]
-    #[arg(long = "workload", value_enum)]
+    #[arg(long = "workload", value_parser = converted::<WorkloadArg, WorkloadKind>())]
     pub kind: Option<WorkloadKind>,
     /// Replicas (the minimum with --autoscale)
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..))]
@@ -252,8 +353,8 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "URL", value_parser = Vault::parse)]
     pub key_vault: Option<Vault>,
     /// How pods get the vault's secrets: `csi` syncs each mapped secret (`api_key` ← `api-key`) through the Secrets Store CSI driver; `provider` is Spin's own provider, which looks up every variable under its own name
-    #[arg(long, value_enum, default_value = "csi", value_name = "MODE")]
-    pub key_vault_mode: KeyVaultModeArg,
+    #[arg(long, value_parser = converted::<KeyVaultModeArg, KeyVaultMode>(), default_value = "csi", value_name = "MODE")]
+    pub key_vault_mode: KeyVaultMode,
     /// The client id of the workload identity that reads the vault (default: the one `identity setup` made)
     #[arg(long, value_name = "GUID", value_parser = validate::parse_guid)]
     pub identity_client_id: Option<String>,
@@ -303,6 +404,15 @@ pub struct WorkloadArgs {
 pub enum KeyVaultModeArg {
     Csi,
     Provider,
+}
+
+impl From<KeyVaultModeArg> for KeyVaultMode {
+    fn from(arg: KeyVaultModeArg) -> Self {
+        match arg {
+            KeyVaultModeArg::Csi => KeyVaultMode::Csi,
+            KeyVaultModeArg::Provider => KeyVaultMode::Provider,
+        }
+    }
 }
 
 /// Which cluster and namespace, like kubectl.
@@ -463,11 +573,45 @@ pub struct DeleteArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, ValueEnum};
+
+    use super::*;
 
     #[test]
     fn every_command_has_unique_flags() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Each flag value names the domain value it converts into (JSON reports and scaffold's
+    /// prompts use the domain name).
+    #[test]
+    fn flag_values_name_their_domain_values() {
+        fn names<A: ValueEnum, D: From<A>>(name: fn(D) -> String) -> Vec<(String, String)> {
+            A::value_variants()
+                .iter()
+                .map(|a| {
+                    let flag = a.to_possible_value().unwrap().get_name().to_string();
+                    (flag, name(D::from(a.clone())))
+                })
+                .collect()
+        }
+        fn json<T: serde::Serialize>(value: T) -> String {
+            serde_json::to_value(value)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+        let pairs = [
+            names::<RenderTypeArg, RenderType>(|d| d.name().to_string()),
+            names::<RenderTypeArg, RenderType>(json),
+            names::<WorkloadArg, WorkloadKind>(|d| d.name().to_string()),
+            names::<WorkloadArg, WorkloadKind>(json),
+            names::<ImageFormatArg, ImageFormat>(json),
+        ];
+        for (flag, domain) in pairs.iter().flatten() {
+            assert_eq!(flag, domain);
+        }
     }
 }
 
@@ -704,7 +848,6 @@ impl WorkloadArgs {
     /// could not work).
     pub fn settings(&self) -> anyhow::Result<crate::deploy::workload::WorkloadSettings> {
         use crate::deploy::workload;
-        use crate::kube::key_vault::KeyVaultMode;
         let resources = objects::ResourceOptions {
             cpu_limit: self.cpu_limit.clone(),
             memory_limit: self.memory_limit.clone(),
@@ -721,10 +864,7 @@ impl WorkloadArgs {
             replicas: self.replicas,
             runtime_class: self.runtime_class.clone(),
             key_vault: self.key_vault.clone(),
-            key_vault_mode: match self.key_vault_mode {
-                KeyVaultModeArg::Csi => KeyVaultMode::Csi,
-                KeyVaultModeArg::Provider => KeyVaultMode::Provider,
-            },
+            key_vault_mode: self.key_vault_mode,
             identity_client_id: self.identity_client_id.clone(),
             tenant_id: self.tenant_id.clone(),
             service_account: self.service_account.clone(),

@@ -5,7 +5,8 @@
 
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// `text` for humans, `json` for one object on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputMode {
     Text,
     Json,

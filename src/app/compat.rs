@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use super::model::{App, Component, Inherit};
-use crate::cli::ImageFormat;
+use crate::oci::ImageFormat;
 
 /// Triggers containerd-shim-spin can run (docs/compatibility.md); anything else cannot be deployed.
 pub const SUPPORTED_TRIGGERS: &[&str] = &["http", "redis", "sqs", "mqtt", "command"];

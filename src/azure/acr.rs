@@ -3,7 +3,7 @@
 
 use super::credential::{AzureCredential, ACR_SCOPE};
 use super::{jwt, Secret};
-use crate::registry::reference::is_loopback;
+use crate::registry::host::is_loopback;
 use anyhow::Context;
 use serde::Deserialize;
 use std::time::{Duration, SystemTime};

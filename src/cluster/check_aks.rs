@@ -5,7 +5,7 @@ use super::check::Check;
 use crate::azure::arm::types::ManagedCluster;
 use crate::azure::arm::Arm;
 use crate::azure::roles;
-use crate::registry::reference::Reference;
+use crate::oci::reference::RegistryRef;
 use crate::state::{AppState, ClusterRef};
 
 /// ARM's checks for an AKS cluster, from one GET of the cluster (and the registry's roles).
@@ -52,7 +52,7 @@ async fn kubelet_pull(
     cluster_ref: &ClusterRef,
     image: &str,
 ) -> anyhow::Result<Check> {
-    let host = Reference::parse(image)?.registry;
+    let host = RegistryRef::parse(image)?.registry().to_string();
     let registries = arm.registries(&cluster_ref.subscription).await?;
     let Some(registry) = registries
         .iter()

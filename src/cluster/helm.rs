@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::connect::Connection;
 use crate::bad_input;
-use crate::kube::image::ImageRef;
+use crate::oci::reference::ImageRef;
 
 /// Installs or upgrades release `release` from `chart` and returns the objects it deployed.
 pub fn install(
@@ -31,11 +31,14 @@ pub fn install(
         chart.display().to_string(),
         "--create-namespace".into(),
         "--set-string".into(),
-        format!("image.repository={}", image.name),
+        format!("image.repository={}", image.name()),
         "--set-string".into(),
-        format!("image.tag={}", image.tag.clone().unwrap_or_default()),
+        format!("image.tag={}", image.tag().unwrap_or_default()),
         "--set-string".into(),
-        format!("image.digest={}", image.digest.clone().unwrap_or_default()),
+        format!(
+            "image.digest={}",
+            image.digest().map(ToString::to_string).unwrap_or_default()
+        ),
     ];
     if dry_run {
         args.push("--dry-run=server".into());

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::patch;
 use super::source::{is_kustomization, read_documents};
 use crate::bad_input;
-use crate::kube::image::ImageRef;
+use crate::oci::reference::ImageRef;
 
 const SUPPORTED: [&str; 12] = [
     "apiVersion",
@@ -372,19 +372,22 @@ fn set_images(
         .ok_or_else(|| bad_input!("{at}: each entry needs a `name`"))?;
     let rewrite = |current: &str| -> Option<String> {
         let parsed = ImageRef::parse(current).ok()?;
-        if parsed.name != name {
+        let parsed_name = parsed.name();
+        if parsed_name != name {
             return None;
         }
-        let new_name = entry["newName"].as_str().unwrap_or(&parsed.name);
-        let mut image = new_name.to_string();
+        let mut image = entry["newName"]
+            .as_str()
+            .unwrap_or(&parsed_name)
+            .to_string();
         match (entry["digest"].as_str(), entry["newTag"].as_str()) {
             (Some(digest), _) => image = format!("{image}@{digest}"),
             (None, Some(tag)) => image = format!("{image}:{tag}"),
             (None, None) => {
-                if let Some(tag) = &parsed.tag {
+                if let Some(tag) = parsed.tag() {
                     image = format!("{image}:{tag}");
                 }
-                if let Some(digest) = &parsed.digest {
+                if let Some(digest) = parsed.digest() {
                     image = format!("{image}@{digest}");
                 }
             }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::kustomize;
 use crate::bad_input;
-use crate::kube::image::ImageRef;
+use crate::oci::reference::ImageRef;
 
 /// The objects to apply, or a chart to hand to helm.
 #[derive(Debug)]
@@ -151,7 +151,7 @@ pub fn set_image(objects: &mut [Value], image: &ImageRef) -> usize {
             let only = containers.len() == 1;
             for container in containers.iter_mut() {
                 let current = container["image"].as_str().unwrap_or_default();
-                let same_repo = ImageRef::parse(current).is_ok_and(|c| c.name == image.name);
+                let same_repo = ImageRef::parse(current).is_ok_and(|c| c.name() == image.name());
                 if only || same_repo {
                     container["image"] = Value::String(image.to_string());
                     set += 1;

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::app::{self, compat, spin_build, App};
-use crate::cli::{BuildArgs, GlobalArgs, ImageArgs, ImageFormat};
+use crate::cli::{BuildArgs, GlobalArgs, ImageArgs};
 use crate::oci::assemble::AssembleOptions;
-use crate::oci::{plain_image, spin_artifact, Descriptor, ImageManifest, Layout};
+use crate::oci::{plain_image, spin_artifact, Descriptor, ImageFormat, ImageManifest, Layout};
 use crate::output::Output;
 
 /// An image written into a layout, with what was learned on the way.

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::build::build_image;
-use crate::cli::{ExportArgs, GlobalArgs, ImageFormat};
-use crate::oci::archive;
+use crate::cli::{ExportArgs, GlobalArgs};
+use crate::oci::{archive, ImageFormat};
 use crate::output::Output;
 
 #[derive(Serialize)]

@@ -10,12 +10,11 @@ use crate::azure::choose::{self, Mode};
 use crate::cli::{GlobalArgs, PushArgs};
 use crate::kube::objects;
 use crate::oci::media_types::REF_NAME_ANNOTATION;
+use crate::oci::reference::RegistryRef;
 use crate::oci::{archive, Layout};
 use crate::output::Output;
 use crate::prompt;
-use crate::registry::{
-    self, auth, PushOptions, PushReport, Reference, RegistryClient, TransportOptions,
-};
+use crate::registry::{self, auth, PushOptions, PushReport, RegistryClient, TransportOptions};
 use crate::state::{State, StateFile};
 
 pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::Result<()> {
@@ -73,31 +72,22 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
             },
         },
     };
-    let mut target = Reference::parse(&reference)?;
+    let mut target = RegistryRef::parse(&reference)?;
     // Remembered as given: a tag left out stays out, so the next push takes the app's version then.
-    let remembered = Reference {
-        digest: None,
-        ..target.clone()
-    }
-    .to_string();
+    let remembered = target.without_digest();
     let (descriptor, _) = layout.image(None)?;
-    if let Some(pinned) = &target.digest {
+    if let Some(pinned) = target.digest() {
         if *pinned != descriptor.digest {
             return Err(crate::bad_input!(
                 "the reference `{reference}` pins {pinned} but the image to push is {}; drop the `@digest` or push the matching image",
                 descriptor.digest
             ));
         }
-    } else if target.tag.is_none() {
-        let tag = descriptor
-            .annotations
-            .get(REF_NAME_ANNOTATION)
-            .filter(|tag| {
-                Reference::parse(&format!("{}/{}:{tag}", target.registry, target.repository))
-                    .is_ok()
-            })
-            .map_or("latest", String::as_str);
-        target.tag = Some(tag.to_string());
+    } else if target.tag().is_none() {
+        let annotated = descriptor.annotations.get(REF_NAME_ANNOTATION);
+        target = annotated
+            .and_then(|tag| target.with_tag(tag).ok())
+            .unwrap_or(target.with_tag("latest")?);
     }
 
     let transport = TransportOptions {
@@ -106,9 +96,9 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
         max_connections: usize::from(args.jobs),
     };
     let http = registry::client::http_client(&transport)?;
-    let credential = auth::resolve_credential(args.auth, &target.registry, &http).await?;
+    let credential = auth::resolve_credential(args.auth, target.registry(), &http).await?;
     let mount_from = app_state
-        .mount_source(&target.registry, &target.repository)
+        .mount_source(target.registry(), target.repository())
         .map(str::to_string);
     let mut client = RegistryClient::new(
         &target,
@@ -127,9 +117,13 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
 
     let warning = state_file.update(|state| {
         let app = state.apps.entry(app_key).or_default();
-        app.record_push(&remembered, &target.registry, &target.repository);
-        app.last_pinned = Some(report.pinned.clone());
-        state.last_registry = Some(target.registry.clone());
+        app.record_push(
+            &remembered.to_string(),
+            target.registry(),
+            target.repository(),
+        );
+        app.last_pinned = Some(report.pinned.to_string());
+        state.last_registry = Some(target.registry().to_string());
     })?;
     if let Some(warning) = warning {
         out.warn(warning);
@@ -218,7 +212,7 @@ fn prompt_reference(global: &GlobalArgs) -> anyhow::Result<String> {
         "Push to which reference (registry/repository[:tag])",
         None,
         |answer| {
-            Reference::parse(answer)
+            RegistryRef::parse(answer)
                 .map(|_| answer.to_string())
                 .map_err(|e| e.to_string())
         },

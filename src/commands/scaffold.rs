@@ -7,12 +7,13 @@ use serde::Serialize;
 
 use crate::app::{compat, App};
 use crate::bad_input;
-use crate::cli::{GlobalArgs, ImageFormat, ScaffoldArgs};
+use crate::cli::{GlobalArgs, ScaffoldArgs};
 use crate::deploy::workload;
 use crate::kube::files;
-use crate::kube::image::ImageRef;
 use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::{self, dockerfile, RenderOptions, RenderType};
+use crate::oci::reference::ImageRef;
+use crate::oci::ImageFormat;
 use crate::output::Output;
 use crate::prompt;
 use crate::state::AppState;
@@ -46,6 +47,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
         None => prompter.choose(
             "Output type",
             &[RenderType::Kube, RenderType::Kustomize, RenderType::Helm],
+            RenderType::name,
         )?,
     };
     let kind = match settings.kind {
@@ -53,6 +55,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
         None => prompter.choose(
             "Workload",
             &[WorkloadKind::Spinapp, WorkloadKind::Deployment],
+            WorkloadKind::name,
         )?,
     };
     let image = match &args.image {
@@ -113,8 +116,8 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     let summary = format!(
         "Scaffolded {} ({}, {}) into {}: {} files, {} written",
         workload.name,
-        value_name(render_type),
-        value_name(kind),
+        render_type.name(),
+        kind.name(),
         out_dir.display(),
         plan.files.len(),
         plan.written()
@@ -122,21 +125,13 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     out.report(&report, summary)
 }
 
-/// The name a value has on the command line.
-fn value_name<T: clap::ValueEnum>(value: T) -> String {
-    value
-        .to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default()
-}
-
 /// The image this app was last pushed to (state file), else `<app name>:<version>`.
 fn default_image(app: &App, remembered: &AppState) -> ImageRef {
     let pushed = remembered.last_image.as_deref();
-    if let Some(mut image) = pushed.and_then(|i| ImageRef::parse(i).ok()) {
+    if let Some(image) = pushed.and_then(|i| ImageRef::parse(i).ok()) {
         // Push tags an untagged reference with the app's version; so does the default here.
-        if image.tag.is_none() && image.digest.is_none() {
-            image.tag = Some(app.image_tag());
+        if image.tag().is_none() && image.digest().is_none() {
+            return image.with_tag(&app.image_tag()).unwrap_or(image);
         }
         return image;
     }
@@ -173,15 +168,17 @@ impl Prompter {
         }
     }
 
-    /// One of `choices`; the first is the default.
-    fn choose<T: clap::ValueEnum + Copy>(&self, what: &str, choices: &[T]) -> anyhow::Result<T> {
+    /// One of `choices`, shown by `name`; the first is the default.
+    fn choose<T: Copy>(
+        &self,
+        what: &str,
+        choices: &[T],
+        name: fn(T) -> &'static str,
+    ) -> anyhow::Result<T> {
         if !self.interactive {
             return Ok(choices[0]);
         }
-        let names: Vec<String> = choices
-            .iter()
-            .filter_map(|c| c.to_possible_value().map(|v| v.get_name().to_string()))
-            .collect();
+        let names: Vec<String> = choices.iter().map(|c| name(*c).to_string()).collect();
         let chosen = prompt::select(what, &names, 0)?;
         chosen
             .map(|i| choices[i])

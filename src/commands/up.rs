@@ -9,7 +9,7 @@ use crate::azure::workload_identity::{self, Plan};
 use crate::cli::{GlobalArgs, UpArgs};
 use crate::context::AppContext;
 use crate::deploy::{self, plan, workload, DeployReport, Settings};
-use crate::kube::image::ImageRef;
+use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::prompt;
 use crate::registry::PushReport;
@@ -27,12 +27,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
     let settings = args.deploy.settings()?;
     let pushed = push::push(global, &args.push, out).await?;
     out.info(format!("pushed {}", pushed.report.pinned));
-    let image = ImageRef::parse(&pushed.report.pinned).map_err(|e| {
-        anyhow::anyhow!(
-            "the pushed reference {} is invalid: {e}",
-            pushed.report.pinned
-        )
-    })?;
+    let image = ImageRef::from(pushed.report.pinned.clone());
     let mut ctx = global.app_context(out)?;
     let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
     offer_identity(global, &mut ctx, &target, &settings, out).await?;

@@ -21,7 +21,7 @@ use crate::cluster::rollout::Rollout;
 use crate::cluster::source::Objects;
 use crate::cluster::status::AppStatus;
 use crate::context::AppContext;
-use crate::kube::image::ImageRef;
+use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::target::Target;
 

@@ -12,9 +12,9 @@ use crate::app::App;
 use crate::bad_input;
 use crate::cluster::source::{self, Objects};
 use crate::context::AppContext;
-use crate::kube::image::ImageRef;
 use crate::kube::key_vault::CLIENT_ID_ANNOTATION;
 use crate::kube::objects;
+use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::state::{AppState, WorkloadIdentity};
 
@@ -35,7 +35,7 @@ pub fn choose_image(
     out: &Output,
 ) -> anyhow::Result<ImageRef> {
     if let Some(image) = image {
-        if image.digest.is_none() {
+        if image.digest().is_none() {
             out.warn(format!(
                 "--image {image} is a mutable tag: the cluster may run another image than you tested; pin it with @sha256:…"
             ));

@@ -5,10 +5,10 @@ use crate::app::App;
 use crate::azure::vault::Vault;
 use crate::azure::Secret;
 use crate::bad_input;
-use crate::kube::image::ImageRef;
 use crate::kube::key_vault::{self, IdentityOptions, KeyVaultMode, KeyVaultOptions};
 use crate::kube::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
 use crate::kube::runtime_config::{libsql_token_env, Backend, Store};
+use crate::oci::reference::ImageRef;
 use crate::state::AppState;
 
 /// The workload flags, each validated; made only by `cli` (`WorkloadArgs::settings`).

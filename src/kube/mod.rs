@@ -2,7 +2,6 @@
 //! Pure functions of the model plus options; nothing here talks to a cluster.
 
 pub mod files;
-pub mod image;
 pub mod key_vault;
 pub mod merge;
 pub mod objects;

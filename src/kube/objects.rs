@@ -19,7 +19,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::app::{App, Component};
-use crate::kube::image::ImageRef;
 use crate::kube::key_vault::{
     self, IdentityOptions, KeyVaultMode, KeyVaultOptions, SecretProviderClass,
 };
@@ -27,6 +26,7 @@ use crate::kube::runtime_config::{libsql_token_env, Backend, RuntimeConfigToml, 
 use crate::kube::spinapp::{
     self, HealthChecks, HealthProbe, HttpGet, Resources, SpinApp, SpinAppSpec, SpinVar,
 };
+use crate::oci::reference::ImageRef;
 
 /// The runtime class containerd-shim-spin registers.
 pub const DEFAULT_RUNTIME_CLASS: &str = "wasmtime-spin-v2";
@@ -38,7 +38,7 @@ const RUNTIME_CONFIG_KEY: &str = "runtime-config.toml";
 const HTTP_PORT: i32 = 80;
 
 /// What runs the app in the cluster.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkloadKind {
     /// A SpinKube SpinApp; the operator creates the Deployment and Service
@@ -46,6 +46,16 @@ pub enum WorkloadKind {
     Spinapp,
     /// A Deployment on the wasmtime-spin-v2 RuntimeClass and a Service (no SpinKube needed)
     Deployment,
+}
+
+impl WorkloadKind {
+    /// The name in `--workload` and in JSON reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Spinapp => "spinapp",
+            WorkloadKind::Deployment => "deployment",
+        }
+    }
 }
 
 /// CPU and memory limits and requests, as Kubernetes quantities.

@@ -1,5 +1,5 @@
 //! Syntax checks for scaffold's Kubernetes-facing flags: DNS names, quantities, vault URLs, probe paths.
-//! Used as clap value parsers, so a bad value is a usage error (exit 2) naming the flag and value.
+//! `cli.rs` uses them as value parsers, so a bad value is a usage error (exit 2) naming the flag and value.
 
 /// Validates a DNS-1123 label (namespace, runtime class, overlay name).
 pub fn parse_dns_label(value: &str) -> Result<String, String> {

@@ -10,7 +10,19 @@ mod locked_app;
 pub mod media_types;
 pub mod pgzip;
 pub mod plain_image;
+pub mod reference;
 pub mod spin_artifact;
 
 pub use digest::{Digest, HashingWriter};
 pub use layout::{Descriptor, ImageManifest, Layout};
+
+/// Which OCI shape to produce.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// The Spin OCI artifact (`spin registry push` format): one layer per wasm and file
+    #[default]
+    Spin,
+    /// A plain `wasi/wasm` image with /spin.toml, as a `FROM scratch` Dockerfile builds
+    Image,
+}

@@ -11,12 +11,12 @@ use tokio::sync::Mutex;
 
 use super::credential::{Credential, Secret, SourcedCredential};
 use super::retry::{self, Attempt, RetryPolicy};
-use super::{docker_config, reference};
+use super::{docker_config, host};
 use crate::azure::acr;
 use crate::azure::credential::AzureCredential;
 
 /// Where `push` takes registry credentials from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AuthMode {
     /// Azure for `*.azurecr.io`/`.cn`/`.us`, the Docker config for other registries
     #[default]
@@ -37,7 +37,7 @@ pub async fn resolve_credential(
 ) -> anyhow::Result<SourcedCredential> {
     match mode {
         AuthMode::Azure => azure_credential(registry, http).await,
-        AuthMode::Auto if reference::is_acr(registry) => {
+        AuthMode::Auto if host::is_acr(registry) => {
             match azure_credential(registry, http).await {
                 Ok(credential) => Ok(credential),
                 // Without an Azure sign-in, a `docker login` to the registry (admin user, token) still works.

@@ -13,9 +13,10 @@ use tokio_util::io::ReaderStream;
 
 use super::auth::{AuthError, Authenticator};
 use super::credential::SourcedCredential;
+use super::host;
 use super::progress::BlobProgress;
-use super::reference::{self, Reference};
 use super::retry::{self, Attempt, RetryPolicy};
+use crate::oci::reference::RegistryRef;
 use crate::oci::{media_types, Digest};
 
 /// Manifest media types we accept when asking what a tag points at.
@@ -66,14 +67,14 @@ impl RegistryClient {
     /// loading the system's CA certificates is most of a warm push's own time). `mount_sources`
     /// are other repositories we may mount blobs from (pull scope requested).
     pub fn new(
-        target: &Reference,
+        target: &RegistryRef,
         credential: SourcedCredential,
         mount_sources: &[String],
         http: reqwest::Client,
         transport: &TransportOptions,
         retry: RetryPolicy,
     ) -> anyhow::Result<Self> {
-        let mut scopes = vec![format!("repository:{}:pull,push", target.repository)];
+        let mut scopes = vec![format!("repository:{}:pull,push", target.repository())];
         scopes.extend(
             mount_sources
                 .iter()
@@ -88,12 +89,12 @@ impl RegistryClient {
         Ok(RegistryClient {
             http,
             base: base_url(scheme, target)?,
-            registry: target.registry.clone(),
-            repository: target.repository.clone(),
+            registry: target.registry().to_string(),
+            repository: target.repository().to_string(),
             auth,
             scopes,
             retry,
-            probe_http: !transport.plain_http && reference::is_loopback(&target.registry),
+            probe_http: !transport.plain_http && host::is_loopback(target.registry()),
         })
     }
 
@@ -676,11 +677,15 @@ fn upload_timeout(size: u64) -> Duration {
     Duration::from_secs(60 + size / (256 * 1024))
 }
 
-fn base_url(scheme: &str, target: &Reference) -> anyhow::Result<Url> {
-    Url::parse(&format!("{scheme}://{}/", target.api_host())).map_err(|e| {
+fn base_url(scheme: &str, target: &RegistryRef) -> anyhow::Result<Url> {
+    Url::parse(&format!(
+        "{scheme}://{}/",
+        host::api_host(target.registry())
+    ))
+    .map_err(|e| {
         crate::bad_input!(
             "`{}` is not a usable registry address: {e}",
-            target.registry
+            target.registry()
         )
     })
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::client::{BlobFile, MountOutcome, RegistryClient};
 use super::progress::Progress;
-use super::reference::Reference;
+use crate::oci::reference::RegistryRef;
 use crate::oci::{Descriptor, Digest, Layout};
 
 /// How to push.
@@ -25,9 +25,10 @@ pub struct PushOptions {
 /// What a push did: the JSON of `push --output json` (docs/cli.md), plus whether the manifest was sent.
 #[derive(Clone, Debug, Serialize)]
 pub struct PushReport {
-    pub reference: String,
+    pub reference: RegistryRef,
     pub digest: Digest,
-    pub pinned: String,
+    /// `registry/repository@sha256:…`: what apply deploys.
+    pub pinned: RegistryRef,
     pub blobs_uploaded: usize,
     pub blobs_skipped: usize,
     pub blobs_mounted: usize,
@@ -56,7 +57,7 @@ enum BlobOutcome {
 /// what is missing is uploaded.
 pub async fn push_layout(
     layout: &Layout,
-    target: &Reference,
+    target: &RegistryRef,
     client: &mut RegistryClient,
     options: &PushOptions,
 ) -> anyhow::Result<PushReport> {
@@ -71,7 +72,9 @@ pub async fn push_layout(
         check_blob_file(layout, blob)?;
     }
     let digest = descriptor.digest.clone();
-    let manifest_reference = target.tag.clone().unwrap_or_else(|| digest.to_string());
+    let manifest_reference = target
+        .tag()
+        .map_or_else(|| digest.to_string(), str::to_string);
     let already_there =
         client.first_manifest_digest(&manifest_reference).await? == Some(digest.clone());
     let client = &*client;
@@ -103,7 +106,7 @@ pub async fn push_layout(
         outcomes
     };
     let mut report = PushReport {
-        reference: target.to_string(),
+        reference: target.clone(),
         pinned: target.pinned(&digest),
         digest,
         blobs_uploaded: 0,

@@ -24,8 +24,8 @@ enum Hole {
 pub fn render(workload: &Workload, options: &RenderOptions) -> Vec<GeneratedFile> {
     let chart = &workload.name;
     let mut values = Map::new();
-    let mut image = json!({ "repository": options.image.name, "tag": options.image.tag.clone().unwrap_or_default() });
-    if let Some(digest) = &options.image.digest {
+    let mut image = json!({ "repository": options.image.name(), "tag": options.image.tag().unwrap_or_default() });
+    if let Some(digest) = options.image.digest() {
         image["digest"] = json!(digest);
     }
     values.insert("image".into(), image);

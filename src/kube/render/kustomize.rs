@@ -20,11 +20,12 @@ pub fn render(workload: &Workload, options: &RenderOptions) -> Vec<GeneratedFile
         "resources": [objects_file],
     });
 
-    let mut image = json!({ "name": options.image.name, "newName": options.image.name });
-    if let Some(tag) = &options.image.tag {
+    let name = options.image.name();
+    let mut image = json!({ "name": name, "newName": name });
+    if let Some(tag) = options.image.tag() {
         image["newTag"] = json!(tag);
     }
-    if let Some(digest) = &options.image.digest {
+    if let Some(digest) = options.image.digest() {
         image["digest"] = json!(digest);
     }
     let mut overlay = json!({

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::kube::image::ImageRef;
 use crate::kube::objects::Workload;
+use crate::oci::reference::ImageRef;
 
 /// First line of every YAML file we write: it marks the file as ours.
 pub const YAML_HEADER: &str =
@@ -66,7 +66,7 @@ impl GeneratedFile {
 }
 
 /// The renderer to use (`--type`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RenderType {
     /// Plain multi-document YAML
@@ -76,6 +76,17 @@ pub enum RenderType {
     Kustomize,
     /// A Helm chart
     Helm,
+}
+
+impl RenderType {
+    /// The name in `--type` and in JSON reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            RenderType::Kube => "kube",
+            RenderType::Kustomize => "kustomize",
+            RenderType::Helm => "helm",
+        }
+    }
 }
 
 /// What the renderers need besides the objects.
