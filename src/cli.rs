@@ -13,7 +13,7 @@ use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::RenderType;
 use crate::kube::runtime_config::{self, Store};
 use crate::kube::validate;
-use crate::oci::reference::ImageRef;
+use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::oci::ImageFormat;
 use crate::output::OutputMode;
 use crate::registry::auth::AuthMode;
@@ -911,6 +911,47 @@ impl DeployArgs {
             exposure,
             secrets: self.secrets.clone(),
             workload,
+        })
+    }
+}
+
+impl ImageArgs {
+    /// How to build: the target shim release must be one spin-aks knows.
+    pub fn settings(&self) -> anyhow::Result<crate::build::BuildSettings> {
+        Ok(crate::build::BuildSettings {
+            format: self.format,
+            skip_spin_build: self.skip_spin_build,
+            target: crate::app::compat::target_shim(&self.shim_version)?,
+        })
+    }
+}
+
+impl PushArgs {
+    /// The push settings: where the image comes from, the reference (checked now, before any
+    /// build), transport and credentials.
+    pub fn settings(&self) -> anyhow::Result<crate::publish::PushSettings> {
+        use crate::publish::ImageSource;
+        let source = match (&self.from_layout, &self.from_archive) {
+            (Some(dir), _) => ImageSource::Layout(dir.clone()),
+            (None, Some(file)) => ImageSource::Archive(file.clone()),
+            (None, None) => ImageSource::Build(self.image.settings()?),
+        };
+        let reference = self
+            .reference
+            .as_deref()
+            .map(RegistryRef::parse)
+            .transpose()?;
+        Ok(crate::publish::PushSettings {
+            source,
+            reference,
+            transport: crate::registry::TransportOptions {
+                plain_http: self.plain_http,
+                ca_file: self.ca_file.clone(),
+                max_connections: usize::from(self.jobs),
+            },
+            jobs: usize::from(self.jobs),
+            retry_budget: self.retry_budget,
+            auth: self.auth,
         })
     }
 }

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use crate::app::{self, App};
 use crate::azure::vault::Vault;
 use crate::kube::objects;
+use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::state::{AppState, DeployTarget, State, StateFile, WorkloadIdentity};
 
@@ -140,6 +141,23 @@ impl AppContext {
     /// `given` (a `--key-vault` flag), else the vault remembered for this app.
     pub fn vault_or(&self, given: Option<&Vault>) -> anyhow::Result<Option<Vault>> {
         self.remembered().vault_or(given)
+    }
+}
+
+impl AppContext {
+    /// The image this app was last pushed to (state file), else `<app name>:<version>`.
+    pub fn default_image(&self) -> ImageRef {
+        let app = &self.app;
+        let pushed = self.remembered().last_image.as_deref();
+        if let Some(image) = pushed.and_then(|i| ImageRef::parse(i).ok()) {
+            // Push tags an untagged reference with the app's version; so does the default here.
+            if image.tag().is_none() && image.digest().is_none() {
+                return image.with_tag(&app.image_tag()).unwrap_or(image);
+            }
+            return image;
+        }
+        let name = format!("{}:{}", objects::dns_name(&app.name), app.image_tag());
+        ImageRef::parse(&name).expect("a DNS name and a valid tag form a reference")
     }
 }
 

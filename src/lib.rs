@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod azure;
+pub mod build;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
@@ -14,6 +15,7 @@ pub mod kube;
 pub mod oci;
 pub mod output;
 pub mod prompt;
+pub mod publish;
 pub mod registry;
 pub mod secret_input;
 pub mod state;

@@ -3,6 +3,9 @@
 
 use std::io::IsTerminal;
 
+use crate::bad_input;
+use crate::oci::reference::ImageRef;
+
 use dialoguer::console::Term;
 use dialoguer::theme::ColorfulTheme;
 
@@ -56,4 +59,44 @@ pub fn password(prompt: &str) -> anyhow::Result<String> {
         .with_prompt(prompt)
         .allow_empty_password(true)
         .interact_on(&Term::stderr())?)
+}
+
+/// Asks on the terminal, or takes defaults under `-y` or without one.
+pub struct Prompter {
+    interactive: bool,
+}
+
+impl Prompter {
+    pub fn new(yes: bool) -> Self {
+        Prompter {
+            interactive: can_ask(yes),
+        }
+    }
+
+    /// One of `choices`, shown by `name`; the first is the default.
+    pub fn choose<T: Copy>(
+        &self,
+        what: &str,
+        choices: &[T],
+        name: fn(T) -> &'static str,
+    ) -> anyhow::Result<T> {
+        if !self.interactive {
+            return Ok(choices[0]);
+        }
+        let names: Vec<String> = choices.iter().map(|c| name(*c).to_string()).collect();
+        let chosen = select(what, &names, 0)?;
+        chosen
+            .map(|i| choices[i])
+            .ok_or_else(|| bad_input!("no {} chosen", what.to_lowercase()))
+    }
+
+    /// An image reference, `default` offered.
+    pub fn image(&self, default: &ImageRef) -> anyhow::Result<ImageRef> {
+        if !self.interactive {
+            return Ok(default.clone());
+        }
+        input("Image", Some(&default.to_string()), |answer| {
+            ImageRef::parse(answer).map_err(|e| e.to_string())
+        })
+    }
 }

@@ -1,63 +1,16 @@
-//! `spin-aks build`: spin.toml → checked app → (spin build if needed) → resolved inputs → OCI
-//! layout. `build_image` is the shared first step of `export` and `push`.
+//! `spin-aks build`: the app's OCI image written into a layout directory (the build step is
+//! `crate::build`).
 
-use std::path::{Path, PathBuf};
-
-use serde::Serialize;
-
-use crate::app::{self, compat, spin_build, App};
-use crate::cli::{BuildArgs, GlobalArgs, ImageArgs};
-use crate::oci::assemble::AssembleOptions;
-use crate::oci::{plain_image, spin_artifact, Descriptor, ImageFormat, ImageManifest, Layout};
+use crate::app;
+use crate::build::build_image;
+use crate::cli::{BuildArgs, GlobalArgs};
 use crate::output::Output;
 
-/// An image written into a layout, with what was learned on the way.
-pub struct BuiltImage {
-    pub app: App,
-    pub layout: Layout,
-    pub tag: String,
-    pub descriptor: Descriptor,
-    pub manifest: ImageManifest,
-    pub warnings: Vec<String>,
-    pub options: AssembleOptions,
-}
-
-impl BuiltImage {
-    /// Manifest, config and layers together.
-    pub fn total_bytes(&self) -> u64 {
-        self.descriptor.size + self.manifest.blobs().map(|b| b.size).sum::<u64>()
-    }
-}
-
-/// What `build` reports, and `up` under `"build"`.
-#[derive(Debug, Serialize)]
-pub struct BuildReport {
-    pub format: ImageFormat,
-    pub layout: PathBuf,
-    pub tag: String,
-    pub digest: String,
-    pub layers: usize,
-    pub bytes: u64,
-    pub warnings: Vec<String>,
-}
-
-impl BuiltImage {
-    pub fn report(&self, format: ImageFormat) -> BuildReport {
-        BuildReport {
-            format,
-            layout: self.layout.root().to_path_buf(),
-            tag: self.tag.clone(),
-            digest: self.descriptor.digest.to_string(),
-            layers: self.manifest.layers.len(),
-            bytes: self.total_bytes(),
-            warnings: self.warnings.clone(),
-        }
-    }
-}
-
 pub async fn run(global: &GlobalArgs, args: &BuildArgs, out: &Output) -> anyhow::Result<()> {
-    let built = build_image(global, &args.image, args.layout.as_deref(), out).await?;
-    let report = built.report(args.image.format);
+    let settings = args.image.settings()?;
+    let app = app::load(&global.from)?;
+    let built = build_image(app, &settings, args.layout.as_deref(), out).await?;
+    let report = built.report(settings.format);
     let summary = format!(
         "Built {} ({}) into {}: {} layers, {} bytes, digest {}",
         built.app.name,
@@ -68,71 +21,4 @@ pub async fn run(global: &GlobalArgs, args: &BuildArgs, out: &Output) -> anyhow:
         report.digest
     );
     out.report(&report, summary)
-}
-
-/// The default layout directory of an app.
-pub fn default_layout_dir(app: &App) -> PathBuf {
-    app.dir.join(".spin-aks").join("oci")
-}
-
-/// Loads, checks, builds (if needed) and assembles the app into a layout.
-pub async fn build_image(
-    global: &GlobalArgs,
-    image: &ImageArgs,
-    layout_dir: Option<&Path>,
-    out: &Output,
-) -> anyhow::Result<BuiltImage> {
-    let target = compat::target_shim(&image.shim_version)?;
-    let options = AssembleOptions::from_env(target)?;
-    let app = app::load(&global.from)?;
-    let mut findings = compat::check(&app, image.format);
-    let on_target = compat::target_findings(&app, image.format, target);
-    findings.errors.extend(on_target.errors);
-    findings.warnings.extend(on_target.warnings);
-    if !findings.errors.is_empty() {
-        return Err(crate::bad_input!(
-            "{} cannot run on AKS: {}",
-            app.manifest_path.display(),
-            findings.errors.join("; ")
-        ));
-    }
-    let mut warnings = findings.warnings;
-    warnings.extend(compat::trigger_warnings(&app, target));
-    spin_build::ensure_built(&app, image.skip_spin_build, &mut warnings)?;
-    let tag = image_tag(&app, &mut warnings);
-    let resolved = app::resolve(app, &mut warnings).await?;
-    let layout_dir = layout_dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| default_layout_dir(&resolved.app));
-    let layout = Layout::create_exclusive(&layout_dir, |waiting| out.info(waiting))?;
-    let manifest = match image.format {
-        ImageFormat::Spin => spin_artifact::assemble(&resolved, &layout, &options, &mut warnings)?,
-        ImageFormat::Image => plain_image::assemble(&resolved, &layout, &options, &mut warnings)?,
-    };
-    let descriptor = layout.set_image(&manifest, &tag)?;
-    layout.remove_unreferenced_blobs()?;
-    for warning in &warnings {
-        out.warn(warning);
-    }
-    Ok(BuiltImage {
-        app: resolved.app,
-        layout,
-        tag,
-        descriptor,
-        manifest,
-        warnings,
-        options,
-    })
-}
-
-/// The app's image tag, with a warning when its version had to be changed to make one.
-fn image_tag(app: &App, warnings: &mut Vec<String>) -> String {
-    let wanted = app.default_tag();
-    let tag = app.image_tag();
-    if tag != wanted {
-        warnings.push(format!(
-            "version `{wanted}` is not a valid image tag; using `{tag}`"
-        ));
-    }
-    tag
 }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::build::build_image;
+use crate::app;
+use crate::build::build_image;
 use crate::cli::{ExportArgs, GlobalArgs};
 use crate::oci::{archive, ImageFormat};
 use crate::output::Output;
@@ -27,7 +28,8 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
             ));
         }
     }
-    let built = build_image(global, &args.image, None, out).await?;
+    let settings = args.image.settings()?;
+    let built = build_image(app::load(&global.from)?, &settings, None, out).await?;
     let file_name = format!("{}-{}.oci.tar", file_stem(&built.app.name), built.tag);
     let target = args
         .out
@@ -35,7 +37,7 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
         .unwrap_or_else(|| built.app.dir.join(file_name));
     let bytes = archive::pack(&built.layout, &target, built.options.mtime())?;
     let report = ExportReport {
-        format: args.image.format,
+        format: settings.format,
         archive: target,
         digest: built.descriptor.digest.to_string(),
         bytes,

@@ -1,14 +1,14 @@
 //! One module per command: each reads its arguments, runs the pipeline steps, and reports.
 
 mod apply;
-pub mod build;
+mod build;
 mod cluster;
 mod delete;
 mod export;
-pub mod identity;
+mod identity;
 mod logs;
 mod port_forward;
-pub mod push;
+mod push;
 mod scaffold;
 mod secrets;
 mod shell;

@@ -12,11 +12,9 @@ use crate::deploy::workload;
 use crate::kube::files;
 use crate::kube::objects::{self, WorkloadKind};
 use crate::kube::render::{self, dockerfile, RenderOptions, RenderType};
-use crate::oci::reference::ImageRef;
 use crate::oci::ImageFormat;
 use crate::output::Output;
 use crate::prompt;
-use crate::state::AppState;
 
 #[derive(Serialize)]
 struct ScaffoldReport<'a> {
@@ -41,7 +39,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     let settings = args.workload.settings()?;
     let remembered = ctx.remembered();
 
-    let prompter = Prompter::new(global.yes);
+    let prompter = prompt::Prompter::new(global.yes);
     let render_type = match args.render_type {
         Some(t) => t,
         None => prompter.choose(
@@ -60,7 +58,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     };
     let image = match &args.image {
         Some(image) => image.clone(),
-        None => prompter.image(&default_image(app, remembered))?,
+        None => prompter.image(&ctx.default_image())?,
     };
 
     let options = workload::options(
@@ -73,7 +71,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     )?;
     let workload = objects::build(app, &options);
     let mut warnings = workload.warnings.clone();
-    warnings.extend(secrets_not_written(&workload));
+    warnings.extend(workload.unwritten_secrets());
     let findings = compat::check(app, ImageFormat::Spin);
     warnings.extend(findings.errors.into_iter().chain(findings.warnings));
 
@@ -123,76 +121,6 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
         plan.written()
     );
     out.report(&report, summary)
-}
-
-/// The image this app was last pushed to (state file), else `<app name>:<version>`.
-fn default_image(app: &App, remembered: &AppState) -> ImageRef {
-    let pushed = remembered.last_image.as_deref();
-    if let Some(image) = pushed.and_then(|i| ImageRef::parse(i).ok()) {
-        // Push tags an untagged reference with the app's version; so does the default here.
-        if image.tag().is_none() && image.digest().is_none() {
-            return image.with_tag(&app.image_tag()).unwrap_or(image);
-        }
-        return image;
-    }
-    let name = format!("{}:{}", objects::dns_name(&app.name), app.image_tag());
-    ImageRef::parse(&name).expect("a DNS name and a valid tag form a reference")
-}
-
-/// Why objects holding secret values are missing from the files, and who creates them.
-fn secrets_not_written(workload: &objects::Workload) -> Vec<String> {
-    workload
-        .secrets
-        .iter()
-        .map(|secret| {
-            let name = secret.to_value()["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            format!(
-                "the runtime config holds a Redis URL or a libsql token, so Secret {name} is not written to a file: `spin-aks apply` (or `up`) with the same --kv-store/--sqlite flags sends it to the cluster; without spin-aks: kubectl create secret generic {name} --from-file=runtime-config.toml=<file>"
-            )
-        })
-        .collect()
-}
-
-/// Asks on the terminal, or takes defaults under `-y` or without one.
-struct Prompter {
-    interactive: bool,
-}
-
-impl Prompter {
-    fn new(yes: bool) -> Self {
-        Prompter {
-            interactive: prompt::can_ask(yes),
-        }
-    }
-
-    /// One of `choices`, shown by `name`; the first is the default.
-    fn choose<T: Copy>(
-        &self,
-        what: &str,
-        choices: &[T],
-        name: fn(T) -> &'static str,
-    ) -> anyhow::Result<T> {
-        if !self.interactive {
-            return Ok(choices[0]);
-        }
-        let names: Vec<String> = choices.iter().map(|c| name(*c).to_string()).collect();
-        let chosen = prompt::select(what, &names, 0)?;
-        chosen
-            .map(|i| choices[i])
-            .ok_or_else(|| bad_input!("no {} chosen", what.to_lowercase()))
-    }
-
-    fn image(&self, default: &ImageRef) -> anyhow::Result<ImageRef> {
-        if !self.interactive {
-            return Ok(default.clone());
-        }
-        prompt::input("Image", Some(&default.to_string()), |answer| {
-            ImageRef::parse(answer).map_err(|e| e.to_string())
-        })
-    }
 }
 
 /// Where files go without `--out`.

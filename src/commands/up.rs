@@ -3,15 +3,15 @@
 
 use serde::Serialize;
 
-use super::build::BuildReport;
-use super::push;
 use crate::azure::workload_identity::{self, Plan};
+use crate::build::BuildReport;
 use crate::cli::{GlobalArgs, UpArgs};
 use crate::context::AppContext;
 use crate::deploy::{self, plan, workload, DeployReport, Settings};
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::prompt;
+use crate::publish;
 use crate::registry::PushReport;
 use crate::target::Target;
 
@@ -24,11 +24,14 @@ struct UpReport<'a> {
 }
 
 pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Result<()> {
+    let push = args.push.settings()?;
     let settings = args.deploy.settings()?;
-    let pushed = push::push(global, &args.push, out).await?;
+    let mut ctx = global.app_context(out)?;
+    let app = Some(ctx.app.clone());
+    let pushed =
+        publish::publish(&mut ctx.store, app, &global.from, &push, global.yes, out).await?;
     out.info(format!("pushed {}", pushed.report.pinned));
     let image = ImageRef::from(pushed.report.pinned.clone());
-    let mut ctx = global.app_context(out)?;
     let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
     offer_identity(global, &mut ctx, &target, &settings, out).await?;
     let applied = deploy::deploy(&mut ctx, target, &settings, Some(image), out).await?;

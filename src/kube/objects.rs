@@ -154,6 +154,24 @@ pub struct Workload {
     pub warnings: Vec<String>,
 }
 
+impl Workload {
+    /// Why objects holding secret values are missing from the files, and who creates them.
+    pub fn unwritten_secrets(&self) -> Vec<String> {
+        self.secrets
+        .iter()
+        .map(|secret| {
+            let name = secret.to_value()["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            format!(
+                "the runtime config holds a Redis URL or a libsql token, so Secret {name} is not written to a file: `spin-aks apply` (or `up`) with the same --kv-store/--sqlite flags sends it to the cluster; without spin-aks: kubectl create secret generic {name} --from-file=runtime-config.toml=<file>"
+            )
+        })
+        .collect()
+    }
+}
+
 /// Turns an app name into a DNS-1123 label: lowercase, `-` for anything else, at most 63 characters.
 pub fn dns_name(app_name: &str) -> String {
     let mut name = String::new();

@@ -1,0 +1,182 @@
+//! The publish step, as ko's publish: an image (built now, or a layout or oci-archive) pushed to
+//! the chosen reference with streamed, resumable uploads, and remembered pinned by digest.
+
+mod reference;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::app::App;
+use crate::build::{build_image, BuildReport, BuildSettings};
+use crate::context::{state_key, Store};
+use crate::kube::objects;
+use crate::oci::reference::RegistryRef;
+use crate::oci::{archive, Layout};
+use crate::output::Output;
+use crate::registry::auth::AuthMode;
+use crate::registry::{self, PushOptions, PushReport, RegistryClient, TransportOptions};
+
+/// Where the image to push comes from.
+#[derive(Clone, Debug)]
+pub enum ImageSource {
+    /// Built from the app now.
+    Build(BuildSettings),
+    /// An OCI image layout directory.
+    Layout(PathBuf),
+    /// An oci-archive, as `export` writes.
+    Archive(PathBuf),
+}
+
+/// The push flags, validated (made by `cli`: `PushArgs::settings`).
+#[derive(Clone, Debug)]
+pub struct PushSettings {
+    pub source: ImageSource,
+    /// The reference given, else the app's last one, else a default or a prompt.
+    pub reference: Option<RegistryRef>,
+    pub transport: TransportOptions,
+    pub jobs: usize,
+    /// How long each blob (and the manifest) may keep retrying transient failures.
+    pub retry_budget: Duration,
+    pub auth: AuthMode,
+}
+
+/// What the push step did: the build it ran (if any) and the push.
+pub struct Pushed {
+    pub build: Option<BuildReport>,
+    pub report: PushReport,
+}
+
+/// Gets the image (builds `app`, loaded from `from` when not given, or opens the layout or
+/// archive), pushes it and remembers the push for the app (or for the layout or archive when
+/// `from` holds no app).
+pub async fn publish(
+    store: &mut Store,
+    app: Option<App>,
+    from: &Path,
+    settings: &PushSettings,
+    yes: bool,
+    out: &Output,
+) -> anyhow::Result<Pushed> {
+    // Keeps an unpacked archive alive until the push is done.
+    let mut _unpacked = None;
+    let (key, layout, build, app_name) = match &settings.source {
+        ImageSource::Layout(dir) => (source_key(from, dir)?, Layout::open(dir)?, None, None),
+        ImageSource::Archive(file) => {
+            let dir = crate::interrupt::temp_dir()?;
+            let layout = archive::unpack(file, dir.path())?;
+            _unpacked = Some(dir);
+            (source_key(from, file)?, layout, None, None)
+        }
+        ImageSource::Build(image) => {
+            let app = match app {
+                Some(app) => app,
+                None => crate::app::load(from)?,
+            };
+            let built = build_image(app, image, None, out).await?;
+            let report = built.report(image.format);
+            let name = objects::dns_name(&built.app.name);
+            let key = state_key(&built.app.manifest_path)?;
+            (key, built.layout, Some(report), Some(name))
+        }
+    };
+    let reference = match &settings.reference {
+        Some(given) => given.clone(),
+        None => {
+            reference::remembered_or_default(store, &key, app_name.as_deref(), yes, out).await?
+        }
+    };
+    let report = push(store, &key, &layout, reference, settings, out).await?;
+    Ok(Pushed { build, report })
+}
+
+/// Pushes the layout's image to `target` (its tag, when none is given, the image's own or
+/// `latest`) and remembers it.
+async fn push(
+    store: &mut Store,
+    key: &str,
+    layout: &Layout,
+    mut target: RegistryRef,
+    settings: &PushSettings,
+    out: &Output,
+) -> anyhow::Result<PushReport> {
+    // Remembered as given: a tag left out stays out, so the next push takes the app's version then.
+    let remembered = target.without_digest();
+    let (descriptor, _) = layout.image(None)?;
+    target = reference::with_image_tag(target, &descriptor)?;
+    let transport = &settings.transport;
+    let http = registry::client::http_client(transport)?;
+    let credential =
+        registry::auth::resolve_credential(settings.auth, target.registry(), &http).await?;
+    let mount_from = (store.app(key))
+        .mount_source(target.registry(), target.repository())
+        .map(str::to_string);
+    let mut client = RegistryClient::new(
+        &target,
+        credential,
+        mount_from.as_slice(),
+        http,
+        transport,
+        registry::retry::RetryPolicy::with_budget(settings.retry_budget),
+    )?;
+    let options = PushOptions {
+        jobs: settings.jobs,
+        mount_from,
+        progress: !out.quiet && std::io::stderr().is_terminal(),
+    };
+    let report = registry::push_layout(layout, &target, &mut client, &options).await?;
+    store.update(out, |state| {
+        let app = state.apps.entry(key.to_string()).or_default();
+        app.record_push(
+            &remembered.to_string(),
+            target.registry(),
+            target.repository(),
+        );
+        app.last_pinned = Some(report.pinned.to_string());
+        state.last_registry = Some(target.registry().to_string());
+    })?;
+    let manifest_note = if report.manifest_put {
+        ""
+    } else {
+        ", manifest already there"
+    };
+    out.info(format!(
+        "{} blobs uploaded ({}), {} already present, {} mounted, {} retries{manifest_note}",
+        report.blobs_uploaded,
+        human_bytes(report.bytes_uploaded),
+        report.blobs_skipped,
+        report.blobs_mounted,
+        report.retries
+    ));
+    Ok(report)
+}
+
+/// The state-file key for a push from a layout or archive: the app's spin.toml when there is
+/// one at `from`, else the layout or archive itself.
+fn source_key(from: &Path, source: &Path) -> anyhow::Result<String> {
+    let manifest = if from.is_dir() {
+        from.join("spin.toml")
+    } else {
+        from.to_path_buf()
+    };
+    if manifest.is_file() {
+        state_key(&manifest)
+    } else {
+        state_key(source)
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
