@@ -80,7 +80,7 @@ async fn azure_checks(target: &AppTarget) -> anyhow::Result<Vec<Check>> {
     };
     let cluster = arm.cluster(cluster_ref).await?;
     let mut checks = vec![running(&cluster)];
-    if let Some(image) = target.state.last_pinned.as_deref() {
+    if let Some(image) = &target.state.last_pinned {
         checks.push(kubelet_pull(arm, &cluster, cluster_ref, image).await?);
     }
     if target.state.key_vault.is_some() || target.state.identity.is_some() {
@@ -114,9 +114,9 @@ async fn kubelet_pull(
     arm: &Arm,
     cluster: &ManagedCluster,
     cluster_ref: &crate::state::ClusterRef,
-    image: &str,
+    image: &RegistryRef,
 ) -> anyhow::Result<Check> {
-    let host = RegistryRef::parse(image)?.registry().to_string();
+    let host = image.registry();
     let registries = arm.registries(&cluster_ref.subscription).await?;
     let Some(registry) = registries
         .iter()

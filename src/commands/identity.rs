@@ -109,7 +109,7 @@ async fn run_setup(
         ));
     }
     let remembered = state.apps.get(&key).cloned().unwrap_or_default();
-    let key_vault = remembered.vault_or(args.key_vault.as_ref())?;
+    let key_vault = remembered.vault_or(args.key_vault.as_ref());
     let arm = Arm::from_env()?;
     let cluster =
         choose::resolve_cluster(&arm, &selector, &state, Mode::detect(global.yes)).await?;
@@ -150,7 +150,7 @@ pub fn remember(
         let app = s.apps.entry(key.to_string()).or_default();
         app.identity = Some(report.workload_identity());
         if let Some(vault) = &plan.key_vault {
-            app.key_vault = Some(vault.url.clone());
+            app.key_vault = Some(vault.clone());
         }
     })?;
     if let Some(warning) = warning {

@@ -59,8 +59,8 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
         out.warn(warning);
     }
     let app_state = state.apps.get(&app_key).cloned().unwrap_or_default();
-    let reference = match &args.reference {
-        Some(reference) => reference.clone(),
+    let mut target = match &args.reference {
+        Some(reference) => RegistryRef::parse(reference)?,
         None => match &app_state.last_image {
             Some(last) => {
                 out.info(format!("pushing to {last}, this app's last reference"));
@@ -72,14 +72,13 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
             },
         },
     };
-    let mut target = RegistryRef::parse(&reference)?;
     // Remembered as given: a tag left out stays out, so the next push takes the app's version then.
     let remembered = target.without_digest();
     let (descriptor, _) = layout.image(None)?;
     if let Some(pinned) = target.digest() {
         if *pinned != descriptor.digest {
             return Err(crate::bad_input!(
-                "the reference `{reference}` pins {pinned} but the image to push is {}; drop the `@digest` or push the matching image",
+                "the reference `{target}` pins {pinned} but the image to push is {}; drop the `@digest` or push the matching image",
                 descriptor.digest
             ));
         }
@@ -117,12 +116,8 @@ pub async fn push(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow:
 
     let warning = state_file.update(|state| {
         let app = state.apps.entry(app_key).or_default();
-        app.record_push(
-            &remembered.to_string(),
-            target.registry(),
-            target.repository(),
-        );
-        app.last_pinned = Some(report.pinned.to_string());
+        app.record_push(&remembered);
+        app.last_pinned = Some(report.pinned.clone());
         state.last_registry = Some(target.registry().to_string());
     })?;
     if let Some(warning) = warning {
@@ -176,7 +171,7 @@ async fn default_reference(
     state: &State,
     app: &str,
     out: &Output,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<RegistryRef> {
     let subscription = std::env::var("AZURE_SUBSCRIPTION_ID")
         .ok()
         .filter(|s| !s.is_empty())
@@ -194,7 +189,7 @@ async fn default_reference(
         }
         (None, None) => return prompt_reference(global),
     };
-    let reference = format!("{registry}/{app}");
+    let reference = RegistryRef::parse(&format!("{registry}/{app}"))?;
     out.info(format!(
         "pushing to {reference} (pass a reference to choose another)"
     ));
@@ -202,7 +197,7 @@ async fn default_reference(
 }
 
 /// Asks for the reference on a terminal; never under `-y` or without one.
-fn prompt_reference(global: &GlobalArgs) -> anyhow::Result<String> {
+fn prompt_reference(global: &GlobalArgs) -> anyhow::Result<RegistryRef> {
     if !prompt::can_ask(global.yes) {
         return Err(crate::bad_input!(
             "no image reference given and none remembered for this app; pass one, e.g. `spin-aks push myacr.azurecr.io/hello:1.0.0`"
@@ -211,11 +206,7 @@ fn prompt_reference(global: &GlobalArgs) -> anyhow::Result<String> {
     prompt::input(
         "Push to which reference (registry/repository[:tag])",
         None,
-        |answer| {
-            RegistryRef::parse(answer)
-                .map(|_| answer.to_string())
-                .map_err(|e| e.to_string())
-        },
+        |answer| RegistryRef::parse(answer).map_err(|e| e.to_string()),
     )
 }
 

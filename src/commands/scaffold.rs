@@ -136,8 +136,7 @@ fn remembered(global: &GlobalArgs, app: &App, out: &Output) -> anyhow::Result<Ap
 }
 
 fn default_image(app: &App, remembered: &AppState) -> ImageRef {
-    let pushed = remembered.last_image.as_deref();
-    if let Some(image) = pushed.and_then(|i| ImageRef::parse(i).ok()) {
+    if let Some(image) = remembered.last_image.clone().map(ImageRef::from) {
         // Push tags an untagged reference with the app's version; so does the default here.
         if image.tag().is_none() && image.digest().is_none() {
             return image.with_tag(&app.image_tag()).unwrap_or(image);

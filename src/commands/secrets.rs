@@ -245,13 +245,13 @@ impl AppVault {
         let key = canonical(&app.manifest_path)?;
         let (state, all) = load_state(global, out)?;
         let remembered = all.apps.get(&key).cloned().unwrap_or_default();
-        let vault = remembered.vault_or(flag.key_vault.as_ref())?.ok_or_else(|| {
+        let vault = remembered.vault_or(flag.key_vault.as_ref()).ok_or_else(|| {
             bad_input!(
                 "no Key Vault given and none remembered for {}; pass --key-vault https://<vault>.vault.azure.net/",
                 app.manifest_path.display()
             )
         })?;
-        let new = remembered.key_vault.as_deref() != Some(vault.url.as_str());
+        let new = remembered.key_vault.as_ref() != Some(&vault);
         Ok(AppVault {
             state,
             key,
@@ -266,8 +266,7 @@ impl AppVault {
             return Ok(());
         }
         let warning = self.state.update(|state| {
-            state.apps.entry(self.key.clone()).or_default().key_vault =
-                Some(self.vault.url.clone());
+            state.apps.entry(self.key.clone()).or_default().key_vault = Some(self.vault.clone());
         })?;
         if let Some(warning) = warning {
             out.warn(warning);

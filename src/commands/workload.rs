@@ -96,7 +96,7 @@ pub fn identity_needs(
     args: &WorkloadArgs,
     remembered: &AppState,
 ) -> anyhow::Result<Option<(Option<Vault>, Vec<String>)>> {
-    let vault = remembered.vault_or(args.key_vault.as_ref())?;
+    let vault = remembered.vault_or(args.key_vault.as_ref());
     let cosmos: Vec<String> = args
         .kv_stores
         .iter()
