@@ -188,7 +188,7 @@ impl StateFile {
             Ok((state, unusable)) if state.version <= VERSION => {
                 let unusable = (!unusable.is_empty()).then(|| {
                     format!(
-                        "the state file {} holds values this spin-aks cannot use, ignored: {}",
+                        "the state file {} holds values this spin-aks cannot use, ignored: {}; the next push (or --key-vault) remembers new ones",
                         self.path.display(),
                         unusable.join("; ")
                     )
