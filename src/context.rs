@@ -115,14 +115,14 @@ impl AppContext {
         self.remember(out, |app| {
             app.identity = Some(identity);
             if let Some(vault) = vault {
-                app.key_vault = Some(vault.url.clone());
+                app.key_vault = Some(vault.clone());
             }
         })
     }
 
     /// `given` (`--key-vault`), else the vault remembered for this app; bad input when neither.
     pub fn vault(&self, given: Option<&Vault>) -> anyhow::Result<Vault> {
-        self.vault_or(given)?.ok_or_else(|| {
+        self.vault_or(given).ok_or_else(|| {
             crate::bad_input!(
                 "no Key Vault given and none remembered for {}; pass --key-vault https://<vault>.vault.azure.net/",
                 self.app.manifest_path.display()
@@ -132,14 +132,14 @@ impl AppContext {
 
     /// Remembers `vault` as the app's vault (no write when it already is).
     pub fn remember_vault(&mut self, vault: &Vault, out: &Output) -> anyhow::Result<()> {
-        if self.remembered().key_vault.as_deref() == Some(vault.url.as_str()) {
+        if self.remembered().key_vault.as_ref() == Some(vault) {
             return Ok(());
         }
-        self.remember(out, |app| app.key_vault = Some(vault.url.clone()))
+        self.remember(out, |app| app.key_vault = Some(vault.clone()))
     }
 
     /// `given` (a `--key-vault` flag), else the vault remembered for this app.
-    pub fn vault_or(&self, given: Option<&Vault>) -> anyhow::Result<Option<Vault>> {
+    pub fn vault_or(&self, given: Option<&Vault>) -> Option<Vault> {
         self.remembered().vault_or(given)
     }
 }
@@ -148,8 +148,7 @@ impl AppContext {
     /// The image this app was last pushed to (state file), else `<app name>:<version>`.
     pub fn default_image(&self) -> ImageRef {
         let app = &self.app;
-        let pushed = self.remembered().last_image.as_deref();
-        if let Some(image) = pushed.and_then(|i| ImageRef::parse(i).ok()) {
+        if let Some(image) = self.remembered().last_image.clone().map(ImageRef::from) {
             // Push tags an untagged reference with the app's version; so does the default here.
             if image.tag().is_none() && image.digest().is_none() {
                 return image.with_tag(&app.image_tag()).unwrap_or(image);

@@ -6,9 +6,12 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::azure::vault::Vault;
+use crate::oci::reference::RegistryRef;
 
 /// The schema version this build writes.
 pub const VERSION: u32 = 1;
@@ -31,19 +34,19 @@ pub struct AppState {
     /// The last reference pushed to, as given (`myacr.azurecr.io/hello:dev`, or without a tag
     /// when the tag came from the app's version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_image: Option<String>,
+    pub last_image: Option<RegistryRef>,
     /// Registry → repositories this app was pushed to, most recent last (mount sources).
     #[serde(default)]
     pub pushed: BTreeMap<String, Vec<String>>,
     /// The last push pinned by digest (`registry/repository@sha256:…`): what apply deploys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_pinned: Option<String>,
+    pub last_pinned: Option<RegistryRef>,
     /// Where this app was last applied, so `up` with no flags repeats that deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_deploy: Option<DeployTarget>,
     /// The Key Vault this app's secret variables live in (URL), remembered from `--key-vault`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_vault: Option<String>,
+    pub key_vault: Option<Vault>,
     /// The workload identity `identity setup` made or found for this app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<WorkloadIdentity>,
@@ -71,28 +74,22 @@ pub struct DeployTarget {
 }
 
 impl AppState {
-    /// `given` (a `--key-vault` flag), else the remembered Key Vault, checked: an unusable entry
-    /// is bad input that `--key-vault` fixes.
-    pub fn vault_or(&self, given: Option<&Vault>) -> anyhow::Result<Option<Vault>> {
-        if let Some(vault) = given {
-            return Ok(Some(vault.clone()));
-        }
-        let parse = |url: &String| {
-            Vault::parse(url).map_err(|e| {
-                crate::bad_input!(
-                    "the Key Vault remembered for this app is unusable ({e}); pass --key-vault"
-                )
-            })
-        };
-        self.key_vault.as_ref().map(parse).transpose()
+    /// `given` (a `--key-vault` flag), else the remembered Key Vault.
+    pub fn vault_or(&self, given: Option<&Vault>) -> Option<Vault> {
+        given.or(self.key_vault.as_ref()).cloned()
     }
 
-    /// Records a push of this app to `registry/repository` as `reference`.
-    pub fn record_push(&mut self, reference: &str, registry: &str, repository: &str) {
-        self.last_image = Some(reference.to_string());
-        let repositories = self.pushed.entry(registry.to_string()).or_default();
+    /// Records a push of this app to `reference` (as given: without the tag when it came from the
+    /// app's version).
+    pub fn record_push(&mut self, reference: &RegistryRef) {
+        let repository = reference.repository();
+        let repositories = self
+            .pushed
+            .entry(reference.registry().to_string())
+            .or_default();
         repositories.retain(|r| r != repository);
         repositories.push(repository.to_string());
+        self.last_image = Some(reference.clone());
     }
 
     /// The repository on `registry` this app was pushed to most recently, other than `except`.
@@ -145,14 +142,17 @@ impl StateFile {
     }
 
     /// Reads the state. A corrupt file is moved to `<file>.bak` and the returned warning says so
-    /// (once: the next read finds no file).
+    /// (once: the next read finds no file); so does a remembered value this build cannot use,
+    /// which is left out of the state (and of the file at the next update).
     pub fn load(&self) -> anyhow::Result<(State, Option<String>)> {
         let _lock = self.lock()?;
-        self.read()
+        let read = self.read()?;
+        Ok((read.state, read.unreadable.or(read.unusable)))
     }
 
     /// Applies `change` to the current state and writes it back, holding the lock throughout so
-    /// overlapping runs each see the other's changes.
+    /// overlapping runs each see the other's changes. Unusable remembered values, reported by the
+    /// load before, are dropped from the file without a second warning.
     pub fn update(&self, change: impl FnOnce(&mut State)) -> anyhow::Result<Option<String>> {
         Ok(self.update_and_read(change)?.1)
     }
@@ -163,7 +163,11 @@ impl StateFile {
         change: impl FnOnce(&mut State),
     ) -> anyhow::Result<(State, Option<String>)> {
         let _lock = self.lock()?;
-        let (mut state, warning) = self.read()?;
+        let Read {
+            mut state,
+            unreadable: warning,
+            ..
+        } = self.read()?;
         change(&mut state);
         state.version = VERSION;
         let bytes = serde_json::to_vec_pretty(&state)?;
@@ -173,20 +177,37 @@ impl StateFile {
         Ok((state, warning))
     }
 
-    fn read(&self) -> anyhow::Result<(State, Option<String>)> {
+    fn read(&self) -> anyhow::Result<Read> {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((fresh(), None));
+                return Ok(Read::fresh(None));
             }
             Err(e) => {
                 return Err(e)
                     .with_context(|| format!("cannot read the state file {}", self.path.display()))
             }
         };
-        let problem = match serde_json::from_slice::<State>(&bytes) {
-            Ok(state) if state.version <= VERSION => return Ok((state, None)),
-            Ok(state) => format!(
+        let parsed = serde_json::from_slice::<Value>(&bytes).and_then(|mut value| {
+            let unusable = drop_unusable(&mut value);
+            Ok((State::deserialize(value)?, unusable))
+        });
+        let problem = match parsed {
+            Ok((state, unusable)) if state.version <= VERSION => {
+                let unusable = (!unusable.is_empty()).then(|| {
+                    format!(
+                        "the state file {} holds values this spin-aks cannot use, ignored: {}; the next push (or --key-vault) remembers new ones",
+                        self.path.display(),
+                        unusable.join("; ")
+                    )
+                });
+                return Ok(Read {
+                    state,
+                    unreadable: None,
+                    unusable,
+                });
+            }
+            Ok((state, _)) => format!(
                 "it has version {} and this spin-aks understands up to {VERSION}",
                 state.version
             ),
@@ -199,14 +220,11 @@ impl StateFile {
                 self.path.display()
             )
         })?;
-        Ok((
-            fresh(),
-            Some(format!(
-                "the state file {} was unreadable: {problem}; kept it as {} and started a new one",
-                self.path.display(),
-                backup.display()
-            )),
-        ))
+        Ok(Read::fresh(Some(format!(
+            "the state file {} was unreadable: {problem}; kept it as {} and started a new one",
+            self.path.display(),
+            backup.display()
+        ))))
     }
 
     fn lock(&self) -> anyhow::Result<fs::File> {
@@ -228,6 +246,62 @@ impl StateFile {
             .with_context(|| format!("cannot lock the state file {}", lock_path.display()))?;
         Ok(file)
     }
+}
+
+/// What reading the file found: the state, and the warnings to give about it.
+struct Read {
+    state: State,
+    /// The file was moved aside and the state started anew.
+    unreadable: Option<String>,
+    /// Remembered values left out of the state.
+    unusable: Option<String>,
+}
+
+impl Read {
+    fn fresh(unreadable: Option<String>) -> Self {
+        Read {
+            state: fresh(),
+            unreadable,
+            unusable: None,
+        }
+    }
+}
+
+/// Whether a field's JSON value parses into its type; if not, why.
+type Check = fn(&Value) -> Result<(), serde_json::Error>;
+
+/// The app fields parsed into types at load, each with its check.
+const TYPED_FIELDS: [(&str, Check); 3] = [
+    ("last_image", usable::<RegistryRef>),
+    ("last_pinned", usable::<RegistryRef>),
+    ("key_vault", usable::<Vault>),
+];
+
+fn usable<T: DeserializeOwned>(value: &Value) -> Result<(), serde_json::Error> {
+    T::deserialize(value).map(drop)
+}
+
+/// Removes the typed app fields whose value this build cannot use (a hand edit, an older
+/// build's looser rule), one line each naming the app, the field and why: one bad value must not
+/// cost the whole file, nor fail every command that never needs it.
+fn drop_unusable(state: &mut Value) -> Vec<String> {
+    let mut unusable = Vec::new();
+    let Some(apps) = state.get_mut("apps").and_then(Value::as_object_mut) else {
+        return unusable;
+    };
+    for (key, app) in apps {
+        let Some(app) = app.as_object_mut() else {
+            continue;
+        };
+        for (field, check) in TYPED_FIELDS {
+            let value = app.get(field).filter(|value| !value.is_null());
+            if let Some(Err(why)) = value.map(check) {
+                app.remove(field);
+                unusable.push(format!("`{field}` of {key} ({why})"));
+            }
+        }
+    }
+    unusable
 }
 
 /// Refuses `path` unless it is a regular file or does not exist: the state file is read, moved
@@ -285,6 +359,10 @@ fn fresh() -> State {
 mod tests {
     use super::*;
 
+    fn reference(s: &str) -> RegistryRef {
+        RegistryRef::parse(s).unwrap()
+    }
+
     #[test]
     fn updates_round_trip_and_the_file_is_private() {
         let dir = tempfile::tempdir().unwrap();
@@ -293,7 +371,7 @@ mod tests {
             s.apps
                 .entry("/app/spin.toml".into())
                 .or_default()
-                .record_push("r.example/a:1", "r.example", "a");
+                .record_push(&reference("r.example/a:1"));
             s.last_registry = Some("r.example".into());
         })
         .unwrap();
@@ -301,8 +379,13 @@ mod tests {
         assert_eq!(warning, None);
         assert_eq!(state.version, VERSION);
         assert_eq!(
-            state.apps["/app/spin.toml"].last_image.as_deref(),
-            Some("r.example/a:1")
+            state.apps["/app/spin.toml"].last_image,
+            Some(reference("r.example/a:1"))
+        );
+        let on_disk: Value = serde_json::from_slice(&fs::read(file.path()).unwrap()).unwrap();
+        assert_eq!(
+            on_disk["apps"]["/app/spin.toml"]["last_image"],
+            "r.example/a:1"
         );
         #[cfg(unix)]
         {
@@ -359,12 +442,75 @@ mod tests {
     #[test]
     fn mount_source_is_the_latest_other_repository_on_the_same_registry() {
         let mut app = AppState::default();
-        app.record_push("r/a:1", "r", "a");
-        app.record_push("r/b:1", "r", "b");
-        app.record_push("s/c:1", "s", "c");
-        assert_eq!(app.mount_source("r", "c"), Some("b"));
-        assert_eq!(app.mount_source("r", "b"), Some("a"));
-        assert_eq!(app.mount_source("s", "c"), None);
-        assert_eq!(app.mount_source("t", "a"), None);
+        app.record_push(&reference("r.io/a:1"));
+        app.record_push(&reference("r.io/b:1"));
+        app.record_push(&reference("s.io/c:1"));
+        assert_eq!(app.mount_source("r.io", "c"), Some("b"));
+        assert_eq!(app.mount_source("r.io", "b"), Some("a"));
+        assert_eq!(app.mount_source("s.io", "c"), None);
+        assert_eq!(app.mount_source("t.io", "a"), None);
+    }
+
+    /// Typed fields are parsed at load: usable ones round-trip as the same strings; an unusable
+    /// one is left out with one warning naming the file, the app, the field and the value, the
+    /// rest of the file kept; the next update drops it from the file.
+    #[test]
+    fn unusable_remembered_values_are_reported_once_and_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let pinned = format!("r.example/hello@sha256:{}", "a".repeat(64));
+        let good = serde_json::json!({
+            "last_image": "r.example/hello:1",
+            "last_pinned": pinned,
+            "key_vault": "https://shop-kv.vault.azure.net/",
+            "pushed": {},
+        });
+        let bad = serde_json::json!({
+            "last_image": "Not/A/Reference",
+            "last_pinned": 7,
+            "key_vault": "https://example.com/",
+            "pushed": {"r.example": ["hello"]},
+        });
+        let file_json = serde_json::json!({"version": 1, "apps": {"/good": good, "/bad": bad}, "last_registry": "r.example"});
+        fs::write(&path, serde_json::to_vec(&file_json).unwrap()).unwrap();
+        let file = StateFile::new(Some(&path)).unwrap();
+
+        let (state, warning) = file.load().unwrap();
+        let warning = warning.expect("the unusable values are reported");
+        for expected in [
+            path.display().to_string(),
+            "`last_image` of /bad".into(),
+            "`Not/A/Reference` is not an image reference".into(),
+            "`last_pinned` of /bad".into(),
+            "integer `7`".into(),
+            "`key_vault` of /bad".into(),
+            "`https://example.com/` is not a Key Vault URL".into(),
+        ] {
+            assert!(warning.contains(&expected), "{expected}: {warning}");
+        }
+        assert!(!warning.contains("/good"), "{warning}");
+        let bad_app = &state.apps["/bad"];
+        assert_eq!(
+            (
+                &bad_app.last_image,
+                &bad_app.last_pinned,
+                &bad_app.key_vault
+            ),
+            (&None, &None, &None)
+        );
+        assert_eq!(bad_app.pushed["r.example"], ["hello"]);
+        assert_eq!(state.last_registry.as_deref(), Some("r.example"));
+        let good_app = &state.apps["/good"];
+        assert_eq!(good_app.last_pinned, Some(reference(&pinned)));
+        assert_eq!(good_app.key_vault.as_ref().unwrap().name, "shop-kv");
+
+        assert_eq!(file.update(|_| {}).unwrap(), None, "not reported twice");
+        assert_eq!(file.load().unwrap().1, None);
+        let on_disk: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(on_disk["apps"]["/good"], good);
+        assert_eq!(
+            on_disk["apps"]["/bad"],
+            serde_json::json!({"pushed": {"r.example": ["hello"]}})
+        );
     }
 }

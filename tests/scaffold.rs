@@ -524,6 +524,44 @@ fn output_path_that_is_a_file_exits_2() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
 }
 
+/// Without `--image`, scaffold takes the app's last push (tagged with the app's version when it
+/// was pushed untagged, as push does); a remembered value this build cannot use is reported once,
+/// naming the state file, the field and the value, and the built-in `<app>:<version>` is used.
+#[test]
+fn the_remembered_image_is_the_default_and_an_unusable_one_is_reported() {
+    for (remembered, image, warned) in [
+        ("r.example/team/hello", "r.example/team/hello:0.1.0", false),
+        (
+            "r.example/team/hello:dev",
+            "r.example/team/hello:dev",
+            false,
+        ),
+        ("Not A/Reference", "hello-aks:0.1.0", true),
+    ] {
+        let app = example_app();
+        let state_file = app.dir.parent().unwrap().join("state");
+        let key = app.dir.canonicalize().unwrap().join("spin.toml");
+        let state = serde_json::json!({
+            "version": 1,
+            "apps": { key.to_str().unwrap(): { "last_image": remembered } },
+        });
+        std::fs::write(&state_file, state.to_string()).unwrap();
+        let output = scaffold_ok(&app, &["--type", "kube"]);
+        let yaml = std::fs::read_to_string(app.dir.join("deploy/hello-aks.yaml")).unwrap();
+        assert!(
+            yaml.contains(&format!("image: {image}\n")),
+            "{remembered}: {yaml}"
+        );
+        let stderr = stderr(&output);
+        let warning = format!("the state file {}", state_file.display());
+        assert_eq!(stderr.contains(&warning), warned, "{remembered}: {stderr}");
+        if warned {
+            assert!(stderr.contains("`last_image`"), "{stderr}");
+            assert!(stderr.contains(&format!("`{remembered}`")), "{stderr}");
+        }
+    }
+}
+
 // ---------- output contract and isolation ----------
 
 #[test]

@@ -58,6 +58,19 @@ impl Vault {
     }
 }
 
+impl serde::Serialize for Vault {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.url)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Vault {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let url = String::deserialize(deserializer)?;
+        Vault::parse(&url).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Vault names: 3–24 of letters, digits and `-`, starting with a letter (Azure's rule).
 fn valid_vault_name(name: &str) -> bool {
     (3..=24).contains(&name.len())
@@ -112,6 +125,16 @@ mod tests {
             scope("http://127.0.0.1:8443/"),
             "https://vault.azure.net/.default"
         );
+    }
+
+    #[test]
+    fn a_vault_is_stored_as_its_url() {
+        let vault = Vault::parse("https://shop-kv.vault.azure.net").unwrap();
+        let json = serde_json::to_value(&vault).unwrap();
+        assert_eq!(json, "https://shop-kv.vault.azure.net/");
+        assert_eq!(serde_json::from_value::<Vault>(json).unwrap(), vault);
+        let err = serde_json::from_value::<Vault>("https://example.com/".into()).unwrap_err();
+        assert!(err.to_string().contains("https://example.com/"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub async fn checks(
     remembered: &AppState,
 ) -> anyhow::Result<Vec<Check>> {
     let mut checks = vec![running(cluster)];
-    if let Some(image) = remembered.last_pinned.as_deref() {
+    if let Some(image) = &remembered.last_pinned {
         checks.push(kubelet_pull(arm, cluster, cluster_ref, image).await?);
     }
     if remembered.key_vault.is_some() || remembered.identity.is_some() {
@@ -50,9 +50,9 @@ async fn kubelet_pull(
     arm: &Arm,
     cluster: &ManagedCluster,
     cluster_ref: &ClusterRef,
-    image: &str,
+    image: &RegistryRef,
 ) -> anyhow::Result<Check> {
-    let host = RegistryRef::parse(image)?.registry().to_string();
+    let host = image.registry();
     let registries = arm.registries(&cluster_ref.subscription).await?;
     let Some(registry) = registries
         .iter()

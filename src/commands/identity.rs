@@ -23,7 +23,7 @@ async fn setup(global: &GlobalArgs, args: &IdentitySetupArgs, out: &Output) -> a
              [--resource-group <GROUP>]"
         ));
     }
-    let key_vault = ctx.vault_or(args.key_vault.as_ref())?;
+    let key_vault = ctx.vault_or(args.key_vault.as_ref());
     let arm = Arm::from_env()?;
     let mode = Mode::detect(global.yes);
     let cluster = choose::resolve_cluster(&arm, &selector, ctx.store.state(), mode).await?;

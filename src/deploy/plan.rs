@@ -42,11 +42,10 @@ pub fn choose_image(
         }
         return Ok(image);
     }
-    let pinned = state.last_pinned.as_deref().ok_or_else(|| {
+    let pinned = state.last_pinned.clone().ok_or_else(|| {
         bad_input!("no image to deploy: pass --image <REF>, or push the app first (`spin-aks push`, or `spin-aks up` for both)")
     })?;
-    ImageRef::parse(pinned)
-        .map_err(|e| bad_input!("the state file's image {pinned} is invalid: {e}; push again"))
+    Ok(pinned.into())
 }
 
 /// The objects: `--dir`, else scaffold's `<app dir>/deploy`, else generated as scaffold would;

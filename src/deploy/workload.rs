@@ -117,7 +117,7 @@ pub fn identity_needs(
     args: &WorkloadSettings,
     remembered: &AppState,
 ) -> anyhow::Result<Option<(Option<Vault>, Vec<String>)>> {
-    let vault = remembered.vault_or(args.key_vault.as_ref())?;
+    let vault = remembered.vault_or(args.key_vault.as_ref());
     let cosmos: Vec<String> = args
         .kv_stores
         .iter()

@@ -127,12 +127,8 @@ async fn push(
     let report = registry::push_layout(layout, &target, &mut client, &options).await?;
     store.update(out, |state| {
         let app = state.apps.entry(key.to_string()).or_default();
-        app.record_push(
-            &remembered.to_string(),
-            target.registry(),
-            target.repository(),
-        );
-        app.last_pinned = Some(report.pinned.to_string());
+        app.record_push(&remembered);
+        app.last_pinned = Some(report.pinned.clone());
         state.last_registry = Some(target.registry().to_string());
     })?;
     let manifest_note = if report.manifest_put {

@@ -19,15 +19,14 @@ pub async fn remembered_or_default(
     yes: bool,
     out: &Output,
 ) -> anyhow::Result<RegistryRef> {
-    let reference = match (&store.app(key).last_image, app_name) {
+    match (&store.app(key).last_image, app_name) {
         (Some(last), _) => {
             out.info(format!("pushing to {last}, this app's last reference"));
-            last.clone()
+            Ok(last.clone())
         }
-        (None, Some(name)) => default_reference(store, name, yes, out).await?,
-        (None, None) => prompt_reference(yes)?,
-    };
-    RegistryRef::parse(&reference)
+        (None, Some(name)) => default_reference(store, name, yes, out).await,
+        (None, None) => prompt_reference(yes),
+    }
 }
 
 /// `target`, checked against the image to push: a pinned digest must be the image's; without a
@@ -59,7 +58,7 @@ async fn default_reference(
     app: &str,
     yes: bool,
     out: &Output,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<RegistryRef> {
     let state = store.state();
     let subscription = std::env::var("AZURE_SUBSCRIPTION_ID")
         .ok()
@@ -77,7 +76,7 @@ async fn default_reference(
         }
         (None, None) => return prompt_reference(yes),
     };
-    let reference = format!("{registry}/{app}");
+    let reference = RegistryRef::parse(&format!("{registry}/{app}"))?;
     out.info(format!(
         "pushing to {reference} (pass a reference to choose another)"
     ));
@@ -85,7 +84,7 @@ async fn default_reference(
 }
 
 /// Asks for the reference on a terminal; never under `-y` or without one.
-fn prompt_reference(yes: bool) -> anyhow::Result<String> {
+fn prompt_reference(yes: bool) -> anyhow::Result<RegistryRef> {
     if !prompt::can_ask(yes) {
         return Err(crate::bad_input!(
             "no image reference given and none remembered for this app; pass one, e.g. `spin-aks push myacr.azurecr.io/hello:1.0.0`"
@@ -94,10 +93,6 @@ fn prompt_reference(yes: bool) -> anyhow::Result<String> {
     prompt::input(
         "Push to which reference (registry/repository[:tag])",
         None,
-        |answer| {
-            RegistryRef::parse(answer)
-                .map(|_| answer.to_string())
-                .map_err(|e| e.to_string())
-        },
+        |answer| RegistryRef::parse(answer).map_err(|e| e.to_string()),
     )
 }
