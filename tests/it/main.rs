@@ -3,6 +3,7 @@
 
 mod support;
 
+mod architecture;
 mod azure_acr;
 mod azure_arm;
 mod bad_input;
