@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Push under faults: `spin-aks push` and `skopeo copy --retry-times 5` of the same ~130-blob layout
-# through the same seeded fault front (tests/support/fault_proxy.rs: cuts anywhere in a request or
+# through the same seeded fault front (tests/it/support/fault_proxy.rs: cuts anywhere in a request or
 # its answer, 503s, 429 + Retry-After, slow answers), each run into a fresh registry; per fault mix
 # the pushes that succeeded, spin-aks's mean retries, and the mean extra time over a clean push.
 # Usage: [PROFILE=debug] benches/push-faults.sh [runs]  (needs: cargo, docker-registry, skopeo, curl,

@@ -25,7 +25,7 @@ if [ "${#missing_debs[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing_debs[@]}" >/dev/null
 fi
 
-# cargo-fuzz for tests/fuzz_smoke.rs (from crates.io; the fuzz build itself wants nightly, else
+# cargo-fuzz for tests/it/fuzz_smoke.rs (from crates.io; the fuzz build itself wants nightly, else
 # the test uses stable with RUSTC_BOOTSTRAP=1).
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "install-test-tools: cargo install cargo-fuzz" >&2

@@ -7,7 +7,7 @@ bash scripts/install-test-tools.sh
 bash scripts/kube-rig/build.sh >/dev/null
 # A fresh clone gains nothing from incremental artifacts; they only cost disk.
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
-# Tests that could not get a tool or the rig record themselves here (tests/support: `skip`);
+# Tests that could not get a tool or the rig record themselves here (tests/it/support: `skip`);
 # under CI=true they fail instead.
 skipped="${CARGO_TARGET_DIR:-target}/tmp/skipped-tests"
 rm -f "$skipped"

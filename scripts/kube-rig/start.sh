@@ -5,7 +5,7 @@
 #   start.sh RUN_DIR [OWNER_PID]
 # Writes RUN_DIR/kubeconfig (cluster admin), RUN_DIR/rig.env (ports, pids) and RUN_DIR/logs/*.log.
 # With OWNER_PID, a watchdog stops the rig and removes RUN_DIR when that process exits (one rig
-# per test binary).
+# per test process).
 # Stop it with stop.sh RUN_DIR.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -1,0 +1,451 @@
+//! The shape of src/, read with syn: no import circle between modules (Tarjan's strongly
+//! connected components), and only the CLI (cli, commands/, main.rs) knows clap and `cli`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use syn::visit::Visit;
+
+/// A module is a file: `foo.rs` or `foo/mod.rs` is `["foo"]`, lib.rs is `[]` (`crate`), main.rs
+/// (a crate of its own) is `["main"]`. Module A depends on module B when A names a path that
+/// resolves into B: `use crate::…`, `use super::…`, `use self::…` (re-exports too) and every path
+/// written `crate::…`, `super::…`, `self::…` or `spin_aks::…` in an expression, a type, a
+/// pattern or a macro's tokens. A path resolves to the deepest module file it passes through;
+/// `mod x;` declarations and visibilities (`pub(crate)`, `pub(in …)`) are not dependencies.
+type Module = Vec<String>;
+
+/// Where each module's file is, and the modules each one names.
+struct Graph {
+    files: BTreeMap<Module, PathBuf>,
+    edges: BTreeMap<Module, BTreeSet<Module>>,
+    /// What each file says of clap: `(file, "derives ValueEnum")`, `(file, "names clap::…")`.
+    clap: Vec<(PathBuf, String)>,
+}
+
+const MAIN: &str = "main";
+
+/// The files allowed to know the command line: the CLI itself, its drivers, the binary.
+fn is_cli_side(file: &Path) -> bool {
+    file == Path::new("src/cli.rs")
+        || file == Path::new("src/main.rs")
+        || file.starts_with("src/cli")
+        || file.starts_with("src/commands")
+}
+
+#[test]
+fn src_has_no_import_circle() {
+    let graph = graph();
+    let circles: Vec<String> = strongly_connected(&graph.edges)
+        .into_iter()
+        .filter(|component| component.len() > 1)
+        .flat_map(|component| circles_through(&graph.edges, &component))
+        .collect();
+    assert!(
+        circles.is_empty(),
+        "{} import circle(s) in src/ (each `a → b → a`: a names b, b names a):\n{}",
+        circles.len(),
+        circles.join("\n")
+    );
+}
+
+#[test]
+fn only_the_cli_knows_clap_and_the_cli_module() {
+    let graph = graph();
+    let mut wrong: Vec<String> = Vec::new();
+    for (module, names) in &graph.edges {
+        let file = &graph.files[module];
+        let cli = names.iter().any(|n| n.first().is_some_and(|s| s == "cli"));
+        if cli && !is_cli_side(file) {
+            wrong.push(format!("{}: names crate::cli", file.display()));
+        }
+    }
+    for (file, what) in &graph.clap {
+        if !is_cli_side(file) {
+            wrong.push(format!("{}: {what}", file.display()));
+        }
+    }
+    wrong.sort();
+    wrong.dedup();
+    assert!(
+        wrong.is_empty(),
+        "outside cli.rs, commands/ and main.rs, the model knows the command line:\n{}",
+        wrong.join("\n")
+    );
+}
+
+// ---------- reading src/ ----------
+
+/// src/ read once for both tests, its files parsed a few at a time.
+fn graph() -> &'static Graph {
+    static GRAPH: std::sync::OnceLock<Graph> = std::sync::OnceLock::new();
+    GRAPH.get_or_init(read_src)
+}
+
+fn read_src() -> Graph {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root.join("src")) {
+        let entry = entry.unwrap();
+        let path = entry.path().strip_prefix(root).unwrap().to_path_buf();
+        if path.extension().is_some_and(|e| e == "rs") {
+            files.insert(module_of(&path), path);
+        }
+    }
+    let list: Vec<(&Module, &PathBuf)> = files.iter().collect();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let read: Vec<Reader> = std::thread::scope(|scope| {
+        let chunks = list.chunks(list.len().div_ceil(workers));
+        let handles: Vec<_> = chunks
+            .map(|chunk| {
+                scope.spawn(|| {
+                    chunk
+                        .iter()
+                        .map(|(m, f)| read(root, m, f))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut edges = BTreeMap::new();
+    let mut clap = Vec::new();
+    for ((module, file), reader) in list.into_iter().zip(read) {
+        let names = reader
+            .named
+            .iter()
+            .filter(|path| module != &[MAIN] || path.first().is_some_and(|s| s == "spin_aks"))
+            .map(|path| deepest_module(&files, path))
+            .filter(|target| target != module)
+            .collect();
+        edges.insert(module.clone(), names);
+        clap.extend(reader.clap.into_iter().map(|what| (file.clone(), what)));
+    }
+    Graph { files, edges, clap }
+}
+
+/// Parses one file and collects what it names.
+fn read(root: &Path, module: &Module, file: &Path) -> Reader {
+    let text = std::fs::read_to_string(root.join(file)).unwrap();
+    let syntax = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mut reader = Reader {
+        // The binary is a crate of its own: its `crate` is itself, the library is `spin_aks`.
+        scope: if module == &[MAIN] {
+            Vec::new()
+        } else {
+            module.clone()
+        },
+        named: Vec::new(),
+        clap: Vec::new(),
+    };
+    reader.visit_file(&syntax);
+    reader
+}
+
+/// `src/a/b.rs` and `src/a/b/mod.rs` are `a::b`; `src/lib.rs` is the root; `src/main.rs` is `main`.
+fn module_of(file: &Path) -> Module {
+    let mut parts: Module = file
+        .strip_prefix("src")
+        .unwrap()
+        .with_extension("")
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    match parts.last().map(String::as_str) {
+        Some("lib") if parts.len() == 1 => Vec::new(),
+        Some("mod") => {
+            parts.pop();
+            parts
+        }
+        _ => parts,
+    }
+}
+
+/// The longest prefix of `path` (already made absolute) that is a module file.
+fn deepest_module(files: &BTreeMap<Module, PathBuf>, path: &[String]) -> Module {
+    let path = match path.first().map(String::as_str) {
+        Some("spin_aks") => &path[1..],
+        _ => path,
+    };
+    (0..=path.len())
+        .rev()
+        .map(|n| path[..n].to_vec())
+        .find(|prefix| files.contains_key(prefix) && prefix.as_slice() != [MAIN])
+        .unwrap_or_default()
+}
+
+/// Collects the absolute paths a file names, and what it says of clap.
+struct Reader {
+    /// The module the visitor is in: the file's, plus inline `mod x { … }` around it.
+    scope: Module,
+    named: Vec<Module>,
+    clap: Vec<String>,
+}
+
+impl Reader {
+    /// `segments` as an absolute module path when it starts at `crate`, `self`, `super` or
+    /// `spin_aks`; anything else (a local name, another crate) is not a module of ours.
+    fn name(&mut self, segments: &[String]) {
+        if segments.first().is_some_and(|s| s == "clap") {
+            self.clap.push(format!("names {}", segments.join("::")));
+        }
+        let mut absolute = match segments.first().map(String::as_str) {
+            Some("crate") => Vec::new(),
+            Some("spin_aks") => vec!["spin_aks".to_string()],
+            Some("self") | Some("super") => self.scope.clone(),
+            _ => return,
+        };
+        let mut rest = &segments[1..];
+        if segments[0] == "super" {
+            absolute.pop();
+            while rest.first().is_some_and(|s| s == "super") {
+                absolute.pop();
+                rest = &rest[1..];
+            }
+        }
+        absolute.extend(rest.iter().cloned());
+        self.named.push(absolute);
+    }
+
+    /// Every path a `use` tree ends in: `use a::{b, c::d as e, f::*}` names a::b, a::c::d, a::f.
+    fn use_tree(&mut self, prefix: &mut Vec<String>, tree: &syn::UseTree) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                prefix.push(p.ident.to_string());
+                self.use_tree(prefix, &p.tree);
+                prefix.pop();
+            }
+            syn::UseTree::Name(n) => self.use_leaf(prefix, &n.ident),
+            syn::UseTree::Rename(r) => self.use_leaf(prefix, &r.ident),
+            syn::UseTree::Glob(_) => self.name(&prefix.clone()),
+            syn::UseTree::Group(g) => {
+                for tree in &g.items {
+                    self.use_tree(prefix, tree);
+                }
+            }
+        }
+    }
+
+    /// `use a::b` names a::b; `use a::{self}` names a.
+    fn use_leaf(&mut self, prefix: &[String], ident: &syn::Ident) {
+        let mut path = prefix.to_vec();
+        if ident != "self" || path.is_empty() {
+            path.push(ident.to_string());
+        }
+        self.name(&path);
+    }
+
+    /// Paths inside a macro's tokens (`format!`, `matches!`, `json!` …): each run of names
+    /// joined by `::`, named as any other path.
+    fn tokens(&mut self, mut cursor: syn::buffer::Cursor) {
+        let mut path: Vec<String> = Vec::new();
+        let mut joined = false;
+        while !cursor.eof() {
+            if let Some((ident, next)) = cursor.ident() {
+                if !joined {
+                    self.end(&mut path);
+                }
+                path.push(ident.to_string());
+                joined = false;
+                cursor = next;
+            } else if let Some((first, next)) = cursor.punct() {
+                let second = next.punct().filter(|(p, _)| p.as_char() == ':');
+                match second {
+                    Some((_, after)) if first.as_char() == ':' && !path.is_empty() => {
+                        joined = true;
+                        cursor = after;
+                    }
+                    _ => {
+                        self.end(&mut path);
+                        joined = false;
+                        cursor = next;
+                    }
+                }
+            } else if let Some((inside, _, _, next)) = cursor.any_group() {
+                self.end(&mut path);
+                joined = false;
+                self.tokens(inside);
+                cursor = next;
+            } else {
+                self.end(&mut path);
+                joined = false;
+                cursor = cursor.token_tree().map_or(cursor, |(_, next)| next);
+            }
+        }
+        self.end(&mut path);
+    }
+
+    fn end(&mut self, path: &mut Vec<String>) {
+        if !path.is_empty() {
+            let names = std::mem::take(path);
+            self.name(&names);
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Reader {
+    fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        self.use_tree(&mut Vec::new(), &item.tree);
+    }
+
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        self.name(&segments);
+        syn::visit::visit_path(self, path);
+    }
+
+    fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+        // `mod x;` is no dependency; an inline `mod x { … }` is a scope for `self`/`super`.
+        if item.content.is_some() {
+            self.scope.push(item.ident.to_string());
+            syn::visit::visit_item_mod(self, item);
+            self.scope.pop();
+        }
+    }
+
+    fn visit_visibility(&mut self, _: &'ast syn::Visibility) {}
+
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        self.visit_path(&mac.path);
+        let buffer = syn::buffer::TokenBuffer::new2(mac.tokens.clone());
+        self.tokens(buffer.begin());
+    }
+
+    fn visit_attribute(&mut self, attr: &'ast syn::Attribute) {
+        if attr.path().is_ident("derive") {
+            let _ = attr.parse_nested_meta(|derived| {
+                let name = derived.path.segments.last().unwrap().ident.to_string();
+                if ["ValueEnum", "Parser", "Args", "Subcommand"].contains(&name.as_str()) {
+                    self.clap.push(format!("derives {name}"));
+                }
+                Ok(())
+            });
+        }
+        syn::visit::visit_attribute(self, attr);
+    }
+}
+
+// ---------- circles ----------
+
+/// Tarjan's strongly connected components of `edges`, each sorted.
+fn strongly_connected(edges: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<Vec<Module>> {
+    struct Tarjan<'a> {
+        edges: &'a BTreeMap<Module, BTreeSet<Module>>,
+        index: BTreeMap<&'a Module, usize>,
+        low: BTreeMap<&'a Module, usize>,
+        stack: Vec<&'a Module>,
+        on_stack: BTreeSet<&'a Module>,
+        components: Vec<Vec<Module>>,
+    }
+    impl<'a> Tarjan<'a> {
+        fn visit(&mut self, node: &'a Module) {
+            let n = self.index.len();
+            self.index.insert(node, n);
+            self.low.insert(node, n);
+            self.stack.push(node);
+            self.on_stack.insert(node);
+            for next in self.edges.get(node).into_iter().flatten() {
+                if !self.index.contains_key(next) {
+                    self.visit(next);
+                    let low = self.low[node].min(self.low[next]);
+                    self.low.insert(node, low);
+                } else if self.on_stack.contains(next) {
+                    let low = self.low[node].min(self.index[next]);
+                    self.low.insert(node, low);
+                }
+            }
+            if self.low[node] == self.index[node] {
+                let mut component = Vec::new();
+                while let Some(top) = self.stack.pop() {
+                    self.on_stack.remove(top);
+                    component.push(top.clone());
+                    if top == node {
+                        break;
+                    }
+                }
+                component.sort();
+                self.components.push(component);
+            }
+        }
+    }
+    let mut tarjan = Tarjan {
+        edges,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        components: Vec::new(),
+    };
+    for node in edges.keys() {
+        if !tarjan.index.contains_key(node) {
+            tarjan.visit(node);
+        }
+    }
+    tarjan.components.sort();
+    tarjan.components
+}
+
+/// One circle per edge inside `component`: the edge, then the shortest way back (so every
+/// import that closes a circle is shown); each circle once, starting at its smallest module.
+fn circles_through(
+    edges: &BTreeMap<Module, BTreeSet<Module>>,
+    component: &[Module],
+) -> Vec<String> {
+    let inside: BTreeSet<&Module> = component.iter().collect();
+    let mut circles = BTreeSet::new();
+    for from in component {
+        for to in edges[from].iter().filter(|to| inside.contains(to)) {
+            // from → to → … → from, without repeating `from` at the end.
+            let mut circle = vec![from.clone()];
+            circle.extend(shortest_path(edges, &inside, to, from));
+            circle.pop();
+            let start = (0..circle.len()).min_by_key(|&i| &circle[i]).unwrap();
+            circle.rotate_left(start);
+            circle.push(circle[0].clone());
+            let names: Vec<String> = circle.iter().map(display).collect();
+            circles.insert(names.join(" → "));
+        }
+    }
+    circles.into_iter().collect()
+}
+
+/// The modules from `start` to `goal` (both included) by the fewest edges, staying `inside`
+/// (a strongly connected component: the way exists).
+fn shortest_path(
+    edges: &BTreeMap<Module, BTreeSet<Module>>,
+    inside: &BTreeSet<&Module>,
+    start: &Module,
+    goal: &Module,
+) -> Vec<Module> {
+    let mut came_from: BTreeMap<&Module, &Module> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(node) = queue.pop_front() {
+        if node == goal {
+            break;
+        }
+        for next in &edges[node] {
+            if inside.contains(next) && next != start && !came_from.contains_key(next) {
+                came_from.insert(next, node);
+                queue.push_back(next);
+            }
+        }
+    }
+    let mut path = vec![goal.clone()];
+    let mut node = goal;
+    while node != start {
+        node = came_from[node];
+        path.push(node.clone());
+    }
+    path.reverse();
+    path
+}
+
+fn display(module: &Module) -> String {
+    if module.is_empty() {
+        "crate".to_string()
+    } else {
+        module.join("::")
+    }
+}

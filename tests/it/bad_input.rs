@@ -1,0 +1,902 @@
+//! Every kind of bad input is refused with exit code 2, a message naming the file, field and
+//! value at fault, and nothing written: one table of cases, then the cases of another shape.
+
+use std::ffi::OsString;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use crate::support;
+use crate::support::apps::wasm;
+use crate::support::{serve_bytes, spin_aks};
+
+/// An app directory with `app.wasm` and the given spin.toml.
+fn app_with(dir: &Path, manifest: &str) -> PathBuf {
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("app.wasm"), wasm(1)).unwrap();
+    std::fs::write(app.join("spin.toml"), manifest).unwrap();
+    app
+}
+
+const HEADER: &str =
+    "spin_manifest_version = 2\n[application]\nname = \"bad\"\nversion = \"1.0.0\"\n";
+
+fn v2(rest: &str) -> String {
+    format!("{HEADER}[[trigger.http]]\nroute = \"/...\"\ncomponent = \"api\"\n{rest}")
+}
+
+/// The secret every case that carries one uses: no message may repeat it.
+const SECRET: &str = "hunter2";
+
+/// One bad input: what `setup` writes into an empty home and the arguments it returns, and what
+/// the binary must answer. Every case is also checked for: nothing on stdout, no [`SECRET`] in
+/// stderr, a short stderr, and nothing written or changed under the home.
+struct Case {
+    name: &'static str,
+    setup: fn(&Path) -> Setup,
+    code: i32,
+    /// Fragments stderr must hold (the file, the field, the value, what to do).
+    says: &'static [&'static str],
+}
+
+/// A case set up: the arguments and the fragments known only now (a path, a URL), or why it
+/// cannot run here (reported through `support::skip`).
+type Setup = Result<Run, &'static str>;
+
+struct Run {
+    args: Vec<OsString>,
+    says: Vec<String>,
+}
+
+fn run(args: impl IntoIterator<Item = impl Into<OsString>>) -> Run {
+    Run {
+        args: args.into_iter().map(Into::into).collect(),
+        says: Vec::new(),
+    }
+}
+
+impl Run {
+    fn arg(mut self, arg: impl Into<OsString>) -> Run {
+        self.args.push(arg.into());
+        self
+    }
+
+    fn args(mut self, args: impl IntoIterator<Item = impl Into<OsString>>) -> Run {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Also requires `fragment` in stderr.
+    fn says(mut self, fragment: impl Into<String>) -> Run {
+        self.says.push(fragment.into());
+        self
+    }
+}
+
+/// `build --skip-spin-build -f <app>` of an app with `manifest`.
+fn build(home: &Path, manifest: &str) -> Setup {
+    let app = app_with(home, manifest);
+    Ok(run(["build", "--skip-spin-build", "-f"]).arg(app))
+}
+
+/// An app whose one component's source is `source`; `outside.wasm` lies beside the app.
+fn escaping_source(home: &Path, source: &str) -> Setup {
+    std::fs::write(home.join("outside.wasm"), wasm(9)).unwrap();
+    build(
+        home,
+        &v2(&format!("[component.api]\nsource = \"{source}\"\n")),
+    )
+}
+
+/// `--state-file <home>/states/<name>` beside a regular file, a link to it, a directory and a
+/// FIFO (never opened: that would wait forever); the path and what it is must be named.
+fn state_file(home: &Path, name: &str) -> Setup {
+    let dir = home.join("states");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("target"), "{\"version\":1}").unwrap();
+    std::os::unix::fs::symlink(dir.join("target"), dir.join("link")).unwrap();
+    std::fs::create_dir(dir.join("dir")).unwrap();
+    support::run_ok(std::process::Command::new("mkfifo").arg(dir.join("fifo")));
+    if name == "null" {
+        // A private node with the null device's numbers, never the real /dev/null.
+        let node = std::process::Command::new("mknod")
+            .arg(dir.join("null"))
+            .args(["c", "1", "3"])
+            .status();
+        if !node.is_ok_and(|s| s.success()) {
+            return Err("mknod needs root");
+        }
+    }
+    let path = dir.join(name);
+    let said = path.to_str().unwrap().to_string();
+    Ok(run(["--state-file"])
+        .arg(path)
+        .args(["push", "localhost:1/a:1", "--from-layout"])
+        .arg(home.join("no-layout"))
+        .says(said))
+}
+
+/// A small app built into `<home>/layout`, to push.
+fn built_layout(home: &Path) -> PathBuf {
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let layout = home.join("layout");
+    spin_aks(home)
+        .args(["build", "--skip-spin-build", "-f"])
+        .arg(&app)
+        .arg("--layout")
+        .arg(&layout)
+        .assert()
+        .success();
+    layout
+}
+
+/// A loopback address nobody listens on.
+fn closed_port() -> std::net::SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `push` of a built layout to a closed port with `--ca-file` holding `bytes`: a certificate
+/// gets the push as far as the (closed) registry.
+fn ca_file(home: &Path, bytes: Vec<u8>) -> Setup {
+    let layout = built_layout(home);
+    let file = home.join("ca");
+    std::fs::write(&file, bytes).unwrap();
+    Ok(run(["push", "--retry-budget", "0s", "--from-layout"])
+        .arg(layout)
+        .arg(format!("{}/app:1", closed_port()))
+        .arg("--ca-file")
+        .arg(file))
+}
+
+/// [`ca_file`] holding no certificate: refused, naming the file.
+fn refused_ca_file(home: &Path, bytes: Vec<u8>) -> Setup {
+    let named = home.join("ca").to_str().unwrap().to_string();
+    Ok(ca_file(home, bytes)?.says(named))
+}
+
+/// A PEM block of `label` around `body`.
+fn pem(label: &str, body: &str) -> Vec<u8> {
+    format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n").into_bytes()
+}
+
+fn self_signed() -> (rcgen::KeyPair, rcgen::Certificate) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertificateParams::new(vec!["registry.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    (key, ca)
+}
+
+/// `push` of a built layout to `reference`.
+fn push_to(home: &Path, reference: &str) -> Setup {
+    let layout = built_layout(home);
+    Ok(run(["push", "--from-layout"]).arg(layout).arg(reference))
+}
+
+const NO_CERTIFICATE: &str = "holds no certificate";
+
+fn cases() -> Vec<Case> {
+    vec![
+        // ---------- spin.toml: syntax, schema, fields ----------
+        Case {
+            name: "TOML syntax errors give line and column",
+            setup: |home| {
+                build(
+                    home,
+                    "spin_manifest_version = 2\n[application\nname = \"x\"\n",
+                )
+            },
+            code: 2,
+            says: &["spin.toml:2:", "invalid TOML"],
+        },
+        Case {
+            name: "unknown manifest versions are refused",
+            setup: |home| {
+                build(
+                    home,
+                    "spin_manifest_version = 3\n[application]\nname = \"x\"\n",
+                )
+            },
+            code: 2,
+            says: &["`spin_manifest_version`", "unsupported manifest version 3"],
+        },
+        Case {
+            name: "a missing source field is named by its path",
+            setup: |home| build(home, &v2("[component.api]\nfiles = []\n")),
+            code: 2,
+            says: &["`component.api`", "missing field `source`"],
+        },
+        Case {
+            name: "a mistyped field is named by its path",
+            setup: |home| {
+                build(home, &v2("[component.api]\nsource = \"app.wasm\"\nallowed_outbound_hosts = \"https://x\"\n"))
+            },
+            code: 2,
+            says: &[
+                "`component.api.allowed_outbound_hosts`",
+                "expected a sequence",
+            ],
+        },
+        Case {
+            name: "unknown fields are refused",
+            setup: |home| {
+                build(
+                    home,
+                    &v2("[component.api]\nsource = \"app.wasm\"\nfilez = []\n"),
+                )
+            },
+            code: 2,
+            says: &["component.api", "unknown field `filez`"],
+        },
+        Case {
+            name: "triggers the shim cannot run are refused",
+            setup: |home| {
+                build(home, &format!("{HEADER}[[trigger.cron]]\ncron_expression = \"* * * * *\"\ncomponent = \"api\"\n[component.api]\nsource = \"app.wasm\"\n"))
+            },
+            code: 2,
+            says: &[
+                "type `cron`",
+                "containerd-shim-spin cannot run",
+                "http, redis, sqs, mqtt, command",
+            ],
+        },
+        Case {
+            name: "a trigger naming an unknown component is refused",
+            setup: |home| build(home, &v2("[component.other]\nsource = \"app.wasm\"\n")),
+            code: 2,
+            says: &["`trigger.http[0].component`", "no component named `api`"],
+        },
+        Case {
+            name: "variables need exactly one of default and required",
+            setup: |home| {
+                build(home, &v2("[variables]\ntoken = { secret = true }\n[component.api]\nsource = \"app.wasm\"\n"))
+            },
+            code: 2,
+            says: &[
+                "`variables.token`",
+                "needs a `default` or `required = true`",
+            ],
+        },
+        Case {
+            name: "a missing manifest is bad input",
+            setup: |home| Ok(run(["build", "-f"]).arg(home.join("nope"))),
+            code: 2,
+            says: &["no Spin manifest at"],
+        },
+        // ---------- component sources ----------
+        Case {
+            name: "a missing wasm names the component and path and suggests spin build",
+            setup: |home| build(home, &v2("[component.api]\nsource = \"target/api.wasm\"\n")),
+            code: 2,
+            says: &["component `api`", "target/api.wasm", "spin build"],
+        },
+        Case {
+            name: "a source that is not WebAssembly is refused",
+            setup: |home| build(home, &v2("[component.api]\nsource = \"spin.toml\"\n")),
+            code: 2,
+            says: &["component `api`", "is not a WebAssembly module"],
+        },
+        Case {
+            name: "a source escaping the app directory by `..` is refused",
+            setup: |home| escaping_source(home, "../outside.wasm"),
+            code: 2,
+            says: &[
+                "`component.api.source`",
+                "../outside.wasm",
+                "outside the app directory",
+            ],
+        },
+        Case {
+            name: "an absolute source is refused",
+            setup: |home| escaping_source(home, "/etc/passwd"),
+            code: 2,
+            says: &[
+                "`component.api.source`",
+                "/etc/passwd",
+                "outside the app directory",
+            ],
+        },
+        Case {
+            name: "a source escaping through a subdirectory is refused",
+            setup: |home| escaping_source(home, "sub/../../outside.wasm"),
+            code: 2,
+            says: &[
+                "`component.api.source`",
+                "sub/../../outside.wasm",
+                "outside the app directory",
+            ],
+        },
+        Case {
+            name: "a source linked outside the app is refused",
+            setup: |home| {
+                let app = home.join("app");
+                std::fs::create_dir_all(&app).unwrap();
+                std::fs::write(
+                    app.join("spin.toml"),
+                    v2("[component.api]\nsource = \"app.wasm\"\n"),
+                )
+                .unwrap();
+                std::fs::write(home.join("outside.wasm"), wasm(4)).unwrap();
+                std::os::unix::fs::symlink(home.join("outside.wasm"), app.join("app.wasm"))
+                    .unwrap();
+                Ok(run(["build", "--skip-spin-build", "-f"]).arg(app))
+            },
+            code: 2,
+            says: &["component `api`", "outside the app directory"],
+        },
+        Case {
+            name: "an invalid URL digest is refused",
+            setup: |home| {
+                build(home, &v2("[component.api]\nsource = { url = \"https://example.com/a.wasm\", digest = \"sha256:1234\" }\n"))
+            },
+            code: 2,
+            says: &[
+                "`component.api.source.digest`",
+                "sha256:1234",
+                "not a sha256 digest",
+            ],
+        },
+        Case {
+            name: "a download whose bytes do not match the digest is refused",
+            setup: |home| {
+                let url = serve_bytes(wasm(5), 1, "app.wasm");
+                let pinned = format!("sha256:{}", "0".repeat(64));
+                let source = format!(
+                    "[component.api]\nsource = {{ url = \"{url}\", digest = \"{pinned}\" }}\n"
+                );
+                Ok(build(home, &v2(&source))?.says(url).says(pinned))
+            },
+            code: 2,
+            says: &["component `api`", "fix the `digest`"],
+        },
+        Case {
+            // Path and url dependencies are packaged (locked_app); a registry one is refused.
+            name: "registry dependencies cannot be fetched offline",
+            setup: |home| {
+                build(home, &v2("[component.api]\nsource = \"app.wasm\"\n[component.api.dependencies]\n\"my:dep/iface\" = \"^1.0\"\n"))
+            },
+            code: 2,
+            says: &[
+                "component `api`",
+                "dependency `my:dep/iface`",
+                "cannot fetch offline",
+            ],
+        },
+        Case {
+            name: "registry package sources are not supported yet",
+            setup: |home| {
+                build(home, &v2("[component.api]\nsource = { registry = \"ghcr.io\", package = \"a:b\", version = \"1.0.0\" }\n"))
+            },
+            code: 2,
+            says: &["component `api`", "registry package", "not support"],
+        },
+        // ---------- files mounted into a component ----------
+        Case {
+            name: "a file pattern escaping the app directory is refused",
+            setup: |home| {
+                build(
+                    home,
+                    &v2("[component.api]\nsource = \"app.wasm\"\nfiles = [\"../secrets/*\"]\n"),
+                )
+            },
+            code: 2,
+            says: &[
+                "`component.api.files[0]`",
+                "../secrets/*",
+                "outside the app directory",
+            ],
+        },
+        Case {
+            name: "a file mount of an absolute directory is refused",
+            setup: |home| {
+                build(home, &v2("[component.api]\nsource = \"app.wasm\"\nfiles = [{ source = \"/etc\", destination = \"/\" }]\n"))
+            },
+            code: 2,
+            says: &[
+                "`component.api.files[0].source`",
+                "outside the app directory",
+            ],
+        },
+        Case {
+            name: "a file linked outside the app is refused",
+            setup: |home| {
+                std::fs::write(home.join("secret.txt"), "not for the image").unwrap();
+                let setup = build(
+                    home,
+                    &v2("[component.api]\nsource = \"app.wasm\"\nfiles = [\"static/*\"]\n"),
+                );
+                let app = home.join("app");
+                std::fs::create_dir_all(app.join("static")).unwrap();
+                std::os::unix::fs::symlink(home.join("secret.txt"), app.join("static/leak.txt"))
+                    .unwrap();
+                setup
+            },
+            code: 2,
+            says: &[
+                "static/leak.txt",
+                "symbolic link",
+                "outside the app directory",
+            ],
+        },
+        // ---------- --state-file: a regular file or a new path, nothing else ----------
+        Case {
+            name: "a state file that is a FIFO is refused unopened",
+            setup: |home| state_file(home, "fifo"),
+            code: 2,
+            says: &["is a FIFO"],
+        },
+        Case {
+            name: "a state file that is a symbolic link is refused, its target untouched",
+            setup: |home| state_file(home, "link"),
+            code: 2,
+            says: &["is a symbolic link"],
+        },
+        Case {
+            name: "a state file that is a directory is refused",
+            setup: |home| state_file(home, "dir"),
+            code: 2,
+            says: &["is a directory"],
+        },
+        Case {
+            name: "a state file that is a device node is refused",
+            setup: |home| state_file(home, "null"),
+            code: 2,
+            says: &["is a character device"],
+        },
+        // ---------- secret-bearing flags: the flag and the problem named, never the value ----------
+        Case {
+            name: "apply --secret with a name Spin does not allow",
+            setup: |_| Ok(run(["apply", "--secret", "API-KEY=hunter2"])),
+            code: 2,
+            says: &["invalid --secret", "not a Spin variable name"],
+        },
+        Case {
+            name: "up --secret without NAME=",
+            setup: |_| Ok(run(["up", "--secret", "hunter2!"])),
+            code: 2,
+            says: &["invalid --secret", "not a Spin variable name"],
+        },
+        Case {
+            name: "apply --kv-store with a password in an http URL",
+            setup: |_| {
+                Ok(run([
+                    "apply",
+                    "--kv-store",
+                    "cache=redis:http://:hunter2@redis",
+                ]))
+            },
+            code: 2,
+            says: &["invalid --kv-store", "redis URL of `cache`"],
+        },
+        Case {
+            name: "scaffold --kv-store without a label",
+            setup: |_| Ok(run(["scaffold", "--kv-store", "hunter2"])),
+            code: 2,
+            says: &["invalid --kv-store", "<label>=<backend>"],
+        },
+        Case {
+            name: "up --kv-store with a label Spin does not allow",
+            setup: |_| {
+                Ok(run([
+                    "up",
+                    "--kv-store",
+                    "Cache=redis:redis://:hunter2@redis",
+                ]))
+            },
+            code: 2,
+            says: &["invalid --kv-store", "label before `=`"],
+        },
+        Case {
+            name: "apply --sqlite with a URL that is not libsql",
+            setup: |_| Ok(run(["apply", "--sqlite", "db=postgres://u:hunter2@db"])),
+            code: 2,
+            says: &["invalid --sqlite", "libsql:<url>"],
+        },
+        // ---------- --ca-file must hold a certificate (an empty list used to pass silently) ----------
+        Case {
+            name: "an empty CA file is refused",
+            setup: |home| refused_ca_file(home, vec![]),
+            code: 2,
+            says: &[NO_CERTIFICATE],
+        },
+        Case {
+            name: "a CA file of random bytes is refused",
+            setup: |home| refused_ca_file(home, support::apps::bytes(3, 4096)),
+            code: 2,
+            says: &[NO_CERTIFICATE],
+        },
+        Case {
+            name: "a CA file of text is refused",
+            setup: |home| refused_ca_file(home, b"not a certificate\n".to_vec()),
+            code: 2,
+            says: &[NO_CERTIFICATE],
+        },
+        Case {
+            name: "a CA file holding only a key is refused",
+            setup: |home| refused_ca_file(home, self_signed().0.serialize_pem().into_bytes()),
+            code: 2,
+            says: &[NO_CERTIFICATE],
+        },
+        Case {
+            name: "a CA file whose certificate is not X.509 is refused",
+            setup: |home| refused_ca_file(home, pem("CERTIFICATE", "aGVsbG8gd29ybGQ=")),
+            code: 2,
+            says: &["not a valid X.509 certificate"],
+        },
+        Case {
+            name: "a CA file whose certificate is not base64 is refused",
+            setup: |home| refused_ca_file(home, pem("CERTIFICATE", "!!not base64!!")),
+            code: 2,
+            says: &["not valid base64"],
+        },
+        Case {
+            name: "a PEM CA certificate is accepted (the push reaches the closed registry)",
+            setup: |home| ca_file(home, self_signed().1.pem().into_bytes()),
+            code: 1,
+            says: &["Connection refused"],
+        },
+        Case {
+            name: "a DER CA certificate is accepted (the push reaches the closed registry)",
+            setup: |home| ca_file(home, self_signed().1.der().to_vec()),
+            code: 1,
+            says: &["Connection refused"],
+        },
+        // ---------- push references: what to change, the password never echoed, the length cut ----------
+        Case {
+            name: "a reference with credentials",
+            setup: |home| push_to(home, "user:hunter2@example.com/app:1"),
+            code: 2,
+            says: &["credentials do not belong in a reference"],
+        },
+        Case {
+            name: "a URL with credentials",
+            setup: |home| push_to(home, "https://user:hunter2@example.com/app"),
+            code: 2,
+            says: &["credentials do not belong in a reference"],
+        },
+        Case {
+            name: "a reference with an http:// scheme",
+            setup: |home| push_to(home, "http://localhost:5000/app:1"),
+            code: 2,
+            says: &["drop the `http://` scheme"],
+        },
+        Case {
+            name: "a reference with an oci:// scheme",
+            setup: |home| push_to(home, "oci://example.com/app:1"),
+            code: 2,
+            says: &["drop the `oci://` scheme"],
+        },
+        Case {
+            name: "a reference with a docker:// scheme",
+            setup: |home| push_to(home, "docker://example.com/app:1"),
+            code: 2,
+            says: &["drop the `docker://` scheme"],
+        },
+        Case {
+            name: "a reference of 100 012 characters",
+            setup: |home| push_to(home, &format!("example.com/{}", "a/".repeat(50_000))),
+            code: 2,
+            says: &["(100012 characters)"],
+        },
+    ]
+}
+
+/// Runs every case (a few at a time, each in a home of its own) and reports every case that
+/// fails, by name, with what was wrong.
+#[test]
+fn every_bad_input_is_refused_naming_what_to_fix_and_writes_nothing() {
+    let cases = cases();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let outcomes = std::sync::Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(case) = cases.get(i) else { break };
+                let outcome = std::panic::catch_unwind(|| check(case))
+                    .unwrap_or_else(|panic| Err(vec![format!("panicked: {}", panic_text(&panic))]));
+                outcomes.lock().unwrap().push((case.name, outcome));
+            });
+        }
+    });
+    let mut failed = Vec::new();
+    for (name, outcome) in outcomes.into_inner().unwrap() {
+        match outcome {
+            Ok(Some(why)) => support::skip(&format!("case `{name}`: {why}")),
+            Ok(None) => {}
+            Err(problems) => failed.push(format!("`{name}`:\n  {}", problems.join("\n  "))),
+        }
+    }
+    failed.sort();
+    assert!(
+        failed.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n")
+    );
+}
+
+/// Sets up and runs one case: `Ok(None)` when it passed, `Ok(Some(why))` when it cannot run here,
+/// `Err(problems)` otherwise.
+fn check(case: &Case) -> Result<Option<&'static str>, Vec<String>> {
+    let home = tempfile::tempdir().unwrap();
+    let run = match (case.setup)(home.path()) {
+        Ok(run) => run,
+        Err(why) => return Ok(Some(why)),
+    };
+    let before = tree(home.path());
+    let output = spin_aks(home.path())
+        .args(&run.args)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut problems = Vec::new();
+    if output.status.code() != Some(case.code) {
+        problems.push(format!(
+            "exit {:?}, expected {}",
+            output.status.code(),
+            case.code
+        ));
+    }
+    let says = case
+        .says
+        .iter()
+        .copied()
+        .chain(run.says.iter().map(String::as_str));
+    for fragment in says {
+        if !stderr.contains(fragment) {
+            problems.push(format!("stderr lacks `{fragment}`"));
+        }
+    }
+    if stderr.contains(SECRET) {
+        problems.push("stderr repeats the secret value".into());
+    }
+    if stderr.len() >= 1000 {
+        problems.push(format!("{} bytes of stderr", stderr.len()));
+    }
+    if !output.stdout.is_empty() {
+        problems.push(format!(
+            "stdout: {}",
+            String::from_utf8_lossy(&output.stdout)
+        ));
+    }
+    // Allowed: the state file's lock (empty, beside it) and directories (a file in one shows).
+    let after = tree(home.path());
+    let lock = (PathBuf::from("state.lock"), format!("file {}", sha256(b"")));
+    let gone = before.iter().filter(|e| !after.contains(e));
+    let new = after.iter().filter(|e| !before.contains(e) && **e != lock);
+    for (path, what) in gone {
+        problems.push(format!("{path:?} ({what}) was changed or removed"));
+    }
+    for (path, what) in new.filter(|(_, what)| what != "directory") {
+        problems.push(format!("{path:?} ({what}) was written"));
+    }
+    if problems.is_empty() {
+        return Ok(None);
+    }
+    problems.push(format!("stderr: {stderr}"));
+    Err(problems)
+}
+
+/// What is under `dir`, without following links or opening anything but regular files: each
+/// path with its kind and (regular files) contents, (links) target.
+fn tree(dir: &Path) -> Vec<(PathBuf, String)> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut entries = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type();
+        let what = if kind.is_file() {
+            format!("file {}", sha256(&std::fs::read(entry.path()).unwrap()))
+        } else if kind.is_symlink() {
+            format!("link to {:?}", std::fs::read_link(entry.path()).unwrap())
+        } else if kind.is_dir() {
+            "directory".to_string()
+        } else if kind.is_fifo() {
+            "fifo".to_string()
+        } else if kind.is_char_device() {
+            "character device".to_string()
+        } else {
+            format!("{kind:?}")
+        };
+        entries.push((entry.path().strip_prefix(dir).unwrap().to_path_buf(), what));
+    }
+    entries
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+// ---------- cases of another shape ----------
+
+#[test]
+fn symlinks_inside_the_app_are_followed() {
+    let home = tempfile::tempdir().unwrap();
+    let app = app_with(
+        home.path(),
+        &v2("[component.api]\nsource = \"app.wasm\"\nfiles = [\"static/*\"]\n"),
+    );
+    std::fs::create_dir_all(app.join("static")).unwrap();
+    std::fs::write(app.join("real.txt"), "x".repeat(300)).unwrap();
+    std::os::unix::fs::symlink(app.join("real.txt"), app.join("static/link.txt")).unwrap();
+    spin_aks(home.path())
+        .args(["build", "-f"])
+        .arg(&app)
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_glob_matching_nothing_is_a_warning_not_an_error() {
+    let home = tempfile::tempdir().unwrap();
+    let app = app_with(
+        home.path(),
+        &v2("[component.api]\nsource = \"app.wasm\"\nfiles = [\"nothing/**/*.txt\"]\n"),
+    );
+    let output = spin_aks(home.path())
+        .args(["--output", "json", "build", "-f"])
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let report = support::json_stdout(&output);
+    assert!(
+        report["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("`nothing/**/*.txt` matches no file"),
+        "{report}"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("matches no file"));
+}
+
+#[test]
+fn a_url_source_is_downloaded_once_and_cached() {
+    use sha2::Digest;
+    let home = tempfile::tempdir().unwrap();
+    let bytes = wasm(6);
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+    let url = serve_bytes(bytes.clone(), 1, "app.wasm");
+    let app = app_with(
+        home.path(),
+        &v2(&format!(
+            "[component.api]\nsource = {{ url = \"{url}\", digest = \"{digest}\" }}\n"
+        )),
+    );
+    spin_aks(home.path())
+        .args(["build", "-f"])
+        .arg(&app)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(home.path().join("cache/wasm").join(&digest[7..])).unwrap(),
+        bytes
+    );
+    // The server answered once; a second build must come from the cache.
+    spin_aks(home.path())
+        .args(["build", "-f"])
+        .arg(&app)
+        .assert()
+        .success();
+}
+
+/// `export`'s default archive is named after the app, made a file name: whatever the name holds
+/// (`..`, `/`, an absolute path), the archive lands in the app directory and nowhere else.
+#[test]
+fn an_app_name_never_puts_the_default_archive_outside_the_app_directory() {
+    for (name, file) in [
+        ("../x", "x-1.0.0.oci.tar"),
+        ("../../escaped", "escaped-1.0.0.oci.tar"),
+        ("/tmp/absolute", "tmp-absolute-1.0.0.oci.tar"),
+        ("sub/dir", "sub-dir-1.0.0.oci.tar"),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let manifest = v2("[component.api]\nsource = \"app.wasm\"\n")
+            .replace("name = \"bad\"", &format!("name = \"{name}\""));
+        let app = app_with(home.path(), &manifest);
+        let output = spin_aks(home.path())
+            .args(["export", "--skip-spin-build", "-f"])
+            .arg(&app)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{name}: {stderr}");
+        assert!(
+            app.join(file).is_file(),
+            "{name}: no {file} in the app directory"
+        );
+        let outside: Vec<_> = walk_files(home.path())
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".oci.tar"))
+            .collect();
+        assert_eq!(outside, [app.join(file)], "{name}");
+    }
+    assert!(!Path::new("/tmp/absolute-1.0.0.oci.tar").exists());
+}
+
+/// Every file under `dir`, recursively.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Runs the binary with a deadline: a hang (reading a FIFO, say) fails the test instead of
+/// stalling the suite.
+fn run_within(cmd: &mut assert_cmd::Command, secs: u64) -> (Option<i32>, String) {
+    let output = cmd
+        .timeout(std::time::Duration::from_secs(secs))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    (output.status.code(), stderr)
+}
+
+/// At default verbosity only our own messages reach stderr: an unreachable API server is one
+/// `error:` line saying what to check, not the Kubernetes client's `ERROR` log lines per retry
+/// (those stay available with `-vv`).
+#[test]
+fn library_log_lines_stay_out_of_default_output() {
+    let home = tempfile::tempdir().unwrap();
+    let app = app_with(home.path(), &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let kubeconfig = home.path().join("kubeconfig");
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{closed}\n\
+             contexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n\
+             users:\n- name: u\n  user: {{token: abc}}\n"
+        ),
+    )
+    .unwrap();
+    let status = |verbosity: &[&str]| {
+        run_within(
+            spin_aks(home.path())
+                .env_remove("SPIN_AKS_LOG")
+                .args(["status", "-f"])
+                .arg(&app)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(verbosity),
+            60,
+        )
+    };
+    let (code, stderr) = status(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: cannot reach the cluster"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("kube_client"), "{stderr}");
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    let (_, verbose) = status(&["-vv"]);
+    assert!(verbose.contains("kube_client"), "-vv shows them: {verbose}");
+}

@@ -1,0 +1,32 @@
+//! The integration tests: one binary (one build of `support`), one module per area. Tests run in
+//! parallel threads of one process: nothing here may change process-wide state (see support).
+
+mod support;
+
+mod architecture;
+mod azure_acr;
+mod azure_arm;
+mod bad_input;
+mod build;
+mod cluster;
+mod cluster_aks;
+mod cluster_commands;
+mod cluster_parts;
+mod durability;
+mod example_wasm;
+mod fidelity;
+mod fuzz_smoke;
+mod hostile_archives;
+mod identity;
+mod locked_app;
+mod plugin;
+mod prompts;
+mod push;
+mod push_acr;
+mod push_faults;
+mod push_resume;
+mod scaffold;
+mod scaffold_tools;
+mod secrets;
+mod spin_build;
+mod spin_rules;

@@ -1,0 +1,755 @@
+//! `spin-aks push` through the real binary against a real registry (Debian's docker-registry),
+//! checked with skopeo: digests, byte-identical pulls, incremental re-pushes, mounts, auth, faults.
+
+use crate::support;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::support::fault_proxy::{Fault, FaultProxy};
+use crate::support::registry::Registry;
+use crate::support::{
+    layout, skopeo_copy_to_layout, skopeo_finds, skopeo_raw_manifest, spin_aks_isolated,
+};
+use base64::Engine;
+use serde_json::Value;
+use sha2::Digest as _;
+
+/// Small blobs of varied sizes: realistic for Spin files, quick to push.
+const SIZES: &[usize] = &[64, 700, 4096, 33_000, 150_000];
+
+struct Fixture {
+    home: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Option<Self> {
+        support::tool("skopeo")?;
+        Some(Fixture {
+            home: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.home.path()
+    }
+
+    fn layout(&self, name: &str, layers: usize) -> std::path::PathBuf {
+        let dir = self.path().join(name);
+        layout::generate(&dir, "1.0.0", layers, SIZES);
+        dir
+    }
+
+    /// Runs `push --output json` with `args`; returns (exit code, parsed stdout, stderr).
+    fn push(&self, args: &[&str]) -> (i32, Value, String) {
+        let output = spin_aks_isolated(self.path())
+            .arg("push")
+            .args(args)
+            .args(["--output", "json"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let json = if output.status.success() {
+            serde_json::from_str(&stdout)
+                .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"))
+        } else {
+            assert_eq!(stdout, "", "nothing on stdout when failing");
+            Value::Null
+        };
+        (output.status.code().unwrap_or(-1), json, stderr)
+    }
+
+    fn push_ok(&self, args: &[&str]) -> Value {
+        let (code, json, stderr) = self.push(args);
+        assert_eq!(code, 0, "push failed: {stderr}");
+        json
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+#[test]
+fn pushing_a_layout_reports_the_digest_skopeo_sees_and_pulls_back_identical_bytes() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let dir = fx.layout("layout", 120);
+    let reference = format!("{}/apps/hello", registry.host());
+    let json = fx.push_ok(&[&reference, "--from-layout", dir.to_str().unwrap()]);
+
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "blobs_mounted",
+            "blobs_skipped",
+            "blobs_uploaded",
+            "bytes_uploaded",
+            "digest",
+            "pinned",
+            "reference",
+            "retries"
+        ]
+    );
+    assert_eq!(
+        json["reference"],
+        format!("{reference}:1.0.0"),
+        "tag from the layout"
+    );
+    assert_eq!(json["blobs_uploaded"], 121);
+    assert_eq!(json["blobs_skipped"], 0);
+    assert_eq!(json["retries"], 0, "nothing failed");
+    let digest = json["digest"].as_str().unwrap();
+    assert_eq!(json["pinned"], format!("{reference}@{digest}"));
+    let expected_bytes: u64 = layout::blobs(&dir)
+        .iter()
+        .filter(|(hex, _)| format!("sha256:{hex}") != digest)
+        .map(|(_, b)| b.len() as u64)
+        .sum();
+    assert_eq!(json["bytes_uploaded"], expected_bytes);
+
+    let raw = skopeo_raw_manifest(&format!("{reference}:1.0.0"), None);
+    assert_eq!(sha256(&raw), digest);
+    assert_eq!(
+        raw,
+        std::fs::read(dir.join("blobs/sha256").join(&digest[7..])).unwrap()
+    );
+
+    let pulled = fx.path().join("pulled");
+    skopeo_copy_to_layout(&format!("{reference}:1.0.0"), &pulled);
+    let ours = layout::blobs(&dir);
+    let theirs = layout::blobs(&pulled);
+    assert_eq!(ours.len(), theirs.len());
+    assert!(ours == theirs, "pulled blobs differ from the pushed layout");
+}
+
+#[test]
+fn re_pushing_an_unchanged_layout_uploads_nothing_and_skips_the_manifest() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let dir = fx.layout("layout", 20);
+    let reference = format!("{}/apps/again:v1", registry.host());
+    let first = fx.push_ok(&[&reference, "--from-layout", dir.to_str().unwrap()]);
+    let (code, second, stderr) = fx.push(&[&reference, "--from-layout", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(second["digest"], first["digest"]);
+    assert_eq!(second["blobs_uploaded"], 0);
+    assert_eq!(second["blobs_skipped"], 21);
+    assert_eq!(second["bytes_uploaded"], 0);
+    assert!(stderr.contains("manifest already there"), "{stderr}");
+}
+
+/// Requests (method and path) a proxy saw, recorded by its policy.
+type Seen = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+fn recording_proxy(registry: &Registry) -> (FaultProxy, Seen) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let proxy = FaultProxy::start(
+        registry.port(),
+        Box::new(move |_, method, path| {
+            log.lock()
+                .unwrap()
+                .push((method.to_string(), path.to_string()));
+            Fault::Pass
+        }),
+    );
+    (proxy, seen)
+}
+
+/// One request straight to the registry (`Connection: close`); its status code.
+fn registry_request(host: &str, method: &str, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {reply}"))
+}
+
+#[test]
+fn a_warm_push_is_one_manifest_head_and_a_deleted_blob_is_uploaded_again() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let (proxy, seen) = recording_proxy(&registry);
+    let dir = fx.layout("layout", 30);
+    let layout_arg = dir.to_str().unwrap();
+    let reference = format!("{}/warm/app:1", proxy.host());
+    let first = fx.push_ok(&[&reference, "--from-layout", layout_arg]);
+    assert_eq!(first["blobs_uploaded"], 31);
+    let cold = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(cold[0], ("HEAD".into(), "/v2/warm/app/manifests/1".into()));
+    assert!(
+        !cold.iter().any(|(_, path)| path == "/v2/"),
+        "no ping first"
+    );
+
+    // Unchanged: the manifest under the tag is ours, so nothing else is asked.
+    let manifest_head = vec![("HEAD".to_string(), "/v2/warm/app/manifests/1".to_string())];
+    let warm = fx.push_ok(&[&reference, "--from-layout", layout_arg]);
+    assert_eq!(*seen.lock().unwrap(), manifest_head);
+    assert_eq!(proxy.requests(), cold.len() + 1);
+    assert_eq!(
+        (
+            &warm["blobs_skipped"],
+            &warm["blobs_uploaded"],
+            &warm["digest"]
+        ),
+        (&31.into(), &0.into(), &first["digest"])
+    );
+
+    // A blob and the manifest deleted: the next push checks every blob and uploads that one.
+    let digest = first["digest"].as_str().unwrap();
+    let gone = layout::blobs(&dir)
+        .into_keys()
+        .map(|hex| format!("sha256:{hex}"))
+        .find(|blob| blob != digest)
+        .unwrap();
+    let host = registry.host();
+    let blob_path = format!("/v2/warm/app/blobs/{gone}");
+    assert_eq!(registry_request(&host, "DELETE", &blob_path), 202);
+    let manifest_path = format!("/v2/warm/app/manifests/{digest}");
+    assert_eq!(registry_request(&host, "DELETE", &manifest_path), 202);
+    assert_eq!(registry_request(&host, "HEAD", &blob_path), 404);
+    seen.lock().unwrap().clear();
+    let repaired = fx.push_ok(&[&reference, "--from-layout", layout_arg]);
+    assert_eq!(
+        (&repaired["blobs_uploaded"], &repaired["blobs_skipped"]),
+        (&1.into(), &30.into())
+    );
+    let heads = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(method, path)| method == "HEAD" && path.contains("/blobs/"))
+        .count();
+    assert_eq!(heads, 31, "every blob checked once");
+    assert_eq!(registry_request(&host, "HEAD", &blob_path), 200);
+    let direct = format!("{host}/warm/app:1");
+    assert_eq!(sha256(&skopeo_raw_manifest(&direct, None)), digest);
+
+    seen.lock().unwrap().clear();
+    fx.push_ok(&[&reference, "--from-layout", layout_arg]);
+    assert_eq!(*seen.lock().unwrap(), manifest_head, "warm again");
+}
+
+#[test]
+fn pushing_the_app_to_a_second_repository_mounts_its_blobs() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let dir = fx.layout("layout", 30);
+    let layout_arg = dir.to_str().unwrap();
+    fx.push_ok(&[
+        &format!("{}/team-a/app", registry.host()),
+        "--from-layout",
+        layout_arg,
+    ]);
+    let second = format!("{}/team-b/app", registry.host());
+    let json = fx.push_ok(&[&second, "--from-layout", layout_arg]);
+    assert_eq!(json["blobs_mounted"], 31);
+    assert_eq!(json["blobs_uploaded"], 0);
+    let raw = skopeo_raw_manifest(&format!("{second}:1.0.0"), None);
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+}
+
+#[test]
+fn pushing_an_exported_archive_over_plain_http_gives_the_same_digest() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let dir = fx.layout("layout", 10);
+    let archive = fx.path().join("app.oci.tar");
+    spin_aks::oci::archive::pack(&spin_aks::oci::Layout::open(&dir).unwrap(), &archive, 0).unwrap();
+    let reference = format!("{}/airgap/app:2.0.0", registry.host());
+    let json = fx.push_ok(&[
+        &reference,
+        "--from-archive",
+        archive.to_str().unwrap(),
+        "--plain-http",
+    ]);
+    assert_eq!(json["blobs_uploaded"], 11);
+    let raw = skopeo_raw_manifest(&reference, None);
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+}
+
+#[test]
+fn without_a_reference_push_uses_the_apps_last_one_and_under_yes_with_none_exits_2() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let dir = fx.layout("layout", 3);
+    let layout_arg = dir.to_str().unwrap();
+    let (code, _, stderr) = fx.push(&["-y", "--from-layout", layout_arg]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no image reference given"), "{stderr}");
+
+    let reference = format!("{}/remembered/app:7", registry.host());
+    fx.push_ok(&[&reference, "--from-layout", layout_arg]);
+    let json = fx.push_ok(&["-y", "--from-layout", layout_arg]);
+    assert_eq!(json["reference"], reference);
+    let state = std::fs::read_to_string(fx.path().join("state")).unwrap();
+    assert!(state.contains(&reference), "{state}");
+}
+
+#[test]
+fn invalid_references_exit_2_naming_the_reference() {
+    let Some(fx) = Fixture::new() else { return };
+    let dir = fx.layout("layout", 1);
+    let (code, _, stderr) = fx.push(&["Not/A/Reference", "--from-layout", dir.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("`Not/A/Reference` is not an image reference"),
+        "{stderr}"
+    );
+}
+
+fn write_docker_config(home: &Path, json: &str) {
+    std::fs::create_dir_all(home.join("docker")).unwrap();
+    std::fs::write(home.join("docker/config.json"), json).unwrap();
+}
+
+#[test]
+fn htpasswd_registry_accepts_credentials_from_the_docker_config() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::htpasswd("alice", "pa55-word"))
+    else {
+        return;
+    };
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:pa55-word");
+    write_docker_config(
+        fx.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.host()
+        ),
+    );
+    let dir = fx.layout("layout", 5);
+    let reference = format!("{}/private/app:1", registry.host());
+    let json = fx.push_ok(&[&reference, "--from-layout", dir.to_str().unwrap()]);
+    let raw = skopeo_raw_manifest(&reference, Some("alice:pa55-word"));
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+}
+
+#[test]
+fn htpasswd_registry_accepts_credentials_from_a_credential_helper_on_path() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::htpasswd("bob", "helper-secret"))
+    else {
+        return;
+    };
+    let bin = fx.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\n[ \"$server\" = \"{}\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\necho '{{\"ServerURL\":\"'$server'\",\"Username\":\"bob\",\"Secret\":\"helper-secret\"}}'\n",
+            registry.host()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_docker_config(
+        fx.path(),
+        &format!(r#"{{"credHelpers":{{"{}":"test"}}}}"#, registry.host()),
+    );
+    let dir = fx.layout("layout", 5);
+    let reference = format!("{}/private/helped:1", registry.host());
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let output = spin_aks_isolated(fx.path())
+        .env("PATH", path)
+        .args(["push", &reference, "--from-layout", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(skopeo_raw_manifest(&reference, Some("bob:helper-secret")).len() > 10);
+}
+
+#[test]
+fn wrong_password_fails_with_exit_1_saying_authentication_failed_without_the_secret() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::htpasswd("carol", "right-one"))
+    else {
+        return;
+    };
+    let wrong = "Wr0ng-Pa55word-XYZ";
+    write_docker_config(
+        fx.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"username":"carol","password":"{wrong}"}}}}}}"#,
+            registry.host()
+        ),
+    );
+    let dir = fx.layout("layout", 2);
+    let reference = format!("{}/private/denied:1", registry.host());
+    for verbosity in [None, Some("-vv")] {
+        let mut cmd = spin_aks_isolated(fx.path());
+        cmd.args(["push", &reference, "--from-layout", dir.to_str().unwrap()]);
+        if let Some(v) = verbosity {
+            cmd.arg(v);
+        }
+        let output = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("authentication to {} failed", registry.host())),
+            "{stderr}"
+        );
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("carol:{wrong}"));
+        for secret in [wrong, encoded.as_str()] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "secret leaked: {stderr}"
+            );
+        }
+    }
+    assert!(!skopeo_finds_with_creds(&reference, "carol:right-one"));
+}
+
+fn skopeo_finds_with_creds(reference: &str, creds: &str) -> bool {
+    std::process::Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            creds,
+        ])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn push_through_resets_and_503s_completes_with_the_right_digest() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    // Every third of the first 45 requests fails: 503, reset, reset mid-body in turn.
+    let proxy = FaultProxy::start(
+        registry.port(),
+        Box::new(|n, _, _| match n {
+            n if n < 45 && n.is_multiple_of(3) => {
+                [Fault::Unavailable, Fault::Reset, Fault::ResetMidBody][(n / 3) % 3]
+            }
+            _ => Fault::Pass,
+        }),
+    );
+    let dir = fx.layout("layout", 40);
+    let json = fx.push_ok(&[
+        &format!("{}/flaky/app:1", proxy.host()),
+        "--from-layout",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(proxy.requests() > 45);
+    assert_eq!(json["blobs_uploaded"], 41);
+    let raw = skopeo_raw_manifest(&format!("{}/flaky/app:1", registry.host()), None);
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+}
+
+fn is_blob_upload(method: &str, path: &str) -> bool {
+    method == "PUT" && path.contains("/blobs/uploads/")
+}
+
+#[test]
+fn a_registry_that_keeps_failing_uploads_gives_exit_1_and_no_tag() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let proxy = FaultProxy::start(
+        registry.port(),
+        Box::new(|_, method, path| {
+            if is_blob_upload(method, path) {
+                Fault::Unavailable
+            } else {
+                Fault::Pass
+            }
+        }),
+    );
+    let dir = fx.layout("layout", 4);
+    let (code, _, stderr) = fx.push(&[
+        &format!("{}/broken/app:1", proxy.host()),
+        "--from-layout",
+        dir.to_str().unwrap(),
+        "--retry-budget",
+        "3s",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("503 Service Unavailable"), "{stderr}");
+    assert!(stderr.contains("gave up after"), "{stderr}");
+    assert!(!skopeo_finds(&format!("{}/broken/app:1", registry.host())));
+}
+
+#[test]
+fn an_interrupted_push_completes_when_run_again_without_re_uploading() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    // The first run gets 10 blob uploads through, then the registry "dies".
+    let uploads = Arc::new(AtomicUsize::new(0));
+    let seen = uploads.clone();
+    let proxy = FaultProxy::start(
+        registry.port(),
+        Box::new(move |_, method, path| {
+            if is_blob_upload(method, path) && seen.fetch_add(1, Ordering::SeqCst) >= 10 {
+                Fault::Reset
+            } else {
+                Fault::Pass
+            }
+        }),
+    );
+    let dir = fx.layout("layout", 30);
+    let layout_arg = dir.to_str().unwrap();
+    let (code, _, stderr) = fx.push(&[
+        &format!("{}/resume/app:1", proxy.host()),
+        "--from-layout",
+        layout_arg,
+        "--retry-budget",
+        "2s",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    drop(proxy);
+
+    let reference = format!("{}/resume/app:1", registry.host());
+    let json = fx.push_ok(&[&reference, "--from-layout", layout_arg]);
+    assert!(json["blobs_skipped"].as_u64().unwrap() >= 10, "{json}");
+    assert_eq!(
+        json["blobs_skipped"].as_u64().unwrap() + json["blobs_uploaded"].as_u64().unwrap(),
+        31
+    );
+    let raw = skopeo_raw_manifest(&reference, None);
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+}
+
+#[test]
+fn tls_registry_is_verified_and_trusted_with_ca_file() {
+    let Some(fx) = Fixture::new() else { return };
+    let pki_dir = fx.path().join("pki");
+    std::fs::create_dir_all(&pki_dir).unwrap();
+    let Some(pki) = support::tls::generate(&pki_dir) else {
+        return;
+    };
+    let config = support::registry::RegistryConfig::open().tls(&pki.certificate, &pki.key);
+    let Some(registry) = Registry::start(config) else {
+        return;
+    };
+    let dir = fx.layout("layout", 3);
+    let reference = format!("{}/secure/app:1", registry.host());
+
+    let (code, _, stderr) = fx.push(&[&reference, "--from-layout", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("certificate") && stderr.contains("--ca-file"),
+        "{stderr}"
+    );
+
+    let ca_file = pki_dir.join("ca.pem");
+    let json = fx.push_ok(&[
+        &reference,
+        "--from-layout",
+        dir.to_str().unwrap(),
+        "--ca-file",
+        ca_file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        sha256(&skopeo_raw_manifest(&reference, None)),
+        json["digest"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn pushing_the_example_app_builds_it_and_skopeo_pulls_it_back_identical() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let app = support::apps::example_copy(fx.path());
+    let reference = format!("{}/examples/hello-aks", registry.host());
+    let app_arg = app.to_str().unwrap();
+    let json = fx.push_ok(&["-f", app_arg, &reference, "--skip-spin-build"]);
+    assert_eq!(
+        json["reference"],
+        format!("{reference}:0.1.0"),
+        "tag = app version"
+    );
+    let built = app.join(".spin-aks/oci");
+    assert_eq!(json["digest"], support::layout_digest(&built));
+    let raw = skopeo_raw_manifest(&format!("{reference}:0.1.0"), None);
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+    let pulled = fx.path().join("pulled");
+    skopeo_copy_to_layout(&format!("{reference}:0.1.0"), &pulled);
+    for (hex, bytes) in layout::blobs(&pulled) {
+        assert_eq!(
+            std::fs::read(built.join("blobs/sha256").join(&hex)).unwrap(),
+            bytes,
+            "blob {hex}"
+        );
+    }
+
+    // The app remembers where it went: a bare re-push goes there and uploads nothing.
+    let again = fx.push_ok(&["-f", app_arg, "-y", "--skip-spin-build"]);
+    assert_eq!(again["reference"], json["reference"]);
+    assert_eq!(again["blobs_uploaded"], 0);
+
+    // Scaffold then defaults to the image this app was pushed as.
+    let scaffolded = spin_aks_isolated(fx.path())
+        .args(["scaffold", "-y", "-f", app_arg])
+        .output()
+        .unwrap();
+    assert!(
+        scaffolded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scaffolded.stderr)
+    );
+    let yaml = std::fs::read_to_string(app.join("deploy/hello-aks.yaml")).unwrap();
+    assert!(
+        yaml.contains(&format!("image: {reference}:0.1.0")),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn a_generated_app_of_120_files_pushes_and_pushes_again_incrementally() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let app = support::apps::generated_app(fx.path(), 120, 3000);
+    let reference = format!("{}/generated/app", registry.host());
+    let app_arg = app.to_str().unwrap();
+    let first = fx.push_ok(&["-f", app_arg, &reference, "--skip-spin-build"]);
+    assert!(first["blobs_uploaded"].as_u64().unwrap() > 50, "{first}");
+    let raw = skopeo_raw_manifest(&format!("{reference}:1.0.0"), None);
+    assert_eq!(sha256(&raw), first["digest"].as_str().unwrap());
+
+    // One changed file: one new layer (plus config), everything else is already there.
+    std::fs::write(app.join("static/file-0002.dat"), b"changed").unwrap();
+    let second = fx.push_ok(&["-f", app_arg, &reference, "--skip-spin-build"]);
+    assert_ne!(second["digest"], first["digest"]);
+    assert!(second["blobs_uploaded"].as_u64().unwrap() <= 3, "{second}");
+    assert!(second["blobs_skipped"].as_u64().unwrap() > 50, "{second}");
+}
+
+#[test]
+fn a_401_in_the_middle_of_a_push_is_answered_and_the_upload_sent_again() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::htpasswd("dave", "d4ve-pw")) else {
+        return;
+    };
+    // Every third blob upload is refused with a fresh challenge, as when a token expires; one
+    // upload at a time, so the refused upload's second try is never refused as well.
+    let uploads = Arc::new(AtomicUsize::new(0));
+    let seen = uploads.clone();
+    let proxy = FaultProxy::start(
+        registry.port(),
+        Box::new(move |_, method, path| {
+            if is_blob_upload(method, path) && seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(3)
+            {
+                Fault::Unauthorized
+            } else {
+                Fault::Pass
+            }
+        }),
+    );
+    write_docker_config(
+        fx.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"username":"dave","password":"d4ve-pw"}}}}}}"#,
+            proxy.host()
+        ),
+    );
+    let dir = fx.layout("layout", 12);
+    let json = fx.push_ok(&[
+        &format!("{}/private/refreshed:1", proxy.host()),
+        "--from-layout",
+        dir.to_str().unwrap(),
+        "--jobs",
+        "1",
+    ]);
+    assert_eq!(json["blobs_uploaded"], 13);
+    assert!(
+        uploads.load(Ordering::SeqCst) > 13,
+        "some uploads were refused and sent again"
+    );
+    let raw = skopeo_raw_manifest(
+        &format!("{}/private/refreshed:1", registry.host()),
+        Some("dave:d4ve-pw"),
+    );
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+}
+
+#[test]
+fn an_upload_session_the_registry_forgot_is_opened_again() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    // Every other blob upload's session is "unknown" to the registry.
+    let uploads = Arc::new(AtomicUsize::new(0));
+    let seen = uploads.clone();
+    let proxy = FaultProxy::start(
+        registry.port(),
+        Box::new(move |_, method, path| {
+            if is_blob_upload(method, path) && seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(2)
+            {
+                Fault::UploadUnknown
+            } else {
+                Fault::Pass
+            }
+        }),
+    );
+    let dir = fx.layout("layout", 6);
+    let reference = format!("{}/forgetful/app:1", proxy.host());
+    let json = fx.push_ok(&[
+        &reference,
+        "--from-layout",
+        dir.to_str().unwrap(),
+        "--jobs",
+        "1",
+    ]);
+    assert_eq!(json["blobs_uploaded"], 7);
+    assert_eq!(uploads.load(Ordering::SeqCst), 14);
+    let raw = skopeo_raw_manifest(&format!("{}/forgetful/app:1", registry.host()), None);
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+}
+
+#[test]
+fn build_flags_with_a_prebuilt_layout_or_archive_are_refused() {
+    let home = tempfile::tempdir().unwrap();
+    for source in ["--from-layout", "--from-archive"] {
+        for flag in [
+            &["--format", "image"][..],
+            &["--skip-spin-build"],
+            &["--shim-version", "v0.13.0"],
+        ] {
+            let output = spin_aks_isolated(home.path())
+                .args(["push", "127.0.0.1:5000/app", source, "somewhere"])
+                .args(flag)
+                .output()
+                .unwrap();
+            assert_eq!(output.status.code(), Some(2), "{source} {flag:?}");
+            assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be used with"));
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Shared test support: the real binary, Spin apps and OCI layouts, a real registry (with a
+//! fault-injecting proxy and test TLS), and the independent readers (skopeo, umoci).
+
+pub mod acr;
+pub mod alone;
+pub mod apps;
+pub mod arm;
+pub mod arm_cli;
+pub mod entra;
+pub mod fault_proxy;
+pub mod keyvault;
+pub mod kubeapi;
+pub mod layout;
+pub mod loopback_tls;
+pub mod pty;
+pub mod registry;
+pub mod rig;
+pub mod scaffold;
+pub mod tls;
+pub mod watch_cutter;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An HTTP/1.1 reply of the loopback fakes.
+pub type HttpReply = hyper::Response<http_body_util::Full<hyper::body::Bytes>>;
+
+/// Serves plain HTTP/1.1 on `listener` in the background, each request answered by `handle`.
+pub fn serve_http<F, Fut>(listener: tokio::net::TcpListener, handle: F)
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = HttpReply> + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let reply = handle(req);
+                    async move { Ok::<_, std::convert::Infallible>(reply.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+/// A JSON answer as Azure services send it, with one service-specific header.
+pub fn json_reply(
+    status: hyper::StatusCode,
+    body: &serde_json::Value,
+    header: (&str, &str),
+) -> HttpReply {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .header(header.0, header.1)
+        .body(http_body_util::Full::new(body.to_string().into()))
+        .unwrap()
+}
+
+/// A request as the loopback fakes read it.
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub query: std::collections::HashMap<String, String>,
+    /// The whole `Authorization` header.
+    pub bearer: Option<String>,
+    pub body: hyper::body::Bytes,
+}
+
+pub async fn receive(req: hyper::Request<hyper::body::Incoming>) -> Received {
+    use http_body_util::BodyExt;
+    let query = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    Received {
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+        query,
+        bearer,
+        body: req.into_body().collect().await.unwrap().to_bytes(),
+    }
+}
+
+/// The `spin-aks` binary under test, with a private state file and cache.
+pub fn spin_aks(home: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("spin-aks").expect("the spin-aks binary is built");
+    cmd.env("SPIN_AKS_STATE_FILE", home.join("state"))
+        .env("SPIN_AKS_CACHE_DIR", home.join("cache"))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("SPIN_OCI_ARCHIVE_LAYERS")
+        .env_remove("SPIN_BIN_PATH");
+    cmd
+}
+
+/// The path of an external tool (on PATH, or in the system directories, since some tests swap
+/// PATH for fakes), or `None` (skipping) outside CI. Under `CI=true` a missing tool fails the
+/// test: CI must never pass by skipping.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let system = ["/usr/local/bin", "/usr/bin"].map(PathBuf::from);
+    let found = std::env::split_paths(&path)
+        .chain(system)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        skip(&format!(
+            "`{name}` is not installed (the README's test command installs it)"
+        ));
+    }
+    found
+}
+
+/// The one way a test skips: under `CI=true` it fails (CI must never pass by skipping); elsewhere
+/// it says so on stderr and appends `it::<area>::<test>: <why>` to `<target tmp>/skipped-tests`,
+/// which `scripts/test.sh` counts and lists after the run. The caller then returns.
+pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}: required under CI=true");
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_string();
+    eprintln!("SKIPPED {test}: {why}");
+    let record = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests");
+    // One write per line: tests of every area append at once (one process, many threads).
+    let line = format!(
+        "{}::{test}: {}\n",
+        env!("CARGO_CRATE_NAME"),
+        why.lines().next().unwrap_or("")
+    );
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(record)
+    {
+        use std::io::Write;
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
+/// Runs a command, panicking with its output when it fails; returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// Parses the single JSON object a `--output json` run printed.
+pub fn json_stdout(output: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// Every blob in an OCI layout re-hashed equals its file name.
+pub fn assert_blobs_match_names(layout: &Path) {
+    use sha2::Digest;
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        let bytes = std::fs::read(entry.path()).unwrap();
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            entry.file_name().to_string_lossy(),
+            "blob {:?} is corrupt",
+            entry.path()
+        );
+    }
+}
+
+/// The manifest digest the layout's index names.
+pub fn layout_digest(layout: &Path) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// [`spin_aks`], also isolated from the user's home and Docker config, run from `home`.
+pub fn spin_aks_isolated(home: &Path) -> assert_cmd::Command {
+    let mut cmd = spin_aks(home);
+    cmd.env("HOME", home)
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env_remove("SPIN_AKS_LOG")
+        .current_dir(home);
+    cmd
+}
+
+/// The raw manifest bytes skopeo reads for `reference` (`host:port/repo:tag`).
+pub fn skopeo_raw_manifest(reference: &str, creds: Option<&str>) -> Vec<u8> {
+    let mut cmd = Command::new("skopeo");
+    cmd.args([
+        "--insecure-policy",
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+    ]);
+    if let Some(creds) = creds {
+        cmd.args(["--creds", creds]);
+    }
+    let output = cmd
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        output.status.success(),
+        "skopeo inspect {reference} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// True when skopeo finds `reference` in the registry.
+pub fn skopeo_finds(reference: &str) -> bool {
+    Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+        ])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("run skopeo")
+        .status
+        .success()
+}
+
+/// Pulls `reference` into the OCI layout `dir` with skopeo.
+pub fn skopeo_copy_to_layout(reference: &str, dir: &Path) {
+    let output = Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("oci:{}:pulled", dir.display()))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        output.status.success(),
+        "skopeo copy {reference} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Serves `body` over plain HTTP on a loopback port for `requests` requests; returns the URL of
+/// `/<path>` (any path gets the body).
+pub fn serve_bytes(body: Vec<u8>, requests: usize, path: &str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/{path}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(&body).unwrap();
+        }
+    });
+    url
+}

@@ -1,0 +1,182 @@
+//! The real Kubernetes control plane of scripts/kube-rig (etcd, kube-apiserver, controller-manager,
+//! scheduler, kwok nodes, spin-operator): one shared by the test process, tests isolated by
+//! namespace; a test that changes cluster-wide objects starts a private one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use super::run_ok;
+
+/// A started rig: its directory and admin kubeconfig.
+pub struct Rig {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+}
+
+static RIG: OnceLock<Result<Rig, String>> = OnceLock::new();
+static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The rig shared by every test of this process, started on first use (the build is cached by
+/// version); a test using it may change objects in its own namespaces only. `None` (skip)
+/// outside CI when it cannot start; under `CI=true` that fails the test.
+pub fn rig() -> Option<&'static Rig> {
+    match RIG.get_or_init(start) {
+        Ok(rig) => Some(rig),
+        Err(why) => {
+            super::skip(why);
+            None
+        }
+    }
+}
+
+/// A rig of the calling test's own, for a test that takes cluster-wide parts away (CRDs, the
+/// RuntimeClass, node labels); stopped and removed on drop. `None` (skip) as for [`rig`].
+pub fn private_rig() -> Option<PrivateRig> {
+    match start() {
+        Ok(rig) => Some(PrivateRig(rig)),
+        Err(why) => {
+            super::skip(&why);
+            None
+        }
+    }
+}
+
+/// A rig started by [`private_rig`].
+pub struct PrivateRig(Rig);
+
+impl std::ops::Deref for PrivateRig {
+    type Target = Rig;
+    fn deref(&self) -> &Rig {
+        &self.0
+    }
+}
+
+impl Drop for PrivateRig {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/kube-rig/stop.sh"))
+            .arg(&self.0.dir)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0.dir);
+    }
+}
+
+fn start() -> Result<Rig, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("spin-aks-rig-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let output = Command::new("bash")
+        .arg(repo().join("scripts/kube-rig/start.sh"))
+        .arg(&dir)
+        .arg(std::process::id().to_string())
+        .output()
+        .expect("run scripts/kube-rig/start.sh");
+    if !output.status.success() {
+        let why = format!(
+            "the kube rig did not start: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return Err(why);
+    }
+    Ok(Rig {
+        kubeconfig: dir.join("kubeconfig"),
+        dir,
+    })
+}
+
+impl Rig {
+    /// kubectl (from the test tools) against the rig as cluster admin.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd
+    }
+
+    /// Runs kubectl and returns stdout, panicking on failure.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        run_ok(self.kubectl().args(args))
+    }
+
+    /// The image the operator's Deployment `name` in `ns` runs.
+    pub fn running_image(&self, ns: &str, name: &str) -> String {
+        let jsonpath = "jsonpath={.spec.template.spec.containers[0].image}";
+        self.kubectl_ok(&["get", "deployment", name, "-n", ns, "-o", jsonpath])
+    }
+
+    /// A fresh namespace with the SpinApp executor in it.
+    pub fn namespace(&self, hint: &str) -> String {
+        let n = NAMESPACES.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{hint}-{}-{n}", std::process::id());
+        self.kubectl_ok(&["create", "namespace", &name]);
+        self.kubectl_ok(&[
+            "apply",
+            "-n",
+            &name,
+            "-f",
+            &repo()
+                .join("manifests/spinapp-executor.yaml")
+                .to_string_lossy(),
+        ]);
+        name
+    }
+
+    /// A namespace without the executor (for the generated Deployment workload, or to create later).
+    pub fn bare_namespace(&self, hint: &str) -> String {
+        let n = NAMESPACES.fetch_add(1, Ordering::SeqCst);
+        format!("{hint}-{}-{n}", std::process::id())
+    }
+
+    /// The API server's address (`https://127.0.0.1:<port>`), from the admin kubeconfig.
+    pub fn server(&self) -> String {
+        let admin = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .unwrap()
+            .to_string()
+    }
+
+    /// The rig's file `name` (logs, pki).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// An image reference pinned by a made-up digest: kwok's pods never pull, so any digest runs.
+pub fn fake_image(seed: u8) -> String {
+    format!(
+        "registry.example/hello-aks@sha256:{}",
+        hex::encode([seed; 32])
+    )
+}
+
+/// The spin-aks binary pointed at the rig, isolated in `home`.
+pub fn spin_aks_on(rig: &Rig, home: &Path) -> assert_cmd::Command {
+    let mut cmd = super::spin_aks_isolated(home);
+    cmd.env("KUBECONFIG", &rig.kubeconfig);
+    cmd
+}
+
+/// `spin-aks -f <app> apply -n <ns> --image <fake_image(seed)> --secret api_token=x` on the rig:
+/// the example app with an image that needs no registry.
+pub fn apply_example(
+    rig: &Rig,
+    home: &Path,
+    app: &Path,
+    ns: &str,
+    seed: u8,
+) -> assert_cmd::Command {
+    let mut cmd = spin_aks_on(rig, home);
+    cmd.arg("-f").arg(app).args(["apply", "-n", ns, "--image"]);
+    cmd.arg(fake_image(seed)).args(["--secret", "api_token=x"]);
+    cmd
+}
