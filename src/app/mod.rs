@@ -6,6 +6,7 @@ pub mod chaining;
 pub mod compat;
 pub mod compose;
 mod dependencies;
+mod ids;
 mod manifest;
 pub mod model;
 mod mounts;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::manifest::is_spin_id;
+use super::ids::is_spin_id;
 use super::model::{App, Component, Trigger};
 use super::outbound_hosts;
 use crate::bad_input;

@@ -146,11 +146,11 @@ pub fn to_v2(manifest: &Path, mut v1: Table) -> anyhow::Result<Table> {
 /// compat.rs:139: an id that is already a kebab-case id is kept; otherwise `_` becomes `-` and
 /// the id is lowercased (snake_case and mixedCase ids), and that must then be valid.
 fn component_id(id: &str) -> Result<String, String> {
-    if super::manifest::is_kebab_id(id) {
+    if super::ids::is_kebab_id(id) {
         return Ok(id.to_string());
     }
     let fixed = id.replace('_', "-").to_lowercase();
-    if super::manifest::is_kebab_id(&fixed) {
+    if super::ids::is_kebab_id(&fixed) {
         Ok(fixed)
     } else {
         Err(format!("`{id}` cannot be made a component id (`{fixed}` is not kebab-case: words of letters and digits, each starting with a letter, joined by single hyphens)"))

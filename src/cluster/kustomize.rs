@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::documents::{is_kustomization, read_documents};
 use super::patch;
-use super::source::{is_kustomization, read_documents};
 use crate::bad_input;
 use crate::oci::reference::ImageRef;
 

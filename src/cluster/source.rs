@@ -5,9 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::documents::{is_kustomization, read_documents};
 use super::kustomize;
 use crate::bad_input;
 use crate::oci::reference::ImageRef;
+
+/// The marker scaffold leaves in every directory it writes.
+const SCAFFOLD_MARKER: &str = ".spin-aks-scaffold";
 
 /// The objects to apply, or a chart to hand to helm.
 #[derive(Debug)]
@@ -15,10 +19,6 @@ pub enum Objects {
     Manifests(Vec<Value>),
     HelmChart(PathBuf),
 }
-
-/// The marker scaffold leaves in every directory it writes.
-const SCAFFOLD_MARKER: &str = ".spin-aks-scaffold";
-const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// `<app dir>/deploy` when scaffold wrote it.
 pub fn scaffolded_dir(app_dir: &Path) -> Option<PathBuf> {
@@ -56,10 +56,6 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Objects> {
         objects.extend(read_documents(&file)?);
     }
     Ok(Objects::Manifests(objects))
-}
-
-pub fn is_kustomization(dir: &Path) -> bool {
-    KUSTOMIZATION_FILES.iter().any(|f| dir.join(f).is_file())
 }
 
 /// Scaffold's Kustomize tree (`base/`, `overlays/<env>/`): the overlay, when there is one.
@@ -101,39 +97,6 @@ fn yaml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
-}
-
-/// Every non-empty YAML document of `file`, each checked to be a Kubernetes object.
-pub fn read_documents(file: &Path) -> anyhow::Result<Vec<Value>> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| bad_input!("cannot read {}: {e}", file.display()))?;
-    let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
-        .map_err(|e| bad_input!("{}: not valid YAML: {e}", file.display()))?;
-    let mut objects = Vec::new();
-    for (i, document) in documents.into_iter().enumerate() {
-        if document.is_null() {
-            continue;
-        }
-        check_object(&document)
-            .map_err(|problem| bad_input!("{} (document {}): {problem}", file.display(), i + 1))?;
-        objects.push(document);
-    }
-    Ok(objects)
-}
-
-fn check_object(document: &Value) -> Result<(), String> {
-    if !document.is_object() {
-        return Err("not a Kubernetes object (a mapping with apiVersion, kind, metadata)".into());
-    }
-    for field in ["apiVersion", "kind"] {
-        if !document[field].is_string() {
-            return Err(format!("`{field}` is missing or not a string"));
-        }
-    }
-    if !document["metadata"]["name"].is_string() {
-        return Err("`metadata.name` is missing".into());
-    }
-    Ok(())
 }
 
 /// Points the app's workload at `image`: a SpinApp's `spec.image`, and in pod templates the

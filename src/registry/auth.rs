@@ -9,7 +9,7 @@ use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::credential::{Credential, Secret, SourcedCredential};
+use super::credential::{Challenge, Credential, Secret, SourcedCredential};
 use super::retry::{self, Attempt, RetryPolicy};
 use super::{docker_config, host};
 use crate::azure::acr;
@@ -75,18 +75,6 @@ pub async fn azure_credential(
             scope: None,
         }),
     })
-}
-
-/// A parsed `WWW-Authenticate` challenge.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Challenge {
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-        /// The scope the registry asked for, if it named one.
-        scope: Option<String>,
-    },
 }
 
 /// Parses the first `Basic` or `Bearer` challenge of a `WWW-Authenticate` header value.

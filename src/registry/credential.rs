@@ -1,7 +1,6 @@
 //! What we authenticate with: a [`Credential`] whose secrets are wrapped in [`Secret`], which
 //! never prints its value (Debug and Display redact), so no log line or error can leak it.
 
-pub use super::auth::Challenge;
 pub use crate::azure::Secret;
 
 /// How to authenticate to one registry.
@@ -40,6 +39,18 @@ impl SourcedCredential {
             challenge: None,
         }
     }
+}
+
+/// A parsed `WWW-Authenticate` challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        /// The scope the registry asked for, if it named one.
+        scope: Option<String>,
+    },
 }
 
 #[cfg(test)]
