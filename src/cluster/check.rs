@@ -311,7 +311,7 @@ async fn nodes(conn: &Connection, handler: Option<&str>) -> anyhow::Result<Check
                 "containerd on {} is older than 1.6.26 / 1.7.7 and cannot pull Spin artifacts",
                 too_old.join(", ")
             ),
-            "upgrade the node image, or push the plain image format instead (`--format plain`)",
+            "upgrade the node image, or push the plain image format instead (`--format image`)",
         ),
     })
 }

@@ -1,6 +1,27 @@
 //! Syntax checks for scaffold's Kubernetes-facing flags: DNS names, quantities, vault URLs, probe paths.
 //! `cli.rs` uses them as value parsers, so a bad value is a usage error (exit 2) naming the flag and value.
 
+/// A DNS-1123 label (a namespace, an app's name), checked once: safe as a URL path segment
+/// and as a shell word, so the commands run in a cluster (AKS run command) take only these.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DnsLabel(String);
+
+impl DnsLabel {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        parse_dns_label(value).map(DnsLabel)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DnsLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Validates a DNS-1123 label (namespace, runtime class, overlay name).
 pub fn parse_dns_label(value: &str) -> Result<String, String> {
     let valid = !value.is_empty()

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::cluster::apply::{AppliedObject, ObjectAction, FIELD_MANAGER};
 use crate::cluster::applyset::{self, ApplySet};
 use crate::kube::render::to_yaml;
+use crate::kube::validate::DnsLabel;
 
 /// The line the remote command prints per deleted member: `spin-aks-deleted <Kind.group> <name>`.
 const DELETED_MARK: &str = "spin-aks-deleted";
@@ -27,12 +28,12 @@ impl RemoteSet {
     /// Secrets in `secrets_read` (the workload reads them, so a prune keeps them, given values now
     /// or not).
     pub fn new(
-        app: &str,
-        namespace: &str,
+        app: &DnsLabel,
+        namespace: &DnsLabel,
         objects: &mut [Value],
         secrets_read: BTreeSet<String>,
     ) -> Self {
-        let set = ApplySet::for_app(app, namespace);
+        let set = ApplySet::for_app(app.as_str(), namespace.as_str());
         let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for object in objects.iter_mut() {
             set.label_member(object);

@@ -22,7 +22,7 @@ use crate::cluster::rollout::Rollout;
 use crate::cluster::source::Objects;
 use crate::cluster::status::{compose, AppStatus, Place};
 use crate::kube::render::yaml_stream;
-use crate::kube::validate::{parse_dns_label, parse_dns_subdomain};
+use crate::kube::validate::{parse_dns_subdomain, DnsLabel};
 use crate::output::Output;
 use crate::state::AppState;
 use crate::target::Aks;
@@ -80,16 +80,17 @@ impl Backend for RunCommand {
         let Objects::Manifests(objects) = &plan.objects else {
             return Err(self.supports(Feature::HelmChart).unwrap_err());
         };
-        let namespace = plan.namespace.as_str();
+        let namespace = shell_label(&plan.namespace, "namespace")?;
+        let name = app_label(plan.name)?;
         let settings = plan.settings;
         let secrets = SecretPlan::new(objects, &settings.secrets)?;
-        let (mut members, given) = members(namespace, &secrets, objects.clone());
-        check_names(namespace, &members)?;
-        let set = RemoteSet::new(plan.name, namespace, &mut members, secrets.read());
+        let (mut members, given) = members(&namespace, &secrets, objects.clone());
+        check_members(&members)?;
+        let set = RemoteSet::new(&name, &namespace, &mut members, secrets.read());
         let (given_secrets, objects) = members.split_at(given);
-        let files = context_files(namespace, given_secrets, objects, &secrets, &set);
+        let files = context_files(&namespace, given_secrets, objects, &secrets, &set);
         let steps = steps(
-            namespace,
+            &namespace,
             &secrets,
             &set,
             &workload_names(objects),
@@ -126,8 +127,7 @@ impl Backend for RunCommand {
 
     /// Read by kubectl in the cluster, made as a direct read makes it.
     async fn status(&self, namespace: &str, name: &str, out: &Output) -> anyhow::Result<AppStatus> {
-        check_names(namespace, &[])?;
-        let steps = status::steps(namespace, name);
+        let steps = status::steps(&shell_label(namespace, "namespace")?, &app_label(name)?);
         let logs = self
             .run_script("reading the status", steps, &[], out)
             .await?
@@ -151,8 +151,8 @@ impl Backend for RunCommand {
         if dry_run {
             self.supports(Feature::ServerDryRun)?;
         }
-        check_names(namespace, &[])?;
-        let set = RemoteSet::new(name, namespace, &mut [], BTreeSet::new());
+        let (namespace, name) = (shell_label(namespace, "namespace")?, app_label(name)?);
+        let set = RemoteSet::new(&name, &namespace, &mut [], BTreeSet::new());
         let logs = self
             .run_script("deleting", set.delete(), &[], out)
             .await?
@@ -192,19 +192,28 @@ impl RunCommand {
 }
 
 /// What the app applies, in `namespace`: the given Secrets (their count second), then `objects`.
-fn members(namespace: &str, secrets: &SecretPlan, objects: Vec<Value>) -> (Vec<Value>, usize) {
+fn members(namespace: &DnsLabel, secrets: &SecretPlan, objects: Vec<Value>) -> (Vec<Value>, usize) {
     let secret_objects = secrets.objects();
     let given = secret_objects.len();
     let mut members: Vec<Value> = secret_objects.into_iter().chain(objects).collect();
     for member in &mut members {
-        member["metadata"]["namespace"] = json!(namespace);
+        member["metadata"]["namespace"] = json!(namespace.as_str());
     }
     (members, given)
 }
 
+/// A name that goes into the shell command: a DNS label, so it cannot break out of it.
+fn shell_label(value: &str, what: &str) -> anyhow::Result<DnsLabel> {
+    DnsLabel::parse(value).map_err(|e| bad_input!("{what} {e}"))
+}
+
+/// The app's name (made a DNS label from spin.toml's name) as a shell word.
+fn app_label(name: &str) -> anyhow::Result<DnsLabel> {
+    shell_label(name, "the app's name (from spin.toml)")
+}
+
 /// Names go into the shell command: each must be one Kubernetes allows, so none can break out of it.
-fn check_names(namespace: &str, members: &[Value]) -> anyhow::Result<()> {
-    parse_dns_label(namespace).map_err(|e| bad_input!("namespace {e}"))?;
+fn check_members(members: &[Value]) -> anyhow::Result<()> {
     for member in members {
         let kind = member["kind"].as_str().unwrap_or_default();
         let api_version = member["apiVersion"].as_str().unwrap_or_default();
@@ -230,14 +239,14 @@ type ContextFiles = Vec<(String, Vec<u8>)>;
 /// The zip context: `setup/` (the namespace, and the standard executor when a SpinApp needs it),
 /// `app/` (the given Secrets, one file each, and the app's objects) and the ApplySet parent.
 fn context_files(
-    namespace: &str,
+    namespace: &DnsLabel,
     given_secrets: &[Value],
     objects: &[Value],
     secrets: &SecretPlan,
     set: &RemoteSet,
 ) -> ContextFiles {
     let namespace_object =
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace.as_str()}});
     let mut files = vec![(
         "setup/0-namespace.yaml".to_string(),
         yaml_stream(&[namespace_object]).into_bytes(),
@@ -270,7 +279,7 @@ fn workload_names(objects: &[Value]) -> Vec<String> {
 /// ApplySet parent, server-side apply of the app, the prune, then per workload its creation, its
 /// rollout and a `spin-aks-rollout <ready> <desired>` line.
 fn steps(
-    namespace: &str,
+    namespace: &DnsLabel,
     secrets: &SecretPlan,
     set: &RemoteSet,
     workloads: &[String],
@@ -362,14 +371,17 @@ mod tests {
     #[test]
     fn names_that_could_break_out_of_the_shell_command_are_bad_input() {
         let object = |kind: &str, name: &str| json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name}});
-        assert!(check_names("shop", &[object("ConfigMap", "app.config-1")]).is_ok());
+        assert!(check_members(&[object("ConfigMap", "app.config-1")]).is_ok());
         let refused = [
-            ("shop", object("ConfigMap", "x';kubectl delete ns shop;'")),
-            ("shop", object("Config Map", "app")),
-            ("shop$(id)", object("ConfigMap", "app")),
+            object("ConfigMap", "x';kubectl delete ns shop;'"),
+            object("Config Map", "app"),
         ];
-        for (namespace, member) in refused {
-            let err = check_names(namespace, &[member]).unwrap_err();
+        for member in refused {
+            let err = check_members(&[member]).unwrap_err();
+            assert_eq!(crate::error::exit_code(&err), 2, "{err}");
+        }
+        for namespace in ["shop$(id)", "a b", "-x", ""] {
+            let err = shell_label(namespace, "namespace").unwrap_err();
             assert_eq!(crate::error::exit_code(&err), 2, "{err}");
         }
     }

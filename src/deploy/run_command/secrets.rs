@@ -10,6 +10,7 @@ use crate::bad_input;
 use crate::cluster::secrets::{self, SecretArg};
 use crate::kube::objects::MANAGED_BY;
 use crate::kube::render::to_yaml;
+use crate::kube::validate::DnsLabel;
 
 /// The line the remote command prints per required key with no value: `spin-aks-missing-secret <secret> <key>`.
 const MISSING_MARK: &str = "spin-aks-missing-secret";
@@ -99,7 +100,7 @@ impl SecretPlan {
     /// The shell lines before the apply: one `spin-aks-missing-secret <secret> <key>` line per
     /// required key neither given nor live (then exit 3), and the live keys not given appended to
     /// each given Secret's file.
-    pub fn steps(&self, namespace: &str) -> Vec<String> {
+    pub fn steps(&self, namespace: &DnsLabel) -> Vec<String> {
         let mut steps = Vec::new();
         let needed = self.needed_live();
         if !needed.is_empty() {
@@ -154,7 +155,7 @@ fn secret_file(name: &str) -> String {
 }
 
 /// `kubectl get` of a Secret through a go template; nothing, and success, when it does not exist.
-fn live_secret(name: &str, namespace: &str, template: &str) -> String {
+fn live_secret(name: &str, namespace: &DnsLabel, template: &str) -> String {
     format!(
         "kubectl get secret {name} -n {namespace} --ignore-not-found -o go-template='{template}'"
     )

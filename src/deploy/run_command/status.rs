@@ -3,13 +3,14 @@
 
 use crate::cluster::expose::public_service;
 use crate::cluster::status::Observed;
+use crate::kube::validate::DnsLabel;
 
 /// The line before each object's JSON in the command's logs: `spin-aks-object <what>`.
 const OBJECT_MARK: &str = "spin-aks-object";
 
 /// The shell lines printing each object of app `name` in `namespace` as JSON after its mark
 /// (nothing when it does not exist; the SpinApp only by name, and not when SpinKube is missing).
-pub fn steps(namespace: &str, name: &str) -> Vec<String> {
+pub fn steps(namespace: &DnsLabel, name: &DnsLabel) -> Vec<String> {
     let get = |what: &str, resource: &str, object: &str, output: &str, fallback: &str| {
         format!(
             "echo '{OBJECT_MARK} {what}'\nkubectl get {resource} {object} -n {namespace} --ignore-not-found -o {output}{fallback}"
@@ -19,13 +20,19 @@ pub fn steps(namespace: &str, name: &str) -> Vec<String> {
         get(
             "spinapp",
             "spinapps.core.spinkube.dev",
-            name,
+            name.as_str(),
             "name",
             " 2>/dev/null || true",
         ),
-        get("deployment", "deployment", name, "json", ""),
-        get("service", "service", &public_service(name), "json", ""),
-        get("ingress", "ingress", name, "json", ""),
+        get("deployment", "deployment", name.as_str(), "json", ""),
+        get(
+            "service",
+            "service",
+            &public_service(name.as_str()),
+            "json",
+            "",
+        ),
+        get("ingress", "ingress", name.as_str(), "json", ""),
     ]
 }
 
