@@ -657,6 +657,43 @@ pub enum ClusterCommand {
     AttachAcr(AttachAcrArgs),
     /// Can this cluster run this app? One line per check with its fix (exit 1 when one fails)
     Check(ClusterCheckArgs),
+    /// Make the cluster able to run Spin apps: SpinKube's charts through Flux's helm-controller,
+    /// the operator's CRDs, the shim on labelled nodes (pinned versions; a re-run changes nothing)
+    Install(ClusterInstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterInstallArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// cert-manager release [default: 1.20.0]
+    #[arg(long, value_name = "VERSION")]
+    pub cert_manager_version: Option<String>,
+    /// runtime-class-manager release [default: 0.2.0]
+    #[arg(long, value_name = "VERSION")]
+    pub runtime_class_manager_version: Option<String>,
+    /// spin-operator release [default: 0.6.1]
+    #[arg(long, value_name = "VERSION")]
+    pub spin_operator_version: Option<String>,
+    /// containerd-shim-spin release the nodes get [default: 0.25.1]
+    #[arg(long, value_name = "VERSION")]
+    pub shim_version: Option<String>,
+    /// Take every chart from this OCI registry (`host[:port][/path]`, e.g. your ACR) instead of
+    /// their publishers' (for private and air-gapped clusters)
+    #[arg(long, value_name = "REGISTRY")]
+    pub chart_registry: Option<String>,
+    /// The Go module proxy (or a mirror of it) the operator's CRDs come from
+    #[arg(long, value_name = "URL", default_value = crate::install::crds::DEFAULT_PROXY)]
+    pub module_proxy: String,
+    /// Talk plain HTTP to the chart registry and the module proxy (loopback ones always may)
+    #[arg(long)]
+    pub plain_http: bool,
+    /// List what would be applied; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long each stage may take
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -952,6 +989,61 @@ impl PushArgs {
             jobs: usize::from(self.jobs),
             retry_budget: self.retry_budget,
             auth: self.auth,
+        })
+    }
+}
+
+impl ClusterInstallArgs {
+    /// The install settings: versions that are releases, a chart registry named as a registry
+    /// host and path, plain HTTP only when asked for or on loopback.
+    pub fn settings(&self) -> anyhow::Result<crate::install::InstallSettings> {
+        use crate::install::objects::ChartSource;
+        use crate::install::releases::{ReleaseSet, Versions};
+        let releases = ReleaseSet::pinned(&Versions {
+            cert_manager: self.cert_manager_version.clone(),
+            runtime_class_manager: self.runtime_class_manager_version.clone(),
+            spin_operator: self.spin_operator_version.clone(),
+            shim: self.shim_version.clone(),
+        })?;
+        let charts = match &self.chart_registry {
+            None => ChartSource::Publishers,
+            Some(given) => {
+                let registry = given.trim_start_matches("oci://").trim_end_matches('/');
+                // A repository path with a throwaway name checks host and path as push does.
+                RegistryRef::parse(&format!("{registry}/chart")).map_err(|e| {
+                    crate::bad_input!(
+                        "--chart-registry `{given}` is not a registry and path: {e:#}"
+                    )
+                })?;
+                let host = registry.split('/').next().unwrap_or_default();
+                ChartSource::Mirror {
+                    registry: registry.to_string(),
+                    insecure: self.plain_http || crate::registry::host::is_loopback(host),
+                }
+            }
+        };
+        let proxy = url::Url::parse(&self.module_proxy).map_err(|e| {
+            crate::bad_input!("--module-proxy `{}` is not a URL: {e}", self.module_proxy)
+        })?;
+        let loopback = proxy
+            .host_str()
+            .is_some_and(crate::registry::host::is_loopback);
+        match proxy.scheme() {
+            "https" => {}
+            "http" if self.plain_http || loopback => {}
+            _ => {
+                return Err(crate::bad_input!(
+                    "--module-proxy `{}` must be https:// (plain http:// only on loopback or with --plain-http)",
+                    self.module_proxy
+                ))
+            }
+        }
+        Ok(crate::install::InstallSettings {
+            releases,
+            charts,
+            module_proxy: self.module_proxy.clone(),
+            dry_run: self.dry_run,
+            timeout: self.timeout,
         })
     }
 }

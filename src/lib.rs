@@ -10,6 +10,7 @@ pub mod commands;
 pub mod context;
 pub mod deploy;
 pub mod error;
+pub mod install;
 pub mod interrupt;
 pub mod kube;
 pub mod oci;

@@ -18,15 +18,21 @@ pub fn is_kustomization(dir: &Path) -> bool {
 pub fn read_documents(file: &Path) -> anyhow::Result<Vec<Value>> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| bad_input!("cannot read {}: {e}", file.display()))?;
-    let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
-        .map_err(|e| bad_input!("{}: not valid YAML: {e}", file.display()))?;
+    parse_documents(&text, &file.display().to_string())
+}
+
+/// Every non-empty YAML document of `text` (named `what` in errors), each checked to be a
+/// Kubernetes object.
+pub fn parse_documents(text: &str, what: &str) -> anyhow::Result<Vec<Value>> {
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| bad_input!("{what}: not valid YAML: {e}"))?;
     let mut objects = Vec::new();
     for (i, document) in documents.into_iter().enumerate() {
         if document.is_null() {
             continue;
         }
         check_object(&document)
-            .map_err(|problem| bad_input!("{} (document {}): {problem}", file.display(), i + 1))?;
+            .map_err(|problem| bad_input!("{what} (document {}): {problem}", i + 1))?;
         objects.push(document);
     }
     Ok(objects)

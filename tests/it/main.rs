@@ -18,6 +18,7 @@ mod fidelity;
 mod fuzz_smoke;
 mod hostile_archives;
 mod identity;
+mod install;
 mod locked_app;
 mod plugin;
 mod prompts;

@@ -3,6 +3,7 @@
 
 mod attach_acr;
 mod check;
+mod install;
 
 use anyhow::Context;
 use serde_json::json;
@@ -25,6 +26,7 @@ pub async fn run(global: &GlobalArgs, args: &ClusterArgs, out: &Output) -> anyho
         ClusterCommand::Token(args) => token(args).await,
         ClusterCommand::AttachAcr(args) => attach_acr::run(global, args, out).await,
         ClusterCommand::Check(args) => check::run(global, args, out).await,
+        ClusterCommand::Install(args) => install::run(global, args, out).await,
     }
 }
 

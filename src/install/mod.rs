@@ -1,0 +1,219 @@
+//! `cluster install` as a step: SpinKube made ready on a cluster through the Helm engine already
+//! in it (Flux's helm-controller) — charts as HelmReleases, the operator's CRDs, the Shim and the
+//! node labels it selects — each stage waited for, a re-run changing nothing.
+
+pub mod crds;
+pub mod objects;
+pub mod releases;
+mod wait;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use self::objects::ChartSource;
+use self::releases::ReleaseSet;
+use crate::cluster::apply::{
+    self, AppliedObject, ApplyOptions, ObjectAction, Resources, FIELD_MANAGER,
+};
+use crate::cluster::applyset::ApplySet;
+use crate::cluster::connect::Connection;
+use crate::cluster::errors::{explain, Action};
+use crate::output::Output;
+
+/// The install flags, validated (made by `cli`: `ClusterInstallArgs::settings`).
+#[derive(Clone, Debug)]
+pub struct InstallSettings {
+    pub releases: ReleaseSet,
+    pub charts: ChartSource,
+    /// A GOPROXY-style base URL the operator's module (its CRDs) comes from.
+    pub module_proxy: String,
+    /// Plan only: the objects are listed, nothing is written.
+    pub dry_run: bool,
+    /// How long each stage may take.
+    pub timeout: Duration,
+}
+
+/// What `cluster install` reports.
+#[derive(Debug, Serialize)]
+pub struct InstallReport {
+    pub cluster: String,
+    pub versions: Value,
+    pub objects: Vec<AppliedObject>,
+    /// Nodes given the shim's label now.
+    pub labelled_nodes: Vec<String>,
+    pub stages: Vec<Stage>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// One stage waited for, and how long it took.
+#[derive(Debug, Serialize)]
+pub struct Stage {
+    pub name: String,
+    pub seconds: f64,
+}
+
+impl InstallReport {
+    /// Whether the run changed anything on the cluster.
+    pub fn changed(&self) -> bool {
+        !self.labelled_nodes.is_empty()
+            || self
+                .objects
+                .iter()
+                .any(|o| o.action != ObjectAction::Unchanged)
+    }
+}
+
+/// The ApplySet of everything the install applies (its parent lives in [`objects::NAMESPACE`]).
+fn install_set() -> ApplySet {
+    ApplySet::for_app("spinkube", objects::NAMESPACE)
+}
+
+/// Installs (or upgrades to) `settings.releases` on the cluster of `conn`.
+pub async fn install(
+    conn: &Connection,
+    settings: &InstallSettings,
+    out: &Output,
+) -> anyhow::Result<InstallReport> {
+    let resources = Resources::discover(conn).await?;
+    require_flux(conn, &resources)?;
+    let http = crate::registry::client::http_client(&Default::default())?;
+    let crds = crds::fetch(
+        &http,
+        &settings.module_proxy,
+        &settings.releases.operator_module,
+    )
+    .await?;
+    let releases = &settings.releases;
+    let mut first: Vec<Value> = objects::repositories(releases, &settings.charts);
+    first.extend(objects::releases(releases, &settings.charts));
+    first.extend(crds);
+    let mut report = InstallReport {
+        cluster: conn.context.clone(),
+        versions: json!({
+            "cert-manager": releases.cert_manager.version,
+            "runtime-class-manager": releases.runtime_class_manager.version,
+            "spin-operator": releases.spin_operator.version,
+            "containerd-shim-spin": releases.shim,
+        }),
+        objects: Vec::new(),
+        labelled_nodes: Vec::new(),
+        stages: Vec::new(),
+        dry_run: settings.dry_run,
+    };
+    if settings.dry_run {
+        first.push(objects::shim(releases));
+        report.objects = first.iter().map(planned).collect();
+        return Ok(report);
+    }
+    let set = install_set();
+    let options = ApplyOptions {
+        dry_run: false,
+        force_conflicts: false,
+        diff: false,
+        prune: false,
+    };
+    apply::ensure_namespace(conn, objects::NAMESPACE, false).await?;
+    report.objects = apply::apply(conn, &resources, &set, first, &options)
+        .await?
+        .objects;
+    let timeout = settings.timeout;
+    for (release, what) in [
+        ("cert-manager", "cert-manager (its webhook serving)"),
+        ("runtime-class-manager", "runtime-class-manager"),
+    ] {
+        let started = Instant::now();
+        wait::release_ready(conn, release, timeout, &|m| {
+            out.info(format!("{what}: {m}"))
+        })
+        .await?;
+        report.stages.push(stage(release, started));
+    }
+    // The Shim's kind comes with runtime-class-manager's chart.
+    let resources = Resources::discover(conn).await?;
+    let shim = vec![objects::shim(releases)];
+    report.objects.extend(
+        apply::apply(conn, &resources, &set, shim, &options)
+            .await?
+            .objects,
+    );
+    report.labelled_nodes = label_nodes(conn).await?;
+    let started = Instant::now();
+    wait::release_ready(conn, "spin-operator", timeout, &|m| {
+        out.info(format!("spin-operator: {m}"))
+    })
+    .await?;
+    report.stages.push(stage("spin-operator", started));
+    let started = Instant::now();
+    wait::shim_installed(conn, objects::HANDLER, timeout, &|m| {
+        out.info(format!("shim: {m}"))
+    })
+    .await?;
+    report.stages.push(stage("shim", started));
+    Ok(report)
+}
+
+fn stage(name: &str, started: Instant) -> Stage {
+    Stage {
+        name: name.to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+fn planned(object: &Value) -> AppliedObject {
+    AppliedObject {
+        kind: object["kind"].as_str().unwrap_or_default().to_string(),
+        name: object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        action: ObjectAction::Configured,
+        result: object.clone(),
+    }
+}
+
+/// Refuses a cluster without Flux's source- and helm-controller APIs, naming how to get them.
+fn require_flux(conn: &Connection, resources: &Resources) -> anyhow::Result<()> {
+    let served = |api_version: &str, kind: &str| resources.resolve(api_version, kind).is_ok();
+    if served("source.toolkit.fluxcd.io/v1", "HelmRepository")
+        && served("helm.toolkit.fluxcd.io/v2", "HelmRelease")
+    {
+        return Ok(());
+    }
+    Err(crate::bad_input!(
+        "{} has no Flux helm-controller (helm.toolkit.fluxcd.io/v2 HelmRelease and source.toolkit.fluxcd.io/v1 HelmRepository are not served): spin-aks installs SpinKube's charts through it. Install Flux first (`flux install`, or on AKS the microsoft.flux cluster extension), then run this again",
+        conn.context
+    ))
+}
+
+/// Puts the shim's label on every node that lacks it; the nodes labelled now.
+async fn label_nodes(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    let nodes: Api<Node> = Api::all(conn.client.clone());
+    let list = nodes
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| explain(e, conn, Action::new("list", "nodes", None)))?;
+    let (key, value) = objects::NODE_LABEL;
+    let mut labelled = Vec::new();
+    for node in list.items {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let has =
+            node.metadata.labels.as_ref().and_then(|l| l.get(key)) == Some(&value.to_string());
+        if has {
+            continue;
+        }
+        let patch = json!({"metadata": {"labels": {key: value}}});
+        nodes
+            .patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": patch["metadata"]["labels"]}
+            })))
+            .await
+            .map_err(|e| explain(e, conn, Action::new("patch", "nodes", None)))?;
+        labelled.push(name);
+    }
+    Ok(labelled)
+}

@@ -1,0 +1,240 @@
+//! The objects `cluster install` applies, typed: Flux `HelmRepository`/`HelmRelease` for each
+//! chart (helm-controller renders and installs them in the cluster) and runtime-class-manager's `Shim`.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::releases::{Chart, ReleaseSet};
+use crate::kube::objects::{DEFAULT_RUNTIME_CLASS, MANAGED_BY};
+
+/// The namespace of spin-aks's Flux objects.
+pub const NAMESPACE: &str = "spin-aks";
+/// The node label the Shim selects (as SpinKube's docs use it).
+pub const NODE_LABEL: (&str, &str) = ("spin", "true");
+/// The shim's containerd handler, which the RuntimeClass names.
+pub const HANDLER: &str = "spin-v2";
+
+/// Where the charts come from: their publishers, or one mirror registry for all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChartSource {
+    Publishers,
+    /// `host[:port]/path`; `insecure`: plain HTTP (a loopback mirror, or `--plain-http`).
+    Mirror {
+        registry: String,
+        insecure: bool,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Object<S> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: Value,
+    spec: S,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelmRepositorySpec {
+    #[serde(rename = "type")]
+    type_: &'static str,
+    url: String,
+    interval: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    insecure: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelmReleaseSpec {
+    interval: &'static str,
+    release_name: &'static str,
+    target_namespace: &'static str,
+    storage_namespace: &'static str,
+    chart: ChartTemplate,
+    install: Lifecycle,
+    upgrade: Lifecycle,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    depends_on: Vec<Value>,
+    values: Value,
+}
+
+#[derive(Serialize)]
+struct ChartTemplate {
+    spec: ChartSpec,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChartSpec {
+    chart: &'static str,
+    version: String,
+    source_ref: Value,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Lifecycle {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    create_namespace: Option<bool>,
+    crds: &'static str,
+    remediation: Value,
+}
+
+fn metadata(name: &str, namespace: Option<&str>) -> Value {
+    let mut metadata = json!({
+        "name": name,
+        "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
+    });
+    if let Some(namespace) = namespace {
+        metadata["namespace"] = json!(namespace);
+    }
+    metadata
+}
+
+fn to_value<S: Serialize>(object: Object<S>) -> Value {
+    serde_json::to_value(object).expect("install objects serialize")
+}
+
+/// The namespace the Flux objects live in.
+pub fn namespace() -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata(NAMESPACE, None)})
+}
+
+/// The HelmRepository a chart comes from: its publisher's registry, or the mirror.
+fn repository_name(chart: &Chart, source: &ChartSource) -> String {
+    match source {
+        ChartSource::Mirror { .. } => "chart-mirror".to_string(),
+        // `quay.io/jetstack/charts` → `jetstack`, `ghcr.io/spinframework/charts` → `spinframework`.
+        ChartSource::Publishers => chart
+            .registry
+            .split('/')
+            .nth(1)
+            .unwrap_or("charts")
+            .to_string(),
+    }
+}
+
+/// One HelmRepository per registry the charts come from.
+pub fn repositories(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
+    let mut seen = Vec::new();
+    let mut objects = Vec::new();
+    for chart in releases.charts() {
+        let name = repository_name(chart, source);
+        if seen.contains(&name) {
+            continue;
+        }
+        let (url, insecure) = match source {
+            ChartSource::Publishers => (format!("oci://{}", chart.registry), false),
+            ChartSource::Mirror { registry, insecure } => (format!("oci://{registry}"), *insecure),
+        };
+        objects.push(to_value(Object {
+            api_version: "source.toolkit.fluxcd.io/v1",
+            kind: "HelmRepository",
+            metadata: metadata(&name, Some(NAMESPACE)),
+            spec: HelmRepositorySpec {
+                type_: "oci",
+                url,
+                interval: "1h",
+                insecure,
+            },
+        }));
+        seen.push(name);
+    }
+    objects
+}
+
+/// The three HelmReleases: cert-manager (its CRDs on), runtime-class-manager (images pinned to
+/// its release, not `latest`), spin-operator (after cert-manager: its webhook certificate).
+pub fn releases(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
+    let rcm_tag = format!("v{}", releases.runtime_class_manager.version);
+    [
+        (
+            &releases.cert_manager,
+            "cert-manager",
+            json!({"crds": {"enabled": true}}),
+            None,
+        ),
+        (
+            &releases.runtime_class_manager,
+            "runtime-class-manager",
+            json!({
+                "image": {"tag": rcm_tag},
+                "rcm": {
+                    "shimDownloaderImage": {"tag": rcm_tag},
+                    "nodeInstallerImage": {"tag": rcm_tag},
+                },
+            }),
+            None,
+        ),
+        (
+            &releases.spin_operator,
+            "spin-operator",
+            json!({}),
+            Some("cert-manager"),
+        ),
+    ]
+    .into_iter()
+    .map(|(chart, namespace, values, after)| {
+        let remediation = json!({"retries": 3});
+        to_value(Object {
+            api_version: "helm.toolkit.fluxcd.io/v2",
+            kind: "HelmRelease",
+            metadata: metadata(chart.name, Some(NAMESPACE)),
+            spec: HelmReleaseSpec {
+                interval: "1h",
+                release_name: chart.name,
+                target_namespace: namespace,
+                storage_namespace: namespace,
+                chart: ChartTemplate {
+                    spec: ChartSpec {
+                        chart: chart.name,
+                        version: chart.version.clone(),
+                        source_ref: json!({
+                            "kind": "HelmRepository",
+                            "name": repository_name(chart, source),
+                        }),
+                    },
+                },
+                install: Lifecycle {
+                    create_namespace: Some(true),
+                    crds: "CreateReplace",
+                    remediation: remediation.clone(),
+                },
+                upgrade: Lifecycle {
+                    create_namespace: None,
+                    crds: "CreateReplace",
+                    remediation,
+                },
+                depends_on: after
+                    .map(|name| json!({"name": name}))
+                    .into_iter()
+                    .collect(),
+                values,
+            },
+        })
+    })
+    .collect()
+}
+
+/// runtime-class-manager's Shim: the shim's release archive per architecture, installed on the
+/// nodes carrying [`NODE_LABEL`], and the RuntimeClass SpinApps run with.
+pub fn shim(releases: &ReleaseSet) -> Value {
+    let platforms: Vec<Value> = ["x86_64", "aarch64"]
+        .iter()
+        .map(|arch| json!({"os": "linux", "arch": arch, "location": releases.shim_archive(arch)}))
+        .collect();
+    json!({
+        "apiVersion": "runtime.spinkube.dev/v1alpha1",
+        "kind": "Shim",
+        "metadata": metadata(HANDLER, None),
+        "spec": {
+            "nodeSelector": {NODE_LABEL.0: NODE_LABEL.1},
+            "fetchStrategy": {"platforms": platforms},
+            "runtimeClass": {"name": DEFAULT_RUNTIME_CLASS, "handler": HANDLER},
+            "rolloutStrategy": {"type": "recreate"},
+            "containerdRuntimeOptions": {"SystemdCgroup": "true"},
+        },
+    })
+}

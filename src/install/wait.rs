@@ -1,0 +1,136 @@
+//! Waiting for the install's stages: a HelmRelease reconciled by helm-controller (Ready for its
+//! current generation), and the Shim installed on every node it selects.
+
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, ApiResource, DynamicObject};
+use serde_json::Value;
+
+use super::objects::NAMESPACE;
+use crate::cluster::connect::Connection;
+use crate::cluster::errors::{explain, Action};
+
+const POLL: Duration = Duration::from_millis(500);
+
+/// Waits until HelmRelease `name` is Ready for its current generation; fails at once when Flux
+/// gave up (Stalled), else after `timeout`, with Flux's last message.
+pub async fn release_ready(
+    conn: &Connection,
+    name: &str,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    let resource = ApiResource {
+        group: "helm.toolkit.fluxcd.io".into(),
+        version: "v2".into(),
+        api_version: "helm.toolkit.fluxcd.io/v2".into(),
+        kind: "HelmRelease".into(),
+        plural: "helmreleases".into(),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), NAMESPACE, &resource);
+    let until = |object: &DynamicObject| -> Outcome {
+        let generation = object.metadata.generation.unwrap_or(0);
+        let status = &object.data["status"];
+        let observed = status["observedGeneration"].as_i64().unwrap_or(-1);
+        let ready = condition(status, "Ready");
+        let stalled = condition(status, "Stalled");
+        match (observed >= generation, ready, stalled) {
+            (true, Some(("True", _)), _) => Outcome::Done,
+            (_, _, Some(("True", message))) => Outcome::Failed(message.to_string()),
+            (_, Some((_, message)), _) => Outcome::Waiting(message.to_string()),
+            _ => Outcome::Waiting("waiting for helm-controller to pick it up".into()),
+        }
+    };
+    poll(conn, &api, name, "helmreleases", timeout, progress, &until)
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "the HelmRelease {NAMESPACE}/{name} did not become ready"
+            ))
+        })
+}
+
+/// Waits until the Shim `name` reports every node it selects provisioned (and at least one).
+pub async fn shim_installed(
+    conn: &Connection,
+    name: &str,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    let resource = ApiResource {
+        group: "runtime.spinkube.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "runtime.spinkube.dev/v1alpha1".into(),
+        kind: "Shim".into(),
+        plural: "shims".into(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(conn.client.clone(), &resource);
+    let until = |object: &DynamicObject| -> Outcome {
+        let status = &object.data["status"];
+        let nodes = status["nodes"].as_i64().unwrap_or(0);
+        let ready = status["nodesReady"].as_i64().unwrap_or(0);
+        if nodes > 0 && ready >= nodes {
+            Outcome::Done
+        } else {
+            Outcome::Waiting(format!("installed on {ready} of {nodes} labelled node(s)"))
+        }
+    };
+    poll(conn, &api, name, "shims", timeout, progress, &until).await.map_err(|e| {
+        e.context(format!(
+            "the shim was not installed on the labelled nodes (see `kubectl get shim {name} -o yaml` and the runtime-class-manager logs)"
+        ))
+    })
+}
+
+enum Outcome {
+    Done,
+    Waiting(String),
+    Failed(String),
+}
+
+/// The `(status, message)` of condition `kind`.
+fn condition<'a>(status: &'a Value, kind: &str) -> Option<(&'a str, &'a str)> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default(),
+            )
+        })
+}
+
+async fn poll(
+    conn: &Connection,
+    api: &Api<DynamicObject>,
+    name: &str,
+    plural: &str,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+    until: &dyn Fn(&DynamicObject) -> Outcome,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let object = api
+            .get_opt(name)
+            .await
+            .map_err(|e| explain(e, conn, Action::new("get", plural, Some(NAMESPACE))))?;
+        let message = match object.as_ref().map(until) {
+            Some(Outcome::Done) => return Ok(()),
+            Some(Outcome::Failed(message)) => anyhow::bail!("{message}"),
+            Some(Outcome::Waiting(message)) => message,
+            None => "not there yet".to_string(),
+        };
+        if message != last && !message.is_empty() {
+            progress(&message);
+            last = message;
+        }
+        if started.elapsed() >= timeout {
+            anyhow::bail!("still not done after {}s: {last}", timeout.as_secs());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
