@@ -660,6 +660,20 @@ pub enum ClusterCommand {
     /// Make the cluster able to run Spin apps: SpinKube's charts through Flux's helm-controller,
     /// the operator's CRDs, the shim on labelled nodes (pinned versions; a re-run changes nothing)
     Install(ClusterInstallArgs),
+    /// Remove what `cluster install` put on the cluster (refused while SpinApps run, unless --force)
+    Uninstall(ClusterUninstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterUninstallArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Uninstall even though SpinApps run (deleting the CRDs deletes them all)
+    #[arg(long)]
+    pub force: bool,
+    /// How long each part may take to clean up
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -141,7 +141,7 @@ fn spinapp_group(resources: &Resources) -> Check {
         None => Check::fail(
             "spinkube",
             "the cluster does not serve SpinApp (core.spinkube.dev)",
-            "install SpinKube: cert-manager, then the spin-operator v0.6.1 CRDs and Helm chart (spinkube.dev/docs/install), or deploy with --workload deployment",
+            "spin-aks cluster install (SpinKube: cert-manager, runtime-class-manager and the shim, the spin-operator CRDs and chart, through Flux), or deploy with --workload deployment",
         ),
     }
 }

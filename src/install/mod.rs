@@ -5,6 +5,7 @@
 pub mod crds;
 pub mod objects;
 pub mod releases;
+pub mod uninstall;
 mod wait;
 
 use std::time::{Duration, Instant};

@@ -155,7 +155,7 @@ fn check_passes_on_the_rig_and_names_each_missing_part_with_its_fix() {
     assert_eq!(code, 1);
     let spinkube = checks.iter().find(|(n, _, _)| n == "spinkube").unwrap();
     assert!(
-        !spinkube.1 && spinkube.2.contains("install SpinKube"),
+        !spinkube.1 && spinkube.2.contains("spin-aks cluster install"),
         "{spinkube:?}"
     );
 

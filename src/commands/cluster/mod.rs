@@ -27,6 +27,7 @@ pub async fn run(global: &GlobalArgs, args: &ClusterArgs, out: &Output) -> anyho
         ClusterCommand::AttachAcr(args) => attach_acr::run(global, args, out).await,
         ClusterCommand::Check(args) => check::run(global, args, out).await,
         ClusterCommand::Install(args) => install::run(global, args, out).await,
+        ClusterCommand::Uninstall(args) => install::uninstall(global, args, out).await,
     }
 }
 

@@ -1,0 +1,165 @@
+//! `cluster uninstall`: what `cluster install` applied, removed in the order that lets each part
+//! clean up after itself (the Shim while runtime-class-manager runs, then the charts through
+//! helm-controller), refused while SpinApps exist unless forced.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::objects::{NAMESPACE, NODE_LABEL};
+use crate::bad_input;
+use crate::cluster::apply::{self, parent_group_kinds, Resources, FIELD_MANAGER};
+use crate::cluster::connect::Connection;
+use crate::cluster::errors::{explain, Action};
+use crate::output::Output;
+
+/// What `cluster uninstall` reports.
+#[derive(Debug, Serialize)]
+pub struct UninstallReport {
+    pub cluster: String,
+    /// `kind/name` of each deleted object.
+    pub deleted: Vec<String>,
+    /// Nodes whose shim label (set by install) was removed.
+    pub unlabelled_nodes: Vec<String>,
+}
+
+/// Removes SpinKube as `cluster install` put it there.
+pub async fn uninstall(
+    conn: &Connection,
+    force: bool,
+    timeout: Duration,
+    out: &Output,
+) -> anyhow::Result<UninstallReport> {
+    let resources = Resources::discover(conn).await?;
+    let spinapps = count_spinapps(conn, &resources).await?;
+    if spinapps > 0 && !force {
+        return Err(bad_input!(
+            "{spinapps} SpinApp(s) run on {}: uninstalling SpinKube deletes its CRDs and with them every SpinApp. Delete the apps first (`spin-aks delete`), or pass --force",
+            conn.context
+        ));
+    }
+    let set = super::install_set();
+    let group_kinds = parent_group_kinds(conn, &set).await?;
+    let mut members = apply::members(conn, &resources, &set, &group_kinds).await?;
+    // The Shim first (runtime-class-manager removes the shim from the nodes), then the charts
+    // (helm-controller uninstalls them), then the sources and the CRDs.
+    let rank = |kind: &str| match kind {
+        "Shim" => 0,
+        "HelmRelease" => 1,
+        _ => 2,
+    };
+    members.sort_by_key(|(resource, _, _)| rank(&resource.kind));
+    let mut deleted = Vec::new();
+    for (resource, namespaced, object) in &members {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        apply::delete(conn, resource, *namespaced, NAMESPACE, name, false).await?;
+        if rank(&resource.kind) < 2 {
+            out.info(format!(
+                "waiting for {}/{name} to be cleaned up",
+                resource.kind.to_ascii_lowercase()
+            ));
+            gone(conn, resource, *namespaced, name, timeout).await?;
+        }
+        deleted.push(format!("{}/{name}", resource.kind.to_ascii_lowercase()));
+    }
+    let unlabelled_nodes = unlabel_nodes(conn).await?;
+    if !group_kinds.is_empty() {
+        let (secret, _) = resources.resolve("v1", "Secret")?;
+        apply::delete(conn, &secret, true, NAMESPACE, &set.parent_name, false).await?;
+        let (namespace, _) = resources.resolve("v1", "Namespace")?;
+        apply::delete(conn, &namespace, false, "", NAMESPACE, false).await?;
+        deleted.push(format!("namespace/{NAMESPACE}"));
+    }
+    Ok(UninstallReport {
+        cluster: conn.context.clone(),
+        deleted,
+        unlabelled_nodes,
+    })
+}
+
+/// SpinApps in every namespace (none when the kind is not served).
+async fn count_spinapps(conn: &Connection, resources: &Resources) -> anyhow::Result<usize> {
+    let Some(group) = resources.spinapp_group() else {
+        return Ok(0);
+    };
+    let (resource, _) = resources.resolve(&format!("{group}/v1alpha1"), "SpinApp")?;
+    let api: Api<DynamicObject> = Api::all_with(conn.client.clone(), &resource);
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| explain(e, conn, Action::new("list", "spinapps", None)))?;
+    Ok(list.items.len())
+}
+
+/// Waits until the object is gone (its finalizers done).
+async fn gone(
+    conn: &Connection,
+    resource: &ApiResource,
+    namespaced: bool,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let api: Api<DynamicObject> = if namespaced {
+        Api::namespaced_with(conn.client.clone(), NAMESPACE, resource)
+    } else {
+        Api::all_with(conn.client.clone(), resource)
+    };
+    let started = Instant::now();
+    loop {
+        let found = api.get_opt(name).await.map_err(|e| {
+            explain(
+                e,
+                conn,
+                Action::new("get", &resource.plural, Some(NAMESPACE)),
+            )
+        })?;
+        if found.is_none() {
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            anyhow::bail!(
+                "{}/{name} is still there after {}s: its controller did not finish cleaning up (see its status and the controller's logs)",
+                resource.kind.to_ascii_lowercase(),
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Removes the shim label from the nodes where install set it (spin-aks owns that field).
+async fn unlabel_nodes(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    let nodes: Api<Node> = Api::all(conn.client.clone());
+    let list = nodes
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| explain(e, conn, Action::new("list", "nodes", None)))?;
+    let mut unlabelled = Vec::new();
+    for node in list.items {
+        let ours = node.metadata.managed_fields.iter().flatten().any(|f| {
+            f.manager.as_deref() == Some(FIELD_MANAGER)
+                && f.fields_v1.as_ref().is_some_and(|v| {
+                    v.0["f:metadata"]["f:labels"][format!("f:{}", NODE_LABEL.0)] != Value::Null
+                })
+        });
+        if !ours {
+            continue;
+        }
+        let name = node.metadata.name.clone().unwrap_or_default();
+        // Applying none of the fields spin-aks owned removes them.
+        let empty = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}});
+        nodes
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Apply(empty),
+            )
+            .await
+            .map_err(|e| explain(e, conn, Action::new("patch", "nodes", None)))?;
+        unlabelled.push(name);
+    }
+    Ok(unlabelled)
+}
