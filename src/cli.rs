@@ -524,6 +524,11 @@ pub struct UpArgs {
     pub push: PushArgs,
     #[command(flatten)]
     pub deploy: DeployArgs,
+    /// When the cluster cannot run SpinApps, install SpinKube (`cluster install`) without asking
+    #[arg(long)]
+    pub install_spinkube: bool,
+    #[command(flatten)]
+    pub install_sources: InstallSourceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -676,6 +681,18 @@ pub struct ClusterUninstallArgs {
     pub timeout: std::time::Duration,
 }
 
+/// Where `cluster install` (and `up --install-spinkube`) take SpinKube's parts from.
+#[derive(Debug, Args)]
+pub struct InstallSourceArgs {
+    /// Take every chart from this OCI registry (`host[:port][/path]`, e.g. your ACR) instead of
+    /// their publishers' (for private and air-gapped clusters)
+    #[arg(long, value_name = "REGISTRY")]
+    pub chart_registry: Option<String>,
+    /// The Go module proxy (or a mirror of it) the operator's CRDs come from
+    #[arg(long, value_name = "URL", default_value = crate::install::crds::DEFAULT_PROXY)]
+    pub module_proxy: String,
+}
+
 #[derive(Debug, Args)]
 pub struct ClusterInstallArgs {
     #[command(flatten)]
@@ -692,13 +709,8 @@ pub struct ClusterInstallArgs {
     /// containerd-shim-spin release the nodes get [default: 0.25.1]
     #[arg(long, value_name = "VERSION")]
     pub shim_version: Option<String>,
-    /// Take every chart from this OCI registry (`host[:port][/path]`, e.g. your ACR) instead of
-    /// their publishers' (for private and air-gapped clusters)
-    #[arg(long, value_name = "REGISTRY")]
-    pub chart_registry: Option<String>,
-    /// The Go module proxy (or a mirror of it) the operator's CRDs come from
-    #[arg(long, value_name = "URL", default_value = crate::install::crds::DEFAULT_PROXY)]
-    pub module_proxy: String,
+    #[command(flatten)]
+    pub sources: InstallSourceArgs,
     /// Talk plain HTTP to the chart registry and the module proxy (loopback ones always may)
     #[arg(long)]
     pub plain_http: bool,
@@ -1008,10 +1020,8 @@ impl PushArgs {
 }
 
 impl ClusterInstallArgs {
-    /// The install settings: versions that are releases, a chart registry named as a registry
-    /// host and path, plain HTTP only when asked for or on loopback.
+    /// The install settings: versions that are releases, the sources checked.
     pub fn settings(&self) -> anyhow::Result<crate::install::InstallSettings> {
-        use crate::install::objects::ChartSource;
         use crate::install::releases::{ReleaseSet, Versions};
         let releases = ReleaseSet::pinned(&Versions {
             cert_manager: self.cert_manager_version.clone(),
@@ -1019,6 +1029,32 @@ impl ClusterInstallArgs {
             spin_operator: self.spin_operator_version.clone(),
             shim: self.shim_version.clone(),
         })?;
+        self.sources
+            .settings(releases, self.plain_http, self.dry_run, self.timeout)
+    }
+}
+
+impl UpArgs {
+    /// The install `up` runs on a cluster that cannot run SpinApps: the pinned releases, from
+    /// the sources given (plain HTTP as the push's `--plain-http` says, or on loopback).
+    pub fn install_settings(&self) -> anyhow::Result<crate::install::InstallSettings> {
+        let releases = crate::install::releases::ReleaseSet::pinned(&Default::default())?;
+        let timeout = std::time::Duration::from_secs(600);
+        (self.install_sources).settings(releases, self.push.plain_http, false, timeout)
+    }
+}
+
+impl InstallSourceArgs {
+    /// A chart registry named as a registry host and path, a module proxy URL; plain HTTP only
+    /// when asked for or on loopback.
+    fn settings(
+        &self,
+        releases: crate::install::releases::ReleaseSet,
+        plain_http: bool,
+        dry_run: bool,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<crate::install::InstallSettings> {
+        use crate::install::objects::ChartSource;
         let charts = match &self.chart_registry {
             None => ChartSource::Publishers,
             Some(given) => {
@@ -1032,7 +1068,7 @@ impl ClusterInstallArgs {
                 let host = registry.split('/').next().unwrap_or_default();
                 ChartSource::Mirror {
                     registry: registry.to_string(),
-                    insecure: self.plain_http || crate::registry::host::is_loopback(host),
+                    insecure: plain_http || crate::registry::host::is_loopback(host),
                 }
             }
         };
@@ -1044,7 +1080,7 @@ impl ClusterInstallArgs {
             .is_some_and(crate::registry::host::is_loopback);
         match proxy.scheme() {
             "https" => {}
-            "http" if self.plain_http || loopback => {}
+            "http" if plain_http || loopback => {}
             _ => {
                 return Err(crate::bad_input!(
                     "--module-proxy `{}` must be https:// (plain http:// only on loopback or with --plain-http)",
@@ -1056,8 +1092,8 @@ impl ClusterInstallArgs {
             releases,
             charts,
             module_proxy: self.module_proxy.clone(),
-            dry_run: self.dry_run,
-            timeout: self.timeout,
+            dry_run,
+            timeout,
         })
     }
 }

@@ -102,12 +102,22 @@ pub async fn preflight(
         .collect();
     match failed.is_empty() {
         true => Ok(()),
-        false => anyhow::bail!(
-            "{} cannot run this app, so nothing was applied:\n  {}\n(`spin-aks cluster check` runs every check)",
-            conn.context,
-            failed.join("\n  ")
-        ),
+        false => Err(NotReady {
+            cluster: conn.context.clone(),
+            failed,
+        }
+        .into()),
     }
+}
+
+/// The cluster lacks what the app's objects need (SpinKube, a RuntimeClass); nothing was applied.
+/// `up` offers `cluster install` on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{cluster} cannot run this app, so nothing was applied:\n  {}\n(`spin-aks cluster check` runs every check)", failed.join("\n  "))]
+pub struct NotReady {
+    pub cluster: String,
+    /// Each failed check with its fix.
+    pub failed: Vec<String>,
 }
 
 /// Every Kubernetes-side check, in the order a user fixes them.

@@ -6,8 +6,10 @@ use serde::Serialize;
 use crate::azure::workload_identity::{self, Plan};
 use crate::build::BuildReport;
 use crate::cli::{GlobalArgs, UpArgs};
+use crate::cluster::check::NotReady;
 use crate::context::AppContext;
 use crate::deploy::{self, plan, workload, DeployReport, Settings};
+use crate::install;
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::prompt;
@@ -26,6 +28,7 @@ struct UpReport<'a> {
 pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Result<()> {
     let push = args.push.settings()?;
     let settings = args.deploy.settings()?;
+    let spinkube = args.install_settings()?;
     let mut ctx = global.app_context(out)?;
     let app = Some(ctx.app.clone());
     let pushed =
@@ -34,7 +37,20 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
     let image = ImageRef::from(pushed.report.pinned.clone());
     let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
     offer_identity(global, &mut ctx, &target, &settings, out).await?;
-    let applied = deploy::deploy(&mut ctx, target, &settings, Some(image), out).await?;
+    let deployed = deploy::deploy(&mut ctx, target, &settings, Some(image.clone()), out).await;
+    let applied = match deployed {
+        Err(e) if e.is::<NotReady>() && install_agreed(global, args, &e)? => {
+            let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
+            if target.aks().is_some() {
+                return Err(e.context("installing SpinKube on an AKS cluster reached through ARM is not done yet; use a kubeconfig context"));
+            }
+            let cluster = target.connect(ctx.remembered()).await?;
+            install::install(&cluster.conn, &spinkube, out).await?;
+            let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
+            deploy::deploy(&mut ctx, target, &settings, Some(image), out).await?
+        }
+        deployed => deployed?,
+    };
     if let Some(diff) = &applied.diff {
         out.text_result(diff);
     }
@@ -45,6 +61,19 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
         endpoint: applied.endpoint.as_deref(),
     };
     out.report(&report, applied.summary(&global.from.display().to_string()))
+}
+
+/// Whether to install SpinKube on a cluster that cannot run the app: `--install-spinkube`, else
+/// asked on a terminal (never under `-y`).
+fn install_agreed(global: &GlobalArgs, args: &UpArgs, why: &anyhow::Error) -> anyhow::Result<bool> {
+    if args.install_spinkube {
+        return Ok(true);
+    }
+    if global.yes || !prompt::on_terminal() {
+        return Ok(false);
+    }
+    eprintln!("{why}");
+    prompt::confirm("Install SpinKube on this cluster now (spin-aks cluster install)?")
 }
 
 /// When the app reads Key Vault or a Cosmos DB store and has no workload identity yet, offers
