@@ -41,11 +41,12 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
     let applied = match deployed {
         Err(e) if e.is::<NotReady>() && install_agreed(global, args, &e)? => {
             let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
-            if target.aks().is_some() {
-                return Err(e.context("installing SpinKube on an AKS cluster reached through ARM is not done yet; use a kubeconfig context"));
-            }
+            let aks = match target.aks() {
+                Some(aks) => Some(install::aks::prepare(aks, false, out).await?),
+                None => None,
+            };
             let cluster = target.connect(ctx.remembered()).await?;
-            install::install(&cluster.conn, &spinkube, out).await?;
+            install::install(&cluster.conn, &spinkube, aks.is_none(), out).await?;
             let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
             deploy::deploy(&mut ctx, target, &settings, Some(image), out).await?
         }

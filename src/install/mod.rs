@@ -2,6 +2,7 @@
 //! in it (Flux's helm-controller) — charts as HelmReleases, the operator's CRDs, the Shim and the
 //! node labels it selects — each stage waited for, a re-run changing nothing.
 
+pub mod aks;
 pub mod crds;
 pub mod objects;
 pub mod releases;
@@ -47,6 +48,9 @@ pub struct InstallReport {
     /// Nodes given the shim's label now.
     pub labelled_nodes: Vec<String>,
     pub stages: Vec<Stage>,
+    /// What ARM changed on an AKS cluster (the Flux extension, agent pool labels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aks: Option<aks::AksChanges>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
 }
@@ -61,7 +65,9 @@ pub struct Stage {
 impl InstallReport {
     /// Whether the run changed anything on the cluster.
     pub fn changed(&self) -> bool {
+        let aks = self.aks.as_ref();
         !self.labelled_nodes.is_empty()
+            || aks.is_some_and(|a| a.flux_extension_installed || !a.labelled_pools.is_empty())
             || self
                 .objects
                 .iter()
@@ -74,14 +80,19 @@ fn install_set() -> ApplySet {
     ApplySet::for_app("spinkube", objects::NAMESPACE)
 }
 
-/// Installs (or upgrades to) `settings.releases` on the cluster of `conn`.
+/// Installs (or upgrades to) `settings.releases` on the cluster of `conn`; `label_nodes`: put the
+/// shim's label on the nodes through the API (not on AKS, whose agent pools carry it).
 pub async fn install(
     conn: &Connection,
     settings: &InstallSettings,
+    label_nodes: bool,
     out: &Output,
 ) -> anyhow::Result<InstallReport> {
     let resources = Resources::discover(conn).await?;
-    require_flux(conn, &resources)?;
+    // A dry run lists the plan even where Flux is still to come (the AKS extension).
+    if !settings.dry_run {
+        require_flux(conn, &resources)?;
+    }
     let http = crate::registry::client::http_client(&Default::default())?;
     let crds = crds::fetch(
         &http,
@@ -104,6 +115,7 @@ pub async fn install(
         objects: Vec::new(),
         labelled_nodes: Vec::new(),
         stages: Vec::new(),
+        aks: None,
         dry_run: settings.dry_run,
     };
     if settings.dry_run {
@@ -142,7 +154,9 @@ pub async fn install(
             .await?
             .objects,
     );
-    report.labelled_nodes = label_nodes(conn).await?;
+    if label_nodes {
+        report.labelled_nodes = label_node_objects(conn).await?;
+    }
     let started = Instant::now();
     wait::release_ready(conn, "spin-operator", timeout, &|m| {
         out.info(format!("spin-operator: {m}"))
@@ -192,7 +206,7 @@ fn require_flux(conn: &Connection, resources: &Resources) -> anyhow::Result<()> 
 }
 
 /// Puts the shim's label on every node that lacks it; the nodes labelled now.
-async fn label_nodes(conn: &Connection) -> anyhow::Result<Vec<String>> {
+async fn label_node_objects(conn: &Connection) -> anyhow::Result<Vec<String>> {
     let nodes: Api<Node> = Api::all(conn.client.clone());
     let list = nodes
         .list(&ListParams::default())

@@ -16,15 +16,15 @@ const SUB: &str = "33333333-0000-0000-0000-000000000003";
 
 /// A fake ARM with one Entra cluster whose user kubeconfig names `server`, a fake `az` signing
 /// in to ARM and AKS, and a private home with a copy of the example app.
-struct Aks {
-    arm: FakeArm,
+pub(crate) struct Aks {
+    pub(crate) arm: FakeArm,
     home: tempfile::TempDir,
     bin: tempfile::TempDir,
     app: std::path::PathBuf,
 }
 
 impl Aks {
-    async fn start(rig: &Rig, cluster: &str, server: &str) -> Aks {
+    pub(crate) async fn start(rig: &Rig, cluster: &str, server: &str) -> Aks {
         let arm = FakeArm::start(ARM_TOKEN, AKS_TOKEN).await;
         arm.add_subscription(SUB, "Dev");
         let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
@@ -74,7 +74,7 @@ impl Aks {
 
     /// `spin-aks -f <app> <args> --output json` aimed at `cluster` in `ns`, with no kubeconfig,
     /// no kubelogin and no managed identity endpoint.
-    fn command(&self, cluster: &str, ns: &str, args: &[&str]) -> std::process::Command {
+    pub(crate) fn command(&self, cluster: &str, ns: &str, args: &[&str]) -> std::process::Command {
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -110,7 +110,7 @@ impl Aks {
     }
 }
 
-async fn run_blocking(mut cmd: std::process::Command) -> std::process::Output {
+pub(crate) async fn run_blocking(mut cmd: std::process::Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()

@@ -2,6 +2,7 @@
 //! from the Entra chain, retries, long-running operations, pagination and cached reads.
 
 mod error;
+mod install;
 mod resources;
 mod transport;
 pub mod types;
@@ -9,6 +10,7 @@ pub mod versions;
 mod workload;
 
 pub use error::{role_for_action, ArmError};
+pub use install::FLUX_EXTENSION;
 pub use types::*;
 
 use std::collections::HashMap;

@@ -55,7 +55,16 @@ pub struct ManagedCluster {
     pub id: String,
     pub name: String,
     pub location: Option<String>,
+    #[serde(default)]
+    pub sku: Option<ClusterSku>,
     pub properties: ClusterProperties,
+}
+
+/// `sku.name`: `Base`, or `Automatic` (AKS Automatic: Deployment Safeguards enforced).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ClusterSku {
+    pub name: Option<String>,
+    pub tier: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -131,6 +140,11 @@ impl ManagedCluster {
     pub fn is_entra(&self) -> bool {
         let aad = self.properties.aad_profile.as_ref();
         aad.and_then(|aad| aad.managed).unwrap_or(false)
+    }
+
+    /// AKS Automatic: node edits and privileged pods outside excluded namespaces are refused.
+    pub fn is_automatic(&self) -> bool {
+        self.sku.as_ref().and_then(|s| s.name.as_deref()) == Some("Automatic")
     }
 
     pub fn is_private(&self) -> bool {

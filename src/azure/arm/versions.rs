@@ -17,3 +17,5 @@ pub const USER_ASSIGNED_IDENTITIES: &str = "2024-11-30";
 pub const COSMOS: &str = "2024-11-15";
 /// `Microsoft.KeyVault/vaults` (management plane; secrets use the data plane's `7.4`).
 pub const KEY_VAULTS: &str = "2023-07-01";
+/// `Microsoft.KubernetesConfiguration/extensions` (the Flux cluster extension).
+pub const EXTENSIONS: &str = "2023-05-01";

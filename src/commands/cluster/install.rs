@@ -1,12 +1,11 @@
 //! `spin-aks cluster install` and `uninstall`: SpinKube made ready on (or removed from) the
 //! targeted cluster (the steps are `crate::install`), one line per object and stage.
 
-use crate::bad_input;
-use crate::cli::{ClusterInstallArgs, ClusterUninstallArgs, GlobalArgs, TargetArgs};
+use crate::cli::{ClusterInstallArgs, ClusterUninstallArgs, GlobalArgs};
 use crate::cluster::apply::ObjectAction;
 use crate::install;
 use crate::output::Output;
-use crate::target::{Cluster, Target};
+use crate::target::Target;
 
 pub async fn run(
     global: &GlobalArgs,
@@ -15,16 +14,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let store = global.store(out)?;
-    let target =
-        crate::target::Target::resolve(&args.target.settings(), store.state(), global.yes).await?;
-    if let Some(aks) = target.aks() {
-        return Err(bad_input!(
-            "cluster install reaches {} through ARM, and this spin-aks labels the shim's nodes only through the API: that is lost when AKS replaces nodes (the durable way, the agent pool's nodeLabels, comes next); use a kubeconfig context (`spin-aks cluster get-credentials`, then --context)",
-            aks.cluster.name
-        ));
-    }
-    let cluster: Cluster = target.connect(&Default::default()).await?;
-    let report = install::install(&cluster.conn, &settings, out).await?;
+    let target = Target::resolve(&args.target.settings(), store.state(), global.yes).await?;
+    // On AKS: refused on Automatic before anything is written, Flux and the labels through ARM.
+    let aks = match target.aks() {
+        Some(aks) => Some(install::aks::prepare(aks, settings.dry_run, out).await?),
+        None => None,
+    };
+    let cluster = target.connect(&Default::default()).await?;
+    let mut report = install::install(&cluster.conn, &settings, aks.is_none(), out).await?;
+    report.aks = aks;
     let verb = |action: ObjectAction| match (report.dry_run, action) {
         (true, _) => "would be applied",
         (_, ObjectAction::Created) => "created",
@@ -42,12 +40,14 @@ pub async fn run(
             )
         })
         .collect();
-    lines.extend(
-        report
-            .labelled_nodes
-            .iter()
-            .map(|n| format!("node/{n} labelled spin=true")),
-    );
+    lines.extend((report.labelled_nodes.iter()).map(|n| format!("node/{n} labelled spin=true")));
+    if let Some(aks) = &report.aks {
+        if aks.flux_extension_installed {
+            lines.push("the Flux cluster extension enabled".to_string());
+        }
+        let pools = aks.labelled_pools.iter();
+        lines.extend(pools.map(|p| format!("agent pool {p} labelled spin=true")));
+    }
     lines.extend(
         (report.stages.iter()).map(|s| format!("{} ready after {:.1}s", s.name, s.seconds)),
     );
@@ -67,7 +67,9 @@ pub async fn uninstall(
     args: &ClusterUninstallArgs,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let cluster = connect(global, &args.target, out).await?;
+    let store = global.store(out)?;
+    let target = Target::resolve(&args.target.settings(), store.state(), global.yes).await?;
+    let cluster = target.connect(&Default::default()).await?;
     let report =
         install::uninstall::uninstall(&cluster.conn, args.force, args.timeout, out).await?;
     let mut lines: Vec<String> = report
@@ -75,27 +77,11 @@ pub async fn uninstall(
         .iter()
         .map(|d| format!("{d} deleted"))
         .collect();
-    lines.extend((report.unlabelled_nodes.iter()).map(|n| format!("node/{n}: label spin removed")));
+    let nodes = report.unlabelled_nodes.iter();
+    lines.extend(nodes.map(|n| format!("node/{n}: label spin removed")));
     lines.push(match report.deleted.is_empty() {
         true => format!("nothing of a spin-aks install was on {}", report.cluster),
         false => format!("SpinKube is uninstalled from {}", report.cluster),
     });
     out.report(&report, lines.join("\n"))
-}
-
-/// The targeted cluster's API server; an AKS cluster reached through ARM is refused for now.
-async fn connect(
-    global: &GlobalArgs,
-    target: &TargetArgs,
-    out: &Output,
-) -> anyhow::Result<Cluster> {
-    let store = global.store(out)?;
-    let target = Target::resolve(&target.settings(), store.state(), global.yes).await?;
-    if let Some(aks) = target.aks() {
-        return Err(bad_input!(
-            "spin-aks reaches {} through ARM, and this release labels the shim's nodes only through the API, which AKS loses when it replaces nodes (the durable way, the agent pool's nodeLabels, is not done yet); use a kubeconfig context (`spin-aks cluster get-credentials`, then --context)",
-            aks.cluster.name
-        ));
-    }
-    target.connect(&Default::default()).await
 }

@@ -76,6 +76,14 @@ pub struct World {
     results: HashMap<String, Arc<Mutex<Option<Value>>>>,
     /// "METHOD path" → count.
     pub requests: HashMap<String, usize>,
+    /// Cluster id (lower case) → its agent pools.
+    pub agent_pools: HashMap<String, Vec<Value>>,
+    /// Cluster id (lower case) → its Flux cluster extension.
+    pub extensions: HashMap<String, Value>,
+    /// The rig whose nodes get an agent pool's `nodeLabels` (AKS rolls them onto the pool's nodes).
+    pub pool_nodes_kubeconfig: Option<PathBuf>,
+    /// AKS operation id → polls still answered InProgress.
+    aks_operations: HashMap<String, u32>,
 }
 
 pub struct FakeArm {
@@ -190,7 +198,14 @@ impl FakeArm {
             "sku": {"name": "Base", "tier": "Free"},
             "properties": properties,
         });
+        let pool = json!({
+            "id": format!("{id}/agentPools/nodepool1"),
+            "name": "nodepool1",
+            "type": "Microsoft.ContainerService/managedClusters/agentPools",
+            "properties": {"count": 2, "vmSize": "Standard_D2s_v5", "mode": "System", "osType": "Linux", "osSKU": "AzureLinux", "provisioningState": "Succeeded", "powerState": {"code": "Running"}, "nodeImageVersion": "AKSAzureLinux-V3gen2-202511.01.0"},
+        });
         self.world(|w| {
+            w.agent_pools.insert(id.to_ascii_lowercase(), vec![pool]);
             w.clusters.push(Cluster {
                 resource,
                 user_kubeconfig: user_kubeconfig.into(),
@@ -359,7 +374,9 @@ pub fn arm_error(status: StatusCode, code: &str, message: &str) -> Reply {
 
 fn api_version_for(path: &str) -> &'static str {
     let lower = path.to_ascii_lowercase();
-    if lower.contains("/microsoft.authorization/roleassignments") {
+    if lower.contains("/microsoft.kubernetesconfiguration/") {
+        "2023-05-01"
+    } else if lower.contains("/microsoft.authorization/roleassignments") {
         "2022-04-01"
     } else if lower.contains("/microsoft.managedidentity/") {
         "2024-11-30"
@@ -557,9 +574,41 @@ impl Shared {
                         self.start_run_command(&path, &cluster, json_body())
                     }
                     ("GET", ["commandresults", id]) => self.command_result(id),
+                    ("GET", ["agentpools"]) => {
+                        let key = cluster.resource["id"]
+                            .as_str()
+                            .unwrap()
+                            .to_ascii_lowercase();
+                        let pools = self.world.lock().unwrap().agent_pools.get(&key).cloned();
+                        reply(StatusCode::OK, json!({"value": pools.unwrap_or_default()}))
+                    }
+                    ("PUT", ["agentpools", name]) => {
+                        self.put_agent_pool(&cluster, name, json_body())
+                    }
+                    (
+                        "GET",
+                        ["providers", "microsoft.kubernetesconfiguration", "extensions", _],
+                    ) => {
+                        let key = cluster.resource["id"]
+                            .as_str()
+                            .unwrap()
+                            .to_ascii_lowercase();
+                        match self.world.lock().unwrap().extensions.get(&key) {
+                            Some(extension) => reply(StatusCode::OK, extension.clone()),
+                            None => arm_error(StatusCode::NOT_FOUND, "ResourceNotFound", "The Resource 'Microsoft.KubernetesConfiguration/extensions/flux' was not found."),
+                        }
+                    }
+                    (
+                        "PUT",
+                        ["providers", "microsoft.kubernetesconfiguration", "extensions", name],
+                    ) => self.put_extension(&cluster, name, &path, json_body()),
                     _ => arm_error(StatusCode::NOT_FOUND, "NotFound", "unknown operation"),
                 }
             }
+            (
+                "GET",
+                ["subscriptions", _, "providers", "microsoft.containerservice", "locations", _, "operations", id],
+            ) => self.aks_operation(id),
             _ => arm_error(
                 StatusCode::NOT_FOUND,
                 "InvalidResourceType",
@@ -824,6 +873,102 @@ impl Shared {
             .headers_mut()
             .insert("azure-asyncoperation", status.parse().unwrap());
         accepted
+    }
+
+    /// An AKS long-running operation: Accepted with an Azure-AsyncOperation to poll.
+    fn aks_accepted(&self, w: &mut World, body: Value, cluster: &Cluster) -> Reply {
+        let operation = uuid::Uuid::new_v4().to_string();
+        w.aks_operations.insert(operation.clone(), 1);
+        let subscription = cluster.resource["id"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .nth(2)
+            .unwrap()
+            .to_string();
+        let mut accepted = reply(StatusCode::CREATED, body);
+        let status = format!("{}/subscriptions/{subscription}/providers/Microsoft.ContainerService/locations/westeurope/operations/{operation}?api-version=2025-10-01", self.endpoint);
+        accepted
+            .headers_mut()
+            .insert("azure-asyncoperation", status.parse().unwrap());
+        accepted
+    }
+
+    fn aks_operation(&self, id: &str) -> Reply {
+        let mut w = self.world.lock().unwrap();
+        let Some(in_progress) = w.aks_operations.get_mut(id) else {
+            return arm_error(StatusCode::NOT_FOUND, "NotFound", "operation not found");
+        };
+        if *in_progress > 0 {
+            *in_progress -= 1;
+            let mut running = reply(StatusCode::OK, json!({"name": id, "status": "InProgress"}));
+            running
+                .headers_mut()
+                .insert("retry-after", "1".parse().unwrap());
+            return running;
+        }
+        reply(StatusCode::OK, json!({"name": id, "status": "Succeeded"}))
+    }
+
+    /// A whole agent pool written back; its `nodeLabels` reach the rig's nodes, as AKS rolls them.
+    fn put_agent_pool(&self, cluster: &Cluster, name: &str, body: Value) -> Reply {
+        let props = &body["properties"];
+        if !props.is_object()
+            || props.get("provisioningState").is_some()
+            || !props["vmSize"].is_string()
+        {
+            return arm_error(StatusCode::BAD_REQUEST, "InvalidParameter", "The agent pool properties must be the whole pool without read-only fields (provisioningState).");
+        }
+        let key = cluster.resource["id"]
+            .as_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        let mut w = self.world.lock().unwrap();
+        let pools = w.agent_pools.entry(key).or_default();
+        let Some(pool) = pools.iter_mut().find(|p| p["name"] == name) else {
+            return arm_error(StatusCode::NOT_FOUND, "NotFound", "agent pool not found");
+        };
+        let mut written = props.clone();
+        written["provisioningState"] = json!("Succeeded");
+        pool["properties"] = written;
+        let pool = pool.clone();
+        if let (Some(kubeconfig), Some(labels)) =
+            (&w.pool_nodes_kubeconfig, props["nodeLabels"].as_object())
+        {
+            for (k, v) in labels {
+                let label = format!("{k}={}", v.as_str().unwrap_or_default());
+                let _ = std::process::Command::new("kubectl")
+                    .arg("--kubeconfig")
+                    .arg(kubeconfig)
+                    .args(["label", "nodes", "--all", "--overwrite", &label])
+                    .output();
+            }
+        }
+        self.aks_accepted(&mut w, pool, cluster)
+    }
+
+    /// The Flux extension: Succeeded once its operation is done (the rig already runs Flux).
+    fn put_extension(&self, cluster: &Cluster, name: &str, path: &str, body: Value) -> Reply {
+        if body["properties"]["extensionType"] != "microsoft.flux" {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidExtensionType",
+                "extensionType must be set.",
+            );
+        }
+        let key = cluster.resource["id"]
+            .as_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        let extension = json!({
+            "id": path,
+            "name": name,
+            "type": "Microsoft.KubernetesConfiguration/extensions",
+            "properties": {"extensionType": "microsoft.flux", "provisioningState": "Succeeded", "version": "1.18.2"},
+        });
+        let mut w = self.world.lock().unwrap();
+        w.extensions.insert(key, extension.clone());
+        self.aks_accepted(&mut w, extension, cluster)
     }
 
     fn sql_operation(&self, id: &str) -> Reply {

@@ -1,0 +1,87 @@
+//! The ARM calls behind `cluster install` on AKS: the cluster's agent pools (their `nodeLabels`
+//! outlive node upgrades, scaling and reimaging) and the first-party Flux cluster extension.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::transport::Repeat;
+use super::types::cluster_id;
+use super::versions;
+use super::{Arm, ArmError};
+use crate::state::ClusterRef;
+
+/// The Flux extension's resource name on a cluster (as `az k8s-extension create --name flux`).
+pub const FLUX_EXTENSION: &str = "flux";
+
+impl Arm {
+    /// The cluster's agent pools, as ARM returns them (kept whole: a PUT sends them back).
+    pub async fn agent_pools(&self, cluster: &ClusterRef) -> anyhow::Result<Vec<Value>> {
+        let path = format!("{}/agentPools", cluster_id(cluster));
+        self.list(&self.url(&path, versions::MANAGED_CLUSTERS))
+            .await
+    }
+
+    /// Writes agent pool `pool` (a whole resource, as read, with changed properties) and waits for
+    /// the operation (AKS rolls the change onto the pool's nodes).
+    pub async fn put_agent_pool(&self, cluster: &ClusterRef, pool: &Value) -> anyhow::Result<()> {
+        let name = pool["name"].as_str().unwrap_or_default();
+        let path = format!("{}/agentPools/{name}", cluster_id(cluster));
+        let url = self.url(&path, versions::MANAGED_CLUSTERS);
+        let body = json!({"properties": writable(&pool["properties"])});
+        let started = self
+            .send(Method::PUT, &url, Some(&body), Repeat::Safe)
+            .await?;
+        self.finish(started).await?;
+        Ok(())
+    }
+
+    /// The Flux extension on the cluster, or `None` when it has none (404).
+    pub async fn flux_extension(&self, cluster: &ClusterRef) -> anyhow::Result<Option<Value>> {
+        let url = self.url(&extension_path(cluster), versions::EXTENSIONS);
+        match self.get::<Value>(&url).await {
+            Ok(extension) => Ok(Some(extension)),
+            Err(err)
+                if err
+                    .downcast_ref::<ArmError>()
+                    .is_some_and(|e| e.status == 404) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Installs the Flux extension (`extensionType: microsoft.flux`) and waits for it.
+    pub async fn put_flux_extension(&self, cluster: &ClusterRef) -> anyhow::Result<()> {
+        let url = self.url(&extension_path(cluster), versions::EXTENSIONS);
+        let body = json!({"properties": {"extensionType": "microsoft.flux", "autoUpgradeMinorVersion": true}});
+        let started = self
+            .send(Method::PUT, &url, Some(&body), Repeat::Safe)
+            .await?;
+        self.finish(started).await?;
+        Ok(())
+    }
+}
+
+fn extension_path(cluster: &ClusterRef) -> String {
+    format!(
+        "{}/providers/Microsoft.KubernetesConfiguration/extensions/{FLUX_EXTENSION}",
+        cluster_id(cluster)
+    )
+}
+
+/// An agent pool's properties without the ones ARM reports but refuses in a write.
+fn writable(properties: &Value) -> Value {
+    let mut properties = properties.clone();
+    if let Some(map) = properties.as_object_mut() {
+        for read_only in [
+            "provisioningState",
+            "powerState",
+            "nodeImageVersion",
+            "currentOrchestratorVersion",
+        ] {
+            map.remove(read_only);
+        }
+    }
+    properties
+}
