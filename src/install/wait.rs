@@ -11,6 +11,13 @@ use crate::cluster::connect::Connection;
 use crate::cluster::errors::{explain, Action};
 
 const POLL: Duration = Duration::from_millis(500);
+/// The `Ready` reasons of a Helm action that failed (helm-controller's v2 API).
+const FAILED_ACTIONS: [&str; 4] = [
+    "InstallFailed",
+    "UpgradeFailed",
+    "RollbackFailed",
+    "UninstallFailed",
+];
 
 /// Waits until HelmRelease `name` is Ready for its current generation; fails at once when Flux
 /// gave up (Stalled), else after `timeout`, with Flux's last message.
@@ -28,18 +35,8 @@ pub async fn release_ready(
         plural: "helmreleases".into(),
     };
     let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), NAMESPACE, &resource);
-    let until = |object: &DynamicObject| -> Outcome {
-        let generation = object.metadata.generation.unwrap_or(0);
-        let status = &object.data["status"];
-        let observed = status["observedGeneration"].as_i64().unwrap_or(-1);
-        let ready = condition(status, "Ready");
-        let stalled = condition(status, "Stalled");
-        match (observed >= generation, ready, stalled) {
-            (true, Some(("True", _)), _) => Outcome::Done,
-            (_, _, Some(("True", message))) => Outcome::Failed(message.to_string()),
-            (_, Some((_, message)), _) => Outcome::Waiting(message.to_string()),
-            _ => Outcome::Waiting("waiting for helm-controller to pick it up".into()),
-        }
+    let until = |object: &DynamicObject| {
+        release_outcome(object.metadata.generation, &object.data["status"])
     };
     poll(conn, &api, name, "helmreleases", timeout, progress, &until)
         .await
@@ -48,6 +45,26 @@ pub async fn release_ready(
                 "the HelmRelease {NAMESPACE}/{name} did not become ready"
             ))
         })
+}
+
+/// Where a HelmRelease stands, from its `metadata.generation` and `status`.
+fn release_outcome(generation: Option<i64>, status: &Value) -> Outcome {
+    let generation = generation.unwrap_or(0);
+    let observed = status["observedGeneration"].as_i64().unwrap_or(-1);
+    let ready = condition(status, "Ready");
+    let stalled = condition(status, "Stalled");
+    // A failed Helm action is retried only after the release's interval: report it now.
+    let failed_action = ready
+        .filter(|(state, _)| *state == "False")
+        .and_then(|_| ready_reason(status))
+        .is_some_and(|reason| FAILED_ACTIONS.contains(&reason));
+    match (observed >= generation, ready, stalled) {
+        (true, Some(("True", _)), _) => Outcome::Done,
+        (_, _, Some(("True", message))) => Outcome::Failed(message.to_string()),
+        (true, Some((_, message)), _) if failed_action => Outcome::Failed(message.to_string()),
+        (_, Some((_, message)), _) => Outcome::Waiting(message.to_string()),
+        _ => Outcome::Waiting("waiting for helm-controller to pick it up".into()),
+    }
 }
 
 /// Waits until the Shim `name` reports every node it selects provisioned (and at least one).
@@ -82,10 +99,20 @@ pub async fn shim_installed(
     })
 }
 
+#[derive(Debug, PartialEq, Eq)]
 enum Outcome {
     Done,
     Waiting(String),
     Failed(String),
+}
+
+/// The reason of the `Ready` condition.
+fn ready_reason(status: &Value) -> Option<&str> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?["reason"]
+        .as_str()
 }
 
 /// The `(status, message)` of condition `kind`.
@@ -132,5 +159,55 @@ async fn poll(
             anyhow::bail!("still not done after {}s: {last}", timeout.as_secs());
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_release_is_done_when_ready_for_its_generation_and_failed_when_helm_or_flux_gave_up() {
+        let ready = |status: &str, reason: &str| json!({"type": "Ready", "status": status, "reason": reason, "message": reason});
+        let cases = [
+            (
+                2,
+                json!({"observedGeneration": 2, "conditions": [ready("True", "InstallSucceeded")]}),
+                Outcome::Done,
+            ),
+            (
+                3,
+                json!({"observedGeneration": 2, "conditions": [ready("True", "InstallSucceeded")]}),
+                Outcome::Waiting("InstallSucceeded".into()),
+            ),
+            (
+                1,
+                json!({"observedGeneration": 1, "conditions": [ready("False", "InstallFailed")]}),
+                Outcome::Failed("InstallFailed".into()),
+            ),
+            (
+                1,
+                json!({"observedGeneration": 1, "conditions": [ready("False", "ArtifactFailed")]}),
+                Outcome::Waiting("ArtifactFailed".into()),
+            ),
+            (
+                1,
+                json!({"conditions": [ready("False", "Progressing"), {"type": "Stalled", "status": "True", "message": "retries exhausted"}]}),
+                Outcome::Failed("retries exhausted".into()),
+            ),
+            (
+                1,
+                json!({}),
+                Outcome::Waiting("waiting for helm-controller to pick it up".into()),
+            ),
+        ];
+        for (generation, status, expected) in cases {
+            assert_eq!(
+                release_outcome(Some(generation), &status),
+                expected,
+                "{status}"
+            );
+        }
     }
 }
