@@ -4,9 +4,11 @@
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, spin-operator (as `cmd`),
 #   plus the spin-operator CRDs from its module zip.
 # With --check: only say whether it is built (exit 1 when not).
+# With --flux (first): also the Flux parts of start.sh --flux (build-flux.sh, a cache of their own).
 # RIG_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/spin-aks/kube-rig) holds one folder per version set.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+if [ "${1:-}" = "--flux" ]; then shift; bash "$here/build-flux.sh" "$@" >/dev/null; fi
 # shellcheck source=versions.env
 source "$here/versions.env"
 # shellcheck source=crds.env
