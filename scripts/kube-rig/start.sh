@@ -250,6 +250,9 @@ else
     --metrics-bind-address 0 --health-probe-bind-address 0
 fi
 if [ -n "$flux" ]; then start_flux; fi
+if [ -n "$bare" ] && [ -n "$flux" ]; then # what SpinKube's pods would do, once installed
+  spawn standins python3 "$here/standins.py" "$run" "$bin/spin-operator"
+fi
 wait_for nodes 60 "${kc[@]}" wait --for condition=Ready --timeout 5s node/rig-node-1 node/rig-node-2
 untainted() { [ -z "$("${kc[@]}" get nodes -o jsonpath='{.items[*].spec.taints}')" ]; }
 wait_for untainted-nodes 60 untainted
