@@ -5,14 +5,11 @@
 #   crds/flux/*.yaml                            their CRDs, from the same module zips
 #   charts/*.tgz                                upstream charts packaged from their module zips
 #   upstream/...                                the operator's release files (copy_upstream below)
-#   bin/kube-apiserver-<K8S_VERSION>            the control plane's apiserver, linked with its version
-#     (charts check `kubeVersion`; the core build's apiserver says v0.0.0-master)
 # With --check: only say whether it is built (exit 1 when not).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=flux.env
 source "$here/flux.env"
-K8S_VERSION="$(. "$here/versions.env"; echo "$K8S_VERSION")"
 key="$(sha256sum < "$here/flux.env" | cut -c1-16)"
 root="${RIG_FLUX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spin-aks/kube-rig-flux}"
 cache="$root/$key"
@@ -21,7 +18,6 @@ log() { echo "kube-rig-flux: $*" >&2; }
 
 complete() {
   [ -x "$bin/source-controller" ] && [ -x "$bin/helm-controller" ] && [ -f "$cache/charts/done" ] &&
-    [ -x "$bin/kube-apiserver-$K8S_VERSION" ] &&
     [ -f "$cache/upstream/done" ] && [ -n "$(ls "$cache"/crds/flux/*.yaml 2>/dev/null)" ]
 }
 if complete; then echo "$cache"; exit 0; fi
@@ -112,23 +108,6 @@ copy_upstream() {
   touch "$cache/upstream/done"
 }
 
-# kube-apiserver as build.sh builds it (same module, so Go's build cache makes this a relink), with
-# the version variables Kubernetes' own build sets (hack/lib/version.sh), so /version says the
-# release: Helm refuses charts whose kubeVersion (cert-manager: ">= 1.22.0-0") v0.0.0 fails.
-versioned_apiserver() {
-  local target="$bin/kube-apiserver-$K8S_VERSION" core minor pkg=k8s.io/component-base/version
-  [ -x "$target" ] && return
-  core="$(bash "$here/build.sh")"
-  minor="${K8S_VERSION#v1.}" && minor="${minor%%.*}"
-  log "linking kube-apiserver $K8S_VERSION with its version"
-  cd "$core/work/k8s"
-  go build -trimpath -ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
-    -o "$target.tmp" k8s.io/kubernetes/cmd/kube-apiserver && mv "$target.tmp" "$target"
-  rm -f "$bin"/kube-apiserver-*.tmp
-  find "$bin" -name 'kube-apiserver-*' ! -name "kube-apiserver-$K8S_VERSION" -delete
-}
-
-versioned_apiserver
 build_controller source-controller "$SOURCE_CONTROLLER_VERSION" \
   "replace github.com/fluxcd/pkg/artifact => github.com/fluxcd/pkg/artifact $FLUXCD_PKG_ARTIFACT_REPLACE"
 build_controller helm-controller "$HELM_CONTROLLER_VERSION"

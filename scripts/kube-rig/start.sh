@@ -28,11 +28,7 @@ done
 [ -n "$run" ] || { echo "usage: start.sh RUN_DIR [OWNER_PID] [--bare] [--flux]" >&2; exit 2; }
 cache="$(bash "$here/build.sh")"
 bin="$cache/bin"
-apiserver="$bin/kube-apiserver"
-if [ -n "$flux" ]; then # its apiserver reports its release in /version: charts check kubeVersion
-  flux_cache="$(bash "$here/build-flux.sh")"
-  apiserver="$flux_cache/bin/kube-apiserver-$(. "$here/versions.env"; echo "$K8S_VERSION")"
-fi
+if [ -n "$flux" ]; then flux_cache="$(bash "$here/build-flux.sh")"; fi
 mkdir -p "$run/logs" "$run/pki"
 run="$(cd "$run" && pwd)"
 log() { echo "kube-rig: $*" >&2; }
@@ -213,7 +209,7 @@ spawn etcd "$bin/etcd" --name rig --data-dir "$run/etcd" --unsafe-no-fsync \
   --initial-cluster "rig=http://127.0.0.1:$peer_port"
 wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
 
-spawn kube-apiserver "$apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
+spawn kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
   --cert-dir "$run/pki" --tls-cert-file "$run/pki/serving.crt" --tls-private-key-file "$run/pki/serving.key" \
   --client-ca-file "$run/pki/ca.crt" --token-auth-file "$run/pki/tokens.csv" --authorization-mode RBAC --allow-privileged \
