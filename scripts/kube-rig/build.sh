@@ -4,9 +4,11 @@
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, spin-operator (as `cmd`),
 #   plus the spin-operator CRDs from its module zip.
 # With --check: only say whether it is built (exit 1 when not).
+# With --flux (first): also the Flux parts of start.sh --flux (build-flux.sh, a cache of their own).
 # RIG_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/spin-aks/kube-rig) holds one folder per version set.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+if [ "${1:-}" = "--flux" ]; then shift; bash "$here/build-flux.sh" "$@" >/dev/null; fi
 # shellcheck source=versions.env
 source "$here/versions.env"
 # shellcheck source=crds.env
@@ -63,7 +65,11 @@ build_kubernetes() {
   for c in kube-apiserver kube-controller-manager kube-scheduler; do
     [ -x "$bin/$c" ] && continue
     log "building $c $K8S_VERSION"
-    go build -trimpath -ldflags='-s -w' -o "$bin/$c.tmp" "k8s.io/kubernetes/cmd/$c" && mv "$bin/$c.tmp" "$bin/$c"
+    # The version the API server reports (/version): charts check it (`kubeVersion`), and a
+    # build from modules would otherwise say v0.0.0-master.
+    local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+    local version="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+    go build -trimpath -ldflags="-s -w $version" -o "$bin/$c.tmp" "k8s.io/kubernetes/cmd/$c" && mv "$bin/$c.tmp" "$bin/$c"
   done
 }
 

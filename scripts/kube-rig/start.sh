@@ -2,16 +2,33 @@
 # Starts the test control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kwok (two fake nodes, failure stages, port-forward/logs to a stand-in app) and the
 # real spin-operator with its CRDs, the wasmtime-spin-v2 RuntimeClass and nodes labelled for the shim.
-#   start.sh RUN_DIR [OWNER_PID]
+#   start.sh RUN_DIR [OWNER_PID] [--bare] [--flux]
+# --bare: the control plane and the kwok nodes only (no SpinKube: no operator, no SpinKube CRDs, no
+#   RuntimeClass, no shim labels on the nodes), the cluster a `cluster install` starts from.
+# --flux: also Flux's source-controller and helm-controller (out of cluster, as the operator is),
+#   their CRDs, a chart registry (docker-registry on loopback) holding the upstream charts, and a
+#   loopback HTTP server with the spin-operator release files and a Go-proxy mirror of its module
+#   (built by build-flux.sh). The API server calls no admission webhooks in this mode: the charts'
+#   webhooks would be kwok pods, which serve nothing (see CONTRIBUTING.md).
 # Writes RUN_DIR/kubeconfig (cluster admin), RUN_DIR/rig.env (ports, pids) and RUN_DIR/logs/*.log.
 # With OWNER_PID, a watchdog stops the rig and removes RUN_DIR when that process exits (one rig
 # per test process).
 # Stop it with stop.sh RUN_DIR.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-run="$1" owner="${2:-}"
+run="" owner="" bare="" flux=""
+for arg in "$@"; do
+  case "$arg" in
+    --bare) bare=1 ;;
+    --flux) flux=1 ;;
+    -*) echo "kube-rig: unknown option $arg (known: --bare, --flux)" >&2; exit 2 ;;
+    *) if [ -z "$run" ]; then run="$arg"; elif [ -z "$owner" ]; then owner="$arg"; else echo "kube-rig: extra argument $arg" >&2; exit 2; fi ;;
+  esac
+done
+[ -n "$run" ] || { echo "usage: start.sh RUN_DIR [OWNER_PID] [--bare] [--flux]" >&2; exit 2; }
 cache="$(bash "$here/build.sh")"
 bin="$cache/bin"
+if [ -n "$flux" ]; then flux_cache="$(bash "$here/build-flux.sh")"; fi
 mkdir -p "$run/logs" "$run/pki"
 run="$(cd "$run" && pwd)"
 log() { echo "kube-rig: $*" >&2; }
@@ -24,7 +41,8 @@ for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 }
-read -r etcd_port peer_port api_port kwok_port app_port <<<"$(free_ports 5)"
+read -r etcd_port peer_port api_port kwok_port app_port source_metrics_port source_health_port \
+  storage_port helm_metrics_port helm_health_port registry_port upstream_port <<<"$(free_ports 12)"
 
 make_pki() {
   local pki="$run/pki"
@@ -123,6 +141,50 @@ CFG
   } > "$run/kwok.yaml"
 }
 
+start_flux() { # Flux's controllers out of cluster, the chart registry, the upstream files
+  local fbin="$flux_cache/bin"
+  "${kc[@]}" create namespace flux-system >/dev/null
+  "${kc[@]}" apply --server-side -f "$flux_cache/crds/flux" >/dev/null
+  wait_for flux-CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s \
+    crd/helmrepositories.source.toolkit.fluxcd.io crd/helmcharts.source.toolkit.fluxcd.io crd/helmreleases.helm.toolkit.fluxcd.io
+  mkdir -p "$run/flux-artifacts"
+  # source-controller's artifact server listens on loopback and advertises that address, so
+  # helm-controller (also here) fetches chart artifacts from it; leader election is off by default.
+  spawn source-controller env KUBECONFIG="$run/kubeconfig" RUNTIME_NAMESPACE=flux-system "$fbin/source-controller" \
+    --watch-all-namespaces --log-level info \
+    --metrics-addr "127.0.0.1:$source_metrics_port" --health-addr "127.0.0.1:$source_health_port" \
+    --storage-path "$run/flux-artifacts" --storage-addr "127.0.0.1:$storage_port" --storage-adv-addr "127.0.0.1:$storage_port"
+  spawn helm-controller env KUBECONFIG="$run/kubeconfig" RUNTIME_NAMESPACE=flux-system "$fbin/helm-controller" \
+    --watch-all-namespaces --log-level info \
+    --metrics-addr "127.0.0.1:$helm_metrics_port" --health-addr "127.0.0.1:$helm_health_port"
+  # The chart registry: Debian's docker-registry (distribution) on loopback, plain HTTP.
+  mkdir -p "$run/registry"
+  cat > "$run/registry/config.yml" <<REG
+version: 0.1
+log: {level: warn}
+storage: {filesystem: {rootdirectory: $run/registry/data}}
+http: {addr: 127.0.0.1:$registry_port}
+REG
+  spawn chart-registry docker-registry serve "$run/registry/config.yml"
+  wait_for chart-registry 30 curl -sf "http://127.0.0.1:$registry_port/v2/"
+  local chart
+  for chart in "$flux_cache"/charts/*.tgz; do
+    helm push "$chart" "oci://127.0.0.1:$registry_port/charts" --plain-http >/dev/null 2>>"$run/logs/chart-registry.log"
+  done
+  spawn upstream python3 -m http.server "$upstream_port" --bind 127.0.0.1 --directory "$flux_cache/upstream"
+  wait_for upstream 30 curl -sf "http://127.0.0.1:$upstream_port/spin-operator/"
+  wait_for source-controller 60 curl -sf "http://127.0.0.1:$source_health_port/readyz"
+  wait_for helm-controller 60 curl -sf "http://127.0.0.1:$helm_health_port/readyz"
+  {
+    echo "CHART_REGISTRY=127.0.0.1:$registry_port/charts"
+    echo "UPSTREAM_URL=http://127.0.0.1:$upstream_port"
+    echo "MODULE_PROXY=http://127.0.0.1:$upstream_port/goproxy"
+    echo "SPIN_OPERATOR_CRDS=$flux_cache/upstream/spin-operator/$(. "$here/flux.env"; echo "$SPIN_OPERATOR_CHART_VERSION")/spin-operator.crds.yaml"
+    echo "SPIN_OPERATOR_EXECUTOR=$flux_cache/upstream/spin-operator/$(. "$here/flux.env"; echo "$SPIN_OPERATOR_CHART_VERSION")/spin-operator.shim-executor.yaml"
+    echo "FLUX_ARTIFACTS=http://127.0.0.1:$storage_port"
+  } >> "$run/rig.env"
+}
+
 stand_in_app() { # a local HTTP server standing in for the Spin app behind port-forward, and its logs
   mkdir -p "$run/app/www"
   echo "Hello from the stand-in Spin app" > "$run/app/www/index.html"
@@ -135,6 +197,8 @@ stand_in_app() { # a local HTTP server standing in for the Spin app behind port-
 
 : > "$run/rig.env"
 echo "api_port=$api_port app_port=$app_port" >> "$run/rig.env"
+mode=spinkube; [ -n "$bare" ] && mode=bare
+echo "RIG_MODE=$mode${flux:+,flux}" >> "$run/rig.env"
 make_pki
 write_kubeconfig
 kc=(kubectl --kubeconfig "$run/kubeconfig")
@@ -152,7 +216,8 @@ spawn kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etc
   --service-cluster-ip-range 10.0.0.0/24 --service-account-issuer https://kubernetes.default.svc \
   --service-account-key-file "$run/pki/sa.pub" --service-account-signing-key-file "$run/pki/sa.key" \
   --kubelet-client-certificate "$run/pki/admin.crt" --kubelet-client-key "$run/pki/admin.key" \
-  --kubelet-preferred-address-types InternalIP --endpoint-reconciler-type none
+  --kubelet-preferred-address-types InternalIP --endpoint-reconciler-type none \
+  ${flux:+--disable-admission-plugins ValidatingAdmissionWebhook,MutatingAdmissionWebhook}
 wait_for kube-apiserver 90 "${kc[@]}" get --raw /readyz
 
 spawn kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$run/kubeconfig" \
@@ -169,10 +234,21 @@ spawn kwok "$bin/kwok" --kubeconfig "$run/kubeconfig" --config "$run/kwok.yaml" 
   --tls-cert-file "$run/pki/serving.crt" --tls-private-key-file "$run/pki/serving.key" --cidr 10.0.1.0/24
 
 cp -r "$cache/crds" "$run/crds"
-"${kc[@]}" apply --server-side -f "$cache/crds/spinapps.yaml" -f "$cache/crds/spinappexecutors.yaml" -f "$cache"/crds/secretproviderclasses-*.yaml -f "$here/cluster.yaml" >/dev/null
-wait_for CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s crd/spinapps.core.spinkube.dev crd/spinappexecutors.core.spinkube.dev crd/secretproviderclasses.secrets-store.csi.x-k8s.io
-spawn spin-operator "$bin/spin-operator" --kubeconfig "$run/kubeconfig" \
-  --metrics-bind-address 0 --health-probe-bind-address 0
+if [ -n "$bare" ]; then
+  # The same two nodes without the shim labels runtime-class-manager would put on them.
+  sed -e 's/, spin: "true", spin-v2: provisioned//' "$here/cluster.yaml" |
+    awk 'BEGIN{RS="---\n"; ORS="---\n"} !/kind: RuntimeClass/' > "$run/nodes.yaml"
+  "${kc[@]}" apply --server-side -f "$run/nodes.yaml" >/dev/null
+else
+  "${kc[@]}" apply --server-side -f "$cache/crds/spinapps.yaml" -f "$cache/crds/spinappexecutors.yaml" -f "$cache"/crds/secretproviderclasses-*.yaml -f "$here/cluster.yaml" >/dev/null
+  wait_for CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s crd/spinapps.core.spinkube.dev crd/spinappexecutors.core.spinkube.dev crd/secretproviderclasses.secrets-store.csi.x-k8s.io
+  spawn spin-operator "$bin/spin-operator" --kubeconfig "$run/kubeconfig" \
+    --metrics-bind-address 0 --health-probe-bind-address 0
+fi
+if [ -n "$flux" ]; then start_flux; fi
+if [ -n "$bare" ] && [ -n "$flux" ]; then # what SpinKube's pods would do, once installed
+  spawn standins python3 "$here/standins.py" "$run" "$bin/spin-operator"
+fi
 wait_for nodes 60 "${kc[@]}" wait --for condition=Ready --timeout 5s node/rig-node-1 node/rig-node-2
 untainted() { [ -z "$("${kc[@]}" get nodes -o jsonpath='{.items[*].spec.taints}')" ]; }
 wait_for untainted-nodes 60 untainted
