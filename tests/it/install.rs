@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use spin_aks::install::objects::{self, ChartSource};
 use spin_aks::install::releases::{ReleaseSet, Versions};
 
-use crate::support::rig::{rig, spin_aks_on};
+use crate::cluster_aks::{run_blocking, Aks};
+use crate::support::rig::{private_rig_with, rig, spin_aks_on};
 use crate::support::{skip, spin_aks_isolated};
 
 #[test]
@@ -152,4 +153,184 @@ fn the_install_objects_are_flux_helm_releases_in_order_and_the_shim() {
             spin_aks::kube::render::yaml_stream(&objects)
         );
     }
+}
+
+#[test]
+fn install_on_a_bare_cluster_reconciles_every_stage_through_flux_and_a_rerun_changes_nothing() {
+    let Some(rig) = private_rig_with(&["--bare", "--flux"]) else {
+        return;
+    };
+    let charts = rig
+        .env("CHART_REGISTRY")
+        .expect("a --flux rig names its CHART_REGISTRY");
+    let proxy = rig
+        .env("MODULE_PROXY")
+        .expect("a --flux rig mirrors the Go module proxy");
+    let home = tempfile::tempdir().unwrap();
+    let install = |extra: &[&str]| {
+        let mut cmd = spin_aks_on(&rig, home.path());
+        cmd.args(["cluster", "install", "--output", "json", "--timeout", "5m"])
+            .args(["--chart-registry", &charts, "--module-proxy", &proxy])
+            .args(extra);
+        cmd.output().unwrap()
+    };
+
+    let dry = install(&["--dry-run"]);
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let planned = crate::support::json_stdout(&dry);
+    assert_eq!(planned["dry_run"], true, "{planned}");
+    let namespaces = rig.kubectl_ok(&["get", "namespaces", "-o", "name"]);
+    assert!(
+        !namespaces.contains("namespace/spin-aks\n"),
+        "a dry run wrote: {namespaces}"
+    );
+
+    let first = install(&[]);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(0), "{stderr}");
+    let report = crate::support::json_stdout(&first);
+    let stages: Vec<&str> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "cert-manager",
+            "runtime-class-manager",
+            "spin-operator",
+            "shim"
+        ]
+    );
+    for release in ["cert-manager", "runtime-class-manager", "spin-operator"] {
+        let ready = rig.kubectl_ok(&[
+            "get",
+            "helmrelease",
+            release,
+            "-n",
+            "spin-aks",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        assert_eq!(ready, "True", "{release}");
+    }
+    let crds = rig.kubectl_ok(&["get", "crd", "spinapps.core.spinkube.dev", "-o", "name"]);
+    assert!(crds.contains("spinapps.core.spinkube.dev"));
+    assert!(
+        !report["labelled_nodes"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+
+    let again = install(&[]);
+    let report = crate::support::json_stdout(&again);
+    assert_eq!(again.status.code(), Some(0));
+    let changed: Vec<&serde_json::Value> = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["action"] != "unchanged")
+        .collect();
+    assert!(changed.is_empty(), "a second install changed {changed:?}");
+    assert!(report["labelled_nodes"].as_array().unwrap().is_empty());
+
+    let removed = spin_aks_on(&rig, home.path())
+        .args(["cluster", "uninstall", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        removed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let left = rig.kubectl_ok(&["get", "helmreleases", "-A", "-o", "name"]);
+    assert!(left.trim().is_empty(), "{left}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aks_automatic_cluster_is_refused_before_anything_is_written() {
+    let Some(rig) = rig() else { return };
+    let aks = Aks::start(rig, "auto1", &rig.server()).await;
+    aks.arm.cluster("auto1", |c| {
+        c["sku"] = serde_json::json!({"name": "Automatic", "tier": "Standard"})
+    });
+    let output = run_blocking(aks.command("auto1", "default", &["cluster", "install"])).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("AKS Automatic") && stderr.contains("--workload deployment"),
+        "{stderr}"
+    );
+    assert_eq!(
+        aks.arm.writes(),
+        0,
+        "nothing may be written before the refusal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn install_on_aks_enables_flux_through_arm_and_labels_the_agent_pool() {
+    let Some(rig) = private_rig_with(&["--bare", "--flux"]) else {
+        return;
+    };
+    let charts = rig
+        .env("CHART_REGISTRY")
+        .expect("a --flux rig names its CHART_REGISTRY");
+    let proxy = rig
+        .env("MODULE_PROXY")
+        .expect("a --flux rig mirrors the Go module proxy");
+    let aks = Aks::start(&rig, "aks1", &rig.server()).await;
+    aks.arm
+        .world(|w| w.pool_nodes_kubeconfig = Some(rig.kubeconfig.clone()));
+    let args = [
+        "cluster",
+        "install",
+        "--chart-registry",
+        &charts,
+        "--module-proxy",
+        &proxy,
+        "--timeout",
+        "5m",
+    ];
+    let output = run_blocking(aks.command("aks1", "default", &args)).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report = crate::support::json_stdout(&output);
+    assert_eq!(report["aks"]["flux_extension_installed"], true, "{report}");
+    assert_eq!(
+        report["aks"]["labelled_pools"],
+        serde_json::json!(["nodepool1"]),
+        "{report}"
+    );
+    assert!(
+        report["labelled_nodes"].as_array().unwrap().is_empty(),
+        "nodes are labelled through the pool: {report}"
+    );
+    let labelled = rig.kubectl_ok(&["get", "nodes", "-l", "spin=true", "-o", "name"]);
+    assert!(
+        !labelled.trim().is_empty(),
+        "AKS rolled the pool's label onto the nodes"
+    );
+
+    let again = run_blocking(aks.command("aks1", "default", &args)).await;
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let report = crate::support::json_stdout(&again);
+    assert_eq!(report["aks"]["flux_extension_installed"], false, "{report}");
+    assert_eq!(
+        report["aks"]["labelled_pools"],
+        serde_json::json!([]),
+        "{report}"
+    );
 }

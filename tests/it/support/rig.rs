@@ -26,7 +26,7 @@ fn repo() -> PathBuf {
 /// version); a test using it may change objects in its own namespaces only. `None` (skip)
 /// outside CI when it cannot start; under `CI=true` that fails the test.
 pub fn rig() -> Option<&'static Rig> {
-    match RIG.get_or_init(start) {
+    match RIG.get_or_init(|| start_with(&[])) {
         Ok(rig) => Some(rig),
         Err(why) => {
             super::skip(why);
@@ -38,7 +38,14 @@ pub fn rig() -> Option<&'static Rig> {
 /// A rig of the calling test's own, for a test that takes cluster-wide parts away (CRDs, the
 /// RuntimeClass, node labels); stopped and removed on drop. `None` (skip) as for [`rig`].
 pub fn private_rig() -> Option<PrivateRig> {
-    match start() {
+    private_rig_with(&[])
+}
+
+/// A private rig started in a mode of scripts/kube-rig/start.sh (`--bare`: no SpinKube at all;
+/// `--flux`: the real Flux source- and helm-controller and a chart registry). `None` (skip) as
+/// for [`rig`].
+pub fn private_rig_with(modes: &[&str]) -> Option<PrivateRig> {
+    match start_with(modes) {
         Ok(rig) => Some(PrivateRig(rig)),
         Err(why) => {
             super::skip(&why);
@@ -67,7 +74,7 @@ impl Drop for PrivateRig {
     }
 }
 
-fn start() -> Result<Rig, String> {
+fn start_with(modes: &[&str]) -> Result<Rig, String> {
     let dir = tempfile::Builder::new()
         .prefix("spin-aks-rig-")
         .tempdir()
@@ -77,6 +84,7 @@ fn start() -> Result<Rig, String> {
         .arg(repo().join("scripts/kube-rig/start.sh"))
         .arg(&dir)
         .arg(std::process::id().to_string())
+        .args(modes)
         .output()
         .expect("run scripts/kube-rig/start.sh");
     if !output.status.success() {
@@ -143,6 +151,15 @@ impl Rig {
             .find_map(|l| l.trim().strip_prefix("server: "))
             .unwrap()
             .to_string()
+    }
+
+    /// A value of the rig's `rig.env` (ports, the chart registry of a `--flux` rig).
+    pub fn env(&self, key: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.path("rig.env")).ok()?;
+        text.lines().find_map(|line| {
+            let (k, v) = line.split_once('=')?;
+            (k == key).then(|| v.trim_matches('"').to_string())
+        })
     }
 
     /// The rig's file `name` (logs, pki).
