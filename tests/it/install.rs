@@ -8,7 +8,7 @@ use spin_aks::install::objects::{self, ChartSource};
 use spin_aks::install::releases::{ReleaseSet, Versions};
 
 use crate::cluster_aks::{run_blocking, Aks};
-use crate::support::rig::{private_rig_with, rig, spin_aks_on};
+use crate::support::rig::{private_rig_with, rig, spin_aks_on, PrivateRig};
 use crate::support::{skip, spin_aks_isolated};
 
 #[test]
@@ -155,17 +155,24 @@ fn the_install_objects_are_flux_helm_releases_in_order_and_the_shim() {
     }
 }
 
-#[test]
-fn install_on_a_bare_cluster_reconciles_every_stage_through_flux_and_a_rerun_changes_nothing() {
-    let Some(rig) = private_rig_with(&["--bare", "--flux"]) else {
-        return;
-    };
+/// A rig of its own with no SpinKube and the real Flux controllers, its chart registry and its
+/// Go module proxy mirror.
+fn bare_flux_rig() -> Option<(PrivateRig, String, String)> {
+    let rig = private_rig_with(&["--bare", "--flux"])?;
     let charts = rig
         .env("CHART_REGISTRY")
         .expect("a --flux rig names its CHART_REGISTRY");
     let proxy = rig
         .env("MODULE_PROXY")
         .expect("a --flux rig mirrors the Go module proxy");
+    Some((rig, charts, proxy))
+}
+
+#[test]
+fn install_on_a_bare_cluster_reconciles_every_stage_through_flux_and_a_rerun_changes_nothing() {
+    let Some((rig, charts, proxy)) = bare_flux_rig() else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     let install = |extra: &[&str]| {
         let mut cmd = spin_aks_on(&rig, home.path());
@@ -277,15 +284,9 @@ async fn an_aks_automatic_cluster_is_refused_before_anything_is_written() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn install_on_aks_enables_flux_through_arm_and_labels_the_agent_pool() {
-    let Some(rig) = private_rig_with(&["--bare", "--flux"]) else {
+    let Some((rig, charts, proxy)) = bare_flux_rig() else {
         return;
     };
-    let charts = rig
-        .env("CHART_REGISTRY")
-        .expect("a --flux rig names its CHART_REGISTRY");
-    let proxy = rig
-        .env("MODULE_PROXY")
-        .expect("a --flux rig mirrors the Go module proxy");
     let aks = Aks::start(&rig, "aks1", &rig.server()).await;
     aks.arm
         .world(|w| w.pool_nodes_kubeconfig = Some(rig.kubeconfig.clone()));
