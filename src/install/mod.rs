@@ -216,16 +216,17 @@ async fn label_node_objects(conn: &Connection) -> anyhow::Result<Vec<String>> {
     let mut labelled = Vec::new();
     for node in list.items {
         let name = node.metadata.name.clone().unwrap_or_default();
-        let has =
-            node.metadata.labels.as_ref().and_then(|l| l.get(key)) == Some(&value.to_string());
-        if has {
+        let labels = node.metadata.labels.as_ref();
+        if labels.and_then(|l| l.get(key)).map(String::as_str) == Some(value) {
             continue;
         }
-        let patch = json!({"metadata": {"labels": {key: value}}});
+        let applied = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {key: value}}});
         nodes
-            .patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(json!({
-                "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": patch["metadata"]["labels"]}
-            })))
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Apply(applied),
+            )
             .await
             .map_err(|e| explain(e, conn, Action::new("patch", "nodes", None)))?;
         labelled.push(name);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
 
 use super::objects::NAMESPACE;
@@ -27,13 +27,12 @@ pub async fn release_ready(
     timeout: Duration,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
-    let resource = ApiResource {
-        group: "helm.toolkit.fluxcd.io".into(),
-        version: "v2".into(),
-        api_version: "helm.toolkit.fluxcd.io/v2".into(),
-        kind: "HelmRelease".into(),
-        plural: "helmreleases".into(),
-    };
+    let resource = resource(
+        "helm.toolkit.fluxcd.io",
+        "v2",
+        "HelmRelease",
+        "helmreleases",
+    );
     let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), NAMESPACE, &resource);
     let until = |object: &DynamicObject| {
         release_outcome(object.metadata.generation, &object.data["status"])
@@ -74,13 +73,7 @@ pub async fn shim_installed(
     timeout: Duration,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
-    let resource = ApiResource {
-        group: "runtime.spinkube.dev".into(),
-        version: "v1alpha1".into(),
-        api_version: "runtime.spinkube.dev/v1alpha1".into(),
-        kind: "Shim".into(),
-        plural: "shims".into(),
-    };
+    let resource = resource("runtime.spinkube.dev", "v1alpha1", "Shim", "shims");
     let api: Api<DynamicObject> = Api::all_with(conn.client.clone(), &resource);
     let until = |object: &DynamicObject| -> Outcome {
         let status = &object.data["status"];
@@ -97,6 +90,11 @@ pub async fn shim_installed(
             "the shim was not installed on the labelled nodes (see `kubectl get shim {name} -o yaml` and the runtime-class-manager logs)"
         ))
     })
+}
+
+/// A custom resource the install waits on.
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
 #[derive(Debug, PartialEq, Eq)]
