@@ -667,6 +667,48 @@ pub enum ClusterCommand {
     Install(ClusterInstallArgs),
     /// Remove what `cluster install` put on the cluster (refused while SpinApps run, unless --force)
     Uninstall(ClusterUninstallArgs),
+    /// Create an AKS cluster ready for Spin apps (resource group, Azure Linux nodes labelled for
+    /// the shim, OIDC issuer, workload identity, app routing, a registry attached), then install
+    /// SpinKube; a re-run changes only what differs
+    Create(Box<ClusterCreateArgs>),
+    /// Delete an AKS cluster `cluster create` made (asks first; `-y` answers yes)
+    Delete(ClusterDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterCreateArgs {
+    /// The Azure region (default: the resource group's, when it exists)
+    #[arg(long, short = 'l', value_name = "REGION")]
+    pub location: Option<String>,
+    /// Nodes in the cluster's (system) pool
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub node_count: u32,
+    /// The nodes' VM size
+    #[arg(long, value_name = "SIZE", default_value = "Standard_D2s_v5")]
+    pub node_vm_size: String,
+    /// The Kubernetes version (default: AKS's default)
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+    /// The registry the nodes pull from: an existing one by name or login server, or a new one's
+    /// name (default: the remembered or only registry of the subscription, else `<cluster>acr`)
+    #[arg(long, value_name = "NAME")]
+    pub registry: Option<String>,
+    /// The SKU of a registry created
+    #[arg(long, value_name = "SKU", default_value = "Basic")]
+    pub registry_sku: String,
+    /// Create the cluster only; install SpinKube later with `spin-aks cluster install`
+    #[arg(long)]
+    pub no_install: bool,
+    /// The cluster (`--cluster`, `--resource-group`, `--subscription`) and the install's flags
+    /// (`--dry-run` plans the whole creation and writes nothing)
+    #[command(flatten)]
+    pub install: ClusterInstallArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterDeleteArgs {
+    #[command(flatten)]
+    pub target: AksClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -1031,6 +1073,47 @@ impl ClusterInstallArgs {
         })?;
         self.sources
             .settings(releases, self.plain_http, self.dry_run, self.timeout)
+    }
+}
+
+impl ClusterCreateArgs {
+    /// The creation's settings, every name checked before anything is asked of ARM.
+    pub fn settings(&self) -> anyhow::Result<crate::provision::spec::CreateSettings> {
+        use crate::provision::spec::{self, CreateSettings, RegistryWish};
+        let target = &self.install.target;
+        if target.kubeconfig.is_some() || target.context.is_some() || target.namespace.is_some() {
+            return Err(crate::bad_input!(
+                "cluster create makes an AKS cluster: --kubeconfig, --context and -n do not apply"
+            ));
+        }
+        let aks = &target.aks;
+        let required = |value: &Option<String>, flag: &str| {
+            value.clone().ok_or_else(|| {
+                crate::bad_input!("cluster create needs {flag}: the new cluster's {flag}")
+            })
+        };
+        Ok(CreateSettings {
+            name: spec::cluster_name(&required(&aks.cluster, "--cluster")?)?,
+            resource_group: spec::resource_group(&required(
+                &aks.resource_group,
+                "--resource-group",
+            )?)?,
+            location: self.location.as_deref().map(spec::location).transpose()?,
+            node_count: self.node_count,
+            node_vm_size: spec::vm_size(&self.node_vm_size)?,
+            kubernetes_version: (self.kubernetes_version.as_deref())
+                .map(spec::kubernetes_version)
+                .transpose()?,
+            registry: match &self.registry {
+                Some(name) => RegistryWish::Named(name.clone()),
+                None => RegistryWish::Default,
+            },
+            registry_sku: spec::registry_sku(&self.registry_sku)?,
+            install: (!self.no_install)
+                .then(|| self.install.settings())
+                .transpose()?,
+            dry_run: self.install.dry_run,
+        })
     }
 }
 

@@ -16,6 +16,7 @@ pub mod kube;
 pub mod oci;
 pub mod output;
 pub mod prompt;
+pub mod provision;
 pub mod publish;
 pub mod registry;
 pub mod secret_input;

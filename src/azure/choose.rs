@@ -104,7 +104,7 @@ pub async fn resolve_cluster(
     Ok(refs[index].clone())
 }
 
-async fn resolve_subscription(
+pub async fn resolve_subscription(
     arm: &Arm,
     selector: &ClusterSelector,
     state: &State,

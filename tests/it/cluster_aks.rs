@@ -12,7 +12,7 @@ const ARM_TOKEN: &str = "arm-token-5e1b7a";
 /// The token the rig's API server knows (scripts/kube-rig/start.sh, tokens.csv).
 const AKS_TOKEN: &str = "spin-aks-rig-entra-token";
 const AKS_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
-const SUB: &str = "33333333-0000-0000-0000-000000000003";
+pub(crate) const SUB: &str = "33333333-0000-0000-0000-000000000003";
 
 /// A fake ARM with one Entra cluster whose user kubeconfig names `server`, a fake `az` signing
 /// in to ARM and AKS, and a private home with a copy of the example app.
@@ -25,16 +25,27 @@ pub(crate) struct Aks {
 
 impl Aks {
     pub(crate) async fn start(rig: &Rig, cluster: &str, server: &str) -> Aks {
-        let arm = FakeArm::start(ARM_TOKEN, AKS_TOKEN).await;
-        arm.add_subscription(SUB, "Dev");
+        let aks = Aks::empty().await;
         let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
-        arm.add_cluster(
+        aks.arm.add_cluster(
             SUB,
             "rg",
             cluster,
             true,
             &entra_user_kubeconfig(cluster, "rg", server, &ca),
         );
+        aks
+    }
+
+    /// The private home (state file, app copy).
+    pub(crate) fn home(&self) -> &std::path::Path {
+        self.home.path()
+    }
+
+    /// A fake ARM with one subscription and no cluster yet.
+    pub(crate) async fn empty() -> Aks {
+        let arm = FakeArm::start(ARM_TOKEN, AKS_TOKEN).await;
+        arm.add_subscription(SUB, "Dev");
         let home = tempfile::tempdir().unwrap();
         let bin = tempfile::tempdir().unwrap();
         write_scoped_az(
@@ -75,6 +86,14 @@ impl Aks {
     /// `spin-aks -f <app> <args> --output json` aimed at `cluster` in `ns`, with no kubeconfig,
     /// no kubelogin and no managed identity endpoint.
     pub(crate) fn command(&self, cluster: &str, ns: &str, args: &[&str]) -> std::process::Command {
+        let mut cmd = self.azure(args);
+        cmd.args(["--resource-group", "rg", "--cluster", cluster, "-n", ns]);
+        cmd
+    }
+
+    /// `spin-aks -f <app> <args> --output json --subscription <the fake's>`, signed in to the fake
+    /// ARM only.
+    pub(crate) fn azure(&self, args: &[&str]) -> std::process::Command {
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -97,15 +116,7 @@ impl Aks {
             .arg("-f")
             .arg(&self.app)
             .args(args)
-            .args([
-                "--output",
-                "json",
-                "--subscription",
-                SUB,
-                "--resource-group",
-                "rg",
-            ])
-            .args(["--cluster", cluster, "-n", ns]);
+            .args(["--output", "json", "--subscription", SUB]);
         cmd
     }
 }

@@ -11,6 +11,7 @@ mod build;
 mod cluster;
 mod cluster_aks;
 mod cluster_commands;
+mod cluster_create;
 mod cluster_parts;
 mod durability;
 mod example_wasm;

@@ -4,10 +4,10 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::transport::Repeat;
+use super::transport::{not_found_as_none, Repeat};
 use super::types::cluster_id;
 use super::versions;
-use super::{Arm, ArmError};
+use super::Arm;
 use crate::state::ClusterRef;
 
 /// The Flux extension's resource name on a cluster (as `az k8s-extension create --name flux`).
@@ -38,17 +38,7 @@ impl Arm {
     /// The Flux extension on the cluster, or `None` when it has none (404).
     pub async fn flux_extension(&self, cluster: &ClusterRef) -> anyhow::Result<Option<Value>> {
         let url = self.url(&extension_path(cluster), versions::EXTENSIONS);
-        match self.get::<Value>(&url).await {
-            Ok(extension) => Ok(Some(extension)),
-            Err(err)
-                if err
-                    .downcast_ref::<ArmError>()
-                    .is_some_and(|e| e.status == 404) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(err),
-        }
+        not_found_as_none(self.get::<Value>(&url).await)
     }
 
     /// Installs the Flux extension (`extensionType: microsoft.flux`) and waits for it.

@@ -3,6 +3,7 @@
 
 mod error;
 mod install;
+mod provision;
 mod resources;
 mod transport;
 pub mod types;
@@ -11,6 +12,7 @@ mod workload;
 
 pub use error::{role_for_action, ArmError};
 pub use install::FLUX_EXTENSION;
+pub use provision::{NameAvailability, Started};
 pub use types::*;
 
 use std::collections::HashMap;

@@ -140,3 +140,18 @@ impl Arm {
         rest::same_origin(&self.endpoint, url)
     }
 }
+
+/// A GET's 404 as `None`.
+pub(super) fn not_found_as_none<T>(read: anyhow::Result<T>) -> anyhow::Result<Option<T>> {
+    match read {
+        Ok(found) => Ok(Some(found)),
+        Err(err)
+            if err
+                .downcast_ref::<ArmError>()
+                .is_some_and(|e| e.status == 404) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}

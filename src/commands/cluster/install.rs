@@ -3,7 +3,7 @@
 
 use crate::cli::{ClusterInstallArgs, ClusterUninstallArgs, GlobalArgs};
 use crate::cluster::apply::ObjectAction;
-use crate::install;
+use crate::install::{self, InstallReport, InstallSettings};
 use crate::output::Output;
 use crate::target::Target;
 
@@ -15,14 +15,29 @@ pub async fn run(
     let settings = args.settings()?;
     let store = global.store(out)?;
     let target = Target::resolve(&args.target.settings(), store.state(), global.yes).await?;
-    // On AKS: refused on Automatic before anything is written, Flux and the labels through ARM.
+    let report = install_on(target, &settings, out).await?;
+    out.report(&report, lines(&report).join("\n"))
+}
+
+/// The install on a resolved target. On AKS: refused on Automatic before anything is written,
+/// Flux and the labels through ARM.
+pub(super) async fn install_on(
+    target: Target,
+    settings: &InstallSettings,
+    out: &Output,
+) -> anyhow::Result<InstallReport> {
     let aks = match target.aks() {
         Some(aks) => Some(install::aks::prepare(aks, settings.dry_run, out).await?),
         None => None,
     };
     let cluster = target.connect(&Default::default()).await?;
-    let mut report = install::install(&cluster.conn, &settings, aks.is_none(), out).await?;
+    let mut report = install::install(&cluster.conn, settings, aks.is_none(), out).await?;
     report.aks = aks;
+    Ok(report)
+}
+
+/// One line per object, label and stage, then the outcome.
+pub(super) fn lines(report: &InstallReport) -> Vec<String> {
     let verb = |action: ObjectAction| match (report.dry_run, action) {
         (true, _) => "would be applied",
         (_, ObjectAction::Created) => "created",
@@ -59,7 +74,7 @@ pub async fn run(
             report.cluster
         ),
     });
-    out.report(&report, lines.join("\n"))
+    lines
 }
 
 pub async fn uninstall(

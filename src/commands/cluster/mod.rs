@@ -3,6 +3,7 @@
 
 mod attach_acr;
 mod check;
+mod create;
 mod install;
 
 use anyhow::Context;
@@ -28,6 +29,8 @@ pub async fn run(global: &GlobalArgs, args: &ClusterArgs, out: &Output) -> anyho
         ClusterCommand::Check(args) => check::run(global, args, out).await,
         ClusterCommand::Install(args) => install::run(global, args, out).await,
         ClusterCommand::Uninstall(args) => install::uninstall(global, args, out).await,
+        ClusterCommand::Create(args) => create::run(global, args, out).await,
+        ClusterCommand::Delete(args) => create::delete(global, args, out).await,
     }
 }
 

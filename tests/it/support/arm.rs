@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "arm_provision.rs"]
+mod provision;
+pub use provision::Provisioner;
+
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
 /// Federated credentials one identity may hold.
@@ -84,6 +88,8 @@ pub struct World {
     pub pool_nodes_kubeconfig: Option<PathBuf>,
     /// AKS operation id → polls still answered InProgress.
     aks_operations: HashMap<String, u32>,
+    /// Resource groups, registry creation, cluster creation and deletion.
+    pub provisioning: provision::Provisioning,
 }
 
 pub struct FakeArm {
@@ -388,7 +394,7 @@ fn api_version_for(path: &str) -> &'static str {
         "2025-10-01"
     } else if lower.contains("/microsoft.containerregistry/") {
         "2025-11-01"
-    } else if lower.contains("/resourcegroups") && lower.ends_with("/resourcegroups") {
+    } else if lower.contains("/resourcegroups") && !lower.contains("/providers/") {
         "2021-04-01"
     } else {
         "2022-12-01"
@@ -442,6 +448,10 @@ impl Shared {
         let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
         let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
         let json_body = || serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+        let provisioned = (self.route_provision(&method, &lower, &segments, &json_body())).await;
+        if let Some(reply) = provisioned {
+            return reply;
+        }
         match (method.as_str(), lower.as_slice()) {
             ("GET", ["subscriptions"]) => self.list(&path, &query, |w| w.subscriptions.clone()),
             (

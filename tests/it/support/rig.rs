@@ -54,6 +54,11 @@ pub fn private_rig_with(modes: &[&str]) -> Option<PrivateRig> {
     }
 }
 
+/// [`private_rig_with`] without the skip: why it could not start, for a caller that decides.
+pub fn try_private_rig_with(modes: &[&str]) -> Result<PrivateRig, String> {
+    start_with(modes).map(PrivateRig)
+}
+
 /// A rig started by [`private_rig`].
 pub struct PrivateRig(Rig);
 
