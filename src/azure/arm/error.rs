@@ -60,7 +60,12 @@ pub fn role_for_action(action: &str) -> &'static str {
         "Owner, User Access Administrator or Role Based Access Control Administrator"
     } else if action.ends_with("/listclusterusercredential/action") {
         "Azure Kubernetes Service Cluster User Role"
-    } else if action.contains("/runcommand/") || action.contains("/commandresults/") {
+    } else if action.contains("/runcommand/")
+        || action.contains("/commandresults/")
+        || action == "microsoft.containerservice/managedclusters/agentpools/write"
+        || action == "microsoft.containerservice/managedclusters/write"
+        || action == "microsoft.containerservice/managedclusters/delete"
+    {
         "Azure Kubernetes Service Contributor Role (or Contributor)"
     } else if action.ends_with("/read") {
         "Reader"
