@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use futures_util::StreamExt;
+
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::discovery::ApiResource;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -15,10 +16,9 @@ use super::connect::Connection;
 use super::diff;
 use super::errors::{explain, Action};
 
+pub use super::discovery::{Resources, OLD_SPINKUBE_GROUP, SPINKUBE_GROUP};
+
 pub const FIELD_MANAGER: &str = "spin-aks";
-/// SpinApp's group since spin-operator v0.4.0, and before it.
-pub const SPINKUBE_GROUP: &str = "core.spinkube.dev";
-pub const OLD_SPINKUBE_GROUP: &str = "core.spinoperator.dev";
 
 /// How to apply.
 #[derive(Clone, Debug, Default)]
@@ -54,58 +54,6 @@ pub struct AppliedObject {
 pub struct Applied {
     pub objects: Vec<AppliedObject>,
     pub diff: String,
-}
-
-/// The API the cluster serves for each kind, found once per command.
-pub struct Resources {
-    discovery: Discovery,
-}
-
-impl Resources {
-    pub async fn discover(conn: &Connection) -> anyhow::Result<Self> {
-        let discovery = Discovery::new(conn.client.clone())
-            .run_aggregated()
-            .await
-            .map_err(|e| explain(e, conn, Action::new("discover", "APIs", None)))?;
-        Ok(Resources { discovery })
-    }
-
-    /// The SpinApp group the cluster serves, new or old; None when SpinKube is not installed.
-    pub fn spinapp_group(&self) -> Option<&'static str> {
-        [SPINKUBE_GROUP, OLD_SPINKUBE_GROUP].into_iter().find(|g| {
-            let kind = GroupVersionKind::gvk(g, "v1alpha1", "SpinApp");
-            self.discovery.resolve_gvk(&kind).is_some()
-        })
-    }
-
-    /// The resource of `api_version`/`kind`, or an error saying the cluster does not serve it.
-    pub fn resolve(
-        &self,
-        api_version: &str,
-        kind: &str,
-    ) -> anyhow::Result<(ApiResource, ApiCapabilities)> {
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", api_version),
-        };
-        self.discovery
-            .resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the cluster does not serve {kind} in {api_version}; install what provides it (for SpinKube objects: `spin-aks cluster check`)"
-                )
-            })
-    }
-
-    /// The resource of a `Kind.group` from an ApplySet annotation, at its preferred version.
-    pub fn resolve_group_kind(&self, group_kind: &str) -> Option<(ApiResource, ApiCapabilities)> {
-        let (group, kind) = applyset::split_group_kind(group_kind);
-        let found = self.discovery.get(group)?;
-        found
-            .recommended_resources()
-            .into_iter()
-            .find(|(resource, _)| resource.kind == kind)
-    }
 }
 
 /// An object with its resolved API.
@@ -187,11 +135,10 @@ pub async fn apply(
     let namespace = set.namespace.as_str();
     let mut resolved = Vec::new();
     for mut object in objects {
-        let (resource, caps) = resources.resolve(
+        let (resource, namespaced) = resources.resolve(
             object["apiVersion"].as_str().unwrap_or_default(),
             object["kind"].as_str().unwrap_or_default(),
         )?;
-        let namespaced = caps.scope == Scope::Namespaced;
         if namespaced {
             object["metadata"]["namespace"] = Value::String(namespace.to_string());
         }
@@ -211,10 +158,29 @@ pub async fn apply(
     let union: BTreeSet<String> = previous.union(&current).cloned().collect();
     apply_parent(conn, set, &union, options.dry_run).await?;
 
+    // Stage by stage, each stage's objects at once; the report keeps the objects' order.
+    let mut results = Vec::with_capacity(resolved.len());
+    for stage in 0..=WORKLOADS {
+        let due = (resolved.iter().enumerate())
+            .filter(|(_, item)| stage_of(&item.resource.kind) == stage);
+        let done: Vec<_> =
+            futures_util::stream::iter(due)
+                .map(|(index, item)| async move {
+                    (index, apply_one(conn, item, namespace, options).await)
+                })
+                .buffer_unordered(AT_ONCE)
+                .collect()
+                .await;
+        results.extend(done);
+    }
+    results.sort_by_key(|(index, _)| *index);
     let mut conflicts = Vec::new();
-    for item in &resolved {
-        match apply_one(conn, item, namespace, options, &mut applied.diff).await? {
-            Ok(object) => applied.objects.push(object),
+    for (_, result) in results {
+        match result? {
+            Ok((object, diff)) => {
+                applied.objects.push(object);
+                applied.diff.push_str(&diff);
+            }
             Err(fields) => conflicts.extend(fields),
         }
     }
@@ -237,6 +203,23 @@ pub async fn apply(
     Ok(applied)
 }
 
+/// How many objects of one stage are applied at once.
+const AT_ONCE: usize = 8;
+/// The last stage: workloads, after everything they read.
+const WORKLOADS: u8 = 2;
+
+/// When an object is applied: definitions and namespaces first, then what a workload reads (its
+/// Secret, ConfigMap, ServiceAccount, SecretProviderClass…), then the workloads, whose pods would
+/// otherwise start without them.
+fn stage_of(kind: &str) -> u8 {
+    match kind {
+        "CustomResourceDefinition" | "Namespace" => 0,
+        "SpinApp" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job"
+        | "CronJob" | "Pod" => WORKLOADS,
+        _ => 1,
+    }
+}
+
 fn patch_params(options: &ApplyOptions, dry_run: bool) -> PatchParams {
     let mut params = PatchParams::apply(FIELD_MANAGER).validation_strict();
     if options.force_conflicts {
@@ -248,14 +231,13 @@ fn patch_params(options: &ApplyOptions, dry_run: bool) -> PatchParams {
     params
 }
 
-/// Applies one object; `Ok(Err(fields))` lists its ownership conflicts.
+/// Applies one object (with its `--diff` text); `Ok(Err(fields))` lists its ownership conflicts.
 async fn apply_one(
     conn: &Connection,
     item: &Resolved,
     namespace: &str,
     options: &ApplyOptions,
-    diff_out: &mut String,
-) -> anyhow::Result<Result<AppliedObject, Vec<String>>> {
+) -> anyhow::Result<Result<(AppliedObject, String), Vec<String>>> {
     let api = item.api(conn, namespace);
     let name = item.name();
     let resource = item.resource.plural.as_str();
@@ -274,9 +256,9 @@ async fn apply_one(
             Err(e) => return conflicts_or_error(e, conn, item, ns),
         }
     }
-    if let Some(after) = &dry {
-        diff_out.push_str(&diff::object_diff(&item.label(), before.as_ref(), after));
-    }
+    let diff_text = (dry.as_ref())
+        .map(|after| diff::object_diff(&item.label(), before.as_ref(), after))
+        .unwrap_or_default();
     let result = match dry.filter(|_| options.dry_run) {
         Some(result) => result,
         None => match api
@@ -292,12 +274,13 @@ async fn apply_one(
         Some(before) if unchanged(before, &result, options.dry_run) => ObjectAction::Unchanged,
         Some(_) => ObjectAction::Configured,
     };
-    Ok(Ok(AppliedObject {
+    let object = AppliedObject {
         kind: item.resource.kind.clone(),
         name,
         action,
         result,
-    }))
+    };
+    Ok(Ok((object, diff_text)))
 }
 
 fn unchanged(before: &Value, after: &Value, dry_run: bool) -> bool {
@@ -308,12 +291,16 @@ fn unchanged(before: &Value, after: &Value, dry_run: bool) -> bool {
 }
 
 /// A 409 with FieldManagerConflict causes becomes the list of fields; anything else an error.
-fn conflicts_or_error(
+fn conflicts_or_error<T>(
     err: kube::Error,
     conn: &Connection,
     item: &Resolved,
     ns: Option<&str>,
-) -> anyhow::Result<Result<AppliedObject, Vec<String>>> {
+) -> anyhow::Result<Result<T, Vec<String>>> {
+    if matches!(&err, kube::Error::Api(status) if status.code == 404) {
+        // The kind may be gone (its CRD deleted): the next discovery asks the server again.
+        super::discovery::forget(conn);
+    }
     if let kube::Error::Api(status) = &err {
         let causes = status
             .details
@@ -428,10 +415,9 @@ pub async fn members(
     let selector = format!("{}={}", applyset::PART_OF_LABEL, set.id);
     let mut found = Vec::new();
     for group_kind in group_kinds {
-        let Some((resource, caps)) = resources.resolve_group_kind(group_kind) else {
+        let Some((resource, namespaced)) = resources.resolve_group_kind(group_kind) else {
             continue;
         };
-        let namespaced = caps.scope == Scope::Namespaced;
         let api = dynamic_api(conn, &resource, namespaced, &set.namespace);
         let list = api
             .list(&ListParams::default().labels(&selector))
@@ -503,5 +489,30 @@ pub async fn delete(
             conn,
             Action::new("delete", &resource.plural, Some(namespace)),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_workload_reads_is_applied_before_it() {
+        let order = |kind| stage_of(kind);
+        for (first, then) in [
+            ("CustomResourceDefinition", "Secret"),
+            ("Namespace", "ServiceAccount"),
+            ("Secret", "SpinApp"),
+            ("ConfigMap", "Deployment"),
+            ("SecretProviderClass", "SpinApp"),
+            ("ServiceAccount", "Deployment"),
+        ] {
+            assert!(order(first) < order(then), "{first} before {then}");
+        }
+        assert_eq!(
+            order("Service"),
+            order("Secret"),
+            "independent objects go together"
+        );
     }
 }

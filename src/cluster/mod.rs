@@ -7,6 +7,7 @@ pub mod check;
 pub mod check_aks;
 pub mod connect;
 pub mod diff;
+pub mod discovery;
 pub mod documents;
 pub mod errors;
 pub mod executor;

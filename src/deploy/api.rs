@@ -175,7 +175,7 @@ async fn apply_manifests(
     let namespace = plan.namespace.as_str();
     let selector = expose::pod_selector(&objects, plan.name);
     objects.extend(expose::objects(&settings.exposure, plan.name, &selector));
-    let resources = Resources::discover(conn).await?;
+    let resources = Resources::for_objects(conn, &objects).await?;
     check::preflight(conn, &resources, &objects).await?;
     apply::use_served_spinapp_group(&mut objects, &resources)?;
     let set = ApplySet::for_app(plan.name, namespace);

@@ -13,6 +13,7 @@ mod cluster_aks;
 mod cluster_commands;
 mod cluster_create;
 mod cluster_parts;
+mod discovery_cache;
 mod durability;
 mod example_wasm;
 mod fidelity;
