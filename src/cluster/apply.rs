@@ -245,7 +245,10 @@ async fn apply_one(
     let before = api
         .get_opt(&name)
         .await
-        .map_err(|e| explain(e, conn, Action::new("get", resource, ns)))?
+        .map_err(|e| {
+            forget_kinds_if_gone(conn, &e);
+            explain(e, conn, Action::new("get", resource, ns))
+        })?
         .map(to_value);
     let patch = Patch::Apply(&item.object);
     // With --diff the server's dry run comes first; under --dry-run server it is also the result.
@@ -290,6 +293,14 @@ fn unchanged(before: &Value, after: &Value, dry_run: bool) -> bool {
     before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
 }
 
+/// A 404 where a kind was expected: the kind may be gone (its CRD deleted), so the next
+/// discovery asks the server again.
+fn forget_kinds_if_gone(conn: &Connection, err: &kube::Error) {
+    if matches!(err, kube::Error::Api(status) if status.code == 404) {
+        super::discovery::forget(conn);
+    }
+}
+
 /// A 409 with FieldManagerConflict causes becomes the list of fields; anything else an error.
 fn conflicts_or_error<T>(
     err: kube::Error,
@@ -297,10 +308,7 @@ fn conflicts_or_error<T>(
     item: &Resolved,
     ns: Option<&str>,
 ) -> anyhow::Result<Result<T, Vec<String>>> {
-    if matches!(&err, kube::Error::Api(status) if status.code == 404) {
-        // The kind may be gone (its CRD deleted): the next discovery asks the server again.
-        super::discovery::forget(conn);
-    }
+    forget_kinds_if_gone(conn, &err);
     if let kube::Error::Api(status) = &err {
         let causes = status
             .details

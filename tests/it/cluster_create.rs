@@ -151,7 +151,18 @@ async fn create_stands_up_a_ready_cluster_then_install_check_up_and_delete_run_o
         .collect();
     assert!(failed.is_empty(), "{failed:?}");
     let reference = format!("{}/hello-created", registry.host());
-    let up = run_blocking(aks.azure(&["up", "-y", &reference, "-n", ns, "--timeout", "90s"])).await;
+    let up = run_blocking(aks.azure(&[
+        "up",
+        "-y",
+        &reference,
+        "-n",
+        ns,
+        "--secret",
+        "api_token=x",
+        "--timeout",
+        "90s",
+    ]))
+    .await;
     assert!(up.status.success(), "{}", stderr(&up));
     let up = json_stdout(&up);
     assert_eq!(up["rollout"]["ready"], up["rollout"]["desired"], "{up}");

@@ -55,7 +55,11 @@ fn apply_trusts_the_cached_discovery_until_a_kind_answers_404() {
         "{}",
         String::from_utf8_lossy(&misled.stderr)
     );
-    assert!(!path.exists(), "a 404 forgets the cache");
+    assert!(
+        !path.exists(),
+        "a 404 forgets the cache: {}",
+        String::from_utf8_lossy(&misled.stderr)
+    );
 
     let again = apply(2);
     assert!(
