@@ -6,6 +6,7 @@ pub mod alone;
 pub mod apps;
 pub mod arm;
 pub mod arm_cli;
+pub mod ci_oidc;
 pub mod entra;
 pub mod fault_proxy;
 pub mod keyvault;
