@@ -168,7 +168,7 @@ async fn ci_oidc_alone_signs_in_and_pushes_to_acr() {
         let oidc = CiOidc::start(ci.trust(subject), jobs(), access_token.clone()).await;
         let run = push(&acr, &oidc, &ci.env(&oidc), "team/app").await;
         assert_eq!(run.code, 0, "{ci:?}: {}", run.stderr);
-        let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let json = support::json_report(&run.stdout);
         assert_eq!(json["blobs_uploaded"], 4, "{ci:?}");
         assert_eq!(
             oidc.take_requests(),
@@ -330,4 +330,52 @@ async fn a_long_job_exchanges_a_fresh_ci_token_when_the_entra_token_runs_out() {
     credential.token(ACR_SCOPE).await.unwrap();
     credential.token(ACR_SCOPE).await.unwrap();
     assert_eq!(oidc.assertions().len(), 3);
+}
+
+/// Subcommands whose stdout is the result itself, never a JSON report (src/output.rs).
+const NO_REPORT: [&str; 3] = ["completions", "man", "cluster-token"];
+
+#[test]
+fn every_command_with_a_json_report_has_a_published_schema_whose_id_is_its_name() {
+    use clap::CommandFactory;
+    fn leaves(command: &clap::Command, prefix: &str, names: &mut Vec<String>) {
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            let name = format!("{prefix}{}", sub.get_name());
+            if sub.has_subcommands() {
+                leaves(sub, &format!("{name}-"), names);
+            } else {
+                names.push(name);
+            }
+        }
+    }
+    let mut names = Vec::new();
+    leaves(&spin_aks::cli::Cli::command(), "", &mut names);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas/v1");
+    let mut published: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    published.sort();
+    let mut wanted: Vec<String> = names
+        .into_iter()
+        .filter(|name| !NO_REPORT.contains(&name.as_str()))
+        .collect();
+    wanted.sort();
+    assert_eq!(
+        published, wanted,
+        "docs/schemas/v1 holds one schema per command with a JSON report (named like `cluster-install`)"
+    );
+    for name in &published {
+        let schema: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap())
+                .unwrap();
+        let id = format!("spin-aks/v1/{name}");
+        assert_eq!(schema["$id"], id.as_str());
+        assert_eq!(schema["properties"]["schema"]["const"], id.as_str());
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+    }
 }

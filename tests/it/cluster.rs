@@ -1405,7 +1405,7 @@ fn a_rollout_is_followed_to_the_end_while_its_watches_are_cut() {
     ]);
     let output = running.join().unwrap();
     assert_success(&output);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report: Value = json_stdout(&output);
     assert_eq!(report["rollout"]["ready"], 1, "{report}");
     assert!(cutter.cuts() >= 2, "only {} cuts", cutter.cuts());
 }
