@@ -90,6 +90,16 @@ struct Run {
 /// `spin-aks push … --auth azure --output json` with a cleared environment: PATH to an empty dir
 /// (no `az`), IMDS at a closed port, Entra at the fake (authority host and its CA), and `vars`.
 async fn push(acr: &AcrFake, oidc: &CiOidc, vars: &[(&str, String)], repository: &str) -> Run {
+    push_sized(acr, oidc, vars, repository, &[100, 5000]).await
+}
+
+async fn push_sized(
+    acr: &AcrFake,
+    oidc: &CiOidc,
+    vars: &[(&str, String)],
+    repository: &str,
+    sizes: &[usize],
+) -> Run {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -97,7 +107,7 @@ async fn push(acr: &AcrFake, oidc: &CiOidc, vars: &[(&str, String)], repository:
     let home = acr.scratch(&format!("home-{repository}"));
     let empty = acr.scratch("empty-path");
     let layout = acr.scratch(&format!("layout-{repository}"));
-    support::layout::generate(&layout, "1.0.0", 3, &[100, 5000]);
+    support::layout::generate(&layout, "1.0.0", 3, sizes);
     let summary = home.join("step-summary.md");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spin-aks"));
     cmd.arg("push")
@@ -186,6 +196,18 @@ async fn ci_oidc_alone_signs_in_and_pushes_to_acr() {
             Some("POST /oauth2/exchange"),
             "{ci:?}"
         );
+        match ci {
+            Ci::GitHub => assert!(
+                run.summary.starts_with("### spin-aks push\n")
+                    && run.summary.contains(&format!(
+                        "| Digest | `{}` |",
+                        json["digest"].as_str().unwrap()
+                    )),
+                "{}",
+                run.summary
+            ),
+            Ci::Pipelines => assert_eq!(run.summary, "", "no step summary outside GitHub Actions"),
+        }
         assert_no_token(&run, &oidc, &access_token);
     }
 }
@@ -378,4 +400,96 @@ fn every_command_with_a_json_report_has_a_published_schema_whose_id_is_its_name(
             "https://json-schema.org/draft/2020-12/schema"
         );
     }
+}
+
+/// Under `GITHUB_ACTIONS=true` a spin.toml warning is an annotation on its line, relative to the
+/// workspace, and the build's digest goes to the step summary; elsewhere the same plain warning.
+#[test]
+fn github_actions_sees_spin_toml_warnings_on_their_line_and_a_step_summary() {
+    let home = tempfile::tempdir().unwrap();
+    let app = home.path().join("repo/app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("app.wasm"), support::apps::wasm(1)).unwrap();
+    std::fs::write(
+        app.join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"annotated\"\nversion = \"1.0.0\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"api\"\n\n\
+         [component.api]\nsource = \"app.wasm\"\nfiles = [\"nothing/**/*.txt\"]\n",
+    )
+    .unwrap();
+    let summary = home.path().join("summary.md");
+    let build = |github: bool| {
+        let mut cmd = support::spin_aks_isolated(home.path());
+        cmd.args(["--output", "json", "build", "-f"]).arg(&app);
+        if github {
+            cmd.env("GITHUB_ACTIONS", "true")
+                .env("GITHUB_WORKSPACE", home.path().join("repo"))
+                .env("GITHUB_STEP_SUMMARY", &summary);
+        } else {
+            cmd.env_remove("GITHUB_ACTIONS")
+                .env_remove("GITHUB_STEP_SUMMARY");
+        }
+        cmd.output().unwrap()
+    };
+    let output = build(true);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = support::json_stdout(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.lines().any(|line| line
+            == "::warning file=app/spin.toml,line=9::component `api`: files entry `nothing/**/*.txt` matches no file"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("warning: component"),
+        "annotation instead of the plain line: {stderr}"
+    );
+    let markdown = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        markdown.starts_with("### spin-aks build\n")
+            && markdown.contains(&format!(
+                "| Digest | `{}` |",
+                report["digest"].as_str().unwrap()
+            )),
+        "{markdown}"
+    );
+
+    let plain = build(false);
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        stderr.contains("warning: component `api`: files entry") && !stderr.contains("::warning"),
+        "{stderr}"
+    );
+}
+
+/// In a CI log (stderr not a terminal) a push says how far it got as plain lines, never bar redraws.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_terminal_a_push_prints_plain_progress_lines() {
+    let Some(acr) = AcrFake::start().await else {
+        return;
+    };
+    let access_token = acr.entra_token(TENANT, 3600);
+    let oidc = CiOidc::start(Ci::GitHub.trust(GITHUB_SUBJECT), jobs(), access_token).await;
+    let mut vars = Ci::GitHub.env(&oidc);
+    vars.push(("SPIN_AKS_PROGRESS_SECONDS", "0.02".into()));
+    let run = push_sized(&acr, &oidc, &vars, "big/app", &[6_000_000, 6_000_000]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("pushing: "))
+        .collect();
+    assert!(!lines.is_empty(), "{}", run.stderr);
+    assert!(
+        lines.iter().all(|l| l.contains(" of ") && l.contains("%")),
+        "{lines:?}"
+    );
+    assert!(
+        !run.stderr.contains('\r') && !run.stderr.contains("\x1b["),
+        "no terminal control in a log"
+    );
 }
