@@ -300,6 +300,26 @@ async fn refused_request_token_and_expired_ci_token_say_what_to_fix() {
         run.stderr
     );
 
+    let mut vars = Ci::Pipelines.env(&oidc);
+    vars.retain(|(name, _)| *name != "SYSTEM_ACCESSTOKEN");
+    vars.push(("SYSTEM_ACCESSTOKEN", "a-token-of-another-build".into()));
+    let run = push(&acr, &oidc, &vars, "team/app").await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("Azure Pipelines refused the OIDC token request (HTTP 401")
+            && run
+                .stderr
+                .contains("SYSTEM_ACCESSTOKEN: $(System.AccessToken)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("a-token-of-another-build"),
+        "{}",
+        run.stderr
+    );
+
     oidc.jobs(|jobs| jobs.ci_token_ttl = -60);
     let run = push(&acr, &oidc, &Ci::GitHub.env(&oidc), "team/app").await;
     assert_eq!(run.code, 1, "{}", run.stderr);

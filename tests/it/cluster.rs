@@ -837,15 +837,23 @@ fn status_logs_port_forward_and_delete() {
         .env("HOME", c.home.path())
         .arg("-f")
         .arg(&c.app)
-        .args(["port-forward", "--port", &port.to_string()])
+        .args([
+            "port-forward",
+            "--port",
+            &port.to_string(),
+            "--output",
+            "json",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let body = http_get_retrying(port);
     forward.kill().unwrap();
-    let _ = forward.wait();
+    let forwarded = forward.wait_with_output().unwrap();
     assert!(body.contains("Hello from the stand-in Spin app"), "{body}");
+    let report = support::json_report(&forwarded.stdout);
+    assert_eq!(report["url"], format!("http://127.0.0.1:{port}"));
 
     let deleted = c.run(&["delete", "--output", "json"]);
     assert_success(&deleted);
