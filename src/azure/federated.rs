@@ -160,7 +160,7 @@ impl FederatedCredential {
                         .bearer_auth(access_token.expose())
                         .header("content-type", "application/json")
                         .header("x-tfs-fedauthredirect", "Suppress")
-                        .header("content-length", "0"),
+                        .body(Vec::<u8>::new()),
                     "map `SYSTEM_ACCESSTOKEN: $(System.AccessToken)` into the step's env, and check that the service connection id (AZURESUBSCRIPTION_SERVICE_CONNECTION_ID) names a workload identity federation connection this pipeline may use",
                 )
             }
