@@ -177,3 +177,22 @@ impl BlobProgress {
         self.bar.finish_and_clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_line_gives_bytes_percent_and_counts() {
+        let progress = Progress::new(output::Progress::Off, 4 * 1024 * 1024);
+        progress.total.inc(1024 * 1024);
+        progress.uploaded();
+        progress.skipped(0);
+        assert_eq!(
+            plain_line(&progress.total),
+            "pushing: 1.00 MiB of 4.00 MiB (25%), 1 uploaded, 1 skipped, 0 mounted"
+        );
+        let empty = Progress::new(output::Progress::Off, 0);
+        assert_eq!(plain_line(&empty.total), "pushing: 0 B of 0 B (100%)");
+    }
+}
