@@ -8,7 +8,8 @@ use anyhow::Context;
 use serde_json::Value;
 
 /// `::warning file=<path>,line=<n>::<message>`; the file relative to `GITHUB_WORKSPACE`, as
-/// annotations name files of the repository.
+/// annotations name files of the repository. Printed on stderr (stdout is the JSON report): the
+/// runner parses workflow commands on both streams (actions/runner, Handlers/ScriptHandler.cs).
 pub fn warning(place: Option<(&Path, usize)>, message: &str) -> String {
     let properties = match place {
         Some((file, line)) => format!(
