@@ -1,7 +1,7 @@
 //! The Entra credential chain in DefaultAzureCredential's order — environment service principal, workload
 //! identity (file, then GitHub Actions, Azure Pipelines), managed identity, az, azd; the first token wins.
 
-use super::federated::{FederatedCredential, Issuer, DEFAULT_AUTHORITY_HOST};
+use super::federated::{self, FederatedCredential};
 use super::imds::{ImdsCredential, DEFAULT_IMDS_HOST};
 use super::Secret;
 use azure_core::credentials::TokenCredential;
@@ -100,8 +100,8 @@ pub fn plan(var: impl Fn(&str) -> Option<String>) -> Vec<Step> {
                 "AZURE_FEDERATED_TOKEN_FILE",
             ]),
         ),
-        ci_step(Source::GitHubActions, &var),
-        ci_step(Source::AzurePipelines, &var),
+        ci_step(Source::GitHubActions, federated::github_actions(&var)),
+        ci_step(Source::AzurePipelines, federated::azure_pipelines(&var)),
         Step {
             source: Source::ManagedIdentity,
             skipped: None,
@@ -113,94 +113,18 @@ pub fn plan(var: impl Fn(&str) -> Option<String>) -> Vec<Step> {
     ]
 }
 
-/// The step of a CI system's own OIDC token: configured from its variables, or skipped naming the
-/// missing ones (and, inside that CI system, what the job must grant).
-fn ci_step(source: Source, var: &dyn Fn(&str) -> Option<String>) -> Step {
-    // Azure Pipelines' AzureCLI/AzurePowerShell tasks name the service connection's identity
-    // AZURESUBSCRIPTION_*; AZURE_* (as everywhere else) is the fallback.
-    let either = |first: &str, second: &str| var(first).or_else(|| var(second));
-    let (names, values, hint): (Vec<&str>, Vec<Option<String>>, &str) = match source {
-        Source::GitHubActions => (
-            vec![
-                "ACTIONS_ID_TOKEN_REQUEST_URL",
-                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-                "AZURE_TENANT_ID",
-                "AZURE_CLIENT_ID",
-            ],
-            vec![
-                var("ACTIONS_ID_TOKEN_REQUEST_URL"),
-                var("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
-                var("AZURE_TENANT_ID"),
-                var("AZURE_CLIENT_ID"),
-            ],
-            if var("GITHUB_ACTIONS").as_deref() == Some("true") {
-                "; the job needs `permissions: id-token: write` for GitHub to hand it an OIDC token"
-            } else {
-                ""
-            },
-        ),
-        _ => (
-            vec![
-                "SYSTEM_OIDCREQUESTURI",
-                "SYSTEM_ACCESSTOKEN",
-                "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
-                "AZURESUBSCRIPTION_TENANT_ID (or AZURE_TENANT_ID)",
-                "AZURESUBSCRIPTION_CLIENT_ID (or AZURE_CLIENT_ID)",
-            ],
-            vec![
-                var("SYSTEM_OIDCREQUESTURI"),
-                var("SYSTEM_ACCESSTOKEN"),
-                var("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"),
-                either("AZURESUBSCRIPTION_TENANT_ID", "AZURE_TENANT_ID"),
-                either("AZURESUBSCRIPTION_CLIENT_ID", "AZURE_CLIENT_ID"),
-            ],
-            if var("TF_BUILD").is_some() {
-                "; map `SYSTEM_ACCESSTOKEN: $(System.AccessToken)` and the service connection's ids into the step's env (docs/ci.md)"
-            } else {
-                ""
-            },
-        ),
+/// The step of a CI system's own OIDC token: configured, or skipped with why.
+fn ci_step(source: Source, configured: Result<FederatedCredential, String>) -> Step {
+    let (federated, skipped) = match configured {
+        Ok(federated) => (Some(federated), None),
+        Err(why) => (None, Some(why)),
     };
-    let unset: Vec<&str> = names
-        .iter()
-        .zip(&values)
-        .filter(|(_, value)| value.is_none())
-        .map(|(name, _)| *name)
-        .collect();
-    let mut step = Step {
+    Step {
         source,
-        skipped: None,
+        skipped,
         endpoint: None,
-        federated: None,
-    };
-    if !unset.is_empty() {
-        step.skipped = Some(format!("{} not set{hint}", unset.join(", ")));
-        return step;
+        federated,
     }
-    let values: Vec<String> = values.into_iter().flatten().collect();
-    let issuer = match source {
-        Source::GitHubActions => Issuer::GitHubActions {
-            request_url: values[0].clone(),
-            request_token: Secret::new(values[1].clone()),
-        },
-        _ => Issuer::AzurePipelines {
-            request_uri: values[0].clone(),
-            access_token: Secret::new(values[1].clone()),
-            service_connection: values[2].clone(),
-        },
-    };
-    let (tenant, client_id) = match source {
-        Source::GitHubActions => (values[2].clone(), values[3].clone()),
-        _ => (values[3].clone(), values[4].clone()),
-    };
-    step.federated = Some(FederatedCredential {
-        issuer,
-        tenant,
-        client_id,
-        authority_host: var("AZURE_AUTHORITY_HOST")
-            .unwrap_or_else(|| DEFAULT_AUTHORITY_HOST.into()),
-    });
-    step
 }
 
 /// An Entra access token and what produced it.
@@ -390,6 +314,7 @@ fn one_line(err: &azure_core::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::azure::federated::Issuer;
     use std::collections::HashMap;
 
     fn plan_for(vars: &[(&str, &str)]) -> Vec<Step> {

@@ -56,6 +56,102 @@ pub struct FederatedCredential {
     pub authority_host: String,
 }
 
+/// GitHub Actions as the environment (`var`, empty counts as unset) configures it, or which variables
+/// are missing — inside GitHub Actions, with the job permission that sets the request variables.
+pub fn github_actions(var: &dyn Fn(&str) -> Option<String>) -> Result<FederatedCredential, String> {
+    let hint = if var("GITHUB_ACTIONS").as_deref() == Some("true") {
+        "; the job needs `permissions: id-token: write` for GitHub to hand it an OIDC token"
+    } else {
+        ""
+    };
+    let [request_url, request_token, tenant, client_id] = required(
+        [
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                var("ACTIONS_ID_TOKEN_REQUEST_URL"),
+            ),
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                var("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+            ),
+            ("AZURE_TENANT_ID", var("AZURE_TENANT_ID")),
+            ("AZURE_CLIENT_ID", var("AZURE_CLIENT_ID")),
+        ],
+        hint,
+    )?;
+    Ok(FederatedCredential {
+        issuer: Issuer::GitHubActions {
+            request_url,
+            request_token: Secret::new(request_token),
+        },
+        tenant,
+        client_id,
+        authority_host: authority_host(var),
+    })
+}
+
+/// Azure Pipelines likewise. Its AzureCLI and AzurePowerShell tasks name the service connection's
+/// identity `AZURESUBSCRIPTION_*`; `AZURE_*`, as everywhere else, is the fallback.
+pub fn azure_pipelines(
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<FederatedCredential, String> {
+    let hint = if var("TF_BUILD").is_some() {
+        "; map `SYSTEM_ACCESSTOKEN: $(System.AccessToken)` and the service connection's ids into the step's env (docs/ci.md)"
+    } else {
+        ""
+    };
+    let either = |first: &str, second: &str| var(first).or_else(|| var(second));
+    let [request_uri, access_token, service_connection, tenant, client_id] = required(
+        [
+            ("SYSTEM_OIDCREQUESTURI", var("SYSTEM_OIDCREQUESTURI")),
+            ("SYSTEM_ACCESSTOKEN", var("SYSTEM_ACCESSTOKEN")),
+            (
+                "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
+                var("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"),
+            ),
+            (
+                "AZURESUBSCRIPTION_TENANT_ID (or AZURE_TENANT_ID)",
+                either("AZURESUBSCRIPTION_TENANT_ID", "AZURE_TENANT_ID"),
+            ),
+            (
+                "AZURESUBSCRIPTION_CLIENT_ID (or AZURE_CLIENT_ID)",
+                either("AZURESUBSCRIPTION_CLIENT_ID", "AZURE_CLIENT_ID"),
+            ),
+        ],
+        hint,
+    )?;
+    Ok(FederatedCredential {
+        issuer: Issuer::AzurePipelines {
+            request_uri,
+            service_connection,
+            access_token: Secret::new(access_token),
+        },
+        tenant,
+        client_id,
+        authority_host: authority_host(var),
+    })
+}
+
+/// The values, or `A, B not set<hint>` naming every one missing.
+fn required<const N: usize>(
+    values: [(&str, Option<String>); N],
+    hint: &str,
+) -> Result<[String; N], String> {
+    let unset: Vec<&str> = values
+        .iter()
+        .filter(|(_, value)| value.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+    if !unset.is_empty() {
+        return Err(format!("{} not set{hint}", unset.join(", ")));
+    }
+    Ok(values.map(|(_, value)| value.unwrap_or_default()))
+}
+
+fn authority_host(var: &dyn Fn(&str) -> Option<String>) -> String {
+    var("AZURE_AUTHORITY_HOST").unwrap_or_else(|| DEFAULT_AUTHORITY_HOST.into())
+}
+
 #[derive(Deserialize)]
 struct GitHubToken {
     value: String,
