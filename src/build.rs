@@ -106,8 +106,13 @@ pub async fn build_image(
     };
     let descriptor = layout.set_image(&manifest, &tag)?;
     layout.remove_unreferenced_blobs()?;
+    let text = std::fs::read_to_string(&resolved.app.manifest_path).unwrap_or_default();
     for warning in &warnings {
-        out.warn(warning);
+        let line = app::toml_util::warning_line(&text, warning);
+        out.warn_at(
+            line.map(|line| (resolved.app.manifest_path.as_path(), line)),
+            warning,
+        );
     }
     Ok(BuiltImage {
         app: resolved.app,

@@ -26,6 +26,9 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+    /// The subcommand's words joined by `-` (`push`, `cluster-install`): the name of its JSON schema.
+    #[arg(skip)]
+    pub command_name: String,
 }
 
 impl Cli {
@@ -39,7 +42,15 @@ impl Cli {
             command = command.bin_name("spin aks");
         }
         let matches = command.get_matches();
-        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let mut words = Vec::new();
+        let mut level = &matches;
+        while let Some((name, sub)) = level.subcommand() {
+            words.push(name);
+            level = sub;
+        }
+        cli.command_name = words.join("-");
+        cli
     }
 }
 

@@ -14,7 +14,7 @@ mod outbound_hosts;
 mod resolve;
 pub mod spin_build;
 mod spin_rules;
-mod toml_util;
+pub mod toml_util;
 mod v1;
 
 pub use manifest::load;

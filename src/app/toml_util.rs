@@ -47,9 +47,51 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The spin.toml line a warning is about, when it names one: a component (`component `id``) by its
+/// `[component.id]` table, the app's version (`version `x``) by its `version =` key.
+pub fn warning_line(text: &str, warning: &str) -> Option<usize> {
+    let quoted = |after: &str| -> Option<String> {
+        let start = warning.find(after)? + after.len();
+        let end = warning[start..].find('`')?;
+        Some(warning[start..start + end].to_string())
+    };
+    let position = text.lines().position(|line| {
+        let line = line.trim();
+        if let Some(id) = quoted("component `") {
+            let header = line.replace(' ', "");
+            header == format!("[component.{id}]") || header == format!("[component.\"{id}\"]")
+        } else if warning.starts_with("version `") {
+            line.strip_prefix("version")
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        } else {
+            false
+        }
+    })?;
+    Some(position + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warning_line_finds_the_component_table_or_the_version_key() {
+        let text = "spin_manifest_version = 2\n[application]\nname = \"a\"\nversion = \"1 0\"\n\n[component.api]\nsource = \"a.wasm\"\n[component.\"web-ui\"]\n";
+        assert_eq!(
+            warning_line(text, "component `api` uses AI models (x)"),
+            Some(6)
+        );
+        assert_eq!(
+            warning_line(text, "component `web-ui`: files entry x matches no file"),
+            Some(8)
+        );
+        assert_eq!(
+            warning_line(text, "version `1 0` is not a valid image tag; using `1-0`"),
+            Some(4)
+        );
+        assert_eq!(warning_line(text, "component `gone` is not here"), None);
+        assert_eq!(warning_line(text, "the app has `redis` triggers"), None);
+    }
 
     #[test]
     fn line_col_counts_from_one() {

@@ -1,6 +1,7 @@
-//! The Entra credential chain in DefaultAzureCredential's order: environment service principal, workload
-//! identity, managed identity, Azure CLI, Azure Developer CLI; the first source that yields a token wins.
+//! The Entra credential chain in DefaultAzureCredential's order — environment service principal, workload
+//! identity (file, then GitHub Actions, Azure Pipelines), managed identity, az, azd; the first token wins.
 
+use super::federated::{self, FederatedCredential};
 use super::imds::{ImdsCredential, DEFAULT_IMDS_HOST};
 use super::Secret;
 use azure_core::credentials::TokenCredential;
@@ -22,6 +23,8 @@ pub const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
 pub enum Source {
     EnvironmentServicePrincipal,
     WorkloadIdentity,
+    GitHubActions,
+    AzurePipelines,
     ManagedIdentity,
     AzureCli,
     AzureDeveloperCli,
@@ -32,6 +35,8 @@ impl fmt::Display for Source {
         f.write_str(match self {
             Source::EnvironmentServicePrincipal => "environment service principal",
             Source::WorkloadIdentity => "workload identity",
+            Source::GitHubActions => "GitHub Actions OIDC",
+            Source::AzurePipelines => "Azure Pipelines OIDC",
             Source::ManagedIdentity => "managed identity",
             Source::AzureCli => "Azure CLI (az)",
             Source::AzureDeveloperCli => "Azure Developer CLI (azd)",
@@ -55,6 +60,8 @@ pub struct Step {
     pub skipped: Option<String>,
     /// Set for [`Source::ManagedIdentity`] only.
     pub endpoint: Option<ManagedIdentityEndpoint>,
+    /// Set for [`Source::GitHubActions`] and [`Source::AzurePipelines`] when configured.
+    pub federated: Option<FederatedCredential>,
 }
 
 /// The chain for an environment (`var` looks a variable up; empty values count as unset).
@@ -72,6 +79,7 @@ pub fn plan(var: impl Fn(&str) -> Option<String>) -> Vec<Step> {
         source,
         skipped,
         endpoint: None,
+        federated: None,
     };
     let endpoint = match (var("IDENTITY_ENDPOINT"), var("IDENTITY_HEADER")) {
         (Some(endpoint), Some(_)) => ManagedIdentityEndpoint::AppService(endpoint),
@@ -92,14 +100,31 @@ pub fn plan(var: impl Fn(&str) -> Option<String>) -> Vec<Step> {
                 "AZURE_FEDERATED_TOKEN_FILE",
             ]),
         ),
+        ci_step(Source::GitHubActions, federated::github_actions(&var)),
+        ci_step(Source::AzurePipelines, federated::azure_pipelines(&var)),
         Step {
             source: Source::ManagedIdentity,
             skipped: None,
             endpoint: Some(endpoint),
+            federated: None,
         },
         step(Source::AzureCli, None),
         step(Source::AzureDeveloperCli, None),
     ]
+}
+
+/// The step of a CI system's own OIDC token: configured, or skipped with why.
+fn ci_step(source: Source, configured: Result<FederatedCredential, String>) -> Step {
+    let (federated, skipped) = match configured {
+        Ok(federated) => (Some(federated), None),
+        Err(why) => (None, Some(why)),
+    };
+    Step {
+        source,
+        skipped,
+        endpoint: None,
+        federated,
+    }
 }
 
 /// An Entra access token and what produced it.
@@ -176,6 +201,14 @@ impl AzureCredential {
                     *self.last_good.lock().unwrap() = Some(index);
                     return Ok(token);
                 }
+                Err(reason) if step.federated.is_some() => {
+                    // Configured by the CI job and refused: the Azure SDKs' chains end at an
+                    // authentication failure too, and the rest (IMDS, az) would only bury it.
+                    anyhow::bail!(
+                        "could not sign in to Azure through {}: {reason}",
+                        step.source
+                    );
+                }
                 Err(reason) => {
                     tracing::debug!(source = %step.source, %reason, "credential unavailable");
                     let source = match &step.endpoint {
@@ -188,10 +221,19 @@ impl AzureCredential {
                 }
             }
         }
+        let var = |name: &str| std::env::var(name).unwrap_or_default();
+        let fix = if var("GITHUB_ACTIONS") == "true" {
+            "In GitHub Actions: give the job `permissions: id-token: write` and set AZURE_CLIENT_ID and \
+             AZURE_TENANT_ID to an identity federated with this repository (docs/ci.md)."
+        } else if !var("TF_BUILD").is_empty() {
+            "In Azure Pipelines: map SYSTEM_ACCESSTOKEN and the workload identity service connection's \
+             AZURESUBSCRIPTION_* ids into the step's env (docs/ci.md)."
+        } else {
+            "Sign in with `az login` (or `azd auth login`), or set AZURE_TENANT_ID, AZURE_CLIENT_ID \
+             and AZURE_CLIENT_SECRET for a service principal."
+        };
         anyhow::bail!(
-            "could not sign in to Azure: no credential gave a token. Tried, in order:\n  - {}\n\
-             Sign in with `az login` (or `azd auth login`), or set AZURE_TENANT_ID, AZURE_CLIENT_ID \
-             and AZURE_CLIENT_SECRET for a service principal.",
+            "could not sign in to Azure: no credential gave a token. Tried, in order:\n  - {}\n{fix}",
             tried.join("\n  - ")
         )
     }
@@ -199,6 +241,13 @@ impl AzureCredential {
     /// One source's token, or a one-line reason it could not give one.
     async fn try_step(&self, step: &Step, scope: &str) -> Result<EntraToken, String> {
         let (token, expires_on) = match (step.source, &step.endpoint) {
+            (Source::GitHubActions | Source::AzurePipelines, _) => {
+                let federated = step.federated.as_ref().ok_or("not configured")?;
+                federated
+                    .get_token(scope)
+                    .await
+                    .map_err(|err| format!("{err:#}"))?
+            }
             (Source::ManagedIdentity, Some(ManagedIdentityEndpoint::Imds(host))) => {
                 ImdsCredential::new(host, self.client_id.clone())
                     .get_token(scope)
@@ -244,6 +293,12 @@ impl AzureCredential {
                     ..Default::default()
                 }))?
             }
+            Source::GitHubActions | Source::AzurePipelines => {
+                return Err(azure_core::Error::with_message(
+                    azure_core::error::ErrorKind::Credential,
+                    "CI federation is spin-aks' own, not azure_identity's",
+                ))
+            }
             Source::AzureCli => AzureCliCredential::new(None)?,
             Source::AzureDeveloperCli => AzureDeveloperCliCredential::new(None)?,
         })
@@ -259,6 +314,7 @@ fn one_line(err: &azure_core::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::azure::federated::Issuer;
     use std::collections::HashMap;
 
     fn plan_for(vars: &[(&str, &str)]) -> Vec<Step> {
@@ -277,6 +333,8 @@ mod tests {
             [
                 Source::EnvironmentServicePrincipal,
                 Source::WorkloadIdentity,
+                Source::GitHubActions,
+                Source::AzurePipelines,
                 Source::ManagedIdentity,
                 Source::AzureCli,
                 Source::AzureDeveloperCli
@@ -296,10 +354,18 @@ mod tests {
             Some("AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE not set")
         );
         assert_eq!(
-            steps[2].endpoint,
+            steps[2].skipped.as_deref(),
+            Some("ACTIONS_ID_TOKEN_REQUEST_URL, ACTIONS_ID_TOKEN_REQUEST_TOKEN, AZURE_TENANT_ID, AZURE_CLIENT_ID not set")
+        );
+        assert_eq!(
+            steps[3].skipped.as_deref(),
+            Some("SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN, AZURESUBSCRIPTION_SERVICE_CONNECTION_ID, AZURESUBSCRIPTION_TENANT_ID (or AZURE_TENANT_ID), AZURESUBSCRIPTION_CLIENT_ID (or AZURE_CLIENT_ID) not set")
+        );
+        assert_eq!(
+            steps[4].endpoint,
             Some(ManagedIdentityEndpoint::Imds(DEFAULT_IMDS_HOST.into()))
         );
-        assert!(steps[2..].iter().all(|step| step.skipped.is_none()));
+        assert!(steps[4..].iter().all(|step| step.skipped.is_none()));
     }
 
     #[test]
@@ -336,7 +402,7 @@ mod tests {
             ("IDENTITY_HEADER", "h"),
         ]);
         assert_eq!(
-            app_service[2].endpoint,
+            app_service[4].endpoint,
             Some(ManagedIdentityEndpoint::AppService(
                 "http://127.0.0.1:1/msi".into()
             ))
@@ -346,8 +412,82 @@ mod tests {
             ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:2"),
         ]);
         assert_eq!(
-            endpoint_without_header[2].endpoint,
+            endpoint_without_header[4].endpoint,
             Some(ManagedIdentityEndpoint::Imds("http://127.0.0.1:2".into()))
+        );
+    }
+
+    #[test]
+    fn github_actions_step_is_configured_by_the_request_variables_and_the_identity() {
+        let steps = plan_for(&[
+            ("GITHUB_ACTIONS", "true"),
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                "https://gh.example/idtoken?api-version=2.0",
+            ),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token"),
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+        ]);
+        assert_eq!(steps[2].skipped, None);
+        let federated = steps[2].federated.as_ref().unwrap();
+        assert_eq!(
+            (federated.tenant.as_str(), federated.client_id.as_str()),
+            ("t", "c")
+        );
+        assert_eq!(
+            federated.authority_host,
+            "https://login.microsoftonline.com"
+        );
+        assert!(
+            matches!(&federated.issuer, Issuer::GitHubActions { request_url, .. } if request_url.ends_with("api-version=2.0"))
+        );
+    }
+
+    #[test]
+    fn inside_github_actions_without_the_request_variables_names_the_id_token_permission() {
+        let steps = plan_for(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+        ]);
+        assert_eq!(
+            steps[2].skipped.as_deref(),
+            Some("ACTIONS_ID_TOKEN_REQUEST_URL, ACTIONS_ID_TOKEN_REQUEST_TOKEN not set; the job needs `permissions: id-token: write` for GitHub to hand it an OIDC token")
+        );
+    }
+
+    #[test]
+    fn azure_pipelines_step_takes_the_service_connection_ids_before_azure_ones() {
+        let steps = plan_for(&[
+            ("TF_BUILD", "True"),
+            ("SYSTEM_OIDCREQUESTURI", "https://dev.azure.com/org/p/_apis/distributedtask/hubs/build/plans/1/jobs/2/oidctoken"),
+            ("SYSTEM_ACCESSTOKEN", "system-token"),
+            ("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", "sc"),
+            ("AZURESUBSCRIPTION_TENANT_ID", "t1"),
+            ("AZURESUBSCRIPTION_CLIENT_ID", "c1"),
+            ("AZURE_TENANT_ID", "t2"),
+            ("AZURE_CLIENT_ID", "c2"),
+        ]);
+        let federated = steps[3].federated.as_ref().unwrap();
+        assert_eq!(
+            (federated.tenant.as_str(), federated.client_id.as_str()),
+            ("t1", "c1")
+        );
+        assert!(
+            matches!(&federated.issuer, Issuer::AzurePipelines { service_connection, .. } if service_connection == "sc")
+        );
+
+        let without_token = plan_for(&[
+            ("TF_BUILD", "True"),
+            ("SYSTEM_OIDCREQUESTURI", "https://dev.azure.com/x"),
+            ("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", "sc"),
+            ("AZURE_TENANT_ID", "t2"),
+            ("AZURE_CLIENT_ID", "c2"),
+        ]);
+        assert_eq!(
+            without_token[3].skipped.as_deref(),
+            Some("SYSTEM_ACCESSTOKEN not set; map `SYSTEM_ACCESSTOKEN: $(System.AccessToken)` and the service connection's ids into the step's env (docs/ci.md)")
         );
     }
 }

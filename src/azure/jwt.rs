@@ -12,6 +12,11 @@ pub struct Claims {
     pub exp: Option<u64>,
     /// Entra tenant id (in Entra tokens).
     pub tid: Option<String>,
+    /// Issuer and subject (of a CI system's OIDC token: what a federated credential must match).
+    pub iss: Option<String>,
+    pub sub: Option<String>,
+    /// Audience: one string or a list.
+    pub aud: Option<serde_json::Value>,
     /// Granted registry access (in registry access tokens).
     #[serde(default)]
     pub access: Vec<Access>,
@@ -26,6 +31,22 @@ pub struct Access {
     pub name: String,
     #[serde(default, alias = "Actions")]
     pub actions: Vec<String>,
+}
+
+impl Claims {
+    /// The audience as one string (a list joined with `, `).
+    pub fn audience(&self) -> Option<String> {
+        match self.aud.as_ref()? {
+            serde_json::Value::String(one) => Some(one.clone()),
+            serde_json::Value::Array(many) => Some(
+                many.iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// The claims of `token`, or `None` when it is not a JWT (opaque tokens are legal).

@@ -6,6 +6,7 @@ pub mod aks;
 pub mod arm;
 pub mod choose;
 pub mod credential;
+pub mod federated;
 pub mod identity;
 pub mod imds;
 pub mod jwt;

@@ -19,10 +19,9 @@ use crate::cli::{Cli, Command};
 use crate::output::Output;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let out = Output {
-        mode: cli.global.output,
-        quiet: cli.global.quiet,
-    };
+    // Named once per process; the sink stays `Copy`.
+    let name: &'static str = Box::leak(cli.command_name.clone().into_boxed_str());
+    let out = Output::new(cli.global.output, cli.global.quiet, name);
     match &cli.command {
         Command::Build(args) => build::run(&cli.global, args, &out).await,
         Command::Export(args) => export::run(&cli.global, args, &out).await,

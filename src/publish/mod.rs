@@ -3,7 +3,6 @@
 
 mod reference;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -122,7 +121,7 @@ async fn push(
     let options = PushOptions {
         jobs: settings.jobs,
         mount_from,
-        progress: !out.quiet && std::io::stderr().is_terminal(),
+        progress: out.progress(),
     };
     let report = registry::push_layout(layout, &target, &mut client, &options).await?;
     store.update(out, |state| {

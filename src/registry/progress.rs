@@ -1,18 +1,61 @@
-//! Push progress on stderr (only when it is a terminal): a total bar in bytes with uploaded,
-//! skipped and mounted counts, and one bar per blob while it uploads.
+//! Push progress on stderr: on a terminal a total bar in bytes with uploaded, skipped and mounted
+//! counts and one bar per blob; elsewhere (a CI log) the total as one plain line every few seconds.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::oci::Digest;
+use crate::output;
 
 /// Progress of one push. Hidden bars cost next to nothing, so callers never branch on visibility.
 pub struct Progress {
     multi: MultiProgress,
     total: ProgressBar,
     counts: Arc<[AtomicUsize; 3]>,
+    lines: Option<Lines>,
+}
+
+/// The plain-line printer: a thread that wakes every interval until its channel closes.
+struct Lines {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Lines {
+    fn start(total: ProgressBar, every: Duration) -> Lines {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                eprintln!("{}", plain_line(&total));
+            }
+        });
+        Lines { stop, thread }
+    }
+
+    fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// `pushing: 12.0 MiB of 40.0 MiB (30%), 3 uploaded, 1 skipped, 0 mounted`.
+fn plain_line(total: &ProgressBar) -> String {
+    let (done, all) = (total.position(), total.length().unwrap_or(0));
+    let percent = (done * 100).checked_div(all).unwrap_or(100);
+    let counts = total.message();
+    let counts = if counts.is_empty() {
+        String::new()
+    } else {
+        format!(", {counts}")
+    };
+    format!(
+        "pushing: {} of {} ({percent}%){counts}",
+        HumanBytes(done),
+        HumanBytes(all)
+    )
 }
 
 const UPLOADED: usize = 0;
@@ -21,8 +64,8 @@ const MOUNTED: usize = 2;
 
 impl Progress {
     /// `total_bytes` covers every blob: skipped and mounted ones count as done at once.
-    pub fn new(visible: bool, total_bytes: u64) -> Self {
-        let target = if visible {
+    pub fn new(shown: output::Progress, total_bytes: u64) -> Self {
+        let target = if shown == output::Progress::Bars {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
@@ -37,10 +80,15 @@ impl Progress {
             .progress_chars("=> "),
         );
         total.set_prefix("pushing");
+        let lines = match shown {
+            output::Progress::Lines(every) => Some(Lines::start(total.clone(), every)),
+            _ => None,
+        };
         Progress {
             multi,
             total,
             counts: Arc::new(Default::default()),
+            lines,
         }
     }
 
@@ -84,8 +132,20 @@ impl Progress {
         ));
     }
 
-    pub fn finish(&self) {
+    pub fn finish(&mut self) {
         self.total.finish_and_clear();
+        if let Some(lines) = self.lines.take() {
+            lines.stop();
+        }
+    }
+}
+
+impl Drop for Progress {
+    /// A failed push stops the plain lines too.
+    fn drop(&mut self) {
+        if let Some(lines) = self.lines.take() {
+            lines.stop();
+        }
     }
 }
 
@@ -115,5 +175,24 @@ impl BlobProgress {
 
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_line_gives_bytes_percent_and_counts() {
+        let progress = Progress::new(output::Progress::Off, 4 * 1024 * 1024);
+        progress.total.inc(1024 * 1024);
+        progress.uploaded();
+        progress.skipped(0);
+        assert_eq!(
+            plain_line(&progress.total),
+            "pushing: 1.00 MiB of 4.00 MiB (25%), 1 uploaded, 1 skipped, 0 mounted"
+        );
+        let empty = Progress::new(output::Progress::Off, 0);
+        assert_eq!(plain_line(&empty.total), "pushing: 0 B of 0 B (100%)");
     }
 }

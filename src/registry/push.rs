@@ -18,8 +18,8 @@ pub struct PushOptions {
     pub jobs: usize,
     /// A repository on the same registry this app was pushed to, to mount blobs from.
     pub mount_from: Option<String>,
-    /// Draw progress bars on stderr.
-    pub progress: bool,
+    /// Bars, plain lines or nothing on stderr.
+    pub progress: crate::output::Progress,
 }
 
 /// What a push did: the JSON of `push --output json` (docs/cli.md), plus whether the manifest was sent.
@@ -81,7 +81,7 @@ pub async fn push_layout(
     let outcomes: Vec<BlobOutcome> = if already_there {
         blobs.iter().map(|_| BlobOutcome::Skipped).collect()
     } else {
-        let progress = Progress::new(options.progress, blobs.iter().map(|b| b.size).sum());
+        let mut progress = Progress::new(options.progress, blobs.iter().map(|b| b.size).sum());
         let outcomes = stream::iter(blobs)
             .map(|blob| {
                 push_blob(

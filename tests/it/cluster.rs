@@ -837,15 +837,23 @@ fn status_logs_port_forward_and_delete() {
         .env("HOME", c.home.path())
         .arg("-f")
         .arg(&c.app)
-        .args(["port-forward", "--port", &port.to_string()])
+        .args([
+            "port-forward",
+            "--port",
+            &port.to_string(),
+            "--output",
+            "json",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let body = http_get_retrying(port);
     forward.kill().unwrap();
-    let _ = forward.wait();
+    let forwarded = forward.wait_with_output().unwrap();
     assert!(body.contains("Hello from the stand-in Spin app"), "{body}");
+    let report = support::json_report(&forwarded.stdout);
+    assert_eq!(report["url"], format!("http://127.0.0.1:{port}"));
 
     let deleted = c.run(&["delete", "--output", "json"]);
     assert_success(&deleted);
@@ -1405,7 +1413,7 @@ fn a_rollout_is_followed_to_the_end_while_its_watches_are_cut() {
     ]);
     let output = running.join().unwrap();
     assert_success(&output);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report: Value = json_stdout(&output);
     assert_eq!(report["rollout"]["ready"], 1, "{report}");
     assert!(cutter.cuts() >= 2, "only {} cuts", cutter.cuts());
 }

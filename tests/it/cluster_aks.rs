@@ -205,7 +205,7 @@ async fn apply_to_an_entra_aks_cluster_by_name_without_kubelogin_or_a_kubeconfig
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = crate::support::json_stdout(&output);
     let failed: Vec<(String, String)> = report["checks"]
         .as_array()
         .unwrap()
@@ -259,7 +259,7 @@ async fn apply_to_a_private_cluster_goes_through_run_command_and_waits_there() {
     let output = run_blocking(aks.command("aksp", &ns, &args)).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = crate::support::json_stdout(&output);
     assert_eq!(report["cluster"], "aksp");
     assert_eq!(report["namespace"], ns.as_str());
     assert_eq!(

@@ -23,8 +23,7 @@ fn check_app(
         .args(["cluster", "check", "--output", "json", "-n", ns])
         .output()
         .unwrap();
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    let report: Value = crate::support::json_stdout(&output);
     let checks = report["checks"]
         .as_array()
         .unwrap()

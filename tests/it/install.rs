@@ -257,6 +257,11 @@ fn install_on_a_bare_cluster_reconciles_every_stage_through_flux_and_a_rerun_cha
         "{}",
         String::from_utf8_lossy(&removed.stderr)
     );
+    let removed = crate::support::json_stdout(&removed);
+    assert!(
+        !removed["deleted"].as_array().unwrap().is_empty(),
+        "{removed}"
+    );
     let left = rig.kubectl_ok(&["get", "helmreleases", "-A", "-o", "name"]);
     assert!(left.trim().is_empty(), "{left}");
 }

@@ -8,6 +8,8 @@ mod azure_acr;
 mod azure_arm;
 mod bad_input;
 mod build;
+mod ci;
+mod ci_action;
 mod cluster;
 mod cluster_aks;
 mod cluster_commands;

@@ -52,8 +52,7 @@ impl Fixture {
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let json = if output.status.success() {
-            serde_json::from_str(&stdout)
-                .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"))
+            crate::support::json_report(&stdout)
         } else {
             assert_eq!(stdout, "", "nothing on stdout when failing");
             Value::Null
@@ -97,7 +96,8 @@ fn pushing_a_layout_reports_the_digest_skopeo_sees_and_pulls_back_identical_byte
             "digest",
             "pinned",
             "reference",
-            "retries"
+            "retries",
+            "schema"
         ]
     );
     assert_eq!(

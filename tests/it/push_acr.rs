@@ -61,7 +61,7 @@ async fn azure_sign_in_pushes_through_the_acr_token_exchange_and_re_pushes_nothi
     let (code, stdout, stderr) =
         push(&acr, bin.path(), &[&reference, "--from-layout", &layout]).await;
     assert_eq!(code, 0, "{stderr}");
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let json = support::json_report(&stdout);
     assert_eq!(json["blobs_uploaded"], 13);
     assert_eq!(json["reference"], format!("{reference}:1.0.0"));
 
@@ -71,7 +71,7 @@ async fn azure_sign_in_pushes_through_the_acr_token_exchange_and_re_pushes_nothi
     let (code, stdout, stderr) =
         push(&acr, bin.path(), &[&reference, "--from-layout", &layout]).await;
     assert_eq!(code, 0, "{stderr}");
-    let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let again = support::json_report(&stdout);
     assert_eq!(again["blobs_skipped"], 13);
     assert_eq!(again["digest"], json["digest"]);
     let asked: Vec<String> = acr
@@ -171,7 +171,7 @@ async fn docker_config_identity_token_is_redeemed_with_the_refresh_token_grant()
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let json = support::json_report(&stdout);
     assert_eq!(json["blobs_uploaded"], 4);
     assert!(!stderr.contains(refresh.expose()));
 }

@@ -26,7 +26,7 @@ fn push(home: &Path, args: &[&str]) -> (i32, Value, String) {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let json = match output.status.success() {
-        true => serde_json::from_slice(&output.stdout).expect("one JSON object"),
+        true => crate::support::json_stdout(&output),
         false => Value::Null,
     };
     (output.status.code().unwrap_or(-1), json, stderr)

@@ -189,7 +189,7 @@ fn a_cut_upload_resumes_with_a_patch_from_the_offset_the_registry_reports() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json = crate::support::json_stdout(&output);
 
     let store = store.lock().unwrap();
     let patches: Vec<&String> = store

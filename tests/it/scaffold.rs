@@ -579,7 +579,7 @@ fn json_output_is_one_object_with_type_out_and_files() {
             "json",
         ],
     );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = crate::support::json_stdout(&output);
     assert_eq!(report["type"], "kustomize");
     assert_eq!(report["out"], out.to_str().unwrap());
     let files: Vec<&str> = report["files"]
@@ -672,7 +672,7 @@ fn without_a_terminal_scaffold_takes_defaults_and_never_prompts() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = crate::support::json_stdout(&output);
     assert_eq!(report["type"], "kube");
     assert_eq!(report["workload"], "spinapp");
     let yaml = std::fs::read_to_string(app.dir.join("deploy/hello-aks.yaml")).unwrap();

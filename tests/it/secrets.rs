@@ -144,7 +144,7 @@ impl Rig {
 }
 
 fn json(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    support::json_report(stdout)
 }
 
 #[tokio::test]
@@ -178,7 +178,7 @@ async fn set_from_stdin_writes_the_dashed_secret_drops_one_newline_and_remembers
     assert_eq!(versions[1].value, "pw-second-3Lm");
     assert_eq!(
         json(&run.stdout),
-        serde_json::json!({"vault": kv, "variable": "db_password", "secret": "db-password", "version": versions[1].id})
+        serde_json::json!({"schema": "spin-aks/v1/secrets-set", "vault": kv, "variable": "db_password", "secret": "db-password", "version": versions[1].id})
     );
 }
 

@@ -84,5 +84,5 @@ impl Rig {
 }
 
 pub fn json(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    super::json_report(stdout)
 }

@@ -6,6 +6,7 @@ pub mod alone;
 pub mod apps;
 pub mod arm;
 pub mod arm_cli;
+pub mod ci_oidc;
 pub mod entra;
 pub mod fault_proxy;
 pub mod keyvault;
@@ -16,6 +17,7 @@ pub mod pty;
 pub mod registry;
 pub mod rig;
 pub mod scaffold;
+pub mod schema;
 pub mod tls;
 pub mod watch_cutter;
 
@@ -162,15 +164,26 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
-/// Parses the single JSON object a `--output json` run printed.
+/// Parses the single JSON object a `--output json` run printed, checked against its schema.
 pub fn json_stdout(output: &std::process::Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!(
             "stdout is not one JSON object ({e}): {stdout}\nstderr: {}",
             String::from_utf8_lossy(&output.stderr)
         )
-    })
+    });
+    schema::check(&report);
+    report
+}
+
+/// [`json_stdout`] for stdout already read.
+pub fn json_report(stdout: impl AsRef<[u8]>) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(stdout.as_ref());
+    let report = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"));
+    schema::check(&report);
+    report
 }
 
 /// Every blob in an OCI layout re-hashed equals its file name.
