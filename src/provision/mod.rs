@@ -80,7 +80,7 @@ impl Plan {
 #[derive(Debug, Serialize)]
 pub struct CreateReport {
     pub cluster: ClusterRef,
-    #[serde(flatten)]
+    /// What was found and written.
     pub plan: Plan,
     pub registry_login_server: String,
     /// AcrPull for the kubelet identity on the registry.

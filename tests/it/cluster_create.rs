@@ -67,10 +67,10 @@ async fn create_stands_up_a_ready_cluster_then_install_check_up_and_delete_run_o
     }
     let report = json_stdout(&first);
     let created = &report["created"];
-    assert_eq!(created["resource_group_created"], true, "{report}");
-    assert_eq!(created["cluster"]["action"], "create", "{report}");
+    assert_eq!(created["plan"]["resource_group_created"], true, "{report}");
+    assert_eq!(created["plan"]["cluster"]["action"], "create", "{report}");
     assert_eq!(
-        created["registry"],
+        created["plan"]["registry"],
         json!({"action": "create", "name": "spin1acr"})
     );
     assert_eq!(created["registry_login_server"], "spin1acr.azurecr.io");
@@ -116,11 +116,11 @@ async fn create_stands_up_a_ready_cluster_then_install_check_up_and_delete_run_o
     assert!(second.status.success(), "{}", stderr(&second));
     let report = json_stdout(&second);
     assert_eq!(
-        report["created"]["cluster"]["action"], "unchanged",
+        report["created"]["plan"]["cluster"]["action"], "unchanged",
         "{report}"
     );
-    assert_eq!(report["created"]["resource_group_created"], false);
-    assert_eq!(report["created"]["registry"]["action"], "existing");
+    assert_eq!(report["created"]["plan"]["resource_group_created"], false);
+    assert_eq!(report["created"]["plan"]["registry"]["action"], "existing");
     assert_eq!(puts(), 1, "an unchanged cluster is not written");
     assert_eq!(report["install"]["aks"]["flux_extension_installed"], true);
     assert_eq!(
@@ -334,14 +334,14 @@ async fn an_existing_cluster_gets_only_what_it_lacks_after_a_running_operation_e
     );
     let report = json_stdout(&output);
     assert_eq!(
-        report["created"]["cluster"],
+        report["created"]["plan"]["cluster"],
         json!({"action": "update", "enable": ["app routing add-on"]})
     );
     assert_eq!(
-        report["created"]["registry"]["login_server"],
+        report["created"]["plan"]["registry"]["login_server"],
         "shopacr.azurecr.io"
     );
-    let kept = report["created"]["kept"].to_string();
+    let kept = report["created"]["plan"]["kept"].to_string();
     assert!(kept.contains("3 node(s), not 2"), "{kept}");
     assert_eq!(aks.arm.count("PUT", &cluster_path("rg", "old")), 3);
     let properties = aks
@@ -369,7 +369,7 @@ async fn an_existing_cluster_gets_only_what_it_lacks_after_a_running_operation_e
     .await;
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(
-        json_stdout(&again)["created"]["cluster"]["action"],
+        json_stdout(&again)["created"]["plan"]["cluster"]["action"],
         "unchanged"
     );
     assert_eq!(aks.arm.count("PUT", &cluster_path("rg", "old")), 3);
