@@ -55,8 +55,6 @@ struct HelmReleaseSpec {
     chart: ChartTemplate,
     install: Lifecycle,
     upgrade: Lifecycle,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    depends_on: Vec<Value>,
     values: Value,
 }
 
@@ -146,7 +144,8 @@ pub fn repositories(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
 }
 
 /// The three HelmReleases: cert-manager (its CRDs on), runtime-class-manager (images pinned to
-/// its release, not `latest`), spin-operator (after cert-manager: its webhook certificate).
+/// its release, not `latest`), spin-operator (applied once cert-manager serves: its webhook
+/// certificate).
 pub fn releases(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
     let rcm_tag = format!("v{}", releases.runtime_class_manager.version);
     [
@@ -154,7 +153,6 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
             &releases.cert_manager,
             "cert-manager",
             json!({"crds": {"enabled": true}}),
-            None,
         ),
         (
             &releases.runtime_class_manager,
@@ -166,17 +164,11 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
                     "nodeInstallerImage": {"tag": rcm_tag},
                 },
             }),
-            None,
         ),
-        (
-            &releases.spin_operator,
-            "spin-operator",
-            json!({}),
-            Some("cert-manager"),
-        ),
+        (&releases.spin_operator, "spin-operator", json!({})),
     ]
     .into_iter()
-    .map(|(chart, namespace, values, after)| {
+    .map(|(chart, namespace, values)| {
         let remediation = json!({"retries": 3});
         to_value(Object {
             api_version: "helm.toolkit.fluxcd.io/v2",
@@ -207,10 +199,6 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
                     crds: "CreateReplace",
                     remediation,
                 },
-                depends_on: after
-                    .map(|name| json!({"name": name}))
-                    .into_iter()
-                    .collect(),
                 values,
             },
         })

@@ -34,11 +34,12 @@ pub async fn uninstall(
     out: &Output,
 ) -> anyhow::Result<UninstallReport> {
     let resources = Resources::discover(conn).await?;
-    let spinapps = count_spinapps(conn, &resources).await?;
-    if spinapps > 0 && !force {
+    let spinapps = list_spinapps(conn, &resources).await?;
+    if !spinapps.is_empty() && !force {
         return Err(bad_input!(
-            "{spinapps} SpinApp(s) run on {}: uninstalling SpinKube deletes its CRDs and with them every SpinApp. Delete the apps first (`spin-aks delete`), or pass --force",
-            conn.context
+            "SpinApps run on {}: {}. Uninstalling SpinKube deletes its CRDs and with them every SpinApp; delete the apps first (`spin-aks delete` in each app), or pass --force to delete them with it",
+            conn.context,
+            spinapps.join(", ")
         ));
     }
     let set = super::install_set();
@@ -80,10 +81,10 @@ pub async fn uninstall(
     })
 }
 
-/// SpinApps in every namespace (none when the kind is not served).
-async fn count_spinapps(conn: &Connection, resources: &Resources) -> anyhow::Result<usize> {
+/// `namespace/name` of the SpinApps in every namespace (none when the kind is not served).
+async fn list_spinapps(conn: &Connection, resources: &Resources) -> anyhow::Result<Vec<String>> {
     let Some(group) = resources.spinapp_group() else {
-        return Ok(0);
+        return Ok(Vec::new());
     };
     let (resource, _) = resources.resolve(&format!("{group}/v1alpha1"), "SpinApp")?;
     let api: Api<DynamicObject> = Api::all_with(conn.client.clone(), &resource);
@@ -91,7 +92,14 @@ async fn count_spinapps(conn: &Connection, resources: &Resources) -> anyhow::Res
         .list(&ListParams::default())
         .await
         .map_err(|e| explain(e, conn, Action::new("list", "spinapps", None)))?;
-    Ok(list.items.len())
+    let name = |o: &DynamicObject| {
+        let namespace = o.metadata.namespace.as_deref().unwrap_or_default();
+        format!(
+            "{namespace}/{}",
+            o.metadata.name.as_deref().unwrap_or_default()
+        )
+    };
+    Ok(list.items.iter().map(name).collect())
 }
 
 /// Waits until the object is gone (its finalizers done).

@@ -27,23 +27,37 @@ pub async fn release_ready(
     timeout: Duration,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
-    let resource = resource(
+    let releases = resource(
         "helm.toolkit.fluxcd.io",
         "v2",
         "HelmRelease",
         "helmreleases",
     );
-    let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), NAMESPACE, &resource);
+    let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), NAMESPACE, &releases);
     let until = |object: &DynamicObject| {
         release_outcome(object.metadata.generation, &object.data["status"])
     };
-    poll(conn, &api, name, "helmreleases", timeout, progress, &until)
-        .await
-        .map_err(|e| {
-            e.context(format!(
-                "the HelmRelease {NAMESPACE}/{name} did not become ready"
-            ))
-        })
+    let Err(why) = poll(conn, &api, name, "helmreleases", timeout, progress, &until).await else {
+        return Ok(());
+    };
+    // The chart's own status says why when it cannot be pulled (helm-controller names its
+    // HelmChart `<namespace>-<release>`).
+    let chart_resource = resource("source.toolkit.fluxcd.io", "v1", "HelmChart", "helmcharts");
+    let charts: Api<DynamicObject> =
+        Api::namespaced_with(conn.client.clone(), NAMESPACE, &chart_resource);
+    let chart_name = format!("{NAMESPACE}-{name}");
+    let chart = charts.get_opt(&chart_name).await.ok().flatten();
+    let pulled = chart
+        .as_ref()
+        .and_then(|c| condition(&c.data["status"], "Ready"));
+    Err(match pulled {
+        Some((state, message)) if state != "True" => anyhow::anyhow!(
+            "the HelmRelease {NAMESPACE}/{name} did not become ready: its chart cannot be pulled: {message}. The cluster must reach the chart registry (name a mirror it reaches with --chart-registry) and the registry must hold that chart version; see `kubectl describe helmchart -n {NAMESPACE} {chart_name}`"
+        ),
+        _ => anyhow::anyhow!(
+            "the HelmRelease {NAMESPACE}/{name} did not become ready: {why:#}; see `kubectl describe helmrelease -n {NAMESPACE} {name}` and helm-controller's logs"
+        ),
+    })
 }
 
 /// Where a HelmRelease stands, from its `metadata.generation` and `status`.
@@ -86,9 +100,9 @@ pub async fn shim_installed(
         }
     };
     poll(conn, &api, name, "shims", timeout, progress, &until).await.map_err(|e| {
-        e.context(format!(
-            "the shim was not installed on the labelled nodes (see `kubectl get shim {name} -o yaml` and the runtime-class-manager logs)"
-        ))
+        anyhow::anyhow!(
+            "the shim was not installed on the labelled nodes: {e:#}; see `kubectl get shim {name} -o yaml` and the runtime-class-manager logs"
+        )
     })
 }
 
