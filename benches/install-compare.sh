@@ -11,14 +11,19 @@
 # On the rig, kwok pods run nothing: the stand-ins (scripts/kube-rig/standins.py) play the
 # runtime-class-manager node installer and run the operator, the same for both.
 # Usage: benches/install-compare.sh  (needs: cargo, go, helm, kubectl, docker-registry)
+#   SPIN_AKS_BIN=target/debug/spin-aks: time that binary instead of a release build (the install
+#   waits on the cluster, not on our CPU).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=benches/lib.sh
 source "$root/benches/lib.sh"
 scratch_dir
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/spin-aks"
+bin="${SPIN_AKS_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+  bin="$root/target/release/spin-aks"
+fi
 export SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker"
 export HELM_CACHE_HOME="$work/helm/cache" HELM_CONFIG_HOME="$work/helm/config" HELM_DATA_HOME="$work/helm/data"
 # shellcheck source=scripts/kube-rig/flux.env

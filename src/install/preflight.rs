@@ -148,8 +148,10 @@ pub async fn chart_versions(
                 ))
             }
             Err(e) => out.info(format!(
-                "cannot look up {}:{} in {registry} from here ({e:#}); the cluster's helm-controller will try",
-                chart.name, chart.version
+                "cannot look up {}:{} in {registry} from here ({}); the cluster's helm-controller will try",
+                chart.name,
+                chart.version,
+                e.root_cause()
             )),
         }
     }
@@ -176,7 +178,8 @@ async fn chart_version(chart: &Chart, source: &ChartSource) -> anyhow::Result<bo
     let lookup = async {
         let http = crate::registry::client::http_client(&transport)?;
         let credential = resolve_credential(AuthMode::Auto, &host, &http).await?;
-        let retry = RetryPolicy::with_budget(CHART_LOOKUP);
+        // A registry that is not there is not waited for: the cluster's pull will say why.
+        let retry = RetryPolicy::with_budget(Duration::from_secs(2));
         let mut client =
             RegistryClient::new(&target, credential, &[], http, &transport, retry)?.pull_only();
         Ok::<_, anyhow::Error>(

@@ -143,10 +143,21 @@ fn a_bare_cluster_runs_the_example_app_after_install_upgrades_and_uninstall_refu
     let check = spin_aks_on(&rig, home.path())
         .arg("-f")
         .arg(&app)
-        .args(["cluster", "check", "-n", &ns])
+        .args(["cluster", "check", "--output", "json", "-n", &ns])
         .output()
         .unwrap();
     assert_exit(&check, 0, "cluster check after the install");
+    let checks = json_stdout(&check);
+    let shim = (checks["checks"].as_array().unwrap().iter())
+        .find(|c| c["name"] == "shim-version")
+        .unwrap();
+    assert!(
+        shim["detail"]
+            .as_str()
+            .unwrap()
+            .contains("containerd-shim-spin v0.25"),
+        "the installed Shim's release is read: {checks}"
+    );
 
     let deployed = up(&rig, home.path(), &app, target, &[]);
     assert_exit(&deployed, 0, "up after the install");
@@ -216,10 +227,15 @@ fn a_bare_cluster_runs_the_example_app_after_install_upgrades_and_uninstall_refu
         .output()
         .unwrap();
     assert_exit(&forced, 0, "uninstall --force");
-    let left = rig.kubectl_ok(&["get", "helmreleases,crd", "-A", "-o", "name"]);
+    let releases = rig.kubectl_ok(&["get", "helmreleases", "-A", "-o", "name"]);
+    assert!(releases.trim().is_empty(), "{releases}");
+    // The operator's CRDs go; cert-manager's and the Shim's stay, as `helm uninstall` leaves them.
+    let crds = rig.kubectl_ok(&["get", "crd", "-o", "name"]);
+    assert!(!crds.contains("core.spinkube.dev"), "{crds}");
+    let forced = stderr(&forced) + &String::from_utf8_lossy(&forced.stdout);
     assert!(
-        !left.contains("helmrelease") && !left.contains("spinkube.dev"),
-        "{left}"
+        forced.contains(&format!("spinapp/{ns}/hello-aks deleted")),
+        "{forced}"
     );
 }
 
@@ -290,6 +306,9 @@ fn viewer_kubeconfig(rig: &Rig, dir: &Path) -> std::path::PathBuf {
     let key = dir.join("viewer.key");
     let csr = dir.join("viewer.csr");
     let crt = dir.join("viewer.crt");
+    // A v3 certificate, as rustls accepts (an extension makes `openssl x509 -req` write v3).
+    let ext = dir.join("viewer.ext");
+    std::fs::write(&ext, "basicConstraints=CA:FALSE\n").unwrap();
     let openssl = |args: &[&str]| run_ok(Command::new("openssl").args(args));
     openssl(&[
         "req",
@@ -315,6 +334,8 @@ fn viewer_kubeconfig(rig: &Rig, dir: &Path) -> std::path::PathBuf {
         "-CAkey",
         pki.join("ca.key").to_str().unwrap(),
         "-CAcreateserial",
+        "-extfile",
+        ext.to_str().unwrap(),
         "-days",
         "1",
         "-out",
