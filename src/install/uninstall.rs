@@ -89,6 +89,8 @@ pub async fn uninstall(
         apply::delete(conn, &secret, true, NAMESPACE, &set.parent_name, false).await?;
         let (namespace, _) = resources.resolve("v1", "Namespace")?;
         apply::delete(conn, &namespace, false, "", NAMESPACE, false).await?;
+        // Gone before we return, so that an install right after finds no terminating namespace.
+        gone(conn, &namespace, None, NAMESPACE, timeout).await?;
         deleted.push(format!("namespace/{NAMESPACE}"));
     }
     Ok(UninstallReport {
