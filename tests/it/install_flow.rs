@@ -430,7 +430,7 @@ fn bad_versions_an_unreachable_chart_registry_and_missing_rights_fail_with_the_f
             flags: vec!["--chart-registry", &nowhere, "--timeout", "20s"],
             code: 1,
             says: vec![
-                "cert-manager",
+                "cert-manager (its webhook serving): its chart: chart pull error",
                 "connection refused",
                 &nowhere,
                 "--chart-registry",
