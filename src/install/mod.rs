@@ -13,6 +13,7 @@ mod wait;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -103,7 +104,8 @@ pub async fn install(
         preflight::chart_versions(releases, &settings.charts, out),
     )?;
     let mut first: Vec<Value> = objects::repositories(releases, &settings.charts);
-    first.extend(objects::releases(releases, &settings.charts));
+    let legacy_wait = serves_wait_strategy(conn).await?;
+    first.extend(objects::releases(releases, &settings.charts, legacy_wait));
     first.extend(crds);
     let mut report = InstallReport {
         cluster: conn.context.clone(),
@@ -219,6 +221,31 @@ fn require_flux(conn: &Connection, resources: &Resources) -> anyhow::Result<()> 
         "{} has no Flux helm-controller (helm.toolkit.fluxcd.io/v2 HelmRelease and source.toolkit.fluxcd.io/v1 HelmRepository are not served): spin-aks installs SpinKube's charts through it. Install Flux first (`flux install`, or on AKS the microsoft.flux cluster extension), then run this again",
         conn.context
     ))
+}
+
+/// Whether the cluster's HelmRelease CRD knows `spec.waitStrategy` (helm-controller v1.6 does);
+/// older ones, as a Flux extension may run, would refuse the field.
+async fn serves_wait_strategy(conn: &Connection) -> anyhow::Result<bool> {
+    let crds: Api<CustomResourceDefinition> = Api::all(conn.client.clone());
+    let Some(crd) = crds
+        .get_opt("helmreleases.helm.toolkit.fluxcd.io")
+        .await
+        .map_err(|e| {
+            explain(
+                e,
+                conn,
+                Action::new("get", "customresourcedefinitions", None),
+            )
+        })?
+    else {
+        return Ok(false);
+    };
+    let v2 = crd.spec.versions.iter().find(|v| v.name == "v2");
+    let spec = v2
+        .and_then(|v| v.schema.as_ref()?.open_api_v3_schema.as_ref())
+        .and_then(|schema| schema.properties.as_ref()?.get("spec"))
+        .and_then(|spec| spec.properties.as_ref());
+    Ok(spec.is_some_and(|fields| fields.contains_key("waitStrategy")))
 }
 
 /// Puts the shim's label on every node that lacks it; the nodes labelled now.

@@ -55,6 +55,8 @@ struct HelmReleaseSpec {
     chart: ChartTemplate,
     install: Lifecycle,
     upgrade: Lifecycle,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_strategy: Option<Value>,
     values: Value,
 }
 
@@ -145,8 +147,10 @@ pub fn repositories(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
 
 /// The three HelmReleases: cert-manager (its CRDs on), runtime-class-manager (images pinned to
 /// its release, not `latest`), spin-operator (applied once cert-manager serves: its webhook
-/// certificate).
-pub fn releases(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
+/// certificate). `legacy_wait`: helm-controller serves `spec.waitStrategy` and is told to wait
+/// as Helm 3 did — polling resources every 2 s and watching hooks — rather than its default
+/// kstatus poller, which looks every 5 s, hooks included (seconds on each release).
+pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) -> Vec<Value> {
     let rcm_tag = format!("v{}", releases.runtime_class_manager.version);
     [
         (
@@ -199,6 +203,7 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
                     crds: "CreateReplace",
                     remediation,
                 },
+                wait_strategy: legacy_wait.then(|| json!({"name": "legacy"})),
                 values,
             },
         })
