@@ -254,7 +254,7 @@ async fn runtime_class(conn: &Connection, name: &str) -> anyhow::Result<(Check, 
             Check::fail(
                 "runtime-class",
                 format!("RuntimeClass {name} does not exist, so no pod can run a Spin app"),
-                "install runtime-class-manager 0.2.0 with a Shim `spin-v2` (it creates the RuntimeClass and provisions nodes), or create the RuntimeClass for nodes that have containerd-shim-spin",
+                "spin-aks cluster install (runtime-class-manager with a Shim `spin-v2` creates it and provisions the nodes), or create the RuntimeClass for nodes that have containerd-shim-spin",
             ),
             None,
         ),
@@ -373,7 +373,11 @@ async fn shim_version(
         .items
         .iter()
         .filter_map(|shim| {
-            let url = shim.data["spec"]["fetchStrategy"]["anonHttp"]["location"].as_str()?;
+            // One archive (`anonHttp`), or one per architecture (`platforms`, runtime-class-manager 0.2).
+            let fetch = &shim.data["spec"]["fetchStrategy"];
+            let platforms = fetch["platforms"].as_array().into_iter().flatten();
+            let url = (fetch["anonHttp"]["location"].as_str())
+                .or_else(|| platforms.filter_map(|p| p["location"].as_str()).next())?;
             let version = url.split("/download/").nth(1)?.split('/').next()?;
             compat::target_shim(version).ok()
         })

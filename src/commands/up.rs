@@ -39,7 +39,10 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
     offer_identity(global, &mut ctx, &target, &settings, out).await?;
     let deployed = deploy::deploy(&mut ctx, target, &settings, Some(image.clone()), out).await;
     let applied = match deployed {
-        Err(e) if e.is::<NotReady>() && install_agreed(global, args, &e)? => {
+        Err(e) if e.is::<NotReady>() && !install_agreed(global, args, &e)? => {
+            return Err(anyhow::anyhow!("{e}\n{NOT_INSTALLED_FIX}"));
+        }
+        Err(e) if e.is::<NotReady>() => {
             let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
             let aks = match target.aks() {
                 Some(aks) => Some(install::aks::prepare(aks, false, out).await?),
@@ -63,6 +66,9 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
     };
     out.report(&report, applied.summary(&global.from.display().to_string()))
 }
+
+/// What `up` says when the cluster cannot run the app and SpinKube was not installed for it.
+const NOT_INSTALLED_FIX: &str = "to install SpinKube and continue, run `spin-aks up --install-spinkube` (or `spin-aks cluster install`, then `spin-aks up` again)";
 
 /// Whether to install SpinKube on a cluster that cannot run the app: `--install-spinkube`, else
 /// asked on a terminal (never under `-y`).

@@ -5,6 +5,7 @@
 pub mod aks;
 pub mod crds;
 pub mod objects;
+pub mod preflight;
 pub mod releases;
 pub mod uninstall;
 mod wait;
@@ -12,6 +13,7 @@ mod wait;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -94,15 +96,16 @@ pub async fn install(
         require_flux(conn, &resources)?;
     }
     let http = crate::registry::client::http_client(&Default::default())?;
-    let crds = crds::fetch(
-        &http,
-        &settings.module_proxy,
-        &settings.releases.operator_module,
-    )
-    .await?;
     let releases = &settings.releases;
+    // Nothing is written before the rights, the chart versions and the CRDs are known good.
+    let (crds, (), ()) = tokio::try_join!(
+        crds::fetch(&http, &settings.module_proxy, &releases.operator_module),
+        preflight::rights(conn, label_nodes),
+        preflight::chart_versions(releases, &settings.charts, out),
+    )?;
     let mut first: Vec<Value> = objects::repositories(releases, &settings.charts);
-    first.extend(objects::releases(releases, &settings.charts));
+    let legacy_wait = serves_wait_strategy(conn).await?;
+    first.extend(objects::releases(releases, &settings.charts, legacy_wait));
     first.extend(crds);
     let mut report = InstallReport {
         cluster: conn.context.clone(),
@@ -130,22 +133,26 @@ pub async fn install(
         diff: false,
         prune: false,
     };
+    // spin-operator's chart makes cert-manager Certificates, so its release is applied once
+    // cert-manager's webhook serves (not by a Flux dependsOn, re-checked only every 30 s).
+    let (operator, first): (Vec<Value>, Vec<Value>) = first
+        .into_iter()
+        .partition(|o| o["kind"] == "HelmRelease" && o["metadata"]["name"] == "spin-operator");
     apply::ensure_namespace(conn, objects::NAMESPACE, false).await?;
     report.objects = apply::apply(conn, &resources, &set, first, &options)
         .await?
         .objects;
     let timeout = settings.timeout;
-    for (release, what) in [
-        ("cert-manager", "cert-manager (its webhook serving)"),
-        ("runtime-class-manager", "runtime-class-manager"),
-    ] {
-        let started = Instant::now();
-        wait::release_ready(conn, release, timeout, &|m| {
-            out.info(format!("{what}: {m}"))
-        })
-        .await?;
-        report.stages.push(stage(release, started));
-    }
+    let what = "cert-manager (its webhook serving)";
+    report
+        .stages
+        .push(release_stage(conn, "cert-manager", what, timeout, out).await?);
+    let applied = apply::apply(conn, &resources, &set, operator, &options).await?;
+    report.objects.extend(applied.objects);
+    let what = "runtime-class-manager";
+    report
+        .stages
+        .push(release_stage(conn, what, what, timeout, out).await?);
     // The Shim's kind comes with runtime-class-manager's chart.
     let resources = Resources::discover(conn).await?;
     let shim = vec![objects::shim(releases)];
@@ -157,19 +164,30 @@ pub async fn install(
     if label_nodes {
         report.labelled_nodes = label_node_objects(conn).await?;
     }
-    let started = Instant::now();
-    wait::release_ready(conn, "spin-operator", timeout, &|m| {
-        out.info(format!("spin-operator: {m}"))
-    })
-    .await?;
-    report.stages.push(stage("spin-operator", started));
-    let started = Instant::now();
-    wait::shim_installed(conn, objects::HANDLER, timeout, &|m| {
-        out.info(format!("shim: {m}"))
-    })
-    .await?;
-    report.stages.push(stage("shim", started));
+    let shim = async {
+        let started = Instant::now();
+        let progress = |m: &str| out.info(format!("shim: {m}"));
+        wait::shim_installed(conn, objects::HANDLER, timeout, &progress).await?;
+        Ok(stage("shim", started))
+    };
+    let operator = release_stage(conn, "spin-operator", "spin-operator", timeout, out);
+    let (operator, shim) = tokio::try_join!(operator, shim)?;
+    report.stages.extend([operator, shim]);
     Ok(report)
+}
+
+/// Waits for HelmRelease `name` with progress lines about `what`; how long it took.
+async fn release_stage(
+    conn: &Connection,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    out: &Output,
+) -> anyhow::Result<Stage> {
+    let started = Instant::now();
+    let progress = |m: &str| out.info(format!("{what}: {m}"));
+    wait::release_ready(conn, name, timeout, &progress).await?;
+    Ok(stage(name, started))
 }
 
 fn stage(name: &str, started: Instant) -> Stage {
@@ -203,6 +221,31 @@ fn require_flux(conn: &Connection, resources: &Resources) -> anyhow::Result<()> 
         "{} has no Flux helm-controller (helm.toolkit.fluxcd.io/v2 HelmRelease and source.toolkit.fluxcd.io/v1 HelmRepository are not served): spin-aks installs SpinKube's charts through it. Install Flux first (`flux install`, or on AKS the microsoft.flux cluster extension), then run this again",
         conn.context
     ))
+}
+
+/// Whether the cluster's HelmRelease CRD knows `spec.waitStrategy` (helm-controller v1.6 does);
+/// older ones, as a Flux extension may run, would refuse the field.
+async fn serves_wait_strategy(conn: &Connection) -> anyhow::Result<bool> {
+    let crds: Api<CustomResourceDefinition> = Api::all(conn.client.clone());
+    let Some(crd) = crds
+        .get_opt("helmreleases.helm.toolkit.fluxcd.io")
+        .await
+        .map_err(|e| {
+            explain(
+                e,
+                conn,
+                Action::new("get", "customresourcedefinitions", None),
+            )
+        })?
+    else {
+        return Ok(false);
+    };
+    let v2 = crd.spec.versions.iter().find(|v| v.name == "v2");
+    let spec = v2
+        .and_then(|v| v.schema.as_ref()?.open_api_v3_schema.as_ref())
+        .and_then(|schema| schema.properties.as_ref()?.get("spec"))
+        .and_then(|spec| spec.properties.as_ref());
+    Ok(spec.is_some_and(|fields| fields.contains_key("waitStrategy")))
 }
 
 /// Puts the shim's label on every node that lacks it; the nodes labelled now.

@@ -55,8 +55,8 @@ struct HelmReleaseSpec {
     chart: ChartTemplate,
     install: Lifecycle,
     upgrade: Lifecycle,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    depends_on: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_strategy: Option<Value>,
     values: Value,
 }
 
@@ -146,15 +146,17 @@ pub fn repositories(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
 }
 
 /// The three HelmReleases: cert-manager (its CRDs on), runtime-class-manager (images pinned to
-/// its release, not `latest`), spin-operator (after cert-manager: its webhook certificate).
-pub fn releases(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
+/// its release, not `latest`), spin-operator (applied once cert-manager serves: its webhook
+/// certificate). `legacy_wait`: helm-controller serves `spec.waitStrategy` and is told to wait
+/// as Helm 3 did — polling resources every 2 s and watching hooks — rather than its default
+/// kstatus poller, which looks every 5 s, hooks included (seconds on each release).
+pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) -> Vec<Value> {
     let rcm_tag = format!("v{}", releases.runtime_class_manager.version);
     [
         (
             &releases.cert_manager,
             "cert-manager",
             json!({"crds": {"enabled": true}}),
-            None,
         ),
         (
             &releases.runtime_class_manager,
@@ -166,17 +168,11 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
                     "nodeInstallerImage": {"tag": rcm_tag},
                 },
             }),
-            None,
         ),
-        (
-            &releases.spin_operator,
-            "spin-operator",
-            json!({}),
-            Some("cert-manager"),
-        ),
+        (&releases.spin_operator, "spin-operator", json!({})),
     ]
     .into_iter()
-    .map(|(chart, namespace, values, after)| {
+    .map(|(chart, namespace, values)| {
         let remediation = json!({"retries": 3});
         to_value(Object {
             api_version: "helm.toolkit.fluxcd.io/v2",
@@ -207,10 +203,7 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
                     crds: "CreateReplace",
                     remediation,
                 },
-                depends_on: after
-                    .map(|name| json!({"name": name}))
-                    .into_iter()
-                    .collect(),
+                wait_strategy: legacy_wait.then(|| json!({"name": "legacy"})),
                 values,
             },
         })

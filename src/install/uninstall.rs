@@ -34,12 +34,30 @@ pub async fn uninstall(
     out: &Output,
 ) -> anyhow::Result<UninstallReport> {
     let resources = Resources::discover(conn).await?;
-    let spinapps = count_spinapps(conn, &resources).await?;
-    if spinapps > 0 && !force {
+    let spinapps = list(conn, &resources, "SpinApp").await?;
+    if !spinapps.is_empty() && !force {
+        let names: Vec<String> = spinapps
+            .iter()
+            .map(|(ns, name)| format!("{ns}/{name}"))
+            .collect();
         return Err(bad_input!(
-            "{spinapps} SpinApp(s) run on {}: uninstalling SpinKube deletes its CRDs and with them every SpinApp. Delete the apps first (`spin-aks delete`), or pass --force",
-            conn.context
+            "SpinApps run on {}: {}. Uninstalling SpinKube deletes its CRDs and with them every SpinApp; delete the apps first (`spin-aks delete` in each app), or pass --force to delete them with it",
+            conn.context,
+            names.join(", ")
         ));
+    }
+    let mut deleted = Vec::new();
+    // SpinApps, then the executors, while the operator still runs: it holds a finalizer on each
+    // executor (released once no SpinApp uses it), which would keep its CRD from going away.
+    for kind in ["SpinApp", "SpinAppExecutor"] {
+        let Some(resource) = spinkube_resource(&resources, kind) else {
+            continue;
+        };
+        for (namespace, name) in list(conn, &resources, kind).await? {
+            apply::delete(conn, &resource, true, &namespace, &name, false).await?;
+            gone(conn, &resource, Some(&namespace), &name, timeout).await?;
+            deleted.push(format!("{}/{namespace}/{name}", kind.to_ascii_lowercase()));
+        }
     }
     let set = super::install_set();
     let group_kinds = parent_group_kinds(conn, &set).await?;
@@ -52,7 +70,6 @@ pub async fn uninstall(
         _ => 2,
     };
     members.sort_by_key(|(resource, _, _)| rank(&resource.kind));
-    let mut deleted = Vec::new();
     for (resource, namespaced, object) in &members {
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
         apply::delete(conn, resource, *namespaced, NAMESPACE, name, false).await?;
@@ -61,7 +78,8 @@ pub async fn uninstall(
                 "waiting for {}/{name} to be cleaned up",
                 resource.kind.to_ascii_lowercase()
             ));
-            gone(conn, resource, *namespaced, name, timeout).await?;
+            let namespace = namespaced.then_some(NAMESPACE);
+            gone(conn, resource, namespace, name, timeout).await?;
         }
         deleted.push(format!("{}/{name}", resource.kind.to_ascii_lowercase()));
     }
@@ -71,6 +89,8 @@ pub async fn uninstall(
         apply::delete(conn, &secret, true, NAMESPACE, &set.parent_name, false).await?;
         let (namespace, _) = resources.resolve("v1", "Namespace")?;
         apply::delete(conn, &namespace, false, "", NAMESPACE, false).await?;
+        // Gone before we return, so that an install right after finds no terminating namespace.
+        gone(conn, &namespace, None, NAMESPACE, timeout).await?;
         deleted.push(format!("namespace/{NAMESPACE}"));
     }
     Ok(UninstallReport {
@@ -80,42 +100,52 @@ pub async fn uninstall(
     })
 }
 
-/// SpinApps in every namespace (none when the kind is not served).
-async fn count_spinapps(conn: &Connection, resources: &Resources) -> anyhow::Result<usize> {
-    let Some(group) = resources.spinapp_group() else {
-        return Ok(0);
+/// The resource of SpinKube's `kind` in the group the cluster serves, if it does.
+fn spinkube_resource(resources: &Resources, kind: &str) -> Option<ApiResource> {
+    let group = resources.spinapp_group()?;
+    let (resource, _) = resources.resolve(&format!("{group}/v1alpha1"), kind).ok()?;
+    Some(resource)
+}
+
+/// `(namespace, name)` of every object of SpinKube's `kind` (none when it is not served).
+async fn list(
+    conn: &Connection,
+    resources: &Resources,
+    kind: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let Some(resource) = spinkube_resource(resources, kind) else {
+        return Ok(Vec::new());
     };
-    let (resource, _) = resources.resolve(&format!("{group}/v1alpha1"), "SpinApp")?;
     let api: Api<DynamicObject> = Api::all_with(conn.client.clone(), &resource);
-    let list = api
+    let listed = api
         .list(&ListParams::default())
         .await
-        .map_err(|e| explain(e, conn, Action::new("list", "spinapps", None)))?;
-    Ok(list.items.len())
+        .map_err(|e| explain(e, conn, Action::new("list", &resource.plural, None)))?;
+    let name = |o: &DynamicObject| {
+        let namespace = o.metadata.namespace.clone().unwrap_or_default();
+        (namespace, o.metadata.name.clone().unwrap_or_default())
+    };
+    Ok(listed.items.iter().map(name).collect())
 }
 
 /// Waits until the object is gone (its finalizers done).
 async fn gone(
     conn: &Connection,
     resource: &ApiResource,
-    namespaced: bool,
+    namespace: Option<&str>,
     name: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let api: Api<DynamicObject> = if namespaced {
-        Api::namespaced_with(conn.client.clone(), NAMESPACE, resource)
-    } else {
-        Api::all_with(conn.client.clone(), resource)
+    let api: Api<DynamicObject> = match namespace {
+        Some(namespace) => Api::namespaced_with(conn.client.clone(), namespace, resource),
+        None => Api::all_with(conn.client.clone(), resource),
     };
     let started = Instant::now();
     loop {
-        let found = api.get_opt(name).await.map_err(|e| {
-            explain(
-                e,
-                conn,
-                Action::new("get", &resource.plural, Some(NAMESPACE)),
-            )
-        })?;
+        let found = api
+            .get_opt(name)
+            .await
+            .map_err(|e| explain(e, conn, Action::new("get", &resource.plural, namespace)))?;
         if found.is_none() {
             return Ok(());
         }

@@ -11,6 +11,8 @@ use crate::cluster::connect::Connection;
 use crate::cluster::errors::{explain, Action};
 
 const POLL: Duration = Duration::from_millis(500);
+/// How often a release's HelmChart is looked at for a pull error while the release is waited for.
+const CHART_POLL: Duration = Duration::from_secs(2);
 /// The `Ready` reasons of a Helm action that failed (helm-controller's v2 API).
 const FAILED_ACTIONS: [&str; 4] = [
     "InstallFailed",
@@ -27,23 +29,54 @@ pub async fn release_ready(
     timeout: Duration,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
-    let resource = resource(
+    let releases = resource(
         "helm.toolkit.fluxcd.io",
         "v2",
         "HelmRelease",
         "helmreleases",
     );
-    let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), NAMESPACE, &resource);
+    let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), NAMESPACE, &releases);
     let until = |object: &DynamicObject| {
         release_outcome(object.metadata.generation, &object.data["status"])
     };
-    poll(conn, &api, name, "helmreleases", timeout, progress, &until)
-        .await
-        .map_err(|e| {
-            e.context(format!(
-                "the HelmRelease {NAMESPACE}/{name} did not become ready"
-            ))
-        })
+    // The chart's own status says why when it cannot be pulled (helm-controller names its
+    // HelmChart `<namespace>-<release>`; the release's message does not repeat it).
+    let chart_resource = resource("source.toolkit.fluxcd.io", "v1", "HelmChart", "helmcharts");
+    let charts: Api<DynamicObject> =
+        Api::namespaced_with(conn.client.clone(), NAMESPACE, &chart_resource);
+    let chart_name = format!("{NAMESPACE}-{name}");
+    let chart_failure = || async {
+        let chart = charts.get_opt(&chart_name).await.ok().flatten()?;
+        let (state, message) = condition(&chart.data["status"], "Ready")?;
+        (state == "False").then(|| message.to_string())
+    };
+    let watch_chart = async {
+        let mut said = String::new();
+        loop {
+            if let Some(message) = chart_failure().await.filter(|m| *m != said) {
+                progress(&format!("its chart: {message}"));
+                said = message;
+            }
+            tokio::time::sleep(CHART_POLL).await;
+        }
+    };
+    let released = poll(conn, &api, name, "helmreleases", timeout, progress, &until);
+    let why = tokio::select! {
+        result = released => match result {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        },
+        never = watch_chart => never,
+    };
+    let pulled = chart_failure().await;
+    Err(match pulled {
+        Some(message) => anyhow::anyhow!(
+            "the HelmRelease {NAMESPACE}/{name} did not become ready: its chart cannot be pulled: {message}. The cluster must reach the chart registry (name a mirror it reaches with --chart-registry) and the registry must hold that chart version; see `kubectl describe helmchart -n {NAMESPACE} {chart_name}`"
+        ),
+        _ => anyhow::anyhow!(
+            "the HelmRelease {NAMESPACE}/{name} did not become ready: {why:#}; see `kubectl describe helmrelease -n {NAMESPACE} {name}` and helm-controller's logs"
+        ),
+    })
 }
 
 /// Where a HelmRelease stands, from its `metadata.generation` and `status`.
@@ -86,9 +119,9 @@ pub async fn shim_installed(
         }
     };
     poll(conn, &api, name, "shims", timeout, progress, &until).await.map_err(|e| {
-        e.context(format!(
-            "the shim was not installed on the labelled nodes (see `kubectl get shim {name} -o yaml` and the runtime-class-manager logs)"
-        ))
+        anyhow::anyhow!(
+            "the shim was not installed on the labelled nodes: {e:#}; see `kubectl get shim {name} -o yaml` and the runtime-class-manager logs"
+        )
     })
 }
 

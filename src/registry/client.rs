@@ -98,6 +98,12 @@ impl RegistryClient {
         })
     }
 
+    /// The same client asking only to pull (a look-up in a public registry, anonymously).
+    pub fn pull_only(mut self) -> Self {
+        self.scopes = vec![format!("repository:{}:pull", self.repository)];
+        self
+    }
+
     /// The push's first request, a HEAD of the manifest `reference` (tag or digest): the digest
     /// it points at, if any. On the way it picks the scheme (a loopback registry that does not
     /// answer HTTPS gets HTTP), answers the auth challenge (a 401 that the credential does not

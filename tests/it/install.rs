@@ -146,7 +146,7 @@ fn the_install_objects_are_flux_helm_releases_in_order_and_the_shim() {
     };
     for (name, source) in [("publishers", ChartSource::Publishers), ("mirror", mirror)] {
         let mut objects = objects::repositories(&releases, &source);
-        objects.extend(objects::releases(&releases, &source));
+        objects.extend(objects::releases(&releases, &source, true));
         objects.push(objects::shim(&releases));
         insta::assert_snapshot!(
             format!("install_objects_from_{name}"),
@@ -157,7 +157,7 @@ fn the_install_objects_are_flux_helm_releases_in_order_and_the_shim() {
 
 /// A rig of its own with no SpinKube and the real Flux controllers, its chart registry and its
 /// Go module proxy mirror.
-fn bare_flux_rig() -> Option<(PrivateRig, String, String)> {
+pub fn bare_flux_rig() -> Option<(PrivateRig, String, String)> {
     let rig = private_rig_with(&["--bare", "--flux"])?;
     let charts = rig
         .env("CHART_REGISTRY")

@@ -23,6 +23,7 @@ mod fuzz_smoke;
 mod hostile_archives;
 mod identity;
 mod install;
+mod install_flow;
 mod locked_app;
 mod plugin;
 mod prompts;
