@@ -15,6 +15,7 @@ mod cluster_parts;
 mod durability;
 mod example_wasm;
 mod fidelity;
+mod fleet;
 mod fuzz_smoke;
 mod hostile_archives;
 mod identity;

@@ -1,0 +1,274 @@
+//! Fleet delivery: clusters that follow the app's deploy artifact through their own Flux (added,
+//! removed, remembered per app), their status read in parallel, and waiting until they converge.
+
+pub mod flux;
+pub mod promote;
+pub mod status;
+pub mod up;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::bad_input;
+use crate::cluster::apply::{self, ApplyOptions, Resources};
+use crate::cluster::applyset::ApplySet;
+use crate::cluster::connect::{self, Connection, Remembered};
+use crate::cluster::executor;
+use crate::cluster::secrets::SecretArg;
+use crate::context::AppContext;
+use crate::deploy::{self, Settings};
+use crate::oci::reference::ImageRef;
+use crate::output::Output;
+use crate::publish::deploy::artifact_objects;
+use crate::state::{FleetMember, PublishedTag};
+
+/// The `fleet add` flags, validated (made by `cli`).
+#[derive(Debug)]
+pub struct AddSettings {
+    pub clusters: Vec<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub namespace: String,
+    pub env: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub insecure: bool,
+    pub secrets: Vec<SecretArg>,
+    /// What shapes the objects (the same flags `publish` took): for the Secrets they read.
+    pub objects: Settings,
+}
+
+/// What `fleet add` and `fleet remove` did on one cluster.
+#[derive(Debug, Serialize)]
+pub struct Changed {
+    pub cluster: String,
+    pub namespace: String,
+    pub env: String,
+    /// `kind/name action`, e.g. `OCIRepository/hello created`.
+    pub objects: Vec<String>,
+}
+
+/// Makes each cluster follow the `env` tag of the app's deploy artifact and remembers it.
+pub async fn add(
+    ctx: &mut AppContext,
+    settings: &AddSettings,
+    out: &Output,
+) -> anyhow::Result<Vec<Changed>> {
+    let (repository, published) = published(ctx, &settings.env)?;
+    let image = ImageRef::parse(&published.image)?;
+    let objects = artifact_objects(ctx, &settings.objects, &image)?;
+    let name = ctx.name.clone();
+    let follow = flux::Follow {
+        name: &name,
+        namespace: &settings.namespace,
+        repository: &repository,
+        env: &settings.env,
+        interval: settings.interval,
+        timeout: settings.timeout,
+        insecure: settings.insecure,
+    };
+    let mut changed = Vec::new();
+    for cluster in &settings.clusters {
+        let conn = connect(settings.kubeconfig.clone(), cluster, &settings.namespace).await?;
+        let applied = follow_on(&conn, &follow, &objects, &settings.secrets, out).await?;
+        out.info(format!(
+            "{cluster}: follows {repository}:{} in namespace {}",
+            settings.env, settings.namespace
+        ));
+        changed.push(Changed {
+            cluster: cluster.clone(),
+            namespace: settings.namespace.clone(),
+            env: settings.env.clone(),
+            objects: applied,
+        });
+        let member = FleetMember {
+            cluster: cluster.clone(),
+            namespace: settings.namespace.clone(),
+            env: settings.env.clone(),
+        };
+        ctx.remember(out, |app| {
+            app.fleet.retain(|m| m.cluster != member.cluster);
+            app.fleet.push(member);
+        })?;
+    }
+    Ok(changed)
+}
+
+/// The deploy artifact's repository and what `env` points at, from the state file.
+fn published(ctx: &AppContext, env: &str) -> anyhow::Result<(String, PublishedTag)> {
+    let artifact = ctx.remembered().deploy_artifact.as_ref();
+    let tag = artifact.and_then(|a| a.tags.get(env).map(|t| (a.repository.clone(), t.clone())));
+    tag.ok_or_else(|| {
+        bad_input!(
+            "{} has no deploy artifact tagged `{env}`: publish it first (`spin-aks publish --env {env}`, or `spin-aks push --publish --env {env}`)",
+            ctx.app.manifest_path.display()
+        )
+    })
+}
+
+/// The namespace, the executor, the variables Secret and the two Flux objects, applied.
+async fn follow_on(
+    conn: &Connection,
+    follow: &flux::Follow<'_>,
+    objects: &[Value],
+    secrets: &[SecretArg],
+    out: &Output,
+) -> anyhow::Result<Vec<String>> {
+    let resources = Resources::discover(conn).await?;
+    require_flux(conn, &resources)?;
+    let namespace = follow.namespace;
+    if apply::ensure_namespace(conn, namespace, false).await? {
+        out.info(format!("{}: created namespace {namespace}", conn.context));
+    }
+    executor::ensure(conn, &resources, namespace, objects, false).await?;
+    let set = fleet_set(follow.name, namespace);
+    let mut applied = deploy::secret_objects(conn, &set, objects, secrets).await?;
+    applied.push(flux::source(follow));
+    applied.push(flux::kustomization(follow, objects));
+    let options = ApplyOptions::default();
+    let done = apply::apply(conn, &resources, &set, applied, &options).await?;
+    Ok(done
+        .objects
+        .iter()
+        .map(|o| format!("{}/{} {:?}", o.kind, o.name, o.action).to_lowercase())
+        .collect())
+}
+
+/// The ApplySet of what `fleet add` applies (Flux's two objects, the variables Secret), apart
+/// from the app's own set: the app's objects belong to Flux's Kustomization.
+fn fleet_set(app: &str, namespace: &str) -> ApplySet {
+    ApplySet::for_app(&format!("{app}-fleet"), namespace)
+}
+
+/// Refuses a cluster without Flux's OCIRepository and Kustomization APIs.
+fn require_flux(conn: &Connection, resources: &Resources) -> anyhow::Result<()> {
+    let served = |api: &str, kind: &str| resources.resolve(api, kind).is_ok();
+    if served(flux::SOURCE_API, "OCIRepository") && served(flux::KUSTOMIZE_API, "Kustomization") {
+        return Ok(());
+    }
+    Err(bad_input!(
+        "{} has no Flux source- and kustomize-controller ({} OCIRepository and {} Kustomization are not served); install Flux (`flux install`, or on AKS the microsoft.flux extension), then add it again",
+        conn.context,
+        flux::SOURCE_API,
+        flux::KUSTOMIZE_API
+    ))
+}
+
+/// The `fleet remove` flags, validated.
+#[derive(Debug)]
+pub struct RemoveSettings {
+    pub clusters: Vec<String>,
+    pub kubeconfig: Option<PathBuf>,
+    /// Let Flux delete the app's objects too (else they stay, no longer managed).
+    pub delete_app: bool,
+}
+
+/// Stops each cluster following the artifact: the Kustomization told not to prune (unless the
+/// app goes too), then it and the OCIRepository deleted; forgotten in the state file.
+pub async fn remove(
+    ctx: &mut AppContext,
+    settings: &RemoveSettings,
+    out: &Output,
+) -> anyhow::Result<Vec<Changed>> {
+    let mut changed = Vec::new();
+    for cluster in &settings.clusters {
+        let fleet = &ctx.remembered().fleet;
+        let Some(member) = fleet.iter().find(|m| &m.cluster == cluster).cloned() else {
+            let known: Vec<&str> = fleet.iter().map(|m| m.cluster.as_str()).collect();
+            return Err(bad_input!(
+                "{cluster} is not in the fleet of {} (its clusters: {})",
+                ctx.app.manifest_path.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        };
+        let conn = connect(settings.kubeconfig.clone(), cluster, &member.namespace).await?;
+        let objects = unfollow(&conn, &ctx.name, &member.namespace, settings.delete_app).await?;
+        out.info(format!(
+            "{cluster}: no longer follows the deploy artifact{}",
+            if settings.delete_app {
+                "; Flux deletes the app's objects"
+            } else {
+                "; the app keeps running"
+            }
+        ));
+        ctx.remember(out, |app| app.fleet.retain(|m| m.cluster != member.cluster))?;
+        changed.push(Changed {
+            cluster: cluster.clone(),
+            namespace: member.namespace.clone(),
+            env: member.env.clone(),
+            objects,
+        });
+    }
+    Ok(changed)
+}
+
+async fn unfollow(
+    conn: &Connection,
+    name: &str,
+    namespace: &str,
+    delete_app: bool,
+) -> anyhow::Result<Vec<String>> {
+    let resources = Resources::discover(conn).await?;
+    let mut deleted = Vec::new();
+    if let Ok((kustomization, _)) = resources.resolve(flux::KUSTOMIZE_API, "Kustomization") {
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(conn.client.clone(), namespace, &kustomization);
+        // Flux's finalizer prunes by the spec it finds at deletion (its watch sees this patch
+        // first): say no first.
+        let patch = json!({"spec": {"prune": delete_app}});
+        let params = kube::api::PatchParams::default();
+        match api
+            .patch(name, &params, &kube::api::Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if crate::cluster::errors::is_status(&e, 404) => {}
+            Err(e) => {
+                let action =
+                    crate::cluster::errors::Action::new("patch", "kustomizations", Some(namespace));
+                return Err(crate::cluster::errors::explain(e, conn, action));
+            }
+        }
+        apply::delete(conn, &kustomization, true, namespace, name, false).await?;
+        deleted.push(format!("kustomization/{name} deleted"));
+    }
+    if let Ok((source, _)) = resources.resolve(flux::SOURCE_API, "OCIRepository") {
+        apply::delete(conn, &source, true, namespace, name, false).await?;
+        deleted.push(format!("ocirepository/{name} deleted"));
+    }
+    if delete_app {
+        let set = fleet_set(name, namespace);
+        let (secret, _) = resources.resolve("v1", "Secret")?;
+        let kinds = apply::parent_group_kinds(conn, &set).await?;
+        for (resource, namespaced, object) in apply::members(conn, &resources, &set, &kinds).await?
+        {
+            if resource.kind == "Secret" {
+                let member = object["metadata"]["name"].as_str().unwrap_or_default();
+                apply::delete(conn, &resource, namespaced, namespace, member, false).await?;
+                deleted.push(format!("secret/{member} deleted"));
+            }
+        }
+        apply::delete(conn, &secret, true, namespace, &set.parent_name, false).await?;
+    }
+    Ok(deleted)
+}
+
+/// A connection to kubeconfig context `cluster`, namespace `namespace`.
+pub async fn connect(
+    kubeconfig: Option<PathBuf>,
+    cluster: &str,
+    namespace: &str,
+) -> anyhow::Result<Connection> {
+    let target = connect::Target {
+        kubeconfig,
+        context: Some(cluster.to_string()),
+        namespace: Some(namespace.to_string()),
+    };
+    connect::connect(&target, &Remembered::default()).await
+}
