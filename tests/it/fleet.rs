@@ -406,3 +406,24 @@ fn a_fleet_of_two_rigs_follows_the_artifact_reports_a_failing_cluster_and_promot
             .args(["get", "spinapp", "hello-aks", "-n", ns]),
     );
 }
+
+#[test]
+fn flux_source_controller_accepts_the_published_artifact() {
+    let Some(registry) = Registry::open() else { return };
+    let Some(rig) = private_rig_with(&["--flux"]) else { return };
+    let home = tempfile::tempdir().unwrap();
+    let app = example_copy(home.path());
+    let image = format!("{}/hello-aks@sha256:{}", registry.host(), "cd".repeat(32));
+    let published = ok(run(home.path(), &app, &[], &["publish", "--image", &image]));
+    let digest = published["digest"].as_str().unwrap();
+    let source = format!(
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata: {{name: hello, namespace: default}}\nspec:\n  interval: 1m\n  url: oci://{}/hello-aks-deploy\n  ref: {{tag: latest}}\n  insecure: true\n  layerSelector: {{mediaType: application/vnd.cncf.flux.content.v1.tar+gzip, operation: extract}}\n",
+        registry.host()
+    );
+    let file = home.path().join("source.yaml");
+    std::fs::write(&file, source).unwrap();
+    rig.kubectl_ok(&["apply", "-f", &file.to_string_lossy()]);
+    rig.kubectl_ok(&["wait", "--for=condition=Ready", "--timeout=60s", "ocirepository/hello"]);
+    let revision = rig.kubectl_ok(&["get", "ocirepository", "hello", "-o", "jsonpath={.status.artifact.revision}"]);
+    assert_eq!(revision, format!("latest@{digest}"));
+}
