@@ -51,50 +51,40 @@ pub fn source(follow: &Follow) -> Value {
 }
 
 /// The Kustomization: server-side applies the artifact into the namespace, prunes what a new
-/// artifact drops, and is healthy only when each workload rolled out (a SpinApp: the operator's
-/// Deployment of the same name runs the pinned image on every replica, and its ready count).
+/// artifact drops, and is healthy only when each workload rolled out: for a SpinApp the operator's
+/// Deployment of the same name, whose template runs the SpinApp's pinned image, with every replica
+/// updated and ready (kstatus); the SpinApp itself must exist.
 pub fn kustomization(follow: &Follow, objects: &[Value]) -> Value {
     let namespace = follow.namespace;
+    let check = |api_version: &Value, kind: &str, name: &str| {
+        json!({"apiVersion": api_version, "kind": kind, "name": name, "namespace": namespace})
+    };
     let mut checks = Vec::new();
-    let mut exprs = Vec::new();
     for object in objects {
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
-        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "namespace": namespace});
         match object["kind"].as_str() {
             Some("SpinApp") => {
-                let api_version = object["apiVersion"].clone();
-                checks.push(json!({"apiVersion": api_version, "kind": "SpinApp", "name": name, "namespace": namespace}));
-                checks.push(deployment);
-                if !exprs.iter().any(|e: &Value| e["apiVersion"] == api_version) {
-                    exprs.push(json!({
-                        "apiVersion": api_version,
-                        "kind": "SpinApp",
-                        "current": "has(status.readyReplicas) && status.readyReplicas > 0 && (!has(spec.replicas) || status.readyReplicas >= spec.replicas)",
-                    }));
-                }
+                checks.push(check(&object["apiVersion"], "SpinApp", name));
+                checks.push(check(&json!("apps/v1"), "Deployment", name));
             }
-            Some("Deployment") => checks.push(deployment),
+            Some("Deployment") => checks.push(check(&json!("apps/v1"), "Deployment", name)),
             _ => {}
         }
-    }
-    let mut spec = json!({
-        "interval": seconds(follow.interval),
-        "retryInterval": seconds(follow.interval.min(Duration::from_secs(30))),
-        "sourceRef": {"kind": "OCIRepository", "name": follow.name},
-        "path": "./",
-        "prune": true,
-        "targetNamespace": namespace,
-        "timeout": seconds(follow.timeout),
-        "healthChecks": checks,
-    });
-    if !exprs.is_empty() {
-        spec["healthCheckExprs"] = Value::Array(exprs);
     }
     json!({
         "apiVersion": KUSTOMIZE_API,
         "kind": "Kustomization",
         "metadata": {"name": follow.name, "namespace": namespace},
-        "spec": spec,
+        "spec": {
+            "interval": seconds(follow.interval),
+            "retryInterval": seconds(follow.interval.min(Duration::from_secs(30))),
+            "sourceRef": {"kind": "OCIRepository", "name": follow.name},
+            "path": "./",
+            "prune": true,
+            "targetNamespace": namespace,
+            "timeout": seconds(follow.timeout),
+            "healthChecks": checks,
+        },
     })
 }
 
@@ -144,6 +134,5 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["SpinApp", "Deployment"]);
         assert_eq!(k["spec"]["targetNamespace"], "shop");
-        assert_eq!(k["spec"]["healthCheckExprs"][0]["kind"], "SpinApp");
     }
 }
