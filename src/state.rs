@@ -78,8 +78,11 @@ pub struct PublishedTag {
 /// A cluster following the app's deploy artifact.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetMember {
-    /// The kubeconfig context.
+    /// The kubeconfig context, or `aks:<resource group>/<name>`.
     pub cluster: String,
+    /// The AKS cluster, when followed through ARM (a `fluxConfigurations` resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aks: Option<ClusterRef>,
     pub namespace: String,
     /// The deploy artifact's tag it follows.
     pub env: String,

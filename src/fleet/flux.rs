@@ -56,9 +56,7 @@ pub fn source(follow: &Follow) -> Value {
 /// updated and ready (kstatus); the SpinApp itself must exist.
 pub fn kustomization(follow: &Follow, objects: &[Value]) -> Value {
     let namespace = follow.namespace;
-    let check = |api_version: &Value, kind: &str, name: &str| {
-        json!({"apiVersion": api_version, "kind": kind, "name": name, "namespace": namespace})
-    };
+    let check = |api_version: &Value, kind: &str, name: &str| json!({"apiVersion": api_version, "kind": kind, "name": name, "namespace": namespace});
     let mut checks = Vec::new();
     for object in objects {
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
@@ -85,6 +83,52 @@ pub fn kustomization(follow: &Follow, objects: &[Value]) -> Value {
             "timeout": seconds(follow.timeout),
             "healthChecks": checks,
         },
+    })
+}
+
+/// The key of the one kustomization of an AKS Flux configuration; the extension names the
+/// in-cluster Kustomization `<configuration>-<key>`.
+pub const AKS_KUSTOMIZATION: &str = "objects";
+
+/// The Kustomization that applies the app on a cluster: ours, or the one the AKS extension makes.
+pub fn kustomization_name(name: &str, aks: bool) -> String {
+    if aks {
+        format!("{name}-{AKS_KUSTOMIZATION}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The same as ARM's `fluxConfigurations` properties (the AKS Flux extension): a namespaced
+/// configuration with an OCIRepository source (ACR through the cluster's workload identity) and
+/// one kustomization that waits for what it applied.
+pub fn configuration(follow: &Follow) -> Value {
+    let registry = follow.repository.split('/').next().unwrap_or_default();
+    let mut source = json!({
+        "url": format!("oci://{}", follow.repository),
+        "repositoryRef": {"tag": follow.env},
+        "syncIntervalInSeconds": follow.interval.as_secs().max(1),
+        "timeoutInSeconds": 600,
+        "layerSelector": {"mediaType": CONTENT_MEDIA_TYPE, "operation": "extract"},
+        "useWorkloadIdentity": host::is_acr(registry),
+    });
+    if follow.insecure || host::is_loopback(registry) {
+        source["insecure"] = json!(true);
+    }
+    json!({
+        "scope": "namespace",
+        "namespace": follow.namespace,
+        "sourceKind": "OCIRepository",
+        "suspend": false,
+        "ociRepository": source,
+        "kustomizations": {AKS_KUSTOMIZATION: {
+            "path": "./",
+            "prune": true,
+            "wait": true,
+            "syncIntervalInSeconds": follow.interval.as_secs().max(1),
+            "retryIntervalInSeconds": follow.interval.as_secs().clamp(1, 30),
+            "timeoutInSeconds": follow.timeout.as_secs().max(1),
+        }},
     })
 }
 

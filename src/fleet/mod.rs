@@ -12,6 +12,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::azure::aks;
+use crate::azure::arm::Arm;
+use crate::azure::choose::{self, ClusterSelector, Mode};
 use crate::bad_input;
 use crate::cluster::apply::{self, ApplyOptions, Resources};
 use crate::cluster::applyset::ApplySet;
@@ -23,7 +26,7 @@ use crate::deploy::{self, Settings};
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::publish::deploy::artifact_objects;
-use crate::state::{FleetMember, PublishedTag};
+use crate::state::{ClusterRef, FleetMember, PublishedTag};
 
 /// The `fleet add` flags, validated (made by `cli`).
 #[derive(Debug)]
@@ -71,8 +74,25 @@ pub async fn add(
     };
     let mut changed = Vec::new();
     for cluster in &settings.clusters {
-        let conn = connect(settings.kubeconfig.clone(), cluster, &settings.namespace).await?;
-        let applied = follow_on(&conn, &follow, &objects, &settings.secrets, out).await?;
+        let aks = match aks_selector(cluster)? {
+            Some(selector) => Some(aks_cluster(ctx, &selector, out).await?),
+            None => None,
+        };
+        let conn = match &aks {
+            Some((arm, aks)) => aks_connect(arm, aks, &settings.namespace).await?,
+            None => connect(settings.kubeconfig.clone(), cluster, &settings.namespace).await?,
+        };
+        let secrets = &settings.secrets;
+        let applied = match &aks {
+            None => follow_on(&conn, &follow, &objects, secrets, true, out).await?,
+            Some((arm, aks)) => {
+                let mut applied = follow_on(&conn, &follow, &objects, secrets, false, out).await?;
+                arm.put_flux_configuration(aks, &name, &flux::configuration(&follow))
+                    .await?;
+                applied.push(format!("fluxconfiguration/{name} configured"));
+                applied
+            }
+        };
         out.info(format!(
             "{cluster}: follows {repository}:{} in namespace {}",
             settings.env, settings.namespace
@@ -85,6 +105,7 @@ pub async fn add(
         });
         let member = FleetMember {
             cluster: cluster.clone(),
+            aks: aks.map(|(_, aks)| aks),
             namespace: settings.namespace.clone(),
             env: settings.env.clone(),
         };
@@ -108,12 +129,14 @@ fn published(ctx: &AppContext, env: &str) -> anyhow::Result<(String, PublishedTa
     })
 }
 
-/// The namespace, the executor, the variables Secret and the two Flux objects, applied.
+/// The namespace, the executor, the variables Secret and (`with_flux`: when no AKS extension makes
+/// them from a Flux configuration) the two Flux objects, applied.
 async fn follow_on(
     conn: &Connection,
     follow: &flux::Follow<'_>,
     objects: &[Value],
     secrets: &[SecretArg],
+    with_flux: bool,
     out: &Output,
 ) -> anyhow::Result<Vec<String>> {
     let resources = Resources::discover(conn).await?;
@@ -125,8 +148,12 @@ async fn follow_on(
     executor::ensure(conn, &resources, namespace, objects, false).await?;
     let set = fleet_set(follow.name, namespace);
     let mut applied = deploy::secret_objects(conn, &set, objects, secrets).await?;
-    applied.push(flux::source(follow));
-    applied.push(flux::kustomization(follow, objects));
+    if with_flux {
+        applied.push(flux::source(follow));
+        applied.push(flux::kustomization(follow, objects));
+    } else if applied.is_empty() {
+        return Ok(Vec::new());
+    }
     let options = ApplyOptions::default();
     let done = apply::apply(conn, &resources, &set, applied, &options).await?;
     Ok(done
@@ -187,8 +214,11 @@ pub async fn remove(
                 }
             ));
         };
-        let conn = connect(settings.kubeconfig.clone(), cluster, &member.namespace).await?;
-        let objects = unfollow(&conn, &ctx.name, &member.namespace, settings.delete_app).await?;
+        let conn = member_connection(&member, settings.kubeconfig.clone()).await?;
+        if let Some(aks) = &member.aks {
+            stop_configuration(aks, &ctx.name, settings.delete_app).await?;
+        }
+        let objects = unfollow(&conn, &ctx.name, &member, settings.delete_app).await?;
         out.info(format!(
             "{cluster}: no longer follows the deploy artifact{}",
             if settings.delete_app {
@@ -208,15 +238,53 @@ pub async fn remove(
     Ok(changed)
 }
 
+/// Deletes the AKS Flux configuration (the extension deletes its objects), after telling its
+/// kustomization not to prune unless the app goes too.
+async fn stop_configuration(aks: &ClusterRef, name: &str, delete_app: bool) -> anyhow::Result<()> {
+    let arm = Arm::from_env()?;
+    if let Some(mut configuration) = arm.flux_configuration(aks, name).await? {
+        let properties = &mut configuration["properties"];
+        let prune = &mut properties["kustomizations"][flux::AKS_KUSTOMIZATION]["prune"];
+        if *prune != delete_app {
+            *prune = json!(delete_app);
+            let writable = writable_configuration(properties);
+            arm.put_flux_configuration(aks, name, &writable).await?;
+        }
+    }
+    arm.delete_flux_configuration(aks, name).await
+}
+
+/// A Flux configuration's properties without those ARM reports but refuses in a write.
+fn writable_configuration(properties: &Value) -> Value {
+    let mut properties = properties.clone();
+    if let Some(map) = properties.as_object_mut() {
+        map.retain(|k, _| {
+            [
+                "scope",
+                "namespace",
+                "sourceKind",
+                "suspend",
+                "ociRepository",
+                "kustomizations",
+            ]
+            .contains(&k.as_str())
+        });
+    }
+    properties
+}
+
 async fn unfollow(
     conn: &Connection,
     name: &str,
-    namespace: &str,
+    member: &FleetMember,
     delete_app: bool,
 ) -> anyhow::Result<Vec<String>> {
+    let namespace = member.namespace.as_str();
     let resources = Resources::discover(conn).await?;
     let mut deleted = Vec::new();
-    if let Ok((kustomization, _)) = resources.resolve(flux::KUSTOMIZE_API, "Kustomization") {
+    let through_arm = member.aks.is_some();
+    let kustomization_kind = resources.resolve(flux::KUSTOMIZE_API, "Kustomization").ok();
+    if let Some((kustomization, _)) = kustomization_kind.filter(|_| !through_arm) {
         let api: kube::Api<kube::api::DynamicObject> =
             kube::Api::namespaced_with(conn.client.clone(), namespace, &kustomization);
         // Flux's finalizer prunes by the spec it finds at deletion (its watch sees this patch
@@ -238,7 +306,9 @@ async fn unfollow(
         apply::delete(conn, &kustomization, true, namespace, name, false).await?;
         deleted.push(format!("kustomization/{name} deleted"));
     }
-    if let Ok((source, _)) = resources.resolve(flux::SOURCE_API, "OCIRepository") {
+    if through_arm {
+        deleted.push(format!("fluxconfiguration/{name} deleted"));
+    } else if let Ok((source, _)) = resources.resolve(flux::SOURCE_API, "OCIRepository") {
         apply::delete(conn, &source, true, namespace, name, false).await?;
         deleted.push(format!("ocirepository/{name} deleted"));
     }
@@ -257,6 +327,80 @@ async fn unfollow(
         apply::delete(conn, &secret, true, namespace, &set.parent_name, false).await?;
     }
     Ok(deleted)
+}
+
+/// `aks:[<subscription>/]<resource group>/<name>` as a cluster selector; `None` for a context.
+fn aks_selector(cluster: &str) -> anyhow::Result<Option<ClusterSelector>> {
+    let Some(path) = cluster.strip_prefix("aks:") else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = path.split('/').collect();
+    let (subscription, group, name) = match parts.as_slice() {
+        [group, name] => (None, group, name),
+        [subscription, group, name] => (Some(subscription.to_string()), group, name),
+        _ => (None, &"", &""),
+    };
+    if group.is_empty() || name.is_empty() {
+        return Err(bad_input!(
+            "cluster `{cluster}`: an AKS cluster is `aks:<resource group>/<name>` or `aks:<subscription>/<resource group>/<name>`"
+        ));
+    }
+    Ok(Some(ClusterSelector {
+        subscription,
+        resource_group: Some(group.to_string()),
+        cluster: Some(name.to_string()),
+    }))
+}
+
+/// The AKS cluster `selector` names, with the Flux extension enabled on it (it installs the
+/// controllers and turns Flux configurations into their objects).
+async fn aks_cluster(
+    ctx: &AppContext,
+    selector: &ClusterSelector,
+    out: &Output,
+) -> anyhow::Result<(Arm, ClusterRef)> {
+    let arm = Arm::from_env()?;
+    let cluster =
+        choose::resolve_cluster(&arm, selector, ctx.store.state(), Mode::Defaults).await?;
+    let installed = arm
+        .flux_extension(&cluster)
+        .await?
+        .is_some_and(|e| e["properties"]["provisioningState"] == "Succeeded");
+    if !installed {
+        out.info(format!(
+            "enabling the Flux cluster extension on {} (a few minutes)",
+            cluster.name
+        ));
+        arm.put_flux_extension(&cluster).await?;
+    }
+    Ok((arm, cluster))
+}
+
+/// The AKS cluster's API server with the user credentials ARM hands out, in memory.
+async fn aks_connect(
+    arm: &Arm,
+    cluster: &ClusterRef,
+    namespace: &str,
+) -> anyhow::Result<Connection> {
+    let kubeconfig = aks::user_kubeconfig(arm, cluster).await?;
+    let target = connect::Target {
+        namespace: Some(namespace.to_string()),
+        ..connect::Target::default()
+    };
+    let mut conn = connect::connect_with(kubeconfig, &target, &Remembered::default()).await?;
+    conn.in_memory = true;
+    Ok(conn)
+}
+
+/// A connection to a member: its kubeconfig context, or its AKS cluster through ARM.
+pub async fn member_connection(
+    member: &FleetMember,
+    kubeconfig: Option<PathBuf>,
+) -> anyhow::Result<Connection> {
+    match &member.aks {
+        Some(cluster) => aks_connect(&Arm::from_env()?, cluster, &member.namespace).await,
+        None => connect(kubeconfig, &member.cluster, &member.namespace).await,
+    }
 }
 
 /// A connection to kubeconfig context `cluster`, namespace `namespace`.

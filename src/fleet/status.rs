@@ -175,8 +175,9 @@ async fn one(
         return status;
     };
     let read = async {
-        let conn = super::connect(kubeconfig, &member.cluster, &member.namespace).await?;
-        read_cluster(&conn, name, &member.namespace).await
+        let conn = super::member_connection(member, kubeconfig).await?;
+        let kustomization = flux::kustomization_name(name, member.aks.is_some());
+        read_cluster(&conn, name, &kustomization, &member.namespace).await
     };
     match tokio::time::timeout(REACH_TIMEOUT, read).await {
         Ok(Ok(live)) => judge(&mut status, &live, &published.digest, &published.image),
@@ -203,7 +204,12 @@ struct Live {
     deployment: Option<Deployment>,
 }
 
-async fn read_cluster(conn: &Connection, name: &str, namespace: &str) -> anyhow::Result<Live> {
+async fn read_cluster(
+    conn: &Connection,
+    name: &str,
+    kustomization_name: &str,
+    namespace: &str,
+) -> anyhow::Result<Live> {
     let source = flux_api(
         conn,
         namespace,
@@ -221,7 +227,7 @@ async fn read_cluster(conn: &Connection, name: &str, namespace: &str) -> anyhow:
     let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
     let (source, kustomization, deployment) = tokio::join!(
         source.get_opt(name),
-        kustomization.get_opt(name),
+        kustomization.get_opt(kustomization_name),
         deployments.get_opt(name)
     );
     let explain = |what: &'static str| {

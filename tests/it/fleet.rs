@@ -409,8 +409,12 @@ fn a_fleet_of_two_rigs_follows_the_artifact_reports_a_failing_cluster_and_promot
 
 #[test]
 fn flux_source_controller_accepts_the_published_artifact() {
-    let Some(registry) = Registry::open() else { return };
-    let Some(rig) = private_rig_with(&["--flux"]) else { return };
+    let Some(registry) = Registry::open() else {
+        return;
+    };
+    let Some(rig) = private_rig_with(&["--flux"]) else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     let app = example_copy(home.path());
     let image = format!("{}/hello-aks@sha256:{}", registry.host(), "cd".repeat(32));
@@ -423,7 +427,201 @@ fn flux_source_controller_accepts_the_published_artifact() {
     let file = home.path().join("source.yaml");
     std::fs::write(&file, source).unwrap();
     rig.kubectl_ok(&["apply", "-f", &file.to_string_lossy()]);
-    rig.kubectl_ok(&["wait", "--for=condition=Ready", "--timeout=60s", "ocirepository/hello"]);
-    let revision = rig.kubectl_ok(&["get", "ocirepository", "hello", "-o", "jsonpath={.status.artifact.revision}"]);
+    rig.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=60s",
+        "ocirepository/hello",
+    ]);
+    let revision = rig.kubectl_ok(&[
+        "get",
+        "ocirepository",
+        "hello",
+        "-o",
+        "jsonpath={.status.artifact.revision}",
+    ]);
     assert_eq!(revision, format!("latest@{digest}"));
+}
+
+// ---------- AKS: the Flux extension and a fluxConfigurations resource through ARM ----------
+
+const SUB: &str = "44444444-0000-0000-0000-000000000004";
+/// The token the rig's API server knows (scripts/kube-rig/start.sh, tokens.csv).
+const RIG_ENTRA_TOKEN: &str = "spin-aks-rig-entra-token";
+const AKS_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aks_cluster_follows_through_the_flux_extension_and_a_flux_configuration() {
+    use crate::support::arm::{entra_user_kubeconfig, write_scoped_az, FakeArm};
+    let Some(registry) = Registry::open() else {
+        return;
+    };
+    let Some(rig) = tokio::task::spawn_blocking(|| private_rig_with(&["--kustomize"]))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let arm = FakeArm::start("arm-token-f1ee7", RIG_ENTRA_TOKEN).await;
+    arm.add_subscription(SUB, "Dev");
+    let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
+    arm.add_cluster(
+        SUB,
+        "rg",
+        "aks1",
+        true,
+        &entra_user_kubeconfig("aks1", "rg", &rig.server(), &ca),
+    );
+    arm.world(|w| w.flux.kubeconfig = Some(rig.kubeconfig.clone()));
+    let home = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let arm_scope = format!("{}/.default", arm.endpoint);
+    write_scoped_az(
+        bin.path(),
+        &[
+            (&arm_scope, "arm-token-f1ee7"),
+            (AKS_SCOPE, RIG_ENTRA_TOKEN),
+        ],
+    );
+    let app = example_copy(home.path());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let command = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spin-aks"));
+        cmd.env_clear()
+            .env(
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", bin.path().display()),
+            )
+            .env("HOME", home.path())
+            .env("SPIN_AKS_STATE_FILE", home.path().join("state"))
+            .env("DOCKER_CONFIG", home.path().join("docker"))
+            .env("SPIN_AKS_ARM_ENDPOINT", &arm.endpoint)
+            .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
+            .env(
+                "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                format!("http://{closed}"),
+            )
+            .arg("-f")
+            .arg(&app)
+            .args(args)
+            .args(["--output", "json"]);
+        cmd
+    };
+    let run = |args: Vec<String>| {
+        let mut cmd = command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let image = format!("{}/hello-aks@sha256:{}", registry.host(), "ef".repeat(32));
+    ok(run(args(&["publish", "--image", &image, "--env", "prod"]))
+        .await
+        .unwrap());
+
+    let malformed = run(args(&["fleet", "add", "aks:aks1"])).await.unwrap();
+    assert_eq!(malformed.status.code(), Some(2), "{}", stderr(&malformed));
+    assert!(
+        stderr(&malformed).contains("aks:<resource group>/<name>"),
+        "{}",
+        stderr(&malformed)
+    );
+
+    let ns = "aks-fleet";
+    let add = args(&[
+        "fleet",
+        "add",
+        "aks:rg/aks1",
+        "-n",
+        ns,
+        "--env",
+        "prod",
+        "--secret",
+        "api_token=x",
+        "--interval",
+        "5s",
+    ]);
+    let added = ok(run(add.clone()).await.unwrap());
+    let objects = added["clusters"][0]["objects"].as_array().unwrap();
+    assert!(
+        objects
+            .iter()
+            .any(|o| o == "fluxconfiguration/hello-aks configured"),
+        "{added}"
+    );
+    let configuration_path = format!("/subscriptions/{SUB}/resourcegroups/rg/providers/microsoft.containerservice/managedclusters/aks1/providers/microsoft.kubernetesconfiguration/fluxconfigurations/hello-aks");
+    let stored = arm
+        .world(|w| w.flux.configurations.get(&configuration_path).cloned())
+        .expect("the configuration is in ARM");
+    let properties = &stored["properties"];
+    assert_eq!(properties["sourceKind"], "OCIRepository");
+    assert_eq!(
+        properties["ociRepository"]["url"],
+        format!("oci://{}/hello-aks-deploy", registry.host())
+    );
+    assert_eq!(properties["ociRepository"]["repositoryRef"]["tag"], "prod");
+    assert_eq!(properties["kustomizations"]["objects"]["prune"], true);
+    assert_eq!(
+        arm.world(|w| w.extensions.len()),
+        1,
+        "the Flux extension was enabled"
+    );
+    assert_eq!(
+        rig.kubectl_ok(&[
+            "get",
+            "kustomization",
+            "hello-aks-objects",
+            "-n",
+            ns,
+            "-o",
+            "name"
+        ])
+        .trim(),
+        "kustomization.kustomize.toolkit.fluxcd.io/hello-aks-objects"
+    );
+
+    let started = Instant::now();
+    loop {
+        let report = ok(run(args(&["fleet", "status"])).await.unwrap());
+        let status = &report["clusters"][0];
+        if status["state"] == "converged" {
+            assert_eq!(status["cluster"], "aks:rg/aks1");
+            assert_eq!(status["image"], image);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never converged: {report}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(rig.running_image(ns, "hello-aks"), image);
+
+    // Added again: one PUT more, same configuration.
+    ok(run(add).await.unwrap());
+    ok(run(args(&["fleet", "remove", "aks:rg/aks1"]))
+        .await
+        .unwrap());
+    assert!(
+        arm.world(|w| w.flux.configurations.is_empty()),
+        "the configuration is deleted in ARM"
+    );
+    let started = Instant::now();
+    while !rig
+        .kubectl_ok(&["get", "ocirepository,kustomization", "-n", ns, "-o", "name"])
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the extension's objects stay"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        rig.running_image(ns, "hello-aks"),
+        image,
+        "the app keeps running"
+    );
 }

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "arm_flux.rs"]
+mod flux;
+
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
 /// Federated credentials one identity may hold.
@@ -84,6 +87,8 @@ pub struct World {
     pub pool_nodes_kubeconfig: Option<PathBuf>,
     /// AKS operation id → polls still answered InProgress.
     aks_operations: HashMap<String, u32>,
+    /// Flux configurations and the rig the Flux extension writes into (arm_flux.rs).
+    pub flux: flux::FluxWorld,
 }
 
 pub struct FakeArm {
@@ -602,6 +607,16 @@ impl Shared {
                         "PUT",
                         ["providers", "microsoft.kubernetesconfiguration", "extensions", name],
                     ) => self.put_extension(&cluster, name, &path, json_body()),
+                    (
+                        method,
+                        ["providers", "microsoft.kubernetesconfiguration", "fluxconfigurations", _],
+                    ) => self.flux_configuration(
+                        method,
+                        &cluster,
+                        segments[segments.len() - 1],
+                        &path,
+                        json_body(),
+                    ),
                     _ => arm_error(StatusCode::NOT_FOUND, "NotFound", "unknown operation"),
                 }
             }

@@ -1,0 +1,89 @@
+//! The ARM calls behind `fleet add|remove` on AKS: a `fluxConfigurations` resource on the cluster
+//! (the Flux extension's fluxconfig-agent turns it into an OCIRepository and Kustomizations).
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::transport::Repeat;
+use super::types::cluster_id;
+use super::versions;
+use super::{Arm, ArmError};
+use crate::state::ClusterRef;
+
+impl Arm {
+    /// The Flux configuration `name` on the cluster, or `None` (404).
+    pub async fn flux_configuration(
+        &self,
+        cluster: &ClusterRef,
+        name: &str,
+    ) -> anyhow::Result<Option<Value>> {
+        let url = self.url(
+            &configuration_path(cluster, name),
+            versions::FLUX_CONFIGURATIONS,
+        );
+        match self.get::<Value>(&url).await {
+            Ok(configuration) => Ok(Some(configuration)),
+            Err(err)
+                if err
+                    .downcast_ref::<ArmError>()
+                    .is_some_and(|e| e.status == 404) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Creates or replaces the Flux configuration `name` (`properties` as ARM takes them) and
+    /// waits for its long-running operation.
+    pub async fn put_flux_configuration(
+        &self,
+        cluster: &ClusterRef,
+        name: &str,
+        properties: &Value,
+    ) -> anyhow::Result<()> {
+        let url = self.url(
+            &configuration_path(cluster, name),
+            versions::FLUX_CONFIGURATIONS,
+        );
+        let body = serde_json::json!({ "properties": properties });
+        let started = self
+            .send(Method::PUT, &url, Some(&body), Repeat::Safe)
+            .await?;
+        self.finish(started).await?;
+        Ok(())
+    }
+
+    /// Deletes the Flux configuration `name` (a 404 counts as done) and waits for it.
+    pub async fn delete_flux_configuration(
+        &self,
+        cluster: &ClusterRef,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        let url = self.url(
+            &configuration_path(cluster, name),
+            versions::FLUX_CONFIGURATIONS,
+        );
+        match self.send(Method::DELETE, &url, None, Repeat::Safe).await {
+            Ok(started) => {
+                self.finish(started).await?;
+                Ok(())
+            }
+            Err(err)
+                if err
+                    .downcast_ref::<ArmError>()
+                    .is_some_and(|e| e.status == 404) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
+
+fn configuration_path(cluster: &ClusterRef, name: &str) -> String {
+    format!(
+        "{}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/{name}",
+        cluster_id(cluster)
+    )
+}
