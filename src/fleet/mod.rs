@@ -61,7 +61,7 @@ pub async fn add(
 ) -> anyhow::Result<Vec<Changed>> {
     let (repository, published) = published(ctx, &settings.env)?;
     let image = ImageRef::parse(&published.image)?;
-    let objects = artifact_objects(ctx, &settings.objects, &image)?;
+    let (objects, store_secrets) = artifact_objects(ctx, &settings.objects, &image)?;
     let name = ctx.name.clone();
     let follow = flux::Follow {
         name: &name,
@@ -82,7 +82,7 @@ pub async fn add(
             Some((arm, aks)) => aks_connect(arm, aks, &settings.namespace).await?,
             None => connect(settings.kubeconfig.clone(), cluster, &settings.namespace).await?,
         };
-        let secrets = &settings.secrets;
+        let secrets = (settings.secrets.as_slice(), store_secrets.as_slice());
         let applied = match &aks {
             None => follow_on(&conn, &follow, &objects, secrets, true, out).await?,
             Some((arm, aks)) => {
@@ -129,13 +129,14 @@ fn published(ctx: &AppContext, env: &str) -> anyhow::Result<(String, PublishedTa
     })
 }
 
-/// The namespace, the executor, the variables Secret and (`with_flux`: when no AKS extension makes
-/// them from a Flux configuration) the two Flux objects, applied.
+/// The namespace, the executor, the Secrets (variables given now, store credentials) and
+/// (`with_flux`: when no AKS extension makes them from a Flux configuration) the two Flux
+/// objects, applied.
 async fn follow_on(
     conn: &Connection,
     follow: &flux::Follow<'_>,
     objects: &[Value],
-    secrets: &[SecretArg],
+    (secrets, store_secrets): (&[SecretArg], &[Value]),
     with_flux: bool,
     out: &Output,
 ) -> anyhow::Result<Vec<String>> {
@@ -148,6 +149,7 @@ async fn follow_on(
     executor::ensure(conn, &resources, namespace, objects, false).await?;
     let set = fleet_set(follow.name, namespace);
     let mut applied = deploy::secret_objects(conn, &set, objects, secrets).await?;
+    applied.extend(store_secrets.iter().cloned());
     if with_flux {
         applied.push(flux::source(follow));
         applied.push(flux::kustomization(follow, objects));

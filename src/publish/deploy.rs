@@ -75,7 +75,7 @@ pub async fn publish(
         Some(given) => given.without_digest(),
         None => default_repository(&image)?,
     };
-    let objects = artifact_objects(ctx, &settings.objects, &image)?;
+    let (objects, _secrets) = artifact_objects(ctx, &settings.objects, &image)?;
     let names = objects
         .iter()
         .map(|o| {
@@ -88,7 +88,7 @@ pub async fn publish(
         .collect();
     let files = BTreeMap::from([(
         format!("{}.yaml", ctx.name),
-        crate::kube::render::yaml_stream(&objects).into_bytes(),
+        yaml(&ctx.name, &objects).into_bytes(),
     )]);
     let metadata = metadata(&ctx.app.dir, &image, &image_digest)?;
     let envs = if settings.envs.is_empty() {
@@ -140,6 +140,15 @@ pub async fn publish(
     })
 }
 
+/// The objects as YAML documents under a header naming what they are.
+fn yaml(name: &str, objects: &[Value]) -> String {
+    let documents: Vec<String> = objects.iter().map(crate::kube::render::to_yaml).collect();
+    format!(
+        "# The deploy objects of {name}, published by spin-aks (Secrets are written into each cluster, never here).\n{}",
+        documents.join("---\n")
+    )
+}
+
 /// `<registry>/<image repository>-deploy`: beside the image, on the same registry.
 pub fn default_repository(image: &ImageRef) -> anyhow::Result<RegistryRef> {
     let Some(registry) = image.registry() else {
@@ -150,18 +159,15 @@ pub fn default_repository(image: &ImageRef) -> anyhow::Result<RegistryRef> {
     RegistryRef::parse(&format!("{registry}/{}-deploy", image.repository()))
 }
 
-/// The objects `apply` would send for `image`, without Secrets: their values never enter an
-/// artifact (`fleet add --secret` writes them into each cluster).
+/// The objects `apply` would send for `image`, and apart from them the Secrets (store
+/// credentials): their values never enter an artifact; `fleet add` writes them into each cluster.
 pub fn artifact_objects(
     ctx: &AppContext,
     settings: &Settings,
     image: &ImageRef,
-) -> anyhow::Result<Vec<Value>> {
+) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
     match plan::load_objects(ctx, settings, image)? {
-        Objects::Manifests(objects) => Ok(objects
-            .into_iter()
-            .filter(|o| o["kind"] != "Secret")
-            .collect()),
+        Objects::Manifests(objects) => Ok(objects.into_iter().partition(|o| o["kind"] != "Secret")),
         Objects::HelmChart(_) => Err(bad_input!(
             "the objects are a Helm chart, which a deploy artifact cannot carry as rendered objects; publish plain YAML or Kustomize (`spin-aks scaffold --type kube`) or leave --dir out"
         )),

@@ -122,6 +122,7 @@ fn the_deploy_artifact_is_flux_shaped_reproducible_and_carries_no_secret_values(
     assert!(!yaml.contains("kind: Secret"), "{yaml}");
     assert!(!layer.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
     assert!(!yaml.contains(SECRET), "{yaml}");
+    insta::assert_snapshot!(yaml.replace(&registry.host(), "REGISTRY"));
 
     // SOURCE_DATE_EPOCH sets `created`, and so another digest.
     let three = tempfile::tempdir().unwrap();
@@ -562,6 +563,11 @@ async fn an_aks_cluster_follows_through_the_flux_extension_and_a_flux_configurat
     );
     assert_eq!(properties["ociRepository"]["repositoryRef"]["tag"], "prod");
     assert_eq!(properties["kustomizations"]["objects"]["prune"], true);
+    let text = properties.to_string().replace(&registry.host(), "REGISTRY");
+    insta::assert_yaml_snapshot!(
+        "flux_configuration",
+        serde_json::from_str::<Value>(&text).unwrap()
+    );
     assert_eq!(
         arm.world(|w| w.extensions.len()),
         1,
