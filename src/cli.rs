@@ -651,9 +651,9 @@ pub struct FleetStatusArgs {
 
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
-    /// The environment whose published digest moves on
-    #[arg(long, value_name = "ENV", value_parser = validate::parse_dns_label)]
-    pub from: String,
+    /// The environment whose published digest moves on (a positional: `--from` is the app)
+    #[arg(value_name = "FROM_ENV", value_parser = validate::parse_dns_label)]
+    pub from_env: String,
     /// The environment tag that gets it
     #[arg(long, value_name = "ENV", value_parser = validate::parse_dns_label)]
     pub to: String,
@@ -1277,7 +1277,7 @@ impl FleetRemoveArgs {
 impl PromoteArgs {
     pub fn settings(&self) -> crate::fleet::promote::PromoteSettings {
         crate::fleet::promote::PromoteSettings {
-            from: self.from.clone(),
+            from: self.from_env.clone(),
             to: self.to.clone(),
             kubeconfig: self.kubeconfig.clone(),
             registry: self.registry.settings(),

@@ -1,5 +1,5 @@
-//! `spin-aks promote --from ENV --to ENV`: retags the deploy artifact by digest once every cluster
-//! following `--from` converged on it (the step is `crate::fleet::promote`).
+//! `spin-aks promote FROM_ENV --to ENV`: retags the deploy artifact by digest once every cluster
+//! following `FROM_ENV` converged on it (the step is `crate::fleet::promote`).
 
 use crate::cli::{GlobalArgs, PromoteArgs};
 use crate::fleet::{promote, status};

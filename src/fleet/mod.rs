@@ -59,6 +59,9 @@ pub async fn add(
     settings: &AddSettings,
     out: &Output,
 ) -> anyhow::Result<Vec<Changed>> {
+    for cluster in &settings.clusters {
+        aks_selector(cluster)?;
+    }
     let (repository, published) = published(ctx, &settings.env)?;
     let image = ImageRef::parse(&published.image)?;
     let (objects, store_secrets) = artifact_objects(ctx, &settings.objects, &image)?;

@@ -1,5 +1,5 @@
-//! Staged promotion: the `--to` tag of the deploy artifact moved to the manifest `--from` points
-//! at (by digest, no rebuild), only once every cluster following `--from` converged on it.
+//! Staged promotion: the `--to` tag of the deploy artifact moved to the manifest `FROM_ENV` points
+//! at (by digest, no rebuild), only once every cluster following `FROM_ENV` converged on it.
 
 use std::path::PathBuf;
 
@@ -30,11 +30,11 @@ pub struct Promoted {
     pub to: String,
     pub digest: String,
     pub image: String,
-    /// The `--from` clusters, each converged on the digest.
+    /// The `FROM_ENV` clusters, each converged on the digest.
     pub verified: Vec<ClusterStatus>,
 }
 
-/// The error when a `--from` cluster has not converged: names each with its reason.
+/// The error when a `FROM_ENV` cluster has not converged: names each with its reason.
 #[derive(Debug, thiserror::Error)]
 #[error("not promoting {from} to {to}: {}", .clusters.join("; "))]
 pub struct NotConverged {
@@ -49,7 +49,7 @@ pub async fn promote(
     out: &Output,
 ) -> anyhow::Result<Promoted> {
     if settings.from == settings.to {
-        return Err(bad_input!("--from and --to are both `{}`", settings.from));
+        return Err(bad_input!("FROM_ENV and --to are both `{}`", settings.from));
     }
     let artifact = ctx.remembered().deploy_artifact.clone();
     let Some((repository, tag)) = artifact.and_then(|a| {

@@ -339,7 +339,7 @@ fn a_fleet_of_two_rigs_follows_the_artifact_reports_a_failing_cluster_and_promot
     );
 
     // Promotion waits for staging: refused naming west, then done once west recovered.
-    let refused = spin_aks(&["promote", "--from", "staging", "--to", "prod"]);
+    let refused = spin_aks(&["promote", "staging", "--to", "prod"]);
     assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
     assert!(
         stderr(&refused).contains("west is failed"),
@@ -358,7 +358,7 @@ fn a_fleet_of_two_rigs_follows_the_artifact_reports_a_failing_cluster_and_promot
             .iter()
             .all(|c| c["state"] == "converged")
     });
-    let promoted = ok(spin_aks(&["promote", "--from", "staging", "--to", "prod"]));
+    let promoted = ok(spin_aks(&["promote", "staging", "--to", "prod"]));
     let staging = manifest(&registry, "hello-aks-deploy:staging");
     assert_eq!(
         manifest(&registry, "hello-aks-deploy:prod"),
