@@ -262,6 +262,16 @@ fn a_fleet_of_two_rigs_follows_the_artifact_reports_a_failing_cluster_and_promot
     ];
     let added = ok(spin_aks(&add));
     assert_eq!(added["clusters"].as_array().unwrap().len(), 2, "{added}");
+    let spec = |kind: &str, name: &str| {
+        let json = east.kubectl_ok(&["get", kind, name, "-n", ns, "-o", "jsonpath={.spec}"]);
+        let text = json.replace(&registry.host(), "REGISTRY");
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    let flux_objects = [
+        spec("ocirepository", "hello-aks"),
+        spec("kustomization", "hello-aks"),
+    ];
+    insta::assert_yaml_snapshot!("flux_objects", flux_objects);
     let up = ok(spin_aks(&[
         "up",
         "--fleet",
