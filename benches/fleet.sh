@@ -5,7 +5,8 @@
 # image and deploy artifact are pushed once and every cluster converges on them). Flux's reconcile
 # interval is set to INTERVAL seconds; `up --fleet` asks each cluster to fetch at once, so the
 # times should not depend on it.
-# Usage: benches/fleet.sh [runs] [interval]  (needs: cargo, kubectl, docker-registry, go)
+# Usage: benches/fleet.sh [runs] [interval]  (needs: cargo, kubectl, docker-registry, go, bc)
+# SPIN_AKS_BIN=path uses that binary instead of a release build (the times are Flux's, mostly).
 set -euo pipefail
 runs=${1:-3}
 interval=${2:-30}
@@ -14,8 +15,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/benches/lib.sh"
 scratch_dir
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/spin-aks"
+bin="${SPIN_AKS_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+  bin="$root/target/release/spin-aks"
+fi
 rigs=(one two three)
 for name in "${rigs[@]}"; do
   bash "$root/scripts/kube-rig/start.sh" "$work/rig-$name" $$ --kustomize 2>/dev/null &

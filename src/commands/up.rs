@@ -30,6 +30,11 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
     let push = args.push.settings()?;
     let settings = args.deploy.settings()?;
     let spinkube = args.install_settings()?;
+    if !args.fleet && !args.push.publish && !args.push.envs.is_empty() {
+        return Err(crate::bad_input!(
+            "--env names a deploy artifact tag: add --fleet (or --publish)"
+        ));
+    }
     let mut ctx = global.app_context(out)?;
     if args.fleet {
         let kubeconfig = settings.target.kubeconfig.clone();

@@ -132,6 +132,47 @@ fn the_deploy_artifact_is_flux_shaped_reproducible_and_carries_no_secret_values(
 }
 
 #[test]
+fn bad_fleet_input_is_exit_2_naming_the_flag_or_value() {
+    let home = tempfile::tempdir().unwrap();
+    let app = example_copy(home.path());
+    let cases: [(&[&str], &str); 7] = [
+        (&["publish", "--env", "Prod"], "--env <ENV>"),
+        (
+            &["publish", "--repository", "r.example/x:1"],
+            "give the repository only",
+        ),
+        (&["fleet", "add", "east", "--interval", "0s"], "at least 1s"),
+        (
+            &["fleet", "add", "aks:a/b/c/d"],
+            "aks:<resource group>/<name>",
+        ),
+        (&["fleet", "remove", "east"], "east is not in the fleet"),
+        (
+            &["push", "r.example/x", "--env", "staging"],
+            "add --publish",
+        ),
+        (
+            &["promote", "staging", "--to", "staging"],
+            "FROM_ENV and --to are both `staging`",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = run(home.path(), &app, &[], args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
 fn publishing_a_tag_only_image_is_refused_naming_the_flag() {
     let home = tempfile::tempdir().unwrap();
     let app = example_copy(home.path());
