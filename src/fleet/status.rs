@@ -331,14 +331,13 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
             && s.ready_replicas.unwrap_or(0) == desired
             && s.replicas.unwrap_or(0) == desired
     });
-    let ready = condition(kustomization, "Ready").is_some_and(|c| c["status"] == "True");
     status.state = State::Progressing;
     status.reason = Some(if !is_published(&status.fetched) {
         format!(
             "Flux has not fetched {} yet",
             status.published.as_deref().unwrap_or_default()
         )
-    } else if !is_published(&status.applied) || !ready {
+    } else if !is_published(&attempted) {
         condition(kustomization, "Ready")
             .and_then(|c| c["message"].as_str())
             .map_or_else(
@@ -353,6 +352,8 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
     } else if !rolled_out {
         format!("{} replicas ready", status.ready.as_deref().unwrap_or("no"))
     } else {
+        // Flux applied the revision (the image only comes with it) and every replica runs it;
+        // Flux's own Ready follows at its next health poll (every 5 s in kustomize-controller).
         status.state = State::Converged;
         return status.reason = None;
     });
