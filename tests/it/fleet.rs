@@ -15,6 +15,10 @@ use crate::support::{self, json_stdout, run_ok, spin_aks_isolated};
 
 const SECRET: &str = "fleet-s3cret-value";
 
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -453,10 +457,18 @@ fn a_fleet_of_two_rigs_follows_the_artifact_reports_a_failing_cluster_and_promot
     let state = std::fs::read_to_string(home.path().join("state")).unwrap();
     assert!(!state.contains("\"fleet\""), "{state}");
     assert!(!state.contains(SECRET));
-    let _ = run_ok(
-        west.kubectl()
-            .args(["get", "spinapp", "hello-aks", "-n", ns]),
+
+    // A cluster that stops answering is reported, not fatal.
+    ok(spin_aks(&[
+        "fleet", "add", "west", "-n", ns, "--env", "staging",
+    ]));
+    run_ok(
+        Command::new("bash")
+            .arg(repo().join("scripts/kube-rig/stop.sh"))
+            .arg(&west.dir),
     );
+    let report = ok(spin_aks(&["fleet", "status"]));
+    assert_eq!(cluster(&report, "west")["state"], "unreachable", "{report}");
 }
 
 #[test]
