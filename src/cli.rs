@@ -119,7 +119,7 @@ pub enum Command {
     /// Check the app for AKS/SpinKube, run `spin build` if needed, and write an OCI image layout
     Build(BuildArgs),
     /// Write the app's OCI image as an oci-archive (a tar of an OCI layout) for air-gapped transfer
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
     /// Build (unless given a layout or archive) and push the image to a registry
     Push(PushArgs),
     /// Write deployment files (plain YAML, Kustomize or Helm, and a Dockerfile); re-runs keep your edits
@@ -281,6 +281,14 @@ pub struct ExportArgs {
     /// The archive to write (default `<app dir>/<app>-<version>.oci.tar`)
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Also carry the deploy artifact, its objects running the image from this repository (where the image will be pushed on the other side)
+    #[arg(long, value_name = "REPOSITORY", value_parser = parse_repository)]
+    pub with_deploy: Option<RegistryRef>,
+    /// With --with-deploy: the deploy artifact's tag (an environment, repeatable; default `latest`)
+    #[arg(long = "env", value_name = "ENV", requires = "with_deploy", value_parser = validate::parse_dns_label)]
+    pub envs: Vec<String>,
+    #[command(flatten)]
+    pub objects: ObjectArgs,
 }
 
 /// Flags that only shape a build, meaningless when pushing an existing layout or archive.

@@ -37,13 +37,15 @@ impl Metadata {
     }
 }
 
-/// Writes `files` (path inside the artifact → bytes) as a Flux artifact into `layout` under `tag`;
-/// the same files and metadata give the same digest on any machine.
+/// Writes `files` (path inside the artifact → bytes) as a Flux artifact into `layout` under `tag`
+/// (its only image, else beside the others); the same files and metadata give the same digest on
+/// any machine.
 pub fn write(
     layout: &Layout,
     files: &BTreeMap<String, Vec<u8>>,
     metadata: &Metadata,
     tag: &str,
+    only: bool,
 ) -> anyhow::Result<Descriptor> {
     let tar = tar_files(files)?;
     let diff_id = Digest::of(&tar);
@@ -65,7 +67,11 @@ pub fn write(
         layers: vec![Descriptor::new(CONTENT_MEDIA_TYPE, layer, layer_size)],
         annotations: metadata.annotations(),
     };
-    layout.set_image(&manifest, tag)
+    if only {
+        layout.set_image(&manifest, tag)
+    } else {
+        layout.add_image(&manifest, tag)
+    }
 }
 
 /// A tar of the files in name order, headers as Flux's tar writes them (owner 0, no times).
@@ -125,10 +131,11 @@ mod tests {
             &files(),
             &metadata(),
             "x",
+            true,
         )
         .unwrap();
         let layout = Layout::create(b.path()).unwrap();
-        let second = write(&layout, &files(), &metadata(), "x").unwrap();
+        let second = write(&layout, &files(), &metadata(), "x", true).unwrap();
         assert_eq!(first.digest, second.digest);
         let (_, manifest) = layout.image(None).unwrap();
         assert_eq!(manifest.config.media_type, CONFIG_MEDIA_TYPE);
@@ -145,14 +152,14 @@ mod tests {
     fn other_metadata_gives_another_digest() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::create(dir.path()).unwrap();
-        let first = write(&layout, &files(), &metadata(), "x").unwrap();
+        let first = write(&layout, &files(), &metadata(), "x", true).unwrap();
         let later = Metadata {
             created: "2026-01-02T00:00:00Z".into(),
             ..metadata()
         };
         assert_ne!(
             first.digest,
-            write(&layout, &files(), &later, "x").unwrap().digest
+            write(&layout, &files(), &later, "x", true).unwrap().digest
         );
     }
 }

@@ -229,6 +229,37 @@ impl Layout {
         Ok(descriptor)
     }
 
+    /// Writes `manifest` canonically and adds it to the layout's images as `tag` (replacing an
+    /// image of that name): `export --with-deploy` puts the deploy artifact beside the image.
+    pub fn add_image(&self, manifest: &ImageManifest, tag: &str) -> anyhow::Result<Descriptor> {
+        let mut index: Index = read_json(&self.root.join("index.json"))?;
+        let bytes = json::to_canonical_vec(manifest)?;
+        let (digest, size) = self.write_blob(&bytes)?;
+        let mut descriptor = Descriptor::new(IMAGE_MANIFEST, digest, size);
+        descriptor
+            .annotations
+            .insert(REF_NAME_ANNOTATION.to_string(), tag.to_string());
+        index
+            .manifests
+            .retain(|d| d.annotations.get(REF_NAME_ANNOTATION).map(String::as_str) != Some(tag));
+        index.manifests.push(descriptor.clone());
+        write_atomically(
+            &self.root.join("index.json"),
+            &json::to_canonical_vec(&index)?,
+        )?;
+        Ok(descriptor)
+    }
+
+    /// The names (`org.opencontainers.image.ref.name`) of the layout's images, in index order.
+    pub fn tags(&self) -> anyhow::Result<Vec<String>> {
+        let index: Index = read_json(&self.root.join("index.json"))?;
+        Ok(index
+            .manifests
+            .iter()
+            .filter_map(|d| d.annotations.get(REF_NAME_ANNOTATION).cloned())
+            .collect())
+    }
+
     /// The image named `tag` (or the only image when `tag` is `None`) and its parsed manifest.
     pub fn image(&self, tag: Option<&str>) -> anyhow::Result<(Descriptor, ImageManifest)> {
         let index: Index = read_json(&self.root.join("index.json"))?;

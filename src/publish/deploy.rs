@@ -16,7 +16,7 @@ use crate::context::AppContext;
 use crate::deploy::{plan, Settings};
 use crate::oci::flux_artifact::{self, Metadata};
 use crate::oci::reference::{ImageRef, RegistryRef};
-use crate::oci::{Digest, Layout};
+use crate::oci::{Descriptor, Digest, Layout};
 use crate::output::Output;
 use crate::registry;
 use crate::state::{DeployArtifact, PublishedTag};
@@ -66,31 +66,15 @@ pub async fn publish(
     out: &Output,
 ) -> anyhow::Result<Published> {
     let image = plan::choose_image(image.or(settings.image.clone()), ctx.remembered(), out)?;
-    let Some(image_digest) = image.digest().cloned() else {
+    if image.digest().is_none() {
         return Err(bad_input!(
             "--image {image} has no digest: a deploy artifact pins the image; pass registry/repository@sha256:… (push prints it)"
         ));
-    };
+    }
     let repository = match &settings.repository {
         Some(given) => given.without_digest(),
         None => default_repository(&image)?,
     };
-    let (objects, _secrets) = artifact_objects(ctx, &settings.objects, &image)?;
-    let names = objects
-        .iter()
-        .map(|o| {
-            format!(
-                "{}/{}",
-                o["kind"].as_str().unwrap_or_default(),
-                o["metadata"]["name"].as_str().unwrap_or_default()
-            )
-        })
-        .collect();
-    let files = BTreeMap::from([(
-        format!("{}.yaml", ctx.name),
-        yaml(&ctx.name, &objects).into_bytes(),
-    )]);
-    let metadata = metadata(&ctx.app.dir, &image, &image_digest)?;
     let envs = if settings.envs.is_empty() {
         vec![DEFAULT_ENV.to_string()]
     } else {
@@ -98,12 +82,13 @@ pub async fn publish(
     };
     let dir = crate::interrupt::temp_dir()?;
     let layout = Layout::create(dir.path())?;
-    let descriptor = flux_artifact::write(&layout, &files, &metadata, &envs[0])?;
+    let written = write(ctx, &settings.objects, &image, &layout, &[envs[0].clone()])?;
+    let (descriptor, metadata, names) = (written.descriptor, written.metadata, written.objects);
     let mut unchanged = true;
     for env in &envs {
         let target = repository.with_tag(env)?;
         let (mut client, options) = registry_client(&target, &settings.registry, None, out).await?;
-        let report = registry::push_layout(&layout, &target, &mut client, &options).await?;
+        let report = registry::push_layout(&layout, None, &target, &mut client, &options).await?;
         unchanged &= !report.manifest_put;
         out.info(format!("published {target} ({})", report.digest));
     }
@@ -137,6 +122,53 @@ pub async fn publish(
         revision: metadata.revision,
         objects: names,
         unchanged,
+    })
+}
+
+/// A deploy artifact written into a layout.
+pub struct Written {
+    pub descriptor: Descriptor,
+    pub metadata: Metadata,
+    /// `Kind/name` of each object.
+    pub objects: Vec<String>,
+}
+
+/// Writes the deploy artifact of `image` (pinned) into `layout` under each of `tags`: as its only
+/// image for one tag, beside the images already there when `tags` are more or the layout holds one.
+pub fn write(
+    ctx: &AppContext,
+    settings: &Settings,
+    image: &ImageRef,
+    layout: &Layout,
+    tags: &[String],
+) -> anyhow::Result<Written> {
+    let digest = image
+        .digest()
+        .ok_or_else(|| bad_input!("the image {image} has no digest"))?;
+    let (objects, _secrets) = artifact_objects(ctx, settings, image)?;
+    let names = (objects.iter())
+        .map(|o| {
+            let kind = o["kind"].as_str().unwrap_or_default();
+            format!(
+                "{kind}/{}",
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let files = BTreeMap::from([(
+        format!("{}.yaml", ctx.name),
+        yaml(&ctx.name, &objects).into_bytes(),
+    )]);
+    let metadata = metadata(&ctx.app.dir, image, digest)?;
+    let mut descriptor = None;
+    for tag in tags {
+        let only = tags.len() == 1 && layout.tags().map_or(true, |t| t.is_empty());
+        descriptor = Some(flux_artifact::write(layout, &files, &metadata, tag, only)?);
+    }
+    Ok(Written {
+        descriptor: descriptor.ok_or_else(|| anyhow::anyhow!("no tag to write"))?,
+        metadata,
+        objects: names,
     })
 }
 

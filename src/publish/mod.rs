@@ -1,7 +1,10 @@
 //! The publish step, as ko's publish: an image (built now, or a layout or oci-archive) pushed to
 //! the chosen reference with streamed, resumable uploads, and remembered pinned by digest.
 
+mod carried;
 pub mod deploy;
+
+pub use carried::PREFIX as CARRIED_PREFIX;
 mod reference;
 
 use std::io::IsTerminal;
@@ -93,7 +96,24 @@ pub async fn publish(
             reference::remembered_or_default(store, &key, app_name.as_deref(), yes, out).await?
         }
     };
-    let report = push(store, &key, &layout, reference, settings, out).await?;
+    let (image, deploy_tags) = carried::images(&layout)?;
+    let report = push(
+        store,
+        &key,
+        &layout,
+        image.as_deref(),
+        reference,
+        settings,
+        out,
+    )
+    .await?;
+    let carried = carried::push(&layout, &deploy_tags, &report, &settings.registry, out).await?;
+    if !carried.is_empty() {
+        store.update(out, |state| {
+            let app = state.apps.entry(key.clone()).or_default();
+            carried::remember(app, &carried, &report);
+        })?;
+    }
     Ok(Pushed { build, report })
 }
 
@@ -103,20 +123,21 @@ async fn push(
     store: &mut Store,
     key: &str,
     layout: &Layout,
+    image: Option<&str>,
     mut target: RegistryRef,
     settings: &PushSettings,
     out: &Output,
 ) -> anyhow::Result<PushReport> {
     // Remembered as given: a tag left out stays out, so the next push takes the app's version then.
     let remembered = target.without_digest();
-    let (descriptor, _) = layout.image(None)?;
+    let (descriptor, _) = layout.image(image)?;
     target = reference::with_image_tag(target, &descriptor)?;
     let mount_from = (store.app(key))
         .mount_source(target.registry(), target.repository())
         .map(str::to_string);
     let (mut client, options) =
         registry_client(&target, &settings.registry, mount_from, out).await?;
-    let report = registry::push_layout(layout, &target, &mut client, &options).await?;
+    let report = registry::push_layout(layout, image, &target, &mut client, &options).await?;
     store.update(out, |state| {
         let app = state.apps.entry(key.to_string()).or_default();
         app.record_push(&remembered);

@@ -694,3 +694,81 @@ async fn an_aks_cluster_follows_through_the_flux_extension_and_a_flux_configurat
         "the app keeps running"
     );
 }
+
+#[test]
+fn an_exported_archive_carries_the_deploy_artifact_and_push_publishes_it_beside_the_image() {
+    let (Some(_), Some(registry)) = (support::tool("skopeo"), Registry::open()) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let app = example_copy(home.path());
+    let repository = format!("{}/air/hello", registry.host());
+    let archive = home.path().join("hello.oci.tar");
+    let archive_arg = archive.to_string_lossy().into_owned();
+    let exported = ok(run(
+        home.path(),
+        &app,
+        &[],
+        &[
+            "export",
+            "-o",
+            &archive_arg,
+            "--with-deploy",
+            &repository,
+            "--env",
+            "prod",
+        ],
+    ));
+    let pinned = format!("{repository}@{}", exported["digest"].as_str().unwrap());
+    assert_eq!(exported["deploy"]["image"], pinned, "{exported}");
+    assert_eq!(
+        exported["deploy"]["tags"],
+        serde_json::json!(["deploy-prod"])
+    );
+    // The build's own layout keeps its one image: a plain push of it still works.
+    let layout = app.join(".spin-aks/oci");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+
+    // Another repository than the one the artifact pins is refused before the artifact goes.
+    let elsewhere = format!("{}/other/hello", registry.host());
+    let refused = run(
+        home.path(),
+        &app,
+        &[],
+        &["push", "--from-archive", &archive_arg, &elsewhere],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(&format!("--with-deploy {elsewhere}")),
+        "{}",
+        stderr(&refused)
+    );
+
+    let pushed = ok(run(
+        home.path(),
+        &app,
+        &[],
+        &["push", "--from-archive", &archive_arg, &repository],
+    ));
+    assert_eq!(pushed["pinned"], pinned);
+    let artifact = manifest(&registry, "air/hello-deploy:prod");
+    assert_eq!(
+        artifact["config"]["mediaType"],
+        "application/vnd.cncf.flux.config.v1+json"
+    );
+    let raw =
+        support::skopeo_raw_manifest(&format!("{}/air/hello-deploy:prod", registry.host()), None);
+    let digest = spin_aks::oci::Digest::of(&raw).to_string();
+    assert_eq!(
+        digest,
+        exported["deploy"]["digest"].as_str().unwrap(),
+        "the artifact pushed is the one exported"
+    );
+    let state = std::fs::read_to_string(home.path().join("state")).unwrap();
+    assert!(
+        state.contains("air/hello-deploy"),
+        "remembered for fleet add: {state}"
+    );
+}
