@@ -17,21 +17,8 @@ impl Arm {
         cluster: &ClusterRef,
         name: &str,
     ) -> anyhow::Result<Option<Value>> {
-        let url = self.url(
-            &configuration_path(cluster, name),
-            versions::FLUX_CONFIGURATIONS,
-        );
-        match self.get::<Value>(&url).await {
-            Ok(configuration) => Ok(Some(configuration)),
-            Err(err)
-                if err
-                    .downcast_ref::<ArmError>()
-                    .is_some_and(|e| e.status == 404) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(err),
-        }
+        let url = configuration_url(self, cluster, name);
+        not_found_is_none(self.get::<Value>(&url).await)
     }
 
     /// Creates or replaces the Flux configuration `name` (`properties` as ARM takes them) and
@@ -42,10 +29,7 @@ impl Arm {
         name: &str,
         properties: &Value,
     ) -> anyhow::Result<()> {
-        let url = self.url(
-            &configuration_path(cluster, name),
-            versions::FLUX_CONFIGURATIONS,
-        );
+        let url = configuration_url(self, cluster, name);
         let body = serde_json::json!({ "properties": properties });
         let started = self
             .send(Method::PUT, &url, Some(&body), Repeat::Safe)
@@ -60,30 +44,34 @@ impl Arm {
         cluster: &ClusterRef,
         name: &str,
     ) -> anyhow::Result<()> {
-        let url = self.url(
-            &configuration_path(cluster, name),
-            versions::FLUX_CONFIGURATIONS,
-        );
-        match self.send(Method::DELETE, &url, None, Repeat::Safe).await {
-            Ok(started) => {
-                self.finish(started).await?;
-                Ok(())
-            }
-            Err(err)
-                if err
-                    .downcast_ref::<ArmError>()
-                    .is_some_and(|e| e.status == 404) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(err),
+        let url = configuration_url(self, cluster, name);
+        let sent = self.send(Method::DELETE, &url, None, Repeat::Safe).await;
+        if let Some(started) = not_found_is_none(sent)? {
+            self.finish(started).await?;
         }
+        Ok(())
     }
 }
 
-fn configuration_path(cluster: &ClusterRef, name: &str) -> String {
-    format!(
+fn configuration_url(arm: &Arm, cluster: &ClusterRef, name: &str) -> String {
+    let path = format!(
         "{}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/{name}",
         cluster_id(cluster)
-    )
+    );
+    arm.url(&path, versions::FLUX_CONFIGURATIONS)
+}
+
+/// A 404 from ARM as `None`.
+fn not_found_is_none<T>(result: anyhow::Result<T>) -> anyhow::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err)
+            if err
+                .downcast_ref::<ArmError>()
+                .is_some_and(|e| e.status == 404) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
 }
