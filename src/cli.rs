@@ -555,7 +555,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub install_spinkube: bool,
     /// Publish the deploy artifact (`--env` tags) instead of applying, then wait until every cluster of the app's fleet following those tags converged (`--timeout`)
-    #[arg(long, conflicts_with_all = ["dry_run", "diff", "prune", "force_conflicts", "expose", "install_spinkube"])]
+    #[arg(long, conflicts_with_all = ["dry_run", "diff", "prune", "force_conflicts", "expose", "install_spinkube", "secrets"])]
     pub fleet: bool,
     #[command(flatten)]
     pub install_sources: InstallSourceArgs,
