@@ -130,7 +130,7 @@ pub enum Command {
     /// Check the app for AKS/SpinKube, run `spin build` if needed, and write an OCI image layout
     Build(BuildArgs),
     /// Write the app's OCI image as an oci-archive (a tar of an OCI layout) for air-gapped transfer
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
     /// Build (unless given a layout or archive) and push the image to a registry
     Push(PushArgs),
     /// Write deployment files (plain YAML, Kustomize or Helm, and a Dockerfile); re-runs keep your edits
@@ -153,6 +153,12 @@ pub enum Command {
     Identity(IdentityArgs),
     /// Write the app's secret variables to Azure Key Vault, and list what the vault holds
     Secrets(SecretsArgs),
+    /// Publish the app's deploy objects (image pinned by digest, no Secrets) as a Flux OCI artifact beside its image
+    Publish(Box<PublishArgs>),
+    /// Clusters that follow the app's deploy artifact through Flux: add, remove, status
+    Fleet(Box<FleetArgs>),
+    /// Point one environment's deploy artifact tag at another's digest, once its clusters converged
+    Promote(PromoteArgs),
     /// Print a completion script for a shell (e.g. `spin-aks completions bash > /etc/bash_completion.d/spin-aks`)
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command into a directory
@@ -286,6 +292,14 @@ pub struct ExportArgs {
     /// The archive to write (default `<app dir>/<app>-<version>.oci.tar`)
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Also carry the deploy artifact, its objects running the image from this repository (where the image will be pushed on the other side)
+    #[arg(long, value_name = "REPOSITORY", value_parser = parse_repository)]
+    pub with_deploy: Option<RegistryRef>,
+    /// With --with-deploy: the deploy artifact's tag (an environment, repeatable; default `latest`)
+    #[arg(long = "env", value_name = "ENV", requires = "with_deploy", value_parser = validate::parse_dns_label)]
+    pub envs: Vec<String>,
+    #[command(flatten)]
+    pub objects: ObjectArgs,
 }
 
 /// Flags that only shape a build, meaningless when pushing an existing layout or archive.
@@ -304,6 +318,19 @@ pub struct PushArgs {
     pub from_archive: Option<PathBuf>,
     #[command(flatten)]
     pub image: ImageArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Also publish the app's deploy objects as a Flux OCI artifact (`<repository>-deploy:<env>`, as `publish` does)
+    #[arg(long)]
+    pub publish: bool,
+    /// With --publish (or `up --fleet`): the deploy artifact's tag, an environment (repeatable; default `latest`)
+    #[arg(long = "env", value_name = "ENV", value_parser = validate::parse_dns_label)]
+    pub envs: Vec<String>,
+}
+
+/// How to talk to a registry: push, publish and promote share these.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
     /// Talk HTTP instead of HTTPS to the registry
     #[arg(long)]
     pub plain_http: bool,
@@ -538,8 +565,125 @@ pub struct UpArgs {
     /// When the cluster cannot run SpinApps, install SpinKube (`cluster install`) without asking
     #[arg(long)]
     pub install_spinkube: bool,
+    /// Publish the deploy artifact (`--env` tags) instead of applying, then wait until every cluster of the app's fleet following those tags converged (`--timeout`)
+    #[arg(long, conflicts_with_all = ["dry_run", "diff", "prune", "force_conflicts", "expose", "install_spinkube", "secrets"])]
+    pub fleet: bool,
     #[command(flatten)]
     pub install_sources: InstallSourceArgs,
+}
+
+/// What shapes the published objects: the same as apply's.
+#[derive(Debug, Args)]
+pub struct ObjectArgs {
+    /// The objects in this directory (plain YAML or a Kustomize directory) instead of `<app dir>/deploy` or the generated ones
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The image the objects run (default: this app's last push, pinned by digest)
+    #[arg(long, value_name = "REF", value_parser = ImageRef::parse)]
+    pub image: Option<ImageRef>,
+    /// The deploy artifact's repository, `registry/name` (default: `<image repository>-deploy`)
+    #[arg(long, value_name = "REPOSITORY", value_parser = parse_repository)]
+    pub repository: Option<RegistryRef>,
+    /// The tag to push, one per environment (repeatable; default `latest`)
+    #[arg(long = "env", value_name = "ENV", value_parser = validate::parse_dns_label)]
+    pub envs: Vec<String>,
+    #[command(flatten)]
+    pub objects: ObjectArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Make clusters (kubeconfig contexts) follow the app's deploy artifact: an OCIRepository and a Kustomization, applied server-side
+    Add(Box<FleetAddArgs>),
+    /// Stop clusters following the deploy artifact; the app keeps running unless --delete-app
+    Remove(FleetRemoveArgs),
+    /// For every cluster of the fleet: the revision Flux applied, whether the app runs the published image, and why not
+    Status(FleetStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetAddArgs {
+    /// The kubeconfig contexts to add
+    #[arg(value_name = "CLUSTER", required = true)]
+    pub clusters: Vec<String>,
+    /// The kubeconfig file (else `KUBECONFIG`, a list of files merged, else `~/.kube/config`)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The namespace the app runs in on those clusters
+    #[arg(short = 'n', long, value_name = "NS", default_value = "default", value_parser = validate::parse_dns_label)]
+    pub namespace: String,
+    /// The deploy artifact tag (environment) the clusters follow
+    #[arg(long, value_name = "ENV", default_value = crate::publish::deploy::DEFAULT_ENV, value_parser = validate::parse_dns_label)]
+    pub env: String,
+    /// How often Flux looks for a new artifact and re-applies it
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_flux_duration)]
+    pub interval: std::time::Duration,
+    /// How long Flux's health checks may wait for the app to run the new image
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_flux_duration)]
+    pub timeout: std::time::Duration,
+    /// Flux pulls the artifact over plain HTTP (a registry without TLS; loopback registries always)
+    #[arg(long)]
+    pub insecure: bool,
+    /// A secret variable's value, written into each cluster's Secret: `NAME=VALUE`, `NAME=@FILE`, or `NAME` (from env `SPIN_VARIABLE_<NAME>`)
+    #[arg(long = "secret", value_name = "NAME[=VALUE|=@FILE]", value_parser = Redacted(SecretArg::parse))]
+    pub secrets: Vec<SecretArg>,
+    #[command(flatten)]
+    pub objects: ObjectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetRemoveArgs {
+    /// The kubeconfig contexts to remove from the fleet
+    #[arg(value_name = "CLUSTER", required = true)]
+    pub clusters: Vec<String>,
+    /// The kubeconfig file (else `KUBECONFIG`, else `~/.kube/config`)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Also delete the app's objects Flux applied there (default: they keep running, unmanaged)
+    #[arg(long)]
+    pub delete_app: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetStatusArgs {
+    /// The kubeconfig file (else `KUBECONFIG`, else `~/.kube/config`)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Only the clusters following this tag (environment)
+    #[arg(long, value_name = "ENV", value_parser = validate::parse_dns_label)]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The environment whose published digest moves on (a positional: `--from` is the app)
+    #[arg(value_name = "FROM_ENV", value_parser = validate::parse_dns_label)]
+    pub from_env: String,
+    /// The environment tag that gets it
+    #[arg(long, value_name = "ENV", value_parser = validate::parse_dns_label)]
+    pub to: String,
+    /// The kubeconfig file for reading the `--from` clusters (else `KUBECONFIG`, else `~/.kube/config`)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Wait until the `--to` clusters converged, for at most this long
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -916,6 +1060,26 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
+/// A repository without tag or digest, `registry/name`.
+fn parse_repository(value: &str) -> Result<RegistryRef, String> {
+    let reference = RegistryRef::parse(value).map_err(|e| format!("{e:#}"))?;
+    if reference.tag().is_some() || reference.digest().is_some() {
+        return Err(format!(
+            "`{value}` names a tag or digest; give the repository only (tags come from --env)"
+        ));
+    }
+    Ok(reference)
+}
+
+/// A duration Flux accepts (`1m`, `30s`): whole seconds, at least one.
+fn parse_flux_duration(value: &str) -> Result<std::time::Duration, String> {
+    let duration = humantime::parse_duration(value).map_err(|e| format!("`{value}`: {e}"))?;
+    if duration.as_secs() == 0 || duration.subsec_nanos() != 0 {
+        return Err(format!("`{value}` must be whole seconds, at least 1s"));
+    }
+    Ok(duration)
+}
+
 // ---- Flags into validated settings: the one place each command's flags are checked and turned
 // into the pipeline's types (the pipeline never sees clap).
 
@@ -1060,6 +1224,15 @@ impl PushArgs {
         Ok(crate::publish::PushSettings {
             source,
             reference,
+            registry: self.registry.settings(),
+        })
+    }
+}
+
+impl RegistryArgs {
+    /// Transport, parallelism, retry budget and credentials.
+    pub fn settings(&self) -> crate::publish::RegistrySettings {
+        crate::publish::RegistrySettings {
             transport: crate::registry::TransportOptions {
                 plain_http: self.plain_http,
                 ca_file: self.ca_file.clone(),
@@ -1068,7 +1241,108 @@ impl PushArgs {
             jobs: usize::from(self.jobs),
             retry_budget: self.retry_budget,
             auth: self.auth,
+        }
+    }
+}
+
+impl ObjectArgs {
+    /// Deploy settings that shape only the objects (no cluster is reached through them).
+    pub fn settings(&self) -> anyhow::Result<crate::deploy::Settings> {
+        let workload = self.workload.settings()?;
+        crate::deploy::workload::require_tokens(&workload)?;
+        Ok(crate::deploy::Settings {
+            target: Default::default(),
+            dir: self.dir.clone(),
+            dry_run: false,
+            diff: false,
+            force_conflicts: false,
+            prune: false,
+            wait: false,
+            timeout: std::time::Duration::from_secs(300),
+            exposure: crate::cluster::expose::Exposure::None,
+            secrets: Vec::new(),
+            workload,
         })
+    }
+
+    /// The objects as publish makes them with every flag at its default (`push --publish`).
+    pub fn defaults() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            objects: ObjectArgs,
+        }
+        let matches = Only::command().get_matches_from(["spin-aks"]);
+        Only::from_arg_matches(&matches)
+            .expect("the defaults of the object flags parse")
+            .objects
+    }
+}
+
+impl PublishArgs {
+    pub fn settings(&self) -> anyhow::Result<crate::publish::deploy::PublishSettings> {
+        Ok(crate::publish::deploy::PublishSettings {
+            image: self.image.clone(),
+            repository: self.repository.clone(),
+            envs: self.envs.clone(),
+            objects: self.objects.settings()?,
+            registry: self.registry.settings(),
+        })
+    }
+}
+
+impl PushArgs {
+    /// The deploy artifact's settings (`--publish`, `up --fleet`): the `--env` tags, the objects
+    /// shaped by `objects`.
+    pub fn publish_settings(
+        &self,
+        objects: crate::deploy::Settings,
+    ) -> crate::publish::deploy::PublishSettings {
+        crate::publish::deploy::PublishSettings {
+            image: None,
+            repository: None,
+            envs: self.envs.clone(),
+            objects,
+            registry: self.registry.settings(),
+        }
+    }
+}
+
+impl FleetAddArgs {
+    pub fn settings(&self) -> anyhow::Result<crate::fleet::AddSettings> {
+        Ok(crate::fleet::AddSettings {
+            clusters: self.clusters.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            namespace: self.namespace.clone(),
+            env: self.env.clone(),
+            interval: self.interval,
+            timeout: self.timeout,
+            insecure: self.insecure,
+            secrets: self.secrets.clone(),
+            objects: self.objects.settings()?,
+        })
+    }
+}
+
+impl FleetRemoveArgs {
+    pub fn settings(&self) -> crate::fleet::RemoveSettings {
+        crate::fleet::RemoveSettings {
+            clusters: self.clusters.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            delete_app: self.delete_app,
+        }
+    }
+}
+
+impl PromoteArgs {
+    pub fn settings(&self) -> crate::fleet::promote::PromoteSettings {
+        crate::fleet::promote::PromoteSettings {
+            from: self.from_env.clone(),
+            to: self.to.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            registry: self.registry.settings(),
+        }
     }
 }
 
@@ -1134,7 +1408,7 @@ impl UpArgs {
     pub fn install_settings(&self) -> anyhow::Result<crate::install::InstallSettings> {
         let releases = crate::install::releases::ReleaseSet::pinned(&Default::default())?;
         let timeout = std::time::Duration::from_secs(600);
-        (self.install_sources).settings(releases, self.push.plain_http, false, timeout)
+        (self.install_sources).settings(releases, self.push.registry.plain_http, false, timeout)
     }
 }
 

@@ -50,6 +50,42 @@ pub struct AppState {
     /// The workload identity `identity setup` made or found for this app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<WorkloadIdentity>,
+    /// The deploy artifact `publish` pushed last (Flux OCI artifact beside the image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_artifact: Option<DeployArtifact>,
+    /// The clusters following the deploy artifact (`fleet add`), in the order added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fleet: Vec<FleetMember>,
+}
+
+/// Where the app's deploy artifact lives and what each tag (environment) points at.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployArtifact {
+    /// `registry/repository`, without tag.
+    pub repository: String,
+    /// Tag → the artifact's manifest digest and the image it pins.
+    #[serde(default)]
+    pub tags: BTreeMap<String, PublishedTag>,
+}
+
+/// One tag of the deploy artifact.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedTag {
+    pub digest: String,
+    pub image: String,
+}
+
+/// A cluster following the app's deploy artifact.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetMember {
+    /// The kubeconfig context, or `aks:<resource group>/<name>`.
+    pub cluster: String,
+    /// The AKS cluster, when followed through ARM (a `fluxConfigurations` resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aks: Option<ClusterRef>,
+    pub namespace: String,
+    /// The deploy artifact's tag it follows.
+    pub env: String,
 }
 
 /// A user-assigned managed identity federated with the app's ServiceAccount (ids only).

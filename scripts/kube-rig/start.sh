@@ -2,7 +2,7 @@
 # Starts the test control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kwok (two fake nodes, failure stages, port-forward/logs to a stand-in app) and the
 # real spin-operator with its CRDs, the wasmtime-spin-v2 RuntimeClass and nodes labelled for the shim.
-#   start.sh RUN_DIR [OWNER_PID] [--bare] [--flux]
+#   start.sh RUN_DIR [OWNER_PID] [--bare] [--flux] [--kustomize]
 # --bare: the control plane and the kwok nodes only (no SpinKube: no operator, no SpinKube CRDs, no
 #   RuntimeClass, no shim labels on the nodes), the cluster a `cluster install` starts from.
 # --flux: also Flux's source-controller and helm-controller (out of cluster, as the operator is),
@@ -10,25 +10,29 @@
 #   loopback HTTP server with the spin-operator release files and a Go-proxy mirror of its module
 #   (built by build-flux.sh). The API server calls no admission webhooks in this mode: the charts'
 #   webhooks would be kwok pods, which serve nothing (see CONTRIBUTING.md).
+# --kustomize (with --flux): also Flux's kustomize-controller and its CRD (build-flux-kustomize.sh,
+#   a cache of its own), for delivery from OCI artifacts (OCIRepository + Kustomization).
 # Writes RUN_DIR/kubeconfig (cluster admin), RUN_DIR/rig.env (ports, pids) and RUN_DIR/logs/*.log.
 # With OWNER_PID, a watchdog stops the rig and removes RUN_DIR when that process exits (one rig
 # per test process).
 # Stop it with stop.sh RUN_DIR.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-run="" owner="" bare="" flux=""
+run="" owner="" bare="" flux="" kustomize=""
 for arg in "$@"; do
   case "$arg" in
     --bare) bare=1 ;;
     --flux) flux=1 ;;
-    -*) echo "kube-rig: unknown option $arg (known: --bare, --flux)" >&2; exit 2 ;;
+    --kustomize) kustomize=1 flux=1 ;;
+    -*) echo "kube-rig: unknown option $arg (known: --bare, --flux, --kustomize)" >&2; exit 2 ;;
     *) if [ -z "$run" ]; then run="$arg"; elif [ -z "$owner" ]; then owner="$arg"; else echo "kube-rig: extra argument $arg" >&2; exit 2; fi ;;
   esac
 done
-[ -n "$run" ] || { echo "usage: start.sh RUN_DIR [OWNER_PID] [--bare] [--flux]" >&2; exit 2; }
+[ -n "$run" ] || { echo "usage: start.sh RUN_DIR [OWNER_PID] [--bare] [--flux] [--kustomize]" >&2; exit 2; }
 cache="$(bash "$here/build.sh")"
 bin="$cache/bin"
 if [ -n "$flux" ]; then flux_cache="$(bash "$here/build-flux.sh")"; fi
+if [ -n "$kustomize" ]; then kustomize_cache="$(bash "$here/build-flux-kustomize.sh")"; fi
 mkdir -p "$run/logs" "$run/pki"
 run="$(cd "$run" && pwd)"
 log() { echo "kube-rig: $*" >&2; }
@@ -42,7 +46,8 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 }
 read -r etcd_port peer_port api_port kwok_port app_port source_metrics_port source_health_port \
-  storage_port helm_metrics_port helm_health_port registry_port upstream_port <<<"$(free_ports 12)"
+  storage_port helm_metrics_port helm_health_port registry_port upstream_port kustomize_metrics_port \
+  kustomize_health_port <<<"$(free_ports 14)"
 
 make_pki() {
   local pki="$run/pki"
@@ -185,6 +190,16 @@ REG
   } >> "$run/rig.env"
 }
 
+start_kustomize() { # Flux's kustomize-controller out of cluster; it fetches artifacts from source-controller
+  "${kc[@]}" apply --server-side -f "$kustomize_cache/crds/flux" >/dev/null
+  wait_for kustomize-CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s \
+    crd/kustomizations.kustomize.toolkit.fluxcd.io crd/ocirepositories.source.toolkit.fluxcd.io
+  spawn kustomize-controller env KUBECONFIG="$run/kubeconfig" RUNTIME_NAMESPACE=flux-system "$kustomize_cache/bin/kustomize-controller" \
+    --watch-all-namespaces --log-level info --no-remote-bases \
+    --metrics-addr "127.0.0.1:$kustomize_metrics_port" --health-addr "127.0.0.1:$kustomize_health_port"
+  wait_for kustomize-controller 60 curl -sf "http://127.0.0.1:$kustomize_health_port/readyz"
+}
+
 stand_in_app() { # a local HTTP server standing in for the Spin app behind port-forward, and its logs
   mkdir -p "$run/app/www"
   echo "Hello from the stand-in Spin app" > "$run/app/www/index.html"
@@ -198,7 +213,7 @@ stand_in_app() { # a local HTTP server standing in for the Spin app behind port-
 : > "$run/rig.env"
 echo "api_port=$api_port app_port=$app_port" >> "$run/rig.env"
 mode=spinkube; [ -n "$bare" ] && mode=bare
-echo "RIG_MODE=$mode${flux:+,flux}" >> "$run/rig.env"
+echo "RIG_MODE=$mode${flux:+,flux}${kustomize:+,kustomize}" >> "$run/rig.env"
 make_pki
 write_kubeconfig
 kc=(kubectl --kubeconfig "$run/kubeconfig")
@@ -246,6 +261,7 @@ else
     --metrics-bind-address 0 --health-probe-bind-address 0
 fi
 if [ -n "$flux" ]; then start_flux; fi
+if [ -n "$kustomize" ]; then start_kustomize; fi
 if [ -n "$bare" ] && [ -n "$flux" ]; then # what SpinKube's pods would do, once installed
   spawn standins python3 "$here/standins.py" "$run" "$bin/spin-operator"
 fi

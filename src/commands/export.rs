@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::app;
-use crate::build::build_image;
+use crate::build::{build_image, BuiltImage};
 use crate::cli::{ExportArgs, GlobalArgs};
-use crate::oci::{archive, ImageFormat};
+use crate::oci::reference::{ImageRef, RegistryRef};
+use crate::oci::{archive, ImageFormat, ImageManifest};
 use crate::output::Output;
+use crate::publish::{self, deploy};
 
 #[derive(Serialize)]
 struct ExportReport {
@@ -17,6 +19,53 @@ struct ExportReport {
     archive: PathBuf,
     digest: String,
     bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deploy: Option<Carried>,
+}
+
+/// The deploy artifact an archive carries (`--with-deploy`).
+#[derive(Serialize)]
+struct Carried {
+    /// `deploy-<env>` names in the archive's index.
+    tags: Vec<String>,
+    digest: String,
+    image: String,
+}
+
+/// Writes the deploy artifact of the built image, as it will be pushed to `repository`, beside
+/// it in the build's layout; the image's name and manifest (to restore) and what was added.
+fn carry(
+    global: &GlobalArgs,
+    args: &ExportArgs,
+    built: &BuiltImage,
+    repository: &RegistryRef,
+    out: &Output,
+) -> anyhow::Result<(String, ImageManifest, Carried)> {
+    let ctx = global.app_context(out)?;
+    let tag = built.layout.tags()?.into_iter().next().unwrap_or_default();
+    let (_, manifest) = built.layout.image(None)?;
+    let image = ImageRef::from(repository.pinned(&built.descriptor.digest));
+    let envs = match args.envs.as_slice() {
+        [] => vec![deploy::DEFAULT_ENV.to_string()],
+        envs => envs.to_vec(),
+    };
+    let tags: Vec<String> = envs
+        .iter()
+        .map(|e| format!("{}{e}", publish::CARRIED_PREFIX))
+        .collect();
+    let written = deploy::write(
+        &ctx,
+        &args.objects.settings()?,
+        &image,
+        &built.layout,
+        &tags,
+    )?;
+    let carried = Carried {
+        tags,
+        digest: written.descriptor.digest.to_string(),
+        image: image.to_string(),
+    };
+    Ok((tag, manifest, carried))
 }
 
 pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow::Result<()> {
@@ -35,12 +84,22 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
         .out
         .clone()
         .unwrap_or_else(|| built.app.dir.join(file_name));
-    let bytes = archive::pack(&built.layout, &target, built.options.mtime())?;
+    let carried = match &args.with_deploy {
+        Some(repository) => Some(carry(global, args, &built, repository, out)?),
+        None => None,
+    };
+    let packed = archive::pack(&built.layout, &target, built.options.mtime());
+    if let Some((tag, manifest, _)) = &carried {
+        // The build's layout keeps its one image; only the archive carries the deploy artifact.
+        built.layout.set_image(manifest, tag)?;
+    }
+    let bytes = packed?;
     let report = ExportReport {
         format: settings.format,
         archive: target,
         digest: built.descriptor.digest.to_string(),
         bytes,
+        deploy: carried.map(|(_, _, deploy)| deploy),
     };
     let summary = format!(
         "Exported {} ({}) to {} ({} bytes), digest {}",

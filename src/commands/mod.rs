@@ -5,9 +5,12 @@ mod build;
 mod cluster;
 mod delete;
 mod export;
+mod fleet;
 mod identity;
 mod logs;
 mod port_forward;
+mod promote;
+mod publish;
 mod push;
 mod scaffold;
 mod secrets;
@@ -36,6 +39,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(args) => cluster::run(&cli.global, args, &out).await,
         Command::Identity(args) => identity::run(&cli.global, args, &out).await,
         Command::Secrets(args) => secrets::run(&cli.global, args, &out).await,
+        Command::Publish(args) => publish::run(&cli.global, args, &out).await,
+        Command::Fleet(args) => fleet::run(&cli.global, args, &out).await,
+        Command::Promote(args) => promote::run(&cli.global, args, &out).await,
         Command::Completions(args) => shell::completions(args.shell),
         Command::Man(args) => shell::man_pages(args.dir.as_deref()),
     }

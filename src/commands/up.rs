@@ -9,6 +9,7 @@ use crate::cli::{GlobalArgs, UpArgs};
 use crate::cluster::check::NotReady;
 use crate::context::AppContext;
 use crate::deploy::{self, plan, workload, DeployReport, Settings};
+use crate::fleet;
 use crate::install;
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
@@ -29,12 +30,38 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
     let push = args.push.settings()?;
     let settings = args.deploy.settings()?;
     let spinkube = args.install_settings()?;
+    if !args.fleet && !args.push.publish && !args.push.envs.is_empty() {
+        return Err(crate::bad_input!(
+            "--env names a deploy artifact tag: add --fleet (or --publish)"
+        ));
+    }
     let mut ctx = global.app_context(out)?;
+    if args.fleet {
+        let kubeconfig = settings.target.kubeconfig.clone();
+        let (timeout, publish) = (settings.timeout, args.push.publish_settings(settings));
+        let up = fleet::up::deliver(
+            &mut ctx, &push, &publish, kubeconfig, timeout, global.yes, out,
+        );
+        let delivered = up.await?;
+        let summary = super::fleet::table(&delivered.clusters);
+        return out.report(
+            &delivered,
+            format!("{}\n{summary}", delivered.published.pinned),
+        );
+    }
+    let publish = match args.push.publish {
+        true => Some(args.push.publish_settings(args.deploy.settings()?)),
+        false => None,
+    };
     let app = Some(ctx.app.clone());
     let pushed =
         publish::publish(&mut ctx.store, app, &global.from, &push, global.yes, out).await?;
     out.info(format!("pushed {}", pushed.report.pinned));
     let image = ImageRef::from(pushed.report.pinned.clone());
+    if let Some(publish) = publish {
+        let published = publish::deploy::publish(&mut ctx, &publish, Some(image.clone()), out);
+        out.info(super::publish::summary(&published.await?));
+    }
     let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
     offer_identity(global, &mut ctx, &target, &settings, out).await?;
     let deployed = deploy::deploy(&mut ctx, target, &settings, Some(image.clone()), out).await;

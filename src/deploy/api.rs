@@ -205,7 +205,7 @@ async fn apply_manifests(
 
 /// The Secrets the workload reads variables from and the objects do not provide: given values merged
 /// over the live ones, for Secrets that get values now or that this app applied before.
-async fn secret_objects(
+pub async fn secret_objects(
     conn: &Connection,
     set: &ApplySet,
     objects: &[Value],

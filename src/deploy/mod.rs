@@ -10,6 +10,7 @@ pub mod workload;
 
 use serde::Serialize;
 
+pub use self::api::secret_objects;
 use self::api::ApiServer;
 use self::backend::{Backend, Deleted, Feature, Waited};
 use self::plan::Plan;

@@ -211,22 +211,53 @@ impl Layout {
 
     /// Writes `manifest` canonically and makes it the layout's only image, named `tag`.
     pub fn set_image(&self, manifest: &ImageManifest, tag: &str) -> anyhow::Result<Descriptor> {
+        self.put_image(manifest, tag, Vec::new())
+    }
+
+    /// Writes `manifest` canonically and adds it to the layout's images as `tag` (replacing an
+    /// image of that name): `export --with-deploy` puts the deploy artifact beside the image.
+    pub fn add_image(&self, manifest: &ImageManifest, tag: &str) -> anyhow::Result<Descriptor> {
+        let index: Index = read_json(&self.root.join("index.json"))?;
+        let others = (index.manifests.into_iter())
+            .filter(|d| d.annotations.get(REF_NAME_ANNOTATION).map(String::as_str) != Some(tag))
+            .collect();
+        self.put_image(manifest, tag, others)
+    }
+
+    /// Writes the manifest and an index of `others` followed by it, named `tag`.
+    fn put_image(
+        &self,
+        manifest: &ImageManifest,
+        tag: &str,
+        mut others: Vec<Descriptor>,
+    ) -> anyhow::Result<Descriptor> {
         let bytes = json::to_canonical_vec(manifest)?;
         let (digest, size) = self.write_blob(&bytes)?;
         let mut descriptor = Descriptor::new(IMAGE_MANIFEST, digest, size);
         descriptor
             .annotations
             .insert(REF_NAME_ANNOTATION.to_string(), tag.to_string());
+        others.push(descriptor.clone());
         let index = Index {
             schema_version: 2,
             media_type: Some(IMAGE_INDEX.to_string()),
-            manifests: vec![descriptor.clone()],
+            manifests: others,
         };
         write_atomically(
             &self.root.join("index.json"),
             &json::to_canonical_vec(&index)?,
         )?;
         Ok(descriptor)
+    }
+
+    /// The names (`org.opencontainers.image.ref.name`) of the layout's images, in index order.
+    pub fn tags(&self) -> anyhow::Result<Vec<String>> {
+        let index: Index = read_json(&self.root.join("index.json"))?;
+        Ok(index
+            .manifests
+            .iter()
+            .filter_map(|d| d.annotations.get(REF_NAME_ANNOTATION).cloned())
+            .collect())
     }
 
     /// The image named `tag` (or the only image when `tag` is `None`) and its parsed manifest.

@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod assemble;
 pub mod digest;
+pub mod flux_artifact;
 pub mod json;
 pub mod layout;
 mod locked_app;

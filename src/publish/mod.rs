@@ -1,6 +1,10 @@
 //! The publish step, as ko's publish: an image (built now, or a layout or oci-archive) pushed to
 //! the chosen reference with streamed, resumable uploads, and remembered pinned by digest.
 
+mod carried;
+pub mod deploy;
+
+pub use carried::PREFIX as CARRIED_PREFIX;
 mod reference;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +37,12 @@ pub struct PushSettings {
     pub source: ImageSource,
     /// The reference given, else the app's last one, else a default or a prompt.
     pub reference: Option<RegistryRef>,
+    pub registry: RegistrySettings,
+}
+
+/// How to talk to a registry (push and publish share these flags).
+#[derive(Clone, Debug)]
+pub struct RegistrySettings {
     pub transport: TransportOptions,
     pub jobs: usize,
     /// How long each blob (and the manifest) may keep retrying transient failures.
@@ -85,7 +95,24 @@ pub async fn publish(
             reference::remembered_or_default(store, &key, app_name.as_deref(), yes, out).await?
         }
     };
-    let report = push(store, &key, &layout, reference, settings, out).await?;
+    let (image, deploy_tags) = carried::images(&layout)?;
+    let report = push(
+        store,
+        &key,
+        &layout,
+        image.as_deref(),
+        reference,
+        settings,
+        out,
+    )
+    .await?;
+    let carried = carried::push(&layout, &deploy_tags, &report, &settings.registry, out).await?;
+    if !carried.is_empty() {
+        store.update(out, |state| {
+            let app = state.apps.entry(key.clone()).or_default();
+            carried::remember(app, &carried, &report);
+        })?;
+    }
     Ok(Pushed { build, report })
 }
 
@@ -95,35 +122,21 @@ async fn push(
     store: &mut Store,
     key: &str,
     layout: &Layout,
+    image: Option<&str>,
     mut target: RegistryRef,
     settings: &PushSettings,
     out: &Output,
 ) -> anyhow::Result<PushReport> {
     // Remembered as given: a tag left out stays out, so the next push takes the app's version then.
     let remembered = target.without_digest();
-    let (descriptor, _) = layout.image(None)?;
+    let (descriptor, _) = layout.image(image)?;
     target = reference::with_image_tag(target, &descriptor)?;
-    let transport = &settings.transport;
-    let http = registry::client::http_client(transport)?;
-    let credential =
-        registry::auth::resolve_credential(settings.auth, target.registry(), &http).await?;
     let mount_from = (store.app(key))
         .mount_source(target.registry(), target.repository())
         .map(str::to_string);
-    let mut client = RegistryClient::new(
-        &target,
-        credential,
-        mount_from.as_slice(),
-        http,
-        transport,
-        registry::retry::RetryPolicy::with_budget(settings.retry_budget),
-    )?;
-    let options = PushOptions {
-        jobs: settings.jobs,
-        mount_from,
-        progress: out.progress(),
-    };
-    let report = registry::push_layout(layout, &target, &mut client, &options).await?;
+    let (mut client, options) =
+        registry_client(&target, &settings.registry, mount_from, out).await?;
+    let report = registry::push_layout(layout, image, &target, &mut client, &options).await?;
     store.update(out, |state| {
         let app = state.apps.entry(key.to_string()).or_default();
         app.record_push(&remembered);
@@ -144,6 +157,33 @@ async fn push(
         report.retries
     ));
     Ok(report)
+}
+
+/// A client for `target`'s repository with the credential the settings ask for, and how to push.
+pub(crate) async fn registry_client(
+    target: &RegistryRef,
+    settings: &RegistrySettings,
+    mount_from: Option<String>,
+    out: &Output,
+) -> anyhow::Result<(RegistryClient, PushOptions)> {
+    let transport = &settings.transport;
+    let http = registry::client::http_client(transport)?;
+    let credential =
+        registry::auth::resolve_credential(settings.auth, target.registry(), &http).await?;
+    let client = RegistryClient::new(
+        target,
+        credential,
+        mount_from.as_slice(),
+        http,
+        transport,
+        registry::retry::RetryPolicy::with_budget(settings.retry_budget),
+    )?;
+    let options = PushOptions {
+        jobs: settings.jobs,
+        mount_from,
+        progress: out.progress(),
+    };
+    Ok((client, options))
 }
 
 /// The state-file key for a push from a layout or archive: the app's spin.toml when there is

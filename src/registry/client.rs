@@ -420,6 +420,57 @@ impl RegistryClient {
         .await
     }
 
+    /// The manifest `reference` (a tag or digest) as stored: its bytes, checked against `expected`
+    /// when given (a retag copies exactly what was promoted), and its media type.
+    pub async fn get_manifest(
+        &self,
+        reference: &str,
+        expected: Option<&Digest>,
+    ) -> anyhow::Result<(Vec<u8>, Option<String>)> {
+        let url = self.url(&format!("/v2/{}/manifests/{reference}", self.repository))?;
+        let accept = format!(
+            "{}, {}",
+            media_types::IMAGE_MANIFEST,
+            media_types::IMAGE_INDEX
+        );
+        let (bytes, media_type) = retry::run(&self.retry, |_| async {
+            let response = self
+                .send(
+                    || Ok(self.http.get(url.clone()).header(header::ACCEPT, &accept)),
+                    "get manifest",
+                )
+                .await?;
+            match response.status() {
+                StatusCode::OK => {
+                    let media_type = response
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let bytes = response.bytes().await.map_err(|e| {
+                        Attempt::Transient(
+                            anyhow::anyhow!("reading manifest {reference}: {e}"),
+                            None,
+                        )
+                    })?;
+                    Ok((bytes.to_vec(), media_type))
+                }
+                _ => Err(self
+                    .unexpected(response, &format!("getting manifest {reference}"))
+                    .await),
+            }
+        })
+        .await?;
+        if let Some(expected) = expected.filter(|d| Digest::of(&bytes) != **d) {
+            anyhow::bail!(
+                "{}/{}:{reference} is no longer {expected}; it changed while promoting: run the command again",
+                self.registry,
+                self.repository
+            );
+        }
+        Ok((bytes, media_type))
+    }
+
     /// Puts the manifest `bytes` under `reference` (a tag or its digest).
     pub async fn put_manifest(
         &self,

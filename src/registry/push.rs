@@ -45,7 +45,8 @@ enum BlobOutcome {
     Uploaded(u64),
 }
 
-/// Pushes the layout's image to `target` (whose tag, if any, names it) through `client`.
+/// Pushes the layout's image (the one named `image`, or its only one) to `target` (whose tag, if
+/// any, names it) through `client`.
 ///
 /// The manifest is asked about first, and when the target already has it under that tag (or
 /// digest) that one HEAD is the whole push. That is sound: a registry holds a manifest only with
@@ -57,11 +58,12 @@ enum BlobOutcome {
 /// what is missing is uploaded.
 pub async fn push_layout(
     layout: &Layout,
+    image: Option<&str>,
     target: &RegistryRef,
     client: &mut RegistryClient,
     options: &PushOptions,
 ) -> anyhow::Result<PushReport> {
-    let (descriptor, manifest) = layout.image(None)?;
+    let (descriptor, manifest) = layout.image(image)?;
     let manifest_bytes = read_manifest(layout, &descriptor)?;
     let mut seen = BTreeSet::new();
     let blobs: Vec<&Descriptor> = manifest

@@ -19,6 +19,7 @@ mod discovery_cache;
 mod durability;
 mod example_wasm;
 mod fidelity;
+mod fleet;
 mod fuzz_smoke;
 mod hostile_archives;
 mod identity;

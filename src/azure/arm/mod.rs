@@ -2,6 +2,7 @@
 //! from the Entra chain, retries, long-running operations, pagination and cached reads.
 
 mod error;
+mod flux;
 mod install;
 mod provision;
 mod resources;

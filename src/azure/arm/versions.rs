@@ -19,3 +19,5 @@ pub const COSMOS: &str = "2024-11-15";
 pub const KEY_VAULTS: &str = "2023-07-01";
 /// `Microsoft.KubernetesConfiguration/extensions` (the Flux cluster extension).
 pub const EXTENSIONS: &str = "2023-05-01";
+/// `Microsoft.KubernetesConfiguration/fluxConfigurations` (OCIRepository sources).
+pub const FLUX_CONFIGURATIONS: &str = "2025-04-01";

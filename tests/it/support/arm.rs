@@ -18,6 +18,8 @@ use std::time::Duration;
 #[path = "arm_provision.rs"]
 mod provision;
 pub use provision::Provisioner;
+#[path = "arm_flux.rs"]
+mod flux;
 
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
@@ -90,6 +92,8 @@ pub struct World {
     aks_operations: HashMap<String, u32>,
     /// Resource groups, registry creation, cluster creation and deletion.
     pub provisioning: provision::Provisioning,
+    /// Flux configurations and the rig the Flux extension writes into (arm_flux.rs).
+    pub flux: flux::FluxWorld,
 }
 
 pub struct FakeArm {
@@ -380,7 +384,9 @@ pub fn arm_error(status: StatusCode, code: &str, message: &str) -> Reply {
 
 fn api_version_for(path: &str) -> &'static str {
     let lower = path.to_ascii_lowercase();
-    if lower.contains("/microsoft.kubernetesconfiguration/") {
+    if lower.contains("/microsoft.kubernetesconfiguration/fluxconfigurations") {
+        "2025-04-01"
+    } else if lower.contains("/microsoft.kubernetesconfiguration/") {
         "2023-05-01"
     } else if lower.contains("/microsoft.authorization/roleassignments") {
         "2022-04-01"
@@ -612,6 +618,16 @@ impl Shared {
                         "PUT",
                         ["providers", "microsoft.kubernetesconfiguration", "extensions", name],
                     ) => self.put_extension(&cluster, name, &path, json_body()),
+                    (
+                        method,
+                        ["providers", "microsoft.kubernetesconfiguration", "fluxconfigurations", _],
+                    ) => self.flux_configuration(
+                        method,
+                        &cluster,
+                        segments[segments.len() - 1],
+                        &path,
+                        json_body(),
+                    ),
                     _ => arm_error(StatusCode::NOT_FOUND, "NotFound", "unknown operation"),
                 }
             }

@@ -1,0 +1,28 @@
+//! `spin-aks publish`: the app's deploy objects (image pinned by digest, no Secrets) pushed as a
+//! Flux OCI artifact beside the image, one tag per `--env` (the step is `crate::publish::deploy`).
+
+use crate::cli::{GlobalArgs, PublishArgs};
+use crate::output::Output;
+use crate::publish::deploy::{self, Published};
+
+pub async fn run(global: &GlobalArgs, args: &PublishArgs, out: &Output) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let mut ctx = global.app_context(out)?;
+    let published = deploy::publish(&mut ctx, &settings, None, out).await?;
+    out.report(&published, summary(&published))
+}
+
+/// The human lines: each tag pushed, the artifact pinned, the image it runs.
+pub fn summary(published: &Published) -> String {
+    let tags: Vec<String> = (published.tags.iter())
+        .map(|t| format!("{}:{t}", published.repository))
+        .collect();
+    format!(
+        "published {}\n{}\nruns {} ({} objects: {})",
+        tags.join(", "),
+        published.pinned,
+        published.image,
+        published.objects.len(),
+        published.objects.join(", ")
+    )
+}

@@ -1,0 +1,423 @@
+//! Fleet delivery: clusters that follow the app's deploy artifact through their own Flux (added,
+//! removed, remembered per app), their status read in parallel, and waiting until they converge.
+
+pub mod flux;
+pub mod promote;
+pub mod status;
+pub mod up;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::azure::aks;
+use crate::azure::arm::Arm;
+use crate::azure::choose::{self, ClusterSelector, Mode};
+use crate::bad_input;
+use crate::cluster::apply::{self, ApplyOptions, Resources};
+use crate::cluster::applyset::ApplySet;
+use crate::cluster::connect::{self, Connection, Remembered};
+use crate::cluster::executor;
+use crate::cluster::secrets::SecretArg;
+use crate::context::AppContext;
+use crate::deploy::{self, Settings};
+use crate::oci::reference::ImageRef;
+use crate::output::Output;
+use crate::publish::deploy::artifact_objects;
+use crate::state::{ClusterRef, FleetMember, PublishedTag};
+
+/// The `fleet add` flags, validated (made by `cli`).
+#[derive(Debug)]
+pub struct AddSettings {
+    pub clusters: Vec<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub namespace: String,
+    pub env: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub insecure: bool,
+    pub secrets: Vec<SecretArg>,
+    /// What shapes the objects (the same flags `publish` took): for the Secrets they read.
+    pub objects: Settings,
+}
+
+/// What `fleet add` and `fleet remove` did on one cluster.
+#[derive(Debug, Serialize)]
+pub struct Changed {
+    pub cluster: String,
+    pub namespace: String,
+    pub env: String,
+    /// `kind/name action`, e.g. `OCIRepository/hello created`.
+    pub objects: Vec<String>,
+}
+
+/// Makes each cluster follow the `env` tag of the app's deploy artifact and remembers it.
+pub async fn add(
+    ctx: &mut AppContext,
+    settings: &AddSettings,
+    out: &Output,
+) -> anyhow::Result<Vec<Changed>> {
+    for cluster in &settings.clusters {
+        aks_selector(cluster)?;
+    }
+    let (repository, published) = published(ctx, &settings.env)?;
+    let image = ImageRef::parse(&published.image)?;
+    let (objects, store_secrets) = artifact_objects(ctx, &settings.objects, &image)?;
+    let name = ctx.name.clone();
+    let follow = flux::Follow {
+        name: &name,
+        namespace: &settings.namespace,
+        repository: &repository,
+        env: &settings.env,
+        interval: settings.interval,
+        timeout: settings.timeout,
+        insecure: settings.insecure,
+    };
+    let mut changed = Vec::new();
+    for cluster in &settings.clusters {
+        let aks = match aks_selector(cluster)? {
+            Some(selector) => Some(aks_cluster(ctx, &selector, out).await?),
+            None => None,
+        };
+        let conn = match &aks {
+            Some((arm, aks)) => aks_connect(arm, aks, &settings.namespace).await?,
+            None => connect(settings.kubeconfig.clone(), cluster, &settings.namespace).await?,
+        };
+        let secrets = (settings.secrets.as_slice(), store_secrets.as_slice());
+        let applied = match &aks {
+            None => follow_on(&conn, &follow, &objects, secrets, true, out).await?,
+            Some((arm, aks)) => {
+                let mut applied = follow_on(&conn, &follow, &objects, secrets, false, out).await?;
+                arm.put_flux_configuration(aks, &name, &flux::configuration(&follow))
+                    .await?;
+                applied.push(format!("fluxconfiguration/{name} configured"));
+                applied
+            }
+        };
+        out.info(format!(
+            "{cluster}: follows {repository}:{} in namespace {}",
+            settings.env, settings.namespace
+        ));
+        changed.push(Changed {
+            cluster: cluster.clone(),
+            namespace: settings.namespace.clone(),
+            env: settings.env.clone(),
+            objects: applied,
+        });
+        let member = FleetMember {
+            cluster: cluster.clone(),
+            aks: aks.map(|(_, aks)| aks),
+            namespace: settings.namespace.clone(),
+            env: settings.env.clone(),
+        };
+        ctx.remember(out, |app| {
+            app.fleet.retain(|m| m.cluster != member.cluster);
+            app.fleet.push(member);
+        })?;
+    }
+    Ok(changed)
+}
+
+/// The deploy artifact's repository and what `env` points at, from the state file.
+fn published(ctx: &AppContext, env: &str) -> anyhow::Result<(String, PublishedTag)> {
+    let artifact = ctx.remembered().deploy_artifact.as_ref();
+    let tag = artifact.and_then(|a| a.tags.get(env).map(|t| (a.repository.clone(), t.clone())));
+    tag.ok_or_else(|| {
+        bad_input!(
+            "{} has no deploy artifact tagged `{env}`: publish it first (`spin-aks publish --env {env}`, or `spin-aks push --publish --env {env}`)",
+            ctx.app.manifest_path.display()
+        )
+    })
+}
+
+/// The namespace, the executor, the Secrets (variables given now, store credentials) and
+/// (`with_flux`: when no AKS extension makes them from a Flux configuration) the two Flux
+/// objects, applied.
+async fn follow_on(
+    conn: &Connection,
+    follow: &flux::Follow<'_>,
+    objects: &[Value],
+    (secrets, store_secrets): (&[SecretArg], &[Value]),
+    with_flux: bool,
+    out: &Output,
+) -> anyhow::Result<Vec<String>> {
+    let resources = Resources::discover(conn).await?;
+    require_flux(conn, &resources)?;
+    let namespace = follow.namespace;
+    if apply::ensure_namespace(conn, namespace, false).await? {
+        out.info(format!("{}: created namespace {namespace}", conn.context));
+    }
+    executor::ensure(conn, &resources, namespace, objects, false).await?;
+    let set = fleet_set(follow.name, namespace);
+    let mut applied = deploy::secret_objects(conn, &set, objects, secrets).await?;
+    applied.extend(store_secrets.iter().cloned());
+    if with_flux {
+        applied.push(flux::source(follow));
+        applied.push(flux::kustomization(follow, objects));
+    } else if applied.is_empty() {
+        return Ok(Vec::new());
+    }
+    let options = ApplyOptions::default();
+    let done = apply::apply(conn, &resources, &set, applied, &options).await?;
+    Ok(done
+        .objects
+        .iter()
+        .map(|o| format!("{}/{} {:?}", o.kind, o.name, o.action).to_lowercase())
+        .collect())
+}
+
+/// The ApplySet of what `fleet add` applies (Flux's two objects, the variables Secret), apart
+/// from the app's own set: the app's objects belong to Flux's Kustomization.
+fn fleet_set(app: &str, namespace: &str) -> ApplySet {
+    ApplySet::for_app(&format!("{app}-fleet"), namespace)
+}
+
+/// Refuses a cluster without Flux's OCIRepository and Kustomization APIs.
+fn require_flux(conn: &Connection, resources: &Resources) -> anyhow::Result<()> {
+    let served = |api: &str, kind: &str| resources.resolve(api, kind).is_ok();
+    if served(flux::SOURCE_API, "OCIRepository") && served(flux::KUSTOMIZE_API, "Kustomization") {
+        return Ok(());
+    }
+    Err(bad_input!(
+        "{} has no Flux source- and kustomize-controller ({} OCIRepository and {} Kustomization are not served); install Flux (`flux install`, or on AKS the microsoft.flux extension), then add it again",
+        conn.context,
+        flux::SOURCE_API,
+        flux::KUSTOMIZE_API
+    ))
+}
+
+/// The `fleet remove` flags, validated.
+#[derive(Debug)]
+pub struct RemoveSettings {
+    pub clusters: Vec<String>,
+    pub kubeconfig: Option<PathBuf>,
+    /// Let Flux delete the app's objects too (else they stay, no longer managed).
+    pub delete_app: bool,
+}
+
+/// Stops each cluster following the artifact: the Kustomization told not to prune (unless the
+/// app goes too), then it and the OCIRepository deleted; forgotten in the state file.
+pub async fn remove(
+    ctx: &mut AppContext,
+    settings: &RemoveSettings,
+    out: &Output,
+) -> anyhow::Result<Vec<Changed>> {
+    let mut changed = Vec::new();
+    for cluster in &settings.clusters {
+        let fleet = &ctx.remembered().fleet;
+        let Some(member) = fleet.iter().find(|m| &m.cluster == cluster).cloned() else {
+            let known: Vec<&str> = fleet.iter().map(|m| m.cluster.as_str()).collect();
+            return Err(bad_input!(
+                "{cluster} is not in the fleet of {} (its clusters: {})",
+                ctx.app.manifest_path.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        };
+        let conn = member_connection(&member, settings.kubeconfig.clone()).await?;
+        if let Some(aks) = &member.aks {
+            stop_configuration(aks, &ctx.name, settings.delete_app).await?;
+        }
+        let objects = unfollow(&conn, &ctx.name, &member, settings.delete_app).await?;
+        out.info(format!(
+            "{cluster}: no longer follows the deploy artifact{}",
+            if settings.delete_app {
+                "; Flux deletes the app's objects"
+            } else {
+                "; the app keeps running"
+            }
+        ));
+        ctx.remember(out, |app| app.fleet.retain(|m| m.cluster != member.cluster))?;
+        changed.push(Changed {
+            cluster: cluster.clone(),
+            namespace: member.namespace.clone(),
+            env: member.env.clone(),
+            objects,
+        });
+    }
+    Ok(changed)
+}
+
+/// Deletes the AKS Flux configuration (the extension deletes its objects), after telling its
+/// kustomization not to prune unless the app goes too.
+async fn stop_configuration(aks: &ClusterRef, name: &str, delete_app: bool) -> anyhow::Result<()> {
+    let arm = Arm::from_env()?;
+    if let Some(mut configuration) = arm.flux_configuration(aks, name).await? {
+        let properties = &mut configuration["properties"];
+        let prune = &mut properties["kustomizations"][flux::AKS_KUSTOMIZATION]["prune"];
+        if *prune != delete_app {
+            *prune = json!(delete_app);
+            let writable = writable_configuration(properties);
+            arm.put_flux_configuration(aks, name, &writable).await?;
+        }
+    }
+    arm.delete_flux_configuration(aks, name).await
+}
+
+/// A Flux configuration's properties without those ARM reports but refuses in a write.
+fn writable_configuration(properties: &Value) -> Value {
+    let mut properties = properties.clone();
+    if let Some(map) = properties.as_object_mut() {
+        map.retain(|k, _| {
+            [
+                "scope",
+                "namespace",
+                "sourceKind",
+                "suspend",
+                "ociRepository",
+                "kustomizations",
+            ]
+            .contains(&k.as_str())
+        });
+    }
+    properties
+}
+
+async fn unfollow(
+    conn: &Connection,
+    name: &str,
+    member: &FleetMember,
+    delete_app: bool,
+) -> anyhow::Result<Vec<String>> {
+    let namespace = member.namespace.as_str();
+    let resources = Resources::discover(conn).await?;
+    let mut deleted = Vec::new();
+    let through_arm = member.aks.is_some();
+    let kustomization_kind = resources.resolve(flux::KUSTOMIZE_API, "Kustomization").ok();
+    if let Some((kustomization, _)) = kustomization_kind.filter(|_| !through_arm) {
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(conn.client.clone(), namespace, &kustomization);
+        // Flux's finalizer prunes by the spec it finds at deletion (its watch sees this patch
+        // first): say no first.
+        let patch = json!({"spec": {"prune": delete_app}});
+        let params = kube::api::PatchParams::default();
+        match api
+            .patch(name, &params, &kube::api::Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if crate::cluster::errors::is_status(&e, 404) => {}
+            Err(e) => {
+                let action =
+                    crate::cluster::errors::Action::new("patch", "kustomizations", Some(namespace));
+                return Err(crate::cluster::errors::explain(e, conn, action));
+            }
+        }
+        apply::delete(conn, &kustomization, true, namespace, name, false).await?;
+        deleted.push(format!("kustomization/{name} deleted"));
+    }
+    if through_arm {
+        deleted.push(format!("fluxconfiguration/{name} deleted"));
+    } else if let Ok((source, _)) = resources.resolve(flux::SOURCE_API, "OCIRepository") {
+        apply::delete(conn, &source, true, namespace, name, false).await?;
+        deleted.push(format!("ocirepository/{name} deleted"));
+    }
+    if delete_app {
+        let set = fleet_set(name, namespace);
+        let (secret, _) = resources.resolve("v1", "Secret")?;
+        let kinds = apply::parent_group_kinds(conn, &set).await?;
+        for (resource, namespaced, object) in apply::members(conn, &resources, &set, &kinds).await?
+        {
+            if resource.kind == "Secret" {
+                let member = object["metadata"]["name"].as_str().unwrap_or_default();
+                apply::delete(conn, &resource, namespaced, namespace, member, false).await?;
+                deleted.push(format!("secret/{member} deleted"));
+            }
+        }
+        apply::delete(conn, &secret, true, namespace, &set.parent_name, false).await?;
+    }
+    Ok(deleted)
+}
+
+/// `aks:[<subscription>/]<resource group>/<name>` as a cluster selector; `None` for a context.
+fn aks_selector(cluster: &str) -> anyhow::Result<Option<ClusterSelector>> {
+    let Some(path) = cluster.strip_prefix("aks:") else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = path.split('/').collect();
+    let (subscription, group, name) = match parts.as_slice() {
+        [group, name] => (None, group, name),
+        [subscription, group, name] => (Some(subscription.to_string()), group, name),
+        _ => (None, &"", &""),
+    };
+    if group.is_empty() || name.is_empty() {
+        return Err(bad_input!(
+            "cluster `{cluster}`: an AKS cluster is `aks:<resource group>/<name>` or `aks:<subscription>/<resource group>/<name>`"
+        ));
+    }
+    Ok(Some(ClusterSelector {
+        subscription,
+        resource_group: Some(group.to_string()),
+        cluster: Some(name.to_string()),
+    }))
+}
+
+/// The AKS cluster `selector` names, with the Flux extension enabled on it (it installs the
+/// controllers and turns Flux configurations into their objects).
+async fn aks_cluster(
+    ctx: &AppContext,
+    selector: &ClusterSelector,
+    out: &Output,
+) -> anyhow::Result<(Arm, ClusterRef)> {
+    let arm = Arm::from_env()?;
+    let cluster =
+        choose::resolve_cluster(&arm, selector, ctx.store.state(), Mode::Defaults).await?;
+    let installed = arm
+        .flux_extension(&cluster)
+        .await?
+        .is_some_and(|e| e["properties"]["provisioningState"] == "Succeeded");
+    if !installed {
+        out.info(format!(
+            "enabling the Flux cluster extension on {} (a few minutes)",
+            cluster.name
+        ));
+        arm.put_flux_extension(&cluster).await?;
+    }
+    Ok((arm, cluster))
+}
+
+/// The AKS cluster's API server with the user credentials ARM hands out, in memory.
+async fn aks_connect(
+    arm: &Arm,
+    cluster: &ClusterRef,
+    namespace: &str,
+) -> anyhow::Result<Connection> {
+    let kubeconfig = aks::user_kubeconfig(arm, cluster).await?;
+    let target = connect::Target {
+        namespace: Some(namespace.to_string()),
+        ..connect::Target::default()
+    };
+    let mut conn = connect::connect_with(kubeconfig, &target, &Remembered::default()).await?;
+    conn.in_memory = true;
+    Ok(conn)
+}
+
+/// A connection to a member: its kubeconfig context, or its AKS cluster through ARM.
+pub async fn member_connection(
+    member: &FleetMember,
+    kubeconfig: Option<PathBuf>,
+) -> anyhow::Result<Connection> {
+    match &member.aks {
+        Some(cluster) => aks_connect(&Arm::from_env()?, cluster, &member.namespace).await,
+        None => connect(kubeconfig, &member.cluster, &member.namespace).await,
+    }
+}
+
+/// A connection to kubeconfig context `cluster`, namespace `namespace`.
+pub async fn connect(
+    kubeconfig: Option<PathBuf>,
+    cluster: &str,
+    namespace: &str,
+) -> anyhow::Result<Connection> {
+    let target = connect::Target {
+        kubeconfig,
+        context: Some(cluster.to_string()),
+        namespace: Some(namespace.to_string()),
+    };
+    connect::connect(&target, &Remembered::default()).await
+}

@@ -1,0 +1,411 @@
+//! Each fleet cluster's state, read in parallel from its Flux objects and the workload: the revision
+//! applied, whether the app runs the published image, Flux's reason when not; and waiting on it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::flux;
+use crate::cluster::connect::Connection;
+use crate::output::Output;
+use crate::state::{AppState, FleetMember};
+
+/// How long one cluster may take to answer before it counts as unreachable.
+const REACH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where a cluster stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Flux applied the published artifact and the app runs its image on every replica.
+    Converged,
+    /// Flux is pulling, applying or waiting for the rollout.
+    Progressing,
+    /// Flux reports a failure (pull, apply, health check): `reason` says which.
+    Failed,
+    /// The API server did not answer.
+    Unreachable,
+    /// Nothing is published for the cluster's env, or it does not follow (no OCIRepository).
+    NotFollowing,
+}
+
+/// One cluster of the fleet.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterStatus {
+    pub cluster: String,
+    pub namespace: String,
+    pub env: String,
+    pub state: State,
+    /// `<env>@sha256:…` of the published artifact.
+    pub published: Option<String>,
+    /// The artifact revision the OCIRepository holds.
+    pub fetched: Option<String>,
+    /// The revision the Kustomization applied last.
+    pub applied: Option<String>,
+    /// The image the workload's pods run (from its Deployment).
+    pub image: Option<String>,
+    pub ready: Option<String>,
+    /// Flux's reason and message, or what is still awaited.
+    pub reason: Option<String>,
+}
+
+/// The fleet's state, all clusters at once (`env`: only those following it).
+pub async fn status(
+    app: &AppState,
+    name: &str,
+    kubeconfig: Option<PathBuf>,
+    env: Option<&str>,
+) -> Vec<ClusterStatus> {
+    let members = app.fleet.iter().filter(|m| env.is_none_or(|e| m.env == e));
+    join_all(members.map(|m| one(app, name, kubeconfig.clone(), m))).await
+}
+
+/// Waits until every cluster following one of `envs` converged or failed, polling every second;
+/// after `timeout` the ones still pending are returned as they stand.
+pub async fn wait(
+    app: &AppState,
+    name: &str,
+    kubeconfig: Option<PathBuf>,
+    envs: &[String],
+    timeout: Duration,
+    out: &Output,
+) -> Vec<ClusterStatus> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let all = status(app, name, kubeconfig.clone(), None).await;
+        let all: Vec<ClusterStatus> = all.into_iter().filter(|s| envs.contains(&s.env)).collect();
+        let pending: Vec<&ClusterStatus> = all
+            .iter()
+            .filter(|s| !matches!(s.state, State::Converged | State::Failed))
+            .collect();
+        let line = pending
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: {}",
+                    s.cluster,
+                    s.reason.as_deref().unwrap_or("progressing")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        if line != last && !line.is_empty() {
+            out.info(format!("waiting for {line}"));
+            last = line;
+        }
+        if pending.is_empty() || started.elapsed() >= timeout {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Asks each cluster's source-controller to look for a new artifact now (`flux reconcile source
+/// oci`'s annotation) instead of at its next interval; unreachable clusters are skipped.
+pub async fn request_reconcile(
+    app: &AppState,
+    name: &str,
+    kubeconfig: Option<PathBuf>,
+    envs: &[String],
+) {
+    let now = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+    let members = app.fleet.iter().filter(|m| envs.contains(&m.env));
+    join_all(members.map(|m| {
+        let kubeconfig = kubeconfig.clone();
+        let now = now.clone();
+        async move {
+            let Ok(Ok(conn)) = tokio::time::timeout(
+                REACH_TIMEOUT,
+                super::connect(kubeconfig, &m.cluster, &m.namespace),
+            )
+            .await
+            else {
+                return;
+            };
+            let api = flux_api(
+                &conn,
+                &m.namespace,
+                "source.toolkit.fluxcd.io",
+                "OCIRepository",
+                "ocirepositories",
+            );
+            let patch =
+                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": now}}});
+            let _ = tokio::time::timeout(
+                REACH_TIMEOUT,
+                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)),
+            )
+            .await;
+        }
+    }))
+    .await;
+}
+
+async fn one(
+    app: &AppState,
+    name: &str,
+    kubeconfig: Option<PathBuf>,
+    member: &FleetMember,
+) -> ClusterStatus {
+    let published = app
+        .deploy_artifact
+        .as_ref()
+        .and_then(|a| a.tags.get(&member.env));
+    let mut status = ClusterStatus {
+        cluster: member.cluster.clone(),
+        namespace: member.namespace.clone(),
+        env: member.env.clone(),
+        state: State::NotFollowing,
+        published: published.map(|p| format!("{}@{}", member.env, p.digest)),
+        fetched: None,
+        applied: None,
+        image: None,
+        ready: None,
+        reason: None,
+    };
+    let Some(published) = published else {
+        status.reason = Some(format!("nothing is published as `{}`", member.env));
+        return status;
+    };
+    let read = async {
+        let conn = super::member_connection(member, kubeconfig).await?;
+        let kustomization = flux::kustomization_name(name, member.aks.is_some());
+        read_cluster(&conn, name, &kustomization, &member.namespace).await
+    };
+    match tokio::time::timeout(REACH_TIMEOUT, read).await {
+        Ok(Ok(live)) => judge(&mut status, &live, &published.digest, &published.image),
+        Ok(Err(e)) => {
+            status.state = State::Unreachable;
+            status.reason = Some(format!("{e:#}"));
+        }
+        Err(_) => {
+            status.state = State::Unreachable;
+            status.reason = Some(format!(
+                "{} did not answer within {}s",
+                member.cluster,
+                REACH_TIMEOUT.as_secs()
+            ));
+        }
+    }
+    status
+}
+
+/// What a cluster holds for the app.
+struct Live {
+    source: Option<Value>,
+    kustomization: Option<Value>,
+    deployment: Option<Deployment>,
+}
+
+async fn read_cluster(
+    conn: &Connection,
+    name: &str,
+    kustomization_name: &str,
+    namespace: &str,
+) -> anyhow::Result<Live> {
+    let source = flux_api(
+        conn,
+        namespace,
+        "source.toolkit.fluxcd.io",
+        "OCIRepository",
+        "ocirepositories",
+    );
+    let kustomization = flux_api(
+        conn,
+        namespace,
+        "kustomize.toolkit.fluxcd.io",
+        "Kustomization",
+        "kustomizations",
+    );
+    let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
+    let (source, kustomization, deployment) = tokio::join!(
+        source.get_opt(name),
+        kustomization.get_opt(kustomization_name),
+        deployments.get_opt(name)
+    );
+    let explain = |what: &'static str| {
+        move |e| {
+            crate::cluster::errors::explain(
+                e,
+                conn,
+                crate::cluster::errors::Action::new("get", what, Some(namespace)),
+            )
+        }
+    };
+    let value = |o: DynamicObject| serde_json::to_value(o).unwrap_or_default();
+    Ok(Live {
+        source: source.map_err(explain("ocirepositories"))?.map(value),
+        kustomization: kustomization.map_err(explain("kustomizations"))?.map(value),
+        deployment: deployment.map_err(explain("deployments"))?,
+    })
+}
+
+fn flux_api(
+    conn: &Connection,
+    namespace: &str,
+    group: &str,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
+    let version = if kind == "Kustomization" {
+        flux::KUSTOMIZE_API
+    } else {
+        flux::SOURCE_API
+    };
+    let version = version.rsplit('/').next().unwrap_or("v1");
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    Api::namespaced_with(conn.client.clone(), namespace, &resource)
+}
+
+/// Decides the state from what the cluster holds, against the published digest and image.
+fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
+    let Some(source) = &live.source else {
+        status.state = State::NotFollowing;
+        status.reason = Some(format!(
+            "no OCIRepository in namespace {}: `spin-aks fleet add {}`",
+            status.namespace, status.cluster
+        ));
+        return;
+    };
+    status.fetched = source["status"]["artifact"]["revision"]
+        .as_str()
+        .map(str::to_string);
+    status.applied = live
+        .kustomization
+        .as_ref()
+        .and_then(|k| k["status"]["lastAppliedRevision"].as_str())
+        .map(str::to_string);
+    if let Some(deployment) = &live.deployment {
+        let spec = deployment.spec.as_ref();
+        status.image = spec
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .and_then(|c| c.image.clone());
+        let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
+        let ready = deployment
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
+        status.ready = Some(format!("{ready}/{desired}"));
+    }
+    let is_published =
+        |revision: &Option<String>| revision.as_deref().is_some_and(|r| r.ends_with(digest));
+    if let Some(reason) = failure("OCIRepository", source) {
+        status.state = State::Failed;
+        status.reason = Some(reason);
+        return;
+    }
+    let Some(kustomization) = &live.kustomization else {
+        status.state = State::NotFollowing;
+        status.reason = Some(format!(
+            "no Kustomization in namespace {}: `spin-aks fleet add {}`",
+            status.namespace, status.cluster
+        ));
+        return;
+    };
+    let attempted = kustomization["status"]["lastAttemptedRevision"]
+        .as_str()
+        .map(str::to_string);
+    if let Some(reason) =
+        failure("Kustomization", kustomization).filter(|_| is_published(&attempted))
+    {
+        status.state = State::Failed;
+        status.reason = Some(reason);
+        return;
+    }
+    let rolled_out = live.deployment.as_ref().is_some_and(|d| {
+        let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let s = d.status.clone().unwrap_or_default();
+        let generation = d.metadata.generation.unwrap_or(0);
+        s.observed_generation.unwrap_or(0) >= generation
+            && s.updated_replicas.unwrap_or(0) == desired
+            && s.ready_replicas.unwrap_or(0) == desired
+            && s.replicas.unwrap_or(0) == desired
+    });
+    status.state = State::Progressing;
+    status.reason = Some(if !is_published(&status.fetched) {
+        format!(
+            "Flux has not fetched {} yet",
+            status.published.as_deref().unwrap_or_default()
+        )
+    } else if !is_published(&attempted) {
+        condition(kustomization, "Ready")
+            .and_then(|c| c["message"].as_str())
+            .map_or_else(
+                || "Flux is applying the artifact".to_string(),
+                str::to_string,
+            )
+    } else if status.image.as_deref() != Some(image) {
+        format!(
+            "the workload runs {}, not {image}",
+            status.image.as_deref().unwrap_or("nothing yet")
+        )
+    } else if !rolled_out {
+        format!("{} replicas ready", status.ready.as_deref().unwrap_or("no"))
+    } else {
+        // Flux applied the revision (the image only comes with it) and every replica runs it;
+        // Flux's own Ready follows at its next health poll (every 5 s in kustomize-controller).
+        status.state = State::Converged;
+        return status.reason = None;
+    });
+}
+
+fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+}
+
+/// Flux's `Ready=False` as `<Kind> <reason>: <message>`; a stalled object counts too.
+fn failure(kind: &str, object: &Value) -> Option<String> {
+    let ready = condition(object, "Ready")?;
+    if ready["status"] != "False" {
+        return None;
+    }
+    Some(format!(
+        "{kind} {}: {}",
+        ready["reason"].as_str().unwrap_or("NotReady"),
+        ready["message"].as_str().unwrap_or_default()
+    ))
+}
+
+/// The error of a fleet that did not converge: each failed cluster with Flux's reason, each
+/// still pending after `timeout` with what it waits for.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct NotConverged(pub Vec<String>);
+
+/// Ok when every cluster converged.
+pub fn require_converged(all: &[ClusterStatus], timeout: Duration) -> anyhow::Result<()> {
+    let problems: Vec<String> = all
+        .iter()
+        .filter(|s| s.state != State::Converged)
+        .map(|s| {
+            let reason = s.reason.as_deref().unwrap_or("no reason given");
+            match s.state {
+                State::Failed => format!("{} failed: {reason}", s.cluster),
+                State::Unreachable => format!("{} is unreachable: {reason}", s.cluster),
+                _ => format!(
+                    "{} did not converge within {}: {reason}",
+                    s.cluster,
+                    humantime::format_duration(timeout)
+                ),
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(NotConverged(problems).into())
+    }
+}
