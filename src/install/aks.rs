@@ -3,9 +3,9 @@
 //! agent pool (`nodeLabels`, which AKS keeps on new and reimaged nodes).
 
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::objects::NODE_LABEL;
+use super::objects::{INSTALLER_NAMESPACE, NODE_LABEL};
 use crate::bad_input;
 use crate::output::Output;
 use crate::target::Aks;
@@ -19,6 +19,32 @@ pub struct AksChanges {
     pub labelled_pools: Vec<String>,
 }
 
+/// The namespace whose privileged installer Deployment Safeguards would refuse: enforced
+/// (`level: Enforce`) with a Pod Security Standard stricter than Privileged, and the
+/// runtime-class-manager namespace not excluded.
+fn refused_namespace(safeguards: &Value) -> Option<&'static str> {
+    let properties = &safeguards["properties"];
+    let enforced = (properties["level"].as_str()).is_some_and(|level| {
+        level.eq_ignore_ascii_case("Enforce") || level.eq_ignore_ascii_case("Enforcement")
+    });
+    let standard = properties["podSecurityStandardsLevel"]
+        .as_str()
+        .unwrap_or("Privileged");
+    let strict = !standard.eq_ignore_ascii_case("Privileged");
+    let excluded = (properties["excludedNamespaces"]
+        .as_array()
+        .into_iter()
+        .flatten())
+    .chain(
+        properties["systemExcludedNamespaces"]
+            .as_array()
+            .into_iter()
+            .flatten(),
+    )
+    .any(|ns| ns == INSTALLER_NAMESPACE);
+    (enforced && strict && !excluded).then_some(INSTALLER_NAMESPACE)
+}
+
 /// Makes the AKS side ready: Flux through its cluster extension, the agent pools labelled.
 pub async fn prepare(aks: &Aks, dry_run: bool, out: &Output) -> anyhow::Result<AksChanges> {
     let managed = aks.managed().await?;
@@ -28,8 +54,16 @@ pub async fn prepare(aks: &Aks, dry_run: bool, out: &Output) -> anyhow::Result<A
             aks.cluster.name
         ));
     }
-    let mut changes = AksChanges::default();
     let arm = &aks.arm;
+    let safeguards = arm.deployment_safeguards(&aks.cluster).await?;
+    if let Some(refusal) = safeguards.as_ref().and_then(refused_namespace) {
+        return Err(bad_input!(
+            "{}'s Deployment Safeguards enforce the {} Pod Security Standard outside their excluded namespaces, which refuses runtime-class-manager's privileged shim installer in namespace {refusal}, so nothing was written. Exclude that namespace (Deployment Safeguards' excludedNamespaces, e.g. `az aks safeguards update --excluded-ns {refusal}`) and run this again, or run the app as a Deployment on a runtime class AKS provides (--workload deployment)",
+            aks.cluster.name,
+            safeguards.as_ref().and_then(|s| s["properties"]["podSecurityStandardsLevel"].as_str()).unwrap_or("Baseline"),
+        ));
+    }
+    let mut changes = AksChanges::default();
     let installed = arm
         .flux_extension(&aks.cluster)
         .await?

@@ -9,6 +9,8 @@ use crate::kube::objects::{DEFAULT_RUNTIME_CLASS, MANAGED_BY};
 
 /// The namespace of spin-aks's Flux objects.
 pub const NAMESPACE: &str = "spin-aks";
+/// Where runtime-class-manager runs its privileged shim installer Jobs (its release's namespace).
+pub const INSTALLER_NAMESPACE: &str = "runtime-class-manager";
 /// The node label the Shim selects (as SpinKube's docs use it).
 pub const NODE_LABEL: (&str, &str) = ("spin", "true");
 /// The shim's containerd handler, which the RuntimeClass names.
@@ -160,7 +162,7 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) 
         ),
         (
             &releases.runtime_class_manager,
-            "runtime-class-manager",
+            INSTALLER_NAMESPACE,
             json!({
                 "image": {"tag": rcm_tag},
                 "rcm": {

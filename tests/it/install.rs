@@ -288,6 +288,49 @@ async fn an_aks_automatic_cluster_is_refused_before_anything_is_written() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn enforced_deployment_safeguards_refuse_before_anything_is_written_unless_excluded() {
+    let Some(rig) = rig() else { return };
+    let aks = Aks::start(rig, "guarded", &rig.server()).await;
+    let safeguards = |excluded: &[&str]| {
+        serde_json::json!({
+            "id": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/guarded/providers/Microsoft.ContainerService/deploymentSafeguards/default",
+            "name": "default",
+            "type": "Microsoft.ContainerService/deploymentSafeguards",
+            "properties": {"level": "Enforce", "podSecurityStandardsLevel": "Baseline", "excludedNamespaces": excluded, "systemExcludedNamespaces": ["kube-system", "calico-system"], "provisioningState": "Succeeded"},
+        })
+    };
+    aks.arm.world(|w| {
+        w.provisioning
+            .safeguards
+            .insert("guarded".into(), safeguards(&[]))
+    });
+    let install = || aks.command("guarded", "default", &["cluster", "install", "--dry-run"]);
+    let output = run_blocking(install()).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("Deployment Safeguards enforce the Baseline Pod Security Standard")
+            && stderr.contains("--excluded-ns runtime-class-manager"),
+        "{stderr}"
+    );
+    assert_eq!(
+        aks.arm.writes(),
+        0,
+        "nothing may be written before the refusal"
+    );
+
+    // With the installer's namespace excluded the install goes on (a dry run: nothing written).
+    aks.arm.world(|w| {
+        w.provisioning
+            .safeguards
+            .insert("guarded".into(), safeguards(&["runtime-class-manager"]))
+    });
+    let output = run_blocking(install()).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("Deployment Safeguards"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn install_on_aks_enables_flux_through_arm_and_labels_the_agent_pool() {
     let Some((rig, charts, proxy)) = bare_flux_rig() else {
         return;

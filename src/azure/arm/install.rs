@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::transport::{not_found_as_none, Repeat};
 use super::types::cluster_id;
 use super::versions;
-use super::Arm;
+use super::{Arm, ArmError};
 use crate::state::ClusterRef;
 
 /// The Flux extension's resource name on a cluster (as `az k8s-extension create --name flux`).
@@ -39,6 +39,29 @@ impl Arm {
     pub async fn flux_extension(&self, cluster: &ClusterRef) -> anyhow::Result<Option<Value>> {
         let url = self.url(&extension_path(cluster), versions::EXTENSIONS);
         not_found_as_none(self.get::<Value>(&url).await)
+    }
+
+    /// The cluster's Deployment Safeguards (`deploymentSafeguards/default`), or `None` when it has
+    /// none (404), or the subscription does not know the resource type (400).
+    pub async fn deployment_safeguards(
+        &self,
+        cluster: &ClusterRef,
+    ) -> anyhow::Result<Option<Value>> {
+        let path = format!(
+            "{}/providers/Microsoft.ContainerService/deploymentSafeguards/default",
+            cluster_id(cluster)
+        );
+        let url = self.url(&path, versions::DEPLOYMENT_SAFEGUARDS);
+        match self.get::<Value>(&url).await {
+            Err(err)
+                if err
+                    .downcast_ref::<ArmError>()
+                    .is_some_and(|e| e.status == 400) =>
+            {
+                Ok(None)
+            }
+            read => not_found_as_none(read),
+        }
     }
 
     /// Installs the Flux extension (`extensionType: microsoft.flux`) and waits for it.

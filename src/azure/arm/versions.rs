@@ -21,3 +21,5 @@ pub const KEY_VAULTS: &str = "2023-07-01";
 pub const EXTENSIONS: &str = "2023-05-01";
 /// `Microsoft.KubernetesConfiguration/fluxConfigurations` (OCIRepository sources).
 pub const FLUX_CONFIGURATIONS: &str = "2025-04-01";
+/// `Microsoft.ContainerService/deploymentSafeguards` (an extension resource of a cluster).
+pub const DEPLOYMENT_SAFEGUARDS: &str = "2025-07-01";

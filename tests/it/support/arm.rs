@@ -384,7 +384,9 @@ pub fn arm_error(status: StatusCode, code: &str, message: &str) -> Reply {
 
 fn api_version_for(path: &str) -> &'static str {
     let lower = path.to_ascii_lowercase();
-    if lower.contains("/microsoft.kubernetesconfiguration/fluxconfigurations") {
+    if lower.contains("/deploymentsafeguards/") {
+        "2025-07-01"
+    } else if lower.contains("/microsoft.kubernetesconfiguration/fluxconfigurations") {
         "2025-04-01"
     } else if lower.contains("/microsoft.kubernetesconfiguration/") {
         "2023-05-01"

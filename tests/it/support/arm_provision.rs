@@ -29,6 +29,8 @@ pub struct Provisioning {
     pub refuse_creation: Option<(u16, String, String)>,
     /// How many more cluster writes get 409 because another operation runs on the cluster.
     pub busy_writes: u32,
+    /// Cluster name → its Deployment Safeguards resource (`deploymentSafeguards/default`).
+    pub safeguards: HashMap<String, Value>,
     /// Registry names taken elsewhere in Azure.
     pub taken_registry_names: Vec<String>,
     /// Operation id → the cluster creation or deletion it follows (done when `Some`).
@@ -89,6 +91,23 @@ impl Shared {
                 "GET",
                 ["subscriptions", _, "providers", "microsoft.containerservice", "locations", _, "operations", id],
             ) if self.is_provisioning_operation(id) => self.operation_status(id),
+            (
+                "GET",
+                ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _, "providers", "microsoft.containerservice", "deploymentsafeguards", "default"],
+            ) => {
+                let found = self
+                    .world
+                    .lock()
+                    .unwrap()
+                    .provisioning
+                    .safeguards
+                    .get(segments[7])
+                    .cloned();
+                match found {
+                    Some(safeguards) => reply(StatusCode::OK, safeguards),
+                    None => arm_error(StatusCode::NOT_FOUND, "NotFound", "The Resource 'Microsoft.ContainerService/deploymentSafeguards/default' was not found."),
+                }
+            }
             _ => return None,
         })
     }
