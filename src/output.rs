@@ -103,6 +103,32 @@ impl Output {
         }
     }
 
+    /// Runs `work`, saying at intervals that `doing` still runs, so a CI log never looks stalled:
+    /// every progress interval without a terminal, every 30 s on one, never under `--quiet`.
+    pub async fn while_running<T>(
+        &self,
+        doing: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let every = match self.progress() {
+            Progress::Off => return work.await,
+            Progress::Bars => Duration::from_secs(30),
+            Progress::Lines(every) => every,
+        };
+        let started = std::time::Instant::now();
+        tokio::pin!(work);
+        let first = tokio::time::Instant::now() + every;
+        let mut ticks = tokio::time::interval_at(first, every);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = ticks.tick() => {
+                    self.info(format!("{doing}: still running after {}s", started.elapsed().as_secs()))
+                }
+            }
+        }
+    }
+
     /// Text that is itself the result in text mode (a diff), printed as is on stdout; a JSON
     /// report carries it instead.
     pub fn text_result(&self, text: &str) {

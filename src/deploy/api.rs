@@ -281,15 +281,16 @@ async fn wait_for_workloads(
         .filter(|o| o.kind == "SpinApp" || o.kind == "Deployment")
     {
         let progress = |reason: &str| out.info(format!("waiting for {}: {reason}", workload.name));
-        let done = rollout::wait(
+        let waiting = format!("waiting for {} to roll out", workload.name);
+        let wait = rollout::wait(
             conn,
             &plan.namespace,
             &workload.name,
             Some(&image),
             plan.settings.timeout,
             &progress,
-        )
-        .await?;
+        );
+        let done = out.while_running(&waiting, wait).await?;
         total = Some(match total {
             None => done,
             Some(t) => Rollout {

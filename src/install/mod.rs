@@ -167,7 +167,9 @@ pub async fn install(
     let shim = async {
         let started = Instant::now();
         let progress = |m: &str| out.info(format!("shim: {m}"));
-        wait::shim_installed(conn, objects::HANDLER, timeout, &progress).await?;
+        let wait = wait::shim_installed(conn, objects::HANDLER, timeout, &progress);
+        out.while_running("shim: waiting for the nodes", wait)
+            .await?;
         Ok(stage("shim", started))
     };
     let operator = release_stage(conn, "spin-operator", "spin-operator", timeout, out);
@@ -186,7 +188,12 @@ async fn release_stage(
 ) -> anyhow::Result<Stage> {
     let started = Instant::now();
     let progress = |m: &str| out.info(format!("{what}: {m}"));
-    wait::release_ready(conn, name, timeout, &progress).await?;
+    let waiting = format!("{what}: waiting for the release");
+    out.while_running(
+        &waiting,
+        wait::release_ready(conn, name, timeout, &progress),
+    )
+    .await?;
     Ok(stage(name, started))
 }
 

@@ -4,9 +4,6 @@
 pub mod explain;
 pub mod spec;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::Value;
@@ -17,9 +14,6 @@ use crate::azure::roles::{self, Assignment};
 use crate::bad_input;
 use crate::output::Output;
 use crate::state::{ClusterRef, State};
-
-/// How often a long operation says it is still running.
-const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// What exists and what will be written.
 #[derive(Debug, Serialize)]
@@ -302,21 +296,12 @@ fn differences_kept(resource: &Value, spec: &ClusterSpec) -> Vec<String> {
     kept
 }
 
-/// Runs `work`, saying every [`PROGRESS_EVERY`] that `doing` is still running.
+/// Says that `doing` starts, then runs it with [`Output::while_running`]'s progress lines.
 async fn with_progress<T>(
     out: &Output,
     doing: &str,
-    work: impl Future<Output = anyhow::Result<T>>,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
     out.info(doing);
-    let started = Instant::now();
-    tokio::pin!(work);
-    let mut ticks =
-        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
-    loop {
-        tokio::select! {
-            done = &mut work => return done,
-            _ = ticks.tick() => out.info(format!("{doing}: still running after {}s", started.elapsed().as_secs())),
-        }
-    }
+    out.while_running(doing, work).await
 }

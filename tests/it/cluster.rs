@@ -32,7 +32,13 @@ fn case(hint: &str) -> Option<Case> {
 
 impl Case {
     fn run(&self, args: &[&str]) -> Output {
+        self.run_with(&[], args)
+    }
+
+    /// [`Case::run`] with environment variables set.
+    fn run_with(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         spin_aks_on(self.rig, self.home.path())
+            .envs(env.iter().copied())
             .arg("-f")
             .arg(&self.app)
             .args(args)
@@ -634,17 +640,20 @@ fn failing_spinapp(c: &Case, mode: &str, image: &str) -> PathBuf {
 fn apply_failing(c: &Case, mode: &str, timeout: &str) -> String {
     let image = fake_image(12);
     let dir = failing_spinapp(c, mode, &image);
-    let output = c.run(&[
-        "apply",
-        "-n",
-        &c.ns,
-        "--dir",
-        dir.to_str().unwrap(),
-        "--image",
-        &image,
-        "--timeout",
-        timeout,
-    ]);
+    let output = c.run_with(
+        &[("SPIN_AKS_PROGRESS_SECONDS", "1")],
+        &[
+            "apply",
+            "-n",
+            &c.ns,
+            "--dir",
+            dir.to_str().unwrap(),
+            "--image",
+            &image,
+            "--timeout",
+            timeout,
+        ],
+    );
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     stderr(&output)
 }
@@ -689,6 +698,16 @@ fn pods_that_never_get_ready_time_out_with_their_events() {
     let err = apply_failing(&c, "never-ready", "4s");
     assert!(err.contains("did not finish within 4s"), "{err}");
     assert!(err.contains("Readiness probe failed"), "{err}");
+    // Without a terminal the wait says it goes on at every progress interval (1 s here; the
+    // default is 5 s), so a CI log never looks stalled.
+    let ticks = err
+        .lines()
+        .filter(|l| l.starts_with("waiting for hello-aks to roll out: still running after"))
+        .count();
+    assert!(
+        (2..=4).contains(&ticks),
+        "{ticks} progress lines in 4 s: {err}"
+    );
 }
 
 #[test]
