@@ -93,14 +93,19 @@ fn sweep(made: &Made) -> usize {
     files + dirs
 }
 
-/// Removes `dir` and everything in it, retrying while another thread still adds entries.
+/// Removes `dir` and everything in it, retrying while another thread still adds entries or
+/// removes some itself (a failing command dropping its own temporary directory meanwhile makes
+/// `remove_dir_all` stop at an entry already gone, the directory still there).
 fn remove_tree(dir: &Path) -> bool {
-    for _ in 0..20 {
-        match std::fs::remove_dir_all(dir) {
-            Ok(()) => return true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return false,
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+    if dir.symlink_metadata().is_err() {
+        return false;
+    }
+    for _ in 0..50 {
+        let _ = std::fs::remove_dir_all(dir);
+        if dir.symlink_metadata().is_err() {
+            return true;
         }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     false
 }
