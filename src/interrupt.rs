@@ -44,6 +44,14 @@ pub fn temp_dir() -> io::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
+/// Set once an interrupt starts sweeping: writers into a temporary directory stop adding to it.
+static SWEEPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether an interrupt is sweeping the temporary paths (a writer should stop, not add entries).
+pub fn sweeping() -> bool {
+    SWEEPING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Returns at once unless an interrupt is sweeping; then never, so the interrupt's exit (and its
 /// code) wins over a command that fails or ends because its files were just removed.
 pub fn settle() {
@@ -74,6 +82,7 @@ pub fn install() -> io::Result<()> {
                 }
             });
             // Held until the process exits: no thread can make a temporary path after the sweep.
+            SWEEPING.store(true, std::sync::atomic::Ordering::SeqCst);
             let made = made();
             let removed = sweep(&made);
             eprintln!("error: interrupted by {name}; removed {removed} temporary file(s), nothing half-written is left");

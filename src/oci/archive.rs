@@ -75,6 +75,9 @@ pub fn unpack(archive: &Path, dir: &Path) -> anyhow::Result<Layout> {
         .entries()
         .map_err(|e| crate::bad_input!("{} is not a tar archive: {e}", archive.display()))?
     {
+        if crate::interrupt::sweeping() {
+            anyhow::bail!("interrupted while unpacking {}", archive.display());
+        }
         let mut entry = entry.map_err(|e| {
             crate::bad_input!("{} is not a valid tar archive: {e}", archive.display())
         })?;
@@ -142,6 +145,12 @@ fn copy_entry(entry: &mut impl Read, root: &Path, target: &Path) -> std::io::Res
 /// Creates `path` and its missing parents below `root`, never `root` itself: once an interrupt
 /// has removed the unpack directory, it cannot come back.
 fn create_dirs_below(root: &Path, path: &Path) -> std::io::Result<()> {
+    if crate::interrupt::sweeping() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "interrupted",
+        ));
+    }
     let below = path.strip_prefix(root).unwrap_or(path);
     let mut current = root.to_path_buf();
     for part in below.components() {
