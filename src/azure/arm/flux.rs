@@ -4,10 +4,10 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use super::transport::Repeat;
+use super::transport::{not_found_as_none, Repeat};
 use super::types::cluster_id;
 use super::versions;
-use super::{Arm, ArmError};
+use super::Arm;
 use crate::state::ClusterRef;
 
 impl Arm {
@@ -18,7 +18,7 @@ impl Arm {
         name: &str,
     ) -> anyhow::Result<Option<Value>> {
         let url = configuration_url(self, cluster, name);
-        not_found_is_none(self.get::<Value>(&url).await)
+        not_found_as_none(self.get::<Value>(&url).await)
     }
 
     /// Creates or replaces the Flux configuration `name` (`properties` as ARM takes them) and
@@ -46,7 +46,7 @@ impl Arm {
     ) -> anyhow::Result<()> {
         let url = configuration_url(self, cluster, name);
         let sent = self.send(Method::DELETE, &url, None, Repeat::Safe).await;
-        if let Some(started) = not_found_is_none(sent)? {
+        if let Some(started) = not_found_as_none(sent)? {
             self.finish(started).await?;
         }
         Ok(())
@@ -59,19 +59,4 @@ fn configuration_url(arm: &Arm, cluster: &ClusterRef, name: &str) -> String {
         cluster_id(cluster)
     );
     arm.url(&path, versions::FLUX_CONFIGURATIONS)
-}
-
-/// A 404 from ARM as `None`.
-fn not_found_is_none<T>(result: anyhow::Result<T>) -> anyhow::Result<Option<T>> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(err)
-            if err
-                .downcast_ref::<ArmError>()
-                .is_some_and(|e| e.status == 404) =>
-        {
-            Ok(None)
-        }
-        Err(err) => Err(err),
-    }
 }

@@ -4,26 +4,16 @@
 use reqwest::Method;
 use serde_json::json;
 
-use super::transport::Repeat;
+use super::transport::{not_found_as_none, Repeat};
 use super::types::*;
 use super::versions;
-use super::{Arm, ArmError};
+use super::Arm;
 
 impl Arm {
     /// The user-assigned identity `id`, or `None` when there is none (404).
     pub async fn managed_identity(&self, id: &str) -> anyhow::Result<Option<ManagedIdentity>> {
         let url = self.url(id, versions::USER_ASSIGNED_IDENTITIES);
-        match self.get(&url).await {
-            Ok(identity) => Ok(Some(identity)),
-            Err(err)
-                if err
-                    .downcast_ref::<ArmError>()
-                    .is_some_and(|e| e.status == 404) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(err),
-        }
+        not_found_as_none(self.get(&url).await)
     }
 
     /// Creates the user-assigned identity `id` in `location` (a PUT: repeating it changes nothing).
