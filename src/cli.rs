@@ -885,9 +885,14 @@ pub struct InstallSourceArgs {
     /// their publishers' (for private and air-gapped clusters)
     #[arg(long, value_name = "REGISTRY")]
     pub chart_registry: Option<String>,
-    /// The Go module proxy (or a mirror of it) the operator's CRDs come from
+    /// The Go module proxy (or a mirror of it) the operator's CRDs (and Flux's, where Flux is
+    /// installed) come from
     #[arg(long, value_name = "URL", default_value = crate::install::crds::DEFAULT_PROXY)]
     pub module_proxy: String,
+    /// Where the nodes pull Flux's controller images from, where the cluster has no Flux
+    /// (`host[:port][/path]`, images `<REGISTRY>/source-controller:<version>`; e.g. your ACR)
+    #[arg(long, value_name = "REGISTRY", default_value = crate::install::flux::DEFAULT_REGISTRY)]
+    pub flux_registry: String,
 }
 
 #[derive(Debug, Args)]
@@ -1423,16 +1428,19 @@ impl InstallSourceArgs {
         timeout: std::time::Duration,
     ) -> anyhow::Result<crate::install::InstallSettings> {
         use crate::install::objects::ChartSource;
+        // A repository path with a throwaway name checks host and path as push does.
+        let registry_path = |flag: &str, given: &str| {
+            let registry = given.trim_start_matches("oci://").trim_end_matches('/');
+            RegistryRef::parse(&format!("{registry}/chart")).map_err(|e| {
+                crate::bad_input!("{flag} `{given}` is not a registry and path: {e:#}")
+            })?;
+            Ok::<_, anyhow::Error>(registry.to_string())
+        };
+        let flux_registry = registry_path("--flux-registry", &self.flux_registry)?;
         let charts = match &self.chart_registry {
             None => ChartSource::Publishers,
             Some(given) => {
-                let registry = given.trim_start_matches("oci://").trim_end_matches('/');
-                // A repository path with a throwaway name checks host and path as push does.
-                RegistryRef::parse(&format!("{registry}/chart")).map_err(|e| {
-                    crate::bad_input!(
-                        "--chart-registry `{given}` is not a registry and path: {e:#}"
-                    )
-                })?;
+                let registry = registry_path("--chart-registry", given)?;
                 let host = registry.split('/').next().unwrap_or_default();
                 ChartSource::Mirror {
                     registry: registry.to_string(),
@@ -1460,6 +1468,7 @@ impl InstallSourceArgs {
             releases,
             charts,
             module_proxy: self.module_proxy.clone(),
+            flux_registry,
             dry_run,
             timeout,
         })

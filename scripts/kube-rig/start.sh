@@ -2,7 +2,7 @@
 # Starts the test control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kwok (two fake nodes, failure stages, port-forward/logs to a stand-in app) and the
 # real spin-operator with its CRDs, the wasmtime-spin-v2 RuntimeClass and nodes labelled for the shim.
-#   start.sh RUN_DIR [OWNER_PID] [--bare] [--flux] [--kustomize]
+#   start.sh RUN_DIR [OWNER_PID] [--bare] [--flux] [--flux-on-install] [--kustomize]
 # --bare: the control plane and the kwok nodes only (no SpinKube: no operator, no SpinKube CRDs, no
 #   RuntimeClass, no shim labels on the nodes), the cluster a `cluster install` starts from.
 # --flux: also Flux's source-controller and helm-controller (out of cluster, as the operator is),
@@ -10,6 +10,11 @@
 #   loopback HTTP server with the spin-operator release files and a Go-proxy mirror of its module
 #   (built by build-flux.sh). The API server calls no admission webhooks in this mode: the charts'
 #   webhooks would be kwok pods, which serve nothing (see CONTRIBUTING.md).
+# --flux-on-install (implies --flux): Flux's parts as --flux, but neither the flux-system namespace
+#   nor Flux's CRDs nor its running controllers: the cluster a `cluster install` that installs Flux
+#   starts from. The real controllers start (out of cluster) once their CRDs are established and
+#   their Deployments exist, as their pods would; MODULE_PROXY also serves their module zips (a copy
+#   in RUN_DIR/upstream, which a test may change).
 # --kustomize (with --flux): also Flux's kustomize-controller and its CRD (build-flux-kustomize.sh,
 #   a cache of its own), for delivery from OCI artifacts (OCIRepository + Kustomization).
 # Writes RUN_DIR/kubeconfig (cluster admin), RUN_DIR/rig.env (ports, pids) and RUN_DIR/logs/*.log.
@@ -18,17 +23,19 @@
 # Stop it with stop.sh RUN_DIR.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-run="" owner="" bare="" flux="" kustomize=""
+run="" owner="" bare="" flux="" flux_on_install="" kustomize=""
 for arg in "$@"; do
   case "$arg" in
     --bare) bare=1 ;;
     --flux) flux=1 ;;
+    --flux-on-install) flux=1 flux_on_install=1 ;;
     --kustomize) kustomize=1 flux=1 ;;
-    -*) echo "kube-rig: unknown option $arg (known: --bare, --flux, --kustomize)" >&2; exit 2 ;;
+    -*) echo "kube-rig: unknown option $arg (known: --bare, --flux, --flux-on-install, --kustomize)" >&2; exit 2 ;;
     *) if [ -z "$run" ]; then run="$arg"; elif [ -z "$owner" ]; then owner="$arg"; else echo "kube-rig: extra argument $arg" >&2; exit 2; fi ;;
   esac
 done
-[ -n "$run" ] || { echo "usage: start.sh RUN_DIR [OWNER_PID] [--bare] [--flux] [--kustomize]" >&2; exit 2; }
+[ -n "$run" ] || { echo "usage: start.sh RUN_DIR [OWNER_PID] [--bare] [--flux] [--flux-on-install] [--kustomize]" >&2; exit 2; }
+if [ -n "$flux_on_install" ] && [ -n "$kustomize" ]; then echo "kube-rig: --flux-on-install and --kustomize do not go together" >&2; exit 2; fi
 cache="$(bash "$here/build.sh")"
 bin="$cache/bin"
 if [ -n "$flux" ]; then flux_cache="$(bash "$here/build-flux.sh")"; fi
@@ -146,12 +153,10 @@ CFG
   } > "$run/kwok.yaml"
 }
 
-start_flux() { # Flux's controllers out of cluster, the chart registry, the upstream files
+flux_crds=(crd/helmrepositories.source.toolkit.fluxcd.io crd/helmcharts.source.toolkit.fluxcd.io crd/helmreleases.helm.toolkit.fluxcd.io)
+
+flux_controllers() { # source- and helm-controller out of cluster
   local fbin="$flux_cache/bin"
-  "${kc[@]}" create namespace flux-system >/dev/null
-  "${kc[@]}" apply --server-side -f "$flux_cache/crds/flux" >/dev/null
-  wait_for flux-CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s \
-    crd/helmrepositories.source.toolkit.fluxcd.io crd/helmcharts.source.toolkit.fluxcd.io crd/helmreleases.helm.toolkit.fluxcd.io
   mkdir -p "$run/flux-artifacts"
   # source-controller's artifact server listens on loopback and advertises that address, so
   # helm-controller (also here) fetches chart artifacts from it; leader election is off by default.
@@ -162,6 +167,44 @@ start_flux() { # Flux's controllers out of cluster, the chart registry, the upst
   spawn helm-controller env KUBECONFIG="$run/kubeconfig" RUNTIME_NAMESPACE=flux-system "$fbin/helm-controller" \
     --watch-all-namespaces --log-level info \
     --metrics-addr "127.0.0.1:$helm_metrics_port" --health-addr "127.0.0.1:$helm_health_port"
+}
+
+flux_when_installed() { # the controllers start as their pods would, once an install made them
+  until "${kc[@]}" wait --for condition=Established --timeout 1s "${flux_crds[@]}" >/dev/null 2>&1 &&
+    "${kc[@]}" get deployment -n flux-system source-controller helm-controller >/dev/null 2>&1; do
+    sleep 1
+  done
+  echo "Flux's CRDs and Deployments are there: starting the controllers"
+  flux_controllers
+}
+
+goproxy_with_flux() { # RUN_DIR/upstream: the upstream files, and Flux's module zips in the Go proxy mirror
+  cp -r "$flux_cache/upstream" "$run/upstream" && chmod -R u+w "$run/upstream"
+  local module version json pair out
+  for module in source-controller:"$(. "$here/flux.env"; echo "$SOURCE_CONTROLLER_VERSION")" \
+    helm-controller:"$(. "$here/flux.env"; echo "$HELM_CONTROLLER_VERSION")"; do
+    version="${module#*:}" module="github.com/fluxcd/${module%%:*}"
+    json="$(cd "$flux_cache/work" && go mod download -json "$module@$version")"
+    out="$run/upstream/goproxy/$module/@v" && mkdir -p "$out"
+    for pair in Info:info GoMod:mod Zip:zip; do
+      cp "$(sed -n 's/.*"'"${pair%:*}"'": "\(.*\)".*/\1/p' <<<"$json")" "$out/$version.${pair#*:}"
+    done
+  done
+  chmod -R u+w "$run/upstream"
+}
+
+start_flux() { # Flux's controllers out of cluster, the chart registry, the upstream files
+  local upstream="$flux_cache/upstream"
+  if [ -n "$flux_on_install" ]; then
+    goproxy_with_flux
+    upstream="$run/upstream"
+    spawn flux-when-installed flux_when_installed
+  else
+    "${kc[@]}" create namespace flux-system >/dev/null
+    "${kc[@]}" apply --server-side -f "$flux_cache/crds/flux" >/dev/null
+    wait_for flux-CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s "${flux_crds[@]}"
+    flux_controllers
+  fi
   # The chart registry: Debian's docker-registry (distribution) on loopback, plain HTTP.
   mkdir -p "$run/registry"
   cat > "$run/registry/config.yml" <<REG
@@ -176,10 +219,12 @@ REG
   for chart in "$flux_cache"/charts/*.tgz; do
     helm push "$chart" "oci://127.0.0.1:$registry_port/charts" --plain-http >/dev/null 2>>"$run/logs/chart-registry.log"
   done
-  spawn upstream python3 -m http.server "$upstream_port" --bind 127.0.0.1 --directory "$flux_cache/upstream"
+  spawn upstream python3 -m http.server "$upstream_port" --bind 127.0.0.1 --directory "$upstream"
   wait_for upstream 30 curl -sf "http://127.0.0.1:$upstream_port/spin-operator/"
-  wait_for source-controller 60 curl -sf "http://127.0.0.1:$source_health_port/readyz"
-  wait_for helm-controller 60 curl -sf "http://127.0.0.1:$helm_health_port/readyz"
+  if [ -z "$flux_on_install" ]; then
+    wait_for source-controller 60 curl -sf "http://127.0.0.1:$source_health_port/readyz"
+    wait_for helm-controller 60 curl -sf "http://127.0.0.1:$helm_health_port/readyz"
+  fi
   {
     echo "CHART_REGISTRY=127.0.0.1:$registry_port/charts"
     echo "UPSTREAM_URL=http://127.0.0.1:$upstream_port"
@@ -213,7 +258,7 @@ stand_in_app() { # a local HTTP server standing in for the Spin app behind port-
 : > "$run/rig.env"
 echo "api_port=$api_port app_port=$app_port" >> "$run/rig.env"
 mode=spinkube; [ -n "$bare" ] && mode=bare
-echo "RIG_MODE=$mode${flux:+,flux}${kustomize:+,kustomize}" >> "$run/rig.env"
+echo "RIG_MODE=$mode${flux:+,flux}${flux_on_install:+-on-install}${kustomize:+,kustomize}" >> "$run/rig.env"
 make_pki
 write_kubeconfig
 kc=(kubectl --kubeconfig "$run/kubeconfig")

@@ -76,7 +76,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
                 None => None,
             };
             let cluster = target.connect(ctx.remembered()).await?;
-            install::install(&cluster.conn, &spinkube, aks.is_none(), out).await?;
+            install::install(&cluster.conn, &spinkube, aks.is_some(), out).await?;
             let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
             deploy::deploy(&mut ctx, target, &settings, Some(image), out).await?
         }

@@ -1,5 +1,5 @@
-//! The spin-operator CRDs, which its chart leaves out: taken from the operator's Go module zip
-//! (a Go module proxy, or a mirror the user names), verified against the checksum database's hash.
+//! CRDs taken from a Go module zip (the operator's, which its chart leaves out; Flux's controllers'),
+//! from a Go module proxy or a mirror the user names, verified against the checksum database's hash.
 
 use std::io::Read;
 
@@ -29,7 +29,9 @@ pub async fn fetch(
     );
     let fetch_error = |e: String| {
         anyhow::anyhow!(
-            "cannot fetch the spin-operator CRDs from {url}: {e}; name a reachable Go module proxy or mirror with --module-proxy"
+            "cannot fetch the CRDs of {}@{} from {url}: {e}; name a reachable Go module proxy or mirror with --module-proxy",
+            module.path,
+            module.version
         )
     };
     let response = http
@@ -44,8 +46,13 @@ pub async fn fetch(
         .bytes()
         .await
         .map_err(|e| fetch_error(e.to_string()))?;
-    crds_in_zip(&bytes, module)
-        .map_err(|e| anyhow::anyhow!("the module zip from {url} is not usable: {e:#}"))
+    crds_in_zip(&bytes, module).map_err(|e| {
+        anyhow::anyhow!(
+            "the module zip of {}@{} from {url} is not usable: {e:#}; name a Go module proxy or mirror that serves the published module with --module-proxy",
+            module.path,
+            module.version
+        )
+    })
 }
 
 /// The CRDs of a module zip whose `h1:` hash is the pinned one.

@@ -1,9 +1,10 @@
-//! `cluster install` as a step: SpinKube made ready on a cluster through the Helm engine already
-//! in it (Flux's helm-controller) — charts as HelmReleases, the operator's CRDs, the Shim and the
-//! node labels it selects — each stage waited for, a re-run changing nothing.
+//! `cluster install` as a step: SpinKube made ready on a cluster through Flux's helm-controller
+//! (installed first where Flux is missing) — charts as HelmReleases, the operator's CRDs, the Shim
+//! and the node labels it selects — each stage waited for, a re-run changing nothing.
 
 pub mod aks;
 pub mod crds;
+pub mod flux;
 pub mod objects;
 pub mod preflight;
 pub mod releases;
@@ -33,8 +34,10 @@ use crate::output::Output;
 pub struct InstallSettings {
     pub releases: ReleaseSet,
     pub charts: ChartSource,
-    /// A GOPROXY-style base URL the operator's module (its CRDs) comes from.
+    /// A GOPROXY-style base URL the operator's and Flux's modules (their CRDs) come from.
     pub module_proxy: String,
+    /// Where the images of Flux's controllers come from (`host[/path]`), where Flux is installed.
+    pub flux_registry: String,
     /// Plan only: the objects are listed, nothing is written.
     pub dry_run: bool,
     /// How long each stage may take.
@@ -82,39 +85,66 @@ fn install_set() -> ApplySet {
     ApplySet::for_app("spinkube", objects::NAMESPACE)
 }
 
-/// Installs (or upgrades to) `settings.releases` on the cluster of `conn`; `label_nodes`: put the
-/// shim's label on the nodes through the API (not on AKS, whose agent pools carry it).
+/// Installs (or upgrades to) `settings.releases` on the cluster of `conn`. `on_aks`: an AKS
+/// cluster reached through ARM, whose Flux is its cluster extension and whose agent pools carry
+/// the shim's label; elsewhere the nodes are labelled through the API, and Flux's controllers are
+/// installed when the cluster has no Flux (and kept current when spin-aks installed them).
 pub async fn install(
     conn: &Connection,
     settings: &InstallSettings,
-    label_nodes: bool,
+    on_aks: bool,
     out: &Output,
 ) -> anyhow::Result<InstallReport> {
-    let resources = Resources::discover(conn).await?;
+    let mut resources = Resources::discover(conn).await?;
+    let label_nodes = !on_aks;
+    let with_flux =
+        !on_aks && (!flux::served(&resources) || flux::installed_by_spin_aks(conn).await?);
     // A dry run lists the plan even where Flux is still to come (the AKS extension).
-    if !settings.dry_run {
+    if !settings.dry_run && !with_flux {
         require_flux(conn, &resources)?;
     }
     let http = crate::registry::client::http_client(&Default::default())?;
     let releases = &settings.releases;
+    let flux_modules = match with_flux {
+        true => releases.flux.modules().to_vec(),
+        false => Vec::new(),
+    };
+    let flux_crds = flux_modules
+        .iter()
+        .map(|module| crds::fetch(&http, &settings.module_proxy, module));
     // Nothing is written before the rights, the chart versions and the CRDs are known good.
-    let (crds, (), ()) = tokio::try_join!(
+    let (crds, flux_crds, (), ()) = tokio::try_join!(
         crds::fetch(&http, &settings.module_proxy, &releases.operator_module),
-        preflight::rights(conn, label_nodes),
+        futures_util::future::try_join_all(flux_crds),
+        preflight::rights(conn, label_nodes, with_flux),
         preflight::chart_versions(releases, &settings.charts, out),
     )?;
+    let mut flux_objects: Vec<Value> = flux_crds.concat();
+    if with_flux {
+        flux_objects.extend(flux::objects(&releases.flux, &settings.flux_registry));
+    }
     let mut first: Vec<Value> = objects::repositories(releases, &settings.charts);
-    let legacy_wait = serves_wait_strategy(conn).await?;
+    // The HelmRelease CRD about to be installed, else the cluster's, says whether it knows the field.
+    let installing = (flux_objects.iter())
+        .find(|o| o["metadata"]["name"] == "helmreleases.helm.toolkit.fluxcd.io");
+    let legacy_wait = match installing {
+        Some(crd) => knows_wait_strategy(crd),
+        None => serves_wait_strategy(conn).await?,
+    };
     first.extend(objects::releases(releases, &settings.charts, legacy_wait));
     first.extend(crds);
+    let mut versions = json!({
+        "cert-manager": releases.cert_manager.version,
+        "runtime-class-manager": releases.runtime_class_manager.version,
+        "spin-operator": releases.spin_operator.version,
+        "containerd-shim-spin": releases.shim,
+    });
+    for module in &flux_modules {
+        versions[module.name()] = json!(module.version);
+    }
     let mut report = InstallReport {
         cluster: conn.context.clone(),
-        versions: json!({
-            "cert-manager": releases.cert_manager.version,
-            "runtime-class-manager": releases.runtime_class_manager.version,
-            "spin-operator": releases.spin_operator.version,
-            "containerd-shim-spin": releases.shim,
-        }),
+        versions,
         objects: Vec::new(),
         labelled_nodes: Vec::new(),
         stages: Vec::new(),
@@ -123,8 +153,16 @@ pub async fn install(
     };
     if settings.dry_run {
         first.push(objects::shim(releases));
-        report.objects = first.iter().map(planned).collect();
+        report.objects = flux_objects.iter().chain(&first).map(planned).collect();
         return Ok(report);
+    }
+    if with_flux {
+        let timeout = settings.timeout;
+        let (applied, stage) = flux::install(conn, &resources, flux_objects, timeout, out).await?;
+        report.objects = applied;
+        report.stages.push(stage);
+        // The Flux kinds are served now.
+        resources = Resources::discover(conn).await?;
     }
     let set = install_set();
     let options = ApplyOptions {
@@ -139,9 +177,8 @@ pub async fn install(
         .into_iter()
         .partition(|o| o["kind"] == "HelmRelease" && o["metadata"]["name"] == "spin-operator");
     apply::ensure_namespace(conn, objects::NAMESPACE, false).await?;
-    report.objects = apply::apply(conn, &resources, &set, first, &options)
-        .await?
-        .objects;
+    let applied = apply::apply(conn, &resources, &set, first, &options).await?;
+    report.objects.extend(applied.objects);
     let timeout = settings.timeout;
     let what = "cert-manager (its webhook serving)";
     report
@@ -216,16 +253,13 @@ fn planned(object: &Value) -> AppliedObject {
     }
 }
 
-/// Refuses a cluster without Flux's source- and helm-controller APIs, naming how to get them.
+/// Refuses an AKS cluster whose Flux extension serves no source- and helm-controller APIs.
 fn require_flux(conn: &Connection, resources: &Resources) -> anyhow::Result<()> {
-    let served = |api_version: &str, kind: &str| resources.resolve(api_version, kind).is_ok();
-    if served("source.toolkit.fluxcd.io/v1", "HelmRepository")
-        && served("helm.toolkit.fluxcd.io/v2", "HelmRelease")
-    {
+    if flux::served(resources) {
         return Ok(());
     }
     Err(crate::bad_input!(
-        "{} has no Flux helm-controller (helm.toolkit.fluxcd.io/v2 HelmRelease and source.toolkit.fluxcd.io/v1 HelmRepository are not served): spin-aks installs SpinKube's charts through it. Install Flux first (`flux install`, or on AKS the microsoft.flux cluster extension), then run this again",
+        "{} has no Flux helm-controller (helm.toolkit.fluxcd.io/v2 HelmRelease and source.toolkit.fluxcd.io/v1 HelmRepository are not served) although its Flux cluster extension is enabled: spin-aks installs SpinKube's charts through it. See the extension's state (`az k8s-extension show --name flux --cluster-type managedClusters …`), then run this again",
         conn.context
     ))
 }
@@ -247,12 +281,16 @@ async fn serves_wait_strategy(conn: &Connection) -> anyhow::Result<bool> {
     else {
         return Ok(false);
     };
-    let v2 = crd.spec.versions.iter().find(|v| v.name == "v2");
-    let spec = v2
-        .and_then(|v| v.schema.as_ref()?.open_api_v3_schema.as_ref())
-        .and_then(|schema| schema.properties.as_ref()?.get("spec"))
-        .and_then(|spec| spec.properties.as_ref());
-    Ok(spec.is_some_and(|fields| fields.contains_key("waitStrategy")))
+    Ok(knows_wait_strategy(&serde_json::to_value(crd)?))
+}
+
+/// Whether a HelmRelease CRD's v2 schema has `spec.waitStrategy`.
+fn knows_wait_strategy(crd: &Value) -> bool {
+    let versions = crd["spec"]["versions"].as_array().into_iter().flatten();
+    versions.filter(|v| v["name"] == "v2").any(|v| {
+        v["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["waitStrategy"]
+            .is_object()
+    })
 }
 
 /// Puts the shim's label on every node that lacks it; the nodes labelled now.

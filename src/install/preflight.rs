@@ -8,6 +8,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, PostParams};
 
+use super::flux::NAMESPACE as FLUX_NAMESPACE;
 use super::objects::{ChartSource, NAMESPACE};
 use super::releases::{Chart, ReleaseSet};
 use crate::bad_input;
@@ -19,7 +20,7 @@ use crate::registry::client::{RegistryClient, TransportOptions};
 use crate::registry::retry::RetryPolicy;
 
 /// The role that grants everything the install does, for the message when rights are missing.
-const ROLE_NEEDED: &str = "cluster install creates CRDs, a namespace, Flux objects and cluster-wide Shims, and labels nodes: it needs the cluster-admin ClusterRole (on AKS with Azure RBAC, the role \"Azure Kubernetes Service RBAC Cluster Admin\" on the cluster); ask your cluster's admin for it, or let them run the install";
+const ROLE_NEEDED: &str = "cluster install creates CRDs, namespaces, Flux objects (and Flux itself where it is missing) and cluster-wide Shims, and labels nodes: it needs the cluster-admin ClusterRole (on AKS with Azure RBAC, the role \"Azure Kubernetes Service RBAC Cluster Admin\" on the cluster); ask your cluster's admin for it, or let them run the install";
 
 /// How long the look-up of a chart version may take before the install goes on without it.
 const CHART_LOOKUP: Duration = Duration::from_secs(5);
@@ -33,8 +34,9 @@ type Right = (
 );
 
 /// Refuses (naming every missing right and the role that grants them) unless the caller may do
-/// all the install does; `label_nodes`: it also labels nodes through the API.
-pub async fn rights(conn: &Connection, label_nodes: bool) -> anyhow::Result<()> {
+/// all the install does; `label_nodes`: it also labels nodes through the API; `flux`: it also
+/// installs Flux's controllers.
+pub async fn rights(conn: &Connection, label_nodes: bool, flux: bool) -> anyhow::Result<()> {
     let mut needed: Vec<Right> = vec![
         ("create", "", "namespaces", None),
         (
@@ -60,6 +62,14 @@ pub async fn rights(conn: &Connection, label_nodes: bool) -> anyhow::Result<()> 
     ];
     if label_nodes {
         needed.push(("patch", "", "nodes", None));
+    }
+    if flux {
+        let rbac = "rbac.authorization.k8s.io";
+        needed.extend([
+            ("patch", rbac, "clusterroles", None),
+            ("patch", rbac, "clusterrolebindings", None),
+            ("patch", "apps", "deployments", Some(FLUX_NAMESPACE)),
+        ]);
     }
     let api: Api<SelfSubjectAccessReview> = Api::all(conn.client.clone());
     let reviews = needed.iter().map(|right| review(&api, right));

@@ -1,6 +1,6 @@
-//! The SpinKube parts `cluster install` puts on a cluster, pinned: their charts (name, version,
-//! publisher's OCI registry), the operator's CRDs (its Go module, pinned by the checksum database's
-//! hash) and the shim's release archives.
+//! The parts `cluster install` puts on a cluster, pinned: SpinKube's charts (name, version, OCI
+//! registry), Go modules by the checksum database's hash (the operator's CRDs; Flux's controllers
+//! where Flux is missing) and the shim's release archives.
 
 use crate::bad_input;
 
@@ -32,7 +32,45 @@ pub struct ReleaseSet {
     pub operator_module: Module,
     /// containerd-shim-spin, e.g. `v0.25.1`.
     pub shim: String,
+    /// Flux's controllers, installed where the cluster has no Flux.
+    pub flux: FluxControllers,
 }
+
+/// Flux's source- and helm-controller, at the versions Flux v2.9.5 releases them with: their
+/// modules hold their CRDs, their images are `<registry>/<controller>:<version>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FluxControllers {
+    pub source_controller: Module,
+    pub helm_controller: Module,
+}
+
+impl FluxControllers {
+    pub fn modules(&self) -> [&Module; 2] {
+        [&self.source_controller, &self.helm_controller]
+    }
+}
+
+impl Module {
+    /// The last element of the module path (a Flux controller's name).
+    pub fn name(&self) -> &'static str {
+        self.path.rsplit('/').next().unwrap_or(self.path)
+    }
+}
+
+/// The Flux controllers spin-aks installs (hashes as `go mod download` verified them against
+/// sum.golang.org).
+const FLUX: FluxControllers = FluxControllers {
+    source_controller: Module {
+        path: "github.com/fluxcd/source-controller",
+        version: "v1.9.5",
+        h1: "h1:MFPyCodUi9hZIMaKDsC/rYbNoyzpvrAdrPVixj7W9F0=",
+    },
+    helm_controller: Module {
+        path: "github.com/fluxcd/helm-controller",
+        version: "v1.6.4",
+        h1: "h1:u/Ew7LehrwDQaE/NqWdaB3XnNDCxRGDcp1FZl7RKj4g=",
+    },
+};
 
 /// cert-manager's chart versions carry a `v`; the spinframework charts' do not.
 const CERT_MANAGER: (&str, &str) = ("cert-manager", "quay.io/jetstack/charts");
@@ -92,6 +130,7 @@ impl ReleaseSet {
             spin_operator: chart(SPIN_OPERATOR, operator),
             operator_module,
             shim: format!("v{shim}"),
+            flux: FLUX,
         })
     }
 

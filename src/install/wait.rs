@@ -1,8 +1,10 @@
-//! Waiting for the install's stages: a HelmRelease reconciled by helm-controller (Ready for its
-//! current generation), and the Shim installed on every node it selects.
+//! Waiting for the install's stages: Flux's CRDs established and its Deployments available, a
+//! HelmRelease reconciled by helm-controller (Ready for its generation), the Shim on its nodes.
 
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
 
@@ -60,7 +62,8 @@ pub async fn release_ready(
             tokio::time::sleep(CHART_POLL).await;
         }
     };
-    let released = poll(conn, &api, name, "helmreleases", timeout, progress, &until);
+    let action = Action::new("get", "helmreleases", Some(NAMESPACE));
+    let released = poll(conn, &api, name, &action, timeout, progress, &until);
     let why = tokio::select! {
         result = released => match result {
             Ok(()) => return Ok(()),
@@ -118,11 +121,73 @@ pub async fn shim_installed(
             Outcome::Waiting(format!("installed on {ready} of {nodes} labelled node(s)"))
         }
     };
-    poll(conn, &api, name, "shims", timeout, progress, &until).await.map_err(|e| {
+    let action = Action::new("get", "shims", None);
+    poll(conn, &api, name, &action, timeout, progress, &until).await.map_err(|e| {
         anyhow::anyhow!(
             "the shim was not installed on the labelled nodes: {e:#}; see `kubectl get shim {name} -o yaml` and the runtime-class-manager logs"
         )
     })
+}
+
+/// Waits until CustomResourceDefinition `name` is Established (its kind served).
+pub async fn crd_established(
+    conn: &Connection,
+    name: &str,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    let resource = ApiResource::erase::<CustomResourceDefinition>(&());
+    let api: Api<DynamicObject> = Api::all_with(conn.client.clone(), &resource);
+    let until = |object: &DynamicObject| match condition(&object.data["status"], "Established") {
+        Some(("True", _)) => Outcome::Done,
+        Some((_, message)) if !message.is_empty() => Outcome::Waiting(format!("{name}: {message}")),
+        _ => Outcome::Waiting(format!("{name}: not established yet")),
+    };
+    let action = Action::new("get", "customresourcedefinitions", None);
+    poll(conn, &api, name, &action, timeout, progress, &until).await
+}
+
+/// Waits until Deployment `namespace/name` has every replica of its current generation available.
+pub async fn deployment_available(
+    conn: &Connection,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    let resource = ApiResource::erase::<Deployment>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), namespace, &resource);
+    let until = |object: &DynamicObject| {
+        deployment_outcome(
+            object.metadata.generation,
+            &object.data["spec"],
+            &object.data["status"],
+        )
+    };
+    let action = Action::new("get", "deployments", Some(namespace));
+    poll(conn, &api, name, &action, timeout, progress, &until)
+        .await
+        .map_err(|e| anyhow::anyhow!("deployment/{name}: {e:#}"))
+}
+
+/// Where a Deployment's rollout stands, from its generation, `spec` and `status`.
+fn deployment_outcome(generation: Option<i64>, spec: &Value, status: &Value) -> Outcome {
+    let wanted = spec["replicas"].as_i64().unwrap_or(1);
+    let observed = status["observedGeneration"].as_i64().unwrap_or(-1) >= generation.unwrap_or(0);
+    let updated = status["updatedReplicas"].as_i64().unwrap_or(0);
+    let available = status["availableReplicas"].as_i64().unwrap_or(0);
+    let stuck = (status["conditions"].as_array().into_iter().flatten())
+        .find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded");
+    match stuck {
+        Some(condition) => Outcome::Failed(
+            condition["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        None if observed && updated >= wanted && available >= wanted => Outcome::Done,
+        None => Outcome::Waiting(format!("{available} of {wanted} replica(s) available")),
+    }
 }
 
 /// A custom resource the install waits on.
@@ -164,7 +229,7 @@ async fn poll(
     conn: &Connection,
     api: &Api<DynamicObject>,
     name: &str,
-    plural: &str,
+    action: &Action<'_>,
     timeout: Duration,
     progress: &dyn Fn(&str),
     until: &dyn Fn(&DynamicObject) -> Outcome,
@@ -172,10 +237,13 @@ async fn poll(
     let started = Instant::now();
     let mut last = String::new();
     loop {
-        let object = api
-            .get_opt(name)
-            .await
-            .map_err(|e| explain(e, conn, Action::new("get", plural, Some(NAMESPACE))))?;
+        let object = api.get_opt(name).await.map_err(|e| {
+            explain(
+                e,
+                conn,
+                Action::new("get", action.resource, action.namespace),
+            )
+        })?;
         let message = match object.as_ref().map(until) {
             Some(Outcome::Done) => return Ok(()),
             Some(Outcome::Failed(message)) => anyhow::bail!("{message}"),

@@ -31,7 +31,7 @@ pub(super) async fn install_on(
         None => None,
     };
     let cluster = target.connect(&Default::default()).await?;
-    let mut report = install::install(&cluster.conn, settings, aks.is_none(), out).await?;
+    let mut report = install::install(&cluster.conn, settings, aks.is_some(), out).await?;
     report.aks = aks;
     Ok(report)
 }

@@ -1,0 +1,295 @@
+//! Flux's source- and helm-controller for a cluster that has no Flux: their CRDs from their Go
+//! module zips, the rest our own objects laid out as `flux install` makes them, waited for.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::releases::{FluxControllers, Module};
+use super::{stage, wait, Stage};
+use crate::cluster::apply::{self, AppliedObject, ApplyOptions, Resources};
+use crate::cluster::applyset::ApplySet;
+use crate::cluster::connect::Connection;
+use crate::kube::objects::MANAGED_BY;
+use crate::output::Output;
+
+/// Flux's namespace, as `flux install` names it.
+pub const NAMESPACE: &str = "flux-system";
+/// Where Flux publishes its controllers' images (`flux install --registry` changes it).
+pub const DEFAULT_REGISTRY: &str = "ghcr.io/fluxcd";
+
+/// Whether the cluster serves the Flux APIs the install uses.
+pub fn served(resources: &Resources) -> bool {
+    let served = |api_version: &str, kind: &str| resources.resolve(api_version, kind).is_ok();
+    served("source.toolkit.fluxcd.io/v1", "HelmRepository")
+        && served("helm.toolkit.fluxcd.io/v2", "HelmRelease")
+}
+
+/// The ApplySet of the Flux spin-aks installed (its parent Secret `flux-applyset` in
+/// [`NAMESPACE`]), apart from SpinKube's: `cluster uninstall` leaves Flux in place.
+fn flux_set() -> ApplySet {
+    ApplySet::for_app("flux", NAMESPACE)
+}
+
+/// Whether the Flux on the cluster is one spin-aks installed (then an install keeps it current).
+pub async fn installed_by_spin_aks(conn: &Connection) -> anyhow::Result<bool> {
+    Ok(!apply::parent_group_kinds(conn, &flux_set())
+        .await?
+        .is_empty())
+}
+
+/// Labels of Flux's objects: `flux install`'s, a component's, and ours.
+fn labels(component: Option<&str>) -> Value {
+    let mut labels = json!({
+        "app.kubernetes.io/part-of": "flux",
+        "app.kubernetes.io/instance": NAMESPACE,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    });
+    if let Some(component) = component {
+        labels["app.kubernetes.io/component"] = json!(component);
+    }
+    labels
+}
+
+fn metadata(name: &str, component: Option<&str>) -> Value {
+    json!({"name": name, "labels": labels(component)})
+}
+
+/// Everything but the CRDs: the namespace, a ServiceAccount per controller, the RBAC `flux
+/// install` gives them (Flux's API groups, and cluster-admin for helm-controller, which installs
+/// charts), the quota that admits critical pods, the network policies, source-controller's
+/// artifact Service (helm-controller fetches charts from it) and the two Deployments, their images
+/// `<registry>/<controller>:<version>`.
+pub fn objects(flux: &FluxControllers, registry: &str) -> Vec<Value> {
+    let controllers = flux.modules().map(Module::name);
+    let accounts = controllers.map(|name| {
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(name, Some(name))})
+    });
+    let subjects = |names: &[&str]| -> Vec<Value> {
+        (names.iter())
+            .map(|name| json!({"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}))
+            .collect()
+    };
+    let all = |group: &str| json!({"apiGroups": [group], "resources": ["*"], "verbs": ["*"]});
+    let rules = json!([
+        all("source.toolkit.fluxcd.io"),
+        all("helm.toolkit.fluxcd.io"),
+        {"apiGroups": [""], "resources": ["namespaces", "secrets", "configmaps", "serviceaccounts"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        // Leader election.
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["configmaps/status"], "verbs": ["get", "update", "patch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        // Object-level workload identity, and flow control.
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+        {"nonResourceURLs": ["/livez/ping"], "verbs": ["head"]},
+    ]);
+    let rbac = "rbac.authorization.k8s.io";
+    let mut objects = vec![json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": NAMESPACE, "labels": {
+            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/warn-version": "latest",
+        }},
+    })];
+    objects[0]["metadata"]["labels"]
+        .as_object_mut()
+        .expect("labels are an object")
+        .extend(labels(None).as_object().cloned().unwrap_or_default());
+    objects.extend(accounts);
+    objects.extend([
+        json!({"apiVersion": format!("{rbac}/v1"), "kind": "ClusterRole", "metadata": metadata("crd-controller-flux-system", None), "rules": rules}),
+        json!({
+            "apiVersion": format!("{rbac}/v1"),
+            "kind": "ClusterRoleBinding",
+            "metadata": metadata("crd-controller-flux-system", None),
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "crd-controller-flux-system"},
+            "subjects": subjects(&controllers),
+        }),
+        json!({
+            "apiVersion": format!("{rbac}/v1"),
+            "kind": "ClusterRoleBinding",
+            "metadata": metadata("cluster-reconciler-flux-system", None),
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": subjects(&[flux.helm_controller.name()]),
+        }),
+        // Pods of a system-critical priority class outside kube-system need a quota that admits them.
+        json!({
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": metadata("critical-pods-flux-system", None),
+            "spec": {
+                "hard": {"pods": "1000"},
+                "scopeSelector": {"matchExpressions": [{"operator": "In", "scopeName": "PriorityClass", "values": ["system-node-critical", "system-cluster-critical"]}]},
+            },
+        }),
+        json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": metadata("allow-egress", None),
+            "spec": {"policyTypes": ["Ingress", "Egress"], "ingress": [{"from": [{"podSelector": {}}]}], "egress": [{}], "podSelector": {}},
+        }),
+        json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": metadata("allow-scraping", None),
+            "spec": {"policyTypes": ["Ingress"], "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": 8080}]}], "podSelector": {}},
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata(flux.source_controller.name(), Some(flux.source_controller.name())),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {"app": flux.source_controller.name()},
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}],
+            },
+        }),
+    ]);
+    objects.push(source_controller(&flux.source_controller, registry));
+    objects.push(helm_controller(&flux.helm_controller, registry));
+    objects
+}
+
+/// source-controller: an artifact server on port 9090 (`http`), artifacts in an emptyDir.
+fn source_controller(module: &Module, registry: &str) -> Value {
+    let name = module.name();
+    let container = json!({
+        "ports": [port("http", 9090), port("http-prom", 8080), port("healthz", 9440)],
+        "args": [
+            "--watch-all-namespaces=true",
+            "--log-level=info",
+            "--log-encoding=json",
+            "--enable-leader-election",
+            "--storage-path=/data",
+            format!("--storage-adv-addr={name}.$(RUNTIME_NAMESPACE).svc.cluster.local."),
+        ],
+        "env": [{"name": "TUF_ROOT", "value": "/tmp/.sigstore"}],
+        "livenessProbe": {"httpGet": {"port": "healthz", "path": "/healthz"}},
+        "readinessProbe": {"httpGet": {"port": "http", "path": "/"}},
+        "resources": {"limits": {"cpu": "1000m", "memory": "1Gi"}, "requests": {"cpu": "50m", "memory": "64Mi"}},
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
+    });
+    deployment(module, registry, container, 10, &["data", "tmp"])
+}
+
+/// helm-controller: renders and installs the charts of HelmReleases.
+fn helm_controller(module: &Module, registry: &str) -> Value {
+    let container = json!({
+        "ports": [port("http-prom", 8080), port("healthz", 9440)],
+        "args": ["--watch-all-namespaces=true", "--log-level=info", "--log-encoding=json", "--enable-leader-election"],
+        "env": [],
+        "livenessProbe": {"httpGet": {"port": "healthz", "path": "/healthz"}},
+        "readinessProbe": {"httpGet": {"port": "healthz", "path": "/readyz"}},
+        "resources": {"limits": {"cpu": "1000m", "memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "64Mi"}},
+        "volumeMounts": [{"name": "temp", "mountPath": "/tmp"}],
+    });
+    deployment(module, registry, container, 600, &["temp"])
+}
+
+fn port(name: &str, number: u16) -> Value {
+    json!({"containerPort": number, "name": name, "protocol": "TCP"})
+}
+
+/// A controller's Deployment: one replica, its `container` (ports, args, probes, mounts) as the
+/// `manager` container of its image, hardened and memory-limited as Flux runs it.
+fn deployment(
+    module: &Module,
+    registry: &str,
+    mut container: Value,
+    grace_seconds: u32,
+    volumes: &[&str],
+) -> Value {
+    let name = module.name();
+    container["name"] = json!("manager");
+    container["image"] = json!(format!("{registry}/{name}:{}", module.version));
+    container["imagePullPolicy"] = json!("IfNotPresent");
+    container["securityContext"] = json!({
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "runAsNonRoot": true,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    });
+    let env = container["env"].as_array_mut().expect("env is a list");
+    env.insert(
+        0,
+        json!({"name": "RUNTIME_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
+    );
+    env.push(json!({"name": "GOMEMLIMIT", "valueFrom": {"resourceFieldRef": {"containerName": "manager", "resource": "limits.memory"}}}));
+    let volumes: Vec<Value> = (volumes.iter())
+        .map(|volume| json!({"name": volume, "emptyDir": {}}))
+        .collect();
+    let mut pod_labels = labels(Some(name));
+    pod_labels["app"] = json!(name);
+    let mut labels = labels(Some(name));
+    labels["control-plane"] = json!("controller");
+    labels["app.kubernetes.io/version"] = json!(module.version);
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": {"type": "Recreate"},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"},
+                },
+                "spec": {
+                    "serviceAccountName": name,
+                    "priorityClassName": "system-cluster-critical",
+                    "terminationGracePeriodSeconds": grace_seconds,
+                    "securityContext": {"fsGroup": 1337},
+                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    })
+}
+
+/// Applies Flux (`objects`: its CRDs and [`objects`]) and waits until its CRDs are established
+/// and its controllers' Deployments available.
+pub async fn install(
+    conn: &Connection,
+    resources: &Resources,
+    objects: Vec<Value>,
+    timeout: Duration,
+    out: &Output,
+) -> anyhow::Result<(Vec<AppliedObject>, Stage)> {
+    let started = Instant::now();
+    let crds: Vec<String> = (objects.iter())
+        .filter(|o| o["kind"] == "CustomResourceDefinition")
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    let deployments: Vec<String> = (objects.iter())
+        .filter(|o| o["kind"] == "Deployment")
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    apply::ensure_namespace(conn, NAMESPACE, false).await?;
+    let options = ApplyOptions::default();
+    let applied = apply::apply(conn, resources, &flux_set(), objects, &options).await?;
+    let progress = |m: &str| out.info(format!("Flux controllers: {m}"));
+    let ready = async {
+        for crd in &crds {
+            wait::crd_established(conn, crd, timeout, &progress).await?;
+        }
+        let available = (deployments.iter())
+            .map(|name| wait::deployment_available(conn, NAMESPACE, name, timeout, &progress));
+        futures_util::future::try_join_all(available).await?;
+        Ok::<_, anyhow::Error>(())
+    };
+    out.while_running("Flux controllers: waiting for them to run", ready)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Flux's controllers did not become ready: {e:#}; see `kubectl describe deployment -n {NAMESPACE}` (the nodes must pull their images: name a mirror with --flux-registry)"
+            )
+        })?;
+    Ok((applied.objects, stage("flux", started)))
+}
