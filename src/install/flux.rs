@@ -171,7 +171,10 @@ fn source_controller(module: &Module, registry: &str) -> Value {
         "resources": {"limits": {"cpu": "1000m", "memory": "1Gi"}, "requests": {"cpu": "50m", "memory": "64Mi"}},
         "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
     });
-    deployment(module, registry, container, 10, &["data", "tmp"])
+    let mut deployment = deployment(module, registry, container, 10, &["data", "tmp"]);
+    // One pod at a time: its artifacts live in the pod.
+    deployment["spec"]["strategy"] = json!({"type": "Recreate"});
+    deployment
 }
 
 /// helm-controller: renders and installs the charts of HelmReleases.
@@ -233,7 +236,6 @@ fn deployment(
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": name}},
-            "strategy": {"type": "Recreate"},
             "template": {
                 "metadata": {
                     "labels": pod_labels,

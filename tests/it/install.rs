@@ -1,6 +1,5 @@
-//! `cluster install`: its flags refused before any cluster call, a cluster without Flux refused
-//! naming the fix, the operator's CRDs taken only from a module zip with the pinned hash, and the
-//! objects it applies (snapshots).
+//! `cluster install`: its flags refused before any cluster call, CRDs taken only from a reachable
+//! module proxy and a module zip with the pinned hash, and the objects it applies (snapshots).
 
 use std::path::PathBuf;
 
@@ -14,7 +13,7 @@ use crate::support::{skip, spin_aks_isolated};
 #[test]
 fn install_flags_are_refused_before_any_cluster_call() {
     let home = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--spin-operator-version", "0.5.0"],
             "knows the CRDs of spin-operator v0.6.1",
@@ -39,6 +38,10 @@ fn install_flags_are_refused_before_any_cluster_call() {
             &["--module-proxy", "not a url"],
             "--module-proxy `not a url` is not a URL",
         ),
+        (
+            &["--flux-registry", "Not A Registry!"],
+            "--flux-registry `Not A Registry!` is not a registry and path",
+        ),
     ];
     let mut failures = Vec::new();
     for (args, wanted) in cases {
@@ -60,21 +63,30 @@ fn install_flags_are_refused_before_any_cluster_call() {
 }
 
 #[test]
-fn a_cluster_without_flux_is_refused_naming_how_to_get_it_and_nothing_is_written() {
+fn a_cluster_without_flux_and_an_unreachable_module_proxy_fails_naming_the_flag_and_nothing_is_written(
+) {
     let Some(rig) = rig() else { return };
     let home = tempfile::tempdir().unwrap();
+    // The shared rig has no Flux: its controllers' CRDs would come from the module proxy.
+    let nowhere = format!("http://127.0.0.1:{}", crate::support::registry::free_port());
     let output = spin_aks_on(rig, home.path())
-        .args(["cluster", "install"])
+        .args(["cluster", "install", "--module-proxy", &nowhere])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("has no Flux helm-controller") && stderr.contains("flux install"),
+        stderr.contains("cannot fetch the CRDs of github.com/")
+            && stderr.contains(&nowhere)
+            && stderr.contains("--module-proxy"),
         "{stderr}"
     );
     let namespaces = rig.kubectl_ok(&["get", "namespaces", "-o", "name"]);
-    assert!(!namespaces.contains("namespace/spin-aks\n"), "{namespaces}");
+    assert!(
+        !namespaces.contains("namespace/spin-aks\n")
+            && !namespaces.contains("namespace/flux-system\n"),
+        "{namespaces}"
+    );
 }
 
 /// The spin-operator module zip as the Go command downloaded it (the rig's build fetches it).

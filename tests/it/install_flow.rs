@@ -13,11 +13,11 @@ use crate::support::registry::Registry;
 use crate::support::rig::{spin_aks_on, Rig};
 use crate::support::{json_stdout, run_ok, tool};
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn assert_exit(output: &Output, code: i32, what: &str) {
+pub(crate) fn assert_exit(output: &Output, code: i32, what: &str) {
     assert_eq!(
         output.status.code(),
         Some(code),
@@ -28,13 +28,13 @@ fn assert_exit(output: &Output, code: i32, what: &str) {
 }
 
 /// The rig's install sources: its chart registry and Go module proxy mirror.
-struct Sources {
-    charts: String,
-    proxy: String,
+pub(crate) struct Sources {
+    pub charts: String,
+    pub proxy: String,
 }
 
 impl Sources {
-    fn flags(&self) -> [&str; 4] {
+    pub fn flags(&self) -> [&str; 4] {
         [
             "--chart-registry",
             &self.charts,
@@ -45,7 +45,7 @@ impl Sources {
 }
 
 /// `spin-aks cluster install --output json <sources> <extra>` on the rig.
-fn install(rig: &Rig, home: &Path, sources: &Sources, extra: &[&str]) -> Output {
+pub(crate) fn install(rig: &Rig, home: &Path, sources: &Sources, extra: &[&str]) -> Output {
     spin_aks_on(rig, home)
         .args(["cluster", "install", "--output", "json", "--timeout", "5m"])
         .args(sources.flags())
@@ -55,7 +55,13 @@ fn install(rig: &Rig, home: &Path, sources: &Sources, extra: &[&str]) -> Output 
 }
 
 /// `spin-aks -f <app> up --output json <reference> -n <ns> --secret … <extra>` on the rig.
-fn up(rig: &Rig, home: &Path, app: &Path, target: (&str, &str), extra: &[&str]) -> Output {
+pub(crate) fn up(
+    rig: &Rig,
+    home: &Path,
+    app: &Path,
+    target: (&str, &str),
+    extra: &[&str],
+) -> Output {
     let (reference, ns) = target;
     spin_aks_on(rig, home)
         .arg("-f")
@@ -67,7 +73,7 @@ fn up(rig: &Rig, home: &Path, app: &Path, target: (&str, &str), extra: &[&str]) 
         .unwrap()
 }
 
-fn namespaces(rig: &Rig) -> String {
+pub(crate) fn namespaces(rig: &Rig) -> String {
     rig.kubectl_ok(&["get", "namespaces", "-o", "name"])
 }
 
@@ -99,7 +105,7 @@ fn publish_again(charts: &str, chart: &str, from: &str, to: &str) -> Option<()> 
     Some(())
 }
 
-fn jsonpath(rig: &Rig, args: &[&str], path: &str) -> String {
+pub(crate) fn jsonpath(rig: &Rig, args: &[&str], path: &str) -> String {
     let mut all = args.to_vec();
     let path = format!("jsonpath={path}");
     all.extend(["-o", &path]);

@@ -25,6 +25,7 @@ mod hostile_archives;
 mod identity;
 mod install;
 mod install_flow;
+mod install_flux;
 mod locked_app;
 mod plugin;
 mod prompts;
