@@ -98,7 +98,7 @@ pub async fn install(
     let mut resources = Resources::discover(conn).await?;
     let label_nodes = !on_aks;
     let with_flux =
-        !on_aks && (!flux::served(&resources) || flux::installed_by_spin_aks(conn).await?);
+        !on_aks && (!flux::served(&resources) || flux::installed_by_spin_aks(conn).await);
     // A dry run lists the plan even where Flux is still to come (the AKS extension).
     if !settings.dry_run && !with_flux {
         require_flux(conn, &resources)?;

@@ -307,7 +307,7 @@ fn up_installs_spinkube_on_a_bare_cluster_with_install_spinkube_and_offers_it_on
 }
 
 /// A kubeconfig for a user of the rig holding only `view` (a client certificate from the rig's CA).
-fn viewer_kubeconfig(rig: &Rig, dir: &Path) -> std::path::PathBuf {
+pub(crate) fn viewer_kubeconfig(rig: &Rig, dir: &Path) -> std::path::PathBuf {
     let pki = rig.path("pki");
     let key = dir.join("viewer.key");
     let csr = dir.join("viewer.csr");

@@ -6,7 +6,9 @@ use std::time::Instant;
 use spin_aks::install::flux;
 use spin_aks::install::releases::{ReleaseSet, Versions};
 
-use crate::install_flow::{assert_exit, install, jsonpath, namespaces, stderr, up, Sources};
+use crate::install_flow::{
+    assert_exit, install, jsonpath, namespaces, stderr, up, viewer_kubeconfig, Sources,
+};
 use crate::support::apps::example_copy;
 use crate::support::json_stdout;
 use crate::support::registry::Registry;
@@ -74,7 +76,7 @@ fn flux_objects_are_our_own_as_flux_install_lays_them_out() {
 }
 
 #[test]
-fn a_dry_run_lists_flux_and_a_tampered_controller_module_is_refused_writing_nothing() {
+fn a_dry_run_lists_flux_and_a_tampered_module_or_missing_rights_are_refused_writing_nothing() {
     let Some((rig, sources)) = rig_without_flux() else {
         return;
     };
@@ -110,6 +112,30 @@ fn a_dry_run_lists_flux_and_a_tampered_controller_module_is_refused_writing_noth
     assert!(
         written(&rig).is_empty(),
         "a dry run wrote {:?}",
+        written(&rig)
+    );
+
+    // Installing Flux takes more rights: each is named.
+    let viewer = viewer_kubeconfig(&rig, home.path());
+    let refused = spin_aks_on(&rig, home.path())
+        .env("KUBECONFIG", &viewer)
+        .args(["cluster", "install", "--module-proxy", &sources.proxy])
+        .args(["--chart-registry", &sources.charts])
+        .output()
+        .unwrap();
+    assert_exit(&refused, 1, "install by a viewer");
+    let said = stderr(&refused);
+    for wanted in [
+        "patch clusterrolebindings.rbac.authorization.k8s.io",
+        "patch deployments.apps in namespace flux-system",
+        "cluster-admin",
+        "nothing was written",
+    ] {
+        assert!(said.contains(wanted), "{wanted:?} in {said}");
+    }
+    assert!(
+        written(&rig).is_empty(),
+        "a refusal wrote {:?}",
         written(&rig)
     );
 
