@@ -51,6 +51,22 @@ fn labels(component: Option<&str>) -> Value {
     labels
 }
 
+/// A controller's CRDs (from its module zip) with the labels `flux install` gives them, by which
+/// `flux check` and `flux uninstall` find them.
+pub fn labelled_crds(module: &Module, mut crds: Vec<Value>) -> Vec<Value> {
+    for crd in &mut crds {
+        if !crd["metadata"]["labels"].is_object() {
+            crd["metadata"]["labels"] = json!({});
+        }
+        let mut labels = labels(Some(module.name()));
+        labels["app.kubernetes.io/version"] = json!(module.version);
+        for (key, value) in labels.as_object().into_iter().flatten() {
+            crd["metadata"]["labels"][key] = value.clone();
+        }
+    }
+    crds
+}
+
 fn metadata(name: &str, component: Option<&str>) -> Value {
     json!({"name": name, "labels": labels(component)})
 }

@@ -109,9 +109,10 @@ pub async fn install(
         true => releases.flux.modules().to_vec(),
         false => Vec::new(),
     };
-    let flux_crds = flux_modules
-        .iter()
-        .map(|module| crds::fetch(&http, &settings.module_proxy, module));
+    let flux_crds = flux_modules.iter().map(|module| async {
+        let crds = crds::fetch(&http, &settings.module_proxy, module).await?;
+        Ok::<_, anyhow::Error>(flux::labelled_crds(module, crds))
+    });
     // Nothing is written before the rights, the chart versions and the CRDs are known good.
     let (crds, flux_crds, (), ()) = tokio::try_join!(
         crds::fetch(&http, &settings.module_proxy, &releases.operator_module),
@@ -320,4 +321,24 @@ async fn label_node_objects(conn: &Connection) -> anyhow::Result<Vec<String>> {
         labelled.push(name);
     }
     Ok(labelled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_strategy_is_set_only_where_the_helm_release_crd_knows_it() {
+        let crd = |fields: Value| {
+            json!({"spec": {"versions": [
+                {"name": "v2beta1", "schema": {"openAPIV3Schema": {"properties": {"spec": {"properties": {"waitStrategy": {}}}}}}},
+                {"name": "v2", "schema": {"openAPIV3Schema": {"properties": {"spec": {"properties": fields}}}}},
+            ]}})
+        };
+        assert!(knows_wait_strategy(&crd(
+            json!({"waitStrategy": {"type": "object"}, "interval": {}})
+        )));
+        assert!(!knows_wait_strategy(&crd(json!({"interval": {}}))));
+        assert!(!knows_wait_strategy(&json!({})));
+    }
 }

@@ -267,6 +267,37 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_deployment_is_done_when_its_generation_is_rolled_out_and_available() {
+        let spec = json!({"replicas": 1});
+        let stuck = json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"x\" has timed out progressing."});
+        let cases = [
+            (
+                json!({"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 1}),
+                Outcome::Done,
+            ),
+            (
+                json!({"observedGeneration": 1, "updatedReplicas": 1, "availableReplicas": 1}),
+                Outcome::Waiting("1 of 1 replica(s) available".into()),
+            ),
+            (
+                json!({"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 0}),
+                Outcome::Waiting("0 of 1 replica(s) available".into()),
+            ),
+            (
+                json!({"observedGeneration": 2, "conditions": [stuck]}),
+                Outcome::Failed("ReplicaSet \"x\" has timed out progressing.".into()),
+            ),
+        ];
+        for (status, expected) in cases {
+            assert_eq!(
+                deployment_outcome(Some(2), &spec, &status),
+                expected,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
     fn a_release_is_done_when_ready_for_its_generation_and_failed_when_helm_or_flux_gave_up() {
         let ready = |status: &str, reason: &str| json!({"type": "Ready", "status": status, "reason": reason, "message": reason});
         let cases = [
