@@ -25,15 +25,40 @@ pub fn served(resources: &Resources) -> bool {
         && served("helm.toolkit.fluxcd.io/v2", "HelmRelease")
 }
 
+/// Whether the install brings Flux (elsewhere than AKS): where the cluster has none, or keeps one
+/// spin-aks installed current. A Flux of another origin that lacks the APIs (an older one, or
+/// one without helm-controller) is refused rather than overwritten.
+pub async fn needed(conn: &Connection, resources: &Resources) -> anyhow::Result<bool> {
+    if installed_by_spin_aks(conn).await {
+        return Ok(true);
+    }
+    if served(resources) {
+        return Ok(false);
+    }
+    let some = [
+        "HelmRepository.source.toolkit.fluxcd.io",
+        "HelmRelease.helm.toolkit.fluxcd.io",
+    ]
+    .iter()
+    .any(|group_kind| resources.resolve_group_kind(group_kind).is_some());
+    if some {
+        return Err(crate::bad_input!(
+            "{} runs a Flux without what spin-aks installs SpinKube's charts through (source.toolkit.fluxcd.io/v1 HelmRepository and helm.toolkit.fluxcd.io/v2 HelmRelease): it is older than Flux v2.3, or has no helm-controller. spin-aks installs Flux only where there is none; upgrade that Flux with its helm-controller (`flux install`), then run this again",
+            conn.context
+        ));
+    }
+    Ok(true)
+}
+
 /// The ApplySet of the Flux spin-aks installed (its parent Secret `flux-applyset` in
 /// [`NAMESPACE`]), apart from SpinKube's: `cluster uninstall` leaves Flux in place.
 fn flux_set() -> ApplySet {
     ApplySet::for_app("flux", NAMESPACE)
 }
 
-/// Whether the Flux on the cluster is one spin-aks installed (then an install keeps it current).
-/// A caller who may not read its parent is taken as not: the rights check refuses them next.
-pub async fn installed_by_spin_aks(conn: &Connection) -> bool {
+/// Whether the Flux on the cluster is one spin-aks installed. A caller who may not read its
+/// parent is taken as not: the rights check refuses them next.
+async fn installed_by_spin_aks(conn: &Connection) -> bool {
     let kinds = apply::parent_group_kinds(conn, &flux_set()).await;
     kinds.is_ok_and(|kinds| !kinds.is_empty())
 }

@@ -97,8 +97,7 @@ pub async fn install(
 ) -> anyhow::Result<InstallReport> {
     let mut resources = Resources::discover(conn).await?;
     let label_nodes = !on_aks;
-    let with_flux =
-        !on_aks && (!flux::served(&resources) || flux::installed_by_spin_aks(conn).await);
+    let with_flux = !on_aks && flux::needed(conn, &resources).await?;
     // A dry run lists the plan even where Flux is still to come (the AKS extension).
     if !settings.dry_run && !with_flux {
         require_flux(conn, &resources)?;
@@ -260,7 +259,7 @@ fn require_flux(conn: &Connection, resources: &Resources) -> anyhow::Result<()> 
         return Ok(());
     }
     Err(crate::bad_input!(
-        "{} has no Flux helm-controller (helm.toolkit.fluxcd.io/v2 HelmRelease and source.toolkit.fluxcd.io/v1 HelmRepository are not served) although its Flux cluster extension is enabled: spin-aks installs SpinKube's charts through it. See the extension's state (`az k8s-extension show --name flux --cluster-type managedClusters …`), then run this again",
+        "{} has no Flux helm-controller (helm.toolkit.fluxcd.io/v2 HelmRelease and source.toolkit.fluxcd.io/v1 HelmRepository are not served) although its Flux cluster extension is enabled: spin-aks installs SpinKube's charts through it. See the state of the cluster's `flux` extension (Azure portal: the cluster's Extensions + applications), then run this again",
         conn.context
     ))
 }

@@ -76,7 +76,7 @@ fn flux_objects_are_our_own_as_flux_install_lays_them_out() {
 }
 
 #[test]
-fn a_dry_run_lists_flux_and_a_tampered_module_or_missing_rights_are_refused_writing_nothing() {
+fn a_dry_run_lists_flux_and_a_tampered_module_missing_rights_or_another_flux_write_nothing() {
     let Some((rig, sources)) = rig_without_flux() else {
         return;
     };
@@ -177,6 +177,43 @@ fn a_dry_run_lists_flux_and_a_tampered_module_or_missing_rights_are_refused_writ
         );
         std::fs::write(&zip, published).unwrap();
     }
+
+    // A Flux of another origin without the APIs the install needs (here: an old source-controller
+    // alone) is refused, not overwritten.
+    let old_flux = home.path().join("old-flux.json");
+    let schema =
+        serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    let crd = serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "helmrepositories.source.toolkit.fluxcd.io"},
+        "spec": {
+            "group": "source.toolkit.fluxcd.io",
+            "names": {"kind": "HelmRepository", "listKind": "HelmRepositoryList", "plural": "helmrepositories", "singular": "helmrepository"},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1beta2", "served": true, "storage": true, "schema": {"openAPIV3Schema": schema}}],
+        },
+    });
+    std::fs::write(&old_flux, crd.to_string()).unwrap();
+    rig.kubectl_ok(&["apply", "-f", old_flux.to_str().unwrap()]);
+    rig.kubectl_ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "crd/helmrepositories.source.toolkit.fluxcd.io",
+    ]);
+    let refused = install(&rig, home.path(), &sources, &[]);
+    assert_exit(&refused, 2, "install beside an older Flux");
+    let said = stderr(&refused);
+    assert!(
+        said.contains("runs a Flux without") && said.contains("flux install"),
+        "{said}"
+    );
+    assert!(
+        !namespaces(&rig).contains("namespace/flux-system\n"),
+        "{}",
+        namespaces(&rig)
+    );
 }
 
 #[test]
