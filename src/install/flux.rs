@@ -76,9 +76,26 @@ fn labels(component: Option<&str>) -> Value {
     labels
 }
 
+/// What installing Flux applies: each controller's CRDs from its module zip on `proxy` (refused
+/// unless its hash is the pinned one), then [`objects`].
+pub async fn plan(
+    http: &reqwest::Client,
+    proxy: &str,
+    flux: &FluxControllers,
+    registry: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let crds = flux.modules().map(|module| async move {
+        let crds = super::crds::fetch(http, proxy, module).await?;
+        Ok::<_, anyhow::Error>(labelled_crds(module, crds))
+    });
+    let mut plan = futures_util::future::try_join_all(crds).await?.concat();
+    plan.extend(objects(flux, registry));
+    Ok(plan)
+}
+
 /// A controller's CRDs (from its module zip) with the labels `flux install` gives them, by which
 /// `flux check` and `flux uninstall` find them.
-pub fn labelled_crds(module: &Module, mut crds: Vec<Value>) -> Vec<Value> {
+fn labelled_crds(module: &Module, mut crds: Vec<Value>) -> Vec<Value> {
     for crd in &mut crds {
         if !crd["metadata"]["labels"].is_object() {
             crd["metadata"]["labels"] = json!({});

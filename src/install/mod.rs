@@ -104,25 +104,20 @@ pub async fn install(
     }
     let http = crate::registry::client::http_client(&Default::default())?;
     let releases = &settings.releases;
-    let flux_modules = match with_flux {
-        true => releases.flux.modules().to_vec(),
-        false => Vec::new(),
+    let proxy = &settings.module_proxy;
+    let flux_objects = async {
+        if !with_flux {
+            return Ok(Vec::new());
+        }
+        flux::plan(&http, proxy, &releases.flux, &settings.flux_registry).await
     };
-    let flux_crds = flux_modules.iter().map(|module| async {
-        let crds = crds::fetch(&http, &settings.module_proxy, module).await?;
-        Ok::<_, anyhow::Error>(flux::labelled_crds(module, crds))
-    });
     // Nothing is written before the rights, the chart versions and the CRDs are known good.
-    let (crds, flux_crds, (), ()) = tokio::try_join!(
-        crds::fetch(&http, &settings.module_proxy, &releases.operator_module),
-        futures_util::future::try_join_all(flux_crds),
+    let (crds, flux_objects, (), ()) = tokio::try_join!(
+        crds::fetch(&http, proxy, &releases.operator_module),
+        flux_objects,
         preflight::rights(conn, label_nodes, with_flux),
         preflight::chart_versions(releases, &settings.charts, out),
     )?;
-    let mut flux_objects: Vec<Value> = flux_crds.concat();
-    if with_flux {
-        flux_objects.extend(flux::objects(&releases.flux, &settings.flux_registry));
-    }
     let mut first: Vec<Value> = objects::repositories(releases, &settings.charts);
     // The HelmRelease CRD about to be installed, else the cluster's, says whether it knows the field.
     let installing = (flux_objects.iter())
@@ -139,8 +134,10 @@ pub async fn install(
         "spin-operator": releases.spin_operator.version,
         "containerd-shim-spin": releases.shim,
     });
-    for module in &flux_modules {
-        versions[module.name()] = json!(module.version);
+    if with_flux {
+        for module in releases.flux.modules() {
+            versions[module.name()] = json!(module.version);
+        }
     }
     let mut report = InstallReport {
         cluster: conn.context.clone(),

@@ -63,9 +63,13 @@ pub(super) fn lines(report: &InstallReport) -> Vec<String> {
         let pools = aks.labelled_pools.iter();
         lines.extend(pools.map(|p| format!("agent pool {p} labelled spin=true")));
     }
-    lines.extend(
-        (report.stages.iter()).map(|s| format!("{} ready after {:.1}s", s.name, s.seconds)),
-    );
+    lines.extend((report.stages.iter()).map(|s| {
+        let name = match s.name.as_str() {
+            "flux" => "Flux's source- and helm-controller",
+            name => name,
+        };
+        format!("{name} ready after {:.1}s", s.seconds)
+    }));
     lines.push(match (report.dry_run, report.changed()) {
         (true, _) => format!("dry run: nothing written to {}", report.cluster),
         (false, true) => format!("SpinKube is installed on {}", report.cluster),
