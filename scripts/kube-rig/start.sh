@@ -288,7 +288,10 @@ spawn kube-scheduler "$bin/kube-scheduler" --kubeconfig "$run/kubeconfig" --lead
 
 stand_in_app
 kwok_config
-spawn kwok "$bin/kwok" --kubeconfig "$run/kubeconfig" --config "$run/kwok.yaml" \
+# Node Leases are the fake nodes' heartbeat: without the flag this kwok renews none and never
+# refreshes a node's status, so the node lifecycle controller marked both nodes NotReady (and
+# every pod unready) 50 s after the last status write, every minute or so, until kwok reset them.
+spawn kwok "$bin/kwok" --kubeconfig "$run/kubeconfig" --config "$run/kwok.yaml" --node-lease-duration-seconds 40 \
   --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
   --node-ip 127.0.0.1 --node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
   --tls-cert-file "$run/pki/serving.crt" --tls-private-key-file "$run/pki/serving.key" --cidr 10.0.1.0/24
