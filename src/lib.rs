@@ -23,3 +23,4 @@ pub mod registry;
 pub mod secret_input;
 pub mod state;
 pub mod target;
+pub mod tls;

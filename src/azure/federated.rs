@@ -187,7 +187,7 @@ impl FederatedCredential {
         if !authority.starts_with("https://") {
             bail!("AZURE_AUTHORITY_HOST {authority} does not use HTTPS; a client assertion is sent only over TLS");
         }
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder(Vec::new())
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
             .build()?;

@@ -38,7 +38,7 @@ impl ImdsCredential {
 
     /// A token for `scope` (`<resource>/.default`), and when it expires.
     pub async fn get_token(&self, scope: &str) -> anyhow::Result<(Secret, SystemTime)> {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder(Vec::new())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .no_proxy()

@@ -96,7 +96,7 @@ impl Rest {
             None => 1.0,
         };
         Ok(Rest {
-            http: reqwest::Client::builder()
+            http: crate::tls::client_builder(Vec::new())
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             credential: AzureCredential::from_env(),

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use tokio_util::io::ReaderStream;
 
 use super::auth::{AuthError, Authenticator};
@@ -649,50 +651,52 @@ impl RegistryClient {
 /// An HTTP client that trusts what `transport` says (`--ca-file`), for the registry and the
 /// services in front of it (ACR's token exchange).
 pub fn http_client(transport: &TransportOptions) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
+    let extra_roots = match &transport.ca_file {
+        Some(ca_file) => ca_file_roots(ca_file)?,
+        None => Vec::new(),
+    };
+    crate::tls::client_builder(extra_roots)
         .user_agent(concat!("spin-aks/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
         .tcp_keepalive(Duration::from_secs(30))
         // Every request but a blob upload (which sets its own, by size) is small.
         .timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(transport.max_connections.max(1));
-    if let Some(ca_file) = &transport.ca_file {
-        let bytes = std::fs::read(ca_file).map_err(|e| {
-            crate::bad_input!("cannot read the --ca-file {}: {e}", ca_file.display())
-        })?;
-        let refuse = |what: &str| {
-            crate::bad_input!(
-                "the --ca-file {} {what}; pass the registry's CA certificate(s) as PEM (`-----BEGIN CERTIFICATE-----` blocks) or one DER certificate",
-                ca_file.display()
-            )
-        };
-        // A file of no PEM certificate parses as an empty list: trusting nothing more, silently.
-        // (Then it may be one DER certificate.)
-        let (certs, from_pem) = match reqwest::Certificate::from_pem_bundle(&bytes) {
-            Ok(certs) if certs.is_empty() => {
-                let der = reqwest::Certificate::from_der(&bytes)
-                    .map_err(|_| refuse("holds no certificate"))?;
-                (vec![der], false)
-            }
-            Ok(certs) => (certs, true),
-            Err(_) => return Err(refuse("holds a CERTIFICATE block that is not valid base64")),
-        };
-        // The certificates are parsed only when a client is built: try them on their own first,
-        // so a bad one is the file's fault, named, rather than a failure to set up HTTP.
-        let valid = reqwest::Client::builder()
-            .tls_certs_only(certs.clone())
-            .build()
-            .is_ok();
-        if !valid {
+        .pool_max_idle_per_host(transport.max_connections.max(1))
+        .build()
+        .context("cannot set up the HTTP client")
+}
+
+/// The certificates of a `--ca-file`: PEM `CERTIFICATE` blocks, or one DER certificate, each
+/// one a trust anchor (refused here, naming the file, rather than at the first handshake).
+fn ca_file_roots(ca_file: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let bytes = std::fs::read(ca_file)
+        .map_err(|e| crate::bad_input!("cannot read the --ca-file {}: {e}", ca_file.display()))?;
+    let refuse = |what: &str| {
+        crate::bad_input!(
+            "the --ca-file {} {what}; pass the registry's CA certificate(s) as PEM (`-----BEGIN CERTIFICATE-----` blocks) or one DER certificate",
+            ca_file.display()
+        )
+    };
+    let pem = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| refuse("holds a CERTIFICATE block that is not valid base64"))?;
+    let from_pem = !pem.is_empty();
+    let certs = if from_pem {
+        pem
+    } else {
+        vec![CertificateDer::from(bytes)]
+    };
+    let mut store = rustls::RootCertStore::empty();
+    for cert in &certs {
+        if store.add(cert.clone()).is_err() {
             return Err(refuse(if from_pem {
                 "holds a CERTIFICATE block that is not a valid X.509 certificate"
             } else {
                 "holds no certificate"
             }));
         }
-        builder = builder.tls_certs_merge(certs);
     }
-    builder.build().context("cannot set up the HTTP client")
+    Ok(certs)
 }
 
 /// A blob file to upload: its digest, size and path in the layout.

@@ -1,0 +1,129 @@
+//! TLS trust for every HTTP client spin-aks makes: the system's roots (plus `--ca-file`'s), read
+//! on the first certificate there is to verify, so plain-HTTP and cached runs never pay for them.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// A client configuration that verifies servers against the system's roots and `extra_roots`,
+/// offering HTTP/2 and HTTP/1.1 (for `reqwest::ClientBuilder::tls_backend_preconfigured`).
+pub fn client_config(extra_roots: Vec<CertificateDer<'static>>) -> rustls::ClientConfig {
+    let provider = provider();
+    let verifier = LazyVerifier {
+        provider: provider.clone(),
+        extra_roots,
+        own: OnceLock::new(),
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the default provider supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config
+}
+
+/// A `reqwest` client builder that trusts what [`client_config`] trusts.
+pub fn client_builder(extra_roots: Vec<CertificateDer<'static>>) -> reqwest::ClientBuilder {
+    reqwest::Client::builder().tls_backend_preconfigured(client_config(extra_roots))
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+}
+
+/// The platform verifier, built on first use: once per process for the system's roots alone
+/// (shared by every client), once per client when it trusts more.
+struct LazyVerifier {
+    provider: Arc<CryptoProvider>,
+    extra_roots: Vec<CertificateDer<'static>>,
+    own: OnceLock<Result<Arc<rustls_platform_verifier::Verifier>, rustls::Error>>,
+}
+
+impl LazyVerifier {
+    fn verifier(&self) -> Result<Arc<rustls_platform_verifier::Verifier>, rustls::Error> {
+        static SYSTEM: OnceLock<Result<Arc<rustls_platform_verifier::Verifier>, rustls::Error>> =
+            OnceLock::new();
+        let build = || {
+            rustls_platform_verifier::Verifier::new_with_extra_roots(
+                self.extra_roots.iter().cloned(),
+                self.provider.clone(),
+            )
+            .map(Arc::new)
+        };
+        let cell = if self.extra_roots.is_empty() {
+            &SYSTEM
+        } else {
+            &self.own
+        };
+        cell.get_or_init(build).clone()
+    }
+}
+
+impl fmt::Debug for LazyVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyVerifier")
+            .field("extra_roots", &self.extra_roots.len())
+            .finish()
+    }
+}
+
+impl ServerCertVerifier for LazyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
