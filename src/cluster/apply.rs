@@ -154,23 +154,40 @@ pub async fn apply(
         .iter()
         .map(|r| applyset::group_kind(&r.resource.api_version, &r.resource.kind))
         .collect();
-    let previous = parent_group_kinds(conn, set).await?;
+    // Everything live is read at once (the parent and each object as it is before this apply);
+    // then the writes: the parent, then stage by stage, each stage's objects at once.
+    let befores = futures_util::stream::iter(&resolved)
+        .map(|item| live_object(conn, item, namespace))
+        .buffered(AT_ONCE)
+        .collect::<Vec<_>>();
+    let (parent, befores) = futures_util::join!(live_parent(conn, set), befores);
+    let parent = parent?;
+    let previous = (parent.as_ref())
+        .map(ApplySet::listed_group_kinds)
+        .unwrap_or_default();
     let union: BTreeSet<String> = previous.union(&current).cloned().collect();
-    apply_parent(conn, set, &union, options.dry_run).await?;
+    apply_parent(conn, set, parent.as_ref(), &union, options.dry_run).await?;
 
-    // Stage by stage, each stage's objects at once; the report keeps the objects' order.
+    // The report keeps the objects' order.
+    let mut befores: Vec<Option<anyhow::Result<Option<Value>>>> =
+        befores.into_iter().map(Some).collect();
     let mut results = Vec::with_capacity(resolved.len());
     for stage in 0..=WORKLOADS {
-        let due = (resolved.iter().enumerate())
-            .filter(|(_, item)| stage_of(&item.resource.kind) == stage);
-        let done: Vec<_> =
-            futures_util::stream::iter(due)
-                .map(|(index, item)| async move {
-                    (index, apply_one(conn, item, namespace, options).await)
-                })
-                .buffer_unordered(AT_ONCE)
-                .collect()
-                .await;
+        let due: Vec<_> = (resolved.iter().enumerate())
+            .filter(|(_, item)| stage_of(&item.resource.kind) == stage)
+            .map(|(index, item)| (index, item, befores[index].take().expect("read once")))
+            .collect();
+        let done: Vec<_> = futures_util::stream::iter(due)
+            .map(|(index, item, before)| async move {
+                let applied = match before {
+                    Ok(before) => apply_one(conn, item, before, namespace, options).await,
+                    Err(e) => Err(e),
+                };
+                (index, applied)
+            })
+            .buffer_unordered(AT_ONCE)
+            .collect()
+            .await;
         results.extend(done);
     }
     results.sort_by_key(|(index, _)| *index);
@@ -198,7 +215,7 @@ pub async fn apply(
         applied
             .objects
             .extend(prune(conn, resources, set, &union, &keep, options.dry_run).await?);
-        apply_parent(conn, set, &current, options.dry_run).await?;
+        apply_parent(conn, set, None, &current, options.dry_run).await?;
     }
     Ok(applied)
 }
@@ -231,25 +248,36 @@ fn patch_params(options: &ApplyOptions, dry_run: bool) -> PatchParams {
     params
 }
 
-/// Applies one object (with its `--diff` text); `Ok(Err(fields))` lists its ownership conflicts.
+/// The object as it is live (None when it does not exist yet).
+async fn live_object(
+    conn: &Connection,
+    item: &Resolved,
+    namespace: &str,
+) -> anyhow::Result<Option<Value>> {
+    let ns = item.namespaced.then_some(namespace);
+    let live = item
+        .api(conn, namespace)
+        .get_opt(&item.name())
+        .await
+        .map_err(|e| {
+            forget_kinds_if_gone(conn, &e);
+            explain(e, conn, Action::new("get", &item.resource.plural, ns))
+        })?;
+    Ok(live.map(to_value))
+}
+
+/// Applies one object, `before` as it was read (with its `--diff` text); `Ok(Err(fields))`
+/// lists its ownership conflicts.
 async fn apply_one(
     conn: &Connection,
     item: &Resolved,
+    before: Option<Value>,
     namespace: &str,
     options: &ApplyOptions,
 ) -> anyhow::Result<Result<(AppliedObject, String), Vec<String>>> {
     let api = item.api(conn, namespace);
     let name = item.name();
-    let resource = item.resource.plural.as_str();
     let ns = item.namespaced.then_some(namespace);
-    let before = api
-        .get_opt(&name)
-        .await
-        .map_err(|e| {
-            forget_kinds_if_gone(conn, &e);
-            explain(e, conn, Action::new("get", resource, ns))
-        })?
-        .map(to_value);
     let patch = Patch::Apply(&item.object);
     // With --diff the server's dry run comes first; under --dry-run server it is also the result.
     let mut dry = None;
@@ -348,14 +376,30 @@ pub async fn ensure_namespace(
     namespace: &str,
     dry_run: bool,
 ) -> anyhow::Result<bool> {
+    if namespace_exists(conn, namespace).await? {
+        return Ok(false);
+    }
+    create_namespace(conn, namespace, dry_run).await?;
+    Ok(true)
+}
+
+/// Whether `namespace` exists (a read only).
+pub async fn namespace_exists(conn: &Connection, namespace: &str) -> anyhow::Result<bool> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(conn.client.clone());
     let found = api
         .get_opt(namespace)
         .await
         .map_err(|e| explain(e, conn, Action::new("get", "namespaces", None)))?;
-    if found.is_some() {
-        return Ok(false);
-    }
+    Ok(found.is_some())
+}
+
+/// Creates `namespace` (server-side applied by spin-aks).
+pub async fn create_namespace(
+    conn: &Connection,
+    namespace: &str,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(conn.client.clone());
     let mut params = PatchParams::apply(FIELD_MANAGER);
     if dry_run {
         params = params.dry_run();
@@ -364,7 +408,7 @@ pub async fn ensure_namespace(
     api.patch(namespace, &params, &Patch::Apply(&object))
         .await
         .map_err(|e| explain(e, conn, Action::new("create", "namespaces", None)))?;
-    Ok(true)
+    Ok(())
 }
 
 fn secrets_api(conn: &Connection, namespace: &str) -> Api<DynamicObject> {
@@ -377,31 +421,56 @@ pub async fn parent_group_kinds(
     conn: &Connection,
     set: &ApplySet,
 ) -> anyhow::Result<BTreeSet<String>> {
+    Ok(live_parent(conn, set)
+        .await?
+        .map(|p| ApplySet::listed_group_kinds(&p))
+        .unwrap_or_default())
+}
+
+async fn live_parent(conn: &Connection, set: &ApplySet) -> anyhow::Result<Option<Value>> {
     let parent = secrets_api(conn, &set.namespace)
         .get_opt(&set.parent_name)
         .await
         .map_err(|e| explain(e, conn, Action::new("get", "secrets", Some(&set.namespace))))?;
-    Ok(parent
-        .map(|p| ApplySet::listed_group_kinds(&to_value(p)))
-        .unwrap_or_default())
+    Ok(parent.map(to_value))
+}
+
+/// Whether the live parent already says what applying `wanted` would: every label and
+/// annotation of it, with spin-aks among the parent's appliers. Then the write is skipped.
+fn parent_is_current(live: &Value, wanted: &Value) -> bool {
+    let carries = |field: &str| match wanted["metadata"][field].as_object() {
+        Some(fields) => fields
+            .iter()
+            .all(|(key, value)| live["metadata"][field][key] == *value),
+        None => true,
+    };
+    let ours = live["metadata"]["managedFields"]
+        .as_array()
+        .is_some_and(|entries| {
+            entries
+                .iter()
+                .any(|e| e["manager"] == FIELD_MANAGER && e["operation"] == "Apply")
+        });
+    ours && carries("labels") && carries("annotations")
 }
 
 async fn apply_parent(
     conn: &Connection,
     set: &ApplySet,
+    live: Option<&Value>,
     group_kinds: &BTreeSet<String>,
     dry_run: bool,
 ) -> anyhow::Result<()> {
+    let wanted = set.parent(group_kinds);
+    if live.is_some_and(|live| parent_is_current(live, &wanted)) {
+        return Ok(());
+    }
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     if dry_run {
         params = params.dry_run();
     }
     secrets_api(conn, &set.namespace)
-        .patch(
-            &set.parent_name,
-            &params,
-            &Patch::Apply(&set.parent(group_kinds)),
-        )
+        .patch(&set.parent_name, &params, &Patch::Apply(&wanted))
         .await
         .map_err(|e| {
             explain(

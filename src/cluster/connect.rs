@@ -70,12 +70,9 @@ pub async fn connect_with(
         .clone()
         .or(from_state)
         .unwrap_or_else(|| config.default_namespace.clone());
-    let client = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| {
-            anyhow::anyhow!("cannot set up a client for context `{context}` ({server}): {e}")
-        })?
-        .with_layer(&super::retry::RetryLayer)
-        .build();
+    let client = client(config).map_err(|e| {
+        anyhow::anyhow!("cannot set up a client for context `{context}` ({server}): {e}")
+    })?;
     Ok(Connection {
         client,
         context,
@@ -140,4 +137,45 @@ fn choose_context(
         .current_context
         .clone()
         .ok_or_else(|| bad_input!("the kubeconfig has no current context; pass --context <NAME>"))
+}
+
+/// kube's own client stack (`ClientBuilder::try_from`) with TCP_NODELAY on its connections and
+/// our retries. Without it, a request on a new TLS connection (several start at once when objects
+/// are applied concurrently) could wait 40 ms for the server's delayed ACK (Nagle's algorithm).
+/// Through a proxy, kube's stack as it is.
+fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    use kube::client::ConfigExt;
+    if config.proxy_url.is_some() {
+        return Ok(kube::client::ClientBuilder::try_from(config)?
+            .with_layer(&super::retry::RetryLayer)
+            .build());
+    }
+    // kube's TLS setup takes the process's default provider, which its own stack installs.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let mut connector =
+        hyper_timeout::TimeoutConnector::new(config.rustls_https_connector_with_connector(http)?);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let http_client =
+        hyper_util::client::legacy::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .build::<_, kube::client::Body>(connector);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .map_err(tower::BoxError::from)
+        .service(http_client);
+    Ok(
+        kube::client::ClientBuilder::new(service, config.default_namespace)
+            .with_layer(&super::retry::RetryLayer)
+            .build(),
+    )
 }

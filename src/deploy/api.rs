@@ -176,26 +176,43 @@ async fn apply_manifests(
     let selector = expose::pod_selector(&objects, plan.name);
     objects.extend(expose::objects(&settings.exposure, plan.name, &selector));
     let resources = Resources::for_objects(conn, &objects).await?;
-    check::preflight(conn, &resources, &objects).await?;
-    apply::use_served_spinapp_group(&mut objects, &resources)?;
+    // Leaves the objects as they are when the cluster serves no SpinApp (the preflight says why).
+    let served = apply::use_served_spinapp_group(&mut objects, &resources);
     let set = ApplySet::for_app(plan.name, namespace);
-    let secrets = secret_objects(conn, &set, &objects, &settings.secrets).await?;
-    let objects: Vec<Value> = secrets.into_iter().chain(objects).collect();
+    // What the cluster has, read at once; judged in this order, so the first failure is the
+    // same one every time (the cluster's readiness before anything about the app).
+    let executors = async {
+        match &served {
+            Ok(()) => executor::missing(conn, &resources, namespace, &objects).await,
+            Err(_) => Ok(Vec::new()),
+        }
+    };
+    let (ready, secrets, namespace_exists, executors) = futures_util::join!(
+        check::preflight(conn, &resources, &objects),
+        secret_objects(conn, &set, &objects, &settings.secrets),
+        apply::namespace_exists(conn, namespace),
+        executors,
+    );
+    ready?;
+    served?;
+    let objects: Vec<Value> = secrets?.into_iter().chain(objects).collect();
     let options = ApplyOptions {
         dry_run: settings.dry_run,
         force_conflicts: settings.force_conflicts,
         diff: settings.diff,
         prune: settings.prune,
     };
-    if apply::ensure_namespace(conn, namespace, options.dry_run).await? {
+    let executors = executors?;
+    if !namespace_exists? {
         if options.dry_run {
             anyhow::bail!(
                 "namespace {namespace} does not exist, so the server cannot dry-run objects into it; a real apply creates it"
             );
         }
+        apply::create_namespace(conn, namespace, false).await?;
         out.info(format!("created namespace {namespace}"));
     }
-    for name in executor::ensure(conn, &resources, namespace, &objects, options.dry_run).await? {
+    for name in executor::create(conn, namespace, executors, options.dry_run).await? {
         out.info(format!(
             "created SpinAppExecutor {name} in namespace {namespace}: SpinKube runs SpinApps through it"
         ));

@@ -895,8 +895,8 @@ fn library_log_lines_stay_out_of_default_output() {
         stderr.contains("error: cannot reach the cluster"),
         "{stderr}"
     );
-    assert!(!stderr.contains("kube_client"), "{stderr}");
+    assert!(!stderr.contains("hyper_util"), "{stderr}");
     assert!(!stderr.contains("ERROR"), "{stderr}");
     let (_, verbose) = status(&["-vv"]);
-    assert!(verbose.contains("kube_client"), "-vv shows them: {verbose}");
+    assert!(verbose.contains("hyper_util"), "-vv shows them: {verbose}");
 }
