@@ -47,10 +47,14 @@ for i in $(seq "$runs"); do
   ours_again+=("$(seconds "$bin" -q -f "$app" apply --dir "$work/objects" -n "ours-$i" --image "$image" --no-wait)")
   theirs_again+=("$(seconds kubectl apply --server-side --field-manager=bench -n "theirs-$i" -f "$work/objects")")
 done
+# Instructions (user space) of one unchanged apply each, on the first run's namespaces.
+ir_ours=$(instructions "$bin" -q -f "$app" apply --dir "$work/objects" -n ours-1 --image "$image" --no-wait)
+ir_theirs=$(instructions kubectl apply --server-side --field-manager=bench -n theirs-1 -f "$work/objects")
 m() { printf '%s\n' "$@" | median; }
 report() { printf '%-34s spin-aks %.3f s   kubectl %.3f s   ratio %.2f×\n' "$1" "$2" "$3" "$(echo "$2 / $3" | bc -l)"; }
 report "apply, new namespace" "$(m "${ours_first[@]}")" "$(m "${theirs_first[@]}")"
 report "apply, unchanged" "$(m "${ours_again[@]}")" "$(m "${theirs_again[@]}")"
+printf '%-34s spin-aks %s M   kubectl %s M (user space)\n' "apply, unchanged: instructions" "$(millions "$ir_ours")" "$(millions "$ir_theirs")"
 
 # up of an unchanged app: one up to get there, then timed ones.
 start_registry up

@@ -143,21 +143,26 @@ pub fn file_blob(layout: &Layout, mut file: File, path: &Path) -> anyhow::Result
     Ok((digest, size))
 }
 
-/// Reads `file` to the end through one stack buffer, handing each chunk to `sink`; the size.
+/// Reads `file` to the end through this thread's 128 KiB buffer (zeroed once, not per file),
+/// handing each chunk to `sink`; the size.
 fn copy_with(file: &mut File, mut sink: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<u64> {
-    let mut buffer = [0u8; 128 * 1024];
-    let mut size = 0u64;
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) => return Ok(size),
-            Ok(n) => {
-                sink(&buffer[..n])?;
-                size += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 128 * 1024]);
     }
+    BUFFER.with_borrow_mut(|buffer| {
+        let mut size = 0u64;
+        loop {
+            match file.read(buffer) {
+                Ok(0) => return Ok(size),
+                Ok(n) => {
+                    sink(&buffer[..n])?;
+                    size += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
 }
 
 /// A reader that hashes what is read through it.

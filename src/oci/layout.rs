@@ -70,10 +70,19 @@ struct Index {
     manifests: Vec<Descriptor>,
 }
 
+/// `root`'s `blobs/sha256/`, made absolute when the working directory can be read.
+fn blobs_dir(root: &Path) -> PathBuf {
+    let blobs = root.join("blobs").join("sha256");
+    std::path::absolute(&blobs).unwrap_or(blobs)
+}
+
 /// A directory holding an OCI image layout.
 #[derive(Clone, Debug)]
 pub struct Layout {
     root: PathBuf,
+    /// `blobs/sha256/`, absolute: a temporary blob created there costs no lookup of the
+    /// working directory (one per file of a build).
+    blobs: PathBuf,
     /// Whether it already held an image when opened: a rebuild, whose blobs mostly exist.
     rebuild: bool,
     /// The lock of [`Layout::create_exclusive`], released when the last clone drops.
@@ -85,6 +94,7 @@ impl Layout {
     pub fn create(root: &Path) -> anyhow::Result<Self> {
         let layout = Layout {
             root: root.to_path_buf(),
+            blobs: blobs_dir(root),
             rebuild: root.join("index.json").is_file(),
             lock: None,
         };
@@ -108,6 +118,7 @@ impl Layout {
         }
         Ok(Layout {
             root: root.to_path_buf(),
+            blobs: blobs_dir(root),
             rebuild: true,
             lock: None,
         })
@@ -161,7 +172,7 @@ impl Layout {
     }
 
     fn blobs_dir(&self) -> PathBuf {
-        self.root.join("blobs").join("sha256")
+        self.blobs.clone()
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
