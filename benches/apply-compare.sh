@@ -77,6 +77,9 @@ for i in $(seq "$runs"); do
   sleep 0.5
   "$bin" -q -f "$app" apply --dir "$work/objects" -n "$ns" --image "$image" >/dev/null
   done_at=$(now)
+  # The watch ends only at its next event, which may never come: stop it once it has seen.
+  for _ in $(seq 100); do [ -s "$work/available-$i" ] && break; sleep 0.1; done
+  pkill -f "kubectl get deployments -n $ns -w" 2>/dev/null || true
   wait "$watcher" 2>/dev/null || true
   lags+=("$(echo "($done_at - $(cat "$work/available-$i")) * 1000" | bc -l)")
 done

@@ -86,23 +86,38 @@ pub fn wasm_blob(
     options: &AssembleOptions,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<(Digest, u64)> {
-    let file = File::open(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-    let mut scanner = ImportScanner::new(BufReader::with_capacity(256 * 1024, file));
-    let mut blob = layout.blob_writer()?;
-    io::copy(&mut scanner, &mut blob).with_context(|| {
+    let cannot = || {
         format!(
             "cannot copy {} into the layout {}",
             wasm.display(),
             layout.root().display()
         )
-    })?;
+    };
+    let mut file = File::open(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let mut scanner = ImportScanner::new(BufReader::with_capacity(256 * 1024, &file));
+    // As file_blob: streamed into a fresh layout; on a rebuild hashed first, copied if new.
+    let rebuild = layout.is_rebuild();
+    let (digest, size) = if rebuild {
+        let mut hashing = super::HashingWriter::new(io::sink());
+        io::copy(&mut scanner, &mut hashing).with_context(cannot)?;
+        let (digest, size, _) = hashing.finish();
+        (digest, size)
+    } else {
+        let mut blob = layout.blob_writer()?;
+        io::copy(&mut scanner, &mut blob).with_context(cannot)?;
+        blob.commit()?
+    };
     let imports = scanner.finish();
     warnings.extend(compat::import_warnings(
         component,
         imports.iter().map(String::as_str),
         options.target,
     ));
-    blob.commit()
+    if rebuild && !layout.has_blob(&digest) {
+        file.seek(io::SeekFrom::Start(0)).with_context(cannot)?;
+        layout.copy_blob(&mut file, &digest).with_context(cannot)?;
+    }
+    Ok((digest, size))
 }
 
 /// Makes an opened file (`path` names it in errors) a blob, reading it once. Into a fresh layout

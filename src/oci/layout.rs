@@ -361,6 +361,9 @@ fn write_failed(blobs_dir: &Path, err: io::Error) -> io::Error {
 
 /// Writes `bytes` to a temporary file beside `path` and renames it over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if holds_already(path, bytes) {
+        return Ok(());
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -372,6 +375,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     temp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// Whether `path` is a regular file (not followed if a link) that only its owner can read and
+/// that holds exactly `bytes`, as the write would leave it: then nothing is written (an
+/// unchanged build or state costs no fsync).
+fn holds_already(path: &Path, bytes: &[u8]) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    meta.is_file()
+        && meta.len() == bytes.len() as u64
+        && meta.permissions().mode() & 0o077 == 0
+        && fs::read(path).is_ok_and(|held| held == bytes)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
