@@ -496,3 +496,38 @@ message = "hi"
         serde_json::json!({"type": "http", "base": "/"})
     );
 }
+
+#[test]
+fn rebuilding_an_unchanged_app_writes_no_file() {
+    use std::os::unix::fs::MetadataExt;
+    let home = tempfile::tempdir().unwrap();
+    let app = example_copy(home.path());
+    let first = build_json(home.path(), &app, &[]);
+    let layout = app.join(".spin-aks/oci");
+    // Every file of the layout by name, with its inode and change time: a rewrite (temp file
+    // renamed over it) gives a new inode, an in-place write a new ctime.
+    let files = || -> Vec<(String, u64, i64, i64)> {
+        let mut seen = Vec::new();
+        for dir in [layout.clone(), layout.join("blobs/sha256")] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                if meta.is_file() && entry.file_name() != ".spin-aks.lock" {
+                    let name = entry.path().display().to_string();
+                    seen.push((name, meta.ino(), meta.ctime(), meta.ctime_nsec()));
+                }
+            }
+        }
+        seen.sort();
+        seen
+    };
+    let before = files();
+    std::thread::sleep(Duration::from_millis(20));
+    let second = build_json(home.path(), &app, &[]);
+    assert_eq!(first["digest"], second["digest"]);
+    assert_eq!(
+        files(),
+        before,
+        "an unchanged rebuild replaces or touches no file of the layout"
+    );
+}

@@ -1280,6 +1280,23 @@ fn up_builds_pushes_applies_and_an_unchanged_app_changes_nothing() {
     );
     let state = std::fs::read_to_string(home.path().join("state")).unwrap();
     assert!(!state.contains(SECRET));
+
+    // Once more: nothing on disk is rewritten either (the state file, the layout's index).
+    let stamp = |path: std::path::PathBuf| {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&path).unwrap();
+        (meta.ino(), meta.ctime(), meta.ctime_nsec())
+    };
+    let files = [
+        home.path().join("state"),
+        app.join(".spin-aks/oci/index.json"),
+    ];
+    let before: Vec<_> = files.iter().cloned().map(stamp).collect();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let (third, _) = up(&["-y"]);
+    assert_eq!(third["push"]["digest"], digest);
+    let after: Vec<_> = files.iter().cloned().map(stamp).collect();
+    assert_eq!(after, before, "an unchanged up rewrites neither {files:?}");
 }
 
 // ---------- Key Vault and stores ----------
