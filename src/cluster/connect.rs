@@ -26,7 +26,11 @@ pub struct Remembered {
 /// A client for one context, and the names errors and reports use.
 #[derive(Clone)]
 pub struct Connection {
+    /// For API calls: HTTP/2 where the server offers it, so concurrent requests share one
+    /// connection (as kubectl's do).
     pub client: Client,
+    /// HTTP/1.1 only, for what upgrades the connection (port-forward's WebSocket).
+    pub upgrades: Client,
     pub context: String,
     pub server: String,
     pub namespace: String,
@@ -70,11 +74,14 @@ pub async fn connect_with(
         .clone()
         .or(from_state)
         .unwrap_or_else(|| config.default_namespace.clone());
-    let client = client(config).map_err(|e| {
+    let cannot = |e: kube::Error| {
         anyhow::anyhow!("cannot set up a client for context `{context}` ({server}): {e}")
-    })?;
+    };
+    let upgrades = client(config.clone(), Http::OneOne).map_err(cannot)?;
+    let client = client(config, Http::TwoOrOneOne).map_err(cannot)?;
     Ok(Connection {
         client,
+        upgrades,
         context,
         server,
         namespace,
@@ -139,11 +146,18 @@ fn choose_context(
         .ok_or_else(|| bad_input!("the kubeconfig has no current context; pass --context <NAME>"))
 }
 
-/// kube's own client stack (`ClientBuilder::try_from`) with TCP_NODELAY on its connections and
-/// our retries. Without it, a request on a new TLS connection (several start at once when objects
-/// are applied concurrently) could wait 40 ms for the server's delayed ACK (Nagle's algorithm).
-/// Through a proxy, kube's stack as it is.
-fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+/// Which HTTP versions a client offers the API server (by ALPN).
+#[derive(Clone, Copy, PartialEq)]
+enum Http {
+    TwoOrOneOne,
+    OneOne,
+}
+
+/// kube's own client stack (`ClientBuilder::try_from`) with two changes and our retries: HTTP/2
+/// offered (kube offers only HTTP/1.1, which its connection upgrades need; `Http::OneOne` keeps
+/// that), and TCP_NODELAY on its connections (a request on a new TLS connection could wait 40 ms
+/// for the server's delayed ACK). Through a proxy, kube's stack as it is.
+fn client(config: kube::Config, http: Http) -> Result<kube::Client, kube::Error> {
     use kube::client::ConfigExt;
     if config.proxy_url.is_some() {
         return Ok(kube::client::ClientBuilder::try_from(config)?
@@ -154,11 +168,23 @@ fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     }
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let mut connector =
-        hyper_timeout::TimeoutConnector::new(config.rustls_https_connector_with_connector(http)?);
+    let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    // ALPN follows the versions enabled below.
+    let mut https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config.rustls_client_config()?)
+        .https_or_http();
+    if let Some(name) = &config.tls_server_name {
+        let name = rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| kube::Error::Service(format!("tls-server-name {name}: {e}").into()))?;
+        https = https.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+    }
+    let https = match http {
+        Http::TwoOrOneOne => https.enable_http1().enable_http2().wrap_connector(tcp),
+        Http::OneOne => https.enable_http1().wrap_connector(tcp),
+    };
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
     connector.set_connect_timeout(config.connect_timeout);
     connector.set_read_timeout(config.read_timeout);
     connector.set_write_timeout(config.write_timeout);
