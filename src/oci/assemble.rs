@@ -86,14 +86,9 @@ pub fn wasm_blob(
     options: &AssembleOptions,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<(Digest, u64)> {
-    let cannot = || {
-        format!(
-            "cannot copy {} into the layout {}",
-            wasm.display(),
-            layout.root().display()
-        )
-    };
+    let cannot = || cannot_copy(wasm, layout);
     let mut file = File::open(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let before = file.metadata().with_context(cannot)?;
     let mut scanner = ImportScanner::new(BufReader::with_capacity(256 * 1024, &file));
     // As file_blob: streamed into a fresh layout; on a rebuild hashed first, copied if new.
     let rebuild = layout.is_rebuild();
@@ -113,9 +108,8 @@ pub fn wasm_blob(
         imports.iter().map(String::as_str),
         options.target,
     ));
-    if rebuild && !layout.has_blob(&digest) {
-        file.seek(io::SeekFrom::Start(0)).with_context(cannot)?;
-        layout.copy_blob(&mut file, &digest).with_context(cannot)?;
+    if rebuild {
+        copy_if_missing(layout, &mut file, &before, &digest, size, wasm)?;
     }
     Ok((digest, size))
 }
@@ -124,13 +118,7 @@ pub fn wasm_blob(
 /// it is streamed (hashed as written); on a rebuild it is hashed first and copied (by the kernel,
 /// copy_file_range) only when the layout lacks it, so an unchanged rebuild writes nothing.
 pub fn file_blob(layout: &Layout, mut file: File, path: &Path) -> anyhow::Result<(Digest, u64)> {
-    let cannot = || {
-        format!(
-            "cannot copy {} into the layout {}",
-            path.display(),
-            layout.root().display()
-        )
-    };
+    let cannot = || cannot_copy(path, layout);
     if !layout.is_rebuild() {
         let mut blob = layout.blob_writer()?;
         copy_with(&mut file, |chunk| blob.write_all(chunk)).with_context(cannot)?;
@@ -144,18 +132,43 @@ pub fn file_blob(layout: &Layout, mut file: File, path: &Path) -> anyhow::Result
     })
     .with_context(cannot)?;
     let digest = Digest::from_hasher(hasher);
-    if !layout.has_blob(&digest) {
-        file.seek(io::SeekFrom::Start(0)).with_context(cannot)?;
-        layout.copy_blob(&mut file, &digest).with_context(cannot)?;
-        let after = file.metadata().with_context(cannot)?;
-        if after.len() != size || after.modified().ok() != before.modified().ok() {
-            anyhow::bail!(
-                "{} changed while it was being copied; build again",
-                path.display()
-            );
-        }
-    }
+    copy_if_missing(layout, &mut file, &before, &digest, size, path)?;
     Ok((digest, size))
+}
+
+fn cannot_copy(path: &Path, layout: &Layout) -> String {
+    format!(
+        "cannot copy {} into the layout {}",
+        path.display(),
+        layout.root().display()
+    )
+}
+
+/// A rebuild's copy: `file` (`path` names it), just hashed as `digest` of `size` bytes with
+/// `before` its metadata then, becomes that blob unless the layout has it; refused when the
+/// file changed meanwhile, so a blob always holds what its name says.
+fn copy_if_missing(
+    layout: &Layout,
+    file: &mut File,
+    before: &std::fs::Metadata,
+    digest: &Digest,
+    size: u64,
+    path: &Path,
+) -> anyhow::Result<()> {
+    if layout.has_blob(digest) {
+        return Ok(());
+    }
+    let cannot = || cannot_copy(path, layout);
+    file.seek(io::SeekFrom::Start(0)).with_context(cannot)?;
+    layout.copy_blob(file, digest).with_context(cannot)?;
+    let after = file.metadata().with_context(cannot)?;
+    if after.len() != size || after.modified().ok() != before.modified().ok() {
+        anyhow::bail!(
+            "{} changed while it was being copied; build again",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Reads `file` to the end through this thread's 128 KiB buffer (zeroed once, not per file),
