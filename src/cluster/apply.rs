@@ -2,7 +2,7 @@
 //! SpinApp group from discovery, namespace created when missing, ApplySet membership and pruning,
 //! field-ownership conflicts listed with their managers, `--dry-run server` and `--diff`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::StreamExt;
 
@@ -168,15 +168,14 @@ pub async fn apply(
     let union: BTreeSet<String> = previous.union(&current).cloned().collect();
     apply_parent(conn, set, parent.as_ref(), &union, options.dry_run).await?;
 
-    // The report keeps the objects' order.
-    let mut befores: Vec<Option<anyhow::Result<Option<Value>>>> =
-        befores.into_iter().map(Some).collect();
+    // Each object with its live state, by stage; the report keeps the objects' order.
+    let mut stages: BTreeMap<u8, Vec<_>> = BTreeMap::new();
+    for (index, (item, before)) in resolved.iter().zip(befores).enumerate() {
+        let stage = stages.entry(stage_of(&item.resource.kind)).or_default();
+        stage.push((index, item, before));
+    }
     let mut results = Vec::with_capacity(resolved.len());
-    for stage in 0..=WORKLOADS {
-        let due: Vec<_> = (resolved.iter().enumerate())
-            .filter(|(_, item)| stage_of(&item.resource.kind) == stage)
-            .map(|(index, item)| (index, item, befores[index].take().expect("read once")))
-            .collect();
+    for due in stages.into_values() {
         let done: Vec<_> = futures_util::stream::iter(due)
             .map(|(index, item, before)| async move {
                 let applied = match before {

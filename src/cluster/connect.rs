@@ -29,8 +29,8 @@ pub struct Connection {
     /// For API calls: HTTP/2 where the server offers it, so concurrent requests share one
     /// connection (as kubectl's do).
     pub client: Client,
-    /// HTTP/1.1 only, for what upgrades the connection (port-forward's WebSocket).
-    pub upgrades: Client,
+    /// For [`Connection::upgrades`], built only when one is needed.
+    config: kube::Config,
     pub context: String,
     pub server: String,
     pub namespace: String,
@@ -74,14 +74,11 @@ pub async fn connect_with(
         .clone()
         .or(from_state)
         .unwrap_or_else(|| config.default_namespace.clone());
-    let cannot = |e: kube::Error| {
-        anyhow::anyhow!("cannot set up a client for context `{context}` ({server}): {e}")
-    };
-    let upgrades = client(config.clone(), Http::OneOne).map_err(cannot)?;
-    let client = client(config, Http::TwoOrOneOne).map_err(cannot)?;
+    let client = client(config.clone(), Http::TwoOrOneOne)
+        .map_err(|e| cannot_set_up(&context, &server, e))?;
     Ok(Connection {
         client,
-        upgrades,
+        config,
         context,
         server,
         namespace,
@@ -144,6 +141,19 @@ fn choose_context(
         .current_context
         .clone()
         .ok_or_else(|| bad_input!("the kubeconfig has no current context; pass --context <NAME>"))
+}
+
+impl Connection {
+    /// A client that speaks HTTP/1.1 only, for what upgrades the connection (port-forward's
+    /// WebSocket, which HTTP/2 cannot carry).
+    pub fn upgrades(&self) -> anyhow::Result<Client> {
+        client(self.config.clone(), Http::OneOne)
+            .map_err(|e| cannot_set_up(&self.context, &self.server, e))
+    }
+}
+
+fn cannot_set_up(context: &str, server: &str, e: kube::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot set up a client for context `{context}` ({server}): {e}")
 }
 
 /// Which HTTP versions a client offers the API server (by ALPN).

@@ -28,7 +28,7 @@ pub async fn serve(
     pod: &str,
     listener: TcpListener,
 ) -> anyhow::Result<()> {
-    let pods: Api<Pod> = Api::namespaced(conn.upgrades.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(conn.upgrades()?, namespace);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
