@@ -15,11 +15,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/benches/lib.sh"
 scratch_dir
 
-bin="${SPIN_AKS_BIN:-}"
-if [ -z "$bin" ]; then
-  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-  bin="$root/target/release/spin-aks"
-fi
+spin_aks_bin
 rigs=(one two three)
 for name in "${rigs[@]}"; do
   bash "$root/scripts/kube-rig/start.sh" "$work/rig-$name" $$ --kustomize 2>/dev/null &

@@ -19,11 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/benches/lib.sh"
 scratch_dir
 
-bin="${SPIN_AKS_BIN:-}"
-if [ -z "$bin" ]; then
-  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-  bin="$root/target/release/spin-aks"
-fi
+spin_aks_bin
 export SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker"
 export HELM_CACHE_HOME="$work/helm/cache" HELM_CONFIG_HOME="$work/helm/config" HELM_DATA_HOME="$work/helm/data"
 # shellcheck source=scripts/kube-rig/flux.env

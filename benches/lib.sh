@@ -43,6 +43,15 @@ YAML
   registry="127.0.0.1:$port"
 }
 
+# spin_aks_bin: sets $bin to SPIN_AKS_BIN when given, else to a fresh release build.
+spin_aks_bin() {
+  bin="${SPIN_AKS_BIN:-}"
+  if [ -z "$bin" ]; then
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+    bin="$root/target/release/spin-aks"
+  fi
+}
+
 # now: the time in seconds, from bash's clock (no `date` process whose start would be timed too).
 now() { echo "${EPOCHREALTIME/,/.}"; }
 # seconds CMD…: how long CMD takes, its output discarded.
