@@ -29,8 +29,9 @@ fn v2(rest: &str) -> String {
 const SECRET: &str = "hunter2";
 
 /// One bad input: what `setup` writes into an empty home and the arguments it returns, and what
-/// the binary must answer. Every case is also checked for: nothing on stdout, no [`SECRET`] in
-/// stderr, a short stderr, and nothing written or changed under the home.
+/// the binary must answer. Every case is also checked for: nothing on stdout (unless it exits 0),
+/// no [`SECRET`] in stderr or stdout, a short stderr, and nothing written or changed under the home
+/// (unless the run says it may write), within the run's deadline.
 struct Case {
     name: &'static str,
     setup: fn(&Path) -> Setup,
@@ -46,12 +47,41 @@ type Setup = Result<Run, &'static str>;
 struct Run {
     args: Vec<OsString>,
     says: Vec<String>,
+    /// Variables set (`Some`) or removed (`None`) for the run.
+    env: Vec<(OsString, Option<OsString>)>,
+    stdout: Stdout,
+    /// Seconds the run may take (a hang is a failure).
+    within: u64,
+    /// Whether files may be written under the home (a run that succeeds).
+    writes: bool,
+    /// Fragments neither stream may hold (a credential's parts, a raw escape).
+    hides: Vec<String>,
+    /// What else must hold afterwards: each problem found, described.
+    then: Option<Then>,
+}
+
+type Then = Box<dyn Fn(&std::process::Output) -> Vec<String>>;
+
+/// Where the binary's standard output goes.
+#[derive(Clone, Copy, PartialEq)]
+enum Stdout {
+    Captured,
+    /// `/dev/full`: every write fails with ENOSPC.
+    Full,
+    /// A pipe whose reader has gone: every write fails with EPIPE.
+    Closed,
 }
 
 fn run(args: impl IntoIterator<Item = impl Into<OsString>>) -> Run {
     Run {
         args: args.into_iter().map(Into::into).collect(),
         says: Vec::new(),
+        env: Vec::new(),
+        stdout: Stdout::Captured,
+        within: 60,
+        writes: false,
+        hides: Vec::new(),
+        then: None,
     }
 }
 
@@ -69,6 +99,47 @@ impl Run {
     /// Also requires `fragment` in stderr.
     fn says(mut self, fragment: impl Into<String>) -> Run {
         self.says.push(fragment.into());
+        self
+    }
+
+    /// Sets `name` to `value` for the run.
+    fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Run {
+        self.env.push((name.into(), Some(value.into())));
+        self
+    }
+
+    /// Removes `name` from the run's environment.
+    fn env_remove(mut self, name: impl Into<OsString>) -> Run {
+        self.env.push((name.into(), None));
+        self
+    }
+
+    fn stdout(mut self, stdout: Stdout) -> Run {
+        self.stdout = stdout;
+        self
+    }
+
+    /// The run fails if it takes longer than `secs`.
+    fn within(mut self, secs: u64) -> Run {
+        self.within = secs;
+        self
+    }
+
+    /// Files under the home may be written (the run is meant to succeed).
+    fn writes(mut self) -> Run {
+        self.writes = true;
+        self
+    }
+
+    /// Neither stdout nor stderr may hold `fragment`.
+    fn hides(mut self, fragment: impl Into<String>) -> Run {
+        self.hides.push(fragment.into());
+        self
+    }
+
+    /// `check` runs after the binary; each string it returns is a problem.
+    fn then(mut self, check: impl Fn(&std::process::Output) -> Vec<String> + 'static) -> Run {
+        self.then = Some(Box::new(check));
         self
     }
 }
@@ -582,6 +653,24 @@ fn cases() -> Vec<Case> {
             code: 2,
             says: &["(100012 characters)"],
         },
+        // ---------- panics: every failure is an exit code and a sentence (#27) ----------
+        Case {
+            name: "a report that cannot be written to a full stdout is an error, not a panic",
+            setup: |home| Ok(build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
+                .stdout(Stdout::Full)
+                .writes()),
+            code: 1,
+            says: &["cannot write the report to standard output", "No space left on device"],
+        },
+        Case {
+            name: "a report that cannot be written to a closed pipe is an error, not a panic",
+            setup: |home| Ok(build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
+                .stdout(Stdout::Closed)
+                .writes()),
+            code: 1,
+            says: &["cannot write the report to standard output", "Broken pipe"],
+        },
+        // ---------- #27 rows ----------
     ]
 }
 
@@ -631,13 +720,22 @@ fn check(case: &Case) -> Result<Option<&'static str>, Vec<String>> {
         Err(why) => return Ok(Some(why)),
     };
     let before = tree(home.path());
-    let output = spin_aks(home.path())
-        .args(&run.args)
-        .timeout(std::time::Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let mut cmd = support::spin_aks_std(home.path());
+    for (name, value) in &run.env {
+        match value {
+            Some(value) => cmd.env(name, value),
+            None => cmd.env_remove(name),
+        };
+    }
+    cmd.args(&run.args);
+    let started = std::time::Instant::now();
+    let output = output_within(cmd, run.stdout, run.within);
     let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
     let mut problems = Vec::new();
+    if started.elapsed().as_secs() >= run.within {
+        problems.push(format!("still running after {} s", run.within));
+    }
     if output.status.code() != Some(case.code) {
         problems.push(format!(
             "exit {:?}, expected {}",
@@ -655,34 +753,87 @@ fn check(case: &Case) -> Result<Option<&'static str>, Vec<String>> {
             problems.push(format!("stderr lacks `{fragment}`"));
         }
     }
-    if stderr.contains(SECRET) {
-        problems.push("stderr repeats the secret value".into());
+    for hidden in std::iter::once(SECRET).chain(run.hides.iter().map(String::as_str)) {
+        if stderr.contains(hidden) || stdout.contains(hidden) {
+            problems.push(format!("the output repeats `{}`", hidden.escape_debug()));
+        }
     }
     if stderr.len() >= 1000 {
         problems.push(format!("{} bytes of stderr", stderr.len()));
     }
-    if !output.stdout.is_empty() {
-        problems.push(format!(
-            "stdout: {}",
-            String::from_utf8_lossy(&output.stdout)
-        ));
+    if case.code != 0 && !output.stdout.is_empty() {
+        problems.push(format!("stdout: {stdout}"));
+    }
+    if let Some(then) = &run.then {
+        problems.extend(then(&output));
     }
     // Allowed: the state file's lock (empty, beside it) and directories (a file in one shows).
     let after = tree(home.path());
     let lock = (PathBuf::from("state.lock"), format!("file {}", sha256(b"")));
     let gone = before.iter().filter(|e| !after.contains(e));
     let new = after.iter().filter(|e| !before.contains(e) && **e != lock);
-    for (path, what) in gone {
-        problems.push(format!("{path:?} ({what}) was changed or removed"));
-    }
-    for (path, what) in new.filter(|(_, what)| what != "directory") {
-        problems.push(format!("{path:?} ({what}) was written"));
+    if !run.writes {
+        for (path, what) in gone {
+            problems.push(format!("{path:?} ({what}) was changed or removed"));
+        }
+        for (path, what) in new.filter(|(_, what)| what != "directory") {
+            problems.push(format!("{path:?} ({what}) was written"));
+        }
     }
     if problems.is_empty() {
         return Ok(None);
     }
     problems.push(format!("stderr: {stderr}"));
     Err(problems)
+}
+
+/// Runs `cmd` with no stdin, stdout as `stdout` says and stderr captured, killed after `secs`.
+fn output_within(mut cmd: std::process::Command, stdout: Stdout, secs: u64) -> std::process::Output {
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null()).stderr(Stdio::piped());
+    // The read end of a closed pipe is dropped before the run: the binary's writes meet EPIPE.
+    match stdout {
+        Stdout::Captured => cmd.stdout(Stdio::piped()),
+        Stdout::Full => cmd.stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .expect("/dev/full"),
+        ),
+        Stdout::Closed => {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            cmd.stdout(writer)
+        }
+    };
+    let mut child = cmd.spawn().expect("the spin-aks binary runs");
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 /// What is under `dir`, without following links or opening anything but regular files: each

@@ -94,7 +94,13 @@ pub async fn receive(req: hyper::Request<hyper::body::Incoming>) -> Received {
 
 /// The `spin-aks` binary under test, with a private state file and cache.
 pub fn spin_aks(home: &Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("spin-aks").expect("the spin-aks binary is built");
+    assert_cmd::Command::from_std(spin_aks_std(home))
+}
+
+/// [`spin_aks`] as a plain `std::process::Command`, for a run whose standard streams the test
+/// sets itself (assert_cmd pipes all three).
+pub fn spin_aks_std(home: &Path) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("spin-aks"));
     cmd.env("SPIN_AKS_STATE_FILE", home.join("state"))
         .env("SPIN_AKS_CACHE_DIR", home.join("cache"))
         .env_remove("SOURCE_DATE_EPOCH")
