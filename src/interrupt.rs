@@ -24,10 +24,29 @@ fn made() -> MutexGuard<'static, Made> {
     MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A temporary file in `dir` (named `.tmp…`), removed on drop, and on an interrupt.
+/// A temporary file in `dir` (named `.tmp…`, only its owner may read it), removed on drop, and
+/// on an interrupt.
 pub fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    track(|| tempfile::NamedTempFile::new_in(dir))
+}
+
+/// [`temp_file_in`] readable by others as the umask allows (0666 less the umask, as `cp` makes a
+/// file): what becomes part of an OCI layout or an archive others read.
+pub fn shared_temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    track(|| {
+        tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)
+    })
+}
+
+/// Makes a temporary file with `create` while holding the list, so a sweep removes it.
+fn track(
+    create: impl FnOnce() -> io::Result<tempfile::NamedTempFile>,
+) -> io::Result<tempfile::NamedTempFile> {
     let mut made = made();
-    let file = tempfile::NamedTempFile::new_in(dir)?;
+    let file = create()?;
     if made.files.len() >= PRUNE_AT {
         made.files.retain(|path| path.symlink_metadata().is_ok());
     }
@@ -85,7 +104,7 @@ pub fn install() -> io::Result<()> {
             SWEEPING.store(true, std::sync::atomic::Ordering::SeqCst);
             let made = made();
             let removed = sweep(&made);
-            eprintln!("error: interrupted by {name}; removed {removed} temporary file(s), nothing half-written is left");
+            crate::output::print_error(&format!("interrupted by {name}; removed {removed} temporary file(s), nothing half-written is left"));
             std::process::exit(code);
         })?;
     Ok(())

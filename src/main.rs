@@ -9,7 +9,7 @@ fn main() {
     let streams = matches!(cli.command, Command::PortForward(_) | Command::Logs(_));
     if !streams {
         if let Err(e) = interrupt::install() {
-            eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run may leave temporary files behind");
+            spin_aks::output::eprint_line(&format!("warning: cannot catch Ctrl-C ({e}); an interrupted run may leave temporary files behind"));
         }
     }
     let verbose = cli.global.verbose > 0;
@@ -24,7 +24,7 @@ fn main() {
     let result = runtime.block_on(run);
     interrupt::settle();
     if let Err(err) = result {
-        eprintln!("error: {}", error::render(&err, verbose));
+        spin_aks::output::print_error(&error::render(&err, verbose));
         std::process::exit(error::exit_code(&err));
     }
 }

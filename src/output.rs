@@ -6,7 +6,9 @@
 
 pub mod github;
 
+use std::io::Write;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -79,11 +81,13 @@ impl Output {
 
     /// A warning about a place in a file (`spin.toml`, line 12): GitHub shows it on that line.
     pub fn warn_at(&self, place: Option<(&Path, usize)>, message: impl AsRef<str>) {
-        if self.github {
-            eprintln!("{}", github::warning(place, message.as_ref()));
+        let message = printable(message.as_ref());
+        let line = if self.github {
+            github::warning(place, &message)
         } else {
-            eprintln!("warning: {}", message.as_ref());
-        }
+            format!("warning: {message}")
+        };
+        let _ = writeln!(std::io::stderr(), "{line}");
     }
 
     /// How long work should show progress on stderr.
@@ -131,10 +135,11 @@ impl Output {
 
     /// Text that is itself the result in text mode (a diff), printed as is on stdout; a JSON
     /// report carries it instead.
-    pub fn text_result(&self, text: &str) {
+    pub fn text_result(&self, text: &str) -> anyhow::Result<()> {
         if self.mode == OutputMode::Text {
-            print!("{text}");
+            print_stdout(&safe(text), "the result")?;
         }
+        Ok(())
     }
 
     /// The command's result: JSON on stdout (with `"schema"` naming its published schema), or the
@@ -146,9 +151,9 @@ impl Output {
                     schema: self.schema_id(),
                     report,
                 };
-                println!("{}", serde_json::to_string(&stamped)?)
+                print_stdout(&format!("{}\n", serde_json::to_string(&stamped)?), "the report")?
             }
-            OutputMode::Text => println!("{}", summary.as_ref()),
+            OutputMode::Text => print_stdout(&format!("{}\n", safe(summary.as_ref())), "the report")?,
         }
         if self.github {
             let value = serde_json::to_value(report)?;
@@ -162,5 +167,91 @@ impl Output {
     /// `spin-aks/v1/<command>`: the `$id` of the schema in docs/schemas/v1/<command>.json.
     pub fn schema_id(&self) -> String {
         format!("spin-aks/{SCHEMA_VERSION}/{}", self.command)
+    }
+}
+
+/// Whether this runs as a GitHub Actions step (`GITHUB_ACTIONS=true`), read once.
+pub fn in_github_actions() -> bool {
+    static GITHUB: OnceLock<bool> = OnceLock::new();
+    *GITHUB.get_or_init(|| std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"))
+}
+
+/// `text` made safe for a terminal and a CI log: [`printable`], and in GitHub Actions no line the
+/// runner would take for a workflow command ([`github::inert`]).
+fn safe(text: &str) -> String {
+    let text = printable(text);
+    if in_github_actions() {
+        github::inert(&text)
+    } else {
+        text
+    }
+}
+
+/// Text that may come from anywhere (a manifest, a server's answer) as it may be printed: control
+/// characters (a terminal's escape sequences, a carriage return that hides a line) and Unicode's
+/// bidirectional overrides are written as `\u{…}` escapes; newlines and tabs stay.
+pub fn printable(text: &str) -> String {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.contains(unsafe_char) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// One line for humans on stderr, made [`safe`]. A stderr that cannot be written is ignored:
+/// there is nowhere left to say so.
+pub fn eprint_line(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{}", safe(text));
+}
+
+/// The command's failure on stderr: `error: …`, or in GitHub Actions an `::error::` annotation
+/// whose message is escaped as one workflow command (no line of it can be read as another).
+pub fn print_error(message: &str) {
+    let message = printable(message);
+    let line = if in_github_actions() {
+        github::error(&message)
+    } else {
+        format!("error: {message}")
+    };
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Writes `text` (`what`: the report, the result) to stdout; a stdout that cannot take it (a full
+/// disk, a closed pipe) is an error that says so, never a panic.
+pub fn print_stdout(text: &str, what: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|err| anyhow::anyhow!("cannot write {what} to standard output: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printable_text_has_no_terminal_controls() {
+        for (text, shown) in [
+            ("hello", "hello"),
+            ("two\nlines\tand a tab", "two\nlines\tand a tab"),
+            ("\u{1b}]0;owned\u{7}title", "\\u{1b}]0;owned\\u{7}title"),
+            ("over\rwrite", "over\\u{d}write"),
+            ("csi\u{9b}31m", "csi\\u{9b}31m"),
+            ("abc\u{202e}fed", "abc\\u{202e}fed"),
+        ] {
+            assert_eq!(printable(text), shown, "{text:?}");
+        }
     }
 }

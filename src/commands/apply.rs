@@ -12,7 +12,7 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs, out: &Output) -> anyhow:
     let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
     let report = deploy::deploy(&mut ctx, target, &settings, args.image.clone(), out).await?;
     if let Some(diff) = &report.diff {
-        out.text_result(diff);
+        out.text_result(diff)?;
     }
     out.report(&report, report.summary(&global.from.display().to_string()))
 }

@@ -43,10 +43,13 @@ pub async fn run(global: &GlobalArgs, args: &LogsArgs, out: &Output) -> anyhow::
                 pod: pod.into(),
                 line: line.into(),
             });
-        } else if prefix {
-            println!("[{pod}] {line}");
         } else {
-            println!("{line}");
+            let shown = if prefix {
+                format!("[{pod}] {line}\n")
+            } else {
+                format!("{line}\n")
+            };
+            stream_line(&shown);
         }
     };
     let options = LogOptions {
@@ -62,4 +65,18 @@ pub async fn run(global: &GlobalArgs, args: &LogsArgs, out: &Output) -> anyhow::
         out.report(&report, "")?;
     }
     Ok(())
+}
+
+/// One log line on stdout. A reader that has gone (`logs -f | head`) ends the stream quietly, as
+/// it ends kubectl's; any other failure to write ends it with an error.
+fn stream_line(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush()) {
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            crate::output::print_error(&format!("cannot write the logs to standard output: {err}"));
+            std::process::exit(1);
+        }
+        std::process::exit(0);
+    }
 }

@@ -83,7 +83,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
         deployed => deployed?,
     };
     if let Some(diff) = &applied.diff {
-        out.text_result(diff);
+        out.text_result(diff)?;
     }
     let report = UpReport {
         build: pushed.build.as_ref(),
@@ -106,7 +106,7 @@ fn install_agreed(global: &GlobalArgs, args: &UpArgs, why: &anyhow::Error) -> an
     if global.yes || !prompt::on_terminal() {
         return Ok(false);
     }
-    eprintln!("{why}");
+    crate::output::eprint_line(&why.to_string());
     prompt::confirm("Install SpinKube on this cluster now (spin-aks cluster install)?")
 }
 

@@ -21,6 +21,25 @@ pub fn warning(place: Option<(&Path, usize)>, message: &str) -> String {
     format!("::warning{properties}::{}", escape_data(message))
 }
 
+/// `::error::<message>`: the whole message one workflow command, whatever lines it holds.
+pub fn error(message: &str) -> String {
+    format!("::error::{}", escape_data(message))
+}
+
+/// Text printed in a GitHub Actions step with nothing the runner would take for a workflow
+/// command: a line that starts with `::` once trimmed (the runner's `TryParseV2`) is shown after a
+/// `\`, and `##[` anywhere (the older form, `TryParse`) becomes `#\#[`.
+pub fn inert(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with("::") {
+            shown.push('\\');
+        }
+        shown.push_str(&line.replace("##[", "#\\#["));
+    }
+    shown
+}
+
 /// A workflow command's message: `%`, CR and LF escaped (the runner turns them back).
 fn escape_data(text: &str) -> String {
     text.replace('%', "%25")
@@ -177,5 +196,19 @@ mod tests {
             summary_markdown("cluster-check", "ok", &json!({"checks": []})),
             "### spin-aks cluster check\n\nok  \n\n"
         );
+    }
+
+    #[test]
+    fn no_line_of_printed_text_is_a_workflow_command() {
+        for (text, shown) in [
+            ("plain\nlines\n", "plain\nlines\n"),
+            ("name\n::add-mask::x\n", "name\n\\::add-mask::x\n"),
+            ("  ::error::x", "\\  ::error::x"),
+            ("a ##[error]b", "a #\\#[error]b"),
+            ("a::b", "a::b"),
+        ] {
+            assert_eq!(inert(text), shown, "{text:?}");
+        }
+        assert_eq!(error("bad\n::add-mask::x"), "::error::bad%0A::add-mask::x");
     }
 }

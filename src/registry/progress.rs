@@ -29,7 +29,7 @@ impl Lines {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                eprintln!("{}", plain_line(&total));
+                crate::output::eprint_line(&plain_line(&total));
             }
         });
         Lines { stop, thread }

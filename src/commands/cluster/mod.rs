@@ -145,6 +145,5 @@ async fn token(args: &TokenArgs) -> anyhow::Result<()> {
         .token(&aks::server_scope(&args.server_id))
         .await?;
     let credential = aks::exec_credential(api_version, &token.token, token.expires_on);
-    println!("{credential}");
-    Ok(())
+    crate::output::print_stdout(&format!("{credential}\n"), "the ExecCredential")
 }
