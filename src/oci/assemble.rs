@@ -29,14 +29,7 @@ pub struct AssembleOptions {
 impl AssembleOptions {
     /// Reads `SOURCE_DATE_EPOCH` and `SPIN_OCI_ARCHIVE_LAYERS` from the environment.
     pub fn from_env(target: &'static ShimRelease) -> anyhow::Result<Self> {
-        let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(value) => Some(value.trim().parse().map_err(|_| {
-                crate::bad_input!(
-                    "SOURCE_DATE_EPOCH=`{value}` is not a number of seconds since 1970"
-                )
-            })?),
-            Err(_) => None,
-        };
+        let source_date_epoch = source_date_epoch()?;
         let archive_layers = std::env::var_os("SPIN_OCI_ARCHIVE_LAYERS").is_some();
         Ok(AssembleOptions {
             source_date_epoch,
@@ -74,8 +67,33 @@ pub fn annotations(app: &App, options: &AssembleOptions) -> BTreeMap<String, Str
 
 /// RFC 3339 time of `SOURCE_DATE_EPOCH`, if set.
 pub fn created(options: &AssembleOptions) -> Option<String> {
-    let time = UNIX_EPOCH + Duration::from_secs(options.source_date_epoch?);
-    Some(humantime::format_rfc3339_seconds(time).to_string())
+    Some(rfc3339(options.source_date_epoch?))
+}
+
+/// The last second RFC 3339 can write (9999-12-31T23:59:59Z): four digits of year.
+const LAST_EPOCH: u64 = 253_402_300_799;
+
+/// `SOURCE_DATE_EPOCH` from the environment: seconds since 1970, at most [`LAST_EPOCH`]; a value
+/// that is not is bad input (it would otherwise make a timestamp nothing can write).
+pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
+    let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") else {
+        return Ok(None);
+    };
+    let seconds: u64 = value.trim().parse().map_err(|_| {
+        crate::bad_input!("SOURCE_DATE_EPOCH=`{value}` is not a number of seconds since 1970")
+    })?;
+    if seconds > LAST_EPOCH {
+        return Err(crate::bad_input!(
+            "SOURCE_DATE_EPOCH=`{value}` is after 9999-12-31T23:59:59Z ({LAST_EPOCH}), the last time an image timestamp can hold; give the commit time (`git log -1 --format=%ct`)"
+        ));
+    }
+    Ok(Some(seconds))
+}
+
+/// `epoch` (at most [`LAST_EPOCH`]) as RFC 3339, to the second.
+pub fn rfc3339(epoch: u64) -> String {
+    let time = UNIX_EPOCH + Duration::from_secs(epoch.min(LAST_EPOCH));
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// Copies a component's wasm into a blob, noting features the target Spin lacks as it streams.
