@@ -28,7 +28,7 @@ pub fn pack(layout: &Layout, out: &Path, mtime: u64) -> anyhow::Result<u64> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let temp = crate::interrupt::temp_file_in(dir)
+    let temp = crate::interrupt::shared_temp_file_in(dir)
         .with_context(|| format!("cannot create the archive in {}", dir.display()))?;
     let mut builder = tar::Builder::new(BufWriter::new(temp));
     let mut entries: Vec<_> = WalkDir::new(layout.root())

@@ -103,7 +103,7 @@ impl Layout {
         })?;
         let marker = root.join("oci-layout");
         if !marker.exists() {
-            write_atomically(&marker, OCI_LAYOUT_FILE.as_bytes())?;
+            write_atomically(&marker, OCI_LAYOUT_FILE.as_bytes(), Access::Shared)?;
         }
         Ok(layout)
     }
@@ -181,7 +181,7 @@ impl Layout {
 
     /// Starts a blob; bytes are hashed as they are written and the blob is named on `commit`.
     pub fn blob_writer(&self) -> anyhow::Result<BlobWriter> {
-        let file = crate::interrupt::temp_file_in(&self.blobs_dir())
+        let file = crate::interrupt::shared_temp_file_in(&self.blobs_dir())
             .context("cannot create a temporary blob in the OCI layout")?;
         Ok(BlobWriter {
             writer: HashingWriter::new(BufWriter::new(file)),
@@ -201,7 +201,7 @@ impl Layout {
     /// Copies `file`, whose digest the caller has just computed, into the blob `digest`.
     /// File-to-file, so `io::copy` lets the kernel copy (copy_file_range) without a user buffer.
     pub fn copy_blob(&self, file: &mut File, digest: &Digest) -> anyhow::Result<()> {
-        let mut temp = crate::interrupt::temp_file_in(&self.blobs_dir())
+        let mut temp = crate::interrupt::shared_temp_file_in(&self.blobs_dir())
             .context("cannot create a temporary blob in the OCI layout")?;
         io::copy(file, temp.as_file_mut())?;
         let path = self.blob_path(digest);
@@ -215,7 +215,7 @@ impl Layout {
         let digest = Digest::of(bytes);
         let path = self.blob_path(&digest);
         if !path.exists() {
-            write_atomically(&path, bytes)?;
+            write_atomically(&path, bytes, Access::Shared)?;
         }
         Ok((digest, bytes.len() as u64))
     }
@@ -257,6 +257,7 @@ impl Layout {
         write_atomically(
             &self.root.join("index.json"),
             &json::to_canonical_vec(&index)?,
+            Access::Shared,
         )?;
         Ok(descriptor)
     }
@@ -359,17 +360,30 @@ fn write_failed(blobs_dir: &Path, err: io::Error) -> io::Error {
     io::Error::new(err.kind(), format!("cannot write a blob into {dir}: {err}"))
 }
 
+/// Who may read a file spin-aks writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Its owner only (0600): the state file, a kubeconfig, caches of what a cluster said.
+    Private,
+    /// Others too, as the umask allows (0666 less the umask): an OCI layout, an archive.
+    Shared,
+}
+
 /// Writes `bytes` to a temporary file beside `path` and renames it over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if holds_already(path, bytes) {
+pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> anyhow::Result<()> {
+    if holds_already(path, bytes, access) {
         return Ok(());
     }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut temp = crate::interrupt::temp_file_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let temp = match access {
+        Access::Private => crate::interrupt::temp_file_in(dir),
+        Access::Shared => crate::interrupt::shared_temp_file_in(dir),
+    };
+    let mut temp =
+        temp.with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     temp.persist(path)
@@ -377,18 +391,38 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `path` is a regular file (not followed if a link) that only its owner can read and
+/// Whether `path` is a regular file (not followed if a link) with the mode `access` gives and
 /// that holds exactly `bytes`, as the write would leave it: then nothing is written (an
 /// unchanged build or state costs no fsync).
-fn holds_already(path: &Path, bytes: &[u8]) -> bool {
+fn holds_already(path: &Path, bytes: &[u8], access: Access) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let Ok(meta) = fs::symlink_metadata(path) else {
         return false;
     };
+    let mode = meta.permissions().mode() & 0o777;
+    let right_mode = match access {
+        Access::Private => mode & 0o077 == 0,
+        Access::Shared => mode == 0o666 & !umask(),
+    };
     meta.is_file()
         && meta.len() == bytes.len() as u64
-        && meta.permissions().mode() & 0o077 == 0
+        && right_mode
         && fs::read(path).is_ok_and(|held| held == bytes)
+}
+
+/// The process's umask, read from `/proc/self/status` (setting it to read it would race other
+/// threads); 022 where the kernel does not say.
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+            })
+            .unwrap_or(0o022)
+    })
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
