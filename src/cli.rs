@@ -69,19 +69,54 @@ impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Redac
         arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<T, clap::Error> {
-        let flag = arg
-            .and_then(clap::Arg::get_long)
-            .map_or_else(|| "a flag".to_string(), |long| format!("--{long}"));
-        let refuse = |why: String| {
-            let message =
-                format!("invalid {flag} (its value is not shown: it may hold a secret): {why}\n");
-            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(cmd)
-        };
-        let text = value
-            .to_str()
-            .ok_or_else(|| refuse("the value is not valid UTF-8".to_string()))?;
-        (self.0)(text).map_err(refuse)
+        parse_unechoed(self.0, " (its value is not shown: it may hold a secret)", cmd, arg, value)
     }
+}
+
+/// The value parser of an image or repository flag (`--image`, `--repository`, `--with-deploy`):
+/// the reference parser's own message shows the value with any `user:password@` hidden, so
+/// clap's "invalid value '…'", which would show it whole, is left out.
+#[derive(Clone)]
+struct Reference<T>(fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Reference<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        parse_unechoed(self.0, "", cmd, arg, value)
+    }
+}
+
+/// Runs `parse` on a flag's value; a refusal is `invalid --<flag><note>: <why>`, never clap's
+/// message with the raw value in it.
+fn parse_unechoed<T>(
+    parse: fn(&str) -> Result<T, String>,
+    note: &str,
+    cmd: &clap::Command,
+    arg: Option<&clap::Arg>,
+    value: &std::ffi::OsStr,
+) -> Result<T, clap::Error> {
+    let flag = arg
+        .and_then(clap::Arg::get_long)
+        .map_or_else(|| "a flag".to_string(), |long| format!("--{long}"));
+    let refuse = |why: String| {
+        let message = format!("invalid {flag}{note}: {why}\n");
+        clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(cmd)
+    };
+    let text = value
+        .to_str()
+        .ok_or_else(|| refuse("the value is not valid UTF-8".to_string()))?;
+    parse(text).map_err(refuse)
+}
+
+/// `--image`: an image reference; the message hides credentials (see [`Reference`]).
+fn parse_image(value: &str) -> Result<ImageRef, String> {
+    ImageRef::parse(value).map_err(|e| format!("{e:#}"))
 }
 
 /// The value parser of a flag whose values are the `A` enum's and whose field holds the domain
@@ -293,7 +328,7 @@ pub struct ExportArgs {
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Also carry the deploy artifact, its objects running the image from this repository (where the image will be pushed on the other side)
-    #[arg(long, value_name = "REPOSITORY", value_parser = parse_repository)]
+    #[arg(long, value_name = "REPOSITORY", value_parser = Reference(parse_repository))]
     pub with_deploy: Option<RegistryRef>,
     /// With --with-deploy: the deploy artifact's tag (an environment, repeatable; default `latest`)
     #[arg(long = "env", value_name = "ENV", requires = "with_deploy", value_parser = validate::parse_dns_label)]
@@ -357,7 +392,7 @@ pub struct ScaffoldArgs {
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// The image reference, `[registry/]repository[:tag][@sha256:…]` (default `<app>:<version>`)
-    #[arg(long, value_name = "REF", value_parser = ImageRef::parse)]
+    #[arg(long, value_name = "REF", value_parser = Reference(parse_image))]
     pub image: Option<ImageRef>,
     /// Also write a `FROM scratch` Dockerfile and .dockerignore into the app directory
     #[arg(long)]
@@ -550,7 +585,7 @@ pub enum Via {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// The image (default: this app's last push, pinned by digest)
-    #[arg(long, value_name = "REF", value_parser = ImageRef::parse)]
+    #[arg(long, value_name = "REF", value_parser = Reference(parse_image))]
     pub image: Option<ImageRef>,
     #[command(flatten)]
     pub deploy: DeployArgs,
@@ -585,10 +620,10 @@ pub struct ObjectArgs {
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     /// The image the objects run (default: this app's last push, pinned by digest)
-    #[arg(long, value_name = "REF", value_parser = ImageRef::parse)]
+    #[arg(long, value_name = "REF", value_parser = Reference(parse_image))]
     pub image: Option<ImageRef>,
     /// The deploy artifact's repository, `registry/name` (default: `<image repository>-deploy`)
-    #[arg(long, value_name = "REPOSITORY", value_parser = parse_repository)]
+    #[arg(long, value_name = "REPOSITORY", value_parser = Reference(parse_repository))]
     pub repository: Option<RegistryRef>,
     /// The tag to push, one per environment (repeatable; default `latest`)
     #[arg(long = "env", value_name = "ENV", value_parser = validate::parse_dns_label)]
@@ -670,9 +705,10 @@ pub struct FleetStatusArgs {
 
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
-    /// The environment whose published digest moves on (a positional: `--from` is the app)
+    /// The environment whose published digest moves on, given first: `promote staging --to prod`
+    /// (`--from`, as for every command, names the app's spin.toml, not an environment)
     #[arg(value_name = "FROM_ENV", value_parser = validate::parse_dns_label)]
-    pub from_env: String,
+    pub from_env: Option<String>,
     /// The environment tag that gets it
     #[arg(long, value_name = "ENV", value_parser = validate::parse_dns_label)]
     pub to: String,
@@ -1341,13 +1377,35 @@ impl FleetRemoveArgs {
 }
 
 impl PromoteArgs {
-    pub fn settings(&self) -> crate::fleet::promote::PromoteSettings {
-        crate::fleet::promote::PromoteSettings {
-            from: self.from_env.clone(),
+    /// The promote settings; `app` is the global `--from`. `promote --from staging --to prod`
+    /// reads as "from staging" but names the app: it is refused with the command meant.
+    pub fn settings(
+        &self,
+        app: &std::path::Path,
+    ) -> anyhow::Result<crate::fleet::promote::PromoteSettings> {
+        let mistaken = validate::parse_dns_label(&app.to_string_lossy()).is_ok()
+            && std::fs::symlink_metadata(app).is_err();
+        let from = match &self.from_env {
+            Some(from) if !mistaken => from.clone(),
+            _ => {
+                let env = match (&self.from_env, mistaken) {
+                    (_, true) => app.to_string_lossy().into_owned(),
+                    (Some(env), false) => env.clone(),
+                    (None, false) => "<FROM_ENV>".to_string(),
+                };
+                return Err(crate::bad_input!(
+                    "`--from` names the app's manifest (spin.toml), not the environment to promote from{}: write `spin-aks promote {env} --to {}`",
+                    if mistaken { format!(", and `{}` is no file here", app.display()) } else { String::new() },
+                    self.to
+                ));
+            }
+        };
+        Ok(crate::fleet::promote::PromoteSettings {
+            from,
             to: self.to.clone(),
             kubeconfig: self.kubeconfig.clone(),
             registry: self.registry.settings(),
-        }
+        })
     }
 }
 
@@ -1429,10 +1487,12 @@ impl InstallSourceArgs {
     ) -> anyhow::Result<crate::install::InstallSettings> {
         use crate::install::objects::ChartSource;
         // A repository path with a throwaway name checks host and path as push does.
+        // A repository path with a throwaway name checks host and path as push does; its message
+        // shows the value with any credentials hidden (they belong in the Docker config).
         let registry_path = |flag: &str, given: &str| {
             let registry = given.trim_start_matches("oci://").trim_end_matches('/');
             RegistryRef::parse(&format!("{registry}/chart")).map_err(|e| {
-                crate::bad_input!("{flag} `{given}` is not a registry and path: {e:#}")
+                crate::bad_input!("{flag} is not a registry and path: {e:#}")
             })?;
             Ok::<_, anyhow::Error>(registry.to_string())
         };
@@ -1448,9 +1508,16 @@ impl InstallSourceArgs {
                 }
             }
         };
-        let proxy = url::Url::parse(&self.module_proxy).map_err(|e| {
-            crate::bad_input!("--module-proxy `{}` is not a URL: {e}", self.module_proxy)
-        })?;
+        // The proxy's URL may carry a login (GOPROXY allows one): no message repeats it.
+        let proxy = url::Url::parse(&self.module_proxy)
+            .ok()
+            .filter(|url| url.has_host())
+            .ok_or_else(|| {
+                crate::bad_input!(
+                    "--module-proxy is not a URL with a host: give an https:// Go module proxy"
+                )
+            })?;
+        let shown = crate::redact::redact_userinfo(proxy.as_str());
         let loopback = proxy
             .host_str()
             .is_some_and(crate::registry::host::is_loopback);
@@ -1459,8 +1526,7 @@ impl InstallSourceArgs {
             "http" if plain_http || loopback => {}
             _ => {
                 return Err(crate::bad_input!(
-                    "--module-proxy `{}` must be https:// (plain http:// only on loopback or with --plain-http)",
-                    self.module_proxy
+                    "--module-proxy `{shown}` must be https:// (plain http:// only on loopback or with --plain-http)"
                 ))
             }
         }

@@ -6,7 +6,7 @@ use crate::fleet::{promote, status};
 use crate::output::Output;
 
 pub async fn run(global: &GlobalArgs, args: &PromoteArgs, out: &Output) -> anyhow::Result<()> {
-    let settings = args.settings();
+    let settings = args.settings(&global.from)?;
     let mut ctx = global.app_context(out)?;
     let promoted = promote::promote(&mut ctx, &settings, out).await?;
     let mut summary = format!(

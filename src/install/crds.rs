@@ -27,9 +27,11 @@ pub async fn fetch(
         module.path,
         module.version
     );
+    // The proxy's URL may carry a login: messages show it hidden, and reqwest's without its URL.
+    let shown = crate::redact::redact_userinfo(&url);
     let fetch_error = |e: String| {
         anyhow::anyhow!(
-            "cannot fetch the CRDs of {}@{} from {url}: {e}; name a reachable Go module proxy or mirror with --module-proxy",
+            "cannot fetch the CRDs of {}@{} from {shown}: {e}; name a reachable Go module proxy or mirror with --module-proxy",
             module.path,
             module.version
         )
@@ -38,17 +40,17 @@ pub async fn fetch(
         .get(&url)
         .send()
         .await
-        .map_err(|e| fetch_error(e.to_string()))?;
+        .map_err(|e| fetch_error(e.without_url().to_string()))?;
     if !response.status().is_success() {
         return Err(fetch_error(format!("it answered {}", response.status())));
     }
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| fetch_error(e.to_string()))?;
+        .map_err(|e| fetch_error(e.without_url().to_string()))?;
     crds_in_zip(&bytes, module).map_err(|e| {
         anyhow::anyhow!(
-            "the module zip of {}@{} from {url} is not usable: {e:#}; name a Go module proxy or mirror that serves the published module with --module-proxy",
+            "the module zip of {}@{} from {shown} is not usable: {e:#}; name a Go module proxy or mirror that serves the published module with --module-proxy",
             module.path,
             module.version
         )
