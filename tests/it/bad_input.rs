@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::support;
 use crate::support::apps::wasm;
+use crate::support::registry::Registry;
 use crate::support::{serve_bytes, spin_aks};
 
 /// An app directory with `app.wasm` and the given spin.toml.
@@ -670,8 +671,287 @@ fn cases() -> Vec<Case> {
             code: 1,
             says: &["cannot write the report to standard output", "Broken pipe"],
         },
-        // ---------- #27 rows ----------
+        // ---------- #27: credentials never published or echoed ----------
+        Case {
+            name: "a git remote's credential never reaches an exported deploy artifact",
+            setup: |home| {
+                let archive = home.join("app.oci.tar");
+                let run = git_app(home, "https://ci:hunter2@example.com/org/app.git")?
+                    .args(["--output", "json", "export", "-o"])
+                    .arg(&archive)
+                    .args(["--with-deploy", "localhost:1/org/app"])
+                    .writes();
+                Ok(run.then(move |_| {
+                    let bytes = std::fs::read(&archive).unwrap_or_default();
+                    let source = br#""org.opencontainers.image.source":"https://example.com/org/app.git""#;
+                    let mut problems = Vec::new();
+                    if contains(&bytes, SECRET.as_bytes()) {
+                        problems.push("the archive holds the credential".to_string());
+                    }
+                    if !contains(&bytes, source) {
+                        problems.push("the archive lacks the remote without its userinfo".to_string());
+                    }
+                    problems
+                }))
+            },
+            code: 0,
+            says: &[],
+        },
+        Case {
+            name: "a git remote's credential never reaches a published deploy artifact",
+            setup: |home| {
+                let Some(registry) = Registry::open() else {
+                    return Err("docker-registry is not installed");
+                };
+                let repository = format!("{}/org/app", registry.host());
+                let run = git_app(home, "https://x-access-token:hunter2@example.com/org/app.git")?
+                    .args(["--output", "json", "push", "--publish"])
+                    .arg(&repository)
+                    .writes();
+                Ok(run.then(move |_| {
+                    let deploy = format!("{}/org/app-deploy:latest", registry.host());
+                    let manifest = support::skopeo_raw_manifest(&deploy, None);
+                    let text = String::from_utf8_lossy(&manifest);
+                    let mut problems = Vec::new();
+                    if text.contains(SECRET) {
+                        problems.push(format!("the artifact carries the credential: {text}"));
+                    }
+                    if !text.contains(r#""org.opencontainers.image.source":"https://example.com/org/app.git""#) {
+                        problems.push(format!("the artifact lacks the bare remote: {text}"));
+                    }
+                    problems
+                }))
+            },
+            code: 0,
+            says: &[],
+        },
+        Case {
+            name: "apply --image with credentials is refused without echoing them",
+            setup: |_| Ok(run(["apply", "--image", "https://user:hunter2@example.com/app:1"])),
+            code: 2,
+            says: &["invalid --image", "credentials do not belong in a reference"],
+        },
+        Case {
+            name: "publish --repository with credentials is refused without echoing them",
+            setup: |_| Ok(run(["publish", "--repository", "user:hunter2@example.com/app"])),
+            code: 2,
+            says: &["invalid --repository", "credentials do not belong in a reference"],
+        },
+        Case {
+            name: "export --with-deploy with credentials is refused without echoing them",
+            setup: |_| Ok(run(["export", "--with-deploy", "user:hunter2@example.com/app"])),
+            code: 2,
+            says: &["invalid --with-deploy", "credentials do not belong in a reference"],
+        },
+        Case {
+            name: "cluster install --chart-registry with credentials is refused without echoing them",
+            setup: |home| Ok(no_cluster(home, ["cluster", "install", "--chart-registry", "user:hunter2@example.com/charts"])),
+            code: 2,
+            says: &["--chart-registry", "credentials do not belong in a reference"],
+        },
+        Case {
+            name: "cluster install --flux-registry with credentials is refused without echoing them",
+            setup: |home| Ok(no_cluster(home, ["cluster", "install", "--flux-registry", "oci://user:hunter2@example.com/flux"])),
+            code: 2,
+            says: &["--flux-registry", "credentials do not belong in a reference"],
+        },
+        Case {
+            name: "cluster install --module-proxy that is not https is refused without echoing its login",
+            setup: |home| Ok(no_cluster(home, ["cluster", "install", "--module-proxy", "ftp://user:hunter2@example.com/proxy"])),
+            code: 2,
+            says: &["--module-proxy", "ftp://***@example.com/proxy", "must be https://"],
+        },
+        Case {
+            name: "cluster install --module-proxy that is no URL is refused without echoing it",
+            setup: |home| Ok(no_cluster(home, ["cluster", "install", "--module-proxy", "user:hunter2@example.com"])),
+            code: 2,
+            says: &["--module-proxy is not a URL with a host"],
+        },
+        // ---------- #27: what is printed cannot steer a terminal or a CI runner ----------
+        Case {
+            name: "in GitHub Actions an error is one workflow command whatever lines it holds",
+            setup: |home| {
+                let source = "a.wasm\\n::add-mask::owned\\n::error::injected";
+                Ok(build(home, &v2(&format!("[component.api]\nsource = \"{source}\"\n")))?
+                    .env("GITHUB_ACTIONS", "true")
+                    .then(|output| workflow_commands(&output.stderr, "::error::", 1)))
+            },
+            code: 2,
+            says: &["::error::", "%0A::add-mask::owned"],
+        },
+        Case {
+            name: "in GitHub Actions a report's lines are never workflow commands",
+            setup: |home| {
+                let manifest = v2("[component.api]\nsource = \"app.wasm\"\n")
+                    .replace("name = \"bad\"", "name = \"x\\n::add-mask::owned\\n##[error]injected\"");
+                Ok(build(home, &manifest)?
+                    .env("GITHUB_ACTIONS", "true")
+                    .writes()
+                    .then(|output| {
+                        let mut problems = workflow_commands(&output.stdout, "", 0);
+                        problems.extend(workflow_commands(&output.stderr, "", 0));
+                        problems
+                    }))
+            },
+            code: 0,
+            says: &[],
+        },
+        Case {
+            name: "terminal escapes in the app name are printed escaped",
+            setup: |home| {
+                let manifest = v2("[component.api]\nsource = \"app.wasm\"\n")
+                    .replace("name = \"bad\"", "name = \"x\\u001b]0;owned\\u0007\\u001b[2J\"");
+                Ok(build(home, &manifest)?.writes().hides("\u{1b}").hides("\u{7}"))
+            },
+            code: 0,
+            says: &[],
+        },
+        // ---------- #27: timestamps past 9999 are refused, not a panic ----------
+        Case {
+            name: "SOURCE_DATE_EPOCH after 9999 is refused by build",
+            setup: |home| Ok(build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
+                .env("SOURCE_DATE_EPOCH", "253402300800")),
+            code: 2,
+            says: &["SOURCE_DATE_EPOCH=`253402300800`", "after 9999-12-31T23:59:59Z"],
+        },
+        Case {
+            name: "SOURCE_DATE_EPOCH after 9999 is refused by export",
+            setup: |home| {
+                let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+                Ok(run(["export", "--skip-spin-build", "-f"])
+                    .arg(app)
+                    .env("SOURCE_DATE_EPOCH", "99999999999999"))
+            },
+            code: 2,
+            says: &["SOURCE_DATE_EPOCH=`99999999999999`", "after 9999-12-31T23:59:59Z"],
+        },
+        Case {
+            name: "SOURCE_DATE_EPOCH after 9999 is refused by publish",
+            setup: |home| {
+                let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+                let image = format!("localhost:1/app@sha256:{}", "a".repeat(64));
+                Ok(run(["publish", "-f"])
+                    .arg(app)
+                    .args(["--image", &image])
+                    .env("SOURCE_DATE_EPOCH", "18446744073709551615"))
+            },
+            code: 2,
+            says: &["SOURCE_DATE_EPOCH=`18446744073709551615`", "after 9999-12-31T23:59:59Z"],
+        },
+        Case {
+            name: "SOURCE_DATE_EPOCH at the last second of 9999 builds",
+            setup: |home| Ok(build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
+                .env("SOURCE_DATE_EPOCH", "253402300799")
+                .writes()),
+            code: 0,
+            says: &[],
+        },
+        // ---------- #27: files others read are written readable ----------
+        Case {
+            name: "an OCI layout is readable by others as the umask allows",
+            setup: |home| {
+                let layout = home.join("app/.spin-aks/oci");
+                Ok(build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
+                    .writes()
+                    .then(move |_| modes(&layout)))
+            },
+            code: 0,
+            says: &[],
+        },
+        // ---------- #27: promote's source environment cannot be mistaken for --from ----------
+        Case {
+            name: "promote --from ENV is refused saying --from names the app",
+            setup: |_| Ok(run(["promote", "--from", "staging", "--to", "prod"])),
+            code: 2,
+            says: &["`--from` names the app's manifest", "spin-aks promote staging --to prod"],
+        },
     ]
+}
+
+/// An app in a git repository with one commit whose `origin` is `remote`; the arguments start
+/// with `-f <app>`.
+fn git_app(home: &Path, remote: &str) -> Setup {
+    if support::tool("git").is_none() {
+        return Err("git is not installed");
+    }
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let git = |args: &[&str]| {
+        support::run_ok(
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(&app)
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args),
+        )
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "app"]);
+    git(&["remote", "add", "origin", remote]);
+    Ok(run(["-f"]).arg(app))
+}
+
+/// `args` with a kubeconfig naming a closed port: a refusal must come before any connection.
+fn no_cluster<const N: usize>(home: &Path, args: [&str; N]) -> Run {
+    let kubeconfig = home.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{}\n\
+             contexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n\
+             users:\n- name: u\n  user: {{token: abc}}\n",
+            closed_port()
+        ),
+    )
+    .unwrap();
+    run(args).arg("--kubeconfig").arg(kubeconfig).within(20)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Problems with the lines of `stream` that GitHub's runner would read as workflow commands
+/// (`::` at a line's start once trimmed, or `##[` anywhere): there must be exactly `expected`,
+/// each starting with `ours`.
+fn workflow_commands(stream: &[u8], ours: &str, expected: usize) -> Vec<String> {
+    let text = String::from_utf8_lossy(stream);
+    let commands: Vec<&str> = text
+        .lines()
+        .filter(|line| line.trim_start().starts_with("::") || line.contains("##["))
+        .collect();
+    let mut problems = Vec::new();
+    if commands.len() != expected || commands.iter().any(|line| !line.starts_with(ours)) {
+        problems.push(format!("workflow commands printed: {commands:?}"));
+    }
+    problems
+}
+
+/// Problems with the modes of the layout's files: 0666 less this process's umask, which the
+/// binary inherits.
+fn modes(layout: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+    let umask = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Umask:")).map(|l| l[6..].trim().to_string()))
+        .and_then(|m| u32::from_str_radix(&m, 8).ok())
+        .unwrap_or(0o022);
+    let mut problems = Vec::new();
+    let files = walkdir::WalkDir::new(layout).into_iter().filter_map(Result::ok);
+    for file in files.filter(|e| e.file_type().is_file()) {
+        let name = file.path().strip_prefix(layout).unwrap().to_path_buf();
+        if name.starts_with("oci.lock") || name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if mode(file.path()) != 0o666 & !umask {
+            problems.push(format!("{name:?} has mode {:o}", mode(file.path())));
+        }
+    }
+    if mode(&layout.join("index.json")) == 0 {
+        problems.push(format!("no index.json in {layout:?}"));
+    }
+    problems
 }
 
 /// Runs every case (a few at a time, each in a home of its own) and reports every case that
