@@ -61,6 +61,8 @@ pub fn write(
     });
     let (config, config_size) = layout.write_blob(&canonical::to_canonical_vec(&config)?)?;
     let manifest = ImageManifest {
+        artifact_type: None,
+        subject: None,
         schema_version: 2,
         media_type: Some(IMAGE_MANIFEST.to_string()),
         config: Descriptor::new(CONFIG_MEDIA_TYPE, config, config_size),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use super::media_types::{IMAGE_INDEX, IMAGE_MANIFEST, REF_NAME_ANNOTATION};
+use super::media_types::{EMPTY_JSON, IMAGE_INDEX, IMAGE_MANIFEST, REF_NAME_ANNOTATION};
 use super::{json, Digest, HashingWriter};
 
 const OCI_LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -26,6 +26,9 @@ pub struct Descriptor {
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
+    /// What an artifact manifest holds (a signature, an SBOM), on the descriptor that points at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -36,10 +39,23 @@ impl Descriptor {
             media_type: media_type.to_string(),
             digest,
             size,
+            artifact_type: None,
             annotations: BTreeMap::new(),
         }
     }
+
+    /// The descriptor of the empty JSON blob `{}`, an artifact manifest's config.
+    pub fn empty_json() -> Self {
+        Descriptor::new(
+            EMPTY_JSON,
+            Digest::of(EMPTY_JSON_BYTES),
+            EMPTY_JSON_BYTES.len() as u64,
+        )
+    }
 }
+
+/// The bytes of the empty JSON blob.
+pub const EMPTY_JSON_BYTES: &[u8] = b"{}";
 
 /// An OCI image manifest. `media_type` is optional because Spin's artifact omits it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,8 +64,14 @@ pub struct ImageManifest {
     pub schema_version: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// An artifact's type (OCI 1.1): a signature, an SBOM, a provenance statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
+    /// The manifest this one is about (OCI 1.1 referrers): what a signature signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -58,6 +80,26 @@ impl ImageManifest {
     /// Every blob the manifest references: config first, then the layers.
     pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
         std::iter::once(&self.config).chain(&self.layers)
+    }
+
+    /// An artifact about `subject`: `artifact_type`, the empty config and `layers`.
+    pub fn artifact(
+        artifact_type: &str,
+        subject: &Descriptor,
+        layers: Vec<Descriptor>,
+        annotations: BTreeMap<String, String>,
+    ) -> Self {
+        let mut subject = subject.clone();
+        subject.annotations.clear();
+        ImageManifest {
+            schema_version: 2,
+            media_type: Some(IMAGE_MANIFEST.to_string()),
+            artifact_type: Some(artifact_type.to_string()),
+            config: Descriptor::empty_json(),
+            layers,
+            subject: Some(subject),
+            annotations,
+        }
     }
 }
 
@@ -268,6 +310,7 @@ impl Layout {
         Ok(index
             .manifests
             .iter()
+            .filter(|d| d.artifact_type.is_none())
             .filter_map(|d| d.annotations.get(REF_NAME_ANNOTATION).cloned())
             .collect())
     }
@@ -276,9 +319,10 @@ impl Layout {
     pub fn image(&self, tag: Option<&str>) -> anyhow::Result<(Descriptor, ImageManifest)> {
         let index: Index = read_json(&self.root.join("index.json"))?;
         let named = |d: &&Descriptor| {
-            tag.is_none_or(|t| {
-                d.annotations.get(REF_NAME_ANNOTATION).map(String::as_str) == Some(t)
-            })
+            d.artifact_type.is_none()
+                && tag.is_none_or(|t| {
+                    d.annotations.get(REF_NAME_ANNOTATION).map(String::as_str) == Some(t)
+                })
         };
         let candidates: Vec<&Descriptor> = index.manifests.iter().filter(named).collect();
         let descriptor = match candidates.as_slice() {
@@ -295,6 +339,85 @@ impl Layout {
         };
         let manifest: ImageManifest = read_json(&self.blob_path(&descriptor.digest))?;
         Ok((descriptor, manifest))
+    }
+
+    /// Adds `manifest`, an artifact about an image of the layout (its `subject`), to the index
+    /// without a name, replacing an artifact of the same type about the same subject: a rebuilt
+    /// SBOM or a new signature takes the old one's place. Its blobs must be written already.
+    pub fn add_referrer(&self, manifest: &ImageManifest) -> anyhow::Result<Descriptor> {
+        let (Some(subject), Some(artifact_type)) = (&manifest.subject, &manifest.artifact_type)
+        else {
+            bail!("an artifact added beside an image needs a subject and an artifact type");
+        };
+        if manifest.config.digest == Descriptor::empty_json().digest {
+            self.write_blob(EMPTY_JSON_BYTES)?;
+        }
+        let index: Index = read_json(&self.root.join("index.json"))?;
+        // What the new artifact replaces goes, and then whatever was about what went (the
+        // signature of a replaced SBOM), until nothing more goes.
+        let mut manifests = Vec::with_capacity(index.manifests.len() + 1);
+        let mut gone = BTreeSet::new();
+        for descriptor in index.manifests {
+            let about = self.subject_of(&descriptor)?;
+            let replaced = descriptor.artifact_type.as_ref() == Some(artifact_type)
+                && about.as_ref() == Some(&subject.digest);
+            if replaced {
+                gone.insert(descriptor.digest.clone());
+            } else {
+                manifests.push((descriptor, about));
+            }
+        }
+        while !gone.is_empty() {
+            let (orphans, kept) = manifests.into_iter().partition::<Vec<_>, _>(|(_, about)| {
+                about.as_ref().is_some_and(|d| gone.contains(d))
+            });
+            manifests = kept;
+            gone = orphans.into_iter().map(|(d, _)| d.digest).collect();
+        }
+        let mut manifests: Vec<Descriptor> = manifests.into_iter().map(|(d, _)| d).collect();
+        let bytes = json::to_canonical_vec(manifest)?;
+        let (digest, size) = self.write_blob(&bytes)?;
+        let mut descriptor = Descriptor::new(IMAGE_MANIFEST, digest, size);
+        descriptor.artifact_type = Some(artifact_type.clone());
+        descriptor.annotations = manifest.annotations.clone();
+        manifests.push(descriptor.clone());
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(IMAGE_INDEX.to_string()),
+            manifests,
+        };
+        write_atomically(
+            &self.root.join("index.json"),
+            &json::to_canonical_vec(&index)?,
+            Access::Shared,
+        )?;
+        Ok(descriptor)
+    }
+
+    /// The artifacts about the manifest `subject` (signatures, SBOMs), in index order, each with
+    /// its parsed manifest.
+    pub fn referrers(&self, subject: &Digest) -> anyhow::Result<Vec<(Descriptor, ImageManifest)>> {
+        let index: Index = read_json(&self.root.join("index.json"))?;
+        let mut found = Vec::new();
+        for descriptor in index.manifests {
+            if descriptor.artifact_type.is_none() {
+                continue;
+            }
+            let manifest: ImageManifest = read_json(&self.blob_path(&descriptor.digest))?;
+            if manifest.subject.as_ref().map(|s| &s.digest) == Some(subject) {
+                found.push((descriptor, manifest));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The subject of the artifact `descriptor` points at, if it is one.
+    fn subject_of(&self, descriptor: &Descriptor) -> anyhow::Result<Option<Digest>> {
+        if descriptor.artifact_type.is_none() {
+            return Ok(None);
+        }
+        let manifest: ImageManifest = read_json(&self.blob_path(&descriptor.digest))?;
+        Ok(manifest.subject.map(|s| s.digest))
     }
 
     /// Deletes blobs that no image in the index references, so rebuilding never grows the layout.

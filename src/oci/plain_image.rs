@@ -94,6 +94,8 @@ pub fn assemble(
     }
     let (config_digest, config_size) = layout.write_blob(&json::to_canonical_vec(&config)?)?;
     Ok(ImageManifest {
+        artifact_type: None,
+        subject: None,
         schema_version: 2,
         media_type: Some(IMAGE_MANIFEST.to_string()),
         config: Descriptor::new(IMAGE_CONFIG, config_digest, config_size),

@@ -429,16 +429,60 @@ impl RegistryClient {
         reference: &str,
         expected: Option<&Digest>,
     ) -> anyhow::Result<(Vec<u8>, Option<String>)> {
+        let Some((bytes, media_type)) = self.find_manifest(reference).await? else {
+            anyhow::bail!(
+                "{}/{} has no manifest {reference}",
+                self.registry,
+                self.repository
+            );
+        };
+        if let Some(expected) = expected.filter(|d| Digest::of(&bytes) != **d) {
+            anyhow::bail!(
+                "{}/{}:{reference} is no longer {expected}; it changed while promoting: run the command again",
+                self.registry,
+                self.repository
+            );
+        }
+        Ok((bytes, media_type))
+    }
+
+    /// The manifest `reference` (a tag or digest) as stored, with its media type; `None` when
+    /// the repository has none of that name.
+    pub async fn find_manifest(
+        &self,
+        reference: &str,
+    ) -> anyhow::Result<Option<(Vec<u8>, Option<String>)>> {
         let url = self.url(&format!("/v2/{}/manifests/{reference}", self.repository))?;
-        let accept = format!(
-            "{}, {}",
-            media_types::IMAGE_MANIFEST,
-            media_types::IMAGE_INDEX
-        );
-        let (bytes, media_type) = retry::run(&self.retry, |_| async {
+        self.get_optional(url, MANIFEST_ACCEPT, &format!("manifest {reference}"))
+            .await
+    }
+
+    /// The artifacts about `subject` the registry's referrers API lists (distribution spec v1.1,
+    /// "Listing Referrers"); `None` when it has no such API (it answers 404), as distribution
+    /// 2.8 does: then the referrers tag schema holds them.
+    pub async fn referrers(&self, subject: &Digest) -> anyhow::Result<Option<Vec<u8>>> {
+        let url = self.url(&format!("/v2/{}/referrers/{subject}", self.repository))?;
+        let found = self
+            .get_optional(
+                url,
+                media_types::IMAGE_INDEX,
+                &format!("the referrers of {subject}"),
+            )
+            .await?;
+        Ok(found.map(|(bytes, _)| bytes))
+    }
+
+    /// A GET whose 404 is `None`: the body and its media type.
+    async fn get_optional(
+        &self,
+        url: Url,
+        accept: &str,
+        what: &str,
+    ) -> anyhow::Result<Option<(Vec<u8>, Option<String>)>> {
+        retry::run(&self.retry, |_| async {
             let response = self
                 .send(
-                    || Ok(self.http.get(url.clone()).header(header::ACCEPT, &accept)),
+                    || Ok(self.http.get(url.clone()).header(header::ACCEPT, accept)),
                     "get manifest",
                 )
                 .await?;
@@ -450,36 +494,25 @@ impl RegistryClient {
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string);
                     let bytes = response.bytes().await.map_err(|e| {
-                        Attempt::Transient(
-                            anyhow::anyhow!("reading manifest {reference}: {e}"),
-                            None,
-                        )
+                        Attempt::Transient(anyhow::anyhow!("reading {what}: {e}"), None)
                     })?;
-                    Ok((bytes.to_vec(), media_type))
+                    Ok(Some((bytes.to_vec(), media_type)))
                 }
-                _ => Err(self
-                    .unexpected(response, &format!("getting manifest {reference}"))
-                    .await),
+                StatusCode::NOT_FOUND => Ok(None),
+                _ => Err(self.unexpected(response, &format!("getting {what}")).await),
             }
         })
-        .await?;
-        if let Some(expected) = expected.filter(|d| Digest::of(&bytes) != **d) {
-            anyhow::bail!(
-                "{}/{}:{reference} is no longer {expected}; it changed while promoting: run the command again",
-                self.registry,
-                self.repository
-            );
-        }
-        Ok((bytes, media_type))
+        .await
     }
 
-    /// Puts the manifest `bytes` under `reference` (a tag or its digest).
+    /// Puts the manifest `bytes` under `reference` (a tag or its digest); true when the registry
+    /// answered `OCI-Subject`: it indexed the manifest's subject for its referrers API.
     pub async fn put_manifest(
         &self,
         reference: &str,
         media_type: Option<&str>,
         bytes: &[u8],
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         let url = self.url(&format!("/v2/{}/manifests/{reference}", self.repository))?;
         let media_type = media_type
             .unwrap_or(media_types::IMAGE_MANIFEST)
@@ -498,7 +531,9 @@ impl RegistryClient {
                 )
                 .await?;
             match response.status() {
-                StatusCode::CREATED | StatusCode::OK => Ok(()),
+                StatusCode::CREATED | StatusCode::OK => {
+                    Ok(response.headers().contains_key("oci-subject"))
+                }
                 _ => Err(self
                     .unexpected(response, &format!("putting the manifest as {reference}"))
                     .await),

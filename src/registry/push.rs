@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::client::{BlobFile, MountOutcome, RegistryClient};
 use super::progress::Progress;
+use crate::oci::media_types::IMAGE_INDEX;
 use crate::oci::reference::RegistryRef;
 use crate::oci::{Descriptor, Digest, Layout};
 
@@ -35,8 +36,23 @@ pub struct PushReport {
     pub bytes_uploaded: u64,
     /// Requests tried again after a transient failure (throttling, 5xx, a dropped connection).
     pub retries: usize,
+    /// The artifacts about the image pushed beside it (signatures, SBOM, provenance), and
+    /// artifacts about those; each says whether the registry lacked it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<ReferrerReport>,
     #[serde(skip)]
     pub manifest_put: bool,
+}
+
+/// One artifact about the image (or about another artifact), as pushed.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReferrerReport {
+    pub artifact_type: String,
+    pub digest: Digest,
+    /// The digest of the manifest it is about.
+    pub subject: Digest,
+    /// False when the registry already listed it: nothing was sent.
+    pub pushed: bool,
 }
 
 enum BlobOutcome {
@@ -107,9 +123,11 @@ pub async fn push_layout(
             .await?;
         outcomes
     };
+    let referrers = push_referrers(layout, client, &digest, options).await?;
     let mut report = PushReport {
         reference: target.clone(),
         pinned: target.pinned(&digest),
+        referrers,
         digest,
         blobs_uploaded: 0,
         blobs_skipped: 0,
@@ -129,6 +147,101 @@ pub async fn push_layout(
         }
     }
     Ok(report)
+}
+
+/// Pushes the layout's artifacts about `image`, then those about each of them (a signature of
+/// the provenance), asking the registry once per subject which it lists: its referrers API
+/// where it has one, else the referrers tag schema, an index tagged `sha256-<hex>` that this
+/// push then extends (distribution spec v1.1, "Pushing Manifests with Subject" and "Referrers
+/// Tag Schema"). Artifacts the registry lists already are not sent again.
+async fn push_referrers(
+    layout: &Layout,
+    client: &RegistryClient,
+    image: &Digest,
+    options: &PushOptions,
+) -> anyhow::Result<Vec<ReferrerReport>> {
+    let mut reports = Vec::new();
+    let mut subjects = vec![image.clone()];
+    while let Some(subject) = subjects.pop() {
+        let local = layout.referrers(&subject)?;
+        if local.is_empty() {
+            continue;
+        }
+        let (api, mut listed) = match client.referrers(&subject).await? {
+            Some(index) => (true, index_entries(&index)?),
+            None => match client.find_manifest(&tag_schema(&subject)).await? {
+                Some((index, _)) => (false, index_entries(&index)?),
+                None => (false, Vec::new()),
+            },
+        };
+        let mut added = false;
+        for (descriptor, manifest) in local {
+            subjects.push(descriptor.digest.clone());
+            let known = listed
+                .iter()
+                .any(|entry| entry["digest"] == descriptor.digest.to_string());
+            if !known {
+                let bytes = read_manifest(layout, &descriptor)?;
+                let progress = Progress::new(crate::output::Progress::Off, 0);
+                for blob in manifest.blobs() {
+                    check_blob_file(layout, blob)?;
+                    push_blob(
+                        layout,
+                        client,
+                        blob,
+                        options.mount_from.as_deref(),
+                        &progress,
+                    )
+                    .await?;
+                }
+                let indexed = client
+                    .put_manifest(
+                        &descriptor.digest.to_string(),
+                        manifest.media_type.as_deref(),
+                        &bytes,
+                    )
+                    .await?;
+                if !api && !indexed {
+                    listed.push(serde_json::to_value(&descriptor)?);
+                    added = true;
+                }
+            }
+            reports.push(ReferrerReport {
+                artifact_type: descriptor.artifact_type.clone().unwrap_or_default(),
+                digest: descriptor.digest,
+                subject: subject.clone(),
+                pushed: !known,
+            });
+        }
+        if added {
+            let index = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": IMAGE_INDEX,
+                "manifests": listed,
+            });
+            let bytes = crate::oci::json::to_canonical_vec(&index)?;
+            client
+                .put_manifest(&tag_schema(&subject), Some(IMAGE_INDEX), &bytes)
+                .await?;
+        }
+    }
+    Ok(reports)
+}
+
+/// The referrers tag schema's tag for `subject`: `sha256-<hex>`.
+fn tag_schema(subject: &Digest) -> String {
+    format!("sha256-{}", subject.hex())
+}
+
+/// The `manifests` of an image index the registry returned (kept as JSON: another tool's
+/// entries are put back as they were).
+fn index_entries(bytes: &[u8]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let index: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| anyhow::anyhow!("the registry's referrers index is not JSON: {e}"))?;
+    Ok(match index.get("manifests") {
+        Some(serde_json::Value::Array(entries)) => entries.clone(),
+        _ => Vec::new(),
+    })
 }
 
 async fn push_blob(

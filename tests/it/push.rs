@@ -753,3 +753,136 @@ fn build_flags_with_a_prebuilt_layout_or_archive_are_refused() {
         }
     }
 }
+
+/// Artifacts about an image (an SBOM, and a signature of that SBOM) travel with it. Distribution
+/// 2.8 has no referrers API, so the push lists them in the referrers tag schema's index,
+/// `sha256-<hex>` of their subject (distribution spec v1.1, "Referrers Tag Schema"); a second
+/// push asks once per subject and sends nothing.
+#[test]
+fn artifacts_about_an_image_are_pushed_with_it_under_the_referrers_tag_schema() {
+    use spin_aks::oci::{Descriptor, ImageManifest, Layout};
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let (proxy, seen) = recording_proxy(&registry);
+    let dir = fx.layout("layout", 3);
+    let layout = Layout::open(&dir).unwrap();
+    let (image, _) = layout.image(None).unwrap();
+    let attach = |subject: &Descriptor, artifact_type: &str, body: &[u8]| {
+        let (digest, size) = layout.write_blob(body).unwrap();
+        let layer = Descriptor::new("application/json", digest, size);
+        let manifest =
+            ImageManifest::artifact(artifact_type, subject, vec![layer], Default::default());
+        layout.add_referrer(&manifest).unwrap()
+    };
+    let sbom = attach(
+        &image,
+        "application/vnd.cyclonedx+json",
+        b"{\"bomFormat\":\"CycloneDX\"}",
+    );
+    let old_signature = attach(
+        &sbom,
+        "application/vnd.cncf.notary.signature",
+        b"{\"payload\":\"x\"}",
+    );
+    // A second SBOM of the same subject replaces the first in the layout, and what was about it.
+    let sbom_again = attach(
+        &image,
+        "application/vnd.cyclonedx+json",
+        b"{\"bomFormat\":\"CycloneDX\",\"v\":2}",
+    );
+    assert_ne!(sbom.digest, sbom_again.digest);
+    assert_eq!(layout.referrers(&image.digest).unwrap().len(), 1);
+    assert!(
+        layout.referrers(&sbom.digest).unwrap().is_empty(),
+        "{old_signature:?} went with it"
+    );
+    let signature = attach(
+        &sbom_again,
+        "application/vnd.cncf.notary.signature",
+        b"{\"payload\":\"y\"}",
+    );
+    assert_eq!(
+        layout.tags().unwrap(),
+        ["1.0.0"],
+        "artifacts are not images of the layout"
+    );
+
+    let reference = format!("{}/signed/app", proxy.host());
+    let first = fx.push_ok(&[&reference, "--from-layout", dir.to_str().unwrap()]);
+    let pushed: Vec<(&str, bool)> = first["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["artifact_type"].as_str().unwrap(),
+                r["pushed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pushed,
+        [
+            ("application/vnd.cyclonedx+json", true),
+            ("application/vnd.cncf.notary.signature", true)
+        ]
+    );
+    let listed = |subject: &Descriptor| -> Value {
+        let tag = format!(
+            "{}/signed/app:sha256-{}",
+            registry.host(),
+            subject.digest.hex()
+        );
+        serde_json::from_slice(&skopeo_raw_manifest(&tag, None)).unwrap()
+    };
+    let image_referrers = listed(&image);
+    assert_eq!(
+        image_referrers["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        image_referrers["manifests"][0]["digest"],
+        sbom_again.digest.to_string()
+    );
+    assert_eq!(
+        image_referrers["manifests"][0]["artifactType"],
+        "application/vnd.cyclonedx+json"
+    );
+    assert_eq!(image_referrers["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        listed(&sbom_again)["manifests"][0]["digest"],
+        signature.digest.to_string()
+    );
+    // The artifact itself, by digest, names the image as its subject.
+    let raw = skopeo_raw_manifest(
+        &format!("{}/signed/app@{}", registry.host(), sbom_again.digest),
+        None,
+    );
+    let artifact: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(artifact["subject"]["digest"], image.digest.to_string());
+    assert_eq!(
+        artifact["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+
+    seen.lock().unwrap().clear();
+    let second = fx.push_ok(&[&reference, "--from-layout", dir.to_str().unwrap()]);
+    assert!(
+        second["referrers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["pushed"] == false),
+        "{second}"
+    );
+    let asked: Vec<(String, String)> = seen.lock().unwrap().clone();
+    assert!(
+        asked
+            .iter()
+            .all(|(method, _)| method == "HEAD" || method == "GET"),
+        "nothing sent: {asked:?}"
+    );
+    // The manifest HEAD, then per subject the referrers API (404 here) and the tag schema index.
+    assert_eq!(asked.len(), 5, "{asked:?}");
+}

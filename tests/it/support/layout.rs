@@ -31,6 +31,8 @@ pub fn generate(dir: &Path, tag: &str, layers: usize, sizes: &[usize]) -> Layout
     );
     let (config_digest, config_size) = layout.write_blob(config.as_bytes()).expect("config");
     let manifest = ImageManifest {
+        artifact_type: None,
+        subject: None,
         schema_version: 2,
         media_type: None,
         config: Descriptor::new(LOCKED_APP_LAYER, config_digest, config_size),
