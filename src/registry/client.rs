@@ -24,6 +24,9 @@ use crate::oci::{media_types, Digest};
 /// Manifest media types we accept when asking what a tag points at.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// The largest manifest or index read (distribution refuses to store one over 4 MiB).
+const MANIFEST_LIMIT: u64 = 4 << 20;
+
 /// How long the HTTPS probe of a loopback registry may take before HTTP is tried instead.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -453,8 +456,13 @@ impl RegistryClient {
         reference: &str,
     ) -> anyhow::Result<Option<(Vec<u8>, Option<String>)>> {
         let url = self.url(&format!("/v2/{}/manifests/{reference}", self.repository))?;
-        self.get_optional(url, MANIFEST_ACCEPT, &format!("manifest {reference}"))
-            .await
+        self.get_optional(
+            url,
+            MANIFEST_ACCEPT,
+            &format!("manifest {reference}"),
+            MANIFEST_LIMIT,
+        )
+        .await
     }
 
     /// The artifacts about `subject` the registry's referrers API lists (distribution spec v1.1,
@@ -467,17 +475,35 @@ impl RegistryClient {
                 url,
                 media_types::IMAGE_INDEX,
                 &format!("the referrers of {subject}"),
+                MANIFEST_LIMIT,
             )
             .await?;
         Ok(found.map(|(bytes, _)| bytes))
     }
 
-    /// A GET whose 404 is `None`: the body and its media type.
+    /// A small blob (a signature envelope, an SBOM) read whole, checked against its digest and
+    /// refused past `limit` bytes.
+    pub async fn get_small_blob(&self, digest: &Digest, limit: u64) -> anyhow::Result<Vec<u8>> {
+        let url = self.blob_url(digest)?;
+        let Some((bytes, _)) = self
+            .get_optional(url, "*/*", &format!("blob {digest}"), limit)
+            .await?
+        else {
+            anyhow::bail!("{}/{} has no blob {digest}", self.registry, self.repository);
+        };
+        if Digest::of(&bytes) != *digest {
+            anyhow::bail!("the registry answered blob {digest} with other bytes");
+        }
+        Ok(bytes)
+    }
+
+    /// A GET whose 404 is `None`: the body (at most `limit` bytes) and its media type.
     async fn get_optional(
         &self,
         url: Url,
         accept: &str,
         what: &str,
+        limit: u64,
     ) -> anyhow::Result<Option<(Vec<u8>, Option<String>)>> {
         retry::run(&self.retry, |_| async {
             let response = self
@@ -493,10 +519,20 @@ impl RegistryClient {
                         .get(header::CONTENT_TYPE)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string);
-                    let bytes = response.bytes().await.map_err(|e| {
+                    let mut response = response;
+                    let mut bytes = Vec::new();
+                    while let Some(chunk) = response.chunk().await.map_err(|e| {
                         Attempt::Transient(anyhow::anyhow!("reading {what}: {e}"), None)
-                    })?;
-                    Ok(Some((bytes.to_vec(), media_type)))
+                    })? {
+                        if (bytes.len() + chunk.len()) as u64 > limit {
+                            return Err(Attempt::Final(anyhow::anyhow!(
+                                "{} answered {what} with more than {limit} bytes",
+                                self.registry
+                            )));
+                        }
+                        bytes.extend_from_slice(&chunk);
+                    }
+                    Ok(Some((bytes, media_type)))
                 }
                 StatusCode::NOT_FOUND => Ok(None),
                 _ => Err(self.unexpected(response, &format!("getting {what}")).await),

@@ -1,5 +1,7 @@
 //! A fake Azure Key Vault data plane (api-version 7.4) on loopback HTTP: secrets with a new version
-//! per PUT, paged listings, the real 401 challenge, and 403 or throttling when a test asks for it.
+//! per PUT, paged listings, certificates with their keys and backing secrets, the keys' `sign`
+//! operation (made by `openssl pkeyutl` on the digest, as the service signs a digest), the real
+//! 401 challenge, and 403 or throttling when a test asks for it.
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -39,6 +41,23 @@ pub struct Vault {
     pub throttle: usize,
     /// `METHOD path` → requests seen (the throttled and refused included).
     pub requests: HashMap<String, usize>,
+    /// Certificate name (lowercase) → the certificate, its key and backing secret.
+    pub certificates: BTreeMap<String, Certificate>,
+}
+
+/// A Key Vault certificate: the leaf, the key it was made with, the chain its backing secret holds.
+#[derive(Clone, Debug)]
+pub struct Certificate {
+    /// The version of the certificate, its key and its backing secret.
+    pub version: String,
+    /// The private key, PEM (PKCS#8), in a file `openssl pkeyutl` reads.
+    pub key_file: std::path::PathBuf,
+    /// The leaf certificate, DER.
+    pub leaf: Vec<u8>,
+    /// The backing secret's value: the key and chain as PEM (`application/x-pem-file`).
+    pub secret_pem: String,
+    /// Refuse `sign` with 403 ForbiddenByRbac (the caller lacks Key Vault Crypto User).
+    pub sign_forbidden: bool,
 }
 
 pub struct FakeKeyVault {
@@ -95,6 +114,92 @@ impl FakeKeyVault {
     pub fn total_requests(&self) -> usize {
         self.vault(|v| v.requests.values().sum())
     }
+
+    /// Adds the certificate `name` (its key in `key_file`, its leaf DER, the PEM its backing
+    /// secret holds) as one version; the key URL to sign with is `<url>keys/<name>`.
+    pub fn add_certificate(
+        &self,
+        name: &str,
+        key_file: &std::path::Path,
+        leaf: Vec<u8>,
+        secret_pem: String,
+    ) {
+        self.vault(|v| {
+            v.certificates.insert(
+                name.to_ascii_lowercase(),
+                Certificate {
+                    version: format!(
+                        "{:032x}",
+                        0xce27_0000_u128 + v.certificates.len() as u128 + 1
+                    ),
+                    key_file: key_file.to_path_buf(),
+                    leaf,
+                    secret_pem,
+                    sign_forbidden: false,
+                },
+            );
+        });
+    }
+}
+
+/// `openssl pkeyutl -sign` of `digest` with the key in `key_file` as `alg` asks: RSASSA-PSS with
+/// a salt as long as the hash (PS*), or ECDSA (ES*, turned from DER into r ‖ s as Key Vault
+/// answers). `None` for an algorithm the key cannot make.
+fn sign_digest(key_file: &std::path::Path, alg: &str, digest: &[u8]) -> Option<Vec<u8>> {
+    let hash = match &alg[2..] {
+        "256" => "sha256",
+        "384" => "sha384",
+        "512" => "sha512",
+        _ => return None,
+    };
+    let dir = tempfile::tempdir().ok()?;
+    let input = dir.path().join("digest");
+    std::fs::write(&input, digest).ok()?;
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args(["pkeyutl", "-sign", "-inkey"])
+        .arg(key_file)
+        .arg("-in")
+        .arg(&input);
+    cmd.args(["-pkeyopt", &format!("digest:{hash}")]);
+    if alg.starts_with("PS") {
+        cmd.args([
+            "-pkeyopt",
+            "rsa_padding_mode:pss",
+            "-pkeyopt",
+            "rsa_pss_saltlen:digest",
+        ]);
+    }
+    let output = cmd.output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    if !alg.starts_with("ES") {
+        return Some(output.stdout);
+    }
+    let width = match hash {
+        "sha256" => 32,
+        "sha384" => 48,
+        _ => 66,
+    };
+    ecdsa_der_to_fixed(&output.stdout, width)
+}
+
+/// An ECDSA signature from DER (`SEQUENCE { INTEGER r, INTEGER s }`) to r ‖ s, each `width` bytes.
+fn ecdsa_der_to_fixed(der: &[u8], width: usize) -> Option<Vec<u8>> {
+    let mut rest = der.get(2..)?;
+    if der.get(1)? & 0x80 != 0 {
+        rest = der.get(2 + (der[1] & 0x7f) as usize..)?;
+    }
+    let mut fixed = Vec::with_capacity(width * 2);
+    for _ in 0..2 {
+        let len = *rest.get(1)? as usize;
+        let int = rest.get(2..2 + len)?;
+        let int = &int[int.iter().take_while(|b| **b == 0).count()..];
+        fixed.extend(std::iter::repeat_n(0, width.checked_sub(int.len())?));
+        fixed.extend_from_slice(int);
+        rest = &rest[2 + len..];
+    }
+    Some(fixed)
 }
 
 fn new_version(vault: &mut Vault, name: &str, value: &str, enabled: bool) -> String {
@@ -231,6 +336,100 @@ async fn route(vault: &Mutex<Vault>, base: &str, req: Request<Incoming>) -> Http
                 StatusCode::OK,
                 json!({"value": all[start.min(all.len())..end], "nextLink": next}),
             )
+        }
+        ("GET", ["certificates", name, version @ ..]) if version.len() <= 1 => {
+            let Some(cert) = v.certificates.get(&name.to_ascii_lowercase()).cloned() else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "CertificateNotFound",
+                    &format!(
+                        "A certificate with (name/id) {name} was not found in this key vault."
+                    ),
+                );
+            };
+            if version.first().is_some_and(|ver| *ver != cert.version) {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "CertificateNotFound",
+                    &format!(
+                        "A certificate with (name/id) {name}/{} was not found in this key vault.",
+                        version[0]
+                    ),
+                );
+            }
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let ver = &cert.version;
+            reply(
+                StatusCode::OK,
+                json!({
+                    "id": format!("{base}certificates/{name}/{ver}"),
+                    "kid": format!("{base}keys/{name}/{ver}"),
+                    "sid": format!("{base}secrets/{name}/{ver}"),
+                    "cer": b64.encode(&cert.leaf),
+                    "attributes": attributes(true),
+                    "policy": {"key_props": {"exportable": true}, "secret_props": {"contentType": "application/x-pem-file"}},
+                }),
+            )
+        }
+        ("GET", ["secrets", name, version]) => {
+            match v
+                .certificates
+                .get(&name.to_ascii_lowercase())
+                .filter(|c| c.version == *version)
+            {
+                Some(cert) => reply(
+                    StatusCode::OK,
+                    json!({"value": cert.secret_pem, "contentType": "application/x-pem-file", "id": format!("{base}secrets/{name}/{version}"), "kid": format!("{base}keys/{name}/{version}"), "managed": true, "attributes": attributes(true)}),
+                ),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "SecretNotFound",
+                    &format!(
+                        "A secret with (name/id) {name}/{version} was not found in this key vault."
+                    ),
+                ),
+            }
+        }
+        ("POST", ["keys", name, version, "sign"]) => {
+            let Some(cert) = v
+                .certificates
+                .get(&name.to_ascii_lowercase())
+                .filter(|c| c.version == *version)
+                .cloned()
+            else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "KeyNotFound",
+                    &format!(
+                        "A key with (name/id) {name}/{version} was not found in this key vault."
+                    ),
+                );
+            };
+            if cert.sign_forbidden {
+                let message = "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=04b07795-8ddb-461a-bbee-02f9e1bf7b46;oid=00000000-0000-0000-0000-00000000c0de\r\nAction: 'Microsoft.KeyVault/vaults/keys/sign/action'\r\nAssignment: (not found)\r\nVault: vault;location=westeurope\r\n";
+                return reply(
+                    StatusCode::FORBIDDEN,
+                    json!({"error": {"code": "Forbidden", "message": message, "innererror": {"code": "ForbiddenByRbac"}}}),
+                );
+            }
+            use base64::Engine;
+            let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let alg = body["alg"].as_str().unwrap_or_default().to_string();
+            let digest = body["value"].as_str().and_then(|d| url.decode(d).ok());
+            let signature = digest.and_then(|d| sign_digest(&cert.key_file, &alg, &d));
+            match signature {
+                Some(signature) => reply(
+                    StatusCode::OK,
+                    json!({"kid": format!("{base}keys/{name}/{version}"), "value": url.encode(signature)}),
+                ),
+                None => error(
+                    StatusCode::BAD_REQUEST,
+                    "BadParameter",
+                    &format!("Invalid algorithm {alg} for the key or an invalid digest."),
+                ),
+            }
         }
         _ => error(
             StatusCode::NOT_FOUND,
