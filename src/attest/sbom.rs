@@ -750,8 +750,9 @@ pub(crate) mod tests {
         let found = by_ref(&bom);
         let hex = |seed: &str| digest(seed).hex().to_string();
         let sdk = "component:web/cargo:crates.io/spin-sdk@3.1.0";
-        // (bom-ref, type, SHA-256, a property or reference that must be there)
-        let cases: &[(&str, &str, Option<String>, (&str, &str))] = &[
+        // (bom-ref, type, SHA-256, a property that must be there)
+        type Case<'a> = (&'a str, &'a str, Option<String>, (&'a str, &'a str));
+        let cases: &[Case] = &[
             (
                 "component:web",
                 "application",
