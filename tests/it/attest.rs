@@ -365,3 +365,20 @@ async fn the_provenance_of_a_build_is_about_its_image_digest() {
         sha256(&manifest)
     );
 }
+
+#[tokio::test]
+async fn two_copies_of_an_app_give_the_same_sbom_and_provenance() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut documents = Vec::new();
+    for home in [one.path(), two.path()] {
+        let built = build(&app(home), ImageFormat::Spin).await;
+        let sbom_input = SbomInput::from_build(&built, &mut Vec::new()).unwrap();
+        let input =
+            ProvenanceInput::from_build(&built, &sbom_input, "r.example/a", CiRun::Local).unwrap();
+        documents.push((
+            sbom::cyclonedx(&sbom_input).unwrap(),
+            provenance::statement(&input).unwrap(),
+        ));
+    }
+    assert!(documents[0] == documents[1], "the two copies differ");
+}
