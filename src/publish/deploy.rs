@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -209,94 +208,20 @@ pub fn artifact_objects(
 /// time, else 1970-01-01; `source` the git remote `origin` (else the image repository) and
 /// `revision` `sha1:<commit>` (else the image digest).
 fn metadata(dir: &Path, image: &ImageRef, digest: &Digest) -> anyhow::Result<Metadata> {
-    let git = |args: &[&str]| -> Option<String> {
-        let output = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        (output.status.success() && !text.is_empty()).then_some(text)
-    };
-    let commit = git(&["rev-parse", "HEAD"]);
+    let checkout = crate::git::checkout(dir);
     let epoch = match crate::oci::assemble::source_date_epoch()? {
         Some(epoch) => epoch,
-        None => commit
-            .as_ref()
-            .and_then(|_| git(&["log", "-1", "--format=%ct"]))
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0),
+        None => checkout.as_ref().and_then(|c| c.commit_time).unwrap_or(0),
     };
     let created = crate::oci::assemble::rfc3339(epoch);
-    let source = commit
+    let source = checkout
         .as_ref()
-        .and_then(|_| git(&["remote", "get-url", "origin"]))
-        .map(|remote| public_source(&remote))
+        .and_then(|c| c.remote.clone())
         .unwrap_or_else(|| format!("oci://{}", image.name()));
-    let revision = commit.map_or_else(|| digest.to_string(), |c| format!("sha1:{c}"));
+    let revision = checkout.map_or_else(|| digest.to_string(), |c| format!("sha1:{}", c.commit));
     Ok(Metadata {
         created,
         source,
         revision,
     })
-}
-
-/// A git remote as it may be published: without the user and password a CI checkout often
-/// carries (`https://x-access-token:TOKEN@github.com/…`), nor a query or fragment (where a token
-/// can ride too). An scp-like remote (`git@host:path`) keeps only `host:path`.
-fn public_source(remote: &str) -> String {
-    match reqwest::Url::parse(remote) {
-        Ok(mut url) if url.has_host() => {
-            // Neither call can fail on a URL with a host.
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.set_query(None);
-            url.set_fragment(None);
-            url.to_string()
-        }
-        // `[user@]host:path` (git's scp-like form), or a local path.
-        _ => match remote.split_once('@') {
-            Some((_, rest)) if !remote.contains('/') || remote.find('@') < remote.find('/') => {
-                rest.to_string()
-            }
-            _ => remote.to_string(),
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::public_source;
-
-    #[test]
-    fn a_published_source_carries_no_credential() {
-        for (remote, published) in [
-            (
-                "https://x-access-token:hunter2@github.com/org/app.git",
-                "https://github.com/org/app.git",
-            ),
-            (
-                "https://hunter2@dev.azure.com/org/p/_git/app",
-                "https://dev.azure.com/org/p/_git/app",
-            ),
-            (
-                "https://github.com/org/app.git?token=hunter2#x",
-                "https://github.com/org/app.git",
-            ),
-            (
-                "ssh://git:hunter2@example.com:2222/app.git",
-                "ssh://example.com:2222/app.git",
-            ),
-            ("git@github.com:org/app.git", "github.com:org/app.git"),
-            (
-                "https://github.com/org/app.git",
-                "https://github.com/org/app.git",
-            ),
-            ("/srv/git/app.git", "/srv/git/app.git"),
-            ("../app", "../app"),
-        ] {
-            assert_eq!(public_source(remote), published, "{remote}");
-        }
-    }
 }

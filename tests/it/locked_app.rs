@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::support::apps::wasm;
+use crate::support::apps::{greeted, greeter, wasm};
 use crate::support::{json_stdout, serve_bytes, spin_aks};
 use sha2::Digest;
 
@@ -131,45 +131,6 @@ fn an_app_without_chaining_keeps_lock_version_zero() {
     assert_eq!(locked["spin_lock_version"], 0);
     assert_eq!(locked.get("must_understand"), None);
     assert_eq!(locked["components"][0].get("host_requirements"), None);
-}
-
-/// A component exporting `interface` with one function `greet` returning `result` (a WAT type),
-/// and importing `host` (an interface with one function) when given.
-fn greeter(interface: &str, result: &str, host: Option<&str>) -> Vec<u8> {
-    let import = host.map_or(String::new(), |h| {
-        format!("(import \"{h}\" (instance (export \"get\" (func (result u32)))))")
-    });
-    let core = if result == "u64" { "i64" } else { "i32" };
-    wat::parse_str(format!(
-        r#"(component
-          {import}
-          (core module $m (func (export "greet") (result {core}) ({core}.const 42)))
-          (core instance $i (instantiate $m))
-          (func $greet (result {result}) (canon lift (core func $i "greet")))
-          (instance $out (export "greet" (func $greet)))
-          (export "{interface}" (instance $out)))"#
-    ))
-    .unwrap()
-}
-
-/// A component importing `test:greet/greeter` (`greet: func() -> u32`) and exporting
-/// `test:app/runner` (`run: func() -> u32`, calling greet).
-fn greeted() -> Vec<u8> {
-    wat::parse_str(
-        r#"(component
-          (import "test:greet/greeter" (instance $g (export "greet" (func (result u32)))))
-          (alias export $g "greet" (func $greet))
-          (core func $lowered (canon lower (func $greet)))
-          (core instance $host (export "greet" (func $lowered)))
-          (core module $m
-            (import "host" "greet" (func $greet (result i32)))
-            (func (export "run") (result i32) (call $greet)))
-          (core instance $i (instantiate $m (with "host" (instance $host))))
-          (func $run (result u32) (canon lift (core func $i "run")))
-          (instance $out (export "run" (func $run)))
-          (export "test:app/runner" (instance $out)))"#,
-    )
-    .unwrap()
 }
 
 /// The top-level import and export names of a component.

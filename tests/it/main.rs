@@ -4,6 +4,7 @@
 mod support;
 
 mod architecture;
+mod attest;
 mod azure_acr;
 mod azure_arm;
 mod bad_input;

@@ -43,6 +43,45 @@ pub fn wasm(seed: u32) -> Vec<u8> {
     wat::parse_str(format!("(module (global i32 (i32.const {seed})))")).unwrap()
 }
 
+/// A component exporting `interface` with one function `greet` returning `result` (a WAT type),
+/// and importing `host` (an interface with one function) when given.
+pub fn greeter(interface: &str, result: &str, host: Option<&str>) -> Vec<u8> {
+    let import = host.map_or(String::new(), |h| {
+        format!("(import \"{h}\" (instance (export \"get\" (func (result u32)))))")
+    });
+    let core = if result == "u64" { "i64" } else { "i32" };
+    wat::parse_str(format!(
+        r#"(component
+          {import}
+          (core module $m (func (export "greet") (result {core}) ({core}.const 42)))
+          (core instance $i (instantiate $m))
+          (func $greet (result {result}) (canon lift (core func $i "greet")))
+          (instance $out (export "greet" (func $greet)))
+          (export "{interface}" (instance $out)))"#
+    ))
+    .unwrap()
+}
+
+/// A component importing `test:greet/greeter` (`greet: func() -> u32`) and exporting
+/// `test:app/runner` (`run: func() -> u32`, calling greet).
+pub fn greeted() -> Vec<u8> {
+    wat::parse_str(
+        r#"(component
+          (import "test:greet/greeter" (instance $g (export "greet" (func (result u32)))))
+          (alias export $g "greet" (func $greet))
+          (core func $lowered (canon lower (func $greet)))
+          (core instance $host (export "greet" (func $lowered)))
+          (core module $m
+            (import "host" "greet" (func $greet (result i32)))
+            (func (export "run") (result i32) (call $greet)))
+          (core instance $i (instantiate $m (with "host" (instance $host))))
+          (func $run (result u32) (canon lift (core func $i "run")))
+          (instance $out (export "run" (func $run)))
+          (export "test:app/runner" (instance $out)))"#,
+    )
+    .unwrap()
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed
