@@ -19,6 +19,10 @@ pub struct BuildSettings {
     pub skip_spin_build: bool,
     /// The containerd-shim-spin release the cluster runs.
     pub target: &'static ShimRelease,
+    /// Attach a CycloneDX SBOM to the image (`--sbom`).
+    pub sbom: bool,
+    /// Attach an in-toto/SLSA provenance statement to the image (`--provenance`).
+    pub provenance: bool,
 }
 
 /// An image written into a layout, with what was learned on the way.

@@ -315,6 +315,12 @@ pub struct ImageArgs {
     /// The containerd-shim-spin release the cluster runs; features it lacks are warned about
     #[arg(long, value_name = "VERSION", default_value = crate::app::compat::DEFAULT_TARGET_SHIM)]
     pub shim_version: String,
+    /// The SBOM attached to the image as a referrer: CycloneDX 1.6 JSON, or none
+    #[arg(long, value_name = "FORMAT", default_value = "cyclonedx", value_parser = ["cyclonedx", "none"])]
+    pub sbom: String,
+    /// The build provenance attached to the image as a referrer: an in-toto statement with a SLSA v1 predicate, or none
+    #[arg(long, value_name = "FORMAT", default_value = "slsa", value_parser = ["slsa", "none"])]
+    pub provenance: String,
 }
 
 #[derive(Debug, Args)]
@@ -1249,6 +1255,8 @@ impl ImageArgs {
             format: self.format,
             skip_spin_build: self.skip_spin_build,
             target: crate::app::compat::target_shim(&self.shim_version)?,
+            sbom: self.sbom != "none",
+            provenance: self.provenance != "none",
         })
     }
 }

@@ -10,6 +10,7 @@ pub async fn run(global: &GlobalArgs, args: &BuildArgs, out: &Output) -> anyhow:
     let settings = args.image.settings()?;
     let app = app::load(&global.from)?;
     let built = build_image(app, &settings, args.layout.as_deref(), out).await?;
+    crate::attest::attach(&built, &settings, out)?;
     let report = built.report(settings.format);
     let summary = format!(
         "Built {} ({}) into {}: {} layers, {} bytes, digest {}",

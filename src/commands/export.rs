@@ -79,6 +79,7 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
     }
     let settings = args.image.settings()?;
     let built = build_image(app::load(&global.from)?, &settings, None, out).await?;
+    crate::attest::attach(&built, &settings, out)?;
     let file_name = format!("{}-{}.oci.tar", file_stem(&built.app.name), built.tag);
     let target = args
         .out

@@ -264,7 +264,42 @@ impl Layout {
 
     /// Writes `manifest` canonically and makes it the layout's only image, named `tag`.
     pub fn set_image(&self, manifest: &ImageManifest, tag: &str) -> anyhow::Result<Descriptor> {
-        self.put_image(manifest, tag, Vec::new())
+        let bytes = json::to_canonical_vec(manifest)?;
+        let (digest, _) = self.write_blob(&bytes)?;
+        // Artifacts about this very image (and about those) stay: an unchanged rebuild keeps its
+        // SBOM and its signature, and writes nothing.
+        let kept = match read_json::<Index>(&self.root.join("index.json")) {
+            Ok(index) => self.about(index.manifests, &digest)?,
+            Err(_) => Vec::new(),
+        };
+        self.put_image(manifest, tag, kept)
+    }
+
+    /// The artifacts among `manifests` that are about `image`, or about such an artifact.
+    fn about(&self, manifests: Vec<Descriptor>, image: &Digest) -> anyhow::Result<Vec<Descriptor>> {
+        let mut candidates = Vec::new();
+        for descriptor in manifests {
+            if let Some(subject) = self.subject_of(&descriptor)? {
+                candidates.push((descriptor, subject));
+            }
+        }
+        let mut wanted: BTreeSet<Digest> = BTreeSet::from([image.clone()]);
+        loop {
+            let before = wanted.len();
+            for (descriptor, subject) in &candidates {
+                if wanted.contains(subject) {
+                    wanted.insert(descriptor.digest.clone());
+                }
+            }
+            if wanted.len() == before {
+                break;
+            }
+        }
+        Ok(candidates
+            .into_iter()
+            .filter(|(descriptor, _)| wanted.contains(&descriptor.digest))
+            .map(|(descriptor, _)| descriptor)
+            .collect())
     }
 
     /// Writes `manifest` canonically and adds it to the layout's images as `tag` (replacing an
@@ -277,7 +312,7 @@ impl Layout {
         self.put_image(manifest, tag, others)
     }
 
-    /// Writes the manifest and an index of `others` followed by it, named `tag`.
+    /// Writes the manifest and an index of it, named `tag`, and `others`.
     fn put_image(
         &self,
         manifest: &ImageManifest,
@@ -290,17 +325,13 @@ impl Layout {
         descriptor
             .annotations
             .insert(REF_NAME_ANNOTATION.to_string(), tag.to_string());
-        others.push(descriptor.clone());
-        let index = Index {
-            schema_version: 2,
-            media_type: Some(IMAGE_INDEX.to_string()),
-            manifests: others,
-        };
-        write_atomically(
-            &self.root.join("index.json"),
-            &json::to_canonical_vec(&index)?,
-            Access::Shared,
-        )?;
+        // Images first, in the order they came; artifacts after them.
+        let at = others
+            .iter()
+            .position(|d| d.artifact_type.is_some())
+            .unwrap_or(others.len());
+        others.insert(at, descriptor.clone());
+        self.write_index(others)?;
         Ok(descriptor)
     }
 
@@ -352,35 +383,55 @@ impl Layout {
         if manifest.config.digest == Descriptor::empty_json().digest {
             self.write_blob(EMPTY_JSON_BYTES)?;
         }
-        let index: Index = read_json(&self.root.join("index.json"))?;
-        // What the new artifact replaces goes, and then whatever was about what went (the
-        // signature of a replaced SBOM), until nothing more goes.
-        let mut manifests = Vec::with_capacity(index.manifests.len() + 1);
-        let mut gone = BTreeSet::new();
-        for descriptor in index.manifests {
-            let about = self.subject_of(&descriptor)?;
-            let replaced = descriptor.artifact_type.as_ref() == Some(artifact_type)
-                && about.as_ref() == Some(&subject.digest);
-            if replaced {
-                gone.insert(descriptor.digest.clone());
-            } else {
-                manifests.push((descriptor, about));
-            }
-        }
-        while !gone.is_empty() {
-            let (orphans, kept) = manifests.into_iter().partition::<Vec<_>, _>(|(_, about)| {
-                about.as_ref().is_some_and(|d| gone.contains(d))
-            });
-            manifests = kept;
-            gone = orphans.into_iter().map(|(d, _)| d.digest).collect();
-        }
-        let mut manifests: Vec<Descriptor> = manifests.into_iter().map(|(d, _)| d).collect();
         let bytes = json::to_canonical_vec(manifest)?;
         let (digest, size) = self.write_blob(&bytes)?;
         let mut descriptor = Descriptor::new(IMAGE_MANIFEST, digest, size);
         descriptor.artifact_type = Some(artifact_type.clone());
         descriptor.annotations = manifest.annotations.clone();
+        let index: Index = read_json(&self.root.join("index.json"))?;
+        if index.manifests.contains(&descriptor) {
+            return Ok(descriptor);
+        }
+        let mut manifests = self.without(&subject.digest, artifact_type)?;
         manifests.push(descriptor.clone());
+        self.write_index(manifests)?;
+        Ok(descriptor)
+    }
+
+    /// Removes the artifacts of `artifact_type` about `subject`, and what was about them.
+    pub fn remove_referrers(&self, subject: &Digest, artifact_type: &str) -> anyhow::Result<()> {
+        let manifests = self.without(subject, artifact_type)?;
+        self.write_index(manifests)
+    }
+
+    /// The index's manifests without the artifacts of `artifact_type` about `subject`, and then
+    /// without whatever was about what went (the signature of a replaced SBOM), and so on.
+    fn without(&self, subject: &Digest, artifact_type: &str) -> anyhow::Result<Vec<Descriptor>> {
+        let index: Index = read_json(&self.root.join("index.json"))?;
+        let mut entries = Vec::with_capacity(index.manifests.len() + 1);
+        let mut gone = BTreeSet::new();
+        for descriptor in index.manifests {
+            let about = self.subject_of(&descriptor)?;
+            let replaced = descriptor.artifact_type.as_deref() == Some(artifact_type)
+                && about.as_ref() == Some(subject);
+            if replaced {
+                gone.insert(descriptor.digest.clone());
+            } else {
+                entries.push((descriptor, about));
+            }
+        }
+        while !gone.is_empty() {
+            let (orphans, kept) = entries.into_iter().partition::<Vec<_>, _>(|(_, about)| {
+                about.as_ref().is_some_and(|d| gone.contains(d))
+            });
+            entries = kept;
+            gone = orphans.into_iter().map(|(d, _)| d.digest).collect();
+        }
+        Ok(entries.into_iter().map(|(d, _)| d).collect())
+    }
+
+    /// Replaces `index.json` with an index of `manifests` (nothing is written when it holds them).
+    fn write_index(&self, manifests: Vec<Descriptor>) -> anyhow::Result<()> {
         let index = Index {
             schema_version: 2,
             media_type: Some(IMAGE_INDEX.to_string()),
@@ -390,8 +441,7 @@ impl Layout {
             &self.root.join("index.json"),
             &json::to_canonical_vec(&index)?,
             Access::Shared,
-        )?;
-        Ok(descriptor)
+        )
     }
 
     /// The artifacts about the manifest `subject` (signatures, SBOMs), in index order, each with

@@ -83,6 +83,7 @@ pub async fn publish(
                 None => crate::app::load(from)?,
             };
             let built = build_image(app, image, None, out).await?;
+            crate::attest::attach(&built, image, out)?;
             let report = built.report(image.format);
             let name = objects::dns_name(&built.app.name);
             let key = state_key(&built.app.manifest_path)?;

@@ -106,6 +106,8 @@ async fn build(app: &Path, format: ImageFormat) -> BuiltImage {
         skip_spin_build: true,
         target: spin_aks::app::compat::target_shim(spin_aks::app::compat::DEFAULT_TARGET_SHIM)
             .unwrap(),
+        sbom: true,
+        provenance: true,
     };
     let out = Output::new(OutputMode::Json, true, "build");
     build_image(loaded, &settings, None, &out).await.unwrap()

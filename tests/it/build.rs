@@ -303,13 +303,21 @@ fn generated_app_of_120_files_builds_in_both_formats_with_dedup() {
             .arg(format!("oci:{}:1.0.0", layout.display())),
     );
     assert_ne!(spin["digest"], image["digest"]);
-    assert_eq!(
-        std::fs::read_dir(layout.join("blobs/sha256"))
-            .unwrap()
-            .count(),
-        3,
-        "the spin artifact's blobs were removed"
-    );
+    let left: std::collections::HashSet<String> = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    let spin_blobs = std::iter::once(spin["digest"].as_str().unwrap())
+        .chain(digests.iter().copied())
+        .chain(manifest["config"]["digest"].as_str());
+    for blob in spin_blobs {
+        assert!(
+            !left.contains(blob),
+            "the spin artifact's blob {blob} was removed"
+        );
+    }
+    // The image's 3 blobs, and its SBOM and provenance: 2 documents, 2 manifests, the empty config.
+    assert_eq!(left.len(), 8, "{left:?}");
 }
 
 #[test]
@@ -376,10 +384,12 @@ fn export_writes_an_oci_archive_skopeo_reads_with_the_built_digest() {
     let archive = app.join("hello-aks-0.1.0.oci.tar");
     assert_eq!(report["archive"], archive.to_str().unwrap());
     assert_eq!(report["bytes"], std::fs::metadata(&archive).unwrap().len());
+    // The archive also carries the image's SBOM and provenance, listed in its index.json as
+    // oras lists referrers in a layout, so skopeo is told which image: its tag.
     let inspect: serde_json::Value = serde_json::from_str(&run_ok(
         Command::new(&skopeo)
             .arg("inspect")
-            .arg(format!("oci-archive:{}", archive.display())),
+            .arg(format!("oci-archive:{}:0.1.0", archive.display())),
     ))
     .unwrap();
     assert_eq!(inspect["Digest"], report["digest"]);
