@@ -69,7 +69,13 @@ impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Redac
         arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<T, clap::Error> {
-        parse_unechoed(self.0, " (its value is not shown: it may hold a secret)", cmd, arg, value)
+        parse_unechoed(
+            self.0,
+            " (its value is not shown: it may hold a secret)",
+            cmd,
+            arg,
+            value,
+        )
     }
 }
 
@@ -1491,9 +1497,8 @@ impl InstallSourceArgs {
         // shows the value with any credentials hidden (they belong in the Docker config).
         let registry_path = |flag: &str, given: &str| {
             let registry = given.trim_start_matches("oci://").trim_end_matches('/');
-            RegistryRef::parse(&format!("{registry}/chart")).map_err(|e| {
-                crate::bad_input!("{flag} is not a registry and path: {e:#}")
-            })?;
+            RegistryRef::parse(&format!("{registry}/chart"))
+                .map_err(|e| crate::bad_input!("{flag} is not a registry and path: {e:#}"))?;
             Ok::<_, anyhow::Error>(registry.to_string())
         };
         let flux_registry = registry_path("--flux-registry", &self.flux_registry)?;

@@ -2,6 +2,7 @@
 //! The binary's commands are thin drivers over these pipeline steps: app → oci → registry → kube.
 
 pub mod app;
+pub mod attest;
 pub mod azure;
 pub mod build;
 pub mod cli;

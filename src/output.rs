@@ -151,9 +151,14 @@ impl Output {
                     schema: self.schema_id(),
                     report,
                 };
-                print_stdout(&format!("{}\n", serde_json::to_string(&stamped)?), "the report")?
+                print_stdout(
+                    &format!("{}\n", serde_json::to_string(&stamped)?),
+                    "the report",
+                )?
             }
-            OutputMode::Text => print_stdout(&format!("{}\n", safe(summary.as_ref())), "the report")?,
+            OutputMode::Text => {
+                print_stdout(&format!("{}\n", safe(summary.as_ref())), "the report")?
+            }
         }
         if self.github {
             let value = serde_json::to_value(report)?;

@@ -208,8 +208,12 @@ impl StateFile {
         state.version = VERSION;
         let bytes = serde_json::to_vec_pretty(&state)?;
         // NamedTempFile is created 0600, and rename keeps the mode.
-        crate::oci::layout::write_atomically(&self.path, &bytes, crate::oci::layout::Access::Private)
-            .with_context(|| format!("cannot save the state file {}", self.path.display()))?;
+        crate::oci::layout::write_atomically(
+            &self.path,
+            &bytes,
+            crate::oci::layout::Access::Private,
+        )
+        .with_context(|| format!("cannot save the state file {}", self.path.display()))?;
         Ok((state, warning))
     }
 

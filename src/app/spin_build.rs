@@ -137,7 +137,10 @@ fn spin_binary() -> Option<PathBuf> {
 }
 
 fn run_spin_build(spin: &Path, manifest: &Path, reasons: &[String]) -> anyhow::Result<()> {
-    crate::output::eprint_line(&format!("Running `spin build` because {}", reasons.join("; ")));
+    crate::output::eprint_line(&format!(
+        "Running `spin build` because {}",
+        reasons.join("; ")
+    ));
     let stderr = std::io::stderr();
     let as_stdout: Stdio = std::os::fd::AsFd::as_fd(&stderr)
         .try_clone_to_owned()?

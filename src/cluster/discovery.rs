@@ -138,7 +138,11 @@ impl Resources {
             .ok()
             .and_then(|_| serde_json::to_vec(&cached).ok());
         if let Some(bytes) = written {
-            let _ = crate::oci::layout::write_atomically(&path, &bytes, crate::oci::layout::Access::Private);
+            let _ = crate::oci::layout::write_atomically(
+                &path,
+                &bytes,
+                crate::oci::layout::Access::Private,
+            );
         }
     }
 }

@@ -72,7 +72,10 @@ pub async fn run(global: &GlobalArgs, args: &LogsArgs, out: &Output) -> anyhow::
 fn stream_line(line: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    if let Err(err) = stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush()) {
+    if let Err(err) = stdout
+        .write_all(line.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         if err.kind() != std::io::ErrorKind::BrokenPipe {
             crate::output::print_error(&format!("cannot write the logs to standard output: {err}"));
             std::process::exit(1);

@@ -276,11 +276,23 @@ mod tests {
                 "https://x-access-token:hunter2@github.com/org/app.git",
                 "https://github.com/org/app.git",
             ),
-            ("https://hunter2@dev.azure.com/org/p/_git/app", "https://dev.azure.com/org/p/_git/app"),
-            ("https://github.com/org/app.git?token=hunter2#x", "https://github.com/org/app.git"),
-            ("ssh://git:hunter2@example.com:2222/app.git", "ssh://example.com:2222/app.git"),
+            (
+                "https://hunter2@dev.azure.com/org/p/_git/app",
+                "https://dev.azure.com/org/p/_git/app",
+            ),
+            (
+                "https://github.com/org/app.git?token=hunter2#x",
+                "https://github.com/org/app.git",
+            ),
+            (
+                "ssh://git:hunter2@example.com:2222/app.git",
+                "ssh://example.com:2222/app.git",
+            ),
             ("git@github.com:org/app.git", "github.com:org/app.git"),
-            ("https://github.com/org/app.git", "https://github.com/org/app.git"),
+            (
+                "https://github.com/org/app.git",
+                "https://github.com/org/app.git",
+            ),
             ("/srv/git/app.git", "/srv/git/app.git"),
             ("../app", "../app"),
         ] {

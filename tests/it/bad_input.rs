@@ -931,14 +931,24 @@ fn workflow_commands(stream: &[u8], ours: &str, expected: usize) -> Vec<String> 
 /// binary inherits.
 fn modes(layout: &Path) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = |path: &Path| std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    };
     let umask = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Umask:")).map(|l| l[6..].trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Umask:"))
+                .map(|l| l[6..].trim().to_string())
+        })
         .and_then(|m| u32::from_str_radix(&m, 8).ok())
         .unwrap_or(0o022);
     let mut problems = Vec::new();
-    let files = walkdir::WalkDir::new(layout).into_iter().filter_map(Result::ok);
+    let files = walkdir::WalkDir::new(layout)
+        .into_iter()
+        .filter_map(Result::ok);
     for file in files.filter(|e| e.file_type().is_file()) {
         let name = file.path().strip_prefix(layout).unwrap().to_path_buf();
         if name.starts_with("oci.lock") || name.to_string_lossy().starts_with('.') {
@@ -1068,7 +1078,11 @@ fn check(case: &Case) -> Result<Option<&'static str>, Vec<String>> {
 }
 
 /// Runs `cmd` with no stdin, stdout as `stdout` says and stderr captured, killed after `secs`.
-fn output_within(mut cmd: std::process::Command, stdout: Stdout, secs: u64) -> std::process::Output {
+fn output_within(
+    mut cmd: std::process::Command,
+    stdout: Stdout,
+    secs: u64,
+) -> std::process::Output {
     use std::process::Stdio;
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     // The read end of a closed pipe is dropped before the run: the binary's writes meet EPIPE.

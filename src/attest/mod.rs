@@ -1,0 +1,4 @@
+//! Artifacts that prove themselves: signatures, SBOMs and provenance attached to an image as
+//! OCI referrers.
+
+pub mod notation;
