@@ -208,7 +208,15 @@ fn rewrite(envelope: &[u8], part: &str, f: impl Fn(&mut serde_json::Value)) -> V
 }
 
 /// A name, an envelope, what it is checked against, the policy, the time, and what must result.
-type RefusalCase<'a> = (&'a str, Vec<u8>, Descriptor, TrustPolicy, u64, Verdict, &'a str);
+type RefusalCase<'a> = (
+    &'a str,
+    Vec<u8>,
+    Descriptor,
+    TrustPolicy,
+    u64,
+    Verdict,
+    &'a str,
+);
 /// A distinguished name's attributes, in name order.
 type Attributes = &'static [(&'static str, &'static str)];
 
