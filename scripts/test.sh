@@ -7,6 +7,8 @@ bash scripts/install-test-tools.sh
 bash scripts/kube-rig/build.sh --flux >/dev/null
 # kustomize-controller for the fleet tests (start.sh --kustomize), a cache of its own.
 bash scripts/kube-rig/build-flux-kustomize.sh >/dev/null
+# notation v1.3.2, the independent verifier of our signatures (tests/it/notation.rs), its own cache.
+bash scripts/build-notation.sh >/dev/null
 # A fresh clone gains nothing from incremental artifacts; they only cost disk.
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 # Tests that could not get a tool or the rig record themselves here (tests/it/support: `skip`);

@@ -7,6 +7,7 @@ use crate::output::Output;
 
 pub mod auditable;
 pub mod ci;
+pub mod notation;
 pub mod provenance;
 pub mod sbom;
 

@@ -28,6 +28,7 @@ mod install;
 mod install_flow;
 mod install_flux;
 mod locked_app;
+mod notation;
 mod plugin;
 mod prompts;
 mod push;
