@@ -402,6 +402,13 @@ fn key_algorithm(cert: &X509Certificate) -> Result<Algorithm, String> {
     }
 }
 
+/// The algorithm the key of the DER certificate `der` signs with, or why it signs with none
+/// (for a signer whose key is elsewhere, such as Key Vault's, and its certificate here).
+pub fn certificate_algorithm(der: &[u8]) -> Result<Algorithm, String> {
+    let cert = parse_cert(der).ok_or("is not a valid X.509 certificate")?;
+    key_algorithm(&cert)
+}
+
 /// Checks that `issuer`'s key made `cert`'s signature (no SHA-1: signature-specification.md
 /// §Other requirements).
 fn signed_by(cert: &X509Certificate, issuer: &X509Certificate) -> bool {

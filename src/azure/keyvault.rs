@@ -1,8 +1,10 @@
-//! The Key Vault data plane (api-version 7.4) for `secrets set` and `secrets list`: write a secret
-//! as a new version, list secret names; refusals explained with the role the identity lacks.
+//! The Key Vault data plane (api-version 7.4): write a secret as a new version and list secret names
+//! (`secrets`), read a certificate and its backing secret and sign a digest with its key (`--sign`);
+//! refusals explained with the role the identity lacks.
 
 use std::fmt;
 
+use base64::Engine as _;
 use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
 use reqwest::Method;
 use serde::Deserialize;
@@ -11,6 +13,7 @@ use serde_json::json;
 use super::rest::{self, Call, ErrorBody, Repeat, Rest, ServiceError};
 use super::vault::Vault;
 use super::Secret;
+use crate::bad_input;
 
 /// The data-plane api-version (docs/cluster.md).
 const API_VERSION: &str = "7.4";
@@ -88,6 +91,12 @@ fn challenge_field(challenge: &str, name: &str) -> Option<String> {
 pub enum Access {
     SetSecret,
     ListSecrets,
+    /// `GET certificates/{name}[/{version}]`.
+    ReadCertificate,
+    /// `GET {sid}`: the certificate's backing secret (its chain).
+    ReadCertificateChain,
+    /// `POST keys/{name}/{version}/sign`.
+    Sign,
 }
 
 impl Access {
@@ -95,6 +104,9 @@ impl Access {
         match self {
             Access::SetSecret => "set secrets",
             Access::ListSecrets => "list secrets",
+            Access::ReadCertificate => "read certificates",
+            Access::ReadCertificateChain => "read a certificate's chain (its backing secret; --sign-cert can give the chain instead)",
+            Access::Sign => "sign with keys (Microsoft.KeyVault/vaults/keys/sign/action)",
         }
     }
 
@@ -102,15 +114,49 @@ impl Access {
         match self {
             Access::SetSecret => "Key Vault Secrets Officer role (b86a8fe4-44ce-4948-aee5-eccb2c155cd7)",
             Access::ListSecrets => "Key Vault Secrets User role (4633458b-17de-408a-b874-0445c86b69e6) or Key Vault Secrets Officer (b86a8fe4-44ce-4948-aee5-eccb2c155cd7)",
+            Access::ReadCertificate | Access::ReadCertificateChain => "Key Vault Certificate User role (db79e9a7-68ee-4b58-9aeb-b90e7c24fcba)",
+            Access::Sign => "Key Vault Crypto User role (12338af0-0e69-4776-bea7-57ae8d297424)",
         }
     }
 
+    /// The access-policy permission that allows it, with its kind.
     fn permission(self) -> &'static str {
         match self {
-            Access::SetSecret => "Set",
-            Access::ListSecrets => "List",
+            Access::SetSecret => "secret Set",
+            Access::ListSecrets => "secret List",
+            Access::ReadCertificate => "certificate Get",
+            Access::ReadCertificateChain => "secret Get",
+            Access::Sign => "key Sign",
         }
     }
+
+    /// What a 404 means, for the accesses whose objects the user named.
+    fn missing(self) -> Option<&'static str> {
+        match self {
+            Access::SetSecret | Access::ListSecrets => None,
+            Access::ReadCertificate => Some("no certificate of that name (or version): --sign takes https://<vault>.vault.azure.net/keys/<name>[/<version>], where <name> is a Key Vault certificate's (its key signs, its certificate is the signing certificate); check the name and version, or create or import the certificate"),
+            Access::ReadCertificateChain => Some("no backing secret for the certificate; give the chain with --sign-cert"),
+            Access::Sign => Some("no key of that name and version to sign with; check the key URL"),
+        }
+    }
+}
+
+/// A certificate as `GET certificates/{name}[/{version}]` returns it (api-version 7.4
+/// `CertificateBundle`): the leaf, and the ids of its key and backing secret.
+#[derive(Clone, Debug)]
+pub struct CertificateBundle {
+    /// The leaf certificate, DER (`cer`).
+    pub cer: Vec<u8>,
+    /// The key of this certificate version, `…/keys/{name}/{version}` (`kid`).
+    pub kid: String,
+    /// The backing secret of this certificate version, `…/secrets/{name}/{version}` (`sid`).
+    pub sid: String,
+}
+
+/// A secret's value and content type (`application/x-pem-file`, `application/x-pkcs12`…).
+pub struct SecretValue {
+    pub value: Secret,
+    pub content_type: Option<String>,
 }
 
 /// A secret as the list shows it: its name and whether it is enabled, never its value.
@@ -185,6 +231,88 @@ impl KeyVault {
             .collect())
     }
 
+    /// The certificate `name` (its newest version, or `version`).
+    pub async fn certificate(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> anyhow::Result<CertificateBundle> {
+        #[derive(Deserialize)]
+        struct Bundle {
+            cer: String,
+            kid: String,
+            sid: String,
+        }
+        let path = match version {
+            Some(version) => format!("{name}/{version}"),
+            None => name.to_string(),
+        };
+        let url = format!(
+            "{}certificates/{path}?api-version={API_VERSION}",
+            self.vault.url
+        );
+        let reply = self
+            .call(Method::GET, &url, None, Access::ReadCertificate)
+            .await?;
+        let bundle: Bundle = reply.json("the certificate read")?;
+        let cer = base64::engine::general_purpose::STANDARD
+            .decode(bundle.cer.as_bytes())
+            .map_err(|_| anyhow::anyhow!("Key Vault answered the certificate read of `{path}` with a `cer` that is not base64"))?;
+        Ok(CertificateBundle {
+            cer,
+            kid: bundle.kid,
+            sid: bundle.sid,
+        })
+    }
+
+    /// The secret at `id` (an id Key Vault handed back, such as a certificate's `sid`; it must
+    /// lie in this vault). Its value never reaches a message.
+    pub async fn secret_at(&self, id: &str) -> anyhow::Result<SecretValue> {
+        rest::same_origin(&self.vault.url, id)?;
+        let url = format!("{id}?api-version={API_VERSION}");
+        let reply = self
+            .call(Method::GET, &url, None, Access::ReadCertificateChain)
+            .await?;
+        let body: serde_json::Value = serde_json::from_str(&reply.body).map_err(|_| {
+            anyhow::anyhow!(
+                "Key Vault answered the read of {} with a body that is not JSON",
+                rest::strip(id)
+            )
+        })?;
+        let value = body["value"].as_str().ok_or_else(|| {
+            anyhow::anyhow!(
+                "Key Vault answered the read of {} without a value",
+                rest::strip(id)
+            )
+        })?;
+        Ok(SecretValue {
+            value: Secret::new(value),
+            content_type: body["contentType"].as_str().map(str::to_string),
+        })
+    }
+
+    /// Key Vault's `sign` operation: `digest` signed by the key `kid` (an id Key Vault handed
+    /// back, in this vault) with the JWS algorithm `alg`; returns the signature's bytes.
+    pub async fn sign(&self, kid: &str, alg: &str, digest: &[u8]) -> anyhow::Result<Vec<u8>> {
+        #[derive(Deserialize)]
+        struct Signed {
+            value: String,
+        }
+        rest::same_origin(&self.vault.url, kid)?;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let url = format!("{kid}/sign?api-version={API_VERSION}");
+        let body = json!({ "alg": alg, "value": b64.encode(digest) });
+        let reply = self
+            .call(Method::POST, &url, Some(&body), Access::Sign)
+            .await?;
+        let signed: Signed = reply.json("the sign operation")?;
+        b64.decode(signed.value.trim_end_matches('=')).map_err(|_| {
+            anyhow::anyhow!(
+                "Key Vault answered the sign operation with a value that is not base64url"
+            )
+        })
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -225,11 +353,15 @@ impl KeyVault {
             }
             (403, Some("ForbiddenByFirewall")) => format!("Key Vault {name} does not accept requests from this network; allow this address in the vault's networking settings (Key Vault said {refusal})"),
             (403, _) => format!(
-                "the signed-in identity may not {} in Key Vault {name}; give it the {} on the vault, or a policy with the secret {} permission if the vault uses access policies (Key Vault said {refusal})",
+                "the signed-in identity may not {} in Key Vault {name}; give it the {} on the vault (role assignment scope /subscriptions/<subscription>/resourceGroups/<group>/providers/Microsoft.KeyVault/vaults/{name}), or a policy with the {} permission if the vault uses access policies (Key Vault said {refusal})",
                 access.doing(),
                 access.roles(),
                 access.permission()
             ),
+            (404, _) if access.missing().is_some() => {
+                let what = access.missing().unwrap_or_default();
+                return bad_input!("Key Vault {name} has {what} ({refusal})");
+            }
             (404, _) => format!("Key Vault {url} answered 404 Not Found; check the vault URL given to --key-vault (Key Vault said {refusal})"),
             _ => return err,
         };

@@ -1,5 +1,5 @@
 //! Azure for spin-aks: the Entra credential chain, the ACR token exchange, ARM (clusters,
-//! registries, roles, run command, workload identity) and Key Vault secrets. Real Azure HTTP shapes; nothing shells out but `az`/`azd` sign-in.
+//! registries, roles, run command, workload identity), Key Vault secrets and Key Vault signing keys. Real Azure HTTP shapes; nothing shells out but `az`/`azd` sign-in.
 
 pub mod acr;
 pub mod aks;
@@ -10,6 +10,7 @@ pub mod federated;
 pub mod identity;
 pub mod imds;
 pub mod jwt;
+pub mod key_signer;
 pub mod keyvault;
 pub mod kubeconfig_file;
 pub mod rest;

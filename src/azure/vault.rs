@@ -13,12 +13,13 @@ pub struct Vault {
     pub name: String,
 }
 
-/// Vault DNS suffixes of the public and sovereign clouds.
+/// Vault DNS suffixes of the public and sovereign clouds: Azure, Azure operated by 21Vianet (China)
+/// and Azure Government. Microsoft Cloud Germany (`vault.microsoftazure.de`) closed on 29 October
+/// 2021, so its names are refused.
 const VAULT_SUFFIXES: &[&str] = &[
     ".vault.azure.net",
     ".vault.azure.cn",
     ".vault.usgovcloudapi.net",
-    ".vault.microsoftazure.de",
 ];
 
 impl Vault {
@@ -146,6 +147,7 @@ mod tests {
             "https://a.vault.azure.net/",
             "https://shop.vault.azure.net/secrets/x",
             "https://user@shop.vault.azure.net/",
+            "https://shop.vault.microsoftazure.de/",
         ] {
             let err = Vault::parse(bad).unwrap_err();
             assert!(err.contains(bad), "{err}");
