@@ -191,19 +191,54 @@ pub fn default_repository(image: &ImageRef) -> anyhow::Result<RegistryRef> {
     RegistryRef::parse(&format!("{registry}/{}-deploy", image.repository()))
 }
 
-/// The objects `apply` would send for `image`, and apart from them the Secrets (store
-/// credentials): their values never enter an artifact; `fleet add` writes them into each cluster.
+/// The objects `apply` would send for `image`, and apart from them the Secrets spin-aks makes for
+/// store credentials: their values never enter an artifact; `fleet add` writes them into each
+/// cluster. A Secret in the user's `--dir` is refused (it would be left out of the artifact
+/// unseen), and so are objects without a workload.
 pub fn artifact_objects(
     ctx: &AppContext,
     settings: &Settings,
     image: &ImageRef,
 ) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
-    match plan::load_objects(ctx, settings, image)? {
-        Objects::Manifests(objects) => Ok(objects.into_iter().partition(|o| o["kind"] != "Secret")),
-        Objects::HelmChart(_) => Err(bad_input!(
+    if let Some(dir) = &settings.dir {
+        refuse_secrets(dir)?;
+    }
+    let (objects, secrets): (Vec<Value>, Vec<Value>) = match plan::load_objects(ctx, settings, image)? {
+        Objects::Manifests(objects) => objects.into_iter().partition(|o| o["kind"] != "Secret"),
+        Objects::HelmChart(_) => return Err(bad_input!(
             "the objects are a Helm chart, which a deploy artifact cannot carry as rendered objects; publish plain YAML or Kustomize (`spin-aks scaffold --type kube`) or leave --dir out"
         )),
+    };
+    if !objects
+        .iter()
+        .any(|o| WORKLOADS.contains(&o["kind"].as_str().unwrap_or_default()))
+    {
+        let dir = plan::objects_dir(&ctx.app, settings);
+        let dir = dir.map_or_else(|| "the objects".to_string(), |d| d.display().to_string());
+        return Err(bad_input!(
+            "{dir}: no SpinApp or Deployment among the objects, so a cluster following the artifact would run nothing; add the app's workload (`spin-aks scaffold` writes one)"
+        ));
     }
+    Ok((objects, secrets))
+}
+
+/// The kinds that run the app: an artifact needs one of them.
+const WORKLOADS: [&str; 2] = ["SpinApp", "Deployment"];
+
+/// Refuses the Secrets of the user's `--dir`, each named with its file.
+fn refuse_secrets(dir: &Path) -> anyhow::Result<()> {
+    let found = crate::cluster::source::secrets_in(dir)?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<String> = (found.iter())
+        .map(|(file, name)| format!("Secret `{name}` in {}", file.display()))
+        .collect();
+    Err(bad_input!(
+        "--dir {}: {}: a deploy artifact carries no Secrets (their values would be published with it); take them out of the directory and give each cluster the values instead: a secret variable with `fleet add --secret NAME=VALUE`, store credentials with --kv-store/--sqlite, any other Secret with `kubectl apply -f` on each cluster",
+        dir.display(),
+        named.join(", ")
+    ))
 }
 
 /// Flux's annotations, reproducible: `created` is `SOURCE_DATE_EPOCH`, else the app's git commit

@@ -248,6 +248,72 @@ fn push_to(home: &Path, reference: &str) -> Setup {
     Ok(run(["push", "--from-layout"]).arg(layout).arg(reference))
 }
 
+/// `publish --dir <home>/<dir>` of a small app to a closed registry, after writing `files`
+/// (path under the home, contents): a refusal comes before anything is pushed.
+fn publish_dir(home: &Path, files: &[(&str, &str)], dir: &str) -> Setup {
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    for (path, contents) in files {
+        let path = home.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+    let image = format!("{}/bad@sha256:{}", closed_port(), "ab".repeat(32));
+    Ok(
+        run(["publish", "--retry-budget", "0s", "--image", &image, "-f"])
+            .arg(app)
+            .arg("--dir")
+            .arg(home.join(dir)),
+    )
+}
+
+/// A SpinApp named `name`, as a user's object file holds it.
+fn spinapp(name: &str) -> String {
+    format!("apiVersion: core.spinkube.dev/v1alpha1\nkind: SpinApp\nmetadata:\n  name: {name}\nspec:\n  image: bad:1\n  replicas: 1\n  executor: containerd-shim-spin\n")
+}
+
+/// A ConfigMap outside every kustomization of a case, which none may read.
+const OUTSIDE: (&str, &str) = (
+    "outside/x.yaml",
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: outside\n",
+);
+
+/// `publish_dir` of `<home>/kust`, a kustomization reading `kustomization` beside a SpinApp
+/// (`app.yaml`) and the [`OUTSIDE`] file; stderr must name the kustomization file.
+fn kustomization(home: &Path, kustomization: &str) -> Setup {
+    let file = home.join("kust/kustomization.yaml");
+    Ok(kustomization_beside(home, kustomization, None)?.says(file.to_str().unwrap()))
+}
+
+/// As [`kustomization`], with another kustomization at `<home>/<dir>` (`(dir, text)`); stderr
+/// must name that one's file, by its resolved path (as kustomize names a base).
+fn kustomization_beside(home: &Path, text: &str, other: Option<(&str, &str)>) -> Setup {
+    let app = spinapp("bad");
+    let mut files = vec![
+        ("kust/kustomization.yaml".to_string(), text.to_string()),
+        ("kust/app.yaml".to_string(), app),
+        (OUTSIDE.0.to_string(), OUTSIDE.1.to_string()),
+    ];
+    if let Some((dir, text)) = other {
+        files.push((format!("{dir}/kustomization.yaml"), text.to_string()));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let run = publish_dir(home, &files, "kust")?;
+    Ok(match other {
+        Some((dir, _)) => {
+            let file = home
+                .join(dir)
+                .canonicalize()
+                .unwrap()
+                .join("kustomization.yaml");
+            run.says(file.to_str().unwrap())
+        }
+        None => run,
+    })
+}
+
 const NO_CERTIFICATE: &str = "holds no certificate";
 
 fn cases() -> Vec<Case> {
@@ -656,21 +722,185 @@ fn cases() -> Vec<Case> {
         // ---------- panics: every failure is an exit code and a sentence (#27) ----------
         Case {
             name: "a report that cannot be written to a full stdout is an error, not a panic",
-            setup: |home| Ok(build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
-                .stdout(Stdout::Full)
-                .writes()),
+            setup: |home| {
+                Ok(
+                    build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
+                        .stdout(Stdout::Full)
+                        .writes(),
+                )
+            },
             code: 1,
-            says: &["cannot write the report to standard output", "No space left on device"],
+            says: &[
+                "cannot write the report to standard output",
+                "No space left on device",
+            ],
         },
         Case {
             name: "a report that cannot be written to a closed pipe is an error, not a panic",
-            setup: |home| Ok(build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
-                .stdout(Stdout::Closed)
-                .writes()),
+            setup: |home| {
+                Ok(
+                    build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
+                        .stdout(Stdout::Closed)
+                        .writes(),
+                )
+            },
             code: 1,
             says: &["cannot write the report to standard output", "Broken pipe"],
         },
         // ---------- #27 rows ----------
+        // ---------- #27: Kustomize roots, fleet add and up before writing, publish --dir ----------
+        // What `kubectl kustomize` (kustomize v5.6.0, kubectl v1.33.9) answered for each case:
+        // `resources: [../outside/x.yaml]`: "security; file '…/outside/x.yaml' is not in or below
+        // '…/root'"; an absolute file outside the same; a link in the root to a file outside the
+        // same ("file '…/root/link.yaml' is not in or below"); `patches: [{path: ../x}]`,
+        // `patchesStrategicMerge`, `patchesJson6902` and `configurations` the same; an absolute
+        // directory "new root '…' cannot be absolute"; `resources: [.]`, `[../root]`, root → b2 →
+        // root and root → sub → `..`: "cycle detected: candidate root '…' contains visited root
+        // '…'". Accepted: `../base` (a directory with its kustomization), a link to it, an
+        // absolute file inside the root, `sub/../own.yaml`, and a diamond (two bases of one).
+        Case {
+            name: "a kustomization resource outside its directory is refused",
+            setup: |home| kustomization(home, "resources: [app.yaml, ../outside/x.yaml]\n"),
+            code: 2,
+            says: &["`resources`", "`../outside/x.yaml`", "is outside"],
+        },
+        Case {
+            name: "a kustomization resource by absolute path outside its directory is refused",
+            setup: |home| {
+                let outside = home.join(OUTSIDE.0);
+                let text = format!("resources: [app.yaml, {}]\n", outside.display());
+                Ok(kustomization(home, &text)?.says(outside.to_str().unwrap()))
+            },
+            code: 2,
+            says: &["`resources`", "is outside"],
+        },
+        Case {
+            name: "a kustomization resource linked to a file outside its directory is refused",
+            setup: |home| {
+                let run = kustomization(home, "resources: [app.yaml, link.yaml]\n")?;
+                std::os::unix::fs::symlink(home.join(OUTSIDE.0), home.join("kust/link.yaml"))
+                    .unwrap();
+                Ok(run)
+            },
+            code: 2,
+            says: &["`resources`", "`link.yaml`", "is outside"],
+        },
+        Case {
+            name: "a kustomization resource that is an absolute directory is refused",
+            setup: |home| {
+                let text = format!(
+                    "resources: [app.yaml, {}]\n",
+                    home.join("outside").display()
+                );
+                kustomization(home, &text)
+            },
+            code: 2,
+            says: &["`resources`", "absolute directory"],
+        },
+        Case {
+            name: "a kustomization patch file outside its directory is refused",
+            setup: |home| {
+                kustomization(
+                    home,
+                    "resources: [app.yaml]\npatches:\n- path: ../outside/x.yaml\n",
+                )
+            },
+            code: 2,
+            says: &["`patches`", "`../outside/x.yaml`", "is outside"],
+        },
+        Case {
+            name: "a kustomization strategic merge patch outside its directory is refused",
+            setup: |home| {
+                kustomization(
+                    home,
+                    "resources: [app.yaml]\npatchesStrategicMerge: [../outside/x.yaml]\n",
+                )
+            },
+            code: 2,
+            says: &[
+                "`patchesStrategicMerge`",
+                "`../outside/x.yaml`",
+                "is outside",
+            ],
+        },
+        Case {
+            name: "a kustomization JSON 6902 patch outside its directory is refused",
+            setup: |home| {
+                kustomization(home, "resources: [app.yaml]\npatchesJson6902:\n- path: ../outside/x.yaml\n  target: {kind: SpinApp, name: bad}\n")
+            },
+            code: 2,
+            says: &["`patchesJson6902`", "`../outside/x.yaml`", "is outside"],
+        },
+        Case {
+            name: "a kustomization configurations file outside its directory is refused",
+            setup: |home| {
+                kustomization(
+                    home,
+                    "resources: [app.yaml]\nconfigurations: [../outside/x.yaml]\n",
+                )
+            },
+            code: 2,
+            says: &["`configurations`", "`../outside/x.yaml`", "is outside"],
+        },
+        Case {
+            name: "a base's resource outside the base's directory is refused",
+            setup: |home| {
+                let base = ("base", "resources: [../outside/x.yaml]\n");
+                kustomization_beside(home, "resources: [app.yaml, ../base]\n", Some(base))
+            },
+            code: 2,
+            says: &["`resources`", "`../outside/x.yaml`", "is outside"],
+        },
+        Case {
+            name: "a kustomization that includes itself is a cycle",
+            setup: |home| kustomization(home, "resources: [app.yaml, .]\n"),
+            code: 2,
+            says: &["`resources`", "`.`", "makes a cycle"],
+        },
+        Case {
+            name: "kustomizations including each other are a cycle",
+            setup: |home| {
+                let other = ("other", "resources: [../kust]\n");
+                let run =
+                    kustomization_beside(home, "resources: [app.yaml, ../other]\n", Some(other))?;
+                let cycle = format!(
+                    "{kust} → {other} → {kust}",
+                    kust = home.join("kust").canonicalize().unwrap().display(),
+                    other = home.join("other").canonicalize().unwrap().display()
+                );
+                Ok(run.says(cycle))
+            },
+            code: 2,
+            says: &["`../kust` makes a cycle"],
+        },
+        Case {
+            name: "publish --dir refuses the user's Secrets, naming each file and name",
+            setup: |home| {
+                let app = spinapp("bad");
+                let secret = format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-password\nstringData:\n  password: {SECRET}\n");
+                let run = publish_dir(
+                    home,
+                    &[("objs/app.yaml", &app), ("objs/secret.yaml", &secret)],
+                    "objs",
+                )?;
+                Ok(run.says(home.join("objs/secret.yaml").to_str().unwrap()))
+            },
+            code: 2,
+            says: &[
+                "Secret `db-password`",
+                "carries no Secrets",
+                "fleet add --secret",
+            ],
+        },
+        Case {
+            name: "publish --dir refuses objects without a workload, naming the directory",
+            setup: |home| {
+                let run = publish_dir(home, &[OUTSIDE], "outside")?;
+                Ok(run.says(home.join("outside").to_str().unwrap()))
+            },
+            code: 2,
+            says: &["no SpinApp or Deployment"],
+        },
     ]
 }
 
@@ -788,7 +1018,11 @@ fn check(case: &Case) -> Result<Option<&'static str>, Vec<String>> {
 }
 
 /// Runs `cmd` with no stdin, stdout as `stdout` says and stderr captured, killed after `secs`.
-fn output_within(mut cmd: std::process::Command, stdout: Stdout, secs: u64) -> std::process::Output {
+fn output_within(
+    mut cmd: std::process::Command,
+    stdout: Stdout,
+    secs: u64,
+) -> std::process::Output {
     use std::process::Stdio;
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     // The read end of a closed pipe is dropped before the run: the binary's writes meet EPIPE.
