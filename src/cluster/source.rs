@@ -35,20 +35,8 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Objects> {
     })
 }
 
-/// The Secrets among the objects of `dir`: the file each is read from, and its name.
-pub fn secrets_in(dir: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
-    let traced = load_traced(dir)?.unwrap_or_default();
-    Ok((traced.into_iter())
-        .filter(|(_, o)| o["kind"] == "Secret")
-        .map(|(file, o)| {
-            let name = o["metadata"]["name"].as_str().unwrap_or_default();
-            (file, name.to_string())
-        })
-        .collect())
-}
-
 /// [`load_dir`]'s objects, each with the file it is read from; `None` for a Helm chart.
-fn load_traced(dir: &Path) -> anyhow::Result<Option<Vec<(PathBuf, Value)>>> {
+pub fn load_traced(dir: &Path) -> anyhow::Result<Option<Vec<(PathBuf, Value)>>> {
     if !dir.is_dir() {
         return Err(bad_input!(
             "--dir {}: not a directory; pass the directory scaffold wrote",

@@ -314,6 +314,90 @@ fn kustomization_beside(home: &Path, text: &str, other: Option<(&str, &str)>) ->
     })
 }
 
+/// A loopback address that accepts every connection, counts it and closes it at once: a run
+/// that must send nothing leaves the count at 0 (`then` waits a moment for a late one).
+fn counting_port() -> (std::net::SocketAddr, Then) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let none_arrived: Then = Box::new(move |_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        match count.load(Ordering::SeqCst) {
+            0 => Vec::new(),
+            n => vec![format!("{n} connections reached {address}")],
+        }
+    });
+    (address, none_arrived)
+}
+
+/// A kubeconfig at `<home>/kubeconfig` whose one context, `good`, points at `server`.
+fn kubeconfig_good(home: &Path, server: &str) -> PathBuf {
+    let file = home.join("kubeconfig");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: good\n  cluster:\n    server: {server}\n\
+             contexts:\n- name: good\n  context: {{cluster: good, user: u}}\ncurrent-context: good\n\
+             users:\n- name: u\n  user: {{token: abc}}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// `fleet add good nosuchctx` of an app whose deploy artifact is published (in the state file),
+/// with `good` at a port that counts connections: none may arrive.
+fn fleet_add_unknown_context(home: &Path) -> Setup {
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let key = app.join("spin.toml").canonicalize().unwrap();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let state = serde_json::json!({"version": 1, "apps": {key.to_str().unwrap(): {
+        "deploy_artifact": {"repository": "127.0.0.1:1/bad-deploy", "tags": {"latest": {
+            "digest": digest, "image": format!("127.0.0.1:1/bad@{digest}"),
+        }}},
+    }}});
+    std::fs::write(home.join("state"), state.to_string()).unwrap();
+    let (address, none_arrived) = counting_port();
+    let kubeconfig = kubeconfig_good(home, &format!("https://{address}"));
+    Ok(run(["fleet", "add", "good", "nosuchctx", "-f"])
+        .arg(app)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .within(20)
+        .then(none_arrived))
+}
+
+/// `up --publish` of a small app to a registry at a port that counts connections (none may
+/// arrive), with `--kubeconfig` holding `kubeconfig`.
+fn up_publish(home: &Path, kubeconfig: &str) -> Setup {
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let file = home.join("kubeconfig");
+    std::fs::write(&file, kubeconfig).unwrap();
+    let (address, none_arrived) = counting_port();
+    Ok(run([
+        "up",
+        "--skip-spin-build",
+        "--publish",
+        "--retry-budget",
+        "0s",
+        "-f",
+    ])
+    .arg(app)
+    .arg("--kubeconfig")
+    .arg(&file)
+    .arg(format!("{address}/bad:1"))
+    .within(20)
+    .then(none_arrived))
+}
+
 const NO_CERTIFICATE: &str = "holds no certificate";
 
 fn cases() -> Vec<Case> {
@@ -897,6 +981,47 @@ fn cases() -> Vec<Case> {
             setup: |home| {
                 let run = publish_dir(home, &[OUTSIDE], "outside")?;
                 Ok(run.says(home.join("outside").to_str().unwrap()))
+            },
+            code: 2,
+            says: &["no SpinApp or Deployment"],
+        },
+        Case {
+            name: "fleet add checks every context before it applies to any cluster",
+            setup: fleet_add_unknown_context,
+            code: 2,
+            says: &["cluster `nosuchctx` is not in the kubeconfig; it has: good"],
+        },
+        Case {
+            name: "up --publish reads the kubeconfig before it pushes anything",
+            setup: |home| {
+                let file = home.join("kubeconfig");
+                Ok(up_publish(home, "{not: [a kubeconfig")?.says(file.to_str().unwrap()))
+            },
+            code: 2,
+            says: &["--kubeconfig"],
+        },
+        Case {
+            name: "up --publish checks the context before it pushes anything",
+            setup: |home| {
+                let kubeconfig = kubeconfig_good(home, "https://127.0.0.1:1");
+                let text = std::fs::read_to_string(kubeconfig).unwrap();
+                Ok(up_publish(home, &text)?.arg("--context").arg("nosuchctx"))
+            },
+            code: 2,
+            says: &["--context `nosuchctx` is not in the kubeconfig; it has: good"],
+        },
+        Case {
+            name: "up --publish checks --dir before it pushes anything",
+            setup: |home| {
+                let kubeconfig = kubeconfig_good(home, "https://127.0.0.1:1");
+                let text = std::fs::read_to_string(kubeconfig).unwrap();
+                let objects = home.join("objs");
+                std::fs::create_dir(&objects).unwrap();
+                std::fs::write(objects.join("cm.yaml"), OUTSIDE.1).unwrap();
+                Ok(up_publish(home, &text)?
+                    .arg("--dir")
+                    .arg(&objects)
+                    .says(objects.to_str().unwrap()))
             },
             code: 2,
             says: &["no SpinApp or Deployment"],
