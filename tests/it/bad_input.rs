@@ -338,6 +338,9 @@ fn counting_port() -> (std::net::SocketAddr, Then) {
     (address, none_arrived)
 }
 
+/// The token of [`kubeconfig_good`]'s user: no message may repeat it.
+const KUBE_TOKEN: &str = "kube-token-q7w";
+
 /// A kubeconfig at `<home>/kubeconfig` whose one context, `good`, points at `server`.
 fn kubeconfig_good(home: &Path, server: &str) -> PathBuf {
     let file = home.join("kubeconfig");
@@ -346,7 +349,7 @@ fn kubeconfig_good(home: &Path, server: &str) -> PathBuf {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: good\n  cluster:\n    server: {server}\n\
              contexts:\n- name: good\n  context: {{cluster: good, user: u}}\ncurrent-context: good\n\
-             users:\n- name: u\n  user: {{token: abc}}\n"
+             users:\n- name: u\n  user: {{token: {KUBE_TOKEN}}}\n"
         ),
     )
     .unwrap();
@@ -372,6 +375,7 @@ fn fleet_add_unknown_context(home: &Path) -> Setup {
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .within(20)
+        .hides(KUBE_TOKEN)
         .then(none_arrived))
 }
 
@@ -395,6 +399,7 @@ fn up_publish(home: &Path, kubeconfig: &str) -> Setup {
     .arg(&file)
     .arg(format!("{address}/bad:1"))
     .within(20)
+    .hides(KUBE_TOKEN)
     .then(none_arrived))
 }
 
