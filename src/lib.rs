@@ -19,6 +19,7 @@ pub mod output;
 pub mod prompt;
 pub mod provision;
 pub mod publish;
+pub mod redact;
 pub mod registry;
 pub mod secret_input;
 pub mod state;

@@ -656,17 +656,28 @@ fn cases() -> Vec<Case> {
         // ---------- panics: every failure is an exit code and a sentence (#27) ----------
         Case {
             name: "a report that cannot be written to a full stdout is an error, not a panic",
-            setup: |home| Ok(build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
-                .stdout(Stdout::Full)
-                .writes()),
+            setup: |home| {
+                Ok(
+                    build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
+                        .stdout(Stdout::Full)
+                        .writes(),
+                )
+            },
             code: 1,
-            says: &["cannot write the report to standard output", "No space left on device"],
+            says: &[
+                "cannot write the report to standard output",
+                "No space left on device",
+            ],
         },
         Case {
             name: "a report that cannot be written to a closed pipe is an error, not a panic",
-            setup: |home| Ok(build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
-                .stdout(Stdout::Closed)
-                .writes()),
+            setup: |home| {
+                Ok(
+                    build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
+                        .stdout(Stdout::Closed)
+                        .writes(),
+                )
+            },
             code: 1,
             says: &["cannot write the report to standard output", "Broken pipe"],
         },
@@ -788,7 +799,11 @@ fn check(case: &Case) -> Result<Option<&'static str>, Vec<String>> {
 }
 
 /// Runs `cmd` with no stdin, stdout as `stdout` says and stderr captured, killed after `secs`.
-fn output_within(mut cmd: std::process::Command, stdout: Stdout, secs: u64) -> std::process::Output {
+fn output_within(
+    mut cmd: std::process::Command,
+    stdout: Stdout,
+    secs: u64,
+) -> std::process::Output {
     use std::process::Stdio;
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     // The read end of a closed pipe is dropped before the run: the binary's writes meet EPIPE.
