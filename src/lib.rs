@@ -10,6 +10,7 @@ pub mod commands;
 pub mod context;
 pub mod deploy;
 pub mod error;
+pub mod file_kind;
 pub mod fleet;
 pub mod install;
 pub mod interrupt;
