@@ -282,6 +282,20 @@ pub fn skopeo_copy_to_layout(reference: &str, dir: &Path) {
     );
 }
 
+/// A loopback address that accepts connections and never answers (each one held open until the
+/// test process ends): a stalled server.
+pub fn silent_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.extend(stream.ok());
+        }
+    });
+    address
+}
+
 /// Serves `body` over plain HTTP on a loopback port for `requests` requests; returns the URL of
 /// `/<path>` (any path gets the body).
 pub fn serve_bytes(body: Vec<u8>, requests: usize, path: &str) -> String {
