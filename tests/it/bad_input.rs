@@ -775,6 +775,10 @@ fn cases() -> Vec<Case> {
         },
         // ---------- #27 rows ----------
         // ---------- #27: component sources and dependencies ----------
+        // Spin's URL forms: a source `{ url, digest }` and a dependency's HTTP variant (crates/
+        // manifest/src/schema/v2.rs:298-310@v4.0.2), both verified by digest as they download
+        // (crates/loader/src/http.rs:58-62@v4.0.2). Spin trusts a cache hit as it is
+        // (crates/loader/src/local.rs:729@v4.0.2); spin-aks hashes it again.
         Case {
             name: "a URL source whose server never answers fails after the idle timeout",
             setup: |home| stalled(home, false),
@@ -866,6 +870,37 @@ fn cases() -> Vec<Case> {
             code: 2,
             says: &["component `api`, dependency `a:b/c`"],
         },
+        Case {
+            name: "a Dockerfile's warning about a URL source and dependency hides their passwords",
+            setup: |home| {
+                let url = "https://user:hunter2@example.com/x.wasm?sig=hunter2";
+                let manifest = v2(&format!(
+                    "[component.api]\nsource = {{ url = \"{url}\", digest = \"{}\" }}\n[component.api.dependencies]\n\"a:b/c\" = {{ url = \"{url}\", digest = \"{}\" }}\n",
+                    any_digest(),
+                    any_digest()
+                ));
+                let app = app_with(home, &manifest);
+                Ok(run([
+                    "scaffold",
+                    "-y",
+                    "--dockerfile",
+                    "--image",
+                    "example.com/app:1",
+                    "-f",
+                ])
+                .arg(app)
+                .env("KUBECONFIG", "/nonexistent/kubeconfig")
+                .writes())
+            },
+            code: 0,
+            says: &[
+                "has a remote source (https://***@example.com/x.wasm?sig=***)",
+                "dependency `a:b/c` is remote (https://***@example.com/x.wasm?sig=***)",
+            ],
+        },
+        // A dependency `path` is joined to the app directory and may lie outside it, even be
+        // absolute (v2.rs:273-279, crates/loader/src/local.rs:896-899@v4.0.2); a `source` must
+        // stay inside, links followed.
         Case {
             name: "a source linked to /dev/zero is named a character device",
             setup: |home| {
@@ -1215,6 +1250,39 @@ fn a_url_source_is_downloaded_once_and_cached() {
         .arg(&app)
         .assert()
         .success();
+}
+
+/// The download timeout is an idle one: a server that sends a little every second for 4 s passes
+/// a 2 s idle timeout (a total timeout would cut it).
+#[test]
+fn a_slow_download_that_keeps_sending_is_not_cut() {
+    let home = tempfile::tempdir().unwrap();
+    let bytes = wasm(8);
+    let digest = format!("sha256:{}", sha256(&bytes));
+    let url = support::serve_slowly(
+        bytes.clone(),
+        4,
+        std::time::Duration::from_secs(1),
+        "slow.wasm",
+    );
+    let app = app_with(
+        home.path(),
+        &v2(&format!(
+            "[component.api]\nsource = {{ url = \"{url}\", digest = \"{digest}\" }}\n"
+        )),
+    );
+    let started = std::time::Instant::now();
+    spin_aks(home.path())
+        .env("SPIN_AKS_DOWNLOAD_IDLE_SECONDS", "2")
+        .args(["build", "--skip-spin-build", "-f"])
+        .arg(&app)
+        .assert()
+        .success();
+    assert!(started.elapsed().as_secs() >= 3, "the server sends for 4 s");
+    assert_eq!(
+        std::fs::read(home.path().join("cache/wasm").join(&digest[7..])).unwrap(),
+        bytes
+    );
 }
 
 /// `export`'s default archive is named after the app, made a file name: whatever the name holds
