@@ -406,6 +406,98 @@ fn up_publish(home: &Path, kubeconfig: &str) -> Setup {
 
 const NO_CERTIFICATE: &str = "holds no certificate";
 
+/// An app whose component `api` comes from `url`, pinned to `digest` (`sha256:…`).
+fn url_source(home: &Path, url: &str, digest: &str) -> Setup {
+    build(
+        home,
+        &v2(&format!(
+            "[component.api]\nsource = {{ url = \"{url}\", digest = \"{digest}\" }}\n"
+        )),
+    )
+}
+
+/// An app whose component `api` (`app.wasm`) has the one dependency `"a:b/c" = <value>`.
+fn with_dependency(home: &Path, value: &str) -> Setup {
+    build(
+        home,
+        &v2(&format!(
+            "[component.api]\nsource = \"app.wasm\"\n[component.api.dependencies]\n\"a:b/c\" = {value}\n"
+        )),
+    )
+}
+
+/// [`with_dependency`] of `{ url, digest }`.
+fn url_dependency(home: &Path, url: &str, digest: &str) -> Setup {
+    with_dependency(
+        home,
+        &format!("{{ url = \"{url}\", digest = \"{digest}\" }}"),
+    )
+}
+
+/// A digest nothing has.
+fn any_digest() -> String {
+    format!("sha256:{}", "0".repeat(64))
+}
+
+/// A URL to a stalled server (accepts, never answers), and a run whose idle timeout is 2 s: it
+/// must end (exit 1) within 20 s, naming the URL.
+fn stalled(home: &Path, dependency: bool) -> Setup {
+    let url = format!("http://{}/x.wasm", support::silent_server());
+    let setup = if dependency {
+        url_dependency(home, &url, &any_digest())?
+    } else {
+        url_source(home, &url, &any_digest())?
+    };
+    Ok(setup
+        .env("SPIN_AKS_DOWNLOAD_IDLE_SECONDS", "2")
+        .within(20)
+        .says(format!("cannot download {url}")))
+}
+
+/// A URL with a password (and a token in its query) on a closed port: the failure names the URL
+/// with both replaced by `***`.
+fn secret_url(home: &Path, dependency: bool) -> Setup {
+    let address = closed_port();
+    let url = format!("https://user:{SECRET}@{address}/x.wasm?sig={SECRET}");
+    let setup = if dependency {
+        url_dependency(home, &url, &any_digest())?
+    } else {
+        url_source(home, &url, &any_digest())?
+    };
+    Ok(setup.says(format!("https://***@{address}/x.wasm?sig=***")))
+}
+
+/// A download of text pinned to its own digest: refused by the URL, never by a temporary file.
+fn not_wasm_download(home: &Path, dependency: bool) -> Setup {
+    let bytes = b"<html>not wasm</html>".to_vec();
+    let digest = format!("sha256:{}", sha256(&bytes));
+    let url = serve_bytes(bytes, 1, "x.wasm");
+    let setup = if dependency {
+        url_dependency(home, &url, &digest)?
+    } else {
+        url_source(home, &url, &digest)?
+    };
+    Ok(setup
+        .says(format!(
+            "the download from {url} is not a WebAssembly module"
+        ))
+        .hides("cache/wasm/"))
+}
+
+/// An app whose `name` (in the app directory) is a link to `target`.
+fn app_link(home: &Path, manifest: &str, name: &str, target: &str) -> Setup {
+    let setup = build(home, manifest)?;
+    std::os::unix::fs::symlink(target, home.join("app").join(name)).unwrap();
+    Ok(setup)
+}
+
+/// An app whose `sub` is an empty directory.
+fn app_dir(home: &Path, manifest: &str) -> Setup {
+    let setup = build(home, manifest)?;
+    std::fs::create_dir(home.join("app/sub")).unwrap();
+    Ok(setup)
+}
+
 fn cases() -> Vec<Case> {
     vec![
         // ---------- spin.toml: syntax, schema, fields ----------
@@ -1225,6 +1317,203 @@ fn cases() -> Vec<Case> {
             code: 2,
             says: &["no SpinApp or Deployment"],
         },
+        // ---------- #27: component sources and dependencies ----------
+        // Spin's URL forms: a source `{ url, digest }` and a dependency's HTTP variant (crates/
+        // manifest/src/schema/v2.rs:298-310@v4.0.2), both verified by digest as they download
+        // (crates/loader/src/http.rs:58-62@v4.0.2). Spin trusts a cache hit as it is
+        // (crates/loader/src/local.rs:729@v4.0.2); spin-aks hashes it again.
+        Case {
+            name: "a URL source whose server never answers fails after the idle timeout",
+            setup: |home| stalled(home, false),
+            code: 1,
+            says: &["component `api`", "sent nothing for 2 s", "re-run to retry"],
+        },
+        Case {
+            name: "a URL dependency whose server never answers fails after the idle timeout",
+            setup: |home| stalled(home, true),
+            code: 1,
+            says: &[
+                "dependency `a:b/c`",
+                "sent nothing for 2 s",
+                "re-run to retry",
+            ],
+        },
+        Case {
+            name: "a replaced cache file is hashed again, dropped and downloaded anew",
+            setup: |home| {
+                let bytes = wasm(6);
+                let hex = sha256(&bytes);
+                let url = serve_bytes(bytes.clone(), 1, "app.wasm");
+                let cache = home.join("cache/wasm");
+                std::fs::create_dir_all(&cache).unwrap();
+                let replaced = wasm(7);
+                std::fs::write(cache.join(&hex), &replaced).unwrap();
+                let app = home.join("app");
+                let cached = cache.join(&hex);
+                let replaced_hex = sha256(&replaced);
+                Ok(url_source(home, &url, &format!("sha256:{hex}"))?
+                    .writes()
+                    .says("downloaded again")
+                    .then(move |_| {
+                        let blobs = app.join(".spin-aks/oci/blobs/sha256");
+                        let mut problems = Vec::new();
+                        if std::fs::read(&cached).ok() != Some(bytes.clone()) {
+                            problems.push("the cache does not hold the pinned bytes again".into());
+                        }
+                        if !blobs.join(&hex).is_file() {
+                            problems.push("the image lacks the pinned wasm".into());
+                        }
+                        if blobs.join(&replaced_hex).exists() {
+                            problems.push("the image holds the replaced cache file".into());
+                        }
+                        problems
+                    }))
+            },
+            code: 0,
+            says: &["component `api`", "not the pinned"],
+        },
+        Case {
+            name: "a URL source's password and query token are never echoed",
+            setup: |home| secret_url(home, false),
+            code: 1,
+            says: &["component `api`", "cannot download", "re-run to retry"],
+        },
+        Case {
+            name: "a URL dependency's password and query token are never echoed",
+            setup: |home| secret_url(home, true),
+            code: 1,
+            says: &["dependency `a:b/c`", "cannot download", "re-run to retry"],
+        },
+        Case {
+            name: "a URL source that is not http(s) is refused without its password",
+            setup: |home| url_source(home, "ftp://user:hunter2@example.com/x.wasm", &any_digest()),
+            code: 2,
+            says: &[
+                "`component.api.source.url`",
+                "`ftp://***@example.com/x.wasm` is not an http(s) URL",
+            ],
+        },
+        Case {
+            name: "a URL dependency that is not http(s) is refused without its password",
+            setup: |home| {
+                url_dependency(home, "ftp://user:hunter2@example.com/x.wasm", &any_digest())
+            },
+            code: 2,
+            says: &["`ftp://***@example.com/x.wasm` is not an http(s) URL"],
+        },
+        Case {
+            name: "a URL source that is not wasm is named by its URL",
+            setup: |home| not_wasm_download(home, false),
+            code: 2,
+            says: &["component `api`"],
+        },
+        Case {
+            name: "a URL dependency that is not wasm is named by its URL",
+            setup: |home| not_wasm_download(home, true),
+            code: 2,
+            says: &["component `api`, dependency `a:b/c`"],
+        },
+        Case {
+            name: "a Dockerfile's warning about a URL source and dependency hides their passwords",
+            setup: |home| {
+                let url = "https://user:hunter2@example.com/x.wasm?sig=hunter2";
+                let manifest = v2(&format!(
+                    "[component.api]\nsource = {{ url = \"{url}\", digest = \"{}\" }}\n[component.api.dependencies]\n\"a:b/c\" = {{ url = \"{url}\", digest = \"{}\" }}\n",
+                    any_digest(),
+                    any_digest()
+                ));
+                let app = app_with(home, &manifest);
+                Ok(run([
+                    "scaffold",
+                    "-y",
+                    "--dockerfile",
+                    "--image",
+                    "example.com/app:1",
+                    "-f",
+                ])
+                .arg(app)
+                .env("KUBECONFIG", "/nonexistent/kubeconfig")
+                .writes())
+            },
+            code: 0,
+            says: &[
+                "has a remote source (https://***@example.com/x.wasm?sig=***)",
+                "dependency `a:b/c` is remote (https://***@example.com/x.wasm?sig=***)",
+            ],
+        },
+        // A dependency `path` is joined to the app directory and may lie outside it, even be
+        // absolute (v2.rs:273-279, crates/loader/src/local.rs:896-899@v4.0.2); a `source` must
+        // stay inside, links followed.
+        Case {
+            name: "a source linked to /dev/zero is named a character device",
+            setup: |home| {
+                app_link(
+                    home,
+                    &v2("[component.api]\nsource = \"z.wasm\"\n"),
+                    "z.wasm",
+                    "/dev/zero",
+                )
+            },
+            code: 2,
+            says: &[
+                "`component.api.source`",
+                "z.wasm (a link to /dev/zero) is a character device, not a wasm file",
+            ],
+        },
+        Case {
+            name: "a source naming a directory is named a directory",
+            setup: |home| app_dir(home, &v2("[component.api]\nsource = \"sub\"\n")),
+            code: 2,
+            says: &[
+                "`component.api.source`",
+                ": sub is a directory, not a wasm file",
+            ],
+        },
+        Case {
+            name: "a dependency path /dev/zero is named a character device, with one leading slash",
+            setup: |home| Ok(with_dependency(home, "{ path = \"/dev/zero\" }")?.hides("//dev/zero")),
+            code: 2,
+            says: &[
+                "`component.api.dependencies.\"a:b/c\".path`",
+                ": /dev/zero is a character device, not a wasm file",
+            ],
+        },
+        Case {
+            name: "a dependency path naming a directory is named a directory",
+            setup: |home| {
+                let manifest = v2("[component.api]\nsource = \"app.wasm\"\n[component.api.dependencies]\n\"a:b/c\" = { path = \"sub\" }\n");
+                app_dir(home, &manifest)
+            },
+            code: 2,
+            says: &[
+                "`component.api.dependencies.\"a:b/c\".path`",
+                ": sub is a directory, not a wasm file",
+            ],
+        },
+        Case {
+            name: "a files source linked to /dev/zero is named a character device",
+            setup: |home| {
+                let manifest = v2("[component.api]\nsource = \"app.wasm\"\nfiles = [{ source = \"z\", destination = \"/z\" }]\n");
+                app_link(home, &manifest, "z", "/dev/zero")
+            },
+            code: 2,
+            says: &[
+                "`component.api.files[0]`",
+                "source `z` (a link to /dev/zero) is a character device, not a file or directory",
+            ],
+        },
+        Case {
+            name: "a files path linked to /dev/zero is named a character device",
+            setup: |home| {
+                let manifest = v2("[component.api]\nsource = \"app.wasm\"\nfiles = [\"z\"]\n");
+                app_link(home, &manifest, "z", "/dev/zero")
+            },
+            code: 2,
+            says: &[
+                "`component.api.files[0]`",
+                "`z` (a link to /dev/zero) is a character device, not a file or directory",
+            ],
+        },
     ]
 }
 
@@ -1600,6 +1889,39 @@ fn a_url_source_is_downloaded_once_and_cached() {
         .arg(&app)
         .assert()
         .success();
+}
+
+/// The download timeout is an idle one: a server that sends a little every second for 4 s passes
+/// a 2 s idle timeout (a total timeout would cut it).
+#[test]
+fn a_slow_download_that_keeps_sending_is_not_cut() {
+    let home = tempfile::tempdir().unwrap();
+    let bytes = wasm(8);
+    let digest = format!("sha256:{}", sha256(&bytes));
+    let url = support::serve_slowly(
+        bytes.clone(),
+        4,
+        std::time::Duration::from_secs(1),
+        "slow.wasm",
+    );
+    let app = app_with(
+        home.path(),
+        &v2(&format!(
+            "[component.api]\nsource = {{ url = \"{url}\", digest = \"{digest}\" }}\n"
+        )),
+    );
+    let started = std::time::Instant::now();
+    spin_aks(home.path())
+        .env("SPIN_AKS_DOWNLOAD_IDLE_SECONDS", "2")
+        .args(["build", "--skip-spin-build", "-f"])
+        .arg(&app)
+        .assert()
+        .success();
+    assert!(started.elapsed().as_secs() >= 3, "the server sends for 4 s");
+    assert_eq!(
+        std::fs::read(home.path().join("cache/wasm").join(&digest[7..])).unwrap(),
+        bytes
+    );
 }
 
 /// `export`'s default archive is named after the app, made a file name: whatever the name holds

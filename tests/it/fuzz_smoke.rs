@@ -15,6 +15,7 @@ const TARGETS: &[&str] = &[
     "docker_config",
     "kubeconfig",
     "flux_artifact",
+    "component_dependencies",
 ];
 
 /// `cargo +nightly fuzz`, or `cargo fuzz` on stable with RUSTC_BOOTSTRAP=1 (for `-Z` flags).
