@@ -53,6 +53,12 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
         true => Some(args.push.publish_settings(args.deploy.settings()?)),
         false => None,
     };
+    // The cluster is chosen and its kubeconfig read before anything is pushed or published.
+    let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
+    target.check(ctx.remembered()).await?;
+    if let Some(dir) = &settings.dir {
+        publish::deploy::check_dir(dir, publish.is_some())?;
+    }
     let app = Some(ctx.app.clone());
     let pushed =
         publish::publish(&mut ctx.store, app, &global.from, &push, global.yes, out).await?;
@@ -62,7 +68,6 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
         let published = publish::deploy::publish(&mut ctx, &publish, Some(image.clone()), out);
         out.info(super::publish::summary(&published.await?));
     }
-    let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
     offer_identity(global, &mut ctx, &target, &settings, out).await?;
     let deployed = deploy::deploy(&mut ctx, target, &settings, Some(image.clone()), out).await;
     let applied = match deployed {
