@@ -336,6 +336,8 @@ pub struct BuildArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub image: ImageArgs,
+    #[command(flatten)]
+    pub sign: SignArgs,
     /// The archive to write (default `<app dir>/<app>-<version>.oci.tar`)
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -367,12 +369,36 @@ pub struct PushArgs {
     pub image: ImageArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub sign: SignArgs,
     /// Also publish the app's deploy objects as a Flux OCI artifact (`<repository>-deploy:<env>`, as `publish` does)
     #[arg(long)]
     pub publish: bool,
     /// With --publish (or `up --fleet`): the deploy artifact's tag, an environment (repeatable; default `latest`)
     #[arg(long = "env", value_name = "ENV", value_parser = validate::parse_dns_label)]
     pub envs: Vec<String>,
+}
+
+/// Signing what is pushed or exported: push, up, publish and export share these.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Sign the image and its provenance (Notary Project signatures) with KEY: a PEM private key file, or an Azure Key Vault key URL (https://NAME.vault.azure.net/keys/KEY[/VERSION]); remembered for the app, `none` stops signing
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<String>,
+    /// The signing key's PEM certificate chain, leaf first (default: the certificates in the key file, or the Key Vault certificate's)
+    #[arg(long, value_name = "FILE", requires = "sign")]
+    pub sign_cert: Option<PathBuf>,
+}
+
+impl SignArgs {
+    pub fn settings(&self) -> anyhow::Result<crate::attest::signing::Signing> {
+        use crate::attest::signing::{SignSettings, Signing};
+        Ok(match self.sign.as_deref() {
+            None => Signing::Remembered,
+            Some("none") => Signing::Off,
+            Some(key) => Signing::With(SignSettings::new(key, self.sign_cert.clone())?),
+        })
+    }
 }
 
 /// How to talk to a registry: push, publish and promote share these.
@@ -644,6 +670,8 @@ pub struct PublishArgs {
     pub objects: ObjectArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub sign: SignArgs,
 }
 
 #[derive(Debug, Args)]
@@ -1280,6 +1308,7 @@ impl PushArgs {
             source,
             reference,
             registry: self.registry.settings(),
+            sign: self.sign.settings()?,
         })
     }
 }
@@ -1343,6 +1372,7 @@ impl PublishArgs {
             envs: self.envs.clone(),
             objects: self.objects.settings()?,
             registry: self.registry.settings(),
+            sign: self.sign.settings()?,
         })
     }
 }
@@ -1353,14 +1383,15 @@ impl PushArgs {
     pub fn publish_settings(
         &self,
         objects: crate::deploy::Settings,
-    ) -> crate::publish::deploy::PublishSettings {
-        crate::publish::deploy::PublishSettings {
+    ) -> anyhow::Result<crate::publish::deploy::PublishSettings> {
+        Ok(crate::publish::deploy::PublishSettings {
             image: None,
             repository: None,
             envs: self.envs.clone(),
             objects,
             registry: self.registry.settings(),
-        }
+            sign: self.sign.settings()?,
+        })
     }
 }
 
