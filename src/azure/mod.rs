@@ -12,6 +12,7 @@ pub mod imds;
 pub mod jwt;
 pub mod keyvault;
 pub mod kubeconfig_file;
+pub mod names;
 pub mod rest;
 pub mod roles;
 pub mod run_command;
