@@ -847,7 +847,7 @@ pub struct ClusterCreateArgs {
     pub kubernetes_version: Option<String>,
     /// The registry the nodes pull from: an existing one by name or login server, or a new one's
     /// name (default: the remembered or only registry of the subscription, else `<cluster>acr`)
-    #[arg(long, value_name = "NAME", value_parser = names::parse_registry)]
+    #[arg(long, value_name = "NAME")]
     pub registry: Option<String>,
     /// The SKU of a registry created
     #[arg(long, value_name = "SKU", default_value = "Basic")]
@@ -936,7 +936,7 @@ pub struct ClusterUseArgs {
     #[command(flatten)]
     pub target: AksClusterArgs,
     /// The container registry for images: its name or login server
-    #[arg(long, value_name = "NAME", value_parser = names::parse_registry)]
+    #[arg(long, value_name = "NAME")]
     pub registry: Option<String>,
 }
 
@@ -964,7 +964,7 @@ pub struct AttachAcrArgs {
     #[command(flatten)]
     pub target: AksClusterArgs,
     /// The registry: its name or login server (default: the remembered one, else a choice)
-    #[arg(long, value_name = "NAME", value_parser = names::parse_registry)]
+    #[arg(long, value_name = "NAME")]
     pub registry: Option<String>,
 }
 
@@ -1394,7 +1394,12 @@ impl ClusterCreateArgs {
                 .map(spec::kubernetes_version)
                 .transpose()?,
             registry: match &self.registry {
-                Some(name) => RegistryWish::Named(name.clone()),
+                // A name that could be neither an existing registry nor a new one's is refused
+                // before ARM is asked anything.
+                Some(name) => RegistryWish::Named(
+                    names::parse_registry(name)
+                        .map_err(|rule| crate::bad_input!("--registry {name:?}: {rule}"))?,
+                ),
                 None => RegistryWish::Default,
             },
             registry_sku: spec::registry_sku(&self.registry_sku)?,

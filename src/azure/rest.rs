@@ -296,8 +296,7 @@ pub fn same_origin(base: &str, url: &str) -> anyhow::Result<()> {
 }
 
 /// What to do after a failing service was retried as long as spin-aks waits.
-const DELAY_HINT: &str =
-    "run the command again later: a re-run continues where this one stopped";
+const DELAY_HINT: &str = "run the command again later: a re-run continues where this one stopped";
 
 /// 1, 2, 4, 8… seconds.
 pub fn backoff(attempt: u32) -> Duration {
@@ -419,7 +418,10 @@ mod tests {
             {}
         }
         let mut waited = Duration::ZERO;
-        assert_eq!(rest.failing_wait(1, &mut waited, None, Instant::now()), None);
+        assert_eq!(
+            rest.failing_wait(1, &mut waited, None, Instant::now()),
+            None
+        );
     }
 
     #[test]
