@@ -14,6 +14,7 @@ const TARGETS: &[&str] = &[
     "oci_archive",
     "docker_config",
     "kubeconfig",
+    "aks_reference",
 ];
 
 /// `cargo +nightly fuzz`, or `cargo fuzz` on stable with RUSTC_BOOTSTRAP=1 (for `-Z` flags).
