@@ -168,7 +168,7 @@ impl Rest {
                     return Err(err).with_context(|| {
                         format!(
                             "could not reach {service} for {what} ({}); check the network and \
-                             {DELAY_HINT}",
+                             {RERUN_HINT}",
                             tried(attempt)
                         )
                     });
@@ -203,7 +203,7 @@ impl Rest {
                 return Err(error.into());
             }
             let said = format!(
-                "{service} kept failing: HTTP {status} ({}), {error}; {DELAY_HINT}",
+                "{service} kept failing: HTTP {status} ({}), {error}; {RERUN_HINT}",
                 tried(attempt)
             );
             return Err(anyhow::Error::new(error).context(said));
@@ -296,7 +296,7 @@ pub fn same_origin(base: &str, url: &str) -> anyhow::Result<()> {
 }
 
 /// What to do after a failing service was retried as long as spin-aks waits.
-const DELAY_HINT: &str = "run the command again later: a re-run continues where this one stopped";
+const RERUN_HINT: &str = "run the command again later: a re-run continues where this one stopped";
 
 /// 1, 2, 4, 8… seconds.
 pub fn backoff(attempt: u32) -> Duration {
