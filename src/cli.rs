@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::azure::choose::ClusterSelector;
+use crate::azure::names;
 use crate::azure::vault::Vault;
 use crate::cluster::secrets::SecretArg;
 use crate::kube::key_vault::KeyVaultMode;
@@ -855,13 +856,13 @@ mod tests {
 #[derive(Clone, Debug, Default, Args)]
 pub struct AksClusterArgs {
     /// The Azure subscription of the AKS cluster
-    #[arg(long, env = "AZURE_SUBSCRIPTION_ID", value_name = "ID")]
+    #[arg(long, env = "AZURE_SUBSCRIPTION_ID", value_name = "ID", value_parser = |v: &str| names::SUBSCRIPTION.parse(v).map_err(|rule| format!("{rule}; it comes from --subscription or AZURE_SUBSCRIPTION_ID")))]
     pub subscription: Option<String>,
     /// The resource group of the AKS cluster
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = |v: &str| names::RESOURCE_GROUP.parse(v))]
     pub resource_group: Option<String>,
     /// The AKS cluster name
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = |v: &str| names::CLUSTER.parse(v))]
     pub cluster: Option<String>,
 }
 
@@ -1073,7 +1074,7 @@ pub struct IdentitySetupArgs {
     #[arg(short = 'n', long, value_name = "NS", value_parser = validate::parse_dns_label)]
     pub namespace: Option<String>,
     /// The managed identity, in the cluster's resource group (default `<app>-identity`)
-    #[arg(long, value_name = "IDENTITY")]
+    #[arg(long, value_name = "IDENTITY", value_parser = |v: &str| names::IDENTITY.parse(v))]
     pub name: Option<String>,
 }
 
@@ -1485,12 +1486,10 @@ impl ClusterCreateArgs {
                 crate::bad_input!("cluster create needs {flag}: the new cluster's {flag}")
             })
         };
+        // Clap checked both names against Azure's rules (`azure::names`).
         Ok(CreateSettings {
-            name: spec::cluster_name(&required(&aks.cluster, "--cluster")?)?,
-            resource_group: spec::resource_group(&required(
-                &aks.resource_group,
-                "--resource-group",
-            )?)?,
+            name: required(&aks.cluster, "--cluster")?,
+            resource_group: required(&aks.resource_group, "--resource-group")?,
             location: self.location.as_deref().map(spec::location).transpose()?,
             node_count: self.node_count,
             node_vm_size: spec::vm_size(&self.node_vm_size)?,
@@ -1498,7 +1497,12 @@ impl ClusterCreateArgs {
                 .map(spec::kubernetes_version)
                 .transpose()?,
             registry: match &self.registry {
-                Some(name) => RegistryWish::Named(name.clone()),
+                // A name that could be neither an existing registry nor a new one's is refused
+                // before ARM is asked anything.
+                Some(name) => RegistryWish::Named(
+                    names::parse_registry(name)
+                        .map_err(|rule| crate::bad_input!("--registry {name:?}: {rule}"))?,
+                ),
                 None => RegistryWish::Default,
             },
             registry_sku: spec::registry_sku(&self.registry_sku)?,

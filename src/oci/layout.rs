@@ -634,6 +634,8 @@ mod tests {
         let (config, config_size) = layout.write_blob(b"{}").unwrap();
         let (stale, _) = layout.write_blob(b"old layer").unwrap();
         let manifest = ImageManifest {
+            artifact_type: None,
+            subject: None,
             schema_version: 2,
             media_type: Some(IMAGE_MANIFEST.into()),
             config: Descriptor::new(
