@@ -56,6 +56,19 @@ pub struct AppState {
     /// The clusters following the deploy artifact (`fleet add`), in the order added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fleet: Vec<FleetMember>,
+    /// What `up --verify` or `apply --verify` trusts: the app's images are verified before each
+    /// deploy until `--no-verify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyTrust>,
+}
+
+/// The certificates (absolute paths of `--trust-cert` files; never keys) and the signing identity
+/// (`--subject`) an app's images must be signed with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyTrust {
+    pub trust_certs: Vec<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// Where the app's deploy artifact lives and what each tag (environment) points at.
