@@ -11,6 +11,7 @@ pub mod commands;
 pub mod context;
 pub mod deploy;
 pub mod error;
+pub mod file_kind;
 pub mod fleet;
 pub mod git;
 pub mod install;

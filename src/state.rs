@@ -371,21 +371,13 @@ fn refuse_unless_regular(path: &Path, what: &str) -> anyhow::Result<()> {
             ))
         }
     };
-    let kind = {
-        use std::os::unix::fs::FileTypeExt;
-        match file_type {
-            t if t.is_file() => return Ok(()),
-            t if t.is_symlink() => match fs::read_link(path) {
-                Ok(target) => format!("a symbolic link (to {})", target.display()),
-                Err(_) => "a symbolic link".to_string(),
-            },
-            t if t.is_dir() => "a directory".to_string(),
-            t if t.is_char_device() => "a character device".to_string(),
-            t if t.is_block_device() => "a block device".to_string(),
-            t if t.is_fifo() => "a FIFO (named pipe)".to_string(),
-            t if t.is_socket() => "a socket".to_string(),
-            _ => "not a regular file".to_string(),
-        }
+    let kind = match file_type {
+        t if t.is_file() => return Ok(()),
+        t if t.is_symlink() => match fs::read_link(path) {
+            Ok(target) => format!("a symbolic link (to {})", target.display()),
+            Err(_) => "a symbolic link".to_string(),
+        },
+        t => crate::file_kind::describe(t).to_string(),
     };
     Err(crate::bad_input!(
         "the {what} {} is {kind}, not a regular file (spin-aks replaces it on every save); pass --state-file (or set SPIN_AKS_STATE_FILE) naming a regular file or a path that does not exist yet",

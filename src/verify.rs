@@ -205,7 +205,12 @@ pub async fn verify(
             let mut client = client.pull_only();
             let descriptor = resolve(&mut client, reference).await?;
             let image = reference.to_string();
-            (Store::Registry(Box::new(client)), descriptor, image, "registry")
+            (
+                Store::Registry(Box::new(client)),
+                descriptor,
+                image,
+                "registry",
+            )
         }
         Subject::Archive { file, image } => {
             let dir = crate::interrupt::temp_dir()?;

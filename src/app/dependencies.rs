@@ -256,7 +256,10 @@ fn dependency(
         (Some(path), None, None) => DependencySource::Local(path.into()),
         (None, Some(url), None) => {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(format!("`url`: `{url}` is not an http(s) URL"));
+                return Err(format!(
+                    "`url`: `{}` is not an http(s) URL",
+                    crate::redact::redact_url(&url)
+                ));
             }
             let digest = digest.ok_or(
                 "`digest` is missing; a URL dependency must be pinned with `digest = \"sha256:…\"`",

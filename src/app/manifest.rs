@@ -338,7 +338,7 @@ impl Ctx<'_> {
             toml::Value::Table(table) if table.contains_key("url") => {
                 let url = string_field(&table, "url").ok_or_else(|| self.error(&format!("{field}.url"), "must be a string"))?;
                 if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return Err(self.error(&format!("{field}.url"), format!("`{url}` is not an http(s) URL")));
+                    return Err(self.error(&format!("{field}.url"), format!("`{}` is not an http(s) URL", crate::redact::redact_url(url))));
                 }
                 let digest = string_field(&table, "digest")
                     .ok_or_else(|| self.error(&format!("{field}.digest"), "missing; a URL source must be pinned with `digest = \"sha256:…\"`"))?;

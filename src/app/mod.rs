@@ -5,7 +5,7 @@ mod capabilities;
 pub mod chaining;
 pub mod compat;
 pub mod compose;
-mod dependencies;
+pub mod dependencies;
 mod ids;
 mod manifest;
 pub mod model;

@@ -101,7 +101,9 @@ impl AppFiles {
                     // spin v3.6.3 crates/loader/src/local.rs:370-376: a path without glob
                     // characters must exist.
                     None if !looks_like_glob(&pattern) => {
-                        return Err(format!("`{written}` does not exist and is not a glob pattern; create it or fix the path"))
+                        return Err(self.not_a_file_or_dir(&pattern, &format!("`{written}`")).unwrap_or_else(|| {
+                            format!("`{written}` does not exist and is not a glob pattern; create it or fix the path")
+                        }))
                     }
                     None => {
                         let glob = matcher(&pattern, component).map_err(|e| e.to_string())?;
@@ -124,10 +126,11 @@ impl AppFiles {
                 let source = normalize(&slash_path(source));
                 // local.rs:389: the source must exist (a file or a directory, never a glob).
                 let selected = self.as_file_or_dir(&source).ok_or_else(|| {
-                    format!(
-                        "source `{}` does not exist in the app directory",
-                        display_path(&source)
-                    )
+                    let shown = display_path(&source);
+                    self.not_a_file_or_dir(&source, &format!("source `{shown}`"))
+                        .unwrap_or_else(|| {
+                            format!("source `{shown}` does not exist in the app directory")
+                        })
                 })?;
                 let destination = guest_dir(destination)?;
                 let single_file = selected.len() == 1 && selected[0] == source;
@@ -150,6 +153,23 @@ impl AppFiles {
                     .collect())
             }
         }
+    }
+
+    /// Why the app-relative `path` (shown as `shown`) that is neither a file nor a directory
+    /// cannot be mounted when something else is there (a device, a FIFO, a socket, perhaps
+    /// through a link): `None` when nothing is.
+    fn not_a_file_or_dir(&self, path: &str, shown: &str) -> Option<String> {
+        let meta = std::fs::metadata(self.dir.join(path)).ok()?;
+        if meta.is_file() || meta.is_dir() {
+            return None;
+        }
+        let link = std::fs::read_link(self.dir.join(path))
+            .map(|target| format!(" (a link to {})", target.display()))
+            .unwrap_or_default();
+        Some(format!(
+            "{shown}{link} is {}, not a file or directory; mount only files and directories",
+            crate::file_kind::describe(meta.file_type())
+        ))
     }
 
     /// A literal file, or every file under a literal directory; `None` when `path` is neither.
@@ -372,12 +392,20 @@ fn describe(mount: &FileMount) -> String {
     }
 }
 
-/// A relative path with forward slashes on every platform.
+/// A path with forward slashes on every platform (an absolute one keeps its one leading `/`).
 pub fn slash_path(path: &Path) -> String {
-    path.components()
+    let parts = path
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::RootDir))
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
-        .join("/")
+        .join("/");
+    // The root is a separator of its own: `/dev/zero`, not `//dev/zero`.
+    if path.has_root() {
+        format!("/{parts}")
+    } else {
+        parts
+    }
 }
 
 #[cfg(test)]

@@ -120,19 +120,7 @@ fn choose_context(
         if known(context) {
             return Ok(context.clone());
         }
-        let names: Vec<&str> = kubeconfig
-            .contexts
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        return Err(bad_input!(
-            "--context `{context}` is not in the kubeconfig; it has: {}",
-            if names.is_empty() {
-                "no contexts".to_string()
-            } else {
-                names.join(", ")
-            }
-        ));
+        return Err(not_in(kubeconfig, &format!("--context `{context}`")));
     }
     if let Some(context) = remembered.context.as_deref().filter(|c| known(c)) {
         return Ok(context.to_string());
@@ -141,6 +129,38 @@ fn choose_context(
         .current_context
         .clone()
         .ok_or_else(|| bad_input!("the kubeconfig has no current context; pass --context <NAME>"))
+}
+
+/// Refuses the first of `contexts` the kubeconfig (`kubeconfig`, else as [`connect`] finds it)
+/// lacks, named as the argument `cluster <name>`: checked before a command changes any cluster.
+pub fn require_contexts(kubeconfig: Option<PathBuf>, contexts: &[&str]) -> anyhow::Result<()> {
+    if contexts.is_empty() {
+        return Ok(());
+    }
+    let target = Target {
+        kubeconfig,
+        ..Target::default()
+    };
+    let config = load_kubeconfig(&target)?;
+    match (contexts.iter()).find(|name| !config.contexts.iter().any(|c| c.name == **name)) {
+        Some(missing) => Err(not_in(&config, &format!("cluster `{missing}`"))),
+        None => Ok(()),
+    }
+}
+
+/// `named` is not a context of `kubeconfig`: the contexts it has.
+fn not_in(kubeconfig: &Kubeconfig, named: &str) -> anyhow::Error {
+    let names: Vec<&str> = (kubeconfig.contexts.iter())
+        .map(|c| c.name.as_str())
+        .collect();
+    bad_input!(
+        "{named} is not in the kubeconfig; it has: {}",
+        if names.is_empty() {
+            "no contexts".to_string()
+        } else {
+            names.join(", ")
+        }
+    )
 }
 
 impl Connection {

@@ -39,56 +39,82 @@ const CLUSTER_SCOPED: [&str; 9] = [
     "PriorityClass",
 ];
 
-/// The objects `kubectl kustomize <dir>` would print, for the supported fields.
-pub fn build(dir: &Path) -> anyhow::Result<Vec<Value>> {
-    let (file, kustomization) = read_kustomization(dir)?;
+/// The objects `kubectl kustomize <dir>` would print, for the supported fields, each with the
+/// resource file it was read from.
+pub fn build(dir: &Path) -> anyhow::Result<Vec<(PathBuf, Value)>> {
+    let root = dir
+        .canonicalize()
+        .map_err(|e| bad_input!("{}: cannot read the directory: {e}", dir.display()))?;
+    let built = build_root(
+        &Root {
+            shown: dir,
+            real: &root,
+        },
+        &mut Vec::new(),
+    )?;
+    Ok(built.files.into_iter().zip(built.objects).collect())
+}
+
+/// A kustomization's directory: as the user named it (for messages), and with links resolved
+/// (what kustomize's checks compare).
+struct Root<'a> {
+    shown: &'a Path,
+    real: &'a Path,
+}
+
+/// The objects of a kustomization and, at the same index, the file each was read from.
+#[derive(Default)]
+struct Built {
+    objects: Vec<Value>,
+    files: Vec<PathBuf>,
+}
+
+/// Builds the kustomization at `root`; `visited` holds the roots that led here (a resource
+/// directory containing one of them is a cycle, as kustomize's loader refuses it).
+fn build_root(root: &Root, visited: &mut Vec<PathBuf>) -> anyhow::Result<Built> {
+    let (file, kustomization) = read_kustomization(root.shown)?;
     let at = |field: &str| format!("{}: `{field}`", file.display());
-    let mut objects = Vec::new();
+    visited.push(root.real.to_path_buf());
+    let mut built = Built::default();
     for resource in strings(&kustomization, "resources", &at)? {
-        objects.extend(load_resource(dir, &resource, &at("resources"))?);
+        let loaded = load_resource(root, &resource, &at("resources"), visited)?;
+        built.objects.extend(loaded.objects);
+        built.files.extend(loaded.files);
     }
+    visited.pop();
+    let objects = &mut built.objects;
     for path in strings(&kustomization, "patchesStrategicMerge", &at)? {
-        let patch = read_patch_file(dir, &path, &at("patchesStrategicMerge"))?;
-        apply_patch(&mut objects, &patch, None, &at("patchesStrategicMerge"))?;
+        let patch = read_patch_file(root, &path, &at("patchesStrategicMerge"))?;
+        apply_patch(objects, &patch, None, &at("patchesStrategicMerge"))?;
     }
     for entry in list(&kustomization, "patches", &at)? {
-        let patch = patch_body(dir, entry, &at("patches"))?;
-        apply_patch(&mut objects, &patch, entry.get("target"), &at("patches"))?;
+        let patch = patch_body(root, entry, &at("patches"))?;
+        apply_patch(objects, &patch, entry.get("target"), &at("patches"))?;
     }
     for entry in list(&kustomization, "patchesJson6902", &at)? {
-        let patch = patch_body(dir, entry, &at("patchesJson6902"))?;
-        apply_patch(
-            &mut objects,
-            &patch,
-            entry.get("target"),
-            &at("patchesJson6902"),
-        )?;
+        let patch = patch_body(root, entry, &at("patchesJson6902"))?;
+        apply_patch(objects, &patch, entry.get("target"), &at("patchesJson6902"))?;
     }
     if let Some(namespace) = kustomization.get("namespace").and_then(Value::as_str) {
-        set_namespace(&mut objects, namespace);
+        set_namespace(objects, namespace);
     }
     if let Some(labels) = kustomization.get("commonLabels") {
-        add_labels(
-            &mut objects,
-            object(labels, &at("commonLabels"))?,
-            true,
-            true,
-        );
+        add_labels(objects, object(labels, &at("commonLabels"))?, true, true);
     }
     for entry in list(&kustomization, "labels", &at)? {
         let pairs = object(&entry["pairs"], &at("labels.pairs"))?;
         let selectors = entry["includeSelectors"].as_bool().unwrap_or(false);
         let templates = selectors || entry["includeTemplates"].as_bool().unwrap_or(false);
-        add_labels(&mut objects, pairs, selectors, templates);
+        add_labels(objects, pairs, selectors, templates);
     }
     if let Some(annotations) = kustomization.get("commonAnnotations") {
-        add_annotations(&mut objects, object(annotations, &at("commonAnnotations"))?);
+        add_annotations(objects, object(annotations, &at("commonAnnotations"))?);
     }
-    let image_paths = image_field_specs(dir, &kustomization, &at)?;
+    let image_paths = image_field_specs(root, &kustomization, &at)?;
     for entry in list(&kustomization, "images", &at)? {
-        set_images(&mut objects, entry, &image_paths, &at("images"))?;
+        set_images(objects, entry, &image_paths, &at("images"))?;
     }
-    Ok(objects)
+    Ok(built)
 }
 
 fn read_kustomization(dir: &Path) -> anyhow::Result<(PathBuf, Map<String, Value>)> {
@@ -150,42 +176,95 @@ fn object<'a>(value: &'a Value, at: &str) -> anyhow::Result<&'a Map<String, Valu
         .ok_or_else(|| bad_input!("{at} must be a mapping"))
 }
 
-/// A file or a directory holding a kustomization; remote resources are refused.
-fn load_resource(dir: &Path, resource: &str, at: &str) -> anyhow::Result<Vec<Value>> {
+/// A file or a directory holding a kustomization, as kustomize's default load restrictor
+/// (`LoadRestrictionsRootOnly`) allows them: a file in or below the kustomization's directory
+/// (links resolved), a directory by a relative path, anywhere but around a kustomization that led
+/// here; remote resources are refused.
+fn load_resource(
+    root: &Root,
+    resource: &str,
+    at: &str,
+    visited: &mut Vec<PathBuf>,
+) -> anyhow::Result<Built> {
     if resource.contains("://") || resource.starts_with("github.com/") {
         return Err(bad_input!(
             "{at}: remote resource `{resource}` is not supported; vendor it into the directory"
         ));
     }
-    let path = dir.join(resource);
-    if path.is_dir() {
-        if !is_kustomization(&path) {
-            return Err(bad_input!(
-                "{at}: `{resource}` is a directory without a kustomization.yaml"
-            ));
-        }
-        return build(&path);
+    let shown = root.shown.join(resource);
+    if !root.real.join(resource).is_dir() {
+        let file = file_in_root(root, resource, at)?;
+        let objects = read_documents(&file)?;
+        let files = vec![shown; objects.len()];
+        return Ok(Built { objects, files });
     }
-    if !path.is_file() {
-        return Err(bad_input!("{at}: `{resource}` does not exist"));
+    if Path::new(resource).is_absolute() {
+        return Err(bad_input!(
+            "{at}: `{resource}` is an absolute directory, which kustomize refuses; name it relative to {}",
+            root.shown.display()
+        ));
     }
-    read_documents(&path)
+    if !is_kustomization(&shown) {
+        return Err(bad_input!(
+            "{at}: `{resource}` is a directory without a kustomization.yaml"
+        ));
+    }
+    let real = (root.real.join(resource).canonicalize())
+        .map_err(|e| bad_input!("{at}: cannot read `{resource}`: {e}"))?;
+    if let Some(first) = visited.iter().position(|seen| seen.starts_with(&real)) {
+        let cycle: Vec<String> = (visited[first..].iter().chain([&real]))
+            .map(|dir| dir.display().to_string())
+            .collect();
+        return Err(bad_input!(
+            "{at}: `{resource}` makes a cycle ({}): a kustomization cannot include itself or a directory around it; remove the entry",
+            cycle.join(" → ")
+        ));
+    }
+    // kustomize names a base by its resolved path too.
+    build_root(
+        &Root {
+            shown: &real,
+            real: &real,
+        },
+        visited,
+    )
 }
 
-fn read_patch_file(dir: &Path, path: &str, at: &str) -> anyhow::Result<Value> {
-    let file = dir.join(path);
+/// The file `value` names for a kustomization, refused (as kustomize refuses it) unless it lies
+/// in or below the kustomization's directory once links are resolved.
+fn file_in_root(root: &Root, value: &str, at: &str) -> anyhow::Result<PathBuf> {
+    let path = root.real.join(value);
+    let real = match path.canonicalize() {
+        Ok(real) if real.is_file() => real,
+        Ok(_) | Err(_) if !path.exists() => {
+            return Err(bad_input!("{at}: `{value}` does not exist"))
+        }
+        Ok(_) => return Err(bad_input!("{at}: `{value}` is not a file")),
+        Err(e) => return Err(bad_input!("{at}: cannot read `{value}`: {e}")),
+    };
+    if !real.starts_with(root.real) {
+        return Err(bad_input!(
+            "{at}: `{value}` is outside {} (kustomize reads files only in or below a kustomization's directory, links resolved); move the file under it, or list a directory with a kustomization of its own under `resources`",
+            root.shown.display()
+        ));
+    }
+    Ok(real)
+}
+
+fn read_patch_file(root: &Root, path: &str, at: &str) -> anyhow::Result<Value> {
+    let file = file_in_root(root, path, at)?;
     let text = std::fs::read_to_string(&file)
         .map_err(|e| bad_input!("{at}: cannot read `{path}`: {e}"))?;
     serde_saphyr::from_str(&text).map_err(|e| bad_input!("{at}: `{path}` is not valid YAML: {e}"))
 }
 
 /// The patch of a `patches`/`patchesJson6902` entry: inline `patch`, or the file at `path`.
-fn patch_body(dir: &Path, entry: &Value, at: &str) -> anyhow::Result<Value> {
+fn patch_body(root: &Root, entry: &Value, at: &str) -> anyhow::Result<Value> {
     match (entry["patch"].as_str(), entry["path"].as_str()) {
         (Some(text), None) => {
             serde_saphyr::from_str(text).map_err(|e| bad_input!("{at}: inline patch: {e}"))
         }
-        (None, Some(path)) => read_patch_file(dir, path, at),
+        (None, Some(path)) => read_patch_file(root, path, at),
         _ => Err(bad_input!(
             "{at}: each entry needs exactly one of `patch` or `path`"
         )),
@@ -336,13 +415,13 @@ fn merge_into(slot: &mut Value, pairs: &Map<String, Value>) {
 
 /// Where images live: containers of pod templates, plus `configurations` entries `{kind, path}`.
 fn image_field_specs(
-    dir: &Path,
+    root: &Root,
     kustomization: &Map<String, Value>,
     at: &dyn Fn(&str) -> String,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let mut specs = Vec::new();
     for file in strings(kustomization, "configurations", at)? {
-        let config = read_patch_file(dir, &file, &at("configurations"))?;
+        let config = read_patch_file(root, &file, &at("configurations"))?;
         if let Some(field) = config
             .as_object()
             .and_then(|m| m.keys().find(|k| k.as_str() != "images"))

@@ -29,6 +29,14 @@ pub fn scaffolded_dir(app_dir: &Path) -> Option<PathBuf> {
 /// Reads the objects in `dir`: a chart, a Kustomize directory (or scaffold's tree with exactly one
 /// overlay), or the YAML files directly in it.
 pub fn load_dir(dir: &Path) -> anyhow::Result<Objects> {
+    Ok(match load_traced(dir)? {
+        Some(traced) => Objects::Manifests(traced.into_iter().map(|(_, o)| o).collect()),
+        None => Objects::HelmChart(dir.to_path_buf()),
+    })
+}
+
+/// [`load_dir`]'s objects, each with the file it is read from; `None` for a Helm chart.
+pub fn load_traced(dir: &Path) -> anyhow::Result<Option<Vec<(PathBuf, Value)>>> {
     if !dir.is_dir() {
         return Err(bad_input!(
             "--dir {}: not a directory; pass the directory scaffold wrote",
@@ -36,13 +44,13 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Objects> {
         ));
     }
     if dir.join("Chart.yaml").is_file() {
-        return Ok(Objects::HelmChart(dir.to_path_buf()));
+        return Ok(None);
     }
     if is_kustomization(dir) {
-        return Ok(Objects::Manifests(kustomize::build(dir)?));
+        return Ok(Some(kustomize::build(dir)?));
     }
     if let Some(overlay) = single_overlay(dir)? {
-        return Ok(Objects::Manifests(kustomize::build(&overlay)?));
+        return Ok(Some(kustomize::build(&overlay)?));
     }
     let files = yaml_files(dir)?;
     if files.is_empty() {
@@ -53,9 +61,10 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Objects> {
     }
     let mut objects = Vec::new();
     for file in files {
-        objects.extend(read_documents(&file)?);
+        let read = read_documents(&file)?;
+        objects.extend(read.into_iter().map(|o| (file.clone(), o)));
     }
-    Ok(Objects::Manifests(objects))
+    Ok(Some(objects))
 }
 
 /// Scaffold's Kustomize tree (`base/`, `overlays/<env>/`): the overlay, when there is one.

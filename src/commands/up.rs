@@ -54,6 +54,12 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
     let policy = verify::deploy_policy(&mut ctx, &asked, out)?;
     let objects = args.push.publish.then(|| args.deploy.settings());
     let publish = objects.transpose()?.map(|s| args.push.publish_settings(s));
+    // The cluster is chosen and its kubeconfig read before anything is pushed or published.
+    let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
+    target.check(ctx.remembered()).await?;
+    if let Some(dir) = &settings.dir {
+        publish::deploy::check_dir(dir, publish.is_some())?;
+    }
     let app = Some(ctx.app.clone());
     let pushed =
         publish::publish(&mut ctx.store, app, &global.from, &push, global.yes, out).await?;
@@ -64,7 +70,6 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
         let published = publish::deploy::publish(&mut ctx, &publish, Some(image.clone()), out);
         out.info(super::publish::summary(&published.await?));
     }
-    let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
     offer_identity(global, &mut ctx, &target, &settings, out).await?;
     let deployed = deploy::deploy(&mut ctx, target, &settings, Some(image.clone()), out).await;
     let applied = match deployed {

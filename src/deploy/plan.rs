@@ -95,7 +95,7 @@ pub fn load_objects(
 }
 
 /// The directory the objects come from: `--dir`, else scaffold's `<app dir>/deploy`.
-fn objects_dir(app: &App, settings: &Settings) -> Option<PathBuf> {
+pub fn objects_dir(app: &App, settings: &Settings) -> Option<PathBuf> {
     settings
         .dir
         .clone()

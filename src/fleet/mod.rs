@@ -59,8 +59,19 @@ pub async fn add(
     settings: &AddSettings,
     out: &Output,
 ) -> anyhow::Result<Vec<Changed>> {
+    // Every cluster named is checked (an AKS reference's shape, a context in the kubeconfig, its
+    // client built) before anything is applied to any of them.
+    let mut contexts = Vec::new();
     for cluster in &settings.clusters {
-        aks_selector(cluster)?;
+        if aks_selector(cluster)?.is_none() {
+            contexts.push(cluster.as_str());
+        }
+    }
+    connect::require_contexts(settings.kubeconfig.clone(), &contexts)?;
+    let mut connections = std::collections::BTreeMap::new();
+    for context in contexts {
+        let conn = connect(settings.kubeconfig.clone(), context, &settings.namespace).await?;
+        connections.insert(context, conn);
     }
     let (repository, published) = published(ctx, &settings.env)?;
     let image = ImageRef::parse(&published.image)?;
@@ -81,9 +92,12 @@ pub async fn add(
             Some(selector) => Some(aks_cluster(ctx, &selector, out).await?),
             None => None,
         };
-        let conn = match &aks {
-            Some((arm, aks)) => aks_connect(arm, aks, &settings.namespace).await?,
-            None => connect(settings.kubeconfig.clone(), cluster, &settings.namespace).await?,
+        let conn = match (&aks, connections.remove(cluster.as_str())) {
+            (Some((arm, aks)), _) => aks_connect(arm, aks, &settings.namespace).await?,
+            (None, Some(conn)) => conn,
+            (None, None) => {
+                connect(settings.kubeconfig.clone(), cluster, &settings.namespace).await?
+            }
         };
         let secrets = (settings.secrets.as_slice(), store_secrets.as_slice());
         let applied = match &aks {
@@ -204,9 +218,10 @@ pub async fn remove(
     settings: &RemoveSettings,
     out: &Output,
 ) -> anyhow::Result<Vec<Changed>> {
-    let mut changed = Vec::new();
+    // Every cluster named must be in the fleet before any of them is changed.
+    let fleet = &ctx.remembered().fleet;
+    let mut members = Vec::new();
     for cluster in &settings.clusters {
-        let fleet = &ctx.remembered().fleet;
         let Some(member) = fleet.iter().find(|m| &m.cluster == cluster).cloned() else {
             let known: Vec<&str> = fleet.iter().map(|m| m.cluster.as_str()).collect();
             return Err(bad_input!(
@@ -219,6 +234,11 @@ pub async fn remove(
                 }
             ));
         };
+        members.push(member);
+    }
+    let mut changed = Vec::new();
+    for member in members {
+        let cluster = &member.cluster;
         let conn = member_connection(&member, settings.kubeconfig.clone()).await?;
         if let Some(aks) = &member.aks {
             stop_configuration(aks, &ctx.name, settings.delete_app).await?;

@@ -36,6 +36,15 @@ pub async fn deliver(
     out: &Output,
 ) -> anyhow::Result<Delivered> {
     let started = Instant::now();
+    // The members' kubeconfig contexts are read before anything is pushed or published.
+    let contexts: Vec<&str> = (ctx.remembered().fleet.iter())
+        .filter(|m| m.aks.is_none())
+        .map(|m| m.cluster.as_str())
+        .collect();
+    crate::cluster::connect::require_contexts(kubeconfig.clone(), &contexts)?;
+    if let Some(dir) = &publish.objects.dir {
+        deploy::check_dir(dir, true)?;
+    }
     let app = Some(ctx.app.clone());
     let from = ctx.app.manifest_path.clone();
     let pushed = push::publish(&mut ctx.store, app, &from, push_settings, yes, out).await?;

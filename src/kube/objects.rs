@@ -494,7 +494,7 @@ fn variables(
             } else {
                 format!(
                     "the redis trigger address `{}` is fixed in spin.toml",
-                    redact_userinfo(&address)
+                    crate::redact::redact_userinfo(&address)
                 )
             };
             let source = match read_secret("redis_address", false, &mut variables) {
@@ -569,15 +569,6 @@ fn redis_address(app: &App) -> Option<String> {
         .and_then(|a| a.as_str())
         .map(str::to_string)
         .or_else(|| Some(String::new()))
-}
-
-fn redact_userinfo(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 fn quantities(entries: [(&str, &Option<String>); 2]) -> BTreeMap<String, Quantity> {

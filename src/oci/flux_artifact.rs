@@ -97,7 +97,12 @@ fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// The files of a layer written by [`write`] (for checks and `export --with-deploy` readers).
 pub fn read_layer(gzipped: &[u8]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gzipped));
+    read_tar(flate2::read::GzDecoder::new(gzipped))
+}
+
+/// The files of the tar a layer holds, by name (a later entry of the same name wins).
+pub fn read_tar(tar: impl std::io::Read) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let mut archive = tar::Archive::new(tar);
     let mut files = BTreeMap::new();
     for entry in archive.entries()? {
         let mut entry = entry?;

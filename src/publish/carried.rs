@@ -40,7 +40,13 @@ pub async fn push(
     let mut pushed = Vec::new();
     for tag in tags {
         let (_, manifest) = layout.image(Some(tag))?;
-        let layer = std::fs::read(layout.blob_path(&manifest.layers[0].digest))?;
+        let Some(layer) = manifest.layers.first() else {
+            return Err(bad_input!(
+                "the deploy artifact `{tag}` in the archive has no layer: export it again with --with-deploy {}",
+                image.reference.repository_name()
+            ));
+        };
+        let layer = std::fs::read(layout.blob_path(&layer.digest))?;
         let pinned = image.pinned.to_string();
         let pins_it = flux_artifact::read_layer(&layer)?
             .values()

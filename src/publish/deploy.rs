@@ -189,19 +189,72 @@ pub fn default_repository(image: &ImageRef) -> anyhow::Result<RegistryRef> {
     RegistryRef::parse(&format!("{registry}/{}-deploy", image.repository()))
 }
 
-/// The objects `apply` would send for `image`, and apart from them the Secrets (store
-/// credentials): their values never enter an artifact; `fleet add` writes them into each cluster.
+/// The objects `apply` would send for `image`, and apart from them the Secrets spin-aks makes for
+/// store credentials: their values never enter an artifact; `fleet add` writes them into each
+/// cluster. The user's `--dir` is checked first ([`check_dir`]).
 pub fn artifact_objects(
     ctx: &AppContext,
     settings: &Settings,
     image: &ImageRef,
 ) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
-    match plan::load_objects(ctx, settings, image)? {
-        Objects::Manifests(objects) => Ok(objects.into_iter().partition(|o| o["kind"] != "Secret")),
-        Objects::HelmChart(_) => Err(bad_input!(
-            "the objects are a Helm chart, which a deploy artifact cannot carry as rendered objects; publish plain YAML or Kustomize (`spin-aks scaffold --type kube`) or leave --dir out"
-        )),
+    if let Some(dir) = &settings.dir {
+        check_dir(dir, true)?;
     }
+    let (objects, secrets): (Vec<Value>, Vec<Value>) =
+        match plan::load_objects(ctx, settings, image)? {
+            Objects::Manifests(objects) => objects.into_iter().partition(|o| o["kind"] != "Secret"),
+            Objects::HelmChart(_) => return Err(helm_chart()),
+        };
+    let dir = plan::objects_dir(&ctx.app, settings);
+    let dir = dir.map_or_else(|| "the objects".to_string(), |d| d.display().to_string());
+    require_workload(&objects, &dir)?;
+    Ok((objects, secrets))
+}
+
+/// Reads the objects of `--dir`, sending nothing (so `up` checks them before it pushes); for a
+/// deploy `artifact`, refuses what cannot make one: a Helm chart; a Secret, each named with its
+/// file (it would be left out of the artifact unseen, its values never published); no workload.
+pub fn check_dir(dir: &Path, artifact: bool) -> anyhow::Result<()> {
+    let objects = crate::cluster::source::load_traced(dir)?;
+    let Some(objects) = objects.filter(|_| artifact) else {
+        return match artifact {
+            true => Err(helm_chart()),
+            false => Ok(()),
+        };
+    };
+    let secrets: Vec<String> = (objects.iter())
+        .filter(|(_, o)| o["kind"] == "Secret")
+        .map(|(file, o)| {
+            let name = o["metadata"]["name"].as_str().unwrap_or_default();
+            format!("Secret `{name}` in {}", file.display())
+        })
+        .collect();
+    if !secrets.is_empty() {
+        return Err(bad_input!(
+            "--dir {}: {}: a deploy artifact carries no Secrets (their values would be published with it); take them out of the directory and give each cluster the values instead: a secret variable with `fleet add --secret NAME=VALUE`, store credentials with --kv-store/--sqlite, any other Secret with `kubectl apply -f` on each cluster",
+            dir.display(),
+            secrets.join(", ")
+        ));
+    }
+    let objects: Vec<Value> = objects.into_iter().map(|(_, o)| o).collect();
+    require_workload(&objects, &dir.display().to_string())
+}
+
+/// Refuses objects (from `from`) without a SpinApp or Deployment: a cluster would run nothing.
+fn require_workload(objects: &[Value], from: &str) -> anyhow::Result<()> {
+    let kinds = ["SpinApp", "Deployment"];
+    if (objects.iter()).any(|o| kinds.contains(&o["kind"].as_str().unwrap_or_default())) {
+        return Ok(());
+    }
+    Err(bad_input!(
+        "{from}: no SpinApp or Deployment among the objects, so a cluster following the artifact would run nothing; add the app's workload (`spin-aks scaffold` writes one)"
+    ))
+}
+
+fn helm_chart() -> anyhow::Error {
+    bad_input!(
+        "the objects are a Helm chart, which a deploy artifact cannot carry as rendered objects; publish plain YAML or Kustomize (`spin-aks scaffold --type kube`) or leave --dir out"
+    )
 }
 
 /// Flux's annotations, reproducible: `created` is `SOURCE_DATE_EPOCH`, else the app's git commit

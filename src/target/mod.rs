@@ -116,9 +116,19 @@ impl Target {
         Ok(if run_command { self.aks.take() } else { None })
     }
 
-    /// Connects to the API server: the kubeconfig context, or the AKS user credentials in
-    /// memory; the context and namespace this app used last when the flags name none.
-    pub async fn connect(self, remembered: &AppState) -> anyhow::Result<Cluster> {
+    /// Reads what reaching a kubeconfig cluster needs (the file, the context, its client),
+    /// sending nothing: a command calls it before it pushes or changes anything, so a bad
+    /// kubeconfig is refused first. An AKS cluster's credentials come from ARM when it connects.
+    pub async fn check(&self, remembered: &AppState) -> anyhow::Result<()> {
+        if self.aks.is_some() {
+            return Ok(());
+        }
+        let (flags, remembered) = self.flags(remembered);
+        connect::connect(&flags, &remembered).await.map(drop)
+    }
+
+    /// The kubeconfig flags, and the context and namespace this app used last.
+    fn flags(&self, remembered: &AppState) -> (connect::Target, Remembered) {
         let last = remembered.last_deploy.as_ref();
         let remembered = Remembered {
             context: last.map(|d| d.context.clone()),
@@ -129,6 +139,13 @@ impl Target {
             context: self.settings.context.clone(),
             namespace: self.settings.namespace.clone(),
         };
+        (flags, remembered)
+    }
+
+    /// Connects to the API server: the kubeconfig context, or the AKS user credentials in
+    /// memory; the context and namespace this app used last when the flags name none.
+    pub async fn connect(self, remembered: &AppState) -> anyhow::Result<Cluster> {
+        let (flags, remembered) = self.flags(remembered);
         let Some(aks) = self.aks else {
             let conn = connect::connect(&flags, &remembered).await?;
             return Ok(Cluster { conn, aks: None });

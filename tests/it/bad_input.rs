@@ -249,7 +249,254 @@ fn push_to(home: &Path, reference: &str) -> Setup {
     Ok(run(["push", "--from-layout"]).arg(layout).arg(reference))
 }
 
+/// `publish --dir <home>/<dir>` of a small app to a closed registry, after writing `files`
+/// (path under the home, contents): a refusal comes before anything is pushed.
+fn publish_dir(home: &Path, files: &[(&str, &str)], dir: &str) -> Setup {
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    for (path, contents) in files {
+        let path = home.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+    let image = format!("{}/bad@sha256:{}", closed_port(), "ab".repeat(32));
+    Ok(
+        run(["publish", "--retry-budget", "0s", "--image", &image, "-f"])
+            .arg(app)
+            .arg("--dir")
+            .arg(home.join(dir)),
+    )
+}
+
+/// A SpinApp named `name`, as a user's object file holds it.
+fn spinapp(name: &str) -> String {
+    format!("apiVersion: core.spinkube.dev/v1alpha1\nkind: SpinApp\nmetadata:\n  name: {name}\nspec:\n  image: bad:1\n  replicas: 1\n  executor: containerd-shim-spin\n")
+}
+
+/// A ConfigMap outside every kustomization of a case, which none may read.
+const OUTSIDE: (&str, &str) = (
+    "outside/x.yaml",
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: outside\n",
+);
+
+/// `publish_dir` of `<home>/kust`, a kustomization reading `kustomization` beside a SpinApp
+/// (`app.yaml`) and the [`OUTSIDE`] file; stderr must name the kustomization file.
+fn kustomization(home: &Path, kustomization: &str) -> Setup {
+    let file = home.join("kust/kustomization.yaml");
+    Ok(kustomization_beside(home, kustomization, None)?.says(file.to_str().unwrap()))
+}
+
+/// As [`kustomization`], with another kustomization at `<home>/<dir>` (`(dir, text)`); stderr
+/// must name that one's file, by its resolved path (as kustomize names a base).
+fn kustomization_beside(home: &Path, text: &str, other: Option<(&str, &str)>) -> Setup {
+    let app = spinapp("bad");
+    let mut files = vec![
+        ("kust/kustomization.yaml".to_string(), text.to_string()),
+        ("kust/app.yaml".to_string(), app),
+        (OUTSIDE.0.to_string(), OUTSIDE.1.to_string()),
+    ];
+    if let Some((dir, text)) = other {
+        files.push((format!("{dir}/kustomization.yaml"), text.to_string()));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let run = publish_dir(home, &files, "kust")?;
+    Ok(match other {
+        Some((dir, _)) => {
+            let file = home
+                .join(dir)
+                .canonicalize()
+                .unwrap()
+                .join("kustomization.yaml");
+            run.says(file.to_str().unwrap())
+        }
+        None => run,
+    })
+}
+
+/// A loopback address that accepts every connection, counts it and closes it at once: a run
+/// that must send nothing leaves the count at 0 (`then` waits a moment for a late one).
+fn counting_port() -> (std::net::SocketAddr, Then) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let none_arrived: Then = Box::new(move |_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        match count.load(Ordering::SeqCst) {
+            0 => Vec::new(),
+            n => vec![format!("{n} connections reached {address}")],
+        }
+    });
+    (address, none_arrived)
+}
+
+/// The token of [`kubeconfig_good`]'s user: no message may repeat it.
+const KUBE_TOKEN: &str = "kube-token-q7w";
+
+/// A kubeconfig at `<home>/kubeconfig` whose one context, `good`, points at `server`.
+fn kubeconfig_good(home: &Path, server: &str) -> PathBuf {
+    let file = home.join("kubeconfig");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: good\n  cluster:\n    server: {server}\n\
+             contexts:\n- name: good\n  context: {{cluster: good, user: u}}\ncurrent-context: good\n\
+             users:\n- name: u\n  user: {{token: {KUBE_TOKEN}}}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// `fleet add good nosuchctx` of an app whose deploy artifact is published (in the state file),
+/// with `good` at a port that counts connections: none may arrive.
+fn fleet_add_unknown_context(home: &Path) -> Setup {
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let key = app.join("spin.toml").canonicalize().unwrap();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let state = serde_json::json!({"version": 1, "apps": {key.to_str().unwrap(): {
+        "deploy_artifact": {"repository": "127.0.0.1:1/bad-deploy", "tags": {"latest": {
+            "digest": digest, "image": format!("127.0.0.1:1/bad@{digest}"),
+        }}},
+    }}});
+    std::fs::write(home.join("state"), state.to_string()).unwrap();
+    let (address, none_arrived) = counting_port();
+    let kubeconfig = kubeconfig_good(home, &format!("https://{address}"));
+    Ok(run(["fleet", "add", "good", "nosuchctx", "-f"])
+        .arg(app)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .within(20)
+        .hides(KUBE_TOKEN)
+        .then(none_arrived))
+}
+
+/// `up --publish` of a small app to a registry at a port that counts connections (none may
+/// arrive), with `--kubeconfig` holding `kubeconfig`.
+fn up_publish(home: &Path, kubeconfig: &str) -> Setup {
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let file = home.join("kubeconfig");
+    std::fs::write(&file, kubeconfig).unwrap();
+    let (address, none_arrived) = counting_port();
+    Ok(run([
+        "up",
+        "--skip-spin-build",
+        "--publish",
+        "--retry-budget",
+        "0s",
+        "-f",
+    ])
+    .arg(app)
+    .arg("--kubeconfig")
+    .arg(&file)
+    .arg(format!("{address}/bad:1"))
+    .within(20)
+    .hides(KUBE_TOKEN)
+    .then(none_arrived))
+}
+
 const NO_CERTIFICATE: &str = "holds no certificate";
+
+/// An app whose component `api` comes from `url`, pinned to `digest` (`sha256:…`).
+fn url_source(home: &Path, url: &str, digest: &str) -> Setup {
+    build(
+        home,
+        &v2(&format!(
+            "[component.api]\nsource = {{ url = \"{url}\", digest = \"{digest}\" }}\n"
+        )),
+    )
+}
+
+/// An app whose component `api` (`app.wasm`) has the one dependency `"a:b/c" = <value>`.
+fn with_dependency(home: &Path, value: &str) -> Setup {
+    build(
+        home,
+        &v2(&format!(
+            "[component.api]\nsource = \"app.wasm\"\n[component.api.dependencies]\n\"a:b/c\" = {value}\n"
+        )),
+    )
+}
+
+/// [`with_dependency`] of `{ url, digest }`.
+fn url_dependency(home: &Path, url: &str, digest: &str) -> Setup {
+    with_dependency(
+        home,
+        &format!("{{ url = \"{url}\", digest = \"{digest}\" }}"),
+    )
+}
+
+/// A digest nothing has.
+fn any_digest() -> String {
+    format!("sha256:{}", "0".repeat(64))
+}
+
+/// A URL to a stalled server (accepts, never answers), and a run whose idle timeout is 2 s: it
+/// must end (exit 1) within 20 s, naming the URL.
+fn stalled(home: &Path, dependency: bool) -> Setup {
+    let url = format!("http://{}/x.wasm", support::silent_server());
+    let setup = if dependency {
+        url_dependency(home, &url, &any_digest())?
+    } else {
+        url_source(home, &url, &any_digest())?
+    };
+    Ok(setup
+        .env("SPIN_AKS_DOWNLOAD_IDLE_SECONDS", "2")
+        .within(20)
+        .says(format!("cannot download {url}")))
+}
+
+/// A URL with a password (and a token in its query) on a closed port: the failure names the URL
+/// with both replaced by `***`.
+fn secret_url(home: &Path, dependency: bool) -> Setup {
+    let address = closed_port();
+    let url = format!("https://user:{SECRET}@{address}/x.wasm?sig={SECRET}");
+    let setup = if dependency {
+        url_dependency(home, &url, &any_digest())?
+    } else {
+        url_source(home, &url, &any_digest())?
+    };
+    Ok(setup.says(format!("https://***@{address}/x.wasm?sig=***")))
+}
+
+/// A download of text pinned to its own digest: refused by the URL, never by a temporary file.
+fn not_wasm_download(home: &Path, dependency: bool) -> Setup {
+    let bytes = b"<html>not wasm</html>".to_vec();
+    let digest = format!("sha256:{}", sha256(&bytes));
+    let url = serve_bytes(bytes, 1, "x.wasm");
+    let setup = if dependency {
+        url_dependency(home, &url, &digest)?
+    } else {
+        url_source(home, &url, &digest)?
+    };
+    Ok(setup
+        .says(format!(
+            "the download from {url} is not a WebAssembly module"
+        ))
+        .hides("cache/wasm/"))
+}
+
+/// An app whose `name` (in the app directory) is a link to `target`.
+fn app_link(home: &Path, manifest: &str, name: &str, target: &str) -> Setup {
+    let setup = build(home, manifest)?;
+    std::os::unix::fs::symlink(target, home.join("app").join(name)).unwrap();
+    Ok(setup)
+}
+
+/// An app whose `sub` is an empty directory.
+fn app_dir(home: &Path, manifest: &str) -> Setup {
+    let setup = build(home, manifest)?;
+    std::fs::create_dir(home.join("app/sub")).unwrap();
+    Ok(setup)
+}
 
 fn cases() -> Vec<Case> {
     vec![
@@ -657,17 +904,28 @@ fn cases() -> Vec<Case> {
         // ---------- panics: every failure is an exit code and a sentence (#27) ----------
         Case {
             name: "a report that cannot be written to a full stdout is an error, not a panic",
-            setup: |home| Ok(build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
-                .stdout(Stdout::Full)
-                .writes()),
+            setup: |home| {
+                Ok(
+                    build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
+                        .stdout(Stdout::Full)
+                        .writes(),
+                )
+            },
             code: 1,
-            says: &["cannot write the report to standard output", "No space left on device"],
+            says: &[
+                "cannot write the report to standard output",
+                "No space left on device",
+            ],
         },
         Case {
             name: "a report that cannot be written to a closed pipe is an error, not a panic",
-            setup: |home| Ok(build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
-                .stdout(Stdout::Closed)
-                .writes()),
+            setup: |home| {
+                Ok(
+                    build(home, &v2("[component.api]\nsource = \"app.wasm\"\n"))?
+                        .stdout(Stdout::Closed)
+                        .writes(),
+                )
+            },
             code: 1,
             says: &["cannot write the report to standard output", "Broken pipe"],
         },
@@ -864,6 +1122,397 @@ fn cases() -> Vec<Case> {
             setup: |_| Ok(run(["promote", "--from", "staging", "--to", "prod"])),
             code: 2,
             says: &["`--from` names the app's manifest", "spin-aks promote staging --to prod"],
+        },
+        // ---------- #27: Kustomize roots, fleet add and up before writing, publish --dir ----------
+        // What `kubectl kustomize` (kustomize v5.6.0, kubectl v1.33.9) answered for each case:
+        // `resources: [../outside/x.yaml]`: "security; file '…/outside/x.yaml' is not in or below
+        // '…/root'"; an absolute file outside the same; a link in the root to a file outside the
+        // same ("file '…/root/link.yaml' is not in or below"); `patches: [{path: ../x}]`,
+        // `patchesStrategicMerge`, `patchesJson6902` and `configurations` the same; an absolute
+        // directory "new root '…' cannot be absolute"; `resources: [.]`, `[../root]`, root → b2 →
+        // root and root → sub → `..`: "cycle detected: candidate root '…' contains visited root
+        // '…'". Accepted: `../base` (a directory with its kustomization), a link to it, an
+        // absolute file inside the root, `sub/../own.yaml`, and a diamond (two bases of one).
+        Case {
+            name: "a kustomization resource outside its directory is refused",
+            setup: |home| kustomization(home, "resources: [app.yaml, ../outside/x.yaml]\n"),
+            code: 2,
+            says: &["`resources`", "`../outside/x.yaml`", "is outside"],
+        },
+        Case {
+            name: "a kustomization resource by absolute path outside its directory is refused",
+            setup: |home| {
+                let outside = home.join(OUTSIDE.0);
+                let text = format!("resources: [app.yaml, {}]\n", outside.display());
+                Ok(kustomization(home, &text)?.says(outside.to_str().unwrap()))
+            },
+            code: 2,
+            says: &["`resources`", "is outside"],
+        },
+        Case {
+            name: "a kustomization resource linked to a file outside its directory is refused",
+            setup: |home| {
+                let run = kustomization(home, "resources: [app.yaml, link.yaml]\n")?;
+                std::os::unix::fs::symlink(home.join(OUTSIDE.0), home.join("kust/link.yaml"))
+                    .unwrap();
+                Ok(run)
+            },
+            code: 2,
+            says: &["`resources`", "`link.yaml`", "is outside"],
+        },
+        Case {
+            name: "a kustomization resource that is an absolute directory is refused",
+            setup: |home| {
+                let text = format!(
+                    "resources: [app.yaml, {}]\n",
+                    home.join("outside").display()
+                );
+                kustomization(home, &text)
+            },
+            code: 2,
+            says: &["`resources`", "absolute directory"],
+        },
+        Case {
+            name: "a kustomization patch file outside its directory is refused",
+            setup: |home| {
+                kustomization(
+                    home,
+                    "resources: [app.yaml]\npatches:\n- path: ../outside/x.yaml\n",
+                )
+            },
+            code: 2,
+            says: &["`patches`", "`../outside/x.yaml`", "is outside"],
+        },
+        Case {
+            name: "a kustomization strategic merge patch outside its directory is refused",
+            setup: |home| {
+                kustomization(
+                    home,
+                    "resources: [app.yaml]\npatchesStrategicMerge: [../outside/x.yaml]\n",
+                )
+            },
+            code: 2,
+            says: &[
+                "`patchesStrategicMerge`",
+                "`../outside/x.yaml`",
+                "is outside",
+            ],
+        },
+        Case {
+            name: "a kustomization JSON 6902 patch outside its directory is refused",
+            setup: |home| {
+                kustomization(home, "resources: [app.yaml]\npatchesJson6902:\n- path: ../outside/x.yaml\n  target: {kind: SpinApp, name: bad}\n")
+            },
+            code: 2,
+            says: &["`patchesJson6902`", "`../outside/x.yaml`", "is outside"],
+        },
+        Case {
+            name: "a kustomization configurations file outside its directory is refused",
+            setup: |home| {
+                kustomization(
+                    home,
+                    "resources: [app.yaml]\nconfigurations: [../outside/x.yaml]\n",
+                )
+            },
+            code: 2,
+            says: &["`configurations`", "`../outside/x.yaml`", "is outside"],
+        },
+        Case {
+            name: "a base's resource outside the base's directory is refused",
+            setup: |home| {
+                let base = ("base", "resources: [../outside/x.yaml]\n");
+                kustomization_beside(home, "resources: [app.yaml, ../base]\n", Some(base))
+            },
+            code: 2,
+            says: &["`resources`", "`../outside/x.yaml`", "is outside"],
+        },
+        Case {
+            name: "a kustomization that includes itself is a cycle",
+            setup: |home| kustomization(home, "resources: [app.yaml, .]\n"),
+            code: 2,
+            says: &["`resources`", "`.`", "makes a cycle"],
+        },
+        Case {
+            name: "kustomizations including each other are a cycle",
+            setup: |home| {
+                let other = ("other", "resources: [../kust]\n");
+                let run =
+                    kustomization_beside(home, "resources: [app.yaml, ../other]\n", Some(other))?;
+                let cycle = format!(
+                    "{kust} → {other} → {kust}",
+                    kust = home.join("kust").canonicalize().unwrap().display(),
+                    other = home.join("other").canonicalize().unwrap().display()
+                );
+                Ok(run.says(cycle))
+            },
+            code: 2,
+            says: &["`../kust` makes a cycle"],
+        },
+        Case {
+            name: "publish --dir refuses the user's Secrets, naming each file and name",
+            setup: |home| {
+                let app = spinapp("bad");
+                let secret = format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-password\nstringData:\n  password: {SECRET}\n");
+                let run = publish_dir(
+                    home,
+                    &[("objs/app.yaml", &app), ("objs/secret.yaml", &secret)],
+                    "objs",
+                )?;
+                Ok(run.says(home.join("objs/secret.yaml").to_str().unwrap()))
+            },
+            code: 2,
+            says: &[
+                "Secret `db-password`",
+                "carries no Secrets",
+                "fleet add --secret",
+            ],
+        },
+        Case {
+            name: "publish --dir refuses objects without a workload, naming the directory",
+            setup: |home| {
+                let run = publish_dir(home, &[OUTSIDE], "outside")?;
+                Ok(run.says(home.join("outside").to_str().unwrap()))
+            },
+            code: 2,
+            says: &["no SpinApp or Deployment"],
+        },
+        Case {
+            name: "fleet add checks every context before it applies to any cluster",
+            setup: fleet_add_unknown_context,
+            code: 2,
+            says: &["cluster `nosuchctx` is not in the kubeconfig; it has: good"],
+        },
+        Case {
+            name: "up --publish reads the kubeconfig before it pushes anything",
+            setup: |home| {
+                let file = home.join("kubeconfig");
+                Ok(up_publish(home, "{not: [a kubeconfig")?.says(file.to_str().unwrap()))
+            },
+            code: 2,
+            says: &["--kubeconfig"],
+        },
+        Case {
+            name: "up --publish checks the context before it pushes anything",
+            setup: |home| {
+                let kubeconfig = kubeconfig_good(home, "https://127.0.0.1:1");
+                let text = std::fs::read_to_string(kubeconfig).unwrap();
+                Ok(up_publish(home, &text)?.arg("--context").arg("nosuchctx"))
+            },
+            code: 2,
+            says: &["--context `nosuchctx` is not in the kubeconfig; it has: good"],
+        },
+        Case {
+            name: "up --publish checks --dir before it pushes anything",
+            setup: |home| {
+                let kubeconfig = kubeconfig_good(home, "https://127.0.0.1:1");
+                let text = std::fs::read_to_string(kubeconfig).unwrap();
+                let objects = home.join("objs");
+                std::fs::create_dir(&objects).unwrap();
+                std::fs::write(objects.join("cm.yaml"), OUTSIDE.1).unwrap();
+                Ok(up_publish(home, &text)?
+                    .arg("--dir")
+                    .arg(&objects)
+                    .says(objects.to_str().unwrap()))
+            },
+            code: 2,
+            says: &["no SpinApp or Deployment"],
+        },
+        // ---------- #27: component sources and dependencies ----------
+        // Spin's URL forms: a source `{ url, digest }` and a dependency's HTTP variant (crates/
+        // manifest/src/schema/v2.rs:298-310@v4.0.2), both verified by digest as they download
+        // (crates/loader/src/http.rs:58-62@v4.0.2). Spin trusts a cache hit as it is
+        // (crates/loader/src/local.rs:729@v4.0.2); spin-aks hashes it again.
+        Case {
+            name: "a URL source whose server never answers fails after the idle timeout",
+            setup: |home| stalled(home, false),
+            code: 1,
+            says: &["component `api`", "sent nothing for 2 s", "re-run to retry"],
+        },
+        Case {
+            name: "a URL dependency whose server never answers fails after the idle timeout",
+            setup: |home| stalled(home, true),
+            code: 1,
+            says: &[
+                "dependency `a:b/c`",
+                "sent nothing for 2 s",
+                "re-run to retry",
+            ],
+        },
+        Case {
+            name: "a replaced cache file is hashed again, dropped and downloaded anew",
+            setup: |home| {
+                let bytes = wasm(6);
+                let hex = sha256(&bytes);
+                let url = serve_bytes(bytes.clone(), 1, "app.wasm");
+                let cache = home.join("cache/wasm");
+                std::fs::create_dir_all(&cache).unwrap();
+                let replaced = wasm(7);
+                std::fs::write(cache.join(&hex), &replaced).unwrap();
+                let app = home.join("app");
+                let cached = cache.join(&hex);
+                let replaced_hex = sha256(&replaced);
+                Ok(url_source(home, &url, &format!("sha256:{hex}"))?
+                    .writes()
+                    .says("downloaded again")
+                    .then(move |_| {
+                        let blobs = app.join(".spin-aks/oci/blobs/sha256");
+                        let mut problems = Vec::new();
+                        if std::fs::read(&cached).ok() != Some(bytes.clone()) {
+                            problems.push("the cache does not hold the pinned bytes again".into());
+                        }
+                        if !blobs.join(&hex).is_file() {
+                            problems.push("the image lacks the pinned wasm".into());
+                        }
+                        if blobs.join(&replaced_hex).exists() {
+                            problems.push("the image holds the replaced cache file".into());
+                        }
+                        problems
+                    }))
+            },
+            code: 0,
+            says: &["component `api`", "not the pinned"],
+        },
+        Case {
+            name: "a URL source's password and query token are never echoed",
+            setup: |home| secret_url(home, false),
+            code: 1,
+            says: &["component `api`", "cannot download", "re-run to retry"],
+        },
+        Case {
+            name: "a URL dependency's password and query token are never echoed",
+            setup: |home| secret_url(home, true),
+            code: 1,
+            says: &["dependency `a:b/c`", "cannot download", "re-run to retry"],
+        },
+        Case {
+            name: "a URL source that is not http(s) is refused without its password",
+            setup: |home| url_source(home, "ftp://user:hunter2@example.com/x.wasm", &any_digest()),
+            code: 2,
+            says: &[
+                "`component.api.source.url`",
+                "`ftp://***@example.com/x.wasm` is not an http(s) URL",
+            ],
+        },
+        Case {
+            name: "a URL dependency that is not http(s) is refused without its password",
+            setup: |home| {
+                url_dependency(home, "ftp://user:hunter2@example.com/x.wasm", &any_digest())
+            },
+            code: 2,
+            says: &["`ftp://***@example.com/x.wasm` is not an http(s) URL"],
+        },
+        Case {
+            name: "a URL source that is not wasm is named by its URL",
+            setup: |home| not_wasm_download(home, false),
+            code: 2,
+            says: &["component `api`"],
+        },
+        Case {
+            name: "a URL dependency that is not wasm is named by its URL",
+            setup: |home| not_wasm_download(home, true),
+            code: 2,
+            says: &["component `api`, dependency `a:b/c`"],
+        },
+        Case {
+            name: "a Dockerfile's warning about a URL source and dependency hides their passwords",
+            setup: |home| {
+                let url = "https://user:hunter2@example.com/x.wasm?sig=hunter2";
+                let manifest = v2(&format!(
+                    "[component.api]\nsource = {{ url = \"{url}\", digest = \"{}\" }}\n[component.api.dependencies]\n\"a:b/c\" = {{ url = \"{url}\", digest = \"{}\" }}\n",
+                    any_digest(),
+                    any_digest()
+                ));
+                let app = app_with(home, &manifest);
+                Ok(run([
+                    "scaffold",
+                    "-y",
+                    "--dockerfile",
+                    "--image",
+                    "example.com/app:1",
+                    "-f",
+                ])
+                .arg(app)
+                .env("KUBECONFIG", "/nonexistent/kubeconfig")
+                .writes())
+            },
+            code: 0,
+            says: &[
+                "has a remote source (https://***@example.com/x.wasm?sig=***)",
+                "dependency `a:b/c` is remote (https://***@example.com/x.wasm?sig=***)",
+            ],
+        },
+        // A dependency `path` is joined to the app directory and may lie outside it, even be
+        // absolute (v2.rs:273-279, crates/loader/src/local.rs:896-899@v4.0.2); a `source` must
+        // stay inside, links followed.
+        Case {
+            name: "a source linked to /dev/zero is named a character device",
+            setup: |home| {
+                app_link(
+                    home,
+                    &v2("[component.api]\nsource = \"z.wasm\"\n"),
+                    "z.wasm",
+                    "/dev/zero",
+                )
+            },
+            code: 2,
+            says: &[
+                "`component.api.source`",
+                "z.wasm (a link to /dev/zero) is a character device, not a wasm file",
+            ],
+        },
+        Case {
+            name: "a source naming a directory is named a directory",
+            setup: |home| app_dir(home, &v2("[component.api]\nsource = \"sub\"\n")),
+            code: 2,
+            says: &[
+                "`component.api.source`",
+                ": sub is a directory, not a wasm file",
+            ],
+        },
+        Case {
+            name: "a dependency path /dev/zero is named a character device, with one leading slash",
+            setup: |home| Ok(with_dependency(home, "{ path = \"/dev/zero\" }")?.hides("//dev/zero")),
+            code: 2,
+            says: &[
+                "`component.api.dependencies.\"a:b/c\".path`",
+                ": /dev/zero is a character device, not a wasm file",
+            ],
+        },
+        Case {
+            name: "a dependency path naming a directory is named a directory",
+            setup: |home| {
+                let manifest = v2("[component.api]\nsource = \"app.wasm\"\n[component.api.dependencies]\n\"a:b/c\" = { path = \"sub\" }\n");
+                app_dir(home, &manifest)
+            },
+            code: 2,
+            says: &[
+                "`component.api.dependencies.\"a:b/c\".path`",
+                ": sub is a directory, not a wasm file",
+            ],
+        },
+        Case {
+            name: "a files source linked to /dev/zero is named a character device",
+            setup: |home| {
+                let manifest = v2("[component.api]\nsource = \"app.wasm\"\nfiles = [{ source = \"z\", destination = \"/z\" }]\n");
+                app_link(home, &manifest, "z", "/dev/zero")
+            },
+            code: 2,
+            says: &[
+                "`component.api.files[0]`",
+                "source `z` (a link to /dev/zero) is a character device, not a file or directory",
+            ],
+        },
+        Case {
+            name: "a files path linked to /dev/zero is named a character device",
+            setup: |home| {
+                let manifest = v2("[component.api]\nsource = \"app.wasm\"\nfiles = [\"z\"]\n");
+                app_link(home, &manifest, "z", "/dev/zero")
+            },
+            code: 2,
+            says: &[
+                "`component.api.files[0]`",
+                "`z` (a link to /dev/zero) is a character device, not a file or directory",
+            ],
         },
     ]
 }
@@ -1240,6 +1889,39 @@ fn a_url_source_is_downloaded_once_and_cached() {
         .arg(&app)
         .assert()
         .success();
+}
+
+/// The download timeout is an idle one: a server that sends a little every second for 4 s passes
+/// a 2 s idle timeout (a total timeout would cut it).
+#[test]
+fn a_slow_download_that_keeps_sending_is_not_cut() {
+    let home = tempfile::tempdir().unwrap();
+    let bytes = wasm(8);
+    let digest = format!("sha256:{}", sha256(&bytes));
+    let url = support::serve_slowly(
+        bytes.clone(),
+        4,
+        std::time::Duration::from_secs(1),
+        "slow.wasm",
+    );
+    let app = app_with(
+        home.path(),
+        &v2(&format!(
+            "[component.api]\nsource = {{ url = \"{url}\", digest = \"{digest}\" }}\n"
+        )),
+    );
+    let started = std::time::Instant::now();
+    spin_aks(home.path())
+        .env("SPIN_AKS_DOWNLOAD_IDLE_SECONDS", "2")
+        .args(["build", "--skip-spin-build", "-f"])
+        .arg(&app)
+        .assert()
+        .success();
+    assert!(started.elapsed().as_secs() >= 3, "the server sends for 4 s");
+    assert_eq!(
+        std::fs::read(home.path().join("cache/wasm").join(&digest[7..])).unwrap(),
+        bytes
+    );
 }
 
 /// `export`'s default archive is named after the app, made a file name: whatever the name holds

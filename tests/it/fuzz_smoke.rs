@@ -14,6 +14,8 @@ const TARGETS: &[&str] = &[
     "oci_archive",
     "docker_config",
     "kubeconfig",
+    "flux_artifact",
+    "component_dependencies",
 ];
 
 /// `cargo +nightly fuzz`, or `cargo fuzz` on stable with RUSTC_BOOTSTRAP=1 (for `-Z` flags).

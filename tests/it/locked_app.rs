@@ -248,6 +248,56 @@ fn a_url_dependency_is_composed_and_its_download_cached() {
     assert_eq!(again["digest"], report["digest"]);
 }
 
+/// `wasm` with a custom section of `size` zero bytes appended (allowed anywhere in a component).
+fn with_custom_section(mut wasm: Vec<u8>, size: usize) -> Vec<u8> {
+    let name = b"padding";
+    let mut section = leb128(name.len());
+    section.extend_from_slice(name);
+    let body_len = section.len() + size;
+    wasm.push(0);
+    wasm.extend(leb128(body_len));
+    wasm.extend(section);
+    wasm.resize(wasm.len() + size, 0);
+    wasm
+}
+
+fn leb128(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[test]
+fn a_64_mib_url_dependency_is_downloaded_and_composed() {
+    // The download streams into the cache while it is hashed; the composition (wac-graph) holds
+    // the dependency whole, and its layer carries all of it.
+    let home = tempfile::tempdir().unwrap();
+    let dependency = with_custom_section(greeter("test:greet/greeter", "u32", None), 64 << 20);
+    let url = serve_bytes(dependency.clone(), 1, "big.wasm");
+    let app = composed_app(
+        home.path(),
+        &format!(
+            "\"test:greet/greeter\" = {{ url = \"{url}\", digest = \"{}\" }}",
+            sha256(&dependency)
+        ),
+    );
+    let (_, manifest, _) = build(home.path(), &app, &[]);
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{layers:?}");
+    assert!(
+        layers[0]["size"].as_u64().unwrap() > 64 << 20,
+        "{:?}",
+        layers[0]
+    );
+}
+
 #[test]
 fn dependencies_that_cannot_be_composed_exit_2_naming_component_and_dependency() {
     // crates/compose/src/lib.rs@v4.0.2: no matching import (247-262), a missing export

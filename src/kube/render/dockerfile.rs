@@ -25,8 +25,9 @@ pub fn render(app: &App, image: &str) -> (Vec<GeneratedFile>, Vec<String>) {
         match &component.source {
             Source::Local(path) => add(relative(&app.dir, path), &mut copies),
             Source::Remote { url, .. } => warnings.push(format!(
-                "component `{}` has a remote source ({url}); the image does not contain it and Spin downloads it at start",
-                component.id
+                "component `{}` has a remote source ({}); the image does not contain it and Spin downloads it at start",
+                component.id,
+                crate::redact::redact_url(url)
             )),
         }
         for dependency in &component.dependencies {
@@ -43,7 +44,8 @@ pub fn render(app: &App, image: &str) -> (Vec<GeneratedFile>, Vec<String>) {
                     path.display()
                 )),
                 DependencySource::Remote { url, .. } => warnings.push(format!(
-                    "{owner} is remote ({url}); the image does not contain it and Spin downloads it at start"
+                    "{owner} is remote ({}); the image does not contain it and Spin downloads it at start",
+                    crate::redact::redact_url(url)
                 )),
                 // The named component's source is copied with that component.
                 DependencySource::Component(_) => {}

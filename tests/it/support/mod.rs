@@ -282,6 +282,51 @@ pub fn skopeo_copy_to_layout(reference: &str, dir: &Path) {
     );
 }
 
+/// Serves `body` once over plain HTTP, in `chunks` parts with `pause` before each: a slow server
+/// that keeps sending. Returns the URL of `/<path>`.
+pub fn serve_slowly(
+    body: Vec<u8>,
+    chunks: usize,
+    pause: std::time::Duration,
+    path: &str,
+) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/{path}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let Some(Ok(mut stream)) = listener.incoming().next() else {
+            return;
+        };
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        for part in body.chunks(body.len().div_ceil(chunks.max(1)).max(1)) {
+            std::thread::sleep(pause);
+            let _ = stream.write_all(part);
+            let _ = stream.flush();
+        }
+    });
+    url
+}
+
+/// A loopback address that accepts connections and never answers (each one held open until the
+/// test process ends): a stalled server.
+pub fn silent_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.extend(stream.ok());
+        }
+    });
+    address
+}
+
 /// Serves `body` over plain HTTP on a loopback port for `requests` requests; returns the URL of
 /// `/<path>` (any path gets the body).
 pub fn serve_bytes(body: Vec<u8>, requests: usize, path: &str) -> String {
