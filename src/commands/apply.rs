@@ -14,7 +14,11 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs, out: &Output) -> anyhow:
     // Verified before anything reaches the cluster; then exactly the digest that verified is applied.
     let image = match verify::deploy_policy(&mut ctx, &asked, out)? {
         Some(policy) => {
-            let image = plan::choose_image(args.image.clone(), ctx.remembered(), out)?;
+            // A tag is pinned to the digest that verifies: no warning that it may move.
+            let image = match args.image.clone() {
+                Some(image) => image,
+                None => plan::choose_image(None, ctx.remembered(), out)?,
+            };
             let registry = args.registry.settings();
             Some(verify::require(&image, &policy, &registry, out).await?)
         }

@@ -635,6 +635,8 @@ mod tests {
                 config_size,
             ),
             layers: vec![],
+            artifact_type: None,
+            subject: None,
             annotations: BTreeMap::new(),
         };
         layout.set_image(&manifest, "1.0.0").unwrap();
