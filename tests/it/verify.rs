@@ -390,3 +390,51 @@ fn up_and_apply_verify_refuse_unsigned_images_and_apply_nothing() {
     let state = std::fs::read_to_string(home.join("state")).unwrap();
     assert!(!state.contains("trust_certs"), "{state}");
 }
+
+/// `spin-aks verify` against `notation verify` of the same signed image on the test registry, 10
+/// runs each, medians printed (docs/benchmarks.md). Run by hand: `cargo test --test it
+/// verify::timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn timing_of_verify_against_notation_verify() {
+    let (Some(registry), Some(binary)) = (Registry::open(), notation_binary()) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let (_, layout, image) = built(home);
+    let pki = test_pki::make("spin-aks test root", &Leaf::new(KeyKind::P256));
+    attach_signature(&layout, &pki, &image, SystemTime::now(), false);
+    let repository = format!("{}/verify/timing", registry.host());
+    push(home, &layout, &format!("{repository}:1"));
+    let root = pem_file(home, "root.pem", &pki.root_pem);
+    let pinned = format!("{repository}@{}", image.digest);
+    let config = notation_config(&home.join("n"), &pki.root_pem, &signer_identity());
+    let pushed = Pushed {
+        repository,
+        manifest: image,
+    };
+    let median = |mut runs: Vec<Duration>| {
+        runs.sort();
+        runs[runs.len() / 2]
+    };
+    let ours = median(
+        (0..10)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                assert_ok(&verify(home, &[&pinned, "--trust-cert", &root]));
+                started.elapsed()
+            })
+            .collect(),
+    );
+    let theirs = median(
+        (0..10)
+            .map(|_| {
+                let (ok, text, took) = notation_verify(&binary, &home.join("n"), &config, &pushed);
+                assert!(ok, "{text}");
+                took
+            })
+            .collect(),
+    );
+    eprintln!("median of 10: spin-aks verify {ours:?}, notation verify {theirs:?}");
+}
