@@ -201,6 +201,8 @@ pub enum Command {
     Fleet(Box<FleetArgs>),
     /// Point one environment's deploy artifact tag at another's digest, once its clusters converged
     Promote(PromoteArgs),
+    /// Check an image's Notary Project signature against trusted certificates (in a registry, or offline in an oci-archive) and list its SBOM and provenance
+    Verify(Box<VerifyArgs>),
     /// Print a completion script for a shell (e.g. `spin-aks completions bash > /etc/bash_completion.d/spin-aks`)
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command into a directory
@@ -607,6 +609,8 @@ pub struct DeployArgs {
     pub via: Via,
     #[command(flatten)]
     pub workload: WorkloadArgs,
+    #[command(flatten)]
+    pub verify: DeployVerifyArgs,
 }
 
 /// `--via`: the route to an AKS cluster's API server.
@@ -628,6 +632,47 @@ pub struct ApplyArgs {
     pub image: Option<ImageRef>,
     #[command(flatten)]
     pub deploy: DeployArgs,
+    /// How to reach the image's registry, with --verify
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// The certificates a signature must chain to and the identity that must have signed.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// A certificate to trust, the signers' root or intermediate CA: PEM or DER (repeatable)
+    #[arg(long = "trust-cert", value_name = "FILE")]
+    pub trust_certs: Vec<PathBuf>,
+    /// The signing identity to require, in Notation's x509.subject form (`C=US,ST=WA,O=Example,CN=Signer`)
+    #[arg(long, value_name = "DN", value_parser = Reference(parse_subject))]
+    pub subject: Option<String>,
+}
+
+/// `--verify` of up and apply: nothing is deployed unless its signature verifies.
+#[derive(Debug, Args)]
+pub struct DeployVerifyArgs {
+    /// Refuse to deploy an image whose Notary Project signature does not verify against --trust-cert (remembered for the app)
+    #[arg(long)]
+    pub verify: bool,
+    /// Stop verifying this app's images (forgets a remembered --verify)
+    #[arg(long, conflicts_with = "verify")]
+    pub no_verify: bool,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image, `registry/repository:tag` or `…@sha256:…`; with --archive, the image's name in the archive (default: its one image)
+    #[arg(value_name = "IMAGE", required_unless_present = "archive")]
+    pub image: Option<String>,
+    /// Verify the image in this oci-archive (as `export` writes it) instead: no network
+    #[arg(long, value_name = "FILE")]
+    pub archive: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -640,7 +685,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub install_spinkube: bool,
     /// Publish the deploy artifact (`--env` tags) instead of applying, then wait until every cluster of the app's fleet following those tags converged (`--timeout`)
-    #[arg(long, conflicts_with_all = ["dry_run", "diff", "prune", "force_conflicts", "expose", "install_spinkube", "secrets"])]
+    #[arg(long, conflicts_with_all = ["dry_run", "diff", "prune", "force_conflicts", "expose", "install_spinkube", "secrets", "verify", "no_verify", "trust_certs", "subject"])]
     pub fleet: bool,
     #[command(flatten)]
     pub install_sources: InstallSourceArgs,
@@ -1153,6 +1198,11 @@ fn parse_repository(value: &str) -> Result<RegistryRef, String> {
     Ok(reference)
 }
 
+/// `--subject`: a signing identity in Notation's `x509.subject` form.
+fn parse_subject(value: &str) -> Result<String, String> {
+    crate::attest::notation::parse_subject(value).map(|_| value.to_string())
+}
+
 /// A duration Flux accepts (`1m`, `30s`): whole seconds, at least one.
 fn parse_flux_duration(value: &str) -> Result<std::time::Duration, String> {
     let duration = humantime::parse_duration(value).map_err(|e| format!("`{value}`: {e}"))?;
@@ -1327,6 +1377,59 @@ impl RegistryArgs {
             retry_budget: self.retry_budget,
             auth: self.auth,
         }
+    }
+}
+
+impl TrustArgs {
+    pub fn settings(&self) -> crate::verify::TrustSettings {
+        crate::verify::TrustSettings {
+            certs: self.trust_certs.clone(),
+            subject: self.subject.clone(),
+        }
+    }
+}
+
+impl DeployVerifyArgs {
+    /// `--verify`, `--no-verify` or neither; the trust flags only with `--verify`.
+    pub fn settings(&self) -> anyhow::Result<crate::verify::DeployVerify> {
+        let trust = self.trust.settings();
+        let given = !trust.certs.is_empty() || trust.subject.is_some();
+        if given && !self.verify {
+            return Err(crate::bad_input!(
+                "--trust-cert and --subject say what --verify trusts: add --verify"
+            ));
+        }
+        Ok(crate::verify::DeployVerify {
+            verify: (self.verify || self.no_verify).then_some(self.verify),
+            trust,
+        })
+    }
+}
+
+impl VerifyArgs {
+    /// The image (a registry reference, or a name in an archive), the trust (at least one
+    /// certificate) and how to reach the registry.
+    pub fn settings(&self) -> anyhow::Result<crate::verify::VerifySettings> {
+        use crate::verify::Subject;
+        let trust = self.trust.settings();
+        if trust.certs.is_empty() {
+            return Err(crate::bad_input!(
+                "verify needs the certificates to trust: give --trust-cert FILE (the signers' root or intermediate CA certificate, PEM or DER; repeatable)"
+            ));
+        }
+        let subject = match (&self.archive, &self.image) {
+            (Some(file), image) => Subject::Archive {
+                file: file.clone(),
+                image: image.clone(),
+            },
+            (None, Some(image)) => Subject::Registry(RegistryRef::parse(image)?),
+            (None, None) => unreachable!("clap requires IMAGE without --archive"),
+        };
+        Ok(crate::verify::VerifySettings {
+            subject,
+            trust,
+            registry: self.registry.settings(),
+        })
     }
 }
 

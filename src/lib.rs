@@ -28,3 +28,4 @@ pub mod secret_input;
 pub mod state;
 pub mod target;
 pub mod tls;
+pub mod verify;

@@ -59,6 +59,10 @@ pub struct AppState {
     /// The key this app's images are signed with (`--sign`), so the next push signs again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing: Option<SigningKeyState>,
+    /// What `up --verify` or `apply --verify` trusts: the app's images are verified before each
+    /// deploy until `--no-verify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyTrust>,
 }
 
 /// Where the signing key is: a file path or a Key Vault key URL (never the key itself), and
@@ -68,6 +72,15 @@ pub struct SigningKeyState {
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert: Option<std::path::PathBuf>,
+}
+
+/// The certificates (absolute paths of `--trust-cert` files; never keys) and the signing identity
+/// (`--subject`) an app's images must be signed with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyTrust {
+    pub trust_certs: Vec<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// Where the app's deploy artifact lives and what each tag (environment) points at.

@@ -2,10 +2,12 @@
 //! on the first certificate there is to verify, so plain-HTTP and cached runs never pay for them.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
@@ -31,6 +33,44 @@ pub fn client_config(extra_roots: Vec<CertificateDer<'static>>) -> rustls::Clien
 /// A `reqwest` client builder that trusts what [`client_config`] trusts.
 pub fn client_builder(extra_roots: Vec<CertificateDer<'static>>) -> reqwest::ClientBuilder {
     reqwest::Client::builder().tls_backend_preconfigured(client_config(extra_roots))
+}
+
+/// The certificates of a file given with `flag` (`--ca-file`, `--trust-cert`): PEM `CERTIFICATE`
+/// blocks, or one DER certificate, each a valid X.509 certificate. A file that holds none is
+/// refused as bad input naming the flag and the file, and `what` the file should hold.
+pub fn certificate_file(
+    path: &Path,
+    flag: &str,
+    what: &str,
+) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| crate::bad_input!("cannot read the {flag} {}: {e}", path.display()))?;
+    let refuse = |problem: &str| {
+        crate::bad_input!(
+            "the {flag} {} {problem}; pass {what} as PEM (`-----BEGIN CERTIFICATE-----` blocks) or one DER certificate",
+            path.display()
+        )
+    };
+    let pem = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| refuse("holds a CERTIFICATE block that is not valid base64"))?;
+    let from_pem = !pem.is_empty();
+    let certs = if from_pem {
+        pem
+    } else {
+        vec![CertificateDer::from(bytes)]
+    };
+    let mut store = rustls::RootCertStore::empty();
+    for cert in &certs {
+        if store.add(cert.clone()).is_err() {
+            return Err(refuse(if from_pem {
+                "holds a CERTIFICATE block that is not a valid X.509 certificate"
+            } else {
+                "holds no certificate"
+            }));
+        }
+    }
+    Ok(certs)
 }
 
 fn provider() -> Arc<CryptoProvider> {

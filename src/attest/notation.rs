@@ -1018,6 +1018,14 @@ pub fn verify(
     })
 }
 
+/// The subject of the leaf certificate an envelope carries, unverified: who a signature claims to
+/// be from, for reporting a signature that [`verify`] refused.
+pub fn claimed_signer(envelope: &[u8]) -> Option<String> {
+    let envelope: Envelope = serde_json::from_slice(envelope).ok()?;
+    let leaf = STANDARD.decode(envelope.header.x5c.first()?).ok()?;
+    parse_cert(&leaf).map(|cert| cert.subject().to_string())
+}
+
 /// The protected header's rules (signature-envelope-jws.md §Protected Headers; notation-core-go
 /// `jws.validateProtectedHeaders`): the `notary.x509` scheme with a signing time, `crit` naming
 /// the scheme (and the expiry when there is one) and nothing this verifier does not process,

@@ -1,16 +1,31 @@
 //! `spin-aks apply`: the app's objects server-side applied to the cluster, the rollout of exactly
-//! the pinned image waited for, and where the app answers.
+//! the pinned image waited for, and where the app answers; with `--verify`, only a signed image.
 
 use crate::cli::{ApplyArgs, GlobalArgs};
-use crate::deploy;
+use crate::deploy::{self, plan};
 use crate::output::Output;
 use crate::target::Target;
+use crate::verify;
 
 pub async fn run(global: &GlobalArgs, args: &ApplyArgs, out: &Output) -> anyhow::Result<()> {
     let settings = args.deploy.settings()?;
+    let asked = args.deploy.verify.settings()?;
     let mut ctx = global.app_context(out)?;
+    // Verified before anything reaches the cluster; then exactly the digest that verified is applied.
+    let image = match verify::deploy_policy(&mut ctx, &asked, out)? {
+        Some(policy) => {
+            // A tag is pinned to the digest that verifies: no warning that it may move.
+            let image = match args.image.clone() {
+                Some(image) => image,
+                None => plan::choose_image(None, ctx.remembered(), out)?,
+            };
+            let registry = args.registry.settings();
+            Some(verify::require(&image, &policy, &registry, out).await?)
+        }
+        None => args.image.clone(),
+    };
     let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
-    let report = deploy::deploy(&mut ctx, target, &settings, args.image.clone(), out).await?;
+    let report = deploy::deploy(&mut ctx, target, &settings, image, out).await?;
     if let Some(diff) = &report.diff {
         out.text_result(diff)?;
     }

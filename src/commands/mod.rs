@@ -17,6 +17,7 @@ mod secrets;
 mod shell;
 mod status;
 mod up;
+mod verify;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish(args) => publish::run(&cli.global, args, &out).await,
         Command::Fleet(args) => fleet::run(&cli.global, args, &out).await,
         Command::Promote(args) => promote::run(&cli.global, args, &out).await,
+        Command::Verify(args) => verify::run(&cli.global, args, &out).await,
         Command::Completions(args) => shell::completions(args.shell),
         Command::Man(args) => shell::man_pages(args.dir.as_deref()),
     }

@@ -17,6 +17,7 @@ use crate::prompt;
 use crate::publish;
 use crate::registry::PushReport;
 use crate::target::Target;
+use crate::verify;
 
 #[derive(Serialize)]
 struct UpReport<'a> {
@@ -30,6 +31,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
     let push = args.push.settings()?;
     let settings = args.deploy.settings()?;
     let spinkube = args.install_settings()?;
+    let asked = args.deploy.verify.settings()?;
     if !args.fleet && !args.push.publish && !args.push.envs.is_empty() {
         return Err(crate::bad_input!(
             "--env names a deploy artifact tag: add --fleet (or --publish)"
@@ -49,10 +51,12 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
             format!("{}\n{summary}", delivered.published.pinned),
         );
     }
-    let publish = match args.push.publish {
-        true => Some(args.push.publish_settings(args.deploy.settings()?)?),
-        false => None,
-    };
+    let policy = verify::deploy_policy(&mut ctx, &asked, out)?;
+    let objects = args.push.publish.then(|| args.deploy.settings());
+    let publish = objects
+        .transpose()?
+        .map(|s| args.push.publish_settings(s))
+        .transpose()?;
     // The cluster is chosen and its kubeconfig read before anything is pushed or published.
     let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
     target.check(ctx.remembered()).await?;
@@ -64,6 +68,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
         publish::publish(&mut ctx.store, app, &global.from, &push, global.yes, out).await?;
     out.info(format!("pushed {}", pushed.report.pinned));
     let image = ImageRef::from(pushed.report.pinned.clone());
+    let image = verify::require_if(policy.as_ref(), image, &push.registry, out).await?;
     if let Some(publish) = publish {
         let published = publish::deploy::publish(&mut ctx, &publish, Some(image.clone()), out);
         out.info(super::publish::summary(&published.await?));

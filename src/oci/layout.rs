@@ -634,8 +634,6 @@ mod tests {
         let (config, config_size) = layout.write_blob(b"{}").unwrap();
         let (stale, _) = layout.write_blob(b"old layer").unwrap();
         let manifest = ImageManifest {
-            artifact_type: None,
-            subject: None,
             schema_version: 2,
             media_type: Some(IMAGE_MANIFEST.into()),
             config: Descriptor::new(
@@ -644,6 +642,8 @@ mod tests {
                 config_size,
             ),
             layers: vec![],
+            artifact_type: None,
+            subject: None,
             annotations: BTreeMap::new(),
         };
         layout.set_image(&manifest, "1.0.0").unwrap();

@@ -4,7 +4,7 @@
 mod carried;
 pub mod deploy;
 
-pub use carried::PREFIX as CARRIED_PREFIX;
+pub use carried::{images as image_and_carried, PREFIX as CARRIED_PREFIX};
 mod reference;
 
 use std::path::{Path, PathBuf};

@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use tokio_util::io::ReaderStream;
 
 use super::auth::{AuthError, Authenticator};
@@ -723,7 +721,9 @@ impl RegistryClient {
 /// services in front of it (ACR's token exchange).
 pub fn http_client(transport: &TransportOptions) -> anyhow::Result<reqwest::Client> {
     let extra_roots = match &transport.ca_file {
-        Some(ca_file) => ca_file_roots(ca_file)?,
+        Some(ca_file) => {
+            crate::tls::certificate_file(ca_file, "--ca-file", "the registry's CA certificate(s)")?
+        }
         None => Vec::new(),
     };
     crate::tls::client_builder(extra_roots)
@@ -735,39 +735,6 @@ pub fn http_client(transport: &TransportOptions) -> anyhow::Result<reqwest::Clie
         .pool_max_idle_per_host(transport.max_connections.max(1))
         .build()
         .context("cannot set up the HTTP client")
-}
-
-/// The certificates of a `--ca-file`: PEM `CERTIFICATE` blocks, or one DER certificate, each
-/// one a trust anchor (refused here, naming the file, rather than at the first handshake).
-fn ca_file_roots(ca_file: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let bytes = std::fs::read(ca_file)
-        .map_err(|e| crate::bad_input!("cannot read the --ca-file {}: {e}", ca_file.display()))?;
-    let refuse = |what: &str| {
-        crate::bad_input!(
-            "the --ca-file {} {what}; pass the registry's CA certificate(s) as PEM (`-----BEGIN CERTIFICATE-----` blocks) or one DER certificate",
-            ca_file.display()
-        )
-    };
-    let pem = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| refuse("holds a CERTIFICATE block that is not valid base64"))?;
-    let from_pem = !pem.is_empty();
-    let certs = if from_pem {
-        pem
-    } else {
-        vec![CertificateDer::from(bytes)]
-    };
-    let mut store = rustls::RootCertStore::empty();
-    for cert in &certs {
-        if store.add(cert.clone()).is_err() {
-            return Err(refuse(if from_pem {
-                "holds a CERTIFICATE block that is not a valid X.509 certificate"
-            } else {
-                "holds no certificate"
-            }));
-        }
-    }
-    Ok(certs)
 }
 
 /// A blob file to upload: its digest, size and path in the layout.

@@ -229,7 +229,7 @@ async fn push_referrers(
 }
 
 /// The referrers tag schema's tag for `subject`: `sha256-<hex>`.
-fn tag_schema(subject: &Digest) -> String {
+pub fn tag_schema(subject: &Digest) -> String {
     format!("sha256-{}", subject.hex())
 }
 

@@ -1644,6 +1644,58 @@ fn cases() -> Vec<Case> {
                 "nothing was sent",
             ],
         },
+        // ---------- #28: verify ----------
+        Case {
+            name: "up --verify without a trust cert is refused before anything is built or pushed",
+            setup: |home| {
+                let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+                Ok(no_cluster(home, ["up", "127.0.0.1:1/a:1", "--verify"]).arg("-f").arg(app))
+            },
+            code: 2,
+            says: &["--verify needs the certificates to trust", "give --trust-cert FILE"],
+        },
+        Case {
+            name: "apply --verify without a trust cert is refused before the cluster is reached",
+            setup: |home| {
+                let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+                let image = format!("127.0.0.1:1/a@sha256:{}", "0".repeat(64));
+                Ok(no_cluster(home, ["apply", "--verify"]).arg("-f").arg(app).args(["--image", &image]))
+            },
+            code: 2,
+            says: &["--verify needs the certificates to trust", "give --trust-cert FILE"],
+        },
+        Case {
+            name: "up --trust-cert without --verify asks for --verify",
+            setup: |home| {
+                let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+                Ok(no_cluster(home, ["up", "--trust-cert", "root.pem"]).arg("-f").arg(app))
+            },
+            code: 2,
+            says: &["--trust-cert and --subject say what --verify trusts: add --verify"],
+        },
+        Case {
+            name: "verify without a trust cert names --trust-cert",
+            setup: |_| Ok(run(["verify", "127.0.0.1:1/a:1"])),
+            code: 2,
+            says: &["verify needs the certificates to trust", "--trust-cert FILE"],
+        },
+        Case {
+            name: "verify --subject that is not Notation's x509.subject names the flag and the fix",
+            setup: |_| Ok(run(["verify", "127.0.0.1:1/a:1", "--trust-cert", "r.pem", "--subject", "CN=signer"])),
+            code: 2,
+            says: &["invalid --subject", "\"CN=signer\" has no C", "C=US,ST=WA,O=Example"],
+        },
+        Case {
+            name: "verify --trust-cert holding no certificate names the file",
+            setup: |home| {
+                let file = home.join("root.pem");
+                std::fs::write(&file, "not a certificate").unwrap();
+                let named = file.to_str().unwrap().to_string();
+                Ok(run(["verify", "127.0.0.1:1/a:1", "--trust-cert"]).arg(file).says(named))
+            },
+            code: 2,
+            says: &["the --trust-cert", NO_CERTIFICATE, "root or intermediate CA"],
+        },
     ]
 }
 

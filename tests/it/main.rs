@@ -40,3 +40,4 @@ mod scaffold_tools;
 mod secrets;
 mod spin_build;
 mod spin_rules;
+mod verify;

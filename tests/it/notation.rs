@@ -20,11 +20,11 @@ use crate::support::registry::Registry;
 use crate::support::{self, json_stdout, spin_aks};
 
 #[path = "../../src/attest/notation/test_pki.rs"]
-mod test_pki;
+pub(crate) mod test_pki;
 use test_pki::{KeyKind, Leaf, Pki, SUBJECT_BASE};
 
 /// The notation binary scripts/build-notation.sh built, or a skip (a failure under CI).
-fn notation_binary() -> Option<PathBuf> {
+pub(crate) fn notation_binary() -> Option<PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-notation.sh");
     let output = Command::new("bash")
         .arg(script)
@@ -43,9 +43,9 @@ fn notation_binary() -> Option<PathBuf> {
 }
 
 /// An app image pushed to the registry: its repository reference and manifest descriptor.
-struct Pushed {
-    repository: String,
-    manifest: Descriptor,
+pub(crate) struct Pushed {
+    pub(crate) repository: String,
+    pub(crate) manifest: Descriptor,
 }
 
 fn build_and_push(home: &Path, registry: &Registry, repository: &str) -> Pushed {
@@ -152,7 +152,7 @@ fn attach(pushed: &Pushed, signature: &Signature, envelope: &[u8]) {
 }
 
 /// A Notation configuration (XDG_CONFIG_HOME) trusting `root_pem` for `identity`.
-fn notation_config(dir: &Path, root_pem: &str, identity: &str) -> PathBuf {
+pub(crate) fn notation_config(dir: &Path, root_pem: &str, identity: &str) -> PathBuf {
     let config = dir.join("xdg");
     let store = config.join("notation/truststore/x509/ca/spin-aks-test");
     std::fs::create_dir_all(&store).unwrap();
@@ -177,7 +177,7 @@ fn notation_config(dir: &Path, root_pem: &str, identity: &str) -> PathBuf {
 }
 
 /// `notation verify` of the pushed image: (success, stdout + stderr, how long it took).
-fn notation_verify(
+pub(crate) fn notation_verify(
     binary: &Path,
     home: &Path,
     config: &Path,
@@ -201,11 +201,11 @@ fn notation_verify(
     (output.status.success(), text, elapsed)
 }
 
-fn signer_identity() -> String {
+pub(crate) fn signer_identity() -> String {
     format!("{SUBJECT_BASE},CN=spin-aks test signer")
 }
 
-fn sign(pki: &Pki, subject: &Descriptor, at: SystemTime) -> Signature {
+pub(crate) fn sign(pki: &Pki, subject: &Descriptor, at: SystemTime) -> Signature {
     let key = LocalKey::from_pem(
         pki.key_pem.as_bytes(),
         "key.pem",
@@ -350,7 +350,7 @@ fn notation_and_ours_refuse_the_same_bad_signatures() {
 }
 
 /// The envelope with its signing time changed after signing.
-fn tamper_signing_time(envelope: &[u8]) -> Vec<u8> {
+pub(crate) fn tamper_signing_time(envelope: &[u8]) -> Vec<u8> {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut value: serde_json::Value = serde_json::from_slice(envelope).unwrap();
