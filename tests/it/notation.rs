@@ -2,6 +2,7 @@
 //! scripts/build-notation.sh) verifies them on the test registry, which has no referrers API, so
 //! the signature is found through the referrers tag schema (`sha256-<hex>` → an image index).
 //! Each refusal is one `notation verify` also refuses, with `attest::notation::verify`'s verdict.
+//! The registry, attach and `notation verify` helpers serve key_vault_sign.rs too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,11 +21,11 @@ use crate::support::registry::Registry;
 use crate::support::{self, json_stdout, spin_aks};
 
 #[path = "../../src/attest/notation/test_pki.rs"]
-mod test_pki;
+pub(crate) mod test_pki;
 use test_pki::{KeyKind, Leaf, Pki, SUBJECT_BASE};
 
 /// The notation binary scripts/build-notation.sh built, or a skip (a failure under CI).
-fn notation_binary() -> Option<PathBuf> {
+pub(crate) fn notation_binary() -> Option<PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-notation.sh");
     let output = Command::new("bash")
         .arg(script)
@@ -43,12 +44,12 @@ fn notation_binary() -> Option<PathBuf> {
 }
 
 /// An app image pushed to the registry: its repository reference and manifest descriptor.
-struct Pushed {
-    repository: String,
-    manifest: Descriptor,
+pub(crate) struct Pushed {
+    pub repository: String,
+    pub manifest: Descriptor,
 }
 
-fn build_and_push(home: &Path, registry: &Registry, repository: &str) -> Pushed {
+pub(crate) fn build_and_push(home: &Path, registry: &Registry, repository: &str) -> Pushed {
     let app = generated_app(home, 3, 300);
     let layout = home.join("layout");
     let output = spin_aks(home)
@@ -91,7 +92,7 @@ fn build_and_push(home: &Path, registry: &Registry, repository: &str) -> Pushed 
 /// Attaches `signature` to `pushed` as the tag schema lays it out: the blobs, the signature
 /// manifest by digest, and the `sha256-<hex>` index listing it (OCI distribution-spec
 /// §Referrers Tag Schema). The lead's referrers plumbing replaces this in the product.
-fn attach(pushed: &Pushed, signature: &Signature, envelope: &[u8]) {
+pub(crate) fn attach(pushed: &Pushed, signature: &Signature, envelope: &[u8]) {
     let (host, name) = pushed.repository.split_once('/').unwrap();
     let base = format!("http://{host}/v2/{name}");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -152,7 +153,7 @@ fn attach(pushed: &Pushed, signature: &Signature, envelope: &[u8]) {
 }
 
 /// A Notation configuration (XDG_CONFIG_HOME) trusting `root_pem` for `identity`.
-fn notation_config(dir: &Path, root_pem: &str, identity: &str) -> PathBuf {
+pub(crate) fn notation_config(dir: &Path, root_pem: &str, identity: &str) -> PathBuf {
     let config = dir.join("xdg");
     let store = config.join("notation/truststore/x509/ca/spin-aks-test");
     std::fs::create_dir_all(&store).unwrap();
@@ -177,7 +178,7 @@ fn notation_config(dir: &Path, root_pem: &str, identity: &str) -> PathBuf {
 }
 
 /// `notation verify` of the pushed image: (success, stdout + stderr, how long it took).
-fn notation_verify(
+pub(crate) fn notation_verify(
     binary: &Path,
     home: &Path,
     config: &Path,
@@ -201,7 +202,7 @@ fn notation_verify(
     (output.status.success(), text, elapsed)
 }
 
-fn signer_identity() -> String {
+pub(crate) fn signer_identity() -> String {
     format!("{SUBJECT_BASE},CN=spin-aks test signer")
 }
 
@@ -220,7 +221,7 @@ fn sign(pki: &Pki, subject: &Descriptor, at: SystemTime) -> Signature {
         .unwrap()
 }
 
-fn policy(root_pem: &str, identity: &str) -> TrustPolicy {
+pub(crate) fn policy(root_pem: &str, identity: &str) -> TrustPolicy {
     TrustPolicy {
         roots: vec![CertificateDer::from_pem_slice(root_pem.as_bytes()).unwrap()],
         subject: Some(identity.to_string()),
