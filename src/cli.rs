@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::azure::choose::ClusterSelector;
+use crate::azure::names;
 use crate::azure::vault::Vault;
 use crate::cluster::secrets::SecretArg;
 use crate::kube::key_vault::KeyVaultMode;
@@ -336,6 +337,8 @@ pub struct BuildArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub image: ImageArgs,
+    #[command(flatten)]
+    pub sign: SignArgs,
     /// The archive to write (default `<app dir>/<app>-<version>.oci.tar`)
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -367,12 +370,36 @@ pub struct PushArgs {
     pub image: ImageArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub sign: SignArgs,
     /// Also publish the app's deploy objects as a Flux OCI artifact (`<repository>-deploy:<env>`, as `publish` does)
     #[arg(long)]
     pub publish: bool,
     /// With --publish (or `up --fleet`): the deploy artifact's tag, an environment (repeatable; default `latest`)
     #[arg(long = "env", value_name = "ENV", value_parser = validate::parse_dns_label)]
     pub envs: Vec<String>,
+}
+
+/// Signing what is pushed or exported: push, up, publish and export share these.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Sign the image and its provenance (Notary Project signatures) with KEY: a PEM private key file, or an Azure Key Vault key URL (https://NAME.vault.azure.net/keys/KEY[/VERSION]); remembered for the app, `none` stops signing
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<String>,
+    /// The signing key's PEM certificate chain, leaf first (default: the certificates in the key file, or the Key Vault certificate's)
+    #[arg(long, value_name = "FILE", requires = "sign")]
+    pub sign_cert: Option<PathBuf>,
+}
+
+impl SignArgs {
+    pub fn settings(&self) -> anyhow::Result<crate::attest::signing::Signing> {
+        use crate::attest::signing::{SignSettings, Signing};
+        Ok(match self.sign.as_deref() {
+            None => Signing::Remembered,
+            Some("none") => Signing::Off,
+            Some(key) => Signing::With(SignSettings::new(key, self.sign_cert.clone())?),
+        })
+    }
 }
 
 /// How to talk to a registry: push, publish and promote share these.
@@ -644,6 +671,8 @@ pub struct PublishArgs {
     pub objects: ObjectArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub sign: SignArgs,
 }
 
 #[derive(Debug, Args)]
@@ -827,13 +856,13 @@ mod tests {
 #[derive(Clone, Debug, Default, Args)]
 pub struct AksClusterArgs {
     /// The Azure subscription of the AKS cluster
-    #[arg(long, env = "AZURE_SUBSCRIPTION_ID", value_name = "ID")]
+    #[arg(long, env = "AZURE_SUBSCRIPTION_ID", value_name = "ID", value_parser = |v: &str| names::SUBSCRIPTION.parse(v).map_err(|rule| format!("{rule}; it comes from --subscription or AZURE_SUBSCRIPTION_ID")))]
     pub subscription: Option<String>,
     /// The resource group of the AKS cluster
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = |v: &str| names::RESOURCE_GROUP.parse(v))]
     pub resource_group: Option<String>,
     /// The AKS cluster name
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = |v: &str| names::CLUSTER.parse(v))]
     pub cluster: Option<String>,
 }
 
@@ -1045,7 +1074,7 @@ pub struct IdentitySetupArgs {
     #[arg(short = 'n', long, value_name = "NS", value_parser = validate::parse_dns_label)]
     pub namespace: Option<String>,
     /// The managed identity, in the cluster's resource group (default `<app>-identity`)
-    #[arg(long, value_name = "IDENTITY")]
+    #[arg(long, value_name = "IDENTITY", value_parser = |v: &str| names::IDENTITY.parse(v))]
     pub name: Option<String>,
 }
 
@@ -1280,6 +1309,7 @@ impl PushArgs {
             source,
             reference,
             registry: self.registry.settings(),
+            sign: self.sign.settings()?,
         })
     }
 }
@@ -1343,6 +1373,7 @@ impl PublishArgs {
             envs: self.envs.clone(),
             objects: self.objects.settings()?,
             registry: self.registry.settings(),
+            sign: self.sign.settings()?,
         })
     }
 }
@@ -1353,14 +1384,15 @@ impl PushArgs {
     pub fn publish_settings(
         &self,
         objects: crate::deploy::Settings,
-    ) -> crate::publish::deploy::PublishSettings {
-        crate::publish::deploy::PublishSettings {
+    ) -> anyhow::Result<crate::publish::deploy::PublishSettings> {
+        Ok(crate::publish::deploy::PublishSettings {
             image: None,
             repository: None,
             envs: self.envs.clone(),
             objects,
             registry: self.registry.settings(),
-        }
+            sign: self.sign.settings()?,
+        })
     }
 }
 
@@ -1454,12 +1486,10 @@ impl ClusterCreateArgs {
                 crate::bad_input!("cluster create needs {flag}: the new cluster's {flag}")
             })
         };
+        // Clap checked both names against Azure's rules (`azure::names`).
         Ok(CreateSettings {
-            name: spec::cluster_name(&required(&aks.cluster, "--cluster")?)?,
-            resource_group: spec::resource_group(&required(
-                &aks.resource_group,
-                "--resource-group",
-            )?)?,
+            name: required(&aks.cluster, "--cluster")?,
+            resource_group: required(&aks.resource_group, "--resource-group")?,
             location: self.location.as_deref().map(spec::location).transpose()?,
             node_count: self.node_count,
             node_vm_size: spec::vm_size(&self.node_vm_size)?,
@@ -1467,7 +1497,12 @@ impl ClusterCreateArgs {
                 .map(spec::kubernetes_version)
                 .transpose()?,
             registry: match &self.registry {
-                Some(name) => RegistryWish::Named(name.clone()),
+                // A name that could be neither an existing registry nor a new one's is refused
+                // before ARM is asked anything.
+                Some(name) => RegistryWish::Named(
+                    names::parse_registry(name)
+                        .map_err(|rule| crate::bad_input!("--registry {name:?}: {rule}"))?,
+                ),
                 None => RegistryWish::Default,
             },
             registry_sku: spec::registry_sku(&self.registry_sku)?,

@@ -56,6 +56,18 @@ pub struct AppState {
     /// The clusters following the deploy artifact (`fleet add`), in the order added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fleet: Vec<FleetMember>,
+    /// The key this app's images are signed with (`--sign`), so the next push signs again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing: Option<SigningKeyState>,
+}
+
+/// Where the signing key is: a file path or a Key Vault key URL (never the key itself), and
+/// the certificate chain file given with it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyState {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<std::path::PathBuf>,
 }
 
 /// Where the app's deploy artifact lives and what each tag (environment) points at.

@@ -10,6 +10,7 @@ pub mod ci;
 pub mod notation;
 pub mod provenance;
 pub mod sbom;
+pub mod signing;
 
 /// The `artifactType` of the SBOM referrer: CycloneDX's JSON media type, registered with IANA
 /// (CycloneDX/specification README.md:53-59).

@@ -330,7 +330,7 @@ fn ec_algorithm(key: &EcdsaKeyPair) -> Algorithm {
 }
 
 /// The PEM certificates of a chain file, each a valid X.509 certificate; at least one.
-fn parse_chain(pem: &[u8], name: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+pub fn parse_chain(pem: &[u8], name: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let chain = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| {
@@ -633,6 +633,18 @@ fn check_leaf(cert: &X509Certificate, signing: bool) -> Result<(), String> {
 
 fn rfc3339(epoch: i64) -> String {
     crate::oci::assemble::rfc3339(epoch.max(0) as u64)
+}
+
+/// Whether every certificate of `chain` is within its validity at `time` (a signature made with
+/// it earlier still verifies then).
+pub fn chain_valid_at(chain: &[CertificateDer<'static>], time: SystemTime) -> bool {
+    let now = epoch(time);
+    chain.iter().all(|der| {
+        parse_cert(der).is_some_and(|cert| {
+            let (from, to) = validity(&cert);
+            from <= now && now <= to
+        })
+    })
 }
 
 fn epoch(time: SystemTime) -> i64 {

@@ -195,6 +195,10 @@ impl AzureCredential {
                 tried.push(format!("{}: skipped, {reason}", step.source));
                 continue;
             }
+            if let Some(federated) = &step.federated {
+                // A CI job's request token never travels in the clear: bad input, not a step to skip.
+                federated.check_request_url()?;
+            }
             match self.try_step(step, scope).await {
                 Ok(token) => {
                     tracing::debug!(source = %step.source, "got an Entra token");

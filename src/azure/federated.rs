@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use super::jwt;
 use super::Secret;
+use crate::bad_input;
+use crate::registry::host::is_loopback;
 
 /// The audience Entra expects in a federated token (GitHub's `audience` query, ADO's fixed `aud`).
 pub const AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -42,6 +44,21 @@ impl Issuer {
         match self {
             Issuer::GitHubActions { .. } => "GitHub Actions",
             Issuer::AzurePipelines { .. } => "Azure Pipelines",
+        }
+    }
+
+    /// The URL the CI token request goes to, the variable it came from, and the variable of the
+    /// bearer token sent with it.
+    fn request(&self) -> (&str, &'static str, &'static str) {
+        match self {
+            Issuer::GitHubActions { request_url, .. } => (
+                request_url,
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            ),
+            Issuer::AzurePipelines { request_uri, .. } => {
+                (request_uri, "SYSTEM_OIDCREQUESTURI", "SYSTEM_ACCESSTOKEN")
+            }
         }
     }
 }
@@ -180,9 +197,27 @@ struct EntraError {
 }
 
 impl FederatedCredential {
+    /// Refuses a CI token request URL the request token would cross the network to in the clear:
+    /// it must be https, or http on a loopback host (a local stand-in). Checked before anything
+    /// is sent; the URL is named by its scheme and host only.
+    pub fn check_request_url(&self) -> anyhow::Result<()> {
+        let (given, variable, token) = self.issuer.request();
+        let url = url::Url::parse(given.trim_end_matches('/'))
+            .map_err(|e| bad_input!("{variable} is not a URL ({e}); nothing was sent"))?;
+        let host = url.host_str().unwrap_or_default();
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if is_loopback(host) => Ok(()),
+            scheme => Err(bad_input!(
+                "{variable} is a {scheme}:// URL on {host:?}: {token} is sent to it as a bearer token, so it must be https:// (plain http only on loopback); nothing was sent"
+            )),
+        }
+    }
+
     /// An Entra token for `scope` and when it expires, from a CI token requested just now (a long job
     /// outlives any one of them: each exchange asks for a new one).
     pub async fn get_token(&self, scope: &str) -> anyhow::Result<(Secret, SystemTime)> {
+        self.check_request_url()?;
         let authority = self.authority_host.trim_end_matches('/');
         if !authority.starts_with("https://") {
             bail!("AZURE_AUTHORITY_HOST {authority} does not use HTTPS; a client assertion is sent only over TLS");
@@ -317,5 +352,64 @@ impl FederatedCredential {
             self.client_id,
             self.tenant
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn github(url: &str) -> FederatedCredential {
+        let vars = |name: &str| match name {
+            "ACTIONS_ID_TOKEN_REQUEST_URL" => Some(url.to_string()),
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN" => Some("hunter2".to_string()),
+            "AZURE_TENANT_ID" | "AZURE_CLIENT_ID" => Some("id".to_string()),
+            _ => None,
+        };
+        github_actions(&vars).unwrap()
+    }
+
+    fn pipelines(uri: &str) -> FederatedCredential {
+        let vars = |name: &str| match name {
+            "SYSTEM_OIDCREQUESTURI" => Some(uri.to_string()),
+            "SYSTEM_ACCESSTOKEN" => Some("hunter2".to_string()),
+            "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID" | "AZURE_TENANT_ID" | "AZURE_CLIENT_ID" => {
+                Some("id".to_string())
+            }
+            _ => None,
+        };
+        azure_pipelines(&vars).unwrap()
+    }
+
+    #[test]
+    fn request_tokens_go_only_over_https_or_to_loopback() {
+        let cases = [
+            (
+                "https://pipelines.actions.githubusercontent.com/abc?x=1",
+                true,
+            ),
+            ("http://127.0.0.1:8080/token", true),
+            ("http://localhost/token", true),
+            ("http://[::1]:9/token", true),
+            ("http://example.invalid:9/token", false),
+            ("http://user:hunter2@10.0.0.1/token", false),
+            ("ftp://127.0.0.1/token", false),
+            ("not a url", false),
+        ];
+        for (url, ok) in cases {
+            for (credential, variable) in [
+                (github(url), "ACTIONS_ID_TOKEN_REQUEST_URL"),
+                (pipelines(url), "SYSTEM_OIDCREQUESTURI"),
+            ] {
+                let checked = credential.check_request_url();
+                assert_eq!(checked.is_ok(), ok, "{variable}={url}");
+                if let Err(err) = checked {
+                    assert_eq!(crate::error::exit_code(&err), 2);
+                    let text = err.to_string();
+                    assert!(text.contains(variable), "{text}");
+                    assert!(!text.contains("hunter2"), "{text}");
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
+use super::arm::group_id;
 use super::arm::{Arm, FederatedCredential, ManagedCluster, ManagedIdentity, NamedResource};
+use super::names::path_segment;
 use super::roles::{self, Assignment};
 use crate::bad_input;
 
@@ -85,11 +87,14 @@ pub fn issuer(cluster: &ManagedCluster, resource_group: &str) -> anyhow::Result<
         })
 }
 
-/// `…/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}`.
-pub fn identity_id(subscription: &str, resource_group: &str, name: &str) -> String {
-    format!(
-        "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
-    )
+/// `…/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}`,
+/// each part refused when it could move the path.
+pub fn identity_id(subscription: &str, resource_group: &str, name: &str) -> anyhow::Result<String> {
+    Ok(format!(
+        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}",
+        group_id(subscription, resource_group)?,
+        path_segment("managed identity", name)?
+    ))
 }
 
 /// The identity `id`, created in `location` when missing.

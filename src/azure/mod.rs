@@ -13,6 +13,7 @@ pub mod jwt;
 pub mod key_signer;
 pub mod keyvault;
 pub mod kubeconfig_file;
+pub mod names;
 pub mod rest;
 pub mod roles;
 pub mod run_command;

@@ -2,7 +2,8 @@
 //! 429/`Retry-After` and 5xx retried with bounded backoff where repeating is safe, `nextLink` pages.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -23,6 +24,16 @@ const MIN_PAUSE: Duration = Duration::from_millis(10);
 const ATTEMPTS: u32 = 5;
 /// The longest single wait a `Retry-After` may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// What one request's retries of a failing service (5xx, unreachable) may wait in all: backoff
+/// 1 + 2 + 4 + 8 s, or less when `Retry-After` asks for more.
+const REQUEST_RETRY_BUDGET: Duration = Duration::from_secs(15);
+/// What all of one command's retries of a failing service may wait: past it, a request that
+/// meets a failing service fails at once.
+const COMMAND_RETRY_BUDGET: Duration = Duration::from_secs(30);
+/// No retry of a failing service starts this long after a request's first attempt began.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(25);
+/// How long opening a connection may take (an address that drops packets never refuses).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether a request may be sent again after an ambiguous failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +88,8 @@ pub struct Rest {
     http: reqwest::Client,
     credential: AzureCredential,
     delay_scale: f64,
+    /// Waits already spent retrying a failing service in this command (unscaled).
+    failing_waits: Mutex<Duration>,
 }
 
 impl Rest {
@@ -98,9 +111,11 @@ impl Rest {
         Ok(Rest {
             http: crate::tls::client_builder(Vec::new())
                 .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(CONNECT_TIMEOUT)
                 .build()?,
             credential: AzureCredential::from_env(),
             delay_scale,
+            failing_waits: Mutex::new(Duration::ZERO),
         })
     }
 
@@ -113,10 +128,21 @@ impl Rest {
         tokio::time::sleep(duration.mul_f64(self.delay_scale).max(MIN_PAUSE)).await;
     }
 
-    /// Sends `call` (retrying as its `repeat` allows); non-2xx answers become `E`.
+    /// Sends `call` (retrying as its `repeat` allows); non-2xx answers become `E`. A failing
+    /// service (5xx, unreachable) is retried within [`REQUEST_RETRY_BUDGET`] and what is left of
+    /// [`COMMAND_RETRY_BUDGET`]; the error then says how often and how long it was tried.
     pub async fn send<E: ServiceError>(&self, call: Call<'_>) -> anyhow::Result<Reply> {
         let service = E::SERVICE;
         let what = format!("{} {}", call.method, strip(call.url));
+        let started = Instant::now();
+        let mut waited = Duration::ZERO;
+        let tried = |attempts: u32| {
+            let secs = started.elapsed().as_secs_f64().round();
+            match attempts {
+                1 => format!("1 attempt over {secs} s"),
+                n => format!("{n} attempts over {secs} s"),
+            }
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -130,14 +156,22 @@ impl Rest {
             }
             let response = match request.send().await {
                 Ok(response) => response,
-                Err(err) if call.repeat == Repeat::Safe && attempt < ATTEMPTS => {
-                    tracing::debug!(%what, %err, "{service} unreachable, retrying");
-                    self.pause(backoff(attempt)).await;
-                    continue;
-                }
                 Err(err) => {
-                    return Err(err)
-                        .with_context(|| format!("could not reach {service} for {what}"))
+                    let retry = (call.repeat == Repeat::Safe)
+                        .then(|| self.failing_wait(attempt, &mut waited, None, started))
+                        .flatten();
+                    if let Some(wait) = retry {
+                        tracing::debug!(%what, %err, "{service} unreachable, retrying");
+                        self.pause(wait).await;
+                        continue;
+                    }
+                    return Err(err).with_context(|| {
+                        format!(
+                            "could not reach {service} for {what} ({}); check the network and \
+                             {RERUN_HINT}",
+                            tried(attempt)
+                        )
+                    });
                 }
             };
             let status = response.status().as_u16();
@@ -152,14 +186,53 @@ impl Rest {
                 });
             }
             let error = E::from_reply(status, &headers, &body, what.clone());
-            if attempt < ATTEMPTS && error.retryable(call.repeat) {
-                let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt));
+            // Throttling and another operation in progress are the service at work, not failing.
+            let busy = matches!(status, 409 | 429);
+            let wait = match error.retryable(call.repeat) {
+                false => None,
+                true if busy => (attempt < ATTEMPTS)
+                    .then(|| retry_after(&headers).unwrap_or_else(|| backoff(attempt))),
+                true => self.failing_wait(attempt, &mut waited, retry_after(&headers), started),
+            };
+            if let Some(wait) = wait {
                 tracing::debug!(%what, %error, ?wait, "{service} asked to retry");
                 self.pause(wait).await;
                 continue;
             }
-            return Err(error.into());
+            if attempt == 1 || busy {
+                return Err(error.into());
+            }
+            let said = format!(
+                "{service} kept failing: HTTP {status} ({}), {error}; {RERUN_HINT}",
+                tried(attempt)
+            );
+            return Err(anyhow::Error::new(error).context(said));
         }
+    }
+
+    /// The wait before retrying a failing service, or `None` when this request or command has
+    /// waited long enough (or tried [`ATTEMPTS`] times). `asked` is the service's `Retry-After`.
+    fn failing_wait(
+        &self,
+        attempt: u32,
+        waited: &mut Duration,
+        asked: Option<Duration>,
+        started: Instant,
+    ) -> Option<Duration> {
+        if attempt >= ATTEMPTS || started.elapsed() >= REQUEST_DEADLINE {
+            return None;
+        }
+        let mut spent = self.failing_waits.lock().unwrap();
+        let left = REQUEST_RETRY_BUDGET
+            .saturating_sub(*waited)
+            .min(COMMAND_RETRY_BUDGET.saturating_sub(*spent));
+        let wait = asked.unwrap_or_else(|| backoff(attempt)).min(left);
+        if wait.is_zero() {
+            return None;
+        }
+        *waited += wait;
+        *spent += wait;
+        Some(wait)
     }
 }
 
@@ -221,6 +294,9 @@ pub fn same_origin(base: &str, url: &str) -> anyhow::Result<()> {
         )
     }
 }
+
+/// What to do after a failing service was retried as long as spin-aks waits.
+const RERUN_HINT: &str = "run the command again later: a re-run continues where this one stopped";
 
 /// 1, 2, 4, 8… seconds.
 pub fn backoff(attempt: u32) -> Duration {
@@ -303,6 +379,49 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(MAX_WAIT));
         assert_eq!(backoff(1), Duration::from_secs(1));
         assert_eq!(backoff(3), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_failing_service_is_retried_within_the_request_and_command_budgets() {
+        let rest = Rest {
+            http: reqwest::Client::new(),
+            credential: AzureCredential::from_env(),
+            delay_scale: 0.0,
+            failing_waits: Mutex::new(Duration::ZERO),
+        };
+        let secs = Duration::from_secs;
+        // (Retry-After, the waits one request gets before it gives up)
+        let cases: [(Option<u64>, &[u64]); 3] = [
+            (None, &[1, 2, 4, 8]),
+            (Some(30), &[15]),
+            (Some(3), &[3, 3, 3, 3]),
+        ];
+        for (asked, expected) in cases {
+            *rest.failing_waits.lock().unwrap() = Duration::ZERO;
+            let (mut waited, started) = (Duration::ZERO, Instant::now());
+            let waits: Vec<u64> = (1..)
+                .map_while(|attempt| {
+                    rest.failing_wait(attempt, &mut waited, asked.map(secs), started)
+                })
+                .map(|wait| wait.as_secs())
+                .collect();
+            assert_eq!(waits, expected, "Retry-After {asked:?}");
+            assert!(waited <= REQUEST_RETRY_BUDGET);
+        }
+        // The command's budget: two requests that waited 15 s each leave nothing for a third.
+        *rest.failing_waits.lock().unwrap() = Duration::ZERO;
+        for _ in 0..2 {
+            let mut waited = Duration::ZERO;
+            while rest
+                .failing_wait(1, &mut waited, Some(secs(15)), Instant::now())
+                .is_some()
+            {}
+        }
+        let mut waited = Duration::ZERO;
+        assert_eq!(
+            rest.failing_wait(1, &mut waited, None, Instant::now()),
+            None
+        );
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub async fn setup(
         &cluster.subscription,
         &cluster.resource_group,
         &plan.identity,
-    );
+    )?;
     let (managed_identity, action) = identity::ensure_identity(arm, &id, &location)
         .await
         .map_err(|err| {

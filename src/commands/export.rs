@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::app;
 use crate::build::{build_image, BuiltImage};
 use crate::cli::{ExportArgs, GlobalArgs};
+use crate::context::AppContext;
 use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::oci::{archive, ImageFormat, ImageManifest};
 use crate::output::Output;
@@ -34,14 +34,13 @@ struct Carried {
 
 /// Writes the deploy artifact of the built image, as it will be pushed to `repository`, beside
 /// it in the build's layout; the image's name and manifest (to restore) and what was added.
-fn carry(
-    global: &GlobalArgs,
+async fn carry(
+    ctx: &mut AppContext,
     args: &ExportArgs,
     built: &BuiltImage,
     repository: &RegistryRef,
     out: &Output,
 ) -> anyhow::Result<(String, ImageManifest, Carried)> {
-    let ctx = global.app_context(out)?;
     let tag = built.layout.tags()?.into_iter().next().unwrap_or_default();
     let (_, manifest) = built.layout.image(None)?;
     let image = ImageRef::from(repository.pinned(&built.descriptor.digest));
@@ -53,13 +52,18 @@ fn carry(
         .iter()
         .map(|e| format!("{}{e}", publish::CARRIED_PREFIX))
         .collect();
-    let written = deploy::write(
-        &ctx,
-        &args.objects.settings()?,
-        &image,
+    let written = deploy::write(ctx, &args.objects.settings()?, &image, &built.layout, &tags)?;
+    let key = ctx.key.clone();
+    let signing = args.sign.settings()?;
+    publish::sign(
+        &mut ctx.store,
+        &key,
+        &signing,
         &built.layout,
-        &tags,
-    )?;
+        &written.descriptor,
+        out,
+    )
+    .await?;
     let carried = Carried {
         tags,
         digest: written.descriptor.digest.to_string(),
@@ -78,15 +82,19 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
         }
     }
     let settings = args.image.settings()?;
-    let built = build_image(app::load(&global.from)?, &settings, None, out).await?;
+    let signing = args.sign.settings()?;
+    let mut ctx = global.app_context(out)?;
+    let built = build_image(ctx.app.clone(), &settings, None, out).await?;
     crate::attest::attach(&built, &settings, out)?;
-    let file_name = format!("{}-{}.oci.tar", file_stem(&built.app.name), built.tag);
+    let (key, image) = (ctx.key.clone(), &built.descriptor);
+    publish::sign(&mut ctx.store, &key, &signing, &built.layout, image, out).await?;
+    let file_name = archive::default_file_name(&built.app.name, &built.tag);
     let target = args
         .out
         .clone()
         .unwrap_or_else(|| built.app.dir.join(file_name));
     let carried = match &args.with_deploy {
-        Some(repository) => Some(carry(global, args, &built, repository, out)?),
+        Some(repository) => Some(carry(&mut ctx, args, &built, repository, out).await?),
         None => None,
     };
     let packed = archive::pack(&built.layout, &target, built.options.mtime());
@@ -111,44 +119,4 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
         report.digest
     );
     out.report(&report, summary)
-}
-
-/// The app's name made a safe file name for the default archive: `A-Za-z0-9._-` kept, any other
-/// character (`/`, `\`, a space…) becomes `-`, and no leading `.` or `-`, so the archive never
-/// lands outside the app directory, hidden, or looking like an option; `app` when nothing is left.
-/// At most 100 characters: file names have a length limit (255 bytes on most file systems).
-fn file_stem(name: &str) -> String {
-    let safe: String = name
-        .chars()
-        .take(100)
-        .map(|c| match c {
-            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
-            _ => '-',
-        })
-        .collect();
-    match safe.trim_start_matches(['.', '-']) {
-        "" => "app".to_string(),
-        stem => stem.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn app_names_become_file_names_inside_the_app_directory() {
-        for (name, stem) in [
-            ("hello-world", "hello-world"),
-            ("Hello_World.v2", "Hello_World.v2"),
-            ("../x", "x"),
-            ("../../etc/passwd", "etc-passwd"),
-            ("/tmp/abs", "tmp-abs"),
-            ("a\\b c", "a-b-c"),
-            ("..", "app"),
-            ("-rf", "rf"),
-            ("caf\u{e9}", "caf-"),
-            ("n".repeat(300).as_str(), "n".repeat(100).as_str()),
-        ] {
-            assert_eq!(super::file_stem(name), stem, "{name}");
-        }
-    }
 }

@@ -32,7 +32,7 @@ pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::
         let summary = format!("pushed {}\n{}", report.reference, report.pinned);
         return out.report(report, summary);
     }
-    let publish = args.publish_settings(ObjectArgs::defaults().settings()?);
+    let publish = args.publish_settings(ObjectArgs::defaults().settings()?)?;
     let mut ctx = global.app_context(out)?;
     let app = Some(ctx.app.clone());
     let pushed = publish::publish(

@@ -38,7 +38,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
     let mut ctx = global.app_context(out)?;
     if args.fleet {
         let kubeconfig = settings.target.kubeconfig.clone();
-        let (timeout, publish) = (settings.timeout, args.push.publish_settings(settings));
+        let (timeout, publish) = (settings.timeout, args.push.publish_settings(settings)?);
         let up = fleet::up::deliver(
             &mut ctx, &push, &publish, kubeconfig, timeout, global.yes, out,
         );
@@ -50,7 +50,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
         );
     }
     let publish = match args.push.publish {
-        true => Some(args.push.publish_settings(args.deploy.settings()?)),
+        true => Some(args.push.publish_settings(args.deploy.settings()?)?),
         false => None,
     };
     // The cluster is chosen and its kubeconfig read before anything is pushed or published.

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::azure::aks;
 use crate::azure::arm::Arm;
 use crate::azure::choose::{self, ClusterSelector, Mode};
+use crate::azure::names::AksReference;
 use crate::bad_input;
 use crate::cluster::apply::{self, ApplyOptions, Resources};
 use crate::cluster::applyset::ApplySet;
@@ -354,26 +355,13 @@ async fn unfollow(
     Ok(deleted)
 }
 
-/// `aks:[<subscription>/]<resource group>/<name>` as a cluster selector; `None` for a context.
+/// `aks:[<subscription>/]<resource group>/<name>` as a cluster selector (every part checked
+/// against Azure's naming rules); `None` for a context.
 fn aks_selector(cluster: &str) -> anyhow::Result<Option<ClusterSelector>> {
-    let Some(path) = cluster.strip_prefix("aks:") else {
-        return Ok(None);
-    };
-    let parts: Vec<&str> = path.split('/').collect();
-    let (subscription, group, name) = match parts.as_slice() {
-        [group, name] => (None, group, name),
-        [subscription, group, name] => (Some(subscription.to_string()), group, name),
-        _ => (None, &"", &""),
-    };
-    if group.is_empty() || name.is_empty() {
-        return Err(bad_input!(
-            "cluster `{cluster}`: an AKS cluster is `aks:<resource group>/<name>` or `aks:<subscription>/<resource group>/<name>`"
-        ));
-    }
-    Ok(Some(ClusterSelector {
-        subscription,
-        resource_group: Some(group.to_string()),
-        cluster: Some(name.to_string()),
+    Ok(AksReference::parse(cluster)?.map(|aks| ClusterSelector {
+        subscription: aks.subscription,
+        resource_group: Some(aks.resource_group),
+        cluster: Some(aks.name),
     }))
 }
 

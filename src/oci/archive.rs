@@ -163,6 +163,29 @@ fn create_dirs_below(root: &Path, path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `export`'s default archive name, `<app>-<tag>.oci.tar`, the app's name made a safe file name: `A-Za-z0-9._-` kept, any other
+/// character (`/`, `\`, a space…) becomes `-`, and no leading `.` or `-`, so the archive never
+/// lands outside the app directory, hidden, or looking like an option; `app` when nothing is left.
+/// At most 100 characters: file names have a length limit (255 bytes on most file systems).
+pub fn default_file_name(app_name: &str, tag: &str) -> String {
+    format!("{}-{tag}.oci.tar", file_stem(app_name))
+}
+
+fn file_stem(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .take(100)
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+            _ => '-',
+        })
+        .collect();
+    match safe.trim_start_matches(['.', '-']) {
+        "" => "app".to_string(),
+        stem => stem.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +220,22 @@ mod tests {
             .join("out")
             .join(super::super::layout::LOCK_FILE)
             .exists());
+    }
+    #[test]
+    fn app_names_become_file_names_inside_the_app_directory() {
+        for (name, stem) in [
+            ("hello-world", "hello-world"),
+            ("Hello_World.v2", "Hello_World.v2"),
+            ("../x", "x"),
+            ("../../etc/passwd", "etc-passwd"),
+            ("/tmp/abs", "tmp-abs"),
+            ("a\\b c", "a-b-c"),
+            ("..", "app"),
+            ("-rf", "rf"),
+            ("caf\u{e9}", "caf-"),
+            ("n".repeat(300).as_str(), "n".repeat(100).as_str()),
+        ] {
+            assert_eq!(super::file_stem(name), stem, "{name}");
+        }
     }
 }

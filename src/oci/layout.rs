@@ -376,6 +376,14 @@ impl Layout {
     /// without a name, replacing an artifact of the same type about the same subject: a rebuilt
     /// SBOM or a new signature takes the old one's place. Its blobs must be written already.
     pub fn add_referrer(&self, manifest: &ImageManifest) -> anyhow::Result<Descriptor> {
+        self.add_referrer_manifest(&json::to_canonical_vec(manifest)?)
+    }
+
+    /// [`Layout::add_referrer`] of a manifest's exact bytes (a signature manifest made elsewhere,
+    /// whose digest must not change). Its layers must be written already.
+    pub fn add_referrer_manifest(&self, bytes: &[u8]) -> anyhow::Result<Descriptor> {
+        let manifest: ImageManifest = serde_json::from_slice(bytes)
+            .context("an artifact's manifest is not an OCI image manifest")?;
         let (Some(subject), Some(artifact_type)) = (&manifest.subject, &manifest.artifact_type)
         else {
             bail!("an artifact added beside an image needs a subject and an artifact type");
@@ -383,8 +391,7 @@ impl Layout {
         if manifest.config.digest == Descriptor::empty_json().digest {
             self.write_blob(EMPTY_JSON_BYTES)?;
         }
-        let bytes = json::to_canonical_vec(manifest)?;
-        let (digest, size) = self.write_blob(&bytes)?;
+        let (digest, size) = self.write_blob(bytes)?;
         let mut descriptor = Descriptor::new(IMAGE_MANIFEST, digest, size);
         descriptor.artifact_type = Some(artifact_type.clone());
         descriptor.annotations = manifest.annotations.clone();
@@ -627,6 +634,8 @@ mod tests {
         let (config, config_size) = layout.write_blob(b"{}").unwrap();
         let (stale, _) = layout.write_blob(b"old layer").unwrap();
         let manifest = ImageManifest {
+            artifact_type: None,
+            subject: None,
             schema_version: 2,
             media_type: Some(IMAGE_MANIFEST.into()),
             config: Descriptor::new(

@@ -212,32 +212,6 @@ fn dns_prefix(cluster: &ClusterRef) -> String {
     prefix
 }
 
-/// An AKS cluster name: 1–63 letters, digits, `-` and `_`, starting and ending alphanumeric.
-pub fn cluster_name(value: &str) -> anyhow::Result<String> {
-    let chars_ok = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    let ends_ok = value.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && value.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if value.is_empty() || value.len() > 63 || !chars_ok || !ends_ok {
-        return Err(bad_input!(
-            "--cluster {value:?}: an AKS cluster name has 1 to 63 letters, digits, '-' and '_', and starts and ends with a letter or digit"
-        ));
-    }
-    Ok(value.to_string())
-}
-
-/// A resource group name: 1–90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending in `.`.
-pub fn resource_group(value: &str) -> anyhow::Result<String> {
-    let chars_ok = (value.chars()).all(|c| c.is_alphanumeric() || "-_.()".contains(c));
-    if value.is_empty() || value.chars().count() > 90 || !chars_ok || value.ends_with('.') {
-        return Err(bad_input!(
-            "--resource-group {value:?}: a resource group name has 1 to 90 letters, digits, '-', '_', '.', '(' and ')', and does not end with '.'"
-        ));
-    }
-    Ok(value.to_string())
-}
-
 /// An Azure region, as az takes it (`West Europe` → `westeurope`).
 pub fn location(value: &str) -> anyhow::Result<String> {
     let normalized: String = (value.chars())
@@ -252,15 +226,10 @@ pub fn location(value: &str) -> anyhow::Result<String> {
     Ok(normalized)
 }
 
-/// A registry name: 5–50 letters and digits (it becomes `<name>.azurecr.io`).
+/// A new registry's name (`--registry`): Azure's rule, lower-cased as ARM keeps it.
 pub fn registry_name(value: &str) -> anyhow::Result<String> {
-    let ok = (5..=50).contains(&value.len()) && value.chars().all(|c| c.is_ascii_alphanumeric());
-    if !ok {
-        return Err(bad_input!(
-            "--registry {value:?}: a new registry's name has 5 to 50 letters and digits"
-        ));
-    }
-    Ok(value.to_ascii_lowercase())
+    let name = crate::azure::names::REGISTRY.check("--registry", value)?;
+    Ok(name.to_ascii_lowercase())
 }
 
 /// A VM size such as `Standard_D2s_v5`.
@@ -306,16 +275,7 @@ mod tests {
     #[test]
     fn names_are_checked_as_arm_checks_them() {
         type Check = dyn Fn(&str) -> anyhow::Result<String>;
-        let cases: [(&Check, &str, bool); 16] = [
-            (&cluster_name, "spin-1", true),
-            (&cluster_name, "a", true),
-            (&cluster_name, "-spin", false),
-            (&cluster_name, "spin_", false),
-            (&cluster_name, "spin.app", false),
-            (&cluster_name, &"a".repeat(64), false),
-            (&resource_group, "rg(dev).one", true),
-            (&resource_group, "rg.", false),
-            (&resource_group, "rg/x", false),
+        let cases: [(&Check, &str, bool); 7] = [
             (&location, "West Europe", true),
             (&location, "west-europe", false),
             (&registry_name, "acr1", false),

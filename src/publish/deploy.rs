@@ -34,6 +34,8 @@ pub struct PublishSettings {
     /// What shapes the objects (`--dir`, the workload flags); its target is not used.
     pub objects: Settings,
     pub registry: RegistrySettings,
+    /// Whether and with what to sign the artifact.
+    pub sign: crate::attest::signing::Signing,
 }
 
 /// What `publish` reports.
@@ -82,6 +84,16 @@ pub async fn publish(
     let layout = Layout::create(dir.path())?;
     let written = write(ctx, &settings.objects, &image, &layout, &[envs[0].clone()])?;
     let (descriptor, metadata, names) = (written.descriptor, written.metadata, written.objects);
+    let key = ctx.key.clone();
+    super::sign(
+        &mut ctx.store,
+        &key,
+        &settings.sign,
+        &layout,
+        &descriptor,
+        out,
+    )
+    .await?;
     let mut unchanged = true;
     for env in &envs {
         let target = repository.with_tag(env)?;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::app::App;
+use crate::attest::signing::{self, Signing};
 use crate::build::{build_image, BuildReport, BuildSettings};
 use crate::context::{state_key, Store};
 use crate::kube::objects;
@@ -38,6 +39,8 @@ pub struct PushSettings {
     /// The reference given, else the app's last one, else a default or a prompt.
     pub reference: Option<RegistryRef>,
     pub registry: RegistrySettings,
+    /// Whether and with what to sign the image before it is pushed.
+    pub sign: Signing,
 }
 
 /// How to talk to a registry (push and publish share these flags).
@@ -97,6 +100,8 @@ pub async fn publish(
         }
     };
     let (image, deploy_tags) = carried::images(&layout)?;
+    let (descriptor, _) = layout.image(image.as_deref())?;
+    sign(store, &key, &settings.sign, &layout, &descriptor, out).await?;
     let report = push(
         store,
         &key,
@@ -115,6 +120,36 @@ pub async fn publish(
         })?;
     }
     Ok(Pushed { build, report })
+}
+
+/// Signs the layout's image (and its provenance) as `choice` says, with the key given or the one
+/// remembered for `key`, and remembers the choice.
+pub async fn sign(
+    store: &mut Store,
+    key: &str,
+    choice: &Signing,
+    layout: &Layout,
+    image: &crate::oci::Descriptor,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let (settings, remember) = choice.resolve(store.app(key).signing.as_ref())?;
+    if let Some(settings) = &settings {
+        let signer = signing::signer(settings).await?;
+        let made = signing::sign_layout(layout, image, signer.as_ref()).await?;
+        if !made.is_empty() {
+            out.info(format!(
+                "signed {} manifest(s) of {}",
+                made.len(),
+                image.digest
+            ));
+        }
+    }
+    if store.app(key).signing != remember {
+        store.update(out, |state| {
+            state.apps.entry(key.to_string()).or_default().signing = remember;
+        })?;
+    }
+    Ok(())
 }
 
 /// Pushes the layout's image to `target` (its tag, when none is given, the image's own or

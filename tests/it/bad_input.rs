@@ -1514,6 +1514,136 @@ fn cases() -> Vec<Case> {
                 "`z` (a link to /dev/zero) is a character device, not a file or directory",
             ],
         },
+        // ---------- #27: ARM names, CI request URLs, a failing ARM ----------
+        Case {
+            name: "fleet add aks: with `..` for a resource group is refused before ARM",
+            setup: |home| fleet_add(home, &format!("aks:{ARM_SUB}/../x")),
+            code: 2,
+            says: &["resource group \"..\"", "a resource group name has 1 to 90"],
+        },
+        Case {
+            name: "fleet add aks: with a query in the cluster name is refused before ARM",
+            setup: |home| fleet_add(home, &format!("aks:{ARM_SUB}/rg/name?x=1")),
+            code: 2,
+            says: &[
+                "AKS cluster \"name?x=1\"",
+                "an AKS cluster name has 1 to 63",
+            ],
+        },
+        Case {
+            name: "fleet add aks: with a fragment in the cluster name is refused before ARM",
+            setup: |home| fleet_add(home, &format!("aks:{ARM_SUB}/rg/a#b")),
+            code: 2,
+            says: &["AKS cluster \"a#b\"", "an AKS cluster name has 1 to 63"],
+        },
+        Case {
+            name: "fleet add aks: with a subscription that is not a GUID is refused before ARM",
+            setup: |home| fleet_add(home, "aks:sub/rg/x"),
+            code: 2,
+            says: &["subscription \"sub\"", "a subscription id is a GUID"],
+        },
+        Case {
+            name: "--subscription that is not a GUID is refused before ARM",
+            setup: |home| Ok(aks_status(home, &["--subscription", "my-subscription"]).within(10)),
+            code: 2,
+            says: &[
+                "'my-subscription'",
+                "--subscription",
+                "a subscription id is a GUID",
+            ],
+        },
+        Case {
+            name: "cluster install --resource-group .. is refused before ARM",
+            setup: |home| {
+                let args = ["cluster", "install", "--subscription", ARM_SUB];
+                let args = [&args[..], &["--resource-group", "..", "--cluster", "aks1"]].concat();
+                Ok(refused_before_arm(home, &args).within(10))
+            },
+            code: 2,
+            says: &[
+                "'..'",
+                "--resource-group",
+                "a resource group name has 1 to 90",
+            ],
+        },
+        Case {
+            name: "status --resource-group with a query is refused before ARM",
+            setup: |home| Ok(aks_status(home, &["--resource-group", "rg?api-version=1"]).within(10)),
+            code: 2,
+            says: &[
+                "'rg?api-version=1'",
+                "--resource-group",
+                "a resource group name",
+            ],
+        },
+        Case {
+            name: "status --cluster with a path is refused before ARM",
+            setup: |home| Ok(aks_status(home, &["--cluster", "../../x"]).within(10)),
+            code: 2,
+            says: &["'../../x'", "--cluster", "an AKS cluster name"],
+        },
+        Case {
+            name: "an ARM answering 500 (Retry-After: 20) fails in time, naming the request",
+            setup: |home| {
+                let args = ["status", "--subscription", ARM_SUB];
+                let args = [&args[..], &["--resource-group", "rg", "--cluster", "aks1"]].concat();
+                let failing = "500 Internal Server Error";
+                let (run, _) = against_arm(home, failing, "Retry-After: 20\r\n", &args);
+                Ok(run.env_remove("SPIN_AKS_ARM_DELAY_SCALE").within(40))
+            },
+            code: 1,
+            says: &[
+                "HTTP 500",
+                "Encountered internal server error.",
+                "[GET http://127.0.0.1:",
+                "/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1]",
+                "attempts over",
+                "a re-run continues",
+            ],
+        },
+        Case {
+            name: "a GitHub Actions token request URL over plain http: refused, the token not sent",
+            setup: |home| {
+                let url = "http://example.invalid:9/token?api-version=2.0";
+                ci_over_http(
+                    home,
+                    &[
+                        ("ACTIONS_ID_TOKEN_REQUEST_URL", url),
+                        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", SECRET),
+                    ],
+                )
+            },
+            code: 2,
+            says: &[
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                "must be https://",
+                "nothing was sent",
+            ],
+        },
+        Case {
+            name:
+                "an Azure Pipelines OIDC request URI over plain http: refused, the token not sent",
+            setup: |home| {
+                let connection = "5a6b7c8d-0000-4000-8000-00000000c0c0";
+                ci_over_http(
+                    home,
+                    &[
+                        (
+                            "SYSTEM_OIDCREQUESTURI",
+                            "http://example.invalid:9/oidctoken",
+                        ),
+                        ("SYSTEM_ACCESSTOKEN", SECRET),
+                        ("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", connection),
+                    ],
+                )
+            },
+            code: 2,
+            says: &[
+                "SYSTEM_OIDCREQUESTURI",
+                "must be https://",
+                "nothing was sent",
+            ],
+        },
     ]
 }
 
@@ -2026,4 +2156,108 @@ fn library_log_lines_stay_out_of_default_output() {
     assert!(!stderr.contains("ERROR"), "{stderr}");
     let (_, verbose) = status(&["-vv"]);
     assert!(verbose.contains("hyper_util"), "-vv shows them: {verbose}");
+}
+
+// ---------- #27: helpers of the rows for ARM names, CI request URLs and a failing ARM ----------
+
+/// A subscription id, as ARM's are.
+const ARM_SUB: &str = "0b5e1c9a-1111-4000-8000-00000000abcd";
+
+/// The app in `home`, signed in to a stand-in ARM through a fake `az` (no managed identity, no
+/// CI sign-in): `spin-aks -f <app> <args>` against an ARM on loopback that answers every request
+/// with `status`, `headers` and an ARM error body. Returns the run and how many requests ARM got.
+fn against_arm(
+    home: &Path,
+    status: &str,
+    headers: &str,
+    args: &[&str],
+) -> (Run, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let body = br#"{"error":{"code":"InternalServerError","message":"Encountered internal server error."}}"#;
+    let (endpoint, received) = support::serve_answer(
+        status,
+        &format!("Content-Type: application/json\r\n{headers}"),
+        body.to_vec(),
+        100,
+    );
+    let bin = home.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    support::arm::write_scoped_az(&bin, &[(&format!("{endpoint}/.default"), "arm-token")]);
+    let mut run = run(["-f"]).arg(app).args(args);
+    for name in [
+        "AZURE_CLIENT_SECRET",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_AUTHORITY_HOST",
+        "AZURE_SUBSCRIPTION_ID",
+        "IDENTITY_ENDPOINT",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "SYSTEM_OIDCREQUESTURI",
+    ] {
+        run = run.env_remove(name);
+    }
+    let run = run
+        .hides("arm-token")
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("SPIN_AKS_ARM_ENDPOINT", &endpoint)
+        .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            format!("http://{}", closed_port()),
+        );
+    (run, received)
+}
+
+/// [`against_arm`] with ARM refusing everything (403), checked to have received no request.
+fn refused_before_arm(home: &Path, args: &[&str]) -> Run {
+    let (run, received) = against_arm(home, "403 Forbidden", "", args);
+    run.then(move |_| {
+        let count = received.load(std::sync::atomic::Ordering::SeqCst);
+        match count {
+            0 => Vec::new(),
+            n => vec![format!("ARM received {n} request(s)")],
+        }
+    })
+}
+
+/// `status` of an AKS cluster named by flags: `rg`/`aks1` in [`ARM_SUB`] unless `flags` says
+/// otherwise.
+fn aks_status(home: &Path, flags: &[&str]) -> Run {
+    let mut args = vec!["status"];
+    for (flag, default) in [
+        ("--subscription", ARM_SUB),
+        ("--resource-group", "rg"),
+        ("--cluster", "aks1"),
+    ] {
+        if !flags.contains(&flag) {
+            args.extend([flag, default]);
+        }
+    }
+    args.extend(flags);
+    refused_before_arm(home, &args)
+}
+
+/// `fleet add <cluster> --env prod` for an app whose deploy artifact is tagged `prod` in the
+/// state file, so that nothing but the reference stands between the command and ARM.
+fn fleet_add(home: &Path, cluster: &str) -> Setup {
+    let run = refused_before_arm(home, &["fleet", "add", cluster, "--env", "prod"]);
+    let manifest = std::fs::canonicalize(home.join("app/spin.toml")).unwrap();
+    let image = format!("registry.example/bad@sha256:{}", "ab".repeat(32));
+    let state = serde_json::json!({"version": 1, "apps": {manifest.to_str().unwrap(): {
+        "deploy_artifact": {"repository": "registry.example/bad-deploy", "tags": {"prod": {
+            "digest": format!("sha256:{}", "cd".repeat(32)), "image": image}}}}}});
+    std::fs::write(home.join("state"), state.to_string()).unwrap();
+    Ok(run.says(format!("{cluster:?}")).within(10))
+}
+
+/// `status` of an AKS cluster signed in through a CI system (`vars`) whose token request URL is
+/// plain HTTP to a host that is not loopback; the request token is the SECRET.
+fn ci_over_http(home: &Path, vars: &[(&str, &str)]) -> Setup {
+    let mut run = aks_status(home, &[])
+        .env("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47")
+        .env("AZURE_CLIENT_ID", "5a6b7c8d-0000-4000-8000-00000000c1d0")
+        .within(10);
+    for (name, value) in vars {
+        run = run.env(*name, *value);
+    }
+    Ok(run)
 }

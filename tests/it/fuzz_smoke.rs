@@ -16,6 +16,7 @@ const TARGETS: &[&str] = &[
     "kubeconfig",
     "flux_artifact",
     "component_dependencies",
+    "aks_reference",
 ];
 
 /// `cargo +nightly fuzz`, or `cargo fuzz` on stable with RUSTC_BOOTSTRAP=1 (for `-Z` flags).

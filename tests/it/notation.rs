@@ -391,3 +391,100 @@ fn with_envelope(signature: &Signature, envelope: &[u8]) -> Signature {
         envelope_descriptor: signature.envelope_descriptor.clone(),
     }
 }
+
+/// `push --sign KEY --sign-cert CHAIN` signs the image and its provenance statement as it pushes
+/// them; notation verifies both. The key is remembered: the next push, with no flag, finds the
+/// signatures in the layout and signs nothing new; `--sign none` forgets it.
+#[test]
+fn push_signs_the_image_and_its_provenance_and_notation_verifies_them() {
+    let (Some(binary), Some(registry)) = (notation_binary(), Registry::open()) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let pki = test_pki::make("spin-aks push root", &Leaf::new(KeyKind::P256));
+    std::fs::write(home.path().join("key.pem"), &pki.key_pem).unwrap();
+    std::fs::write(home.path().join("chain.pem"), &pki.chain_pem).unwrap();
+    let app = generated_app(home.path(), 2, 100);
+    let repository = format!("{}/signed/app", registry.host());
+    let push = |extra: &[&str]| {
+        let output = spin_aks(home.path())
+            .current_dir(home.path())
+            .args(["--output", "json", "push", "--skip-spin-build", "-f"])
+            .arg(&app)
+            .arg(&repository)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        json_stdout(&output)
+    };
+    let first = push(&["--sign", "key.pem", "--sign-cert", "chain.pem"]);
+    let referrers = first["referrers"].as_array().unwrap();
+    let of_type = |t: &str| -> Vec<&serde_json::Value> {
+        referrers
+            .iter()
+            .filter(|r| r["artifact_type"] == t)
+            .collect()
+    };
+    assert_eq!(
+        of_type(ARTIFACT_TYPE).len(),
+        2,
+        "the image and the provenance: {first}"
+    );
+    let provenance = of_type("application/vnd.in-toto+json")[0];
+    let image_digest: Digest = first["digest"].as_str().unwrap().parse().unwrap();
+    let signed: Vec<&str> = of_type(ARTIFACT_TYPE)
+        .iter()
+        .map(|r| r["subject"].as_str().unwrap())
+        .collect();
+    assert!(
+        signed.contains(&image_digest.to_string().as_str()),
+        "{signed:?}"
+    );
+    assert!(
+        signed.contains(&provenance["digest"].as_str().unwrap()),
+        "{signed:?}"
+    );
+
+    let config = notation_config(home.path(), &pki.root_pem, &signer_identity());
+    for digest in [
+        image_digest.to_string(),
+        provenance["digest"].as_str().unwrap().to_string(),
+    ] {
+        let pushed = Pushed {
+            repository: repository.clone(),
+            manifest: Descriptor::new(
+                spin_aks::oci::media_types::IMAGE_MANIFEST,
+                digest.parse().unwrap(),
+                0,
+            ),
+        };
+        let (ok, text, _) = notation_verify(&binary, home.path(), &config, &pushed);
+        assert!(ok, "notation verify {digest}: {text}");
+    }
+
+    let state = std::fs::read_to_string(home.path().join("state")).unwrap();
+    assert!(
+        state.contains("key.pem") && !state.contains("PRIVATE KEY"),
+        "{state}"
+    );
+    let again = push(&[]);
+    assert!(
+        again["referrers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["pushed"] == false),
+        "nothing new signed or sent: {again}"
+    );
+    push(&["--sign", "none"]);
+    let state = std::fs::read_to_string(home.path().join("state")).unwrap();
+    assert!(
+        !state.contains("key.pem"),
+        "--sign none forgets the key: {state}"
+    );
+}

@@ -8,6 +8,7 @@ use super::transport::{not_found_as_none, Repeat};
 use super::types::cluster_id;
 use super::versions;
 use super::Arm;
+use crate::azure::names::path_segment;
 use crate::state::ClusterRef;
 
 impl Arm {
@@ -17,7 +18,7 @@ impl Arm {
         cluster: &ClusterRef,
         name: &str,
     ) -> anyhow::Result<Option<Value>> {
-        let url = configuration_url(self, cluster, name);
+        let url = configuration_url(self, cluster, name)?;
         not_found_as_none(self.get::<Value>(&url).await)
     }
 
@@ -29,7 +30,7 @@ impl Arm {
         name: &str,
         properties: &Value,
     ) -> anyhow::Result<()> {
-        let url = configuration_url(self, cluster, name);
+        let url = configuration_url(self, cluster, name)?;
         let body = serde_json::json!({ "properties": properties });
         let started = self
             .send(Method::PUT, &url, Some(&body), Repeat::Safe)
@@ -44,7 +45,7 @@ impl Arm {
         cluster: &ClusterRef,
         name: &str,
     ) -> anyhow::Result<()> {
-        let url = configuration_url(self, cluster, name);
+        let url = configuration_url(self, cluster, name)?;
         let sent = self.send(Method::DELETE, &url, None, Repeat::Safe).await;
         if let Some(started) = not_found_as_none(sent)? {
             self.finish(started).await?;
@@ -53,10 +54,11 @@ impl Arm {
     }
 }
 
-fn configuration_url(arm: &Arm, cluster: &ClusterRef, name: &str) -> String {
+fn configuration_url(arm: &Arm, cluster: &ClusterRef, name: &str) -> anyhow::Result<String> {
     let path = format!(
-        "{}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/{name}",
-        cluster_id(cluster)
+        "{}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/{}",
+        cluster_id(cluster)?,
+        path_segment("Flux configuration", name)?
     );
     arm.url(&path, versions::FLUX_CONFIGURATIONS)
 }

@@ -8,6 +8,7 @@ use super::transport::{not_found_as_none, Repeat};
 use super::types::cluster_id;
 use super::versions;
 use super::{Arm, ArmError};
+use crate::azure::names::path_segment;
 use crate::state::ClusterRef;
 
 /// The Flux extension's resource name on a cluster (as `az k8s-extension create --name flux`).
@@ -16,8 +17,8 @@ pub const FLUX_EXTENSION: &str = "flux";
 impl Arm {
     /// The cluster's agent pools, as ARM returns them (kept whole: a PUT sends them back).
     pub async fn agent_pools(&self, cluster: &ClusterRef) -> anyhow::Result<Vec<Value>> {
-        let path = format!("{}/agentPools", cluster_id(cluster));
-        self.list(&self.url(&path, versions::MANAGED_CLUSTERS))
+        let path = format!("{}/agentPools", cluster_id(cluster)?);
+        self.list(&self.url(&path, versions::MANAGED_CLUSTERS)?)
             .await
     }
 
@@ -25,8 +26,12 @@ impl Arm {
     /// the operation (AKS rolls the change onto the pool's nodes).
     pub async fn put_agent_pool(&self, cluster: &ClusterRef, pool: &Value) -> anyhow::Result<()> {
         let name = pool["name"].as_str().unwrap_or_default();
-        let path = format!("{}/agentPools/{name}", cluster_id(cluster));
-        let url = self.url(&path, versions::MANAGED_CLUSTERS);
+        let path = format!(
+            "{}/agentPools/{}",
+            cluster_id(cluster)?,
+            path_segment("agent pool", name)?
+        );
+        let url = self.url(&path, versions::MANAGED_CLUSTERS)?;
         let body = json!({"properties": writable(&pool["properties"])});
         let started = self
             .send(Method::PUT, &url, Some(&body), Repeat::Safe)
@@ -37,7 +42,7 @@ impl Arm {
 
     /// The Flux extension on the cluster, or `None` when it has none (404).
     pub async fn flux_extension(&self, cluster: &ClusterRef) -> anyhow::Result<Option<Value>> {
-        let url = self.url(&extension_path(cluster), versions::EXTENSIONS);
+        let url = self.url(&extension_path(cluster)?, versions::EXTENSIONS)?;
         not_found_as_none(self.get::<Value>(&url).await)
     }
 
@@ -49,9 +54,9 @@ impl Arm {
     ) -> anyhow::Result<Option<Value>> {
         let path = format!(
             "{}/providers/Microsoft.ContainerService/deploymentSafeguards/default",
-            cluster_id(cluster)
+            cluster_id(cluster)?
         );
-        let url = self.url(&path, versions::DEPLOYMENT_SAFEGUARDS);
+        let url = self.url(&path, versions::DEPLOYMENT_SAFEGUARDS)?;
         match self.get::<Value>(&url).await {
             Err(err)
                 if err
@@ -66,7 +71,7 @@ impl Arm {
 
     /// Installs the Flux extension (`extensionType: microsoft.flux`) and waits for it.
     pub async fn put_flux_extension(&self, cluster: &ClusterRef) -> anyhow::Result<()> {
-        let url = self.url(&extension_path(cluster), versions::EXTENSIONS);
+        let url = self.url(&extension_path(cluster)?, versions::EXTENSIONS)?;
         let body = json!({"properties": {"extensionType": "microsoft.flux", "autoUpgradeMinorVersion": true}});
         let started = self
             .send(Method::PUT, &url, Some(&body), Repeat::Safe)
@@ -76,11 +81,11 @@ impl Arm {
     }
 }
 
-fn extension_path(cluster: &ClusterRef) -> String {
-    format!(
+fn extension_path(cluster: &ClusterRef) -> anyhow::Result<String> {
+    Ok(format!(
         "{}/providers/Microsoft.KubernetesConfiguration/extensions/{FLUX_EXTENSION}",
-        cluster_id(cluster)
-    )
+        cluster_id(cluster)?
+    ))
 }
 
 /// An agent pool's properties without the ones ARM reports but refuses in a write.

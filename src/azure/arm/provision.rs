@@ -6,8 +6,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::transport::{not_found_as_none, Repeat};
-use super::types::{cluster_id, Registry};
+use super::types::{cluster_id, group_id, subscription_id, Registry};
 use super::{versions, Arm};
+use crate::azure::names::path_segment;
 use crate::state::ClusterRef;
 
 /// What `checkNameAvailability` says about a registry name.
@@ -30,8 +31,7 @@ impl Arm {
         struct Group {
             location: String,
         }
-        let path = format!("/subscriptions/{subscription}/resourcegroups/{group}");
-        let url = self.url(&path, versions::RESOURCE_GROUPS);
+        let url = self.url(&group_id(subscription, group)?, versions::RESOURCE_GROUPS)?;
         not_found_as_none(self.get::<Group>(&url).await).map(|g| g.map(|g| g.location))
     }
 
@@ -42,8 +42,7 @@ impl Arm {
         group: &str,
         location: &str,
     ) -> anyhow::Result<()> {
-        let path = format!("/subscriptions/{subscription}/resourcegroups/{group}");
-        let url = self.url(&path, versions::RESOURCE_GROUPS);
+        let url = self.url(&group_id(subscription, group)?, versions::RESOURCE_GROUPS)?;
         let body = json!({"location": location});
         self.send(Method::PUT, &url, Some(&body), Repeat::Safe)
             .await?;
@@ -52,7 +51,7 @@ impl Arm {
 
     /// The cluster's resource as ARM returns it (kept whole: an update sends it back), or `None`.
     pub async fn cluster_resource(&self, cluster: &ClusterRef) -> anyhow::Result<Option<Value>> {
-        let url = self.url(&cluster_id(cluster), versions::MANAGED_CLUSTERS);
+        let url = self.url(&cluster_id(cluster)?, versions::MANAGED_CLUSTERS)?;
         not_found_as_none(self.get::<Value>(&url).await)
     }
 
@@ -62,7 +61,7 @@ impl Arm {
         cluster: &ClusterRef,
         resource: &Value,
     ) -> anyhow::Result<Started> {
-        let url = self.url(&cluster_id(cluster), versions::MANAGED_CLUSTERS);
+        let url = self.url(&cluster_id(cluster)?, versions::MANAGED_CLUSTERS)?;
         let reply = self
             .send(Method::PUT, &url, Some(resource), Repeat::Safe)
             .await?;
@@ -71,7 +70,7 @@ impl Arm {
 
     /// Starts deleting the cluster (its node resource group goes with it).
     pub async fn start_delete_cluster(&self, cluster: &ClusterRef) -> anyhow::Result<Started> {
-        let url = self.url(&cluster_id(cluster), versions::MANAGED_CLUSTERS);
+        let url = self.url(&cluster_id(cluster)?, versions::MANAGED_CLUSTERS)?;
         let reply = self.send(Method::DELETE, &url, None, Repeat::Safe).await?;
         Ok(Started(reply))
     }
@@ -89,9 +88,10 @@ impl Arm {
         name: &str,
     ) -> anyhow::Result<NameAvailability> {
         let path = format!(
-            "/subscriptions/{subscription}/providers/Microsoft.ContainerRegistry/checkNameAvailability"
+            "{}/providers/Microsoft.ContainerRegistry/checkNameAvailability",
+            subscription_id(subscription)?
         );
-        let url = self.url(&path, versions::REGISTRIES);
+        let url = self.url(&path, versions::REGISTRIES)?;
         let body = json!({"name": name, "type": "Microsoft.ContainerRegistry/registries"});
         let reply = self
             .send(Method::POST, &url, Some(&body), Repeat::Safe)
@@ -108,8 +108,12 @@ impl Arm {
         location: &str,
         sku: &str,
     ) -> anyhow::Result<Registry> {
-        let path = format!("/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ContainerRegistry/registries/{name}");
-        let url = self.url(&path, versions::REGISTRIES);
+        let path = format!(
+            "{}/providers/Microsoft.ContainerRegistry/registries/{}",
+            group_id(subscription, group)?,
+            path_segment("container registry", name)?
+        );
+        let url = self.url(&path, versions::REGISTRIES)?;
         let body = json!({
             "location": location,
             "sku": {"name": sku},

@@ -11,36 +11,40 @@ use super::transport::Repeat;
 use super::types::*;
 use super::versions;
 use super::Arm;
+use crate::azure::names::path_segment;
 use crate::state::ClusterRef;
 
 impl Arm {
     pub async fn subscriptions(&self) -> anyhow::Result<Vec<Subscription>> {
-        self.list(&self.url("/subscriptions", versions::SUBSCRIPTIONS))
+        self.list(&self.url("/subscriptions", versions::SUBSCRIPTIONS)?)
             .await
     }
 
     pub async fn resource_groups(&self, subscription: &str) -> anyhow::Result<Vec<ResourceGroup>> {
-        let path = format!("/subscriptions/{subscription}/resourcegroups");
-        self.list(&self.url(&path, versions::RESOURCE_GROUPS)).await
+        let path = format!("{}/resourcegroups", subscription_id(subscription)?);
+        self.list(&self.url(&path, versions::RESOURCE_GROUPS)?)
+            .await
     }
 
     pub async fn registries(&self, subscription: &str) -> anyhow::Result<Vec<Registry>> {
         let path = format!(
-            "/subscriptions/{subscription}/providers/Microsoft.ContainerRegistry/registries"
+            "{}/providers/Microsoft.ContainerRegistry/registries",
+            subscription_id(subscription)?
         );
-        self.list(&self.url(&path, versions::REGISTRIES)).await
+        self.list(&self.url(&path, versions::REGISTRIES)?).await
     }
 
     pub async fn clusters(&self, subscription: &str) -> anyhow::Result<Vec<ManagedCluster>> {
         let path = format!(
-            "/subscriptions/{subscription}/providers/Microsoft.ContainerService/managedClusters"
+            "{}/providers/Microsoft.ContainerService/managedClusters",
+            subscription_id(subscription)?
         );
-        self.list(&self.url(&path, versions::MANAGED_CLUSTERS))
+        self.list(&self.url(&path, versions::MANAGED_CLUSTERS)?)
             .await
     }
 
     pub async fn cluster(&self, cluster: &ClusterRef) -> anyhow::Result<ManagedCluster> {
-        let url = self.url(&cluster_id(cluster), versions::MANAGED_CLUSTERS);
+        let url = self.url(&cluster_id(cluster)?, versions::MANAGED_CLUSTERS)?;
         self.get(&url).await
     }
 
@@ -57,9 +61,9 @@ impl Arm {
         }
         let path = format!(
             "{}/listClusterUserCredential?format=exec",
-            cluster_id(cluster)
+            cluster_id(cluster)?
         );
-        let url = self.url(&path, versions::MANAGED_CLUSTERS);
+        let url = self.url(&path, versions::MANAGED_CLUSTERS)?;
         let reply = self.send(Method::POST, &url, None, Repeat::Safe).await?;
         let credentials: Credentials = reply.json("listClusterUserCredential")?;
         let first = credentials
@@ -83,8 +87,8 @@ impl Arm {
         cluster: &ClusterRef,
         request: &serde_json::Value,
     ) -> anyhow::Result<RunCommandResult> {
-        let path = format!("{}/runCommand", cluster_id(cluster));
-        let url = self.url(&path, versions::MANAGED_CLUSTERS);
+        let path = format!("{}/runCommand", cluster_id(cluster)?);
+        let url = self.url(&path, versions::MANAGED_CLUSTERS)?;
         let started = self
             .send(Method::POST, &url, Some(request), Repeat::Once)
             .await?;
@@ -100,7 +104,7 @@ impl Arm {
         let path = format!(
             "{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId%20eq%20%27{principal_id}%27"
         );
-        self.list(&self.url(&path, versions::ROLE_ASSIGNMENTS))
+        self.list(&self.url(&path, versions::ROLE_ASSIGNMENTS)?)
             .await
     }
 
@@ -116,13 +120,14 @@ impl Arm {
         let subscription = ResourceId::parse(scope)
             .map(|id| id.subscription)
             .context("role assignment scope")?;
+        let name = path_segment("role assignment", name)?;
         let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
         let body = json!({"properties": {
             "roleDefinitionId": role_definition_id(&subscription, role),
             "principalId": principal_id,
             "principalType": "ServicePrincipal",
         }});
-        let url = self.url(&path, versions::ROLE_ASSIGNMENTS);
+        let url = self.url(&path, versions::ROLE_ASSIGNMENTS)?;
         let reply = self
             .send(Method::PUT, &url, Some(&body), Repeat::Safe)
             .await?;

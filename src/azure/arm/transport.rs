@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::{Arm, ArmError};
+use crate::azure::names;
 pub(super) use crate::azure::rest::Repeat;
 use crate::azure::rest::{self, retry_after, strip, Call, Reply};
 
@@ -19,10 +20,19 @@ const LRO_DEADLINE: Duration = Duration::from_secs(15 * 60);
 const POLL_EVERY: Duration = Duration::from_secs(5);
 
 impl Arm {
-    /// `<endpoint><path>?api-version=<version>` (`path` starts with `/` and may hold a query).
-    pub(super) fn url(&self, path: &str, api_version: &str) -> String {
-        let join = if path.contains('?') { '&' } else { '?' };
-        format!("{}{path}{join}api-version={api_version}", self.endpoint)
+    /// `<endpoint><path>?api-version=<version>` (`path` starts with `/` and may hold a query);
+    /// refused when a segment of the path could move it (`..`, `%2F`…): names are checked where
+    /// they are pasted in, this is the last line.
+    pub(super) fn url(&self, path: &str, api_version: &str) -> anyhow::Result<String> {
+        let (bare, join) = match path.split_once('?') {
+            Some((bare, _)) => (bare, '&'),
+            None => (path, '?'),
+        };
+        names::resource_path(bare)?;
+        Ok(format!(
+            "{}{path}{join}api-version={api_version}",
+            self.endpoint
+        ))
     }
 
     /// A GET, answered from this client's cache when the same URL was read before.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::azure::names::path_segment;
 use crate::state::ClusterRef;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -205,12 +206,31 @@ impl ResourceId {
     }
 }
 
-/// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{n}`.
-pub fn cluster_id(cluster: &ClusterRef) -> String {
-    format!(
-        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters/{}",
-        cluster.subscription, cluster.resource_group, cluster.name
-    )
+/// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{n}`,
+/// each part refused when it could move the path (the state file may have been edited).
+pub fn cluster_id(cluster: &ClusterRef) -> anyhow::Result<String> {
+    Ok(format!(
+        "{}/providers/Microsoft.ContainerService/managedClusters/{}",
+        group_id(&cluster.subscription, &cluster.resource_group)?,
+        path_segment("AKS cluster", &cluster.name)?
+    ))
+}
+
+/// `/subscriptions/{s}`, the subscription checked as one path segment.
+pub fn subscription_id(subscription: &str) -> anyhow::Result<String> {
+    Ok(format!(
+        "/subscriptions/{}",
+        path_segment("subscription", subscription)?
+    ))
+}
+
+/// `/subscriptions/{s}/resourceGroups/{rg}`, both checked as path segments.
+pub fn group_id(subscription: &str, group: &str) -> anyhow::Result<String> {
+    Ok(format!(
+        "{}/resourceGroups/{}",
+        subscription_id(subscription)?,
+        path_segment("resource group", group)?
+    ))
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]

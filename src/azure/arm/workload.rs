@@ -8,11 +8,12 @@ use super::transport::{not_found_as_none, Repeat};
 use super::types::*;
 use super::versions;
 use super::Arm;
+use crate::azure::names::path_segment;
 
 impl Arm {
     /// The user-assigned identity `id`, or `None` when there is none (404).
     pub async fn managed_identity(&self, id: &str) -> anyhow::Result<Option<ManagedIdentity>> {
-        let url = self.url(id, versions::USER_ASSIGNED_IDENTITIES);
+        let url = self.url(id, versions::USER_ASSIGNED_IDENTITIES)?;
         not_found_as_none(self.get(&url).await)
     }
 
@@ -22,7 +23,7 @@ impl Arm {
         id: &str,
         location: &str,
     ) -> anyhow::Result<ManagedIdentity> {
-        let url = self.url(id, versions::USER_ASSIGNED_IDENTITIES);
+        let url = self.url(id, versions::USER_ASSIGNED_IDENTITIES)?;
         let body = json!({ "location": location });
         let reply = self
             .send(Method::PUT, &url, Some(&body), Repeat::Safe)
@@ -35,7 +36,7 @@ impl Arm {
         identity_id: &str,
     ) -> anyhow::Result<Vec<FederatedCredential>> {
         let path = format!("{identity_id}/federatedIdentityCredentials");
-        self.list(&self.url(&path, versions::USER_ASSIGNED_IDENTITIES))
+        self.list(&self.url(&path, versions::USER_ASSIGNED_IDENTITIES)?)
             .await
     }
 
@@ -48,8 +49,9 @@ impl Arm {
         issuer: &str,
         subject: &str,
     ) -> anyhow::Result<FederatedCredential> {
+        let name = path_segment("federated credential", name)?;
         let path = format!("{identity_id}/federatedIdentityCredentials/{name}");
-        let url = self.url(&path, versions::USER_ASSIGNED_IDENTITIES);
+        let url = self.url(&path, versions::USER_ASSIGNED_IDENTITIES)?;
         let body = json!({"properties": {
             "issuer": issuer,
             "subject": subject,
@@ -62,15 +64,19 @@ impl Arm {
     }
 
     pub async fn key_vaults(&self, subscription: &str) -> anyhow::Result<Vec<NamedResource>> {
-        let path = format!("/subscriptions/{subscription}/providers/Microsoft.KeyVault/vaults");
-        self.list(&self.url(&path, versions::KEY_VAULTS)).await
+        let path = format!(
+            "{}/providers/Microsoft.KeyVault/vaults",
+            subscription_id(subscription)?
+        );
+        self.list(&self.url(&path, versions::KEY_VAULTS)?).await
     }
 
     pub async fn cosmos_accounts(&self, subscription: &str) -> anyhow::Result<Vec<NamedResource>> {
         let path = format!(
-            "/subscriptions/{subscription}/providers/Microsoft.DocumentDB/databaseAccounts"
+            "{}/providers/Microsoft.DocumentDB/databaseAccounts",
+            subscription_id(subscription)?
         );
-        self.list(&self.url(&path, versions::COSMOS)).await
+        self.list(&self.url(&path, versions::COSMOS)?).await
     }
 
     pub async fn sql_role_assignments(
@@ -78,7 +84,7 @@ impl Arm {
         account_id: &str,
     ) -> anyhow::Result<Vec<SqlRoleAssignment>> {
         let path = format!("{account_id}/sqlRoleAssignments");
-        self.list(&self.url(&path, versions::COSMOS)).await
+        self.list(&self.url(&path, versions::COSMOS)?).await
     }
 
     /// Grants `principal_id` the SQL role `role_definition_id` on the whole account under the
@@ -90,8 +96,9 @@ impl Arm {
         role_definition_id: &str,
         principal_id: &str,
     ) -> anyhow::Result<()> {
+        let name = path_segment("SQL role assignment", name)?;
         let path = format!("{account_id}/sqlRoleAssignments/{name}");
-        let url = self.url(&path, versions::COSMOS);
+        let url = self.url(&path, versions::COSMOS)?;
         let body = json!({"properties": {
             "roleDefinitionId": role_definition_id,
             "scope": account_id,

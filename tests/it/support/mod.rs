@@ -330,21 +330,38 @@ pub fn silent_server() -> std::net::SocketAddr {
 /// Serves `body` over plain HTTP on a loopback port for `requests` requests; returns the URL of
 /// `/<path>` (any path gets the body).
 pub fn serve_bytes(body: Vec<u8>, requests: usize, path: &str) -> String {
+    let (base, _) = serve_answer("200 OK", "", body, requests);
+    format!("{base}/{path}")
+}
+
+/// Answers the first `requests` requests on a loopback port, whatever they ask, with `status`
+/// (`500 Internal Server Error`), the header lines `headers` (each ending in `\r\n`) and `body`;
+/// returns `http://<address>` and the count of requests received so far.
+pub fn serve_answer(
+    status: &str,
+    headers: &str,
+    body: Vec<u8>,
+    requests: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/{path}", listener.local_addr().unwrap());
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
+        body.len()
+    );
+    let count = received.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().take(requests) {
             let mut stream = stream.unwrap();
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let mut request = [0u8; 4096];
             let _ = stream.read(&mut request);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            stream.write_all(head.as_bytes()).unwrap();
-            stream.write_all(&body).unwrap();
+            // The client may have gone (a timeout); the next request is answered all the same.
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
         }
     });
-    url
+    (base, received)
 }
