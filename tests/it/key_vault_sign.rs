@@ -264,7 +264,7 @@ enum Refused {
     Pkcs12Chain,
     CertificateReadForbidden,
     SignForbidden,
-    TokenRefused,
+    StaleToken,
 }
 
 #[tokio::test]
@@ -299,7 +299,7 @@ async fn refusals_name_the_key_url_the_role_or_the_fix_and_never_key_material() 
         // The real 403 of keys/sign names the action; the fix names the role, its scope, and
         // the access-policy permission.
         (Refused::SignForbidden, &cert.key, 1, &["may not sign with keys", crypto_user, scope, "key Sign", "Microsoft.KeyVault/vaults/keys/sign/action"]),
-        (Refused::TokenRefused, &cert.key, 1, &["refused the sign-in token", "az login --tenant"]),
+        (Refused::StaleToken, &cert.key, 1, &["refused the sign-in token", "az login --tenant"]),
     ];
     let subject = subject_descriptor();
     for (case, key, code, needles) in cases {
@@ -309,7 +309,7 @@ async fn refusals_name_the_key_url_the_role_or_the_fix_and_never_key_material() 
             }),
             Refused::CertificateReadForbidden => kv.vault(|v| v.forbidden = true),
             Refused::SignForbidden => kv.certificate("refusals", |c| c.sign_forbidden = true),
-            Refused::TokenRefused => kv.vault(|v| v.token = "another-token".into()),
+            Refused::StaleToken => kv.vault(|v| v.token = "another-token".into()),
             Refused::NoCertificate | Refused::NoSuchVersion => {}
         }
         let err = match KeyVaultSigner::connect(key, None).await {
@@ -459,4 +459,155 @@ fn notation_verifies_signatures_made_by_key_vault() {
             "{kind:?}: {text}"
         );
     }
+}
+
+/// `spin-aks push` through the binary, signed in by a fake `az` (PATH holds nothing else).
+fn push_with(
+    home: &Path,
+    bin: &Path,
+    app: &Path,
+    repository: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cmd = support::spin_aks_std(home);
+    cmd.env_clear()
+        .env("PATH", bin)
+        .env("HOME", home)
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("SPIN_AKS_STATE_FILE", home.join("state"))
+        .env("SPIN_AKS_CACHE_DIR", home.join("cache"))
+        .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
+        .env(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            format!("http://{closed}"),
+        )
+        .current_dir(home)
+        .args(["--output", "json", "push", "--skip-spin-build", "-f"])
+        .arg(app)
+        .arg(repository)
+        .args(extra);
+    cmd.output().unwrap()
+}
+
+/// `spin-aks push --sign <Key Vault key URL>`: Key Vault signs the image and its provenance (the
+/// chain from the certificate's backing secret), notation verifies both, the state remembers the
+/// key's URL and nothing secret; a push the caller may not sign for pushes nothing.
+#[test]
+fn push_signs_with_a_key_vault_key_and_notation_verifies_it() {
+    let (Some(binary), Some(registry), Some(_)) = (
+        crate::notation::notation_binary(),
+        Registry::open(),
+        support::tool("openssl"),
+    ) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let kv = runtime.block_on(FakeKeyVault::start(KV_TOKEN));
+    let home = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    write_scoped_az(bin.path(), &[(VAULT_SCOPE, KV_TOKEN)]);
+    let cert = put(
+        &kv,
+        bin.path(),
+        "push-signer",
+        test_pki::make("spin-aks test root", &Leaf::new(KeyKind::Rsa2048)),
+    );
+    let app = crate::support::apps::generated_app(home.path(), 2, 100);
+    let repository = format!("{}/signed/key-vault-app", registry.host());
+    let key_url = cert.key.to_string();
+    let sign_path = format!("/keys/push-signer/{}/sign", cert.version);
+    let checked = |output: &std::process::Output| {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_no_secret(&text, &cert.pki.key_pem);
+        let state = std::fs::read_to_string(home.path().join("state")).unwrap_or_default();
+        assert_no_secret(&state, &cert.pki.key_pem);
+        (text, state)
+    };
+
+    let output = push_with(
+        home.path(),
+        bin.path(),
+        &app,
+        &repository,
+        &["--sign", &key_url],
+    );
+    let (text, state) = checked(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(state.contains(&key_url), "the key is remembered: {state}");
+    let report = support::json_stdout(&output);
+    let image: Digest = report["digest"].as_str().unwrap().parse().unwrap();
+    let referrers = report["referrers"].as_array().unwrap();
+    let provenance = referrers
+        .iter()
+        .find(|r| r["artifact_type"] == "application/vnd.in-toto+json")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        kv.count("POST", &sign_path),
+        2,
+        "the image and the provenance"
+    );
+    let config =
+        crate::notation::notation_config(home.path(), &cert.pki.root_pem, &signer_identity());
+    for digest in [image.to_string(), provenance] {
+        let pushed = crate::notation::Pushed {
+            repository: repository.clone(),
+            manifest: Descriptor::new(
+                spin_aks::oci::media_types::IMAGE_MANIFEST,
+                digest.parse().unwrap(),
+                0,
+            ),
+        };
+        let (ok, text, _) =
+            crate::notation::notation_verify(&binary, home.path(), &config, &pushed);
+        assert!(ok, "notation verify {digest}: {text}");
+    }
+
+    // The remembered key, no flag: the signatures are there already, Key Vault signs nothing.
+    let output = push_with(home.path(), bin.path(), &app, &repository, &[]);
+    let (text, _) = checked(&output);
+    assert!(output.status.success(), "{text}");
+    assert_eq!(kv.count("POST", &sign_path), 2, "nothing signed again");
+
+    // Another app whose caller lacks Key Vault Crypto User: exit 1 naming the role, nothing
+    // pushed, no key remembered.
+    kv.certificate("push-signer", |c| c.sign_forbidden = true);
+    let other = tempfile::tempdir().unwrap();
+    let app = crate::support::apps::generated_app(other.path(), 1, 100);
+    let denied = format!("{}/signed/key-vault-denied", registry.host());
+    let output = push_with(
+        other.path(),
+        bin.path(),
+        &app,
+        &denied,
+        &["--sign", &key_url],
+    );
+    let (text, _) = checked(&output);
+    let state = std::fs::read_to_string(other.path().join("state")).unwrap_or_default();
+    assert!(!state.contains(&key_url), "{state}");
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Key Vault Crypto User role (12338af0-0e69-4776-bea7-57ae8d297424)"),
+        "{text}"
+    );
+    let tags = runtime.block_on(async {
+        reqwest::get(format!(
+            "http://{}/v2/signed/key-vault-denied/tags/list",
+            registry.host()
+        ))
+        .await
+        .unwrap()
+        .status()
+    });
+    assert_eq!(tags, 404, "nothing pushed to {denied}");
 }
