@@ -27,6 +27,7 @@ mod identity;
 mod install;
 mod install_flow;
 mod install_flux;
+mod key_vault_sign;
 mod locked_app;
 mod notation;
 mod plugin;

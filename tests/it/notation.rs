@@ -2,6 +2,7 @@
 //! scripts/build-notation.sh) verifies them on the test registry, which has no referrers API, so
 //! the signature is found through the referrers tag schema (`sha256-<hex>` → an image index).
 //! Each refusal is one `notation verify` also refuses, with `attest::notation::verify`'s verdict.
+//! The registry, attach and `notation verify` helpers serve key_vault_sign.rs too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,7 +49,7 @@ pub(crate) struct Pushed {
     pub(crate) manifest: Descriptor,
 }
 
-fn build_and_push(home: &Path, registry: &Registry, repository: &str) -> Pushed {
+pub(crate) fn build_and_push(home: &Path, registry: &Registry, repository: &str) -> Pushed {
     let app = generated_app(home, 3, 300);
     let layout = home.join("layout");
     let output = spin_aks(home)
@@ -91,7 +92,7 @@ fn build_and_push(home: &Path, registry: &Registry, repository: &str) -> Pushed 
 /// Attaches `signature` to `pushed` as the tag schema lays it out: the blobs, the signature
 /// manifest by digest, and the `sha256-<hex>` index listing it (OCI distribution-spec
 /// §Referrers Tag Schema). The lead's referrers plumbing replaces this in the product.
-fn attach(pushed: &Pushed, signature: &Signature, envelope: &[u8]) {
+pub(crate) fn attach(pushed: &Pushed, signature: &Signature, envelope: &[u8]) {
     let (host, name) = pushed.repository.split_once('/').unwrap();
     let base = format!("http://{host}/v2/{name}");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -220,7 +221,7 @@ pub(crate) fn sign(pki: &Pki, subject: &Descriptor, at: SystemTime) -> Signature
         .unwrap()
 }
 
-fn policy(root_pem: &str, identity: &str) -> TrustPolicy {
+pub(crate) fn policy(root_pem: &str, identity: &str) -> TrustPolicy {
     TrustPolicy {
         roots: vec![CertificateDer::from_pem_slice(root_pem.as_bytes()).unwrap()],
         subject: Some(identity.to_string()),

@@ -63,6 +63,8 @@ struct State {
     trust: Trust,
     jobs: Mutex<Jobs>,
     access_token: String,
+    /// Other resources' scopes Entra hands tokens out for (the ACR scope gets `access_token`).
+    scoped: Mutex<HashMap<String, String>>,
     /// CI tokens minted → their claims.
     minted: Mutex<HashMap<String, Value>>,
     counter: AtomicU64,
@@ -101,6 +103,7 @@ impl CiOidc {
             trust,
             jobs: Mutex::new(jobs),
             access_token,
+            scoped: Mutex::new(HashMap::new()),
             minted: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
             requests: Mutex::new(Vec::new()),
@@ -150,6 +153,12 @@ impl CiOidc {
 
     pub fn jobs(&self, change: impl FnOnce(&mut Jobs)) {
         change(&mut self.state.jobs.lock().unwrap());
+    }
+
+    /// Entra answers exchanges for `scope` (another resource than ACR) with `token`.
+    pub fn grant(&self, scope: &str, token: &str) {
+        let mut scoped = self.state.scoped.lock().unwrap();
+        scoped.insert(scope.to_string(), token.to_string());
     }
 
     pub fn take_requests(&self) -> Vec<String> {
@@ -292,9 +301,7 @@ async fn entra(
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.get(name).map(String::as_str);
-    if field("grant_type") != Some("client_credentials")
-        || field("scope") != Some("https://containerregistry.azure.net/.default")
-    {
+    if field("grant_type") != Some("client_credentials") {
         return entra_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -302,6 +309,19 @@ async fn entra(
             "The request body must contain the following parameter: 'grant_type'.",
         );
     }
+    let scope = field("scope").unwrap_or_default();
+    let access_token = if scope == "https://containerregistry.azure.net/.default" {
+        state.access_token.clone()
+    } else if let Some(token) = state.scoped.lock().unwrap().get(scope) {
+        token.clone()
+    } else {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            500011,
+            &format!("The resource principal named {scope} was not found in the tenant."),
+        );
+    };
     if field("client_id") != Some(trust.client_id.as_str()) {
         return entra_error(
             StatusCode::BAD_REQUEST,
@@ -352,7 +372,7 @@ async fn entra(
             "token_type": "Bearer",
             "expires_in": jobs.entra_expires_in,
             "ext_expires_in": jobs.entra_expires_in,
-            "access_token": state.access_token,
+            "access_token": access_token,
         }),
     )
 }

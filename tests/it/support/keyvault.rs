@@ -52,10 +52,15 @@ pub struct Certificate {
     pub version: String,
     /// The private key, PEM (PKCS#8), in a file `openssl pkeyutl` reads.
     pub key_file: std::path::PathBuf,
+    /// The `openssl` that signs (found when the certificate was added: tests change PATH).
+    pub openssl: std::path::PathBuf,
     /// The leaf certificate, DER.
     pub leaf: Vec<u8>,
     /// The backing secret's value: the key and chain as PEM (`application/x-pem-file`).
     pub secret_pem: String,
+    /// The backing secret's content type: `application/x-pem-file` unless a test makes it
+    /// `application/x-pkcs12` (the secret's value stays PEM: a reader must refuse it unread).
+    pub content_type: String,
     /// Refuse `sign` with 403 ForbiddenByRbac (the caller lacks Key Vault Crypto User).
     pub sign_forbidden: bool,
 }
@@ -116,37 +121,49 @@ impl FakeKeyVault {
     }
 
     /// Adds the certificate `name` (its key in `key_file`, its leaf DER, the PEM its backing
-    /// secret holds) as one version; the key URL to sign with is `<url>keys/<name>`.
+    /// secret holds) as one version, and returns that version; the key URL to sign with is
+    /// `<url>keys/<name>`.
     pub fn add_certificate(
         &self,
         name: &str,
         key_file: &std::path::Path,
         leaf: Vec<u8>,
         secret_pem: String,
-    ) {
+    ) -> String {
+        let openssl =
+            super::tool("openssl").expect("openssl: check support::tool(\"openssl\") first");
         self.vault(|v| {
+            let version = format!(
+                "{:032x}",
+                0xce27_0000_u128 + v.certificates.len() as u128 + 1
+            );
             v.certificates.insert(
                 name.to_ascii_lowercase(),
                 Certificate {
-                    version: format!(
-                        "{:032x}",
-                        0xce27_0000_u128 + v.certificates.len() as u128 + 1
-                    ),
+                    version: version.clone(),
                     key_file: key_file.to_path_buf(),
+                    openssl: openssl.clone(),
                     leaf,
                     secret_pem,
+                    content_type: "application/x-pem-file".into(),
                     sign_forbidden: false,
                 },
             );
-        });
+            version
+        })
+    }
+
+    /// Changes the certificate `name` (added by [`FakeKeyVault::add_certificate`]).
+    pub fn certificate(&self, name: &str, change: impl FnOnce(&mut Certificate)) {
+        self.vault(|v| change(v.certificates.get_mut(&name.to_ascii_lowercase()).unwrap()));
     }
 }
 
 /// `openssl pkeyutl -sign` of `digest` with the key in `key_file` as `alg` asks: RSASSA-PSS with
 /// a salt as long as the hash (PS*), or ECDSA (ES*, turned from DER into r ‖ s as Key Vault
 /// answers). `None` for an algorithm the key cannot make.
-fn sign_digest(key_file: &std::path::Path, alg: &str, digest: &[u8]) -> Option<Vec<u8>> {
-    let hash = match &alg[2..] {
+fn sign_digest(cert: &Certificate, alg: &str, digest: &[u8]) -> Option<Vec<u8>> {
+    let hash = match alg.get(2..)? {
         "256" => "sha256",
         "384" => "sha384",
         "512" => "sha512",
@@ -155,9 +172,9 @@ fn sign_digest(key_file: &std::path::Path, alg: &str, digest: &[u8]) -> Option<V
     let dir = tempfile::tempdir().ok()?;
     let input = dir.path().join("digest");
     std::fs::write(&input, digest).ok()?;
-    let mut cmd = std::process::Command::new("openssl");
+    let mut cmd = std::process::Command::new(&cert.openssl);
     cmd.args(["pkeyutl", "-sign", "-inkey"])
-        .arg(key_file)
+        .arg(&cert.key_file)
         .arg("-in")
         .arg(&input);
     cmd.args(["-pkeyopt", &format!("digest:{hash}")]);
@@ -368,7 +385,7 @@ async fn route(vault: &Mutex<Vault>, base: &str, req: Request<Incoming>) -> Http
                     "sid": format!("{base}secrets/{name}/{ver}"),
                     "cer": b64.encode(&cert.leaf),
                     "attributes": attributes(true),
-                    "policy": {"key_props": {"exportable": true}, "secret_props": {"contentType": "application/x-pem-file"}},
+                    "policy": {"key_props": {"exportable": true}, "secret_props": {"contentType": cert.content_type}},
                 }),
             )
         }
@@ -380,7 +397,7 @@ async fn route(vault: &Mutex<Vault>, base: &str, req: Request<Incoming>) -> Http
             {
                 Some(cert) => reply(
                     StatusCode::OK,
-                    json!({"value": cert.secret_pem, "contentType": "application/x-pem-file", "id": format!("{base}secrets/{name}/{version}"), "kid": format!("{base}keys/{name}/{version}"), "managed": true, "attributes": attributes(true)}),
+                    json!({"value": cert.secret_pem, "contentType": cert.content_type, "id": format!("{base}secrets/{name}/{version}"), "kid": format!("{base}keys/{name}/{version}"), "managed": true, "attributes": attributes(true)}),
                 ),
                 None => error(
                     StatusCode::NOT_FOUND,
@@ -418,7 +435,7 @@ async fn route(vault: &Mutex<Vault>, base: &str, req: Request<Incoming>) -> Http
             let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
             let alg = body["alg"].as_str().unwrap_or_default().to_string();
             let digest = body["value"].as_str().and_then(|d| url.decode(d).ok());
-            let signature = digest.and_then(|d| sign_digest(&cert.key_file, &alg, &d));
+            let signature = digest.and_then(|d| sign_digest(&cert, &alg, &d));
             match signature {
                 Some(signature) => reply(
                     StatusCode::OK,
