@@ -36,6 +36,7 @@ struct Carried {
 /// it in the build's layout; the image's name and manifest (to restore) and what was added.
 async fn carry(
     ctx: &mut AppContext,
+    signer: &publish::Signer,
     args: &ExportArgs,
     built: &BuiltImage,
     repository: &RegistryRef,
@@ -54,16 +55,15 @@ async fn carry(
         .collect();
     let written = deploy::write(ctx, &args.objects.settings()?, &image, &built.layout, &tags)?;
     let key = ctx.key.clone();
-    let signing = args.sign.settings()?;
-    publish::sign(
-        &mut ctx.store,
-        &key,
-        &signing,
-        &built.layout,
-        &written.descriptor,
-        out,
-    )
-    .await?;
+    signer
+        .sign(
+            &mut ctx.store,
+            &key,
+            &built.layout,
+            &written.descriptor,
+            out,
+        )
+        .await?;
     let carried = Carried {
         tags,
         digest: written.descriptor.digest.to_string(),
@@ -84,17 +84,21 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
     let settings = args.image.settings()?;
     let signing = args.sign.settings()?;
     let mut ctx = global.app_context(out)?;
+    // The signing key is read before anything is built.
+    let signer = publish::Signer::prepare(&ctx.store, &ctx.key, &signing).await?;
     let built = build_image(ctx.app.clone(), &settings, None, out).await?;
     crate::attest::attach(&built, &settings, out)?;
     let (key, image) = (ctx.key.clone(), &built.descriptor);
-    publish::sign(&mut ctx.store, &key, &signing, &built.layout, image, out).await?;
+    signer
+        .sign(&mut ctx.store, &key, &built.layout, image, out)
+        .await?;
     let file_name = archive::default_file_name(&built.app.name, &built.tag);
     let target = args
         .out
         .clone()
         .unwrap_or_else(|| built.app.dir.join(file_name));
     let carried = match &args.with_deploy {
-        Some(repository) => Some(carry(&mut ctx, args, &built, repository, out).await?),
+        Some(repository) => Some(carry(&mut ctx, &signer, args, &built, repository, out).await?),
         None => None,
     };
     let packed = archive::pack(&built.layout, &target, built.options.mtime());

@@ -80,20 +80,15 @@ pub async fn publish(
     } else {
         settings.envs.clone()
     };
+    let signer = super::Signer::prepare(&ctx.store, &ctx.key, &settings.sign).await?;
     let dir = crate::interrupt::temp_dir()?;
     let layout = Layout::create(dir.path())?;
     let written = write(ctx, &settings.objects, &image, &layout, &[envs[0].clone()])?;
     let (descriptor, metadata, names) = (written.descriptor, written.metadata, written.objects);
     let key = ctx.key.clone();
-    super::sign(
-        &mut ctx.store,
-        &key,
-        &settings.sign,
-        &layout,
-        &descriptor,
-        out,
-    )
-    .await?;
+    signer
+        .sign(&mut ctx.store, &key, &layout, &descriptor, out)
+        .await?;
     let mut unchanged = true;
     for env in &envs {
         let target = repository.with_tag(env)?;

@@ -70,27 +70,35 @@ pub async fn publish(
     yes: bool,
     out: &Output,
 ) -> anyhow::Result<Pushed> {
-    // Keeps an unpacked archive alive until the push is done.
-    let mut _unpacked = None;
-    let (key, layout, build, app_name) = match &settings.source {
-        ImageSource::Layout(dir) => (source_key(from, dir)?, Layout::open(dir)?, None, None),
-        ImageSource::Archive(file) => {
-            let dir = crate::interrupt::temp_dir()?;
-            let layout = archive::unpack(file, dir.path())?;
-            _unpacked = Some(dir);
-            (source_key(from, file)?, layout, None, None)
-        }
+    // The app is loaded and the signing key read before anything is built, unpacked or sent.
+    let (key, source) = match &settings.source {
+        ImageSource::Layout(dir) => (source_key(from, dir)?, Source::Layout(dir)),
+        ImageSource::Archive(file) => (source_key(from, file)?, Source::Archive(file)),
         ImageSource::Build(image) => {
             let app = match app {
                 Some(app) => app,
                 None => crate::app::load(from)?,
             };
+            (state_key(&app.manifest_path)?, Source::Build(image, app))
+        }
+    };
+    let signer = Signer::prepare(store, &key, &settings.sign).await?;
+    // Keeps an unpacked archive alive until the push is done.
+    let mut _unpacked = None;
+    let (layout, build, app_name) = match source {
+        Source::Layout(dir) => (Layout::open(dir)?, None, None),
+        Source::Archive(file) => {
+            let dir = crate::interrupt::temp_dir()?;
+            let layout = archive::unpack(file, dir.path())?;
+            _unpacked = Some(dir);
+            (layout, None, None)
+        }
+        Source::Build(image, app) => {
             let built = build_image(app, image, None, out).await?;
             crate::attest::attach(&built, image, out)?;
             let report = built.report(image.format);
             let name = objects::dns_name(&built.app.name);
-            let key = state_key(&built.app.manifest_path)?;
-            (key, built.layout, Some(report), Some(name))
+            (built.layout, Some(report), Some(name))
         }
     };
     let reference = match &settings.reference {
@@ -101,7 +109,7 @@ pub async fn publish(
     };
     let (image, deploy_tags) = carried::images(&layout)?;
     let (descriptor, _) = layout.image(image.as_deref())?;
-    sign(store, &key, &settings.sign, &layout, &descriptor, out).await?;
+    signer.sign(store, &key, &layout, &descriptor, out).await?;
     let report = push(
         store,
         &key,
@@ -122,34 +130,58 @@ pub async fn publish(
     Ok(Pushed { build, report })
 }
 
-/// Signs the layout's image (and its provenance) as `choice` says, with the key given or the one
-/// remembered for `key`, and remembers the choice.
-pub async fn sign(
-    store: &mut Store,
-    key: &str,
-    choice: &Signing,
-    layout: &Layout,
-    image: &crate::oci::Descriptor,
-    out: &Output,
-) -> anyhow::Result<()> {
-    let (settings, remember) = choice.resolve(store.app(key).signing.as_ref())?;
-    if let Some(settings) = &settings {
-        let signer = signing::signer(settings).await?;
-        let made = signing::sign_layout(layout, image, signer.as_ref()).await?;
-        if !made.is_empty() {
-            out.info(format!(
-                "signed {} manifest(s) of {}",
-                made.len(),
-                image.digest
-            ));
+/// The image source with what it needs read: the app to build, loaded.
+enum Source<'a> {
+    Layout(&'a Path),
+    Archive(&'a Path),
+    Build(&'a BuildSettings, App),
+}
+
+/// The signer a push uses, made before anything is built or sent (a key that is no key, a chain
+/// that does not match, a vault that refuses: refused first), and what to remember after.
+pub struct Signer {
+    signer: Option<Box<dyn crate::attest::notation::Signer>>,
+    remember: Option<crate::state::SigningKeyState>,
+}
+
+impl Signer {
+    /// The key `choice` gives, else the one remembered for `key`, loaded (or reached) now.
+    pub async fn prepare(store: &Store, key: &str, choice: &Signing) -> anyhow::Result<Signer> {
+        let (settings, remember) = choice.resolve(store.app(key).signing.as_ref())?;
+        let signer = match &settings {
+            Some(settings) => Some(signing::signer(settings).await?),
+            None => None,
+        };
+        Ok(Signer { signer, remember })
+    }
+
+    /// Signs the layout's `image` (and its provenance), then remembers the key for `key`.
+    pub async fn sign(
+        &self,
+        store: &mut Store,
+        key: &str,
+        layout: &Layout,
+        image: &crate::oci::Descriptor,
+        out: &Output,
+    ) -> anyhow::Result<()> {
+        if let Some(signer) = &self.signer {
+            let made = signing::sign_layout(layout, image, signer.as_ref()).await?;
+            if !made.is_empty() {
+                out.info(format!(
+                    "signed {} manifest(s) of {}",
+                    made.len(),
+                    image.digest
+                ));
+            }
         }
+        if store.app(key).signing != self.remember {
+            let remember = self.remember.clone();
+            store.update(out, |state| {
+                state.apps.entry(key.to_string()).or_default().signing = remember;
+            })?;
+        }
+        Ok(())
     }
-    if store.app(key).signing != remember {
-        store.update(out, |state| {
-            state.apps.entry(key.to_string()).or_default().signing = remember;
-        })?;
-    }
-    Ok(())
 }
 
 /// Pushes the layout's image to `target` (its tag, when none is given, the image's own or

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
+use crate::notation::test_pki::{self, KeyKind, Leaf};
 use crate::support;
 use crate::support::apps::wasm;
 use crate::support::registry::Registry;
@@ -1696,6 +1697,42 @@ fn cases() -> Vec<Case> {
             code: 2,
             says: &["the --trust-cert", NO_CERTIFICATE, "root or intermediate CA"],
         },
+        // ---------- #28: signing keys, refused before anything is built or pushed ----------
+        Case {
+            name: "push --sign with a file that holds no key names the file",
+            setup: |home| {
+                std::fs::write(home.join("key.pem"), "not a key").unwrap();
+                signed_push(home, "key.pem", None)
+            },
+            code: 2,
+            says: &["key.pem", "private key"],
+        },
+        Case {
+            name: "push --sign with a key that does not exist says so",
+            setup: |home| signed_push(home, "nokey.pem", None),
+            code: 2,
+            says: &["--sign", "nokey.pem", "does not exist"],
+        },
+        Case {
+            name: "push --sign with a chain of another key is refused",
+            setup: |home| {
+                pki(home, KeyKind::P256, &[]);
+                let other = test_pki::make("other root", &Leaf::new(KeyKind::P256));
+                std::fs::write(home.join("chain.pem"), other.chain_pem).unwrap();
+                signed_push(home, "key.pem", Some("chain.pem"))
+            },
+            code: 2,
+            says: &["chain.pem", "is not the certificate of the key", "key.pem"],
+        },
+        Case {
+            name: "push --sign with a certificate without the code-signing EKU is refused",
+            setup: |home| {
+                pki(home, KeyKind::Rsa2048, &[rcgen::ExtendedKeyUsagePurpose::ServerAuth]);
+                signed_push(home, "key.pem", Some("chain.pem"))
+            },
+            code: 2,
+            says: &["chain.pem", "cannot sign"],
+        },
     ]
 }
 
@@ -2312,4 +2349,37 @@ fn ci_over_http(home: &Path, vars: &[(&str, &str)]) -> Setup {
         run = run.env(*name, *value);
     }
     Ok(run)
+}
+
+// ---------- #28: helpers of the signing rows ----------
+
+/// `push` of an app to a closed port, signed with `key` (and the chain `cert`) in `home`.
+fn signed_push(home: &Path, key: &str, cert: Option<&str>) -> Setup {
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let mut run = run(["push", "--skip-spin-build", "-f"])
+        .arg(app)
+        .arg(format!("{}/a:1", closed_port()))
+        .arg("--sign")
+        .arg(home.join(key));
+    if let Some(cert) = cert {
+        run = run.arg("--sign-cert").arg(home.join(cert));
+    }
+    Ok(run.within(30))
+}
+
+/// A test PKI of `kind` written into `home` as `key.pem` and `chain.pem`; a leaf with `usages`
+/// as its extended key usages when given.
+fn pki(
+    home: &Path,
+    kind: KeyKind,
+    usages: &[rcgen::ExtendedKeyUsagePurpose],
+) -> crate::notation::test_pki::Pki {
+    let mut leaf = Leaf::new(kind);
+    if !usages.is_empty() {
+        leaf.extended_key_usages = usages.to_vec();
+    }
+    let pki = test_pki::make("spin-aks bad-input root", &leaf);
+    std::fs::write(home.join("key.pem"), &pki.key_pem).unwrap();
+    std::fs::write(home.join("chain.pem"), &pki.chain_pem).unwrap();
+    pki
 }
