@@ -438,3 +438,67 @@ fn timing_of_verify_against_notation_verify() {
     );
     eprintln!("median of 10: spin-aks verify {ours:?}, notation verify {theirs:?}");
 }
+
+/// Across an air gap: `export --sign` carries the signatures, SBOM and provenance in the archive;
+/// `push --from-archive` on the other side pushes them along with the image, and `verify` of the
+/// pushed image finds them all on the registry.
+#[test]
+fn a_signed_export_pushed_from_its_archive_verifies_on_the_registry() {
+    let Some(registry) = Registry::open() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let app = generated_app(home, 2, 200);
+    let pki = test_pki::make("spin-aks air-gap root", &Leaf::new(KeyKind::P384));
+    let key = pem_file(home, "key.pem", &pki.key_pem);
+    let chain = pem_file(home, "chain.pem", &pki.chain_pem);
+    let archive = home.join("app.oci.tar");
+    let output = spin_aks(home)
+        .args(["--output", "json", "export", "--skip-spin-build", "-f"])
+        .arg(&app)
+        .arg("-o")
+        .arg(&archive)
+        .args(["--sign", &key, "--sign-cert", &chain])
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let exported = json_stdout(&output);
+
+    // The other side: another home, the archive only.
+    let inside = tempfile::tempdir().unwrap();
+    let repository = format!("{}/airgap/app", registry.host());
+    let output = spin_aks(inside.path())
+        .args(["--output", "json", "push", &repository, "--from-archive"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let pushed = json_stdout(&output);
+    assert_eq!(pushed["digest"], exported["digest"]);
+    let types: Vec<&str> = (pushed["referrers"].as_array().unwrap().iter())
+        .map(|r| r["artifact_type"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "application/vnd.cyclonedx+json",
+        "application/vnd.in-toto+json",
+        "application/vnd.cncf.notary.signature",
+    ] {
+        assert!(types.contains(&wanted), "{wanted} pushed along: {types:?}");
+    }
+    let root = pem_file(inside.path(), "root.pem", &pki.root_pem);
+    let pinned = format!("{repository}@{}", exported["digest"].as_str().unwrap());
+    let output = spin_aks(inside.path())
+        .args(["--output", "json", "verify", &pinned, "--trust-cert", &root])
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let report = json_stdout(&output);
+    assert_eq!(report["signatures"][0]["verdict"], "verified", "{report}");
+    assert_eq!(report["provenance"][0]["matches_image"], true, "{report}");
+    assert_eq!(
+        report["sboms"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+}
