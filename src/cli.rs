@@ -58,35 +58,29 @@ impl Cli {
 /// The value parser of a flag whose value may hold a secret (`--secret`, `--kv-store`,
 /// `--sqlite`): a refusal names the flag and the problem but never the value, which clap's own
 /// "invalid value '…'" would repeat. The wrapped parser's message must not repeat it either.
-#[derive(Clone)]
-struct Redacted<T>(fn(&str) -> Result<T, String>);
-
-impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Redacted<T> {
-    type Value = T;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<T, clap::Error> {
-        parse_unechoed(
-            self.0,
-            " (its value is not shown: it may hold a secret)",
-            cmd,
-            arg,
-            value,
-        )
+fn redacted<T>(parse: fn(&str) -> Result<T, String>) -> Unechoed<T> {
+    Unechoed {
+        parse,
+        note: " (its value is not shown: it may hold a secret)",
     }
 }
 
 /// The value parser of an image or repository flag (`--image`, `--repository`, `--with-deploy`):
 /// the reference parser's own message shows the value with any `user:password@` hidden, so
 /// clap's "invalid value '…'", which would show it whole, is left out.
-#[derive(Clone)]
-struct Reference<T>(fn(&str) -> Result<T, String>);
+fn reference<T>(parse: fn(&str) -> Result<T, String>) -> Unechoed<T> {
+    Unechoed { parse, note: "" }
+}
 
-impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Reference<T> {
+/// A value parser whose refusal is `invalid --<flag><note>: <why>`, never clap's message with
+/// the raw value in it.
+#[derive(Clone)]
+struct Unechoed<T> {
+    parse: fn(&str) -> Result<T, String>,
+    note: &'static str,
+}
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Unechoed<T> {
     type Value = T;
 
     fn parse_ref(
@@ -95,7 +89,7 @@ impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Refer
         arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<T, clap::Error> {
-        parse_unechoed(self.0, "", cmd, arg, value)
+        parse_unechoed(self.parse, self.note, cmd, arg, value)
     }
 }
 
@@ -121,7 +115,7 @@ fn parse_unechoed<T>(
     parse(text).map_err(refuse)
 }
 
-/// `--image`: an image reference; the message hides credentials (see [`Reference`]).
+/// `--image`: an image reference; the message hides credentials (see [`reference`]).
 fn parse_image(value: &str) -> Result<ImageRef, String> {
     ImageRef::parse(value).map_err(|e| format!("{e:#}"))
 }
@@ -345,7 +339,7 @@ pub struct ExportArgs {
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Also carry the deploy artifact, its objects running the image from this repository (where the image will be pushed on the other side)
-    #[arg(long, value_name = "REPOSITORY", value_parser = Reference(parse_repository))]
+    #[arg(long, value_name = "REPOSITORY", value_parser = reference(parse_repository))]
     pub with_deploy: Option<RegistryRef>,
     /// With --with-deploy: the deploy artifact's tag (an environment, repeatable; default `latest`)
     #[arg(long = "env", value_name = "ENV", requires = "with_deploy", value_parser = validate::parse_dns_label)]
@@ -433,7 +427,7 @@ pub struct ScaffoldArgs {
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// The image reference, `[registry/]repository[:tag][@sha256:…]` (default `<app>:<version>`)
-    #[arg(long, value_name = "REF", value_parser = Reference(parse_image))]
+    #[arg(long, value_name = "REF", value_parser = reference(parse_image))]
     pub image: Option<ImageRef>,
     /// Also write a `FROM scratch` Dockerfile and .dockerignore into the app directory
     #[arg(long)]
@@ -479,10 +473,10 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "NAME", value_parser = validate::parse_dns_subdomain)]
     pub service_account: Option<String>,
     /// A key-value store: `<label>=redis:<url>` or `<label>=cosmos:<account>/<database>/<container>` (repeatable)
-    #[arg(long = "kv-store", value_name = "LABEL=BACKEND", value_parser = Redacted(runtime_config::parse_kv_store))]
+    #[arg(long = "kv-store", value_name = "LABEL=BACKEND", value_parser = redacted(runtime_config::parse_kv_store))]
     pub kv_stores: Vec<Store>,
     /// A SQLite database: `<label>=libsql:<url>` (repeatable)
-    #[arg(long = "sqlite", value_name = "LABEL=BACKEND", value_parser = Redacted(runtime_config::parse_sqlite))]
+    #[arg(long = "sqlite", value_name = "LABEL=BACKEND", value_parser = redacted(runtime_config::parse_sqlite))]
     pub sqlite: Vec<Store>,
     /// CPU limit, e.g. `500m`
     #[arg(long, value_name = "QUANTITY", value_parser = validate::parse_quantity)]
@@ -602,7 +596,7 @@ pub struct DeployArgs {
     #[arg(long, value_name = "HOST", value_parser = validate::parse_dns_subdomain)]
     pub host: Option<String>,
     /// A secret variable's value: `NAME=VALUE`, `NAME=@FILE`, or `NAME` (from env `SPIN_VARIABLE_<NAME>`)
-    #[arg(long = "secret", value_name = "NAME[=VALUE|=@FILE]", value_parser = Redacted(SecretArg::parse))]
+    #[arg(long = "secret", value_name = "NAME[=VALUE|=@FILE]", value_parser = redacted(SecretArg::parse))]
     pub secrets: Vec<SecretArg>,
     /// How to reach an AKS API server: directly, or through AKS run command (the default for private clusters)
     #[arg(long, value_enum, default_value_t = Via::Auto)]
@@ -628,7 +622,7 @@ pub enum Via {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// The image (default: this app's last push, pinned by digest)
-    #[arg(long, value_name = "REF", value_parser = Reference(parse_image))]
+    #[arg(long, value_name = "REF", value_parser = reference(parse_image))]
     pub image: Option<ImageRef>,
     #[command(flatten)]
     pub deploy: DeployArgs,
@@ -644,7 +638,7 @@ pub struct TrustArgs {
     #[arg(long = "trust-cert", value_name = "FILE")]
     pub trust_certs: Vec<PathBuf>,
     /// The signing identity to require, in Notation's x509.subject form (`C=US,ST=WA,O=Example,CN=Signer`)
-    #[arg(long, value_name = "DN", value_parser = Reference(parse_subject))]
+    #[arg(long, value_name = "DN", value_parser = reference(parse_subject))]
     pub subject: Option<String>,
 }
 
@@ -704,10 +698,10 @@ pub struct ObjectArgs {
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     /// The image the objects run (default: this app's last push, pinned by digest)
-    #[arg(long, value_name = "REF", value_parser = Reference(parse_image))]
+    #[arg(long, value_name = "REF", value_parser = reference(parse_image))]
     pub image: Option<ImageRef>,
     /// The deploy artifact's repository, `registry/name` (default: `<image repository>-deploy`)
-    #[arg(long, value_name = "REPOSITORY", value_parser = Reference(parse_repository))]
+    #[arg(long, value_name = "REPOSITORY", value_parser = reference(parse_repository))]
     pub repository: Option<RegistryRef>,
     /// The tag to push, one per environment (repeatable; default `latest`)
     #[arg(long = "env", value_name = "ENV", value_parser = validate::parse_dns_label)]
@@ -760,7 +754,7 @@ pub struct FleetAddArgs {
     #[arg(long)]
     pub insecure: bool,
     /// A secret variable's value, written into each cluster's Secret: `NAME=VALUE`, `NAME=@FILE`, or `NAME` (from env `SPIN_VARIABLE_<NAME>`)
-    #[arg(long = "secret", value_name = "NAME[=VALUE|=@FILE]", value_parser = Redacted(SecretArg::parse))]
+    #[arg(long = "secret", value_name = "NAME[=VALUE|=@FILE]", value_parser = redacted(SecretArg::parse))]
     pub secrets: Vec<SecretArg>,
     #[command(flatten)]
     pub objects: ObjectArgs,
@@ -1643,8 +1637,10 @@ impl InstallSourceArgs {
         // shows the value with any credentials hidden (they belong in the Docker config).
         let registry_path = |flag: &str, given: &str| {
             let registry = given.trim_start_matches("oci://").trim_end_matches('/');
-            RegistryRef::parse(&format!("{registry}/chart"))
-                .map_err(|e| crate::bad_input!("{flag} is not a registry and path: {e:#}"))?;
+            RegistryRef::parse(&format!("{registry}/chart")).map_err(|e| {
+                let shown = crate::oci::reference::shown(given);
+                crate::bad_input!("{flag} `{shown}` is not a registry and path: {e:#}")
+            })?;
             Ok::<_, anyhow::Error>(registry.to_string())
         };
         let flux_registry = registry_path("--flux-registry", &self.flux_registry)?;

@@ -60,8 +60,12 @@ pub async fn add(
     settings: &AddSettings,
     out: &Output,
 ) -> anyhow::Result<Vec<Changed>> {
-    // Every cluster named is checked (an AKS reference's shape, a context in the kubeconfig, its
-    // client built) before anything is applied to any of them.
+    // What is published and its objects come first (the state file and the app, no cluster);
+    // then every cluster named is checked (an AKS reference's shape, a context in the kubeconfig,
+    // its client built) before anything is applied to any of them.
+    let (repository, published) = published(ctx, &settings.env)?;
+    let image = ImageRef::parse(&published.image)?;
+    let (objects, store_secrets) = artifact_objects(ctx, &settings.objects, &image)?;
     let mut contexts = Vec::new();
     for cluster in &settings.clusters {
         if aks_selector(cluster)?.is_none() {
@@ -74,9 +78,6 @@ pub async fn add(
         let conn = connect(settings.kubeconfig.clone(), context, &settings.namespace).await?;
         connections.insert(context, conn);
     }
-    let (repository, published) = published(ctx, &settings.env)?;
-    let image = ImageRef::parse(&published.image)?;
-    let (objects, store_secrets) = artifact_objects(ctx, &settings.objects, &image)?;
     let name = ctx.name.clone();
     let follow = flux::Follow {
         name: &name,

@@ -314,7 +314,7 @@ fn credentials_end(s: &str) -> Option<usize> {
 }
 
 /// The reference as messages show it: credentials replaced, the whole cut to a readable length.
-fn shown(s: &str) -> String {
+pub fn shown(s: &str) -> String {
     let (scheme, unschemed) = match scheme(s) {
         Some(scheme) => (format!("{scheme}://"), &s[scheme.len() + 3..]),
         None => (String::new(), s),

@@ -36,7 +36,7 @@ fn install_flags_are_refused_before_any_cluster_call() {
         ),
         (
             &["--module-proxy", "not a url"],
-            "--module-proxy `not a url` is not a URL",
+            "--module-proxy is not a URL with a host",
         ),
         (
             &["--flux-registry", "Not A Registry!"],
