@@ -79,7 +79,10 @@ pub async fn publish(
                 Some(app) => app,
                 None => crate::app::load(from)?,
             };
-            (state_key(&app.manifest_path)?, Source::Build(image, app))
+            (
+                state_key(&app.manifest_path)?,
+                Source::Build(image, Box::new(app)),
+            )
         }
     };
     let signer = Signer::prepare(store, &key, &settings.sign).await?;
@@ -94,7 +97,7 @@ pub async fn publish(
             (layout, None, None)
         }
         Source::Build(image, app) => {
-            let built = build_image(app, image, None, out).await?;
+            let built = build_image(*app, image, None, out).await?;
             crate::attest::attach(&built, image, out)?;
             let report = built.report(image.format);
             let name = objects::dns_name(&built.app.name);
@@ -134,7 +137,7 @@ pub async fn publish(
 enum Source<'a> {
     Layout(&'a Path),
     Archive(&'a Path),
-    Build(&'a BuildSettings, App),
+    Build(&'a BuildSettings, Box<App>),
 }
 
 /// The signer a push uses, made before anything is built or sent (a key that is no key, a chain
