@@ -495,6 +495,32 @@ impl<R> ImportScanner<R> {
     }
 }
 
+/// The `ns:pkg/name@version` names a component in memory imports and exports at its top level,
+/// read exactly. For a component made from a core module, whose adapter's internal names
+/// (`wasi:cli/environment@0.2.0-get-environment`) would fool [`ImportScanner`].
+pub fn top_level_names(component: &[u8]) -> anyhow::Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload? {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    names.extend(parse_name(import?.name.name.as_bytes()));
+                }
+            }
+            wasmparser::Payload::ComponentExportSection(reader) if depth == 1 => {
+                for export in reader {
+                    names.extend(parse_name(export?.name.name.as_bytes()));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
 fn is_name_byte(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b':' | b'/' | b'@')
 }
@@ -609,6 +635,28 @@ mod tests {
     fn triggers_newer_than_the_target_warn() {
         assert_eq!(min_shim_for_trigger("mqtt").unwrap().shim, "v0.16.0");
         assert_eq!(min_shim_for_trigger("cron"), None);
+    }
+
+    #[test]
+    fn top_level_names_are_a_components_own_imports_and_exports_only() {
+        // A nested component's import and an adapter-style internal name are not the host's.
+        let wasm = wat::parse_str(
+            r#"(component
+              (import "wasi:cli/environment@0.2.0" (instance))
+              (component (import "wasi:io/streams@0.2.6" (instance)))
+              (@custom "name" "wasi:cli/environment@0.2.0-get-environment")
+              (instance $empty)
+              (export "wasi:http/incoming-handler@0.2.0" (instance $empty)))"#,
+        )
+        .unwrap();
+        let names: Vec<String> = top_level_names(&wasm).unwrap().into_iter().collect();
+        assert_eq!(
+            names,
+            [
+                "wasi:cli/environment@0.2.0",
+                "wasi:http/incoming-handler@0.2.0"
+            ]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use wac_graph::types::{Package, SubtypeChecker, WorldId};
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId};
 
 use super::capabilities::denied_imports;
+use super::componentize::componentize;
 use super::dependencies::matches_import;
 use super::model::{Component, Dependency, Inherit};
 use crate::bad_input;
@@ -141,16 +142,16 @@ pub fn compose(
         .with_context(|| format!("cannot compose component `{id}` with its dependencies"))
 }
 
-/// Registers `wasm` as package `name` and instantiates it; the error says why it cannot be.
+/// Registers `wasm` (a component, or a core module made into one) as package `name` and
+/// instantiates it; the error says why it cannot be.
 fn register(
     graph: &mut CompositionGraph,
     name: &str,
     wasm: Vec<u8>,
 ) -> Result<(WorldId, NodeId), String> {
-    // A core module's version field is 1 (and its layer 0); a component's layer is 1.
-    if wasm.get(..4) == Some(b"\0asm") && wasm.get(6..8) == Some(&[0, 0]) {
-        return Err("is a core wasm module: Spin turns it into a component before composing, spin-aks does not; build it as a component, or build with `--format image`".into());
-    }
+    // Spin's loader makes a core module into a component before composing, the component's own
+    // source and each dependency's alike (crates/compose/src/lib.rs:104-134@v4.0.2).
+    let wasm = componentize(wasm)?;
     let package = Package::from_bytes(name, None, wasm, graph.types_mut())
         .map_err(|e| format!("is not a wasm component that can be composed: {e:#}"))?;
     let world = package.ty();

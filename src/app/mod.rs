@@ -4,6 +4,7 @@
 mod capabilities;
 pub mod chaining;
 pub mod compat;
+mod componentize;
 pub mod compose;
 pub mod dependencies;
 mod ids;

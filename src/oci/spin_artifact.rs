@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 
 use anyhow::Context;
 
@@ -17,7 +17,7 @@ use super::media_types::{
     ARCHIVE_LAYER, DATA_LAYER, IMAGE_CONFIG, IMAGE_MANIFEST, LOCKED_APP_LAYER, WASM_LAYER,
 };
 use super::{Descriptor, Digest, ImageManifest, Layout};
-use crate::app::compat::{import_warnings, ImportScanner};
+use crate::app::compat::{import_warnings, top_level_names};
 use crate::app::{compose, MountedFile, ResolvedApp, ResolvedComponent};
 
 /// Files up to this size travel inside the locked app instead of as layers.
@@ -187,9 +187,7 @@ fn composed_source(
     warnings: &mut Vec<String>,
     layers: &mut Vec<Descriptor>,
 ) -> anyhow::Result<LockedSource> {
-    let mut scanner = ImportScanner::new(wasm);
-    io::copy(&mut scanner, &mut io::sink())?;
-    let imports = scanner.finish();
+    let imports = top_level_names(wasm)?;
     warnings.extend(import_warnings(
         owner,
         imports.iter().map(String::as_str),

@@ -16,35 +16,11 @@ use spin_aks::build::{build_image, BuildSettings, BuiltImage};
 use spin_aks::oci::ImageFormat;
 use spin_aks::output::{Output, OutputMode};
 
-use crate::support::apps::{bytes, greeted, greeter, wasm};
+use crate::support::apps::{bytes, greeted, greeter, wasm, with_custom_section};
 
 /// cargo-auditable's audit data for a crate `web` 0.1.0 using spin-sdk, written as its
 /// auditable-serde serialises `VersionInfo` (packages naming dependencies by index).
 const AUDIT: &str = r#"{"packages":[{"name":"web","version":"0.1.0","source":"local","dependencies":[1],"root":true},{"name":"spin-sdk","version":"3.1.0","source":"crates.io","dependencies":[2]},{"name":"serde","version":"1.0.219","source":"crates.io"}]}"#;
-
-/// `module` with a custom section `name` appended (WebAssembly core spec 5.5.3: id 0, size,
-/// name, bytes; custom sections may come anywhere).
-fn with_custom_section(mut module: Vec<u8>, name: &str, data: &[u8]) -> Vec<u8> {
-    let leb = |mut n: usize| {
-        let mut out = Vec::new();
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return out;
-            }
-            out.push(byte | 0x80);
-        }
-    };
-    let mut payload = leb(name.len());
-    payload.extend_from_slice(name.as_bytes());
-    payload.extend_from_slice(data);
-    module.push(0);
-    module.extend(leb(payload.len()));
-    module.extend(payload);
-    module
-}
 
 fn zlib(text: &str) -> Vec<u8> {
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());

@@ -4,7 +4,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::support::apps::{greeted, greeter, wasm};
+use crate::support::apps::{
+    greeted, greeted_module, greeter, greeter_module, wasm, with_custom_section,
+};
 use crate::support::{json_stdout, serve_bytes, spin_aks};
 use sha2::Digest;
 
@@ -248,38 +250,16 @@ fn a_url_dependency_is_composed_and_its_download_cached() {
     assert_eq!(again["digest"], report["digest"]);
 }
 
-/// `wasm` with a custom section of `size` zero bytes appended (allowed anywhere in a component).
-fn with_custom_section(mut wasm: Vec<u8>, size: usize) -> Vec<u8> {
-    let name = b"padding";
-    let mut section = leb128(name.len());
-    section.extend_from_slice(name);
-    let body_len = section.len() + size;
-    wasm.push(0);
-    wasm.extend(leb128(body_len));
-    wasm.extend(section);
-    wasm.resize(wasm.len() + size, 0);
-    wasm
-}
-
-fn leb128(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 #[test]
 fn a_64_mib_url_dependency_is_downloaded_and_composed() {
     // The download streams into the cache while it is hashed; the composition (wac-graph) holds
     // the dependency whole, and its layer carries all of it.
     let home = tempfile::tempdir().unwrap();
-    let dependency = with_custom_section(greeter("test:greet/greeter", "u32", None), 64 << 20);
+    let dependency = with_custom_section(
+        greeter("test:greet/greeter", "u32", None),
+        "padding",
+        &vec![0; 64 << 20],
+    );
     let url = serve_bytes(dependency.clone(), 1, "big.wasm");
     let app = composed_app(
         home.path(),
@@ -302,7 +282,8 @@ fn a_64_mib_url_dependency_is_downloaded_and_composed() {
 fn dependencies_that_cannot_be_composed_exit_2_naming_component_and_dependency() {
     // crates/compose/src/lib.rs@v4.0.2: no matching import (247-262), a missing export
     // (317-346), an export that is not a subtype of the import (352-366); a denied capability
-    // needs the deny-all adapter (deny.rs:47-80); a core module is not composed by us.
+    // needs the deny-all adapter (deny.rs:47-80); a core module without wit-bindgen 0.5+
+    // metadata needs Spin's own adapter (crates/componentize/src/lib.rs:113-121).
     let field = "`component.api.dependencies.\"test:greet/greeter\"`";
     let cases = [
         (
@@ -339,7 +320,11 @@ fn dependencies_that_cannot_be_composed_exit_2_naming_component_and_dependency()
         ),
         (
             "\"test:greet/greeter\" = { path = \"../app/back.wasm\", inherit_configuration = true }",
-            vec![field, "is a core wasm module"],
+            vec![
+                field,
+                "is a core wasm module without the metadata of wit-bindgen 0.5 or later",
+                "--format image",
+            ],
         ),
     ];
     for (dependencies, expected) in cases {
@@ -358,6 +343,115 @@ fn dependencies_that_cannot_be_composed_exit_2_naming_component_and_dependency()
             blobs.map_or(true, |mut b| b.next().is_none()),
             "{dependencies}"
         );
+    }
+}
+
+#[test]
+fn core_modules_are_made_into_components_and_composed_as_spin_does() {
+    // Spin's loader makes every core module into a component before composing, the component's
+    // source and each dependency's alike (crates/compose/src/lib.rs:104-134@v4.0.2, from
+    // `spin registry push` (crates/oci/src/client.rs:371) and at start (crates/trigger/src/
+    // loader.rs:93)); a module made with wit-bindgen 0.5+ gets the WASI preview 1 reactor
+    // adapter (crates/componentize/src/lib.rs:54-110). Three of Spin's manifests: the component
+    // is a core module; a `path` dependency is; a `component` dependency's source is.
+    let cases = [
+        (
+            "api",
+            "\"test:greet/greeter\" = { path = \"../libs/greet.wasm\" }",
+        ),
+        (
+            "dependency",
+            "\"test:greet/greeter\" = { path = \"../libs/greet-module.wasm\" }",
+        ),
+        (
+            "component",
+            "\"test:greet/greeter\" = { component = \"back\" }\n[component.back]\nsource = \"back.wasm\"",
+        ),
+    ];
+    for (module, dependencies) in cases {
+        let home = tempfile::tempdir().unwrap();
+        let app = composed_app(home.path(), dependencies);
+        std::fs::write(home.path().join("libs/greet-module.wasm"), greeter_module()).unwrap();
+        std::fs::write(app.join("back.wasm"), greeter_module()).unwrap();
+        if module == "api" {
+            std::fs::write(app.join("api.wasm"), greeted_module(Some("0.41.0"), "")).unwrap();
+        }
+        let (report, _, locked) = build(home.path(), &app, &[]);
+        let component = &locked["components"][0];
+        assert_eq!(component["id"], "api", "{module}");
+        assert_eq!(component.get("dependencies"), None, "{module}");
+        let digest = component["source"]["digest"].as_str().unwrap();
+        let composed = blob(&app.join(".spin-aks/oci"), digest);
+        // A component (the preamble's layer field is 1) that wasmparser validates.
+        assert_eq!(&composed[4..8], [0x0d, 0, 1, 0], "{module}");
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(&composed)
+            .unwrap_or_else(|e| panic!("{module}: {e}"));
+        let (imports, exports) = imports_and_exports(&composed);
+        // The dependency satisfied the greeter; what is left is the adapter's WASI 0.2.0
+        // imports: the environment the module reads, and the stderr the adapter reports its own
+        // failures on (it keeps only what those need).
+        let expected: &[&str] = if module == "api" {
+            &[
+                "wasi:cli/environment@0.2.0",
+                "wasi:io/error@0.2.0",
+                "wasi:io/streams@0.2.0",
+                "wasi:cli/stderr@0.2.0",
+            ]
+        } else {
+            &[]
+        };
+        assert_eq!(imports, expected, "{module}");
+        assert_eq!(exports, ["test:app/runner"], "{module}");
+        assert!(
+            report["warnings"].as_array().unwrap().is_empty(),
+            "{module}: {report}"
+        );
+        // The same module gives the same component, in another process too.
+        let (again, _, _) = build(home.path(), &app, &[]);
+        assert_eq!(again["digest"], report["digest"], "{module}");
+    }
+}
+
+#[test]
+fn a_core_module_spin_cannot_make_into_a_component_exits_2_naming_the_component() {
+    // crates/componentize/src/lib.rs@v4.0.2: a wit-bindgen version outside 0.5 to 0.x is
+    // refused (55-61, 76-99); one without wit-bindgen metadata gets Spin's own adapter
+    // (113-121), not published; a WASI preview 1 call the adapter lacks fails the encoding.
+    let field = "`component.api.source`";
+    let cases = [
+        (
+            greeted_module(Some("0.4.0"), ""),
+            vec![field, "component `api`", "built with wit-bindgen 0.4.0"],
+        ),
+        (
+            greeted_module(None, ""),
+            vec![field, "component `api`", "Spin SDK 1.x", "--format image"],
+        ),
+        (
+            greeted_module(
+                Some("0.41.0"),
+                r#"(import "wasi_snapshot_preview1" "no_such_call" (func))"#,
+            ),
+            vec![
+                field,
+                "component `api`",
+                "cannot be made into a component",
+                "no_such_call",
+            ],
+        ),
+    ];
+    for (module, expected) in cases {
+        let home = tempfile::tempdir().unwrap();
+        let app = composed_app(
+            home.path(),
+            "\"test:greet/greeter\" = { path = \"../libs/greet.wasm\" }",
+        );
+        std::fs::write(app.join("api.wasm"), module).unwrap();
+        let stderr = refused(home.path(), &app, &[]);
+        for fragment in &expected {
+            assert!(stderr.contains(fragment), "{fragment}: {stderr}");
+        }
     }
 }
 

@@ -82,6 +82,90 @@ pub fn greeted() -> Vec<u8> {
     .unwrap()
 }
 
+/// `wasm` with a custom section `name` holding `data` appended (WebAssembly core spec 5.5.3: id
+/// 0, size, name, bytes; allowed anywhere in a module or a component).
+pub fn with_custom_section(mut wasm: Vec<u8>, name: &str, data: &[u8]) -> Vec<u8> {
+    let mut section = leb128(name.len());
+    section.extend_from_slice(name.as_bytes());
+    section.extend_from_slice(data);
+    wasm.push(0);
+    wasm.extend(leb128(section.len()));
+    wasm.extend(section);
+    wasm
+}
+
+fn leb128(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// The WIT of the greeter interface [`greeter`] and [`greeted`] share, and of the runner.
+const GREET_WIT: &str = "package test:greet;\ninterface greeter { greet: func() -> u32; }\n";
+
+/// A core module as a Spin SDK's wit-bindgen leaves it before Spin makes it into a component:
+/// the module `fields` (WAT) and a `component-type` section for world `world` of package
+/// `test:app` (WIT `wit`, which may use `test:greet/greeter`), naming wit-bindgen `bindgen` as
+/// its maker where given.
+pub fn core_module(wit: &str, world: &str, fields: &str, bindgen: Option<&str>) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    resolve.push_str("greet.wit", GREET_WIT).unwrap();
+    let package = resolve
+        .push_str("app.wit", &format!("package test:app;\n{wit}"))
+        .unwrap();
+    let world = resolve.select_world(&[package], Some(world)).unwrap();
+    let mut producers = wasm_metadata::Producers::empty();
+    if let Some(version) = bindgen {
+        producers.add("processed-by", "wit-bindgen-rust", version);
+    }
+    let section = wit_component::metadata::encode(
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        Some(&producers),
+    )
+    .unwrap();
+    let module = wat::parse_str(format!("(module {fields})")).unwrap();
+    with_custom_section(module, "component-type", &section)
+}
+
+/// [`greeted`] as a core module made with wit-bindgen 0.41.0: it imports `test:greet/greeter`,
+/// exports `test:app/runner`, and reads the environment size through WASI preview 1
+/// (`environ_sizes_get`), which the adapter answers with `wasi:cli/environment`.
+pub fn greeted_module(bindgen: Option<&str>, extra: &str) -> Vec<u8> {
+    core_module(
+        "interface runner { run: func() -> u32; }\nworld api { import test:greet/greeter; export runner; }",
+        "api",
+        &format!(
+            r#"(import "test:greet/greeter" "greet" (func $greet (result i32)))
+            (import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+            {extra}
+            (memory (export "memory") 1)
+            (func (export "test:app/runner#run") (result i32)
+              (drop (call $sizes (i32.const 0) (i32.const 4)))
+              (call $greet))"#
+        ),
+        bindgen,
+    )
+}
+
+/// [`greeter`] of `test:greet/greeter` (`u32`) as a core module made with wit-bindgen 0.41.0.
+pub fn greeter_module() -> Vec<u8> {
+    core_module(
+        "world lib { export test:greet/greeter; }",
+        "lib",
+        r#"(func (export "test:greet/greeter#greet") (result i32) (i32.const 42))"#,
+        Some("0.41.0"),
+    )
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed
