@@ -298,7 +298,7 @@ mod tests {
                 let parsed: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&pem)
                     .collect::<Result<_, _>>()
                     .unwrap();
-                assert_eq!(parsed, [root.clone()]);
+                assert_eq!(parsed, std::slice::from_ref(root));
             }
             let document: Value = serde_json::from_slice(&decode("trustpolicy.json")).unwrap();
             assert_eq!(document["version"], "1.0");

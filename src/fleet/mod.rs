@@ -83,13 +83,14 @@ pub async fn add(
             contexts.push(cluster.as_str());
         }
     }
+    // What the clusters are to follow is in the state file: checked before any cluster is reached.
+    let (repository, published) = published(ctx, &settings.env)?;
     connect::require_contexts(settings.kubeconfig.clone(), &contexts)?;
     let mut connections = std::collections::BTreeMap::new();
     for context in contexts {
         let conn = connect(settings.kubeconfig.clone(), context, &settings.namespace).await?;
         connections.insert(context, conn);
     }
-    let (repository, published) = published(ctx, &settings.env)?;
     let image = ImageRef::parse(&published.image)?;
     let (objects, store_secrets) = artifact_objects(ctx, &settings.objects, &image)?;
     let name = ctx.name.clone();
