@@ -655,6 +655,19 @@ pub struct DeployVerifyArgs {
     pub trust: TrustArgs,
 }
 
+/// `--verify` of fleet add: each cluster's Flux refuses a deploy artifact that does not verify.
+#[derive(Debug, Args)]
+pub struct FleetVerifyArgs {
+    /// Each cluster's Flux verifies the deploy artifact's Notary Project signature against --trust-cert and refuses it when it does not verify (remembered for the app, as by `up --verify`; not on aks: clusters)
+    #[arg(long)]
+    pub verify: bool,
+    /// Stop verifying this app's deploy artifact and images (forgets a remembered --verify)
+    #[arg(long, conflicts_with = "verify")]
+    pub no_verify: bool,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The image, `registry/repository:tag` or `…@sha256:…`; with --archive, the image's name in the archive (default: its one image)
@@ -758,6 +771,8 @@ pub struct FleetAddArgs {
     pub secrets: Vec<SecretArg>,
     #[command(flatten)]
     pub objects: ObjectArgs,
+    #[command(flatten)]
+    pub verify: FleetVerifyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -1386,18 +1401,33 @@ impl TrustArgs {
 impl DeployVerifyArgs {
     /// `--verify`, `--no-verify` or neither; the trust flags only with `--verify`.
     pub fn settings(&self) -> anyhow::Result<crate::verify::DeployVerify> {
-        let trust = self.trust.settings();
-        let given = !trust.certs.is_empty() || trust.subject.is_some();
-        if given && !self.verify {
-            return Err(crate::bad_input!(
-                "--trust-cert and --subject say what --verify trusts: add --verify"
-            ));
-        }
-        Ok(crate::verify::DeployVerify {
-            verify: (self.verify || self.no_verify).then_some(self.verify),
-            trust,
-        })
+        deploy_verify(self.verify, self.no_verify, &self.trust)
     }
+}
+
+impl FleetVerifyArgs {
+    /// As `up`'s: `--verify`, `--no-verify` or neither; the trust flags only with `--verify`.
+    pub fn settings(&self) -> anyhow::Result<crate::verify::DeployVerify> {
+        deploy_verify(self.verify, self.no_verify, &self.trust)
+    }
+}
+
+fn deploy_verify(
+    verify: bool,
+    no_verify: bool,
+    trust: &TrustArgs,
+) -> anyhow::Result<crate::verify::DeployVerify> {
+    let trust = trust.settings();
+    let given = !trust.certs.is_empty() || trust.subject.is_some();
+    if given && !verify {
+        return Err(crate::bad_input!(
+            "--trust-cert and --subject say what --verify trusts: add --verify"
+        ));
+    }
+    Ok(crate::verify::DeployVerify {
+        verify: (verify || no_verify).then_some(verify),
+        trust,
+    })
 }
 
 impl VerifyArgs {
@@ -1505,6 +1535,7 @@ impl FleetAddArgs {
             insecure: self.insecure,
             secrets: self.secrets.clone(),
             objects: self.objects.settings()?,
+            verify: self.verify.settings()?,
         })
     }
 }

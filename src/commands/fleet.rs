@@ -49,8 +49,14 @@ pub async fn run(global: &GlobalArgs, args: &FleetArgs, out: &Output) -> anyhow:
 fn lines(changed: &[Changed]) -> String {
     (changed.iter())
         .map(|c| {
+            let verify = match &c.verify {
+                Some(secret) => {
+                    format!("; Flux verifies the artifact's signature (trust: secret/{secret})")
+                }
+                None => String::new(),
+            };
             format!(
-                "{} ({}, {}): {}",
+                "{} ({}, {}): {}{verify}",
                 c.cluster,
                 c.namespace,
                 c.env,
@@ -78,13 +84,18 @@ pub fn table(all: &[ClusterStatus]) -> String {
                 .as_deref()
                 .map(|r| format!(", {r} ready"))
                 .unwrap_or_default();
+            let signature = match s.verified {
+                Some(true) => ", signature verified",
+                Some(false) => ", signature refused",
+                None => "",
+            };
             let reason = s
                 .reason
                 .as_deref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
             format!(
-                "{} [{}/{}] {state}, {applied}{ready}{reason}",
+                "{} [{}/{}] {state}, {applied}{ready}{signature}{reason}",
                 s.cluster, s.env, s.namespace
             )
         })

@@ -1,10 +1,15 @@
 //! The two Flux objects that make a cluster follow the deploy artifact: an OCIRepository pulling
-//! `<repository>:<env>` and a Kustomization applying it, healthy when the workload runs its image.
+//! `<repository>:<env>` (verifying its Notation signature with `--verify`) and a Kustomization
+//! applying it, healthy when the workload runs its image.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use base64::Engine;
+use rustls::pki_types::CertificateDer;
 use serde_json::{json, Value};
 
+use crate::attest::notation::TrustPolicy;
 use crate::oci::flux_artifact::CONTENT_MEDIA_TYPE;
 use crate::registry::host;
 
@@ -24,6 +29,8 @@ pub struct Follow<'a> {
     pub timeout: Duration,
     /// Plain HTTP to the registry (always for a loopback one).
     pub insecure: bool,
+    /// The OCIRepository verifies the artifact's Notation signature with the trust Secret.
+    pub verify: bool,
 }
 
 /// The OCIRepository: the env tag, Flux's content layer extracted; ACR pulled with the
@@ -41,6 +48,11 @@ pub fn source(follow: &Follow) -> Value {
     }
     if host::is_acr(registry) {
         spec["provider"] = json!("azure");
+    }
+    if follow.verify {
+        // source-controller v1.9.5 docs/spec/v1/ocirepositories.md §Verification, §Notation.
+        let secret = trust_secret_name(follow.name);
+        spec["verify"] = json!({"provider": "notation", "secretRef": {"name": secret}});
     }
     json!({
         "apiVersion": SOURCE_API,
@@ -84,6 +96,69 @@ pub fn kustomization(follow: &Follow, objects: &[Value]) -> Value {
             "healthChecks": checks,
         },
     })
+}
+
+/// The Secret in the app's namespace holding what the OCIRepository verifies with.
+pub fn trust_secret_name(app: &str) -> String {
+    format!("{app}-notation-trust")
+}
+
+/// The name of the one trust policy and of its trust store in the trust Secret.
+const TRUST_NAME: &str = "spin-aks";
+
+/// The Secret `spec.verify.secretRef` names, as source-controller v1.9.5 reads it
+/// (internal/controller/ocirepository_controller.go, `verifySignature`, case "notation"): the
+/// trust policy under `trustpolicy.json`, every key ending in `.pem` or `.crt` a certificate of
+/// the trust store. Its trust store decodes only the first PEM block of each key
+/// (internal/oci/notation/notation.go, `GetCertificates`), so each certificate has a key of its own.
+pub fn trust_secret(follow: &Follow, policy: &TrustPolicy) -> Value {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let document = trust_policy_document(follow.repository, policy.subject.as_deref());
+    let mut data = BTreeMap::new();
+    data.insert(
+        "trustpolicy.json".to_string(),
+        b64(&serde_json::to_vec_pretty(&document).unwrap_or_default()),
+    );
+    for (i, certificate) in policy.roots.iter().enumerate() {
+        data.insert(format!("trusted-{i}.pem"), b64(pem(certificate).as_bytes()));
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": trust_secret_name(follow.name), "namespace": follow.namespace},
+        "type": "Opaque",
+        "data": data,
+    })
+}
+
+/// A Notation trust policy document (notaryproject/specifications trust-store-trust-policy.md
+/// §Trust Policy, version 1.0, as notation-go v1.3.2's `trustpolicy.Document` parses it): the
+/// artifact's repository only, strict verification, the Secret's certificates as the one `ca`
+/// trust store, and the signer `subject` must be (else any identity that store certifies).
+pub fn trust_policy_document(repository: &str, subject: Option<&str>) -> Value {
+    let identity = subject.map_or_else(|| "*".to_string(), |dn| format!("x509.subject: {dn}"));
+    json!({
+        "version": "1.0",
+        "trustPolicies": [{
+            "name": TRUST_NAME,
+            "registryScopes": [repository],
+            "signatureVerification": {"level": "strict"},
+            "trustStores": [format!("ca:{TRUST_NAME}")],
+            "trustedIdentities": [identity],
+        }],
+    })
+}
+
+/// One certificate as a PEM block (RFC 7468 §5: base64 in lines of 64 characters).
+fn pem(certificate: &CertificateDer) -> String {
+    let text = base64::engine::general_purpose::STANDARD.encode(certificate.as_ref());
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
 }
 
 /// The key of the one kustomization of an AKS Flux configuration; the extension names the
@@ -150,6 +225,7 @@ mod tests {
             interval: Duration::from_secs(60),
             timeout: Duration::from_secs(300),
             insecure: false,
+            verify: false,
         }
     }
 
@@ -178,5 +254,62 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["SpinApp", "Deployment"]);
         assert_eq!(k["spec"]["targetNamespace"], "shop");
+    }
+
+    #[test]
+    fn a_verifying_source_names_the_trust_secret_holding_the_policy_and_each_certificate() {
+        use crate::attest::notation::test_pki::{self, KeyKind, Leaf};
+        use rustls::pki_types::pem::PemObject;
+        let mut follow = follow("127.0.0.1:5000/hello-deploy");
+        assert!(source(&follow)["spec"].get("verify").is_none());
+        follow.verify = true;
+        let verify = &source(&follow)["spec"]["verify"];
+        assert_eq!(verify["provider"], "notation");
+        assert_eq!(verify["secretRef"]["name"], "hello-notation-trust");
+
+        let pki = test_pki::make("fleet test root", &Leaf::new(KeyKind::P256));
+        let roots: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(pki.chain_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let dn = "C=US,ST=WA,O=spin-aks tests,CN=spin-aks test signer";
+        for (subject, identity) in [
+            (None, "*".to_string()),
+            (Some(dn), format!("x509.subject: {dn}")),
+        ] {
+            let policy = TrustPolicy {
+                roots: roots.clone(),
+                subject: subject.map(str::to_string),
+            };
+            let secret = trust_secret(&follow, &policy);
+            assert_eq!(secret["metadata"]["name"], "hello-notation-trust");
+            assert_eq!(secret["metadata"]["namespace"], "shop");
+            let data = secret["data"].as_object().unwrap();
+            let decode = |key: &str| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(data[key].as_str().unwrap())
+                    .unwrap()
+            };
+            let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+            assert_eq!(keys, ["trusted-0.pem", "trusted-1.pem", "trustpolicy.json"]);
+            // Each key holds one certificate, the one given, as PEM.
+            for (i, root) in roots.iter().enumerate() {
+                let pem = decode(&format!("trusted-{i}.pem"));
+                let parsed: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                assert_eq!(parsed, std::slice::from_ref(root));
+            }
+            let document: Value = serde_json::from_slice(&decode("trustpolicy.json")).unwrap();
+            assert_eq!(document["version"], "1.0");
+            let statement = &document["trustPolicies"][0];
+            assert_eq!(
+                statement["registryScopes"],
+                json!(["127.0.0.1:5000/hello-deploy"])
+            );
+            assert_eq!(statement["signatureVerification"]["level"], "strict");
+            assert_eq!(statement["trustStores"], json!(["ca:spin-aks"]));
+            assert_eq!(statement["trustedIdentities"], json!([identity]));
+        }
     }
 }

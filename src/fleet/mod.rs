@@ -28,6 +28,7 @@ use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::publish::deploy::artifact_objects;
 use crate::state::{ClusterRef, FleetMember, PublishedTag};
+use crate::verify::{self, DeployVerify};
 
 /// The `fleet add` flags, validated (made by `cli`).
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub struct AddSettings {
     pub secrets: Vec<SecretArg>,
     /// What shapes the objects (the same flags `publish` took): for the Secrets they read.
     pub objects: Settings,
+    /// `--verify` with its trust, `--no-verify`, or neither (what the app remembers, as `up`).
+    pub verify: DeployVerify,
 }
 
 /// What `fleet add` and `fleet remove` did on one cluster.
@@ -52,6 +55,10 @@ pub struct Changed {
     pub env: String,
     /// `kind/name action`, e.g. `OCIRepository/hello created`.
     pub objects: Vec<String>,
+    /// The Secret holding the Notation trust policy and certificates the cluster's OCIRepository
+    /// verifies the artifact with (`fleet add --verify`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<String>,
 }
 
 /// Makes each cluster follow the `env` tag of the app's deploy artifact and remembers it.
@@ -60,24 +67,32 @@ pub async fn add(
     settings: &AddSettings,
     out: &Output,
 ) -> anyhow::Result<Vec<Changed>> {
-    // What is published and its objects come first (the state file and the app, no cluster);
-    // then every cluster named is checked (an AKS reference's shape, a context in the kubeconfig,
-    // its client built) before anything is applied to any of them.
-    let (repository, published) = published(ctx, &settings.env)?;
-    let image = ImageRef::parse(&published.image)?;
-    let (objects, store_secrets) = artifact_objects(ctx, &settings.objects, &image)?;
+    // Every cluster named is checked (an AKS reference's shape, a context in the kubeconfig, its
+    // client built) and the trust read before anything is applied to any of them.
+    let verifying = match settings.verify.verify {
+        Some(verify) => verify,
+        None => ctx.remembered().verify.is_some(),
+    };
+    if verifying {
+        refuse_verify_on_aks(&settings.clusters, settings.verify.verify.is_none())?;
+    }
+    let policy = verify::deploy_policy(ctx, &settings.verify, out)?;
     let mut contexts = Vec::new();
     for cluster in &settings.clusters {
         if aks_selector(cluster)?.is_none() {
             contexts.push(cluster.as_str());
         }
     }
+    // What the clusters are to follow is in the state file: checked before any cluster is reached.
+    let (repository, published) = published(ctx, &settings.env)?;
     connect::require_contexts(settings.kubeconfig.clone(), &contexts)?;
     let mut connections = std::collections::BTreeMap::new();
     for context in contexts {
         let conn = connect(settings.kubeconfig.clone(), context, &settings.namespace).await?;
         connections.insert(context, conn);
     }
+    let image = ImageRef::parse(&published.image)?;
+    let (objects, store_secrets) = artifact_objects(ctx, &settings.objects, &image)?;
     let name = ctx.name.clone();
     let follow = flux::Follow {
         name: &name,
@@ -87,7 +102,9 @@ pub async fn add(
         interval: settings.interval,
         timeout: settings.timeout,
         insecure: settings.insecure,
+        verify: policy.is_some(),
     };
+    let trust = policy.map(|policy| flux::trust_secret(&follow, &policy));
     let mut changed = Vec::new();
     for cluster in &settings.clusters {
         let aks = match aks_selector(cluster)? {
@@ -103,17 +120,24 @@ pub async fn add(
         };
         let secrets = (settings.secrets.as_slice(), store_secrets.as_slice());
         let applied = match &aks {
-            None => follow_on(&conn, &follow, &objects, secrets, true, out).await?,
+            None => {
+                let flux = Some(trust.as_ref());
+                follow_on(&conn, &follow, &objects, secrets, flux, out).await?
+            }
             Some((arm, aks)) => {
-                let mut applied = follow_on(&conn, &follow, &objects, secrets, false, out).await?;
+                let mut applied = follow_on(&conn, &follow, &objects, secrets, None, out).await?;
                 arm.put_flux_configuration(aks, &name, &flux::configuration(&follow))
                     .await?;
                 applied.push(format!("fluxconfiguration/{name} configured"));
                 applied
             }
         };
+        let verified = match follow.verify {
+            true => ", verifying its Notation signature",
+            false => "",
+        };
         out.info(format!(
-            "{cluster}: follows {repository}:{} in namespace {}",
+            "{cluster}: follows {repository}:{} in namespace {}{verified}",
             settings.env, settings.namespace
         ));
         changed.push(Changed {
@@ -121,6 +145,7 @@ pub async fn add(
             namespace: settings.namespace.clone(),
             env: settings.env.clone(),
             objects: applied,
+            verify: follow.verify.then(|| flux::trust_secret_name(&name)),
         });
         let member = FleetMember {
             cluster: cluster.clone(),
@@ -136,6 +161,27 @@ pub async fn add(
     Ok(changed)
 }
 
+/// Refuses `--verify` (given, or remembered for the app) for AKS members: the Flux extension's
+/// configuration verifies with cosign keys only. ARM's `ociRepository.verify` (`provider`,
+/// `verificationConfig`: "trusted public keys of trusted authors", `matchOidcIdentity`) has no
+/// place for a Notation trust policy, and the extension documents the cosign provider alone.
+fn refuse_verify_on_aks(clusters: &[String], remembered: bool) -> anyhow::Result<()> {
+    for cluster in clusters {
+        if aks_selector(cluster)?.is_some() {
+            let asked = match remembered {
+                true => {
+                    "this app verifies what it deploys (remembered from an earlier --verify), and "
+                }
+                false => "--verify: ",
+            };
+            return Err(bad_input!(
+                "{asked}{cluster} cannot verify the deploy artifact's Notation signature: the AKS Flux extension's configuration (ARM fluxConfigurations, ociRepository.verify) takes cosign public keys only, not a Notation trust policy and certificates; add the cluster as a kubeconfig context running upstream Flux (`flux install`) to verify there, or add it with --no-verify (which also stops `up` verifying this app)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The deploy artifact's repository and what `env` points at, from the state file.
 fn published(ctx: &AppContext, env: &str) -> anyhow::Result<(String, PublishedTag)> {
     let artifact = ctx.remembered().deploy_artifact.as_ref();
@@ -149,14 +195,14 @@ fn published(ctx: &AppContext, env: &str) -> anyhow::Result<(String, PublishedTa
 }
 
 /// The namespace, the executor, the Secrets (variables given now, store credentials) and
-/// (`with_flux`: when no AKS extension makes them from a Flux configuration) the two Flux
-/// objects, applied.
+/// (`flux`: when no AKS extension makes them from a Flux configuration) the two Flux objects
+/// with the trust Secret the OCIRepository verifies with, if any, applied.
 async fn follow_on(
     conn: &Connection,
     follow: &flux::Follow<'_>,
     objects: &[Value],
     (secrets, store_secrets): (&[SecretArg], &[Value]),
-    with_flux: bool,
+    flux: Option<Option<&Value>>,
     out: &Output,
 ) -> anyhow::Result<Vec<String>> {
     let resources = Resources::discover(conn).await?;
@@ -169,7 +215,8 @@ async fn follow_on(
     let set = fleet_set(follow.name, namespace);
     let mut applied = deploy::secret_objects(conn, &set, objects, secrets).await?;
     applied.extend(store_secrets.iter().cloned());
-    if with_flux {
+    if let Some(trust) = flux {
+        applied.extend(trust.cloned());
         applied.push(flux::source(follow));
         applied.push(flux::kustomization(follow, objects));
     } else if applied.is_empty() {
@@ -260,6 +307,7 @@ pub async fn remove(
             namespace: member.namespace.clone(),
             env: member.env.clone(),
             objects,
+            verify: None,
         });
     }
     Ok(changed)

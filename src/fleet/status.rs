@@ -51,6 +51,9 @@ pub struct ClusterStatus {
     /// The image the workload's pods run (from its Deployment).
     pub image: Option<String>,
     pub ready: Option<String>,
+    /// Whether the OCIRepository's last check of the artifact's Notation signature passed
+    /// (`fleet add --verify`; its SourceVerified condition); `None` when it does not verify.
+    pub verified: Option<bool>,
     /// Flux's reason and message, or what is still awaited.
     pub reason: Option<String>,
 }
@@ -168,6 +171,7 @@ async fn one(
         applied: None,
         image: None,
         ready: None,
+        verified: None,
         reason: None,
     };
     let Some(published) = published else {
@@ -299,7 +303,15 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
     }
     let is_published =
         |revision: &Option<String>| revision.as_deref().is_some_and(|r| r.ends_with(digest));
-    if let Some(reason) = failure("OCIRepository", source) {
+    let verified = condition(source, SOURCE_VERIFIED).and_then(|c| c["status"].as_str());
+    status.verified = match verified {
+        Some("True") => Some(true),
+        Some("False") => Some(false),
+        _ => None,
+    };
+    // A refused signature is the reason, before the Ready=False it causes.
+    let refused = failed("OCIRepository", source, SOURCE_VERIFIED);
+    if let Some(reason) = refused.or_else(|| failure("OCIRepository", source)) {
         status.state = State::Failed;
         status.reason = Some(reason);
         return;
@@ -366,16 +378,27 @@ fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == kind)
 }
 
+/// The condition source-controller sets from the signature check of `spec.verify`
+/// (docs/spec/v1/ocirepositories.md §Verification; `VerificationError` when refused).
+const SOURCE_VERIFIED: &str = "SourceVerified";
+
 /// Flux's `Ready=False` as `<Kind> <reason>: <message>`; a stalled object counts too.
 fn failure(kind: &str, object: &Value) -> Option<String> {
-    let ready = condition(object, "Ready")?;
-    if ready["status"] != "False" {
+    failed(kind, object, "Ready")
+}
+
+/// The condition `kind_of` of `object` when False, as `<Kind> <reason>: <message>` on one line
+/// (notation-go joins the refusal of each signature with line breaks).
+fn failed(kind: &str, object: &Value, kind_of: &str) -> Option<String> {
+    let found = condition(object, kind_of)?;
+    if found["status"] != "False" {
         return None;
     }
+    let message = found["message"].as_str().unwrap_or_default();
     Some(format!(
         "{kind} {}: {}",
-        ready["reason"].as_str().unwrap_or("NotReady"),
-        ready["message"].as_str().unwrap_or_default()
+        found["reason"].as_str().unwrap_or("NotReady"),
+        message.trim().replace('\n', "; ")
     ))
 }
 

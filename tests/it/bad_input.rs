@@ -1733,6 +1733,47 @@ fn cases() -> Vec<Case> {
             code: 2,
             says: &["chain.pem", "cannot sign"],
         },
+        // ---------- #28: fleet add --verify ----------
+        Case {
+            name: "fleet add --verify without a trust cert is refused before any cluster is reached",
+            setup: |home| {
+                let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+                Ok(no_cluster(home, ["fleet", "add", "c", "--verify"]).arg("-f").arg(app))
+            },
+            code: 2,
+            says: &["--verify needs the certificates to trust", "give --trust-cert FILE"],
+        },
+        Case {
+            name: "fleet add --trust-cert without --verify asks for --verify",
+            setup: |home| {
+                let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+                Ok(no_cluster(home, ["fleet", "add", "c", "--trust-cert", "root.pem"]).arg("-f").arg(app))
+            },
+            code: 2,
+            says: &["--trust-cert and --subject say what --verify trusts: add --verify"],
+        },
+        Case {
+            name: "fleet add --verify of an aks: cluster is refused before ARM: its Flux extension verifies cosign keys only",
+            setup: |home| {
+                let args = ["fleet", "add", "aks:rg/aks1", "--verify", "--trust-cert", "root.pem"];
+                Ok(refused_before_arm(home, &args).within(10))
+            },
+            code: 2,
+            says: &["--verify: aks:rg/aks1 cannot verify", "cosign public keys only", "--no-verify"],
+        },
+        Case {
+            name: "fleet add of an aks: cluster for an app that remembers --verify is refused before ARM",
+            setup: |home| {
+                let run = refused_before_arm(home, &["fleet", "add", "aks:rg/aks1"]);
+                let manifest = std::fs::canonicalize(home.join("app/spin.toml")).unwrap();
+                let state = serde_json::json!({"version": 1, "apps": {manifest.to_str().unwrap(): {
+                    "verify": {"trust_certs": [home.join("root.pem")]}}}});
+                std::fs::write(home.join("state"), state.to_string()).unwrap();
+                Ok(run.within(10))
+            },
+            code: 2,
+            says: &["remembered from an earlier --verify", "aks:rg/aks1 cannot verify", "--no-verify"],
+        },
     ]
 }
 

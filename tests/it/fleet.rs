@@ -507,6 +507,180 @@ fn flux_source_controller_accepts_the_published_artifact() {
     assert_eq!(revision, format!("latest@{digest}"));
 }
 
+/// Polls `fleet status` until `east` is in `state` (and `done` holds for its report).
+fn east_until(
+    run: &dyn Fn(&[&str]) -> std::process::Output,
+    state: &str,
+    done: &dyn Fn(&Value) -> bool,
+) -> Value {
+    let report = status_until(run, Duration::from_secs(120), &|r| {
+        let east = cluster(r, "east");
+        east["state"] == state && done(east)
+    });
+    cluster(&report, "east").clone()
+}
+
+#[test]
+fn a_verifying_cluster_runs_a_signed_artifact_and_refuses_a_wrongly_signed_or_unsigned_one() {
+    use crate::notation::test_pki::{self, KeyKind, Leaf};
+    let Some(registry) = Registry::open() else {
+        return;
+    };
+    let Some(rig) = private_rig_with(&["--kustomize"]) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let app = example_copy(home.path());
+    let kubeconfig = fleet_kubeconfig(home.path(), &[("east", &rig)]);
+    let spin_aks = |args: &[&str]| {
+        let mut cmd = spin_aks_isolated(home.path());
+        cmd.env("KUBECONFIG", &kubeconfig).arg("-f").arg(&app);
+        cmd.args(args).args(["--output", "json"]).output().unwrap()
+    };
+    // Our signer, and another whose root the cluster does not trust.
+    let file = |name: &str, text: &str| {
+        let path = home.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let ours = test_pki::make("spin-aks fleet root", &Leaf::new(KeyKind::P256));
+    let (key, chain, root) = (
+        file("key.pem", &ours.key_pem),
+        file("chain.pem", &ours.chain_pem),
+        file("root.pem", &ours.root_pem),
+    );
+    let theirs = test_pki::make("someone else's root", &Leaf::new(KeyKind::Rsa2048));
+    let (their_key, their_chain) = (
+        file("their-key.pem", &theirs.key_pem),
+        file("their-chain.pem", &theirs.chain_pem),
+    );
+    let image = |byte: &str| format!("{}/hello-aks@sha256:{}", registry.host(), byte.repeat(32));
+    let publish = |image: &str, sign: &[&str]| {
+        let mut args = vec!["publish", "--image", image, "--env", "prod"];
+        args.extend(sign);
+        ok(spin_aks(&args))
+    };
+    let ns = "verified";
+
+    // Signed by our key: the real source-controller verifies it and the app rolls out.
+    let signed = image("a1");
+    publish(&signed, &["--sign", &key, "--sign-cert", &chain]);
+    let identity = crate::notation::signer_identity();
+    let added = ok(spin_aks(&[
+        "fleet",
+        "add",
+        "east",
+        "-n",
+        ns,
+        "--env",
+        "prod",
+        "--interval",
+        "5s",
+        "--timeout",
+        "1m",
+        "--secret",
+        "api_token=x",
+        "--verify",
+        "--trust-cert",
+        &root,
+        "--subject",
+        &identity,
+    ]));
+    let trust = "hello-aks-notation-trust";
+    assert_eq!(added["clusters"][0]["verify"], trust, "{added}");
+    let objects = added["clusters"][0]["objects"].as_array().unwrap();
+    assert!(
+        objects
+            .iter()
+            .any(|o| o == &format!("secret/{trust} created")),
+        "{added}"
+    );
+    let verify = rig.kubectl_ok(&[
+        "get",
+        "ocirepository",
+        "hello-aks",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.verify}",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&verify).unwrap(),
+        serde_json::json!({"provider": "notation", "secretRef": {"name": trust}})
+    );
+    let keys = rig.kubectl_ok(&["get", "secret", trust, "-n", ns, "-o", "jsonpath={.data}"]);
+    let keys: Value = serde_json::from_str(&keys).unwrap();
+    let mut keys: Vec<&String> = keys.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["trusted-0.pem", "trustpolicy.json"]);
+    let state = std::fs::read_to_string(home.path().join("state")).unwrap();
+    assert!(
+        state.contains("root.pem"),
+        "--verify is remembered: {state}"
+    );
+    let started = Instant::now();
+    let east = east_until(&spin_aks, "converged", &|c| c["verified"] == true);
+    eprintln!(
+        "signed artifact verified and rolled out in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(east["image"], signed.as_str());
+    assert_eq!(rig.running_image(ns, "hello-aks"), signed);
+
+    // Signed by a key whose root the cluster does not trust: refused, Flux's reason reported,
+    // the app keeps running what verified.
+    let forged = image("b2");
+    publish(
+        &forged,
+        &["--sign", &their_key, "--sign-cert", &their_chain],
+    );
+    let east = east_until(&spin_aks, "failed", &|c| c["verified"] == false);
+    let reason = east["reason"].as_str().unwrap();
+    eprintln!("wrongly signed: {reason}");
+    assert!(
+        reason.starts_with("OCIRepository VerificationError: failed to verify the signature using provider 'notation'"),
+        "{east}"
+    );
+    // notation-go v1.3.2 notation.go `Verify`: each refused signature is named by its digest.
+    assert!(
+        reason.contains("failed to verify signature with digest sha256:"),
+        "{east}"
+    );
+    assert_eq!(rig.running_image(ns, "hello-aks"), signed);
+
+    // Unsigned: refused, as having no signature.
+    let unsigned = image("c3");
+    let published = publish(&unsigned, &["--sign", "none"]);
+    let digest = published["digest"].as_str().unwrap().to_string();
+    let east = east_until(&spin_aks, "failed", &|c| {
+        c["reason"].as_str().is_some_and(|r| r.contains(&digest))
+    });
+    let reason = east["reason"].as_str().unwrap();
+    eprintln!("unsigned: {reason}");
+    assert!(reason.contains("no signature is associated"), "{east}");
+    assert_eq!(east["verified"], false, "{east}");
+    assert_eq!(rig.running_image(ns, "hello-aks"), signed);
+    let text = spin_aks_isolated(home.path())
+        .env("KUBECONFIG", &kubeconfig)
+        .arg("-f")
+        .arg(&app)
+        .args(["fleet", "status"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        said.contains("failed") && said.contains("signature refused"),
+        "{said}"
+    );
+
+    // Signed by our key again: verified and rolled out.
+    let again = image("d4");
+    publish(&again, &["--sign", &key, "--sign-cert", &chain]);
+    let east = east_until(&spin_aks, "converged", &|c| c["image"] == again.as_str());
+    assert_eq!(east["verified"], true, "{east}");
+    assert_eq!(rig.running_image(ns, "hello-aks"), again);
+}
+
 // ---------- AKS: the Flux extension and a fluxConfigurations resource through ARM ----------
 
 const SUB: &str = "44444444-0000-0000-0000-000000000004";
@@ -725,14 +899,14 @@ fn an_exported_archive_carries_the_deploy_artifact_and_push_publishes_it_beside_
         exported["deploy"]["tags"],
         serde_json::json!(["deploy-prod"])
     );
-    // The build's own layout keeps its one image: a plain push of it still works.
+    // The build's own layout keeps its one image (beside its SBOM and provenance, which are
+    // referrers with an artifactType): a plain push of it still works.
     let layout = app.join(".spin-aks/oci");
     let index: Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let images: Vec<&Value> = (index["manifests"].as_array().unwrap().iter())
-        .filter(|m| m.get("artifactType").is_none())
-        .collect();
-    assert_eq!(images.len(), 1, "{index}");
+    let manifests = index["manifests"].as_array().unwrap();
+    let images = manifests.iter().filter(|m| m.get("artifactType").is_none());
+    assert_eq!(images.count(), 1, "{index}");
 
     // Another repository than the one the artifact pins is refused before the artifact goes.
     let elsewhere = format!("{}/other/hello", registry.host());
