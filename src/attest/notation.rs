@@ -33,9 +33,9 @@ pub const ENVELOPE_MEDIA_TYPE: &str = "application/jose+json";
 /// The payload's content type, the protected header `cty`.
 pub const PAYLOAD_CONTENT_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
 /// The config of a manifest with an `artifactType`: the empty descriptor.
-pub const EMPTY_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+pub const EMPTY_CONFIG_MEDIA_TYPE: &str = crate::oci::media_types::EMPTY_JSON;
 /// The empty config's bytes; a registry needs this blob before it takes the manifest.
-pub const EMPTY_CONFIG: &[u8] = b"{}";
+pub const EMPTY_CONFIG: &[u8] = crate::oci::layout::EMPTY_JSON_BYTES;
 /// The signature manifest annotation listing the chain's SHA-256 fingerprints.
 pub const THUMBPRINT_ANNOTATION: &str = "io.cncf.notary.x509chain.thumbprint#S256";
 /// The signature manifest annotation holding the signing time.
