@@ -635,6 +635,16 @@ fn rfc3339(epoch: i64) -> String {
     crate::oci::assemble::rfc3339(epoch.max(0) as u64)
 }
 
+/// The value of [`THUMBPRINT_ANNOTATION`] for `chain`: the SHA-256 of each certificate, leaf
+/// first, as a JSON array of hex strings.
+pub fn thumbprints(chain: &[CertificateDer<'static>]) -> String {
+    let hexes: Vec<String> = chain
+        .iter()
+        .map(|c| hex::encode(sha2::Sha256::digest(c)))
+        .collect();
+    serde_json::Value::from(hexes).to_string()
+}
+
 /// Whether every certificate of `chain` is within its validity at `time` (a signature made with
 /// it earlier still verifies then).
 pub fn chain_valid_at(chain: &[CertificateDer<'static>], time: SystemTime) -> bool {
@@ -745,15 +755,8 @@ pub async fn sign(
         Digest::of(&envelope),
         envelope.len() as u64,
     );
-    let thumbprints: Vec<String> = chain
-        .iter()
-        .map(|c| hex::encode(sha2::Sha256::digest(c)))
-        .collect();
     let annotations = BTreeMap::from([
-        (
-            THUMBPRINT_ANNOTATION.to_string(),
-            serde_json::to_string(&thumbprints)?,
-        ),
+        (THUMBPRINT_ANNOTATION.to_string(), thumbprints(chain)),
         (CREATED_ANNOTATION.to_string(), signing_time),
     ]);
     let manifest = crate::oci::json::to_canonical_vec(&json!({

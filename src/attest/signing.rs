@@ -4,8 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use sha2::Digest as _;
-
 use super::notation::{self, LocalKey, Signer, THUMBPRINT_ANNOTATION};
 use super::PROVENANCE_ARTIFACT_TYPE;
 use crate::oci::{Descriptor, Layout};
@@ -154,7 +152,7 @@ pub async fn sign_layout(
             subjects.push(plain(&descriptor));
         }
     }
-    let chain = thumbprints(signer);
+    let chain = notation::thumbprints(signer.chain());
     let now = SystemTime::now();
     let mut made = Vec::new();
     for subject in subjects {
@@ -182,12 +180,4 @@ fn plain(descriptor: &Descriptor) -> Descriptor {
         descriptor.digest.clone(),
         descriptor.size,
     )
-}
-
-/// The chain's SHA-256 thumbprints as a signature manifest's annotation holds them.
-fn thumbprints(signer: &dyn Signer) -> String {
-    let hexes: Vec<String> = (signer.chain().iter())
-        .map(|c| hex::encode(sha2::Sha256::digest(c)))
-        .collect();
-    serde_json::to_string(&hexes).unwrap_or_default()
 }
