@@ -79,6 +79,19 @@ pub struct SignatureReport {
     pub reason: Option<String>,
 }
 
+/// The check that let an image through `up --verify` or `apply --verify`, as their reports show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verified {
+    /// The image manifest's digest, the one applied.
+    pub digest: Digest,
+    /// The signature manifest that verified.
+    pub signature: Digest,
+    /// Its signing certificate's subject.
+    pub signer: String,
+    /// When it was signed (RFC 3339).
+    pub signing_time: String,
+}
+
 /// An SBOM found beside the image.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArtifactReport {
@@ -131,15 +144,19 @@ impl VerifyReport {
     }
 
     /// The error a refused image is: exit 1, naming the image and why.
-    pub fn require(&self) -> anyhow::Result<()> {
-        match self.refusal() {
-            None => Ok(()),
-            Some(why) => Err(anyhow::anyhow!(
-                "{} ({}) does not verify: {why}",
-                self.image,
-                self.digest
-            )),
+    pub fn require(&self) -> anyhow::Result<Verified> {
+        if let Some(why) = self.refusal() {
+            anyhow::bail!("{} ({}) does not verify: {why}", self.image, self.digest);
         }
+        let signature = (self.signatures.iter())
+            .find(|s| s.verdict == "verified")
+            .ok_or_else(|| anyhow::anyhow!("{} has no verified signature", self.image))?;
+        Ok(Verified {
+            digest: self.digest.clone(),
+            signature: signature.digest.clone(),
+            signer: signature.signer.clone().unwrap_or_default(),
+            signing_time: signature.signing_time.clone().unwrap_or_default(),
+        })
     }
 
     /// One summary line and a line per signature, SBOM and provenance statement.
@@ -203,14 +220,13 @@ pub async fn verify(
             let (client, _) =
                 crate::publish::registry_client(reference, registry, None, out).await?;
             let mut client = client.pull_only();
-            let descriptor = resolve(&mut client, reference).await?;
+            let digest = pinned_or_resolved(&mut client, reference).await?;
+            let store = Store::Registry(Box::new(client));
+            // The image's manifest and the list of what is about it, asked for at once.
+            let (descriptor, referrers) =
+                futures_util::join!(store.descriptor(&digest), store.referrers(&digest));
             let image = reference.to_string();
-            (
-                Store::Registry(Box::new(client)),
-                descriptor,
-                image,
-                "registry",
-            )
+            (store, (descriptor?, Some(referrers?)), image, "registry")
         }
         Subject::Archive { file, image } => {
             let dir = crate::interrupt::temp_dir()?;
@@ -227,11 +243,15 @@ pub async fn verify(
                 Some(name) => format!("{}:{name}", file.display()),
                 None => file.display().to_string(),
             };
-            (Store::Layout(layout), descriptor, shown, "archive")
+            (Store::Layout(layout), (descriptor, None), shown, "archive")
         }
     };
+    let (descriptor, referrers) = descriptor;
+    let referrers = match referrers {
+        Some(found) => found,
+        None => store.referrers(&descriptor.digest).await?,
+    };
     let now = SystemTime::now();
-    let referrers = store.referrers(&descriptor.digest).await?;
     let of_type = |kind: &str| -> Vec<Descriptor> {
         let wanted = |d: &&Descriptor| d.artifact_type.as_deref() == Some(kind);
         referrers.iter().filter(wanted).cloned().collect()
@@ -317,29 +337,35 @@ async fn provenance(
         #[serde(default)]
         digest: std::collections::BTreeMap<String, String>,
     }
-    let manifest = store.manifest(&statement).await?;
-    let subject = match manifest.layers.first() {
-        Some(layer) => {
-            let bytes = store.blob(layer).await?;
-            let parsed: Option<Statement> = serde_json::from_slice(&bytes).ok();
-            let first = parsed.and_then(|s| s.subject.into_iter().next());
-            first.and_then(|s| s.digest.get("sha256").map(|hex| format!("sha256:{hex}")))
-        }
-        None => None,
-    };
     let about = Descriptor::new(
         media_types::IMAGE_MANIFEST,
         statement.digest.clone(),
         statement.size,
     );
-    let found = store.referrers(&statement.digest).await?;
-    let found: Vec<Descriptor> = (found.into_iter())
-        .filter(|d| d.artifact_type.as_deref() == Some(notation::ARTIFACT_TYPE))
-        .collect();
+    // What the statement is about, and who signed it: two chains of requests, run at once.
+    let subject = async {
+        let manifest = store.manifest(&statement).await?;
+        let Some(layer) = manifest.layers.first() else {
+            return anyhow::Ok(None);
+        };
+        let bytes = store.blob(layer).await?;
+        let parsed: Option<Statement> = serde_json::from_slice(&bytes).ok();
+        let first = parsed.and_then(|s| s.subject.into_iter().next());
+        Ok(first.and_then(|s| s.digest.get("sha256").map(|hex| format!("sha256:{hex}"))))
+    };
+    let signed = async {
+        let found = store.referrers(&statement.digest).await?;
+        let found: Vec<Descriptor> = (found.into_iter())
+            .filter(|d| d.artifact_type.as_deref() == Some(notation::ARTIFACT_TYPE))
+            .collect();
+        anyhow::Ok(signatures(store, &found, &about, policy, now).await)
+    };
+    let (subject, signatures) = futures_util::join!(subject, signed);
+    let subject = subject?;
     Ok(ProvenanceReport {
         matches_image: subject.as_deref() == Some(image.digest.to_string().as_str()),
         subject,
-        signatures: signatures(store, &found, &about, policy, now).await,
+        signatures: signatures?,
         digest: statement.digest,
         artifact_type: PROVENANCE_ARTIFACT_TYPE.into(),
     })
@@ -356,32 +382,23 @@ fn verdict(refusal: &Refusal) -> &'static str {
     }
 }
 
-/// The descriptor of the image `reference` names, as the registry serves it: the media type it
-/// answers with (else the manifest's own, else OCI's), the digest and size of its bytes.
-async fn resolve(
+/// The digest of the image `reference` names: the one it pins, else the one its tag names now
+/// (a HEAD, which also settles whether a loopback registry speaks HTTPS).
+async fn pinned_or_resolved(
     client: &mut RegistryClient,
     reference: &RegistryRef,
-) -> anyhow::Result<Descriptor> {
+) -> anyhow::Result<Digest> {
+    if let Some(digest) = reference.digest().filter(|_| !client.probes_scheme()) {
+        return Ok(digest.clone());
+    }
     let wanted = match (reference.digest(), reference.tag()) {
         (Some(digest), _) => digest.to_string(),
         (None, tag) => tag.unwrap_or("latest").to_string(),
     };
-    let digest = client
+    client
         .first_manifest_digest(&wanted)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("{} has no image {wanted}", reference.repository_name()))?;
-    let (bytes, served) = client
-        .get_manifest(&digest.to_string(), Some(&digest))
-        .await?;
-    let declared = serde_json::from_slice::<ImageManifest>(&bytes)
-        .ok()
-        .and_then(|m| m.media_type);
-    let media_type = served
-        .map(|t| t.split(';').next().unwrap_or_default().trim().to_string())
-        .filter(|t| !t.is_empty())
-        .or(declared)
-        .unwrap_or_else(|| media_types::IMAGE_MANIFEST.to_string());
-    Ok(Descriptor::new(&media_type, digest, bytes.len() as u64))
+        .ok_or_else(|| anyhow::anyhow!("{} has no image {wanted}", reference.repository_name()))
 }
 
 /// Where manifests and blobs are read from.
@@ -407,9 +424,14 @@ impl Store {
             }
             Store::Registry(client) => client,
         };
-        let index = match client.referrers(subject).await? {
+        // The referrers API and the tag schema are asked at once: a registry without the API
+        // (distribution 2.8) costs no extra round trip, one with it an unused 404.
+        let tag = tag_schema(subject);
+        let (api, tagged) =
+            futures_util::join!(client.referrers(subject), client.find_manifest(&tag));
+        let index = match api? {
             Some(index) => index,
-            None => match client.find_manifest(&tag_schema(subject)).await? {
+            None => match tagged? {
                 Some((index, _)) => index,
                 None => return Ok(Vec::new()),
             },
@@ -420,6 +442,30 @@ impl Store {
             )
         })?;
         Ok(index.manifests)
+    }
+
+    /// The descriptor of the registry's image manifest `digest`: the media type it answers with
+    /// (else the manifest's own, else OCI's), the digest and size of its bytes.
+    async fn descriptor(&self, digest: &Digest) -> anyhow::Result<Descriptor> {
+        let Store::Registry(client) = self else {
+            anyhow::bail!("an archive's image is described by its index");
+        };
+        let (bytes, served) = client
+            .get_manifest(&digest.to_string(), Some(digest))
+            .await?;
+        let declared = serde_json::from_slice::<ImageManifest>(&bytes)
+            .ok()
+            .and_then(|m| m.media_type);
+        let media_type = served
+            .map(|t| t.split(';').next().unwrap_or_default().trim().to_string())
+            .filter(|t| !t.is_empty())
+            .or(declared)
+            .unwrap_or_else(|| media_types::IMAGE_MANIFEST.to_string());
+        Ok(Descriptor::new(
+            &media_type,
+            digest.clone(),
+            bytes.len() as u64,
+        ))
     }
 
     /// The manifest `descriptor` points at, checked against its digest.
@@ -563,14 +609,14 @@ pub async fn require(
     policy: &TrustPolicy,
     registry: &RegistrySettings,
     out: &Output,
-) -> anyhow::Result<ImageRef> {
+) -> anyhow::Result<(ImageRef, Verified)> {
     let reference = RegistryRef::parse(&image.to_string()).map_err(|_| {
         bad_input!("--verify needs the image's registry, and `{image}` names none: give --image REGISTRY/REPOSITORY@sha256:…")
     })?;
     let report = verify(&Subject::Registry(reference.clone()), policy, registry, out).await?;
-    report.require()?;
+    let verified = report.require()?;
     out.info(report.lines());
-    Ok(ImageRef::from(reference.pinned(&report.digest)))
+    Ok((ImageRef::from(reference.pinned(&report.digest)), verified))
 }
 
 /// [`require`] when `policy` asks for verification, else `image` as it is.
@@ -579,9 +625,12 @@ pub async fn require_if(
     image: ImageRef,
     registry: &RegistrySettings,
     out: &Output,
-) -> anyhow::Result<ImageRef> {
+) -> anyhow::Result<(ImageRef, Option<Verified>)> {
     match policy {
-        Some(policy) => require(&image, policy, registry, out).await,
-        None => Ok(image),
+        Some(policy) => {
+            let (image, verified) = require(&image, policy, registry, out).await?;
+            Ok((image, Some(verified)))
+        }
+        None => Ok((image, None)),
     }
 }

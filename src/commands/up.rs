@@ -25,6 +25,8 @@ struct UpReport<'a> {
     push: &'a PushReport,
     apply: &'a DeployReport,
     endpoint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified: Option<&'a verify::Verified>,
 }
 
 pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Result<()> {
@@ -68,7 +70,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
         publish::publish(&mut ctx.store, app, &global.from, &push, global.yes, out).await?;
     out.info(format!("pushed {}", pushed.report.pinned));
     let image = ImageRef::from(pushed.report.pinned.clone());
-    let image = verify::require_if(policy.as_ref(), image, &push.registry, out).await?;
+    let (image, verified) = verify::require_if(policy.as_ref(), image, &push.registry, out).await?;
     if let Some(publish) = publish {
         let published = publish::deploy::publish(&mut ctx, &publish, Some(image.clone()), out);
         out.info(super::publish::summary(&published.await?));
@@ -100,6 +102,7 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
         push: &pushed.report,
         apply: &applied,
         endpoint: applied.endpoint.as_deref(),
+        verified: verified.as_ref(),
     };
     out.report(&report, applied.summary(&global.from.display().to_string()))
 }

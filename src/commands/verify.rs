@@ -10,5 +10,5 @@ pub async fn run(_global: &GlobalArgs, args: &VerifyArgs, out: &Output) -> anyho
     let policy = verify::trust_policy(&settings.trust)?;
     let report = verify::verify(&settings.subject, &policy, &settings.registry, out).await?;
     out.report(&report, report.lines())?;
-    report.require()
+    report.require().map(drop)
 }

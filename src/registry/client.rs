@@ -150,6 +150,12 @@ impl RegistryClient {
             })
     }
 
+    /// Whether the first request still has to find out if a loopback registry speaks HTTPS
+    /// ([`Self::first_manifest_digest`] settles it); no other request may come first then.
+    pub fn probes_scheme(&self) -> bool {
+        self.probe_http
+    }
+
     /// The retry policy every request goes by (its count of retries included).
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry

@@ -375,8 +375,32 @@ fn up_and_apply_verify_refuse_unsigned_images_and_apply_nothing() {
     ]);
     assert_ok(&output);
     let pinned = format!("{reference}@{}", image.digest);
-    assert_eq!(json_stdout(&output)["image"], pinned);
+    let report = json_stdout(&output);
+    assert_eq!(report["image"], pinned);
     assert_eq!(rig.running_image(&ns, "hello-aks"), pinned);
+    // The report names the check that let the image through.
+    let verified = &report["verified"];
+    assert_eq!(verified["digest"], image.digest.to_string(), "{report}");
+    let signer = verified["signer"].as_str().unwrap_or_default();
+    assert!(signer.ends_with("CN=spin-aks test signer"), "{report}");
+
+    // `up` with the remembered --verify verifies the same image again and says so.
+    let output = run(&[
+        "up",
+        "-y",
+        "--output",
+        "json",
+        "--secret",
+        "api_token=not-a-real-token",
+    ]);
+    assert_ok(&output);
+    let report = json_stdout(&output);
+    assert_eq!(
+        report["verified"]["digest"],
+        image.digest.to_string(),
+        "{report}"
+    );
+    assert_eq!(report["verified"]["signature"], verified["signature"]);
 
     // --no-verify forgets it: the next up deploys without verifying.
     let output = run(&[
@@ -389,54 +413,6 @@ fn up_and_apply_verify_refuse_unsigned_images_and_apply_nothing() {
     assert_ok(&output);
     let state = std::fs::read_to_string(home.join("state")).unwrap();
     assert!(!state.contains("trust_certs"), "{state}");
-}
-
-/// `spin-aks verify` against `notation verify` of the same signed image on the test registry, 10
-/// runs each, medians printed (docs/benchmarks.md). Run by hand: `cargo test --test it
-/// verify::timing -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement, run by hand"]
-fn timing_of_verify_against_notation_verify() {
-    let (Some(registry), Some(binary)) = (Registry::open(), notation_binary()) else {
-        return;
-    };
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
-    let (_, layout, image) = built(home);
-    let pki = test_pki::make("spin-aks test root", &Leaf::new(KeyKind::P256));
-    attach_signature(&layout, &pki, &image, SystemTime::now(), false);
-    let repository = format!("{}/verify/timing", registry.host());
-    push(home, &layout, &format!("{repository}:1"));
-    let root = pem_file(home, "root.pem", &pki.root_pem);
-    let pinned = format!("{repository}@{}", image.digest);
-    let config = notation_config(&home.join("n"), &pki.root_pem, &signer_identity());
-    let pushed = Pushed {
-        repository,
-        manifest: image,
-    };
-    let median = |mut runs: Vec<Duration>| {
-        runs.sort();
-        runs[runs.len() / 2]
-    };
-    let ours = median(
-        (0..10)
-            .map(|_| {
-                let started = std::time::Instant::now();
-                assert_ok(&verify(home, &[&pinned, "--trust-cert", &root]));
-                started.elapsed()
-            })
-            .collect(),
-    );
-    let theirs = median(
-        (0..10)
-            .map(|_| {
-                let (ok, text, took) = notation_verify(&binary, &home.join("n"), &config, &pushed);
-                assert!(ok, "{text}");
-                took
-            })
-            .collect(),
-    );
-    eprintln!("median of 10: spin-aks verify {ours:?}, notation verify {theirs:?}");
 }
 
 /// Across an air gap: `export --sign` carries the signatures, SBOM and provenance in the archive;

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Verify benchmark, in one run: `spin-aks verify` against `notation verify` (v1.3.2, the pinned
+# independent verifier) on the same signed image in a fresh docker-registry (no referrers API, so
+# both read the signature through the tag schema), each with the same root certificate and the
+# same required identity; medians of N runs, alternating. The image is pushed by `spin-aks push
+# --sign` with its SBOM and provenance (signed too), which `spin-aks verify` reports and notation
+# does not read.
+# Usage: benches/verify-compare.sh [runs]  (default 21)
+# Needs: cargo, go, openssl, docker-registry, curl, bc, python3.
+# SPIN_AKS_BIN=path times that binary instead of a release build.
+set -euo pipefail
+runs=${1:-21}
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
+scratch_dir
+
+spin_aks_bin
+notation=$(bash "$root/scripts/build-notation.sh")
+export SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker" HOME="$work/home"
+mkdir -p "$work/docker" "$HOME"
+
+# A root CA and an EC P-256 code-signing leaf, as a Key Vault or a corporate CA would issue them.
+pki="$work/pki"
+mkdir -p "$pki"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj "/C=US/ST=WA/O=spin-aks bench/CN=bench root" -keyout "$pki/root.key" -out "$pki/root.pem" \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -subj "/C=US/ST=WA/O=spin-aks bench/CN=bench signer" -keyout "$pki/leaf.key" -out "$pki/leaf.csr" 2>/dev/null
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' \
+  > "$pki/leaf.ext"
+openssl x509 -req -in "$pki/leaf.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" -CAcreateserial \
+  -days 1 -extfile "$pki/leaf.ext" -out "$pki/leaf.pem" 2>/dev/null
+cat "$pki/leaf.pem" "$pki/root.pem" > "$pki/chain.pem"
+identity="C=US,ST=WA,O=spin-aks bench,CN=bench signer"
+
+start_registry verify
+app="$work/hello-aks"
+cp -r "$root/examples/hello-aks" "$app"
+image=$("$bin" -q --output json -f "$app" push "$registry/verify/hello-aks:1" \
+  --sign "$pki/leaf.key" --sign-cert "$pki/chain.pem" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')
+pinned="$registry/verify/hello-aks@$image"
+
+# notation's trust store and policy (trust-store-trust-policy.md; v1.3.2 reads trustpolicy.json).
+export XDG_CONFIG_HOME="$work/xdg"
+mkdir -p "$XDG_CONFIG_HOME/notation/truststore/x509/ca/bench"
+cp "$pki/root.pem" "$XDG_CONFIG_HOME/notation/truststore/x509/ca/bench/root.pem"
+cat > "$XDG_CONFIG_HOME/notation/trustpolicy.json" <<JSON
+{"version": "1.0", "trustPolicies": [{"name": "bench", "registryScopes": ["*"],
+  "signatureVerification": {"level": "strict"}, "trustStores": ["ca:bench"],
+  "trustedIdentities": ["x509.subject: $identity"]}]}
+JSON
+
+ours=("$bin" -q verify "$pinned" --plain-http --trust-cert "$pki/root.pem" --subject "$identity")
+theirs=("$notation" verify --insecure-registry "$pinned")
+"${ours[@]}" >/dev/null || { echo "spin-aks verify refused the image" >&2; exit 1; }
+"${theirs[@]}" >/dev/null 2>&1 || { echo "notation verify refused the image" >&2; exit 1; }
+
+: > "$work/ours"
+: > "$work/theirs"
+for _ in $(seq 1 "$runs"); do
+  seconds "${ours[@]}" >> "$work/ours"
+  seconds "${theirs[@]}" >> "$work/theirs"
+done
+a=$(median < "$work/ours")
+b=$(median < "$work/theirs")
+printf '| tool | median of %s | \n|---|---|\n' "$runs"
+printf '| spin-aks verify | %.1f ms |\n' "$(echo "$a * 1000" | bc -l)"
+printf '| notation verify | %.1f ms |\n' "$(echo "$b * 1000" | bc -l)"
+printf 'ratio: %.2fx\n' "$(echo "$a / $b" | bc -l)"
