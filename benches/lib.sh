@@ -16,10 +16,12 @@ cleanup_scratch() {
   rm -rf "$work"
 }
 
-# start_registry NAME: a fresh docker-registry on a free loopback port; sets $port and $registry
-# (host:port). Not called in $(…): the pid must reach this shell's $pids.
+# start_registry NAME [log]: a fresh docker-registry on a free loopback port; sets $port and
+# $registry (host:port); with `log`, its access log (one line per request) goes to
+# $work/registry-NAME/log (see requests_in). Not called in $(…): the pid must reach this shell's $pids.
 start_registry() {
-  local dir="$work/registry-$1"
+  local dir="$work/registry-$1" access_off=true
+  [ "${2:-}" = log ] && access_off=false
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   mkdir -p "$dir"
   cat > "$dir/config.yml" <<YAML
@@ -27,7 +29,7 @@ version: 0.1
 log:
   level: error
   accesslog:
-    disabled: true
+    disabled: $access_off
 storage:
   filesystem:
     rootdirectory: $dir/storage
@@ -41,6 +43,12 @@ YAML
     sleep 0.05
   done
   registry="127.0.0.1:$port"
+}
+
+# requests_in NAME: the requests registry NAME (started with `log`) has served so far, the
+# readiness probes of start_registry left out.
+requests_in() {
+  grep -cE '"(GET|HEAD|POST|PUT|PATCH|DELETE) /v2/[^ ]' "$work/registry-$1/log" || true
 }
 
 # spin_aks_bin: sets $bin to SPIN_AKS_BIN when given, else to a fresh release build.

@@ -1,20 +1,18 @@
-//! A small distribution-API client over reqwest: HEAD/mount/streamed upload of blobs, HEAD/PUT of
-//! manifests. Not oci-client: it lacks HEAD-first, mounts, file streaming, session-restarting retries.
+//! A small distribution-API client over reqwest: HEAD/GET/PUT of manifests, tags, referrers; blobs
+//! in `upload`. Not oci-client: it lacks HEAD-first, mounts, file streaming, session-restarting retries.
 
-use std::io::{Seek, SeekFrom};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+pub mod upload;
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use reqwest::header::{self, HeaderMap};
+use reqwest::header;
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
-use tokio_util::io::ReaderStream;
 
 use super::auth::{AuthError, Authenticator};
 use super::credential::SourcedCredential;
 use super::host;
-use super::progress::BlobProgress;
 use super::retry::{self, Attempt, RetryPolicy};
 use crate::oci::reference::RegistryRef;
 use crate::oci::{media_types, Digest};
@@ -24,6 +22,9 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, appli
 
 /// The largest manifest or index read (distribution refuses to store one over 4 MiB).
 const MANIFEST_LIMIT: u64 = 4 << 20;
+
+/// The largest tag list read (distribution 2.8 ignores `n` and lists every tag).
+const TAG_LIST_LIMIT: u64 = 4 << 20;
 
 /// How long the HTTPS probe of a loopback registry may take before HTTP is tried instead.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,13 +44,6 @@ pub struct TransportOptions {
     pub max_connections: usize,
 }
 
-/// What a cross-repository mount request achieved.
-pub enum MountOutcome {
-    Mounted,
-    /// The registry opened an ordinary upload session instead, at this location.
-    Upload(Url),
-}
-
 /// A connection to one registry for pushes into one repository.
 pub struct RegistryClient {
     http: reqwest::Client,
@@ -61,6 +55,9 @@ pub struct RegistryClient {
     retry: RetryPolicy,
     /// Whether the first request tries HTTPS once and falls back to HTTP (a loopback registry).
     probe_http: bool,
+    /// Whether the registry stores a small blob sent whole in one POST: unknown (`None`) until
+    /// the push's first such POST has its answer, which the others wait for (`upload.rs`).
+    single_post: tokio::sync::Mutex<Option<bool>>,
 }
 
 impl RegistryClient {
@@ -98,6 +95,7 @@ impl RegistryClient {
             scopes,
             retry,
             probe_http: !transport.plain_http && host::is_loopback(target.registry()),
+            single_post: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -174,220 +172,6 @@ impl RegistryClient {
 
     fn blob_url(&self, digest: &Digest) -> anyhow::Result<Url> {
         self.url(&format!("/v2/{}/blobs/{digest}", self.repository))
-    }
-
-    /// True when the repository already holds the blob (retried until `deadline`).
-    pub async fn blob_exists(&self, digest: &Digest, deadline: Instant) -> anyhow::Result<bool> {
-        retry::run_until(&self.retry, deadline, |_| self.head_blob(digest)).await
-    }
-
-    async fn head_blob(&self, digest: &Digest) -> Result<bool, Attempt> {
-        let url = self.blob_url(digest)?;
-        let response = self
-            .send(|| Ok(self.http.head(url.clone())), "check blob")
-            .await?;
-        match response.status() {
-            StatusCode::OK => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(self
-                .unexpected(response, &format!("checking blob {digest}"))
-                .await),
-        }
-    }
-
-    /// Asks the registry to mount `digest` from repository `from` instead of uploading it.
-    pub async fn mount_blob(
-        &self,
-        digest: &Digest,
-        from: &str,
-        deadline: Instant,
-    ) -> anyhow::Result<MountOutcome> {
-        let mut url = self.url(&format!("/v2/{}/blobs/uploads/", self.repository))?;
-        url.query_pairs_mut()
-            .append_pair("mount", &digest.to_string())
-            .append_pair("from", from);
-        retry::run_until(&self.retry, deadline, |_| async {
-            let response = self
-                .send(|| Ok(self.http.post(url.clone())), "mount blob")
-                .await?;
-            match response.status() {
-                StatusCode::CREATED => Ok(MountOutcome::Mounted),
-                StatusCode::ACCEPTED => Ok(MountOutcome::Upload(self.location(&response)?)),
-                _ => Err(self
-                    .unexpected(response, &format!("mounting blob {digest} from {from}"))
-                    .await),
-            }
-        })
-        .await
-    }
-
-    /// Uploads the blob at `path`, streaming the file, retrying until `deadline`. `session` is an
-    /// upload already opened (by a mount attempt). After a failed try the blob may have arrived
-    /// after all (HEAD); else the upload resumes at the offset the registry reports for the session
-    /// (GET → `Range`), or starts over in a new session when the registry has none to offer.
-    pub async fn upload_blob(
-        &self,
-        blob: BlobFile<'_>,
-        session: Option<Url>,
-        progress: &BlobProgress,
-        deadline: Instant,
-    ) -> anyhow::Result<()> {
-        let session = Mutex::new(session.map(|location| (location, 0)));
-        retry::run_until(&self.retry, deadline, |attempt| {
-            let session = &session;
-            async move {
-                if attempt > 0 && self.head_blob(blob.digest).await? {
-                    return Ok(());
-                }
-                let known = session.lock().expect("session lock").take();
-                let (location, offset) = match known {
-                    Some((location, _)) if attempt > 0 => {
-                        self.resume_point(location, deadline).await?
-                    }
-                    Some(start) => start,
-                    None => (self.start_upload(deadline).await?, 0),
-                };
-                *session.lock().expect("session lock") = Some((location.clone(), offset));
-                progress.rewind(offset);
-                if offset == 0 {
-                    return self.put_blob(blob, location, true, progress).await;
-                }
-                let location = if offset < blob.size {
-                    self.patch_from(blob, location, offset, progress).await?
-                } else {
-                    location
-                };
-                self.put_blob(blob, location, false, progress).await
-            }
-        })
-        .await
-    }
-
-    /// Where an upload session stands: its location and the bytes the registry holds, or a new
-    /// session when the registry cannot say (the session is gone, or it does not resume).
-    async fn resume_point(&self, location: Url, deadline: Instant) -> Result<(Url, u64), Attempt> {
-        let status = retry::run_until(&self.retry, deadline, |_| async {
-            let response = self
-                .send(|| Ok(self.http.get(location.clone())), "check upload")
-                .await?;
-            if response.status() != StatusCode::NO_CONTENT {
-                return Ok(None);
-            }
-            let offset = upload_offset(response.headers());
-            Ok(Some((
-                self.location(&response).unwrap_or(location.clone()),
-                offset,
-            )))
-        })
-        .await?;
-        match status {
-            Some((location, Some(offset))) => {
-                tracing::info!("resuming an upload at byte {offset}");
-                Ok((location, offset))
-            }
-            _ => Ok((self.start_upload(deadline).await?, 0)),
-        }
-    }
-
-    /// Sends the blob from `offset` on in one PATCH; returns the session's next location.
-    async fn patch_from(
-        &self,
-        blob: BlobFile<'_>,
-        location: Url,
-        offset: u64,
-        progress: &BlobProgress,
-    ) -> Result<Url, Attempt> {
-        let response = self
-            .send(
-                || {
-                    let body = blob.body_from(offset, progress)?;
-                    Ok(self
-                        .http
-                        .patch(location.clone())
-                        .header(header::CONTENT_TYPE, "application/octet-stream")
-                        .header(header::CONTENT_RANGE, format!("{offset}-{}", blob.size - 1))
-                        .header(header::CONTENT_LENGTH, blob.size - offset)
-                        .timeout(upload_timeout(blob.size - offset))
-                        .body(body))
-                },
-                "upload blob",
-            )
-            .await?;
-        match response.status() {
-            StatusCode::ACCEPTED => self.location(&response),
-            status => Err(self.upload_failed(blob.digest, status, response).await),
-        }
-    }
-
-    /// Completes the upload at `location`: with the whole blob (monolithic), or with no body when
-    /// the session already holds it all.
-    async fn put_blob(
-        &self,
-        blob: BlobFile<'_>,
-        mut location: Url,
-        with_body: bool,
-        progress: &BlobProgress,
-    ) -> Result<(), Attempt> {
-        location
-            .query_pairs_mut()
-            .append_pair("digest", &blob.digest.to_string());
-        let remaining = if with_body { blob.size } else { 0 };
-        let response = self
-            .send(
-                || {
-                    let request = self
-                        .http
-                        .put(location.clone())
-                        .header(header::CONTENT_TYPE, "application/octet-stream")
-                        .header(header::CONTENT_LENGTH, remaining)
-                        .timeout(upload_timeout(remaining));
-                    if with_body {
-                        Ok(request.body(blob.body_from(0, progress)?))
-                    } else {
-                        Ok(request)
-                    }
-                },
-                "upload blob",
-            )
-            .await?;
-        match response.status() {
-            StatusCode::CREATED => Ok(()),
-            status => Err(self.upload_failed(blob.digest, status, response).await),
-        }
-    }
-
-    /// A lost session (404 BLOB_UPLOAD_UNKNOWN) or a PATCH at an offset the session no longer
-    /// holds (416) is worth another try in a new session; other answers are final.
-    async fn upload_failed(
-        &self,
-        digest: &Digest,
-        status: StatusCode,
-        response: Response,
-    ) -> Attempt {
-        match status {
-            StatusCode::NOT_FOUND | StatusCode::RANGE_NOT_SATISFIABLE => Attempt::Transient(
-                anyhow::anyhow!("{} lost the upload session of blob {digest}", self.registry),
-                None,
-            ),
-            _ => {
-                self.unexpected(response, &format!("uploading blob {digest}"))
-                    .await
-            }
-        }
-    }
-
-    async fn start_upload(&self, deadline: Instant) -> anyhow::Result<Url> {
-        let url = self.url(&format!("/v2/{}/blobs/uploads/", self.repository))?;
-        retry::run_until(&self.retry, deadline, |_| async {
-            let response = self
-                .send(|| Ok(self.http.post(url.clone())), "start upload")
-                .await?;
-            match response.status() {
-                StatusCode::ACCEPTED => Ok(self.location(&response)?),
-                _ => Err(self.unexpected(response, "starting a blob upload").await),
-            }
-        })
-        .await
     }
 
     /// The digest the tag (or digest) `reference` resolves to, if the repository has it.
@@ -483,6 +267,36 @@ impl RegistryClient {
             )
             .await?;
         Ok(found.map(|(bytes, _)| bytes))
+    }
+
+    /// Whether the repository holds any tag, from `GET /v2/<name>/tags/list?n=1` (distribution
+    /// spec "Listing Tags"): false when the list is empty or the registry does not know the
+    /// repository (404 `NAME_UNKNOWN`); `None` when it will not say (any other answer, or a
+    /// registry still failing when the retry budget is spent): nothing is inferred then.
+    pub async fn has_tags(&self) -> Option<bool> {
+        let mut url = self
+            .url(&format!("/v2/{}/tags/list", self.repository))
+            .ok()?;
+        url.query_pairs_mut().append_pair("n", "1");
+        let what = "the tag list";
+        match self
+            .get_optional(url, "application/json", what, TAG_LIST_LIMIT)
+            .await
+        {
+            Ok(None) => Some(false),
+            Ok(Some((bytes, _))) => {
+                let list: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+                match &list["tags"] {
+                    serde_json::Value::Null => Some(false),
+                    serde_json::Value::Array(tags) => Some(!tags.is_empty()),
+                    _ => None,
+                }
+            }
+            Err(err) => {
+                tracing::debug!("listing the tags of {} failed ({err:#})", self.repository);
+                None
+            }
+        }
     }
 
     /// A small blob (a signature envelope, an SBOM) read whole, checked against its digest and
@@ -741,45 +555,6 @@ pub fn http_client(transport: &TransportOptions) -> anyhow::Result<reqwest::Clie
         .pool_max_idle_per_host(transport.max_connections.max(1))
         .build()
         .context("cannot set up the HTTP client")
-}
-
-/// A blob file to upload: its digest, size and path in the layout.
-#[derive(Clone, Copy)]
-pub struct BlobFile<'a> {
-    pub digest: &'a Digest,
-    pub size: u64,
-    pub path: &'a Path,
-}
-
-impl BlobFile<'_> {
-    /// The file from `offset` on as a streamed request body that advances `progress`.
-    fn body_from(&self, offset: u64, progress: &BlobProgress) -> anyhow::Result<reqwest::Body> {
-        let mut file = std::fs::File::open(self.path)
-            .with_context(|| format!("cannot read the layer {}", self.path.display()))?;
-        file.seek(SeekFrom::Start(offset))
-            .with_context(|| format!("cannot read the layer {}", self.path.display()))?;
-        let progress = progress.clone();
-        let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
-        let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
-            if let Ok(bytes) = chunk {
-                progress.add(bytes.len() as u64);
-            }
-        });
-        Ok(reqwest::Body::wrap_stream(stream))
-    }
-}
-
-/// The bytes an upload session holds, from its `Range: 0-<last>` header; `None` when it holds
-/// none (distribution says `0-0` then, which could also mean one byte: start over either way).
-fn upload_offset(headers: &HeaderMap) -> Option<u64> {
-    let range = headers.get(header::RANGE)?.to_str().ok()?;
-    let last: u64 = range.trim().strip_prefix("0-")?.parse().ok()?;
-    (last > 0).then(|| last + 1)
-}
-
-/// A deadline for uploading `size` bytes that only a stalled upload misses (>= 256 KiB/s).
-fn upload_timeout(size: u64) -> Duration {
-    Duration::from_secs(60 + size / (256 * 1024))
 }
 
 fn base_url(scheme: &str, target: &RegistryRef) -> anyhow::Result<Url> {

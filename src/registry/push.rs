@@ -1,12 +1,13 @@
-//! Pushing an OCI layout: nothing more when the target already has the manifest; else blobs (HEAD,
-//! else mount, else a streamed upload; `jobs` at a time, each within its retry budget), then the manifest.
+//! Pushing an OCI layout: nothing more when the target already has the manifest; else blobs (HEAD
+//! unless the repository looks new, else mount, else an upload; `jobs` at a time), then the manifest.
 
 use std::collections::BTreeSet;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::client::{BlobFile, MountOutcome, RegistryClient};
+use super::client::upload::{BlobFile, MountOutcome, SMALL_BLOB};
+use super::client::RegistryClient;
 use super::progress::Progress;
 use crate::oci::media_types::IMAGE_INDEX;
 use crate::oci::reference::RegistryRef;
@@ -93,21 +94,26 @@ pub async fn push_layout(
     let manifest_reference = target
         .tag()
         .map_or_else(|| digest.to_string(), str::to_string);
-    let already_there =
-        client.first_manifest_digest(&manifest_reference).await? == Some(digest.clone());
+    let current = client.first_manifest_digest(&manifest_reference).await?;
+    let already_there = current.as_ref() == Some(&digest);
     let client = &*client;
     let outcomes: Vec<BlobOutcome> = if already_there {
         blobs.iter().map(|_| BlobOutcome::Skipped).collect()
     } else {
+        let known = match current {
+            None => presence_known(client, &blobs).await?,
+            Some(_) => vec![None; blobs.len()],
+        };
         let mut progress = Progress::new(options.progress, blobs.iter().map(|b| b.size).sum());
-        let outcomes = stream::iter(blobs)
-            .map(|blob| {
+        let outcomes = stream::iter(blobs.into_iter().zip(known))
+            .map(|(blob, present)| {
                 push_blob(
                     layout,
                     client,
                     blob,
                     options.mount_from.as_deref(),
                     &progress,
+                    present,
                 )
             })
             .buffer_unordered(options.jobs.max(1))
@@ -191,6 +197,7 @@ async fn push_referrers(
                         blob,
                         options.mount_from.as_deref(),
                         &progress,
+                        None,
                     )
                     .await?;
                 }
@@ -244,16 +251,67 @@ fn index_entries(bytes: &[u8]) -> anyhow::Result<Vec<serde_json::Value>> {
     })
 }
 
+/// What is known, before any blob is sent to a repository that lacks the tag, of whether it holds
+/// each blob: `Some` for the blobs already asked about or taken to be absent, `None` for those to
+/// ask about (a HEAD) when their turn comes.
+///
+/// The small blobs (up to [`SMALL_BLOB`]) are taken to be absent, and sent without a HEAD, when
+/// the repository looks new: the registry lists no tag in it, and the first two small blobs in
+/// push order are absent (asked at the same time as the tag list). A push sends blobs in that
+/// order, `jobs` at a time, so one cut short — whose blobs an untagged repository may hold —
+/// has stored the first ones first; a new tag in a repository with tags finds the tag list
+/// non-empty. The guess can still be wrong (images pushed by digest alone, another tool's
+/// interrupted push): that costs only redundant uploads of small blobs, which a registry accepts
+/// (distribution's commit finds the blob present and only links it), while large blobs are
+/// always asked about first. It is not worth its two requests below four small blobs.
+async fn presence_known(
+    client: &RegistryClient,
+    blobs: &[&Descriptor],
+) -> anyhow::Result<Vec<Option<bool>>> {
+    let mut known = vec![None; blobs.len()];
+    let small: Vec<usize> = (0..blobs.len())
+        .filter(|&i| blobs[i].size <= SMALL_BLOB)
+        .collect();
+    let [first, second, rest @ ..] = small.as_slice() else {
+        return Ok(known);
+    };
+    if rest.len() < 2 {
+        return Ok(known);
+    }
+    let deadline = client.retry_policy().deadline();
+    let (tags, first_present, second_present) = tokio::join!(
+        client.has_tags(),
+        client.blob_exists(&blobs[*first].digest, deadline),
+        client.blob_exists(&blobs[*second].digest, deadline),
+    );
+    let (first_present, second_present) = (first_present?, second_present?);
+    known[*first] = Some(first_present);
+    known[*second] = Some(second_present);
+    if tags == Some(false) && !first_present && !second_present {
+        for &i in rest {
+            known[i] = Some(false);
+        }
+    }
+    Ok(known)
+}
+
+/// Sends one blob unless the repository holds it (`present`, else asked with a HEAD): mounted
+/// from `mount_from`, or uploaded.
 async fn push_blob(
     layout: &Layout,
     client: &RegistryClient,
     blob: &Descriptor,
     mount_from: Option<&str>,
     progress: &Progress,
+    present: Option<bool>,
 ) -> anyhow::Result<BlobOutcome> {
     let digest = &blob.digest;
     let deadline = client.retry_policy().deadline();
-    if client.blob_exists(digest, deadline).await? {
+    let present = match present {
+        Some(present) => present,
+        None => client.blob_exists(digest, deadline).await?,
+    };
+    if present {
         progress.skipped(blob.size);
         return Ok(BlobOutcome::Skipped);
     }

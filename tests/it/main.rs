@@ -35,6 +35,7 @@ mod prompts;
 mod push;
 mod push_acr;
 mod push_faults;
+mod push_requests;
 mod push_resume;
 mod scaffold;
 mod scaffold_tools;

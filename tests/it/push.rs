@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::support::fault_proxy::{Fault, FaultProxy};
-use crate::support::registry::Registry;
+use crate::support::registry::{self, Registry};
 use crate::support::{
     layout, skopeo_copy_to_layout, skopeo_finds, skopeo_raw_manifest, spin_aks_isolated,
 };
@@ -167,24 +167,6 @@ fn recording_proxy(registry: &Registry) -> (FaultProxy, Seen) {
     (proxy, seen)
 }
 
-/// One request straight to the registry (`Connection: close`); its status code.
-fn registry_request(host: &str, method: &str, path: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    reply
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {reply}"))
-}
-
 #[test]
 fn a_warm_push_is_one_manifest_head_and_a_deleted_blob_is_uploaded_again() {
     let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
@@ -226,10 +208,10 @@ fn a_warm_push_is_one_manifest_head_and_a_deleted_blob_is_uploaded_again() {
         .unwrap();
     let host = registry.host();
     let blob_path = format!("/v2/warm/app/blobs/{gone}");
-    assert_eq!(registry_request(&host, "DELETE", &blob_path), 202);
+    assert_eq!(registry::request(&host, "DELETE", &blob_path), 202);
     let manifest_path = format!("/v2/warm/app/manifests/{digest}");
-    assert_eq!(registry_request(&host, "DELETE", &manifest_path), 202);
-    assert_eq!(registry_request(&host, "HEAD", &blob_path), 404);
+    assert_eq!(registry::request(&host, "DELETE", &manifest_path), 202);
+    assert_eq!(registry::request(&host, "HEAD", &blob_path), 404);
     seen.lock().unwrap().clear();
     let repaired = fx.push_ok(&[&reference, "--from-layout", layout_arg]);
     assert_eq!(
@@ -243,7 +225,7 @@ fn a_warm_push_is_one_manifest_head_and_a_deleted_blob_is_uploaded_again() {
         .filter(|(method, path)| method == "HEAD" && path.contains("/blobs/"))
         .count();
     assert_eq!(heads, 31, "every blob checked once");
-    assert_eq!(registry_request(&host, "HEAD", &blob_path), 200);
+    assert_eq!(registry::request(&host, "HEAD", &blob_path), 200);
     let direct = format!("{host}/warm/app:1");
     assert_eq!(sha256(&skopeo_raw_manifest(&direct, None)), digest);
 

@@ -1,10 +1,11 @@
 //! Debian's `docker-registry` (CNCF distribution) on a free loopback port, storage and config in
-//! a temp dir, killed on drop. Modes: open, htpasswd, or any `auth:` block (token mode).
+//! a temp dir, killed on drop. Modes: open, htpasswd, or any `auth:` block (token mode); its
+//! access log, when asked for, lists the requests it served.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub const BINARY: &str = "docker-registry";
@@ -25,6 +26,7 @@ pub struct RegistryConfig {
     files: Vec<(String, Vec<u8>)>,
     tls: bool,
     public_url: Option<String>,
+    access_log: bool,
 }
 
 impl RegistryConfig {
@@ -49,6 +51,12 @@ impl RegistryConfig {
     /// `Location`s then point back at the front.
     pub fn public_url(mut self, url: impl Into<String>) -> Self {
         self.public_url = Some(url.into());
+        self
+    }
+
+    /// Log every request served ([`Registry::requests`]).
+    pub fn access_log(mut self) -> Self {
+        self.access_log = true;
         self
     }
 
@@ -80,7 +88,8 @@ impl Registry {
         let dir = tempfile::tempdir().expect("registry dir");
         let port = free_port();
         let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: spin-aks-test-secret\n",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: spin-aks-test-secret\n",
+            !config.access_log,
             dir.path().join("storage").display()
         );
         if let Some(url) = &config.public_url {
@@ -102,10 +111,12 @@ impl Registry {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, yaml).expect("write registry config");
         let log = std::fs::File::create(dir.path().join("registry.log")).expect("registry log");
+        // distribution writes its access log to stdout (registry/registry.go, v2.8.2:169-170).
+        let access = std::fs::File::create(dir.path().join("access.log")).expect("access log");
         let child = Command::new(binary)
             .arg("serve")
             .arg(&config_path)
-            .stdout(Stdio::null())
+            .stdout(access)
             .stderr(log)
             .spawn()
             .expect("start docker-registry");
@@ -129,6 +140,17 @@ impl Registry {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// `METHOD /path?query` of every request served so far, in order, from the access log of a
+    /// registry started with [`RegistryConfig::access_log`]; the readiness probe left out.
+    pub fn requests(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| line.split('"').nth(1))
+            .filter_map(|request| request.rsplit_once(' ').map(|(r, _)| r.to_string()))
+            .filter(|request| request != "GET /v2/")
+            .collect()
     }
 
     fn wait_until_ready(&self) {
@@ -167,4 +189,21 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
+}
+
+/// One request straight to the registry (`Connection: close`); its status code.
+pub fn request(host: &str, method: &str, path: &str) -> u16 {
+    let mut stream = TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {reply}"))
 }
