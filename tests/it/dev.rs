@@ -1,0 +1,294 @@
+//! `dev` on the rig with the real registry: the first deploy, a round per edit of a mounted file
+//! and of a component's source (rebuilt by its build command), only new blobs pushed, a failed
+//! build leaving the last good version running, Ctrl-C leaving the app or `--delete-on-exit`
+//! removing it; every JSON line checked against docs/schemas/v1/dev.json.
+
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support;
+use crate::support::registry::Registry;
+use crate::support::rig::{rig, Rig};
+
+/// Turns src/api.wat into a wasm module carrying the text in a custom section, as a compiler
+/// would make new wasm from new source; a source holding `(error` fails as a compile error does.
+const BUILD: &str = r#"import os, sys
+text = open("src/api.wat", "rb").read()
+if b"(error" in text:
+    sys.exit("src/api.wat:1: syntax error")
+def leb(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+payload = leb(6) + b"source" + text
+os.makedirs("target", exist_ok=True)
+open("target/api.wasm", "wb").write(b"\0asm\x01\0\0\0" + b"\0" + leb(len(payload)) + payload)
+"#;
+
+const MANIFEST: &str = r#"spin_manifest_version = 2
+[application]
+name = "dev-app"
+version = "0.1.0"
+[[trigger.http]]
+route = "/..."
+component = "api"
+[component.api]
+source = "target/api.wasm"
+files = [{ source = "static", destination = "/" }]
+[component.api.build]
+command = "python3 build.py"
+watch = ["src/*.wat"]
+"#;
+
+/// The app (its page big enough for a layer of its own, not inlined in the config), built once as `spin build` would have (its wasm newer than its source).
+fn dev_app(home: &Path) -> PathBuf {
+    let app = home.join("dev-app");
+    std::fs::create_dir_all(app.join("src")).unwrap();
+    std::fs::create_dir_all(app.join("static")).unwrap();
+    std::fs::write(app.join("spin.toml"), MANIFEST).unwrap();
+    std::fs::write(app.join("build.py"), BUILD).unwrap();
+    std::fs::write(app.join("src/api.wat"), "(module)").unwrap();
+    std::fs::write(app.join("static/index.html"), "version one\n".repeat(400)).unwrap();
+    support::run_ok(Command::new("python3").arg("build.py").current_dir(&app));
+    app
+}
+
+/// A running `dev`: its JSON lines as they come, its stderr gathered.
+struct Dev {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Dev {
+    fn start(rig: &Rig, home: &Path, app: &Path, args: &[&str]) -> Dev {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("spin-aks"))
+            .env("SPIN_AKS_STATE_FILE", home.join("state"))
+            .env("KUBECONFIG", &rig.kubeconfig)
+            .env("HOME", home)
+            .env("DOCKER_CONFIG", home.join("docker"))
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .arg("-f")
+            .arg(app)
+            .args(["dev", "--output", "json"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (send, lines) = channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = send.send(line);
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (gathered, mut pipe) = (stderr.clone(), child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                gathered
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Dev {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// The next round's line, checked against the schema.
+    fn round(&self) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("no round line in 120 s; stderr:\n{}", self.stderr()));
+        support::json_report(line)
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Ctrl-C; the exit status and stderr once it ended.
+    fn interrupt(mut self) -> (std::process::ExitStatus, String) {
+        support::run_ok(Command::new("kill").args(["-INT", &self.child.id().to_string()]));
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.stderr())
+    }
+}
+
+/// The blobs the registry stores (sha256 hex), as its filesystem storage lays them out.
+fn stored_blobs(registry: &Registry) -> Vec<String> {
+    let root = registry
+        .dir()
+        .join("storage/docker/registry/v2/blobs/sha256");
+    let mut blobs: Vec<String> = walkdir::WalkDir::new(root)
+        .min_depth(2)
+        .max_depth(2)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    blobs.sort();
+    blobs
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn dev_redeploys_each_edit_pushes_only_new_blobs_and_survives_a_failed_build() {
+    let Some(rig) = rig() else { return };
+    let Some(registry) = Registry::open() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let app = dev_app(home.path());
+    let ns = rig.namespace("dev");
+    let reference = format!("{}/dev-app", registry.host());
+    let dev = Dev::start(rig, home.path(), &app, &[&reference, "-n", &ns]);
+
+    let first = dev.round();
+    assert_eq!(
+        (first["round"].as_u64(), first["trigger"].as_str()),
+        (Some(1), Some("start"))
+    );
+    assert_eq!(first["ok"], true, "{first}");
+    let running = |report: &Value| {
+        let digest = report["digest"].as_str().unwrap();
+        assert_eq!(report["running"], format!("{reference}@{digest}"));
+        assert_eq!(
+            rig.running_image(&ns, "dev-app"),
+            format!("{reference}@{digest}")
+        );
+        digest.to_string()
+    };
+    let one = running(&first);
+
+    // A mounted file: a new image whose only new layer is that file (and the manifest and
+    // config naming it), without running the build command.
+    let before = stored_blobs(&registry);
+    let page = "version two\n".repeat(400);
+    std::fs::write(app.join("static/index.html"), &page).unwrap();
+    let file = dev.round();
+    assert_eq!(file["ok"], true, "{file}");
+    assert_eq!(file["changed"], serde_json::json!(["static/index.html"]));
+    assert_eq!(file["built"], serde_json::json!([]));
+    let two = running(&file);
+    assert_ne!(two, one);
+    let new: Vec<String> = stored_blobs(&registry)
+        .into_iter()
+        .filter(|b| !before.contains(b))
+        .collect();
+    assert!(new.contains(&sha256_hex(page.as_bytes())), "{new:?}");
+    assert!(new.contains(&two["sha256:".len()..].to_string()), "{new:?}");
+    // Besides the page, only JSON (config, manifest, what describes them) is new: the
+    // component's wasm layer was not sent again.
+    let wasm = sha256_hex(&std::fs::read(app.join("target/api.wasm")).unwrap());
+    assert!(before.contains(&wasm), "{before:?}");
+    for blob in new.iter().filter(|b| **b != sha256_hex(page.as_bytes())) {
+        let data = registry.dir().join(format!(
+            "storage/docker/registry/v2/blobs/sha256/{}/{blob}/data",
+            &blob[..2]
+        ));
+        assert_eq!(std::fs::read(data).unwrap().first(), Some(&b'{'), "{blob}");
+    }
+    assert!(file["blobs_skipped"].as_u64().unwrap() >= 1, "{file}");
+
+    // The component's source: its build command runs, then a new image with the new wasm.
+    std::fs::write(app.join("src/api.wat"), "(module (memory 1))").unwrap();
+    let source = dev.round();
+    assert_eq!(source["ok"], true, "{source}");
+    assert_eq!(source["changed"], serde_json::json!(["src/api.wat"]));
+    assert_eq!(source["built"], serde_json::json!(["api"]));
+    let three = running(&source);
+    let wasm = std::fs::read(app.join("target/api.wasm")).unwrap();
+    assert!(String::from_utf8_lossy(&wasm).contains("(memory 1)"));
+    assert!(stored_blobs(&registry).contains(&sha256_hex(&wasm)));
+    assert_ne!(three, two);
+
+    // A build error: reported, nothing pushed or applied, the last good version keeps running.
+    std::fs::write(app.join("src/api.wat"), "(module (error").unwrap();
+    let failed = dev.round();
+    assert_eq!(failed["ok"], false, "{failed}");
+    assert_eq!(failed["failed_step"], "build_command");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("component `api`"),
+        "{failed}"
+    );
+    assert_eq!(failed["running"], format!("{reference}@{three}"));
+    assert_eq!(
+        rig.running_image(&ns, "dev-app"),
+        format!("{reference}@{three}")
+    );
+    assert!(dev.stderr().contains("syntax error"), "{}", dev.stderr());
+
+    // Ctrl-C stops watching and leaves the app deployed.
+    let (status, said) = dev.interrupt();
+    assert!(status.success(), "{status:?}\n{said}");
+    assert!(said.contains("keeps running"), "{said}");
+    assert_eq!(
+        rig.running_image(&ns, "dev-app"),
+        format!("{reference}@{three}")
+    );
+}
+
+#[test]
+fn dev_delete_on_exit_removes_what_it_applied() {
+    let Some(rig) = rig() else { return };
+    let Some(registry) = Registry::open() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let app = dev_app(home.path());
+    let ns = rig.namespace("dev-delete");
+    let reference = format!("{}/dev-app", registry.host());
+    let args = [
+        reference.as_str(),
+        "-n",
+        &ns,
+        "--delete-on-exit",
+        "--no-logs",
+    ];
+    let dev = Dev::start(rig, home.path(), &app, &args);
+    let first = dev.round();
+    assert_eq!(first["ok"], true, "{first}");
+    let (status, said) = dev.interrupt();
+    assert!(status.success(), "{status:?}\n{said}");
+    assert!(said.contains("spinapp/dev-app deleted"), "{said}");
+    rig.kubectl_ok(&[
+        "wait",
+        "-n",
+        &ns,
+        "--for=delete",
+        "spinapp/dev-app",
+        "--timeout=60s",
+    ]);
+}
