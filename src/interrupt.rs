@@ -116,7 +116,7 @@ pub fn install() -> io::Result<()> {
                 // A command that asked for the first signal gets it and ends itself; the next
                 // one sweeps and exits as always.
                 let taker = TAKER.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if !taker.is_some_and(|taker| taker.send(name).is_ok()) {
+                if taker.is_none_or(|taker| taker.send(name).is_err()) {
                     break (name, code);
                 }
             };
