@@ -238,3 +238,52 @@ impl RoundReport {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(ok: bool) -> RoundReport {
+        RoundReport {
+            round: 4,
+            trigger: Trigger::Change,
+            changed: vec!["static/index.html".into()],
+            built: Vec::new(),
+            ok,
+            digest: Some("sha256:ab".into()),
+            blobs_uploaded: 2,
+            blobs_skipped: 1,
+            bytes_uploaded: 10,
+            seconds: Seconds {
+                total: 0.5,
+                rollout: 0.25,
+                ..Seconds::default()
+            },
+            failed_step: (!ok).then_some("build_command"),
+            error: (!ok).then(|| "the build command of component `api` failed".into()),
+            running: Some("r/app@sha256:aa".into()),
+            rolled_back: false,
+        }
+    }
+
+    #[test]
+    fn the_line_says_what_changed_the_digest_and_the_split_or_why_not() {
+        let line = report(true).line();
+        assert!(
+            line.starts_with(
+                "round 4 (static/index.html changed): sha256:ab ready 0.50s after the change"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains("push 0.00s: 2 new blob(s)") && line.contains("rollout 0.25s"),
+            "{line}"
+        );
+        let line = report(false).line();
+        assert!(
+            line.contains("build command failed: the build command of component `api` failed"),
+            "{line}"
+        );
+        assert!(line.contains("r/app@sha256:aa (the last good version) keeps running; waiting for the next change"), "{line}");
+    }
+}

@@ -188,6 +188,17 @@ fn dev_redeploys_each_edit_pushes_only_new_blobs_and_survives_a_failed_build() {
         digest.to_string()
     };
     let one = running(&first);
+    // Between rounds the pods' logs stream on stderr, each line naming its pod.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !dev.stderr().contains("] Serving HTTP on 0.0.0.0:80") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log lines in 30 s: {}",
+            dev.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(dev.stderr().contains("[dev-app-"), "{}", dev.stderr());
 
     // A mounted file: a new image whose only new layer is that file (and the manifest and
     // config naming it), without running the build command.
