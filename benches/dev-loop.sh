@@ -19,38 +19,8 @@ kubectl create namespace bench >/dev/null
 kubectl apply -n bench -f "$root/manifests/spinapp-executor.yaml" >/dev/null
 
 app="$work/app"
-mkdir -p "$app/src" "$app/static"
-cat > "$app/spin.toml" <<'TOML'
-spin_manifest_version = 2
-[application]
-name = "dev-bench"
-version = "0.1.0"
-[[trigger.http]]
-route = "/..."
-component = "api"
-[component.api]
-source = "target/api.wasm"
-files = [{ source = "static", destination = "/" }]
-[component.api.build]
-command = "python3 build.py"
-watch = ["src/*.wat"]
-TOML
-# The "compiler": new wasm (a module with the source in a custom section) from the source.
-cat > "$app/build.py" <<'PY'
-import os
-text = open("src/api.wat", "rb").read()
-def leb(n):
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-payload = leb(6) + b"source" + text
-os.makedirs("target", exist_ok=True)
-open("target/api.wasm", "wb").write(b"\0asm\x01\0\0\0" + b"\0" + leb(len(payload)) + payload)
-PY
-echo "(module)" > "$app/src/api.wat"
+cp -r "$root/tests/fixtures/dev-app" "$app"
+mkdir -p "$app/static"
 head -c 65536 /dev/urandom | base64 > "$app/static/index.html"
 (cd "$app" && python3 build.py)
 

@@ -13,53 +13,62 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support;
+use crate::support::apps::copy_app;
 use crate::support::registry::Registry;
 use crate::support::rig::{rig, Rig};
 
-/// Turns src/api.wat into a wasm module carrying the text in a custom section, as a compiler
-/// would make new wasm from new source; a source holding `(error` fails as a compile error does.
-const BUILD: &str = r#"import os, sys
-text = open("src/api.wat", "rb").read()
-if b"(error" in text:
-    sys.exit("src/api.wat:1: syntax error")
-def leb(n):
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-payload = leb(6) + b"source" + text
-os.makedirs("target", exist_ok=True)
-open("target/api.wasm", "wb").write(b"\0asm\x01\0\0\0" + b"\0" + leb(len(payload)) + payload)
-"#;
-
-const MANIFEST: &str = r#"spin_manifest_version = 2
-[application]
-name = "dev-app"
-version = "0.1.0"
-[[trigger.http]]
-route = "/..."
-component = "api"
-[component.api]
-source = "target/api.wasm"
-files = [{ source = "static", destination = "/" }]
-[component.api.build]
-command = "python3 build.py"
-watch = ["src/*.wat"]
-"#;
-
-/// The app (its page big enough for a layer of its own, not inlined in the config), built once as `spin build` would have (its wasm newer than its source).
+/// A copy of tests/fixtures/dev-app with a page big enough for a layer of its own (not inlined in
+/// the config), built once as `spin build` would have (its wasm newer than its source).
 fn dev_app(home: &Path) -> PathBuf {
     let app = home.join("dev-app");
-    std::fs::create_dir_all(app.join("src")).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dev-app");
+    copy_app(
+        &fixture,
+        &app,
+        std::time::SystemTime::now() - Duration::from_secs(60),
+    );
     std::fs::create_dir_all(app.join("static")).unwrap();
-    std::fs::write(app.join("spin.toml"), MANIFEST).unwrap();
-    std::fs::write(app.join("build.py"), BUILD).unwrap();
-    std::fs::write(app.join("src/api.wat"), "(module)").unwrap();
     std::fs::write(app.join("static/index.html"), "version one\n".repeat(400)).unwrap();
     support::run_ok(Command::new("python3").arg("build.py").current_dir(&app));
     app
+}
+
+/// `dev <registry>/dev-app -n <fresh namespace> ARGS…` on the shared rig, once its first round
+/// is in: the rig, the registry, the app, the namespace, the reference and `dev` itself.
+struct Session {
+    rig: &'static Rig,
+    registry: Registry,
+    /// Holds the app: dropped (removed) with the session's last binding.
+    home: tempfile::TempDir,
+    app: PathBuf,
+    ns: String,
+    reference: String,
+    dev: Dev,
+    first: Value,
+}
+
+fn session(hint: &str, args: &[&str]) -> Option<Session> {
+    let rig = rig()?;
+    let registry = Registry::open()?;
+    let home = tempfile::tempdir().unwrap();
+    let app = dev_app(home.path());
+    let ns = rig.namespace(hint);
+    let reference = format!("{}/dev-app", registry.host());
+    let mut all = vec![reference.as_str(), "-n", &ns];
+    all.extend_from_slice(args);
+    let dev = Dev::start(rig, home.path(), &app, &all);
+    let first = dev.round();
+    assert_eq!(first["ok"], true, "{first}");
+    Some(Session {
+        rig,
+        registry,
+        home,
+        app,
+        ns,
+        reference,
+        dev,
+        first,
+    })
 }
 
 /// A running `dev`: its JSON lines as they come, its stderr gathered.
@@ -162,22 +171,24 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 #[test]
 fn dev_redeploys_each_edit_pushes_only_new_blobs_and_survives_a_failed_build() {
-    let Some(rig) = rig() else { return };
-    let Some(registry) = Registry::open() else {
+    let Some(Session {
+        rig,
+        registry,
+        app,
+        ns,
+        reference,
+        dev,
+        first,
+        home: _home,
+        ..
+    }) = session("dev", &[])
+    else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
-    let app = dev_app(home.path());
-    let ns = rig.namespace("dev");
-    let reference = format!("{}/dev-app", registry.host());
-    let dev = Dev::start(rig, home.path(), &app, &[&reference, "-n", &ns]);
-
-    let first = dev.round();
     assert_eq!(
         (first["round"].as_u64(), first["trigger"].as_str()),
         (Some(1), Some("start"))
     );
-    assert_eq!(first["ok"], true, "{first}");
     let running = |report: &Value| {
         let digest = report["digest"].as_str().unwrap();
         assert_eq!(report["running"], format!("{reference}@{digest}"));
@@ -273,24 +284,16 @@ fn dev_redeploys_each_edit_pushes_only_new_blobs_and_survives_a_failed_build() {
 
 #[test]
 fn dev_delete_on_exit_removes_what_it_applied() {
-    let Some(rig) = rig() else { return };
-    let Some(registry) = Registry::open() else {
+    let Some(Session {
+        rig,
+        ns,
+        dev,
+        home: _home,
+        ..
+    }) = session("dev-delete", &["--delete-on-exit", "--no-logs"])
+    else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
-    let app = dev_app(home.path());
-    let ns = rig.namespace("dev-delete");
-    let reference = format!("{}/dev-app", registry.host());
-    let args = [
-        reference.as_str(),
-        "-n",
-        &ns,
-        "--delete-on-exit",
-        "--no-logs",
-    ];
-    let dev = Dev::start(rig, home.path(), &app, &args);
-    let first = dev.round();
-    assert_eq!(first["ok"], true, "{first}");
     let (status, said) = dev.interrupt();
     assert!(status.success(), "{status:?}\n{said}");
     assert!(said.contains("spinapp/dev-app deleted"), "{said}");
