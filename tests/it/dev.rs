@@ -34,7 +34,9 @@ fn dev_app(home: &Path) -> PathBuf {
 }
 
 /// `dev <registry>/dev-app -n <fresh namespace> ARGS…` on the shared rig, once its first round
-/// is in: the rig, the registry, the app, the namespace, the reference and `dev` itself.
+/// is in: the rig, the registry, the app, the namespace, the reference and `dev` itself. A test
+/// binds `home` and `registry` even unused (`home: _home`): left to `..` they are dropped at once,
+/// removing the app and stopping the registry.
 struct Session {
     rig: &'static Rig,
     registry: Registry,
@@ -283,17 +285,29 @@ fn dev_redeploys_each_edit_pushes_only_new_blobs_and_survives_a_failed_build() {
 }
 
 #[test]
-fn dev_delete_on_exit_removes_what_it_applied() {
+fn dev_forces_a_round_on_sigusr1_and_delete_on_exit_removes_what_it_applied() {
     let Some(Session {
         rig,
         ns,
         dev,
+        first,
         home: _home,
+        registry: _registry,
         ..
     }) = session("dev-delete", &["--delete-on-exit", "--no-logs"])
     else {
         return;
     };
+    // SIGUSR1 forces a round: every build command runs; the same inputs make the same digest.
+    support::run_ok(Command::new("kill").args(["-USR1", &dev.child.id().to_string()]));
+    let forced = dev.round();
+    assert_eq!(forced["trigger"], "forced", "{forced}");
+    assert_eq!(forced["built"], serde_json::json!(["api"]));
+    assert_eq!(
+        (&forced["ok"], &forced["digest"]),
+        (&Value::Bool(true), &first["digest"]),
+        "{forced}"
+    );
     let (status, said) = dev.interrupt();
     assert!(status.success(), "{status:?}\n{said}");
     assert!(said.contains("spinapp/dev-app deleted"), "{said}");
