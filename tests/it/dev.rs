@@ -150,6 +150,14 @@ impl Dev {
     }
 }
 
+/// A test that fails before Ctrl-C leaves no `dev` running.
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The blobs the registry stores (sha256 hex), as its filesystem storage lays them out.
 fn stored_blobs(registry: &Registry) -> Vec<String> {
     let root = registry
