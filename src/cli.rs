@@ -175,6 +175,8 @@ pub enum Command {
     Apply(Box<ApplyArgs>),
     /// Build, push, apply, wait and print where the app answers: each step skipped when unchanged
     Up(Box<UpArgs>),
+    /// Deploy the app, then redeploy on every saved change (build commands of changed components, new layers only), streaming its logs, until Ctrl-C
+    Dev(Box<DevArgs>),
     /// What runs: image digest, ready/desired replicas, endpoint, conditions
     Status(StatusArgs),
     /// Print the app's logs (`--follow` to keep streaming)
@@ -696,6 +698,23 @@ pub struct UpArgs {
     pub fleet: bool,
     #[command(flatten)]
     pub install_sources: InstallSourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub push: PushArgs,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+    /// How long the files must be quiet after a change before a round starts (`spin watch` waits 100ms)
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_debounce)]
+    pub debounce: std::time::Duration,
+    /// Do not stream the app's logs between rounds
+    #[arg(long)]
+    pub no_logs: bool,
+    /// When watching stops (Ctrl-C), delete what was applied (default: the app keeps running)
+    #[arg(long)]
+    pub delete_on_exit: bool,
 }
 
 /// What shapes the published objects: the same as apply's.
@@ -1221,6 +1240,17 @@ fn parse_flux_duration(value: &str) -> Result<std::time::Duration, String> {
     Ok(duration)
 }
 
+/// `dev --debounce`: more than zero, at most 10s.
+fn parse_debounce(value: &str) -> Result<std::time::Duration, String> {
+    let duration = humantime::parse_duration(value).map_err(|e| format!("`{value}`: {e}"))?;
+    if duration.is_zero() || duration > std::time::Duration::from_secs(10) {
+        return Err(format!(
+            "`{value}` must be more than 0 and at most 10s (e.g. 100ms)"
+        ));
+    }
+    Ok(duration)
+}
+
 // ---- Flags into validated settings: the one place each command's flags are checked and turned
 // into the pipeline's types (the pipeline never sees clap).
 
@@ -1638,6 +1668,31 @@ impl ClusterCreateArgs {
                 .then(|| self.install.settings())
                 .transpose()?,
             dry_run: self.install.dry_run,
+        })
+    }
+}
+
+impl DevArgs {
+    /// The dev settings; the `up` flags a redeploy loop cannot honour are refused.
+    pub fn settings(&self) -> anyhow::Result<crate::dev::DevSettings> {
+        let refused = [
+            (self.push.from_layout.is_some(), "--from-layout"),
+            (self.push.from_archive.is_some(), "--from-archive"),
+            (self.push.publish, "--publish"),
+            (!self.push.envs.is_empty(), "--env"),
+            (self.deploy.dry_run == DryRun::Server, "--dry-run"),
+            (self.deploy.no_wait, "--no-wait"),
+            (self.deploy.diff, "--diff"),
+        ];
+        if let Some((_, flag)) = refused.iter().find(|(given, _)| *given) {
+            return Err(crate::bad_input!(
+                "dev builds the app and waits for every rollout, so it takes no {flag}: drop {flag} (or use `spin-aks up` for a one-off)"
+            ));
+        }
+        Ok(crate::dev::DevSettings {
+            debounce: self.debounce,
+            logs: !self.no_logs,
+            delete_on_exit: self.delete_on_exit,
         })
     }
 }

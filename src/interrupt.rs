@@ -77,6 +77,18 @@ pub fn settle() {
     drop(made());
 }
 
+/// Who takes the next interrupt instead of the sweep and exit (see [`take_next`]).
+static TAKER: Mutex<Option<tokio::sync::oneshot::Sender<&'static str>>> = Mutex::new(None);
+
+/// Hands the next SIGINT or SIGTERM to the caller (which stops on its own, e.g. `dev` leaving
+/// the app deployed) instead of sweeping and exiting; the one after that sweeps and exits as
+/// always. The receiver yields the signal's name.
+pub fn take_next() -> tokio::sync::oneshot::Receiver<&'static str> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    *TAKER.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
+    receiver
+}
+
 /// Handles SIGINT and SIGTERM from now on: a thread waits for either, removes what
 /// [`temp_file_in`] and [`temp_dir`] made, says so on stderr and exits 130 (SIGINT) or 143.
 pub fn install() -> io::Result<()> {
@@ -94,12 +106,20 @@ pub fn install() -> io::Result<()> {
     std::thread::Builder::new()
         .name("interrupt".into())
         .spawn(move || {
-            let (name, code) = runtime.block_on(async {
-                tokio::select! {
-                    _ = interrupt.recv() => ("Ctrl-C (SIGINT)", 130),
-                    _ = terminate.recv() => ("SIGTERM", 143),
+            let (name, code) = loop {
+                let (name, code) = runtime.block_on(async {
+                    tokio::select! {
+                        _ = interrupt.recv() => ("Ctrl-C (SIGINT)", 130),
+                        _ = terminate.recv() => ("SIGTERM", 143),
+                    }
+                });
+                // A command that asked for the first signal gets it and ends itself; the next
+                // one sweeps and exits as always.
+                let taker = TAKER.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if taker.is_none_or(|taker| taker.send(name).is_err()) {
+                    break (name, code);
                 }
-            });
+            };
             // Held until the process exits: no thread can make a temporary path after the sweep.
             SWEEPING.store(true, std::sync::atomic::Ordering::SeqCst);
             let made = made();

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod commands;
 pub mod context;
 pub mod deploy;
+pub mod dev;
 pub mod error;
 pub mod file_kind;
 pub mod fleet;

@@ -20,4 +20,5 @@ mod v1;
 
 pub use manifest::load;
 pub use model::*;
+pub use mounts::slash_path;
 pub use resolve::resolve;

@@ -141,20 +141,63 @@ fn run_spin_build(spin: &Path, manifest: &Path, reasons: &[String]) -> anyhow::R
         "Running `spin build` because {}",
         reasons.join("; ")
     ));
-    let stderr = std::io::stderr();
-    let as_stdout: Stdio = std::os::fd::AsFd::as_fd(&stderr)
-        .try_clone_to_owned()?
-        .into();
     let status = std::process::Command::new(spin)
         .arg("build")
         .arg("-f")
         .arg(manifest)
         .stdin(Stdio::null())
-        .stdout(as_stdout)
+        .stdout(stderr_as_stdout()?)
         .status()
         .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", spin.display()))?;
     if !status.success() {
         anyhow::bail!("`spin build` failed ({status}); fix the build errors above and retry");
+    }
+    Ok(())
+}
+
+/// Standard error, as a child's standard output (stdout stays clean for `--output json`).
+fn stderr_as_stdout() -> std::io::Result<Stdio> {
+    let stderr = std::io::stderr();
+    Ok(std::os::fd::AsFd::as_fd(&stderr)
+        .try_clone_to_owned()?
+        .into())
+}
+
+/// Runs one component's `[component.<id>.build] command` as `spin build` runs it: through the
+/// shell, in the app directory or its `workdir` (spin crates/build/src/lib.rs:260-279), output on
+/// stderr. `dev` runs only the changed components' commands this way.
+pub async fn run_component_build(app: &App, component: &Component) -> anyhow::Result<()> {
+    let Some(build) = &component.build else {
+        return Ok(());
+    };
+    let workdir = app
+        .dir
+        .join(build.workdir.as_deref().unwrap_or(Path::new("")));
+    crate::output::eprint_line(&format!(
+        "Building component {} with `{}`",
+        component.id, build.command
+    ));
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&build.command)
+        .current_dir(&workdir)
+        .stdin(Stdio::null())
+        .stdout(stderr_as_stdout()?)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot run the build command of component `{}` in {}: {e}",
+                component.id,
+                workdir.display()
+            )
+        })?;
+    if !status.success() {
+        anyhow::bail!(
+            "the build command of component `{}` failed ({status}); fix the errors above and save again",
+            component.id
+        );
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ mod apply;
 mod build;
 mod cluster;
 mod delete;
+mod dev;
 mod export;
 mod fleet;
 mod identity;
@@ -33,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scaffold(args) => scaffold::run(&cli.global, args, &out),
         Command::Apply(args) => apply::run(&cli.global, args, &out).await,
         Command::Up(args) => up::run(&cli.global, args, &out).await,
+        Command::Dev(args) => dev::run(&cli.global, args, &out).await,
         Command::Status(args) => status::run(&cli.global, args, &out).await,
         Command::Logs(args) => logs::run(&cli.global, args, &out).await,
         Command::PortForward(args) => port_forward::run(&cli.global, args, &out).await,

@@ -57,6 +57,8 @@ pub struct RegistrySettings {
 pub struct Pushed {
     pub build: Option<BuildReport>,
     pub report: PushReport,
+    /// How long building the image took (zero when it came from a layout or archive).
+    pub build_time: Duration,
 }
 
 /// Gets the image (builds `app`, loaded from `from` when not given, or opens the layout or
@@ -88,6 +90,7 @@ pub async fn publish(
     let signer = Signer::prepare(store, &key, &settings.sign).await?;
     // Keeps an unpacked archive alive until the push is done.
     let mut _unpacked = None;
+    let started = std::time::Instant::now();
     let (layout, build, app_name) = match source {
         Source::Layout(dir) => (Layout::open(dir)?, None, None),
         Source::Archive(file) => {
@@ -104,6 +107,7 @@ pub async fn publish(
             (built.layout, Some(report), Some(name))
         }
     };
+    let build_time = build.as_ref().map_or(Duration::ZERO, |_| started.elapsed());
     let reference = match &settings.reference {
         Some(given) => given.clone(),
         None => {
@@ -130,7 +134,11 @@ pub async fn publish(
             carried::remember(app, &carried, &report);
         })?;
     }
-    Ok(Pushed { build, report })
+    Ok(Pushed {
+        build,
+        report,
+        build_time,
+    })
 }
 
 /// The image source with what it needs read: the app to build, loaded.

@@ -1774,6 +1774,34 @@ fn cases() -> Vec<Case> {
             code: 2,
             says: &["remembered from an earlier --verify", "aks:rg/aks1 cannot verify", "--no-verify"],
         },
+        // ---------- #31: dev ----------
+        Case {
+            name: "dev --debounce of zero",
+            setup: |_| Ok(run(["dev", "--debounce", "0s"])),
+            code: 2,
+            says: &["--debounce", "`0s`", "more than 0 and at most 10s"],
+        },
+        Case {
+            name: "dev --debounce that is no duration",
+            setup: |_| Ok(run(["dev", "--debounce", "soon"])),
+            code: 2,
+            says: &["--debounce", "`soon`"],
+        },
+        Case {
+            name: "dev --no-wait is refused before the app is read or anything sent",
+            setup: |home| {
+                let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+                Ok(run(["dev", "--no-wait", "-f"]).arg(app))
+            },
+            code: 2,
+            says: &["dev", "no --no-wait", "drop --no-wait"],
+        },
+        Case {
+            name: "dev --publish is refused",
+            setup: |_| Ok(run(["dev", "--publish"])),
+            code: 2,
+            says: &["no --publish", "spin-aks up"],
+        },
     ]
 }
 

@@ -16,6 +16,7 @@ mod cluster_aks;
 mod cluster_commands;
 mod cluster_create;
 mod cluster_parts;
+mod dev;
 mod discovery_cache;
 mod durability;
 mod example_wasm;
