@@ -1,18 +1,20 @@
-//! Waiting for the install's stages: Flux's CRDs established and its Deployments available, a
-//! HelmRelease reconciled by helm-controller (Ready for its generation), the Shim on its nodes.
+//! Waiting for the install's stages, watched: Flux's CRDs established and its Deployments
+//! available, a HelmRelease reconciled by helm-controller (Ready for its generation), the Shim on
+//! its nodes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::watcher::Event;
+use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::Value;
 
 use super::objects::NAMESPACE;
 use crate::cluster::connect::Connection;
 use crate::cluster::errors::{explain, Action};
-
-const POLL: Duration = Duration::from_millis(500);
 /// How often a release's HelmChart is looked at for a pull error while the release is waited for.
 const CHART_POLL: Duration = Duration::from_secs(2);
 /// The `Ready` reasons of a Helm action that failed (helm-controller's v2 API).
@@ -63,7 +65,7 @@ pub async fn release_ready(
         }
     };
     let action = Action::new("get", "helmreleases", Some(NAMESPACE));
-    let released = poll(conn, &api, name, &action, timeout, progress, &until);
+    let released = watch_until(conn, &api, name, &action, timeout, progress, &until);
     let why = tokio::select! {
         result = released => match result {
             Ok(()) => return Ok(()),
@@ -122,7 +124,7 @@ pub async fn shim_installed(
         }
     };
     let action = Action::new("get", "shims", None);
-    poll(conn, &api, name, &action, timeout, progress, &until).await.map_err(|e| {
+    watch_until(conn, &api, name, &action, timeout, progress, &until).await.map_err(|e| {
         anyhow::anyhow!(
             "the shim was not installed on the labelled nodes: {e:#}; see `kubectl get shim {name} -o yaml` and the runtime-class-manager logs"
         )
@@ -144,7 +146,7 @@ pub async fn crd_established(
         _ => Outcome::Waiting(format!("{name}: not established yet")),
     };
     let action = Action::new("get", "customresourcedefinitions", None);
-    poll(conn, &api, name, &action, timeout, progress, &until).await
+    watch_until(conn, &api, name, &action, timeout, progress, &until).await
 }
 
 /// Waits until Deployment `namespace/name` has every replica of its current generation available.
@@ -165,7 +167,7 @@ pub async fn deployment_available(
         )
     };
     let action = Action::new("get", "deployments", Some(namespace));
-    poll(conn, &api, name, &action, timeout, progress, &until)
+    watch_until(conn, &api, name, &action, timeout, progress, &until)
         .await
         .map_err(|e| anyhow::anyhow!("deployment/{name}: {e:#}"))
 }
@@ -225,7 +227,10 @@ fn condition<'a>(status: &'a Value, kind: &str) -> Option<(&'a str, &'a str)> {
         })
 }
 
-async fn poll(
+/// Watches object `name` of `api` until `until` says it is done or failed, or `timeout` passes,
+/// reporting each new waiting message: the change is seen as the API server sends it, where a
+/// poll would see it up to one interval late. A list or watch the server refuses fails at once.
+async fn watch_until(
     conn: &Connection,
     api: &Api<DynamicObject>,
     name: &str,
@@ -234,30 +239,43 @@ async fn poll(
     progress: &dyn Fn(&str),
     until: &dyn Fn(&DynamicObject) -> Outcome,
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut last = String::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher(api.clone(), config).default_backoff().boxed();
+    let (mut last, mut seen) = (String::new(), false);
     loop {
-        let object = api.get_opt(name).await.map_err(|e| {
-            explain(
-                e,
-                conn,
-                Action::new("get", action.resource, action.namespace),
-            )
-        })?;
-        let message = match object.as_ref().map(until) {
-            Some(Outcome::Done) => return Ok(()),
-            Some(Outcome::Failed(message)) => anyhow::bail!("{message}"),
-            Some(Outcome::Waiting(message)) => message,
-            None => "not there yet".to_string(),
+        let event = tokio::select! {
+            event = events.next() => event,
+            _ = tokio::time::sleep_until(deadline) => {
+                anyhow::bail!("still not done after {}s: {last}", timeout.as_secs())
+            }
+        };
+        let message = match event {
+            Some(Ok(Event::Apply(object) | Event::InitApply(object))) => {
+                seen = true;
+                match until(&object) {
+                    Outcome::Done => return Ok(()),
+                    Outcome::Failed(message) => anyhow::bail!("{message}"),
+                    Outcome::Waiting(message) => message,
+                }
+            }
+            Some(Ok(Event::InitDone)) if seen => continue,
+            Some(Ok(Event::Delete(_) | Event::InitDone)) => "not there yet".to_string(),
+            Some(Ok(Event::Init)) => continue,
+            Some(Err(
+                watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e),
+            )) => {
+                let action = Action::new("watch", action.resource, action.namespace);
+                return Err(explain(e, conn, action));
+            }
+            // A broken watch is started again by the watcher.
+            Some(Err(_)) => continue,
+            None => anyhow::bail!("the watch on {name} ended: {last}"),
         };
         if message != last && !message.is_empty() {
             progress(&message);
             last = message;
         }
-        if started.elapsed() >= timeout {
-            anyhow::bail!("still not done after {}s: {last}", timeout.as_secs());
-        }
-        tokio::time::sleep(POLL).await;
     }
 }
 
