@@ -3,6 +3,7 @@
 //! and the node labels it selects — each stage waited for, a re-run changing nothing.
 
 pub mod aks;
+pub mod charts;
 pub mod crds;
 pub mod flux;
 pub mod objects;
@@ -118,7 +119,6 @@ pub async fn install(
         preflight::rights(conn, label_nodes, with_flux),
         preflight::chart_versions(releases, &settings.charts, out),
     )?;
-    let mut first: Vec<Value> = objects::repositories(releases, &settings.charts);
     // The HelmRelease CRD about to be installed, else the cluster's, says whether it knows the field.
     let installing = (flux_objects.iter())
         .find(|o| o["metadata"]["name"] == "helmreleases.helm.toolkit.fluxcd.io");
@@ -126,8 +126,10 @@ pub async fn install(
         Some(crd) => knows_wait_strategy(crd),
         None => serves_wait_strategy(conn).await?,
     };
-    first.extend(objects::releases(releases, &settings.charts, legacy_wait));
-    first.extend(crds);
+    let mut sources: Vec<Value> = objects::repositories(releases, &settings.charts);
+    sources.extend(crds);
+    let charts = objects::charts(releases, &settings.charts);
+    let release_objects = objects::releases(releases, &settings.charts, legacy_wait);
     let mut versions = json!({
         "cert-manager": releases.cert_manager.version,
         "runtime-class-manager": releases.runtime_class_manager.version,
@@ -149,8 +151,11 @@ pub async fn install(
         dry_run: settings.dry_run,
     };
     if settings.dry_run {
-        first.push(objects::shim(releases));
-        report.objects = flux_objects.iter().chain(&first).map(planned).collect();
+        let shim = objects::shim(releases);
+        let plan = (flux_objects.iter().chain(&sources).chain(&charts))
+            .chain(&release_objects)
+            .chain([&shim]);
+        report.objects = plan.map(planned).collect();
         return Ok(report);
     }
     if with_flux {
@@ -170,10 +175,16 @@ pub async fn install(
     };
     // spin-operator's chart makes cert-manager Certificates, so its release is applied once
     // cert-manager's webhook serves (not by a Flux dependsOn, re-checked only every 30 s).
-    let (operator, first): (Vec<Value>, Vec<Value>) = first
-        .into_iter()
-        .partition(|o| o["kind"] == "HelmRelease" && o["metadata"]["name"] == "spin-operator");
+    let (operator, first): (Vec<Value>, Vec<Value>) =
+        (release_objects.into_iter()).partition(|o| o["metadata"]["name"] == "spin-operator");
     apply::ensure_namespace(conn, objects::NAMESPACE, false).await?;
+    // The HelmRepositories before the HelmCharts that name them, and those before the releases,
+    // whose helm-controller would otherwise make them and wait for source-controller's fetch.
+    let applied = apply::apply(conn, &resources, &set, sources, &options).await?;
+    report.objects.extend(applied.objects);
+    report
+        .objects
+        .extend(charts::create_missing(conn, &resources, charts).await?);
     let applied = apply::apply(conn, &resources, &set, first, &options).await?;
     report.objects.extend(applied.objects);
     let timeout = settings.timeout;

@@ -52,6 +52,12 @@ pub async fn rights(conn: &Connection, label_nodes: bool, flux: bool) -> anyhow:
             Some(NAMESPACE),
         ),
         (
+            "create",
+            "source.toolkit.fluxcd.io",
+            "helmcharts",
+            Some(NAMESPACE),
+        ),
+        (
             "patch",
             "helm.toolkit.fluxcd.io",
             "helmreleases",

@@ -12,7 +12,7 @@ use kube::runtime::watcher::Event;
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::Value;
 
-use super::objects::NAMESPACE;
+use super::objects::{chart_name, NAMESPACE};
 use crate::cluster::connect::Connection;
 use crate::cluster::errors::{explain, Action};
 /// How often a release's HelmChart is looked at for a pull error while the release is waited for.
@@ -48,7 +48,7 @@ pub async fn release_ready(
     let chart_resource = resource("source.toolkit.fluxcd.io", "v1", "HelmChart", "helmcharts");
     let charts: Api<DynamicObject> =
         Api::namespaced_with(conn.client.clone(), NAMESPACE, &chart_resource);
-    let chart_name = format!("{NAMESPACE}-{name}");
+    let chart_name = chart_name(name);
     let chart_failure = || async {
         let chart = charts.get_opt(&chart_name).await.ok().flatten()?;
         let (state, message) = condition(&chart.data["status"], "Ready")?;
