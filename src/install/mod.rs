@@ -188,39 +188,58 @@ pub async fn install(
     let applied = apply::apply(conn, &resources, &set, first, &options).await?;
     report.objects.extend(applied.objects);
     let timeout = settings.timeout;
-    let what = "cert-manager (its webhook serving)";
-    report
-        .stages
-        .push(release_stage(conn, "cert-manager", what, timeout, out).await?);
-    let applied = apply::apply(conn, &resources, &set, operator, &options).await?;
-    report.objects.extend(applied.objects);
-    let what = "runtime-class-manager";
-    report
-        .stages
-        .push(release_stage(conn, what, what, timeout, out).await?);
-    // The Shim's kind comes with runtime-class-manager's chart.
-    let resources = Resources::discover(conn).await?;
-    let shim = vec![objects::shim(releases)];
-    report.objects.extend(
-        apply::apply(conn, &resources, &set, shim, &options)
-            .await?
-            .objects,
-    );
-    if label_nodes {
-        report.labelled_nodes = label_node_objects(conn).await?;
-    }
-    let shim = async {
+    // Two chains at once: cert-manager, then spin-operator (the critical path); and
+    // runtime-class-manager, then the Shim on the nodes, whose installer Jobs need not wait for
+    // cert-manager. Only the Shim's apply adds a kind to the ApplySet parent (the first apply
+    // listed HelmRelease), so the two never write it both.
+    let operator_chain = async {
+        let cert_manager = cert_manager_stage(conn, timeout, out).await?;
+        let applied = apply::apply(conn, &resources, &set, operator, &options).await?;
+        let operator = release_stage(conn, "spin-operator", "spin-operator", timeout, out).await?;
+        Ok::<_, anyhow::Error>((cert_manager, applied.objects, operator))
+    };
+    let shim_chain = async {
+        let what = "runtime-class-manager";
+        let rcm = release_stage(conn, what, what, timeout, out).await?;
+        // The Shim's kind comes with runtime-class-manager's chart.
+        let resources = Resources::discover(conn).await?;
+        let shim = vec![objects::shim(releases)];
+        let applied = apply::apply(conn, &resources, &set, shim, &options).await?;
+        let labelled = match label_nodes {
+            true => label_node_objects(conn).await?,
+            false => Vec::new(),
+        };
         let started = Instant::now();
         let progress = |m: &str| out.info(format!("shim: {m}"));
         let wait = wait::shim_installed(conn, objects::HANDLER, timeout, &progress);
         out.while_running("shim: waiting for the nodes", wait)
             .await?;
-        Ok(stage("shim", started))
+        Ok((rcm, applied.objects, labelled, stage("shim", started)))
     };
-    let operator = release_stage(conn, "spin-operator", "spin-operator", timeout, out);
-    let (operator, shim) = tokio::try_join!(operator, shim)?;
-    report.stages.extend([operator, shim]);
+    let ((cert_manager, operator_objects, operator), (rcm, shim_objects, labelled, shim)) =
+        tokio::try_join!(operator_chain, shim_chain)?;
+    report.objects.extend(operator_objects);
+    report.objects.extend(shim_objects);
+    report.labelled_nodes = labelled;
+    report.stages.extend([cert_manager, rcm, operator, shim]);
     Ok(report)
+}
+
+/// Waits for cert-manager's release, then for its API to take an Issuer (the chart's own check,
+/// its `startupapicheck` hook, is off); how long both took.
+async fn cert_manager_stage(
+    conn: &Connection,
+    timeout: Duration,
+    out: &Output,
+) -> anyhow::Result<Stage> {
+    let started = Instant::now();
+    let what = "cert-manager (its webhook serving)";
+    release_stage(conn, "cert-manager", what, timeout, out).await?;
+    let progress = |m: &str| out.info(format!("{what}: {m}"));
+    let waiting = format!("{what}: asking its API");
+    out.while_running(&waiting, wait::cert_manager_api(conn, timeout, &progress))
+        .await?;
+    Ok(stage("cert-manager", started))
 }
 
 /// Waits for HelmRelease `name` with progress lines about `what`; how long it took.

@@ -157,7 +157,8 @@ pub fn repositories(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
     objects
 }
 
-/// The three HelmReleases: cert-manager (its CRDs on), runtime-class-manager (images pinned to
+/// The three HelmReleases: cert-manager (its CRDs on, its `startupapicheck` hook off: spin-aks
+/// checks its API itself, see `wait::cert_manager_api`), runtime-class-manager (images pinned to
 /// its release, not `latest`), spin-operator (applied once cert-manager serves: its webhook
 /// certificate), each with helm-controller's finalizer. `legacy_wait`: helm-controller serves
 /// `spec.waitStrategy` and is told to wait as Helm 3 did — polling resources every 2 s and
@@ -169,7 +170,7 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) 
         (
             &releases.cert_manager,
             "cert-manager",
-            json!({"crds": {"enabled": true}}),
+            json!({"crds": {"enabled": true}, "startupapicheck": {"enabled": false}}),
         ),
         (
             &releases.runtime_class_manager,

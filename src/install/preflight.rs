@@ -63,6 +63,8 @@ pub async fn rights(conn: &Connection, label_nodes: bool, flux: bool) -> anyhow:
             "helmreleases",
             Some(NAMESPACE),
         ),
+        // The dry-run Issuer that asks whether cert-manager's API serves.
+        ("create", "cert-manager.io", "issuers", Some(NAMESPACE)),
         ("patch", "runtime.spinkube.dev", "shims", None),
         ("patch", "", "secrets", Some(NAMESPACE)),
     ];

@@ -1,20 +1,25 @@
 //! Waiting for the install's stages, watched: Flux's CRDs established and its Deployments
-//! available, a HelmRelease reconciled by helm-controller (Ready for its generation), the Shim on
-//! its nodes.
+//! available, a HelmRelease reconciled by helm-controller (Ready for its generation), cert-manager's
+//! API taking an Issuer, the Shim on its nodes.
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::runtime::watcher::Event;
 use kube::runtime::{watcher, WatchStreamExt};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::objects::{chart_name, NAMESPACE};
+use crate::cluster::apply::FIELD_MANAGER;
 use crate::cluster::connect::Connection;
 use crate::cluster::errors::{explain, Action};
+
+/// How often cert-manager's API is asked again while its webhook does not answer (there is
+/// nothing to watch for that).
+const API_POLL: Duration = Duration::from_millis(250);
 /// How often a release's HelmChart is looked at for a pull error while the release is waited for.
 const CHART_POLL: Duration = Duration::from_secs(2);
 /// The `Ready` reasons of a Helm action that failed (helm-controller's v2 API).
@@ -82,6 +87,61 @@ pub async fn release_ready(
             "the HelmRelease {NAMESPACE}/{name} did not become ready: {why:#}; see `kubectl describe helmrelease -n {NAMESPACE} {name}` and helm-controller's logs"
         ),
     })
+}
+
+/// Waits until cert-manager's API takes an Issuer: a server-side dry run of a self-signed Issuer
+/// in [`NAMESPACE`] goes through cert-manager's validating webhook (`failurePolicy: Fail`), so it
+/// is accepted only once that webhook serves with its CA bundle injected. This is the check the
+/// chart's `startupapicheck` hook Job makes (`cmctl check api`: a dry-run create, asked again
+/// every 5 s), made from here and four times as often; called once the release is Ready, so its
+/// webhook configurations exist. A refusal other than "not served yet" (404) or a webhook that
+/// does not answer (5xx) fails at once.
+pub async fn cert_manager_api(
+    conn: &Connection,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    let issuers = resource("cert-manager.io", "v1", "Issuer", "issuers");
+    let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), NAMESPACE, &issuers);
+    let issuer: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Issuer",
+        "metadata": {"generateName": "spin-aks-api-check-"},
+        "spec": {"selfSigned": {}},
+    }))?;
+    let params = PostParams {
+        dry_run: true,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let message = match api.create(&params, &issuer).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code >= 500 => {
+                status.message
+            }
+            Err(e) => {
+                return Err(explain(
+                    e,
+                    conn,
+                    Action::new("create", "issuers.cert-manager.io", Some(NAMESPACE)),
+                )
+                .context("cert-manager's API refused a dry-run Issuer"))
+            }
+        };
+        if message != last {
+            progress(&format!("its API: {message}"));
+            last = message;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "cert-manager's API did not take a dry-run Issuer within {}s: {last}; see `kubectl get pods -n cert-manager` and the cert-manager-webhook logs",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(API_POLL).await;
+    }
 }
 
 /// Where a HelmRelease stands, from its `metadata.generation` and `status`.
