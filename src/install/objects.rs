@@ -91,6 +91,14 @@ struct Lifecycle {
     #[serde(skip_serializing_if = "Option::is_none")]
     create_namespace: Option<bool>,
     crds: &'static str,
+    /// Helm's client-side check of the rendered objects: with it, each build of a manifest asks
+    /// the API server's OpenAPI v3 document of every group-version the chart uses whether that
+    /// group takes `fieldValidation` (kubectl pkg/cmd/util/factory_client_access.go, `Validator`),
+    /// then leaves the validation to the server (Helm 4 creates and updates with
+    /// `fieldValidation=Strict`, pkg/kube/client.go) — seconds of fetching and parsing on each
+    /// install, for nothing the server does not check anyway.
+    #[serde(rename = "disableOpenAPIValidation")]
+    disable_open_api_validation: bool,
     remediation: Value,
 }
 
@@ -210,11 +218,13 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) 
                 install: Lifecycle {
                     create_namespace: Some(true),
                     crds: "CreateReplace",
+                    disable_open_api_validation: true,
                     remediation: remediation.clone(),
                 },
                 upgrade: Lifecycle {
                     create_namespace: None,
                     crds: "CreateReplace",
+                    disable_open_api_validation: true,
                     remediation,
                 },
                 wait_strategy: legacy_wait.then(|| json!({"name": "legacy"})),
