@@ -3,6 +3,7 @@
 //! and the node labels it selects — each stage waited for, a re-run changing nothing.
 
 pub mod aks;
+pub mod charts;
 pub mod crds;
 pub mod flux;
 pub mod objects;
@@ -118,7 +119,6 @@ pub async fn install(
         preflight::rights(conn, label_nodes, with_flux),
         preflight::chart_versions(releases, &settings.charts, out),
     )?;
-    let mut first: Vec<Value> = objects::repositories(releases, &settings.charts);
     // The HelmRelease CRD about to be installed, else the cluster's, says whether it knows the field.
     let installing = (flux_objects.iter())
         .find(|o| o["metadata"]["name"] == "helmreleases.helm.toolkit.fluxcd.io");
@@ -126,8 +126,10 @@ pub async fn install(
         Some(crd) => knows_wait_strategy(crd),
         None => serves_wait_strategy(conn).await?,
     };
-    first.extend(objects::releases(releases, &settings.charts, legacy_wait));
-    first.extend(crds);
+    let mut sources: Vec<Value> = objects::repositories(releases, &settings.charts);
+    sources.extend(crds);
+    let charts = objects::charts(releases, &settings.charts);
+    let release_objects = objects::releases(releases, &settings.charts, legacy_wait);
     let mut versions = json!({
         "cert-manager": releases.cert_manager.version,
         "runtime-class-manager": releases.runtime_class_manager.version,
@@ -149,8 +151,11 @@ pub async fn install(
         dry_run: settings.dry_run,
     };
     if settings.dry_run {
-        first.push(objects::shim(releases));
-        report.objects = flux_objects.iter().chain(&first).map(planned).collect();
+        let shim = objects::shim(releases);
+        let plan = (flux_objects.iter().chain(&sources).chain(&charts))
+            .chain(&release_objects)
+            .chain([&shim]);
+        report.objects = plan.map(planned).collect();
         return Ok(report);
     }
     if with_flux {
@@ -170,46 +175,71 @@ pub async fn install(
     };
     // spin-operator's chart makes cert-manager Certificates, so its release is applied once
     // cert-manager's webhook serves (not by a Flux dependsOn, re-checked only every 30 s).
-    let (operator, first): (Vec<Value>, Vec<Value>) = first
-        .into_iter()
-        .partition(|o| o["kind"] == "HelmRelease" && o["metadata"]["name"] == "spin-operator");
+    let (operator, first): (Vec<Value>, Vec<Value>) =
+        (release_objects.into_iter()).partition(|o| o["metadata"]["name"] == "spin-operator");
     apply::ensure_namespace(conn, objects::NAMESPACE, false).await?;
+    // The HelmRepositories before the HelmCharts that name them, and those before the releases,
+    // whose helm-controller would otherwise make them and wait for source-controller's fetch.
+    let applied = apply::apply(conn, &resources, &set, sources, &options).await?;
+    report.objects.extend(applied.objects);
+    report
+        .objects
+        .extend(charts::create_missing(conn, &resources, charts).await?);
     let applied = apply::apply(conn, &resources, &set, first, &options).await?;
     report.objects.extend(applied.objects);
     let timeout = settings.timeout;
-    let what = "cert-manager (its webhook serving)";
-    report
-        .stages
-        .push(release_stage(conn, "cert-manager", what, timeout, out).await?);
-    let applied = apply::apply(conn, &resources, &set, operator, &options).await?;
-    report.objects.extend(applied.objects);
-    let what = "runtime-class-manager";
-    report
-        .stages
-        .push(release_stage(conn, what, what, timeout, out).await?);
-    // The Shim's kind comes with runtime-class-manager's chart.
-    let resources = Resources::discover(conn).await?;
-    let shim = vec![objects::shim(releases)];
-    report.objects.extend(
-        apply::apply(conn, &resources, &set, shim, &options)
-            .await?
-            .objects,
-    );
-    if label_nodes {
-        report.labelled_nodes = label_node_objects(conn).await?;
-    }
-    let shim = async {
+    // Two chains at once: cert-manager, then spin-operator (the critical path); and
+    // runtime-class-manager, then the Shim on the nodes, whose installer Jobs need not wait for
+    // cert-manager. Only the Shim's apply adds a kind to the ApplySet parent (the first apply
+    // listed HelmRelease), so the two never write it both.
+    let operator_chain = async {
+        let cert_manager = cert_manager_stage(conn, timeout, out).await?;
+        let applied = apply::apply(conn, &resources, &set, operator, &options).await?;
+        let operator = release_stage(conn, "spin-operator", "spin-operator", timeout, out).await?;
+        Ok::<_, anyhow::Error>((cert_manager, applied.objects, operator))
+    };
+    let shim_chain = async {
+        let what = "runtime-class-manager";
+        let rcm = release_stage(conn, what, what, timeout, out).await?;
+        // The Shim's kind comes with runtime-class-manager's chart.
+        let resources = Resources::discover(conn).await?;
+        let shim = vec![objects::shim(releases)];
+        let applied = apply::apply(conn, &resources, &set, shim, &options).await?;
+        let labelled = match label_nodes {
+            true => label_node_objects(conn).await?,
+            false => Vec::new(),
+        };
         let started = Instant::now();
         let progress = |m: &str| out.info(format!("shim: {m}"));
         let wait = wait::shim_installed(conn, objects::HANDLER, timeout, &progress);
         out.while_running("shim: waiting for the nodes", wait)
             .await?;
-        Ok(stage("shim", started))
+        Ok((rcm, applied.objects, labelled, stage("shim", started)))
     };
-    let operator = release_stage(conn, "spin-operator", "spin-operator", timeout, out);
-    let (operator, shim) = tokio::try_join!(operator, shim)?;
-    report.stages.extend([operator, shim]);
+    let ((cert_manager, operator_objects, operator), (rcm, shim_objects, labelled, shim)) =
+        tokio::try_join!(operator_chain, shim_chain)?;
+    report.objects.extend(operator_objects);
+    report.objects.extend(shim_objects);
+    report.labelled_nodes = labelled;
+    report.stages.extend([cert_manager, rcm, operator, shim]);
     Ok(report)
+}
+
+/// Waits for cert-manager's release, then for its API to take an Issuer (the chart's own check,
+/// its `startupapicheck` hook, is off); how long both took.
+async fn cert_manager_stage(
+    conn: &Connection,
+    timeout: Duration,
+    out: &Output,
+) -> anyhow::Result<Stage> {
+    let started = Instant::now();
+    let what = "cert-manager (its webhook serving)";
+    release_stage(conn, "cert-manager", what, timeout, out).await?;
+    let progress = |m: &str| out.info(format!("{what}: {m}"));
+    let waiting = format!("{what}: asking its API");
+    out.while_running(&waiting, wait::cert_manager_api(conn, timeout, &progress))
+        .await?;
+    Ok(stage("cert-manager", started))
 }
 
 /// Waits for HelmRelease `name` with progress lines about `what`; how long it took.

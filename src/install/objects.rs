@@ -1,5 +1,6 @@
 //! The objects `cluster install` applies, typed: Flux `HelmRepository`/`HelmRelease` for each
-//! chart (helm-controller renders and installs them in the cluster) and runtime-class-manager's `Shim`.
+//! chart (helm-controller renders and installs them in the cluster), the `HelmChart` helm-controller
+//! would make for each (created ahead of it) and runtime-class-manager's `Shim`.
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -15,6 +16,15 @@ pub const INSTALLER_NAMESPACE: &str = "runtime-class-manager";
 pub const NODE_LABEL: (&str, &str) = ("spin", "true");
 /// The shim's containerd handler, which the RuntimeClass names.
 pub const HANDLER: &str = "spin-v2";
+/// The finalizer helm-controller puts on a HelmRelease and source-controller on a HelmChart
+/// (helm-controller api/v2/helmrelease_types.go:37, source-controller api/v1/condition_types.go:19).
+/// Each controller's first reconcile of an object without it only adds it and requeues, and the
+/// requeue waits out the controllers' `--min-retry-delay` (750 ms): the objects carry it from the start.
+pub const FLUX_FINALIZER: &str = "finalizers.fluxcd.io";
+/// How often helm-controller reconciles a release (and so a chart) unasked.
+const INTERVAL: &str = "1h";
+/// [`INTERVAL`] as helm-controller writes it into the HelmChart it makes (a `metav1.Duration`).
+const CHART_INTERVAL: &str = "1h0m0s";
 
 /// Where the charts come from: their publishers, or one mirror registry for all.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +91,14 @@ struct Lifecycle {
     #[serde(skip_serializing_if = "Option::is_none")]
     create_namespace: Option<bool>,
     crds: &'static str,
+    /// Helm's client-side check of the rendered objects: with it, each build of a manifest asks
+    /// the API server's OpenAPI v3 document of every group-version the chart uses whether that
+    /// group takes `fieldValidation` (kubectl pkg/cmd/util/factory_client_access.go, `Validator`),
+    /// then leaves the validation to the server (Helm 4 creates and updates with
+    /// `fieldValidation=Strict`, pkg/kube/client.go) — seconds of fetching and parsing on each
+    /// install, for nothing the server does not check anyway.
+    #[serde(rename = "disableOpenAPIValidation")]
+    disable_open_api_validation: bool,
     remediation: Value,
 }
 
@@ -138,7 +156,7 @@ pub fn repositories(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
             spec: HelmRepositorySpec {
                 type_: "oci",
                 url,
-                interval: "1h",
+                interval: INTERVAL,
                 insecure,
             },
         }));
@@ -147,18 +165,20 @@ pub fn repositories(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
     objects
 }
 
-/// The three HelmReleases: cert-manager (its CRDs on), runtime-class-manager (images pinned to
+/// The three HelmReleases: cert-manager (its CRDs on, its `startupapicheck` hook off: spin-aks
+/// checks its API itself, see `wait::cert_manager_api`), runtime-class-manager (images pinned to
 /// its release, not `latest`), spin-operator (applied once cert-manager serves: its webhook
-/// certificate). `legacy_wait`: helm-controller serves `spec.waitStrategy` and is told to wait
-/// as Helm 3 did — polling resources every 2 s and watching hooks — rather than its default
-/// kstatus poller, which looks every 5 s, hooks included (seconds on each release).
+/// certificate), each with helm-controller's finalizer. `legacy_wait`: helm-controller serves
+/// `spec.waitStrategy` and is told to wait as Helm 3 did — polling resources every 2 s and
+/// watching hooks — rather than its default kstatus poller, which looks every 5 s, hooks included
+/// (seconds on each release).
 pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) -> Vec<Value> {
     let rcm_tag = format!("v{}", releases.runtime_class_manager.version);
     [
         (
             &releases.cert_manager,
             "cert-manager",
-            json!({"crds": {"enabled": true}}),
+            json!({"crds": {"enabled": true}, "startupapicheck": {"enabled": false}}),
         ),
         (
             &releases.runtime_class_manager,
@@ -179,9 +199,9 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) 
         to_value(Object {
             api_version: "helm.toolkit.fluxcd.io/v2",
             kind: "HelmRelease",
-            metadata: metadata(chart.name, Some(NAMESPACE)),
+            metadata: finalized(metadata(chart.name, Some(NAMESPACE))),
             spec: HelmReleaseSpec {
-                interval: "1h",
+                interval: INTERVAL,
                 release_name: chart.name,
                 target_namespace: namespace,
                 storage_namespace: namespace,
@@ -198,11 +218,13 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) 
                 install: Lifecycle {
                     create_namespace: Some(true),
                     crds: "CreateReplace",
+                    disable_open_api_validation: true,
                     remediation: remediation.clone(),
                 },
                 upgrade: Lifecycle {
                     create_namespace: None,
                     crds: "CreateReplace",
+                    disable_open_api_validation: true,
                     remediation,
                 },
                 wait_strategy: legacy_wait.then(|| json!({"name": "legacy"})),
@@ -211,6 +233,51 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) 
         })
     })
     .collect()
+}
+
+/// `metadata` with [`FLUX_FINALIZER`].
+fn finalized(mut metadata: Value) -> Value {
+    metadata["finalizers"] = json!([FLUX_FINALIZER]);
+    metadata
+}
+
+/// The name helm-controller gives the HelmChart of release `name` in [`NAMESPACE`]
+/// (`<namespace>-<name>`, helm-controller api/v2/helmrelease_types.go:1580).
+pub fn chart_name(name: &str) -> String {
+    format!("{NAMESPACE}-{name}")
+}
+
+/// The HelmChart helm-controller makes from each release's chart template
+/// (internal/reconcile/helmchart_template.go, `buildHelmChartFromTemplate` and the owner labels
+/// it sets), field for field, with source-controller's finalizer. Created before the releases
+/// (spin-operator's long before its own), source-controller fetches every chart at once, and
+/// helm-controller finds its HelmChart in place, unchanged, instead of making it and waiting for
+/// the fetch.
+pub fn charts(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
+    (releases.charts().into_iter())
+        .map(|chart| {
+            json!({
+                "apiVersion": "source.toolkit.fluxcd.io/v1",
+                "kind": "HelmChart",
+                "metadata": {
+                    "name": chart_name(chart.name),
+                    "namespace": NAMESPACE,
+                    "labels": {
+                        "helm.toolkit.fluxcd.io/name": chart.name,
+                        "helm.toolkit.fluxcd.io/namespace": NAMESPACE,
+                    },
+                    "finalizers": [FLUX_FINALIZER],
+                },
+                "spec": {
+                    "chart": chart.name,
+                    "version": chart.version,
+                    "sourceRef": {"kind": "HelmRepository", "name": repository_name(chart, source)},
+                    "interval": CHART_INTERVAL,
+                    "reconcileStrategy": "ChartVersion",
+                },
+            })
+        })
+        .collect()
 }
 
 /// runtime-class-manager's Shim: the shim's release archive per architecture, installed on the

@@ -52,11 +52,19 @@ pub async fn rights(conn: &Connection, label_nodes: bool, flux: bool) -> anyhow:
             Some(NAMESPACE),
         ),
         (
+            "create",
+            "source.toolkit.fluxcd.io",
+            "helmcharts",
+            Some(NAMESPACE),
+        ),
+        (
             "patch",
             "helm.toolkit.fluxcd.io",
             "helmreleases",
             Some(NAMESPACE),
         ),
+        // The dry-run Issuer that asks whether cert-manager's API serves.
+        ("create", "cert-manager.io", "issuers", Some(NAMESPACE)),
         ("patch", "runtime.spinkube.dev", "shims", None),
         ("patch", "", "secrets", Some(NAMESPACE)),
     ];

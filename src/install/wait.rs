@@ -1,18 +1,25 @@
-//! Waiting for the install's stages: Flux's CRDs established and its Deployments available, a
-//! HelmRelease reconciled by helm-controller (Ready for its generation), the Shim on its nodes.
+//! Waiting for the install's stages, watched: Flux's CRDs established and its Deployments
+//! available, a HelmRelease reconciled by helm-controller (Ready for its generation), cert-manager's
+//! API taking an Issuer, the Shim on its nodes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use serde_json::Value;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::runtime::watcher::Event;
+use kube::runtime::{watcher, WatchStreamExt};
+use serde_json::{json, Value};
 
-use super::objects::NAMESPACE;
+use super::objects::{chart_name, NAMESPACE};
+use crate::cluster::apply::FIELD_MANAGER;
 use crate::cluster::connect::Connection;
 use crate::cluster::errors::{explain, Action};
 
-const POLL: Duration = Duration::from_millis(500);
+/// How often cert-manager's API is asked again while its webhook does not answer (there is
+/// nothing to watch for that).
+const API_POLL: Duration = Duration::from_millis(250);
 /// How often a release's HelmChart is looked at for a pull error while the release is waited for.
 const CHART_POLL: Duration = Duration::from_secs(2);
 /// The `Ready` reasons of a Helm action that failed (helm-controller's v2 API).
@@ -46,7 +53,7 @@ pub async fn release_ready(
     let chart_resource = resource("source.toolkit.fluxcd.io", "v1", "HelmChart", "helmcharts");
     let charts: Api<DynamicObject> =
         Api::namespaced_with(conn.client.clone(), NAMESPACE, &chart_resource);
-    let chart_name = format!("{NAMESPACE}-{name}");
+    let chart_name = chart_name(name);
     let chart_failure = || async {
         let chart = charts.get_opt(&chart_name).await.ok().flatten()?;
         let (state, message) = condition(&chart.data["status"], "Ready")?;
@@ -63,7 +70,7 @@ pub async fn release_ready(
         }
     };
     let action = Action::new("get", "helmreleases", Some(NAMESPACE));
-    let released = poll(conn, &api, name, &action, timeout, progress, &until);
+    let released = watch_until(conn, &api, name, &action, timeout, progress, &until);
     let why = tokio::select! {
         result = released => match result {
             Ok(()) => return Ok(()),
@@ -80,6 +87,61 @@ pub async fn release_ready(
             "the HelmRelease {NAMESPACE}/{name} did not become ready: {why:#}; see `kubectl describe helmrelease -n {NAMESPACE} {name}` and helm-controller's logs"
         ),
     })
+}
+
+/// Waits until cert-manager's API takes an Issuer: a server-side dry run of a self-signed Issuer
+/// in [`NAMESPACE`] goes through cert-manager's validating webhook (`failurePolicy: Fail`), so it
+/// is accepted only once that webhook serves with its CA bundle injected. This is the check the
+/// chart's `startupapicheck` hook Job makes (`cmctl check api`: a dry-run create, asked again
+/// every 5 s), made from here and four times as often; called once the release is Ready, so its
+/// webhook configurations exist. A refusal other than "not served yet" (404) or a webhook that
+/// does not answer (5xx) fails at once.
+pub async fn cert_manager_api(
+    conn: &Connection,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    let issuers = resource("cert-manager.io", "v1", "Issuer", "issuers");
+    let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), NAMESPACE, &issuers);
+    let issuer: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Issuer",
+        "metadata": {"generateName": "spin-aks-api-check-"},
+        "spec": {"selfSigned": {}},
+    }))?;
+    let params = PostParams {
+        dry_run: true,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let message = match api.create(&params, &issuer).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code >= 500 => {
+                status.message
+            }
+            Err(e) => {
+                return Err(explain(
+                    e,
+                    conn,
+                    Action::new("create", "issuers.cert-manager.io", Some(NAMESPACE)),
+                )
+                .context("cert-manager's API refused a dry-run Issuer"))
+            }
+        };
+        if message != last {
+            progress(&format!("its API: {message}"));
+            last = message;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "cert-manager's API did not take a dry-run Issuer within {}s: {last}; see `kubectl get pods -n cert-manager` and the cert-manager-webhook logs",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(API_POLL).await;
+    }
 }
 
 /// Where a HelmRelease stands, from its `metadata.generation` and `status`.
@@ -122,7 +184,7 @@ pub async fn shim_installed(
         }
     };
     let action = Action::new("get", "shims", None);
-    poll(conn, &api, name, &action, timeout, progress, &until).await.map_err(|e| {
+    watch_until(conn, &api, name, &action, timeout, progress, &until).await.map_err(|e| {
         anyhow::anyhow!(
             "the shim was not installed on the labelled nodes: {e:#}; see `kubectl get shim {name} -o yaml` and the runtime-class-manager logs"
         )
@@ -144,7 +206,7 @@ pub async fn crd_established(
         _ => Outcome::Waiting(format!("{name}: not established yet")),
     };
     let action = Action::new("get", "customresourcedefinitions", None);
-    poll(conn, &api, name, &action, timeout, progress, &until).await
+    watch_until(conn, &api, name, &action, timeout, progress, &until).await
 }
 
 /// Waits until Deployment `namespace/name` has every replica of its current generation available.
@@ -165,7 +227,7 @@ pub async fn deployment_available(
         )
     };
     let action = Action::new("get", "deployments", Some(namespace));
-    poll(conn, &api, name, &action, timeout, progress, &until)
+    watch_until(conn, &api, name, &action, timeout, progress, &until)
         .await
         .map_err(|e| anyhow::anyhow!("deployment/{name}: {e:#}"))
 }
@@ -225,7 +287,10 @@ fn condition<'a>(status: &'a Value, kind: &str) -> Option<(&'a str, &'a str)> {
         })
 }
 
-async fn poll(
+/// Watches object `name` of `api` until `until` says it is done or failed, or `timeout` passes,
+/// reporting each new waiting message: the change is seen as the API server sends it, where a
+/// poll would see it up to one interval late. A list or watch the server refuses fails at once.
+async fn watch_until(
     conn: &Connection,
     api: &Api<DynamicObject>,
     name: &str,
@@ -234,30 +299,43 @@ async fn poll(
     progress: &dyn Fn(&str),
     until: &dyn Fn(&DynamicObject) -> Outcome,
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut last = String::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher(api.clone(), config).default_backoff().boxed();
+    let (mut last, mut seen) = (String::new(), false);
     loop {
-        let object = api.get_opt(name).await.map_err(|e| {
-            explain(
-                e,
-                conn,
-                Action::new("get", action.resource, action.namespace),
-            )
-        })?;
-        let message = match object.as_ref().map(until) {
-            Some(Outcome::Done) => return Ok(()),
-            Some(Outcome::Failed(message)) => anyhow::bail!("{message}"),
-            Some(Outcome::Waiting(message)) => message,
-            None => "not there yet".to_string(),
+        let event = tokio::select! {
+            event = events.next() => event,
+            _ = tokio::time::sleep_until(deadline) => {
+                anyhow::bail!("still not done after {}s: {last}", timeout.as_secs())
+            }
+        };
+        let message = match event {
+            Some(Ok(Event::Apply(object) | Event::InitApply(object))) => {
+                seen = true;
+                match until(&object) {
+                    Outcome::Done => return Ok(()),
+                    Outcome::Failed(message) => anyhow::bail!("{message}"),
+                    Outcome::Waiting(message) => message,
+                }
+            }
+            Some(Ok(Event::InitDone)) if seen => continue,
+            Some(Ok(Event::Delete(_) | Event::InitDone)) => "not there yet".to_string(),
+            Some(Ok(Event::Init)) => continue,
+            Some(Err(
+                watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e),
+            )) => {
+                let action = Action::new("watch", action.resource, action.namespace);
+                return Err(explain(e, conn, action));
+            }
+            // A broken watch is started again by the watcher.
+            Some(Err(_)) => continue,
+            None => anyhow::bail!("the watch on {name} ended: {last}"),
         };
         if message != last && !message.is_empty() {
             progress(&message);
             last = message;
         }
-        if started.elapsed() >= timeout {
-            anyhow::bail!("still not done after {}s: {last}", timeout.as_secs());
-        }
-        tokio::time::sleep(POLL).await;
     }
 }
 

@@ -158,6 +158,7 @@ fn the_install_objects_are_flux_helm_releases_in_order_and_the_shim() {
     };
     for (name, source) in [("publishers", ChartSource::Publishers), ("mirror", mirror)] {
         let mut objects = objects::repositories(&releases, &source);
+        objects.extend(objects::charts(&releases, &source));
         objects.extend(objects::releases(&releases, &source, true));
         objects.push(objects::shim(&releases));
         insta::assert_snapshot!(
