@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::attest::notation::{self, Refusal, TrustPolicy};
 use crate::attest::{PROVENANCE_ARTIFACT_TYPE, SBOM_ARTIFACT_TYPE};
 use crate::bad_input;
+use crate::cache::ContentCache;
 use crate::context::AppContext;
 use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::oci::{archive, media_types, Descriptor, Digest, ImageManifest, Layout};
@@ -221,7 +222,7 @@ pub async fn verify(
                 crate::publish::registry_client(reference, registry, None, out).await?;
             let mut client = client.pull_only();
             let digest = pinned_or_resolved(&mut client, reference).await?;
-            let store = Store::Registry(Box::new(client));
+            let store = Store::Registry(Box::new(client), ContentCache::open("content"));
             // The image's manifest and the list of what is about it, asked for at once.
             let (descriptor, referrers) =
                 futures_util::join!(store.descriptor(&digest), store.referrers(&digest));
@@ -401,9 +402,28 @@ async fn pinned_or_resolved(
         .ok_or_else(|| anyhow::anyhow!("{} has no image {wanted}", reference.repository_name()))
 }
 
+/// The bytes `cache` keeps for `digest`, else what `fetch` gets (checked against `digest` by
+/// the client), kept for next time.
+async fn kept_or(
+    cache: Option<&ContentCache>,
+    digest: &Digest,
+    fetch: impl std::future::Future<Output = anyhow::Result<Vec<u8>>>,
+) -> anyhow::Result<Vec<u8>> {
+    if let Some(bytes) = cache.and_then(|c| c.get(digest)) {
+        return Ok(bytes);
+    }
+    let bytes = fetch.await?;
+    if let Some(cache) = cache {
+        cache.put(digest, &bytes);
+    }
+    Ok(bytes)
+}
+
 /// Where manifests and blobs are read from.
 enum Store {
-    Registry(Box<RegistryClient>),
+    /// A registry; what it served by digest is kept in the cache (it cannot change), so a
+    /// verification asks again only for the lists of what is about the image.
+    Registry(Box<RegistryClient>, Option<ContentCache>),
     /// An unpacked archive.
     Layout(Layout),
 }
@@ -422,7 +442,7 @@ impl Store {
                 let found = layout.referrers(subject)?;
                 return Ok(found.into_iter().map(|(d, _)| d).collect());
             }
-            Store::Registry(client) => client,
+            Store::Registry(client, _) => client,
         };
         // The referrers API and the tag schema are asked at once: a registry without the API
         // (distribution 2.8) costs no extra round trip, one with it an unused 404.
@@ -447,15 +467,30 @@ impl Store {
     /// The descriptor of the registry's image manifest `digest`: the media type it answers with
     /// (else the manifest's own, else OCI's), the digest and size of its bytes.
     async fn descriptor(&self, digest: &Digest) -> anyhow::Result<Descriptor> {
-        let Store::Registry(client) = self else {
+        let Store::Registry(client, cache) = self else {
             anyhow::bail!("an archive's image is described by its index");
         };
+        let declared = |bytes: &[u8]| {
+            serde_json::from_slice::<ImageManifest>(bytes)
+                .ok()
+                .and_then(|m| m.media_type)
+        };
+        // A kept manifest that names its own media type is described without a request.
+        let kept = cache.as_ref().and_then(|c| c.get(digest));
+        if let Some((bytes, media_type)) = kept.and_then(|b| declared(&b).map(|t| (b, t))) {
+            return Ok(Descriptor::new(
+                &media_type,
+                digest.clone(),
+                bytes.len() as u64,
+            ));
+        }
         let (bytes, served) = client
             .get_manifest(&digest.to_string(), Some(digest))
             .await?;
-        let declared = serde_json::from_slice::<ImageManifest>(&bytes)
-            .ok()
-            .and_then(|m| m.media_type);
+        if let Some(cache) = cache {
+            cache.put(digest, &bytes);
+        }
+        let declared = declared(&bytes);
         let media_type = served
             .map(|t| t.split(';').next().unwrap_or_default().trim().to_string())
             .filter(|t| !t.is_empty())
@@ -471,12 +506,15 @@ impl Store {
     /// The manifest `descriptor` points at, checked against its digest.
     async fn manifest(&self, descriptor: &Descriptor) -> anyhow::Result<ImageManifest> {
         let bytes = match self {
-            Store::Registry(client) => {
+            Store::Registry(client, cache) => {
                 let digest = &descriptor.digest;
-                client
-                    .get_manifest(&digest.to_string(), Some(digest))
-                    .await?
-                    .0
+                let fetch = async {
+                    Ok(client
+                        .get_manifest(&digest.to_string(), Some(digest))
+                        .await?
+                        .0)
+                };
+                kept_or(cache.as_ref(), digest, fetch).await?
             }
             Store::Layout(layout) => read_blob(layout, descriptor)?,
         };
@@ -491,7 +529,11 @@ impl Store {
     /// A small blob, checked against its digest.
     async fn blob(&self, descriptor: &Descriptor) -> anyhow::Result<Vec<u8>> {
         match self {
-            Store::Registry(client) => client.get_small_blob(&descriptor.digest, BLOB_LIMIT).await,
+            Store::Registry(client, cache) => {
+                let digest = &descriptor.digest;
+                let fetch = client.get_small_blob(digest, BLOB_LIMIT);
+                kept_or(cache.as_ref(), digest, fetch).await
+            }
             Store::Layout(layout) => read_blob(layout, descriptor),
         }
     }

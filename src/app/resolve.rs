@@ -179,11 +179,8 @@ fn check_wasm_magic(what: &str, shown: &str, path: &Path) -> anyhow::Result<()> 
 
 /// Where downloaded sources are kept, one file per digest.
 fn cache_dir() -> PathBuf {
-    std::env::var_os("SPIN_AKS_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| dirs::cache_dir().map(|d| d.join("spin-aks")))
-        .unwrap_or_else(|| std::env::temp_dir().join("spin-aks-cache"))
-        .join("wasm")
+    crate::cache::dir("wasm")
+        .unwrap_or_else(|| std::env::temp_dir().join("spin-aks-cache").join("wasm"))
 }
 
 /// The idle timeout: `SPIN_AKS_DOWNLOAD_IDLE_SECONDS` (a positive whole number), else 30 s.

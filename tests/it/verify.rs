@@ -18,7 +18,7 @@ use crate::notation::{
     Pushed,
 };
 use crate::support::apps::generated_app;
-use crate::support::registry::Registry;
+use crate::support::registry::{Registry, RegistryConfig};
 use crate::support::rig::{rig, spin_aks_on};
 use crate::support::{json_stdout, spin_aks};
 
@@ -298,6 +298,81 @@ fn verify_archive_checks_an_exported_signed_image_without_the_network() {
         json_stdout(&output)["signatures"][0]["verdict"],
         "untrusted-chain"
     );
+}
+
+/// What a registry served by digest cannot change, so a second `verify` of the same image asks
+/// only for the lists of what is about the image and its provenance (the referrers API and the
+/// tag schema, once each per subject); the verdict and report stay the same. A kept file that
+/// no longer hashes to its name is a miss: it is fetched again, and the verdict still holds.
+#[test]
+fn a_second_verify_asks_the_registry_only_for_the_referrer_lists() {
+    let Some(registry) = Registry::start(RegistryConfig::open().access_log()) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let (_, layout, image) = built(home);
+    let pki = test_pki::make("spin-aks test root", &Leaf::new(KeyKind::P256));
+    attach_signature(&layout, &pki, &image, SystemTime::now(), false);
+    attach_signature(
+        &layout,
+        &pki,
+        &provenance_of(&layout, &image),
+        SystemTime::now(),
+        false,
+    );
+    let repository = format!("{}/verify/cached", registry.host());
+    push(home, &layout, &format!("{repository}:1"));
+    let root = pem_file(home, "root.pem", &pki.root_pem);
+    let pinned = format!("{repository}@{}", image.digest);
+    let run = || {
+        let before = registry.requests().len();
+        // --plain-http: no HTTPS try first (a HEAD) on the loopback registry.
+        let args = [
+            "--output",
+            "json",
+            "--plain-http",
+            &pinned,
+            "--trust-cert",
+            &root,
+        ];
+        let output = verify(home, &args);
+        assert_ok(&output);
+        let report = json_stdout(&output);
+        (report, registry.requests()[before..].to_vec())
+    };
+
+    let (first, cold) = run();
+    let (second, warm) = run();
+    assert_eq!(first, second, "the same report");
+    assert_eq!(
+        first["provenance"][0]["signatures"][0]["verdict"],
+        "verified"
+    );
+    let lists = |requests: &[String]| -> Vec<String> {
+        let mut lists: Vec<String> = (requests.iter())
+            .filter(|r| r.contains("/referrers/") || r.contains("/manifests/sha256-"))
+            .cloned()
+            .collect();
+        lists.sort();
+        lists
+    };
+    assert!(cold.len() > warm.len(), "cold {cold:?}\nwarm {warm:?}");
+    assert_eq!(warm.len(), 4, "{warm:?}");
+    assert_eq!(
+        lists(&warm),
+        lists(&cold),
+        "only the lists are asked again: {warm:?}"
+    );
+
+    // Damage every kept file: each is a miss, fetched again, and the image still verifies.
+    let kept = home.join("cache/content");
+    for entry in std::fs::read_dir(&kept).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"damaged").unwrap();
+    }
+    let (third, again) = run();
+    assert_eq!(third, first);
+    assert_eq!(again.len(), cold.len(), "{again:?}");
 }
 
 // ---------- up --verify and apply --verify, on the Kubernetes rig ----------
