@@ -124,7 +124,7 @@ fn ders(pki: &Pki) -> Vec<CertificateDer<'static>> {
 }
 
 /// The base64 lines of a PEM private key: none may appear in any message.
-fn key_lines(key_pem: &str) -> Vec<&str> {
+pub(crate) fn key_lines(key_pem: &str) -> Vec<&str> {
     key_pem
         .lines()
         .filter(|l| !l.starts_with("-----") && l.len() > 16)
