@@ -74,8 +74,12 @@ impl fmt::Display for Pkcs12Error {
 
 impl std::error::Error for Pkcs12Error {}
 
+/// Where the DER fails, never what it holds (der's own message can quote a tag of the secret).
 fn malformed(err: der::Error) -> Pkcs12Error {
-    Pkcs12Error::Malformed(err.to_string())
+    Pkcs12Error::Malformed(match err.position() {
+        Some(at) => format!("its DER does not parse at byte {at}"),
+        None => "its DER does not parse".into(),
+    })
 }
 
 /// The X.509 certificates of the PFX `der` (with the empty password), in the order of its bags.
@@ -280,4 +284,78 @@ where
                 "a SafeContents that does not decrypt with the empty password".into(),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kept fuzz corpus: PFX files of a leaf and its root (and the leaf's key) made by
+    /// `openssl pkcs12 -export -passout pass:` in each encryption, with and without a MAC.
+    fn seeds() -> Vec<(String, Vec<u8>)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/pkcs12");
+        let mut seeds: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| {
+                let path = entry.unwrap().path();
+                (path.display().to_string(), std::fs::read(&path).unwrap())
+            })
+            .collect();
+        seeds.sort();
+        assert!(seeds.len() >= 8, "{seeds:?}");
+        seeds
+    }
+
+    #[test]
+    fn every_seed_gives_the_leaf_and_its_root() {
+        for (name, pfx) in seeds() {
+            let certificates = certificates(&pfx).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let subjects: Vec<String> = certificates
+                .iter()
+                .map(|c| {
+                    let (_, cert) = x509_parser::parse_x509_certificate(c).unwrap();
+                    cert.subject().to_string()
+                })
+                .collect();
+            assert_eq!(subjects, ["CN=fuzz leaf", "CN=fuzz root"], "{name}");
+        }
+    }
+
+    #[test]
+    fn a_changed_or_cut_pfx_is_an_error_or_certificates_never_a_panic() {
+        for (name, pfx) in seeds() {
+            for at in 0..pfx.len() {
+                let mut changed = pfx.clone();
+                changed[at] ^= 0x5a;
+                // A change the MAC covers is caught by it; elsewhere the structure or the
+                // padding gives way, or the change lands inside a certificate's bytes.
+                if let Err(err) = certificates(&changed) {
+                    assert!(!err.to_string().is_empty(), "{name}");
+                }
+                assert!(certificates(&pfx[..at]).is_err(), "{name}: cut at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn what_is_no_pfx_is_malformed_and_quotes_none_of_it() {
+        for bad in [&b""[..], b"-----BEGIN CERTIFICATE-----", b"\x30\x03\x02\x01\x03"] {
+            match certificates(bad) {
+                Err(Pkcs12Error::Malformed(what)) => {
+                    assert!(what.starts_with("its DER does not parse"), "{what}");
+                    assert!(!what.contains("0x"), "{what}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn iteration_counts_outside_one_to_a_million_are_refused() {
+        for count in [0, -1, 1_000_001, i64::from(i32::MAX) + 1] {
+            assert!(iterations(count).is_err(), "{count}");
+        }
+        assert_eq!(iterations(2048), Ok(2048));
+        assert_eq!(iterations(1_000_000), Ok(1_000_000));
+    }
 }
