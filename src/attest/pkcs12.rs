@@ -339,7 +339,11 @@ mod tests {
 
     #[test]
     fn what_is_no_pfx_is_malformed_and_quotes_none_of_it() {
-        for bad in [&b""[..], b"-----BEGIN CERTIFICATE-----", b"\x30\x03\x02\x01\x03"] {
+        for bad in [
+            &b""[..],
+            b"-----BEGIN CERTIFICATE-----",
+            b"\x30\x03\x02\x01\x03",
+        ] {
             match certificates(bad) {
                 Err(Pkcs12Error::Malformed(what)) => {
                     assert!(what.starts_with("its DER does not parse"), "{what}");
