@@ -8,6 +8,7 @@ use crate::output::Output;
 pub mod auditable;
 pub mod ci;
 pub mod notation;
+pub mod pkcs12;
 pub mod provenance;
 pub mod sbom;
 pub mod signing;

@@ -4,8 +4,8 @@
 //! As Azure's Notation plugin (Azure/notation-azure-kv, `KeyVaultClient.cs` and
 //! `GenerateSignature.cs`) does: the key belongs to the Key Vault certificate of the same name,
 //! whose `cer` is the signing certificate and whose `kid` is the key version that signs; the chain
-//! comes from `--sign-cert`, else from the certificate's backing secret (`sid`), and a self-signed
-//! certificate is its own chain. The vault signs a digest (`keys/sign`, api-version 7.4).
+//! comes from `--sign-cert`, else from the certificate's backing secret (`sid`, PEM or PKCS#12),
+//! and a self-signed certificate is its own chain. The vault signs a digest (`keys/sign`, api-version 7.4).
 
 use std::fmt;
 
@@ -153,22 +153,11 @@ impl KeyVaultSigner {
             None if self_signed(&leaf) => vec![leaf],
             None => {
                 let secret = vault.secret_at(&bundle.sid).await.map_err(named)?;
-                match secret.content_type.as_deref() {
-                    Some("application/x-pem-file") => {}
-                    Some("application/x-pkcs12") => return Err(bad_input!(
-                        "--sign {key}: the certificate keeps its chain as PKCS#12 (application/x-pkcs12), which spin-aks does not read; give the chain as PEM with --sign-cert (the certificate first, then its issuers up to the root)"
-                    )),
-                    other => return Err(bad_input!(
-                        "--sign {key}: the certificate's backing secret has the content type {}, not application/x-pem-file; give the chain as PEM with --sign-cert",
-                        other.unwrap_or("(none)")
-                    )),
-                }
-                // Only the CERTIFICATE blocks: the private key beside them is never parsed.
-                let found = CertificateDer::pem_slice_iter(secret.value.expose().as_bytes())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| {
-                        bad_input!("--sign {key}: the certificate's backing secret holds a CERTIFICATE block that is not valid PEM; give the chain with --sign-cert")
-                    })?;
+                let found = backing_certificates(
+                    key,
+                    secret.content_type.as_deref(),
+                    secret.value.expose(),
+                )?;
                 let chain = order_chain(leaf, found);
                 let last = chain.last().expect("the leaf");
                 if !self_signed(last) {
@@ -204,6 +193,43 @@ impl Signer for KeyVaultSigner {
         self.vault
             .sign(&self.kid, self.algorithm.jws_name(), &digest)
             .await
+    }
+}
+
+/// The certificates a Key Vault certificate's backing secret holds, in any order: the CERTIFICATE
+/// blocks of PEM, or the certificate bags of PKCS#12 (Key Vault's default content type). As
+/// Azure's Notation plugin reads them (Azure/notation-azure-kv, KeyVaultClient.cs:202-240 and
+/// Certificate/Pkcs12.cs:17-50): the PKCS#12 value is the base64 of a PFX whose MAC matches no
+/// password, and only its certificate bags are taken. The private key beside them is never read.
+fn backing_certificates(
+    key: &KeyVaultKey,
+    content_type: Option<&str>,
+    value: &str,
+) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    const GIVE_PEM: &str =
+        "give the chain as PEM with --sign-cert (the certificate first, then its issuers up to the root)";
+    match content_type {
+        Some("application/x-pem-file") => CertificateDer::pem_slice_iter(value.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                bad_input!("--sign {key}: the certificate's backing secret holds a CERTIFICATE block that is not valid PEM; {GIVE_PEM}")
+            }),
+        Some("application/x-pkcs12") => {
+            use base64::Engine;
+            let pfx = base64::engine::general_purpose::STANDARD
+                .decode(value.trim())
+                .map(zeroize::Zeroizing::new)
+                .map_err(|_| {
+                    bad_input!("--sign {key}: the certificate's backing secret (application/x-pkcs12) is not base64; {GIVE_PEM}")
+                })?;
+            crate::attest::pkcs12::certificates(&pfx).map_err(|why| {
+                bad_input!("--sign {key}: the certificate's backing secret (application/x-pkcs12) {why}; {GIVE_PEM}")
+            })
+        }
+        other => Err(bad_input!(
+            "--sign {key}: the certificate's backing secret has the content type {}, neither application/x-pem-file nor application/x-pkcs12; {GIVE_PEM}",
+            other.unwrap_or("(none)")
+        )),
     }
 }
 

@@ -5,9 +5,10 @@ use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use crate::notation::test_pki::{self, KeyKind, Leaf};
+use crate::notation::test_pki::{self, KeyKind, Leaf, Pki};
 use crate::support;
 use crate::support::apps::wasm;
+use crate::support::keyvault::{self, FakeKeyVault, PfxEncryption, VAULT_SCOPE};
 use crate::support::registry::Registry;
 use crate::support::{serve_bytes, spin_aks};
 
@@ -1802,6 +1803,23 @@ fn cases() -> Vec<Case> {
             code: 2,
             says: &["no --publish", "spin-aks up"],
         },
+        // ---------- #28: Key Vault PKCS#12 ----------
+        Case {
+            name: "push --sign with a Key Vault certificate whose PKCS#12 backing secret is no PFX names the key and --sign-cert",
+            // The base64 of PEM text, under the content type application/x-pkcs12.
+            setup: |home| pkcs12_push(home, |pki| pki.chain_pem.clone().into_bytes()),
+            code: 2,
+            says: &["(application/x-pkcs12) is not a PKCS#12 file", "give the chain as PEM with --sign-cert"],
+        },
+        Case {
+            name: "push --sign with a Key Vault certificate whose PKCS#12 backing secret fails its MAC names the key and --sign-cert",
+            // A PFX exported with a password (the SECRET): its MAC fails with the empty one.
+            setup: |home| {
+                pkcs12_push(home, |pki| keyvault::pkcs12(&pki.key_pem, &pki.chain_pem, PfxEncryption::Aes, SECRET))
+            },
+            code: 2,
+            says: &["MAC that does not match the empty password", "give the chain as PEM with --sign-cert"],
+        },
     ]
 }
 
@@ -2340,8 +2358,22 @@ fn against_arm(
     );
     let bin = home.join("bin");
     std::fs::create_dir(&bin).unwrap();
-    support::arm::write_scoped_az(&bin, &[(&format!("{endpoint}/.default"), "arm-token")]);
-    let mut run = run(["-f"]).arg(app).args(args);
+    let scope = format!("{endpoint}/.default");
+    let run = signed_in_by_az(
+        run(["-f"]).arg(app).args(args),
+        &bin,
+        &[(&scope, "arm-token")],
+    )
+    .env("SPIN_AKS_ARM_ENDPOINT", &endpoint)
+    .env("SPIN_AKS_ARM_DELAY_SCALE", "0");
+    (run, received)
+}
+
+/// `run` signed in to Azure by a fake `az` in `bin` answering `tokens` (scope, token) and by no
+/// other credential (no secret, federated token, CI request or managed identity); the tokens are
+/// hidden from its output.
+fn signed_in_by_az(mut run: Run, bin: &Path, tokens: &[(&str, &str)]) -> Run {
+    support::arm::write_scoped_az(bin, tokens);
     for name in [
         "AZURE_CLIENT_SECRET",
         "AZURE_FEDERATED_TOKEN_FILE",
@@ -2353,16 +2385,14 @@ fn against_arm(
     ] {
         run = run.env_remove(name);
     }
-    let run = run
-        .hides("arm-token")
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env("SPIN_AKS_ARM_ENDPOINT", &endpoint)
-        .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
+    for (_, token) in tokens {
+        run = run.hides(*token);
+    }
+    run.env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .env(
             "AZURE_POD_IDENTITY_AUTHORITY_HOST",
             format!("http://{}", closed_port()),
-        );
-    (run, received)
+        )
 }
 
 /// [`against_arm`] with ARM refusing everything (403), checked to have received no request.
@@ -2451,4 +2481,45 @@ fn pki(
     std::fs::write(home.join("key.pem"), &pki.key_pem).unwrap();
     std::fs::write(home.join("chain.pem"), &pki.chain_pem).unwrap();
     pki
+}
+
+// ---------- #28: helpers of the Key Vault PKCS#12 rows ----------
+
+/// `push --sign <key URL>` of an app to a closed port, the key in a fake Key Vault signed in to by
+/// a fake `az`: a CA-issued certificate whose backing secret is PKCS#12 holding `pfx(pki)`. The
+/// vault lives as long as the run; afterwards it must have signed nothing, and neither stream may
+/// hold the vault's token or the key.
+fn pkcs12_push(home: &Path, pfx: fn(&Pki) -> Vec<u8>) -> Setup {
+    if support::tool("openssl").is_none() {
+        return Err("openssl is not installed");
+    }
+    const TOKEN: &str = "kv-bad-input-token-51d3";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let kv = runtime.block_on(FakeKeyVault::start(TOKEN));
+    let pki = test_pki::make("spin-aks bad-input root", &Leaf::new(KeyKind::P256));
+    let files = tempfile::tempdir().unwrap();
+    let key_file = files.path().join("signer.key.pem");
+    std::fs::write(&key_file, &pki.key_pem).unwrap();
+    let version = kv.add_certificate("signer", &key_file, pki.chain_der[0].clone(), String::new());
+    kv.keep_as_pkcs12("signer", &pfx(&pki));
+    let key_url = format!("{}keys/signer", kv.url);
+    let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+    let run = run(["push", "--skip-spin-build", "-f"])
+        .arg(app)
+        .arg(format!("{}/a:1", closed_port()))
+        .args(["--sign", &key_url]);
+    let mut run = signed_in_by_az(run, files.path(), &[(VAULT_SCOPE, TOKEN)])
+        .says(format!("--sign {key_url}"));
+    for line in crate::key_vault_sign::key_lines(&pki.key_pem) {
+        run = run.hides(line);
+    }
+    let sign = format!("/keys/signer/{version}/sign");
+    Ok(run.within(30).then(move |_| {
+        // The runtime serving the vault, and the key file, are kept until the run is checked.
+        let _ = (&runtime, &files);
+        match kv.count("POST", &sign) {
+            0 => Vec::new(),
+            n => vec![format!("Key Vault signed {n} time(s)")],
+        }
+    }))
 }

@@ -17,6 +17,7 @@ const TARGETS: &[&str] = &[
     "flux_artifact",
     "component_dependencies",
     "aks_reference",
+    "pkcs12",
 ];
 
 /// `cargo +nightly fuzz`, or `cargo fuzz` on stable with RUSTC_BOOTSTRAP=1 (for `-Z` flags).

@@ -19,12 +19,14 @@ use crate::support::acr::TENANT;
 use crate::support::alone;
 use crate::support::arm::write_scoped_az;
 use crate::support::ci_oidc::{CiOidc, Jobs, Trust, GITHUB_ISSUER, GITHUB_REQUEST_TOKEN};
-use crate::support::keyvault::{FakeKeyVault, VAULT_SCOPE};
+use crate::support::keyvault::{self, FakeKeyVault, PfxEncryption, VAULT_SCOPE};
 use crate::support::{self, registry::Registry};
 
 const KV_TOKEN: &str = "kv-sign-token-7c1e55";
 const CLIENT_ID: &str = "3f2b1c4d-1111-4222-8333-9444555566aa";
 const GITHUB_SUBJECT: &str = "repo:org/app:ref:refs/heads/main";
+/// The fix every unreadable backing secret names.
+const GIVE_PEM: &str = "give the chain as PEM with --sign-cert";
 
 /// Only in a test's own process: nothing of the host's sign-in or CI left in the environment,
 /// PATH holding `bin` only, IMDS at a closed port, then `vars`.
@@ -81,6 +83,31 @@ fn put(kv: &FakeKeyVault, dir: &Path, name: &str, pki: Pki) -> InVault {
     InVault { pki, key, version }
 }
 
+/// Every way a PFX of [`keyvault::pkcs12`] protects what it holds.
+const ENCRYPTIONS: [PfxEncryption; 5] = [
+    PfxEncryption::Plain,
+    PfxEncryption::LegacyRc2,
+    PfxEncryption::TripleDes,
+    PfxEncryption::Aes,
+    PfxEncryption::KeyInCamellia,
+];
+
+/// [`put`], then the backing secret made PKCS#12, as a certificate of Key Vault's default policy
+/// keeps it: a PFX with an empty password holding the key, the leaf and the root, protected by
+/// `encryption`. The chain is nowhere else.
+fn put_pkcs12(
+    kv: &FakeKeyVault,
+    dir: &Path,
+    name: &str,
+    pki: Pki,
+    encryption: PfxEncryption,
+) -> InVault {
+    let pfx = keyvault::pkcs12(&pki.key_pem, &pki.chain_pem, encryption, "");
+    let cert = put(kv, dir, name, pki);
+    kv.keep_as_pkcs12(name, &pfx);
+    cert
+}
+
 fn subject_descriptor() -> Descriptor {
     Descriptor::new(
         spin_aks::oci::media_types::IMAGE_MANIFEST,
@@ -97,7 +124,7 @@ fn ders(pki: &Pki) -> Vec<CertificateDer<'static>> {
 }
 
 /// The base64 lines of a PEM private key: none may appear in any message.
-fn key_lines(key_pem: &str) -> Vec<&str> {
+pub(crate) fn key_lines(key_pem: &str) -> Vec<&str> {
     key_pem
         .lines()
         .filter(|l| !l.starts_with("-----") && l.len() > 16)
@@ -203,6 +230,54 @@ async fn key_vault_signs_with_rsa_and_ec_keys_and_the_chain_from_the_backing_sec
     assert_eq!(kv.count("GET", &format!("/secrets/self/{version}")), 0);
 }
 
+/// A CA-issued certificate whose chain is only in its PKCS#12 backing secret signs without
+/// `--sign-cert`, whichever way the PFX protects its certificates; the key bag beside them is
+/// never decrypted (`KeyInCamellia` holds it in a cipher spin-aks does not implement).
+#[tokio::test]
+async fn key_vault_reads_the_chain_from_a_pkcs12_backing_secret_in_every_encryption() {
+    if alone::ran_in_child() {
+        return;
+    }
+    let Some((kv, bin)) = vault_signed_in_with_az().await else {
+        return;
+    };
+    let subject = subject_descriptor();
+    for (i, encryption) in ENCRYPTIONS.into_iter().enumerate() {
+        let (kind, algorithm) = match i % 2 {
+            0 => (KeyKind::Rsa2048, Algorithm::Ps256),
+            _ => (KeyKind::P256, Algorithm::Es256),
+        };
+        let name = format!("pfx-{i}");
+        let pki = test_pki::make("spin-aks test root", &Leaf::new(kind));
+        let cert = put_pkcs12(&kv, bin.path(), &name, pki, encryption);
+        let signer = KeyVaultSigner::connect(&cert.key, None)
+            .await
+            .unwrap_or_else(|e| panic!("{encryption:?}: {e:#}"));
+        assert_eq!(signer.algorithm(), algorithm, "{encryption:?}");
+        assert_eq!(
+            signer.chain(),
+            ders(&cert.pki),
+            "{encryption:?}: leaf, then root"
+        );
+        assert_no_secret(&format!("{signer:?}"), &cert.pki.key_pem);
+        let signature = notation::sign(&subject, &signer, SystemTime::now())
+            .await
+            .unwrap_or_else(|e| panic!("{encryption:?}: {e:#}"));
+        notation::verify(
+            &signature.envelope,
+            &subject,
+            &policy(&cert.pki.root_pem, &signer_identity()),
+            SystemTime::now(),
+        )
+        .unwrap_or_else(|e| panic!("{encryption:?}: {e}"));
+        assert_eq!(
+            kv.count("GET", &format!("/secrets/{name}/{}", cert.version)),
+            1,
+            "{encryption:?}: the backing secret read once"
+        );
+    }
+}
+
 #[tokio::test]
 async fn sign_cert_replaces_the_vault_chain_and_must_begin_with_the_vault_certificate() {
     if alone::ran_in_child() {
@@ -261,7 +336,9 @@ async fn sign_cert_replaces_the_vault_chain_and_must_begin_with_the_vault_certif
 enum Refused {
     NoCertificate,
     NoSuchVersion,
-    Pkcs12Chain,
+    Pkcs12NotBase64,
+    Pkcs12NotPfx,
+    Pkcs12BadMac,
     CertificateReadForbidden,
     SignForbidden,
     StaleToken,
@@ -281,6 +358,14 @@ async fn refusals_name_the_key_url_the_role_or_the_fix_and_never_key_material() 
         "refusals",
         test_pki::make("spin-aks test root", &Leaf::new(KeyKind::Rsa2048)),
     );
+    let pem_value = kv.vault(|v| v.certificates["refusals"].secret_value.clone());
+    // A PFX exported with a password: its MAC fails with the empty one Key Vault uses.
+    let password_protected = keyvault::pkcs12(
+        &cert.pki.key_pem,
+        &cert.pki.chain_pem,
+        PfxEncryption::Aes,
+        "hunter2",
+    );
     let absent = KeyVaultKey::parse(&format!("{}keys/absent", kv.url)).unwrap();
     let wrong_version = KeyVaultKey::parse(&format!(
         "{}keys/refusals/0123456789abcdef0123456789abcdef",
@@ -291,10 +376,13 @@ async fn refusals_name_the_key_url_the_role_or_the_fix_and_never_key_material() 
     let certificate_user = "Key Vault Certificate User role (db79e9a7-68ee-4b58-9aeb-b90e7c24fcba)";
     let scope = "/providers/Microsoft.KeyVault/vaults/vault";
     #[rustfmt::skip]
-    let cases: [(Refused, &KeyVaultKey, i32, &[&str]); 6] = [
+    let cases: [(Refused, &KeyVaultKey, i32, &[&str]); 8] = [
         (Refused::NoCertificate, &absent, 2, &["--sign", "keys/absent", "no certificate of that name", "CertificateNotFound"]),
         (Refused::NoSuchVersion, &wrong_version, 2, &["keys/refusals/0123456789abcdef0123456789abcdef", "no certificate of that name (or version)"]),
-        (Refused::Pkcs12Chain, &cert.key, 2, &["keys/refusals", "PKCS#12", "--sign-cert"]),
+        // A PKCS#12 backing secret that cannot be read: bad input naming the key and the fix.
+        (Refused::Pkcs12NotBase64, &cert.key, 2, &["keys/refusals", "(application/x-pkcs12) is not base64", GIVE_PEM]),
+        (Refused::Pkcs12NotPfx, &cert.key, 2, &["keys/refusals", "(application/x-pkcs12) is not a PKCS#12 file", GIVE_PEM]),
+        (Refused::Pkcs12BadMac, &cert.key, 2, &["keys/refusals", "MAC that does not match the empty password", GIVE_PEM]),
         (Refused::CertificateReadForbidden, &cert.key, 1, &["may not read certificates in Key Vault vault", certificate_user, scope, "certificate Get", "ForbiddenByRbac"]),
         // The real 403 of keys/sign names the action; the fix names the role, its scope, and
         // the access-policy permission.
@@ -304,9 +392,12 @@ async fn refusals_name_the_key_url_the_role_or_the_fix_and_never_key_material() 
     let subject = subject_descriptor();
     for (case, key, code, needles) in cases {
         match case {
-            Refused::Pkcs12Chain => kv.certificate("refusals", |c| {
+            Refused::Pkcs12NotBase64 => kv.certificate("refusals", |c| {
                 c.content_type = "application/x-pkcs12".into()
             }),
+            // The PEM the secret held, as bytes: base64 of something that is no PFX.
+            Refused::Pkcs12NotPfx => kv.keep_as_pkcs12("refusals", pem_value.as_bytes()),
+            Refused::Pkcs12BadMac => kv.keep_as_pkcs12("refusals", &password_protected),
             Refused::CertificateReadForbidden => kv.vault(|v| v.forbidden = true),
             Refused::SignForbidden => kv.certificate("refusals", |c| c.sign_forbidden = true),
             Refused::StaleToken => kv.vault(|v| v.token = "another-token".into()),
@@ -333,6 +424,7 @@ async fn refusals_name_the_key_url_the_role_or_the_fix_and_never_key_material() 
             v.token = KV_TOKEN.into();
         });
         kv.certificate("refusals", |c| {
+            c.secret_value = pem_value.clone();
             c.content_type = "application/x-pem-file".into();
             c.sign_forbidden = false;
         });
@@ -410,8 +502,8 @@ async fn a_github_actions_job_signs_with_key_vault_through_its_oidc_token() {
 }
 
 /// The independent check: `notation verify` v1.3.2 accepts signatures Key Vault made, RSA and EC,
-/// found through the referrers tag schema on the test registry (as tests/it/notation.rs does for
-/// local keys).
+/// with the chain from a PEM or a PKCS#12 backing secret (each encryption), found through the
+/// referrers tag schema on the test registry (as tests/it/notation.rs does for local keys).
 #[test]
 fn notation_verifies_signatures_made_by_key_vault() {
     if alone::ran_in_child() {
@@ -430,10 +522,24 @@ fn notation_verifies_signatures_made_by_key_vault() {
     let kv = runtime.block_on(FakeKeyVault::start(KV_TOKEN));
     let bin = tempfile::tempdir().unwrap();
     write_scoped_az(bin.path(), &[(VAULT_SCOPE, KV_TOKEN)]);
-    for kind in [KeyKind::Rsa2048, KeyKind::P256] {
-        let name = format!("{kind:?}").to_ascii_lowercase();
+    // The chain in a PEM backing secret, then in a PKCS#12 one in each encryption.
+    let cases = [
+        (KeyKind::Rsa2048, None),
+        (KeyKind::P256, None),
+        (KeyKind::Rsa2048, Some(ENCRYPTIONS[0])),
+        (KeyKind::P256, Some(ENCRYPTIONS[1])),
+        (KeyKind::Rsa2048, Some(ENCRYPTIONS[2])),
+        (KeyKind::P384, Some(ENCRYPTIONS[3])),
+        (KeyKind::P256, Some(ENCRYPTIONS[4])),
+    ];
+    for (i, (kind, encryption)) in cases.into_iter().enumerate() {
+        let name = format!("{kind:?}-{i}").to_ascii_lowercase();
         let pki = test_pki::make("spin-aks test root", &Leaf::new(kind));
-        let cert = put(&kv, bin.path(), &name, pki);
+        let cert = match encryption {
+            None => put(&kv, bin.path(), &name, pki),
+            Some(encryption) => put_pkcs12(&kv, bin.path(), &name, pki, encryption),
+        };
+        let kind = (kind, encryption);
         let saved: Vec<_> = std::env::vars_os().collect();
         isolate(bin.path(), &[]);
         let signature = runtime.block_on(async {

@@ -56,10 +56,11 @@ pub struct Certificate {
     pub openssl: std::path::PathBuf,
     /// The leaf certificate, DER.
     pub leaf: Vec<u8>,
-    /// The backing secret's value: the key and chain as PEM (`application/x-pem-file`).
-    pub secret_pem: String,
-    /// The backing secret's content type: `application/x-pem-file` unless a test makes it
-    /// `application/x-pkcs12` (the secret's value stays PEM: a reader must refuse it unread).
+    /// The backing secret's value as Key Vault serves it: the key and chain as PEM
+    /// (`application/x-pem-file`), or the base64 of a PFX with an empty password
+    /// (`application/x-pkcs12`, see [`FakeKeyVault::keep_as_pkcs12`]).
+    pub secret_value: String,
+    /// The backing secret's content type.
     pub content_type: String,
     /// Refuse `sign` with 403 ForbiddenByRbac (the caller lacks Key Vault Crypto User).
     pub sign_forbidden: bool,
@@ -144,7 +145,7 @@ impl FakeKeyVault {
                     key_file: key_file.to_path_buf(),
                     openssl: openssl.clone(),
                     leaf,
-                    secret_pem,
+                    secret_value: secret_pem,
                     content_type: "application/x-pem-file".into(),
                     sign_forbidden: false,
                 },
@@ -153,10 +154,88 @@ impl FakeKeyVault {
         })
     }
 
+    /// Makes the backing secret of the certificate `name` a PKCS#12 one holding `pfx`, as Key
+    /// Vault keeps it when the certificate policy's content type is `application/x-pkcs12` (its
+    /// default, `az keyvault certificate get-default-policy`): the value is the PFX in base64.
+    pub fn keep_as_pkcs12(&self, name: &str, pfx: &[u8]) {
+        use base64::Engine;
+        let value = base64::engine::general_purpose::STANDARD.encode(pfx);
+        self.certificate(name, |c| {
+            c.secret_value = value;
+            c.content_type = "application/x-pkcs12".into();
+        });
+    }
+
     /// Changes the certificate `name` (added by [`FakeKeyVault::add_certificate`]).
     pub fn certificate(&self, name: &str, change: impl FnOnce(&mut Certificate)) {
         self.vault(|v| change(v.certificates.get_mut(&name.to_ascii_lowercase()).unwrap()));
     }
+}
+
+/// How a PFX made by [`pkcs12`] protects its certificates (and key); each has a MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PfxEncryption {
+    /// Certificates and key in the clear (`-certpbe NONE -keypbe NONE`).
+    Plain,
+    /// OpenSSL's `-legacy`: certificates under pbeWithSHAAnd40BitRC2-CBC, the key under
+    /// pbeWithSHAAnd3-KeyTripleDES-CBC, a SHA-1 MAC (OpenSSL 1.x's default).
+    LegacyRc2,
+    /// Everything under pbeWithSHAAnd3-KeyTripleDES-CBC with a SHA-1 MAC, as .NET writes.
+    TripleDes,
+    /// OpenSSL 3's default: PBES2 (PBKDF2 with HMAC-SHA-256, AES-256-CBC), a SHA-256 MAC.
+    Aes,
+    /// Certificates under OpenSSL 3's default, the key under PBES2 with Camellia-256-CBC, which
+    /// spin-aks cannot decrypt: a reader that reads the key fails on this one.
+    KeyInCamellia,
+}
+
+/// A PFX (`openssl pkcs12 -export -passout pass:<password>`; Key Vault's have an empty one)
+/// holding `key_pem`, the certificate of that key in `chain_pem` and, as CA certificates, the
+/// rest of `chain_pem`.
+pub fn pkcs12(
+    key_pem: &str,
+    chain_pem: &str,
+    encryption: PfxEncryption,
+    password: &str,
+) -> Vec<u8> {
+    let openssl = super::tool("openssl").expect("openssl: check support::tool(\"openssl\") first");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, chain, out) = (
+        dir.path().join("key.pem"),
+        dir.path().join("chain.pem"),
+        dir.path().join("out.pfx"),
+    );
+    std::fs::write(&key, key_pem).unwrap();
+    std::fs::write(&chain, chain_pem).unwrap();
+    let mut cmd = std::process::Command::new(openssl);
+    cmd.args([
+        "pkcs12",
+        "-export",
+        "-passout",
+        &format!("pass:{password}"),
+        "-inkey",
+    ])
+    .arg(&key)
+    .arg("-in")
+    .arg(&chain)
+    .arg("-out")
+    .arg(&out);
+    cmd.args(match encryption {
+        PfxEncryption::Plain => &["-certpbe", "NONE", "-keypbe", "NONE"][..],
+        PfxEncryption::LegacyRc2 => &["-legacy"][..],
+        PfxEncryption::TripleDes => &[
+            "-certpbe",
+            "PBE-SHA1-3DES",
+            "-keypbe",
+            "PBE-SHA1-3DES",
+            "-macalg",
+            "sha1",
+        ][..],
+        PfxEncryption::Aes => &[][..],
+        PfxEncryption::KeyInCamellia => &["-keypbe", "CAMELLIA-256-CBC"][..],
+    });
+    super::run_ok(&mut cmd);
+    std::fs::read(&out).unwrap()
 }
 
 /// `openssl pkeyutl -sign` of `digest` with the key in `key_file` as `alg` asks: RSASSA-PSS with
@@ -397,7 +476,7 @@ async fn route(vault: &Mutex<Vault>, base: &str, req: Request<Incoming>) -> Http
             {
                 Some(cert) => reply(
                     StatusCode::OK,
-                    json!({"value": cert.secret_pem, "contentType": cert.content_type, "id": format!("{base}secrets/{name}/{version}"), "kid": format!("{base}keys/{name}/{version}"), "managed": true, "attributes": attributes(true)}),
+                    json!({"value": cert.secret_value, "contentType": cert.content_type, "id": format!("{base}secrets/{name}/{version}"), "kid": format!("{base}keys/{name}/{version}"), "managed": true, "attributes": attributes(true)}),
                 ),
                 None => error(
                     StatusCode::NOT_FOUND,
