@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::flux;
 use crate::cluster::connect::Connection;
+use crate::cluster::rollout::{self, Progress};
 use crate::output::Output;
 use crate::state::{AppState, FleetMember};
 
@@ -132,13 +133,7 @@ pub async fn request_reconcile(
             else {
                 return;
             };
-            let api = flux_api(
-                &conn,
-                &m.namespace,
-                "source.toolkit.fluxcd.io",
-                "OCIRepository",
-                "ocirepositories",
-            );
+            let api = flux_api(&conn, &m.namespace, SOURCE.0, SOURCE.1, SOURCE.2);
             let patch =
                 json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": now}}});
             let _ = tokio::time::timeout(
@@ -214,19 +209,13 @@ async fn read_cluster(
     kustomization_name: &str,
     namespace: &str,
 ) -> anyhow::Result<Live> {
-    let source = flux_api(
-        conn,
-        namespace,
-        "source.toolkit.fluxcd.io",
-        "OCIRepository",
-        "ocirepositories",
-    );
+    let source = flux_api(conn, namespace, SOURCE.0, SOURCE.1, SOURCE.2);
     let kustomization = flux_api(
         conn,
         namespace,
-        "kustomize.toolkit.fluxcd.io",
-        "Kustomization",
-        "kustomizations",
+        KUSTOMIZATION.0,
+        KUSTOMIZATION.1,
+        KUSTOMIZATION.2,
     );
     let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
     let (source, kustomization, deployment) = tokio::join!(
@@ -250,6 +239,18 @@ async fn read_cluster(
         deployment: deployment.map_err(explain("deployments"))?,
     })
 }
+
+/// Group, kind and plural of the OCIRepository and of the Kustomization.
+const SOURCE: (&str, &str, &str) = (
+    "source.toolkit.fluxcd.io",
+    "OCIRepository",
+    "ocirepositories",
+);
+const KUSTOMIZATION: (&str, &str, &str) = (
+    "kustomize.toolkit.fluxcd.io",
+    "Kustomization",
+    "kustomizations",
+);
 
 fn flux_api(
     conn: &Connection,
@@ -334,40 +335,45 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
         status.reason = Some(reason);
         return;
     }
-    let rolled_out = live.deployment.as_ref().is_some_and(|d| {
-        let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let s = d.status.clone().unwrap_or_default();
-        let generation = d.metadata.generation.unwrap_or(0);
-        s.observed_generation.unwrap_or(0) >= generation
-            && s.updated_replicas.unwrap_or(0) == desired
-            && s.ready_replicas.unwrap_or(0) == desired
-            && s.replicas.unwrap_or(0) == desired
-    });
     status.state = State::Progressing;
     status.reason = Some(if !is_published(&status.fetched) {
         format!(
             "Flux has not fetched {} yet",
             status.published.as_deref().unwrap_or_default()
         )
-    } else if !is_published(&attempted) {
+    } else if !is_published(&status.applied) {
         condition(kustomization, "Ready")
             .and_then(|c| c["message"].as_str())
             .map_or_else(
                 || "Flux is applying the artifact".to_string(),
                 str::to_string,
             )
-    } else if status.image.as_deref() != Some(image) {
+    } else if let Some(deployment) = live
+        .deployment
+        .as_ref()
+        .filter(|_| status.image.as_deref() == Some(image))
+    {
+        // Flux applied the revision (the image only comes with it); the rollout is judged as
+        // `kubectl rollout status` does, a passed progress deadline or refused pods failing it.
+        match rollout::assess(deployment, Some(image)) {
+            Progress::Done { .. } => {
+                status.state = State::Converged;
+                return status.reason = None;
+            }
+            Progress::Failed(reason) => {
+                status.state = State::Failed;
+                format!(
+                    "the rollout of Deployment {} failed: {reason}",
+                    deployment.metadata.name.as_deref().unwrap_or_default()
+                )
+            }
+            Progress::Waiting(reason) => reason,
+        }
+    } else {
         format!(
             "the workload runs {}, not {image}",
             status.image.as_deref().unwrap_or("nothing yet")
         )
-    } else if !rolled_out {
-        format!("{} replicas ready", status.ready.as_deref().unwrap_or("no"))
-    } else {
-        // Flux applied the revision (the image only comes with it) and every replica runs it;
-        // Flux's own Ready follows at its next health poll (every 5 s in kustomize-controller).
-        status.state = State::Converged;
-        return status.reason = None;
     });
 }
 
@@ -430,5 +436,92 @@ pub fn require_converged(all: &[ClusterStatus], timeout: Duration) -> anyhow::Re
         Ok(())
     } else {
         Err(NotConverged(problems).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123";
+    const IMAGE: &str = "r.example/hello@sha256:4567";
+
+    fn cluster() -> ClusterStatus {
+        ClusterStatus {
+            cluster: "east".into(),
+            namespace: "shop".into(),
+            env: "prod".into(),
+            state: State::NotFollowing,
+            published: Some(format!("prod@{DIGEST}")),
+            fetched: None,
+            applied: None,
+            image: None,
+            ready: None,
+            verified: None,
+            reason: None,
+        }
+    }
+
+    /// What a cluster holds once Flux fetched the published artifact: `applied` is the
+    /// Kustomization's last applied revision, `progressing` the Deployment's Progressing condition.
+    fn live(applied: &str, progressing: Value) -> Live {
+        let deployment = json!({
+            "metadata": {"name": "hello", "generation": 2},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "hello"}},
+                "template": {"spec": {"containers": [{"name": "hello", "image": IMAGE}]}},
+            },
+            "status": {
+                "observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2,
+                "availableReplicas": 2, "conditions": [progressing],
+            },
+        });
+        Live {
+            source: Some(json!({"status": {"artifact": {"revision": format!("prod@{DIGEST}")}}})),
+            kustomization: Some(json!({"status": {
+                "lastAttemptedRevision": format!("prod@{DIGEST}"),
+                "lastAppliedRevision": applied,
+            }})),
+            deployment: Some(serde_json::from_value(deployment).unwrap()),
+        }
+    }
+
+    fn judged(live: &Live) -> ClusterStatus {
+        let mut status = cluster();
+        judge(&mut status, live, DIGEST, IMAGE);
+        status
+    }
+
+    #[test]
+    fn converged_only_once_flux_applied_the_published_revision_and_the_rollout_finished() {
+        let done =
+            json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"});
+        let applying = judged(&live("prod@sha256:old", done.clone()));
+        assert_eq!(applying.state, State::Progressing);
+        assert_eq!(
+            applying.reason.as_deref(),
+            Some("Flux is applying the artifact")
+        );
+        let converged = judged(&live(&format!("prod@{DIGEST}"), done));
+        assert_eq!(converged.state, State::Converged, "{:?}", converged.reason);
+        assert_eq!(converged.ready.as_deref(), Some("2/2"));
+    }
+
+    #[test]
+    fn a_rollout_past_its_progress_deadline_fails_the_cluster_naming_the_deployment() {
+        let stuck = json!({
+            "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+            "message": "ReplicaSet \"hello-5d\" has timed out progressing.",
+        });
+        let failed = judged(&live(&format!("prod@{DIGEST}"), stuck));
+        assert_eq!(failed.state, State::Failed);
+        let reason = failed.reason.unwrap();
+        assert!(
+            reason.starts_with(
+                "the rollout of Deployment hello failed: its progress deadline passed"
+            ),
+            "{reason}"
+        );
     }
 }
