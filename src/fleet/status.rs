@@ -5,11 +5,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use futures_util::stream::{select_all, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
+use kube::runtime::{watcher, WatchStreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use super::flux;
 use crate::cluster::connect::Connection;
@@ -70,8 +74,9 @@ pub async fn status(
     join_all(members.map(|m| one(app, name, kubeconfig.clone(), m))).await
 }
 
-/// Waits until every cluster following one of `envs` converged or failed, polling every second;
-/// after `timeout` the ones still pending are returned as they stand.
+/// Waits until every cluster following one of `envs` converged or failed, reading them again
+/// whenever one of the app's objects changes on a cluster, and at least every second; after
+/// `timeout` the ones still pending are returned as they stand.
 pub async fn wait(
     app: &AppState,
     name: &str,
@@ -81,6 +86,7 @@ pub async fn wait(
     out: &Output,
 ) -> Vec<ClusterStatus> {
     let started = Instant::now();
+    let mut changes = Changes::watch(app, name, kubeconfig.clone(), envs);
     let mut last = String::new();
     loop {
         let all = status(app, name, kubeconfig.clone(), None).await;
@@ -107,7 +113,77 @@ pub async fn wait(
         if pending.is_empty() || started.elapsed() >= timeout {
             return all;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        changes.next().await;
+    }
+}
+
+/// The longest the wait goes without reading the clusters again (a watch that could not start).
+const POLL: Duration = Duration::from_secs(1);
+
+/// Wakes the wait when the app's OCIRepository, Kustomization or Deployment changes on one of the
+/// clusters (a watch of each by name); the watches end when this is dropped.
+struct Changes {
+    woken: mpsc::Receiver<()>,
+    /// Kept so that the channel never closes, even once every watch gave up.
+    _wake: mpsc::Sender<()>,
+    _watches: JoinSet<()>,
+}
+
+impl Changes {
+    fn watch(app: &AppState, name: &str, kubeconfig: Option<PathBuf>, envs: &[String]) -> Self {
+        // One pending wake is enough: the wait reads every cluster when it wakes.
+        let (wake, woken) = mpsc::channel(1);
+        let mut watches = JoinSet::new();
+        for member in app.fleet.iter().filter(|m| envs.contains(&m.env)) {
+            let (member, name, kubeconfig) = (member.clone(), name.to_string(), kubeconfig.clone());
+            let wake = wake.clone();
+            watches.spawn(async move {
+                let Ok(conn) = super::member_connection(&member, kubeconfig).await else {
+                    return;
+                };
+                let namespace = &member.namespace;
+                let by_name =
+                    |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
+                let kustomization = flux::kustomization_name(&name, member.aks.is_some());
+                let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
+                let source = flux_api(&conn, namespace, SOURCE.0, SOURCE.1, SOURCE.2);
+                let applier = flux_api(
+                    &conn,
+                    namespace,
+                    KUSTOMIZATION.0,
+                    KUSTOMIZATION.1,
+                    KUSTOMIZATION.2,
+                );
+                let mut events = select_all([
+                    watcher(source, by_name(&name))
+                        .default_backoff()
+                        .map(|_| ())
+                        .boxed(),
+                    watcher(applier, by_name(&kustomization))
+                        .default_backoff()
+                        .map(|_| ())
+                        .boxed(),
+                    watcher(deployments, by_name(&name))
+                        .default_backoff()
+                        .map(|_| ())
+                        .boxed(),
+                ]);
+                while events.next().await.is_some() {
+                    // A full channel already holds a wake.
+                    let _ = wake.try_send(());
+                }
+            });
+        }
+        Self {
+            woken,
+            _wake: wake,
+            _watches: watches,
+        }
+    }
+
+    /// Returns at the next change, or after [`POLL`].
+    async fn next(&mut self) {
+        let _ = tokio::time::timeout(POLL, self.woken.recv()).await;
     }
 }
 
