@@ -71,12 +71,13 @@ pub async fn status(
     env: Option<&str>,
 ) -> Vec<ClusterStatus> {
     let members = app.fleet.iter().filter(|m| env.is_none_or(|e| m.env == e));
-    join_all(members.map(|m| one(app, name, kubeconfig.clone(), m))).await
+    join_all(members.map(|m| one(app, name, kubeconfig.clone(), m, None))).await
 }
 
-/// Waits until every cluster following one of `envs` converged or failed, reading them again
-/// whenever one of the app's objects changes on a cluster, and at least every second; after
-/// `timeout` the ones still pending are returned as they stand.
+/// Asks every cluster following one of `envs` to fetch the artifact now, then waits until each
+/// converged or failed, reading them again whenever one of the app's objects changes on a
+/// cluster, and at least every second; after `timeout` the ones still pending are returned as
+/// they stand.
 pub async fn wait(
     app: &AppState,
     name: &str,
@@ -86,11 +87,29 @@ pub async fn wait(
     out: &Output,
 ) -> Vec<ClusterStatus> {
     let started = Instant::now();
-    let mut changes = Changes::watch(app, name, kubeconfig.clone(), envs);
+    // One connection per cluster for the whole wait, its watches and reads; a cluster that did
+    // not answer is connected to again at each read.
+    let members: Vec<&FleetMember> = app.fleet.iter().filter(|m| envs.contains(&m.env)).collect();
+    let conns = join_all(members.iter().map(|m| async {
+        let connect = super::member_connection(m, kubeconfig.clone());
+        tokio::time::timeout(REACH_TIMEOUT, connect)
+            .await
+            .ok()?
+            .ok()
+    }))
+    .await;
+    let now = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+    let asked = members
+        .iter()
+        .zip(&conns)
+        .filter_map(|(m, c)| Some((m, c.as_ref()?)));
+    join_all(asked.map(|(m, conn)| request_reconcile(conn, name, &m.namespace, &now))).await;
+    let mut changes = Changes::watch(name, &members, &conns);
     let mut last = String::new();
     loop {
-        let all = status(app, name, kubeconfig.clone(), None).await;
-        let all: Vec<ClusterStatus> = all.into_iter().filter(|s| envs.contains(&s.env)).collect();
+        let reads = members.iter().zip(&conns);
+        let all =
+            join_all(reads.map(|(m, c)| one(app, name, kubeconfig.clone(), m, c.as_ref()))).await;
         let pending: Vec<&ClusterStatus> = all
             .iter()
             .filter(|s| !matches!(s.state, State::Converged | State::Failed))
@@ -130,17 +149,14 @@ struct Changes {
 }
 
 impl Changes {
-    fn watch(app: &AppState, name: &str, kubeconfig: Option<PathBuf>, envs: &[String]) -> Self {
+    fn watch(name: &str, members: &[&FleetMember], conns: &[Option<Connection>]) -> Self {
         // One pending wake is enough: the wait reads every cluster when it wakes.
         let (wake, woken) = mpsc::channel(1);
         let mut watches = JoinSet::new();
-        for member in app.fleet.iter().filter(|m| envs.contains(&m.env)) {
-            let (member, name, kubeconfig) = (member.clone(), name.to_string(), kubeconfig.clone());
-            let wake = wake.clone();
+        for (member, conn) in members.iter().zip(conns) {
+            let Some(conn) = conn.clone() else { continue };
+            let (member, name, wake) = ((*member).clone(), name.to_string(), wake.clone());
             watches.spawn(async move {
-                let Ok(conn) = super::member_connection(&member, kubeconfig).await else {
-                    return;
-                };
                 let namespace = &member.namespace;
                 let by_name =
                     |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
@@ -187,46 +203,24 @@ impl Changes {
     }
 }
 
-/// Asks each cluster's source-controller to look for a new artifact now (`flux reconcile source
-/// oci`'s annotation) instead of at its next interval; unreachable clusters are skipped.
-pub async fn request_reconcile(
-    app: &AppState,
-    name: &str,
-    kubeconfig: Option<PathBuf>,
-    envs: &[String],
-) {
-    let now = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
-    let members = app.fleet.iter().filter(|m| envs.contains(&m.env));
-    join_all(members.map(|m| {
-        let kubeconfig = kubeconfig.clone();
-        let now = now.clone();
-        async move {
-            let Ok(Ok(conn)) = tokio::time::timeout(
-                REACH_TIMEOUT,
-                super::connect(kubeconfig, &m.cluster, &m.namespace),
-            )
-            .await
-            else {
-                return;
-            };
-            let api = flux_api(&conn, &m.namespace, SOURCE.0, SOURCE.1, SOURCE.2);
-            let patch =
-                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": now}}});
-            let _ = tokio::time::timeout(
-                REACH_TIMEOUT,
-                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)),
-            )
-            .await;
-        }
-    }))
-    .await;
+/// Asks a cluster's source-controller to look for a new artifact now (`flux reconcile source
+/// oci`'s annotation) instead of at its next interval; a cluster that does not answer is skipped.
+async fn request_reconcile(conn: &Connection, name: &str, namespace: &str, now: &str) {
+    let api = flux_api(conn, namespace, SOURCE.0, SOURCE.1, SOURCE.2);
+    let patch = Patch::Merge(
+        json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": now}}}),
+    );
+    let params = PatchParams::default();
+    let _ = tokio::time::timeout(REACH_TIMEOUT, api.patch(name, &params, &patch)).await;
 }
 
+/// One cluster's status, read through `conn` when given, else through a new connection.
 async fn one(
     app: &AppState,
     name: &str,
     kubeconfig: Option<PathBuf>,
     member: &FleetMember,
+    conn: Option<&Connection>,
 ) -> ClusterStatus {
     let published = app
         .deploy_artifact
@@ -250,9 +244,16 @@ async fn one(
         return status;
     };
     let read = async {
-        let conn = super::member_connection(member, kubeconfig).await?;
+        let connected;
+        let conn = match conn {
+            Some(conn) => conn,
+            None => {
+                connected = super::member_connection(member, kubeconfig).await?;
+                &connected
+            }
+        };
         let kustomization = flux::kustomization_name(name, member.aks.is_some());
-        read_cluster(&conn, name, &kustomization, &member.namespace).await
+        read_cluster(conn, name, &kustomization, &member.namespace).await
     };
     match tokio::time::timeout(REACH_TIMEOUT, read).await {
         Ok(Ok(live)) => judge(&mut status, &live, &published.digest, &published.image),
