@@ -32,7 +32,8 @@ pub enum State {
     Converged,
     /// Flux is pulling, applying or waiting for the rollout.
     Progressing,
-    /// Flux reports a failure (pull, apply, health check): `reason` says which.
+    /// Flux reports a failure (pull, apply), or the rollout of the published image cannot finish:
+    /// `reason` says which.
     Failed,
     /// The API server did not answer.
     Unreachable,
