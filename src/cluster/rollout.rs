@@ -25,7 +25,7 @@ pub struct Rollout {
 
 /// Where a Deployment is in its rollout.
 #[derive(Debug, PartialEq)]
-enum Progress {
+pub enum Progress {
     Done { ready: i32, desired: i32 },
     Waiting(String),
     Failed(String),
@@ -113,7 +113,7 @@ fn pod_watch(
 }
 
 /// kubectl's rollout-status steps, plus the template's image and ReplicaFailure.
-fn assess(deployment: &Deployment, image: Option<&str>) -> Progress {
+pub fn assess(deployment: &Deployment, image: Option<&str>) -> Progress {
     let name = deployment.metadata.name.as_deref().unwrap_or_default();
     let spec = deployment.spec.as_ref();
     if let Some(image) = image {

@@ -21,7 +21,6 @@ pub async fn run(global: &GlobalArgs, args: &PromoteArgs, out: &Output) -> anyho
     if let Some(timeout) = args.wait {
         let envs = [promoted.to.clone()];
         let (app, name) = (ctx.remembered(), &ctx.name);
-        status::request_reconcile(app, name, settings.kubeconfig.clone(), &envs).await;
         let all = status::wait(app, name, settings.kubeconfig.clone(), &envs, timeout, out).await;
         status::require_converged(&all, timeout)?;
         summary.push('\n');

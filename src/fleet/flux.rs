@@ -1,6 +1,6 @@
 //! The two Flux objects that make a cluster follow the deploy artifact: an OCIRepository pulling
 //! `<repository>:<env>` (verifying its Notation signature with `--verify`) and a Kustomization
-//! applying it, healthy when the workload runs its image.
+//! applying it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -62,38 +62,26 @@ pub fn source(follow: &Follow) -> Value {
     })
 }
 
-/// The Kustomization: server-side applies the artifact into the namespace, prunes what a new
-/// artifact drops, and is healthy only when each workload rolled out: for a SpinApp the operator's
-/// Deployment of the same name, whose template runs the SpinApp's pinned image, with every replica
-/// updated and ready (kstatus); the SpinApp itself must exist.
-pub fn kustomization(follow: &Follow, objects: &[Value]) -> Value {
-    let namespace = follow.namespace;
-    let check = |api_version: &Value, kind: &str, name: &str| json!({"apiVersion": api_version, "kind": kind, "name": name, "namespace": namespace});
-    let mut checks = Vec::new();
-    for object in objects {
-        let name = object["metadata"]["name"].as_str().unwrap_or_default();
-        match object["kind"].as_str() {
-            Some("SpinApp") => {
-                checks.push(check(&object["apiVersion"], "SpinApp", name));
-                checks.push(check(&json!("apps/v1"), "Deployment", name));
-            }
-            Some("Deployment") => checks.push(check(&json!("apps/v1"), "Deployment", name)),
-            _ => {}
-        }
-    }
+/// The Kustomization: server-side applies the artifact into the namespace and prunes what a new
+/// artifact drops, with no health checks (`wait` off): whether the workload rolled out is judged
+/// from the Deployment itself (`status`). kustomize-controller reconciles one Kustomization at a
+/// time and polls health checks every 5 s (v1.9.5 internal/controller/kustomization_controller.go:
+/// 1061-1062), so a check still waiting on a rollout held every newer revision back until its next
+/// poll, up to 5 s; and for a SpinApp it was racy besides: its first poll often saw the operator's
+/// Deployment before the new spec reached it, and passed on the old rollout.
+pub fn kustomization(follow: &Follow) -> Value {
     json!({
         "apiVersion": KUSTOMIZE_API,
         "kind": "Kustomization",
-        "metadata": {"name": follow.name, "namespace": namespace},
+        "metadata": {"name": follow.name, "namespace": follow.namespace},
         "spec": {
             "interval": seconds(follow.interval),
             "retryInterval": seconds(follow.interval.min(Duration::from_secs(30))),
             "sourceRef": {"kind": "OCIRepository", "name": follow.name},
             "path": "./",
             "prune": true,
-            "targetNamespace": namespace,
+            "targetNamespace": follow.namespace,
             "timeout": seconds(follow.timeout),
-            "healthChecks": checks,
         },
     })
 }
@@ -176,7 +164,8 @@ pub fn kustomization_name(name: &str, aks: bool) -> String {
 
 /// The same as ARM's `fluxConfigurations` properties (the AKS Flux extension): a namespaced
 /// configuration with an OCIRepository source (ACR through the cluster's workload identity) and
-/// one kustomization that waits for what it applied.
+/// one kustomization that does not wait for what it applied (see [`kustomization`]; ARM's `wait`
+/// is true unless set).
 pub fn configuration(follow: &Follow) -> Value {
     let registry = follow.repository.split('/').next().unwrap_or_default();
     let mut source = json!({
@@ -199,7 +188,7 @@ pub fn configuration(follow: &Follow) -> Value {
         "kustomizations": {AKS_KUSTOMIZATION: {
             "path": "./",
             "prune": true,
-            "wait": true,
+            "wait": false,
             "syncIntervalInSeconds": follow.interval.as_secs().max(1),
             "retryIntervalInSeconds": follow.interval.as_secs().clamp(1, 30),
             "timeoutInSeconds": follow.timeout.as_secs().max(1),
@@ -241,19 +230,16 @@ mod tests {
     }
 
     #[test]
-    fn a_spinapp_is_checked_through_itself_and_its_deployment() {
-        let objects = [
-            json!({"apiVersion": "core.spinkube.dev/v1alpha1", "kind": "SpinApp", "metadata": {"name": "hello"}}),
-        ];
-        let k = kustomization(&follow("r.example/hello-deploy"), &objects);
-        let kinds: Vec<&str> = k["spec"]["healthChecks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["kind"].as_str().unwrap())
-            .collect();
-        assert_eq!(kinds, ["SpinApp", "Deployment"]);
+    fn the_kustomization_applies_without_health_checks_that_would_hold_newer_revisions() {
+        let k = kustomization(&follow("r.example/hello-deploy"));
+        assert!(k["spec"].get("healthChecks").is_none(), "{k}");
+        assert!(k["spec"].get("wait").is_none(), "{k}");
         assert_eq!(k["spec"]["targetNamespace"], "shop");
+        assert_eq!(
+            configuration(&follow("r.example/hello-deploy"))["kustomizations"][AKS_KUSTOMIZATION]
+                ["wait"],
+            false
+        );
     }
 
     #[test]

@@ -218,7 +218,7 @@ async fn follow_on(
     if let Some(trust) = flux {
         applied.extend(trust.cloned());
         applied.push(flux::source(follow));
-        applied.push(flux::kustomization(follow, objects));
+        applied.push(flux::kustomization(follow));
     } else if applied.is_empty() {
         return Ok(Vec::new());
     }

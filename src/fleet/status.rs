@@ -5,14 +5,19 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use futures_util::stream::{select_all, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
+use kube::runtime::{watcher, WatchStreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use super::flux;
 use crate::cluster::connect::Connection;
+use crate::cluster::rollout::{self, Progress};
 use crate::output::Output;
 use crate::state::{AppState, FleetMember};
 
@@ -27,7 +32,8 @@ pub enum State {
     Converged,
     /// Flux is pulling, applying or waiting for the rollout.
     Progressing,
-    /// Flux reports a failure (pull, apply, health check): `reason` says which.
+    /// Flux reports a failure (pull, apply), or the rollout of the published image cannot finish:
+    /// `reason` says which.
     Failed,
     /// The API server did not answer.
     Unreachable,
@@ -66,11 +72,13 @@ pub async fn status(
     env: Option<&str>,
 ) -> Vec<ClusterStatus> {
     let members = app.fleet.iter().filter(|m| env.is_none_or(|e| m.env == e));
-    join_all(members.map(|m| one(app, name, kubeconfig.clone(), m))).await
+    join_all(members.map(|m| one(app, name, kubeconfig.clone(), m, None))).await
 }
 
-/// Waits until every cluster following one of `envs` converged or failed, polling every second;
-/// after `timeout` the ones still pending are returned as they stand.
+/// Asks every cluster following one of `envs` to fetch the artifact now, then waits until each
+/// converged or failed, reading them again whenever one of the app's objects changes on a
+/// cluster, and at least every second; after `timeout` the ones still pending are returned as
+/// they stand.
 pub async fn wait(
     app: &AppState,
     name: &str,
@@ -80,10 +88,29 @@ pub async fn wait(
     out: &Output,
 ) -> Vec<ClusterStatus> {
     let started = Instant::now();
+    // One connection per cluster for the whole wait, its watches and reads; a cluster that did
+    // not answer is connected to again at each read.
+    let members: Vec<&FleetMember> = app.fleet.iter().filter(|m| envs.contains(&m.env)).collect();
+    let conns = join_all(members.iter().map(|m| async {
+        let connect = super::member_connection(m, kubeconfig.clone());
+        tokio::time::timeout(REACH_TIMEOUT, connect)
+            .await
+            .ok()?
+            .ok()
+    }))
+    .await;
+    let now = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+    let asked = members
+        .iter()
+        .zip(&conns)
+        .filter_map(|(m, c)| Some((m, c.as_ref()?)));
+    join_all(asked.map(|(m, conn)| request_reconcile(conn, name, &m.namespace, &now))).await;
+    let mut changes = Changes::watch(name, &members, &conns);
     let mut last = String::new();
     loop {
-        let all = status(app, name, kubeconfig.clone(), None).await;
-        let all: Vec<ClusterStatus> = all.into_iter().filter(|s| envs.contains(&s.env)).collect();
+        let reads = members.iter().zip(&conns);
+        let all =
+            join_all(reads.map(|(m, c)| one(app, name, kubeconfig.clone(), m, c.as_ref()))).await;
         let pending: Vec<&ClusterStatus> = all
             .iter()
             .filter(|s| !matches!(s.state, State::Converged | State::Failed))
@@ -106,56 +133,95 @@ pub async fn wait(
         if pending.is_empty() || started.elapsed() >= timeout {
             return all;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        changes.next().await;
     }
 }
 
-/// Asks each cluster's source-controller to look for a new artifact now (`flux reconcile source
-/// oci`'s annotation) instead of at its next interval; unreachable clusters are skipped.
-pub async fn request_reconcile(
-    app: &AppState,
-    name: &str,
-    kubeconfig: Option<PathBuf>,
-    envs: &[String],
-) {
-    let now = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
-    let members = app.fleet.iter().filter(|m| envs.contains(&m.env));
-    join_all(members.map(|m| {
-        let kubeconfig = kubeconfig.clone();
-        let now = now.clone();
-        async move {
-            let Ok(Ok(conn)) = tokio::time::timeout(
-                REACH_TIMEOUT,
-                super::connect(kubeconfig, &m.cluster, &m.namespace),
-            )
-            .await
-            else {
-                return;
-            };
-            let api = flux_api(
-                &conn,
-                &m.namespace,
-                "source.toolkit.fluxcd.io",
-                "OCIRepository",
-                "ocirepositories",
-            );
-            let patch =
-                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": now}}});
-            let _ = tokio::time::timeout(
-                REACH_TIMEOUT,
-                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)),
-            )
-            .await;
-        }
-    }))
-    .await;
+/// The longest the wait goes without reading the clusters again (a watch that could not start).
+const POLL: Duration = Duration::from_secs(1);
+
+/// Wakes the wait when the app's OCIRepository, Kustomization or Deployment changes on one of the
+/// clusters (a watch of each by name); the watches end when this is dropped.
+struct Changes {
+    woken: mpsc::Receiver<()>,
+    /// Kept so that the channel never closes, even once every watch gave up.
+    _wake: mpsc::Sender<()>,
+    _watches: JoinSet<()>,
 }
 
+impl Changes {
+    fn watch(name: &str, members: &[&FleetMember], conns: &[Option<Connection>]) -> Self {
+        // One pending wake is enough: the wait reads every cluster when it wakes.
+        let (wake, woken) = mpsc::channel(1);
+        let mut watches = JoinSet::new();
+        for (member, conn) in members.iter().zip(conns) {
+            let Some(conn) = conn.clone() else { continue };
+            let (member, name, wake) = ((*member).clone(), name.to_string(), wake.clone());
+            watches.spawn(async move {
+                let namespace = &member.namespace;
+                let by_name =
+                    |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
+                let kustomization = flux::kustomization_name(&name, member.aks.is_some());
+                let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
+                let source = flux_api(&conn, namespace, SOURCE.0, SOURCE.1, SOURCE.2);
+                let applier = flux_api(
+                    &conn,
+                    namespace,
+                    KUSTOMIZATION.0,
+                    KUSTOMIZATION.1,
+                    KUSTOMIZATION.2,
+                );
+                let mut events = select_all([
+                    watcher(source, by_name(&name))
+                        .default_backoff()
+                        .map(|_| ())
+                        .boxed(),
+                    watcher(applier, by_name(&kustomization))
+                        .default_backoff()
+                        .map(|_| ())
+                        .boxed(),
+                    watcher(deployments, by_name(&name))
+                        .default_backoff()
+                        .map(|_| ())
+                        .boxed(),
+                ]);
+                while events.next().await.is_some() {
+                    // A full channel already holds a wake.
+                    let _ = wake.try_send(());
+                }
+            });
+        }
+        Self {
+            woken,
+            _wake: wake,
+            _watches: watches,
+        }
+    }
+
+    /// Returns at the next change, or after [`POLL`].
+    async fn next(&mut self) {
+        let _ = tokio::time::timeout(POLL, self.woken.recv()).await;
+    }
+}
+
+/// Asks a cluster's source-controller to look for a new artifact now (`flux reconcile source
+/// oci`'s annotation) instead of at its next interval; a cluster that does not answer is skipped.
+async fn request_reconcile(conn: &Connection, name: &str, namespace: &str, now: &str) {
+    let api = flux_api(conn, namespace, SOURCE.0, SOURCE.1, SOURCE.2);
+    let patch = Patch::Merge(
+        json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": now}}}),
+    );
+    let params = PatchParams::default();
+    let _ = tokio::time::timeout(REACH_TIMEOUT, api.patch(name, &params, &patch)).await;
+}
+
+/// One cluster's status, read through `conn` when given, else through a new connection.
 async fn one(
     app: &AppState,
     name: &str,
     kubeconfig: Option<PathBuf>,
     member: &FleetMember,
+    conn: Option<&Connection>,
 ) -> ClusterStatus {
     let published = app
         .deploy_artifact
@@ -179,9 +245,16 @@ async fn one(
         return status;
     };
     let read = async {
-        let conn = super::member_connection(member, kubeconfig).await?;
+        let connected;
+        let conn = match conn {
+            Some(conn) => conn,
+            None => {
+                connected = super::member_connection(member, kubeconfig).await?;
+                &connected
+            }
+        };
         let kustomization = flux::kustomization_name(name, member.aks.is_some());
-        read_cluster(&conn, name, &kustomization, &member.namespace).await
+        read_cluster(conn, name, &kustomization, &member.namespace).await
     };
     match tokio::time::timeout(REACH_TIMEOUT, read).await {
         Ok(Ok(live)) => judge(&mut status, &live, &published.digest, &published.image),
@@ -214,19 +287,13 @@ async fn read_cluster(
     kustomization_name: &str,
     namespace: &str,
 ) -> anyhow::Result<Live> {
-    let source = flux_api(
-        conn,
-        namespace,
-        "source.toolkit.fluxcd.io",
-        "OCIRepository",
-        "ocirepositories",
-    );
+    let source = flux_api(conn, namespace, SOURCE.0, SOURCE.1, SOURCE.2);
     let kustomization = flux_api(
         conn,
         namespace,
-        "kustomize.toolkit.fluxcd.io",
-        "Kustomization",
-        "kustomizations",
+        KUSTOMIZATION.0,
+        KUSTOMIZATION.1,
+        KUSTOMIZATION.2,
     );
     let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
     let (source, kustomization, deployment) = tokio::join!(
@@ -250,6 +317,18 @@ async fn read_cluster(
         deployment: deployment.map_err(explain("deployments"))?,
     })
 }
+
+/// Group, kind and plural of the OCIRepository and of the Kustomization.
+const SOURCE: (&str, &str, &str) = (
+    "source.toolkit.fluxcd.io",
+    "OCIRepository",
+    "ocirepositories",
+);
+const KUSTOMIZATION: (&str, &str, &str) = (
+    "kustomize.toolkit.fluxcd.io",
+    "Kustomization",
+    "kustomizations",
+);
 
 fn flux_api(
     conn: &Connection,
@@ -334,40 +413,45 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
         status.reason = Some(reason);
         return;
     }
-    let rolled_out = live.deployment.as_ref().is_some_and(|d| {
-        let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let s = d.status.clone().unwrap_or_default();
-        let generation = d.metadata.generation.unwrap_or(0);
-        s.observed_generation.unwrap_or(0) >= generation
-            && s.updated_replicas.unwrap_or(0) == desired
-            && s.ready_replicas.unwrap_or(0) == desired
-            && s.replicas.unwrap_or(0) == desired
-    });
     status.state = State::Progressing;
     status.reason = Some(if !is_published(&status.fetched) {
         format!(
             "Flux has not fetched {} yet",
             status.published.as_deref().unwrap_or_default()
         )
-    } else if !is_published(&attempted) {
+    } else if !is_published(&status.applied) {
         condition(kustomization, "Ready")
             .and_then(|c| c["message"].as_str())
             .map_or_else(
                 || "Flux is applying the artifact".to_string(),
                 str::to_string,
             )
-    } else if status.image.as_deref() != Some(image) {
+    } else if let Some(deployment) = live
+        .deployment
+        .as_ref()
+        .filter(|_| status.image.as_deref() == Some(image))
+    {
+        // Flux applied the revision (the image only comes with it); the rollout is judged as
+        // `kubectl rollout status` does, a passed progress deadline or refused pods failing it.
+        match rollout::assess(deployment, Some(image)) {
+            Progress::Done { .. } => {
+                status.state = State::Converged;
+                return status.reason = None;
+            }
+            Progress::Failed(reason) => {
+                status.state = State::Failed;
+                format!(
+                    "the rollout of Deployment {} failed: {reason}",
+                    deployment.metadata.name.as_deref().unwrap_or_default()
+                )
+            }
+            Progress::Waiting(reason) => reason,
+        }
+    } else {
         format!(
             "the workload runs {}, not {image}",
             status.image.as_deref().unwrap_or("nothing yet")
         )
-    } else if !rolled_out {
-        format!("{} replicas ready", status.ready.as_deref().unwrap_or("no"))
-    } else {
-        // Flux applied the revision (the image only comes with it) and every replica runs it;
-        // Flux's own Ready follows at its next health poll (every 5 s in kustomize-controller).
-        status.state = State::Converged;
-        return status.reason = None;
     });
 }
 
@@ -430,5 +514,92 @@ pub fn require_converged(all: &[ClusterStatus], timeout: Duration) -> anyhow::Re
         Ok(())
     } else {
         Err(NotConverged(problems).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123";
+    const IMAGE: &str = "r.example/hello@sha256:4567";
+
+    fn cluster() -> ClusterStatus {
+        ClusterStatus {
+            cluster: "east".into(),
+            namespace: "shop".into(),
+            env: "prod".into(),
+            state: State::NotFollowing,
+            published: Some(format!("prod@{DIGEST}")),
+            fetched: None,
+            applied: None,
+            image: None,
+            ready: None,
+            verified: None,
+            reason: None,
+        }
+    }
+
+    /// What a cluster holds once Flux fetched the published artifact: `applied` is the
+    /// Kustomization's last applied revision, `progressing` the Deployment's Progressing condition.
+    fn live(applied: &str, progressing: Value) -> Live {
+        let deployment = json!({
+            "metadata": {"name": "hello", "generation": 2},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "hello"}},
+                "template": {"spec": {"containers": [{"name": "hello", "image": IMAGE}]}},
+            },
+            "status": {
+                "observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2,
+                "availableReplicas": 2, "conditions": [progressing],
+            },
+        });
+        Live {
+            source: Some(json!({"status": {"artifact": {"revision": format!("prod@{DIGEST}")}}})),
+            kustomization: Some(json!({"status": {
+                "lastAttemptedRevision": format!("prod@{DIGEST}"),
+                "lastAppliedRevision": applied,
+            }})),
+            deployment: Some(serde_json::from_value(deployment).unwrap()),
+        }
+    }
+
+    fn judged(live: &Live) -> ClusterStatus {
+        let mut status = cluster();
+        judge(&mut status, live, DIGEST, IMAGE);
+        status
+    }
+
+    #[test]
+    fn converged_only_once_flux_applied_the_published_revision_and_the_rollout_finished() {
+        let done =
+            json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"});
+        let applying = judged(&live("prod@sha256:old", done.clone()));
+        assert_eq!(applying.state, State::Progressing);
+        assert_eq!(
+            applying.reason.as_deref(),
+            Some("Flux is applying the artifact")
+        );
+        let converged = judged(&live(&format!("prod@{DIGEST}"), done));
+        assert_eq!(converged.state, State::Converged, "{:?}", converged.reason);
+        assert_eq!(converged.ready.as_deref(), Some("2/2"));
+    }
+
+    #[test]
+    fn a_rollout_past_its_progress_deadline_fails_the_cluster_naming_the_deployment() {
+        let stuck = json!({
+            "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+            "message": "ReplicaSet \"hello-5d\" has timed out progressing.",
+        });
+        let failed = judged(&live(&format!("prod@{DIGEST}"), stuck));
+        assert_eq!(failed.state, State::Failed);
+        let reason = failed.reason.unwrap();
+        assert!(
+            reason.starts_with(
+                "the rollout of Deployment hello failed: its progress deadline passed"
+            ),
+            "{reason}"
+        );
     }
 }

@@ -59,7 +59,6 @@ pub async fn deliver(
             envs.join(", ")
         ));
     }
-    status::request_reconcile(app, name, kubeconfig.clone(), &envs).await;
     let clusters = status::wait(app, name, kubeconfig, &envs, timeout, out).await;
     status::require_converged(&clusters, timeout)?;
     Ok(Delivered {

@@ -346,6 +346,37 @@ fn a_fleet_of_two_rigs_follows_the_artifact_reports_a_failing_cluster_and_promot
         assert!(!token.is_empty(), "the variables Secret reached {name}");
     }
 
+    // A new version: when `up` returns, each cluster's Flux has applied it and reports Ready,
+    // as no health check of the Kustomization is left polling (every 5 s in kustomize-controller
+    // v1.9.5, internal/controller/kustomization_controller.go:1061-1062) to hold the next
+    // revision back.
+    std::fs::write(app.join("static/next.txt"), "the next version\n").unwrap();
+    let next = ok(spin_aks(&[
+        "up",
+        "--fleet",
+        "--env",
+        "staging",
+        "--timeout",
+        "3m",
+    ]));
+    let pinned = next["push"]["pinned"].as_str().unwrap().to_string();
+    for (name, rig) in [("east", &east), ("west", &west)] {
+        let status = cluster(&next, name);
+        assert_eq!(status["state"], "converged", "{next}");
+        assert_eq!(status["applied"], status["published"], "{next}");
+        assert_eq!(rig.running_image(ns, "hello-aks"), pinned);
+        let ready = rig.kubectl_ok(&[
+            "get",
+            "kustomization",
+            "hello-aks",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        assert_eq!(ready.trim(), "True", "{name}: {next}");
+    }
+
     // West loses its registry: Flux's reason is reported; a new version still reaches east.
     let good_url = west.kubectl_ok(&[
         "get",
