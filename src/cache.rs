@@ -1,5 +1,5 @@
-//! spin-aks's cache folder, and a content-addressed store in it for small registry content that
-//! never changes once named by its digest (manifests, signature envelopes, attestations).
+//! spin-aks's cache folder: a content-addressed store for small registry content that never
+//! changes once named by its digest (manifests, envelopes, attestations), and hints by digest.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -42,19 +42,59 @@ impl ContentCache {
         (Digest::of(&bytes) == *digest).then_some(bytes)
     }
 
-    /// Keeps `bytes`, which the caller checked hash to `digest` (a temporary file renamed into
-    /// place, owner-only; no fsync: a torn file is a miss).
+    /// Keeps `bytes`, which the caller checked hash to `digest`.
     pub fn put(&self, digest: &Digest, bytes: &[u8]) {
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&self.dir)?;
-            let mut temp = crate::interrupt::temp_file_in(&self.dir)?;
-            temp.write_all(bytes)?;
-            temp.persist(self.dir.join(digest.hex()))?;
-            Ok(())
-        };
-        if let Err(err) = write() {
-            tracing::debug!("cannot keep {digest} in {}: {err}", self.dir.display());
+        keep(&self.dir, digest, bytes);
+    }
+}
+
+/// Digests remembered about a subject (by its digest): what an earlier run found, used only to
+/// start a request early. Never trusted: what is found now decides.
+#[derive(Clone, Debug)]
+pub struct Hints {
+    dir: PathBuf,
+}
+
+impl Hints {
+    /// The hints of `kind` in the cache folder; `None` without one.
+    pub fn open(kind: &str) -> Option<Hints> {
+        dir(kind).map(|dir| Hints { dir })
+    }
+
+    /// The digests remembered about `subject` (none when nothing readable is kept).
+    pub fn get(&self, subject: &Digest) -> Vec<Digest> {
+        let path = self.dir.join(subject.hex());
+        let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
+        let text = regular
+            .then(|| std::fs::read_to_string(&path).ok())
+            .flatten();
+        (text.unwrap_or_default().lines())
+            .filter_map(|line| line.parse().ok())
+            .collect()
+    }
+
+    /// Remembers `found` about `subject`, unless that is what is kept already.
+    pub fn put(&self, subject: &Digest, found: &[Digest]) {
+        if self.get(subject) == found {
+            return;
         }
+        let text: String = found.iter().map(|d| format!("{d}\n")).collect();
+        keep(&self.dir, subject, text.as_bytes());
+    }
+}
+
+/// Writes `bytes` as `dir/<digest's hex>`: a temporary file renamed into place, owner-only, no
+/// fsync (a torn file is a miss). Best effort: a failure is only logged.
+fn keep(dir: &std::path::Path, digest: &Digest, bytes: &[u8]) {
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let mut temp = crate::interrupt::temp_file_in(dir)?;
+        temp.write_all(bytes)?;
+        temp.persist(dir.join(digest.hex()))?;
+        Ok(())
+    };
+    if let Err(err) = write() {
+        tracing::debug!("cannot keep {digest} in {}: {err}", dir.display());
     }
 }
 

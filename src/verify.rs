@@ -1,7 +1,9 @@
 //! The verify step: an image's Notary Project signatures checked against trusted certificates, in
 //! a registry (referrers API, else the tag schema) or offline in an oci-archive; SBOM and provenance listed.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::attest::notation::{self, Refusal, TrustPolicy};
 use crate::attest::{PROVENANCE_ARTIFACT_TYPE, SBOM_ARTIFACT_TYPE};
 use crate::bad_input;
-use crate::cache::ContentCache;
+use crate::cache::{ContentCache, Hints};
 use crate::context::AppContext;
 use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::oci::{archive, media_types, Descriptor, Digest, ImageManifest, Layout};
@@ -22,6 +24,9 @@ use crate::state::VerifyTrust;
 
 /// The largest signature envelope or provenance statement read (each is a few KiB).
 const BLOB_LIMIT: u64 = 4 << 20;
+
+/// The cache's hints: the provenance statements found about an image, by the image's digest.
+const HINTS: &str = "referrers";
 
 /// What `--trust-cert` files hold, as the refusal of one that holds none says.
 const TRUST_CERT_HOLDS: &str = "the certificate(s) to trust: the signers' root or intermediate CA";
@@ -216,16 +221,31 @@ pub async fn verify(
 ) -> anyhow::Result<VerifyReport> {
     // Keeps an unpacked archive until the report is made.
     let mut _unpacked = None;
+    let mut early = BTreeMap::new();
     let (store, descriptor, image, source) = match subject {
         Subject::Registry(reference) => {
             let (client, _) =
                 crate::publish::registry_client(reference, registry, None, out).await?;
             let mut client = client.pull_only();
             let digest = pinned_or_resolved(&mut client, reference).await?;
-            let store = Store::Registry(Box::new(client), ContentCache::open("content"));
-            // The image's manifest and the list of what is about it, asked for at once.
-            let (descriptor, referrers) =
-                futures_util::join!(store.descriptor(&digest), store.referrers(&digest));
+            let store = Store::Registry(
+                Box::new(client),
+                ContentCache::open("content"),
+                OnceLock::new(),
+            );
+            // The image's manifest and the list of what is about it, asked for at once; with
+            // them, the lists about the provenance statements an earlier run found, guessing
+            // the registry has no referrers API (a guess only: what the image's list names now,
+            // and whether the registry answered its API, decide which are used).
+            let hinted = (Hints::open(HINTS).map(|h| h.get(&digest))).unwrap_or_default();
+            let guessed = join_all(hinted.iter().map(|d| store.tag_schema_list(d)));
+            let (descriptor, referrers, guessed) =
+                futures_util::join!(store.descriptor(&digest), store.referrers(&digest), guessed);
+            if store.has_referrers_api() == Some(false) {
+                early = (hinted.into_iter().zip(guessed))
+                    .filter_map(|(d, found)| Some((d, found.ok()?)))
+                    .collect();
+            }
             let image = reference.to_string();
             (store, (descriptor?, Some(referrers?)), image, "registry")
         }
@@ -259,11 +279,15 @@ pub async fn verify(
     };
     let signed = of_type(notation::ARTIFACT_TYPE);
     let signatures = signatures(&store, &signed, &descriptor, policy, now);
-    let provenance = join_all(
-        of_type(PROVENANCE_ARTIFACT_TYPE)
-            .into_iter()
-            .map(|statement| provenance(&store, statement, &descriptor, policy, now)),
-    );
+    let statements = of_type(PROVENANCE_ARTIFACT_TYPE);
+    if let (Store::Registry(..), Some(hints)) = (&store, Hints::open(HINTS)) {
+        let found: Vec<Digest> = statements.iter().map(|d| d.digest.clone()).collect();
+        hints.put(&descriptor.digest, &found);
+    }
+    let provenance = join_all(statements.into_iter().map(|statement| {
+        let known = early.remove(&statement.digest);
+        provenance(&store, statement, known, &descriptor, policy, now)
+    }));
     let (signatures, provenance) = futures_util::join!(signatures, provenance);
     Ok(VerifyReport {
         image,
@@ -320,10 +344,12 @@ async fn signatures(
     .await
 }
 
-/// A provenance statement about `image`: the subject it names, and its own signatures.
+/// A provenance statement about `image`: the subject it names, and its own signatures (from
+/// `known`, its referrer list when already fetched in this run).
 async fn provenance(
     store: &Store,
     statement: Descriptor,
+    known: Option<Vec<Descriptor>>,
     image: &Descriptor,
     policy: &TrustPolicy,
     now: SystemTime,
@@ -355,7 +381,10 @@ async fn provenance(
         Ok(first.and_then(|s| s.digest.get("sha256").map(|hex| format!("sha256:{hex}"))))
     };
     let signed = async {
-        let found = store.referrers(&statement.digest).await?;
+        let found = match known {
+            Some(found) => found,
+            None => store.referrers(&statement.digest).await?,
+        };
         let found: Vec<Descriptor> = (found.into_iter())
             .filter(|d| d.artifact_type.as_deref() == Some(notation::ARTIFACT_TYPE))
             .collect();
@@ -402,6 +431,21 @@ async fn pinned_or_resolved(
         .ok_or_else(|| anyhow::anyhow!("{} has no image {wanted}", reference.repository_name()))
 }
 
+/// The descriptors an index listing the artifacts about `subject` holds.
+fn parse_index(subject: &Digest, index: &[u8]) -> anyhow::Result<Vec<Descriptor>> {
+    #[derive(Deserialize)]
+    struct Index {
+        #[serde(default)]
+        manifests: Vec<Descriptor>,
+    }
+    let index: Index = serde_json::from_slice(index).map_err(|e| {
+        anyhow::anyhow!(
+            "the registry's list of the artifacts about {subject} is not an image index: {e}"
+        )
+    })?;
+    Ok(index.manifests)
+}
+
 /// The bytes `cache` keeps for `digest`, else what `fetch` gets (checked against `digest` by
 /// the client), kept for next time.
 async fn kept_or(
@@ -422,8 +466,9 @@ async fn kept_or(
 /// Where manifests and blobs are read from.
 enum Store {
     /// A registry; what it served by digest is kept in the cache (it cannot change), so a
-    /// verification asks again only for the lists of what is about the image.
-    Registry(Box<RegistryClient>, Option<ContentCache>),
+    /// verification asks again only for the lists of what is about the image. The last part is
+    /// whether the registry has the referrers API, once its first answer said so.
+    Registry(Box<RegistryClient>, Option<ContentCache>, OnceLock<bool>),
     /// An unpacked archive.
     Layout(Layout),
 }
@@ -432,42 +477,63 @@ impl Store {
     /// The artifacts about `subject`: the referrers API, else the tag schema's index; or the
     /// layout's index.
     async fn referrers(&self, subject: &Digest) -> anyhow::Result<Vec<Descriptor>> {
-        #[derive(Deserialize)]
-        struct Index {
-            #[serde(default)]
-            manifests: Vec<Descriptor>,
-        }
-        let client = match self {
+        let (client, api) = match self {
             Store::Layout(layout) => {
                 let found = layout.referrers(subject)?;
                 return Ok(found.into_iter().map(|(d, _)| d).collect());
             }
-            Store::Registry(client, _) => client,
+            Store::Registry(client, _, api) => (client, api),
         };
-        // The referrers API and the tag schema are asked at once: a registry without the API
-        // (distribution 2.8) costs no extra round trip, one with it an unused 404.
         let tag = tag_schema(subject);
-        let (api, tagged) =
-            futures_util::join!(client.referrers(subject), client.find_manifest(&tag));
-        let index = match api? {
-            Some(index) => index,
-            None => match tagged? {
-                Some((index, _)) => index,
-                None => return Ok(Vec::new()),
-            },
+        let by_tag = || async {
+            let found = client.find_manifest(&tag).await?;
+            anyhow::Ok(found.map(|(index, _)| index))
         };
-        let index: Index = serde_json::from_slice(&index).map_err(|e| {
-            anyhow::anyhow!(
-                "the registry's list of the artifacts about {subject} is not an image index: {e}"
-            )
-        })?;
-        Ok(index.manifests)
+        let index = match api.get() {
+            Some(true) => client.referrers(subject).await?,
+            Some(false) => by_tag().await?,
+            // Until the registry has said whether it has the API, both are asked at once: a
+            // registry without it (distribution 2.8) costs no extra round trip, one with it an
+            // unused tag look-up.
+            None => {
+                let (listed, tagged) = futures_util::join!(client.referrers(subject), by_tag());
+                let listed = listed?;
+                let _ = api.set(listed.is_some());
+                match listed {
+                    Some(index) => Some(index),
+                    None => tagged?,
+                }
+            }
+        };
+        match index {
+            Some(index) => parse_index(subject, &index),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Whether the registry has the referrers API, once a list was asked for.
+    fn has_referrers_api(&self) -> Option<bool> {
+        match self {
+            Store::Registry(_, _, api) => api.get().copied(),
+            Store::Layout(_) => None,
+        }
+    }
+
+    /// The artifacts about `subject` the referrers tag schema lists (nothing else is asked).
+    async fn tag_schema_list(&self, subject: &Digest) -> anyhow::Result<Vec<Descriptor>> {
+        let Store::Registry(client, _, _) = self else {
+            return self.referrers(subject).await;
+        };
+        match client.find_manifest(&tag_schema(subject)).await? {
+            Some((index, _)) => parse_index(subject, &index),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The descriptor of the registry's image manifest `digest`: the media type it answers with
     /// (else the manifest's own, else OCI's), the digest and size of its bytes.
     async fn descriptor(&self, digest: &Digest) -> anyhow::Result<Descriptor> {
-        let Store::Registry(client, cache) = self else {
+        let Store::Registry(client, cache, _) = self else {
             anyhow::bail!("an archive's image is described by its index");
         };
         let declared = |bytes: &[u8]| {
@@ -506,7 +572,7 @@ impl Store {
     /// The manifest `descriptor` points at, checked against its digest.
     async fn manifest(&self, descriptor: &Descriptor) -> anyhow::Result<ImageManifest> {
         let bytes = match self {
-            Store::Registry(client, cache) => {
+            Store::Registry(client, cache, _) => {
                 let digest = &descriptor.digest;
                 let fetch = async {
                     Ok(client
@@ -529,7 +595,7 @@ impl Store {
     /// A small blob, checked against its digest.
     async fn blob(&self, descriptor: &Descriptor) -> anyhow::Result<Vec<u8>> {
         match self {
-            Store::Registry(client, cache) => {
+            Store::Registry(client, cache, _) => {
                 let digest = &descriptor.digest;
                 let fetch = client.get_small_blob(digest, BLOB_LIMIT);
                 kept_or(cache.as_ref(), digest, fetch).await
