@@ -13,7 +13,15 @@ fn main() {
         }
     }
     let verbose = cli.global.verbose > 0;
-    let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
+    // `verify` is a few small requests answered within milliseconds: one thread does them, and
+    // starting worker threads would cost more than they give.
+    let runtime = match cli.command {
+        Command::Verify(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    };
+    let runtime = runtime.expect("cannot start the async runtime");
     let run = async {
         // A bad --state-file is refused before any work that would then have to be thrown away.
         if let Some(path) = &cli.global.state_file {
