@@ -51,6 +51,25 @@ requests_in() {
   grep -cE '"(GET|HEAD|POST|PUT|PATCH|DELETE) /v2/[^ ]' "$work/registry-$1/log" || true
 }
 
+# signing_pki DIR: a root CA (DIR/root.pem) and an EC P-256 code-signing leaf issued by it
+# (DIR/leaf.key, its chain leaf first in DIR/chain.pem), as a Key Vault or a corporate CA would
+# issue them; the leaf's subject in Notation's x509.subject form is $SIGNING_IDENTITY.
+SIGNING_IDENTITY="C=US,ST=WA,O=spin-aks bench,CN=bench signer"
+signing_pki() {
+  local pki=$1
+  mkdir -p "$pki"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/C=US/ST=WA/O=spin-aks bench/CN=bench root" -keyout "$pki/root.key" -out "$pki/root.pem" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj "/C=US/ST=WA/O=spin-aks bench/CN=bench signer" -keyout "$pki/leaf.key" -out "$pki/leaf.csr" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' \
+    > "$pki/leaf.ext"
+  openssl x509 -req -in "$pki/leaf.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" -CAcreateserial \
+    -days 1 -extfile "$pki/leaf.ext" -out "$pki/leaf.pem" 2>/dev/null
+  cat "$pki/leaf.pem" "$pki/root.pem" > "$pki/chain.pem"
+}
+
 # spin_aks_bin: sets $bin to SPIN_AKS_BIN when given, else to a fresh release build.
 spin_aks_bin() {
   bin="${SPIN_AKS_BIN:-}"

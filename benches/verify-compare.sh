@@ -21,20 +21,9 @@ notation=$(bash "$root/scripts/build-notation.sh")
 export SPIN_AKS_STATE_FILE="$work/state" DOCKER_CONFIG="$work/docker" HOME="$work/home"
 mkdir -p "$work/docker" "$HOME"
 
-# A root CA and an EC P-256 code-signing leaf, as a Key Vault or a corporate CA would issue them.
 pki="$work/pki"
-mkdir -p "$pki"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj "/C=US/ST=WA/O=spin-aks bench/CN=bench root" -keyout "$pki/root.key" -out "$pki/root.pem" \
-  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-  -subj "/C=US/ST=WA/O=spin-aks bench/CN=bench signer" -keyout "$pki/leaf.key" -out "$pki/leaf.csr" 2>/dev/null
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' \
-  > "$pki/leaf.ext"
-openssl x509 -req -in "$pki/leaf.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" -CAcreateserial \
-  -days 1 -extfile "$pki/leaf.ext" -out "$pki/leaf.pem" 2>/dev/null
-cat "$pki/leaf.pem" "$pki/root.pem" > "$pki/chain.pem"
-identity="C=US,ST=WA,O=spin-aks bench,CN=bench signer"
+signing_pki "$pki"
+identity=$SIGNING_IDENTITY
 
 start_registry verify
 app="$work/hello-aks"
