@@ -19,6 +19,9 @@ use crate::oci::ImageFormat;
 use crate::output::OutputMode;
 use crate::registry::auth::AuthMode;
 
+mod bundle;
+pub use bundle::{BundleArgs, BundleCommand};
+
 /// Take a Spin application to Azure Kubernetes Service: no Docker, no az, no kubectl.
 #[derive(Debug, Parser)]
 #[command(name = "spin-aks", version, about, propagate_version = true)]
@@ -199,6 +202,8 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Check an image's Notary Project signature against trusted certificates (in a registry, or offline in an oci-archive) and list its SBOM and provenance
     Verify(Box<VerifyArgs>),
+    /// Carry the app and the platform it runs on (SpinKube, Flux, the shim) into a closed network: create, inspect, push
+    Bundle(Box<BundleArgs>),
     /// Print a completion script for a shell (e.g. `spin-aks completions bash > /etc/bash_completion.d/spin-aks`)
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command into a directory
@@ -1043,6 +1048,10 @@ pub struct InstallSourceArgs {
     /// (`host[:port][/path]`, images `<REGISTRY>/source-controller:<version>`; e.g. your ACR)
     #[arg(long, value_name = "REGISTRY", default_value = crate::install::flux::DEFAULT_REGISTRY)]
     pub flux_registry: String,
+    /// Take everything from this registry, as `spin-aks bundle push` loaded it (`host[:port][/path]`;
+    /// for air-gapped clusters): charts, every image by digest, the CRDs, Flux and the shim
+    #[arg(long, value_name = "REGISTRY", conflicts_with_all = ["chart_registry", "module_proxy", "flux_registry"])]
+    pub mirror: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -1730,46 +1739,62 @@ impl InstallSourceArgs {
             Ok::<_, anyhow::Error>(registry.to_string())
         };
         let flux_registry = registry_path("--flux-registry", &self.flux_registry)?;
-        let charts = match &self.chart_registry {
-            None => ChartSource::Publishers,
+        let insecure = |registry: &str| {
+            let host = registry.split('/').next().unwrap_or_default();
+            plain_http || crate::registry::host::is_loopback(host)
+        };
+        let mirror = match &self.mirror {
             Some(given) => {
+                let registry = registry_path("--mirror", given)?;
+                Some(crate::install::mirror::Mirror {
+                    insecure: insecure(&registry),
+                    registry,
+                })
+            }
+            None => None,
+        };
+        let charts = match (&self.chart_registry, &mirror) {
+            (_, Some(mirror)) => mirror.charts(),
+            (None, None) => ChartSource::Publishers,
+            (Some(given), None) => {
                 let registry = registry_path("--chart-registry", given)?;
-                let host = registry.split('/').next().unwrap_or_default();
                 ChartSource::Mirror {
-                    registry: registry.to_string(),
-                    insecure: plain_http || crate::registry::host::is_loopback(host),
+                    insecure: insecure(&registry),
+                    registry,
                 }
             }
         };
-        // The proxy's URL may carry a login (GOPROXY allows one): no message repeats it.
-        let proxy = url::Url::parse(&self.module_proxy)
-            .ok()
-            .filter(|url| url.has_host())
-            .ok_or_else(|| {
-                crate::bad_input!(
-                    "--module-proxy is not a URL with a host: give an https:// Go module proxy"
-                )
-            })?;
-        let shown = crate::redact::redact_userinfo(proxy.as_str());
-        let loopback = proxy
-            .host_str()
-            .is_some_and(crate::registry::host::is_loopback);
-        match proxy.scheme() {
-            "https" => {}
-            "http" if plain_http || loopback => {}
-            _ => {
-                return Err(crate::bad_input!(
-                    "--module-proxy `{shown}` must be https:// (plain http:// only on loopback or with --plain-http)"
-                ))
-            }
-        }
+        http_url("--module-proxy", &self.module_proxy, plain_http)?;
         Ok(crate::install::InstallSettings {
             releases,
             charts,
             module_proxy: self.module_proxy.clone(),
             flux_registry,
+            mirror,
             dry_run,
             timeout,
         })
+    }
+}
+
+/// A URL with a host, `https://` (plain `http://` only on loopback or with `--plain-http`); its
+/// login (a GOPROXY may carry one) is never repeated in a message.
+fn http_url(flag: &str, given: &str, plain_http: bool) -> anyhow::Result<url::Url> {
+    let url = url::Url::parse(given)
+        .ok()
+        .filter(|url| url.has_host())
+        .ok_or_else(|| {
+            crate::bad_input!("{flag} is not a URL with a host: give an https:// URL")
+        })?;
+    let shown = crate::redact::redact_userinfo(url.as_str());
+    let loopback = url
+        .host_str()
+        .is_some_and(crate::registry::host::is_loopback);
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if plain_http || loopback => Ok(url),
+        _ => Err(crate::bad_input!(
+            "{flag} `{shown}` must be https:// (plain http:// only on loopback or with --plain-http)"
+        )),
     }
 }

@@ -5,6 +5,7 @@ pub mod app;
 pub mod attest;
 pub mod azure;
 pub mod build;
+pub mod bundle;
 pub mod cache;
 pub mod cli;
 pub mod cluster;

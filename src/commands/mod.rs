@@ -2,6 +2,7 @@
 
 mod apply;
 mod build;
+mod bundle;
 mod cluster;
 mod delete;
 mod dev;
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fleet(args) => fleet::run(&cli.global, args, &out).await,
         Command::Promote(args) => promote::run(&cli.global, args, &out).await,
         Command::Verify(args) => verify::run(&cli.global, args, &out).await,
+        Command::Bundle(args) => bundle::run(&cli.global, args, &out).await,
         Command::Completions(args) => shell::completions(args.shell),
         Command::Man(args) => shell::man_pages(args.dir.as_deref()),
     }

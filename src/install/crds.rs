@@ -14,13 +14,61 @@ use crate::cluster::documents::parse_documents;
 /// The public Go module proxy.
 pub const DEFAULT_PROXY: &str = "https://proxy.golang.org";
 
-/// The CRDs in `module`'s `config/crd/bases/`, from its zip on `proxy` (a GOPROXY-style base URL),
-/// refused unless the zip's `h1:` hash is the pinned one.
+/// Where module zips come from.
+#[derive(Clone, Copy, Debug)]
+pub enum ModuleSource<'a> {
+    /// A GOPROXY-style base URL.
+    Proxy(&'a str),
+    /// A mirror registry `bundle push` filled.
+    Mirror(&'a super::mirror::Mirror),
+}
+
+/// The CRDs in `module`'s `config/crd/bases/`, from its zip on `source`, refused unless the
+/// zip's `h1:` hash is the pinned one.
 pub async fn fetch(
+    http: &reqwest::Client,
+    source: ModuleSource<'_>,
+    module: &Module,
+) -> anyhow::Result<Vec<Value>> {
+    match source {
+        ModuleSource::Proxy(proxy) => fetch_from_proxy(http, proxy, module).await,
+        ModuleSource::Mirror(mirror) => {
+            let zip = mirror.module_zip(module, http).await?;
+            crds_in_zip(&zip, module).map_err(|e| {
+                anyhow::anyhow!(
+                    "the module zip of {}@{} in the mirror {} is not usable: {e:#}; push the bundle again",
+                    module.path,
+                    module.version,
+                    mirror.registry
+                )
+            })
+        }
+    }
+}
+
+/// [`fetch`] from a Go module proxy.
+async fn fetch_from_proxy(
     http: &reqwest::Client,
     proxy: &str,
     module: &Module,
 ) -> anyhow::Result<Vec<Value>> {
+    let bytes = module_zip(http, proxy, module).await?;
+    let shown = crate::redact::redact_userinfo(proxy);
+    crds_in_zip(&bytes, module).map_err(|e| {
+        anyhow::anyhow!(
+            "the module zip of {}@{} from {shown} is not usable: {e:#}; name a Go module proxy or mirror that serves the published module with --module-proxy",
+            module.path,
+            module.version
+        )
+    })
+}
+
+/// The zip of `module` from the Go module proxy `proxy`, unchecked.
+pub async fn module_zip(
+    http: &reqwest::Client,
+    proxy: &str,
+    module: &Module,
+) -> anyhow::Result<Vec<u8>> {
     let url = format!(
         "{}/{}/@v/{}.zip",
         proxy.trim_end_matches('/'),
@@ -48,13 +96,7 @@ pub async fn fetch(
         .bytes()
         .await
         .map_err(|e| fetch_error(e.without_url().to_string()))?;
-    crds_in_zip(&bytes, module).map_err(|e| {
-        anyhow::anyhow!(
-            "the module zip of {}@{} from {shown} is not usable: {e:#}; name a Go module proxy or mirror that serves the published module with --module-proxy",
-            module.path,
-            module.version
-        )
-    })
+    Ok(bytes.to_vec())
 }
 
 /// The CRDs of a module zip whose `h1:` hash is the pinned one.

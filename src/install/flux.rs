@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::crds::ModuleSource;
 use super::releases::{FluxControllers, Module};
 use super::{stage, wait, Stage};
 use crate::cluster::apply::{self, AppliedObject, ApplyOptions, Resources};
@@ -76,21 +77,29 @@ fn labels(component: Option<&str>) -> Value {
     labels
 }
 
-/// What installing Flux applies: each controller's CRDs from its module zip on `proxy` (refused
-/// unless its hash is the pinned one), then [`objects`].
+/// What installing Flux applies: each controller's CRDs from its module zip on `source` (refused
+/// unless its hash is the pinned one), then [`objects_with`] its images.
 pub async fn plan(
     http: &reqwest::Client,
-    proxy: &str,
+    source: ModuleSource<'_>,
     flux: &FluxControllers,
-    registry: &str,
+    image: &ControllerImage<'_>,
 ) -> anyhow::Result<Vec<Value>> {
     let crds = flux.modules().map(|module| async move {
-        let crds = super::crds::fetch(http, proxy, module).await?;
+        let crds = super::crds::fetch(http, source, module).await?;
         Ok::<_, anyhow::Error>(labelled_crds(module, crds))
     });
     let mut plan = futures_util::future::try_join_all(crds).await?.concat();
-    plan.extend(objects(flux, registry));
+    plan.extend(objects_with(flux, image));
     Ok(plan)
+}
+
+/// The image a controller's Deployment runs, given its module.
+pub type ControllerImage<'a> = dyn Fn(&Module) -> String + Sync + 'a;
+
+/// A controller's image in `registry`: `<registry>/<controller>:<version>`.
+pub fn image_in(registry: &str, module: &Module) -> String {
+    format!("{registry}/{}:{}", module.name(), module.version)
 }
 
 /// A controller's CRDs (from its module zip) with the labels `flux install` gives them, by which
@@ -119,6 +128,11 @@ fn metadata(name: &str, component: Option<&str>) -> Value {
 /// artifact Service (helm-controller fetches charts from it) and the two Deployments, their images
 /// `<registry>/<controller>:<version>`.
 pub fn objects(flux: &FluxControllers, registry: &str) -> Vec<Value> {
+    objects_with(flux, &|module| image_in(registry, module))
+}
+
+/// [`objects`] with each controller's image as `image` names it (a mirror's copy, by digest).
+pub fn objects_with(flux: &FluxControllers, image: &ControllerImage<'_>) -> Vec<Value> {
     let controllers = flux.modules().map(Module::name);
     let accounts = controllers.map(|name| {
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(name, Some(name))})
@@ -205,13 +219,13 @@ pub fn objects(flux: &FluxControllers, registry: &str) -> Vec<Value> {
             },
         }),
     ]);
-    objects.push(source_controller(&flux.source_controller, registry));
-    objects.push(helm_controller(&flux.helm_controller, registry));
+    objects.push(source_controller(&flux.source_controller, image));
+    objects.push(helm_controller(&flux.helm_controller, image));
     objects
 }
 
 /// source-controller: an artifact server on port 9090 (`http`), artifacts in an emptyDir.
-fn source_controller(module: &Module, registry: &str) -> Value {
+fn source_controller(module: &Module, image: &ControllerImage<'_>) -> Value {
     let name = module.name();
     let container = json!({
         "ports": [port("http", 9090), port("http-prom", 8080), port("healthz", 9440)],
@@ -229,14 +243,14 @@ fn source_controller(module: &Module, registry: &str) -> Value {
         "resources": {"limits": {"cpu": "1000m", "memory": "1Gi"}, "requests": {"cpu": "50m", "memory": "64Mi"}},
         "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
     });
-    let mut deployment = deployment(module, registry, container, 10, &["data", "tmp"]);
+    let mut deployment = deployment(module, image(module), container, 10, &["data", "tmp"]);
     // One pod at a time: its artifacts live in the pod.
     deployment["spec"]["strategy"] = json!({"type": "Recreate"});
     deployment
 }
 
 /// helm-controller: renders and installs the charts of HelmReleases.
-fn helm_controller(module: &Module, registry: &str) -> Value {
+fn helm_controller(module: &Module, image: &ControllerImage<'_>) -> Value {
     let container = json!({
         "ports": [port("http-prom", 8080), port("healthz", 9440)],
         "args": ["--watch-all-namespaces=true", "--log-level=info", "--log-encoding=json", "--enable-leader-election"],
@@ -246,7 +260,7 @@ fn helm_controller(module: &Module, registry: &str) -> Value {
         "resources": {"limits": {"cpu": "1000m", "memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "64Mi"}},
         "volumeMounts": [{"name": "temp", "mountPath": "/tmp"}],
     });
-    deployment(module, registry, container, 600, &["temp"])
+    deployment(module, image(module), container, 600, &["temp"])
 }
 
 fn port(name: &str, number: u16) -> Value {
@@ -257,14 +271,14 @@ fn port(name: &str, number: u16) -> Value {
 /// `manager` container of its image, hardened and memory-limited as Flux runs it.
 fn deployment(
     module: &Module,
-    registry: &str,
+    image: String,
     mut container: Value,
     grace_seconds: u32,
     volumes: &[&str],
 ) -> Value {
     let name = module.name();
     container["name"] = json!("manager");
-    container["image"] = json!(format!("{registry}/{name}:{}", module.version));
+    container["image"] = json!(image);
     container["imagePullPolicy"] = json!("IfNotPresent");
     container["securityContext"] = json!({
         "allowPrivilegeEscalation": false,

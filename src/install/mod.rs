@@ -6,6 +6,8 @@ pub mod aks;
 pub mod charts;
 pub mod crds;
 pub mod flux;
+pub mod images;
+pub mod mirror;
 pub mod objects;
 pub mod preflight;
 pub mod releases;
@@ -39,6 +41,9 @@ pub struct InstallSettings {
     pub module_proxy: String,
     /// Where the images of Flux's controllers come from (`host[/path]`), where Flux is installed.
     pub flux_registry: String,
+    /// One registry holding every part, as `bundle push` loads it (charts, images, CRDs, Flux,
+    /// the shim's archives): nothing is taken from elsewhere.
+    pub mirror: Option<mirror::Mirror>,
     /// Plan only: the objects are listed, nothing is written.
     pub dry_run: bool,
     /// How long each stage may take.
@@ -105,16 +110,29 @@ pub async fn install(
     }
     let http = crate::registry::client::http_client(&Default::default())?;
     let releases = &settings.releases;
-    let proxy = &settings.module_proxy;
+    let modules = match &settings.mirror {
+        Some(mirror) => crds::ModuleSource::Mirror(mirror),
+        None => crds::ModuleSource::Proxy(&settings.module_proxy),
+    };
+    // From a mirror, every image is its copy there, pinned by the digest the mirror holds.
+    let resolved = match &settings.mirror {
+        Some(mirror) => Some(mirror.resolve(releases, with_flux, &http).await?),
+        None => None,
+    };
     let flux_objects = async {
         if !with_flux {
             return Ok(Vec::new());
         }
-        flux::plan(&http, proxy, &releases.flux, &settings.flux_registry).await
+        let image = |module: &releases::Module| {
+            let mirrored =
+                (resolved.as_ref()).and_then(|r| r.pinned(&images::flux_images(&[module]).pop()?));
+            mirrored.unwrap_or_else(|| flux::image_in(&settings.flux_registry, module))
+        };
+        flux::plan(&http, modules, &releases.flux, &image).await
     };
     // Nothing is written before the rights, the chart versions and the CRDs are known good.
     let (crds, flux_objects, (), ()) = tokio::try_join!(
-        crds::fetch(&http, proxy, &releases.operator_module),
+        crds::fetch(&http, modules, &releases.operator_module),
         flux_objects,
         preflight::rights(conn, label_nodes, with_flux),
         preflight::chart_versions(releases, &settings.charts, out),
@@ -129,7 +147,8 @@ pub async fn install(
     let mut sources: Vec<Value> = objects::repositories(releases, &settings.charts);
     sources.extend(crds);
     let charts = objects::charts(releases, &settings.charts);
-    let release_objects = objects::releases(releases, &settings.charts, legacy_wait);
+    let release_objects =
+        objects::releases(releases, &settings.charts, legacy_wait, resolved.as_ref())?;
     let mut versions = json!({
         "cert-manager": releases.cert_manager.version,
         "runtime-class-manager": releases.runtime_class_manager.version,
@@ -151,7 +170,7 @@ pub async fn install(
         dry_run: settings.dry_run,
     };
     if settings.dry_run {
-        let shim = objects::shim(releases);
+        let shim = objects::shim(releases, resolved.as_ref());
         let plan = (flux_objects.iter().chain(&sources).chain(&charts))
             .chain(&release_objects)
             .chain([&shim]);
@@ -203,7 +222,7 @@ pub async fn install(
         let rcm = release_stage(conn, what, what, timeout, out).await?;
         // The Shim's kind comes with runtime-class-manager's chart.
         let resources = Resources::discover(conn).await?;
-        let shim = vec![objects::shim(releases)];
+        let shim = vec![objects::shim(releases, resolved.as_ref())];
         let applied = apply::apply(conn, &resources, &set, shim, &options).await?;
         let labelled = match label_nodes {
             true => label_node_objects(conn).await?,

@@ -5,6 +5,8 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::images::{self, Image};
+use super::mirror::Resolved;
 use super::releases::{Chart, ReleaseSet};
 use crate::kube::objects::{DEFAULT_RUNTIME_CLASS, MANAGED_BY};
 
@@ -172,9 +174,14 @@ pub fn repositories(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
 /// `spec.waitStrategy` and is told to wait as Helm 3 did — polling resources every 2 s and
 /// watching hooks — rather than its default kstatus poller, which looks every 5 s, hooks included
 /// (seconds on each release).
-pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) -> Vec<Value> {
+pub fn releases(
+    releases: &ReleaseSet,
+    source: &ChartSource,
+    legacy_wait: bool,
+    mirror: Option<&Resolved>,
+) -> anyhow::Result<Vec<Value>> {
     let rcm_tag = format!("v{}", releases.runtime_class_manager.version);
-    [
+    let planned = [
         (
             &releases.cert_manager,
             "cert-manager",
@@ -192,11 +199,23 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) 
             }),
         ),
         (&releases.spin_operator, "spin-operator", json!({})),
-    ]
-    .into_iter()
-    .map(|(chart, namespace, values)| {
+    ];
+    let mut objects = Vec::new();
+    for (chart, namespace, mut values) in planned {
+        if let Some(mirror) = mirror {
+            for image in images::chart_images(chart)? {
+                if !mirror.images.contains_key(&image.repository) {
+                    anyhow::bail!("the mirror's look-up holds no {}", image.reference());
+                }
+            }
+            let mirrored = |image: &Image| {
+                let (repository, digest) = &mirror.images[&image.repository];
+                (repository.clone(), digest.to_string())
+            };
+            merge(&mut values, images::mirror_values(chart, &mirrored)?);
+        }
         let remediation = json!({"retries": 3});
-        to_value(Object {
+        objects.push(to_value(Object {
             api_version: "helm.toolkit.fluxcd.io/v2",
             kind: "HelmRelease",
             metadata: finalized(metadata(chart.name, Some(NAMESPACE))),
@@ -230,9 +249,21 @@ pub fn releases(releases: &ReleaseSet, source: &ChartSource, legacy_wait: bool) 
                 wait_strategy: legacy_wait.then(|| json!({"name": "legacy"})),
                 values,
             },
-        })
-    })
-    .collect()
+        }));
+    }
+    Ok(objects)
+}
+
+/// Merges `over` into `base`, object by object; anything else in `over` replaces.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                merge(base.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (base, over) => *base = over,
+    }
 }
 
 /// `metadata` with [`FLUX_FINALIZER`].
@@ -282,11 +313,17 @@ pub fn charts(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
 
 /// runtime-class-manager's Shim: the shim's release archive per architecture, installed on the
 /// nodes carrying [`NODE_LABEL`], and the RuntimeClass SpinApps run with.
-pub fn shim(releases: &ReleaseSet) -> Value {
-    let platforms: Vec<Value> = ["x86_64", "aarch64"]
-        .iter()
-        .map(|arch| json!({"os": "linux", "arch": arch, "location": releases.shim_archive(arch)}))
-        .collect();
+pub fn shim(releases: &ReleaseSet, mirror: Option<&Resolved>) -> Value {
+    let platforms: Vec<Value> = match mirror {
+        // From the mirror, each archive is checked against the digest it is stored under.
+        Some(mirror) => (mirror.shim.iter())
+            .map(|a| json!({"os": "linux", "arch": a.arch, "location": a.location, "sha256": a.sha256}))
+            .collect(),
+        None => ["x86_64", "aarch64"]
+            .iter()
+            .map(|arch| json!({"os": "linux", "arch": arch, "location": releases.shim_archive(arch)}))
+            .collect(),
+    };
     json!({
         "apiVersion": "runtime.spinkube.dev/v1alpha1",
         "kind": "Shim",

@@ -42,11 +42,23 @@ pub struct ReleaseSet {
 pub struct FluxControllers {
     pub source_controller: Module,
     pub helm_controller: Module,
+    /// What `fleet add` needs on a cluster: installed from a mirror where it is missing.
+    pub kustomize_controller: Module,
 }
 
 impl FluxControllers {
+    /// The controllers `cluster install` installs.
     pub fn modules(&self) -> [&Module; 2] {
         [&self.source_controller, &self.helm_controller]
+    }
+
+    /// Every controller a bundle carries.
+    pub fn all_modules(&self) -> [&Module; 3] {
+        [
+            &self.source_controller,
+            &self.helm_controller,
+            &self.kustomize_controller,
+        ]
     }
 }
 
@@ -69,6 +81,11 @@ const FLUX: FluxControllers = FluxControllers {
         path: "github.com/fluxcd/helm-controller",
         version: "v1.6.4",
         h1: "h1:u/Ew7LehrwDQaE/NqWdaB3XnNDCxRGDcp1FZl7RKj4g=",
+    },
+    kustomize_controller: Module {
+        path: "github.com/fluxcd/kustomize-controller",
+        version: "v1.9.5",
+        h1: "h1:/XY2zy3K7fntyppEXIHG7oRMzmfgIt50eJzUfaPX1Kc=",
     },
 };
 

@@ -24,6 +24,53 @@ pub fn fixed_header(entry_type: tar::EntryType, size: u64, mode: u32, mtime: u64
 
 /// Packs the layout at `layout` into `out` (written to a temporary file, then renamed).
 pub fn pack(layout: &Layout, out: &Path, mtime: u64) -> anyhow::Result<u64> {
+    let (temp, size) = pack_to_temp(layout, out, mtime)?;
+    temp.persist(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(size)
+}
+
+/// [`pack`], leaving `out` as it is when it holds the same bytes already (true then): an
+/// unchanged input rewrites nothing.
+pub fn pack_if_changed(layout: &Layout, out: &Path, mtime: u64) -> anyhow::Result<(u64, bool)> {
+    let (temp, size) = pack_to_temp(layout, out, mtime)?;
+    if same_bytes(temp.path(), out).unwrap_or(false) {
+        return Ok((size, true));
+    }
+    temp.persist(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok((size, false))
+}
+
+/// Whether the regular file `b` holds exactly the bytes of `a`.
+fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+    let meta = std::fs::symlink_metadata(b)?;
+    if !meta.is_file() || meta.len() != std::fs::metadata(a)?.len() {
+        return Ok(false);
+    }
+    let (mut a, mut b) = (
+        BufReader::new(File::open(a)?),
+        BufReader::new(File::open(b)?),
+    );
+    let (mut x, mut y) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = a.read(&mut x)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        b.read_exact(&mut y[..n])?;
+        if x[..n] != y[..n] {
+            return Ok(false);
+        }
+    }
+}
+
+/// Packs the layout into a temporary file beside `out`; the file and its size.
+fn pack_to_temp(
+    layout: &Layout,
+    out: &Path,
+    mtime: u64,
+) -> anyhow::Result<(tempfile::NamedTempFile, u64)> {
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -58,9 +105,7 @@ pub fn pack(layout: &Layout, out: &Path, mtime: u64) -> anyhow::Result<u64> {
         .into_inner()
         .map_err(|e| e.into_error())?;
     let size = temp.as_file().metadata()?.len();
-    temp.persist(out)
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    Ok(size)
+    Ok((temp, size))
 }
 
 /// Unpacks an oci-archive into `dir` and opens it as a layout. Entries that would land outside

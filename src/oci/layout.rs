@@ -437,6 +437,27 @@ impl Layout {
         Ok(entries.into_iter().map(|(d, _)| d).collect())
     }
 
+    /// The descriptors `index.json` lists, in order.
+    pub fn index(&self) -> anyhow::Result<Vec<Descriptor>> {
+        let index: Index = read_json(&self.root.join("index.json"))?;
+        Ok(index.manifests)
+    }
+
+    /// Replaces `index.json` with an index of exactly `manifests` (a bundle's, written whole).
+    pub fn set_index(&self, manifests: Vec<Descriptor>) -> anyhow::Result<()> {
+        self.write_index(manifests)
+    }
+
+    /// The blob `digest`, read whole and checked against it.
+    pub fn read_blob(&self, digest: &Digest) -> anyhow::Result<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let bytes = fs::read(&path).with_context(|| format!("cannot read blob {digest}"))?;
+        if Digest::of(&bytes) != *digest {
+            bail!("blob {digest} holds other bytes");
+        }
+        Ok(bytes)
+    }
+
     /// Replaces `index.json` with an index of `manifests` (nothing is written when it holds them).
     fn write_index(&self, manifests: Vec<Descriptor>) -> anyhow::Result<()> {
         let index = Index {
@@ -507,7 +528,25 @@ pub struct BlobWriter {
 impl BlobWriter {
     /// Names the blob by its digest. An identical blob already present is kept as is.
     pub fn commit(self) -> anyhow::Result<(Digest, u64)> {
+        self.commit_if(|_| true)
+    }
+
+    /// [`BlobWriter::commit`] of bytes that must hash to `expected` (fetched by that digest);
+    /// other bytes are discarded and refused.
+    pub fn commit_expecting(self, expected: &Digest) -> anyhow::Result<u64> {
+        let (got, size) = self.commit_if(|got| got == expected)?;
+        if got != *expected {
+            anyhow::bail!("the bytes of blob {expected} hash to {got}");
+        }
+        Ok(size)
+    }
+
+    /// Names the blob by its digest when `keep` accepts that digest; drops it otherwise.
+    fn commit_if(self, keep: impl FnOnce(&Digest) -> bool) -> anyhow::Result<(Digest, u64)> {
         let (digest, size, buffered) = self.writer.finish();
+        if !keep(&digest) {
+            return Ok((digest, size));
+        }
         let temp = buffered
             .into_inner()
             .map_err(|e| write_failed(&self.blobs_dir, e.into_error()))?;

@@ -280,7 +280,8 @@ fn source_key(from: &Path, source: &Path) -> anyhow::Result<String> {
     }
 }
 
-fn human_bytes(bytes: u64) -> String {
+/// Bytes as B, KiB, MiB or GiB.
+pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

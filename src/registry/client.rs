@@ -1,6 +1,7 @@
 //! A small distribution-API client over reqwest: HEAD/GET/PUT of manifests, tags, referrers; blobs
 //! in `upload`. Not oci-client: it lacks HEAD-first, mounts, file streaming, session-restarting retries.
 
+pub mod download;
 pub mod upload;
 
 use std::path::PathBuf;
@@ -211,6 +212,14 @@ impl RegistryClient {
             }
         })
         .await
+    }
+
+    /// Whether the repository holds the manifest `digest` (a HEAD).
+    pub async fn has_manifest(&self, digest: &Digest) -> anyhow::Result<bool> {
+        let found = self
+            .head_manifest(&digest.to_string(), &self.retry, None)
+            .await?;
+        Ok(found.is_some())
     }
 
     /// The manifest `reference` (a tag or digest) as stored: its bytes, checked against `expected`

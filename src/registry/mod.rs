@@ -1,13 +1,16 @@
-//! Pushing images over the OCI distribution API: registry hosts, credentials (Docker config,
-//! helpers, bearer tokens), retries, and the incremental streaming push itself.
+//! Talking to registries over the OCI distribution API: hosts, credentials (Docker config, helpers,
+//! bearer tokens), retries, the incremental streaming push, and registries.conf mirrors to fetch from.
 
 pub mod auth;
 pub mod client;
 pub mod credential;
 pub mod docker_config;
 pub mod host;
+pub mod mirrors;
 pub mod progress;
+pub mod pull;
 pub mod push;
+pub mod push_tree;
 pub mod retry;
 
 pub use client::{RegistryClient, TransportOptions};

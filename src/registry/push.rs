@@ -56,7 +56,7 @@ pub struct ReferrerReport {
     pub pushed: bool,
 }
 
-enum BlobOutcome {
+pub(super) enum BlobOutcome {
     Skipped,
     Mounted,
     Uploaded(u64),
@@ -160,7 +160,7 @@ pub async fn push_layout(
 /// where it has one, else the referrers tag schema, an index tagged `sha256-<hex>` that this
 /// push then extends (distribution spec v1.1, "Pushing Manifests with Subject" and "Referrers
 /// Tag Schema"). Artifacts the registry lists already are not sent again.
-async fn push_referrers(
+pub(super) async fn push_referrers(
     layout: &Layout,
     client: &RegistryClient,
     image: &Digest,
@@ -297,7 +297,7 @@ async fn presence_known(
 
 /// Sends one blob unless the repository holds it (`present`, else asked with a HEAD): mounted
 /// from `mount_from`, or uploaded.
-async fn push_blob(
+pub(super) async fn push_blob(
     layout: &Layout,
     client: &RegistryClient,
     blob: &Descriptor,
@@ -344,7 +344,7 @@ async fn push_blob(
 }
 
 /// The manifest's exact bytes, checked against its digest: those bytes are what gets pushed.
-fn read_manifest(layout: &Layout, descriptor: &Descriptor) -> anyhow::Result<Vec<u8>> {
+pub(super) fn read_manifest(layout: &Layout, descriptor: &Descriptor) -> anyhow::Result<Vec<u8>> {
     let path = layout.blob_path(&descriptor.digest);
     let bytes = std::fs::read(&path)
         .map_err(|e| crate::bad_input!("cannot read the manifest {}: {e}", path.display()))?;
@@ -359,7 +359,7 @@ fn read_manifest(layout: &Layout, descriptor: &Descriptor) -> anyhow::Result<Vec
 }
 
 /// Fails early, as bad input, when a blob the manifest names is missing or of the wrong size.
-fn check_blob_file(layout: &Layout, blob: &Descriptor) -> anyhow::Result<()> {
+pub(super) fn check_blob_file(layout: &Layout, blob: &Descriptor) -> anyhow::Result<()> {
     let path = layout.blob_path(&blob.digest);
     let size = std::fs::metadata(&path).map(|m| m.len()).map_err(|e| {
         crate::bad_input!(

@@ -159,8 +159,8 @@ fn the_install_objects_are_flux_helm_releases_in_order_and_the_shim() {
     for (name, source) in [("publishers", ChartSource::Publishers), ("mirror", mirror)] {
         let mut objects = objects::repositories(&releases, &source);
         objects.extend(objects::charts(&releases, &source));
-        objects.extend(objects::releases(&releases, &source, true));
-        objects.push(objects::shim(&releases));
+        objects.extend(objects::releases(&releases, &source, true, None).unwrap());
+        objects.push(objects::shim(&releases, None));
         insta::assert_snapshot!(
             format!("install_objects_from_{name}"),
             spin_aks::kube::render::yaml_stream(&objects)

@@ -16,7 +16,7 @@ use crate::support::rig::{private_rig_with, spin_aks_on, PrivateRig, Rig};
 
 /// A rig of its own with no SpinKube and no Flux, whose Flux controllers start (out of cluster)
 /// once an install made them; its chart registry and Go module proxy mirror.
-fn rig_without_flux() -> Option<(PrivateRig, Sources)> {
+pub(crate) fn rig_without_flux() -> Option<(PrivateRig, Sources)> {
     let rig = private_rig_with(&["--bare", "--flux-on-install"])?;
     let sources = Sources {
         charts: rig

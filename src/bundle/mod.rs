@@ -1,0 +1,18 @@
+//! `bundle`: one oci-archive that carries an app and the platform it runs on (SpinKube's charts
+//! and images, Flux, the CRDs, the shim) into a closed network, and loads it into its registry.
+
+pub mod contents;
+pub mod copy;
+pub mod create;
+pub mod fetch;
+pub mod push;
+
+pub use contents::{Contents, Item, Kind};
+
+/// What the bundle `file` carries, and its manifest's digest (read without loading anything).
+pub fn inspect(file: &std::path::Path) -> anyhow::Result<(crate::oci::Digest, Contents)> {
+    let dir = crate::interrupt::temp_dir()?;
+    let layout = crate::oci::archive::unpack(file, dir.path())?;
+    let (own, contents) = Contents::read(&layout, file)?;
+    Ok((own.digest, contents))
+}

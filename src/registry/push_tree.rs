@@ -1,0 +1,145 @@
+//! Pushing any manifest of a layout under a tag — an image, an artifact, or an index with the
+//! images it lists — and the artifacts about each: what `bundle push` loads into a mirror.
+
+use futures_util::{stream, StreamExt, TryStreamExt};
+use serde_json::Value;
+
+use super::client::RegistryClient;
+use super::progress::Progress;
+use super::push::{
+    check_blob_file, push_blob, push_referrers, read_manifest, BlobOutcome, PushOptions,
+};
+use crate::oci::{Descriptor, Digest, Layout};
+
+/// What pushing one tree did.
+#[derive(Clone, Debug, Default)]
+pub struct TreeReport {
+    /// The registry had the tag at this digest already: only the artifacts were checked.
+    pub present: bool,
+    pub blobs_uploaded: usize,
+    pub blobs_skipped: usize,
+    pub bytes_uploaded: u64,
+    pub manifests_put: usize,
+    pub referrers_pushed: usize,
+}
+
+/// Pushes the manifest `root` of `layout` as `tag` through `client` (its repository): nothing but
+/// one HEAD (and the artifact lists) when the tag already names it; else each image an index
+/// lists first (by digest, skipped when present), then `root`. Then the artifacts about every
+/// manifest of the tree.
+pub async fn push_tree(
+    layout: &Layout,
+    root: &Descriptor,
+    tag: &str,
+    client: &mut RegistryClient,
+    options: &PushOptions,
+    progress: &Progress,
+) -> anyhow::Result<TreeReport> {
+    let bytes = read_manifest(layout, root)?;
+    let children = children(&bytes)?;
+    let mut report = TreeReport::default();
+    let current = client.first_manifest_digest(tag).await?;
+    report.present = current.as_ref() == Some(&root.digest);
+    let client = &*client;
+    if !report.present {
+        for child in &children {
+            let child_bytes = read_manifest(layout, child)?;
+            if client.has_manifest(&child.digest).await? {
+                continue;
+            }
+            push_blobs(layout, client, &child_bytes, options, progress, &mut report).await?;
+            let media_type = media_type(&child_bytes).or(Some(child.media_type.clone()));
+            client
+                .put_manifest(
+                    &child.digest.to_string(),
+                    media_type.as_deref(),
+                    &child_bytes,
+                )
+                .await?;
+            report.manifests_put += 1;
+        }
+        push_blobs(layout, client, &bytes, options, progress, &mut report).await?;
+        let media_type = media_type(&bytes).or(Some(root.media_type.clone()));
+        client
+            .put_manifest(tag, media_type.as_deref(), &bytes)
+            .await?;
+        report.manifests_put += 1;
+    }
+    let subjects = std::iter::once(&root.digest).chain(children.iter().map(|c| &c.digest));
+    for subject in subjects {
+        let pushed = push_referrers(layout, client, subject, options).await?;
+        report.referrers_pushed += pushed.iter().filter(|r| r.pushed).count();
+    }
+    Ok(report)
+}
+
+/// The config and layers of an image manifest, sent unless the repository holds them.
+async fn push_blobs(
+    layout: &Layout,
+    client: &RegistryClient,
+    manifest: &[u8],
+    options: &PushOptions,
+    progress: &Progress,
+    report: &mut TreeReport,
+) -> anyhow::Result<()> {
+    let blobs = blobs(manifest)?;
+    for blob in &blobs {
+        check_blob_file(layout, blob)?;
+    }
+    let outcomes: Vec<BlobOutcome> = stream::iter(&blobs)
+        .map(|blob| {
+            push_blob(
+                layout,
+                client,
+                blob,
+                options.mount_from.as_deref(),
+                progress,
+                None,
+            )
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .try_collect()
+        .await?;
+    for outcome in outcomes {
+        match outcome {
+            BlobOutcome::Uploaded(bytes) => {
+                report.blobs_uploaded += 1;
+                report.bytes_uploaded += bytes;
+            }
+            BlobOutcome::Skipped | BlobOutcome::Mounted => report.blobs_skipped += 1,
+        }
+    }
+    Ok(())
+}
+
+/// The manifests an index lists (none for an image manifest).
+pub fn children(manifest: &[u8]) -> anyhow::Result<Vec<Descriptor>> {
+    let value: Value = serde_json::from_slice(manifest)?;
+    match value.get("manifests") {
+        Some(Value::Array(entries)) => (entries.iter())
+            .map(|e| Ok(serde_json::from_value(e.clone())?))
+            .collect(),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The config and layers an image manifest names, each once (none for an index).
+pub fn blobs(manifest: &[u8]) -> anyhow::Result<Vec<Descriptor>> {
+    let value: Value = serde_json::from_slice(manifest)?;
+    let mut seen = std::collections::BTreeSet::<Digest>::new();
+    let mut blobs = Vec::new();
+    let named =
+        (value.get("config").into_iter()).chain(value["layers"].as_array().into_iter().flatten());
+    for blob in named {
+        let descriptor: Descriptor = serde_json::from_value(blob.clone())?;
+        if seen.insert(descriptor.digest.clone()) {
+            blobs.push(descriptor);
+        }
+    }
+    Ok(blobs)
+}
+
+fn media_type(manifest: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(manifest).ok()?;
+    value["mediaType"].as_str().map(str::to_string)
+}
