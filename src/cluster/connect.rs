@@ -60,9 +60,12 @@ pub async fn connect_with(
         context: Some(context.clone()),
         ..KubeConfigOptions::default()
     };
-    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| bad_input!("the kubeconfig context `{context}` cannot be used: {e}"))?;
+    if proxy_from_env_exempt(&config) {
+        config.proxy_url = None;
+    }
     let server = config.cluster_url.to_string();
     let server = server.trim_end_matches('/').to_string();
     let from_state = remembered
@@ -177,6 +180,25 @@ fn cannot_set_up(context: &str, server: &str, e: kube::Error) -> anyhow::Error {
 }
 
 /// Which HTTP versions a client offers the API server (by ALPN).
+/// Whether the proxy kube took from `HTTPS_PROXY` is one `NO_PROXY` says the API server does not
+/// go through (kube applies `NO_PROXY` to nothing: a cluster on loopback or inside the network
+/// would be reached through the proxy, or refused).
+fn proxy_from_env_exempt(config: &Config) -> bool {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let from_env = (env("HTTPS_PROXY").or_else(|| env("https_proxy"))).and_then(|e| e.parse().ok());
+    if from_env.is_none() || config.proxy_url != from_env {
+        return false;
+    }
+    let Some(host) = config.cluster_url.host() else {
+        return false;
+    };
+    let port = config.cluster_url.port_u16().unwrap_or(443);
+    let no_proxy = env("NO_PROXY")
+        .or_else(|| env("no_proxy"))
+        .unwrap_or_default();
+    super::no_proxy::exempt(host, port, &no_proxy)
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Http {
     TwoOrOneOne,

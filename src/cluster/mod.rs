@@ -15,6 +15,7 @@ pub mod expose;
 pub mod helm;
 pub mod kustomize;
 pub mod logs;
+pub mod no_proxy;
 pub mod patch;
 pub mod portforward;
 pub mod retry;
