@@ -1820,6 +1820,98 @@ fn cases() -> Vec<Case> {
             code: 2,
             says: &["MAC that does not match the empty password", "give the chain as PEM with --sign-cert"],
         },
+        // ---------- #29: the air-gap bundle ----------
+        Case {
+            name: "bundle create --arch that no AKS node has is refused before anything is fetched",
+            setup: |home| Ok(run(["bundle", "create", "-o"]).arg(home.join("b.tar")).args(["--arch", "amd64,s390x"])),
+            code: 2,
+            says: &["--arch `s390x`", "amd64 and/or arm64"],
+        },
+        Case {
+            name: "bundle create for a chart version whose images spin-aks does not know names the versions it knows",
+            setup: |home| Ok(run(["bundle", "create", "-o"]).arg(home.join("b.tar")).args(["--cert-manager-version", "1.21.0"])),
+            code: 2,
+            says: &["--cert-manager-version v1.21.0", "knows which images cert-manager runs at v1.20.0"],
+        },
+        Case {
+            name: "bundle create --module-proxy that is not https is refused without echoing its login",
+            setup: |home| Ok(run(["bundle", "create", "-o"]).arg(home.join("b.tar")).args(["--module-proxy", "ftp://user:hunter2@example.com/proxy"])),
+            code: 2,
+            says: &["--module-proxy", "ftp://***@example.com/proxy", "must be https://"],
+        },
+        Case {
+            name: "bundle create --shim-base-url over plain http to another host is refused",
+            setup: |home| Ok(run(["bundle", "create", "-o"]).arg(home.join("b.tar")).args(["--shim-base-url", "http://example.com/shim"])),
+            code: 2,
+            says: &["--shim-base-url", "must be https://"],
+        },
+        Case {
+            name: "bundle create -o onto a file that is no bundle leaves it as it was",
+            setup: |home| {
+                let file = home.join("notes.txt");
+                std::fs::write(&file, "mine").unwrap();
+                Ok(run(["bundle", "create", "--module-proxy", "http://127.0.0.1:9", "-o"]).arg(&file).then(move |_| {
+                    match std::fs::read_to_string(&file).ok().as_deref() {
+                        Some("mine") => Vec::new(),
+                        other => vec![format!("the file was changed: {other:?}")],
+                    }
+                }))
+            },
+            code: 2,
+            says: &["notes.txt", "not an oci-archive spin-aks wrote", "name another file"],
+        },
+        Case {
+            name: "bundle create --registries-conf in the version 1 format names the file and the table",
+            setup: |home| {
+                let conf = home.join("registries.conf");
+                std::fs::write(&conf, "[registries.search]\nregistries = ['quay.io']\n").unwrap();
+                Ok(run(["bundle", "create", "-o"]).arg(home.join("b.tar")).arg("--registries-conf").arg(conf))
+            },
+            code: 2,
+            says: &["registries.conf", "registries.search"],
+        },
+        Case {
+            name: "bundle push --digest that is no digest is refused",
+            setup: |home| {
+                let file = home.join("b.tar");
+                std::fs::write(&file, "").unwrap();
+                Ok(run(["bundle", "push"]).arg(file).args(["127.0.0.1:9/mirror", "--digest", "sha256:xyz"]))
+            },
+            code: 2,
+            says: &["--digest `sha256:xyz` is not a digest"],
+        },
+        Case {
+            name: "bundle push to a registry with credentials is refused without echoing them",
+            setup: |home| {
+                let file = home.join("b.tar");
+                std::fs::write(&file, "").unwrap();
+                Ok(run(["bundle", "push"]).arg(file).arg("user:hunter2@example.com/mirror"))
+            },
+            code: 2,
+            says: &["REGISTRY", "credentials do not belong in a reference"],
+        },
+        Case {
+            name: "bundle push of a file that is no bundle loads nothing",
+            setup: |home| {
+                let file = home.join("b.tar");
+                std::fs::write(&file, "not a tar at all, and long enough to be read as one").unwrap();
+                Ok(run(["bundle", "push"]).arg(file).arg(format!("{}/mirror", closed_port())))
+            },
+            code: 2,
+            says: &["b.tar"],
+        },
+        Case {
+            name: "cluster install --mirror with credentials is refused without echoing them",
+            setup: |home| Ok(no_cluster(home, ["cluster", "install", "--mirror", "user:hunter2@example.com/mirror"])),
+            code: 2,
+            says: &["--mirror", "credentials do not belong in a reference"],
+        },
+        Case {
+            name: "cluster install --mirror with --chart-registry is refused: the mirror holds the charts",
+            setup: |home| Ok(no_cluster(home, ["cluster", "install", "--mirror", "example.com/m", "--chart-registry", "example.com/c"])),
+            code: 2,
+            says: &["--mirror", "--chart-registry"],
+        },
     ]
 }
 
