@@ -208,13 +208,20 @@ impl Publishers {
 
     /// Everything recorded since [`Publishers::cut_off`]: `127.0.0.1:<port> connect` for each
     /// connection to a stopped publisher, then `CONNECT host:443` or `GET http://…` for each
-    /// request to the forward proxy.
+    /// request to the forward proxy, and `<proxy> connect, no request` for a connection to it that
+    /// sent none.
     pub fn outside_requests(&self) -> Vec<String> {
         let mut seen = Vec::new();
         for (port, proxy) in &self.stand_ins {
             seen.extend((0..proxy.connections()).map(|_| format!("127.0.0.1:{port} connect")));
         }
-        seen.extend(self.forwarded.lock().unwrap().iter().cloned());
+        let forwarded = self.forwarded.lock().unwrap();
+        seen.extend(forwarded.iter().cloned());
+        // A connection to the forward proxy that sent no whole request (TLS spoken to it) counts too.
+        if let Some(proxy) = &self.forward {
+            let silent = proxy.connections().saturating_sub(forwarded.len());
+            seen.extend((0..silent).map(|_| format!("{} connect, no request", proxy.host())));
+        }
         seen
     }
 }
