@@ -1,8 +1,6 @@
 //! `cluster install`: its flags refused before any cluster call, CRDs taken only from a reachable
 //! module proxy and a module zip with the pinned hash, and the objects it applies (snapshots).
 
-use std::path::PathBuf;
-
 use spin_aks::install::objects::{self, ChartSource};
 use spin_aks::install::releases::{ReleaseSet, Versions};
 
@@ -91,14 +89,10 @@ fn a_cluster_without_flux_and_an_unreachable_module_proxy_fails_naming_the_flag_
 
 /// The spin-operator module zip as the Go command downloaded it (the rig's build fetches it).
 fn operator_zip() -> Option<Vec<u8>> {
-    let output = std::process::Command::new("go")
-        .args(["env", "GOMODCACHE"])
-        .output();
-    let Some(output) = output.ok().filter(|o| o.status.success()) else {
+    let Some(cache) = crate::support::publishers::go_mod_cache() else {
         skip("go is not installed: the operator's module zip comes from the Go module cache");
         return None;
     };
-    let cache = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
     let zip = cache.join("cache/download/github.com/spinkube/spin-operator/@v/v0.6.1.zip");
     match std::fs::read(&zip) {
         Ok(bytes) => Some(bytes),

@@ -34,6 +34,7 @@ mod locked_app;
 mod notation;
 mod plugin;
 mod prompts;
+mod publishers;
 mod push;
 mod push_acr;
 mod push_faults;

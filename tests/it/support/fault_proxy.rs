@@ -83,25 +83,37 @@ pub fn seeded(seed: u64, mix: FaultMix) -> Box<Policy> {
 pub struct FaultProxy {
     port: u16,
     requests: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl FaultProxy {
     pub fn start(upstream_port: u16, policy: Box<Policy>) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        FaultProxy::serve(listener, upstream_port, policy)
+    }
+
+    /// A proxy on a listener the caller bound (a given port, such as one a stopped server left).
+    pub fn serve(listener: std::net::TcpListener, upstream_port: u16, policy: Box<Policy>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("proxy runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind proxy");
+        listener.set_nonblocking(true).expect("non-blocking proxy");
+        let listener = {
+            let _context = runtime.enter();
+            TcpListener::from_std(listener).expect("proxy listener")
+        };
         let port = listener.local_addr().expect("proxy addr").port();
         let requests = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
         let policy: Arc<Policy> = Arc::from(policy);
         let counter = requests.clone();
+        let accepted = connections.clone();
         runtime.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let policy = policy.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
@@ -112,6 +124,7 @@ impl FaultProxy {
         FaultProxy {
             port,
             requests,
+            connections,
             runtime: Some(runtime),
         }
     }
@@ -124,6 +137,11 @@ impl FaultProxy {
     /// Requests seen so far (faulted ones included).
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far, those that sent no whole request (a TLS handshake) included.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod kubeapi;
 pub mod layout;
 pub mod loopback_tls;
 pub mod pty;
+pub mod publishers;
 pub mod registry;
 pub mod rig;
 pub mod scaffold;
