@@ -53,6 +53,9 @@ pub struct Copied {
     pub referrers: Vec<Descriptor>,
     /// cosign's signatures and attestations, kept as tags beside it: (tag, manifest).
     pub tagged: Vec<(String, Descriptor)>,
+    /// Signatures and attestations about the publisher's index that stay behind: only some of
+    /// its platforms were carried, so the index they sign is not in the bundle.
+    pub dropped: usize,
 }
 
 /// Copies from publishers or their mirrors into one layout.
@@ -112,6 +115,7 @@ impl Copier<'_> {
             fetched: 0,
             referrers: Vec::new(),
             tagged: Vec::new(),
+            dropped: 0,
         };
         let mut manifests = vec![upstream_digest.clone()];
         if is_index(&media_type) {
@@ -159,18 +163,25 @@ impl Copier<'_> {
                 .referrers
                 .extend(self.referrers(client, digest).await?);
         }
-        if copied.upstream.is_none() {
-            for suffix in COSIGN_SUFFIXES {
-                let tag = format!("{}.{suffix}", tag_schema(&upstream_digest));
-                if let Some((bytes, media_type)) = client.find_manifest(&tag).await? {
-                    let media_type = manifest_media_type(&bytes, media_type);
-                    let (digest, size) = self.layout.write_blob(&bytes)?;
-                    self.copy_blobs(client, &bytes).await?;
-                    copied
-                        .tagged
-                        .push((tag, Descriptor::new(&media_type, digest, size)));
-                }
+        for suffix in COSIGN_SUFFIXES {
+            let tag = format!("{}.{suffix}", tag_schema(&upstream_digest));
+            let Some((bytes, media_type)) = client.find_manifest(&tag).await? else {
+                continue;
+            };
+            // About an index only some of whose platforms are carried: it cannot be verified
+            // against what the mirror will hold.
+            if copied.upstream.is_some() {
+                copied.dropped += 1;
+                continue;
             }
+            let media_type = manifest_media_type(&bytes, media_type);
+            let (digest, size) = self.layout.write_blob(&bytes)?;
+            self.copy_blobs(client, &bytes).await?;
+            let descriptor = Descriptor::new(&media_type, digest, size);
+            copied.tagged.push((tag, descriptor));
+        }
+        if copied.upstream.is_some() {
+            copied.dropped += self.listed_about(client, &upstream_digest).await?;
         }
         tracing::debug!("copied {} in {:?}", copied.source, started.elapsed());
         Ok(copied)
@@ -233,6 +244,23 @@ impl Copier<'_> {
                 .try_collect()
                 .await?;
         Ok((total, fetched.iter().sum()))
+    }
+
+    /// How many artifacts the registry lists about `subject` (its referrers API, else the tag schema).
+    async fn listed_about(
+        &self,
+        client: &RegistryClient,
+        subject: &Digest,
+    ) -> anyhow::Result<usize> {
+        let list = match client.referrers(subject).await? {
+            Some(list) => Some(list),
+            None => client
+                .find_manifest(&tag_schema(subject))
+                .await?
+                .map(|(b, _)| b),
+        };
+        let list = list.and_then(|l| serde_json::from_slice::<Value>(&l).ok());
+        Ok(list.map_or(0, |l| l["manifests"].as_array().map_or(0, Vec::len)))
     }
 
     /// The artifacts about `subject` the registry lists (its referrers API, else the tag

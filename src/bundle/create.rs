@@ -100,6 +100,14 @@ pub async fn create(
                     human_bytes(result.fetched),
                     began.elapsed().as_secs_f64()
                 ));
+                if result.dropped > 0 {
+                    out.warn(format!(
+                        "{}: {} signature(s) of the publisher's index stay behind: they sign every platform of it, the bundle carries {}; give --arch each platform it has to keep them",
+                        result.item.source,
+                        result.dropped,
+                        settings.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    ));
+                }
                 Ok::<_, anyhow::Error>(result)
             }
         })
@@ -229,6 +237,8 @@ struct Done {
     referrers: Vec<Descriptor>,
     tagged: Vec<Item>,
     fetched: u64,
+    /// The publisher's signatures left behind (see [`Copied::dropped`]).
+    dropped: usize,
 }
 
 /// Copies one part. A module zip or the shim's archives the previous bundle holds from the
@@ -254,6 +264,7 @@ async fn copy_part(
         referrers: Vec::new(),
         tagged: Vec::new(),
         fetched: 0,
+        dropped: 0,
     };
     Ok(match part {
         Part::Image {
@@ -271,6 +282,7 @@ async fn copy_part(
                 fetched,
                 referrers,
                 tagged,
+                dropped,
             } = copied;
             let tagged = (tagged.into_iter())
                 .map(|(tag, manifest)| Item {
@@ -303,6 +315,7 @@ async fn copy_part(
                 referrers,
                 tagged,
                 fetched,
+                dropped,
             }
         }
         Part::Module { part, module } => {

@@ -9,6 +9,7 @@ mod azure_acr;
 mod azure_arm;
 mod bad_input;
 mod build;
+mod bundle;
 mod chart_images;
 mod ci;
 mod ci_action;
