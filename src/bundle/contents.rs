@@ -121,9 +121,18 @@ impl Contents {
         Ok(own)
     }
 
-    /// The contents of the bundle unpacked at `layout`: its manifest's layer, checked against
-    /// the digests that name it.
+    /// The contents of the bundle unpacked at `layout` (see [`Contents::read_from`]).
     pub fn read(layout: &Layout, archive: &Path) -> anyhow::Result<(Descriptor, Contents)> {
+        Contents::read_from(&layout.index()?, &|d| layout.read_blob(d), archive)
+    }
+
+    /// The contents of the bundle whose index lists `index` and whose blobs `read` gives (each
+    /// checked against its digest): its manifest's layer.
+    pub fn read_from(
+        index: &[Descriptor],
+        read: &dyn Fn(&Digest) -> anyhow::Result<Vec<u8>>,
+        archive: &Path,
+    ) -> anyhow::Result<(Descriptor, Contents)> {
         let name = format!("{BUNDLE}:{TAG}");
         let refused = |why: String| {
             crate::bad_input!(
@@ -131,22 +140,17 @@ impl Contents {
                 archive.display()
             )
         };
-        let index = layout.index()?;
         let own = (index.iter())
             .find(|d| d.annotations.get(REF_NAME_ANNOTATION) == Some(&name))
             .cloned()
             .ok_or_else(|| refused(format!("its index names no `{name}`")))?;
-        let bytes = layout
-            .read_blob(&own.digest)
-            .map_err(|e| refused(format!("{e:#}")))?;
+        let bytes = read(&own.digest).map_err(|e| refused(format!("{e:#}")))?;
         let manifest: ImageManifest =
             serde_json::from_slice(&bytes).map_err(|e| refused(format!("its manifest: {e}")))?;
         let [layer] = manifest.layers.as_slice() else {
             return Err(refused("its manifest has not one layer".into()));
         };
-        let json = layout
-            .read_blob(&layer.digest)
-            .map_err(|e| refused(format!("{e:#}")))?;
+        let json = read(&layer.digest).map_err(|e| refused(format!("{e:#}")))?;
         let contents: Contents =
             serde_json::from_slice(&json).map_err(|e| refused(format!("its contents: {e}")))?;
         Ok((own, contents))

@@ -1,6 +1,7 @@
 //! `bundle`: one oci-archive that carries an app and the platform it runs on (SpinKube's charts
 //! and images, Flux, the CRDs, the shim) into a closed network, and loads it into its registry.
 
+pub mod archive;
 pub mod contents;
 pub mod copy;
 pub mod create;
@@ -9,10 +10,9 @@ pub mod push;
 
 pub use contents::{Contents, Item, Kind};
 
-/// What the bundle `file` carries, and its manifest's digest (read without loading anything).
+/// What the bundle `file` carries, and its manifest's digest (read in place, nothing unpacked).
 pub fn inspect(file: &std::path::Path) -> anyhow::Result<(crate::oci::Digest, Contents)> {
-    let dir = crate::interrupt::temp_dir()?;
-    let layout = crate::oci::archive::unpack(file, dir.path())?;
-    let (own, contents) = Contents::read(&layout, file)?;
+    let archive = archive::Archive::open(file)?;
+    let (own, contents) = Contents::read_from(archive.index(), &|d| archive.read_blob(d), file)?;
     Ok((own.digest, contents))
 }

@@ -1,23 +1,24 @@
-//! `bundle push`: the bundle checked whole (every blob against its digest, the index against
-//! its contents, the app's signatures where asked) before anything is sent, then loaded.
+//! `bundle push`: the bundle checked (its index against its contents, every manifest and every
+//! blob to send against its digest, the app's signatures where asked) before anything is sent.
 
-use std::collections::BTreeSet;
-use std::io::Read;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
-use sha2::Digest as _;
 
+use super::archive::Archive;
 use super::contents::{Contents, Item, Kind};
 use crate::oci::media_types::REF_NAME_ANNOTATION;
 use crate::oci::reference::RegistryRef;
-use crate::oci::{archive, Descriptor, Digest, Layout};
+use crate::oci::{archive, Descriptor, Digest, ImageManifest, Layout};
 use crate::output::Output;
 use crate::publish::RegistrySettings;
+use crate::registry::client::RegistryClient;
 use crate::registry::progress::Progress;
-use crate::registry::push_tree::{blobs, children, push_tree};
+use crate::registry::push::PushOptions;
+use crate::registry::push_tree::{blobs, children, push_tree, TreeReport};
 
 /// Parts loaded at once.
 const JOBS: usize = 4;
@@ -51,49 +52,32 @@ pub struct PushReport {
     pub seconds: f64,
 }
 
-/// Checks the bundle at `settings.archive`, then pushes every item into `settings.registry`,
+/// Checks the bundle at `settings.archive` (read in place), asks the registry which items it
+/// holds, hashes every blob it is about to send, and only then pushes what the registry lacks,
 /// the bundle's own manifest last (so a bundle listed in the registry is whole there).
 pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushReport> {
     let started = Instant::now();
-    let dir = crate::interrupt::temp_dir()?;
-    let layout = archive::unpack(&settings.archive, dir.path())?;
-    let (own, contents) = Contents::read(&layout, &settings.archive)?;
+    let archive = Archive::open(&settings.archive)?;
     let shown = settings.archive.display();
+    let read = |d: &Digest| archive.read_blob(d);
+    let (own, contents) = Contents::read_from(archive.index(), &read, &settings.archive)?;
     if let Some(wanted) = settings.digest.as_ref().filter(|d| **d != own.digest) {
         return Err(crate::bad_input!(
             "{shown} is bundle {}, not the {wanted} --digest names: it is another bundle, or changed on the way",
             own.digest
         ));
     }
-    check(&layout, &contents, &own).map_err(|e| {
+    let damaged = |e: anyhow::Error| {
         crate::bad_input!(
             "{shown} is damaged, nothing was loaded: {e:#}; carry the bundle across again"
         )
-    })?;
+    };
+    let blobs_of = check(&archive, &contents, &own).map_err(damaged)?;
     check_app_target(&contents, &settings.registry)?;
     let verified = match &settings.trust {
         Some(policy) => Some(verify_app(settings, &contents, policy, out).await?),
         None => None,
     };
-    out.info(format!(
-        "{shown}: bundle {} checked, {} items; loading into {}",
-        own.digest,
-        contents.items.len(),
-        settings.registry
-    ));
-    let total: u64 = contents.items.iter().map(|i| i.bytes).sum();
-    let mut progress = Progress::new(out.progress(), total);
-    let reports: Vec<crate::registry::push_tree::TreeReport> = stream::iter(&contents.items)
-        .map(|item| {
-            let (layout, progress) = (&layout, &progress);
-            async move {
-                let root = Descriptor::new(&item.media_type, item.digest.clone(), 0);
-                push_item(layout, &root, item, settings, progress, out).await
-            }
-        })
-        .buffer_unordered(JOBS)
-        .try_collect()
-        .await?;
     let bundle = Item {
         kind: Kind::Image,
         part: "bundle".into(),
@@ -106,7 +90,39 @@ pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushR
         upstream_digest: None,
         referrers: 0,
     };
-    push_item(&layout, &own, &bundle, settings, &progress, out).await?;
+    // What the registry holds of each item: one request each.
+    let items: Vec<&Item> = contents.items.iter().chain([&bundle]).collect();
+    let asked: Vec<Target> = stream::iter(&items)
+        .map(|item| target(item, settings, out))
+        .buffered(JOBS * 2)
+        .try_collect()
+        .await?;
+    // Every blob about to be sent hashed where it lies, before anything is.
+    let missing: Vec<&Target> = asked.iter().filter(|t| !t.present).collect();
+    let to_send: BTreeSet<&Digest> = (missing.iter())
+        .flat_map(|t| blobs_of.get(&t.item.digest).into_iter().flatten())
+        .collect();
+    for digest in &to_send {
+        archive.verify_blob(digest).map_err(damaged)?;
+    }
+    out.info(format!(
+        "{shown}: bundle {} checked, {} of {} items to load into {}",
+        own.digest,
+        missing.len(),
+        items.len(),
+        settings.registry
+    ));
+    let total: u64 = missing.iter().map(|t| t.item.bytes).sum();
+    let mut progress = Progress::new(out.progress(), total);
+    let (last, first) = asked
+        .split_last()
+        .expect("the bundle's own manifest is asked about");
+    let reports: Vec<TreeReport> = stream::iter(first)
+        .map(|target| push_item(&archive, target, &progress, out))
+        .buffer_unordered(JOBS)
+        .try_collect()
+        .await?;
+    push_item(&archive, last, &progress, out).await?;
     progress.finish();
     Ok(PushReport {
         registry: settings.registry.clone(),
@@ -121,53 +137,67 @@ pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushR
     })
 }
 
-async fn push_item(
-    layout: &Layout,
-    root: &Descriptor,
-    item: &Item,
+/// One item, its client, and whether the registry's tag names it already.
+struct Target<'a> {
+    item: &'a Item,
+    reference: RegistryRef,
+    client: RegistryClient,
+    options: PushOptions,
+    current: Option<Digest>,
+    present: bool,
+}
+
+/// A client for `item`'s repository, and the digest its tag names there.
+async fn target<'a>(
+    item: &'a Item,
     settings: &PushSettings,
+    out: &Output,
+) -> anyhow::Result<Target<'a>> {
+    let reference = RegistryRef::parse(&format!("{}/{}", settings.registry, item.reference()))?;
+    let (mut client, options) =
+        crate::publish::registry_client(&reference, &settings.transport, None, out).await?;
+    let current = client.first_manifest_digest(&item.tag).await?;
+    let present = current.as_ref() == Some(&item.digest);
+    Ok(Target {
+        item,
+        reference,
+        client,
+        options,
+        current,
+        present,
+    })
+}
+
+async fn push_item(
+    archive: &Archive,
+    target: &Target<'_>,
     progress: &Progress,
     out: &Output,
-) -> anyhow::Result<crate::registry::push_tree::TreeReport> {
-    let target = RegistryRef::parse(&format!("{}/{}", settings.registry, item.reference()))?;
-    let (mut client, options) =
-        crate::publish::registry_client(&target, &settings.transport, None, out).await?;
-    let root = Descriptor {
-        size: std::fs::metadata(layout.blob_path(&root.digest))?.len(),
-        ..root.clone()
-    };
-    let report = push_tree(layout, &root, &item.tag, &mut client, &options, progress).await?;
+) -> anyhow::Result<TreeReport> {
+    let item = target.item;
+    let root = Descriptor::new(&item.media_type, item.digest.clone(), 0);
+    let (client, options) = (&target.client, &target.options);
+    let current = target.current.as_ref();
+    let report = push_tree(
+        archive, &root, &item.tag, client, current, options, progress,
+    )
+    .await?;
     if !report.present {
-        out.info(format!("loaded {target} ({})", item.digest));
+        out.info(format!("loaded {} ({})", target.reference, item.digest));
     }
     Ok(report)
 }
 
-/// The whole bundle checked: every blob hashes to its name, the index lists exactly the items
-/// (by digest) with the artifacts about them, and every manifest's blobs are there.
-fn check(layout: &Layout, contents: &Contents, own: &Descriptor) -> anyhow::Result<()> {
-    let blobs_dir = layout.root().join("blobs").join("sha256");
-    let mut present = BTreeSet::new();
-    for entry in std::fs::read_dir(&blobs_dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        let mut file = std::fs::File::open(entry.path())?;
-        let mut hasher = sha2::Sha256::new();
-        let mut buffer = vec![0u8; 1 << 16];
-        loop {
-            let n = file.read(&mut buffer)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
-        if hex::encode(hasher.finalize()) != name {
-            anyhow::bail!("blob {name} does not hash to its name");
-        }
-        present.insert(name);
-    }
-    let index = layout.index()?;
-    let mut reachable: BTreeSet<Digest> = BTreeSet::from([own.digest.clone()]);
+/// The bundle's structure checked: the index lists exactly the items (by digest) and the
+/// artifacts about them, and every blob a manifest names is there at its size. Each manifest
+/// read is checked against its digest; the blobs of each item (its trees' and its artifacts')
+/// are returned by the item's digest, to be hashed before they are sent.
+fn check(
+    archive: &Archive,
+    contents: &Contents,
+    own: &Descriptor,
+) -> anyhow::Result<BTreeMap<Digest, BTreeSet<Digest>>> {
+    let index = archive.index();
     for item in &contents.items {
         let listed = index.iter().any(|d| {
             d.digest == item.digest
@@ -180,60 +210,67 @@ fn check(layout: &Layout, contents: &Contents, own: &Descriptor) -> anyhow::Resu
                 item.digest
             );
         }
-        reachable.insert(item.digest.clone());
     }
-    // Artifacts about what is reachable are reachable, and so on.
+    let mut blobs_of = BTreeMap::new();
+    let mut trees: BTreeMap<Digest, Digest> = BTreeMap::new(); // manifest → the item it belongs to
+    let roots = (contents.items.iter().map(|i| &i.digest)).chain([&own.digest]);
+    for root in roots {
+        let mut blobs = BTreeSet::new();
+        tree(archive, root, root, &mut blobs, &mut trees)?;
+        blobs_of.insert(root.clone(), blobs);
+    }
+    // Artifacts about a manifest of an item are that item's, and so on.
+    let artifacts: Vec<&Descriptor> = index.iter().filter(|d| d.artifact_type.is_some()).collect();
     loop {
-        let before = reachable.len();
-        for descriptor in index.iter().filter(|d| d.artifact_type.is_some()) {
-            let manifest = layout.read_blob(&descriptor.digest)?;
-            let subject: Option<Descriptor> =
-                serde_json::from_slice::<serde_json::Value>(&manifest)
-                    .ok()
-                    .and_then(|m| serde_json::from_value(m["subject"].clone()).ok());
-            if subject.is_some_and(|s| reachable_tree(layout, &reachable, &s.digest)) {
-                reachable.insert(descriptor.digest.clone());
+        let mut added = false;
+        for descriptor in &artifacts {
+            if trees.contains_key(&descriptor.digest) {
+                continue;
+            }
+            let manifest: ImageManifest =
+                serde_json::from_slice(&archive.read_blob(&descriptor.digest)?)?;
+            let owner = manifest.subject.and_then(|s| trees.get(&s.digest).cloned());
+            if let Some(owner) = owner {
+                let mut blobs = BTreeSet::new();
+                tree(archive, &descriptor.digest, &owner, &mut blobs, &mut trees)?;
+                blobs_of.entry(owner).or_default().extend(blobs);
+                added = true;
             }
         }
-        if reachable.len() == before {
+        if !added {
             break;
         }
     }
-    for descriptor in &index {
-        if !reachable.contains(&descriptor.digest) {
+    for descriptor in index {
+        if !trees.contains_key(&descriptor.digest) {
             anyhow::bail!(
                 "its index lists {}, which its contents do not name",
                 descriptor.digest
             );
         }
-        check_tree(layout, &descriptor.digest, &present)?;
     }
-    Ok(())
+    Ok(blobs_of)
 }
 
-/// Whether `digest` is one of `roots` or a manifest an index among them lists.
-fn reachable_tree(layout: &Layout, roots: &BTreeSet<Digest>, digest: &Digest) -> bool {
-    roots.contains(digest)
-        || roots.iter().any(|root| {
-            (layout.read_blob(root).ok())
-                .and_then(|bytes| children(&bytes).ok())
-                .is_some_and(|c| c.iter().any(|c| c.digest == *digest))
-        })
-}
-
-/// The manifest `digest` and everything it names are in the bundle.
-fn check_tree(layout: &Layout, digest: &Digest, present: &BTreeSet<String>) -> anyhow::Result<()> {
-    if !present.contains(digest.hex()) {
-        anyhow::bail!("it lacks the manifest {digest}");
-    }
-    let bytes = layout.read_blob(digest)?;
-    for blob in blobs(&bytes)? {
-        if !present.contains(blob.digest.hex()) {
+/// Walks the manifest `digest` of item `owner`: its blobs (checked present) into `blobs`, each
+/// manifest of the tree into `trees`.
+fn tree(
+    archive: &Archive,
+    digest: &Digest,
+    owner: &Digest,
+    blobs: &mut BTreeSet<Digest>,
+    trees: &mut BTreeMap<Digest, Digest>,
+) -> anyhow::Result<()> {
+    let bytes = archive.read_blob(digest)?;
+    trees.insert(digest.clone(), owner.clone());
+    for blob in crate::registry::push_tree::blobs(&bytes)? {
+        if !archive.has(&blob.digest, blob.size) {
             anyhow::bail!("it lacks blob {} of manifest {digest}", blob.digest);
         }
+        blobs.insert(blob.digest);
     }
     for child in children(&bytes)? {
-        check_tree(layout, &child.digest, present)?;
+        tree(archive, &child.digest, owner, blobs, trees)?;
     }
     Ok(())
 }

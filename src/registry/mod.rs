@@ -12,6 +12,7 @@ pub mod pull;
 pub mod push;
 pub mod push_tree;
 pub mod retry;
+pub mod source;
 
 pub use client::{RegistryClient, TransportOptions};
 pub use credential::{Credential, Secret, SourcedCredential};

