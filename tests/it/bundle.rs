@@ -450,3 +450,130 @@ fn find_largest_entry_middle(bytes: &[u8]) -> usize {
     }
     best.1
 }
+
+/// The AKS route: `cluster create --mirror` through the fake ARM, whose new cluster is a bare rig
+/// with Flux (the AKS extension's part): SpinKube installed from the mirror alone.
+#[test]
+fn cluster_create_with_a_mirror_installs_spinkube_from_it_alone() {
+    use std::sync::{Arc, Mutex};
+
+    use crate::cluster_aks::{run_blocking, Aks};
+    use crate::support::arm::Provisioner;
+    use crate::support::rig::try_private_rig_with;
+
+    let Some(in_network) = Registry::open() else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let aks = runtime.block_on(Aks::empty());
+    let rig: Arc<Mutex<Option<PrivateRig>>> = Arc::default();
+    let started = rig.clone();
+    let provisioner: Provisioner = Arc::new(move |_name| {
+        let new = try_private_rig_with(&["--bare", "--flux"])?;
+        let kubeconfig = new.kubeconfig.clone();
+        *started.lock().unwrap() = Some(new);
+        Ok(kubeconfig)
+    });
+    aks.arm
+        .world(|w| w.provisioning.provisioner = Some(provisioner));
+    let create = |extra: &[&str], env: &[(String, String)]| {
+        let mut cmd = aks.azure(&["cluster", "create", "-y", "--cluster", "spin1"]);
+        cmd.args(["--resource-group", "rg-air", "--location", "West Europe"])
+            .args(extra)
+            .env("SPIN_AKS_ARM_DELAY_SCALE", "0.05");
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        runtime.block_on(run_blocking(cmd))
+    };
+    let first = create(&["--no-install"], &[]);
+    if !first.status.success() {
+        let why = stderr(&first);
+        if why.contains("the kube rig did not start") {
+            support::skip(&why);
+            return;
+        }
+        panic!("{why}");
+    }
+    let guard = rig.lock().unwrap();
+    let new = guard.as_ref().expect("the creation stood up a rig");
+    let home = tempfile::tempdir().unwrap();
+    let Some(mut publishers) = start_publishers(new, &upstream()) else {
+        return;
+    };
+    let bundle = home.path().join("platform.tar");
+    create_bundle_and_push(
+        new,
+        home.path(),
+        &mut publishers,
+        &bundle,
+        &in_network.host(),
+    );
+
+    let mirror = in_network.host();
+    let installed = create(
+        &["--mirror", &mirror, "--timeout", "5m"],
+        &publishers.proxy_env(),
+    );
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    let report = json_stdout(&installed);
+    assert_eq!(
+        report["install"]["aks"]["flux_extension_installed"], true,
+        "{report}"
+    );
+    // SpinKube's Deployments run the mirror's images by digest (Flux is the extension's here).
+    let images = new.kubectl_ok(&[
+        "get",
+        "deployments",
+        "-n",
+        "cert-manager",
+        "-o",
+        "jsonpath={.items[*].spec.template.spec.containers[*].image}",
+    ]);
+    let images: Vec<&str> = images.split_whitespace().collect();
+    assert_eq!(images.len(), 3, "{images:?}");
+    for image in images {
+        assert!(
+            image.starts_with(&format!("{mirror}/quay.io/jetstack/")) && image.contains("@sha256:"),
+            "{image}"
+        );
+    }
+    let location = new.kubectl_ok(&[
+        "get",
+        "shim",
+        "spin-v2",
+        "-o",
+        "jsonpath={.spec.fetchStrategy.platforms[0].location}",
+    ]);
+    assert!(
+        location.starts_with(&format!(
+            "http://{mirror}/v2/spin-aks/containerd-shim-spin/blobs/sha256:"
+        )),
+        "{location}"
+    );
+    let outside = publishers.outside_requests();
+    assert!(
+        outside.is_empty(),
+        "reached outside the network: {outside:?}"
+    );
+}
+
+/// A platform bundle made from `publishers`, which are then cut off, pushed to `mirror`.
+fn create_bundle_and_push(
+    rig: &PrivateRig,
+    home: &Path,
+    publishers: &mut Publishers,
+    bundle: &Path,
+    mirror: &str,
+) {
+    create(rig, home, publishers, bundle, &[]);
+    publishers.cut_off();
+    let bundle_arg = bundle.to_string_lossy().into_owned();
+    let pushed = inside(
+        rig,
+        home,
+        publishers,
+        &["bundle", "push", &bundle_arg, mirror],
+    );
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+}
