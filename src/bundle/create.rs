@@ -1,7 +1,7 @@
 //! `bundle create`: copies everything an install and a deploy need into one layout — the charts
 //! and every image they run, Flux, the CRDs' module zips, the shim, the app — and packs it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -14,10 +14,11 @@ use super::fetch;
 use crate::install::images::{self, Image};
 use crate::install::mirror::{module_repository, CHARTS, SHIM};
 use crate::install::releases::{Module, ReleaseSet};
-use crate::oci::{archive, Descriptor, Layout};
+use crate::oci::{archive, Descriptor, Digest, Layout};
 use crate::output::Output;
 use crate::publish::human_bytes;
 use crate::registry::mirrors::Mirrors;
+use crate::registry::push_tree::{blobs, children};
 
 /// Parts copied at once.
 const JOBS: usize = 4;
@@ -122,7 +123,7 @@ pub async fn create(
         fetched += done.fetched;
     }
     if let Some(app) = &settings.app {
-        let (app_items, about) = super::push::carry_app(app, &layout)?;
+        let (app_items, about) = super::app::carry_app(app, &layout)?;
         items.extend(app_items);
         referrers.extend(about);
     }
@@ -139,7 +140,7 @@ pub async fn create(
         items,
     };
     let own = contents.write(&layout, referrers)?;
-    super::push::remove_unreachable(&layout)?;
+    remove_unreachable(&layout)?;
     let (bytes, unchanged) = archive::pack_if_changed(&layout, &settings.out, 0)?;
     let report = CreateReport {
         archive: settings.out.clone(),
@@ -395,4 +396,34 @@ fn versions(releases: &ReleaseSet) -> BTreeMap<String, String> {
         versions.insert(module.name().to_string(), module.version.to_string());
     }
     versions
+}
+
+/// Deletes the blobs no manifest of the index reaches (what a previous bundle held).
+pub fn remove_unreachable(layout: &Layout) -> anyhow::Result<usize> {
+    let mut keep = BTreeSet::new();
+    let mut todo: Vec<Digest> = layout.index()?.into_iter().map(|d| d.digest).collect();
+    while let Some(digest) = todo.pop() {
+        if !keep.insert(digest.hex().to_string()) {
+            continue;
+        }
+        let bytes = layout.read_blob(&digest)?;
+        for blob in blobs(&bytes).unwrap_or_default() {
+            keep.insert(blob.digest.hex().to_string());
+        }
+        todo.extend(
+            children(&bytes)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.digest),
+        );
+    }
+    let mut removed = 0;
+    for entry in std::fs::read_dir(layout.root().join("blobs").join("sha256"))? {
+        let entry = entry?;
+        if !keep.contains(entry.file_name().to_string_lossy().as_ref()) {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }

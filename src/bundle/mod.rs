@@ -1,6 +1,7 @@
 //! `bundle`: one oci-archive that carries an app and the platform it runs on (SpinKube's charts
 //! and images, Flux, the CRDs, the shim) into a closed network, and loads it into its registry.
 
+pub mod app;
 pub mod archive;
 pub mod contents;
 pub mod copy;

@@ -77,21 +77,18 @@ fn labels(component: Option<&str>) -> Value {
     labels
 }
 
-/// What installing Flux applies: each controller's CRDs from its module zip on `source` (refused
-/// unless its hash is the pinned one), then [`objects_with`] its images.
-pub async fn plan(
+/// Each controller's CRDs from its module zip on `source` (refused unless its hash is the pinned
+/// one), labelled as `flux install` labels them; [`objects_with`] is the rest of Flux.
+pub async fn crds(
     http: &reqwest::Client,
     source: ModuleSource<'_>,
     flux: &FluxControllers,
-    image: &ControllerImage<'_>,
 ) -> anyhow::Result<Vec<Value>> {
     let crds = flux.modules().map(|module| async move {
         let crds = super::crds::fetch(http, source, module).await?;
         Ok::<_, anyhow::Error>(labelled_crds(module, crds))
     });
-    let mut plan = futures_util::future::try_join_all(crds).await?.concat();
-    plan.extend(objects_with(flux, image));
-    Ok(plan)
+    Ok(futures_util::future::try_join_all(crds).await?.concat())
 }
 
 /// The image a controller's Deployment runs, given its module.

@@ -115,28 +115,35 @@ pub async fn install(
         None => crds::ModuleSource::Proxy(&settings.module_proxy),
     };
     // From a mirror, every image is its copy there, pinned by the digest the mirror holds.
-    let resolved = match &settings.mirror {
-        Some(mirror) => Some(mirror.resolve(releases, with_flux, &http).await?),
-        None => None,
-    };
-    let flux_objects = async {
-        if !with_flux {
-            return Ok(Vec::new());
+    let resolving = async {
+        match &settings.mirror {
+            Some(mirror) => Ok(Some(mirror.resolve(releases, with_flux, &http).await?)),
+            None => Ok::<_, anyhow::Error>(None),
         }
+    };
+    let flux_crds = async {
+        match with_flux {
+            true => flux::crds(&http, modules, &releases.flux).await,
+            false => Ok(Vec::new()),
+        }
+    };
+    // Nothing is written before the rights, the chart versions, the CRDs and (from a mirror)
+    // every part are known good.
+    let (crds, mut flux_objects, resolved, (), ()) = tokio::try_join!(
+        crds::fetch(&http, modules, &releases.operator_module),
+        flux_crds,
+        resolving,
+        preflight::rights(conn, label_nodes, with_flux),
+        preflight::chart_versions(releases, &settings.charts, out),
+    )?;
+    if with_flux {
         let image = |module: &releases::Module| {
             let mirrored =
                 (resolved.as_ref()).and_then(|r| r.pinned(&images::flux_images(&[module]).pop()?));
             mirrored.unwrap_or_else(|| flux::image_in(&settings.flux_registry, module))
         };
-        flux::plan(&http, modules, &releases.flux, &image).await
-    };
-    // Nothing is written before the rights, the chart versions and the CRDs are known good.
-    let (crds, flux_objects, (), ()) = tokio::try_join!(
-        crds::fetch(&http, modules, &releases.operator_module),
-        flux_objects,
-        preflight::rights(conn, label_nodes, with_flux),
-        preflight::chart_versions(releases, &settings.charts, out),
-    )?;
+        flux_objects.extend(flux::objects_with(&releases.flux, &image));
+    }
     // The HelmRelease CRD about to be installed, else the cluster's, says whether it knows the field.
     let installing = (flux_objects.iter())
         .find(|o| o["metadata"]["name"] == "helmreleases.helm.toolkit.fluxcd.io");
