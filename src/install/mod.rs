@@ -86,6 +86,10 @@ impl InstallReport {
     }
 }
 
+/// Where `cluster install` takes Flux's images from, named when they do not run.
+const FLUX_IMAGES_HINT: &str =
+    "the nodes must pull their images: name a mirror with --flux-registry or --mirror";
+
 /// The ApplySet of everything the install applies (its parent lives in [`objects::NAMESPACE`]).
 fn install_set() -> ApplySet {
     ApplySet::for_app("spinkube", objects::NAMESPACE)
@@ -114,9 +118,15 @@ pub async fn install(
         Some(mirror) => crds::ModuleSource::Mirror(mirror),
         None => crds::ModuleSource::Proxy(&settings.module_proxy),
     };
+    // A Flux spin-aks installed is kept current with every controller it runs (kustomize-controller
+    // too, where `fleet add --mirror` added it).
+    let controllers = match with_flux {
+        true => flux::with_running(conn, &releases.flux, &releases.flux.modules()).await?,
+        false => Vec::new(),
+    };
     // From a mirror, every image is its copy there, pinned by the digest the mirror holds.
     let resolved = match &settings.mirror {
-        Some(mirror) => Some(mirror.resolve(releases, with_flux, &http).await?),
+        Some(mirror) => Some(mirror.resolve(releases, &controllers, &http).await?),
         None => None,
     };
     let flux_objects = async {
@@ -124,11 +134,10 @@ pub async fn install(
             return Ok(Vec::new());
         }
         let image = |module: &releases::Module| {
-            let mirrored =
-                (resolved.as_ref()).and_then(|r| r.pinned(&images::flux_images(&[module]).pop()?));
+            let mirrored = (resolved.as_ref()).and_then(|r| r.pinned_controller(module));
             mirrored.unwrap_or_else(|| flux::image_in(&settings.flux_registry, module))
         };
-        flux::plan(&http, modules, &releases.flux, &image).await
+        flux::plan(&http, modules, &controllers, &image).await
     };
     // Nothing is written before the rights, the chart versions and the CRDs are known good.
     let (crds, flux_objects, (), ()) = tokio::try_join!(
@@ -156,7 +165,7 @@ pub async fn install(
         "containerd-shim-spin": releases.shim,
     });
     if with_flux {
-        for module in releases.flux.modules() {
+        for module in &controllers {
             versions[module.name()] = json!(module.version);
         }
     }
@@ -179,7 +188,15 @@ pub async fn install(
     }
     if with_flux {
         let timeout = settings.timeout;
-        let (applied, stage) = flux::install(conn, &resources, flux_objects, timeout, out).await?;
+        let (applied, stage) = flux::install(
+            conn,
+            &resources,
+            flux_objects,
+            timeout,
+            FLUX_IMAGES_HINT,
+            out,
+        )
+        .await?;
         report.objects = applied;
         report.stages.push(stage);
         // The Flux kinds are served now.
