@@ -62,10 +62,7 @@ pub async fn install_flux(
     if !kustomize {
         wanted.push(&flux.kustomize_controller);
     }
-    let controllers = match ours {
-        true => installed::with_running(conn, flux, &wanted).await?,
-        false => wanted,
-    };
+    let controllers = installed::with_running(conn, flux, &wanted).await?;
     let names: Vec<&str> = controllers.iter().map(|m| m.name()).collect();
     out.info(format!(
         "{}: installing Flux's {} from the mirror {}",

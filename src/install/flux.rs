@@ -64,20 +64,23 @@ pub async fn installed_by_spin_aks(conn: &Connection) -> bool {
     kinds.is_ok_and(|kinds| !kinds.is_empty())
 }
 
-/// `wanted` and those of `flux`'s controllers whose Deployments run in [`NAMESPACE`], in `flux`'s
-/// order: what keeping the Flux spin-aks installed current applies, so that neither `cluster
-/// install` nor `fleet add --mirror` drops the other's controller (its RBAC subjects, its grants).
+/// `wanted` and, where spin-aks installed Flux, those of `flux`'s controllers whose Deployments
+/// run in [`NAMESPACE`], in `flux`'s order: what keeping that Flux current applies, so that
+/// neither `cluster install` nor `fleet add --mirror` drops the other's controller (its RBAC
+/// subjects, its grants).
 pub async fn with_running<'a>(
     conn: &Connection,
     flux: &'a FluxControllers,
     wanted: &[&Module],
 ) -> anyhow::Result<Vec<&'a Module>> {
+    let ours = installed_by_spin_aks(conn).await;
     let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
         kube::Api::namespaced(conn.client.clone(), NAMESPACE);
     let mut controllers = Vec::new();
     for module in flux.all_modules() {
         let running = match wanted.contains(&module) {
             true => true,
+            false if !ours => false,
             false => deployments
                 .get_opt(module.name())
                 .await
@@ -443,4 +446,60 @@ pub async fn install(
             )
         })?;
     Ok((applied.objects, stage("flux", started)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fleet_members_flux_is_source_and_kustomize_controller_with_flux_installs_rbac() {
+        let flux = FluxControllers::pinned();
+        let controllers = [&flux.source_controller, &flux.kustomize_controller];
+        let objects = objects_with(&controllers, &|m| image_in("mirror.example/fluxcd", m));
+        let named = |kind: &str, name: &str| {
+            (objects.iter())
+                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+                .unwrap_or_else(|| panic!("{kind}/{name} in {objects:?}"))
+        };
+        let subjects = |binding: &Value| -> Vec<String> {
+            (binding["subjects"].as_array().unwrap().iter())
+                .map(|s| s["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let crb = named("ClusterRoleBinding", "crd-controller-flux-system");
+        assert_eq!(subjects(crb), ["source-controller", "kustomize-controller"]);
+        // flux2 manifests/rbac/rbac.yaml: cluster-admin for the controllers that apply objects.
+        let admin = named("ClusterRoleBinding", "cluster-reconciler-flux-system");
+        assert_eq!(subjects(admin), ["kustomize-controller"]);
+        let rules = &named("ClusterRole", "crd-controller-flux-system")["rules"];
+        let groups: Vec<&Value> = rules.as_array().unwrap()[..2]
+            .iter()
+            .map(|r| &r["apiGroups"][0])
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                &json!("source.toolkit.fluxcd.io"),
+                &json!("kustomize.toolkit.fluxcd.io")
+            ]
+        );
+        named("Service", "source-controller");
+        assert!(!objects
+            .iter()
+            .any(|o| o["metadata"]["name"] == "helm-controller"));
+        // kustomize-controller's config/manager/deployment.yaml: 60 s grace, probes on healthz.
+        let deployment = named("Deployment", "kustomize-controller");
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["terminationGracePeriodSeconds"], 60);
+        assert_eq!(pod["serviceAccountName"], "kustomize-controller");
+        assert_eq!(
+            pod["containers"][0]["image"],
+            "mirror.example/fluxcd/kustomize-controller:v1.9.5"
+        );
+        assert_eq!(
+            pod["containers"][0]["readinessProbe"]["httpGet"]["path"],
+            "/readyz"
+        );
+    }
 }
