@@ -797,6 +797,10 @@ pub struct FleetAddArgs {
     pub objects: ObjectArgs,
     #[command(flatten)]
     pub verify: FleetVerifyArgs,
+    /// Where a cluster without Flux's source- or kustomize-controller gets them: a mirror `spin-aks
+    /// bundle push` filled (`host[:port][/path]`; plain HTTP with --insecure or on loopback; not for AKS)
+    #[arg(long, value_name = "REGISTRY")]
+    pub mirror: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -1575,6 +1579,9 @@ impl FleetAddArgs {
             secrets: self.secrets.clone(),
             objects: self.objects.settings()?,
             verify: self.verify.settings()?,
+            mirror: (self.mirror.as_deref())
+                .map(|given| mirror_setting(given, self.insecure))
+                .transpose()?,
         })
     }
 }
@@ -1727,34 +1734,16 @@ impl InstallSourceArgs {
         timeout: std::time::Duration,
     ) -> anyhow::Result<crate::install::InstallSettings> {
         use crate::install::objects::ChartSource;
-        // A repository path with a throwaway name checks host and path as push does.
-        // A repository path with a throwaway name checks host and path as push does; its message
-        // shows the value with any credentials hidden (they belong in the Docker config).
-        let registry_path = |flag: &str, given: &str| {
-            let registry = given.trim_start_matches("oci://").trim_end_matches('/');
-            RegistryRef::parse(&format!("{registry}/chart")).map_err(|e| {
-                let shown = crate::oci::reference::shown(given);
-                crate::bad_input!("{flag} `{shown}` is not a registry and path: {e:#}")
-            })?;
-            Ok::<_, anyhow::Error>(registry.to_string())
-        };
         let flux_registry = registry_path("--flux-registry", &self.flux_registry)?;
-        let insecure = |registry: &str| {
-            let host = registry.split('/').next().unwrap_or_default();
-            plain_http || crate::registry::host::is_loopback(host)
-        };
-        let mirror = match &self.mirror {
-            Some(given) => {
-                let registry = registry_path("--mirror", given)?;
-                Some(crate::install::mirror::Mirror {
-                    insecure: insecure(&registry),
-                    registry,
-                })
-            }
-            None => None,
-        };
+        let insecure = |registry: &str| registry_insecure(registry, plain_http);
+        let mirror = (self.mirror.as_deref())
+            .map(|given| mirror_setting(given, plain_http))
+            .transpose()?;
         let charts = match (&self.chart_registry, &mirror) {
-            (_, Some(mirror)) => mirror.charts(),
+            (_, Some(mirror)) => ChartSource::Mirror {
+                registry: mirror.repository(crate::install::mirror::CHARTS),
+                insecure: mirror.insecure,
+            },
             (None, None) => ChartSource::Publishers,
             (Some(given), None) => {
                 let registry = registry_path("--chart-registry", given)?;
@@ -1775,6 +1764,33 @@ impl InstallSourceArgs {
             timeout,
         })
     }
+}
+
+/// `host[:port][/path]` of a registry given to `flag`: a repository path with a throwaway name
+/// checks host and path as push does; its message shows the value with any credentials hidden
+/// (they belong in the Docker config).
+fn registry_path(flag: &str, given: &str) -> anyhow::Result<String> {
+    let registry = given.trim_start_matches("oci://").trim_end_matches('/');
+    RegistryRef::parse(&format!("{registry}/chart")).map_err(|e| {
+        let shown = crate::oci::reference::shown(given);
+        crate::bad_input!("{flag} `{shown}` is not a registry and path: {e:#}")
+    })?;
+    Ok(registry.to_string())
+}
+
+/// Plain HTTP to `registry`: when asked for, or on loopback.
+fn registry_insecure(registry: &str, plain_http: bool) -> bool {
+    let host = registry.split('/').next().unwrap_or_default();
+    plain_http || crate::registry::host::is_loopback(host)
+}
+
+/// The mirror registry `--mirror` names, as `bundle push` filled it.
+fn mirror_setting(given: &str, plain_http: bool) -> anyhow::Result<crate::install::mirror::Mirror> {
+    let registry = registry_path("--mirror", given)?;
+    Ok(crate::install::mirror::Mirror {
+        insecure: registry_insecure(&registry, plain_http),
+        registry,
+    })
 }
 
 /// A URL with a host, `https://` (plain `http://` only on loopback or with `--plain-http`); its

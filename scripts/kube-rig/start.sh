@@ -14,7 +14,10 @@
 #   nor Flux's CRDs nor its running controllers: the cluster a `cluster install` that installs Flux
 #   starts from. The real controllers start (out of cluster) once their CRDs are established and
 #   their Deployments exist, as their pods would; MODULE_PROXY also serves their module zips (a copy
-#   in RUN_DIR/upstream, which a test may change).
+#   in RUN_DIR/upstream, which a test may change). Where build-flux-kustomize.sh's cache holds
+#   kustomize-controller (it is not built here), that starts too once an install made its CRD and
+#   the flux-system/kustomize-controller Deployment (`fleet add --mirror`); rig.env then says
+#   KUSTOMIZE_ON_INSTALL=1.
 # --kustomize (with --flux): also Flux's kustomize-controller and its CRD (build-flux-kustomize.sh,
 #   a cache of its own), for delivery from OCI artifacts (OCIRepository + Kustomization).
 # Writes RUN_DIR/kubeconfig (cluster admin), RUN_DIR/rig.env (ports, pids) and RUN_DIR/logs/*.log.
@@ -40,6 +43,7 @@ cache="$(bash "$here/build.sh")"
 bin="$cache/bin"
 if [ -n "$flux" ]; then flux_cache="$(bash "$here/build-flux.sh")"; fi
 if [ -n "$kustomize" ]; then kustomize_cache="$(bash "$here/build-flux-kustomize.sh")"; fi
+if [ -n "$flux_on_install" ]; then kustomize_cache="$(bash "$here/build-flux-kustomize.sh" --check 2>/dev/null)" || kustomize_cache=""; fi
 mkdir -p "$run/logs" "$run/pki"
 run="$(cd "$run" && pwd)"
 log() { echo "kube-rig: $*" >&2; }
@@ -178,6 +182,15 @@ flux_when_installed() { # the controllers start as their pods would, once an ins
   flux_controllers
 }
 
+kustomize_when_installed() { # kustomize-controller starts as its pod would, once an install made it
+  until "${kc[@]}" wait --for condition=Established --timeout 1s crd/kustomizations.kustomize.toolkit.fluxcd.io >/dev/null 2>&1 &&
+    "${kc[@]}" get deployment -n flux-system kustomize-controller >/dev/null 2>&1; do
+    sleep 1
+  done
+  echo "kustomize-controller's CRD and Deployment are there: starting it"
+  kustomize_controller
+}
+
 goproxy_with_flux() { # RUN_DIR/upstream: the upstream files, and Flux's module zips in the Go proxy mirror
   cp -r "$flux_cache/upstream" "$run/upstream" && chmod -R u+w "$run/upstream"
   local module version json pair out
@@ -199,6 +212,10 @@ start_flux() { # Flux's controllers out of cluster, the chart registry, the upst
     goproxy_with_flux
     upstream="$run/upstream"
     spawn flux-when-installed flux_when_installed
+    if [ -n "$kustomize_cache" ]; then
+      spawn kustomize-when-installed kustomize_when_installed
+      echo "KUSTOMIZE_ON_INSTALL=1" >> "$run/rig.env"
+    fi
   else
     "${kc[@]}" create namespace flux-system >/dev/null
     "${kc[@]}" apply --server-side -f "$flux_cache/crds/flux" >/dev/null
@@ -239,10 +256,14 @@ start_kustomize() { # Flux's kustomize-controller out of cluster; it fetches art
   "${kc[@]}" apply --server-side -f "$kustomize_cache/crds/flux" >/dev/null
   wait_for kustomize-CRDs 30 "${kc[@]}" wait --for condition=Established --timeout 5s \
     crd/kustomizations.kustomize.toolkit.fluxcd.io crd/ocirepositories.source.toolkit.fluxcd.io
+  kustomize_controller
+  wait_for kustomize-controller 60 curl -sf "http://127.0.0.1:$kustomize_health_port/readyz"
+}
+
+kustomize_controller() { # out of cluster; it fetches artifacts from source-controller's loopback address
   spawn kustomize-controller env KUBECONFIG="$run/kubeconfig" RUNTIME_NAMESPACE=flux-system "$kustomize_cache/bin/kustomize-controller" \
     --watch-all-namespaces --log-level info --no-remote-bases \
     --metrics-addr "127.0.0.1:$kustomize_metrics_port" --health-addr "127.0.0.1:$kustomize_health_port"
-  wait_for kustomize-controller 60 curl -sf "http://127.0.0.1:$kustomize_health_port/readyz"
 }
 
 stand_in_app() { # a local HTTP server standing in for the Spin app behind port-forward, and its logs

@@ -2,6 +2,7 @@
 //! removed, remembered per app), their status read in parallel, and waiting until they converge.
 
 pub mod flux;
+pub mod mirror;
 pub mod promote;
 pub mod status;
 pub mod up;
@@ -17,13 +18,14 @@ use crate::azure::arm::Arm;
 use crate::azure::choose::{self, ClusterSelector, Mode};
 use crate::azure::names::AksReference;
 use crate::bad_input;
-use crate::cluster::apply::{self, ApplyOptions, Resources};
+use crate::cluster::apply::{self, AppliedObject, ApplyOptions, Resources};
 use crate::cluster::applyset::ApplySet;
 use crate::cluster::connect::{self, Connection, Remembered};
 use crate::cluster::executor;
 use crate::cluster::secrets::SecretArg;
 use crate::context::AppContext;
 use crate::deploy::{self, Settings};
+use crate::install::mirror::Mirror;
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::publish::deploy::artifact_objects;
@@ -45,6 +47,8 @@ pub struct AddSettings {
     pub objects: Settings,
     /// `--verify` with its trust, `--no-verify`, or neither (what the app remembers, as `up`).
     pub verify: DeployVerify,
+    /// Where Flux's source- and kustomize-controller come from on a member without them.
+    pub mirror: Option<Mirror>,
 }
 
 /// What `fleet add` and `fleet remove` did on one cluster.
@@ -111,6 +115,12 @@ pub async fn add(
             Some(selector) => Some(aks_cluster(ctx, &selector, out).await?),
             None => None,
         };
+        if aks.is_some() && settings.mirror.is_some() {
+            out.warn(format!(
+                "--mirror does not apply to {cluster}: on AKS the microsoft.flux cluster extension installs Flux"
+            ));
+        }
+        let mirror = settings.mirror.as_ref().filter(|_| aks.is_none());
         let conn = match (&aks, connections.remove(cluster.as_str())) {
             (Some((arm, aks)), _) => aks_connect(arm, aks, &settings.namespace).await?,
             (None, Some(conn)) => conn,
@@ -122,10 +132,11 @@ pub async fn add(
         let applied = match &aks {
             None => {
                 let flux = Some(trust.as_ref());
-                follow_on(&conn, &follow, &objects, secrets, flux, out).await?
+                follow_on(&conn, &follow, &objects, secrets, flux, mirror, out).await?
             }
             Some((arm, aks)) => {
-                let mut applied = follow_on(&conn, &follow, &objects, secrets, None, out).await?;
+                let mut applied =
+                    follow_on(&conn, &follow, &objects, secrets, None, None, out).await?;
                 arm.put_flux_configuration(aks, &name, &flux::configuration(&follow))
                     .await?;
                 applied.push(format!("fluxconfiguration/{name} configured"));
@@ -196,17 +207,27 @@ fn published(ctx: &AppContext, env: &str) -> anyhow::Result<(String, PublishedTa
 
 /// The namespace, the executor, the Secrets (variables given now, store credentials) and
 /// (`flux`: when no AKS extension makes them from a Flux configuration) the two Flux objects
-/// with the trust Secret the OCIRepository verifies with, if any, applied.
+/// with the trust Secret the OCIRepository verifies with, if any, applied; Flux's controllers
+/// first from `flux_mirror` where the cluster lacks them.
 async fn follow_on(
     conn: &Connection,
     follow: &flux::Follow<'_>,
     objects: &[Value],
     (secrets, store_secrets): (&[SecretArg], &[Value]),
     flux: Option<Option<&Value>>,
+    flux_mirror: Option<&Mirror>,
     out: &Output,
 ) -> anyhow::Result<Vec<String>> {
-    let resources = Resources::discover(conn).await?;
-    require_flux(conn, &resources)?;
+    let mut resources = Resources::discover(conn).await?;
+    let mut installed = Vec::new();
+    match flux_mirror {
+        Some(from) if mirror::served(&resources) != (true, true) => {
+            installed = mirror::install_flux(conn, &resources, from, out).await?;
+            // The Flux kinds are served now.
+            resources = Resources::discover(conn).await?;
+        }
+        _ => require_flux(conn, &resources)?,
+    }
     let namespace = follow.namespace;
     if apply::ensure_namespace(conn, namespace, false).await? {
         out.info(format!("{}: created namespace {namespace}", conn.context));
@@ -220,15 +241,19 @@ async fn follow_on(
         applied.push(flux::source(follow));
         applied.push(flux::kustomization(follow));
     } else if applied.is_empty() {
-        return Ok(Vec::new());
+        return Ok(installed);
     }
     let options = ApplyOptions::default();
     let done = apply::apply(conn, &resources, &set, applied, &options).await?;
-    Ok(done
-        .objects
-        .iter()
+    installed.extend(described(&done.objects));
+    Ok(installed)
+}
+
+/// `kind/name action` of each object applied, e.g. `ocirepository/hello created`.
+fn described(objects: &[AppliedObject]) -> Vec<String> {
+    (objects.iter())
         .map(|o| format!("{}/{} {:?}", o.kind, o.name, o.action).to_lowercase())
-        .collect())
+        .collect()
 }
 
 /// The ApplySet of what `fleet add` applies (Flux's two objects, the variables Secret), apart
@@ -239,15 +264,14 @@ fn fleet_set(app: &str, namespace: &str) -> ApplySet {
 
 /// Refuses a cluster without Flux's OCIRepository and Kustomization APIs.
 fn require_flux(conn: &Connection, resources: &Resources) -> anyhow::Result<()> {
-    let served = |api: &str, kind: &str| resources.resolve(api, kind).is_ok();
-    if served(flux::SOURCE_API, "OCIRepository") && served(flux::KUSTOMIZE_API, "Kustomization") {
+    let (source, kustomize) = mirror::served(resources);
+    if source && kustomize {
         return Ok(());
     }
     Err(bad_input!(
-        "{} has no Flux source- and kustomize-controller ({} OCIRepository and {} Kustomization are not served); install Flux (`flux install`, or on AKS the microsoft.flux extension), then add it again",
+        "{} has no Flux {}; install Flux (`flux install`, or on AKS the microsoft.flux extension), or add it with --mirror REGISTRY (a mirror `spin-aks bundle push` filled) to install the missing controllers from there, then add it again",
         conn.context,
-        flux::SOURCE_API,
-        flux::KUSTOMIZE_API
+        mirror::missing_kinds(source, kustomize)
     ))
 }
 

@@ -17,7 +17,7 @@ use crate::output::Output;
 /// Flux's namespace, as `flux install` names it.
 pub const NAMESPACE: &str = "flux-system";
 /// Where Flux publishes its controllers' images (`flux install --registry` changes it).
-pub const DEFAULT_REGISTRY: &str = "ghcr.io/fluxcd";
+pub const DEFAULT_REGISTRY: &str = super::images::FLUX_REGISTRY;
 
 /// Whether the cluster serves the Flux APIs the install uses.
 pub fn served(resources: &Resources) -> bool {
@@ -59,9 +59,43 @@ fn flux_set() -> ApplySet {
 
 /// Whether the Flux on the cluster is one spin-aks installed. A caller who may not read its
 /// parent is taken as not: the rights check refuses them next.
-async fn installed_by_spin_aks(conn: &Connection) -> bool {
+pub async fn installed_by_spin_aks(conn: &Connection) -> bool {
     let kinds = apply::parent_group_kinds(conn, &flux_set()).await;
     kinds.is_ok_and(|kinds| !kinds.is_empty())
+}
+
+/// `wanted` and, where spin-aks installed Flux, those of `flux`'s controllers whose Deployments
+/// run in [`NAMESPACE`], in `flux`'s order: what keeping that Flux current applies, so that
+/// neither `cluster install` nor `fleet add --mirror` drops the other's controller (its RBAC
+/// subjects, its grants).
+pub async fn with_running<'a>(
+    conn: &Connection,
+    flux: &'a FluxControllers,
+    wanted: &[&Module],
+) -> anyhow::Result<Vec<&'a Module>> {
+    let ours = installed_by_spin_aks(conn).await;
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(conn.client.clone(), NAMESPACE);
+    let mut controllers = Vec::new();
+    for module in flux.all_modules() {
+        let running = match wanted.contains(&module) {
+            true => true,
+            false if !ours => false,
+            false => deployments
+                .get_opt(module.name())
+                .await
+                .map_err(|e| {
+                    let action =
+                        crate::cluster::errors::Action::new("get", "deployments", Some(NAMESPACE));
+                    crate::cluster::errors::explain(e, conn, action)
+                })?
+                .is_some(),
+        };
+        if running {
+            controllers.push(module);
+        }
+    }
+    Ok(controllers)
 }
 
 /// Labels of Flux's objects: `flux install`'s, a component's, and ours.
@@ -77,18 +111,30 @@ fn labels(component: Option<&str>) -> Value {
     labels
 }
 
-/// Each controller's CRDs from its module zip on `source` (refused unless its hash is the pinned
-/// one), labelled as `flux install` labels them; [`objects_with`] is the rest of Flux.
+/// Each of `controllers`' CRDs from its module zip on `source` (refused unless its hash is the
+/// pinned one), labelled as `flux install` labels them; [`objects_with`] is the rest of Flux.
 pub async fn crds(
     http: &reqwest::Client,
     source: ModuleSource<'_>,
-    flux: &FluxControllers,
+    controllers: &[&Module],
 ) -> anyhow::Result<Vec<Value>> {
-    let crds = flux.modules().map(|module| async move {
+    let crds = controllers.iter().map(|module| async move {
         let crds = super::crds::fetch(http, source, module).await?;
         Ok::<_, anyhow::Error>(labelled_crds(module, crds))
     });
     Ok(futures_util::future::try_join_all(crds).await?.concat())
+}
+
+/// What installing Flux's `controllers` applies: [`crds`], then [`objects_with`] their images.
+pub async fn plan(
+    http: &reqwest::Client,
+    source: ModuleSource<'_>,
+    controllers: &[&Module],
+    image: &ControllerImage<'_>,
+) -> anyhow::Result<Vec<Value>> {
+    let mut plan = crds(http, source, controllers).await?;
+    plan.extend(objects_with(controllers, image));
+    Ok(plan)
 }
 
 /// The image a controller's Deployment runs, given its module.
@@ -119,19 +165,31 @@ fn metadata(name: &str, component: Option<&str>) -> Value {
     json!({"name": name, "labels": labels(component)})
 }
 
-/// Everything but the CRDs: the namespace, a ServiceAccount per controller, the RBAC `flux
-/// install` gives them (Flux's API groups, and cluster-admin for helm-controller, which installs
-/// charts), the quota that admits critical pods, the network policies, source-controller's
-/// artifact Service (helm-controller fetches charts from it) and the two Deployments, their images
-/// `<registry>/<controller>:<version>`.
+/// Everything but the CRDs of the controllers `cluster install` installs (source- and
+/// helm-controller), their images `<registry>/<controller>:<version>`: see [`objects_with`].
 pub fn objects(flux: &FluxControllers, registry: &str) -> Vec<Value> {
-    objects_with(flux, &|module| image_in(registry, module))
+    objects_with(&flux.modules(), &|module| image_in(registry, module))
 }
 
-/// [`objects`] with each controller's image as `image` names it (a mirror's copy, by digest).
-pub fn objects_with(flux: &FluxControllers, image: &ControllerImage<'_>) -> Vec<Value> {
-    let controllers = flux.modules().map(Module::name);
-    let accounts = controllers.map(|name| {
+/// The API group whose kinds Flux's controller `name` reconciles.
+fn api_group(name: &str) -> Option<&'static str> {
+    match name {
+        "source-controller" => Some("source.toolkit.fluxcd.io"),
+        "helm-controller" => Some("helm.toolkit.fluxcd.io"),
+        "kustomize-controller" => Some("kustomize.toolkit.fluxcd.io"),
+        _ => None,
+    }
+}
+
+/// Everything but the CRDs for `controllers`, each one's image as `image` names it (a mirror's
+/// copy, by digest): the namespace, a ServiceAccount per controller, the RBAC `flux install` gives
+/// them (their API groups, and cluster-admin for helm- and kustomize-controller, which apply
+/// arbitrary objects), the quota that admits critical pods, the network policies,
+/// source-controller's artifact Service (the others fetch artifacts from it) and a Deployment each.
+pub fn objects_with(controllers: &[&Module], image: &ControllerImage<'_>) -> Vec<Value> {
+    let names: Vec<&str> = controllers.iter().map(|module| module.name()).collect();
+    let has = |name: &str| names.contains(&name);
+    let accounts = names.iter().map(|name| {
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(name, Some(name))})
     });
     let subjects = |names: &[&str]| -> Vec<Value> {
@@ -140,9 +198,8 @@ pub fn objects_with(flux: &FluxControllers, image: &ControllerImage<'_>) -> Vec<
             .collect()
     };
     let all = |group: &str| json!({"apiGroups": [group], "resources": ["*"], "verbs": ["*"]});
-    let rules = json!([
-        all("source.toolkit.fluxcd.io"),
-        all("helm.toolkit.fluxcd.io"),
+    let mut rules: Vec<Value> = names.iter().filter_map(|n| api_group(n)).map(all).collect();
+    rules.extend(json!([
         {"apiGroups": [""], "resources": ["namespaces", "secrets", "configmaps", "serviceaccounts"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         // Leader election.
@@ -152,7 +209,12 @@ pub fn objects_with(flux: &FluxControllers, image: &ControllerImage<'_>) -> Vec<
         // Object-level workload identity, and flow control.
         {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
         {"nonResourceURLs": ["/livez/ping"], "verbs": ["head"]},
-    ]);
+    ]).as_array().cloned().unwrap_or_default());
+    // Those that apply what their objects name, anywhere.
+    let reconcilers: Vec<&str> = ["helm-controller", "kustomize-controller"]
+        .into_iter()
+        .filter(|name| has(name))
+        .collect();
     let rbac = "rbac.authorization.k8s.io";
     let mut objects = vec![json!({
         "apiVersion": "v1",
@@ -174,15 +236,19 @@ pub fn objects_with(flux: &FluxControllers, image: &ControllerImage<'_>) -> Vec<
             "kind": "ClusterRoleBinding",
             "metadata": metadata("crd-controller-flux-system", None),
             "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "crd-controller-flux-system"},
-            "subjects": subjects(&controllers),
+            "subjects": subjects(&names),
         }),
-        json!({
+    ]);
+    if !reconcilers.is_empty() {
+        objects.push(json!({
             "apiVersion": format!("{rbac}/v1"),
             "kind": "ClusterRoleBinding",
             "metadata": metadata("cluster-reconciler-flux-system", None),
             "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": subjects(&[flux.helm_controller.name()]),
-        }),
+            "subjects": subjects(&reconcilers),
+        }));
+    }
+    objects.extend([
         // Pods of a system-critical priority class outside kube-system need a quota that admits them.
         json!({
             "apiVersion": "v1",
@@ -205,19 +271,28 @@ pub fn objects_with(flux: &FluxControllers, image: &ControllerImage<'_>) -> Vec<
             "metadata": metadata("allow-scraping", None),
             "spec": {"policyTypes": ["Ingress"], "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": 8080}]}], "podSelector": {}},
         }),
-        json!({
+    ]);
+    let source = "source-controller";
+    if has(source) {
+        objects.push(json!({
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": metadata(flux.source_controller.name(), Some(flux.source_controller.name())),
+            "metadata": metadata(source, Some(source)),
             "spec": {
                 "type": "ClusterIP",
-                "selector": {"app": flux.source_controller.name()},
+                "selector": {"app": source},
                 "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}],
             },
-        }),
-    ]);
-    objects.push(source_controller(&flux.source_controller, image));
-    objects.push(helm_controller(&flux.helm_controller, image));
+        }));
+    }
+    for module in controllers {
+        objects.extend(match module.name() {
+            "source-controller" => Some(source_controller(module, image)),
+            "helm-controller" => Some(helm_controller(module, image)),
+            "kustomize-controller" => Some(kustomize_controller(module, image)),
+            _ => None,
+        });
+    }
     objects
 }
 
@@ -258,6 +333,21 @@ fn helm_controller(module: &Module, image: &ControllerImage<'_>) -> Value {
         "volumeMounts": [{"name": "temp", "mountPath": "/tmp"}],
     });
     deployment(module, image(module), container, 600, &["temp"])
+}
+
+/// kustomize-controller: builds and applies the manifests of Kustomizations (its upstream
+/// config/manager/deployment.yaml).
+fn kustomize_controller(module: &Module, image: &ControllerImage<'_>) -> Value {
+    let container = json!({
+        "ports": [port("http-prom", 8080), port("healthz", 9440)],
+        "args": ["--watch-all-namespaces=true", "--log-level=info", "--log-encoding=json", "--enable-leader-election"],
+        "env": [],
+        "livenessProbe": {"httpGet": {"port": "healthz", "path": "/healthz"}},
+        "readinessProbe": {"httpGet": {"port": "healthz", "path": "/readyz"}},
+        "resources": {"limits": {"cpu": "1000m", "memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "64Mi"}},
+        "volumeMounts": [{"name": "temp", "mountPath": "/tmp"}],
+    });
+    deployment(module, image(module), container, 60, &["temp"])
 }
 
 fn port(name: &str, number: u16) -> Value {
@@ -324,13 +414,15 @@ fn deployment(
     })
 }
 
-/// Applies Flux (`objects`: its CRDs and [`objects`]) and waits until its CRDs are established
-/// and its controllers' Deployments available.
+/// Applies Flux (`objects`: its CRDs and [`objects_with`]) and waits until its CRDs are
+/// established and its controllers' Deployments available; `images_hint` says where the nodes'
+/// images come from, should they not run.
 pub async fn install(
     conn: &Connection,
     resources: &Resources,
     objects: Vec<Value>,
     timeout: Duration,
+    images_hint: &str,
     out: &Output,
 ) -> anyhow::Result<(Vec<AppliedObject>, Stage)> {
     let started = Instant::now();
@@ -359,8 +451,64 @@ pub async fn install(
         .await
         .map_err(|e| {
             anyhow::anyhow!(
-                "Flux's controllers did not become ready: {e:#}; see `kubectl describe deployment -n {NAMESPACE}` (the nodes must pull their images: name a mirror with --flux-registry)"
+                "Flux's controllers did not become ready: {e:#}; see `kubectl describe deployment -n {NAMESPACE}` ({images_hint})"
             )
         })?;
     Ok((applied.objects, stage("flux", started)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fleet_members_flux_is_source_and_kustomize_controller_with_flux_installs_rbac() {
+        let flux = FluxControllers::pinned();
+        let controllers = [&flux.source_controller, &flux.kustomize_controller];
+        let objects = objects_with(&controllers, &|m| image_in("mirror.example/fluxcd", m));
+        let named = |kind: &str, name: &str| {
+            (objects.iter())
+                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+                .unwrap_or_else(|| panic!("{kind}/{name} in {objects:?}"))
+        };
+        let subjects = |binding: &Value| -> Vec<String> {
+            (binding["subjects"].as_array().unwrap().iter())
+                .map(|s| s["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let crb = named("ClusterRoleBinding", "crd-controller-flux-system");
+        assert_eq!(subjects(crb), ["source-controller", "kustomize-controller"]);
+        // flux2 manifests/rbac/rbac.yaml: cluster-admin for the controllers that apply objects.
+        let admin = named("ClusterRoleBinding", "cluster-reconciler-flux-system");
+        assert_eq!(subjects(admin), ["kustomize-controller"]);
+        let rules = &named("ClusterRole", "crd-controller-flux-system")["rules"];
+        let groups: Vec<&Value> = rules.as_array().unwrap()[..2]
+            .iter()
+            .map(|r| &r["apiGroups"][0])
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                &json!("source.toolkit.fluxcd.io"),
+                &json!("kustomize.toolkit.fluxcd.io")
+            ]
+        );
+        named("Service", "source-controller");
+        assert!(!objects
+            .iter()
+            .any(|o| o["metadata"]["name"] == "helm-controller"));
+        // kustomize-controller's config/manager/deployment.yaml: 60 s grace, probes on healthz.
+        let deployment = named("Deployment", "kustomize-controller");
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["terminationGracePeriodSeconds"], 60);
+        assert_eq!(pod["serviceAccountName"], "kustomize-controller");
+        assert_eq!(
+            pod["containers"][0]["image"],
+            "mirror.example/fluxcd/kustomize-controller:v1.9.5"
+        );
+        assert_eq!(
+            pod["containers"][0]["readinessProbe"]["httpGet"]["path"],
+            "/readyz"
+        );
+    }
 }

@@ -3,9 +3,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::flux::DEFAULT_REGISTRY;
 use super::releases::{Chart, Module};
 use crate::bad_input;
+
+/// Where Flux publishes its controllers' images (`flux install --registry` changes it).
+pub const FLUX_REGISTRY: &str = "ghcr.io/fluxcd";
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Image {
@@ -140,7 +142,7 @@ pub fn chart_images(chart: &Chart) -> anyhow::Result<Vec<Image>> {
 pub fn flux_images(modules: &[&Module]) -> Vec<Image> {
     (modules.iter())
         .map(|module| Image {
-            repository: format!("{DEFAULT_REGISTRY}/{}", module.name()),
+            repository: format!("{FLUX_REGISTRY}/{}", module.name()),
             tag: module.version.to_string(),
         })
         .collect()

@@ -7,7 +7,6 @@ use futures_util::future::try_join_all;
 use serde::Deserialize;
 
 use super::images::{self, Image};
-use super::objects::ChartSource;
 use super::releases::{Module, ReleaseSet};
 use crate::oci::Digest;
 use crate::registry::client::RegistryClient;
@@ -68,20 +67,17 @@ impl Resolved {
         let (repository, digest) = self.images.get(&image.repository)?;
         Some(format!("{repository}@{digest}"))
     }
+
+    /// The mirror's copy of Flux's controller `module`, pinned.
+    pub fn pinned_controller(&self, module: &Module) -> Option<String> {
+        self.pinned(&images::flux_images(&[module]).pop()?)
+    }
 }
 
 impl Mirror {
     /// `<registry>/<name>`.
     pub fn repository(&self, name: &str) -> String {
         format!("{}/{name}", self.registry)
-    }
-
-    /// The charts' source: the mirror's `charts/`.
-    pub fn charts(&self) -> ChartSource {
-        ChartSource::Mirror {
-            registry: self.repository(CHARTS),
-            insecure: self.insecure,
-        }
     }
 
     async fn client(&self, name: &str, http: &reqwest::Client) -> anyhow::Result<RegistryClient> {
@@ -103,21 +99,43 @@ impl Mirror {
             .ok_or_else(|| missing(self, &format!("{name}:{tag}")))
     }
 
-    /// Looks up every image the install runs (Flux's too when `with_flux`) and the shim's
-    /// archives, all at once.
+    /// Looks up every image the install runs (those of Flux's `flux` controllers too) and the
+    /// shim's archives, all at once.
     pub async fn resolve(
         &self,
         releases: &ReleaseSet,
-        with_flux: bool,
+        flux: &[&Module],
         http: &reqwest::Client,
     ) -> anyhow::Result<Resolved> {
         let mut wanted: Vec<Image> = Vec::new();
         for chart in releases.charts() {
             wanted.extend(images::chart_images(chart)?);
         }
-        if with_flux {
-            wanted.extend(images::flux_images(&releases.flux.modules()));
-        }
+        wanted.extend(images::flux_images(flux));
+        let (images, shim) =
+            tokio::try_join!(self.images(wanted, http), self.shim(releases, http))?;
+        Ok(Resolved { images, shim })
+    }
+
+    /// Looks up the images of Flux's `controllers` alone (`fleet add --mirror`).
+    pub async fn resolve_flux(
+        &self,
+        controllers: &[&Module],
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Resolved> {
+        let images = self.images(images::flux_images(controllers), http).await?;
+        Ok(Resolved {
+            images,
+            shim: Vec::new(),
+        })
+    }
+
+    /// Each of `wanted` as the mirror's repository and the digest its tag names there.
+    async fn images(
+        &self,
+        mut wanted: Vec<Image>,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<BTreeMap<String, (String, Digest)>> {
         wanted.sort();
         wanted.dedup();
         let lookups = wanted.iter().map(|image| async move {
@@ -127,11 +145,7 @@ impl Mirror {
                 (self.repository(&image.repository), digest),
             ))
         });
-        let (images, shim) = tokio::try_join!(try_join_all(lookups), self.shim(releases, http))?;
-        Ok(Resolved {
-            images: images.into_iter().collect(),
-            shim,
-        })
+        Ok(try_join_all(lookups).await?.into_iter().collect())
     }
 
     /// The shim archives the mirror holds for the release, as HTTP locations the nodes reach:

@@ -86,6 +86,10 @@ impl InstallReport {
     }
 }
 
+/// Where `cluster install` takes Flux's images from, named when they do not run.
+const FLUX_IMAGES_HINT: &str =
+    "the nodes must pull their images: name a mirror with --flux-registry or --mirror";
+
 /// The ApplySet of everything the install applies (its parent lives in [`objects::NAMESPACE`]).
 fn install_set() -> ApplySet {
     ApplySet::for_app("spinkube", objects::NAMESPACE)
@@ -114,16 +118,22 @@ pub async fn install(
         Some(mirror) => crds::ModuleSource::Mirror(mirror),
         None => crds::ModuleSource::Proxy(&settings.module_proxy),
     };
+    // A Flux spin-aks installed is kept current with every controller it runs (kustomize-controller
+    // too, where `fleet add --mirror` added it).
+    let controllers = match with_flux {
+        true => flux::with_running(conn, &releases.flux, &releases.flux.modules()).await?,
+        false => Vec::new(),
+    };
     // From a mirror, every image is its copy there, pinned by the digest the mirror holds.
     let resolving = async {
         match &settings.mirror {
-            Some(mirror) => Ok(Some(mirror.resolve(releases, with_flux, &http).await?)),
+            Some(mirror) => Ok(Some(mirror.resolve(releases, &controllers, &http).await?)),
             None => Ok::<_, anyhow::Error>(None),
         }
     };
     let flux_crds = async {
         match with_flux {
-            true => flux::crds(&http, modules, &releases.flux).await,
+            true => flux::crds(&http, modules, &controllers).await,
             false => Ok(Vec::new()),
         }
     };
@@ -138,11 +148,10 @@ pub async fn install(
     )?;
     if with_flux {
         let image = |module: &releases::Module| {
-            let mirrored =
-                (resolved.as_ref()).and_then(|r| r.pinned(&images::flux_images(&[module]).pop()?));
+            let mirrored = (resolved.as_ref()).and_then(|r| r.pinned_controller(module));
             mirrored.unwrap_or_else(|| flux::image_in(&settings.flux_registry, module))
         };
-        flux_objects.extend(flux::objects_with(&releases.flux, &image));
+        flux_objects.extend(flux::objects_with(&controllers, &image));
     }
     // The HelmRelease CRD about to be installed, else the cluster's, says whether it knows the field.
     let installing = (flux_objects.iter())
@@ -163,7 +172,7 @@ pub async fn install(
         "containerd-shim-spin": releases.shim,
     });
     if with_flux {
-        for module in releases.flux.modules() {
+        for module in &controllers {
             versions[module.name()] = json!(module.version);
         }
     }
@@ -186,7 +195,15 @@ pub async fn install(
     }
     if with_flux {
         let timeout = settings.timeout;
-        let (applied, stage) = flux::install(conn, &resources, flux_objects, timeout, out).await?;
+        let (applied, stage) = flux::install(
+            conn,
+            &resources,
+            flux_objects,
+            timeout,
+            FLUX_IMAGES_HINT,
+            out,
+        )
+        .await?;
         report.objects = applied;
         report.stages.push(stage);
         // The Flux kinds are served now.

@@ -47,6 +47,11 @@ pub struct FluxControllers {
 }
 
 impl FluxControllers {
+    /// The controllers at the versions spin-aks pins (those of `ReleaseSet::pinned`).
+    pub fn pinned() -> &'static FluxControllers {
+        &FLUX
+    }
+
     /// The controllers `cluster install` installs.
     pub fn modules(&self) -> [&Module; 2] {
         [&self.source_controller, &self.helm_controller]

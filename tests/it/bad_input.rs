@@ -359,9 +359,8 @@ fn kubeconfig_good(home: &Path, server: &str) -> PathBuf {
     file
 }
 
-/// `fleet add good nosuchctx` of an app whose deploy artifact is published (in the state file),
-/// with `good` at a port that counts connections: none may arrive.
-fn fleet_add_unknown_context(home: &Path) -> Setup {
+/// A small app whose deploy artifact is published as `latest` (in the state file).
+fn published_app(home: &Path) -> std::path::PathBuf {
     let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
     let key = app.join("spin.toml").canonicalize().unwrap();
     let digest = format!("sha256:{}", "ab".repeat(32));
@@ -371,6 +370,13 @@ fn fleet_add_unknown_context(home: &Path) -> Setup {
         }}},
     }}});
     std::fs::write(home.join("state"), state.to_string()).unwrap();
+    app
+}
+
+/// `fleet add good nosuchctx` of an app whose deploy artifact is published (in the state file),
+/// with `good` at a port that counts connections: none may arrive.
+fn fleet_add_unknown_context(home: &Path) -> Setup {
+    let app = published_app(home);
     let (address, none_arrived) = counting_port();
     let kubeconfig = kubeconfig_good(home, &format!("https://{address}"));
     Ok(run(["fleet", "add", "good", "nosuchctx", "-f"])
@@ -1912,7 +1918,30 @@ fn cases() -> Vec<Case> {
             code: 2,
             says: &["--mirror", "--chart-registry"],
         },
+        // ---------- #29: fleet add --mirror ----------
+        Case {
+            name: "fleet add --mirror with credentials is refused without echoing them, before any cluster",
+            setup: fleet_add_mirror_with_credentials,
+            code: 2,
+            says: &["--mirror", "credentials do not belong in a reference"],
+        },
     ]
+}
+
+/// `fleet add good --mirror user:SECRET@…` of an app whose deploy artifact is published, with
+/// `good` at a port that counts connections: none may arrive.
+fn fleet_add_mirror_with_credentials(home: &Path) -> Setup {
+    let app = published_app(home);
+    let (address, none_arrived) = counting_port();
+    let kubeconfig = kubeconfig_good(home, &format!("https://{address}"));
+    let mirror = format!("user:{SECRET}@example.com/mirror");
+    Ok(run(["fleet", "add", "good", "--mirror", &mirror, "-f"])
+        .arg(app)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .within(20)
+        .hides(KUBE_TOKEN)
+        .then(none_arrived))
 }
 
 /// An app in a git repository with one commit whose `origin` is `remote`; the arguments start

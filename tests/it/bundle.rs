@@ -558,6 +558,198 @@ fn cluster_create_with_a_mirror_installs_spinkube_from_it_alone() {
     );
 }
 
+/// `kubectl get <what> -o jsonpath=<path>` on the rig, split at whitespace.
+fn words(rig: &PrivateRig, what: &[&str], path: &str) -> Vec<String> {
+    let mut args = what.to_vec();
+    let jsonpath = format!("jsonpath={path}");
+    args.extend(["-o", &jsonpath]);
+    let text = rig.kubectl_ok(&args);
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn fleet_add_with_a_mirror_installs_kustomize_controller_from_it_and_the_member_follows_the_artifact(
+) {
+    let Some(in_network) = Registry::open() else {
+        return;
+    };
+    let Some(rig) = private_rig_with(&["--bare", "--flux-on-install"]) else {
+        return;
+    };
+    let Some(mut publishers) = start_publishers(&rig, &upstream()) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let app = example_copy(home.path());
+    let app_arg = app.to_string_lossy().into_owned();
+    let bundle = home.path().join("platform.tar");
+    let created = create(&rig, home.path(), &publishers, &bundle, &[]);
+    publishers.cut_off();
+    let mirror = in_network.host();
+    let bundle_arg = bundle.to_string_lossy().into_owned();
+    let digest = created["digest"].as_str().unwrap();
+    let push = ["bundle", "push", &bundle_arg, &mirror, "--digest", digest];
+    let pushed = inside(&rig, home.path(), &publishers, &push);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    // SpinKube and Flux's source- and helm-controller from the mirror, as an air-gapped platform
+    // starts; no kustomize-controller yet.
+    let install = ["cluster", "install", "--mirror", &mirror, "--timeout", "3m"];
+    let installed = inside(&rig, home.path(), &publishers, &install);
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    let flux_deployments = || {
+        words(
+            &rig,
+            &["get", "deployments", "-n", "flux-system"],
+            "{.items[*].metadata.name}",
+        )
+    };
+    assert_eq!(flux_deployments(), ["helm-controller", "source-controller"]);
+
+    // The app's deploy artifact, published to the in-network registry.
+    let image = format!("{mirror}/apps/hello-aks@sha256:{}", "ab".repeat(32));
+    let publish = [
+        "-f", &app_arg, "publish", "--image", &image, "--env", "prod",
+    ];
+    let published = inside(&rig, home.path(), &publishers, &publish);
+    assert!(published.status.success(), "{}", stderr(&published));
+
+    // Without --mirror the member is refused, naming the other way, and nothing is written.
+    let ns = rig.bare_namespace("fleet-mirror");
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "-f", &app_arg, "fleet", "add", "rig", "-n", &ns, "--env", "prod",
+        ];
+        args.extend([
+            "--interval",
+            "5s",
+            "--timeout",
+            "1m",
+            "--secret",
+            "api_token=x",
+        ]);
+        args.extend(extra);
+        inside(&rig, home.path(), &publishers, &args)
+    };
+    let refused = add(&[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    for wanted in ["kustomize-controller", "--mirror"] {
+        assert!(
+            stderr(&refused).contains(wanted),
+            "{wanted:?} in {}",
+            stderr(&refused)
+        );
+    }
+    let namespaces = words(&rig, &["get", "namespaces"], "{.items[*].metadata.name}");
+    assert!(!namespaces.contains(&ns), "{namespaces:?}");
+
+    let added = add(&["--mirror", &mirror, "--output", "json"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let added = json_stdout(&added);
+    let objects = added["clusters"][0]["objects"].to_string();
+    for wanted in [
+        "deployment/kustomize-controller created",
+        "customresourcedefinition/kustomizations.kustomize.toolkit.fluxcd.io created",
+        "kustomization/hello-aks created",
+    ] {
+        assert!(objects.contains(wanted), "{wanted:?} in {objects}");
+    }
+    // Every Flux controller runs the mirror's image, pinned by the digest the mirror holds.
+    assert_eq!(
+        flux_deployments(),
+        [
+            "helm-controller",
+            "kustomize-controller",
+            "source-controller"
+        ]
+    );
+    let images = words(
+        &rig,
+        &["get", "deployments", "-n", "flux-system"],
+        "{.items[*].spec.template.spec.containers[*].image}",
+    );
+    assert_eq!(images.len(), 3, "{images:?}");
+    for image in &images {
+        let (repository, digest) = image.split_once('@').unwrap();
+        let name = repository.strip_prefix(&format!("{mirror}/")).unwrap();
+        assert!(
+            name.starts_with("ghcr.io/fluxcd/") && digest.starts_with("sha256:"),
+            "{image}"
+        );
+        let path = format!("/v2/{name}/manifests/{digest}");
+        assert_eq!(
+            support::registry::request(&mirror, "HEAD", &path),
+            200,
+            "{image}"
+        );
+    }
+    // `flux install`'s RBAC: the kustomize API group for the three, cluster-admin for the two
+    // that apply arbitrary objects (flux2 manifests/rbac/rbac.yaml).
+    let crb = |name: &str| {
+        let path = "{.subjects[*].name}";
+        words(&rig, &["get", "clusterrolebinding", name], path)
+    };
+    assert_eq!(
+        crb("crd-controller-flux-system"),
+        [
+            "source-controller",
+            "helm-controller",
+            "kustomize-controller"
+        ]
+    );
+    assert_eq!(
+        crb("cluster-reconciler-flux-system"),
+        ["helm-controller", "kustomize-controller"]
+    );
+    let groups = words(
+        &rig,
+        &["get", "clusterrole", "crd-controller-flux-system"],
+        "{.rules[*].apiGroups[*]}",
+    );
+    assert!(
+        groups.contains(&"kustomize.toolkit.fluxcd.io".to_string()),
+        "{groups:?}"
+    );
+
+    if rig.env("KUSTOMIZE_ON_INSTALL").is_some() {
+        // The real kustomize-controller, started as its pod would, applies the artifact.
+        rig.kubectl_ok(&[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=120s",
+            "-n",
+            &ns,
+            "kustomization/hello-aks",
+        ]);
+        assert_eq!(rig.running_image(&ns, "hello-aks"), image);
+    } else {
+        support::skip("the Kustomization's Ready: build-flux-kustomize.sh's cache has no kustomize-controller");
+    }
+
+    // Keeping the platform current keeps kustomize-controller, which `fleet add` added.
+    let plan = [
+        "cluster",
+        "install",
+        "--mirror",
+        &mirror,
+        "--dry-run",
+        "--output",
+        "json",
+    ];
+    let planned = inside(&rig, home.path(), &publishers, &plan);
+    assert!(planned.status.success(), "{}", stderr(&planned));
+    let planned = json_stdout(&planned);
+    assert_eq!(
+        planned["versions"]["kustomize-controller"], "v1.9.5",
+        "{planned}"
+    );
+
+    let outside = publishers.outside_requests();
+    assert!(
+        outside.is_empty(),
+        "reached outside the network: {outside:?}"
+    );
+}
+
 /// A platform bundle made from `publishers`, which are then cut off, pushed to `mirror`.
 fn create_bundle_and_push(
     rig: &PrivateRig,

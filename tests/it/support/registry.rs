@@ -191,12 +191,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// One request straight to the registry (`Connection: close`); its status code.
+/// One request straight to the registry (`Connection: close`, OCI manifests and indexes
+/// accepted); its status code.
 pub fn request(host: &str, method: &str, path: &str) -> u16 {
     let mut stream = TcpStream::connect(host).unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut reply = String::new();
