@@ -319,3 +319,77 @@ fn manifest_media_type(bytes: &[u8], sent: Option<String>) -> String {
 fn is_index(media_type: &str) -> bool {
     media_type == IMAGE_INDEX || media_type == DOCKER_LIST
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copier_for<'a>(
+        layout: &'a Layout,
+        mirrors: &'a Mirrors,
+        platforms: &'a [Platform],
+    ) -> Copier<'a> {
+        Copier {
+            layout,
+            mirrors,
+            platforms,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn linux(arch: &str) -> Platform {
+        Platform {
+            os: "linux".into(),
+            architecture: arch.into(),
+        }
+    }
+
+    #[test]
+    fn an_index_keeps_the_platforms_asked_for_and_the_attestations_about_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let mirrors = Mirrors::default();
+        let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        // As BuildKit publishes: an image per platform, an attestation manifest about each
+        // (platform unknown/unknown, annotated with the image it is about).
+        let children = serde_json::json!([
+            {"digest": digest('a'), "platform": {"os": "linux", "architecture": "amd64"}},
+            {"digest": digest('b'), "platform": {"os": "linux", "architecture": "arm64"}},
+            {"digest": digest('c'), "platform": {"os": "linux", "architecture": "s390x"}},
+            {"digest": digest('d'), "platform": {"os": "unknown", "architecture": "unknown"},
+             "annotations": {"vnd.docker.reference.digest": digest('a'), "vnd.docker.reference.type": "attestation-manifest"}},
+            {"digest": digest('e'), "platform": {"os": "unknown", "architecture": "unknown"},
+             "annotations": {"vnd.docker.reference.digest": digest('c'), "vnd.docker.reference.type": "attestation-manifest"}},
+        ]);
+        let children = children.as_array().unwrap();
+        let kept_digests = |platforms: &[Platform]| -> Vec<String> {
+            let copier = copier_for(&layout, &mirrors, platforms);
+            (copier.kept(children).iter())
+                .map(|c| c["digest"].as_str().unwrap()[7..8].to_string())
+                .collect()
+        };
+        for (platforms, wanted) in [
+            (vec![linux("amd64")], vec!["a", "d"]),
+            (vec![linux("arm64")], vec!["b"]),
+            (vec![linux("amd64"), linux("arm64")], vec!["a", "b", "d"]),
+            (vec![linux("riscv64")], vec![]),
+        ] {
+            assert_eq!(kept_digests(&platforms), wanted, "{platforms:?}");
+        }
+    }
+
+    #[test]
+    fn the_media_type_is_the_manifests_own_else_the_registrys_else_ocis() {
+        let list = br#"{"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json"}"#;
+        assert_eq!(
+            manifest_media_type(list, Some(IMAGE_INDEX.into())),
+            DOCKER_LIST
+        );
+        assert!(is_index(DOCKER_LIST) && is_index(IMAGE_INDEX));
+        assert_eq!(
+            manifest_media_type(b"{}", Some(IMAGE_INDEX.into())),
+            IMAGE_INDEX
+        );
+        assert_eq!(manifest_media_type(b"{}", None), IMAGE_MANIFEST);
+    }
+}
