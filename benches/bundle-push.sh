@@ -11,7 +11,7 @@
 # The bundle is made from a stand-in publisher registry: every image SpinKube's pinned charts
 # and Flux run, each one platform with one random layer of LAYER_KIB, the three charts (from the
 # rig's chart cache), the module zips (Go module cache) and two shim archives of 8 MiB.
-# Usage: [SPIN_AKS_BIN=path] [LAYER_KIB=4096] benches/bundle-push.sh [runs]  (default 5)
+# Usage: [SPIN_AKS_BIN=path] [LAYER_KIB=4096] [INSTALL=0: no install runs] benches/bundle-push.sh [runs]  (default 5)
 # Needs: cargo, go, docker-registry, helm, curl, bc, python3, and the rig's Flux cache
 # (scripts/kube-rig/build.sh --flux).
 set -euo pipefail
@@ -124,6 +124,14 @@ push_oras() {
   done < "$work/parts"
 }
 
+if [ "${PROBE:-0}" = 1 ]; then
+  start_registry probe
+  cpu_of() { awk -v tck="$(getconf CLK_TCK)" '{print ($14 + $15) / tck}' "/proc/$1/stat"; }
+  c0=$(cpu_of "${pids[-1]}")
+  /usr/bin/time -f 'spin-aks: %e s wall, %U user, %S sys' "$bin" bundle push -q "$bundle" "$registry" >/dev/null
+  echo "registry cpu: $(echo "$(cpu_of "${pids[-1]}") - $c0" | bc -l)"
+  exit 0
+fi
 declare -A cold registry_of
 for _ in $(seq 1 "$runs"); do
   for tool in spin_aks oras; do
@@ -151,7 +159,7 @@ rig() {
   sleep 2
 }
 installs_publishers="" installs_mirror=""
-for _ in $(seq 1 "$runs"); do
+for _ in $(seq 1 "$([ "${INSTALL:-1}" = 0 ] && echo 0 || echo "$runs")"); do
   rig
   installs_publishers+="$(timed "$bin" cluster install -q --chart-registry "$charts" --module-proxy "$proxy") "
   rig
@@ -161,7 +169,7 @@ done
 med() { printf '%s\n' $1 | median; }
 ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 cs=$(med "${cold[spin_aks]}") co=$(med "${cold[oras]}") w=$(med "$warm")
-ip=$(med "$installs_publishers") im=$(med "$installs_mirror")
+ip=$(med "${installs_publishers:-0}") im=$(med "${installs_mirror:-0}")
 cat <<TABLE
 bundle: $parts parts, $bundle_mb MB ($(list_images | wc -l) images of ${layer_kib} KiB, 3 charts, 4 module zips, 2 shim archives of 8 MiB); medians of $runs, load $(cut -d' ' -f1-3 /proc/loadavg)
 

@@ -14,7 +14,7 @@ use crate::oci::media_types::REF_NAME_ANNOTATION;
 use crate::oci::reference::RegistryRef;
 use crate::oci::{Descriptor, Digest, ImageManifest};
 use crate::output::Output;
-use crate::publish::RegistrySettings;
+use crate::publish::{RegistryConnection, RegistrySettings};
 use crate::registry::client::RegistryClient;
 use crate::registry::progress::Progress;
 use crate::registry::push::PushOptions;
@@ -92,8 +92,10 @@ pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushR
     };
     // What the registry holds of each item: one request each.
     let items: Vec<&Item> = contents.items.iter().chain([&bundle]).collect();
+    let host = RegistryRef::parse(&format!("{}/bundle", settings.registry))?;
+    let connection = RegistryConnection::open(host.registry(), &settings.transport).await?;
     let asked: Vec<Target> = stream::iter(&items)
-        .map(|item| target(item, settings, out))
+        .map(|item| target(item, settings, &connection, out))
         .buffered(JOBS * 2)
         .try_collect()
         .await?;
@@ -102,9 +104,7 @@ pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushR
     let to_send: BTreeSet<&Digest> = (missing.iter())
         .flat_map(|t| blobs_of.get(&t.item.digest).into_iter().flatten())
         .collect();
-    for digest in &to_send {
-        archive.verify_blob(digest).map_err(damaged)?;
-    }
+    verify_all(&archive, &to_send).map_err(damaged)?;
     out.info(format!(
         "{shown}: bundle {} checked, {} of {} items to load into {}",
         own.digest,
@@ -117,6 +117,9 @@ pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushR
     let (last, first) = asked
         .split_last()
         .expect("the bundle's own manifest is asked about");
+    // The largest first, so that the last to finish are small: the registry stays busy.
+    let mut first: Vec<&Target> = first.iter().collect();
+    first.sort_by_key(|t| std::cmp::Reverse(if t.present { 0 } else { t.item.bytes }));
     let reports: Vec<TreeReport> = stream::iter(first)
         .map(|target| push_item(&archive, target, &progress, out))
         .buffer_unordered(JOBS)
@@ -137,6 +140,24 @@ pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushR
     })
 }
 
+/// Hashes each of `digests` where it lies, on as many threads as there are cores.
+fn verify_all(archive: &Archive, digests: &BTreeSet<&Digest>) -> anyhow::Result<()> {
+    let digests: Vec<&Digest> = digests.iter().copied().collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    let share = digests.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (digests.chunks(share))
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(|d| archive.verify_blob(d))))
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a hashing thread failed")))
+        })
+    })
+}
+
 /// One item, its client, and whether the registry's tag names it already.
 struct Target<'a> {
     item: &'a Item,
@@ -151,11 +172,11 @@ struct Target<'a> {
 async fn target<'a>(
     item: &'a Item,
     settings: &PushSettings,
+    connection: &RegistryConnection<'_>,
     out: &Output,
 ) -> anyhow::Result<Target<'a>> {
     let reference = RegistryRef::parse(&format!("{}/{}", settings.registry, item.reference()))?;
-    let (mut client, options) =
-        crate::publish::registry_client(&reference, &settings.transport, None, out).await?;
+    let (mut client, options) = connection.client(&reference, None, out)?;
     let current = client.first_manifest_digest(&item.tag).await?;
     let present = current.as_ref() == Some(&item.digest);
     Ok(Target {

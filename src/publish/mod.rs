@@ -245,24 +245,56 @@ pub(crate) async fn registry_client(
     mount_from: Option<String>,
     out: &Output,
 ) -> anyhow::Result<(RegistryClient, PushOptions)> {
-    let transport = &settings.transport;
-    let http = registry::client::http_client(transport)?;
-    let credential =
-        registry::auth::resolve_credential(settings.auth, target.registry(), &http).await?;
-    let client = RegistryClient::new(
-        target,
-        credential,
-        mount_from.as_slice(),
-        http,
-        transport,
-        registry::retry::RetryPolicy::with_budget(settings.retry_budget),
-    )?;
-    let options = PushOptions {
-        jobs: settings.jobs,
-        mount_from,
-        progress: out.progress(),
-    };
-    Ok((client, options))
+    let connection = RegistryConnection::open(target.registry(), settings).await?;
+    connection.client(target, mount_from, out)
+}
+
+/// What every client for one registry shares: the HTTP client (loading the system's CA
+/// certificates once) and the credential found for the registry.
+pub(crate) struct RegistryConnection<'a> {
+    http: reqwest::Client,
+    credential: registry::SourcedCredential,
+    settings: &'a RegistrySettings,
+}
+
+impl<'a> RegistryConnection<'a> {
+    pub(crate) async fn open(
+        registry_host: &str,
+        settings: &'a RegistrySettings,
+    ) -> anyhow::Result<Self> {
+        let http = registry::client::http_client(&settings.transport)?;
+        let credential =
+            registry::auth::resolve_credential(settings.auth, registry_host, &http).await?;
+        Ok(RegistryConnection {
+            http,
+            credential,
+            settings,
+        })
+    }
+
+    /// A client for `target`'s repository (on this connection's registry), and how to push.
+    pub(crate) fn client(
+        &self,
+        target: &RegistryRef,
+        mount_from: Option<String>,
+        out: &Output,
+    ) -> anyhow::Result<(RegistryClient, PushOptions)> {
+        let settings = self.settings;
+        let client = RegistryClient::new(
+            target,
+            self.credential.clone(),
+            mount_from.as_slice(),
+            self.http.clone(),
+            &settings.transport,
+            registry::retry::RetryPolicy::with_budget(settings.retry_budget),
+        )?;
+        let options = PushOptions {
+            jobs: settings.jobs,
+            mount_from,
+            progress: out.progress(),
+        };
+        Ok((client, options))
+    }
 }
 
 /// The state-file key for a push from a layout or archive: the app's spin.toml when there is
