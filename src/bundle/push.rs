@@ -18,7 +18,7 @@ use crate::publish::{RegistryConnection, RegistrySettings};
 use crate::registry::client::RegistryClient;
 use crate::registry::progress::Progress;
 use crate::registry::push::PushOptions;
-use crate::registry::push_tree::{children, push_tree, TreeReport};
+use crate::registry::push_tree::{children, push_tree, send_blob, tree_blobs, TreeReport};
 
 /// Parts loaded at once.
 const JOBS: usize = 4;
@@ -114,12 +114,26 @@ pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushR
     ));
     let total: u64 = missing.iter().map(|t| t.item.bytes).sum();
     let mut progress = Progress::new(out.progress(), total);
+    // Every blob to send, the largest first, in one pool: the registry stays busy to the end.
+    let mut blobs: Vec<(&Target, Descriptor)> = Vec::new();
+    for target in &missing {
+        let root = Descriptor::new(&target.item.media_type, target.item.digest.clone(), 0);
+        let mut seen = BTreeSet::new();
+        for blob in tree_blobs(&archive, &root)? {
+            if seen.insert(blob.digest.clone()) {
+                blobs.push((target, blob));
+            }
+        }
+    }
+    blobs.sort_by_key(|(_, blob)| std::cmp::Reverse(blob.size));
+    let sent: Vec<Option<u64>> = stream::iter(&blobs)
+        .map(|(target, blob)| send_blob(&archive, &target.client, blob, &progress))
+        .buffer_unordered(settings.transport.jobs.max(1))
+        .try_collect()
+        .await?;
     let (last, first) = asked
         .split_last()
         .expect("the bundle's own manifest is asked about");
-    // The largest first, so that the last to finish are small: the registry stays busy.
-    let mut first: Vec<&Target> = first.iter().collect();
-    first.sort_by_key(|t| std::cmp::Reverse(if t.present { 0 } else { t.item.bytes }));
     let reports: Vec<TreeReport> = stream::iter(first)
         .map(|target| push_item(&archive, target, &progress, out))
         .buffer_unordered(JOBS)
@@ -132,8 +146,8 @@ pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushR
         digest: own.digest.to_string(),
         items: contents.items.len(),
         pushed: reports.iter().filter(|r| !r.present).count(),
-        blobs_uploaded: reports.iter().map(|r| r.blobs_uploaded).sum(),
-        bytes_uploaded: reports.iter().map(|r| r.bytes_uploaded).sum(),
+        blobs_uploaded: sent.iter().flatten().count(),
+        bytes_uploaded: sent.iter().flatten().sum(),
         referrers_pushed: reports.iter().map(|r| r.referrers_pushed).sum(),
         verified,
         seconds: started.elapsed().as_secs_f64(),
@@ -200,7 +214,7 @@ async fn push_item(
     let (client, options) = (&target.client, &target.options);
     let current = target.current.as_ref();
     let report = push_tree(
-        archive, &root, &item.tag, client, current, options, progress,
+        archive, &root, &item.tag, client, current, true, options, progress,
     )
     .await?;
     if !report.present {

@@ -26,13 +26,16 @@ pub struct TreeReport {
 /// the registry's tag names `current` (from the caller's first request,
 /// [`RegistryClient::first_manifest_digest`]): nothing when that is `root` already; else each
 /// image an index lists first (by digest, skipped when present), then `root`. Then the artifacts
-/// about every manifest of the tree.
+/// about every manifest of the tree. `blobs_sent`: the caller sent the tree's blobs already
+/// ([`send_blob`]), so only manifests go.
+#[allow(clippy::too_many_arguments)]
 pub async fn push_tree(
     source: &dyn BlobSource,
     root: &Descriptor,
     tag: &str,
     client: &RegistryClient,
     current: Option<&Digest>,
+    blobs_sent: bool,
     options: &PushOptions,
     progress: &Progress,
 ) -> anyhow::Result<TreeReport> {
@@ -48,7 +51,9 @@ pub async fn push_tree(
             if client.has_manifest(&child.digest).await? {
                 continue;
             }
-            push_blobs(source, client, &child_bytes, options, progress, &mut report).await?;
+            if !blobs_sent {
+                push_blobs(source, client, &child_bytes, options, progress, &mut report).await?;
+            }
             let media_type = media_type(&child_bytes).or(Some(child.media_type.clone()));
             client
                 .put_manifest(
@@ -59,7 +64,9 @@ pub async fn push_tree(
                 .await?;
             report.manifests_put += 1;
         }
-        push_blobs(source, client, &bytes, options, progress, &mut report).await?;
+        if !blobs_sent {
+            push_blobs(source, client, &bytes, options, progress, &mut report).await?;
+        }
         let media_type = media_type(&bytes).or(Some(root.media_type.clone()));
         client
             .put_manifest(tag, media_type.as_deref(), &bytes)
@@ -105,6 +112,31 @@ async fn push_blobs(
         }
     }
     Ok(())
+}
+
+/// Sends one blob into `client`'s repository unless it holds it: the bytes uploaded, if any.
+pub async fn send_blob(
+    source: &dyn BlobSource,
+    client: &RegistryClient,
+    blob: &Descriptor,
+    progress: &Progress,
+) -> anyhow::Result<Option<u64>> {
+    Ok(
+        match push_blob(source, client, blob, None, progress, None).await? {
+            BlobOutcome::Uploaded(bytes) => Some(bytes),
+            BlobOutcome::Skipped | BlobOutcome::Mounted => None,
+        },
+    )
+}
+
+/// The blobs of the tree at `root` (an image manifest's, or those of every image an index lists).
+pub fn tree_blobs(source: &dyn BlobSource, root: &Descriptor) -> anyhow::Result<Vec<Descriptor>> {
+    let bytes = source.manifest(root)?;
+    let mut found = blobs(&bytes)?;
+    for child in children(&bytes)? {
+        found.extend(tree_blobs(source, &child)?);
+    }
+    Ok(found)
 }
 
 /// The manifests an index lists (none for an image manifest).
