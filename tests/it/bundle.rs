@@ -769,3 +769,86 @@ fn create_bundle_and_push(
     );
     assert!(pushed.status.success(), "{}", stderr(&pushed));
 }
+
+/// `bundle push --trust-cert`: the app's Notary Project signature, carried in the bundle, is
+/// verified before anything is sent; a signer not trusted loads nothing.
+#[test]
+fn bundle_push_verifies_the_apps_signature_before_loading_anything() {
+    use crate::notation::test_pki::{self, KeyKind, Leaf};
+
+    let Some(target) = Registry::start(support::registry::RegistryConfig::open().access_log())
+    else {
+        return;
+    };
+    let Some(rig) = private_rig_with(&["--bare", "--flux-on-install"]) else {
+        return;
+    };
+    let Some(publishers) = start_publishers(&rig, &upstream()) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = home.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let ours = test_pki::make("spin-aks bundle root", &Leaf::new(KeyKind::P256));
+    let (key, chain, root) = (
+        file("key.pem", &ours.key_pem),
+        file("chain.pem", &ours.chain_pem),
+        file("root.pem", &ours.root_pem),
+    );
+    let theirs = test_pki::make("someone else's root", &Leaf::new(KeyKind::P256));
+    let their_root = file("their-root.pem", &theirs.root_pem);
+    let app = example_copy(home.path());
+    let archive = home.path().join("hello.oci.tar");
+    let repository = format!("{}/apps/hello-aks", target.host());
+    let exported = support::spin_aks(home.path())
+        .arg("-f")
+        .arg(&app)
+        .args(["export", "-o"])
+        .arg(&archive)
+        .args([
+            "--with-deploy",
+            &repository,
+            "--sign",
+            &key,
+            "--sign-cert",
+            &chain,
+        ])
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let bundle = home.path().join("signed.tar");
+    let app_arg = archive.to_string_lossy().into_owned();
+    create(
+        &rig,
+        home.path(),
+        &publishers,
+        &bundle,
+        &["--app", &app_arg],
+    );
+    let push = |trust: &str| {
+        support::spin_aks(home.path())
+            .args(["bundle", "push", "--output", "json"])
+            .arg(&bundle)
+            .arg(target.host())
+            .args(["--trust-cert", trust])
+            .output()
+            .unwrap()
+    };
+    let refused = push(&their_root);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(target.requests().is_empty(), "{:?}", target.requests());
+    let loaded = push(&root);
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    let report = json_stdout(&loaded);
+    assert!(
+        report["verified"]["signer"]
+            .as_str()
+            .unwrap()
+            .contains("CN="),
+        "{report}"
+    );
+    assert_eq!(report["pushed"], report["items"], "{report}");
+}
