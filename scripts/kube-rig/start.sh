@@ -261,7 +261,10 @@ start_kustomize() { # Flux's kustomize-controller out of cluster; it fetches art
 }
 
 kustomize_controller() { # out of cluster; it fetches artifacts from source-controller's loopback address
-  spawn kustomize-controller env KUBECONFIG="$run/kubeconfig" RUNTIME_NAMESPACE=flux-system "$kustomize_cache/bin/kustomize-controller" \
+  # Its own temporary directory, as a pod has: at start it deletes every `kustomization-*` in it
+  # (internal/controller/tmpdir.go, purgeStaleTempDirs), another rig's builds in a shared /tmp too.
+  mkdir -p "$run/tmp"
+  spawn kustomize-controller env TMPDIR="$run/tmp" KUBECONFIG="$run/kubeconfig" RUNTIME_NAMESPACE=flux-system "$kustomize_cache/bin/kustomize-controller" \
     --watch-all-namespaces --log-level info --no-remote-bases \
     --metrics-addr "127.0.0.1:$kustomize_metrics_port" --health-addr "127.0.0.1:$kustomize_health_port"
 }
