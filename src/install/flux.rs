@@ -288,8 +288,8 @@ pub fn objects_with(controllers: &[&Module], image: &ControllerImage<'_>) -> Vec
     for module in controllers {
         objects.extend(match module.name() {
             "source-controller" => Some(source_controller(module, image)),
-            "helm-controller" => Some(helm_controller(module, image)),
-            "kustomize-controller" => Some(kustomize_controller(module, image)),
+            "helm-controller" => Some(applier(module, image, 600)),
+            "kustomize-controller" => Some(applier(module, image, 60)),
             _ => None,
         });
     }
@@ -321,8 +321,10 @@ fn source_controller(module: &Module, image: &ControllerImage<'_>) -> Value {
     deployment
 }
 
-/// helm-controller: renders and installs the charts of HelmReleases.
-fn helm_controller(module: &Module, image: &ControllerImage<'_>) -> Value {
+/// helm-controller (renders and installs the charts of HelmReleases) and kustomize-controller
+/// (builds and applies the manifests of Kustomizations, its upstream
+/// config/manager/deployment.yaml): the same container, each with its own grace period.
+fn applier(module: &Module, image: &ControllerImage<'_>, grace_seconds: u32) -> Value {
     let container = json!({
         "ports": [port("http-prom", 8080), port("healthz", 9440)],
         "args": ["--watch-all-namespaces=true", "--log-level=info", "--log-encoding=json", "--enable-leader-election"],
@@ -332,22 +334,7 @@ fn helm_controller(module: &Module, image: &ControllerImage<'_>) -> Value {
         "resources": {"limits": {"cpu": "1000m", "memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "64Mi"}},
         "volumeMounts": [{"name": "temp", "mountPath": "/tmp"}],
     });
-    deployment(module, image(module), container, 600, &["temp"])
-}
-
-/// kustomize-controller: builds and applies the manifests of Kustomizations (its upstream
-/// config/manager/deployment.yaml).
-fn kustomize_controller(module: &Module, image: &ControllerImage<'_>) -> Value {
-    let container = json!({
-        "ports": [port("http-prom", 8080), port("healthz", 9440)],
-        "args": ["--watch-all-namespaces=true", "--log-level=info", "--log-encoding=json", "--enable-leader-election"],
-        "env": [],
-        "livenessProbe": {"httpGet": {"port": "healthz", "path": "/healthz"}},
-        "readinessProbe": {"httpGet": {"port": "healthz", "path": "/readyz"}},
-        "resources": {"limits": {"cpu": "1000m", "memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "64Mi"}},
-        "volumeMounts": [{"name": "temp", "mountPath": "/tmp"}],
-    });
-    deployment(module, image(module), container, 60, &["temp"])
+    deployment(module, image(module), container, grace_seconds, &["temp"])
 }
 
 fn port(name: &str, number: u16) -> Value {
