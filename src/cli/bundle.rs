@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{http_url, RegistryArgs, TrustArgs};
+use super::{http_url, RegistryArgs, ReleaseArgs, TrustArgs};
 use crate::bundle::copy::Platform;
 use crate::bundle::create::CreateSettings;
 use crate::bundle::push::PushSettings;
@@ -52,18 +52,8 @@ pub struct BundleCreateArgs {
     /// Where the shim's release archives are (`<URL>/<version>/<file>`)
     #[arg(long, value_name = "URL", default_value = crate::bundle::fetch::SHIM_BASE)]
     pub shim_base_url: String,
-    /// cert-manager release [default: 1.20.0]
-    #[arg(long, value_name = "VERSION")]
-    pub cert_manager_version: Option<String>,
-    /// runtime-class-manager release [default: 0.2.0]
-    #[arg(long, value_name = "VERSION")]
-    pub runtime_class_manager_version: Option<String>,
-    /// spin-operator release [default: 0.6.1]
-    #[arg(long, value_name = "VERSION")]
-    pub spin_operator_version: Option<String>,
-    /// containerd-shim-spin release [default: 0.25.1]
-    #[arg(long, value_name = "VERSION")]
-    pub shim_version: Option<String>,
+    #[command(flatten)]
+    pub versions: ReleaseArgs,
     /// Allow plain http:// for --module-proxy and --shim-base-url
     #[arg(long)]
     pub plain_http: bool,
@@ -95,13 +85,7 @@ pub struct BundlePushArgs {
 
 impl BundleCreateArgs {
     pub fn settings(&self) -> anyhow::Result<CreateSettings> {
-        use crate::install::releases::{ReleaseSet, Versions};
-        let releases = ReleaseSet::pinned(&Versions {
-            cert_manager: self.cert_manager_version.clone(),
-            runtime_class_manager: self.runtime_class_manager_version.clone(),
-            spin_operator: self.spin_operator_version.clone(),
-            shim: self.shim_version.clone(),
-        })?;
+        let releases = self.versions.releases()?;
         // Every chart's image list is known before anything is fetched.
         for chart in releases.charts() {
             crate::install::images::chart_images(chart)?;

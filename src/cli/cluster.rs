@@ -127,10 +127,9 @@ pub struct InstallSourceArgs {
     pub mirror: Option<String>,
 }
 
+/// The releases SpinKube is installed (or bundled) at, each pinned unless given.
 #[derive(Debug, Args)]
-pub struct ClusterInstallArgs {
-    #[command(flatten)]
-    pub target: TargetArgs,
+pub struct ReleaseArgs {
     /// cert-manager release [default: 1.20.0]
     #[arg(long, value_name = "VERSION")]
     pub cert_manager_version: Option<String>,
@@ -143,6 +142,14 @@ pub struct ClusterInstallArgs {
     /// containerd-shim-spin release the nodes get [default: 0.25.1]
     #[arg(long, value_name = "VERSION")]
     pub shim_version: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterInstallArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub versions: ReleaseArgs,
     #[command(flatten)]
     pub sources: InstallSourceArgs,
     /// Talk plain HTTP to the chart registry and the module proxy (loopback ones always may)

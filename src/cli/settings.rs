@@ -365,16 +365,22 @@ impl PromoteArgs {
     }
 }
 
-impl ClusterInstallArgs {
-    /// The install settings: versions that are releases, the sources checked.
-    pub fn settings(&self) -> anyhow::Result<crate::install::InstallSettings> {
-        use crate::install::releases::{ReleaseSet, Versions};
-        let releases = ReleaseSet::pinned(&Versions {
+impl ReleaseArgs {
+    /// The releases asked for, each a release version, the pinned one where none is given.
+    pub fn releases(&self) -> anyhow::Result<crate::install::releases::ReleaseSet> {
+        crate::install::releases::ReleaseSet::pinned(&crate::install::releases::Versions {
             cert_manager: self.cert_manager_version.clone(),
             runtime_class_manager: self.runtime_class_manager_version.clone(),
             spin_operator: self.spin_operator_version.clone(),
             shim: self.shim_version.clone(),
-        })?;
+        })
+    }
+}
+
+impl ClusterInstallArgs {
+    /// The install settings: versions that are releases, the sources checked.
+    pub fn settings(&self) -> anyhow::Result<crate::install::InstallSettings> {
+        let releases = self.versions.releases()?;
         self.sources
             .settings(releases, self.plain_http, self.dry_run, self.timeout)
     }
