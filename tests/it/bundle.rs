@@ -251,14 +251,11 @@ fn a_bundle_made_beside_the_publishers_installs_and_deploys_in_a_closed_network_
     );
 
     // Every Deployment runs a mirror's image by digest; the Shim's archive is the mirror's blob.
-    let images = rig.kubectl_ok(&[
-        "get",
-        "deployments",
-        "-A",
-        "-o",
-        "jsonpath={range .items[*]}{.spec.template.spec.containers[*].image}{\"\\n\"}{end}",
-    ]);
-    let images: Vec<&str> = images.split_whitespace().collect();
+    let images = words(
+        &rig,
+        &["get", "deployments", "-A"],
+        "{.items[*].spec.template.spec.containers[*].image}",
+    );
     assert!(images.len() >= 7, "{images:?}");
     for image in &images {
         assert!(
@@ -455,27 +452,14 @@ fn find_largest_entry_middle(bytes: &[u8]) -> usize {
 /// with Flux (the AKS extension's part): SpinKube installed from the mirror alone.
 #[test]
 fn cluster_create_with_a_mirror_installs_spinkube_from_it_alone() {
-    use std::sync::{Arc, Mutex};
-
     use crate::cluster_aks::{run_blocking, Aks};
-    use crate::support::arm::Provisioner;
-    use crate::support::rig::try_private_rig_with;
 
     let Some(in_network) = Registry::open() else {
         return;
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let aks = runtime.block_on(Aks::empty());
-    let rig: Arc<Mutex<Option<PrivateRig>>> = Arc::default();
-    let started = rig.clone();
-    let provisioner: Provisioner = Arc::new(move |_name| {
-        let new = try_private_rig_with(&["--bare", "--flux"])?;
-        let kubeconfig = new.kubeconfig.clone();
-        *started.lock().unwrap() = Some(new);
-        Ok(kubeconfig)
-    });
-    aks.arm
-        .world(|w| w.provisioning.provisioner = Some(provisioner));
+    let rig = aks.rigs_on_create(&["--bare", "--flux"]);
     let create = |extra: &[&str], env: &[(String, String)]| {
         let mut cmd = aks.azure(&["cluster", "create", "-y", "--cluster", "spin1"]);
         cmd.args(["--resource-group", "rg-air", "--location", "West Europe"])
@@ -522,15 +506,11 @@ fn cluster_create_with_a_mirror_installs_spinkube_from_it_alone() {
         "{report}"
     );
     // SpinKube's Deployments run the mirror's images by digest (Flux is the extension's here).
-    let images = new.kubectl_ok(&[
-        "get",
-        "deployments",
-        "-n",
-        "cert-manager",
-        "-o",
-        "jsonpath={.items[*].spec.template.spec.containers[*].image}",
-    ]);
-    let images: Vec<&str> = images.split_whitespace().collect();
+    let images = words(
+        new,
+        &["get", "deployments", "-n", "cert-manager"],
+        "{.items[*].spec.template.spec.containers[*].image}",
+    );
     assert_eq!(images.len(), 3, "{images:?}");
     for image in images {
         assert!(
@@ -787,11 +767,7 @@ fn bundle_push_verifies_the_apps_signature_before_loading_anything() {
         return;
     };
     let home = tempfile::tempdir().unwrap();
-    let file = |name: &str, text: &str| {
-        let path = home.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_string_lossy().into_owned()
-    };
+    let file = |name: &str, text: &str| support::write_file(home.path(), name, text);
     let ours = test_pki::make("spin-aks bundle root", &Leaf::new(KeyKind::P256));
     let (key, chain, root) = (
         file("key.pem", &ours.key_pem),

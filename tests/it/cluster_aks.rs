@@ -42,6 +42,24 @@ impl Aks {
         self.home.path()
     }
 
+    /// Makes each cluster ARM creates a new private rig started with `modes`: the rig, once made.
+    pub(crate) fn rigs_on_create(
+        &self,
+        modes: &'static [&'static str],
+    ) -> std::sync::Arc<std::sync::Mutex<Option<crate::support::rig::PrivateRig>>> {
+        let rig: std::sync::Arc<std::sync::Mutex<Option<_>>> = Default::default();
+        let started = rig.clone();
+        let provisioner: crate::support::arm::Provisioner = std::sync::Arc::new(move |_name| {
+            let new = crate::support::rig::try_private_rig_with(modes)?;
+            let kubeconfig = new.kubeconfig.clone();
+            *started.lock().unwrap() = Some(new);
+            Ok(kubeconfig)
+        });
+        self.arm
+            .world(|w| w.provisioning.provisioner = Some(provisioner));
+        rig
+    }
+
     /// A fake ARM with one subscription and no cluster yet.
     pub(crate) async fn empty() -> Aks {
         let arm = FakeArm::start(ARM_TOKEN, AKS_TOKEN).await;

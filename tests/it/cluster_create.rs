@@ -2,14 +2,10 @@
 //! creation stands up a bare rig with the real Flux controllers as the new cluster, so the whole
 //! path create → install → check → up → delete runs; ARM's refusals come as ARM words them.
 
-use std::sync::{Arc, Mutex};
-
 use serde_json::{json, Value};
 
 use crate::cluster_aks::{run_blocking, Aks, SUB};
-use crate::support::arm::Provisioner;
 use crate::support::json_stdout;
-use crate::support::rig::{try_private_rig_with, PrivateRig};
 
 const CLUSTERS: &str = "/providers/Microsoft.ContainerService/managedClusters";
 
@@ -37,16 +33,7 @@ async fn create_stands_up_a_ready_cluster_then_install_check_up_and_delete_run_o
         return;
     };
     let aks = Aks::empty().await;
-    let rig: Arc<Mutex<Option<PrivateRig>>> = Arc::default();
-    let started = rig.clone();
-    let provisioner: Provisioner = Arc::new(move |_name| {
-        let new = try_private_rig_with(&["--bare", "--flux"])?;
-        let kubeconfig = new.kubeconfig.clone();
-        *started.lock().unwrap() = Some(new);
-        Ok(kubeconfig)
-    });
-    aks.arm
-        .world(|w| w.provisioning.provisioner = Some(provisioner));
+    let rig = aks.rigs_on_create(&["--bare", "--flux"]);
     // The rig's chart registry and module proxy are known once it runs: the install reads them
     // from its rig.env, so the first create stops before the install and a second one installs.
     let create = |extra: &[&str]| {

@@ -569,11 +569,7 @@ fn a_verifying_cluster_runs_a_signed_artifact_and_refuses_a_wrongly_signed_or_un
         cmd.args(args).args(["--output", "json"]).output().unwrap()
     };
     // Our signer, and another whose root the cluster does not trust.
-    let file = |name: &str, text: &str| {
-        let path = home.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_string_lossy().into_owned()
-    };
+    let file = |name: &str, text: &str| support::write_file(home.path(), name, text);
     let ours = test_pki::make("spin-aks fleet root", &Leaf::new(KeyKind::P256));
     let (key, chain, root) = (
         file("key.pem", &ours.key_pem),

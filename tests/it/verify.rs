@@ -20,7 +20,7 @@ use crate::notation::{
 use crate::support::apps::generated_app;
 use crate::support::registry::{Registry, RegistryConfig};
 use crate::support::rig::{rig, spin_aks_on};
-use crate::support::{json_stdout, spin_aks};
+use crate::support::{self, json_stdout, spin_aks};
 
 /// The image of `layout` as a signature's subject: media type, digest and size only.
 fn image_of(layout: &Layout) -> Descriptor {
@@ -100,11 +100,6 @@ fn verify(home: &Path, args: &[&str]) -> Output {
 }
 
 /// A PEM file of `pem` in `home`, its path as an argument.
-fn pem_file(home: &Path, name: &str, pem: &str) -> String {
-    let path = home.join(name);
-    std::fs::write(&path, pem).unwrap();
-    path.to_str().unwrap().to_string()
-}
 
 #[test]
 fn verify_accepts_a_signed_image_and_names_each_refusal_as_notation_does() {
@@ -123,9 +118,9 @@ fn verify_accepts_a_signed_image_and_names_each_refusal_as_notation_does() {
             ..Leaf::new(KeyKind::Rsa2048)
         },
     );
-    let root = pem_file(home, "root.pem", &good.root_pem);
-    let other_root = pem_file(home, "other-root.pem", &other.root_pem);
-    let expired_root = pem_file(home, "expired-root.pem", &expired.root_pem);
+    let root = support::write_file(home, "root.pem", &good.root_pem);
+    let other_root = support::write_file(home, "other-root.pem", &other.root_pem);
+    let expired_root = support::write_file(home, "expired-root.pem", &expired.root_pem);
     let identity = signer_identity();
     let repository = |name: &str| format!("{}/verify/{name}", registry.host());
 
@@ -264,7 +259,7 @@ fn verify_archive_checks_an_exported_signed_image_without_the_network() {
         .output()
         .unwrap();
     assert_ok(&output);
-    let root = pem_file(home, "root.pem", &pki.root_pem);
+    let root = support::write_file(home, "root.pem", &pki.root_pem);
     // Any network use would meet a closed port.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -292,7 +287,7 @@ fn verify_archive_checks_an_exported_signed_image_without_the_network() {
     assert_eq!(report["provenance"][0]["matches_image"], true, "{report}");
 
     let other = test_pki::make("another root", &Leaf::new(KeyKind::P256));
-    let output = run(&pem_file(home, "other.pem", &other.root_pem));
+    let output = run(&support::write_file(home, "other.pem", &other.root_pem));
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         json_stdout(&output)["signatures"][0]["verdict"],
@@ -323,7 +318,7 @@ fn a_second_verify_asks_the_registry_only_for_the_referrer_lists() {
     );
     let repository = format!("{}/verify/cached", registry.host());
     push(home, &layout, &format!("{repository}:1"));
-    let root = pem_file(home, "root.pem", &pki.root_pem);
+    let root = support::write_file(home, "root.pem", &pki.root_pem);
     let pinned = format!("{repository}@{}", image.digest);
     let run = || {
         let before = registry.requests().len();
@@ -402,7 +397,7 @@ fn up_and_apply_verify_refuse_unsigned_images_and_apply_nothing() {
     let app = crate::support::apps::example_copy(home);
     let ns = rig.bare_namespace("verify");
     let pki = test_pki::make("spin-aks test root", &Leaf::new(KeyKind::P256));
-    let root = pem_file(home, "root.pem", &pki.root_pem);
+    let root = support::write_file(home, "root.pem", &pki.root_pem);
     let reference = format!("{}/verify-up", registry.host());
     let run = |args: &[&str]| {
         spin_aks_on(rig, home)
@@ -513,8 +508,8 @@ fn a_signed_export_pushed_from_its_archive_verifies_on_the_registry() {
     let home = home.path();
     let app = generated_app(home, 2, 200);
     let pki = test_pki::make("spin-aks air-gap root", &Leaf::new(KeyKind::P384));
-    let key = pem_file(home, "key.pem", &pki.key_pem);
-    let chain = pem_file(home, "chain.pem", &pki.chain_pem);
+    let key = support::write_file(home, "key.pem", &pki.key_pem);
+    let chain = support::write_file(home, "chain.pem", &pki.chain_pem);
     let archive = home.join("app.oci.tar");
     let output = spin_aks(home)
         .args(["--output", "json", "export", "--skip-spin-build", "-f"])
@@ -548,7 +543,7 @@ fn a_signed_export_pushed_from_its_archive_verifies_on_the_registry() {
     ] {
         assert!(types.contains(&wanted), "{wanted} pushed along: {types:?}");
     }
-    let root = pem_file(inside.path(), "root.pem", &pki.root_pem);
+    let root = support::write_file(inside.path(), "root.pem", &pki.root_pem);
     let pinned = format!("{repository}@{}", exported["digest"].as_str().unwrap());
     let output = spin_aks(inside.path())
         .args(["--output", "json", "verify", &pinned, "--trust-cert", &root])

@@ -110,6 +110,13 @@ pub fn spin_aks_std(home: &Path) -> Command {
     cmd
 }
 
+/// Writes `text` into `dir/name` (a PEM, a config file): its path as a string, for an argument.
+pub fn write_file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
 /// The path of an external tool (on PATH, or in the system directories, since some tests swap
 /// PATH for fakes), or `None` (skipping) outside CI. Under `CI=true` a missing tool fails the
 /// test: CI must never pass by skipping.
