@@ -545,6 +545,14 @@ pub(super) fn http_url(flag: &str, given: &str, plain_http: bool) -> anyhow::Res
             crate::bad_input!("{flag} is not a URL with a host: give an https:// URL")
         })?;
     let shown = crate::redact::redact_userinfo(url.as_str());
+    // Paths are appended to it: a query or fragment would swallow them, and a control character
+    // (which URL parsing drops without a word) means the value is not what was meant.
+    if url.query().is_some() || url.fragment().is_some() || given.chars().any(char::is_control) {
+        return Err(crate::bad_input!(
+            "{flag} `{}` must be a base URL without `?`, `#` or control characters: paths are appended to it",
+            crate::redact::redact_userinfo(url.as_str()).split(['?', '#']).next().unwrap_or_default()
+        ));
+    }
     let loopback = url
         .host_str()
         .is_some_and(crate::registry::host::is_loopback);

@@ -1846,6 +1846,22 @@ fn cases() -> Vec<Case> {
             says: &["--module-proxy", "ftp://***@example.com/proxy", "must be https://"],
         },
         Case {
+            name: "bundle create --shim-base-url with a query, a fragment or a newline is refused without echoing a login",
+            setup: |home| {
+                Ok(run(["bundle", "create", "-o"]).arg(home.join("b.tar")).args(["--shim-base-url", "https://user:hunter2@example.com/shim?x=1"]))
+            },
+            code: 2,
+            says: &["--shim-base-url", "https://***@example.com/shim", "without `?`, `#`"],
+        },
+        Case {
+            name: "bundle create --module-proxy with a newline inside is refused",
+            setup: |home| {
+                Ok(run(["bundle", "create", "-o"]).arg(home.join("b.tar")).args(["--module-proxy", "https://proxy.example.com/a\nb#frag"]))
+            },
+            code: 2,
+            says: &["--module-proxy", "control characters"],
+        },
+        Case {
             name: "bundle create --shim-base-url over plain http to another host is refused",
             setup: |home| Ok(run(["bundle", "create", "-o"]).arg(home.join("b.tar")).args(["--shim-base-url", "http://example.com/shim"])),
             code: 2,
