@@ -5,8 +5,9 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use spin_aks::app::{self, compat};
-use spin_aks::oci::assemble::AssembleOptions;
-use spin_aks::oci::{plain_image, spin_artifact, Layout};
+use spin_aks::build::assemble::AssembleOptions;
+use spin_aks::build::{plain_image, spin_artifact};
+use spin_aks::oci::Layout;
 
 const FILES: usize = 100;
 const FILE_SIZE: usize = 200 * 1024;

@@ -5,19 +5,19 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::azure::choose::ClusterSelector;
 use crate::azure::names;
 use crate::azure::vault::Vault;
-use crate::cluster::secrets::SecretArg;
-use crate::kube::key_vault::KeyVaultMode;
-use crate::kube::objects::{self, WorkloadKind};
-use crate::kube::render::RenderType;
-use crate::kube::runtime_config::{self, Store};
-use crate::kube::validate;
+use crate::context::choose::ClusterSelector;
+use crate::manifests::secrets::SecretArg;
 use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::oci::ImageFormat;
 use crate::output::OutputMode;
 use crate::registry::auth::AuthMode;
+use crate::workload::key_vault::KeyVaultMode;
+use crate::workload::objects::{self, WorkloadKind};
+use crate::workload::render::RenderType;
+use crate::workload::runtime_config::{self, Store};
+use crate::workload::validate;
 
 mod bundle;
 mod cluster;

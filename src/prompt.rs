@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 
 use crate::bad_input;
-use crate::oci::reference::ImageRef;
 
 use dialoguer::console::Term;
 use dialoguer::theme::ColorfulTheme;
@@ -90,13 +89,18 @@ impl Prompter {
             .ok_or_else(|| bad_input!("no {} chosen", what.to_lowercase()))
     }
 
-    /// An image reference, `default` offered.
-    pub fn image(&self, default: &ImageRef) -> anyhow::Result<ImageRef> {
+    /// A value `parse` accepts (asked again until it does), `default` offered.
+    pub fn parsed<T: Clone + std::fmt::Display, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        default: &T,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> anyhow::Result<T> {
         if !self.interactive {
             return Ok(default.clone());
         }
-        input("Image", Some(&default.to_string()), |answer| {
-            ImageRef::parse(answer).map_err(|e| e.to_string())
+        input(what, Some(&default.to_string()), |answer| {
+            parse(answer).map_err(|e| e.to_string())
         })
     }
 }

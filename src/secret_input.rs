@@ -4,9 +4,9 @@
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 
-use crate::azure::Secret;
 use crate::bad_input;
 use crate::prompt;
+use crate::secret::Secret;
 
 /// The value of `variable`, from the first source given: a file, an environment variable, piped stdin, a
 /// hidden prompt on a terminal.

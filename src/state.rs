@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::azure::vault::Vault;
+use crate::azure::ClusterRef;
 use crate::oci::reference::RegistryRef;
 
 /// The schema version this build writes.
@@ -162,15 +163,6 @@ impl AppState {
             .find(|r| *r != except)
             .map(String::as_str)
     }
-}
-
-/// An AKS cluster selection.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterRef {
-    pub subscription: String,
-    pub resource_group: String,
-    pub name: String,
 }
 
 /// The state file on disk.

@@ -2,6 +2,7 @@
 //! on the first certificate there is to verify, so plain-HTTP and cached runs never pay for them.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -165,5 +166,28 @@ impl ServerCertVerifier for LazyVerifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// True for `localhost`, `127.0.0.0/8` and `::1` (with or without a port): such registries may
+/// be reached over plain HTTP without `--plain-http`, as Docker and crane allow.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = host_without_port(registry);
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+pub fn host_without_port(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
+        // `[::1]:5000` → `::1`
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match registry.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => registry,
     }
 }

@@ -17,7 +17,7 @@ use crate::context::AppContext;
 use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::oci::{archive, media_types, Descriptor, Digest, ImageManifest, Layout};
 use crate::output::Output;
-use crate::publish::RegistrySettings;
+use crate::push::RegistrySettings;
 use crate::registry::push::tag_schema;
 use crate::registry::RegistryClient;
 use crate::state::VerifyTrust;
@@ -224,8 +224,7 @@ pub async fn verify(
     let mut early = BTreeMap::new();
     let (store, descriptor, image, source) = match subject {
         Subject::Registry(reference) => {
-            let (client, _) =
-                crate::publish::registry_client(reference, registry, None, out).await?;
+            let (client, _) = crate::push::registry_client(reference, registry, None, out).await?;
             let mut client = client.pull_only();
             let digest = pinned_or_resolved(&mut client, reference).await?;
             let store = Store::Registry(
@@ -255,7 +254,7 @@ pub async fn verify(
             _unpacked = Some(dir);
             let name = match image {
                 Some(name) => Some(name.clone()),
-                None => crate::publish::image_and_carried(&layout)?.0,
+                None => crate::push::image_and_carried(&layout)?.0,
             };
             let (descriptor, _) = layout.image(name.as_deref())?;
             let descriptor =
@@ -324,7 +323,7 @@ async fn signatures(
                         .signing_time
                         .duration_since(UNIX_EPOCH)
                         .unwrap_or_default();
-                    let time = crate::oci::assemble::rfc3339(seconds.as_secs());
+                    let time = crate::build::assemble::rfc3339(seconds.as_secs());
                     ("verified", Some(ok.signer), Some(time), None)
                 }
                 Err(refusal) => {

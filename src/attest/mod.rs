@@ -7,6 +7,7 @@ use crate::output::Output;
 
 pub mod auditable;
 pub mod ci;
+pub mod key_vault;
 pub mod notation;
 pub mod pkcs12;
 pub mod provenance;
@@ -51,7 +52,7 @@ pub fn attach(
     if settings.provenance {
         let subject = format!(
             "{}:{}",
-            crate::kube::objects::dns_name(&built.app.name),
+            crate::workload::objects::dns_name(&built.app.name),
             built.tag
         );
         let input = provenance::ProvenanceInput::from_build(

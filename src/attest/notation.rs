@@ -632,7 +632,7 @@ fn check_leaf(cert: &X509Certificate, signing: bool) -> Result<(), String> {
 }
 
 fn rfc3339(epoch: i64) -> String {
-    crate::oci::assemble::rfc3339(epoch.max(0) as u64)
+    crate::build::assemble::rfc3339(epoch.max(0) as u64)
 }
 
 /// The value of [`THUMBPRINT_ANNOTATION`] for `chain`: the SHA-256 of each certificate, leaf

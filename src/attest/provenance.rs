@@ -10,9 +10,9 @@ use serde_json::{json, Map, Value};
 
 use super::ci::CiRun;
 use super::sbom::{Origin, SbomInput, WasmSource};
+use crate::build::assemble::rfc3339;
 use crate::build::BuiltImage;
 use crate::git::Checkout;
-use crate::oci::assemble::rfc3339;
 use crate::oci::{Digest, ImageFormat};
 
 /// in-toto Statement v1 (in-toto/attestation spec/v1/statement.md:11, 29-32).

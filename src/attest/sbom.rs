@@ -13,9 +13,9 @@ use sha2::Digest as _;
 use super::auditable::{self, CrateKey, Crates};
 use crate::app::compat::ShimRelease;
 use crate::app::{DependencySource, ResolvedComponent, Source};
+use crate::build::assemble::rfc3339;
 use crate::build::BuiltImage;
 use crate::git::Checkout;
-use crate::oci::assemble::rfc3339;
 use crate::oci::media_types::LOCKED_APP_LAYER;
 use crate::oci::{Digest, HashingWriter};
 

@@ -60,7 +60,7 @@ impl SignSettings {
     /// which must exist (its contents are read when signing, never shown).
     pub fn new(key: &str, cert: Option<PathBuf>) -> anyhow::Result<SignSettings> {
         let key = if key.starts_with("https://") || key.starts_with("http://") {
-            crate::azure::key_signer::KeyVaultKey::parse(key).map_err(|why| {
+            crate::attest::key_vault::KeyVaultKey::parse(key).map_err(|why| {
                 crate::bad_input!("--sign `{key}` is not a Key Vault key URL: {why}")
             })?;
             SigningKey::KeyVault(key.to_string())
@@ -119,13 +119,13 @@ pub async fn signer(settings: &SignSettings) -> anyhow::Result<Box<dyn Signer>> 
             Ok(Box::new(LocalKey::load(key, chain)?))
         }
         SigningKey::KeyVault(url) => {
-            let key = crate::azure::key_signer::KeyVaultKey::parse(url)
+            let key = crate::attest::key_vault::KeyVaultKey::parse(url)
                 .map_err(|why| crate::bad_input!("--sign `{url}`: {why}"))?;
             let chain = match &settings.cert {
                 Some(file) => Some(read_chain(file)?),
                 None => None,
             };
-            let signer = crate::azure::key_signer::KeyVaultSigner::connect(&key, chain).await?;
+            let signer = crate::attest::key_vault::KeyVaultSigner::connect(&key, chain).await?;
             Ok(Box::new(signer))
         }
     }

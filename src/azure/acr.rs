@@ -2,8 +2,9 @@
 //! → repository-scoped access token (`/oauth2/token`). Loopback login servers get plain http, as in Docker.
 
 use super::credential::{AzureCredential, ACR_SCOPE};
-use super::{jwt, Secret};
-use crate::registry::host::is_loopback;
+use super::jwt;
+use crate::secret::Secret;
+use crate::tls::is_loopback;
 use anyhow::Context;
 use serde::Deserialize;
 use std::time::{Duration, SystemTime};

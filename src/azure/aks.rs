@@ -10,9 +10,9 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use super::arm::Arm;
-use super::Secret;
+use crate::azure::ClusterRef;
 use crate::bad_input;
-use crate::state::ClusterRef;
+use crate::secret::Secret;
 
 /// The AKS Entra server application every managed-AAD cluster accepts tokens for.
 pub const AKS_SERVER_APP: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";

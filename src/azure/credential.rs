@@ -3,7 +3,7 @@
 
 use super::federated::{self, FederatedCredential};
 use super::imds::{ImdsCredential, DEFAULT_IMDS_HOST};
-use super::Secret;
+use crate::secret::Secret;
 use azure_core::credentials::TokenCredential;
 use azure_identity::{
     AzureCliCredential, AzureDeveloperCliCredential, ClientSecretCredential,

@@ -7,9 +7,9 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 
 use super::jwt;
-use super::Secret;
 use crate::bad_input;
-use crate::registry::host::is_loopback;
+use crate::secret::Secret;
+use crate::tls::is_loopback;
 
 /// The audience Entra expects in a federated token (GitHub's `audience` query, ADO's fixed `aud`).
 pub const AUDIENCE: &str = "api://AzureADTokenExchange";

@@ -1,7 +1,7 @@
 //! Managed identity through the instance metadata service (VMs, AKS nodes), over reqwest with a 1 s connect
 //! timeout: azure_identity's IMDS credential retries for ~72 s at a fixed address (a laptop would hang, a test can't fake it).
 
-use super::Secret;
+use crate::secret::Secret;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::rest::{self, Call, ErrorBody, Repeat, Rest, ServiceError};
 use super::vault::Vault;
-use super::Secret;
 use crate::bad_input;
+use crate::secret::Secret;
 
 /// The data-plane api-version (docs/cluster.md).
 const API_VERSION: &str = "7.4";

@@ -161,7 +161,7 @@ fn write(path: &Path, doc: &Value) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let text = crate::kube::render::to_yaml(doc);
+    let text = crate::yaml::to_yaml(doc);
     // The temporary file is created 0600 and the rename keeps it.
     crate::oci::layout::write_atomically(path, text.as_bytes(), crate::oci::layout::Access::Private)
 }

@@ -4,21 +4,17 @@
 pub mod acr;
 pub mod aks;
 pub mod arm;
-pub mod choose;
 pub mod credential;
 pub mod federated;
 pub mod identity;
 pub mod imds;
 pub mod jwt;
-pub mod key_signer;
 pub mod keyvault;
 pub mod kubeconfig_file;
 pub mod names;
 pub mod rest;
 pub mod roles;
 pub mod run_command;
-pub mod secret;
 pub mod vault;
-pub mod workload_identity;
 
-pub use secret::Secret;
+pub use names::ClusterRef;

@@ -395,3 +395,12 @@ mod tests {
         }
     }
 }
+
+/// An AKS cluster selection.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRef {
+    pub subscription: String,
+    pub resource_group: String,
+    pub name: String,
+}

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::aks::{server_scope, AKS_SERVER_APP};
 use super::arm::Arm;
-use crate::state::ClusterRef;
+use crate::azure::ClusterRef;
 
 /// What the remote command did.
 #[derive(Clone, Debug, PartialEq, Eq)]

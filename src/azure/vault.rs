@@ -1,7 +1,7 @@
 //! Key Vault names: a vault URL checked once into a typed `Vault`, and the mapping from a Spin
 //! variable name to a valid vault secret name (`_` → `-`, docs/cluster.md).
 
-use crate::registry::host::is_loopback;
+use crate::tls::is_loopback;
 
 /// A Key Vault, from `https://<name>.vault.azure.net/` (or a sovereign cloud's vault domain; a
 /// loopback `http://` URL for tests).

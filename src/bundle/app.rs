@@ -13,7 +13,7 @@ use crate::registry::push_tree::blobs;
 pub fn carry_app(archive: &Path, layout: &Layout) -> anyhow::Result<(Vec<Item>, Vec<Descriptor>)> {
     let dir = crate::interrupt::temp_dir()?;
     let app = archive::unpack(archive, dir.path())?;
-    let (named, deploy_tags) = crate::publish::image_and_carried(&app)?;
+    let (named, deploy_tags) = crate::push::image_and_carried(&app)?;
     let (image, manifest) = app.image(named.as_deref())?;
     let title = manifest
         .annotations
@@ -75,7 +75,7 @@ pub fn carry_app(archive: &Path, layout: &Layout) -> anyhow::Result<(Vec<Item>, 
     for deploy in &deploy_tags {
         let (descriptor, _) = app.image(Some(deploy))?;
         let env = deploy
-            .trim_start_matches(crate::publish::CARRIED_PREFIX)
+            .trim_start_matches(crate::push::CARRIED_PREFIX)
             .to_string();
         items.push(item(
             Kind::Deploy,

@@ -16,7 +16,7 @@ use crate::install::mirror::{module_repository, CHARTS, SHIM};
 use crate::install::releases::{Module, ReleaseSet};
 use crate::oci::{archive, Descriptor, Digest, Layout};
 use crate::output::Output;
-use crate::publish::human_bytes;
+use crate::push::human_bytes;
 use crate::registry::mirrors::Mirrors;
 use crate::registry::push_tree::{blobs, children};
 

@@ -14,7 +14,7 @@ use crate::oci::media_types::REF_NAME_ANNOTATION;
 use crate::oci::reference::RegistryRef;
 use crate::oci::{Descriptor, Digest, ImageManifest};
 use crate::output::Output;
-use crate::publish::{RegistryConnection, RegistrySettings};
+use crate::push::{RegistryConnection, RegistrySettings};
 use crate::registry::client::RegistryClient;
 use crate::registry::progress::Progress;
 use crate::registry::push::PushOptions;

@@ -50,7 +50,7 @@ pub struct FleetAddArgs {
     #[arg(short = 'n', long, value_name = "NS", default_value = "default", value_parser = validate::parse_dns_label)]
     pub namespace: String,
     /// The deploy artifact tag (environment) the clusters follow
-    #[arg(long, value_name = "ENV", default_value = crate::publish::deploy::DEFAULT_ENV, value_parser = validate::parse_dns_label)]
+    #[arg(long, value_name = "ENV", default_value = crate::deploy::artifact::DEFAULT_ENV, value_parser = validate::parse_dns_label)]
     pub env: String,
     /// How often Flux looks for a new artifact and re-applies it
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_flux_duration)]

@@ -20,23 +20,23 @@ impl GlobalArgs {
 
 impl TargetArgs {
     /// The target, reached directly (commands that only talk to the API server).
-    pub fn settings(&self) -> crate::target::TargetSettings {
-        crate::target::TargetSettings {
+    pub fn settings(&self) -> crate::context::target::TargetSettings {
+        crate::context::target::TargetSettings {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             namespace: self.namespace.clone(),
             aks: self.aks.selector(),
-            via: crate::target::Via::Auto,
+            via: crate::context::target::Via::Auto,
         }
     }
 
     /// The target, reached by the route `--via` asks for.
-    pub fn settings_via(&self, via: Via) -> crate::target::TargetSettings {
-        crate::target::TargetSettings {
+    pub fn settings_via(&self, via: Via) -> crate::context::target::TargetSettings {
+        crate::context::target::TargetSettings {
             via: match via {
-                Via::Auto => crate::target::Via::Auto,
-                Via::Api => crate::target::Via::Api,
-                Via::RunCommand => crate::target::Via::RunCommand,
+                Via::Auto => crate::context::target::Via::Auto,
+                Via::Api => crate::context::target::Via::Api,
+                Via::RunCommand => crate::context::target::Via::RunCommand,
             },
             ..self.settings()
         }
@@ -131,8 +131,8 @@ impl ImageArgs {
 impl PushArgs {
     /// The push settings: where the image comes from, the reference (checked now, before any
     /// build), transport and credentials.
-    pub fn settings(&self) -> anyhow::Result<crate::publish::PushSettings> {
-        use crate::publish::ImageSource;
+    pub fn settings(&self) -> anyhow::Result<crate::push::PushSettings> {
+        use crate::push::ImageSource;
         let source = match (&self.from_layout, &self.from_archive) {
             (Some(dir), _) => ImageSource::Layout(dir.clone()),
             (None, Some(file)) => ImageSource::Archive(file.clone()),
@@ -143,7 +143,7 @@ impl PushArgs {
             .as_deref()
             .map(RegistryRef::parse)
             .transpose()?;
-        Ok(crate::publish::PushSettings {
+        Ok(crate::push::PushSettings {
             source,
             reference,
             registry: self.registry.settings(),
@@ -154,8 +154,8 @@ impl PushArgs {
 
 impl RegistryArgs {
     /// Transport, parallelism, retry budget and credentials.
-    pub fn settings(&self) -> crate::publish::RegistrySettings {
-        crate::publish::RegistrySettings {
+    pub fn settings(&self) -> crate::push::RegistrySettings {
+        crate::push::RegistrySettings {
             transport: crate::registry::TransportOptions {
                 plain_http: self.plain_http,
                 ca_file: self.ca_file.clone(),
@@ -272,8 +272,8 @@ impl ObjectArgs {
 }
 
 impl PublishArgs {
-    pub fn settings(&self) -> anyhow::Result<crate::publish::deploy::PublishSettings> {
-        Ok(crate::publish::deploy::PublishSettings {
+    pub fn settings(&self) -> anyhow::Result<crate::deploy::artifact::PublishSettings> {
+        Ok(crate::deploy::artifact::PublishSettings {
             image: self.image.clone(),
             repository: self.repository.clone(),
             envs: self.envs.clone(),
@@ -290,8 +290,8 @@ impl PushArgs {
     pub fn publish_settings(
         &self,
         objects: crate::deploy::Settings,
-    ) -> anyhow::Result<crate::publish::deploy::PublishSettings> {
-        Ok(crate::publish::deploy::PublishSettings {
+    ) -> anyhow::Result<crate::deploy::artifact::PublishSettings> {
+        Ok(crate::deploy::artifact::PublishSettings {
             image: None,
             repository: None,
             envs: self.envs.clone(),
@@ -523,7 +523,7 @@ fn registry_path(flag: &str, given: &str) -> anyhow::Result<String> {
 /// Plain HTTP to `registry`: when asked for, or on loopback.
 fn registry_insecure(registry: &str, plain_http: bool) -> bool {
     let host = registry.split('/').next().unwrap_or_default();
-    plain_http || crate::registry::host::is_loopback(host)
+    plain_http || crate::tls::is_loopback(host)
 }
 
 /// The mirror registry `--mirror` names, as `bundle push` filled it.
@@ -553,9 +553,7 @@ pub(super) fn http_url(flag: &str, given: &str, plain_http: bool) -> anyhow::Res
             crate::redact::redact_userinfo(url.as_str()).split(['?', '#']).next().unwrap_or_default()
         ));
     }
-    let loopback = url
-        .host_str()
-        .is_some_and(crate::registry::host::is_loopback);
+    let loopback = url.host_str().is_some_and(crate::tls::is_loopback);
     match url.scheme() {
         "https" => Ok(url),
         "http" if plain_http || loopback => Ok(url),

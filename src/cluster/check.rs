@@ -16,8 +16,8 @@ use super::errors::{explain, Action};
 use crate::app::compat::{self, ShimRelease};
 use crate::app::model::Source;
 use crate::app::App;
-use crate::kube::objects::DEFAULT_RUNTIME_CLASS;
-use crate::kube::spinapp::SHIM_EXECUTOR;
+use crate::workload::objects::DEFAULT_RUNTIME_CLASS;
+use crate::workload::spinapp::SHIM_EXECUTOR;
 
 /// One line of `cluster check`: what was looked at, whether it is fine, and the fix when not.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -5,8 +5,9 @@ use super::check::Check;
 use crate::azure::arm::types::ManagedCluster;
 use crate::azure::arm::Arm;
 use crate::azure::roles;
+use crate::azure::ClusterRef;
 use crate::oci::reference::RegistryRef;
-use crate::state::{AppState, ClusterRef};
+use crate::state::AppState;
 
 /// ARM's checks for an AKS cluster, from one GET of the cluster (and the registry's roles).
 pub async fn checks(

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use similar::TextDiff;
 
-use crate::kube::render::to_yaml;
+use crate::yaml::to_yaml;
 
 /// The unified diff for one object (`before` is None when it does not exist yet); empty when equal.
 pub fn object_diff(label: &str, before: Option<&Value>, after: &Value) -> String {

@@ -4,9 +4,9 @@
 use serde::Serialize;
 
 use crate::cli::{ApplyArgs, GlobalArgs};
+use crate::context::target::Target;
 use crate::deploy::{self, plan, DeployReport};
 use crate::output::Output;
-use crate::target::Target;
 use crate::verify::{self, Verified};
 
 pub async fn run(global: &GlobalArgs, args: &ApplyArgs, out: &Output) -> anyhow::Result<()> {

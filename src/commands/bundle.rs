@@ -3,7 +3,7 @@
 use crate::bundle::{self, Contents};
 use crate::cli::{BundleArgs, BundleCommand, GlobalArgs};
 use crate::output::Output;
-use crate::publish::human_bytes;
+use crate::push::human_bytes;
 
 pub async fn run(_global: &GlobalArgs, args: &BundleArgs, out: &Output) -> anyhow::Result<()> {
     match &args.command {

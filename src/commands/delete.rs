@@ -1,9 +1,9 @@
 //! `spin-aks delete`: deletes the members of this app's ApplySet and its parent, nothing else.
 
 use crate::cli::{DeleteArgs, DryRun, GlobalArgs};
+use crate::context::target::Target;
 use crate::deploy;
 use crate::output::Output;
-use crate::target::Target;
 
 pub async fn run(global: &GlobalArgs, args: &DeleteArgs, out: &Output) -> anyhow::Result<()> {
     let settings = args.target.settings_via(args.via);

@@ -8,10 +8,11 @@ use serde::Serialize;
 use crate::build::{build_image, BuiltImage};
 use crate::cli::{ExportArgs, GlobalArgs};
 use crate::context::AppContext;
+use crate::deploy::artifact;
 use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::oci::{archive, ImageFormat, ImageManifest};
 use crate::output::Output;
-use crate::publish::{self, deploy};
+use crate::push;
 
 #[derive(Serialize)]
 struct ExportReport {
@@ -36,7 +37,7 @@ struct Carried {
 /// it in the build's layout; the image's name and manifest (to restore) and what was added.
 async fn carry(
     ctx: &mut AppContext,
-    signer: &publish::Signer,
+    signer: &push::ImageSigner,
     args: &ExportArgs,
     built: &BuiltImage,
     repository: &RegistryRef,
@@ -46,14 +47,14 @@ async fn carry(
     let (_, manifest) = built.layout.image(None)?;
     let image = ImageRef::from(repository.pinned(&built.descriptor.digest));
     let envs = match args.envs.as_slice() {
-        [] => vec![deploy::DEFAULT_ENV.to_string()],
+        [] => vec![artifact::DEFAULT_ENV.to_string()],
         envs => envs.to_vec(),
     };
     let tags: Vec<String> = envs
         .iter()
-        .map(|e| format!("{}{e}", publish::CARRIED_PREFIX))
+        .map(|e| format!("{}{e}", push::CARRIED_PREFIX))
         .collect();
-    let written = deploy::write(ctx, &args.objects.settings()?, &image, &built.layout, &tags)?;
+    let written = artifact::write(ctx, &args.objects.settings()?, &image, &built.layout, &tags)?;
     let key = ctx.key.clone();
     signer
         .sign(
@@ -85,7 +86,7 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
     let signing = args.sign.settings()?;
     let mut ctx = global.app_context(out)?;
     // The signing key is read before anything is built.
-    let signer = publish::Signer::prepare(&ctx.store, &ctx.key, &signing).await?;
+    let signer = push::ImageSigner::prepare(&ctx.store, &ctx.key, &signing).await?;
     let built = build_image(ctx.app.clone(), &settings, None, out).await?;
     crate::attest::attach(&built, &settings, out)?;
     let (key, image) = (ctx.key.clone(), &built.descriptor);

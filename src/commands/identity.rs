@@ -1,12 +1,12 @@
 //! `spin-aks identity setup`: the app's workload identity on the chosen AKS cluster (the step is
-//! `azure::workload_identity`), remembered so scaffold, apply and up give it to the app.
+//! `provision::identity`), remembered so scaffold, apply and up give it to the app.
 
 use crate::azure::arm::Arm;
-use crate::azure::choose::{self, Mode};
-use crate::azure::workload_identity::{self, Plan};
 use crate::bad_input;
 use crate::cli::{GlobalArgs, IdentityArgs, IdentityCommand, IdentitySetupArgs};
+use crate::context::choose::{self, Mode};
 use crate::output::Output;
+use crate::provision::identity::{self, Plan};
 
 pub async fn run(global: &GlobalArgs, args: &IdentityArgs, out: &Output) -> anyhow::Result<()> {
     match &args.command {
@@ -30,7 +30,7 @@ async fn setup(global: &GlobalArgs, args: &IdentitySetupArgs, out: &Output) -> a
     let last_namespace = ctx.remembered().last_deploy.as_ref();
     let plan = Plan {
         cluster,
-        identity: (args.name.clone()).unwrap_or_else(|| workload_identity::default_name(&ctx.name)),
+        identity: (args.name.clone()).unwrap_or_else(|| identity::default_name(&ctx.name)),
         namespace: (args.namespace.clone())
             .or_else(|| last_namespace.map(|d| d.namespace.clone()))
             .unwrap_or_else(|| "default".into()),
@@ -38,7 +38,7 @@ async fn setup(global: &GlobalArgs, args: &IdentitySetupArgs, out: &Output) -> a
         key_vault,
         cosmos: args.cosmos.clone(),
     };
-    let report = workload_identity::setup(&arm, &plan, &|line| out.info(line)).await?;
+    let report = identity::setup(&arm, &plan, &|line| out.info(line)).await?;
     ctx.remember_identity(report.workload_identity(), plan.key_vault.as_ref(), out)?;
     let summary = format!(
         "identity {} (client id {}) trusts {} on {}: scaffold, apply and up now give the app that ServiceAccount, annotated with the client id, and label its pods azure.workload.identity/use",

@@ -7,8 +7,8 @@ use serde::Serialize;
 use crate::bad_input;
 use crate::cli::{GlobalArgs, LogsArgs};
 use crate::cluster::logs::{self, LogOptions};
+use crate::context::target::Cluster;
 use crate::output::{Output, OutputMode};
-use crate::target::Cluster;
 
 #[derive(Serialize)]
 struct LogsReport {

@@ -5,8 +5,8 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, PortForwardArgs};
 use crate::cluster::logs::{is_ready, pods_of};
 use crate::cluster::portforward;
+use crate::context::target::Cluster;
 use crate::output::Output;
-use crate::target::Cluster;
 
 #[derive(Serialize)]
 struct Forwarding {

@@ -1,14 +1,14 @@
 //! `spin-aks publish`: the app's deploy objects (image pinned by digest, no Secrets) pushed as a
-//! Flux OCI artifact beside the image, one tag per `--env` (the step is `crate::publish::deploy`).
+//! Flux OCI artifact beside the image, one tag per `--env` (the step is `crate::deploy::artifact`).
 
 use crate::cli::{GlobalArgs, PublishArgs};
+use crate::deploy::artifact::{self, Published};
 use crate::output::Output;
-use crate::publish::deploy::{self, Published};
 
 pub async fn run(global: &GlobalArgs, args: &PublishArgs, out: &Output) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let mut ctx = global.app_context(out)?;
-    let published = deploy::publish(&mut ctx, &settings, None, out).await?;
+    let published = artifact::publish(&mut ctx, &settings, None, out).await?;
     out.report(&published, summary(&published))
 }
 

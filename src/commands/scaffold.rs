@@ -9,12 +9,12 @@ use crate::app::{compat, App};
 use crate::bad_input;
 use crate::cli::{GlobalArgs, ScaffoldArgs};
 use crate::deploy::workload;
-use crate::kube::files;
-use crate::kube::objects::{self, WorkloadKind};
-use crate::kube::render::{self, dockerfile, RenderOptions, RenderType};
 use crate::oci::ImageFormat;
 use crate::output::Output;
 use crate::prompt;
+use crate::workload::objects::{self, WorkloadKind};
+use crate::workload::render::files;
+use crate::workload::render::{self, dockerfile, RenderOptions, RenderType};
 
 #[derive(Serialize)]
 struct ScaffoldReport<'a> {
@@ -58,7 +58,7 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     };
     let image = match &args.image {
         Some(image) => image.clone(),
-        None => prompter.image(&ctx.default_image())?,
+        None => prompter.parsed("Image", &ctx.default_image(), crate::oci::reference::ImageRef::parse)?,
     };
 
     let options = workload::options(

@@ -1,9 +1,9 @@
 //! `spin-aks status`: what runs for this app in the cluster (image digest, replicas, endpoint, conditions).
 
 use crate::cli::{GlobalArgs, StatusArgs};
+use crate::context::target::Target;
 use crate::deploy;
 use crate::output::Output;
-use crate::target::Target;
 
 pub async fn run(global: &GlobalArgs, args: &StatusArgs, out: &Output) -> anyhow::Result<()> {
     let settings = args.target.settings_via(args.via);

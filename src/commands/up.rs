@@ -3,20 +3,21 @@
 
 use serde::Serialize;
 
-use crate::azure::workload_identity::{self, Plan};
 use crate::build::BuildReport;
 use crate::cli::{GlobalArgs, UpArgs};
 use crate::cluster::check::NotReady;
+use crate::context::target::Target;
 use crate::context::AppContext;
+use crate::deploy::artifact;
 use crate::deploy::{self, plan, workload, DeployReport, Settings};
 use crate::fleet;
 use crate::install;
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::prompt;
-use crate::publish;
+use crate::provision::identity::{self, Plan};
+use crate::push;
 use crate::registry::PushReport;
-use crate::target::Target;
 use crate::verify;
 
 #[derive(Serialize)]
@@ -63,16 +64,16 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
     let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
     target.check(ctx.remembered()).await?;
     if let Some(dir) = &settings.dir {
-        publish::deploy::check_dir(dir, publish.is_some())?;
+        artifact::check_dir(dir, publish.is_some())?;
     }
     let app = Some(ctx.app.clone());
     let pushed =
-        publish::publish(&mut ctx.store, app, &global.from, &push, global.yes, out).await?;
+        push::push_image(&mut ctx.store, app, &global.from, &push, global.yes, out).await?;
     out.info(format!("pushed {}", pushed.report.pinned));
     let image = ImageRef::from(pushed.report.pinned.clone());
     let (image, verified) = verify::require_if(policy.as_ref(), image, &push.registry, out).await?;
     if let Some(publish) = publish {
-        let published = publish::deploy::publish(&mut ctx, &publish, Some(image.clone()), out);
+        let published = artifact::publish(&mut ctx, &publish, Some(image.clone()), out);
         out.info(super::publish::summary(&published.await?));
     }
     offer_identity(global, &mut ctx, &target, &settings, out).await?;
@@ -154,7 +155,7 @@ async fn offer_identity(
     }
     let plan = Plan {
         cluster: aks.cluster.clone(),
-        identity: workload_identity::default_name(&ctx.name),
+        identity: identity::default_name(&ctx.name),
         namespace: plan::planned_namespace(ctx, settings, &aks.cluster.name)?,
         service_account: wanted
             .service_account
@@ -163,6 +164,6 @@ async fn offer_identity(
         key_vault,
         cosmos,
     };
-    let report = workload_identity::setup(&aks.arm, &plan, &|line| out.info(line)).await?;
+    let report = identity::setup(&aks.arm, &plan, &|line| out.info(line)).await?;
     ctx.remember_identity(report.workload_identity(), plan.key_vault.as_ref(), out)
 }

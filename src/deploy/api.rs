@@ -19,14 +19,14 @@ use crate::cluster::connect::Connection;
 use crate::cluster::errors::{explain, Action};
 use crate::cluster::executor;
 use crate::cluster::expose;
-use crate::cluster::helm;
 use crate::cluster::rollout::{self, Rollout};
-use crate::cluster::secrets::{self, SecretArg};
-use crate::cluster::source::Objects;
 use crate::cluster::status::{self, AppStatus};
-use crate::kube::objects;
+use crate::context::target::Cluster;
+use crate::manifests::helm;
+use crate::manifests::secrets::{self, SecretArg};
+use crate::manifests::source::Objects;
 use crate::output::Output;
-use crate::target::Cluster;
+use crate::workload::objects;
 
 /// A cluster reached through its API server.
 pub struct ApiServer {

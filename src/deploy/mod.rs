@@ -2,6 +2,7 @@
 //! cluster needs, remember, wait for the rollout and the endpoint. `status` and `delete` ride the same routes.
 
 mod api;
+pub mod artifact;
 pub mod backend;
 pub mod plan;
 mod run_command;
@@ -19,12 +20,12 @@ pub use self::settings::Settings;
 use crate::cluster::apply::{AppliedObject, ObjectAction};
 use crate::cluster::expose::Exposure;
 use crate::cluster::rollout::Rollout;
-use crate::cluster::source::Objects;
 use crate::cluster::status::AppStatus;
+use crate::context::target::Target;
 use crate::context::AppContext;
+use crate::manifests::source::Objects;
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
-use crate::target::Target;
 
 /// What `apply` reports, and `up` under `"apply"`.
 #[derive(Debug, Serialize)]

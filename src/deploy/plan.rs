@@ -10,13 +10,13 @@ use super::settings::Settings;
 use super::workload;
 use crate::app::App;
 use crate::bad_input;
-use crate::cluster::source::{self, Objects};
 use crate::context::AppContext;
-use crate::kube::key_vault::CLIENT_ID_ANNOTATION;
-use crate::kube::objects;
+use crate::manifests::source::{self, Objects};
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::state::{AppState, WorkloadIdentity};
+use crate::workload::key_vault::CLIENT_ID_ANNOTATION;
+use crate::workload::objects;
 
 /// One deploy, planned: what goes where.
 pub struct Plan<'a> {

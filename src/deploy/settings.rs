@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::workload::WorkloadSettings;
 use crate::cluster::expose::Exposure;
-use crate::cluster::secrets::SecretArg;
-use crate::target::TargetSettings;
+use crate::context::target::TargetSettings;
+use crate::manifests::secrets::SecretArg;
 
 /// The deploy flags, validated (made by `cli`: `DeployArgs::settings`).
 #[derive(Debug)]

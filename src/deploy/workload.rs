@@ -3,13 +3,13 @@
 
 use crate::app::App;
 use crate::azure::vault::Vault;
-use crate::azure::Secret;
 use crate::bad_input;
-use crate::kube::key_vault::{self, IdentityOptions, KeyVaultMode, KeyVaultOptions};
-use crate::kube::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
-use crate::kube::runtime_config::{libsql_token_env, Backend, Store};
 use crate::oci::reference::ImageRef;
+use crate::secret::Secret;
 use crate::state::AppState;
+use crate::workload::key_vault::{self, IdentityOptions, KeyVaultMode, KeyVaultOptions};
+use crate::workload::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
+use crate::workload::runtime_config::{libsql_token_env, Backend, Store};
 
 /// The workload flags, each validated; made only by `cli` (`WorkloadArgs::settings`).
 #[derive(Clone, Debug)]

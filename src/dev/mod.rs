@@ -12,10 +12,10 @@ use self::round::{Round, Trigger};
 pub use self::round::{RoundReport, Steps};
 use self::watch::{Batch, Watched, Watcher};
 use crate::cluster::logs::{self, LogOptions};
+use crate::context::target::{Cluster, Target};
 use crate::context::AppContext;
 use crate::deploy;
 use crate::oci::reference::ImageRef;
-use crate::target::{Cluster, Target};
 
 /// The dev flags, validated (made by `cli`: `DevArgs::settings`).
 #[derive(Clone, Copy, Debug)]

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::app::spin_build;
+use crate::context::target::Target;
 use crate::context::AppContext;
 use crate::deploy::{self, Settings};
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
-use crate::publish::{self, PushSettings};
-use crate::target::Target;
+use crate::push::{self, PushSettings};
 
 /// What a round runs with, the same every round.
 pub struct Steps<'a> {
@@ -150,7 +150,7 @@ async fn steps_of(
     report.seconds.build_command = clock.elapsed().as_secs_f64();
     let clock = Instant::now();
     let (store, app) = (&mut ctx.store, Some(ctx.app.clone()));
-    let pushed = publish::publish(store, app, steps.from, steps.push, steps.yes, steps.out)
+    let pushed = push::push_image(store, app, steps.from, steps.push, steps.yes, steps.out)
         .await
         .map_err(|e| ("publish", e))?;
     report.seconds.image = pushed.build_time.as_secs_f64();

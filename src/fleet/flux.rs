@@ -43,7 +43,7 @@ pub fn source(follow: &Follow) -> Value {
         "ref": {"tag": follow.env},
         "layerSelector": {"mediaType": CONTENT_MEDIA_TYPE, "operation": "extract"},
     });
-    if follow.insecure || host::is_loopback(registry) {
+    if follow.insecure || crate::tls::is_loopback(registry) {
         spec["insecure"] = json!(true);
     }
     if host::is_acr(registry) {
@@ -176,7 +176,7 @@ pub fn configuration(follow: &Follow) -> Value {
         "layerSelector": {"mediaType": CONTENT_MEDIA_TYPE, "operation": "extract"},
         "useWorkloadIdentity": host::is_acr(registry),
     });
-    if follow.insecure || host::is_loopback(registry) {
+    if follow.insecure || crate::tls::is_loopback(registry) {
         source["insecure"] = json!(true);
     }
     json!({

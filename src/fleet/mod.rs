@@ -15,21 +15,22 @@ use serde_json::{json, Value};
 
 use crate::azure::aks;
 use crate::azure::arm::Arm;
-use crate::azure::choose::{self, ClusterSelector, Mode};
 use crate::azure::names::AksReference;
+use crate::azure::ClusterRef;
 use crate::bad_input;
 use crate::cluster::apply::{self, AppliedObject, ApplyOptions, Resources};
 use crate::cluster::applyset::ApplySet;
 use crate::cluster::connect::{self, Connection, Remembered};
 use crate::cluster::executor;
-use crate::cluster::secrets::SecretArg;
+use crate::context::choose::{self, ClusterSelector, Mode};
 use crate::context::AppContext;
+use crate::deploy::artifact::artifact_objects;
 use crate::deploy::{self, Settings};
 use crate::install::mirror::Mirror;
+use crate::manifests::secrets::SecretArg;
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
-use crate::publish::deploy::artifact_objects;
-use crate::state::{ClusterRef, FleetMember, PublishedTag};
+use crate::state::{FleetMember, PublishedTag};
 use crate::verify::{self, DeployVerify};
 
 /// The `fleet add` flags, validated (made by `cli`).

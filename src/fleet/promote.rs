@@ -11,7 +11,7 @@ use crate::context::AppContext;
 use crate::oci::reference::RegistryRef;
 use crate::oci::Digest;
 use crate::output::Output;
-use crate::publish::{registry_client, RegistrySettings};
+use crate::push::{registry_client, RegistrySettings};
 
 /// The `promote` flags, validated.
 #[derive(Debug)]

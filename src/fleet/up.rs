@@ -9,10 +9,10 @@ use serde::Serialize;
 use super::status::{self, ClusterStatus};
 use crate::build::BuildReport;
 use crate::context::AppContext;
+use crate::deploy::artifact::{self, PublishSettings, Published};
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
-use crate::publish::deploy::{self, PublishSettings, Published};
-use crate::publish::{self as push, PushSettings};
+use crate::push::{self, PushSettings};
 use crate::registry::PushReport;
 
 /// What `up --fleet` reports.
@@ -43,14 +43,14 @@ pub async fn deliver(
         .collect();
     crate::cluster::connect::require_contexts(kubeconfig.clone(), &contexts)?;
     if let Some(dir) = &publish.objects.dir {
-        deploy::check_dir(dir, true)?;
+        artifact::check_dir(dir, true)?;
     }
     let app = Some(ctx.app.clone());
     let from = ctx.app.manifest_path.clone();
-    let pushed = push::publish(&mut ctx.store, app, &from, push_settings, yes, out).await?;
+    let pushed = push::push_image(&mut ctx.store, app, &from, push_settings, yes, out).await?;
     out.info(format!("pushed {}", pushed.report.pinned));
     let image = ImageRef::from(pushed.report.pinned.clone());
-    let published = deploy::publish(ctx, publish, Some(image), out).await?;
+    let published = artifact::publish(ctx, publish, Some(image), out).await?;
     let envs = published.tags.clone();
     let (app, name) = (ctx.remembered(), &ctx.name);
     if !app.fleet.iter().any(|m| envs.contains(&m.env)) {

@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use super::objects::{INSTALLER_NAMESPACE, NODE_LABEL};
 use crate::bad_input;
+use crate::context::target::Aks;
 use crate::output::Output;
-use crate::target::Aks;
 
 /// What ARM changed for the install.
 #[derive(Debug, Default, Serialize)]

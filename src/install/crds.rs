@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::releases::Module;
 use crate::bad_input;
-use crate::cluster::documents::parse_documents;
+use crate::manifests::documents::parse_documents;
 
 /// The public Go module proxy.
 pub const DEFAULT_PROXY: &str = "https://proxy.golang.org";

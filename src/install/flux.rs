@@ -11,8 +11,8 @@ use super::{stage, wait, Stage};
 use crate::cluster::apply::{self, AppliedObject, ApplyOptions, Resources};
 use crate::cluster::applyset::ApplySet;
 use crate::cluster::connect::Connection;
-use crate::kube::objects::MANAGED_BY;
 use crate::output::Output;
+use crate::workload::objects::MANAGED_BY;
 
 /// Flux's namespace, as `flux install` names it.
 pub const NAMESPACE: &str = "flux-system";

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::images::{self, Image};
 use super::mirror::Resolved;
 use super::releases::{Chart, ReleaseSet};
-use crate::kube::objects::{DEFAULT_RUNTIME_CLASS, MANAGED_BY};
+use crate::workload::objects::{DEFAULT_RUNTIME_CLASS, MANAGED_BY};
 
 /// The namespace of spin-aks's Flux objects.
 pub const NAMESPACE: &str = "spin-aks";

@@ -190,7 +190,7 @@ async fn chart_version(chart: &Chart, source: &ChartSource) -> anyhow::Result<bo
     let target = RegistryRef::parse(&format!("{registry}/{}", chart.name))?;
     let host = target.registry().to_string();
     let transport = TransportOptions {
-        plain_http: insecure && !crate::registry::host::is_loopback(&host),
+        plain_http: insecure && !crate::tls::is_loopback(&host),
         ..Default::default()
     };
     let lookup = async {

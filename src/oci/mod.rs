@@ -1,18 +1,14 @@
-//! OCI formats: digests, canonical JSON, image layouts and archives, and the two image shapes
-//! (the Spin artifact and the plain wasi/wasm image) assembled from a resolved app.
+//! OCI formats: digests, canonical JSON, image layouts and archives, references and media types.
+//! Nothing here knows a Spin app; the build step (`build`) assembles images from these parts.
 
 pub mod archive;
-pub mod assemble;
 pub mod digest;
 pub mod flux_artifact;
 pub mod json;
 pub mod layout;
-mod locked_app;
 pub mod media_types;
 pub mod pgzip;
-pub mod plain_image;
 pub mod reference;
-pub mod spin_artifact;
 
 pub use digest::{Digest, HashingWriter};
 pub use layout::{Descriptor, ImageManifest, Layout};

@@ -96,8 +96,8 @@ fn fix(refusal: &ArmError, spec: &ClusterSpec) -> Option<(String, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::azure::ClusterRef;
     use crate::provision::spec::RegistryWish;
-    use crate::state::ClusterRef;
 
     fn spec() -> ClusterSpec {
         ClusterSpec {

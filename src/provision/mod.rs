@@ -2,6 +2,7 @@
 //! apps need through ARM — planned first, so a re-run writes only what differs — and removed again.
 
 pub mod explain;
+pub mod identity;
 pub mod spec;
 
 use anyhow::Context;
@@ -11,9 +12,10 @@ use serde_json::Value;
 use self::spec::{ClusterSpec, RegistryWish, CREATED_BY};
 use crate::azure::arm::{Arm, Registry};
 use crate::azure::roles::{self, Assignment};
+use crate::azure::ClusterRef;
 use crate::bad_input;
 use crate::output::Output;
-use crate::state::{ClusterRef, State};
+use crate::state::State;
 
 /// What exists and what will be written.
 #[derive(Debug, Serialize)]

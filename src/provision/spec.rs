@@ -4,9 +4,9 @@
 
 use serde_json::{json, Value};
 
+use crate::azure::ClusterRef;
 use crate::bad_input;
 use crate::install::objects::NODE_LABEL;
-use crate::state::ClusterRef;
 
 /// The tag that marks a cluster as created by spin-aks (`cluster delete` deletes only those).
 pub const CREATED_BY: (&str, &str) = ("created-by", "spin-aks");

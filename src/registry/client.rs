@@ -95,7 +95,7 @@ impl RegistryClient {
             auth,
             scopes,
             retry,
-            probe_http: !transport.plain_http && host::is_loopback(target.registry()),
+            probe_http: !transport.plain_http && crate::tls::is_loopback(target.registry()),
             single_post: tokio::sync::Mutex::new(None),
         })
     }

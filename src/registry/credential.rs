@@ -1,7 +1,7 @@
 //! What we authenticate with: a [`Credential`] whose secrets are wrapped in [`Secret`], which
 //! never prints its value (Debug and Display redact), so no log line or error can leak it.
 
-pub use crate::azure::Secret;
+pub use crate::secret::Secret;
 
 /// How to authenticate to one registry.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
-//! Registry host facts that decide transport and auth: Docker Hub's API host, loopback
-//! registries (plain HTTP allowed) and Azure Container Registry login servers.
+//! Registry host facts that decide transport and auth: Docker Hub's API host and Azure Container
+//! Registry login servers. Whether a host is loopback (plain HTTP allowed) is `crate::tls`'s.
 
-use std::net::IpAddr;
+use crate::tls::host_without_port;
 
 /// The host to send API requests to for `registry` (Docker Hub's API lives on another name than
 /// its alias).
@@ -12,18 +12,6 @@ pub fn api_host(registry: &str) -> &str {
     }
 }
 
-/// True for `localhost`, `127.0.0.0/8` and `::1` (with or without a port): such registries may
-/// be reached over plain HTTP without `--plain-http`, as Docker and crane allow.
-pub fn is_loopback(registry: &str) -> bool {
-    let host = host_without_port(registry);
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// True for Azure Container Registry login servers in the public, China and US Government clouds.
 pub fn is_acr(registry: &str) -> bool {
     let host = host_without_port(registry).to_ascii_lowercase();
@@ -32,20 +20,10 @@ pub fn is_acr(registry: &str) -> bool {
         .any(|suffix| host.ends_with(suffix))
 }
 
-fn host_without_port(registry: &str) -> &str {
-    if let Some(rest) = registry.strip_prefix('[') {
-        // `[::1]:5000` → `::1`
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match registry.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => registry,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::is_loopback;
 
     #[test]
     fn docker_hub_has_its_own_api_host() {

@@ -11,7 +11,7 @@ use spin_aks::azure::acr::{
     acr_access_token, acr_refresh_token, repository_scope, AcrAuthError, ACR_USERNAME,
 };
 use spin_aks::azure::credential::{AzureCredential, Source, ACR_SCOPE};
-use spin_aks::azure::Secret;
+use spin_aks::secret::Secret;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

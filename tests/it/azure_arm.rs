@@ -9,7 +9,7 @@ use crate::support::kubeapi::FakeKubeApi;
 use spin_aks::azure::aks::user_kubeconfig;
 use spin_aks::azure::arm::{Arm, ArmError};
 use spin_aks::azure::run_command;
-use spin_aks::state::ClusterRef;
+use spin_aks::azure::ClusterRef;
 
 const ARM_TOKEN: &str = "arm-token-in-process";
 const AKS_TOKEN: &str = "aks-token-in-process";
@@ -255,9 +255,9 @@ async fn a_remembered_cluster_costs_one_arm_call_for_in_memory_credentials() {
         last_cluster: Some(cluster("c1")),
         ..Default::default()
     };
-    let selector = spin_aks::azure::choose::ClusterSelector::default();
-    let mode = spin_aks::azure::choose::Mode::Defaults;
-    let chosen = spin_aks::azure::choose::resolve_cluster(&arm, &selector, &state, mode)
+    let selector = spin_aks::context::choose::ClusterSelector::default();
+    let mode = spin_aks::context::choose::Mode::Defaults;
+    let chosen = spin_aks::context::choose::resolve_cluster(&arm, &selector, &state, mode)
         .await
         .unwrap();
     assert_eq!(chosen, cluster("c1"));

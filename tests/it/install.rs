@@ -157,7 +157,7 @@ fn the_install_objects_are_flux_helm_releases_in_order_and_the_shim() {
         objects.push(objects::shim(&releases, None));
         insta::assert_snapshot!(
             format!("install_objects_from_{name}"),
-            spin_aks::kube::render::yaml_stream(&objects)
+            spin_aks::workload::render::yaml_stream(&objects)
         );
     }
 }

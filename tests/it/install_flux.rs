@@ -55,7 +55,7 @@ fn flux_objects_are_our_own_as_flux_install_lays_them_out() {
     let objects = flux::objects(&releases.flux, flux::DEFAULT_REGISTRY);
     insta::assert_snapshot!(
         "install_flux_objects",
-        spin_aks::kube::render::yaml_stream(&objects)
+        spin_aks::workload::render::yaml_stream(&objects)
     );
     let mirrored = flux::objects(&releases.flux, "myacr.azurecr.io/fluxcd");
     let images: Vec<&str> = (mirrored.iter())

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use rustls::pki_types::CertificateDer;
+use spin_aks::attest::key_vault::{KeyVaultKey, KeyVaultSigner};
 use spin_aks::attest::notation::{self, Algorithm, Signer as _};
-use spin_aks::azure::key_signer::{KeyVaultKey, KeyVaultSigner};
 use spin_aks::error::exit_code;
 use spin_aks::oci::{Descriptor, Digest};
 

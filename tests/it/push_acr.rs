@@ -141,7 +141,7 @@ async fn docker_config_identity_token_is_redeemed_with_the_refresh_token_grant()
         return;
     };
     // What `az acr login` leaves in the Docker config: an ACR refresh token as `identitytoken`.
-    let entra = spin_aks::azure::Secret::new(acr.entra_token(TENANT, 3600));
+    let entra = spin_aks::secret::Secret::new(acr.entra_token(TENANT, 3600));
     let refresh = spin_aks::azure::acr::exchange_entra_token(
         &reqwest::Client::new(),
         &acr.login_server,

@@ -9,7 +9,7 @@ use super::types::cluster_id;
 use super::versions;
 use super::Arm;
 use crate::azure::names::path_segment;
-use crate::state::ClusterRef;
+use crate::azure::ClusterRef;
 
 impl Arm {
     /// The Flux configuration `name` on the cluster, or `None` (404).

@@ -9,7 +9,7 @@ use super::types::cluster_id;
 use super::versions;
 use super::{Arm, ArmError};
 use crate::azure::names::path_segment;
-use crate::state::ClusterRef;
+use crate::azure::ClusterRef;
 
 /// The Flux extension's resource name on a cluster (as `az k8s-extension create --name flux`).
 pub const FLUX_EXTENSION: &str = "flux";

@@ -23,7 +23,7 @@ use std::time::Duration;
 use crate::azure::credential::AzureCredential;
 use crate::azure::rest::Rest;
 use crate::bad_input;
-use crate::registry::host::is_loopback;
+use crate::tls::is_loopback;
 
 /// The public cloud's ARM endpoint.
 pub const PUBLIC_ENDPOINT: &str = "https://management.azure.com";

@@ -9,7 +9,7 @@ use super::transport::{not_found_as_none, Repeat};
 use super::types::{cluster_id, group_id, subscription_id, Registry};
 use super::{versions, Arm};
 use crate::azure::names::path_segment;
-use crate::state::ClusterRef;
+use crate::azure::ClusterRef;
 
 /// What `checkNameAvailability` says about a registry name.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use super::types::*;
 use super::versions;
 use super::Arm;
 use crate::azure::names::path_segment;
-use crate::state::ClusterRef;
+use crate::azure::ClusterRef;
 
 impl Arm {
     pub async fn subscriptions(&self) -> anyhow::Result<Vec<Subscription>> {

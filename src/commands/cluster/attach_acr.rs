@@ -5,9 +5,9 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::azure::arm::Arm;
-use crate::azure::choose::{self, Mode};
 use crate::azure::roles::{self, Assignment};
 use crate::cli::{AttachAcrArgs, GlobalArgs};
+use crate::context::choose::{self, Mode};
 use crate::output::Output;
 
 pub async fn run(global: &GlobalArgs, args: &AttachAcrArgs, out: &Output) -> anyhow::Result<()> {

@@ -7,8 +7,8 @@ use crate::cli::{ClusterCheckArgs, GlobalArgs};
 use crate::cluster::apply::Resources;
 use crate::cluster::check::{self, Check, Needs};
 use crate::cluster::check_aks;
+use crate::context::target::Cluster;
 use crate::output::Output;
-use crate::target::Cluster;
 
 pub async fn run(global: &GlobalArgs, args: &ClusterCheckArgs, out: &Output) -> anyhow::Result<()> {
     let ctx = global.app_context(out)?;

@@ -5,13 +5,13 @@ use serde_json::json;
 
 use super::{describe, install};
 use crate::azure::arm::Arm;
-use crate::azure::choose::{self, ClusterSelector, Mode};
 use crate::bad_input;
 use crate::cli::{ClusterCreateArgs, ClusterDeleteArgs, GlobalArgs};
+use crate::context::choose::{self, ClusterSelector, Mode};
+use crate::context::target::{Target, TargetSettings};
 use crate::output::Output;
 use crate::prompt;
 use crate::provision::{self, ClusterPlan, RegistryPlan};
-use crate::target::{Target, TargetSettings};
 
 pub async fn run(
     global: &GlobalArgs,

@@ -3,9 +3,9 @@
 
 use crate::cli::{ClusterInstallArgs, ClusterUninstallArgs, GlobalArgs};
 use crate::cluster::apply::ObjectAction;
+use crate::context::target::Target;
 use crate::install::{self, InstallReport, InstallSettings};
 use crate::output::Output;
-use crate::target::Target;
 
 pub async fn run(
     global: &GlobalArgs,

@@ -11,14 +11,14 @@ use serde_json::json;
 
 use crate::azure::aks;
 use crate::azure::arm::Arm;
-use crate::azure::choose::{self, Mode, RegistryChoice};
 use crate::azure::credential::AzureCredential;
 use crate::azure::kubeconfig_file;
+use crate::azure::ClusterRef;
 use crate::cli::{
     ClusterArgs, ClusterCommand, ClusterUseArgs, GetCredentialsArgs, GlobalArgs, TokenArgs,
 };
+use crate::context::choose::{self, Mode, RegistryChoice};
 use crate::output::Output;
-use crate::state::ClusterRef;
 
 pub async fn run(global: &GlobalArgs, args: &ClusterArgs, out: &Output) -> anyhow::Result<()> {
     match &args.command {

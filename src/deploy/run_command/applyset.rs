@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::cluster::apply::{AppliedObject, ObjectAction, FIELD_MANAGER};
 use crate::cluster::applyset::{self, ApplySet};
-use crate::kube::render::to_yaml;
-use crate::kube::validate::DnsLabel;
+use crate::workload::validate::DnsLabel;
+use crate::yaml::to_yaml;
 
 /// The line the remote command prints per deleted member: `spin-aks-deleted <Kind.group> <name>`.
 const DELETED_MARK: &str = "spin-aks-deleted";

@@ -19,13 +19,13 @@ use crate::azure::run_command;
 use crate::bad_input;
 use crate::cluster::apply::{AppliedObject, ObjectAction, FIELD_MANAGER};
 use crate::cluster::rollout::Rollout;
-use crate::cluster::source::Objects;
 use crate::cluster::status::{compose, AppStatus, Place};
-use crate::kube::render::yaml_stream;
-use crate::kube::validate::{parse_dns_subdomain, DnsLabel};
+use crate::context::target::Aks;
+use crate::manifests::source::Objects;
 use crate::output::Output;
 use crate::state::AppState;
-use crate::target::Aks;
+use crate::workload::render::yaml_stream;
+use crate::workload::validate::{parse_dns_subdomain, DnsLabel};
 
 const EXECUTOR: &str = include_str!("../../../manifests/spinapp-executor.yaml");
 /// The line the remote command prints per workload: `spin-aks-rollout <ready> <desired>`.

@@ -7,10 +7,10 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::bad_input;
-use crate::cluster::secrets::{self, SecretArg};
-use crate::kube::objects::MANAGED_BY;
-use crate::kube::render::to_yaml;
-use crate::kube::validate::DnsLabel;
+use crate::manifests::secrets::{self, SecretArg};
+use crate::workload::objects::MANAGED_BY;
+use crate::workload::validate::DnsLabel;
+use crate::yaml::to_yaml;
 
 /// The line the remote command prints per required key with no value: `spin-aks-missing-secret <secret> <key>`.
 const MISSING_MARK: &str = "spin-aks-missing-secret";

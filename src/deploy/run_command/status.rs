@@ -3,7 +3,7 @@
 
 use crate::cluster::expose::public_service;
 use crate::cluster::status::Observed;
-use crate::kube::validate::DnsLabel;
+use crate::workload::validate::DnsLabel;
 
 /// The line before each object's JSON in the command's logs: `spin-aks-object <what>`.
 const OBJECT_MARK: &str = "spin-aks-object";

@@ -10,10 +10,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context;
 use sha2::Digest as _;
 
-use super::pgzip::{self, ParallelGzip};
-use super::{Digest, Layout};
 use crate::app::compat::{self, ImportScanner, ShimRelease};
 use crate::app::App;
+use crate::oci::pgzip::{self, ParallelGzip};
+use crate::oci::{Digest, Layout};
 
 /// Inputs that change bytes without being part of the app, fixed per build.
 #[derive(Clone, Debug)]
@@ -111,7 +111,7 @@ pub fn wasm_blob(
     // As file_blob: streamed into a fresh layout; on a rebuild hashed first, copied if new.
     let rebuild = layout.is_rebuild();
     let (digest, size) = if rebuild {
-        let mut hashing = super::HashingWriter::new(io::sink());
+        let mut hashing = crate::oci::HashingWriter::new(io::sink());
         io::copy(&mut scanner, &mut hashing).with_context(cannot)?;
         let (digest, size, _) = hashing.finish();
         (digest, size)

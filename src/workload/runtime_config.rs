@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::azure::Secret;
+use crate::secret::Secret;
 
 /// One `--kv-store` or `--sqlite` flag: a store label and the backend that serves it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::connect::Connection;
 use crate::bad_input;
+use crate::cluster::connect::Connection;
 use crate::oci::reference::ImageRef;
 
 /// Installs or upgrades release `release` from `chart` and returns the objects it deployed.

@@ -13,9 +13,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::keyvault::KeyVault;
-use super::vault::Vault;
 use crate::attest::notation::{certificate_algorithm, Algorithm, Signer};
+use crate::azure::keyvault::KeyVault;
+use crate::azure::vault::Vault;
 use crate::bad_input;
 
 /// A key in Key Vault: `https://<vault>.vault.azure.net/keys/<name>[/<version>]` (a sovereign

@@ -4,10 +4,11 @@
 use anyhow::Context;
 use serde::Serialize;
 
-use super::arm::Arm;
-use super::identity::{self, Action, DataRole};
-use super::vault::Vault;
-use crate::state::{ClusterRef, WorkloadIdentity};
+use crate::azure::arm::Arm;
+use crate::azure::identity::{self, Action, DataRole};
+use crate::azure::vault::Vault;
+use crate::azure::ClusterRef;
+use crate::state::WorkloadIdentity;
 
 /// Everything [`setup`] needs, already resolved from flags, state and defaults.
 #[derive(Clone, Debug)]

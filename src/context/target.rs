@@ -7,10 +7,11 @@ use tokio::sync::OnceCell;
 
 use crate::azure::aks;
 use crate::azure::arm::{Arm, ManagedCluster};
-use crate::azure::choose::{self, ClusterSelector, Mode};
+use crate::azure::ClusterRef;
 use crate::cluster::connect::{self, Connection, Remembered};
+use crate::context::choose::{self, ClusterSelector, Mode};
 use crate::context::AppContext;
-use crate::state::{AppState, ClusterRef, State};
+use crate::state::{AppState, State};
 
 /// Which cluster and namespace the flags ask for.
 #[derive(Clone, Debug, Default)]

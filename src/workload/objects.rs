@@ -19,14 +19,14 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::app::{App, Component};
-use crate::kube::key_vault::{
+use crate::oci::reference::ImageRef;
+use crate::workload::key_vault::{
     self, IdentityOptions, KeyVaultMode, KeyVaultOptions, SecretProviderClass,
 };
-use crate::kube::runtime_config::{libsql_token_env, Backend, RuntimeConfigToml, Store};
-use crate::kube::spinapp::{
+use crate::workload::runtime_config::{libsql_token_env, Backend, RuntimeConfigToml, Store};
+use crate::workload::spinapp::{
     self, HealthChecks, HealthProbe, HttpGet, Resources, SpinApp, SpinAppSpec, SpinVar,
 };
-use crate::oci::reference::ImageRef;
 
 /// The runtime class containerd-shim-spin registers.
 pub const DEFAULT_RUNTIME_CLASS: &str = "wasmtime-spin-v2";
@@ -994,7 +994,7 @@ mod tests {
     #[test]
     fn a_redis_store_url_goes_only_into_a_secret_kept_out_of_the_files() {
         let mut opts = options(WorkloadKind::Deployment);
-        opts.kv_stores = vec![crate::kube::runtime_config::parse_kv_store(
+        opts.kv_stores = vec![crate::workload::runtime_config::parse_kv_store(
             "default=redis:redis://:pw@cache:6379",
         )
         .unwrap()];

@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::json;
 
-use super::archive::fixed_header;
 use super::assemble::{annotations, created, gzip, AssembleOptions};
-use super::media_types::{IMAGE_CONFIG, IMAGE_LAYER_TAR_GZIP, IMAGE_MANIFEST};
-use super::{json, Descriptor, HashingWriter, ImageManifest, Layout};
 use crate::app::compat::{self, ImportScanner};
 use crate::app::{Dependency, Inherit, ResolvedApp, Source};
+use crate::oci::archive::fixed_header;
+use crate::oci::media_types::{IMAGE_CONFIG, IMAGE_LAYER_TAR_GZIP, IMAGE_MANIFEST};
+use crate::oci::{json, Descriptor, HashingWriter, ImageManifest, Layout};
 
 /// Where each component's resolved files live inside the image.
 const FILES_ROOT: &str = ".spin-aks/files";

@@ -11,7 +11,7 @@ use crate::app::chaining::requires_service_chaining;
 use crate::app::compat::{Feature, ShimRelease};
 use crate::app::App;
 
-use super::Digest;
+use crate::oci::Digest;
 
 /// Spin's host requirement for calling components by `*.spin.internal` (locked.rs:21).
 const CHAINING_KEY: &str = "local_service_chaining";

@@ -2,7 +2,7 @@
 //! on the last registry or an ACR of the chosen subscription, else asked; and the tag it gets.
 
 use crate::azure::arm::Arm;
-use crate::azure::choose::{self, Mode};
+use crate::context::choose::{self, Mode};
 use crate::context::Store;
 use crate::oci::media_types::REF_NAME_ANNOTATION;
 use crate::oci::reference::RegistryRef;

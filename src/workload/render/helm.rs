@@ -3,8 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{to_yaml, yaml_stream, GeneratedFile, RenderOptions, Root};
-use crate::kube::objects::Workload;
+use super::{yaml_stream, GeneratedFile, RenderOptions, Root};
+use crate::workload::objects::Workload;
+use crate::yaml::to_yaml;
 
 const HELPERS: &str = include_str!("../../../templates/helm/_helpers.tpl");
 const NOTES: &str = include_str!("../../../templates/helm/NOTES.txt");

@@ -1,15 +1,18 @@
 //! What a command works on, loaded once: the app (its spin.toml) and what the state file
 //! remembers; `remember_*` change the copy in memory and the file together.
 
+pub mod choose;
+pub mod target;
+
 use std::path::Path;
 use std::sync::LazyLock;
 
 use crate::app::{self, App};
 use crate::azure::vault::Vault;
-use crate::kube::objects;
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::state::{AppState, DeployTarget, State, StateFile, WorkloadIdentity};
+use crate::workload::objects;
 
 /// The state file and its contents, read once; [`Store::update`] writes through to the file.
 pub struct Store {

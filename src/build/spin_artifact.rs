@@ -8,17 +8,17 @@ use std::io::{BufReader, Read, Write};
 
 use anyhow::Context;
 
-use super::archive::fixed_header;
 use super::assemble::{annotations, file_blob, gzip, wasm_blob, AssembleOptions, HashingReader};
 use super::locked_app::{
     component_metadata, locked_app, ContentPath, ContentRef, LockedComponent, LockedSource,
 };
-use super::media_types::{
-    ARCHIVE_LAYER, DATA_LAYER, IMAGE_CONFIG, IMAGE_MANIFEST, LOCKED_APP_LAYER, WASM_LAYER,
-};
-use super::{Descriptor, Digest, ImageManifest, Layout};
 use crate::app::compat::{import_warnings, top_level_names};
 use crate::app::{compose, MountedFile, ResolvedApp, ResolvedComponent};
+use crate::oci::archive::fixed_header;
+use crate::oci::media_types::{
+    ARCHIVE_LAYER, DATA_LAYER, IMAGE_CONFIG, IMAGE_MANIFEST, LOCKED_APP_LAYER, WASM_LAYER,
+};
+use crate::oci::{Descriptor, Digest, ImageManifest, Layout};
 
 /// Files up to this size travel inside the locked app instead of as layers.
 pub const INLINE_LIMIT: u64 = 128;

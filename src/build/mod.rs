@@ -1,5 +1,11 @@
 //! The build step, as ko's build: a loaded app → checked → `spin build` if needed → resolved
-//! inputs → an OCI image in a layout. `build`, `export`, `push` and `up` start here.
+//! inputs → an OCI image in a layout. `build`, `export`, `push` and `up` start here. The two image
+//! shapes (the Spin artifact and the plain wasi/wasm image) are assembled by the modules below.
+
+pub mod assemble;
+mod locked_app;
+pub mod plain_image;
+pub mod spin_artifact;
 
 use std::path::{Path, PathBuf};
 
@@ -7,9 +13,9 @@ use serde::Serialize;
 
 use crate::app::compat::{self, ShimRelease};
 use crate::app::{self, spin_build, App, ResolvedComponent};
-use crate::oci::assemble::AssembleOptions;
-use crate::oci::{plain_image, spin_artifact, Descriptor, ImageFormat, ImageManifest, Layout};
+use crate::oci::{Descriptor, ImageFormat, ImageManifest, Layout};
 use crate::output::Output;
+use assemble::AssembleOptions;
 
 /// How to build (the image flags, validated).
 #[derive(Clone, Copy, Debug)]

@@ -2,16 +2,19 @@
 //! and (from the app model) a Dockerfile. Each returns files with paths and bytes; nothing is written here.
 
 pub mod dockerfile;
+pub mod files;
 pub mod helm;
 pub mod kube;
 pub mod kustomize;
+pub mod merge;
 
+use crate::yaml::to_yaml;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::kube::objects::Workload;
 use crate::oci::reference::ImageRef;
+use crate::workload::objects::Workload;
 
 /// First line of every YAML file we write: it marks the file as ours.
 pub const YAML_HEADER: &str =
@@ -123,19 +126,6 @@ pub fn yaml_stream<T: Serialize>(documents: &[T]) -> String {
         out.push_str(&to_yaml(document));
     }
     out
-}
-
-/// One document as block YAML, ending with a newline: multi-line strings as `|` blocks, long
-/// single-line strings (image references with digests) kept on one line rather than folded.
-pub fn to_yaml<T: Serialize>(document: &T) -> String {
-    let mut options = serde_saphyr::SerializerOptions::default();
-    options.folded_wrap_chars = usize::MAX;
-    let mut text = serde_saphyr::to_string_with_options(document, options)
-        .expect("JSON-shaped values serialize to YAML");
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text
 }
 
 /// The workload objects as JSON values, in build order.

@@ -7,15 +7,15 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{registry_client, RegistrySettings};
 use crate::bad_input;
-use crate::cluster::source::Objects;
 use crate::context::AppContext;
 use crate::deploy::{plan, Settings};
+use crate::manifests::source::Objects;
 use crate::oci::flux_artifact::{self, Metadata};
 use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::oci::{Descriptor, Digest, Layout};
 use crate::output::Output;
+use crate::push::{registry_client, ImageSigner, RegistrySettings};
 use crate::registry;
 use crate::state::{DeployArtifact, PublishedTag};
 
@@ -80,7 +80,7 @@ pub async fn publish(
     } else {
         settings.envs.clone()
     };
-    let signer = super::Signer::prepare(&ctx.store, &ctx.key, &settings.sign).await?;
+    let signer = ImageSigner::prepare(&ctx.store, &ctx.key, &settings.sign).await?;
     let dir = crate::interrupt::temp_dir()?;
     let layout = Layout::create(dir.path())?;
     let written = write(ctx, &settings.objects, &image, &layout, &[envs[0].clone()])?;
@@ -179,7 +179,7 @@ pub fn write(
 
 /// The objects as YAML documents under a header naming what they are.
 fn yaml(name: &str, objects: &[Value]) -> String {
-    let documents: Vec<String> = objects.iter().map(crate::kube::render::to_yaml).collect();
+    let documents: Vec<String> = objects.iter().map(crate::yaml::to_yaml).collect();
     format!(
         "# The deploy objects of {name}, published by spin-aks (Secrets are written into each cluster, never here).\n{}",
         documents.join("---\n")
@@ -222,7 +222,7 @@ pub fn artifact_objects(
 /// deploy `artifact`, refuses what cannot make one: a Helm chart; a Secret, each named with its
 /// file (it would be left out of the artifact unseen, its values never published); no workload.
 pub fn check_dir(dir: &Path, artifact: bool) -> anyhow::Result<()> {
-    let objects = crate::cluster::source::load_traced(dir)?;
+    let objects = crate::manifests::source::load_traced(dir)?;
     let Some(objects) = objects.filter(|_| artifact) else {
         return match artifact {
             true => Err(helm_chart()),
@@ -269,11 +269,11 @@ fn helm_chart() -> anyhow::Error {
 /// `revision` `sha1:<commit>` (else the image digest).
 fn metadata(dir: &Path, image: &ImageRef, digest: &Digest) -> anyhow::Result<Metadata> {
     let checkout = crate::git::checkout(dir);
-    let epoch = match crate::oci::assemble::source_date_epoch()? {
+    let epoch = match crate::build::assemble::source_date_epoch()? {
         Some(epoch) => epoch,
         None => checkout.as_ref().and_then(|c| c.commit_time).unwrap_or(0),
     };
-    let created = crate::oci::assemble::rfc3339(epoch);
+    let created = crate::build::assemble::rfc3339(epoch);
     let source = checkout
         .as_ref()
         .and_then(|c| c.remote.clone())

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{object_values, objects_file, yaml_stream, GeneratedFile, RenderOptions};
-use crate::kube::objects::Workload;
+use crate::workload::objects::Workload;
 
 pub fn render(workload: &Workload, options: &RenderOptions) -> Vec<GeneratedFile> {
     let objects_file = objects_file(workload).to_string_lossy().into_owned();

@@ -2,7 +2,6 @@
 //! the chosen reference with streamed, resumable uploads, and remembered pinned by digest.
 
 mod carried;
-pub mod deploy;
 
 pub use carried::{images as image_and_carried, PREFIX as CARRIED_PREFIX};
 mod reference;
@@ -14,12 +13,12 @@ use crate::app::App;
 use crate::attest::signing::{self, Signing};
 use crate::build::{build_image, BuildReport, BuildSettings};
 use crate::context::{state_key, Store};
-use crate::kube::objects;
 use crate::oci::reference::RegistryRef;
 use crate::oci::{archive, Layout};
 use crate::output::Output;
 use crate::registry::auth::AuthMode;
 use crate::registry::{self, PushOptions, PushReport, RegistryClient, TransportOptions};
+use crate::workload::objects;
 
 /// Where the image to push comes from.
 #[derive(Clone, Debug)]
@@ -64,7 +63,7 @@ pub struct Pushed {
 /// Gets the image (builds `app`, loaded from `from` when not given, or opens the layout or
 /// archive), pushes it and remembers the push for the app (or for the layout or archive when
 /// `from` holds no app).
-pub async fn publish(
+pub async fn push_image(
     store: &mut Store,
     app: Option<App>,
     from: &Path,
@@ -87,7 +86,7 @@ pub async fn publish(
             )
         }
     };
-    let signer = Signer::prepare(store, &key, &settings.sign).await?;
+    let signer = ImageSigner::prepare(store, &key, &settings.sign).await?;
     // Keeps an unpacked archive alive until the push is done.
     let mut _unpacked = None;
     let started = std::time::Instant::now();
@@ -150,20 +149,24 @@ enum Source<'a> {
 
 /// The signer a push uses, made before anything is built or sent (a key that is no key, a chain
 /// that does not match, a vault that refuses: refused first), and what to remember after.
-pub struct Signer {
+pub struct ImageSigner {
     signer: Option<Box<dyn crate::attest::notation::Signer>>,
     remember: Option<crate::state::SigningKeyState>,
 }
 
-impl Signer {
+impl ImageSigner {
     /// The key `choice` gives, else the one remembered for `key`, loaded (or reached) now.
-    pub async fn prepare(store: &Store, key: &str, choice: &Signing) -> anyhow::Result<Signer> {
+    pub async fn prepare(
+        store: &Store,
+        key: &str,
+        choice: &Signing,
+    ) -> anyhow::Result<ImageSigner> {
         let (settings, remember) = choice.resolve(store.app(key).signing.as_ref())?;
         let signer = match &settings {
             Some(settings) => Some(signing::signer(settings).await?),
             None => None,
         };
-        Ok(Signer { signer, remember })
+        Ok(ImageSigner { signer, remember })
     }
 
     /// Signs the layout's `image` (and its provenance), then remembers the key for `key`.

@@ -2,10 +2,11 @@
 //! (a select list on a terminal, Enter repeating the last choice; without one the remembered or only
 //! candidate, else exit 2 listing them).
 
-use super::arm::{Arm, ManagedCluster, Registry};
+use crate::azure::arm::{Arm, ManagedCluster, Registry};
+use crate::azure::ClusterRef;
 use crate::bad_input;
 use crate::prompt;
-use crate::state::{ClusterRef, State};
+use crate::state::State;
 
 /// What the user pinned with flags (`--subscription` also reads `AZURE_SUBSCRIPTION_ID`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

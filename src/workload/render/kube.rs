@@ -2,7 +2,7 @@
 //! This is the reference rendering the Kustomize and Helm outputs are checked against.
 
 use super::{object_values, objects_file, yaml_stream, GeneratedFile};
-use crate::kube::objects::Workload;
+use crate::workload::objects::Workload;
 
 pub fn render(workload: &Workload) -> Vec<GeneratedFile> {
     vec![GeneratedFile::yaml(
