@@ -228,7 +228,7 @@ impl StateFile {
         crate::oci::layout::write_atomically(
             &self.path,
             &bytes,
-            crate::oci::layout::Access::Private,
+            crate::oci::layout::FileAccess::Private,
         )
         .with_context(|| format!("cannot save the state file {}", self.path.display()))?;
         Ok((state, warning))

@@ -209,7 +209,7 @@ fn parse_scope(scope: &str) -> Option<(&str, Vec<&str>)> {
 }
 
 /// The first requested repository whose actions the granted `access` lacks, with the missing actions.
-fn missing_grant(scopes: &[String], granted: &[jwt::Access]) -> Option<(String, String)> {
+fn missing_grant(scopes: &[String], granted: &[jwt::AccessClaim]) -> Option<(String, String)> {
     scopes
         .iter()
         .filter_map(|s| parse_scope(s))
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn missing_grant_reports_the_actions_not_granted() {
-        let granted = vec![jwt::Access {
+        let granted = vec![jwt::AccessClaim {
             r#type: "repository".into(),
             name: "app".into(),
             actions: vec!["pull".into()],

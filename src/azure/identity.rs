@@ -19,7 +19,7 @@ pub const CREDENTIAL_LIMIT: usize = 20;
 /// What a step found or did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub enum StepOutcome {
     Created,
     Found,
     /// A federated credential of the same name trusted another issuer or subject (a recreated
@@ -27,22 +27,22 @@ pub enum Action {
     Updated,
 }
 
-impl Action {
+impl StepOutcome {
     /// The verb of a human line: `created identity …`, `assigned Key Vault Secrets User …`.
     pub fn verb(self, creating: &'static str) -> &'static str {
         match self {
-            Action::Created => creating,
-            Action::Found => "found",
-            Action::Updated => "updated",
+            StepOutcome::Created => creating,
+            StepOutcome::Found => "found",
+            StepOutcome::Updated => "updated",
         }
     }
 }
 
-impl From<Assignment> for Action {
-    fn from(assignment: Assignment) -> Action {
+impl From<Assignment> for StepOutcome {
+    fn from(assignment: Assignment) -> StepOutcome {
         match assignment {
-            Assignment::Created => Action::Created,
-            Assignment::Existing => Action::Found,
+            Assignment::Created => StepOutcome::Created,
+            Assignment::Existing => StepOutcome::Found,
         }
     }
 }
@@ -102,12 +102,12 @@ pub async fn ensure_identity(
     arm: &Arm,
     id: &str,
     location: &str,
-) -> anyhow::Result<(ManagedIdentity, Action)> {
+) -> anyhow::Result<(ManagedIdentity, StepOutcome)> {
     if let Some(identity) = arm.managed_identity(id).await? {
-        return Ok((identity, Action::Found));
+        return Ok((identity, StepOutcome::Found));
     }
     let identity = arm.create_managed_identity(id, location).await?;
-    Ok((identity, Action::Created))
+    Ok((identity, StepOutcome::Created))
 }
 
 /// `system:serviceaccount:<namespace>:<name>`: the subject of a ServiceAccount's tokens.
@@ -139,15 +139,15 @@ fn plan_credential(
     name: &str,
     issuer: &str,
     subject: &str,
-) -> anyhow::Result<(String, Action)> {
+) -> anyhow::Result<(String, StepOutcome)> {
     if let Some(found) = existing
         .iter()
         .find(|c| c.properties.issuer == issuer && c.properties.subject == subject)
     {
-        return Ok((found.name.clone(), Action::Found));
+        return Ok((found.name.clone(), StepOutcome::Found));
     }
     if existing.iter().any(|c| c.name == name) {
-        return Ok((name.to_string(), Action::Updated));
+        return Ok((name.to_string(), StepOutcome::Updated));
     }
     if existing.len() >= CREDENTIAL_LIMIT {
         anyhow::bail!(
@@ -162,7 +162,7 @@ fn plan_credential(
                 .join(", ")
         );
     }
-    Ok((name.to_string(), Action::Created))
+    Ok((name.to_string(), StepOutcome::Created))
 }
 
 /// Makes `identity` trust tokens of `issuer` for `subject`, under `name` unless an existing
@@ -173,10 +173,10 @@ pub async fn ensure_credential(
     name: &str,
     issuer: &str,
     subject: &str,
-) -> anyhow::Result<(String, Action)> {
+) -> anyhow::Result<(String, StepOutcome)> {
     let existing = arm.federated_credentials(&identity.id).await?;
     let (name, action) = plan_credential(&existing, &identity.name, name, issuer, subject)?;
-    if action != Action::Found {
+    if action != StepOutcome::Found {
         arm.put_federated_credential(&identity.id, &name, issuer, subject)
             .await?;
     }
@@ -254,7 +254,7 @@ impl DataRole {
         arm: &Arm,
         resource_id: &str,
         principal_id: &str,
-    ) -> anyhow::Result<Action> {
+    ) -> anyhow::Result<StepOutcome> {
         match self {
             DataRole::KeyVaultSecretsUser => {
                 let assignment =
@@ -274,7 +274,7 @@ async fn ensure_cosmos_contributor(
     arm: &Arm,
     account_id: &str,
     principal_id: &str,
-) -> anyhow::Result<Action> {
+) -> anyhow::Result<StepOutcome> {
     let role = format!("{account_id}/sqlRoleDefinitions/{COSMOS_DATA_CONTRIBUTOR}");
     let held = arm.sql_role_assignments(account_id).await?;
     if held.iter().any(|a| {
@@ -283,12 +283,12 @@ async fn ensure_cosmos_contributor(
             && p.scope.eq_ignore_ascii_case(account_id)
             && p.role_definition_id.eq_ignore_ascii_case(&role)
     }) {
-        return Ok(Action::Found);
+        return Ok(StepOutcome::Found);
     }
     let name = uuid::Uuid::new_v4().to_string();
     arm.create_sql_role_assignment(account_id, &name, &role, principal_id)
         .await?;
-    Ok(Action::Created)
+    Ok(StepOutcome::Created)
 }
 
 #[cfg(test)]
@@ -325,11 +325,11 @@ mod tests {
         };
         assert_eq!(
             plan(&existing, "https://oidc/1/").unwrap(),
-            ("other-name".into(), Action::Found)
+            ("other-name".into(), StepOutcome::Found)
         );
         assert_eq!(
             plan(&existing, "https://oidc/2/").unwrap(),
-            ("c1-default-shop".into(), Action::Created)
+            ("c1-default-shop".into(), StepOutcome::Created)
         );
         let recreated = vec![credential(
             "c1-default-shop",
@@ -338,7 +338,7 @@ mod tests {
         )];
         assert_eq!(
             plan(&recreated, "https://oidc/2/").unwrap(),
-            ("c1-default-shop".into(), Action::Updated)
+            ("c1-default-shop".into(), StepOutcome::Updated)
         );
     }
 

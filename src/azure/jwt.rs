@@ -19,12 +19,12 @@ pub struct Claims {
     pub aud: Option<serde_json::Value>,
     /// Granted registry access (in registry access tokens).
     #[serde(default)]
-    pub access: Vec<Access>,
+    pub access: Vec<AccessClaim>,
 }
 
 /// One `access` entry of a registry token (ACR spells the keys in either case).
 #[derive(Debug, Deserialize, PartialEq, Eq)]
-pub struct Access {
+pub struct AccessClaim {
     #[serde(alias = "Type")]
     pub r#type: String,
     #[serde(alias = "Name")]
@@ -101,7 +101,7 @@ mod tests {
         assert_eq!(claims.tid.as_deref(), Some("t1"));
         assert_eq!(
             claims.access,
-            vec![Access {
+            vec![AccessClaim {
                 r#type: "repository".into(),
                 name: "app".into(),
                 actions: vec!["pull".into()]

@@ -88,7 +88,7 @@ fn challenge_field(challenge: &str, name: &str) -> Option<String> {
 
 /// What a command asked of the vault, for naming the role that allows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
+pub enum VaultAccess {
     SetSecret,
     ListSecrets,
     /// `GET certificates/{name}[/{version}]`.
@@ -99,44 +99,44 @@ pub enum Access {
     Sign,
 }
 
-impl Access {
+impl VaultAccess {
     fn doing(self) -> &'static str {
         match self {
-            Access::SetSecret => "set secrets",
-            Access::ListSecrets => "list secrets",
-            Access::ReadCertificate => "read certificates",
-            Access::ReadCertificateChain => "read a certificate's chain (its backing secret; --sign-cert can give the chain instead)",
-            Access::Sign => "sign with keys (Microsoft.KeyVault/vaults/keys/sign/action)",
+            VaultAccess::SetSecret => "set secrets",
+            VaultAccess::ListSecrets => "list secrets",
+            VaultAccess::ReadCertificate => "read certificates",
+            VaultAccess::ReadCertificateChain => "read a certificate's chain (its backing secret; --sign-cert can give the chain instead)",
+            VaultAccess::Sign => "sign with keys (Microsoft.KeyVault/vaults/keys/sign/action)",
         }
     }
 
     fn roles(self) -> &'static str {
         match self {
-            Access::SetSecret => "Key Vault Secrets Officer role (b86a8fe4-44ce-4948-aee5-eccb2c155cd7)",
-            Access::ListSecrets => "Key Vault Secrets User role (4633458b-17de-408a-b874-0445c86b69e6) or Key Vault Secrets Officer (b86a8fe4-44ce-4948-aee5-eccb2c155cd7)",
-            Access::ReadCertificate | Access::ReadCertificateChain => "Key Vault Certificate User role (db79e9a7-68ee-4b58-9aeb-b90e7c24fcba)",
-            Access::Sign => "Key Vault Crypto User role (12338af0-0e69-4776-bea7-57ae8d297424)",
+            VaultAccess::SetSecret => "Key Vault Secrets Officer role (b86a8fe4-44ce-4948-aee5-eccb2c155cd7)",
+            VaultAccess::ListSecrets => "Key Vault Secrets User role (4633458b-17de-408a-b874-0445c86b69e6) or Key Vault Secrets Officer (b86a8fe4-44ce-4948-aee5-eccb2c155cd7)",
+            VaultAccess::ReadCertificate | VaultAccess::ReadCertificateChain => "Key Vault Certificate User role (db79e9a7-68ee-4b58-9aeb-b90e7c24fcba)",
+            VaultAccess::Sign => "Key Vault Crypto User role (12338af0-0e69-4776-bea7-57ae8d297424)",
         }
     }
 
     /// The access-policy permission that allows it, with its kind.
     fn permission(self) -> &'static str {
         match self {
-            Access::SetSecret => "secret Set",
-            Access::ListSecrets => "secret List",
-            Access::ReadCertificate => "certificate Get",
-            Access::ReadCertificateChain => "secret Get",
-            Access::Sign => "key Sign",
+            VaultAccess::SetSecret => "secret Set",
+            VaultAccess::ListSecrets => "secret List",
+            VaultAccess::ReadCertificate => "certificate Get",
+            VaultAccess::ReadCertificateChain => "secret Get",
+            VaultAccess::Sign => "key Sign",
         }
     }
 
     /// What a 404 means, for the accesses whose objects the user named.
     fn missing(self) -> Option<&'static str> {
         match self {
-            Access::SetSecret | Access::ListSecrets => None,
-            Access::ReadCertificate => Some("no certificate of that name (or version): --sign takes https://<vault>.vault.azure.net/keys/<name>[/<version>], where <name> is a Key Vault certificate's (its key signs, its certificate is the signing certificate); check the name and version, or create or import the certificate"),
-            Access::ReadCertificateChain => Some("no backing secret for the certificate; give the chain with --sign-cert"),
-            Access::Sign => Some("no key of that name and version to sign with; check the key URL"),
+            VaultAccess::SetSecret | VaultAccess::ListSecrets => None,
+            VaultAccess::ReadCertificate => Some("no certificate of that name (or version): --sign takes https://<vault>.vault.azure.net/keys/<name>[/<version>], where <name> is a Key Vault certificate's (its key signs, its certificate is the signing certificate); check the name and version, or create or import the certificate"),
+            VaultAccess::ReadCertificateChain => Some("no backing secret for the certificate; give the chain with --sign-cert"),
+            VaultAccess::Sign => Some("no key of that name and version to sign with; check the key URL"),
         }
     }
 }
@@ -191,7 +191,7 @@ impl KeyVault {
         let url = format!("{}secrets/{name}?api-version={API_VERSION}", self.vault.url);
         let body = json!({ "value": value.expose() });
         let reply = self
-            .call(Method::PUT, &url, Some(&body), Access::SetSecret)
+            .call(Method::PUT, &url, Some(&body), VaultAccess::SetSecret)
             .await?;
         let written: Written = reply.json("the secret write")?;
         Ok(written
@@ -217,7 +217,7 @@ impl KeyVault {
         let first = format!("{}secrets?api-version={API_VERSION}", self.vault.url);
         let items: Vec<Item> = rest::collect_pages(&self.vault.url, &first, |url| async move {
             let reply = self
-                .call(Method::GET, &url, None, Access::ListSecrets)
+                .call(Method::GET, &url, None, VaultAccess::ListSecrets)
                 .await?;
             reply.json("the secret list")
         })
@@ -252,7 +252,7 @@ impl KeyVault {
             self.vault.url
         );
         let reply = self
-            .call(Method::GET, &url, None, Access::ReadCertificate)
+            .call(Method::GET, &url, None, VaultAccess::ReadCertificate)
             .await?;
         let bundle: Bundle = reply.json("the certificate read")?;
         let cer = base64::engine::general_purpose::STANDARD
@@ -271,7 +271,7 @@ impl KeyVault {
         rest::same_origin(&self.vault.url, id)?;
         let url = format!("{id}?api-version={API_VERSION}");
         let reply = self
-            .call(Method::GET, &url, None, Access::ReadCertificateChain)
+            .call(Method::GET, &url, None, VaultAccess::ReadCertificateChain)
             .await?;
         let body: serde_json::Value = serde_json::from_str(&reply.body).map_err(|_| {
             anyhow::anyhow!(
@@ -303,7 +303,7 @@ impl KeyVault {
         let url = format!("{kid}/sign?api-version={API_VERSION}");
         let body = json!({ "alg": alg, "value": b64.encode(digest) });
         let reply = self
-            .call(Method::POST, &url, Some(&body), Access::Sign)
+            .call(Method::POST, &url, Some(&body), VaultAccess::Sign)
             .await?;
         let signed: Signed = reply.json("the sign operation")?;
         b64.decode(signed.value.trim_end_matches('=')).map_err(|_| {
@@ -318,7 +318,7 @@ impl KeyVault {
         method: Method,
         url: &str,
         body: Option<&serde_json::Value>,
-        access: Access,
+        access: VaultAccess,
     ) -> anyhow::Result<rest::Reply> {
         let call = Call {
             method,
@@ -332,7 +332,7 @@ impl KeyVault {
     }
 
     /// The one sentence a refusal needs: who refused, why, and what to do.
-    fn explain(&self, err: anyhow::Error, access: Access) -> anyhow::Error {
+    fn explain(&self, err: anyhow::Error, access: VaultAccess) -> anyhow::Error {
         let Vault { url, name } = &self.vault;
         let Some(refusal) = err.downcast_ref::<KeyVaultError>() else {
             return if err.chain().any(|cause| cause.is::<reqwest::Error>()) {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::applyset::{self, ApplySet};
 use super::connect::Connection;
 use super::diff;
-use super::errors::{explain, Action};
+use super::errors::{explain, ApiCall};
 
 pub use super::discovery::{Resources, OLD_SPINKUBE_GROUP, SPINKUBE_GROUP};
 
@@ -260,7 +260,7 @@ async fn live_object(
         .await
         .map_err(|e| {
             forget_kinds_if_gone(conn, &e);
-            explain(e, conn, Action::new("get", &item.resource.plural, ns))
+            explain(e, conn, ApiCall::new("get", &item.resource.plural, ns))
         })?;
     Ok(live.map(to_value))
 }
@@ -361,7 +361,7 @@ fn conflicts_or_error<T>(
     Err(explain(
         err,
         conn,
-        Action::new("apply", &item.resource.plural, ns),
+        ApiCall::new("apply", &item.resource.plural, ns),
     ))
 }
 
@@ -388,7 +388,7 @@ pub async fn namespace_exists(conn: &Connection, namespace: &str) -> anyhow::Res
     let found = api
         .get_opt(namespace)
         .await
-        .map_err(|e| explain(e, conn, Action::new("get", "namespaces", None)))?;
+        .map_err(|e| explain(e, conn, ApiCall::new("get", "namespaces", None)))?;
     Ok(found.is_some())
 }
 
@@ -406,7 +406,7 @@ pub async fn create_namespace(
     let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
     api.patch(namespace, &params, &Patch::Apply(&object))
         .await
-        .map_err(|e| explain(e, conn, Action::new("create", "namespaces", None)))?;
+        .map_err(|e| explain(e, conn, ApiCall::new("create", "namespaces", None)))?;
     Ok(())
 }
 
@@ -430,7 +430,7 @@ async fn live_parent(conn: &Connection, set: &ApplySet) -> anyhow::Result<Option
     let parent = secrets_api(conn, &set.namespace)
         .get_opt(&set.parent_name)
         .await
-        .map_err(|e| explain(e, conn, Action::new("get", "secrets", Some(&set.namespace))))?;
+        .map_err(|e| explain(e, conn, ApiCall::new("get", "secrets", Some(&set.namespace))))?;
     Ok(parent.map(to_value))
 }
 
@@ -475,7 +475,7 @@ async fn apply_parent(
             explain(
                 e,
                 conn,
-                Action::new("apply", "secrets", Some(&set.namespace)),
+                ApiCall::new("apply", "secrets", Some(&set.namespace)),
             )
         })?;
     Ok(())
@@ -502,7 +502,7 @@ pub async fn members(
                 explain(
                     e,
                     conn,
-                    Action::new("list", &resource.plural, Some(&set.namespace)),
+                    ApiCall::new("list", &resource.plural, Some(&set.namespace)),
                 )
             })?;
         found.extend(
@@ -563,7 +563,7 @@ pub async fn delete(
         Err(e) => Err(explain(
             e,
             conn,
-            Action::new("delete", &resource.plural, Some(namespace)),
+            ApiCall::new("delete", &resource.plural, Some(namespace)),
         )),
     }
 }

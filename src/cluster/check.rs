@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::apply::Resources;
 use super::connect::Connection;
-use super::errors::{explain, Action};
+use super::errors::{explain, ApiCall};
 use crate::app::compat::{self, ShimRelease};
 use crate::app::model::Source;
 use crate::app::App;
@@ -162,7 +162,7 @@ async fn operator(conn: &Connection, group: &str) -> anyhow::Result<Check> {
         explain(
             e,
             conn,
-            Action::new("list", "mutatingwebhookconfigurations", None),
+            ApiCall::new("list", "mutatingwebhookconfigurations", None),
         )
     })?;
     let services: BTreeSet<(String, String)> = configs
@@ -192,7 +192,7 @@ async fn operator(conn: &Connection, group: &str) -> anyhow::Result<Check> {
             explain(
                 e,
                 conn,
-                Action::new("list", "endpointslices", Some(&namespace)),
+                ApiCall::new("list", "endpointslices", Some(&namespace)),
             )
         })?;
     let ready = listed
@@ -223,7 +223,7 @@ async fn executor(
         explain(
             e,
             conn,
-            Action::new("get", "spinappexecutors", Some(namespace)),
+            ApiCall::new("get", "spinappexecutors", Some(namespace)),
         )
     })?;
     Ok(Check::pass(
@@ -241,7 +241,7 @@ async fn runtime_class(conn: &Connection, name: &str) -> anyhow::Result<(Check, 
     let found = api
         .get_opt(name)
         .await
-        .map_err(|e| explain(e, conn, Action::new("get", "runtimeclasses", None)))?;
+        .map_err(|e| explain(e, conn, ApiCall::new("get", "runtimeclasses", None)))?;
     Ok(match found {
         Some(class) => (
             Check::pass(
@@ -268,7 +268,7 @@ async fn nodes(conn: &Connection, handler: Option<&str>) -> anyhow::Result<Check
     let nodes = api
         .list(&ListParams::default())
         .await
-        .map_err(|e| explain(e, conn, Action::new("list", "nodes", None)))?;
+        .map_err(|e| explain(e, conn, ApiCall::new("list", "nodes", None)))?;
     let provisioned: Vec<&Node> =
         nodes
             .items
@@ -368,7 +368,7 @@ async fn shim_version(
     let shims = api
         .list(&ListParams::default())
         .await
-        .map_err(|e| explain(e, conn, Action::new("list", "shims", None)))?;
+        .map_err(|e| explain(e, conn, ApiCall::new("list", "shims", None)))?;
     let versions: Vec<&'static ShimRelease> = shims
         .items
         .iter()

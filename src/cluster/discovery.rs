@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::applyset;
 use super::connect::Connection;
-use super::errors::{explain, Action};
+use super::errors::{explain, ApiCall};
 
 /// SpinApp's group since spin-operator v0.4.0, and before it.
 pub const SPINKUBE_GROUP: &str = "core.spinkube.dev";
@@ -45,7 +45,7 @@ impl Resources {
         let discovery = Discovery::new(conn.client.clone())
             .run_aggregated()
             .await
-            .map_err(|e| explain(e, conn, Action::new("discover", "APIs", None)))?;
+            .map_err(|e| explain(e, conn, ApiCall::new("discover", "APIs", None)))?;
         let mut served = Vec::new();
         for group in discovery.groups() {
             let preferred = group.preferred_version_or_latest().to_string();
@@ -141,7 +141,7 @@ impl Resources {
             let _ = crate::oci::layout::write_atomically(
                 &path,
                 &bytes,
-                crate::oci::layout::Access::Private,
+                crate::oci::layout::FileAccess::Private,
             );
         }
     }

@@ -5,15 +5,15 @@ use super::connect::Connection;
 
 /// What we were doing when a request failed, for the message.
 #[derive(Clone, Copy, Debug)]
-pub struct Action<'a> {
+pub struct ApiCall<'a> {
     pub verb: &'a str,
     pub resource: &'a str,
     pub namespace: Option<&'a str>,
 }
 
-impl<'a> Action<'a> {
+impl<'a> ApiCall<'a> {
     pub fn new(verb: &'a str, resource: &'a str, namespace: Option<&'a str>) -> Self {
-        Action {
+        ApiCall {
             verb,
             resource,
             namespace,
@@ -22,7 +22,7 @@ impl<'a> Action<'a> {
 }
 
 /// The user-facing error for `err`, raised while doing `action` through `conn`.
-pub fn explain(err: kube::Error, conn: &Connection, action: Action<'_>) -> anyhow::Error {
+pub fn explain(err: kube::Error, conn: &Connection, action: ApiCall<'_>) -> anyhow::Error {
     let where_ = format!("context `{}` ({})", conn.context, conn.server);
     let scope = match action.namespace {
         Some(ns) => format!(" in namespace `{ns}`"),

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::apply::{Resources, FIELD_MANAGER};
 use super::connect::Connection;
-use super::errors::{explain, Action};
+use super::errors::{explain, ApiCall};
 
 const STANDARD: &str = include_str!("../../manifests/spinapp-executor.yaml");
 
@@ -56,7 +56,7 @@ pub async fn missing(
             explain(
                 e,
                 conn,
-                Action::new("get", "spinappexecutors", Some(namespace)),
+                ApiCall::new("get", "spinappexecutors", Some(namespace)),
             )
         })?;
         if found.is_some() {
@@ -98,7 +98,7 @@ pub async fn create(
                 explain(
                     e,
                     conn,
-                    Action::new("create", "spinappexecutors", Some(namespace)),
+                    ApiCall::new("create", "spinappexecutors", Some(namespace)),
                 )
             })?;
         created.push(name);

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 
 use super::connect::Connection;
-use super::errors::{explain, Action};
+use super::errors::{explain, ApiCall};
 
 /// The pods of Deployment `name` (by its selector), sorted by name.
 pub async fn pods_of(conn: &Connection, namespace: &str, name: &str) -> anyhow::Result<Vec<Pod>> {
@@ -17,7 +17,7 @@ pub async fn pods_of(conn: &Connection, namespace: &str, name: &str) -> anyhow::
     let deployment = deployments
         .get_opt(name)
         .await
-        .map_err(|e| explain(e, conn, Action::new("get", "deployments", Some(namespace))))?
+        .map_err(|e| explain(e, conn, ApiCall::new("get", "deployments", Some(namespace))))?
         .ok_or_else(|| {
             anyhow::anyhow!(
                 "no Deployment {name} in namespace {namespace} of context `{}`: apply the app first (`spin-aks up`)",
@@ -29,7 +29,7 @@ pub async fn pods_of(conn: &Connection, namespace: &str, name: &str) -> anyhow::
     let mut list = pods
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|e| explain(e, conn, Action::new("list", "pods", Some(namespace))))?
+        .map_err(|e| explain(e, conn, ApiCall::new("list", "pods", Some(namespace))))?
         .items;
     list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     Ok(list)
@@ -81,7 +81,7 @@ pub async fn stream(
             let params = params.clone();
             async move {
                 let reader = api.log_stream(&name, &params).await.map_err(|e| {
-                    explain(e, conn, Action::new("get logs of", "pods", Some(namespace)))
+                    explain(e, conn, ApiCall::new("get logs of", "pods", Some(namespace)))
                 })?;
                 let mut lines = reader.lines();
                 while let Some(text) = lines.next().await {

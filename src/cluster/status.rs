@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::apply::Resources;
 use super::connect::Connection;
-use super::errors::{explain, Action};
+use super::errors::{explain, ApiCall};
 use super::expose::{address_of, public_service};
 
 #[derive(Debug, Serialize)]
@@ -68,7 +68,7 @@ pub async fn read(
         deployment: deployments
             .get_opt(name)
             .await
-            .map_err(|e| explain(e, conn, Action::new("get", "deployments", Some(namespace))))?,
+            .map_err(|e| explain(e, conn, ApiCall::new("get", "deployments", Some(namespace))))?,
         service: services.get_opt(&public_service(name)).await.ok().flatten(),
         ingress: ingresses.get_opt(name).await.ok().flatten(),
     };
@@ -147,7 +147,7 @@ async fn spinapp_exists(
     let found = api
         .get_opt(name)
         .await
-        .map_err(|e| explain(e, conn, Action::new("get", "spinapps", Some(namespace))))?;
+        .map_err(|e| explain(e, conn, ApiCall::new("get", "spinapps", Some(namespace))))?;
     Ok(found.is_some())
 }
 

@@ -16,7 +16,7 @@ use crate::cluster::apply::{
 use crate::cluster::applyset::{self, ApplySet};
 use crate::cluster::check;
 use crate::cluster::connect::Connection;
-use crate::cluster::errors::{explain, Action};
+use crate::cluster::errors::{explain, ApiCall};
 use crate::cluster::executor;
 use crate::cluster::expose;
 use crate::cluster::rollout::{self, Rollout};
@@ -243,7 +243,7 @@ pub async fn secret_objects(
         let found = api
             .get_opt(&name)
             .await
-            .map_err(|e| explain(e, conn, Action::new("get", "secrets", Some(&set.namespace))))?;
+            .map_err(|e| explain(e, conn, ApiCall::new("get", "secrets", Some(&set.namespace))))?;
         live.insert(name, found);
     }
     let live_keys = |name: &str| -> BTreeSet<String> {

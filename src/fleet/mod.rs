@@ -399,7 +399,7 @@ async fn unfollow(
             Err(e) if crate::cluster::errors::is_status(&e, 404) => {}
             Err(e) => {
                 let action =
-                    crate::cluster::errors::Action::new("patch", "kustomizations", Some(namespace));
+                    crate::cluster::errors::ApiCall::new("patch", "kustomizations", Some(namespace));
                 return Err(crate::cluster::errors::explain(e, conn, action));
             }
         }

@@ -306,7 +306,7 @@ async fn read_cluster(
             crate::cluster::errors::explain(
                 e,
                 conn,
-                crate::cluster::errors::Action::new("get", what, Some(namespace)),
+                crate::cluster::errors::ApiCall::new("get", what, Some(namespace)),
             )
         }
     };

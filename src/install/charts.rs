@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::objects::NAMESPACE;
 use crate::cluster::apply::{AppliedObject, ObjectAction, Resources, FIELD_MANAGER};
 use crate::cluster::connect::Connection;
-use crate::cluster::errors::{explain, Action};
+use crate::cluster::errors::{explain, ApiCall};
 
 /// Creates each of `charts` (from [`super::objects::charts`]) that does not exist yet; one that
 /// does is left to helm-controller, which owns it from then on (it applies the HelmChart of a
@@ -40,7 +40,7 @@ pub async fn create_missing(
                     (ObjectAction::Unchanged, Value::Null)
                 }
                 Err(e) => {
-                    let action = Action::new("create", "helmcharts", Some(NAMESPACE));
+                    let action = ApiCall::new("create", "helmcharts", Some(NAMESPACE));
                     return Err(explain(e, conn, action));
                 }
             };

@@ -86,7 +86,7 @@ pub async fn with_running<'a>(
                 .await
                 .map_err(|e| {
                     let action =
-                        crate::cluster::errors::Action::new("get", "deployments", Some(NAMESPACE));
+                        crate::cluster::errors::ApiCall::new("get", "deployments", Some(NAMESPACE));
                     crate::cluster::errors::explain(e, conn, action)
                 })?
                 .is_some(),

@@ -29,7 +29,7 @@ use crate::cluster::apply::{
 };
 use crate::cluster::applyset::ApplySet;
 use crate::cluster::connect::Connection;
-use crate::cluster::errors::{explain, Action};
+use crate::cluster::errors::{explain, ApiCall};
 use crate::output::Output;
 
 /// The install flags, validated (made by `cli`: `ClusterInstallArgs::settings`).
@@ -345,7 +345,7 @@ async fn serves_wait_strategy(conn: &Connection) -> anyhow::Result<bool> {
             explain(
                 e,
                 conn,
-                Action::new("get", "customresourcedefinitions", None),
+                ApiCall::new("get", "customresourcedefinitions", None),
             )
         })?
     else {
@@ -369,7 +369,7 @@ async fn label_node_objects(conn: &Connection) -> anyhow::Result<Vec<String>> {
     let list = nodes
         .list(&ListParams::default())
         .await
-        .map_err(|e| explain(e, conn, Action::new("list", "nodes", None)))?;
+        .map_err(|e| explain(e, conn, ApiCall::new("list", "nodes", None)))?;
     let (key, value) = objects::NODE_LABEL;
     let mut labelled = Vec::new();
     for node in list.items {
@@ -386,7 +386,7 @@ async fn label_node_objects(conn: &Connection) -> anyhow::Result<Vec<String>> {
                 &Patch::Apply(applied),
             )
             .await
-            .map_err(|e| explain(e, conn, Action::new("patch", "nodes", None)))?;
+            .map_err(|e| explain(e, conn, ApiCall::new("patch", "nodes", None)))?;
         labelled.push(name);
     }
     Ok(labelled)

@@ -13,7 +13,7 @@ use super::objects::{NAMESPACE, NODE_LABEL};
 use crate::bad_input;
 use crate::cluster::apply::{self, parent_group_kinds, Resources, FIELD_MANAGER};
 use crate::cluster::connect::Connection;
-use crate::cluster::errors::{explain, Action};
+use crate::cluster::errors::{explain, ApiCall};
 use crate::output::Output;
 
 /// What `cluster uninstall` reports.
@@ -120,7 +120,7 @@ async fn list(
     let listed = api
         .list(&ListParams::default())
         .await
-        .map_err(|e| explain(e, conn, Action::new("list", &resource.plural, None)))?;
+        .map_err(|e| explain(e, conn, ApiCall::new("list", &resource.plural, None)))?;
     let name = |o: &DynamicObject| {
         let namespace = o.metadata.namespace.clone().unwrap_or_default();
         (namespace, o.metadata.name.clone().unwrap_or_default())
@@ -145,7 +145,7 @@ async fn gone(
         let found = api
             .get_opt(name)
             .await
-            .map_err(|e| explain(e, conn, Action::new("get", &resource.plural, namespace)))?;
+            .map_err(|e| explain(e, conn, ApiCall::new("get", &resource.plural, namespace)))?;
         if found.is_none() {
             return Ok(());
         }
@@ -166,7 +166,7 @@ async fn unlabel_nodes(conn: &Connection) -> anyhow::Result<Vec<String>> {
     let list = nodes
         .list(&ListParams::default())
         .await
-        .map_err(|e| explain(e, conn, Action::new("list", "nodes", None)))?;
+        .map_err(|e| explain(e, conn, ApiCall::new("list", "nodes", None)))?;
     let mut unlabelled = Vec::new();
     for node in list.items {
         let ours = node.metadata.managed_fields.iter().flatten().any(|f| {
@@ -188,7 +188,7 @@ async fn unlabel_nodes(conn: &Connection) -> anyhow::Result<Vec<String>> {
                 &Patch::Apply(empty),
             )
             .await
-            .map_err(|e| explain(e, conn, Action::new("patch", "nodes", None)))?;
+            .map_err(|e| explain(e, conn, ApiCall::new("patch", "nodes", None)))?;
         unlabelled.push(name);
     }
     Ok(unlabelled)

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::objects::{chart_name, NAMESPACE};
 use crate::cluster::apply::FIELD_MANAGER;
 use crate::cluster::connect::Connection;
-use crate::cluster::errors::{explain, Action};
+use crate::cluster::errors::{explain, ApiCall};
 
 /// How often cert-manager's API is asked again while its webhook does not answer (there is
 /// nothing to watch for that).
@@ -69,7 +69,7 @@ pub async fn release_ready(
             tokio::time::sleep(CHART_POLL).await;
         }
     };
-    let action = Action::new("get", "helmreleases", Some(NAMESPACE));
+    let action = ApiCall::new("get", "helmreleases", Some(NAMESPACE));
     let released = watch_until(conn, &api, name, &action, timeout, progress, &until);
     let why = tokio::select! {
         result = released => match result {
@@ -125,7 +125,7 @@ pub async fn cert_manager_api(
                 return Err(explain(
                     e,
                     conn,
-                    Action::new("create", "issuers.cert-manager.io", Some(NAMESPACE)),
+                    ApiCall::new("create", "issuers.cert-manager.io", Some(NAMESPACE)),
                 )
                 .context("cert-manager's API refused a dry-run Issuer"))
             }
@@ -183,7 +183,7 @@ pub async fn shim_installed(
             Outcome::Waiting(format!("installed on {ready} of {nodes} labelled node(s)"))
         }
     };
-    let action = Action::new("get", "shims", None);
+    let action = ApiCall::new("get", "shims", None);
     watch_until(conn, &api, name, &action, timeout, progress, &until).await.map_err(|e| {
         anyhow::anyhow!(
             "the shim was not installed on the labelled nodes: {e:#}; see `kubectl get shim {name} -o yaml` and the runtime-class-manager logs"
@@ -205,7 +205,7 @@ pub async fn crd_established(
         Some((_, message)) if !message.is_empty() => Outcome::Waiting(format!("{name}: {message}")),
         _ => Outcome::Waiting(format!("{name}: not established yet")),
     };
-    let action = Action::new("get", "customresourcedefinitions", None);
+    let action = ApiCall::new("get", "customresourcedefinitions", None);
     watch_until(conn, &api, name, &action, timeout, progress, &until).await
 }
 
@@ -226,7 +226,7 @@ pub async fn deployment_available(
             &object.data["status"],
         )
     };
-    let action = Action::new("get", "deployments", Some(namespace));
+    let action = ApiCall::new("get", "deployments", Some(namespace));
     watch_until(conn, &api, name, &action, timeout, progress, &until)
         .await
         .map_err(|e| anyhow::anyhow!("deployment/{name}: {e:#}"))
@@ -294,7 +294,7 @@ async fn watch_until(
     conn: &Connection,
     api: &Api<DynamicObject>,
     name: &str,
-    action: &Action<'_>,
+    action: &ApiCall<'_>,
     timeout: Duration,
     progress: &dyn Fn(&str),
     until: &dyn Fn(&DynamicObject) -> Outcome,
@@ -325,7 +325,7 @@ async fn watch_until(
             Some(Err(
                 watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e),
             )) => {
-                let action = Action::new("watch", action.resource, action.namespace);
+                let action = ApiCall::new("watch", action.resource, action.namespace);
                 return Err(explain(e, conn, action));
             }
             // A broken watch is started again by the watcher.

@@ -145,7 +145,7 @@ impl Layout {
         })?;
         let marker = root.join("oci-layout");
         if !marker.exists() {
-            write_atomically(&marker, OCI_LAYOUT_FILE.as_bytes(), Access::Shared)?;
+            write_atomically(&marker, OCI_LAYOUT_FILE.as_bytes(), FileAccess::Shared)?;
         }
         Ok(layout)
     }
@@ -257,7 +257,7 @@ impl Layout {
         let digest = Digest::of(bytes);
         let path = self.blob_path(&digest);
         if !path.exists() {
-            write_atomically(&path, bytes, Access::Shared)?;
+            write_atomically(&path, bytes, FileAccess::Shared)?;
         }
         Ok((digest, bytes.len() as u64))
     }
@@ -468,7 +468,7 @@ impl Layout {
         write_atomically(
             &self.root.join("index.json"),
             &json::to_canonical_vec(&index)?,
-            Access::Shared,
+            FileAccess::Shared,
         )
     }
 
@@ -581,7 +581,7 @@ fn write_failed(blobs_dir: &Path, err: io::Error) -> io::Error {
 
 /// Who may read a file spin-aks writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
+pub enum FileAccess {
     /// Its owner only (0600): the state file, a kubeconfig, caches of what a cluster said.
     Private,
     /// Others too, as the umask allows (0666 less the umask): an OCI layout, an archive.
@@ -589,7 +589,7 @@ pub enum Access {
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> anyhow::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8], access: FileAccess) -> anyhow::Result<()> {
     if holds_already(path, bytes, access) {
         return Ok(());
     }
@@ -598,8 +598,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> anyhow::Re
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let temp = match access {
-        Access::Private => crate::interrupt::temp_file_in(dir),
-        Access::Shared => crate::interrupt::shared_temp_file_in(dir),
+        FileAccess::Private => crate::interrupt::temp_file_in(dir),
+        FileAccess::Shared => crate::interrupt::shared_temp_file_in(dir),
     };
     let mut temp =
         temp.with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
@@ -613,15 +613,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> anyhow::Re
 /// Whether `path` is a regular file (not followed if a link) with the mode `access` gives and
 /// that holds exactly `bytes`, as the write would leave it: then nothing is written (an
 /// unchanged build or state costs no fsync).
-fn holds_already(path: &Path, bytes: &[u8], access: Access) -> bool {
+fn holds_already(path: &Path, bytes: &[u8], access: FileAccess) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let Ok(meta) = fs::symlink_metadata(path) else {
         return false;
     };
     let mode = meta.permissions().mode() & 0o777;
     let right_mode = match access {
-        Access::Private => mode & 0o077 == 0,
-        Access::Shared => mode == 0o666 & !umask(),
+        FileAccess::Private => mode & 0o077 == 0,
+        FileAccess::Shared => mode == 0o666 & !umask(),
     };
     meta.is_file()
         && meta.len() == bytes.len() as u64

@@ -5,7 +5,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::azure::arm::Arm;
-use crate::azure::identity::{self, Action, DataRole};
+use crate::azure::identity::{self, StepOutcome, DataRole};
 use crate::azure::vault::Vault;
 use crate::azure::ClusterRef;
 use crate::state::WorkloadIdentity;
@@ -41,7 +41,7 @@ pub struct IdentityReport {
     pub client_id: String,
     pub principal_id: String,
     pub tenant_id: String,
-    pub action: Action,
+    pub action: StepOutcome,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -49,14 +49,14 @@ pub struct CredentialReport {
     pub name: String,
     pub issuer: String,
     pub subject: String,
-    pub action: Action,
+    pub action: StepOutcome,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RoleReport {
     pub role: DataRole,
     pub scope: String,
-    pub action: Action,
+    pub action: StepOutcome,
 }
 
 #[derive(Clone, Debug, Serialize)]
