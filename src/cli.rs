@@ -16,7 +16,7 @@ use crate::registry::auth::AuthMode;
 use crate::workload::key_vault::KeyVaultMode;
 use crate::workload::objects::{self, WorkloadKind};
 use crate::workload::render::RenderType;
-use crate::workload::runtime_config::{self, Store};
+use crate::workload::runtime_config::{self, RuntimeStore};
 use crate::workload::validate;
 
 mod bundle;

@@ -163,7 +163,11 @@ fn write(path: &Path, doc: &Value) -> anyhow::Result<()> {
     }
     let text = crate::yaml::to_yaml(doc);
     // The temporary file is created 0600 and the rename keeps it.
-    crate::oci::layout::write_atomically(path, text.as_bytes(), crate::oci::layout::FileAccess::Private)
+    crate::oci::layout::write_atomically(
+        path,
+        text.as_bytes(),
+        crate::oci::layout::FileAccess::Private,
+    )
 }
 
 #[cfg(test)]

@@ -59,10 +59,10 @@ pub struct WorkloadArgs {
     pub service_account: Option<String>,
     /// A key-value store: `<label>=redis:<url>` or `<label>=cosmos:<account>/<database>/<container>` (repeatable)
     #[arg(long = "kv-store", value_name = "LABEL=BACKEND", value_parser = redacted(runtime_config::parse_kv_store))]
-    pub kv_stores: Vec<Store>,
+    pub kv_stores: Vec<RuntimeStore>,
     /// A SQLite database: `<label>=libsql:<url>` (repeatable)
     #[arg(long = "sqlite", value_name = "LABEL=BACKEND", value_parser = redacted(runtime_config::parse_sqlite))]
-    pub sqlite: Vec<Store>,
+    pub sqlite: Vec<RuntimeStore>,
     /// CPU limit, e.g. `500m`
     #[arg(long, value_name = "QUANTITY", value_parser = validate::parse_quantity)]
     pub cpu_limit: Option<String>,

@@ -430,7 +430,13 @@ async fn live_parent(conn: &Connection, set: &ApplySet) -> anyhow::Result<Option
     let parent = secrets_api(conn, &set.namespace)
         .get_opt(&set.parent_name)
         .await
-        .map_err(|e| explain(e, conn, ApiCall::new("get", "secrets", Some(&set.namespace))))?;
+        .map_err(|e| {
+            explain(
+                e,
+                conn,
+                ApiCall::new("get", "secrets", Some(&set.namespace)),
+            )
+        })?;
     Ok(parent.map(to_value))
 }
 

@@ -81,7 +81,11 @@ pub async fn stream(
             let params = params.clone();
             async move {
                 let reader = api.log_stream(&name, &params).await.map_err(|e| {
-                    explain(e, conn, ApiCall::new("get logs of", "pods", Some(namespace)))
+                    explain(
+                        e,
+                        conn,
+                        ApiCall::new("get logs of", "pods", Some(namespace)),
+                    )
                 })?;
                 let mut lines = reader.lines();
                 while let Some(text) = lines.next().await {

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::{json, Value};
 
-use super::backend::{Applied, Backend, Deleted, Feature, Waited};
 use super::plan::Plan;
+use super::route::{Deleted, Route, RouteApplied, RouteFeature, Waited};
 use crate::cluster::apply::{
     self, parent_group_kinds, AppliedObject, ApplyOptions, ObjectAction, Resources,
 };
@@ -44,7 +44,7 @@ impl ApiServer {
 }
 
 #[async_trait(?Send)]
-impl Backend for ApiServer {
+impl Route for ApiServer {
     fn cluster(&self) -> &str {
         &self.conn().context
     }
@@ -53,11 +53,11 @@ impl Backend for ApiServer {
         &self.conn().namespace
     }
 
-    fn supports(&self, _feature: Feature) -> anyhow::Result<()> {
+    fn supports(&self, _feature: RouteFeature) -> anyhow::Result<()> {
         Ok(())
     }
 
-    async fn apply(&self, plan: &Plan<'_>, out: &Output) -> anyhow::Result<Applied> {
+    async fn apply(&self, plan: &Plan<'_>, out: &Output) -> anyhow::Result<RouteApplied> {
         let conn = self.conn();
         let dry_run = plan.settings.dry_run;
         match &plan.objects {
@@ -84,14 +84,14 @@ impl Backend for ApiServer {
                     action: ObjectAction::Configured,
                     result: o.clone(),
                 });
-                Ok(Applied {
+                Ok(RouteApplied {
                     objects: objects.collect(),
-                    ..Applied::default()
+                    ..RouteApplied::default()
                 })
             }
             Objects::Manifests(objects) => {
                 let applied = apply_manifests(conn, plan, objects.clone(), out).await?;
-                Ok(Applied {
+                Ok(RouteApplied {
                     objects: applied.objects,
                     diff: plan.settings.diff.then_some(applied.diff),
                     rollout: None,
@@ -103,7 +103,7 @@ impl Backend for ApiServer {
     async fn wait(
         &self,
         plan: &Plan<'_>,
-        applied: &Applied,
+        applied: &RouteApplied,
         out: &Output,
     ) -> anyhow::Result<Waited> {
         let conn = self.conn();
@@ -240,10 +240,13 @@ pub async fn secret_objects(
         .map(|r| r.secret.clone())
         .collect::<BTreeSet<_>>()
     {
-        let found = api
-            .get_opt(&name)
-            .await
-            .map_err(|e| explain(e, conn, ApiCall::new("get", "secrets", Some(&set.namespace))))?;
+        let found = api.get_opt(&name).await.map_err(|e| {
+            explain(
+                e,
+                conn,
+                ApiCall::new("get", "secrets", Some(&set.namespace)),
+            )
+        })?;
         live.insert(name, found);
     }
     let live_keys = |name: &str| -> BTreeSet<String> {

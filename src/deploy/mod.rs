@@ -3,8 +3,8 @@
 
 mod api;
 pub mod artifact;
-pub mod backend;
 pub mod plan;
+pub mod route;
 mod run_command;
 mod settings;
 pub mod workload;
@@ -13,8 +13,8 @@ use serde::Serialize;
 
 pub use self::api::secret_objects;
 use self::api::ApiServer;
-use self::backend::{Backend, Deleted, Feature, Waited};
 use self::plan::Plan;
+use self::route::{Deleted, Route, RouteFeature, Waited};
 use self::run_command::RunCommand;
 pub use self::settings::Settings;
 use crate::cluster::apply::{AppliedObject, ObjectAction};
@@ -52,9 +52,9 @@ pub async fn deploy(
 ) -> anyhow::Result<DeployReport> {
     let backend = open(target, ctx).await?;
     let asked = [
-        (settings.dry_run, Feature::ServerDryRun),
-        (settings.diff, Feature::Diff),
-        (settings.exposure != Exposure::None, Feature::Expose),
+        (settings.dry_run, RouteFeature::ServerDryRun),
+        (settings.diff, RouteFeature::Diff),
+        (settings.exposure != Exposure::None, RouteFeature::Expose),
     ];
     for (_, feature) in asked.iter().filter(|(given, _)| *given) {
         backend.supports(*feature)?;
@@ -69,7 +69,7 @@ pub async fn deploy(
             namespace
         }
         Objects::HelmChart(_) => {
-            backend.supports(Feature::HelmChart)?;
+            backend.supports(RouteFeature::HelmChart)?;
             backend.default_namespace().to_string()
         }
     };
@@ -198,7 +198,7 @@ impl DeleteReport {
 
 /// The route `target` needs: AKS run command when asked for or when its API server is private,
 /// else the API server.
-async fn open(mut target: Target, ctx: &AppContext) -> anyhow::Result<Box<dyn Backend>> {
+async fn open(mut target: Target, ctx: &AppContext) -> anyhow::Result<Box<dyn Route>> {
     if let Some(aks) = target.take_run_command().await? {
         return Ok(Box::new(RunCommand::new(aks, ctx.remembered())));
     }

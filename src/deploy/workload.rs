@@ -9,7 +9,7 @@ use crate::secret::Secret;
 use crate::state::AppState;
 use crate::workload::key_vault::{self, IdentityOptions, KeyVaultMode, KeyVaultOptions};
 use crate::workload::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
-use crate::workload::runtime_config::{libsql_token_env, Backend, Store};
+use crate::workload::runtime_config::{libsql_token_env, Backend, RuntimeStore};
 
 /// The workload flags, each validated; made only by `cli` (`WorkloadArgs::settings`).
 #[derive(Clone, Debug)]
@@ -23,9 +23,9 @@ pub struct WorkloadSettings {
     pub identity_client_id: Option<String>,
     pub tenant_id: Option<String>,
     pub service_account: Option<String>,
-    pub kv_stores: Vec<Store>,
+    pub kv_stores: Vec<RuntimeStore>,
     /// SQLite stores, libsql tokens taken from the environment.
-    pub sqlite: Vec<Store>,
+    pub sqlite: Vec<RuntimeStore>,
     pub resources: ResourceOptions,
     /// With at least the replicas as maximum and a CPU request to scale on.
     pub autoscale: Option<Autoscale>,
@@ -88,7 +88,7 @@ pub fn options(
 }
 
 /// A libsql store with its token from `SPIN_AKS_LIBSQL_TOKEN_<LABEL>`, when set.
-pub fn with_env_token(mut store: Store) -> Store {
+pub fn with_env_token(mut store: RuntimeStore) -> RuntimeStore {
     if let Backend::Libsql { token, .. } = &mut store.backend {
         *token = std::env::var(libsql_token_env(&store.label))
             .ok()
@@ -179,7 +179,7 @@ fn identity(
             (Some(kv), _) => format!("--key-vault {}", kv.vault.url),
             (
                 None,
-                Some(Store {
+                Some(RuntimeStore {
                     backend: Backend::Cosmos { account, .. },
                     ..
                 }),

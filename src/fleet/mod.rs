@@ -398,8 +398,11 @@ async fn unfollow(
             Ok(_) => {}
             Err(e) if crate::cluster::errors::is_status(&e, 404) => {}
             Err(e) => {
-                let action =
-                    crate::cluster::errors::ApiCall::new("patch", "kustomizations", Some(namespace));
+                let action = crate::cluster::errors::ApiCall::new(
+                    "patch",
+                    "kustomizations",
+                    Some(namespace),
+                );
                 return Err(crate::cluster::errors::explain(e, conn, action));
             }
         }

@@ -5,7 +5,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::azure::arm::Arm;
-use crate::azure::identity::{self, StepOutcome, DataRole};
+use crate::azure::identity::{self, DataRole, StepOutcome};
 use crate::azure::vault::Vault;
 use crate::azure::ClusterRef;
 use crate::state::WorkloadIdentity;

@@ -23,7 +23,7 @@ use crate::oci::reference::ImageRef;
 use crate::workload::key_vault::{
     self, IdentityOptions, KeyVaultMode, KeyVaultOptions, SecretProviderClass,
 };
-use crate::workload::runtime_config::{libsql_token_env, Backend, RuntimeConfigToml, Store};
+use crate::workload::runtime_config::{libsql_token_env, Backend, RuntimeConfigToml, RuntimeStore};
 use crate::workload::spinapp::{
     self, HealthChecks, HealthProbe, HttpGet, Resources, SpinApp, SpinAppSpec, SpinVar,
 };
@@ -88,8 +88,8 @@ pub struct WorkloadOptions {
     pub identity: Option<IdentityOptions>,
     /// The pods' ServiceAccount when they have no workload identity.
     pub service_account: Option<String>,
-    pub kv_stores: Vec<Store>,
-    pub sqlite: Vec<Store>,
+    pub kv_stores: Vec<RuntimeStore>,
+    pub sqlite: Vec<RuntimeStore>,
     pub resources: ResourceOptions,
     pub autoscale: Option<Autoscale>,
     pub health_path: Option<String>,
@@ -381,7 +381,7 @@ struct StoreKind<'a> {
     what: &'static str,
     flag: &'static str,
     example: &'static str,
-    configured: &'a [Store],
+    configured: &'a [RuntimeStore],
     labels: fn(&Component) -> &[String],
 }
 
@@ -542,7 +542,7 @@ fn secret_source_warning(
                 .map(|v| format!("{v} ← {}", crate::azure::vault::secret_name(v)))
                 .collect();
             format!(
-                "variables come from Key Vault {vault} through the Secrets Store CSI driver (AKS add-on azure-keyvault-secrets-provider): {}; each secret must exist before the pods start: spin-aks secrets set <variable>",
+                "variables come from Key Vault {vault} through the Secrets RuntimeStore CSI driver (AKS add-on azure-keyvault-secrets-provider): {}; each secret must exist before the pods start: spin-aks secrets set <variable>",
                 mapped.join(", ")
             )
         }),

@@ -7,7 +7,7 @@ use crate::secret::Secret;
 
 /// One `--kv-store` or `--sqlite` flag: a store label and the backend that serves it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Store {
+pub struct RuntimeStore {
     pub label: String,
     pub backend: Backend,
 }
@@ -38,7 +38,7 @@ pub fn libsql_token_env(label: &str) -> String {
 }
 
 /// Parses `--kv-store <label>=redis:<url>` or `<label>=cosmos:<account>/<database>/<container>`.
-pub fn parse_kv_store(flag: &str) -> Result<Store, String> {
+pub fn parse_kv_store(flag: &str) -> Result<RuntimeStore, String> {
     let (label, spec) = split_label(flag)?;
     let backend = if let Some(url) = spec.strip_prefix("redis:") {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -69,14 +69,14 @@ pub fn parse_kv_store(flag: &str) -> Result<Store, String> {
             "the backend of `{label}` must be redis:<url> or cosmos:<account>/<database>/<container>"
         ));
     };
-    Ok(Store { label, backend })
+    Ok(RuntimeStore { label, backend })
 }
 
 /// Parses `--sqlite <label>=libsql:<url>`.
-pub fn parse_sqlite(flag: &str) -> Result<Store, String> {
+pub fn parse_sqlite(flag: &str) -> Result<RuntimeStore, String> {
     let (label, spec) = split_label(flag)?;
     match spec.strip_prefix("libsql:") {
-        Some(url) if url.contains("://") => Ok(Store {
+        Some(url) if url.contains("://") => Ok(RuntimeStore {
             label,
             backend: Backend::Libsql {
                 url: url.to_string(),
@@ -111,8 +111,8 @@ fn split_label(flag: &str) -> Result<(String, String), String> {
 #[derive(Clone, Debug, Default)]
 pub struct RuntimeConfigToml<'a> {
     pub key_vault: Option<&'a str>,
-    pub kv_stores: &'a [Store],
-    pub sqlite: &'a [Store],
+    pub kv_stores: &'a [RuntimeStore],
+    pub sqlite: &'a [RuntimeStore],
 }
 
 impl RuntimeConfigToml<'_> {
@@ -207,7 +207,7 @@ mod tests {
         for (flag, parse, problem) in [
             (
                 "s3cret",
-                parse_kv_store as fn(&str) -> Result<Store, String>,
+                parse_kv_store as fn(&str) -> Result<RuntimeStore, String>,
                 "<label>=<backend>",
             ),
             (

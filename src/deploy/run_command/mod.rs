@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use self::applyset::RemoteSet;
 use self::secrets::SecretPlan;
-use super::backend::{Applied, Backend, Deleted, Feature, Waited};
 use super::plan::{last_namespace_on, Plan};
+use super::route::{Deleted, Route, RouteApplied, RouteFeature, Waited};
 use super::settings::Settings;
 use crate::azure::run_command;
 use crate::bad_input;
@@ -49,7 +49,7 @@ impl RunCommand {
 }
 
 #[async_trait(?Send)]
-impl Backend for RunCommand {
+impl Route for RunCommand {
     fn cluster(&self) -> &str {
         &self.aks.cluster.name
     }
@@ -58,12 +58,12 @@ impl Backend for RunCommand {
         &self.default_namespace
     }
 
-    fn supports(&self, feature: Feature) -> anyhow::Result<()> {
+    fn supports(&self, feature: RouteFeature) -> anyhow::Result<()> {
         let flag = match feature {
-            Feature::ServerDryRun => "--dry-run server",
-            Feature::Diff => "--diff",
-            Feature::Expose => "--expose",
-            Feature::HelmChart => {
+            RouteFeature::ServerDryRun => "--dry-run server",
+            RouteFeature::Diff => "--diff",
+            RouteFeature::Expose => "--expose",
+            RouteFeature::HelmChart => {
                 return Err(bad_input!(
                     "a Helm chart cannot be installed through AKS run command by spin-aks yet; render it (helm template) into --dir, or run from a network that reaches the API server"
                 ))
@@ -76,9 +76,9 @@ impl Backend for RunCommand {
 
     /// kubectl merges the Secrets, applies, prunes and waits in the cluster; the same report as a
     /// direct apply.
-    async fn apply(&self, plan: &Plan<'_>, out: &Output) -> anyhow::Result<Applied> {
+    async fn apply(&self, plan: &Plan<'_>, out: &Output) -> anyhow::Result<RouteApplied> {
         let Objects::Manifests(objects) = &plan.objects else {
-            return Err(self.supports(Feature::HelmChart).unwrap_err());
+            return Err(self.supports(RouteFeature::HelmChart).unwrap_err());
         };
         let namespace = shell_label(&plan.namespace, "namespace")?;
         let name = app_label(plan.name)?;
@@ -102,7 +102,7 @@ impl Backend for RunCommand {
             return Err(missing);
         }
         let logs = result.success("kubectl apply through run command")?;
-        Ok(Applied {
+        Ok(RouteApplied {
             objects: applied(&members, &logs)
                 .into_iter()
                 .chain(applyset::deleted_in(&logs))
@@ -116,7 +116,7 @@ impl Backend for RunCommand {
     async fn wait(
         &self,
         _plan: &Plan<'_>,
-        applied: &Applied,
+        applied: &RouteApplied,
         _out: &Output,
     ) -> anyhow::Result<Waited> {
         Ok(Waited {
@@ -149,7 +149,7 @@ impl Backend for RunCommand {
         out: &Output,
     ) -> anyhow::Result<Vec<Deleted>> {
         if dry_run {
-            self.supports(Feature::ServerDryRun)?;
+            self.supports(RouteFeature::ServerDryRun)?;
         }
         let (namespace, name) = (shell_label(namespace, "namespace")?, app_label(name)?);
         let set = RemoteSet::new(&name, &namespace, &mut [], BTreeSet::new());

@@ -12,20 +12,20 @@ use crate::output::Output;
 
 /// What one route does for the deploy pipeline.
 #[async_trait(?Send)]
-pub trait Backend {
+pub trait Route {
     /// The cluster's name in reports: the kubeconfig context, or the AKS cluster.
     fn cluster(&self) -> &str;
     /// The namespace when neither `-n` nor the objects name one.
     fn default_namespace(&self) -> &str;
     /// Refuses, naming the flag, what this route cannot do.
-    fn supports(&self, feature: Feature) -> anyhow::Result<()>;
+    fn supports(&self, feature: RouteFeature) -> anyhow::Result<()>;
     /// Sends the plan's objects (and the Secrets its variables need).
-    async fn apply(&self, plan: &Plan<'_>, out: &Output) -> anyhow::Result<Applied>;
+    async fn apply(&self, plan: &Plan<'_>, out: &Output) -> anyhow::Result<RouteApplied>;
     /// Waits for the rollout of exactly the plan's image, and for the endpoint.
     async fn wait(
         &self,
         plan: &Plan<'_>,
-        applied: &Applied,
+        applied: &RouteApplied,
         out: &Output,
     ) -> anyhow::Result<Waited>;
     /// What runs for app `name` in `namespace`.
@@ -42,7 +42,7 @@ pub trait Backend {
 
 /// What a route may be unable to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Feature {
+pub enum RouteFeature {
     ServerDryRun,
     Diff,
     Expose,
@@ -51,7 +51,7 @@ pub enum Feature {
 
 /// The objects applied, and what the route learned on the way.
 #[derive(Debug, Default)]
-pub struct Applied {
+pub struct RouteApplied {
     pub objects: Vec<AppliedObject>,
     /// `--diff`: the live objects against the result.
     pub diff: Option<String>,
