@@ -36,7 +36,7 @@ pub enum OutputMode {
 
 /// How long work shows that it goes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Progress {
+pub enum ProgressMode {
     /// `--quiet`: nothing.
     Off,
     /// A terminal: live bars.
@@ -91,19 +91,19 @@ impl Output {
     }
 
     /// How long work should show progress on stderr.
-    pub fn progress(&self) -> Progress {
+    pub fn progress(&self) -> ProgressMode {
         use std::io::IsTerminal;
         if self.quiet {
-            Progress::Off
+            ProgressMode::Off
         } else if std::io::stderr().is_terminal() {
-            Progress::Bars
+            ProgressMode::Bars
         } else {
             let seconds = std::env::var(PROGRESS_SECONDS_ENV)
                 .ok()
                 .and_then(|text| text.parse::<f64>().ok())
                 .filter(|seconds| *seconds > 0.0)
                 .unwrap_or(5.0);
-            Progress::Lines(Duration::from_secs_f64(seconds))
+            ProgressMode::Lines(Duration::from_secs_f64(seconds))
         }
     }
 
@@ -115,9 +115,9 @@ impl Output {
         work: impl std::future::Future<Output = T>,
     ) -> T {
         let every = match self.progress() {
-            Progress::Off => return work.await,
-            Progress::Bars => Duration::from_secs(30),
-            Progress::Lines(every) => every,
+            ProgressMode::Off => return work.await,
+            ProgressMode::Bars => Duration::from_secs(30),
+            ProgressMode::Lines(every) => every,
         };
         let started = std::time::Instant::now();
         tokio::pin!(work);

@@ -16,7 +16,7 @@ use crate::oci::{Descriptor, Digest, ImageManifest};
 use crate::output::Output;
 use crate::push::{RegistryConnection, RegistrySettings};
 use crate::registry::client::RegistryClient;
-use crate::registry::progress::Progress;
+use crate::registry::progress::PushProgress;
 use crate::registry::push::PushOptions;
 use crate::registry::push_tree::{children, push_tree, send_blob, tree_blobs, TreeReport};
 
@@ -113,7 +113,7 @@ pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushR
         settings.registry
     ));
     let total: u64 = missing.iter().map(|t| t.item.bytes).sum();
-    let mut progress = Progress::new(out.progress(), total);
+    let mut progress = PushProgress::new(out.progress(), total);
     // Every blob to send, the largest first, in one pool: the registry stays busy to the end.
     let mut blobs: Vec<(&Target, Descriptor)> = Vec::new();
     for target in &missing {
@@ -206,7 +206,7 @@ async fn target<'a>(
 async fn push_item(
     archive: &Archive,
     target: &Target<'_>,
-    progress: &Progress,
+    progress: &PushProgress,
     out: &Output,
 ) -> anyhow::Result<TreeReport> {
     let item = target.item;

@@ -25,7 +25,7 @@ pub struct Rollout {
 
 /// Where a Deployment is in its rollout.
 #[derive(Debug, PartialEq)]
-pub enum Progress {
+pub enum RolloutProgress {
     Done { ready: i32, desired: i32 },
     Waiting(String),
     Failed(String),
@@ -57,11 +57,11 @@ pub async fn wait(
             event = deployment_events.next() => {
                 let Some(Ok(deployment)) = event else { continue };
                 match assess(&deployment, image) {
-                    Progress::Done { ready, desired } => {
+                    RolloutProgress::Done { ready, desired } => {
                         return Ok(Rollout { ready, desired, seconds: started.elapsed().as_secs_f64() });
                     }
-                    Progress::Failed(reason) => anyhow::bail!("the rollout of {name} failed: {reason}"),
-                    Progress::Waiting(reason) => {
+                    RolloutProgress::Failed(reason) => anyhow::bail!("the rollout of {name} failed: {reason}"),
+                    RolloutProgress::Waiting(reason) => {
                         if reason != last {
                             progress(&reason);
                             last = reason;
@@ -113,7 +113,7 @@ fn pod_watch(
 }
 
 /// kubectl's rollout-status steps, plus the template's image and ReplicaFailure.
-pub fn assess(deployment: &Deployment, image: Option<&str>) -> Progress {
+pub fn assess(deployment: &Deployment, image: Option<&str>) -> RolloutProgress {
     let name = deployment.metadata.name.as_deref().unwrap_or_default();
     let spec = deployment.spec.as_ref();
     if let Some(image) = image {
@@ -125,42 +125,42 @@ pub fn assess(deployment: &Deployment, image: Option<&str>) -> Progress {
                     .any(|c| c.image.as_deref() == Some(image))
             });
         if !runs {
-            return Progress::Waiting(format!("Deployment {name} does not run {image} yet"));
+            return RolloutProgress::Waiting(format!("Deployment {name} does not run {image} yet"));
         }
     }
     let Some(status) = deployment.status.as_ref() else {
-        return Progress::Waiting(format!("Deployment {name} has no status yet"));
+        return RolloutProgress::Waiting(format!("Deployment {name} has no status yet"));
     };
     let generation = deployment.metadata.generation.unwrap_or(0);
     if status.observed_generation.unwrap_or(0) < generation {
-        return Progress::Waiting(format!("Deployment {name}'s new spec is not observed yet"));
+        return RolloutProgress::Waiting(format!("Deployment {name}'s new spec is not observed yet"));
     }
     for condition in status.conditions.iter().flatten() {
         let message = condition.message.clone().unwrap_or_default();
         if condition.type_ == "Progressing"
             && condition.reason.as_deref() == Some("ProgressDeadlineExceeded")
         {
-            return Progress::Failed(format!("its progress deadline passed: {message}"));
+            return RolloutProgress::Failed(format!("its progress deadline passed: {message}"));
         }
         if condition.type_ == "ReplicaFailure" && condition.status == "True" {
-            return Progress::Failed(replica_failure(&message));
+            return RolloutProgress::Failed(replica_failure(&message));
         }
     }
     let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
     let updated = status.updated_replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
     if updated < desired {
-        return Progress::Waiting(format!("{updated} of {desired} replicas updated"));
+        return RolloutProgress::Waiting(format!("{updated} of {desired} replicas updated"));
     }
     if status.replicas.unwrap_or(0) > updated {
-        return Progress::Waiting("old replicas are terminating".to_string());
+        return RolloutProgress::Waiting("old replicas are terminating".to_string());
     }
     if available < updated {
-        return Progress::Waiting(format!(
+        return RolloutProgress::Waiting(format!(
             "{available} of {updated} updated replicas available"
         ));
     }
-    Progress::Done {
+    RolloutProgress::Done {
         ready: status.ready_replicas.unwrap_or(0),
         desired,
     }
@@ -314,7 +314,7 @@ mod tests {
         let waiting = |s| {
             matches!(
                 assess(&deployment(s), Some("r/app@sha256:1")),
-                Progress::Waiting(_)
+                RolloutProgress::Waiting(_)
             )
         };
         assert!(waiting(
@@ -332,7 +332,7 @@ mod tests {
         let done = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2});
         assert_eq!(
             assess(&deployment(done.clone()), Some("r/app@sha256:1")),
-            Progress::Done {
+            RolloutProgress::Done {
                 ready: 2,
                 desired: 2
             }
@@ -340,7 +340,7 @@ mod tests {
         assert!(
             matches!(
                 assess(&deployment(done), Some("r/app@sha256:2")),
-                Progress::Waiting(_)
+                RolloutProgress::Waiting(_)
             ),
             "another image is not our rollout"
         );
@@ -348,11 +348,11 @@ mod tests {
 
     #[test]
     fn deadline_and_replica_failure_fail() {
-        let failed = |s| matches!(assess(&deployment(s), None), Progress::Failed(_));
+        let failed = |s| matches!(assess(&deployment(s), None), RolloutProgress::Failed(_));
         assert!(failed(
             json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]})
         ));
-        let Progress::Failed(message) = assess(
+        let RolloutProgress::Failed(message) = assess(
             &deployment(json!({"observedGeneration": 2, "conditions": [
             {"type": "ReplicaFailure", "status": "True", "message": "pod rejected: RuntimeClass \"wasmtime-spin-v2\" not found"}]})),
             None,

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use super::flux;
 use crate::cluster::connect::Connection;
-use crate::cluster::rollout::{self, Progress};
+use crate::cluster::rollout::{self, RolloutProgress};
 use crate::output::Output;
 use crate::state::{AppState, FleetMember};
 
@@ -434,18 +434,18 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
         // Flux applied the revision (the image only comes with it); the rollout is judged as
         // `kubectl rollout status` does, a passed progress deadline or refused pods failing it.
         match rollout::assess(deployment, Some(image)) {
-            Progress::Done { .. } => {
+            RolloutProgress::Done { .. } => {
                 status.state = State::Converged;
                 return status.reason = None;
             }
-            Progress::Failed(reason) => {
+            RolloutProgress::Failed(reason) => {
                 status.state = State::Failed;
                 format!(
                     "the rollout of Deployment {} failed: {reason}",
                     deployment.metadata.name.as_deref().unwrap_or_default()
                 )
             }
-            Progress::Waiting(reason) => reason,
+            RolloutProgress::Waiting(reason) => reason,
         }
     } else {
         format!(

@@ -10,8 +10,8 @@ use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, Prog
 use crate::oci::Digest;
 use crate::output;
 
-/// Progress of one push. Hidden bars cost next to nothing, so callers never branch on visibility.
-pub struct Progress {
+/// PushProgress of one push. Hidden bars cost next to nothing, so callers never branch on visibility.
+pub struct PushProgress {
     multi: MultiProgress,
     total: ProgressBar,
     counts: Arc<[AtomicUsize; 3]>,
@@ -62,10 +62,10 @@ const UPLOADED: usize = 0;
 const SKIPPED: usize = 1;
 const MOUNTED: usize = 2;
 
-impl Progress {
+impl PushProgress {
     /// `total_bytes` covers every blob: skipped and mounted ones count as done at once.
-    pub fn new(shown: output::Progress, total_bytes: u64) -> Self {
-        let target = if shown == output::Progress::Bars {
+    pub fn new(shown: output::ProgressMode, total_bytes: u64) -> Self {
+        let target = if shown == output::ProgressMode::Bars {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
@@ -81,10 +81,10 @@ impl Progress {
         );
         total.set_prefix("pushing");
         let lines = match shown {
-            output::Progress::Lines(every) => Some(Lines::start(total.clone(), every)),
+            output::ProgressMode::Lines(every) => Some(Lines::start(total.clone(), every)),
             _ => None,
         };
-        Progress {
+        PushProgress {
             multi,
             total,
             counts: Arc::new(Default::default()),
@@ -140,7 +140,7 @@ impl Progress {
     }
 }
 
-impl Drop for Progress {
+impl Drop for PushProgress {
     /// A failed push stops the plain lines too.
     fn drop(&mut self) {
         if let Some(lines) = self.lines.take() {
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn plain_line_gives_bytes_percent_and_counts() {
-        let progress = Progress::new(output::Progress::Off, 4 * 1024 * 1024);
+        let progress = PushProgress::new(output::ProgressMode::Off, 4 * 1024 * 1024);
         progress.total.inc(1024 * 1024);
         progress.uploaded();
         progress.skipped(0);
@@ -192,7 +192,7 @@ mod tests {
             plain_line(&progress.total),
             "pushing: 1.00 MiB of 4.00 MiB (25%), 1 uploaded, 1 skipped, 0 mounted"
         );
-        let empty = Progress::new(output::Progress::Off, 0);
+        let empty = PushProgress::new(output::ProgressMode::Off, 0);
         assert_eq!(plain_line(&empty.total), "pushing: 0 B of 0 B (100%)");
     }
 }

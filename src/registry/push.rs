@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::client::upload::{BlobFile, MountOutcome, SMALL_BLOB};
 use super::client::RegistryClient;
-use super::progress::Progress;
+use super::progress::PushProgress;
 use super::source::BlobSource;
 use crate::oci::media_types::IMAGE_INDEX;
 use crate::oci::reference::RegistryRef;
@@ -22,7 +22,7 @@ pub struct PushOptions {
     /// A repository on the same registry this app was pushed to, to mount blobs from.
     pub mount_from: Option<String>,
     /// Bars, plain lines or nothing on stderr.
-    pub progress: crate::output::Progress,
+    pub progress: crate::output::ProgressMode,
 }
 
 /// What a push did: the JSON of `push --output json` (docs/cli.md), plus whether the manifest was sent.
@@ -105,7 +105,7 @@ pub async fn push_layout(
             None => presence_known(client, &blobs).await?,
             Some(_) => vec![None; blobs.len()],
         };
-        let mut progress = Progress::new(options.progress, blobs.iter().map(|b| b.size).sum());
+        let mut progress = PushProgress::new(options.progress, blobs.iter().map(|b| b.size).sum());
         let outcomes = stream::iter(blobs.into_iter().zip(known))
             .map(|(blob, present)| {
                 push_blob(
@@ -189,7 +189,7 @@ pub(super) async fn push_referrers(
                 .any(|entry| entry["digest"] == descriptor.digest.to_string());
             if !known {
                 let bytes = layout.manifest(&descriptor)?;
-                let progress = Progress::new(crate::output::Progress::Off, 0);
+                let progress = PushProgress::new(crate::output::ProgressMode::Off, 0);
                 for blob in manifest.blobs() {
                     push_blob(
                         layout,
@@ -302,7 +302,7 @@ pub(super) async fn push_blob(
     client: &RegistryClient,
     blob: &Descriptor,
     mount_from: Option<&str>,
-    progress: &Progress,
+    progress: &PushProgress,
     present: Option<bool>,
 ) -> anyhow::Result<BlobOutcome> {
     let digest = &blob.digest;

@@ -5,7 +5,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::client::RegistryClient;
-use super::progress::Progress;
+use super::progress::PushProgress;
 use super::push::{push_blob, push_referrers, BlobOutcome, PushOptions};
 use super::source::BlobSource;
 use crate::oci::{Descriptor, Digest};
@@ -37,7 +37,7 @@ pub async fn push_tree(
     current: Option<&Digest>,
     blobs_sent: bool,
     options: &PushOptions,
-    progress: &Progress,
+    progress: &PushProgress,
 ) -> anyhow::Result<TreeReport> {
     let bytes = source.manifest(root)?;
     let children = children(&bytes)?;
@@ -87,7 +87,7 @@ async fn push_blobs(
     client: &RegistryClient,
     manifest: &[u8],
     options: &PushOptions,
-    progress: &Progress,
+    progress: &PushProgress,
     report: &mut TreeReport,
 ) -> anyhow::Result<()> {
     let blobs = blobs(manifest)?;
@@ -119,7 +119,7 @@ pub async fn send_blob(
     source: &dyn BlobSource,
     client: &RegistryClient,
     blob: &Descriptor,
-    progress: &Progress,
+    progress: &PushProgress,
 ) -> anyhow::Result<Option<u64>> {
     Ok(
         match push_blob(source, client, blob, None, progress, None).await? {
