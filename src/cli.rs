@@ -512,8 +512,8 @@ pub struct DeployArgs {
     #[arg(long = "secret", value_name = "NAME[=VALUE|=@FILE]", value_parser = redacted(SecretArg::parse))]
     pub secrets: Vec<SecretArg>,
     /// How to reach an AKS API server: directly, or through AKS run command (the default for private clusters)
-    #[arg(long, value_enum, default_value_t = Via::Auto)]
-    pub via: Via,
+    #[arg(long, value_enum, default_value_t = ViaArg::Auto)]
+    pub via: ViaArg,
     #[command(flatten)]
     pub workload: WorkloadArgs,
     #[command(flatten)]
@@ -522,7 +522,7 @@ pub struct DeployArgs {
 
 /// `--via`: the route to an AKS cluster's API server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Via {
+pub enum ViaArg {
     /// Run command when the API server is private, else directly
     #[default]
     Auto,
@@ -643,8 +643,8 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// How to reach an AKS API server: directly, or through AKS run command (the default for private clusters)
-    #[arg(long, value_enum, default_value_t = Via::Auto)]
-    pub via: Via,
+    #[arg(long, value_enum, default_value_t = ViaArg::Auto)]
+    pub via: ViaArg,
 }
 
 #[derive(Debug, Args)]
@@ -679,8 +679,8 @@ pub struct DeleteArgs {
     #[arg(long, value_enum, default_value_t = DryRun::None)]
     pub dry_run: DryRun,
     /// How to reach an AKS API server: directly, or through AKS run command (the default for private clusters)
-    #[arg(long, value_enum, default_value_t = Via::Auto)]
-    pub via: Via,
+    #[arg(long, value_enum, default_value_t = ViaArg::Auto)]
+    pub via: ViaArg,
 }
 
 /// A repository without tag or digest, `registry/name`.

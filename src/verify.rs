@@ -87,7 +87,7 @@ pub struct SignatureReport {
 
 /// The check that let an image through `up --verify` or `apply --verify`, as their reports show it.
 #[derive(Clone, Debug, Serialize)]
-pub struct Verified {
+pub struct VerifiedImage {
     /// The image manifest's digest, the one applied.
     pub digest: Digest,
     /// The signature manifest that verified.
@@ -150,14 +150,14 @@ impl VerifyReport {
     }
 
     /// The error a refused image is: exit 1, naming the image and why.
-    pub fn require(&self) -> anyhow::Result<Verified> {
+    pub fn require(&self) -> anyhow::Result<VerifiedImage> {
         if let Some(why) = self.refusal() {
             anyhow::bail!("{} ({}) does not verify: {why}", self.image, self.digest);
         }
         let signature = (self.signatures.iter())
             .find(|s| s.verdict == "verified")
             .ok_or_else(|| anyhow::anyhow!("{} has no verified signature", self.image))?;
-        Ok(Verified {
+        Ok(VerifiedImage {
             digest: self.digest.clone(),
             signature: signature.digest.clone(),
             signer: signature.signer.clone().unwrap_or_default(),
@@ -716,7 +716,7 @@ pub async fn require(
     policy: &TrustPolicy,
     registry: &RegistrySettings,
     out: &Output,
-) -> anyhow::Result<(ImageRef, Verified)> {
+) -> anyhow::Result<(ImageRef, VerifiedImage)> {
     let reference = RegistryRef::parse(&image.to_string()).map_err(|_| {
         bad_input!("--verify needs the image's registry, and `{image}` names none: give --image REGISTRY/REPOSITORY@sha256:…")
     })?;
@@ -732,7 +732,7 @@ pub async fn require_if(
     image: ImageRef,
     registry: &RegistrySettings,
     out: &Output,
-) -> anyhow::Result<(ImageRef, Option<Verified>)> {
+) -> anyhow::Result<(ImageRef, Option<VerifiedImage>)> {
     match policy {
         Some(policy) => {
             let (image, verified) = require(&image, policy, registry, out).await?;

@@ -48,7 +48,7 @@ pub struct PushReport {
     pub referrers_pushed: usize,
     /// The app's signatures verified before loading (`--trust-cert`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verified: Option<crate::verify::Verified>,
+    pub verified: Option<crate::verify::VerifiedImage>,
     pub seconds: f64,
 }
 
@@ -335,7 +335,7 @@ async fn verify_app(
     contents: &Contents,
     policy: &crate::attest::notation::TrustPolicy,
     out: &Output,
-) -> anyhow::Result<crate::verify::Verified> {
+) -> anyhow::Result<crate::verify::VerifiedImage> {
     let Some(app) = contents.items.iter().find(|i| i.kind == Kind::App) else {
         return Err(crate::bad_input!(
             "--trust-cert: {} carries no app to verify",

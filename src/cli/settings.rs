@@ -31,12 +31,12 @@ impl TargetArgs {
     }
 
     /// The target, reached by the route `--via` asks for.
-    pub fn settings_via(&self, via: Via) -> crate::context::target::TargetSettings {
+    pub fn settings_via(&self, via: ViaArg) -> crate::context::target::TargetSettings {
         crate::context::target::TargetSettings {
             via: match via {
-                Via::Auto => crate::context::target::Via::Auto,
-                Via::Api => crate::context::target::Via::Api,
-                Via::RunCommand => crate::context::target::Via::RunCommand,
+                ViaArg::Auto => crate::context::target::Via::Auto,
+                ViaArg::Api => crate::context::target::Via::Api,
+                ViaArg::RunCommand => crate::context::target::Via::RunCommand,
             },
             ..self.settings()
         }

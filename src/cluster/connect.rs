@@ -10,7 +10,7 @@ use crate::bad_input;
 
 /// Which cluster and namespace the user asked for.
 #[derive(Clone, Debug, Default)]
-pub struct Target {
+pub struct KubeconfigChoice {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub namespace: Option<String>,
@@ -45,14 +45,17 @@ pub struct Connection {
 }
 
 /// Reads the kubeconfig, picks the context and namespace, and builds a client (no request yet).
-pub async fn connect(target: &Target, remembered: &Remembered) -> anyhow::Result<Connection> {
+pub async fn connect(
+    target: &KubeconfigChoice,
+    remembered: &Remembered,
+) -> anyhow::Result<Connection> {
     connect_with(load_kubeconfig(target)?, target, remembered).await
 }
 
 /// As [`connect`], with a kubeconfig that did not come from a file (AKS credentials from ARM).
 pub async fn connect_with(
     kubeconfig: Kubeconfig,
-    target: &Target,
+    target: &KubeconfigChoice,
     remembered: &Remembered,
 ) -> anyhow::Result<Connection> {
     let context = choose_context(target, remembered, &kubeconfig)?;
@@ -92,7 +95,7 @@ pub async fn connect_with(
     })
 }
 
-fn load_kubeconfig(target: &Target) -> anyhow::Result<Kubeconfig> {
+fn load_kubeconfig(target: &KubeconfigChoice) -> anyhow::Result<Kubeconfig> {
     if let Some(path) = &target.kubeconfig {
         return Kubeconfig::read_from(path)
             .map_err(|e| bad_input!("--kubeconfig {}: {e}", path.display()));
@@ -114,7 +117,7 @@ fn load_kubeconfig(target: &Target) -> anyhow::Result<Kubeconfig> {
 }
 
 fn choose_context(
-    target: &Target,
+    target: &KubeconfigChoice,
     remembered: &Remembered,
     kubeconfig: &Kubeconfig,
 ) -> anyhow::Result<String> {
@@ -140,9 +143,9 @@ pub fn require_contexts(kubeconfig: Option<PathBuf>, contexts: &[&str]) -> anyho
     if contexts.is_empty() {
         return Ok(());
     }
-    let target = Target {
+    let target = KubeconfigChoice {
         kubeconfig,
-        ..Target::default()
+        ..KubeconfigChoice::default()
     };
     let config = load_kubeconfig(&target)?;
     match (contexts.iter()).find(|name| !config.contexts.iter().any(|c| c.name == **name)) {

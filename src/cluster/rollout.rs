@@ -133,7 +133,9 @@ pub fn assess(deployment: &Deployment, image: Option<&str>) -> RolloutProgress {
     };
     let generation = deployment.metadata.generation.unwrap_or(0);
     if status.observed_generation.unwrap_or(0) < generation {
-        return RolloutProgress::Waiting(format!("Deployment {name}'s new spec is not observed yet"));
+        return RolloutProgress::Waiting(format!(
+            "Deployment {name}'s new spec is not observed yet"
+        ));
     }
     for condition in status.conditions.iter().flatten() {
         let message = condition.message.clone().unwrap_or_default();

@@ -7,13 +7,13 @@ use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::context::target::Target;
 use crate::deploy::{self, plan, DeployReport};
 use crate::output::Output;
-use crate::verify::{self, Verified};
+use crate::verify::{self, VerifiedImage};
 
 pub async fn run(global: &GlobalArgs, args: &ApplyArgs, out: &Output) -> anyhow::Result<()> {
     let settings = args.deploy.settings()?;
     let asked = args.deploy.verify.settings()?;
     let mut ctx = global.app_context(out)?;
-    // Verified before anything reaches the cluster; then exactly the digest that verified is applied.
+    // VerifiedImage before anything reaches the cluster; then exactly the digest that verified is applied.
     let (image, verified) = match verify::deploy_policy(&mut ctx, &asked, out)? {
         Some(policy) => {
             // A tag is pinned to the digest that verifies: no warning that it may move.
@@ -46,5 +46,5 @@ struct ApplyReport<'a> {
     #[serde(flatten)]
     deploy: &'a DeployReport,
     #[serde(skip_serializing_if = "Option::is_none")]
-    verified: Option<&'a Verified>,
+    verified: Option<&'a VerifiedImage>,
 }

@@ -27,7 +27,7 @@ struct UpReport<'a> {
     apply: &'a DeployReport,
     endpoint: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    verified: Option<&'a verify::Verified>,
+    verified: Option<&'a verify::VerifiedImage>,
 }
 
 pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Result<()> {

@@ -129,13 +129,13 @@ impl Target {
     }
 
     /// The kubeconfig flags, and the context and namespace this app used last.
-    fn flags(&self, remembered: &AppState) -> (connect::Target, Remembered) {
+    fn flags(&self, remembered: &AppState) -> (connect::KubeconfigChoice, Remembered) {
         let last = remembered.last_deploy.as_ref();
         let remembered = Remembered {
             context: last.map(|d| d.context.clone()),
             namespace: last.map(|d| d.namespace.clone()),
         };
-        let flags = connect::Target {
+        let flags = connect::KubeconfigChoice {
             kubeconfig: self.settings.kubeconfig.clone(),
             context: self.settings.context.clone(),
             namespace: self.settings.namespace.clone(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use self::round::{Round, Trigger};
+use self::round::{Round, RoundCause};
 pub use self::round::{RoundReport, Steps};
 use self::watch::{Batch, Watched, Watcher};
 use crate::cluster::logs::{self, LogOptions};
@@ -48,7 +48,7 @@ pub async fn run(
     let mut logs: Option<tokio::task::JoinHandle<()>> = None;
     let mut asked = Some(Round {
         number: 1,
-        trigger: Trigger::Start,
+        trigger: RoundCause::Start,
         started: Instant::now(),
         debounce: Duration::ZERO,
         changed: Vec::new(),
@@ -60,7 +60,7 @@ pub async fn run(
             if let Some(task) = logs.take() {
                 task.abort();
             }
-            let first = round.trigger == Trigger::Start;
+            let first = round.trigger == RoundCause::Start;
             let ran = round::run(ctx, steps, round, &mut last_good);
             let (line, error) = tokio::select! {
                 ran = ran => ran,
@@ -88,7 +88,7 @@ pub async fn run(
             }
             Some(()) = forced.recv() => {
                 let rebuild = ctx.app.components.iter().filter(|c| c.build.is_some()).map(|c| c.id.clone()).collect();
-                asked = Some(Round { number, trigger: Trigger::Forced, started: Instant::now(), debounce: Duration::ZERO, changed: Vec::new(), rebuild });
+                asked = Some(Round { number, trigger: RoundCause::Forced, started: Instant::now(), debounce: Duration::ZERO, changed: Vec::new(), rebuild });
             }
             _ = &mut stop => break,
         }
@@ -142,7 +142,7 @@ fn changed(
         .collect();
     let round = Round {
         number,
-        trigger: Trigger::Change,
+        trigger: RoundCause::Change,
         debounce: batch.first.elapsed(),
         started: batch.first,
         changed: batch.paths,

@@ -26,7 +26,7 @@ pub struct Steps<'a> {
 /// Why a round ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Trigger {
+pub enum RoundCause {
     /// The first deploy, when `dev` starts.
     Start,
     /// Watched files changed.
@@ -38,7 +38,7 @@ pub enum Trigger {
 /// One round asked for.
 pub struct Round {
     pub number: usize,
-    pub trigger: Trigger,
+    pub trigger: RoundCause,
     /// The watcher's first event (or the key, the signal, the start): the round's clock.
     pub started: Instant,
     /// How long the changes were gathered before the round began.
@@ -64,7 +64,7 @@ pub struct Seconds {
 #[derive(Debug, Serialize)]
 pub struct RoundReport {
     pub round: usize,
-    pub trigger: Trigger,
+    pub trigger: RoundCause,
     pub changed: Vec<String>,
     pub built: Vec<String>,
     pub ok: bool,
@@ -201,14 +201,14 @@ impl RoundReport {
     /// The text line: what changed, the digest, the time to ready and its split; or why not.
     pub fn line(&self) -> String {
         let what = match self.trigger {
-            Trigger::Start => "first deploy".to_string(),
-            Trigger::Forced => "forced".to_string(),
-            Trigger::Change if self.changed.len() > 3 => format!(
+            RoundCause::Start => "first deploy".to_string(),
+            RoundCause::Forced => "forced".to_string(),
+            RoundCause::Change if self.changed.len() > 3 => format!(
                 "{} and {} more changed",
                 self.changed[..3].join(", "),
                 self.changed.len() - 3
             ),
-            Trigger::Change => format!("{} changed", self.changed.join(", ")),
+            RoundCause::Change => format!("{} changed", self.changed.join(", ")),
         };
         let s = &self.seconds;
         if self.ok {
@@ -246,7 +246,7 @@ mod tests {
     fn report(ok: bool) -> RoundReport {
         RoundReport {
             round: 4,
-            trigger: Trigger::Change,
+            trigger: RoundCause::Change,
             changed: vec!["static/index.html".into()],
             built: Vec::new(),
             ok,

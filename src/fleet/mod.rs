@@ -473,9 +473,9 @@ async fn aks_connect(
     namespace: &str,
 ) -> anyhow::Result<Connection> {
     let kubeconfig = aks::user_kubeconfig(arm, cluster).await?;
-    let target = connect::Target {
+    let target = connect::KubeconfigChoice {
         namespace: Some(namespace.to_string()),
-        ..connect::Target::default()
+        ..connect::KubeconfigChoice::default()
     };
     let mut conn = connect::connect_with(kubeconfig, &target, &Remembered::default()).await?;
     conn.in_memory = true;
@@ -499,7 +499,7 @@ pub async fn connect(
     cluster: &str,
     namespace: &str,
 ) -> anyhow::Result<Connection> {
-    let target = connect::Target {
+    let target = connect::KubeconfigChoice {
         kubeconfig,
         context: Some(cluster.to_string()),
         namespace: Some(namespace.to_string()),
