@@ -1,7 +1,7 @@
 //! The Entra credential chain in DefaultAzureCredential's order — environment service principal, workload
 //! identity (file, then GitHub Actions, Azure Pipelines), managed identity, az, azd; the first token wins.
 
-use super::federated::{self, FederatedCredential};
+use super::federated::{self, CiFederation};
 use super::imds::{ImdsCredential, DEFAULT_IMDS_HOST};
 use crate::secret::Secret;
 use azure_core::credentials::TokenCredential;
@@ -20,7 +20,7 @@ pub const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
 
 /// One way of getting an Entra token, in chain order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub enum CredentialSource {
     EnvironmentServicePrincipal,
     WorkloadIdentity,
     GitHubActions,
@@ -30,16 +30,16 @@ pub enum Source {
     AzureDeveloperCli,
 }
 
-impl fmt::Display for Source {
+impl fmt::Display for CredentialSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Source::EnvironmentServicePrincipal => "environment service principal",
-            Source::WorkloadIdentity => "workload identity",
-            Source::GitHubActions => "GitHub Actions OIDC",
-            Source::AzurePipelines => "Azure Pipelines OIDC",
-            Source::ManagedIdentity => "managed identity",
-            Source::AzureCli => "Azure CLI (az)",
-            Source::AzureDeveloperCli => "Azure Developer CLI (azd)",
+            CredentialSource::EnvironmentServicePrincipal => "environment service principal",
+            CredentialSource::WorkloadIdentity => "workload identity",
+            CredentialSource::GitHubActions => "GitHub Actions OIDC",
+            CredentialSource::AzurePipelines => "Azure Pipelines OIDC",
+            CredentialSource::ManagedIdentity => "managed identity",
+            CredentialSource::AzureCli => "Azure CLI (az)",
+            CredentialSource::AzureDeveloperCli => "Azure Developer CLI (azd)",
         })
     }
 }
@@ -56,12 +56,12 @@ pub enum ManagedIdentityEndpoint {
 /// One step of the chain: a source and, when the environment does not configure it, why it is skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
-    pub source: Source,
+    pub source: CredentialSource,
     pub skipped: Option<String>,
-    /// Set for [`Source::ManagedIdentity`] only.
+    /// Set for [`CredentialSource::ManagedIdentity`] only.
     pub endpoint: Option<ManagedIdentityEndpoint>,
-    /// Set for [`Source::GitHubActions`] and [`Source::AzurePipelines`] when configured.
-    pub federated: Option<FederatedCredential>,
+    /// Set for [`CredentialSource::GitHubActions`] and [`CredentialSource::AzurePipelines`] when configured.
+    pub federated: Option<CiFederation>,
 }
 
 /// The chain for an environment (`var` looks a variable up; empty values count as unset).
@@ -89,32 +89,38 @@ pub fn plan(var: impl Fn(&str) -> Option<String>) -> Vec<Step> {
     };
     vec![
         step(
-            Source::EnvironmentServicePrincipal,
+            CredentialSource::EnvironmentServicePrincipal,
             missing(&["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]),
         ),
         step(
-            Source::WorkloadIdentity,
+            CredentialSource::WorkloadIdentity,
             missing(&[
                 "AZURE_TENANT_ID",
                 "AZURE_CLIENT_ID",
                 "AZURE_FEDERATED_TOKEN_FILE",
             ]),
         ),
-        ci_step(Source::GitHubActions, federated::github_actions(&var)),
-        ci_step(Source::AzurePipelines, federated::azure_pipelines(&var)),
+        ci_step(
+            CredentialSource::GitHubActions,
+            federated::github_actions(&var),
+        ),
+        ci_step(
+            CredentialSource::AzurePipelines,
+            federated::azure_pipelines(&var),
+        ),
         Step {
-            source: Source::ManagedIdentity,
+            source: CredentialSource::ManagedIdentity,
             skipped: None,
             endpoint: Some(endpoint),
             federated: None,
         },
-        step(Source::AzureCli, None),
-        step(Source::AzureDeveloperCli, None),
+        step(CredentialSource::AzureCli, None),
+        step(CredentialSource::AzureDeveloperCli, None),
     ]
 }
 
 /// The step of a CI system's own OIDC token: configured, or skipped with why.
-fn ci_step(source: Source, configured: Result<FederatedCredential, String>) -> Step {
+fn ci_step(source: CredentialSource, configured: Result<CiFederation, String>) -> Step {
     let (federated, skipped) = match configured {
         Ok(federated) => (Some(federated), None),
         Err(why) => (None, Some(why)),
@@ -132,7 +138,7 @@ fn ci_step(source: Source, configured: Result<FederatedCredential, String>) -> S
 pub struct EntraToken {
     pub token: Secret,
     pub expires_on: SystemTime,
-    pub source: Source,
+    pub source: CredentialSource,
 }
 
 /// DefaultAzureCredential, composed: tries each [`Step`] in order and remembers the one that worked.
@@ -245,14 +251,14 @@ impl AzureCredential {
     /// One source's token, or a one-line reason it could not give one.
     async fn try_step(&self, step: &Step, scope: &str) -> Result<EntraToken, String> {
         let (token, expires_on) = match (step.source, &step.endpoint) {
-            (Source::GitHubActions | Source::AzurePipelines, _) => {
+            (CredentialSource::GitHubActions | CredentialSource::AzurePipelines, _) => {
                 let federated = step.federated.as_ref().ok_or("not configured")?;
                 federated
                     .get_token(scope)
                     .await
                     .map_err(|err| format!("{err:#}"))?
             }
-            (Source::ManagedIdentity, Some(ManagedIdentityEndpoint::Imds(host))) => {
+            (CredentialSource::ManagedIdentity, Some(ManagedIdentityEndpoint::Imds(host))) => {
                 ImdsCredential::new(host, self.client_id.clone())
                     .get_token(scope)
                     .await
@@ -281,7 +287,7 @@ impl AzureCredential {
     /// The azure_identity credential behind a step (all but IMDS).
     fn azure_identity(&self, step: &Step) -> azure_core::Result<Arc<dyn TokenCredential>> {
         Ok(match step.source {
-            Source::EnvironmentServicePrincipal => {
+            CredentialSource::EnvironmentServicePrincipal => {
                 let var = |name| std::env::var(name).unwrap_or_default();
                 ClientSecretCredential::new(
                     &var("AZURE_TENANT_ID"),
@@ -290,21 +296,21 @@ impl AzureCredential {
                     None,
                 )?
             }
-            Source::WorkloadIdentity => WorkloadIdentityCredential::new(None)?,
-            Source::ManagedIdentity => {
+            CredentialSource::WorkloadIdentity => WorkloadIdentityCredential::new(None)?,
+            CredentialSource::ManagedIdentity => {
                 ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                     user_assigned_id: self.client_id.clone().map(UserAssignedId::ClientId),
                     ..Default::default()
                 }))?
             }
-            Source::GitHubActions | Source::AzurePipelines => {
+            CredentialSource::GitHubActions | CredentialSource::AzurePipelines => {
                 return Err(azure_core::Error::with_message(
                     azure_core::error::ErrorKind::Credential,
                     "CI federation is spin-aks' own, not azure_identity's",
                 ))
             }
-            Source::AzureCli => AzureCliCredential::new(None)?,
-            Source::AzureDeveloperCli => AzureDeveloperCliCredential::new(None)?,
+            CredentialSource::AzureCli => AzureCliCredential::new(None)?,
+            CredentialSource::AzureDeveloperCli => AzureDeveloperCliCredential::new(None)?,
         })
     }
 }
@@ -331,17 +337,17 @@ mod tests {
 
     #[test]
     fn chain_order_matches_default_azure_credential() {
-        let order: Vec<Source> = plan_for(&[]).iter().map(|step| step.source).collect();
+        let order: Vec<CredentialSource> = plan_for(&[]).iter().map(|step| step.source).collect();
         assert_eq!(
             order,
             [
-                Source::EnvironmentServicePrincipal,
-                Source::WorkloadIdentity,
-                Source::GitHubActions,
-                Source::AzurePipelines,
-                Source::ManagedIdentity,
-                Source::AzureCli,
-                Source::AzureDeveloperCli
+                CredentialSource::EnvironmentServicePrincipal,
+                CredentialSource::WorkloadIdentity,
+                CredentialSource::GitHubActions,
+                CredentialSource::AzurePipelines,
+                CredentialSource::ManagedIdentity,
+                CredentialSource::AzureCli,
+                CredentialSource::AzureDeveloperCli
             ]
         );
     }

@@ -65,7 +65,7 @@ impl Issuer {
 
 /// An app registration or user-assigned identity that trusts the CI system's tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FederatedCredential {
+pub struct CiFederation {
     pub issuer: Issuer,
     pub tenant: String,
     pub client_id: String,
@@ -75,7 +75,7 @@ pub struct FederatedCredential {
 
 /// GitHub Actions as the environment (`var`, empty counts as unset) configures it, or which variables
 /// are missing — inside GitHub Actions, with the job permission that sets the request variables.
-pub fn github_actions(var: &dyn Fn(&str) -> Option<String>) -> Result<FederatedCredential, String> {
+pub fn github_actions(var: &dyn Fn(&str) -> Option<String>) -> Result<CiFederation, String> {
     let hint = if var("GITHUB_ACTIONS").as_deref() == Some("true") {
         "; the job needs `permissions: id-token: write` for GitHub to hand it an OIDC token"
     } else {
@@ -96,7 +96,7 @@ pub fn github_actions(var: &dyn Fn(&str) -> Option<String>) -> Result<FederatedC
         ],
         hint,
     )?;
-    Ok(FederatedCredential {
+    Ok(CiFederation {
         issuer: Issuer::GitHubActions {
             request_url,
             request_token: Secret::new(request_token),
@@ -109,9 +109,7 @@ pub fn github_actions(var: &dyn Fn(&str) -> Option<String>) -> Result<FederatedC
 
 /// Azure Pipelines likewise. Its AzureCLI and AzurePowerShell tasks name the service connection's
 /// identity `AZURESUBSCRIPTION_*`; `AZURE_*`, as everywhere else, is the fallback.
-pub fn azure_pipelines(
-    var: &dyn Fn(&str) -> Option<String>,
-) -> Result<FederatedCredential, String> {
+pub fn azure_pipelines(var: &dyn Fn(&str) -> Option<String>) -> Result<CiFederation, String> {
     let hint = if var("TF_BUILD").is_some() {
         "; map `SYSTEM_ACCESSTOKEN: $(System.AccessToken)` and the service connection's ids into the step's env (docs/ci.md)"
     } else {
@@ -137,7 +135,7 @@ pub fn azure_pipelines(
         ],
         hint,
     )?;
-    Ok(FederatedCredential {
+    Ok(CiFederation {
         issuer: Issuer::AzurePipelines {
             request_uri,
             service_connection,
@@ -196,7 +194,7 @@ struct EntraError {
     error_codes: Vec<u64>,
 }
 
-impl FederatedCredential {
+impl CiFederation {
     /// Refuses a CI token request URL the request token would cross the network to in the clear:
     /// it must be https, or http on a loopback host (a local stand-in). Checked before anything
     /// is sent; the URL is named by its scheme and host only.
@@ -359,7 +357,7 @@ impl FederatedCredential {
 mod tests {
     use super::*;
 
-    fn github(url: &str) -> FederatedCredential {
+    fn github(url: &str) -> CiFederation {
         let vars = |name: &str| match name {
             "ACTIONS_ID_TOKEN_REQUEST_URL" => Some(url.to_string()),
             "ACTIONS_ID_TOKEN_REQUEST_TOKEN" => Some("hunter2".to_string()),
@@ -369,7 +367,7 @@ mod tests {
         github_actions(&vars).unwrap()
     }
 
-    fn pipelines(uri: &str) -> FederatedCredential {
+    fn pipelines(uri: &str) -> CiFederation {
         let vars = |name: &str| match name {
             "SYSTEM_OIDCREQUESTURI" => Some(uri.to_string()),
             "SYSTEM_ACCESSTOKEN" => Some("hunter2".to_string()),

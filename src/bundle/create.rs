@@ -25,7 +25,7 @@ const JOBS: usize = 4;
 
 /// `bundle create`'s flags, validated (made by `cli`).
 #[derive(Clone, Debug)]
-pub struct CreateSettings {
+pub struct BundleCreateSettings {
     pub out: PathBuf,
     pub releases: ReleaseSet,
     pub platforms: Vec<Platform>,
@@ -39,7 +39,7 @@ pub struct CreateSettings {
 
 /// What `bundle create` reports.
 #[derive(Debug, Serialize)]
-pub struct CreateReport {
+pub struct BundleCreateReport {
     pub archive: PathBuf,
     /// The digest of the bundle's own manifest: `bundle push --digest` checks it.
     pub digest: String,
@@ -70,9 +70,9 @@ enum Part {
 /// Copies every part into a layout (seeded from the archive a previous run wrote, so an
 /// unchanged part is not fetched again) and packs it into `settings.out`.
 pub async fn create(
-    settings: &CreateSettings,
+    settings: &BundleCreateSettings,
     out: &Output,
-) -> anyhow::Result<(CreateReport, Contents)> {
+) -> anyhow::Result<(BundleCreateReport, Contents)> {
     let started = Instant::now();
     let mirrors = Mirrors::load(settings.registries_conf.as_deref())?;
     let dir = crate::interrupt::temp_dir()?;
@@ -142,7 +142,7 @@ pub async fn create(
     let own = contents.write(&layout, referrers)?;
     remove_unreachable(&layout)?;
     let (bytes, unchanged) = archive::pack_if_changed(&layout, &settings.out, 0)?;
-    let report = CreateReport {
+    let report = BundleCreateReport {
         archive: settings.out.clone(),
         digest: own.digest.to_string(),
         bytes,
@@ -157,7 +157,7 @@ pub async fn create(
 /// A layout in `dir`, holding the blobs of the archive a previous run wrote at `out` (and what
 /// that bundle carried), if any.
 fn seeded(
-    settings: &CreateSettings,
+    settings: &BundleCreateSettings,
     dir: &std::path::Path,
 ) -> anyhow::Result<(Layout, Option<Contents>)> {
     let out = &settings.out;
@@ -247,7 +247,7 @@ struct Done {
 async fn copy_part(
     copier: &Copier<'_>,
     http: &reqwest::Client,
-    settings: &CreateSettings,
+    settings: &BundleCreateSettings,
     previous: &Option<Contents>,
     part: Part,
 ) -> anyhow::Result<Done> {

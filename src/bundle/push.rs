@@ -25,7 +25,7 @@ const JOBS: usize = 4;
 
 /// `bundle push`'s arguments, validated (made by `cli`).
 #[derive(Clone, Debug)]
-pub struct PushSettings {
+pub struct BundlePushSettings {
     pub archive: PathBuf,
     /// `host[:port][/path]`.
     pub registry: String,
@@ -37,7 +37,7 @@ pub struct PushSettings {
 
 /// What `bundle push` reports.
 #[derive(Debug, Serialize)]
-pub struct PushReport {
+pub struct BundlePushReport {
     pub registry: String,
     pub digest: String,
     pub items: usize,
@@ -55,7 +55,7 @@ pub struct PushReport {
 /// Checks the bundle at `settings.archive` (read in place), asks the registry which items it
 /// holds, hashes every blob it is about to send, and only then pushes what the registry lacks,
 /// the bundle's own manifest last (so a bundle listed in the registry is whole there).
-pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushReport> {
+pub async fn push(settings: &BundlePushSettings, out: &Output) -> anyhow::Result<BundlePushReport> {
     let started = Instant::now();
     let archive = Archive::open(&settings.archive)?;
     let shown = settings.archive.display();
@@ -141,7 +141,7 @@ pub async fn push(settings: &PushSettings, out: &Output) -> anyhow::Result<PushR
         .await?;
     push_item(&archive, last, &progress, out).await?;
     progress.finish();
-    Ok(PushReport {
+    Ok(BundlePushReport {
         registry: settings.registry.clone(),
         digest: own.digest.to_string(),
         items: contents.items.len(),
@@ -185,7 +185,7 @@ struct Target<'a> {
 /// A client for `item`'s repository, and the digest its tag names there.
 async fn target<'a>(
     item: &'a Item,
-    settings: &PushSettings,
+    settings: &BundlePushSettings,
     connection: &RegistryConnection<'_>,
     out: &Output,
 ) -> anyhow::Result<Target<'a>> {
@@ -331,7 +331,7 @@ fn check_app_target(contents: &Contents, registry: &str) -> anyhow::Result<()> {
 
 /// The app's signatures verified under `policy`, from the bundle itself.
 async fn verify_app(
-    settings: &PushSettings,
+    settings: &BundlePushSettings,
     contents: &Contents,
     policy: &crate::attest::notation::TrustPolicy,
     out: &Output,

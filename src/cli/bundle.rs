@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 
 use super::{http_url, RegistryArgs, ReleaseArgs, TrustArgs};
 use crate::bundle::copy::Platform;
-use crate::bundle::create::CreateSettings;
-use crate::bundle::push::PushSettings;
+use crate::bundle::create::BundleCreateSettings;
+use crate::bundle::push::BundlePushSettings;
 use crate::oci::reference::RegistryRef;
 
 #[derive(Debug, Args)]
@@ -84,7 +84,7 @@ pub struct BundlePushArgs {
 }
 
 impl BundleCreateArgs {
-    pub fn settings(&self) -> anyhow::Result<CreateSettings> {
+    pub fn settings(&self) -> anyhow::Result<BundleCreateSettings> {
         let releases = self.versions.releases()?;
         // Every chart's image list is known before anything is fetched.
         for chart in releases.charts() {
@@ -134,7 +134,7 @@ impl BundleCreateArgs {
                 self.out.display()
             ));
         }
-        Ok(CreateSettings {
+        Ok(BundleCreateSettings {
             out: self.out.clone(),
             releases,
             platforms,
@@ -147,7 +147,7 @@ impl BundleCreateArgs {
 }
 
 impl BundlePushArgs {
-    pub fn settings(&self) -> anyhow::Result<PushSettings> {
+    pub fn settings(&self) -> anyhow::Result<BundlePushSettings> {
         let registry = self
             .registry
             .trim_start_matches("oci://")
@@ -176,7 +176,7 @@ impl BundlePushArgs {
             true => None,
             false => Some(crate::verify::trust_policy(&trust)?),
         };
-        Ok(PushSettings {
+        Ok(BundlePushSettings {
             archive: self.file.clone(),
             registry: registry.to_string(),
             digest,

@@ -16,7 +16,7 @@ use super::connect::Connection;
 use super::diff;
 use super::errors::{explain, ApiCall};
 
-pub use super::discovery::{Resources, OLD_SPINKUBE_GROUP, SPINKUBE_GROUP};
+pub use super::discovery::{ServedApis, OLD_SPINKUBE_GROUP, SPINKUBE_GROUP};
 
 pub const FIELD_MANAGER: &str = "spin-aks";
 
@@ -97,7 +97,7 @@ fn dynamic_api(
 /// Rewrites SpinApps to the group the cluster serves; errors when it serves none.
 pub fn use_served_spinapp_group(
     objects: &mut [Value],
-    resources: &Resources,
+    resources: &ServedApis,
 ) -> anyhow::Result<()> {
     let is_spinkube = |o: &Value| {
         o["apiVersion"].as_str().is_some_and(|v| {
@@ -127,7 +127,7 @@ pub fn use_served_spinapp_group(
 /// Applies `objects` into the set's namespace (which must exist: [`ensure_namespace`]) as members of `set`.
 pub async fn apply(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     set: &ApplySet,
     objects: Vec<Value>,
     options: &ApplyOptions,
@@ -490,7 +490,7 @@ async fn apply_parent(
 /// The live members of `set` among `group_kinds`, as (resource, object).
 pub async fn members(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     set: &ApplySet,
     group_kinds: &BTreeSet<String>,
 ) -> anyhow::Result<Vec<(ApiResource, bool, Value)>> {
@@ -523,7 +523,7 @@ pub async fn members(
 /// Deletes the members not in `keep` (kind, name).
 async fn prune(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     set: &ApplySet,
     group_kinds: &BTreeSet<String>,
     keep: &BTreeSet<(String, String)>,

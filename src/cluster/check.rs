@@ -10,7 +10,7 @@ use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde::Serialize;
 
-use super::apply::Resources;
+use super::apply::ServedApis;
 use super::connect::Connection;
 use super::errors::{explain, ApiCall};
 use crate::app::compat::{self, ShimRelease};
@@ -79,7 +79,7 @@ pub struct Needs<'a> {
 /// SpinApp) and each RuntimeClass there. Fails with every failed check's fix.
 pub async fn preflight(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     objects: &[serde_json::Value],
 ) -> anyhow::Result<()> {
     let spinapps = objects.iter().any(|o| o["kind"] == "SpinApp");
@@ -123,7 +123,7 @@ pub struct NotReady {
 /// Every Kubernetes-side check, in the order a user fixes them.
 pub async fn all(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     needs: &Needs<'_>,
 ) -> anyhow::Result<Vec<Check>> {
     let group = resources.spinapp_group();
@@ -139,7 +139,7 @@ pub async fn all(
     Ok(checks)
 }
 
-fn spinapp_group(resources: &Resources) -> Check {
+fn spinapp_group(resources: &ServedApis) -> Check {
     match resources.spinapp_group() {
         Some(group) if group == super::apply::SPINKUBE_GROUP => {
             Check::pass("spinkube", format!("SpinApp is served ({group}/v1alpha1)"))
@@ -213,7 +213,7 @@ async fn operator(conn: &Connection, group: &str) -> anyhow::Result<Check> {
 
 async fn executor(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     group: &str,
     namespace: &str,
 ) -> anyhow::Result<Check> {
@@ -350,7 +350,7 @@ fn containerd_runs_spin_artifacts(runtime: &str) -> bool {
 /// The shim version from runtime-class-manager's Shim download URL, compared with the imports.
 async fn shim_version(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     imports: &BTreeSet<String>,
 ) -> anyhow::Result<Check> {
     let needed = compat::min_shim_for_imports(imports.iter().map(String::as_str));

@@ -35,11 +35,11 @@ struct Cached {
 }
 
 /// The API the cluster serves for each kind, found once per command.
-pub struct Resources {
+pub struct ServedApis {
     served: Vec<Served>,
 }
 
-impl Resources {
+impl ServedApis {
     /// Asks the server (aggregated discovery) and refreshes the cache.
     pub async fn discover(conn: &Connection) -> anyhow::Result<Self> {
         let discovery = Discovery::new(conn.client.clone())
@@ -59,7 +59,7 @@ impl Resources {
                 }
             }
         }
-        let resources = Resources { served };
+        let resources = ServedApis { served };
         if let Some(version) = server_version(conn).await {
             resources.save(conn, &version);
         }
@@ -67,7 +67,7 @@ impl Resources {
     }
 
     /// The cached table when it serves every object's kind (one small request: the server's
-    /// version), else [`Resources::discover`].
+    /// version), else [`ServedApis::discover`].
     pub async fn for_objects(conn: &Connection, objects: &[Value]) -> anyhow::Result<Self> {
         let cached = match server_version(conn).await {
             Some(version) => load(conn, &version),
@@ -84,7 +84,7 @@ impl Resources {
                 return Ok(resources);
             }
         }
-        Resources::discover(conn).await
+        ServedApis::discover(conn).await
     }
 
     /// The SpinApp group the cluster serves, new or old; None when SpinKube is not installed.
@@ -160,10 +160,10 @@ pub fn forget(conn: &Connection) {
 }
 
 /// The table cached for the server at `version`, when there is one for exactly that.
-fn load(conn: &Connection, version: &str) -> Option<Resources> {
+fn load(conn: &Connection, version: &str) -> Option<ServedApis> {
     let bytes = std::fs::read(cache_path(conn, version)?).ok()?;
     let cached: Cached = serde_json::from_slice(&bytes).ok()?;
-    (cached.server == conn.server && cached.version == version).then_some(Resources {
+    (cached.server == conn.server && cached.version == version).then_some(ServedApis {
         served: cached.served,
     })
 }

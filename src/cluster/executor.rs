@@ -4,7 +4,7 @@
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
-use super::apply::{Resources, FIELD_MANAGER};
+use super::apply::{ServedApis, FIELD_MANAGER};
 use super::connect::Connection;
 use super::errors::{explain, ApiCall};
 
@@ -14,7 +14,7 @@ const STANDARD: &str = include_str!("../../manifests/spinapp-executor.yaml");
 /// names it created (or would create, in a dry run).
 pub async fn ensure(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     namespace: &str,
     objects: &[Value],
     dry_run: bool,
@@ -33,7 +33,7 @@ pub struct Missing {
 /// Refused when one is not SpinKube's standard executor, which is the only one spin-aks creates.
 pub async fn missing(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     namespace: &str,
     objects: &[Value],
 ) -> anyhow::Result<Vec<Missing>> {

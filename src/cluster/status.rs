@@ -7,7 +7,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DynamicObject};
 use serde::Serialize;
 
-use super::apply::Resources;
+use super::apply::ServedApis;
 use super::connect::Connection;
 use super::errors::{explain, ApiCall};
 use super::expose::{address_of, public_service};
@@ -56,7 +56,7 @@ pub struct Place<'a> {
 /// The status of app `name` in `namespace` through the API; an error when nothing of it runs there.
 pub async fn read(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     namespace: &str,
     name: &str,
 ) -> anyhow::Result<AppStatus> {
@@ -135,7 +135,7 @@ pub fn compose(place: &Place<'_>, observed: Observed) -> anyhow::Result<AppStatu
 
 async fn spinapp_exists(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     namespace: &str,
     name: &str,
 ) -> anyhow::Result<bool> {

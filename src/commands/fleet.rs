@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::cli::{FleetArgs, FleetCommand, GlobalArgs};
-use crate::fleet::status::{ClusterStatus, State};
+use crate::fleet::status::{ClusterStatus, MemberState};
 use crate::fleet::{self, Changed};
 use crate::output::Output;
 
@@ -72,11 +72,11 @@ pub fn table(all: &[ClusterStatus]) -> String {
     (all.iter())
         .map(|s| {
             let state = match s.state {
-                State::Converged => "converged",
-                State::Progressing => "progressing",
-                State::Failed => "failed",
-                State::Unreachable => "unreachable",
-                State::NotFollowing => "not following",
+                MemberState::Converged => "converged",
+                MemberState::Progressing => "progressing",
+                MemberState::Failed => "failed",
+                MemberState::Unreachable => "unreachable",
+                MemberState::NotFollowing => "not following",
             };
             let applied = s.applied.as_deref().unwrap_or("nothing applied");
             let ready = s

@@ -6,7 +6,7 @@ use crate::bad_input;
 use crate::cli::{GlobalArgs, IdentityArgs, IdentityCommand, IdentitySetupArgs};
 use crate::context::choose::{self, Mode};
 use crate::output::Output;
-use crate::provision::identity::{self, Plan};
+use crate::provision::identity::{self, IdentityPlan};
 
 pub async fn run(global: &GlobalArgs, args: &IdentityArgs, out: &Output) -> anyhow::Result<()> {
     match &args.command {
@@ -28,7 +28,7 @@ async fn setup(global: &GlobalArgs, args: &IdentitySetupArgs, out: &Output) -> a
     let mode = Mode::detect(global.yes);
     let cluster = choose::resolve_cluster(&arm, &selector, ctx.store.state(), mode).await?;
     let last_namespace = ctx.remembered().last_deploy.as_ref();
-    let plan = Plan {
+    let plan = IdentityPlan {
         cluster,
         identity: (args.name.clone()).unwrap_or_else(|| identity::default_name(&ctx.name)),
         namespace: (args.namespace.clone())

@@ -15,7 +15,7 @@ use crate::install;
 use crate::oci::reference::ImageRef;
 use crate::output::Output;
 use crate::prompt;
-use crate::provision::identity::{self, Plan};
+use crate::provision::identity::{self, IdentityPlan};
 use crate::push;
 use crate::registry::PushReport;
 use crate::verify;
@@ -153,7 +153,7 @@ async fn offer_identity(
     if !agreed {
         return Ok(());
     }
-    let plan = Plan {
+    let plan = IdentityPlan {
         cluster: aks.cluster.clone(),
         identity: identity::default_name(&ctx.name),
         namespace: plan::planned_namespace(ctx, settings, &aks.cluster.name)?,

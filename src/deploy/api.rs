@@ -8,10 +8,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::{json, Value};
 
-use super::plan::Plan;
+use super::plan::DeployPlan;
 use super::route::{Deleted, Route, RouteApplied, RouteFeature, Waited};
 use crate::cluster::apply::{
-    self, parent_group_kinds, AppliedObject, ApplyOptions, ObjectAction, Resources,
+    self, parent_group_kinds, AppliedObject, ApplyOptions, ObjectAction, ServedApis,
 };
 use crate::cluster::applyset::{self, ApplySet};
 use crate::cluster::check;
@@ -57,7 +57,7 @@ impl Route for ApiServer {
         Ok(())
     }
 
-    async fn apply(&self, plan: &Plan<'_>, out: &Output) -> anyhow::Result<RouteApplied> {
+    async fn apply(&self, plan: &DeployPlan<'_>, out: &Output) -> anyhow::Result<RouteApplied> {
         let conn = self.conn();
         let dry_run = plan.settings.dry_run;
         match &plan.objects {
@@ -102,7 +102,7 @@ impl Route for ApiServer {
 
     async fn wait(
         &self,
-        plan: &Plan<'_>,
+        plan: &DeployPlan<'_>,
         applied: &RouteApplied,
         out: &Output,
     ) -> anyhow::Result<Waited> {
@@ -126,7 +126,7 @@ impl Route for ApiServer {
         name: &str,
         _out: &Output,
     ) -> anyhow::Result<AppStatus> {
-        let resources = Resources::discover(self.conn()).await?;
+        let resources = ServedApis::discover(self.conn()).await?;
         status::read(self.conn(), &resources, namespace, name).await
     }
 
@@ -138,7 +138,7 @@ impl Route for ApiServer {
         _out: &Output,
     ) -> anyhow::Result<Vec<Deleted>> {
         let conn = self.conn();
-        let resources = Resources::discover(conn).await?;
+        let resources = ServedApis::discover(conn).await?;
         let set = ApplySet::for_app(name, namespace);
         let group_kinds = parent_group_kinds(conn, &set).await?;
         let mut deleted = Vec::new();
@@ -167,7 +167,7 @@ impl Route for ApiServer {
 /// applied into the namespace (made when missing) with the app's ApplySet.
 async fn apply_manifests(
     conn: &Connection,
-    plan: &Plan<'_>,
+    plan: &DeployPlan<'_>,
     mut objects: Vec<Value>,
     out: &Output,
 ) -> anyhow::Result<apply::Applied> {
@@ -175,7 +175,7 @@ async fn apply_manifests(
     let namespace = plan.namespace.as_str();
     let selector = expose::pod_selector(&objects, plan.name);
     objects.extend(expose::objects(&settings.exposure, plan.name, &selector));
-    let resources = Resources::for_objects(conn, &objects).await?;
+    let resources = ServedApis::for_objects(conn, &objects).await?;
     // Leaves the objects as they are when the cluster serves no SpinApp (the preflight says why).
     let served = apply::use_served_spinapp_group(&mut objects, &resources);
     let set = ApplySet::for_app(plan.name, namespace);
@@ -290,7 +290,7 @@ pub async fn secret_objects(
 /// Waits for every SpinApp's and Deployment's rollout; the summed report.
 async fn wait_for_workloads(
     conn: &Connection,
-    plan: &Plan<'_>,
+    plan: &DeployPlan<'_>,
     applied: &[AppliedObject],
     out: &Output,
 ) -> anyhow::Result<Option<Rollout>> {

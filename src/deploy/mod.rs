@@ -13,7 +13,7 @@ use serde::Serialize;
 
 pub use self::api::secret_objects;
 use self::api::ApiServer;
-use self::plan::Plan;
+use self::plan::DeployPlan;
 use self::route::{Deleted, Route, RouteFeature, Waited};
 use self::run_command::RunCommand;
 pub use self::settings::Settings;
@@ -74,7 +74,7 @@ pub async fn deploy(
         }
     };
     let name = ctx.name.clone();
-    let plan = Plan {
+    let plan = DeployPlan {
         name: &name,
         namespace,
         image,

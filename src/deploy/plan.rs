@@ -19,7 +19,7 @@ use crate::workload::key_vault::CLIENT_ID_ANNOTATION;
 use crate::workload::objects;
 
 /// One deploy, planned: what goes where.
-pub struct Plan<'a> {
+pub struct DeployPlan<'a> {
     /// The app's name (its ApplySet, its workload).
     pub name: &'a str,
     pub namespace: String,

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::plan::Plan;
+use super::plan::DeployPlan;
 use crate::cluster::apply::AppliedObject;
 use crate::cluster::rollout::Rollout;
 use crate::cluster::status::AppStatus;
@@ -20,11 +20,11 @@ pub trait Route {
     /// Refuses, naming the flag, what this route cannot do.
     fn supports(&self, feature: RouteFeature) -> anyhow::Result<()>;
     /// Sends the plan's objects (and the Secrets its variables need).
-    async fn apply(&self, plan: &Plan<'_>, out: &Output) -> anyhow::Result<RouteApplied>;
+    async fn apply(&self, plan: &DeployPlan<'_>, out: &Output) -> anyhow::Result<RouteApplied>;
     /// Waits for the rollout of exactly the plan's image, and for the endpoint.
     async fn wait(
         &self,
-        plan: &Plan<'_>,
+        plan: &DeployPlan<'_>,
         applied: &RouteApplied,
         out: &Output,
     ) -> anyhow::Result<Waited>;

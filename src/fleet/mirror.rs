@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::bad_input;
-use crate::cluster::apply::Resources;
+use crate::cluster::apply::ServedApis;
 use crate::cluster::connect::Connection;
 use crate::install::crds::ModuleSource;
 use crate::install::flux as installed;
@@ -18,7 +18,7 @@ use super::flux::{KUSTOMIZE_API, SOURCE_API};
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Whether the cluster serves the Flux APIs a fleet member follows its artifact with.
-pub fn served(resources: &Resources) -> (bool, bool) {
+pub fn served(resources: &ServedApis) -> (bool, bool) {
     let served = |api: &str, kind: &str| resources.resolve(api, kind).is_ok();
     (
         served(SOURCE_API, "OCIRepository"),
@@ -32,7 +32,7 @@ pub fn served(resources: &Resources) -> (bool, bool) {
 /// object. A Flux spin-aks did not install is left alone: refused, naming what it lacks.
 pub async fn install_flux(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     mirror: &Mirror,
     out: &Output,
 ) -> anyhow::Result<Vec<String>> {

@@ -18,7 +18,7 @@ use crate::azure::arm::Arm;
 use crate::azure::names::AksReference;
 use crate::azure::ClusterRef;
 use crate::bad_input;
-use crate::cluster::apply::{self, AppliedObject, ApplyOptions, Resources};
+use crate::cluster::apply::{self, AppliedObject, ApplyOptions, ServedApis};
 use crate::cluster::applyset::ApplySet;
 use crate::cluster::connect::{self, Connection, Remembered};
 use crate::cluster::executor;
@@ -219,13 +219,13 @@ async fn follow_on(
     flux_mirror: Option<&Mirror>,
     out: &Output,
 ) -> anyhow::Result<Vec<String>> {
-    let mut resources = Resources::discover(conn).await?;
+    let mut resources = ServedApis::discover(conn).await?;
     let mut installed = Vec::new();
     match flux_mirror {
         Some(from) if mirror::served(&resources) != (true, true) => {
             installed = mirror::install_flux(conn, &resources, from, out).await?;
             // The Flux kinds are served now.
-            resources = Resources::discover(conn).await?;
+            resources = ServedApis::discover(conn).await?;
         }
         _ => require_flux(conn, &resources)?,
     }
@@ -264,7 +264,7 @@ fn fleet_set(app: &str, namespace: &str) -> ApplySet {
 }
 
 /// Refuses a cluster without Flux's OCIRepository and Kustomization APIs.
-fn require_flux(conn: &Connection, resources: &Resources) -> anyhow::Result<()> {
+fn require_flux(conn: &Connection, resources: &ServedApis) -> anyhow::Result<()> {
     let (source, kustomize) = mirror::served(resources);
     if source && kustomize {
         return Ok(());
@@ -380,7 +380,7 @@ async fn unfollow(
     delete_app: bool,
 ) -> anyhow::Result<Vec<String>> {
     let namespace = member.namespace.as_str();
-    let resources = Resources::discover(conn).await?;
+    let resources = ServedApis::discover(conn).await?;
     let mut deleted = Vec::new();
     let through_arm = member.aks.is_some();
     let kustomization_kind = resources.resolve(flux::KUSTOMIZE_API, "Kustomization").ok();

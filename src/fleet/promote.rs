@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::status::{self, ClusterStatus, State};
+use super::status::{self, ClusterStatus, MemberState};
 use crate::bad_input;
 use crate::context::AppContext;
 use crate::oci::reference::RegistryRef;
@@ -37,7 +37,7 @@ pub struct Promoted {
 /// The error when a `FROM_ENV` cluster has not converged: names each with its reason.
 #[derive(Debug, thiserror::Error)]
 #[error("not promoting {from} to {to}: {}", .clusters.join("; "))]
-pub struct NotConverged {
+pub struct NotPromotable {
     pub from: String,
     pub to: String,
     pub clusters: Vec<String>,
@@ -71,7 +71,7 @@ pub async fn promote(
     .await;
     let behind: Vec<String> = verified
         .iter()
-        .filter(|s| s.state != State::Converged)
+        .filter(|s| s.state != MemberState::Converged)
         .map(|s| {
             format!(
                 "{} is {:?}: {}",
@@ -83,7 +83,7 @@ pub async fn promote(
         })
         .collect();
     if !behind.is_empty() {
-        return Err(NotConverged {
+        return Err(NotPromotable {
             from: settings.from.clone(),
             to: settings.to.clone(),
             clusters: behind,

@@ -27,7 +27,7 @@ const REACH_TIMEOUT: Duration = Duration::from_secs(15);
 /// Where a cluster stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum State {
+pub enum MemberState {
     /// Flux applied the published artifact and the app runs its image on every replica.
     Converged,
     /// Flux is pulling, applying or waiting for the rollout.
@@ -47,7 +47,7 @@ pub struct ClusterStatus {
     pub cluster: String,
     pub namespace: String,
     pub env: String,
-    pub state: State,
+    pub state: MemberState,
     /// `<env>@sha256:…` of the published artifact.
     pub published: Option<String>,
     /// The artifact revision the OCIRepository holds.
@@ -113,7 +113,7 @@ pub async fn wait(
             join_all(reads.map(|(m, c)| one(app, name, kubeconfig.clone(), m, c.as_ref()))).await;
         let pending: Vec<&ClusterStatus> = all
             .iter()
-            .filter(|s| !matches!(s.state, State::Converged | State::Failed))
+            .filter(|s| !matches!(s.state, MemberState::Converged | MemberState::Failed))
             .collect();
         let line = pending
             .iter()
@@ -231,7 +231,7 @@ async fn one(
         cluster: member.cluster.clone(),
         namespace: member.namespace.clone(),
         env: member.env.clone(),
-        state: State::NotFollowing,
+        state: MemberState::NotFollowing,
         published: published.map(|p| format!("{}@{}", member.env, p.digest)),
         fetched: None,
         applied: None,
@@ -259,11 +259,11 @@ async fn one(
     match tokio::time::timeout(REACH_TIMEOUT, read).await {
         Ok(Ok(live)) => judge(&mut status, &live, &published.digest, &published.image),
         Ok(Err(e)) => {
-            status.state = State::Unreachable;
+            status.state = MemberState::Unreachable;
             status.reason = Some(format!("{e:#}"));
         }
         Err(_) => {
-            status.state = State::Unreachable;
+            status.state = MemberState::Unreachable;
             status.reason = Some(format!(
                 "{} did not answer within {}s",
                 member.cluster,
@@ -351,7 +351,7 @@ fn flux_api(
 /// Decides the state from what the cluster holds, against the published digest and image.
 fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
     let Some(source) = &live.source else {
-        status.state = State::NotFollowing;
+        status.state = MemberState::NotFollowing;
         status.reason = Some(format!(
             "no OCIRepository in namespace {}: `spin-aks fleet add {}`",
             status.namespace, status.cluster
@@ -391,12 +391,12 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
     // A refused signature is the reason, before the Ready=False it causes.
     let refused = failed("OCIRepository", source, SOURCE_VERIFIED);
     if let Some(reason) = refused.or_else(|| failure("OCIRepository", source)) {
-        status.state = State::Failed;
+        status.state = MemberState::Failed;
         status.reason = Some(reason);
         return;
     }
     let Some(kustomization) = &live.kustomization else {
-        status.state = State::NotFollowing;
+        status.state = MemberState::NotFollowing;
         status.reason = Some(format!(
             "no Kustomization in namespace {}: `spin-aks fleet add {}`",
             status.namespace, status.cluster
@@ -409,11 +409,11 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
     if let Some(reason) =
         failure("Kustomization", kustomization).filter(|_| is_published(&attempted))
     {
-        status.state = State::Failed;
+        status.state = MemberState::Failed;
         status.reason = Some(reason);
         return;
     }
-    status.state = State::Progressing;
+    status.state = MemberState::Progressing;
     status.reason = Some(if !is_published(&status.fetched) {
         format!(
             "Flux has not fetched {} yet",
@@ -435,11 +435,11 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
         // `kubectl rollout status` does, a passed progress deadline or refused pods failing it.
         match rollout::assess(deployment, Some(image)) {
             RolloutProgress::Done { .. } => {
-                status.state = State::Converged;
+                status.state = MemberState::Converged;
                 return status.reason = None;
             }
             RolloutProgress::Failed(reason) => {
-                status.state = State::Failed;
+                status.state = MemberState::Failed;
                 format!(
                     "the rollout of Deployment {} failed: {reason}",
                     deployment.metadata.name.as_deref().unwrap_or_default()
@@ -496,12 +496,12 @@ pub struct NotConverged(pub Vec<String>);
 pub fn require_converged(all: &[ClusterStatus], timeout: Duration) -> anyhow::Result<()> {
     let problems: Vec<String> = all
         .iter()
-        .filter(|s| s.state != State::Converged)
+        .filter(|s| s.state != MemberState::Converged)
         .map(|s| {
             let reason = s.reason.as_deref().unwrap_or("no reason given");
             match s.state {
-                State::Failed => format!("{} failed: {reason}", s.cluster),
-                State::Unreachable => format!("{} is unreachable: {reason}", s.cluster),
+                MemberState::Failed => format!("{} failed: {reason}", s.cluster),
+                MemberState::Unreachable => format!("{} is unreachable: {reason}", s.cluster),
                 _ => format!(
                     "{} did not converge within {}: {reason}",
                     s.cluster,
@@ -529,7 +529,7 @@ mod tests {
             cluster: "east".into(),
             namespace: "shop".into(),
             env: "prod".into(),
-            state: State::NotFollowing,
+            state: MemberState::NotFollowing,
             published: Some(format!("prod@{DIGEST}")),
             fetched: None,
             applied: None,
@@ -576,13 +576,18 @@ mod tests {
         let done =
             json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"});
         let applying = judged(&live("prod@sha256:old", done.clone()));
-        assert_eq!(applying.state, State::Progressing);
+        assert_eq!(applying.state, MemberState::Progressing);
         assert_eq!(
             applying.reason.as_deref(),
             Some("Flux is applying the artifact")
         );
         let converged = judged(&live(&format!("prod@{DIGEST}"), done));
-        assert_eq!(converged.state, State::Converged, "{:?}", converged.reason);
+        assert_eq!(
+            converged.state,
+            MemberState::Converged,
+            "{:?}",
+            converged.reason
+        );
         assert_eq!(converged.ready.as_deref(), Some("2/2"));
     }
 
@@ -593,7 +598,7 @@ mod tests {
             "message": "ReplicaSet \"hello-5d\" has timed out progressing.",
         });
         let failed = judged(&live(&format!("prod@{DIGEST}"), stuck));
-        assert_eq!(failed.state, State::Failed);
+        assert_eq!(failed.state, MemberState::Failed);
         let reason = failed.reason.unwrap();
         assert!(
             reason.starts_with(

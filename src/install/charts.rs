@@ -5,7 +5,7 @@ use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::Value;
 
 use super::objects::NAMESPACE;
-use crate::cluster::apply::{AppliedObject, ObjectAction, Resources, FIELD_MANAGER};
+use crate::cluster::apply::{AppliedObject, ObjectAction, ServedApis, FIELD_MANAGER};
 use crate::cluster::connect::Connection;
 use crate::cluster::errors::{explain, ApiCall};
 
@@ -15,7 +15,7 @@ use crate::cluster::errors::{explain, ApiCall};
 /// where the cluster serves no `source.toolkit.fluxcd.io/v1` HelmChart: helm-controller makes them.
 pub async fn create_missing(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     charts: Vec<Value>,
 ) -> anyhow::Result<Vec<AppliedObject>> {
     let Ok((resource, _)) = resources.resolve("source.toolkit.fluxcd.io/v1", "HelmChart") else {

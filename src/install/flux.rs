@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::crds::ModuleSource;
 use super::releases::{FluxControllers, Module};
 use super::{stage, wait, Stage};
-use crate::cluster::apply::{self, AppliedObject, ApplyOptions, Resources};
+use crate::cluster::apply::{self, AppliedObject, ApplyOptions, ServedApis};
 use crate::cluster::applyset::ApplySet;
 use crate::cluster::connect::Connection;
 use crate::output::Output;
@@ -20,7 +20,7 @@ pub const NAMESPACE: &str = "flux-system";
 pub const DEFAULT_REGISTRY: &str = super::images::FLUX_REGISTRY;
 
 /// Whether the cluster serves the Flux APIs the install uses.
-pub fn served(resources: &Resources) -> bool {
+pub fn served(resources: &ServedApis) -> bool {
     let served = |api_version: &str, kind: &str| resources.resolve(api_version, kind).is_ok();
     served("source.toolkit.fluxcd.io/v1", "HelmRepository")
         && served("helm.toolkit.fluxcd.io/v2", "HelmRelease")
@@ -29,7 +29,7 @@ pub fn served(resources: &Resources) -> bool {
 /// Whether the install brings Flux (elsewhere than AKS): where the cluster has none, or keeps one
 /// spin-aks installed current. A Flux of another origin that lacks the APIs (an older one, or
 /// one without helm-controller) is refused rather than overwritten.
-pub async fn needed(conn: &Connection, resources: &Resources) -> anyhow::Result<bool> {
+pub async fn needed(conn: &Connection, resources: &ServedApis) -> anyhow::Result<bool> {
     if installed_by_spin_aks(conn).await {
         return Ok(true);
     }
@@ -406,7 +406,7 @@ fn deployment(
 /// images come from, should they not run.
 pub async fn install(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     objects: Vec<Value>,
     timeout: Duration,
     images_hint: &str,

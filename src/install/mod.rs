@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use self::objects::ChartSource;
 use self::releases::ReleaseSet;
 use crate::cluster::apply::{
-    self, AppliedObject, ApplyOptions, ObjectAction, Resources, FIELD_MANAGER,
+    self, AppliedObject, ApplyOptions, ObjectAction, ServedApis, FIELD_MANAGER,
 };
 use crate::cluster::applyset::ApplySet;
 use crate::cluster::connect::Connection;
@@ -105,7 +105,7 @@ pub async fn install(
     on_aks: bool,
     out: &Output,
 ) -> anyhow::Result<InstallReport> {
-    let mut resources = Resources::discover(conn).await?;
+    let mut resources = ServedApis::discover(conn).await?;
     let label_nodes = !on_aks;
     let with_flux = !on_aks && flux::needed(conn, &resources).await?;
     // A dry run lists the plan even where Flux is still to come (the AKS extension).
@@ -207,7 +207,7 @@ pub async fn install(
         report.objects = applied;
         report.stages.push(stage);
         // The Flux kinds are served now.
-        resources = Resources::discover(conn).await?;
+        resources = ServedApis::discover(conn).await?;
     }
     let set = install_set();
     let options = ApplyOptions {
@@ -245,7 +245,7 @@ pub async fn install(
         let what = "runtime-class-manager";
         let rcm = release_stage(conn, what, what, timeout, out).await?;
         // The Shim's kind comes with runtime-class-manager's chart.
-        let resources = Resources::discover(conn).await?;
+        let resources = ServedApis::discover(conn).await?;
         let shim = vec![objects::shim(releases, resolved.as_ref())];
         let applied = apply::apply(conn, &resources, &set, shim, &options).await?;
         let labelled = match label_nodes {
@@ -324,7 +324,7 @@ fn planned(object: &Value) -> AppliedObject {
 }
 
 /// Refuses an AKS cluster whose Flux extension serves no source- and helm-controller APIs.
-fn require_flux(conn: &Connection, resources: &Resources) -> anyhow::Result<()> {
+fn require_flux(conn: &Connection, resources: &ServedApis) -> anyhow::Result<()> {
     if flux::served(resources) {
         return Ok(());
     }

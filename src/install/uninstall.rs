@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::objects::{NAMESPACE, NODE_LABEL};
 use crate::bad_input;
-use crate::cluster::apply::{self, parent_group_kinds, Resources, FIELD_MANAGER};
+use crate::cluster::apply::{self, parent_group_kinds, ServedApis, FIELD_MANAGER};
 use crate::cluster::connect::Connection;
 use crate::cluster::errors::{explain, ApiCall};
 use crate::output::Output;
@@ -33,7 +33,7 @@ pub async fn uninstall(
     timeout: Duration,
     out: &Output,
 ) -> anyhow::Result<UninstallReport> {
-    let resources = Resources::discover(conn).await?;
+    let resources = ServedApis::discover(conn).await?;
     let spinapps = list(conn, &resources, "SpinApp").await?;
     if !spinapps.is_empty() && !force {
         let names: Vec<String> = spinapps
@@ -101,7 +101,7 @@ pub async fn uninstall(
 }
 
 /// The resource of SpinKube's `kind` in the group the cluster serves, if it does.
-fn spinkube_resource(resources: &Resources, kind: &str) -> Option<ApiResource> {
+fn spinkube_resource(resources: &ServedApis, kind: &str) -> Option<ApiResource> {
     let group = resources.spinapp_group()?;
     let (resource, _) = resources.resolve(&format!("{group}/v1alpha1"), kind).ok()?;
     Some(resource)
@@ -110,7 +110,7 @@ fn spinkube_resource(resources: &Resources, kind: &str) -> Option<ApiResource> {
 /// `(namespace, name)` of every object of SpinKube's `kind` (none when it is not served).
 async fn list(
     conn: &Connection,
-    resources: &Resources,
+    resources: &ServedApis,
     kind: &str,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let Some(resource) = spinkube_resource(resources, kind) else {

@@ -12,7 +12,7 @@ use crate::state::WorkloadIdentity;
 
 /// Everything [`setup`] needs, already resolved from flags, state and defaults.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub struct IdentityPlan {
     pub cluster: ClusterRef,
     /// The identity's name, in the cluster's resource group.
     pub identity: String,
@@ -88,7 +88,7 @@ pub fn default_name(app_dns_name: &str) -> String {
 /// the identity, its federated credential and its roles, one `progress` line each.
 pub async fn setup(
     arm: &Arm,
-    plan: &Plan,
+    plan: &IdentityPlan,
     progress: &dyn Fn(String),
 ) -> anyhow::Result<SetupReport> {
     let cluster = &plan.cluster;

@@ -19,7 +19,7 @@ use crate::state::State;
 
 /// What exists and what will be written.
 #[derive(Debug, Serialize)]
-pub struct Plan {
+pub struct ProvisionPlan {
     pub resource_group_created: bool,
     pub cluster: ClusterPlan,
     pub registry: RegistryPlan,
@@ -45,7 +45,7 @@ pub enum RegistryPlan {
     Create { name: String },
 }
 
-impl Plan {
+impl ProvisionPlan {
     /// What costs money in this plan, for the confirmation (`None`: nothing new is created).
     pub fn costs(&self, spec: &ClusterSpec) -> Option<String> {
         let mut new = Vec::new();
@@ -77,14 +77,14 @@ impl Plan {
 pub struct CreateReport {
     pub cluster: ClusterRef,
     /// What was found and written.
-    pub plan: Plan,
+    pub plan: ProvisionPlan,
     pub registry_login_server: String,
     /// AcrPull for the kubelet identity on the registry.
     pub acr_pull: Assignment,
 }
 
 /// Reads what exists and decides what to write; writes nothing.
-pub async fn plan(arm: &Arm, spec: &ClusterSpec, state: &State) -> anyhow::Result<Plan> {
+pub async fn plan(arm: &Arm, spec: &ClusterSpec, state: &State) -> anyhow::Result<ProvisionPlan> {
     let cluster = &spec.cluster;
     let group = arm
         .resource_group(&cluster.subscription, &cluster.resource_group)
@@ -107,7 +107,7 @@ pub async fn plan(arm: &Arm, spec: &ClusterSpec, state: &State) -> anyhow::Resul
         }
     };
     let registry = plan_registry(arm, spec, state).await?;
-    Ok(Plan {
+    Ok(ProvisionPlan {
         resource_group_created: group.is_none(),
         cluster: cluster_plan,
         registry,
@@ -119,7 +119,7 @@ pub async fn plan(arm: &Arm, spec: &ClusterSpec, state: &State) -> anyhow::Resul
 pub async fn apply(
     arm: &Arm,
     spec: &ClusterSpec,
-    plan: Plan,
+    plan: ProvisionPlan,
     out: &Output,
 ) -> anyhow::Result<CreateReport> {
     let cluster = &spec.cluster;

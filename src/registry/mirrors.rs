@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use self::parse::Registry;
+use self::parse::RegistryEntry;
 use crate::bad_input;
 
 /// The file read when neither the caller, the environment nor the user's config names one.
@@ -17,7 +17,7 @@ const SYSTEM_FILE: &str = "/etc/containers/registries.conf";
 #[derive(Clone, Debug, Default)]
 pub struct Mirrors {
     /// The `[[registry]]` tables by prefix; iterated in prefix order, as containers/image keeps them.
-    registries: BTreeMap<String, Registry>,
+    registries: BTreeMap<String, RegistryEntry>,
 }
 
 /// One place to fetch a repository from, in the order to try them.
@@ -142,8 +142,8 @@ impl Mirrors {
     }
 
     /// The table with the longest prefix matching `repository`, and the length of the match.
-    fn find(&self, repository: &str) -> Option<(&Registry, usize)> {
-        let mut best: Option<(&Registry, usize)> = None;
+    fn find(&self, repository: &str) -> Option<(&RegistryEntry, usize)> {
+        let mut best: Option<(&RegistryEntry, usize)> = None;
         for entry in self.registries.values() {
             if let Some(matched) = matching(repository, &entry.prefix) {
                 if best.is_none_or(|(b, _)| entry.prefix.len() > b.prefix.len()) {
@@ -155,7 +155,7 @@ impl Mirrors {
     }
 
     /// The blocked table that governs `repository`, if its longest match is blocked.
-    fn blocking(&self, repository: &str) -> Option<&Registry> {
+    fn blocking(&self, repository: &str) -> Option<&RegistryEntry> {
         self.find(repository)
             .map(|(entry, _)| entry)
             .filter(|entry| entry.blocked)

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use spin_aks::azure::acr::{
     acr_access_token, acr_refresh_token, repository_scope, AcrAuthError, ACR_USERNAME,
 };
-use spin_aks::azure::credential::{AzureCredential, Source, ACR_SCOPE};
+use spin_aks::azure::credential::{AzureCredential, CredentialSource, ACR_SCOPE};
 use spin_aks::secret::Secret;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -139,7 +139,7 @@ async fn fake_az_on_path_signs_in_and_the_registry_accepts_the_exchanged_token_f
 
     let credential = AzureCredential::from_env();
     let token = credential.token(ACR_SCOPE).await.unwrap();
-    assert_eq!(token.source, Source::AzureCli);
+    assert_eq!(token.source, CredentialSource::AzureCli);
     assert_eq!(token.token.expose(), entra);
     let args = std::fs::read_to_string(env.bin().join("az.args")).unwrap();
     assert!(
@@ -207,7 +207,7 @@ async fn managed_identity_endpoint_supplies_the_entra_token() {
 
     let credential = AzureCredential::from_env();
     let token = credential.token(ACR_SCOPE).await.unwrap();
-    assert_eq!(token.source, Source::ManagedIdentity);
+    assert_eq!(token.source, CredentialSource::ManagedIdentity);
     assert_eq!(token.token.expose(), entra);
 
     let refresh = acr_refresh_token(&http(), &acr.login_server, &credential)
@@ -445,7 +445,7 @@ async fn environment_service_principal_refuses_a_plain_http_authority_host_and_t
     write_fake_az(env.bin(), &entra, TENANT);
 
     let token = AzureCredential::from_env().token(ACR_SCOPE).await.unwrap();
-    assert_eq!(token.source, Source::AzureCli);
+    assert_eq!(token.source, CredentialSource::AzureCli);
 
     std::fs::remove_file(env.bin().join("az")).unwrap();
     let err = AzureCredential::from_env()
@@ -494,7 +494,7 @@ async fn environment_service_principal_signs_in_at_the_authority_host_and_pushes
 
     let credential = AzureCredential::from_env();
     let token = credential.token(ACR_SCOPE).await.unwrap();
-    assert_eq!(token.source, Source::EnvironmentServicePrincipal);
+    assert_eq!(token.source, CredentialSource::EnvironmentServicePrincipal);
     assert_eq!(token.token.expose(), access_token);
 
     let refresh = acr_refresh_token(&http(), &acr.login_server, &credential)
@@ -553,7 +553,7 @@ async fn workload_identity_presents_the_federated_token_file() {
 
     let credential = AzureCredential::from_env();
     let token = credential.token(ACR_SCOPE).await.unwrap();
-    assert_eq!(token.source, Source::WorkloadIdentity);
+    assert_eq!(token.source, CredentialSource::WorkloadIdentity);
     assert_eq!(token.token.expose(), access_token);
     acr_refresh_token(&http(), &acr.login_server, &credential)
         .await

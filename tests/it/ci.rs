@@ -352,11 +352,11 @@ async fn a_long_job_exchanges_a_fresh_ci_token_when_the_entra_token_runs_out() {
     }
     std::env::set_var("AZURE_AUTHORITY_HOST", &oidc.base);
     std::env::set_var("SSL_CERT_FILE", &oidc.ca_file);
-    use spin_aks::azure::credential::{AzureCredential, Source, ACR_SCOPE};
+    use spin_aks::azure::credential::{AzureCredential, CredentialSource, ACR_SCOPE};
     let credential = AzureCredential::from_env();
     for _ in 0..2 {
         let token = credential.token(ACR_SCOPE).await.unwrap();
-        assert_eq!(token.source, Source::GitHubActions);
+        assert_eq!(token.source, CredentialSource::GitHubActions);
         assert_eq!(token.token.expose(), access_token);
     }
     let assertions = oidc.assertions();

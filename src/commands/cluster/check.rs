@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::cli::{ClusterCheckArgs, GlobalArgs};
-use crate::cluster::apply::Resources;
+use crate::cluster::apply::ServedApis;
 use crate::cluster::check::{self, Check, Needs};
 use crate::cluster::check_aks;
 use crate::context::target::Cluster;
@@ -14,7 +14,7 @@ pub async fn run(global: &GlobalArgs, args: &ClusterCheckArgs, out: &Output) -> 
     let ctx = global.app_context(out)?;
     let cluster = Cluster::connect(&ctx, &args.target.settings(), global.yes).await?;
     let conn = &cluster.conn;
-    let resources = Resources::discover(conn).await?;
+    let resources = ServedApis::discover(conn).await?;
     let imports = check::host_imports(&ctx.app);
     let needs = Needs {
         namespace: &conn.namespace,

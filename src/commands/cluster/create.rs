@@ -139,7 +139,7 @@ fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
 }
 
 /// What the plan writes, one line each.
-fn plan_lines(plan: &provision::Plan) -> Vec<String> {
+fn plan_lines(plan: &provision::ProvisionPlan) -> Vec<String> {
     let mut lines = Vec::new();
     if plan.resource_group_created {
         lines.push("resource group: created".to_string());

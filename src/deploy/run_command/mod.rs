@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use self::applyset::RemoteSet;
 use self::secrets::SecretPlan;
-use super::plan::{last_namespace_on, Plan};
+use super::plan::{last_namespace_on, DeployPlan};
 use super::route::{Deleted, Route, RouteApplied, RouteFeature, Waited};
 use super::settings::Settings;
 use crate::azure::run_command;
@@ -76,7 +76,7 @@ impl Route for RunCommand {
 
     /// kubectl merges the Secrets, applies, prunes and waits in the cluster; the same report as a
     /// direct apply.
-    async fn apply(&self, plan: &Plan<'_>, out: &Output) -> anyhow::Result<RouteApplied> {
+    async fn apply(&self, plan: &DeployPlan<'_>, out: &Output) -> anyhow::Result<RouteApplied> {
         let Objects::Manifests(objects) = &plan.objects else {
             return Err(self.supports(RouteFeature::HelmChart).unwrap_err());
         };
@@ -115,7 +115,7 @@ impl Route for RunCommand {
     /// The command waited in the cluster: its counts; no endpoint (`--expose` is refused).
     async fn wait(
         &self,
-        _plan: &Plan<'_>,
+        _plan: &DeployPlan<'_>,
         applied: &RouteApplied,
         _out: &Output,
     ) -> anyhow::Result<Waited> {

@@ -9,21 +9,21 @@ use crate::bad_input;
 
 /// One `[[registry]]` table.
 #[derive(Clone, Debug)]
-pub(super) struct Registry {
+pub(super) struct RegistryEntry {
     pub(super) prefix: String,
     /// Empty only under a `*.example.com` prefix: the repository is then used as named.
     pub(super) location: String,
     pub(super) insecure: bool,
     pub(super) blocked: bool,
     pub(super) mirror_by_digest_only: bool,
-    pub(super) mirrors: Vec<Mirror>,
+    pub(super) mirrors: Vec<MirrorEntry>,
     /// The file that declared this table, for messages.
     pub(super) origin: String,
 }
 
 /// One `[[registry.mirror]]` table.
 #[derive(Clone, Debug)]
-pub(super) struct Mirror {
+pub(super) struct MirrorEntry {
     pub(super) location: String,
     pub(super) insecure: bool,
     pub(super) pull: Pull,
@@ -49,7 +49,7 @@ impl Pull {
 }
 
 /// The `[[registry]]` tables of one file, in the file's order.
-pub(super) fn tables(text: &str, origin: &str) -> anyhow::Result<Vec<Registry>> {
+pub(super) fn tables(text: &str, origin: &str) -> anyhow::Result<Vec<RegistryEntry>> {
     let table: Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e.span().map_or(1, |span| text[..span.start].matches('\n').count() + 1);
         bad_input!(
@@ -146,7 +146,7 @@ impl Place<'_> {
 }
 
 /// One `[[registry]]` table, checked as containers/image checks it.
-fn registry(at: &Place) -> anyhow::Result<Registry> {
+fn registry(at: &Place) -> anyhow::Result<RegistryEntry> {
     let location = at.location("location")?.unwrap_or_default();
     let prefix = match at.location("prefix")?.filter(|prefix| !prefix.is_empty()) {
         Some(prefix) if prefix.contains('*') => {
@@ -198,7 +198,7 @@ fn registry(at: &Place) -> anyhow::Result<Registry> {
         };
         mirrors.push(mirror(&place, mirror_by_digest_only)?);
     }
-    Ok(Registry {
+    Ok(RegistryEntry {
         prefix,
         location,
         insecure: at.boolean("insecure")?,
@@ -210,7 +210,7 @@ fn registry(at: &Place) -> anyhow::Result<Registry> {
 }
 
 /// One `[[registry.mirror]]` table.
-fn mirror(at: &Place, by_digest_only: bool) -> anyhow::Result<Mirror> {
+fn mirror(at: &Place, by_digest_only: bool) -> anyhow::Result<MirrorEntry> {
     let location = at.location("location")?.unwrap_or_default();
     if location.is_empty() {
         return Err(at.error("location", "every mirror needs a location"));
@@ -231,7 +231,7 @@ fn mirror(at: &Place, by_digest_only: bool) -> anyhow::Result<Mirror> {
                 ))
             }
         };
-    Ok(Mirror {
+    Ok(MirrorEntry {
         location,
         insecure: at.boolean("insecure")?,
         pull,
@@ -240,8 +240,8 @@ fn mirror(at: &Place, by_digest_only: bool) -> anyhow::Result<Mirror> {
 
 /// Refuses one location declared twice in a file with different `insecure` or `blocked`, as
 /// containers/image does.
-fn refuse_conflicts(entries: &[Registry], origin: &str) -> anyhow::Result<()> {
-    let mut seen: BTreeMap<&str, &Registry> = BTreeMap::new();
+fn refuse_conflicts(entries: &[RegistryEntry], origin: &str) -> anyhow::Result<()> {
+    let mut seen: BTreeMap<&str, &RegistryEntry> = BTreeMap::new();
     for entry in entries {
         let place = if entry.location.is_empty() {
             &entry.prefix

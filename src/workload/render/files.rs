@@ -24,7 +24,7 @@ const STAGED: &str = ".spin-aks-new";
 
 /// What a run will write: decided completely before anything is written.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub struct WritePlan {
     /// Every generated file's destination, in render order.
     pub files: Vec<PathBuf>,
     journal: PathBuf,
@@ -35,7 +35,7 @@ pub struct Plan {
     pub conflicts: Vec<String>,
 }
 
-impl Plan {
+impl WritePlan {
     /// How many output files the plan writes (created or updated).
     pub fn written(&self) -> usize {
         self.writes.len()
@@ -48,10 +48,10 @@ pub fn plan(
     out: &Path,
     app_dir: &Path,
     force: bool,
-) -> anyhow::Result<Plan> {
-    let mut plan = Plan {
+) -> anyhow::Result<WritePlan> {
+    let mut plan = WritePlan {
         journal: out.join(STORE_DIR).join(JOURNAL),
-        ..Plan::default()
+        ..WritePlan::default()
     };
     for file in files {
         let (dest, store) = match file.root {
@@ -146,7 +146,7 @@ struct Journal {
 
 /// Writes the plan as one change: every file staged beside its destination, the journal marked
 /// committing, then each staged file renamed into place and the journal removed.
-pub fn apply(plan: &Plan) -> anyhow::Result<()> {
+pub fn apply(plan: &WritePlan) -> anyhow::Result<()> {
     let writes: Vec<_> = plan.writes.iter().chain(&plan.store_writes).collect();
     if writes.is_empty() {
         return Ok(());
@@ -248,17 +248,17 @@ mod tests {
     use super::*;
 
     /// A plan writing `files` (name → content) under `out`, and the previous generation there.
-    fn plan_over(out: &Path, old: &[(&str, &str)], new: &[(&str, &str)]) -> Plan {
+    fn plan_over(out: &Path, old: &[(&str, &str)], new: &[(&str, &str)]) -> WritePlan {
         for (name, content) in old {
             fs::write(out.join(name), content).unwrap();
         }
-        Plan {
+        WritePlan {
             journal: out.join(STORE_DIR).join(JOURNAL),
             writes: new
                 .iter()
                 .map(|(name, content)| (out.join(name), content.to_string()))
                 .collect(),
-            ..Plan::default()
+            ..WritePlan::default()
         }
     }
 
