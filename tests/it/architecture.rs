@@ -1,5 +1,5 @@
-//! The shape of src/, read with syn: no import circle between modules (Tarjan's strongly
-//! connected components), and only the CLI (cli, commands/, main.rs) knows clap and `cli`.
+//! The shape of src/, read with syn: folders in layers (`LAYERS`), no import circle between
+//! folders or files, one meaning per public type name, and only the CLI knows clap and `cli`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,9 +20,54 @@ struct Graph {
     edges: BTreeMap<Module, BTreeSet<Module>>,
     /// What each file says of clap: `(file, "derives ValueEnum")`, `(file, "names clap::…")`.
     clap: Vec<(PathBuf, String)>,
+    /// The public structs, enums, traits and type aliases each file defines (tests left out).
+    types: Vec<(PathBuf, String)>,
 }
 
 const MAIN: &str = "main";
+
+/// The folders of src/ (a top-level file counts as a folder of one), top to bottom. A folder may
+/// use the folders after it in this table, never one before it: commands drive the pipeline, the
+/// pipeline uses the model and formats, and a leaf uses no folder above it. The crate root
+/// (lib.rs: `bad_input!`) is below them all. docs/architecture.md explains each row.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("the command line", &["main", "commands", "cli"]),
+    (
+        "the platform",
+        &["dev", "fleet", "bundle", "provision", "install"],
+    ),
+    (
+        "the main job",
+        &[
+            "deploy",
+            "verify",
+            "push",
+            "context",
+            "manifests",
+            "cluster",
+            "attest",
+            "build",
+            "workload",
+        ],
+    ),
+    ("services", &["registry", "state", "azure"]),
+    ("the model and formats", &["app", "cache", "oci", "yaml"]),
+    (
+        "leaves",
+        &[
+            "secret_input",
+            "prompt",
+            "git",
+            "secret",
+            "redact",
+            "tls",
+            "file_kind",
+            "interrupt",
+            "output",
+            "error",
+        ],
+    ),
+];
 
 /// The files allowed to know the command line: the CLI itself, its drivers, the binary.
 fn is_cli_side(file: &Path) -> bool {
@@ -46,6 +91,99 @@ fn src_has_no_import_circle() {
         circles.len(),
         circles.join("\n")
     );
+}
+
+#[test]
+fn folders_use_only_the_folders_below_them() {
+    let order: Vec<&str> = LAYERS
+        .iter()
+        .flat_map(|(_, row)| row.iter().copied())
+        .collect();
+    let rank = |folder: &str| order.iter().position(|f| *f == folder);
+    let mut wrong: BTreeSet<String> = BTreeSet::new();
+    for (from, to, file) in folder_edges(graph()) {
+        match (rank(&from), rank(&to)) {
+            (None, _) => wrong.insert(format!("{from} ({file}) is in no row of LAYERS: add it")),
+            (_, None) if to == ROOT => false,
+            (_, None) => wrong.insert(format!("{to} (named by {file}) is in no row of LAYERS: add it")),
+            (Some(a), Some(b)) if b < a => wrong.insert(format!(
+                "{from} → {to} ({file}): `{to}` sits above `{from}` in LAYERS; move what {file} needs below `{from}`, or the code to where it belongs"
+            )),
+            _ => false,
+        };
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} use(s) break the folder layers of tests/it/architecture.rs (docs/architecture.md):\n{}",
+        wrong.len(),
+        wrong.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn folders_form_no_circle() {
+    let mut edges: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
+    for (from, to, _) in folder_edges(graph()) {
+        edges.entry(vec![to.clone()]).or_default();
+        edges.entry(vec![from]).or_default().insert(vec![to]);
+    }
+    let circles: Vec<String> = strongly_connected(&edges)
+        .into_iter()
+        .filter(|component| component.len() > 1)
+        .flat_map(|component| circles_through(&edges, &component))
+        .collect();
+    assert!(
+        circles.is_empty(),
+        "{} circle(s) between folders of src/ (`a → b → a`: a file in a names b, one in b names a):\n{}",
+        circles.len(),
+        circles.join("\n")
+    );
+}
+
+#[test]
+fn each_public_type_name_has_one_meaning() {
+    let mut defined: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (file, name) in &graph().types {
+        defined
+            .entry(name.as_str())
+            .or_default()
+            .push(file.display().to_string());
+    }
+    let twice: Vec<String> = defined
+        .into_iter()
+        .filter(|(_, files)| files.len() > 1)
+        .map(|(name, files)| format!("{name}: {}", files.join(", ")))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "{} public type name(s) defined more than once in src/; name each for what it is:\n{}",
+        twice.len(),
+        twice.join("\n")
+    );
+}
+
+/// The crate root's folder name: lib.rs, where `bad_input!` and the module list live.
+const ROOT: &str = "crate";
+
+/// Every use of one folder by another: (from, to, the first file of `from` that names `to`).
+fn folder_edges(graph: &Graph) -> Vec<(String, String, String)> {
+    let folder = |module: &Module| module.first().cloned().unwrap_or_else(|| ROOT.to_string());
+    let mut edges: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (module, names) in &graph.edges {
+        let from = folder(module);
+        for name in names {
+            let to = folder(name);
+            if to != from && from != ROOT {
+                edges
+                    .entry((from.clone(), to))
+                    .or_insert_with(|| graph.files[module].display().to_string());
+            }
+        }
+    }
+    edges
+        .into_iter()
+        .map(|((from, to), file)| (from, to, file))
+        .collect()
 }
 
 #[test]
@@ -112,6 +250,7 @@ fn read_src() -> Graph {
     });
     let mut edges = BTreeMap::new();
     let mut clap = Vec::new();
+    let mut types = Vec::new();
     for ((module, file), reader) in list.into_iter().zip(read) {
         let names = reader
             .named
@@ -122,8 +261,14 @@ fn read_src() -> Graph {
             .collect();
         edges.insert(module.clone(), names);
         clap.extend(reader.clap.into_iter().map(|what| (file.clone(), what)));
+        types.extend(reader.types.into_iter().map(|name| (file.clone(), name)));
     }
-    Graph { files, edges, clap }
+    Graph {
+        files,
+        edges,
+        clap,
+        types,
+    }
 }
 
 /// Parses one file and collects what it names.
@@ -139,6 +284,10 @@ fn read(root: &Path, module: &Module, file: &Path) -> Reader {
         },
         named: Vec::new(),
         clap: Vec::new(),
+        types: Vec::new(),
+        in_tests: file
+            .file_stem()
+            .is_some_and(|s| s == "tests" || s.to_string_lossy().starts_with("test_")),
     };
     reader.visit_file(&syntax);
     reader
@@ -182,6 +331,9 @@ struct Reader {
     scope: Module,
     named: Vec<Module>,
     clap: Vec<String>,
+    types: Vec<String>,
+    /// Inside a `#[cfg(test)]` module, or a file of tests: its types are no API.
+    in_tests: bool,
 }
 
 impl Reader {
@@ -296,12 +448,31 @@ impl<'ast> Visit<'ast> for Reader {
         syn::visit::visit_path(self, path);
     }
 
+    fn visit_item(&mut self, item: &'ast syn::Item) {
+        let (vis, ident) = match item {
+            syn::Item::Struct(i) => (&i.vis, &i.ident),
+            syn::Item::Enum(i) => (&i.vis, &i.ident),
+            syn::Item::Trait(i) => (&i.vis, &i.ident),
+            syn::Item::Type(i) => (&i.vis, &i.ident),
+            _ => return syn::visit::visit_item(self, item),
+        };
+        if !matches!(vis, syn::Visibility::Inherited) && !self.in_tests {
+            self.types.push(ident.to_string());
+        }
+        syn::visit::visit_item(self, item);
+    }
+
     fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
         // `mod x;` is no dependency; an inline `mod x { … }` is a scope for `self`/`super`.
         if item.content.is_some() {
+            let was = self.in_tests;
+            self.in_tests |= item.attrs.iter().any(|a| {
+                a.path().is_ident("cfg") && a.parse_args::<syn::Ident>().is_ok_and(|i| i == "test")
+            });
             self.scope.push(item.ident.to_string());
             syn::visit::visit_item_mod(self, item);
             self.scope.pop();
+            self.in_tests = was;
         }
     }
 
