@@ -129,9 +129,20 @@ impl ImageArgs {
 }
 
 impl PushArgs {
+    /// `push`'s settings: the image's (below), and `--env` only with `--publish`.
+    pub fn settings(&self) -> anyhow::Result<crate::push::PushSettings> {
+        let settings = self.image_settings()?;
+        if !self.publish && !self.envs.is_empty() {
+            return Err(crate::bad_input!(
+                "--env names a deploy artifact tag: add --publish to publish one"
+            ));
+        }
+        Ok(settings)
+    }
+
     /// The push settings: where the image comes from, the reference (checked now, before any
     /// build), transport and credentials.
-    pub fn settings(&self) -> anyhow::Result<crate::push::PushSettings> {
+    fn image_settings(&self) -> anyhow::Result<crate::push::PushSettings> {
         use crate::push::ImageSource;
         let source = match (&self.from_layout, &self.from_archive) {
             (Some(dir), _) => ImageSource::Layout(dir.clone()),
@@ -456,12 +467,100 @@ impl DevArgs {
 }
 
 impl UpArgs {
+    /// `up`'s settings: the push's, the deploy's, the SpinKube install it may run, what to
+    /// verify, and the deploy artifact (`--publish`, `--fleet`); `--env` only with either.
+    pub fn settings(&self) -> anyhow::Result<crate::install::up::UpSettings> {
+        let push = self.push.image_settings()?;
+        let deploy = self.deploy.settings()?;
+        let spinkube = self.install_settings()?;
+        let verify = self.deploy.verify.settings()?;
+        if !self.fleet && !self.push.publish && !self.push.envs.is_empty() {
+            return Err(crate::bad_input!(
+                "--env names a deploy artifact tag: add --fleet (or --publish)"
+            ));
+        }
+        let publish = (self.fleet || self.push.publish)
+            .then(|| self.push.publish_settings(self.deploy.settings()?))
+            .transpose()?;
+        Ok(crate::install::up::UpSettings {
+            push,
+            deploy,
+            spinkube,
+            verify,
+            publish,
+            fleet: self.fleet,
+            install_spinkube: self.install_spinkube,
+        })
+    }
+
     /// The install `up` runs on a cluster that cannot run SpinApps: the pinned releases, from
     /// the sources given (plain HTTP as the push's `--plain-http` says, or on loopback).
-    pub fn install_settings(&self) -> anyhow::Result<crate::install::InstallSettings> {
+    fn install_settings(&self) -> anyhow::Result<crate::install::InstallSettings> {
         let releases = crate::install::releases::ReleaseSet::pinned(&Default::default())?;
         let timeout = std::time::Duration::from_secs(600);
         (self.install_sources).settings(releases, self.push.registry.plain_http, false, timeout)
+    }
+}
+
+impl ExportArgs {
+    /// `export`'s settings: `--out` names a file, not a directory; the deploy artifact's objects
+    /// (`--with-deploy`) checked with the rest.
+    pub fn settings(&self) -> anyhow::Result<crate::deploy::artifact::ExportSettings> {
+        if let Some(path) = self.out.as_ref().filter(|path| path.is_dir()) {
+            return Err(crate::bad_input!(
+                "--out {} is a directory; name the archive file to write",
+                path.display()
+            ));
+        }
+        let build = self.image.settings()?;
+        let sign = self.sign.settings()?;
+        let carry = match &self.with_deploy {
+            Some(repository) => Some(crate::deploy::artifact::CarrySettings {
+                repository: repository.clone(),
+                envs: match self.envs.as_slice() {
+                    [] => vec![crate::deploy::artifact::DEFAULT_ENV.to_string()],
+                    envs => envs.to_vec(),
+                },
+                objects: self.objects.settings()?,
+            }),
+            None => None,
+        };
+        Ok(crate::deploy::artifact::ExportSettings {
+            build,
+            sign,
+            out: self.out.clone(),
+            carry,
+        })
+    }
+}
+
+impl LogsArgs {
+    /// How to read the logs; `--follow` streams text, so not with `--output json`.
+    pub fn settings(&self, json: bool) -> anyhow::Result<crate::cluster::logs::LogOptions> {
+        if json && self.follow {
+            return Err(crate::bad_input!(
+                "logs --follow streams text; drop --output json or --follow"
+            ));
+        }
+        Ok(crate::cluster::logs::LogOptions {
+            follow: self.follow,
+            since: self.since,
+            tail: self.tail,
+        })
+    }
+}
+
+impl SecretSetArgs {
+    /// The variable to set. `secrets set api_key=…` or `secrets set api_key …` is refused
+    /// without repeating the value.
+    pub fn variable(&self) -> anyhow::Result<&str> {
+        let name = self.variable.split('=').next().unwrap_or_default();
+        if self.variable.contains('=') || !self.inline_value.is_empty() {
+            return Err(crate::bad_input!(
+                "`secrets set` takes no value on the command line, where it would land in your shell history; give the value of `{name}` on stdin, with --from-file FILE or --from-env VAR, or type it at the prompt"
+            ));
+        }
+        Ok(&self.variable)
     }
 }
 

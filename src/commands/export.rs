@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::build::{build_image, BuiltImage};
 use crate::cli::{ExportArgs, GlobalArgs};
 use crate::context::AppContext;
-use crate::deploy::artifact;
-use crate::oci::reference::{ImageRef, RegistryRef};
+use crate::deploy::artifact::{self, CarrySettings, ExportSettings};
+use crate::oci::reference::ImageRef;
 use crate::oci::{archive, ImageFormat, ImageManifest};
 use crate::output::Output;
 use crate::push;
@@ -33,28 +33,22 @@ struct Carried {
     image: String,
 }
 
-/// Writes the deploy artifact of the built image, as it will be pushed to `repository`, beside
-/// it in the build's layout; the image's name and manifest (to restore) and what was added.
+/// Writes the deploy artifact of the built image, as it will be pushed to the carried repository,
+/// beside it in the build's layout; the image's name and manifest (to restore) and what was added.
 async fn carry(
     ctx: &mut AppContext,
     signer: &push::ImageSigner,
-    args: &ExportArgs,
+    settings: &CarrySettings,
     built: &BuiltImage,
-    repository: &RegistryRef,
     out: &Output,
 ) -> anyhow::Result<(String, ImageManifest, Carried)> {
     let tag = built.layout.tags()?.into_iter().next().unwrap_or_default();
     let (_, manifest) = built.layout.image(None)?;
-    let image = ImageRef::from(repository.pinned(&built.descriptor.digest));
-    let envs = match args.envs.as_slice() {
-        [] => vec![artifact::DEFAULT_ENV.to_string()],
-        envs => envs.to_vec(),
-    };
-    let tags: Vec<String> = envs
-        .iter()
+    let image = ImageRef::from(settings.repository.pinned(&built.descriptor.digest));
+    let tags: Vec<String> = (settings.envs.iter())
         .map(|e| format!("{}{e}", push::CARRIED_PREFIX))
         .collect();
-    let written = artifact::write(ctx, &args.objects.settings()?, &image, &built.layout, &tags)?;
+    let written = artifact::write(ctx, &settings.objects, &image, &built.layout, &tags)?;
     let key = ctx.key.clone();
     signer
         .sign(
@@ -74,16 +68,12 @@ async fn carry(
 }
 
 pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow::Result<()> {
-    if let Some(path) = &args.out {
-        if path.is_dir() {
-            return Err(crate::bad_input!(
-                "--out {} is a directory; name the archive file to write",
-                path.display()
-            ));
-        }
-    }
-    let settings = args.image.settings()?;
-    let signing = args.sign.settings()?;
+    let ExportSettings {
+        build: settings,
+        sign: signing,
+        out: archive_file,
+        carry: carried,
+    } = args.settings()?;
     let mut ctx = global.app_context(out)?;
     // The signing key is read before anything is built.
     let signer = push::ImageSigner::prepare(&ctx.store, &ctx.key, &signing).await?;
@@ -94,12 +84,9 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs, out: &Output) -> anyhow
         .sign(&mut ctx.store, &key, &built.layout, image, out)
         .await?;
     let file_name = archive::default_file_name(&built.app.name, &built.tag);
-    let target = args
-        .out
-        .clone()
-        .unwrap_or_else(|| built.app.dir.join(file_name));
-    let carried = match &args.with_deploy {
-        Some(repository) => Some(carry(&mut ctx, &signer, args, &built, repository, out).await?),
+    let target = archive_file.unwrap_or_else(|| built.app.dir.join(file_name));
+    let carried = match &carried {
+        Some(settings) => Some(carry(&mut ctx, &signer, settings, &built, out).await?),
         None => None,
     };
     let packed = archive::pack(&built.layout, &target, built.options.mtime());

@@ -4,9 +4,8 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::bad_input;
 use crate::cli::{GlobalArgs, LogsArgs};
-use crate::cluster::logs::{self, LogOptions};
+use crate::cluster::logs;
 use crate::context::target::Cluster;
 use crate::output::{Output, OutputMode};
 
@@ -23,11 +22,7 @@ struct LogLine {
 
 pub async fn run(global: &GlobalArgs, args: &LogsArgs, out: &Output) -> anyhow::Result<()> {
     let json = out.mode == OutputMode::Json;
-    if json && args.follow {
-        return Err(bad_input!(
-            "logs --follow streams text; drop --output json or --follow"
-        ));
-    }
+    let options = args.settings(json)?;
     let ctx = global.app_context(out)?;
     let cluster = Cluster::connect(&ctx, &args.target.settings(), global.yes).await?;
     let namespace = cluster.conn.namespace.clone();
@@ -51,11 +46,6 @@ pub async fn run(global: &GlobalArgs, args: &LogsArgs, out: &Output) -> anyhow::
             };
             stream_line(&shown);
         }
-    };
-    let options = LogOptions {
-        follow: args.follow,
-        since: args.since,
-        tail: args.tail,
     };
     logs::stream(&cluster.conn, &namespace, &pods, &options, &print).await?;
     if json {

@@ -20,11 +20,6 @@ struct PushPublishReport<'a> {
 
 pub async fn run(global: &GlobalArgs, args: &PushArgs, out: &Output) -> anyhow::Result<()> {
     let settings = args.settings()?;
-    if !args.publish && !args.envs.is_empty() {
-        return Err(crate::bad_input!(
-            "--env names a deploy artifact tag: add --publish to publish one"
-        ));
-    }
     if !args.publish {
         let mut store = global.store(out)?;
         let pushed =

@@ -25,6 +25,20 @@ pub struct TargetSettings {
     pub via: Via,
 }
 
+impl TargetSettings {
+    /// The AKS cluster just made (`cluster create`), reached by the default route.
+    pub fn created(cluster: &ClusterRef) -> Self {
+        TargetSettings {
+            aks: ClusterSelector {
+                subscription: Some(cluster.subscription.clone()),
+                resource_group: Some(cluster.resource_group.clone()),
+                cluster: Some(cluster.name.clone()),
+            },
+            ..TargetSettings::default()
+        }
+    }
+}
+
 /// The route to an AKS cluster's API server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Via {

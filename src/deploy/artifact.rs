@@ -38,6 +38,28 @@ pub struct PublishSettings {
     pub sign: crate::attest::signing::Signing,
 }
 
+/// The export flags, validated (made by `cli`).
+#[derive(Debug)]
+pub struct ExportSettings {
+    pub build: crate::build::BuildSettings,
+    pub sign: crate::attest::signing::Signing,
+    /// `--out`, a file (not a directory); else `<app dir>/<app>-<version>.oci.tar`.
+    pub out: Option<std::path::PathBuf>,
+    /// The deploy artifact to carry in the archive (`--with-deploy`).
+    pub carry: Option<CarrySettings>,
+}
+
+/// The deploy artifact `export --with-deploy` carries.
+#[derive(Debug)]
+pub struct CarrySettings {
+    /// Where the image will be pushed on the other side.
+    pub repository: RegistryRef,
+    /// The tags (environments); `latest` when none was given.
+    pub envs: Vec<String>,
+    /// What shapes the objects (`--dir`, the workload flags).
+    pub objects: Settings,
+}
+
 /// What `publish` reports.
 #[derive(Debug, Serialize)]
 pub struct Published {

@@ -12,6 +12,7 @@ pub mod objects;
 pub mod preflight;
 pub mod releases;
 pub mod uninstall;
+pub mod up;
 mod wait;
 
 use std::time::{Duration, Instant};

@@ -8,6 +8,11 @@ use crate::azure::arm::Arm;
 use crate::azure::identity::{self, DataRole, StepOutcome};
 use crate::azure::vault::Vault;
 use crate::azure::ClusterRef;
+use crate::context::target::Target;
+use crate::context::AppContext;
+use crate::deploy::{self, plan, workload};
+use crate::output::Output;
+use crate::prompt;
 use crate::state::WorkloadIdentity;
 
 /// Everything [`setup`] needs, already resolved from flags, state and defaults.
@@ -202,4 +207,49 @@ pub async fn setup(
 /// `cannot <what>: <err>` (ARM's refusal names the role that would allow it).
 fn cannot(what: String, err: anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!("cannot {what}: {err}")
+}
+
+/// `up`'s offer: when the app reads Key Vault or a Cosmos DB store and has no workload identity
+/// yet, sets one up on the targeted AKS cluster (asked on a terminal, done with `yes`) and
+/// remembers it, as `identity setup` would.
+pub async fn offer(
+    ctx: &mut AppContext,
+    target: &Target,
+    settings: &deploy::Settings,
+    yes: bool,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let wanted = &settings.workload;
+    let has_identity = ctx.remembered().identity.is_some() || wanted.identity_client_id.is_some();
+    let Some((key_vault, cosmos)) = workload::identity_needs(wanted, ctx.remembered())? else {
+        return Ok(());
+    };
+    let Some(aks) = target.aks().filter(|_| !has_identity) else {
+        return Ok(());
+    };
+    let question = format!(
+        "The app reads {} with a workload identity and has none: set one up on {} now?",
+        key_vault
+            .as_ref()
+            .map(|v| format!("Key Vault {}", v.name))
+            .unwrap_or_else(|| format!("Cosmos DB account {}", cosmos.join(", "))),
+        aks.cluster.name
+    );
+    let agreed = yes || (prompt::on_terminal() && prompt::confirm(&question)?);
+    if !agreed {
+        return Ok(());
+    }
+    let plan = IdentityPlan {
+        cluster: aks.cluster.clone(),
+        identity: default_name(&ctx.name),
+        namespace: plan::planned_namespace(ctx, settings, &aks.cluster.name)?,
+        service_account: wanted
+            .service_account
+            .clone()
+            .unwrap_or_else(|| ctx.name.clone()),
+        key_vault,
+        cosmos,
+    };
+    let report = setup(&aks.arm, &plan, &|line| out.info(line)).await?;
+    ctx.remember_identity(report.workload_identity(), plan.key_vault.as_ref(), out)
 }

@@ -64,6 +64,25 @@ impl ProvisionPlan {
         (!new.is_empty()).then(|| new.join(" and "))
     }
 
+    /// What the plan writes, one line each.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.resource_group_created {
+            lines.push("resource group: created".to_string());
+        }
+        lines.push(match &self.cluster {
+            ClusterPlan::Create => "cluster: created".to_string(),
+            ClusterPlan::Update { enable } => format!("cluster: {} turned on", enable.join(", ")),
+            ClusterPlan::Unchanged => "cluster: unchanged".to_string(),
+        });
+        lines.push(match &self.registry {
+            RegistryPlan::Existing { login_server, .. } => format!("registry: {login_server}"),
+            RegistryPlan::Create { name } => format!("registry: {name} created"),
+        });
+        lines.extend(self.kept.iter().map(|k| format!("kept as it is: {k}")));
+        lines
+    }
+
     /// Whether applying it writes nothing.
     pub fn is_noop(&self) -> bool {
         !self.resource_group_created
@@ -81,6 +100,25 @@ pub struct CreateReport {
     pub registry_login_server: String,
     /// AcrPull for the kubelet identity on the registry.
     pub acr_pull: Assignment,
+}
+
+/// Where the cluster goes: `--location`, else its resource group's, which must exist.
+pub async fn location(
+    arm: &Arm,
+    settings: &spec::CreateSettings,
+    subscription: &str,
+) -> anyhow::Result<String> {
+    if let Some(location) = &settings.location {
+        return Ok(location.clone());
+    }
+    let group = &settings.resource_group;
+    arm.resource_group(subscription, group)
+        .await?
+        .ok_or_else(|| {
+            bad_input!(
+                "cluster create needs --location: the resource group {group} does not exist yet"
+            )
+        })
 }
 
 /// Reads what exists and decides what to write; writes nothing.

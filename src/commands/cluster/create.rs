@@ -7,11 +7,11 @@ use super::{describe, install};
 use crate::azure::arm::Arm;
 use crate::bad_input;
 use crate::cli::{ClusterCreateArgs, ClusterDeleteArgs, GlobalArgs};
-use crate::context::choose::{self, ClusterSelector, Mode};
+use crate::context::choose::{self, Mode};
 use crate::context::target::{Target, TargetSettings};
 use crate::output::Output;
 use crate::prompt;
-use crate::provision::{self, ClusterPlan, RegistryPlan};
+use crate::provision;
 
 pub async fn run(
     global: &GlobalArgs,
@@ -24,22 +24,11 @@ pub async fn run(
     let selector = args.install.target.aks.selector();
     let mode = Mode::detect(global.yes);
     let subscription = choose::resolve_subscription(&arm, &selector, store.state(), mode).await?;
-    let location = match &settings.location {
-        Some(location) => location.clone(),
-        None => (arm
-            .resource_group(&subscription, &settings.resource_group)
-            .await?)
-            .ok_or_else(|| {
-                bad_input!(
-                    "cluster create needs --location: the resource group {} does not exist yet",
-                    settings.resource_group
-                )
-            })?,
-    };
+    let location = provision::location(&arm, &settings, &subscription).await?;
     let spec = settings.spec(subscription, location);
     let plan = provision::plan(&arm, &spec, store.state()).await?;
     if settings.dry_run {
-        let text = plan_lines(&plan).join("\n");
+        let text = plan.lines().join("\n");
         return out.report(&json!({"dry_run": true, "plan": plan}), text);
     }
     if let Some(costs) = plan.costs(&spec) {
@@ -48,7 +37,7 @@ pub async fn run(
             &format!("Create {costs}? They cost money while they exist."),
         )?;
     }
-    let mut lines = plan_lines(&plan);
+    let mut lines = plan.lines();
     let created = provision::apply(&arm, &spec, plan, out).await?;
     let (cluster, login_server) = (&created.cluster, &created.registry_login_server);
     store.update(out, |s| {
@@ -60,14 +49,7 @@ pub async fn run(
     ));
     let installed = match &settings.install {
         Some(install_settings) => {
-            let target = TargetSettings {
-                aks: ClusterSelector {
-                    subscription: Some(cluster.subscription.clone()),
-                    resource_group: Some(cluster.resource_group.clone()),
-                    cluster: Some(cluster.name.clone()),
-                },
-                ..TargetSettings::default()
-            };
+            let target = TargetSettings::created(cluster);
             let target = Target::resolve(&target, store.state(), global.yes).await?;
             let report = install::install_on(target, install_settings, out).await?;
             lines.extend(install::lines(&report));
@@ -136,23 +118,4 @@ fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
         true => Ok(()),
         false => Err(bad_input!("not confirmed: nothing was written")),
     }
-}
-
-/// What the plan writes, one line each.
-fn plan_lines(plan: &provision::ProvisionPlan) -> Vec<String> {
-    let mut lines = Vec::new();
-    if plan.resource_group_created {
-        lines.push("resource group: created".to_string());
-    }
-    lines.push(match &plan.cluster {
-        ClusterPlan::Create => "cluster: created".to_string(),
-        ClusterPlan::Update { enable } => format!("cluster: {} turned on", enable.join(", ")),
-        ClusterPlan::Unchanged => "cluster: unchanged".to_string(),
-    });
-    lines.push(match &plan.registry {
-        RegistryPlan::Existing { login_server, .. } => format!("registry: {login_server}"),
-        RegistryPlan::Create { name } => format!("registry: {name} created"),
-    });
-    lines.extend(plan.kept.iter().map(|k| format!("kept as it is: {k}")));
-    lines
 }

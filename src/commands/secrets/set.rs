@@ -19,10 +19,9 @@ struct SetReport<'a> {
 }
 
 pub async fn run(global: &GlobalArgs, args: &SecretSetArgs, out: &Output) -> anyhow::Result<()> {
-    refuse_inline_value(args)?;
+    let variable = args.variable()?;
     let mut ctx = global.app_context(out)?;
     let app = &ctx.app;
-    let variable = args.variable.as_str();
     if !app.variables.contains_key(variable) {
         let declared: Vec<&str> = app.variables.keys().map(String::as_str).collect();
         let declared = if declared.is_empty() {
@@ -54,15 +53,4 @@ pub async fn run(global: &GlobalArgs, args: &SecretSetArgs, out: &Output) -> any
         vault.name
     );
     out.report(&report, summary)
-}
-
-/// `secrets set api_key=…` or `secrets set api_key …`: exit 2 without repeating the value.
-fn refuse_inline_value(args: &SecretSetArgs) -> anyhow::Result<()> {
-    let name = args.variable.split('=').next().unwrap_or_default();
-    if args.variable.contains('=') || !args.inline_value.is_empty() {
-        return Err(bad_input!(
-            "`secrets set` takes no value on the command line, where it would land in your shell history; give the value of `{name}` on stdin, with --from-file FILE or --from-env VAR, or type it at the prompt"
-        ));
-    }
-    Ok(())
 }
