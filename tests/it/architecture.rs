@@ -620,3 +620,96 @@ fn display(module: &Module) -> String {
         module.join("::")
     }
 }
+
+/// The settings types: every public struct named `…Settings`, and `DeployVerify`.
+fn settings_types(graph: &Graph) -> BTreeMap<&str, &Path> {
+    (graph.types.iter())
+        .filter(|(_, name)| name.ends_with("Settings") || name == "DeployVerify")
+        .map(|(file, name)| (name.as_str(), file.as_path()))
+        .collect()
+}
+
+/// Settings are made from flags by the CLI's constructors (src/cli.rs, src/cli/): a struct
+/// literal of one appears only there or in the file that defines it (a constructor that checks
+/// its own parts), and nothing else holds one mutably (`let mut` of a `settings()` or a
+/// `&mut …Settings`), so a command or step cannot make or change an unchecked setting.
+#[test]
+fn settings_are_made_only_by_the_cli() {
+    let graph = graph();
+    let settings = settings_types(graph);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut wrong = Vec::new();
+    for file in graph.files.values() {
+        if file == Path::new("src/cli.rs") || file.starts_with("src/cli") {
+            continue;
+        }
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let syntax = syn::parse_file(&text).unwrap();
+        let mut finder = SettingsFinder {
+            settings: &settings,
+            file,
+            wrong: &mut wrong,
+        };
+        finder.visit_file(&syntax);
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} setting(s) made or changed outside the CLI's constructors (src/cli/settings.rs):\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+/// Finds settings made or held mutably in one file.
+struct SettingsFinder<'a> {
+    settings: &'a BTreeMap<&'a str, &'a Path>,
+    file: &'a Path,
+    wrong: &'a mut Vec<String>,
+}
+
+impl SettingsFinder<'_> {
+    /// The settings type `path` names, when it names one.
+    fn names(&self, path: &syn::Path) -> Option<(&str, &Path)> {
+        let last = path.segments.last()?.ident.to_string();
+        let (name, file) = self.settings.get_key_value(last.as_str())?;
+        Some((name, file))
+    }
+}
+
+impl<'ast> Visit<'ast> for SettingsFinder<'_> {
+    fn visit_expr_struct(&mut self, expr: &'ast syn::ExprStruct) {
+        if let Some((name, defined)) = self.names(&expr.path) {
+            if defined != self.file {
+                let file = self.file.display();
+                self.wrong.push(format!("{file}: builds a {name}"));
+            }
+        }
+        syn::visit::visit_expr_struct(self, expr);
+    }
+
+    fn visit_type_reference(&mut self, reference: &'ast syn::TypeReference) {
+        if let (Some(_), syn::Type::Path(path)) = (reference.mutability, &*reference.elem) {
+            if let Some((name, _)) = self.names(&path.path) {
+                let file = self.file.display();
+                self.wrong.push(format!("{file}: takes a &mut {name}"));
+            }
+        }
+        syn::visit::visit_type_reference(self, reference);
+    }
+
+    fn visit_local(&mut self, local: &'ast syn::Local) {
+        let mutable = matches!(&local.pat, syn::Pat::Ident(i) if i.mutability.is_some());
+        let mut init = local.init.as_ref().map(|init| &*init.expr);
+        while let Some(syn::Expr::Try(syn::ExprTry { expr, .. })) = init {
+            init = Some(expr);
+        }
+        if let (true, Some(syn::Expr::MethodCall(call))) = (mutable, init) {
+            if call.method.to_string().ends_with("settings") {
+                let file = self.file.display();
+                self.wrong
+                    .push(format!("{file}: holds `{}()` mutably", call.method));
+            }
+        }
+        syn::visit::visit_local(self, local);
+    }
+}
