@@ -1941,6 +1941,19 @@ fn cases() -> Vec<Case> {
             code: 2,
             says: &["--mirror", "credentials do not belong in a reference"],
         },
+        // ---------- #30: settings made by the CLI ----------
+        Case {
+            name: "export --with-deploy refuses a --sqlite store without its libsql token before building",
+            setup: |home| {
+                let app = app_with(home, &v2("[component.api]\nsource = \"app.wasm\"\n"));
+                Ok(run(["export", "--skip-spin-build", "--with-deploy", "example.com/app"])
+                    .args(["--sqlite", "orders=libsql:https://db.example.com", "-f"])
+                    .arg(app)
+                    .env_remove("SPIN_AKS_LIBSQL_TOKEN_ORDERS"))
+            },
+            code: 2,
+            says: &["--sqlite orders", "SPIN_AKS_LIBSQL_TOKEN_ORDERS"],
+        },
     ]
 }
 
