@@ -58,7 +58,11 @@ pub fn run(global: &GlobalArgs, args: &ScaffoldArgs, out: &Output) -> anyhow::Re
     };
     let image = match &args.image {
         Some(image) => image.clone(),
-        None => prompter.parsed("Image", &ctx.default_image(), crate::oci::reference::ImageRef::parse)?,
+        None => prompter.parsed(
+            "Image",
+            &ctx.default_image(),
+            crate::oci::reference::ImageRef::parse,
+        )?,
     };
 
     let options = workload::options(
