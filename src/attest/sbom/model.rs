@@ -1,5 +1,5 @@
-//! What the SBOM says, as plain data: the app, its Spin components, their dependencies, files and
-//! crates, and where each wasm came from. `collect` gathers it from a build; `cyclonedx` writes it.
+//! Holds what the SBOM says as plain data: the app, its Spin components, their dependencies, files
+//! and crates, and where each wasm came from. `collect` gathers it; `cyclonedx` writes it.
 
 use crate::app::compat::ShimRelease;
 use crate::attest::auditable::Crates;

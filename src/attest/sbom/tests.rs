@@ -1,5 +1,5 @@
-//! The SBOM's CycloneDX document from a fixed input: its format, each part's type, digest and
-//! source, and a graph that names every part once. `input` also serves provenance's tests.
+//! Tests the SBOM's CycloneDX document made from a fixed input: its format, each part's type,
+//! digest and source, and a graph naming every part once. `input` also serves provenance's tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 
