@@ -1,5 +1,5 @@
-//! The signature algorithms Notation allows, each tied to one key type and size.
-//! It names them as JWS does and says how each one hashes and checks a signature.
+//! Lists the signature algorithms Notation allows, each tied to one key type and size. It names
+//! them as JWS does and says how each one hashes and checks a signature.
 
 use aws_lc_rs::signature as lc;
 use sha2::Digest as _;
