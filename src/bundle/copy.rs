@@ -1,5 +1,5 @@
-//! Copying an image (or chart) from its registry, or a mirror containers-registries.conf names,
-//! into a layout by digest: the platforms asked for, with the signatures published about it.
+//! Copies an image (or chart) by digest into a layout, from its registry or a mirror that
+//! containers-registries.conf names: the platforms asked for, and the signatures about it.
 
 use std::collections::BTreeSet;
 use std::time::Instant;

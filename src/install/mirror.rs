@@ -1,5 +1,5 @@
-//! The layout of a mirror registry, which `bundle push` fills and `install --mirror` reads: each
-//! part under a fixed name (images at their publisher's path), looked up there by digest.
+//! Sets the layout of a mirror registry, which `bundle push` fills and `install --mirror` reads:
+//! each part has a fixed name there (images keep their publisher's path), looked up by digest.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
-//! A pull-only client for a repository named `host[:port]/path`: the credential found for its
-//! host, HTTPS unless plain HTTP is allowed (loopback finds out itself).
+//! Makes a pull-only client for a repository named `host[:port]/path`, with the credential found
+//! for its host, over HTTPS unless plain HTTP is allowed (for loopback it finds out itself).
 
 use std::time::Duration;
 
