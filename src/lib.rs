@@ -28,6 +28,7 @@ pub mod provision;
 pub mod push;
 pub mod redact;
 pub mod registry;
+pub mod retry;
 pub mod secret;
 pub mod secret_input;
 pub mod state;

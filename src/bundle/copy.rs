@@ -14,7 +14,7 @@ use crate::registry::client::RegistryClient;
 use crate::registry::mirrors::Mirrors;
 use crate::registry::pull::{pull_client, RETRY_BUDGET};
 use crate::registry::push::tag_schema;
-use crate::registry::retry::RetryPolicy;
+use crate::retry::RetryPolicy;
 
 /// Docker's manifest list, the index of images built before OCI's.
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";

@@ -14,6 +14,5 @@ pub mod expose;
 pub mod logs;
 pub mod no_proxy;
 pub mod portforward;
-pub mod retry;
 pub mod rollout;
 pub mod status;

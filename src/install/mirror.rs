@@ -11,7 +11,7 @@ use super::releases::{Module, ReleaseSet};
 use crate::oci::Digest;
 use crate::registry::client::RegistryClient;
 use crate::registry::pull::{pull_client, RETRY_BUDGET};
-use crate::registry::retry::RetryPolicy;
+use crate::retry::RetryPolicy;
 
 /// Where the charts are: `<mirror>/charts/<name>:<version>`.
 pub const CHARTS: &str = "charts";

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::auth::{resolve_credential, AuthMode};
 use super::client::{RegistryClient, TransportOptions};
-use super::retry::RetryPolicy;
 use crate::oci::reference::RegistryRef;
+use crate::retry::RetryPolicy;
 
 /// How long a pull's requests keep retrying transient failures.
 pub const RETRY_BUDGET: Duration = Duration::from_secs(60);
