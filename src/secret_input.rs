@@ -18,11 +18,11 @@ pub fn read(
 ) -> anyhow::Result<Secret> {
     let (value, source) = if let Some(path) = from_file {
         let what = format!("--from-file {}", path.display());
-        let value = read_source(Source::File(path), &what)?.unwrap_or_default();
+        let value = read_source(ValueSource::File(path), &what)?.unwrap_or_default();
         (value, what)
     } else if let Some(name) = from_env {
         let what = format!("--from-env {name}");
-        match read_source(Source::Env(name), &what)? {
+        match read_source(ValueSource::Env(name), &what)? {
             Some(value) => (value, what),
             None => {
                 return Err(bad_input!(
@@ -54,7 +54,7 @@ pub fn read(
 
 /// Where a secret value is read from.
 #[derive(Clone, Copy, Debug)]
-pub enum Source<'a> {
+pub enum ValueSource<'a> {
     File(&'a Path),
     /// An environment variable, by name.
     Env(&'a str),
@@ -64,13 +64,13 @@ pub enum Source<'a> {
 /// a file's one final line ending dropped, an environment variable's value as it is; `None`
 /// when the variable is not set. Errors (exit 2) name `what`, the source as the user gave it,
 /// never the value.
-pub fn read_source(source: Source<'_>, what: &str) -> anyhow::Result<Option<String>> {
+pub fn read_source(source: ValueSource<'_>, what: &str) -> anyhow::Result<Option<String>> {
     match source {
-        Source::File(path) => {
+        ValueSource::File(path) => {
             let bytes = std::fs::read(path).map_err(|e| bad_input!("cannot read {what}: {e}"))?;
             Ok(Some(without_final_newline(text(bytes, what)?)))
         }
-        Source::Env(name) => std::env::var_os(name)
+        ValueSource::Env(name) => std::env::var_os(name)
             .map(|value| text(value.into_encoded_bytes(), what))
             .transpose(),
     }

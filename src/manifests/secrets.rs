@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::bad_input;
-use crate::secret_input::{self, Source};
+use crate::secret_input::{self, ValueSource};
 
 /// One `--secret` flag. Its value is read only when needed and never printed (Debug redacts it).
 #[derive(Clone)]
@@ -63,12 +63,12 @@ impl SecretArg {
             SecretSource::Literal(value) => Ok(value.clone()),
             SecretSource::File(path) => {
                 let what = format!("--secret {}=@{}", self.variable, path.display());
-                let value = secret_input::read_source(Source::File(path), &what)?;
+                let value = secret_input::read_source(ValueSource::File(path), &what)?;
                 Ok(value.unwrap_or_default())
             }
             SecretSource::Env => {
                 let env = format!("SPIN_VARIABLE_{}", self.variable.to_ascii_uppercase());
-                secret_input::read_source(Source::Env(&env), &env)?.ok_or_else(|| {
+                secret_input::read_source(ValueSource::Env(&env), &env)?.ok_or_else(|| {
                     bad_input!(
                         "--secret {}: no value given and {env} is not set; pass --secret {}=<value>, --secret {}=@<file>, or set {env}",
                         self.variable, self.variable, self.variable
