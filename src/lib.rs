@@ -1,5 +1,6 @@
 //! spin-aks: takes a Spin application to Azure Kubernetes Service without Docker, az or kubectl.
-//! The binary's commands are thin drivers over these pipeline steps: app → oci → registry → kube.
+//! Commands are thin drivers over the pipeline: app → build → push → deploy, then the platform
+//! (install, provision, fleet, bundle, dev); docs/architecture.md maps the folders.
 
 pub mod app;
 pub mod attest;
@@ -27,6 +28,7 @@ pub mod provision;
 pub mod push;
 pub mod redact;
 pub mod registry;
+pub mod retry;
 pub mod secret;
 pub mod secret_input;
 pub mod state;

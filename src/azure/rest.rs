@@ -2,17 +2,17 @@
 //! 429/`Retry-After` and 5xx retried with bounded backoff where repeating is safe, `nextLink` pages.
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::azure::credential::AzureCredential;
 use crate::bad_input;
+use crate::retry::RetryPolicy;
 
 /// Test-only knob: a factor applied to every wait (Retry-After, backoff, polling, replication
 /// retries). `0` makes tests instant; production never sets it.
@@ -24,14 +24,15 @@ const MIN_PAUSE: Duration = Duration::from_millis(10);
 const ATTEMPTS: u32 = 5;
 /// The longest single wait a `Retry-After` may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
-/// What one request's retries of a failing service (5xx, unreachable) may wait in all: backoff
-/// 1 + 2 + 4 + 8 s, or less when `Retry-After` asks for more.
-const REQUEST_RETRY_BUDGET: Duration = Duration::from_secs(15);
 /// What all of one command's retries of a failing service may wait: past it, a request that
 /// meets a failing service fails at once.
 const COMMAND_RETRY_BUDGET: Duration = Duration::from_secs(30);
-/// No retry of a failing service starts this long after a request's first attempt began.
+/// No retry of a failing service starts this long after a request's first attempt began (so
+/// backoff waits 1 + 2 + 4 + 8 s at most, jittered).
 const REQUEST_DEADLINE: Duration = Duration::from_secs(25);
+/// How long a busy service (throttling, another operation in progress) is waited for in all:
+/// [`ATTEMPTS`] bound it first.
+const BUSY_DEADLINE: Duration = Duration::from_secs(300);
 /// How long opening a connection may take (an address that drops packets never refuses).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -88,8 +89,17 @@ pub struct Rest {
     http: reqwest::Client,
     credential: AzureCredential,
     delay_scale: f64,
-    /// Waits already spent retrying a failing service in this command (unscaled).
-    failing_waits: Mutex<Duration>,
+    /// Retries of a failing service (5xx, unreachable), their waits pooled for the command.
+    failing: RetryPolicy,
+    /// Retries of a busy service (409, 429).
+    busy: RetryPolicy,
+}
+
+/// Pauses from 1 s doubling, `Retry-After` honoured up to [`MAX_WAIT`], [`ATTEMPTS`] tries.
+fn policy(deadline: Duration) -> RetryPolicy {
+    RetryPolicy::new(Duration::from_secs(1), Duration::from_secs(32), deadline)
+        .max_tries(ATTEMPTS)
+        .max_wait(MAX_WAIT)
 }
 
 impl Rest {
@@ -115,7 +125,8 @@ impl Rest {
                 .build()?,
             credential: AzureCredential::from_env(),
             delay_scale,
-            failing_waits: Mutex::new(Duration::ZERO),
+            failing: policy(REQUEST_DEADLINE).pooled(COMMAND_RETRY_BUDGET),
+            busy: policy(BUSY_DEADLINE),
         })
     }
 
@@ -125,17 +136,32 @@ impl Rest {
 
     /// Sleeps `duration` scaled by [`DELAY_SCALE_ENV`], at least [`MIN_PAUSE`] (polls never spin).
     pub async fn pause(&self, duration: Duration) {
-        tokio::time::sleep(duration.mul_f64(self.delay_scale).max(MIN_PAUSE)).await;
+        tokio::time::sleep(self.scaled(duration)).await;
+    }
+
+    fn scaled(&self, duration: Duration) -> Duration {
+        duration.mul_f64(self.delay_scale).max(MIN_PAUSE)
+    }
+
+    /// Pauses `wait` before a retry. A scaled pause brings `deadlines` closer by what it skipped,
+    /// so the policy sees the time it granted as spent.
+    async fn retry_pause(&self, wait: Duration, deadlines: &mut [Instant; 2]) {
+        let slept = self.scaled(wait);
+        tokio::time::sleep(slept).await;
+        let skipped = wait.saturating_sub(slept);
+        for deadline in deadlines {
+            *deadline = deadline.checked_sub(skipped).unwrap_or(*deadline);
+        }
     }
 
     /// Sends `call` (retrying as its `repeat` allows); non-2xx answers become `E`. A failing
-    /// service (5xx, unreachable) is retried within [`REQUEST_RETRY_BUDGET`] and what is left of
+    /// service (5xx, unreachable) is retried within [`REQUEST_DEADLINE`] and what is left of
     /// [`COMMAND_RETRY_BUDGET`]; the error then says how often and how long it was tried.
     pub async fn send<E: ServiceError>(&self, call: Call<'_>) -> anyhow::Result<Reply> {
         let service = E::SERVICE;
         let what = format!("{} {}", call.method, strip(call.url));
         let started = Instant::now();
-        let mut waited = Duration::ZERO;
+        let mut deadlines = [self.failing.deadline(), self.busy.deadline()];
         let tried = |attempts: u32| {
             let secs = started.elapsed().as_secs_f64().round();
             match attempts {
@@ -158,11 +184,11 @@ impl Rest {
                 Ok(response) => response,
                 Err(err) => {
                     let retry = (call.repeat == Repeat::Safe)
-                        .then(|| self.failing_wait(attempt, &mut waited, None, started))
+                        .then(|| self.failing.next_pause(attempt, deadlines[0], None))
                         .flatten();
                     if let Some(wait) = retry {
                         tracing::debug!(%what, %err, "{service} unreachable, retrying");
-                        self.pause(wait).await;
+                        self.retry_pause(wait, &mut deadlines).await;
                         continue;
                     }
                     return Err(err).with_context(|| {
@@ -188,15 +214,15 @@ impl Rest {
             let error = E::from_reply(status, &headers, &body, what.clone());
             // Throttling and another operation in progress are the service at work, not failing.
             let busy = matches!(status, 409 | 429);
+            let asked = self.busy.asked(&headers);
             let wait = match error.retryable(call.repeat) {
                 false => None,
-                true if busy => (attempt < ATTEMPTS)
-                    .then(|| retry_after(&headers).unwrap_or_else(|| backoff(attempt))),
-                true => self.failing_wait(attempt, &mut waited, retry_after(&headers), started),
+                true if busy => self.busy.next_pause(attempt, deadlines[1], asked),
+                true => self.failing.next_pause(attempt, deadlines[0], asked),
             };
             if let Some(wait) = wait {
                 tracing::debug!(%what, %error, ?wait, "{service} asked to retry");
-                self.pause(wait).await;
+                self.retry_pause(wait, &mut deadlines).await;
                 continue;
             }
             if attempt == 1 || busy {
@@ -208,31 +234,6 @@ impl Rest {
             );
             return Err(anyhow::Error::new(error).context(said));
         }
-    }
-
-    /// The wait before retrying a failing service, or `None` when this request or command has
-    /// waited long enough (or tried [`ATTEMPTS`] times). `asked` is the service's `Retry-After`.
-    fn failing_wait(
-        &self,
-        attempt: u32,
-        waited: &mut Duration,
-        asked: Option<Duration>,
-        started: Instant,
-    ) -> Option<Duration> {
-        if attempt >= ATTEMPTS || started.elapsed() >= REQUEST_DEADLINE {
-            return None;
-        }
-        let mut spent = self.failing_waits.lock().unwrap();
-        let left = REQUEST_RETRY_BUDGET
-            .saturating_sub(*waited)
-            .min(COMMAND_RETRY_BUDGET.saturating_sub(*spent));
-        let wait = asked.unwrap_or_else(|| backoff(attempt)).min(left);
-        if wait.is_zero() {
-            return None;
-        }
-        *waited += wait;
-        *spent += wait;
-        Some(wait)
     }
 }
 
@@ -298,21 +299,9 @@ pub fn same_origin(base: &str, url: &str) -> anyhow::Result<()> {
 /// What to do after a failing service was retried as long as spin-aks waits.
 const RERUN_HINT: &str = "run the command again later: a re-run continues where this one stopped";
 
-/// 1, 2, 4, 8… seconds.
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(1 << (attempt - 1).min(5))
-}
-
-/// `Retry-After` in seconds (Azure's form), capped at [`MAX_WAIT`].
+/// The pause a `Retry-After` asks for between polls of an operation, capped at [`MAX_WAIT`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_WAIT))
+    crate::retry::retry_after(headers, MAX_WAIT)
 }
 
 /// The URL without its query, for messages.
@@ -371,56 +360,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_is_seconds_and_capped() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(RETRY_AFTER, "3600".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(MAX_WAIT));
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(4));
-    }
-
-    #[test]
-    fn a_failing_service_is_retried_within_the_request_and_command_budgets() {
+    fn a_failing_service_is_retried_within_the_request_deadline_and_the_command_pool() {
         let rest = Rest {
             http: reqwest::Client::new(),
             credential: AzureCredential::from_env(),
             delay_scale: 0.0,
-            failing_waits: Mutex::new(Duration::ZERO),
+            failing: policy(REQUEST_DEADLINE).pooled(COMMAND_RETRY_BUDGET),
+            busy: policy(BUSY_DEADLINE),
         };
-        let secs = Duration::from_secs;
-        // (Retry-After, the waits one request gets before it gives up)
-        let cases: [(Option<u64>, &[u64]); 3] = [
-            (None, &[1, 2, 4, 8]),
-            (Some(30), &[15]),
-            (Some(3), &[3, 3, 3, 3]),
-        ];
-        for (asked, expected) in cases {
-            *rest.failing_waits.lock().unwrap() = Duration::ZERO;
-            let (mut waited, started) = (Duration::ZERO, Instant::now());
+        // The longest pauses (a draw of 1) one request gets before it gives up.
+        let pauses = |policy: &RetryPolicy, asked: Option<u64>| {
+            let mut left = policy.budget;
             let waits: Vec<u64> = (1..)
                 .map_while(|attempt| {
-                    rest.failing_wait(attempt, &mut waited, asked.map(secs), started)
+                    let pause = policy.pause(attempt, left, asked.map(Duration::from_secs), 1.0)?;
+                    left -= pause;
+                    Some(pause.as_secs())
                 })
-                .map(|wait| wait.as_secs())
                 .collect();
-            assert_eq!(waits, expected, "Retry-After {asked:?}");
-            assert!(waited <= REQUEST_RETRY_BUDGET);
-        }
-        // The command's budget: two requests that waited 15 s each leave nothing for a third.
-        *rest.failing_waits.lock().unwrap() = Duration::ZERO;
+            waits
+        };
+        assert_eq!(pauses(&rest.busy, None), [1, 2, 4, 8]);
+        assert_eq!(pauses(&rest.busy, Some(3600)), [60, 60, 60, 60]);
+        // One request (a policy of its own, no pool): the deadline bounds what Retry-After asks.
+        let request = policy(REQUEST_DEADLINE);
+        assert_eq!(pauses(&request, None), [1, 2, 4, 8]);
+        assert_eq!(pauses(&request, Some(10)), [10, 10]);
+        assert_eq!(pauses(&request, Some(30)), [] as [u64; 0]);
+        // The command's pool: two requests that paused 15 s each leave nothing for a third.
         for _ in 0..2 {
-            let mut waited = Duration::ZERO;
-            while rest
-                .failing_wait(1, &mut waited, Some(secs(15)), Instant::now())
-                .is_some()
-            {}
+            assert_eq!(pauses(&rest.failing, None), [1, 2, 4, 8]);
         }
-        let mut waited = Duration::ZERO;
+        assert_eq!(pauses(&rest.failing, None), [] as [u64; 0]);
         assert_eq!(
-            rest.failing_wait(1, &mut waited, None, Instant::now()),
-            None
+            pauses(&rest.busy, None),
+            [1, 2, 4, 8],
+            "throttling is not failing"
         );
     }
 

@@ -1,5 +1,5 @@
-//! The app a bundle carries: an oci-archive `export --with-deploy` wrote, its image, deploy
-//! artifacts and the artifacts about them copied into the bundle's layout as items.
+//! Copies the app a bundle carries into the bundle's layout as items: the image from an oci-archive
+//! that `export --with-deploy` wrote, its deploy artifacts and the artifacts about them.
 
 use std::path::Path;
 

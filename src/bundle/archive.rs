@@ -1,5 +1,5 @@
-//! A bundle read in place: the tar's entries found by their headers alone (contents skipped),
-//! its index and manifests read where they lie, and blobs hashed or sent from the archive itself.
+//! Reads a bundle in place: it finds the tar's entries by their headers alone (skipping contents),
+//! reads the index and manifests where they lie, and hashes or sends blobs from the archive itself.
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -1,5 +1,5 @@
-//! The bundle's own manifest: what it carries (kind, part, version), each part's digest and
-//! name in the mirror, and where it came from; stored in the archive as an OCI artifact.
+//! Describes a bundle in its own manifest, kept in the archive as an OCI artifact: what it holds
+//! (kind, part, version), each part's digest and name in the mirror, and where it came from.
 
 use std::collections::BTreeMap;
 use std::path::Path;

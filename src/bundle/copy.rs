@@ -1,5 +1,5 @@
-//! Copying an image (or chart) from its registry, or a mirror containers-registries.conf names,
-//! into a layout by digest: the platforms asked for, with the signatures published about it.
+//! Copies an image (or chart) by digest into a layout, from its registry or a mirror that
+//! containers-registries.conf names: the platforms asked for, and the signatures about it.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -14,7 +14,7 @@ use crate::registry::client::RegistryClient;
 use crate::registry::mirrors::Mirrors;
 use crate::registry::pull::{pull_client, RETRY_BUDGET};
 use crate::registry::push::tag_schema;
-use crate::registry::retry::RetryPolicy;
+use crate::retry::RetryPolicy;
 
 /// Docker's manifest list, the index of images built before OCI's.
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";

@@ -1,5 +1,5 @@
-//! `bundle create`: copies everything an install and a deploy need into one layout — the charts
-//! and every image they run, Flux, the CRDs' module zips, the shim, the app — and packs it.
+//! Runs `bundle create`, which copies everything an install and a deploy need into one layout (the
+//! charts and every image they run, Flux, the CRDs' module zips, the shim, the app) and packs it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

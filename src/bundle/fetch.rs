@@ -1,5 +1,5 @@
-//! What a bundle carries that is no image: Go module zips (the CRDs, `h1:`-checked) from a
-//! module proxy and the shim's release archives over HTTPS, each stored as an OCI artifact.
+//! Fetches what a bundle carries that is no image, and stores each as an OCI artifact: Go module
+//! zips (the CRDs, `h1:`-checked) from a module proxy, and the shim's release archives over HTTPS.
 
 use std::collections::BTreeMap;
 

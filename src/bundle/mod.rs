@@ -1,5 +1,5 @@
-//! `bundle`: one oci-archive that carries an app and the platform it runs on (SpinKube's charts
-//! and images, Flux, the CRDs, the shim) into a closed network, and loads it into its registry.
+//! Packs an app and the platform it runs on (SpinKube's charts and images, Flux, the CRDs, the
+//! shim) into one oci-archive for a closed network, and loads it into that network's registry.
 
 pub mod app;
 pub mod archive;

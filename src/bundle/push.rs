@@ -1,5 +1,5 @@
-//! `bundle push`: the bundle checked (its index against its contents, every manifest and every
-//! blob to send against its digest, the app's signatures where asked) before anything is sent.
+//! Runs `bundle push`, which checks the bundle before it sends anything: its index against its
+//! contents, every manifest and blob to send against its digest, and the app's signatures if asked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

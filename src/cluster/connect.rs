@@ -1,12 +1,21 @@
 //! From kubeconfig to a client, as kubectl chooses: `--kubeconfig`, else `KUBECONFIG` (a list of
 //! files, merged), else `~/.kube/config`; `--context`, else the remembered one, else the current one.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use http::{Method, Request, Response};
+use kube::client::Body;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use tokio::sync::Mutex;
 
 use crate::bad_input;
+use crate::retry::{self, RetryPolicy};
 
 /// Which cluster and namespace the user asked for.
 #[derive(Clone, Debug, Default)]
@@ -216,7 +225,7 @@ fn client(config: kube::Config, http: Http) -> Result<kube::Client, kube::Error>
     use kube::client::ConfigExt;
     if config.proxy_url.is_some() {
         return Ok(kube::client::ClientBuilder::try_from(config)?
-            .with_layer(&super::retry::RetryLayer)
+            .with_layer(&RetryLayer)
             .build());
     }
     // kube's TLS setup takes the process's default provider, which its own stack installs.
@@ -256,7 +265,175 @@ fn client(config: kube::Config, http: Http) -> Result<kube::Client, kube::Error>
         .service(http_client);
     Ok(
         kube::client::ClientBuilder::new(service, config.default_namespace)
-            .with_layer(&super::retry::RetryLayer)
+            .with_layer(&RetryLayer)
             .build(),
     )
+}
+
+/// How requests to the API server are retried: 4 tries at most, pauses from 200 ms doubling,
+/// a `Retry-After` (API Priority and Fairness sends one with 429) honoured up to 10 s.
+fn api_server_policy() -> RetryPolicy {
+    RetryPolicy::new(
+        Duration::from_millis(200),
+        Duration::from_secs(2),
+        Duration::MAX,
+    )
+    .max_tries(4)
+    .max_wait(Duration::from_secs(10))
+}
+
+/// Retries what is safe to repeat against the API server: a GET or a server-side apply that met a
+/// dropped connection, 408, 429 or 5xx is sent again; creates and deletes never are. The layer
+/// for `kube::client::ClientBuilder::with_layer`.
+struct RetryLayer;
+
+impl<S> tower_layer::Layer<S> for RetryLayer {
+    type Service = Retrying<S>;
+
+    fn layer(&self, inner: S) -> Retrying<S> {
+        Retrying {
+            inner: Arc::new(Mutex::new(inner)),
+        }
+    }
+}
+
+/// The service: the inner stack behind a lock, so a retry can send again.
+struct Retrying<S> {
+    inner: Arc<Mutex<S>>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S, B> tower_service::Service<Request<Body>> for Retrying<S>
+where
+    S: tower_service::Service<Request<Body>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Send + 'static,
+{
+    type Response = Response<B>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<B>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let policy = api_server_policy();
+            let deadline = policy.deadline();
+            let safe = safe_to_repeat(&request);
+            let (parts, body) = request.into_parts();
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let repeatable = (safe && tries < policy.max_tries)
+                    .then(|| body.try_clone())
+                    .flatten();
+                let Some(this) = repeatable else {
+                    return send(&inner, Request::from_parts(parts, body)).await;
+                };
+                let outcome = send(&inner, Request::from_parts(parts.clone(), this)).await;
+                let asked = match &outcome {
+                    Ok(response) if !retry::is_transient_status(response.status()) => {
+                        return outcome
+                    }
+                    Ok(response) => policy.asked(response.headers()),
+                    Err(_) => None,
+                };
+                let Some(pause) = policy.next_pause(tries, deadline, asked) else {
+                    return outcome;
+                };
+                tracing::debug!(tries, method = %parts.method, uri = %parts.uri, ?pause, "retrying an API server request");
+                tokio::time::sleep(pause).await;
+            }
+        })
+    }
+}
+
+async fn send<S, B>(inner: &Mutex<S>, request: Request<Body>) -> Result<Response<B>, BoxError>
+where
+    S: tower_service::Service<Request<Body>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+{
+    let future = {
+        let mut service = inner.lock().await;
+        std::future::poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .map_err(Into::into)?;
+        service.call(request)
+    };
+    future.await.map_err(Into::into)
+}
+
+/// GETs (not upgrades: port-forward and exec) and server-side apply PATCHes.
+fn safe_to_repeat(request: &Request<Body>) -> bool {
+    let upgrade = request.headers().contains_key(http::header::UPGRADE);
+    let apply = request.method() == Method::PATCH
+        && request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/apply-patch"));
+    !upgrade && (request.method() == Method::GET || apply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: Method, content_type: Option<&str>) -> Request<Body> {
+        let mut builder = Request::builder().method(method).uri("/api/v1/pods");
+        if let Some(t) = content_type {
+            builder = builder.header(http::header::CONTENT_TYPE, t);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn only_reads_and_server_side_applies_are_repeated() {
+        assert!(safe_to_repeat(&request(Method::GET, None)));
+        assert!(safe_to_repeat(&request(
+            Method::PATCH,
+            Some("application/apply-patch+yaml")
+        )));
+        assert!(!safe_to_repeat(&request(
+            Method::PATCH,
+            Some("application/merge-patch+json")
+        )));
+        assert!(!safe_to_repeat(&request(
+            Method::POST,
+            Some("application/json")
+        )));
+        assert!(!safe_to_repeat(&request(Method::DELETE, None)));
+        let mut upgrade = request(Method::GET, None);
+        upgrade
+            .headers_mut()
+            .insert(http::header::UPGRADE, "websocket".parse().unwrap());
+        assert!(!safe_to_repeat(&upgrade));
+    }
+
+    #[test]
+    fn api_server_requests_get_four_tries_with_short_pauses() {
+        let policy = api_server_policy();
+        let deadline = policy.deadline();
+        let ms = Duration::from_millis;
+        // (tries made, the longest pause after them)
+        for (tries, ceiling) in [(1, ms(200)), (2, ms(400)), (3, ms(800))] {
+            let pause = policy.next_pause(tries, deadline, None).unwrap();
+            assert!(
+                pause >= ceiling / 2 && pause <= ceiling,
+                "{tries}: {pause:?}"
+            );
+        }
+        assert_eq!(policy.next_pause(4, deadline, None), None);
+        let asked = Some(Duration::from_secs(1));
+        assert_eq!(policy.next_pause(1, deadline, asked), asked);
+        let asked = Some(Duration::from_secs(3600));
+        assert_eq!(
+            policy.next_pause(1, deadline, asked),
+            Some(Duration::from_secs(10))
+        );
+    }
 }

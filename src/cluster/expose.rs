@@ -85,33 +85,11 @@ pub async fn wait_for_address(
             Exposure::None => Ok(None),
             Exposure::LoadBalancer => {
                 let address =
-                    first_address::<Service>(conn, namespace, &public_service(app), |s| {
-                        address_of(
-                            s.status
-                                .as_ref()?
-                                .load_balancer
-                                .as_ref()?
-                                .ingress
-                                .as_ref()?,
-                        )
-                    })
-                    .await?;
+                    first_address(conn, namespace, &public_service(app), service_address).await?;
                 Ok(Some(format!("http://{address}")))
             }
             Exposure::Ingress { host } => {
-                first_address::<Ingress>(conn, namespace, app, |i| {
-                    let ingress = i
-                        .status
-                        .as_ref()?
-                        .load_balancer
-                        .as_ref()?
-                        .ingress
-                        .as_ref()?;
-                    ingress
-                        .iter()
-                        .find_map(|a| a.ip.clone().or_else(|| a.hostname.clone()))
-                })
-                .await?;
+                first_address(conn, namespace, app, ingress_address).await?;
                 Ok(Some(format!("http://{host}")))
             }
         }
@@ -131,8 +109,31 @@ pub fn public_service(app: &str) -> String {
 }
 
 /// The first IP or host name a load balancer reported.
-pub fn address_of(ingress: &[k8s_openapi::api::core::v1::LoadBalancerIngress]) -> Option<String> {
+fn address_of(ingress: &[k8s_openapi::api::core::v1::LoadBalancerIngress]) -> Option<String> {
     ingress
+        .iter()
+        .find_map(|a| a.ip.clone().or_else(|| a.hostname.clone()))
+}
+
+/// The address a LoadBalancer Service was given, once it has one.
+pub fn service_address(service: &Service) -> Option<String> {
+    address_of(
+        service
+            .status
+            .as_ref()?
+            .load_balancer
+            .as_ref()?
+            .ingress
+            .as_ref()?,
+    )
+}
+
+/// The address the ingress controller's load balancer gave an Ingress, once it has one.
+pub fn ingress_address(ingress: &Ingress) -> Option<String> {
+    let status = ingress.status.as_ref()?.load_balancer.as_ref()?;
+    status
+        .ingress
+        .as_ref()?
         .iter()
         .find_map(|a| a.ip.clone().or_else(|| a.hostname.clone()))
 }

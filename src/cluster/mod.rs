@@ -1,5 +1,5 @@
 //! Talking to a cluster: kubeconfig access, server-side apply with ApplySet pruning, rollout waits,
-//! endpoints, status, logs and port-forward. The "where" to `kube`'s "what"; commands call these steps.
+//! endpoints, status, logs and port-forward. What it sends is built in `workload` and `manifests`.
 
 pub mod apply;
 pub mod applyset;
@@ -14,6 +14,5 @@ pub mod expose;
 pub mod logs;
 pub mod no_proxy;
 pub mod portforward;
-pub mod retry;
 pub mod rollout;
 pub mod status;

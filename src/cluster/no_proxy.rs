@@ -1,5 +1,5 @@
-//! `NO_PROXY` as curl and Go read it, for the API server's address: kube takes `HTTPS_PROXY`
-//! from the environment for every cluster, even one `NO_PROXY` names (kube-client 5, file_loader.rs:140).
+//! Reads `NO_PROXY` as curl and Go do, for the API server's address: kube takes `HTTPS_PROXY` from
+//! the environment for any cluster, even one `NO_PROXY` names (kube-client 5, file_loader.rs:140).
 
 use std::net::IpAddr;
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::apply::ServedApis;
 use super::connect::Connection;
 use super::errors::{explain, ApiCall};
-use super::expose::{address_of, public_service};
+use super::expose::{ingress_address, public_service, service_address};
 
 #[derive(Debug, Serialize)]
 pub struct Condition {
@@ -154,20 +154,10 @@ async fn spinapp_exists(
 /// The LoadBalancer Service's address or the Ingress host, when exposed and assigned.
 fn endpoint(service: Option<Service>, ingress: Option<Ingress>) -> Option<String> {
     if let Some(service) = service {
-        let address = address_of(&service.status?.load_balancer?.ingress?)?;
-        return Some(format!("http://{address}"));
+        return Some(format!("http://{}", service_address(&service)?));
     }
     let ingress = ingress?;
-    let assigned = ingress
-        .status
-        .as_ref()?
-        .load_balancer
-        .as_ref()?
-        .ingress
-        .as_ref()?;
-    if assigned.is_empty() {
-        return None;
-    }
+    ingress_address(&ingress)?;
     let host = ingress.spec?.rules?.first()?.host.clone()?;
     Some(format!("http://{host}"))
 }

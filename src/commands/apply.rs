@@ -13,7 +13,7 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs, out: &Output) -> anyhow:
     let settings = args.deploy.settings()?;
     let asked = args.deploy.verify.settings()?;
     let mut ctx = global.app_context(out)?;
-    // VerifiedImage before anything reaches the cluster; then exactly the digest that verified is applied.
+    // Verified before anything reaches the cluster; then exactly the digest that verified is applied.
     let (image, verified) = match verify::deploy_policy(&mut ctx, &asked, out)? {
         Some(policy) => {
             // A tag is pinned to the digest that verifies: no warning that it may move.

@@ -1,5 +1,5 @@
-//! Flux's source- and kustomize-controller for a fleet member that lacks them (`fleet add
-//! --mirror`): installed from a mirror `bundle push` filled, images pinned by its digests.
+//! Installs Flux's source- and kustomize-controller on a fleet member that lacks them (`fleet add
+//! --mirror`), from a mirror that `bundle push` filled, with the images pinned by their digests.
 
 use std::time::Duration;
 

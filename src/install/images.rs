@@ -1,5 +1,5 @@
-//! The container images each pinned chart and Flux controller runs, held per version, and the
-//! HelmRelease values that point every image value of a chart at its copy in a mirror, by digest.
+//! Lists the container images each pinned chart and Flux controller runs, per version, and writes
+//! the HelmRelease values that point each image value of a chart at its mirror copy, by digest.
 
 use serde_json::{json, Map, Value};
 

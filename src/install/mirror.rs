@@ -1,5 +1,5 @@
-//! The layout of a mirror registry, which `bundle push` fills and `install --mirror` reads: each
-//! part under a fixed name (images at their publisher's path), looked up there by digest.
+//! Sets the layout of a mirror registry, which `bundle push` fills and `install --mirror` reads:
+//! each part has a fixed name there (images keep their publisher's path), looked up by digest.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ use super::releases::{Module, ReleaseSet};
 use crate::oci::Digest;
 use crate::registry::client::RegistryClient;
 use crate::registry::pull::{pull_client, RETRY_BUDGET};
-use crate::registry::retry::RetryPolicy;
+use crate::retry::RetryPolicy;
 
 /// Where the charts are: `<mirror>/charts/<name>:<version>`.
 pub const CHARTS: &str = "charts";

@@ -17,7 +17,7 @@ use crate::oci::reference::RegistryRef;
 use crate::output::Output;
 use crate::registry::auth::{resolve_credential, AuthMode};
 use crate::registry::client::{RegistryClient, TransportOptions};
-use crate::registry::retry::RetryPolicy;
+use crate::retry::RetryPolicy;
 
 /// The role that grants everything the install does, for the message when rights are missing.
 const ROLE_NEEDED: &str = "cluster install creates CRDs, namespaces, Flux objects (and Flux itself where it is missing) and cluster-wide Shims, and labels nodes: it needs the cluster-admin ClusterRole (on AKS with Azure RBAC, the role \"Azure Kubernetes Service RBAC Cluster Admin\" on the cluster); ask your cluster's admin for it, or let them run the install";

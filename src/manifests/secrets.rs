@@ -9,6 +9,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::bad_input;
+use crate::secret_input::{self, ValueSource};
 
 /// One `--secret` flag. Its value is read only when needed and never printed (Debug redacts it).
 #[derive(Clone)]
@@ -55,20 +56,19 @@ impl SecretArg {
         Ok(SecretArg { variable, source })
     }
 
-    /// The value, from the flag, the file or `SPIN_VARIABLE_<NAME>`.
+    /// The value, from the flag, the file or `SPIN_VARIABLE_<NAME>`; a file and the variable are
+    /// read as `secrets set` reads them (UTF-8, a file's one final line ending dropped).
     pub fn value(&self) -> anyhow::Result<String> {
         match &self.source {
             SecretSource::Literal(value) => Ok(value.clone()),
-            SecretSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
-                bad_input!(
-                    "--secret {}=@{}: cannot read the file: {e}",
-                    self.variable,
-                    path.display()
-                )
-            }),
+            SecretSource::File(path) => {
+                let what = format!("--secret {}=@{}", self.variable, path.display());
+                let value = secret_input::read_source(ValueSource::File(path), &what)?;
+                Ok(value.unwrap_or_default())
+            }
             SecretSource::Env => {
                 let env = format!("SPIN_VARIABLE_{}", self.variable.to_ascii_uppercase());
-                std::env::var(&env).map_err(|_| {
+                secret_input::read_source(ValueSource::Env(&env), &env)?.ok_or_else(|| {
                     bad_input!(
                         "--secret {}: no value given and {env} is not set; pass --secret {}=<value>, --secret {}=@<file>, or set {env}",
                         self.variable, self.variable, self.variable
@@ -248,6 +248,45 @@ mod tests {
         for arg in ["bad-name=hunter2", "hunter2!"] {
             assert!(!SecretArg::parse(arg).unwrap_err().contains("hunter2"));
         }
+    }
+
+    #[test]
+    fn a_secret_file_loses_one_final_line_ending_as_secrets_set_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // (file bytes, the value)
+        let cases: [(&[u8], &str); 5] = [
+            (b"s3cret\n", "s3cret"),
+            (b"s3cret\r\n", "s3cret"),
+            (b"s3cret\n\n", "s3cret\n"),
+            (b"line one\nline two", "line one\nline two"),
+            (b"", ""),
+        ];
+        for (i, (bytes, expected)) in cases.into_iter().enumerate() {
+            let file = dir.path().join(format!("value-{i}"));
+            std::fs::write(&file, bytes).unwrap();
+            let arg = SecretArg::parse(&format!("x=@{}", file.display())).unwrap();
+            assert_eq!(arg.value().unwrap(), expected, "{bytes:?}");
+        }
+        // Bytes that are not text are refused (exit 2) naming the flag and file, not the value.
+        let file = dir.path().join("binary");
+        std::fs::write(&file, b"hunter2\xff\n").unwrap();
+        let err = SecretArg::parse(&format!("x=@{}", file.display()))
+            .unwrap()
+            .value()
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(crate::error::exit_code(&err) == 2, "{message}");
+        assert!(
+            message.contains(&format!("--secret x=@{}", file.display())),
+            "{message}"
+        );
+        assert!(message.contains("not UTF-8"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        let missing = SecretArg::parse("x=@/no/such/file")
+            .unwrap()
+            .value()
+            .unwrap_err();
+        assert!(format!("{missing:#}").contains("cannot read --secret x=@/no/such/file"));
     }
 
     #[test]

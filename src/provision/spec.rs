@@ -35,7 +35,7 @@ pub struct CreateSettings {
     pub registry_sku: String,
     /// What `cluster install` then does (`None`: `--no-install`).
     pub install: Option<crate::install::InstallSettings>,
-    /// ProvisionPlan only; nothing written.
+    /// Plan only; nothing written.
     pub dry_run: bool,
 }
 

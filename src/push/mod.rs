@@ -289,7 +289,7 @@ impl<'a> RegistryConnection<'a> {
             mount_from.as_slice(),
             self.http.clone(),
             &settings.transport,
-            registry::retry::RetryPolicy::with_budget(settings.retry_budget),
+            crate::retry::RetryPolicy::with_budget(settings.retry_budget),
         )?;
         let options = PushOptions {
             jobs: settings.jobs,

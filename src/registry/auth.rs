@@ -10,10 +10,10 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::credential::{Challenge, Credential, Secret, SourcedCredential};
-use super::retry::{self, Attempt, RetryPolicy};
 use super::{docker_config, host};
 use crate::azure::acr;
 use crate::azure::credential::AzureCredential;
+use crate::retry::{self, Attempt, RetryPolicy};
 
 /// Where `push` takes registry credentials from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -277,7 +277,7 @@ impl Authenticator {
             if retry::is_transient_status(status) {
                 return Err(Attempt::Transient(
                     anyhow::anyhow!("the token service {realm} answered {status}"),
-                    retry::retry_after(response.headers()),
+                    self.retry.asked(response.headers()),
                 ));
             }
             if !status.is_success() {

@@ -14,9 +14,9 @@ use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use super::auth::{AuthError, Authenticator};
 use super::credential::SourcedCredential;
 use super::host;
-use super::retry::{self, Attempt, RetryPolicy};
 use crate::oci::reference::RegistryRef;
 use crate::oci::{media_types, Digest};
+use crate::retry::{self, Attempt, RetryPolicy};
 
 /// Manifest media types we accept when asking what a tag points at.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -448,7 +448,7 @@ impl RegistryClient {
             request = request.header(header::AUTHORIZATION, authorization);
         }
         let response = request.send().await.map_err(|e| {
-            let transient = retry::is_transient_error(&e);
+            let transient = is_transient_error(&e);
             let root = root_cause(&e);
             let err = anyhow::Error::new(e)
                 .context(format!("cannot {what} at {}: {root}", self.registry));
@@ -459,7 +459,7 @@ impl RegistryClient {
             }
         })?;
         if retry::is_transient_status(response.status()) {
-            let retry_after = retry::retry_after(response.headers());
+            let retry_after = self.retry.asked(response.headers());
             let status = response.status();
             let detail = registry_errors(response).await;
             return Err(Attempt::Transient(
@@ -580,7 +580,29 @@ fn base_url(scheme: &str, target: &RegistryRef) -> anyhow::Result<Url> {
 }
 
 fn is_untrusted_certificate(err: &anyhow::Error) -> bool {
-    err.chain().any(retry::is_certificate_error)
+    err.chain().any(is_certificate_error)
+}
+
+/// Transport errors a later try may not see: refused or reset connections, timeouts, bodies cut
+/// short. Certificate failures are final: retrying cannot make an untrusted server trusted.
+fn is_transient_error(err: &reqwest::Error) -> bool {
+    if err.is_builder() || err.is_redirect() || is_certificate_error(err) {
+        return false;
+    }
+    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body()
+}
+
+/// True when the error chain is a TLS certificate rejection (rustls reports these in its message).
+fn is_certificate_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if text.contains("certificate") || text.contains("UnknownIssuer") {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 fn untrusted(registry: &str, err: anyhow::Error) -> anyhow::Error {

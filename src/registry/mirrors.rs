@@ -1,5 +1,5 @@
-//! Where to fetch a repository from, as containers-registries.conf(5) (version 2) tells skopeo and
-//! podman: `[[registry]]` prefixes, location rewrites, mirrors, `insecure` and `blocked`.
+//! Decides where to fetch a repository from, as containers-registries.conf(5) (version 2) tells
+//! skopeo and podman: `[[registry]]` prefixes, location rewrites, mirrors, `insecure`, `blocked`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

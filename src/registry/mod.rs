@@ -11,7 +11,6 @@ pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod push_tree;
-pub mod retry;
 pub mod source;
 
 pub use client::{RegistryClient, TransportOptions};

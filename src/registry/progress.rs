@@ -10,7 +10,7 @@ use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, Prog
 use crate::oci::Digest;
 use crate::output;
 
-/// PushProgress of one push. Hidden bars cost next to nothing, so callers never branch on visibility.
+/// Progress of one push. Hidden bars cost next to nothing, so callers never branch on visibility.
 pub struct PushProgress {
     multi: MultiProgress,
     total: ProgressBar,

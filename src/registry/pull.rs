@@ -1,12 +1,12 @@
-//! A pull-only client for a repository named `host[:port]/path`: the credential found for its
-//! host, HTTPS unless plain HTTP is allowed (loopback finds out itself).
+//! Makes a pull-only client for a repository named `host[:port]/path`, with the credential found
+//! for its host, over HTTPS unless plain HTTP is allowed (for loopback it finds out itself).
 
 use std::time::Duration;
 
 use super::auth::{resolve_credential, AuthMode};
 use super::client::{RegistryClient, TransportOptions};
-use super::retry::RetryPolicy;
 use crate::oci::reference::RegistryRef;
+use crate::retry::RetryPolicy;
 
 /// How long a pull's requests keep retrying transient failures.
 pub const RETRY_BUDGET: Duration = Duration::from_secs(60);

@@ -1,5 +1,5 @@
-//! Pushing any manifest of a layout (or archive) under a tag — an image, an artifact, or an index with the
-//! images it lists — and the artifacts about each: what `bundle push` loads into a mirror.
+//! Pushes any manifest of a layout (or archive) under a tag (an image, an artifact, or an index
+//! with the images it lists) and the artifacts about each. `bundle push` loads a mirror with it.
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde_json::Value;

@@ -1,5 +1,5 @@
-//! Where a push reads what it sends: an OCI layout directory, or anything else that holds
-//! manifests and blobs by digest (an oci-archive read in place, `bundle::archive`).
+//! Defines where a push reads what it sends: an OCI layout directory, or anything else that holds
+//! manifests and blobs by digest (such as an oci-archive read in place, `bundle::archive`).
 
 use std::path::PathBuf;
 

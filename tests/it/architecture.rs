@@ -59,6 +59,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "prompt",
             "git",
             "secret",
+            "retry",
             "redact",
             "tls",
             "file_kind",

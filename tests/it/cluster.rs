@@ -380,7 +380,8 @@ fn a_required_secret_without_a_value_stops_apply_before_anything_is_written() {
 fn secrets_come_from_flags_files_and_env_and_never_leak() {
     let Some(c) = case("secrets") else { return };
     let file = c.home.path().join("token.txt");
-    std::fs::write(&file, SECRET).unwrap();
+    // Written as `echo` writes it: the one final newline is not part of the value.
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
     let from_file = format!("api_token=@{}", file.display());
     let first = c.run(&[
         "apply",

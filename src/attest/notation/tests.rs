@@ -3,7 +3,17 @@
 use super::test_pki::{self, KeyKind, Leaf, Pki, SUBJECT_BASE};
 use super::*;
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::Digest as _;
+
+use crate::oci::media_types::IMAGE_MANIFEST;
+use crate::oci::{Descriptor, Digest};
 
 /// 2025-01-01T00:00:00Z: inside the test certificates' validity.
 fn at(epoch: u64) -> SystemTime {

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 
 use super::RegistryClient;
 use crate::oci::{Digest, Layout};
-use crate::registry::retry::{self, Attempt};
+use crate::retry::{self, Attempt};
 
 impl RegistryClient {
     /// Copies blob `digest` of this repository into `layout` unless it is there already; the

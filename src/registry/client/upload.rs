@@ -14,7 +14,7 @@ use tokio_util::io::ReaderStream;
 use super::{registry_errors, RegistryClient};
 use crate::oci::Digest;
 use crate::registry::progress::BlobProgress;
-use crate::registry::retry::{self, Attempt};
+use crate::retry::{self, Attempt};
 
 /// A blob this small is sent whole in one POST where the registry takes that, and may be sent
 /// without a HEAD first (`push.rs`): a wrong guess costs one small redundant upload. 256 KiB is

@@ -1,5 +1,5 @@
-//! One containers-registries.conf(5) file read into checked `[[registry]]` tables, refusing what
-//! containers/image refuses (and version 1) with the file, the table, the field and its value.
+//! Reads one containers-registries.conf(5) file into checked `[[registry]]` tables. It refuses what
+//! containers/image refuses (and version 1), naming the file, the table, the field and its value.
 
 use std::collections::BTreeMap;
 
