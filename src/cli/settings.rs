@@ -46,7 +46,7 @@ impl TargetArgs {
 impl WorkloadArgs {
     /// The workload settings; refuses combinations clap cannot express (an autoscaler that
     /// could not work).
-    pub fn settings(&self) -> anyhow::Result<crate::deploy::workload::WorkloadSettings> {
+    pub fn settings(&self) -> anyhow::Result<crate::workload::objects::WorkloadSettings> {
         use crate::deploy::workload;
         let resources = objects::ResourceOptions {
             cpu_limit: self.cpu_limit.clone(),
@@ -59,7 +59,7 @@ impl WorkloadArgs {
             target_cpu_utilization: self.autoscaler_target_cpu_utilization,
         });
         workload::check_autoscale(autoscale.as_ref(), self.replicas, &resources)?;
-        Ok(workload::WorkloadSettings {
+        Ok(objects::WorkloadSettings {
             kind: self.kind,
             replicas: self.replicas,
             runtime_class: self.runtime_class.clone(),

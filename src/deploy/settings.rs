@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::workload::WorkloadSettings;
 use crate::cluster::expose::Exposure;
 use crate::context::target::TargetSettings;
 use crate::manifests::secrets::SecretArg;
+use crate::workload::objects::WorkloadSettings;
 
 /// The deploy flags, validated (made by `cli`: `DeployArgs::settings`).
 #[derive(Debug)]

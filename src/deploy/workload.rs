@@ -1,5 +1,5 @@
-//! What shapes the workload objects (the workload flags, validated), turned into `WorkloadOptions`
-//! with what the app remembers; shared by scaffold, apply and up so all three generate the same.
+//! Turns the workload flags (`WorkloadSettings`, validated) into `WorkloadOptions` with what the
+//! app remembers; scaffold, apply and up share it so all three generate the same objects.
 
 use crate::app::App;
 use crate::azure::vault::Vault;
@@ -8,30 +8,10 @@ use crate::oci::reference::ImageRef;
 use crate::secret::Secret;
 use crate::state::AppState;
 use crate::workload::key_vault::{self, IdentityOptions, KeyVaultMode, KeyVaultOptions};
-use crate::workload::objects::{self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions};
+use crate::workload::objects::{
+    self, Autoscale, ResourceOptions, WorkloadKind, WorkloadOptions, WorkloadSettings,
+};
 use crate::workload::runtime_config::{libsql_token_env, Backend, RuntimeStore};
-
-/// The workload flags, each validated; made only by `cli` (`WorkloadArgs::settings`).
-#[derive(Clone, Debug)]
-pub struct WorkloadSettings {
-    /// SpinApp or Deployment; asked for (scaffold) or the default when not given.
-    pub kind: Option<WorkloadKind>,
-    pub replicas: i32,
-    pub runtime_class: String,
-    pub key_vault: Option<Vault>,
-    pub key_vault_mode: KeyVaultMode,
-    pub identity_client_id: Option<String>,
-    pub tenant_id: Option<String>,
-    pub service_account: Option<String>,
-    pub kv_stores: Vec<RuntimeStore>,
-    /// SQLite stores, libsql tokens taken from the environment.
-    pub sqlite: Vec<RuntimeStore>,
-    pub resources: ResourceOptions,
-    /// With at least the replicas as maximum and a CPU request to scale on.
-    pub autoscale: Option<Autoscale>,
-    pub health_path: Option<String>,
-    pub image_pull_secrets: Vec<String>,
-}
 
 /// Refuses an autoscaler that could not work: one with no CPU request to scale on, or a maximum
 /// below the minimum.
@@ -73,17 +53,9 @@ pub fn options(
         kind,
         image,
         namespace,
-        replicas: args.replicas,
-        runtime_class: args.runtime_class.clone(),
         key_vault: key_vault.clone(),
         identity: identity(args, app, remembered, key_vault.as_ref())?,
-        service_account: args.service_account.clone(),
-        kv_stores: args.kv_stores.clone(),
-        sqlite: args.sqlite.clone(),
-        resources: args.resources.clone(),
-        autoscale: args.autoscale.clone(),
-        health_path: args.health_path.clone(),
-        image_pull_secrets: args.image_pull_secrets.clone(),
+        settings: args.clone(),
     })
 }
 

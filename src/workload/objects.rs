@@ -29,7 +29,7 @@ mod spec;
 
 pub use self::model::{
     Autoscale, Object, ResourceOptions, VariableSource, Workload, WorkloadKind, WorkloadOptions,
-    WorkloadVariable,
+    WorkloadSettings, WorkloadVariable,
 };
 pub use self::naming::{dns_name, env_name, DEFAULT_RUNTIME_CLASS, MANAGED_BY};
 
@@ -63,8 +63,8 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
             .as_ref()
             .filter(|kv| kv.mode == KeyVaultMode::Provider)
             .map(|kv| kv.vault.url.as_str()),
-        kv_stores: &options.kv_stores,
-        sqlite: &options.sqlite,
+        kv_stores: &options.settings.kv_stores,
+        sqlite: &options.settings.sqlite,
     };
     let runtime_config_secret =
         (!runtime_config.is_empty()).then(|| format!("{name}-runtime-config"));
@@ -90,7 +90,7 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
         runtime_config_secret,
         ..PodExtras::default()
     };
-    pod.service_account = options.service_account.clone();
+    pod.service_account = options.settings.service_account.clone();
     if let Some(identity) = &options.identity {
         pod.service_account = Some(identity.service_account.clone());
         pod.labels
@@ -143,7 +143,7 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
             })));
         }
     }
-    if let Some(autoscale) = &options.autoscale {
+    if let Some(autoscale) = &options.settings.autoscale {
         objects.push(Object::Hpa(Box::new(HorizontalPodAutoscaler {
             metadata: meta(name.clone()),
             spec: Some(HorizontalPodAutoscalerSpec {
@@ -152,7 +152,7 @@ pub fn build(app: &App, options: &WorkloadOptions) -> Workload {
                     kind: "Deployment".to_string(),
                     name: name.clone(),
                 },
-                min_replicas: Some(options.replicas),
+                min_replicas: Some(options.settings.replicas),
                 max_replicas: autoscale.max_replicas,
                 metrics: Some(vec![MetricSpec {
                     type_: "Resource".to_string(),

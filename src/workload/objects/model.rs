@@ -6,8 +6,11 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use serde::Serialize;
 
+use crate::azure::vault::Vault;
 use crate::oci::reference::ImageRef;
-use crate::workload::key_vault::{IdentityOptions, KeyVaultOptions, SecretProviderClass};
+use crate::workload::key_vault::{
+    IdentityOptions, KeyVaultMode, KeyVaultOptions, SecretProviderClass,
+};
 use crate::workload::runtime_config::RuntimeStore;
 use crate::workload::spinapp::SpinApp;
 
@@ -48,26 +51,66 @@ pub struct Autoscale {
     pub target_cpu_utilization: i32,
 }
 
-/// Everything besides the app that shapes the objects.
+/// Everything besides the app that shapes the objects: the workload flags, and what the command
+/// decided for this deploy (the kind, the image, the namespace, the vault and identity resolved).
 #[derive(Clone, Debug)]
 pub struct WorkloadOptions {
     pub kind: WorkloadKind,
     pub image: ImageRef,
     pub namespace: Option<String>,
-    pub replicas: i32,
-    pub runtime_class: String,
     pub key_vault: Option<KeyVaultOptions>,
     /// The workload identity (needed by Key Vault and keyless Cosmos DB stores); its
     /// ServiceAccount is generated and the pods run as it.
     pub identity: Option<IdentityOptions>,
-    /// The pods' ServiceAccount when they have no workload identity.
+    /// The flags: replicas, runtime class, stores, resources, autoscaling, probes, pull secrets;
+    /// `settings.service_account` is the pods' ServiceAccount when they have no workload identity.
+    pub settings: WorkloadSettings,
+}
+
+/// The workload flags, each validated: made only by `cli` (`WorkloadArgs::settings`), and read by
+/// the object builders through `WorkloadOptions::settings`.
+#[derive(Clone, Debug)]
+pub struct WorkloadSettings {
+    /// SpinApp or Deployment; asked for (scaffold) or the default when not given.
+    pub kind: Option<WorkloadKind>,
+    pub replicas: i32,
+    pub runtime_class: String,
+    pub key_vault: Option<Vault>,
+    pub key_vault_mode: KeyVaultMode,
+    pub identity_client_id: Option<String>,
+    pub tenant_id: Option<String>,
     pub service_account: Option<String>,
     pub kv_stores: Vec<RuntimeStore>,
+    /// SQLite stores, libsql tokens taken from the environment.
     pub sqlite: Vec<RuntimeStore>,
     pub resources: ResourceOptions,
+    /// With at least the replicas as maximum and a CPU request to scale on.
     pub autoscale: Option<Autoscale>,
     pub health_path: Option<String>,
     pub image_pull_secrets: Vec<String>,
+}
+
+#[cfg(test)]
+impl WorkloadSettings {
+    /// The settings of a bare `scaffold` with no workload flags, for the builders' tests.
+    pub(crate) fn for_tests() -> Self {
+        WorkloadSettings {
+            kind: None,
+            replicas: 2,
+            runtime_class: super::naming::DEFAULT_RUNTIME_CLASS.to_string(),
+            key_vault: None,
+            key_vault_mode: KeyVaultMode::default(),
+            identity_client_id: None,
+            tenant_id: None,
+            service_account: None,
+            kv_stores: Vec::new(),
+            sqlite: Vec::new(),
+            resources: ResourceOptions::default(),
+            autoscale: None,
+            health_path: None,
+            image_pull_secrets: Vec::new(),
+        }
+    }
 }
 
 /// One object of the workload, typed.

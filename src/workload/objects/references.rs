@@ -35,14 +35,14 @@ pub(super) fn store_warnings(app: &App, options: &WorkloadOptions, warnings: &mu
             what: "key-value store",
             flag: "--kv-store",
             example: "redis:redis://<host>:6379",
-            configured: &options.kv_stores,
+            configured: &options.settings.kv_stores,
             labels: |c| &c.key_value_stores,
         },
         StoreKind {
             what: "SQLite database",
             flag: "--sqlite",
             example: "libsql:https://<host>",
-            configured: &options.sqlite,
+            configured: &options.settings.sqlite,
             labels: |c| &c.sqlite_databases,
         },
     ];

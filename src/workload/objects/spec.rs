@@ -53,11 +53,11 @@ fn quantities(entries: [(&str, &Option<String>); 2]) -> BTreeMap<String, Quantit
 fn limits_and_requests(
     options: &WorkloadOptions,
 ) -> (BTreeMap<String, Quantity>, BTreeMap<String, Quantity>) {
-    let r = &options.resources;
+    let r = &options.settings.resources;
     let limits = quantities([("cpu", &r.cpu_limit), ("memory", &r.memory_limit)]);
     let mut requests = quantities([("cpu", &r.cpu_request), ("memory", &r.memory_request)]);
     // CPU utilization is measured against the request: autoscaling needs one.
-    if options.autoscale.is_some() && !requests.contains_key("cpu") {
+    if options.settings.autoscale.is_some() && !requests.contains_key("cpu") {
         if let Some(cpu) = &r.cpu_limit {
             requests.insert("cpu".to_string(), Quantity(cpu.clone()));
         }
@@ -87,16 +87,25 @@ pub(super) fn spinapp_spec(
         executor: spinapp::SHIM_EXECUTOR.to_string(),
         image: options.image.to_string(),
         image_pull_secrets: options
+            .settings
             .image_pull_secrets
             .iter()
             .map(|n| LocalObjectReference { name: n.clone() })
             .collect(),
-        replicas: options.autoscale.is_none().then_some(options.replicas),
-        enable_autoscaling: options.autoscale.as_ref().map(|_| true),
-        checks: options.health_path.as_ref().map(|path| HealthChecks {
-            readiness: Some(probe(path)),
-            liveness: Some(probe(path)),
-        }),
+        replicas: options
+            .settings
+            .autoscale
+            .is_none()
+            .then_some(options.settings.replicas),
+        enable_autoscaling: options.settings.autoscale.as_ref().map(|_| true),
+        checks: options
+            .settings
+            .health_path
+            .as_ref()
+            .map(|path| HealthChecks {
+                readiness: Some(probe(path)),
+                liveness: Some(probe(path)),
+            }),
         runtime_config: pod
             .runtime_config_secret
             .map(|secret| spinapp::RuntimeConfig {
@@ -178,7 +187,11 @@ pub(super) fn deployment(
         })
         .collect();
     DeploymentSpec {
-        replicas: options.autoscale.is_none().then_some(options.replicas),
+        replicas: options
+            .settings
+            .autoscale
+            .is_none()
+            .then_some(options.settings.replicas),
         selector: LabelSelector {
             match_labels: Some(BTreeMap::from([(NAME_LABEL.to_string(), name.to_string())])),
             ..LabelSelector::default()
@@ -189,10 +202,11 @@ pub(super) fn deployment(
                 ..ObjectMeta::default()
             }),
             spec: Some(PodSpec {
-                runtime_class_name: Some(options.runtime_class.clone()),
+                runtime_class_name: Some(options.settings.runtime_class.clone()),
                 service_account_name: pod.service_account,
-                image_pull_secrets: (!options.image_pull_secrets.is_empty()).then(|| {
+                image_pull_secrets: (!options.settings.image_pull_secrets.is_empty()).then(|| {
                     options
+                        .settings
                         .image_pull_secrets
                         .iter()
                         .map(|n| LocalObjectReference { name: n.clone() })
@@ -216,8 +230,8 @@ pub(super) fn deployment(
                             ..ResourceRequirements::default()
                         }
                     }),
-                    readiness_probe: options.health_path.as_ref().map(probe),
-                    liveness_probe: options.health_path.as_ref().map(probe),
+                    readiness_probe: options.settings.health_path.as_ref().map(probe),
+                    liveness_probe: options.settings.health_path.as_ref().map(probe),
                     volume_mounts: (!volume_mounts.is_empty()).then_some(volume_mounts),
                     ..Container::default()
                 }],

@@ -13,17 +13,9 @@ fn options(kind: WorkloadKind) -> WorkloadOptions {
         kind,
         image: ImageRef::parse("myacr.azurecr.io/app:1").unwrap(),
         namespace: None,
-        replicas: 2,
-        runtime_class: DEFAULT_RUNTIME_CLASS.to_string(),
         key_vault: None,
         identity: None,
-        service_account: None,
-        kv_stores: Vec::new(),
-        sqlite: Vec::new(),
-        resources: ResourceOptions::default(),
-        autoscale: None,
-        health_path: None,
-        image_pull_secrets: Vec::new(),
+        settings: WorkloadSettings::for_tests(),
     }
 }
 
@@ -213,7 +205,7 @@ fn key_vault_provider_mode_configures_spin_and_sets_no_secret_variables() {
 #[test]
 fn a_redis_store_url_goes_only_into_a_secret_kept_out_of_the_files() {
     let mut opts = options(WorkloadKind::Deployment);
-    opts.kv_stores = vec![crate::workload::runtime_config::parse_kv_store(
+    opts.settings.kv_stores = vec![crate::workload::runtime_config::parse_kv_store(
         "default=redis:redis://:pw@cache:6379",
     )
     .unwrap()];
