@@ -17,7 +17,8 @@ started=$SECONDS
 rig_pid=""
 if ! bash "$root/scripts/kube-rig/build.sh" --check >/dev/null 2>&1; then
   say "building the local control plane from Go modules in the background (once; cached in ~/.cache/spin-aks)…"
-  bash "$root/scripts/kube-rig/build.sh" >/dev/null &
+  # Its progress is the kube-rig lines; Go's one line per module downloaded is left out.
+  bash "$root/scripts/kube-rig/build.sh" 2> >(grep -v '^go: downloading' >&2) >/dev/null &
   rig_pid=$!
 fi
 if ! command -v docker-registry >/dev/null; then

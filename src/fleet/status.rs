@@ -348,15 +348,19 @@ fn flux_api(
     Api::namespaced_with(conn.client.clone(), namespace, &resource)
 }
 
+/// A member whose namespace lacks one of the Flux objects `fleet add` creates.
+fn not_following(status: &mut ClusterStatus, missing: &str) {
+    status.state = MemberState::NotFollowing;
+    status.reason = Some(format!(
+        "no {missing} in namespace {}: `spin-aks fleet add {}`",
+        status.namespace, status.cluster
+    ));
+}
+
 /// Decides the state from what the cluster holds, against the published digest and image.
 fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
     let Some(source) = &live.source else {
-        status.state = MemberState::NotFollowing;
-        status.reason = Some(format!(
-            "no OCIRepository in namespace {}: `spin-aks fleet add {}`",
-            status.namespace, status.cluster
-        ));
-        return;
+        return not_following(status, "OCIRepository");
     };
     status.fetched = source["status"]["artifact"]["revision"]
         .as_str()
@@ -396,12 +400,7 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
         return;
     }
     let Some(kustomization) = &live.kustomization else {
-        status.state = MemberState::NotFollowing;
-        status.reason = Some(format!(
-            "no Kustomization in namespace {}: `spin-aks fleet add {}`",
-            status.namespace, status.cluster
-        ));
-        return;
+        return not_following(status, "Kustomization");
     };
     let attempted = kustomization["status"]["lastAttemptedRevision"]
         .as_str()
