@@ -8,7 +8,8 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, ListParams, LogParams};
+use kube::api::{Api, DynamicObject, ListParams, LogParams};
+use kube::discovery::ApiResource;
 use kube::runtime::{watcher, WatchStreamExt};
 use serde::Serialize;
 
@@ -31,23 +32,41 @@ pub enum RolloutProgress {
     Failed(String),
 }
 
-/// Waits until Deployment `name` runs `image` (when given) on all its replicas.
+/// What one run expects a workload to roll out: the image it pushed, set in the object it
+/// applied (a SpinApp, whose operator writes the Deployment, or the Deployment itself).
+pub struct Expected<'a> {
+    pub image: &'a str,
+    pub applied: ApiResource,
+}
+
+/// Waits until Deployment `name` runs the expected image (when given) on all its replicas. When
+/// the object this run applied is changed to name another image (a later run's apply), the wait
+/// ends at once with an error that says which image superseded this run's.
 pub async fn wait(
     conn: &Connection,
     namespace: &str,
     name: &str,
-    image: Option<&str>,
+    expected: Option<Expected<'_>>,
     timeout: Duration,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<Rollout> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
+    let image = expected.as_ref().map(|e| e.image);
+    let by_name = || watcher::Config::default().fields(&format!("metadata.name={name}"));
     let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut deployment_events = watcher(deployments, config)
+    let mut deployment_events = watcher(deployments, by_name())
         .default_backoff()
         .applied_objects()
         .boxed();
+    let mut applied_events = expected.as_ref().map(|e| {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(conn.client.clone(), namespace, &e.applied);
+        watcher(api, by_name())
+            .default_backoff()
+            .applied_objects()
+            .boxed()
+    });
     let mut pod_events: Option<BoxStream<'static, Result<Pod, watcher::Error>>> = None;
     let mut last = format!(
         "Deployment {name} does not exist yet (is the operator running? `spin-aks cluster check`)"
@@ -70,6 +89,19 @@ pub async fn wait(
                 }
                 if pod_events.is_none() {
                     pod_events = pod_watch(conn, namespace, &deployment);
+                }
+            }
+            Some(event) = next_or_pending(&mut applied_events) => {
+                let (Ok(object), Some(expected)) = (event, expected.as_ref()) else { continue };
+                if let Some(now) = superseded_by(&object, expected.image) {
+                    anyhow::bail!(
+                        "{} {name} was applied again by another run while this one waited: it now \
+                         runs {now} instead of {}. This run's image is pushed and intact; run \
+                         `spin-aks up` again (or `spin-aks apply --image {}`) to deploy it",
+                        expected.applied.kind,
+                        expected.image,
+                        expected.image,
+                    );
                 }
             }
             Some(event) = next_or_pending(&mut pod_events) => {
@@ -110,6 +142,23 @@ fn pod_watch(
             .applied_objects()
             .boxed(),
     )
+}
+
+/// The image(s) an applied SpinApp (`spec.image`) or Deployment (its containers' images) now
+/// names, when none of them is `image`: another apply replaced this run's.
+pub fn superseded_by(object: &DynamicObject, image: &str) -> Option<String> {
+    let spec = object.data.get("spec")?;
+    let images: Vec<&str> = match spec.get("image") {
+        Some(one) => one.as_str().into_iter().collect(),
+        None => spec
+            .pointer("/template/spec/containers")
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("image").and_then(|i| i.as_str()))
+            .collect(),
+    };
+    (!images.is_empty() && !images.contains(&image)).then(|| images.join(", "))
 }
 
 /// kubectl's rollout-status steps, plus the template's image and ReplicaFailure.
@@ -365,5 +414,38 @@ mod tests {
             message.contains("install containerd-shim-spin"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn an_applied_object_naming_another_image_is_superseded() {
+        let object = |spec: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "X", "metadata": {"name": "app"}, "spec": spec
+            }))
+            .unwrap()
+        };
+        let containers = |images: &[&str]| {
+            let list: Vec<_> = images
+                .iter()
+                .map(|i| json!({"name": "c", "image": i}))
+                .collect();
+            json!({"template": {"spec": {"containers": list}}})
+        };
+        let cases = [
+            (json!({"image": "r/a@sha256:1"}), None),
+            (json!({"image": "r/a@sha256:2"}), Some("r/a@sha256:2")),
+            (containers(&["side:1", "r/a@sha256:1"]), None),
+            (containers(&["r/a@sha256:2"]), Some("r/a@sha256:2")),
+            (
+                containers(&["r/a@sha256:2", "side:1"]),
+                Some("r/a@sha256:2, side:1"),
+            ),
+            // An object that names no image (yet) supersedes nothing.
+            (json!({"replicas": 1}), None),
+        ];
+        for (spec, want) in cases {
+            let got = superseded_by(&object(spec.clone()), "r/a@sha256:1");
+            assert_eq!(got.as_deref(), want, "{spec}");
+        }
     }
 }

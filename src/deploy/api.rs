@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
+use kube::api::{Api, GroupVersionKind};
+use kube::discovery::ApiResource;
 use serde_json::{json, Value};
 
 use super::plan::DeployPlan;
@@ -287,6 +288,13 @@ pub async fn secret_objects(
     Ok(out)
 }
 
+/// The API resource of an object as the server returned it from the apply.
+fn applied_resource(object: &AppliedObject) -> ApiResource {
+    let api_version = object.result["apiVersion"].as_str().unwrap_or("v1");
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &object.kind))
+}
+
 /// Waits for every SpinApp's and Deployment's rollout; the summed report.
 async fn wait_for_workloads(
     conn: &Connection,
@@ -302,11 +310,15 @@ async fn wait_for_workloads(
     {
         let progress = |reason: &str| out.info(format!("waiting for {}: {reason}", workload.name));
         let waiting = format!("waiting for {} to roll out", workload.name);
+        let expected = rollout::Expected {
+            image: &image,
+            applied: applied_resource(workload),
+        };
         let wait = rollout::wait(
             conn,
             &plan.namespace,
             &workload.name,
-            Some(&image),
+            Some(expected),
             plan.settings.timeout,
             &progress,
         );

@@ -5,6 +5,7 @@ use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 use crate::support::apps::example_copy;
 use crate::support::rig::{apply_example, fake_image, rig, spin_aks_on, Rig};
@@ -709,6 +710,73 @@ fn pods_that_never_get_ready_time_out_with_their_events() {
         (2..=4).contains(&ticks),
         "{ticks} progress lines in 4 s: {err}"
     );
+}
+
+#[test]
+fn a_wait_that_another_apply_superseded_ends_at_once_naming_the_newer_image() {
+    let Some(c) = case("superseded") else { return };
+    let (mine, theirs) = (fake_image(13), fake_image(14));
+    // This run's pods never get ready, so only the other run's apply can end its wait early.
+    let dir = failing_spinapp(&c, "never-ready", &mine);
+    let mut first = spin_aks_on(c.rig, c.home.path());
+    first.arg("-f").arg(&c.app).args([
+        "apply",
+        "-n",
+        &c.ns,
+        "--dir",
+        dir.to_str().unwrap(),
+        "--image",
+        &mine,
+        "--timeout",
+        "5m",
+    ]);
+    let (send, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || send.send(first.output().unwrap()));
+    let image = || {
+        c.rig
+            .kubectl()
+            .args(["get", "spinapp", "hello-aks", "-n", &c.ns])
+            .args(["-o", "jsonpath={.spec.image}"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let applied = std::time::Instant::now();
+    while image() != mine {
+        assert!(applied.elapsed() < Duration::from_secs(60), "never applied");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let newer = c.write_yaml(
+        "newer",
+        &format!("apiVersion: core.spinkube.dev/v1alpha1\nkind: SpinApp\nmetadata:\n  name: hello-aks\nspec:\n  image: {theirs}\n  executor: containerd-shim-spin\n  replicas: 1\n"),
+    );
+    let second = c.run(&[
+        "apply",
+        "-n",
+        &c.ns,
+        "--dir",
+        newer.to_str().unwrap(),
+        "--image",
+        &theirs,
+        "--no-wait",
+    ]);
+    assert_success(&second);
+    // Well before its 5-minute timeout: the watch on its SpinApp shows the newer image.
+    let output = done
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the superseded run still waits 60 s after the newer apply");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("it now runs {theirs} instead of {mine}")),
+        "{err}"
+    );
+    assert!(
+        err.contains("This run's image is pushed and intact"),
+        "{err}"
+    );
+    assert_eq!(image(), theirs, "the newer apply stands");
 }
 
 #[test]
