@@ -617,9 +617,9 @@ pub struct DevArgs {
     pub push: PushArgs,
     #[command(flatten)]
     pub deploy: DeployArgs,
-    /// How long the files must be quiet after a change before a round starts (`spin watch` waits 100ms)
-    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_debounce)]
-    pub debounce: std::time::Duration,
+    /// How long the files must be quiet after a change before a round starts [default: 100ms, as `spin watch`, cut to 10ms once every changed file is closed after writing, renamed into place or removed]
+    #[arg(long, value_name = "DURATION", value_parser = parse_debounce)]
+    pub debounce: Option<std::time::Duration>,
     /// Do not stream the app's logs between rounds
     #[arg(long)]
     pub no_logs: bool,

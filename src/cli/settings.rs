@@ -459,7 +459,9 @@ impl DevArgs {
             ));
         }
         Ok(crate::dev::DevSettings {
-            debounce: self.debounce,
+            debounce: self
+                .debounce
+                .map_or(crate::dev::Debounce::Saves, crate::dev::Debounce::Quiet),
             logs: !self.no_logs,
             delete_on_exit: self.delete_on_exit,
         })

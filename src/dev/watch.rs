@@ -2,14 +2,17 @@
 //! file watcher that gathers changes into debounced batches.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 use crate::app::slash_path;
 use crate::app::{App, FileMount, Source};
+
+use super::Debounce;
 
 /// What an app's files mean to `dev`: per component, the files that need its build command run
 /// and the files that only change its image.
@@ -159,30 +162,52 @@ pub struct Batch {
     pub paths: Vec<String>,
 }
 
+/// What one file event says.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Change {
+    /// The file changed and may still be being written (created, or data written).
+    Writing,
+    /// The file changed and is complete: renamed into place, removed, its metadata changed.
+    Done,
+    /// A file open for writing was closed: it is complete; no change by itself.
+    Closed,
+}
+
+impl Change {
+    /// What an event means to `dev`; `None` for reads and opens, which start no round (spin
+    /// filters.rs:29-42).
+    fn of(kind: &EventKind) -> Option<Change> {
+        match kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Change::Closed),
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+                Some(Change::Writing)
+            }
+            EventKind::Modify(_) | EventKind::Remove(_) => Some(Change::Done),
+            _ => None,
+        }
+    }
+}
+
 /// The app directory watched for changes (inotify on Linux).
 pub struct Watcher {
     _inner: notify::RecommendedWatcher,
-    events: mpsc::UnboundedReceiver<(Instant, PathBuf)>,
-    debounce: Duration,
+    events: mpsc::UnboundedReceiver<(Instant, PathBuf, Change)>,
+    debounce: Debounce,
 }
 
 impl Watcher {
     /// Watches `watched`'s directory: its files, and every subdirectory but the ignored ones.
-    pub fn start(watched: &Watched, debounce: Duration) -> anyhow::Result<Watcher> {
+    pub fn start(watched: &Watched, debounce: Debounce) -> anyhow::Result<Watcher> {
         let (sender, events) = mpsc::unbounded_channel();
         let mut inner =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
-                // Only changes: reads and opens start no round (spin filters.rs:29-42).
-                if !matches!(
-                    event.kind,
-                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-                ) {
+                let Some(change) = Change::of(&event.kind) else {
                     return;
-                }
+                };
                 let now = Instant::now();
                 for path in event.paths {
-                    let _ = sender.send((now, path));
+                    let _ = sender.send((now, path, change));
                 }
             })?;
         let cannot = |e: notify::Error| {
@@ -207,24 +232,65 @@ impl Watcher {
     }
 
     /// The next batch of changes that matter to `watched`: from the first one, gathered until
-    /// none came for the debounce. `None` once the watcher has stopped.
+    /// none came for the debounce (the shorter one once every changed file is complete). `None`
+    /// once the watcher has stopped.
     pub async fn next(&mut self, watched: &Watched) -> Option<Batch> {
         let relevant = |path: &Path| watched.relative(path).filter(|r| watched.matters(r));
-        let (first, path) = loop {
-            let (at, path) = self.events.recv().await?;
+        let (first, path, change) = loop {
+            let (at, path, change) = self.events.recv().await?;
+            if change == Change::Closed {
+                continue;
+            }
             if let Some(relative) = relevant(&path) {
-                break (at, relative);
+                break (at, relative, change);
             }
         };
-        let mut paths = vec![path];
-        while let Ok(Some((_, path))) =
-            tokio::time::timeout(self.debounce, self.events.recv()).await
-        {
-            paths.extend(relevant(&path));
+        let mut gathered = Gathered::default();
+        gathered.add(path, change);
+        loop {
+            let quiet = if gathered.writing.is_empty() {
+                self.debounce.settled()
+            } else {
+                self.debounce.writing()
+            };
+            match tokio::time::timeout(quiet, self.events.recv()).await {
+                Ok(Some((_, path, change))) => {
+                    if let Some(relative) = relevant(&path) {
+                        gathered.add(relative, change);
+                    }
+                }
+                _ => break,
+            }
         }
-        paths.sort();
-        paths.dedup();
-        Some(Batch { first, paths })
+        Some(Batch {
+            first,
+            paths: gathered.changed.into_iter().collect(),
+        })
+    }
+}
+
+/// The changes of one batch: every changed file once, sorted, and those still being written.
+#[derive(Default)]
+struct Gathered {
+    changed: std::collections::BTreeSet<String>,
+    writing: std::collections::BTreeSet<String>,
+}
+
+impl Gathered {
+    fn add(&mut self, path: String, change: Change) {
+        match change {
+            Change::Writing => {
+                self.writing.insert(path.clone());
+                self.changed.insert(path);
+            }
+            Change::Done => {
+                self.writing.remove(&path);
+                self.changed.insert(path);
+            }
+            Change::Closed => {
+                self.writing.remove(&path);
+            }
+        }
     }
 }
 
@@ -262,6 +328,70 @@ mod tests {
             assert!(!w.matters(ignored), "{ignored}");
         }
         assert!(w.meaning("spin.toml").manifest);
+    }
+
+    #[test]
+    fn a_batch_waits_the_long_quiet_only_while_a_changed_file_may_be_written() {
+        use notify::event::{CreateKind, DataChange, MetadataKind, RemoveKind, RenameMode};
+        let (w, d, c) = (Change::Writing, Change::Done, Change::Closed);
+        let kinds = [
+            (EventKind::Create(CreateKind::File), Some(w)),
+            (
+                EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+                Some(w),
+            ),
+            (EventKind::Modify(ModifyKind::Name(RenameMode::To)), Some(d)),
+            (
+                EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+                Some(d),
+            ),
+            (EventKind::Remove(RemoveKind::File), Some(d)),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                Some(c),
+            ),
+            (EventKind::Access(AccessKind::Close(AccessMode::Read)), None),
+            (EventKind::Access(AccessKind::Open(AccessMode::Any)), None),
+        ];
+        for (kind, want) in kinds {
+            assert_eq!(Change::of(&kind), want, "{kind:?}");
+        }
+        /// The events of a batch, the files still being written after them, the changed files.
+        type Case<'a> = (&'a [(&'a str, Change)], &'a [&'a str], &'a [&'a str]);
+        let cases: [Case; 5] = [
+            // `echo >> a`: written, then closed.
+            (&[("a", w), ("a", c)], &[], &["a"]),
+            // An editor mid-save: written, not closed yet.
+            (&[("a", w)], &["a"], &["a"]),
+            // Two files, one closed: the other holds the long wait.
+            (&[("a", w), ("b", w), ("a", c)], &["b"], &["a", "b"]),
+            // Written to a temporary name, renamed into place (vim, sed -i).
+            (&[("a", d)], &[], &["a"]),
+            // Closed again after a rename: still complete, listed once.
+            (&[("a", d), ("a", w), ("a", c), ("a", c)], &[], &["a"]),
+        ];
+        for (events, writing, changed) in cases {
+            let mut gathered = Gathered::default();
+            for (path, change) in events {
+                gathered.add(path.to_string(), *change);
+            }
+            let got =
+                |set: &std::collections::BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>();
+            assert_eq!(got(&gathered.writing), writing, "{events:?}");
+            assert_eq!(got(&gathered.changed), changed, "{events:?}");
+        }
+        assert_eq!(
+            Debounce::Saves.settled(),
+            std::time::Duration::from_millis(10)
+        );
+        let quiet = Debounce::Quiet(std::time::Duration::from_millis(300));
+        assert_eq!(
+            (quiet.writing(), quiet.settled()),
+            (
+                std::time::Duration::from_millis(300),
+                std::time::Duration::from_millis(300)
+            )
+        );
     }
 
     #[test]
