@@ -3,7 +3,7 @@
 # from a file's change (the watcher's first event) to the new digest ready, as `dev --output json`
 # reports it per round, for an edit to a mounted file and to a component's source (the build
 # command's own time excluded), medians of N rounds each, with each step's median.
-# Usage: benches/dev-loop.sh [runs]  (needs: cargo, kubectl, docker-registry, python3)
+# Usage: benches/dev-loop.sh [runs]  (needs: cargo, kubectl, docker-registry, python3 with wasmtime)
 # SPIN_AKS_BIN=path uses that binary instead of a release build.
 set -euo pipefail
 runs=${1:-9}
@@ -39,7 +39,8 @@ wait_round 1
 n=1
 for run in $(seq "$runs"); do
   echo "run $run $RANDOM" >> "$app/static/index.html"; n=$((n + 1)); wait_round $n; sleep 0.5
-  echo ";; run $run" >> "$app/src/api.wat"; n=$((n + 1)); wait_round $n; sleep 0.5
+  # a new greeting: new wasm (a comment alone would compile to the same bytes)
+  sed -i -E "s/greeting: [a-z0-9 ]*/greeting: run $run/" "$app/src/api.wat"; n=$((n + 1)); wait_round $n; sleep 0.5
 done
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 - "$work/rounds.jsonl" "$load" <<'PY'

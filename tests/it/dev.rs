@@ -158,6 +158,59 @@ impl Drop for Dev {
     }
 }
 
+/// What the app answers at `/` through `spin-aks port-forward`, each of its pods running its
+/// image's wasm in the rig's WAGI stand-in for the Spin shim (scripts/kube-rig/wagi-shim.py):
+/// a `PortForward` named after each pod sends its connections there.
+fn served(rig: &Rig, home: &Path, app: &Path, ns: &str) -> String {
+    let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kube-rig/wagi-shim.py");
+    let pods = rig.kubectl_ok(&["get", "pods", "-n", ns, "-o", "name"]);
+    for pod in pods.lines().filter_map(|l| l.strip_prefix("pod/")) {
+        let forward = serde_json::json!({
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "PortForward",
+            "metadata": {"name": pod, "namespace": ns},
+            "spec": {"forwards": [{"ports": [80], "command": [
+                "python3", shim, rig.kubeconfig, ns, pod
+            ]}]}
+        });
+        let file = home.join(format!("portforward-{pod}.json"));
+        std::fs::write(&file, forward.to_string()).unwrap();
+        rig.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    }
+    let port = support::registry::free_port();
+    let mut forward = Command::new(assert_cmd::cargo::cargo_bin("spin-aks"))
+        .env("SPIN_AKS_STATE_FILE", home.join("state"))
+        .env("KUBECONFIG", &rig.kubeconfig)
+        .env("HOME", home)
+        .arg("-f")
+        .arg(app)
+        .args(["port-forward", "-n", ns, "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut body = None;
+    for _ in 0..100 {
+        let get = Command::new("curl")
+            .args(["-sS", "-m", "10", &format!("http://127.0.0.1:{port}/")])
+            .output()
+            .unwrap();
+        if get.status.success() {
+            body = Some(String::from_utf8_lossy(&get.stdout).into_owned());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = forward.kill();
+    let forwarded = forward.wait_with_output().unwrap();
+    body.unwrap_or_else(|| {
+        panic!(
+            "nothing answered through port-forward: {}",
+            String::from_utf8_lossy(&forwarded.stderr)
+        )
+    })
+}
+
 /// The blobs the registry stores (sha256 hex), as its filesystem storage lays them out.
 fn stored_blobs(registry: &Registry) -> Vec<String> {
     let root = registry
@@ -209,6 +262,13 @@ fn dev_redeploys_each_edit_pushes_only_new_blobs_and_survives_a_failed_build() {
         digest.to_string()
     };
     let one = running(&first);
+    // What answers is the pushed wasm itself, run on the mounted page (the fixture's WAGI module
+    // prints its greeting, then /index.html).
+    let page_one = "version one\n".repeat(400);
+    assert_eq!(
+        served(rig, _home.path(), &app, &ns),
+        format!("greeting: hello one\n{page_one}")
+    );
     // Between rounds the pods' logs stream on stderr, each line naming its pod.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !dev.stderr().contains("] Serving HTTP on 0.0.0.0:80") {
@@ -250,18 +310,29 @@ fn dev_redeploys_each_edit_pushes_only_new_blobs_and_survives_a_failed_build() {
         assert_eq!(std::fs::read(data).unwrap().first(), Some(&b'{'), "{blob}");
     }
     assert!(file["blobs_skipped"].as_u64().unwrap() >= 1, "{file}");
+    assert_eq!(
+        served(rig, _home.path(), &app, &ns),
+        format!("greeting: hello one\n{page}")
+    );
 
     // The component's source: its build command runs, then a new image with the new wasm.
-    std::fs::write(app.join("src/api.wat"), "(module (memory 1))").unwrap();
+    let wat = std::fs::read_to_string(app.join("src/api.wat")).unwrap();
+    std::fs::write(
+        app.join("src/api.wat"),
+        wat.replace("greeting: hello one", "greeting: hello two"),
+    )
+    .unwrap();
     let source = dev.round();
     assert_eq!(source["ok"], true, "{source}");
     assert_eq!(source["changed"], serde_json::json!(["src/api.wat"]));
     assert_eq!(source["built"], serde_json::json!(["api"]));
     let three = running(&source);
     let wasm = std::fs::read(app.join("target/api.wasm")).unwrap();
-    assert!(String::from_utf8_lossy(&wasm).contains("(memory 1)"));
+    assert!(String::from_utf8_lossy(&wasm).contains("greeting: hello two"));
     assert!(stored_blobs(&registry).contains(&sha256_hex(&wasm)));
     assert_ne!(three, two);
+    let now_served = format!("greeting: hello two\n{page}");
+    assert_eq!(served(rig, _home.path(), &app, &ns), now_served);
 
     // A build error: reported, nothing pushed or applied, the last good version keeps running.
     std::fs::write(app.join("src/api.wat"), "(module (error").unwrap();
@@ -281,6 +352,7 @@ fn dev_redeploys_each_edit_pushes_only_new_blobs_and_survives_a_failed_build() {
         format!("{reference}@{three}")
     );
     assert!(dev.stderr().contains("syntax error"), "{}", dev.stderr());
+    assert_eq!(served(rig, _home.path(), &app, &ns), now_served);
 
     // Ctrl-C stops watching and leaves the app deployed.
     let (status, said) = dev.interrupt();
