@@ -3,10 +3,13 @@
 # from a file's change (the watcher's first event) to the new digest ready, as `dev --output json`
 # reports it per round, for an edit to a mounted file and to a component's source (the build
 # command's own time excluded), medians of N rounds each, with each step's median.
-# Usage: benches/dev-loop.sh [runs]  (needs: cargo, kubectl, docker-registry, python3 with wasmtime)
+# Usage: [GAP=seconds] benches/dev-loop.sh [runs]  (needs: cargo, kubectl, docker-registry, python3 with wasmtime)
+# GAP (default 2) is the pause after each round before the next edit, as between a developer's
+# saves; with GAP=0.5 a round starts while the cluster still settles the last rollout.
 # SPIN_AKS_BIN=path uses that binary instead of a release build.
 set -euo pipefail
 runs=${1:-9}
+gap=${GAP:-2}
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=benches/lib.sh
 source "$root/benches/lib.sh"
@@ -38,12 +41,12 @@ wait_round() { # wait_round N: until line N is written
 wait_round 1
 n=1
 for run in $(seq "$runs"); do
-  echo "run $run $RANDOM" >> "$app/static/index.html"; n=$((n + 1)); wait_round $n; sleep 0.5
+  echo "run $run $RANDOM" >> "$app/static/index.html"; n=$((n + 1)); wait_round $n; sleep "$gap"
   # a new greeting: new wasm (a comment alone would compile to the same bytes)
-  sed -i -E "s/greeting: [a-z0-9 ]*/greeting: run $run/" "$app/src/api.wat"; n=$((n + 1)); wait_round $n; sleep 0.5
+  sed -i -E "s/greeting: [a-z0-9 ]*/greeting: run $run/" "$app/src/api.wat"; n=$((n + 1)); wait_round $n; sleep "$gap"
 done
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-python3 - "$work/rounds.jsonl" "$load" <<'PY'
+python3 - "$work/rounds.jsonl" "$load" "$gap" <<'PY'
 import json, statistics, sys
 rounds = [json.loads(l) for l in open(sys.argv[1])][1:]
 assert all(r["ok"] for r in rounds), [r for r in rounds if not r["ok"]]
@@ -53,5 +56,5 @@ for kind, pick in [("mounted file", lambda r: not r["built"]), ("component", lam
     total = statistics.median(r["seconds"]["total"] - r["seconds"]["build_command"] for r in chosen)
     split = ", ".join(f"{s} {statistics.median(r['seconds'][s] for r in chosen):.3f}" for s in steps)
     print(f"{kind}: change → ready median {total:.3f} s over {len(chosen)} rounds (build command excluded; goal ≤ 0.3 s); medians: {split}")
-print(f"load average {sys.argv[2]}")
+print(f"load average {sys.argv[2]}; {sys.argv[3]} s between a round and the next edit")
 PY
