@@ -18,6 +18,7 @@ mod cluster_aks;
 mod cluster_commands;
 mod cluster_create;
 mod cluster_parts;
+mod concurrent;
 mod dev;
 mod discovery_cache;
 mod durability;
