@@ -535,14 +535,24 @@ impl RegistryClient {
     /// A final error for an answer the operation did not expect, with the registry's own words.
     async fn unexpected(&self, response: Response, doing: &str) -> Attempt {
         let status = response.status();
-        if status == StatusCode::FORBIDDEN {
-            return Attempt::Final(self.denied());
-        }
-        let detail = registry_errors(response).await;
-        Attempt::Final(anyhow::anyhow!(
-            "{} answered {status} when {doing}{detail}",
-            self.registry
-        ))
+        let entries = error_entries(response).await;
+        let detail = errors_detail(&entries);
+        let registry = &self.registry;
+        Attempt::Final(match refusal(status, &entries) {
+            Refusal::Denied => self.denied(),
+            Refusal::OutOfStorage => anyhow::anyhow!(
+                "{registry} refused {doing}: it is out of storage or over a quota ({status}{detail}). \
+                 Free space there (delete unused tags; on ACR also untagged manifests) or raise the \
+                 quota, then run the same command again: what was sent is kept, and it sends only \
+                 the rest"
+            ),
+            Refusal::ManifestBlobUnknown => anyhow::Error::new(ManifestBlobUnknown(format!(
+                "{registry} refused {doing}: the repository lacks a blob the manifest names \
+                 ({status}{detail}), deleted since it was checked (garbage collection?). Run the \
+                 same command again: it sends what is missing"
+            ))),
+            Refusal::Other => anyhow::anyhow!("{registry} answered {status} when {doing}{detail}"),
+        })
     }
 }
 
@@ -639,6 +649,11 @@ fn challenge_header(response: &Response) -> Option<String> {
 
 /// `: CODE: message; …` from a distribution error body, or nothing.
 async fn registry_errors(response: Response) -> String {
+    errors_detail(&error_entries(response).await)
+}
+
+/// The `{"errors":[{code, message}]}` a registry answers with (distribution spec, "Error Codes").
+async fn error_entries(response: Response) -> Vec<(String, String)> {
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Vec<ErrorEntry>,
@@ -650,17 +665,121 @@ async fn registry_errors(response: Response) -> String {
         message: String,
     }
     let Ok(body) = response.bytes().await else {
-        return String::new();
+        return Vec::new();
     };
     match serde_json::from_slice::<Errors>(&body) {
-        Ok(errors) if !errors.errors.is_empty() => {
-            let parts: Vec<String> = errors
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.code, e.message))
-                .collect();
-            format!(" ({})", parts.join("; "))
+        Ok(errors) => errors
+            .errors
+            .into_iter()
+            .map(|e| (e.code, e.message))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// ` (CODE: message; …)`, or nothing when the registry said nothing.
+fn errors_detail(entries: &[(String, String)]) -> String {
+    if entries.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = entries
+        .iter()
+        .map(|(code, message)| format!("{code}: {message}"))
+        .collect();
+    format!(" ({})", parts.join("; "))
+}
+
+/// What a registry's final refusal means to the user.
+#[derive(Debug, PartialEq)]
+enum Refusal {
+    /// The identity lacks the right (403 without more said).
+    Denied,
+    /// No room: 507 Insufficient Storage, or a refusal that names a quota (a storage or
+    /// repository quota used up, as ACR, Harbor and others say it).
+    OutOfStorage,
+    /// The manifest names a blob the repository lacks (`MANIFEST_BLOB_UNKNOWN`).
+    ManifestBlobUnknown,
+    Other,
+}
+
+fn refusal(status: StatusCode, entries: &[(String, String)]) -> Refusal {
+    let says = |word: &str| {
+        entries.iter().any(|(code, message)| {
+            code.to_ascii_lowercase().contains(word) || message.to_ascii_lowercase().contains(word)
+        })
+    };
+    if status == StatusCode::INSUFFICIENT_STORAGE || says("quota") {
+        Refusal::OutOfStorage
+    } else if entries
+        .iter()
+        .any(|(code, _)| code == "MANIFEST_BLOB_UNKNOWN")
+    {
+        Refusal::ManifestBlobUnknown
+    } else if status == StatusCode::FORBIDDEN {
+        Refusal::Denied
+    } else {
+        Refusal::Other
+    }
+}
+
+/// A manifest refused because the repository lacks a blob it names: one the push found present
+/// was deleted since (garbage collection), or a registry that lost it. Sending the blobs the
+/// registry then lacks and the manifest again completes the push.
+#[derive(Debug)]
+pub struct ManifestBlobUnknown(pub String);
+
+impl std::fmt::Display for ManifestBlobUnknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ManifestBlobUnknown {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_read_from_its_status_and_the_registrys_errors() {
+        let said = |code: &str, message: &str| vec![(code.to_string(), message.to_string())];
+        let cases = [
+            (507, vec![], Refusal::OutOfStorage),
+            (
+                403,
+                said("DENIED", "storage quota exceeded"),
+                Refusal::OutOfStorage,
+            ),
+            (
+                400,
+                said("QUOTA_EXCEEDED", "project quota"),
+                Refusal::OutOfStorage,
+            ),
+            (
+                403,
+                said("DENIED", "requested access to the resource is denied"),
+                Refusal::Denied,
+            ),
+            (403, vec![], Refusal::Denied),
+            (
+                400,
+                said("MANIFEST_BLOB_UNKNOWN", "blob unknown to registry"),
+                Refusal::ManifestBlobUnknown,
+            ),
+            (
+                400,
+                said("MANIFEST_INVALID", "manifest invalid"),
+                Refusal::Other,
+            ),
+            (
+                404,
+                said("NAME_UNKNOWN", "repository name not known"),
+                Refusal::Other,
+            ),
+        ];
+        for (status, entries, want) in cases {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(refusal(status, &entries), want, "{status} {entries:?}");
         }
-        _ => String::new(),
     }
 }

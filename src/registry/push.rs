@@ -7,7 +7,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::client::upload::{BlobFile, MountOutcome, SMALL_BLOB};
-use super::client::RegistryClient;
+use super::client::{ManifestBlobUnknown, RegistryClient};
 use super::progress::PushProgress;
 use super::source::BlobSource;
 use crate::oci::media_types::IMAGE_INDEX;
@@ -106,28 +106,32 @@ pub async fn push_layout(
             Some(_) => vec![None; blobs.len()],
         };
         let mut progress = PushProgress::new(options.progress, blobs.iter().map(|b| b.size).sum());
-        let outcomes = stream::iter(blobs.into_iter().zip(known))
-            .map(|(blob, present)| {
-                push_blob(
-                    layout,
-                    client,
-                    blob,
-                    options.mount_from.as_deref(),
-                    &progress,
-                    present,
-                )
-            })
-            .buffer_unordered(options.jobs.max(1))
-            .try_collect()
-            .await?;
-        progress.finish();
-        client
-            .put_manifest(
+        let mut outcomes = send_blobs(layout, client, &blobs, known, options, &progress).await?;
+        let put = || {
+            client.put_manifest(
                 &manifest_reference,
                 manifest.media_type.as_deref(),
                 &manifest_bytes,
             )
-            .await?;
+        };
+        if let Err(refused) = put().await {
+            if !refused.chain().any(|e| e.is::<ManifestBlobUnknown>()) {
+                return Err(refused);
+            }
+            // A blob found present (or taken to be absent and sent) is gone by the time the
+            // manifest came: every blob is asked about again, what is missing sent, and the
+            // manifest sent once more.
+            tracing::info!("{refused:#}; asking for every blob again");
+            let known = vec![None; blobs.len()];
+            let again = send_blobs(layout, client, &blobs, known, options, &progress).await?;
+            for (outcome, retried) in outcomes.iter_mut().zip(again) {
+                if !matches!(retried, BlobOutcome::Skipped) {
+                    *outcome = retried;
+                }
+            }
+            put().await?;
+        }
+        progress.finish();
         outcomes
     };
     let referrers = push_referrers(layout, client, &digest, options).await?;
@@ -249,6 +253,29 @@ fn index_entries(bytes: &[u8]) -> anyhow::Result<Vec<serde_json::Value>> {
         Some(serde_json::Value::Array(entries)) => entries.clone(),
         _ => Vec::new(),
     })
+}
+
+/// Sends `blobs` (each unless `known` present, else asked about first), `jobs` at a time; each
+/// blob's outcome, in their order.
+async fn send_blobs(
+    layout: &Layout,
+    client: &RegistryClient,
+    blobs: &[&Descriptor],
+    known: Vec<Option<bool>>,
+    options: &PushOptions,
+    progress: &PushProgress,
+) -> anyhow::Result<Vec<BlobOutcome>> {
+    let mount_from = options.mount_from.as_deref();
+    let mut sent: Vec<(usize, BlobOutcome)> = stream::iter(blobs.iter().zip(known).enumerate())
+        .map(|(i, (blob, present))| async move {
+            let outcome = push_blob(layout, client, blob, mount_from, progress, present).await?;
+            anyhow::Ok((i, outcome))
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .try_collect()
+        .await?;
+    sent.sort_by_key(|(i, _)| *i);
+    Ok(sent.into_iter().map(|(_, outcome)| outcome).collect())
 }
 
 /// What is known, before any blob is sent to a repository that lacks the tag, of whether it holds

@@ -716,6 +716,116 @@ fn an_upload_session_the_registry_forgot_is_opened_again() {
     assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
 }
 
+/// A registry out of room refuses a blob for good (507, or a quota named in a refusal, as a
+/// registry with a storage quota answers): the push stops at once saying so and what to do, and
+/// a re-run once there is room sends only what the first did not.
+#[test]
+fn a_registry_out_of_storage_stops_the_push_and_a_re_run_sends_only_the_rest() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let rows: [(&str, u16, &'static str); 2] = [
+        ("full", 507, ""),
+        (
+            "quota",
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"storage quota exceeded for this registry"}]}"#,
+        ),
+    ];
+    for (name, status, body) in rows {
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (uploads, count) = (Arc::new(AtomicUsize::new(0)), refused.clone());
+        let proxy = FaultProxy::start(
+            registry.port(),
+            Box::new(move |_, method, path| {
+                // The fourth blob upload and every one after it: the registry is full.
+                if is_blob_upload(method, path) && uploads.fetch_add(1, Ordering::SeqCst) >= 3 {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    Fault::Refused(status, body)
+                } else {
+                    Fault::Pass
+                }
+            }),
+        );
+        let dir = fx.layout(name, 8);
+        let repository = format!("{name}/app:1");
+        let (code, _, stderr) = fx.push(&[
+            &format!("{}/{repository}", proxy.host()),
+            "--from-layout",
+            dir.to_str().unwrap(),
+            "--jobs",
+            "1",
+        ]);
+        assert_eq!(code, 1, "{name}: {stderr}");
+        assert!(
+            stderr.contains("is out of storage or over a quota")
+                && stderr.contains("what was sent is kept, and it sends only the rest"),
+            "{name}: {stderr}"
+        );
+        assert_eq!(
+            refused.load(Ordering::SeqCst),
+            1,
+            "{name}: never tried again"
+        );
+        // With room again: the 3 blobs sent stay, the other 6 go.
+        let again = fx.push_ok(&[
+            &format!("{}/{repository}", registry.host()),
+            "--from-layout",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            (
+                again["blobs_uploaded"].as_u64(),
+                again["blobs_skipped"].as_u64()
+            ),
+            (Some(6), Some(3)),
+            "{name}: {again}"
+        );
+    }
+}
+
+/// A blob deleted between the push's look at it and the manifest (a garbage collection in
+/// between): the registry refuses the manifest with MANIFEST_BLOB_UNKNOWN; the push asks about
+/// every blob again, sends the missing one and the manifest again, and completes.
+#[test]
+fn a_blob_deleted_before_the_manifest_is_sent_again_and_the_push_completes() {
+    let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
+        return;
+    };
+    let dir = fx.layout("gc", 5);
+    let layout = spin_aks::oci::Layout::open(&dir).unwrap();
+    let (_, manifest) = layout.image(None).unwrap();
+    let victim = manifest.layers[2].digest.to_string();
+    let link = registry.dir().join(format!(
+        "storage/docker/registry/v2/repositories/collected/app/_layers/sha256/{}",
+        &victim["sha256:".len()..]
+    ));
+    let manifest_puts = Arc::new(AtomicUsize::new(0));
+    let (puts, link_to_delete) = (manifest_puts.clone(), link.clone());
+    let proxy = FaultProxy::start(
+        registry.port(),
+        Box::new(move |_, method, path| {
+            if method == "PUT"
+                && path.contains("/manifests/")
+                && puts.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                // The collector runs now: the repository no longer holds that layer.
+                std::fs::remove_dir_all(&link_to_delete).unwrap();
+            }
+            Fault::Pass
+        }),
+    );
+    let json = fx.push_ok(&[
+        &format!("{}/collected/app:1", proxy.host()),
+        "--from-layout",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(manifest_puts.load(Ordering::SeqCst), 2, "{json}");
+    assert!(link.exists(), "the layer was sent again");
+    let raw = skopeo_raw_manifest(&format!("{}/collected/app:1", registry.host()), None);
+    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+}
+
 #[test]
 fn build_flags_with_a_prebuilt_layout_or_archive_are_refused() {
     let home = tempfile::tempdir().unwrap();

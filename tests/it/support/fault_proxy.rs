@@ -26,6 +26,9 @@ pub enum Fault {
     Reset,
     /// Forward the head, read part of the body, then reset the connection.
     ResetMidBody,
+    /// Answer this status with this distribution-style error body (`{"errors":[…]}`, or none
+    /// when empty), as a registry refusing for good does.
+    Refused(u16, &'static str),
     /// Answer `429 Too Many Requests` with `Retry-After: <seconds>`.
     Throttled(u64),
     /// Wait this many milliseconds, then pass the request on.
@@ -187,6 +190,14 @@ async fn handle(
             let body = r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry"}]}"#;
             let reply = format!(
                 "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(reply.as_bytes()).await?;
+            return client.shutdown().await;
+        }
+        Fault::Refused(status, body) => {
+            let reply = format!(
+                "HTTP/1.1 {status} Refused\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             client.write_all(reply.as_bytes()).await?;
