@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -223,9 +224,10 @@ enum Http {
 /// for the server's delayed ACK). Through a proxy, kube's stack as it is.
 fn client(config: kube::Config, http: Http) -> Result<kube::Client, kube::Error> {
     use kube::client::ConfigExt;
+    let config_url = config.cluster_url.to_string();
     if config.proxy_url.is_some() {
         return Ok(kube::client::ClientBuilder::try_from(config)?
-            .with_layer(&RetryLayer)
+            .with_layer(&RetryLayer::for_server(&config_url))
             .build());
     }
     // kube's TLS setup takes the process's default provider, which its own stack installs.
@@ -265,7 +267,7 @@ fn client(config: kube::Config, http: Http) -> Result<kube::Client, kube::Error>
         .service(http_client);
     Ok(
         kube::client::ClientBuilder::new(service, config.default_namespace)
-            .with_layer(&RetryLayer)
+            .with_layer(&RetryLayer::for_server(&config_url))
             .build(),
     )
 }
@@ -282,10 +284,44 @@ fn api_server_policy() -> RetryPolicy {
     .max_wait(Duration::from_secs(10))
 }
 
+/// How long requests wait out an API server that answered before and now cannot be reached (a
+/// restart, a paused process, a dropped load balancer): each request tries again for this long.
+const OUTAGE_BUDGET: Duration = Duration::from_secs(120);
+
+/// Pauses while riding out an outage: from 200 ms, doubling up to 2 s, for [`OUTAGE_BUDGET`]
+/// (`SPIN_AKS_API_OUTAGE_SECONDS`, a positive whole number, changes it).
+fn outage_policy() -> RetryPolicy {
+    let budget = std::env::var("SPIN_AKS_API_OUTAGE_SECONDS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map_or(OUTAGE_BUDGET, Duration::from_secs);
+    RetryPolicy::new(Duration::from_millis(200), Duration::from_secs(2), budget)
+}
+
 /// Retries what is safe to repeat against the API server: a GET or a server-side apply that met a
-/// dropped connection, 408, 429 or 5xx is sent again; creates and deletes never are. The layer
-/// for `kube::client::ClientBuilder::with_layer`.
-struct RetryLayer;
+/// dropped connection, 408, 429 or 5xx is sent again; creates and deletes only when the
+/// connection was refused (they never left). Once the server has answered, an unreachable server
+/// is waited for up to [`OUTAGE_BUDGET`] per request; before that, four tries fail fast (a wrong
+/// address). The layer for `kube::client::ClientBuilder::with_layer`.
+struct RetryLayer {
+    /// Whether the API server has answered any request of this process.
+    reached: Arc<AtomicBool>,
+}
+
+impl RetryLayer {
+    /// The layer for the API server at `url`: every client of this process to that server shares
+    /// whether it has answered (a command connects more than once).
+    fn for_server(url: &str) -> RetryLayer {
+        static REACHED: std::sync::LazyLock<
+            std::sync::Mutex<std::collections::HashMap<String, Arc<AtomicBool>>>,
+        > = std::sync::LazyLock::new(Default::default);
+        let mut reached = REACHED.lock().unwrap_or_else(|e| e.into_inner());
+        RetryLayer {
+            reached: reached.entry(url.to_string()).or_default().clone(),
+        }
+    }
+}
 
 impl<S> tower_layer::Layer<S> for RetryLayer {
     type Service = Retrying<S>;
@@ -293,6 +329,7 @@ impl<S> tower_layer::Layer<S> for RetryLayer {
     fn layer(&self, inner: S) -> Retrying<S> {
         Retrying {
             inner: Arc::new(Mutex::new(inner)),
+            reached: self.reached.clone(),
         }
     }
 }
@@ -300,6 +337,7 @@ impl<S> tower_layer::Layer<S> for RetryLayer {
 /// The service: the inner stack behind a lock, so a retry can send again.
 struct Retrying<S> {
     inner: Arc<Mutex<S>>,
+    reached: Arc<AtomicBool>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -320,30 +358,46 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
+        let (inner, reached) = (self.inner.clone(), self.reached.clone());
         Box::pin(async move {
             let policy = api_server_policy();
             let deadline = policy.deadline();
+            // Set at the first unreachable try once the server had answered.
+            let mut outage: Option<(RetryPolicy, std::time::Instant, u32)> = None;
             let safe = safe_to_repeat(&request);
             let (parts, body) = request.into_parts();
             let mut tries = 0;
             loop {
                 tries += 1;
-                let repeatable = (safe && tries < policy.max_tries)
-                    .then(|| body.try_clone())
-                    .flatten();
-                let Some(this) = repeatable else {
+                let more = outage.is_some() || tries < policy.max_tries;
+                let Some(this) = more.then(|| body.try_clone()).flatten() else {
                     return send(&inner, Request::from_parts(parts, body)).await;
                 };
                 let outcome = send(&inner, Request::from_parts(parts.clone(), this)).await;
-                let asked = match &outcome {
-                    Ok(response) if !retry::is_transient_status(response.status()) => {
-                        return outcome
+                let pause = match &outcome {
+                    Ok(response) => {
+                        reached.store(true, Ordering::Relaxed);
+                        if !safe || !retry::is_transient_status(response.status()) {
+                            return outcome;
+                        }
+                        policy.next_pause(tries, deadline, policy.asked(response.headers()))
                     }
-                    Ok(response) => policy.asked(response.headers()),
-                    Err(_) => None,
+                    Err(error) if reached.load(Ordering::Relaxed) && is_unreachable(error) => {
+                        if !safe && !never_sent(error) {
+                            return outcome;
+                        }
+                        let (outage_policy, since, n) = outage
+                            .get_or_insert_with(|| (outage_policy(), std::time::Instant::now(), 0));
+                        *n += 1;
+                        let until = *since + outage_policy.budget;
+                        outage_policy.next_pause(*n, until, None)
+                    }
+                    Err(error) if safe || never_sent(error) => {
+                        policy.next_pause(tries, deadline, None)
+                    }
+                    Err(_) => return outcome,
                 };
-                let Some(pause) = policy.next_pause(tries, deadline, asked) else {
+                let Some(pause) = pause else {
                     return outcome;
                 };
                 tracing::debug!(tries, method = %parts.method, uri = %parts.uri, ?pause, "retrying an API server request");
@@ -351,6 +405,45 @@ where
             }
         })
     }
+}
+
+/// The causes of `error`, outermost first.
+fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| e.source())
+}
+
+/// A request that got no answer because the server could not be reached: the connection was
+/// refused, reset, timed out or could not be made.
+fn is_unreachable(error: &BoxError) -> bool {
+    causes(error.as_ref()).any(|e| {
+        e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(|e| e.is_connect())
+            || e.downcast_ref::<std::io::Error>().is_some_and(|e| {
+                use std::io::ErrorKind::*;
+                matches!(
+                    e.kind(),
+                    ConnectionRefused
+                        | ConnectionReset
+                        | ConnectionAborted
+                        | BrokenPipe
+                        | TimedOut
+                        | UnexpectedEof
+                        | NotConnected
+                )
+            })
+    })
+}
+
+/// A request that cannot have reached the server: its connection was never made.
+fn never_sent(error: &BoxError) -> bool {
+    causes(error.as_ref()).any(|e| {
+        e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(|e| e.is_connect())
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+    })
 }
 
 async fn send<S, B>(inner: &Mutex<S>, request: Request<Body>) -> Result<Response<B>, BoxError>

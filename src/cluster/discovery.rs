@@ -2,6 +2,7 @@
 //! disk per server and server version (as kubectl keeps one) when it knows every kind asked for.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Discovery, Scope};
@@ -40,8 +41,25 @@ pub struct ServedApis {
 }
 
 impl ServedApis {
-    /// Asks the server (aggregated discovery) and refreshes the cache.
+    /// Asks the server (aggregated discovery) and refreshes the cache. An API server that has
+    /// just started lists its CRDs' kinds a moment after it answers: when SpinApp's CRD exists and
+    /// is established but its kind is not listed yet, discovery is asked again (every 250 ms, for
+    /// up to 10 s) rather than taken to say SpinKube is missing.
     pub async fn discover(conn: &Connection) -> anyhow::Result<Self> {
+        let started = std::time::Instant::now();
+        loop {
+            let resources = ServedApis::discover_once(conn).await?;
+            if resources.spinapp_group().is_some()
+                || started.elapsed() > Duration::from_secs(10)
+                || !spinapp_crd_established(conn).await
+            {
+                return Ok(resources);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn discover_once(conn: &Connection) -> anyhow::Result<Self> {
         let discovery = Discovery::new(conn.client.clone())
             .run_aggregated()
             .await
@@ -165,6 +183,20 @@ fn load(conn: &Connection, version: &str) -> Option<ServedApis> {
     let cached: Cached = serde_json::from_slice(&bytes).ok()?;
     (cached.server == conn.server && cached.version == version).then_some(ServedApis {
         served: cached.served,
+    })
+}
+
+/// Whether SpinApp's CRD exists with `Established` true (a failed read says no).
+async fn spinapp_crd_established(conn: &Connection) -> bool {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(conn.client.clone());
+    let name = format!("spinapps.{SPINKUBE_GROUP}");
+    crds.get_opt(&name).await.ok().flatten().is_some_and(|crd| {
+        crd.status
+            .and_then(|s| s.conditions)
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Established" && c.status == "True")
     })
 }
 

@@ -43,7 +43,10 @@ pub fn explain(err: kube::Error, conn: &Connection, action: ApiCall<'_>) -> anyh
         ),
         kube::Error::Auth(e) => format!("cannot get credentials for {where_}: {e}"),
         other if is_connection_error(other) => format!(
-            "cannot reach the cluster of {where_}: {}; {}",
+            "cannot reach the cluster of {where_} to {} {}{scope}: {}; {}. Once it answers, run \
+             the same command again: what was applied stays, and it continues from there",
+            action.verb,
+            action.resource,
             root_cause(other),
             conn.unreachable_hint.as_deref().unwrap_or(
                 "check the network and the server address, or choose another --context"

@@ -139,7 +139,17 @@ impl Target {
             return Ok(());
         }
         let (flags, remembered) = self.flags(remembered);
-        connect::connect(&flags, &remembered).await.map(drop)
+        let conn = connect::connect(&flags, &remembered).await?;
+        // One request, so an unreachable cluster stops the run before anything is built or
+        // pushed, and a later outage (a restart) is known to be one and waited out.
+        conn.client.apiserver_version().await.map_err(|e| {
+            crate::cluster::errors::explain(
+                e,
+                &conn,
+                crate::cluster::errors::ApiCall::new("get", "the server version", None),
+            )
+        })?;
+        Ok(())
     }
 
     /// The kubeconfig flags, and the context and namespace this app used last.

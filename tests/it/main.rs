@@ -19,6 +19,7 @@ mod cluster_commands;
 mod cluster_create;
 mod cluster_parts;
 mod concurrent;
+mod control_plane;
 mod dev;
 mod discovery_cache;
 mod durability;

@@ -167,6 +167,60 @@ impl Rig {
         })
     }
 
+    /// The process id of rig part `name` (`kube_apiserver`, `etcd`, …): the last one started.
+    pub fn pid(&self, name: &str) -> u32 {
+        let text = std::fs::read_to_string(self.path("rig.env")).unwrap();
+        let key = format!("{name}_pid=");
+        text.lines()
+            .rev()
+            .find_map(|line| line.strip_prefix(&key))
+            .unwrap_or_else(|| panic!("no {key} in rig.env"))
+            .parse()
+            .unwrap()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to rig part `name`.
+    pub fn signal(&self, name: &str, signal: &str) {
+        run_ok(Command::new("kill").args([&format!("-{signal}"), &self.pid(name).to_string()]));
+    }
+
+    /// Kills rig part `name` with SIGKILL and, `down` later, starts it again with the same
+    /// command line and environment (its log goes on); stop.sh stops the new one too.
+    pub fn kill_and_restart(&self, name: &str, down: std::time::Duration) {
+        let pid = self.pid(name);
+        let split = |file: &str| -> Vec<String> {
+            std::fs::read(format!("/proc/{pid}/{file}"))
+                .unwrap()
+                .split(|b| *b == 0)
+                .filter(|part| !part.is_empty())
+                .map(|part| String::from_utf8_lossy(part).into_owned())
+                .collect()
+        };
+        let (argv, environ) = (split("cmdline"), split("environ"));
+        self.signal(name, "KILL");
+        std::thread::sleep(down);
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path(&format!("logs/{}.log", name.replace('_', "-"))))
+            .unwrap();
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .envs(environ.iter().filter_map(|e| e.split_once('=')))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut env = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path("rig.env"))
+            .unwrap();
+        use std::io::Write;
+        writeln!(env, "{name}_pid={}", child.id()).unwrap();
+        // Reaped when stop.sh stops it with the rest of the rig.
+        std::thread::spawn(move || child.wait());
+    }
+
     /// The rig's file `name` (logs, pki).
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
