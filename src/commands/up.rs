@@ -50,12 +50,12 @@ pub async fn run(global: &GlobalArgs, args: &UpArgs, out: &Output) -> anyhow::Re
         );
     }
     let policy = verify::deploy_policy(&mut ctx, &up.verify, out)?;
-    // The cluster is chosen and its kubeconfig read before anything is pushed or published.
-    let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
-    target.check(ctx.remembered()).await?;
     if let Some(dir) = &settings.dir {
         artifact::check_dir(dir, up.publish.is_some())?;
     }
+    // The cluster is chosen and asked for its version before anything is pushed or published.
+    let target = Target::resolve(&settings.target, ctx.store.state(), global.yes).await?;
+    target.check(ctx.remembered()).await?;
     let app = Some(ctx.app.clone());
     let pushed = push::push_image(&mut ctx.store, app, &global.from, push, global.yes, out).await?;
     out.info(format!("pushed {}", pushed.report.pinned));

@@ -10,40 +10,13 @@ use tokio::sync::mpsc;
 
 use self::round::{Round, RoundCause};
 pub use self::round::{RoundReport, Steps};
+pub use self::watch::Debounce;
 use self::watch::{Batch, Watched, Watcher};
 use crate::cluster::logs::{self, LogOptions};
 use crate::context::target::{Cluster, Target};
 use crate::context::AppContext;
 use crate::deploy;
 use crate::oci::reference::ImageRef;
-
-/// How long the files must be quiet after a change before a round starts.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Debounce {
-    /// The default: 100 ms of quiet (`spin watch`'s), or 10 ms once every changed file was
-    /// closed after writing, renamed into place or removed, since a finished save needs no more.
-    Saves,
-    /// `--debounce`: this long without a change, however the files were written.
-    Quiet(Duration),
-}
-
-impl Debounce {
-    /// The quiet time while a changed file may still be being written.
-    pub fn writing(self) -> Duration {
-        match self {
-            Debounce::Saves => Duration::from_millis(100),
-            Debounce::Quiet(quiet) => quiet,
-        }
-    }
-
-    /// The quiet time once every changed file is complete.
-    pub fn settled(self) -> Duration {
-        match self {
-            Debounce::Saves => Duration::from_millis(10),
-            Debounce::Quiet(quiet) => quiet,
-        }
-    }
-}
 
 /// The dev flags, validated (made by `cli`: `DevArgs::settings`).
 #[derive(Clone, Copy, Debug)]

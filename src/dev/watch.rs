@@ -2,7 +2,7 @@
 //! file watcher that gathers changes into debounced batches.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use notify::event::{AccessKind, AccessMode, ModifyKind};
@@ -11,8 +11,6 @@ use tokio::sync::mpsc;
 
 use crate::app::slash_path;
 use crate::app::{App, FileMount, Source};
-
-use super::Debounce;
 
 /// What an app's files mean to `dev`: per component, the files that need its build command run
 /// and the files that only change its image.
@@ -160,6 +158,34 @@ pub struct Batch {
     pub first: Instant,
     /// The changed files, relative to the app directory, sorted, once each.
     pub paths: Vec<String>,
+}
+
+/// How long the files must be quiet after a change before a round starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Debounce {
+    /// The default: 100 ms of quiet (`spin watch`'s), or 10 ms once every changed file was
+    /// closed after writing, renamed into place or removed, since a finished save needs no more.
+    Saves,
+    /// `--debounce`: this long without a change, however the files were written.
+    Quiet(Duration),
+}
+
+impl Debounce {
+    /// The quiet time while a changed file may still be being written.
+    pub fn writing(self) -> Duration {
+        match self {
+            Debounce::Saves => Duration::from_millis(100),
+            Debounce::Quiet(quiet) => quiet,
+        }
+    }
+
+    /// The quiet time once every changed file is complete.
+    pub fn settled(self) -> Duration {
+        match self {
+            Debounce::Saves => Duration::from_millis(10),
+            Debounce::Quiet(quiet) => quiet,
+        }
+    }
 }
 
 /// What one file event says.
