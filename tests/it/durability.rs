@@ -507,3 +507,108 @@ fn a_second_build_into_the_same_layout_waits_for_the_first() {
     assert!(manifest.contains("tar+gzip"), "{manifest}");
     assert!(!manifest.contains("layer.v1+wasm"), "{manifest}");
 }
+
+/// The state file is written at the end of a push (the repository pushed to, the digest): a
+/// push killed at any point leaves it whole, as it was before or after that push, and every
+/// record written before is still there.
+#[test]
+fn kill_9_during_push_leaves_the_state_file_whole() {
+    let Some(registry) = Registry::open() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("layout");
+    layout::generate(&dir, "1.0.0", 12, &[64, 4096, 30_000]);
+    let push = |repository: &str| {
+        let mut cmd = binary(home.path());
+        cmd.args(["push", "-q", "--from-layout"])
+            .arg(&dir)
+            .arg(format!("{}/{repository}:1", registry.host()));
+        cmd
+    };
+    let full = time_run(&mut push("first/app"));
+    let state = home.path().join("state");
+    let mut records = 1;
+    for (round, delay) in kill_points(3, full).into_iter().enumerate() {
+        run_and_kill(&mut push(&format!("round{round}/app")), delay);
+        let text = std::fs::read(&state).unwrap();
+        let parsed: serde_json::Value = serde_json::from_slice(&text)
+            .unwrap_or_else(|e| panic!("after a kill at {delay:?} the state file is torn: {e}"));
+        let app = parsed["apps"].as_object().unwrap().values().next().unwrap();
+        let pushed: Vec<&str> = app["pushed"][registry.host()]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert!(pushed.contains(&"first/app"), "{parsed}");
+        assert!(pushed.len() >= records, "a record was lost: {parsed}");
+        records = pushed.len();
+    }
+}
+
+/// `cluster get-credentials` merges into the user's kubeconfig: killed at any point, the file is
+/// the one before or the one after, never a torn one, and nothing merged before is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_get_credentials_leaves_the_kubeconfig_whole() {
+    use crate::support::arm::entra_user_kubeconfig;
+    use crate::support::arm_cli::{Rig, AKS_TOKEN};
+    use crate::support::kubeapi::FakeKubeApi;
+    const SUB: &str = "11111111-0000-0000-0000-000000000001";
+    let rig = Rig::start(SUB).await;
+    let api = FakeKubeApi::start(AKS_TOKEN).await;
+    for i in 0..=KILLS {
+        let name = format!("c{i}");
+        let kubeconfig = entra_user_kubeconfig(&name, "rg1", &api.server, &api.ca_pem);
+        rig.arm.add_cluster(SUB, "rg1", &name, true, &kubeconfig);
+    }
+    let file = rig.home.path().join("kube/config");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let other = "apiVersion: v1\nkind: Config\nclusters:\n- name: other\n  cluster:\n    server: https://other.example:6443\ncontexts:\n- name: other\n  context:\n    cluster: other\n    user: other\nusers:\n- name: other\n  user:\n    token: other-users-token\ncurrent-context: other\n";
+    std::fs::write(&file, other).unwrap();
+    let get = |cluster: &str| {
+        let args = [
+            "cluster",
+            "get-credentials",
+            "-y",
+            "-q",
+            "--subscription",
+            SUB,
+            "--resource-group",
+            "rg1",
+            "--cluster",
+            cluster,
+            "--file",
+            file.to_str().unwrap(),
+        ];
+        let mut cmd = tokio::process::Command::from(rig.command(&args));
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        cmd
+    };
+    let start = Instant::now();
+    assert!(get("c0").status().await.unwrap().success());
+    let full = start.elapsed();
+    let contexts = |text: &str| -> Vec<String> {
+        let config: serde_json::Value = serde_saphyr::from_str(text)
+            .unwrap_or_else(|e| panic!("the kubeconfig is torn: {e}\n{text}"));
+        config["contexts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut merged = contexts(other).len() + 1;
+    for (round, delay) in kill_points(4, full).into_iter().enumerate() {
+        let mut child = get(&format!("c{}", round + 1)).spawn().unwrap();
+        tokio::time::sleep(delay).await;
+        let _ = child.start_kill();
+        child.wait().await.unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let now = contexts(&text);
+        assert!(text.contains("other-users-token"), "{text}");
+        assert!(now.contains(&"other".to_string()), "{now:?}");
+        assert!(now.len() >= merged, "a merged context was lost: {now:?}");
+        merged = now.len();
+    }
+}
