@@ -74,6 +74,52 @@ fn slow_manifest_front(registry: &Registry) -> (FaultProxy, Arc<AtomicUsize>) {
     (proxy, puts)
 }
 
+/// `up` of a copy of the example into a fresh namespace of `rig`, pushing through a
+/// [`slow_manifest_front`]: what a test needs to start it and break the cluster under it.
+struct UpCase {
+    home: tempfile::TempDir,
+    app: std::path::PathBuf,
+    ns: String,
+    args: Vec<String>,
+    puts: Arc<AtomicUsize>,
+    _front: FaultProxy,
+}
+
+impl UpCase {
+    fn new(rig: &Rig, registry: &Registry, hint: &str) -> UpCase {
+        let (front, puts) = slow_manifest_front(registry);
+        let home = tempfile::tempdir().unwrap();
+        let app = example_copy(home.path());
+        let ns = rig.namespace(hint);
+        let reference = format!("{}/hello-aks", front.host());
+        let args = ["up", "--output", "json", &reference, "-n", &ns]
+            .into_iter()
+            .chain(["--secret", "api_token=x"])
+            .map(str::to_string)
+            .collect();
+        UpCase {
+            home,
+            app,
+            ns,
+            args,
+            puts,
+            _front: front,
+        }
+    }
+
+    fn up(&self, rig: &Rig, env: &[(&str, &str)]) -> Child {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        spin_aks(rig, self.home.path(), &self.app, env, &args)
+    }
+
+    /// Waits until the run is pushing the manifest (after its first API server request).
+    fn pushing(&self) {
+        until("the manifest is being pushed", || {
+            self.puts.load(Ordering::SeqCst) > 0
+        });
+    }
+}
+
 /// What the app's ApplySet holds: the objects labelled part of it, by kind and name.
 fn members(rig: &Rig, ns: &str) -> Vec<String> {
     let listed = rig.kubectl_ok(&[
@@ -97,38 +143,18 @@ fn up_rides_out_an_api_server_killed_and_restarted_between_its_push_and_its_appl
     let Some(registry) = Registry::open() else {
         return;
     };
-    let (front, puts) = slow_manifest_front(&registry);
-    let home = tempfile::tempdir().unwrap();
-    let app = example_copy(home.path());
-    let ns = own.namespace("restart");
-    let reference = format!("{}/hello-aks", front.host());
-    let args = [
-        "up",
-        "--output",
-        "json",
-        &reference,
-        "-n",
-        &ns,
-        "--secret",
-        "api_token=x",
-    ];
-    let up = spin_aks(&own, home.path(), &app, &[], &args);
-    // `up` has checked the cluster and is pushing: the API server goes down for 5 s.
-    until("the manifest is being pushed", || {
-        puts.load(Ordering::SeqCst) > 0
-    });
+    let case = UpCase::new(&own, &registry, "restart");
+    let up = case.up(&own, &[]);
+    // `up` has asked the cluster for its version and is pushing: the API server goes down 5 s.
+    case.pushing();
     own.kill_and_restart("kube_apiserver", Duration::from_secs(5));
     let report = succeeded(&up.wait_with_output().unwrap());
     let pinned = report["apply"]["image"].as_str().unwrap().to_string();
-    assert_eq!(own.running_image(&ns, "hello-aks"), pinned);
+    assert_eq!(own.running_image(&case.ns, "hello-aks"), pinned);
 
     // The re-run finds everything in place: nothing new, nothing twice.
-    let before = members(&own, &ns);
-    let again = succeeded(
-        &spin_aks(&own, home.path(), &app, &[], &args)
-            .wait_with_output()
-            .unwrap(),
-    );
+    let before = members(&own, &case.ns);
+    let again = succeeded(&case.up(&own, &[]).wait_with_output().unwrap());
     let actions: Vec<&str> = again["apply"]["objects"]
         .as_array()
         .unwrap()
@@ -136,7 +162,7 @@ fn up_rides_out_an_api_server_killed_and_restarted_between_its_push_and_its_appl
         .map(|o| o["action"].as_str().unwrap())
         .collect();
     assert!(actions.iter().all(|a| *a == "unchanged"), "{again}");
-    assert_eq!(members(&own, &ns), before);
+    assert_eq!(members(&own, &case.ns), before);
     assert!(
         before.contains(&"spinapp.core.spinkube.dev/hello-aks".to_string()),
         "{before:?}"
@@ -149,26 +175,9 @@ fn an_outage_longer_than_the_budget_names_the_step_and_a_re_run_continues() {
     let Some(registry) = Registry::open() else {
         return;
     };
-    let (front, puts) = slow_manifest_front(&registry);
-    let home = tempfile::tempdir().unwrap();
-    let app = example_copy(home.path());
-    let ns = own.namespace("outage");
-    let reference = format!("{}/hello-aks", front.host());
-    let args = [
-        "up",
-        "--output",
-        "json",
-        &reference,
-        "-n",
-        &ns,
-        "--secret",
-        "api_token=x",
-    ];
-    let budget = [("SPIN_AKS_API_OUTAGE_SECONDS", "2")];
-    let up = spin_aks(&own, home.path(), &app, &budget, &args);
-    until("the manifest is being pushed", || {
-        puts.load(Ordering::SeqCst) > 0
-    });
+    let case = UpCase::new(&own, &registry, "outage");
+    let up = case.up(&own, &[("SPIN_AKS_API_OUTAGE_SECONDS", "2")]);
+    case.pushing();
     // Down for 12 s: past the 2 s budget.
     own.kill_and_restart("kube_apiserver", Duration::from_secs(12));
     let failed = up.wait_with_output().unwrap();
@@ -188,13 +197,9 @@ fn an_outage_longer_than_the_budget_names_the_step_and_a_re_run_continues() {
             .output()
             .is_ok_and(|o| o.status.success())
     });
-    let report = succeeded(
-        &spin_aks(&own, home.path(), &app, &[], &args)
-            .wait_with_output()
-            .unwrap(),
-    );
+    let report = succeeded(&case.up(&own, &[]).wait_with_output().unwrap());
     assert_eq!(
-        own.running_image(&ns, "hello-aks"),
+        own.running_image(&case.ns, "hello-aks"),
         report["apply"]["image"].as_str().unwrap()
     );
 }
