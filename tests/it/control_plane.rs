@@ -2,7 +2,7 @@
 //! killed and started again between `up`'s push and its apply, the API server and etcd paused
 //! during a rollout wait. Each command finishes on its own when the fault is shorter than its
 //! budget, else exits 1 naming the step and that a re-run continues; the re-run converges with
-//! nothing duplicated.
+//! nothing duplicated. Each scenario runs `RELIABILITY_RUNS` times (once by default).
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support;
 use crate::support::apps::example_copy;
 use crate::support::fault_proxy::{Fault, FaultProxy};
 use crate::support::registry::Registry;
@@ -86,10 +87,12 @@ struct UpCase {
 }
 
 impl UpCase {
-    fn new(rig: &Rig, registry: &Registry, hint: &str) -> UpCase {
+    /// Run `run` of a scenario: the app gets a file of its own, so each run pushes a new image.
+    fn new(rig: &Rig, registry: &Registry, hint: &str, run: usize) -> UpCase {
         let (front, puts) = slow_manifest_front(registry);
         let home = tempfile::tempdir().unwrap();
         let app = example_copy(home.path());
+        std::fs::write(app.join("static/run.txt"), format!("{hint} {run}")).unwrap();
         let ns = rig.namespace(hint);
         let reference = format!("{}/hello-aks", front.host());
         let args = ["up", "--output", "json", &reference, "-n", &ns]
@@ -143,30 +146,33 @@ fn up_rides_out_an_api_server_killed_and_restarted_between_its_push_and_its_appl
     let Some(registry) = Registry::open() else {
         return;
     };
-    let case = UpCase::new(&own, &registry, "restart");
-    let up = case.up(&own, &[]);
-    // `up` has asked the cluster for its version and is pushing: the API server goes down 5 s.
-    case.pushing();
-    own.kill_and_restart("kube_apiserver", Duration::from_secs(5));
-    let report = succeeded(&up.wait_with_output().unwrap());
-    let pinned = report["apply"]["image"].as_str().unwrap().to_string();
-    assert_eq!(own.running_image(&case.ns, "hello-aks"), pinned);
+    for run in 1..=support::reliability_runs() {
+        eprintln!("run {run}");
+        let case = UpCase::new(&own, &registry, "restart", run);
+        let up = case.up(&own, &[]);
+        // `up` has asked the cluster for its version and is pushing: the API server goes down 5 s.
+        case.pushing();
+        own.kill_and_restart("kube_apiserver", Duration::from_secs(5));
+        let report = succeeded(&up.wait_with_output().unwrap());
+        let pinned = report["apply"]["image"].as_str().unwrap().to_string();
+        assert_eq!(own.running_image(&case.ns, "hello-aks"), pinned);
 
-    // The re-run finds everything in place: nothing new, nothing twice.
-    let before = members(&own, &case.ns);
-    let again = succeeded(&case.up(&own, &[]).wait_with_output().unwrap());
-    let actions: Vec<&str> = again["apply"]["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["action"].as_str().unwrap())
-        .collect();
-    assert!(actions.iter().all(|a| *a == "unchanged"), "{again}");
-    assert_eq!(members(&own, &case.ns), before);
-    assert!(
-        before.contains(&"spinapp.core.spinkube.dev/hello-aks".to_string()),
-        "{before:?}"
-    );
+        // The re-run finds everything in place: nothing new, nothing twice.
+        let before = members(&own, &case.ns);
+        let again = succeeded(&case.up(&own, &[]).wait_with_output().unwrap());
+        let actions: Vec<&str> = again["apply"]["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["action"].as_str().unwrap())
+            .collect();
+        assert!(actions.iter().all(|a| *a == "unchanged"), "{again}");
+        assert_eq!(members(&own, &case.ns), before);
+        assert!(
+            before.contains(&"spinapp.core.spinkube.dev/hello-aks".to_string()),
+            "{before:?}"
+        );
+    }
 }
 
 #[test]
@@ -175,75 +181,81 @@ fn an_outage_longer_than_the_budget_names_the_step_and_a_re_run_continues() {
     let Some(registry) = Registry::open() else {
         return;
     };
-    let case = UpCase::new(&own, &registry, "outage");
-    let up = case.up(&own, &[("SPIN_AKS_API_OUTAGE_SECONDS", "2")]);
-    case.pushing();
-    // Down for 12 s: past the 2 s budget.
-    own.kill_and_restart("kube_apiserver", Duration::from_secs(12));
-    let failed = up.wait_with_output().unwrap();
-    let err = stderr(&failed);
-    assert_eq!(failed.status.code(), Some(1), "{err}");
-    assert!(err.contains("cannot reach the cluster of context"), "{err}");
-    assert!(
-        err.contains("run the same command again: what was applied stays"),
-        "{err}"
-    );
-    assert!(!err.contains("api_token=x"), "{err}");
+    for run in 1..=support::reliability_runs() {
+        eprintln!("run {run}");
+        let case = UpCase::new(&own, &registry, "outage", run);
+        let up = case.up(&own, &[("SPIN_AKS_API_OUTAGE_SECONDS", "2")]);
+        case.pushing();
+        // Down for 12 s: past the 2 s budget.
+        own.kill_and_restart("kube_apiserver", Duration::from_secs(12));
+        let failed = up.wait_with_output().unwrap();
+        let err = stderr(&failed);
+        assert_eq!(failed.status.code(), Some(1), "{err}");
+        assert!(err.contains("cannot reach the cluster of context"), "{err}");
+        assert!(
+            err.contains("run the same command again: what was applied stays"),
+            "{err}"
+        );
+        assert!(!err.contains("api_token=x"), "{err}");
 
-    // Once it is back, the same command completes.
-    until("the API server answers", || {
-        own.kubectl()
-            .args(["get", "--raw", "/readyz"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let report = succeeded(&case.up(&own, &[]).wait_with_output().unwrap());
-    assert_eq!(
-        own.running_image(&case.ns, "hello-aks"),
-        report["apply"]["image"].as_str().unwrap()
-    );
+        // Once it is back, the same command completes.
+        until("the API server answers", || {
+            own.kubectl()
+                .args(["get", "--raw", "/readyz"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        let report = succeeded(&case.up(&own, &[]).wait_with_output().unwrap());
+        assert_eq!(
+            own.running_image(&case.ns, "hello-aks"),
+            report["apply"]["image"].as_str().unwrap()
+        );
+    }
 }
 
 #[test]
 fn a_rollout_wait_rides_out_a_paused_api_server_and_a_paused_etcd() {
     let Some(own) = private_rig() else { return };
-    let home = tempfile::tempdir().unwrap();
-    let app = example_copy(home.path());
-    let ns = own.namespace("paused");
-    let image = crate::support::rig::fake_image(21);
-    // No rollout progresses while the controller manager is stopped: the wait is sure to be
-    // on when the API server and then etcd pause.
-    own.signal("kube_controller_manager", "STOP");
-    let apply = spin_aks(
-        &own,
-        home.path(),
-        &app,
-        &[],
-        &[
-            "apply",
-            "--output",
-            "json",
-            "-n",
-            &ns,
-            "--image",
-            &image,
-            "--secret",
-            "api_token=x",
-        ],
-    );
-    until("the SpinApp is applied", || {
-        own.kubectl()
-            .args(["get", "spinapp", "hello-aks", "-n", &ns])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    for part in ["kube_apiserver", "etcd"] {
-        own.signal(part, "STOP");
-        std::thread::sleep(Duration::from_secs(5));
-        own.signal(part, "CONT");
+    for run in 1..=support::reliability_runs() {
+        eprintln!("run {run}");
+        let home = tempfile::tempdir().unwrap();
+        let app = example_copy(home.path());
+        let ns = own.namespace("paused");
+        let image = crate::support::rig::fake_image(21);
+        // No rollout progresses while the controller manager is stopped: the wait is sure to be
+        // on when the API server and then etcd pause.
+        own.signal("kube_controller_manager", "STOP");
+        let apply = spin_aks(
+            &own,
+            home.path(),
+            &app,
+            &[],
+            &[
+                "apply",
+                "--output",
+                "json",
+                "-n",
+                &ns,
+                "--image",
+                &image,
+                "--secret",
+                "api_token=x",
+            ],
+        );
+        until("the SpinApp is applied", || {
+            own.kubectl()
+                .args(["get", "spinapp", "hello-aks", "-n", &ns])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        for part in ["kube_apiserver", "etcd"] {
+            own.signal(part, "STOP");
+            std::thread::sleep(Duration::from_secs(5));
+            own.signal(part, "CONT");
+        }
+        own.signal("kube_controller_manager", "CONT");
+        let report = succeeded(&apply.wait_with_output().unwrap());
+        assert_eq!(report["rollout"]["ready"], 2, "{report}");
+        assert_eq!(own.running_image(&ns, "hello-aks"), image);
     }
-    own.signal("kube_controller_manager", "CONT");
-    let report = succeeded(&apply.wait_with_output().unwrap());
-    assert_eq!(report["rollout"]["ready"], 2, "{report}");
-    assert_eq!(own.running_image(&ns, "hello-aks"), image);
 }

@@ -138,6 +138,16 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 /// The one way a test skips: under `CI=true` it fails (CI must never pass by skipping); elsewhere
 /// it says so on stderr and appends `it::<area>::<test>: <why>` to `<target tmp>/skipped-tests`,
 /// which `scripts/test.sh` counts and lists after the run. The caller then returns.
+/// How many times each fault scenario runs: `RELIABILITY_RUNS` (the nightly mode sets 10), else
+/// once. A failing run's number is in its assertion messages, so it reproduces alone.
+pub fn reliability_runs() -> usize {
+    std::env::var("RELIABILITY_RUNS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(1)
+}
+
 pub fn skip(why: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{why}: required under CI=true");
