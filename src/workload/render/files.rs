@@ -166,9 +166,17 @@ pub fn apply(plan: &WritePlan) -> anyhow::Result<()> {
     })
 }
 
-/// Completes or discards an apply a killed run left behind in `out`; a no-op otherwise.
+/// Completes or discards an apply a killed run left behind in `out`; a no-op otherwise. A
+/// journal whose own write was cut (its staged file, never renamed) is removed too: nothing was
+/// staged under it yet, or the journal in place says what to do with what was.
 pub fn recover(out: &Path) -> anyhow::Result<()> {
     let path = out.join(STORE_DIR).join(JOURNAL);
+    match fs::remove_file(staged(&path)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot remove {}", staged(&path).display()))
+        }
+        _ => {}
+    }
     let Some(text) = read_optional(&path)? else {
         return Ok(());
     };
@@ -339,6 +347,34 @@ mod tests {
                 tree(out.path()),
                 owned(OLD),
                 "killed after staging {staged_count}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_journal_whose_own_write_was_cut_leaves_no_stray() {
+        // Killed while the journal itself was written: its staged file, empty or whole, with
+        // or without an earlier journal in place.
+        for (earlier, cut) in [(false, ""), (false, "{\"committing\":fal"), (true, "")] {
+            let out = tempfile::tempdir().unwrap();
+            let plan = plan_over(out.path(), OLD, NEW);
+            if earlier {
+                let files = plan.writes.iter().map(|(p, _)| p.clone()).collect();
+                write_journal(
+                    &plan.journal,
+                    &Journal {
+                        committing: false,
+                        files,
+                    },
+                )
+                .unwrap();
+            }
+            write_staged(&plan.journal, cut).unwrap();
+            recover(out.path()).unwrap();
+            assert_eq!(
+                tree(out.path()),
+                owned(OLD),
+                "earlier journal: {earlier}, cut: {cut:?}"
             );
         }
     }
