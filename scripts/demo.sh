@@ -56,18 +56,8 @@ export KUBECONFIG="$work/rig/kubeconfig" SPIN_AKS_STATE_FILE="$work/state"
 "$bin" up -f "$app" "$registry/hello-aks" -n demo --secret api_token=demo-token
 "$bin" status -f "$app"
 # kwok's pods run nothing: each pod's forwarded connections go to the WAGI stand-in for the Spin
-# shim, which runs the wasm of the image that pod names (scripts/kube-rig/wagi-shim.py).
-for pod in $(kubectl get pods -n demo -o name | sed 's#^pod/##'); do
-  kubectl apply -f - >/dev/null <<YAML
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: PortForward
-metadata: {name: $pod, namespace: demo}
-spec:
-  forwards:
-  - ports: [80]
-    command: [python3, $root/scripts/kube-rig/wagi-shim.py, $KUBECONFIG, demo, $pod]
-YAML
-done
+# shim, which runs the wasm of the image that pod names.
+bash "$root/scripts/kube-rig/serve-wasm.sh" "$KUBECONFIG" demo
 "$bin" port-forward -f "$app" --port 0 --output json > "$work/forward.json" &
 pids+=($!)
 for _ in $(seq 50); do [ -s "$work/forward.json" ] && break; sleep 0.1; done

@@ -936,7 +936,8 @@ fn status_logs_port_forward_and_delete() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let body = http_get_retrying(port);
+    let body = support::http_get_retrying(port)
+        .unwrap_or_else(|| panic!("nothing answered on 127.0.0.1:{port}"));
     forward.kill().unwrap();
     let forwarded = forward.wait_with_output().unwrap();
     assert!(body.contains("Hello from the stand-in Spin app"), "{body}");
@@ -1023,22 +1024,6 @@ fn logs_follow_streams_lines_written_after_it_started() {
     );
     follow.kill().unwrap();
     let _ = follow.wait();
-}
-
-/// The body of GET / on the local port, retried while the forwarder starts (curl stops at the
-/// response's end; the tunnel stays open for the next request).
-fn http_get_retrying(port: u16) -> String {
-    for _ in 0..100 {
-        let output = std::process::Command::new("curl")
-            .args(["-sS", "-m", "10", &format!("http://127.0.0.1:{port}/")])
-            .output()
-            .unwrap();
-        if output.status.success() {
-            return String::from_utf8_lossy(&output.stdout).into_owned();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("nothing answered on 127.0.0.1:{port}");
 }
 
 // ---------- cluster access: errors name the context and server ----------

@@ -4,14 +4,14 @@
 //! share its layout and push the same digest. Runs `RELIABILITY_RUNS` times (once by default).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::apps::example_copy;
 use crate::support::registry::Registry;
-use crate::support::rig::{rig, spin_aks_on, Rig};
+use crate::support::rig::{rig, spawn_on, spin_aks_on, Rig};
 
 /// A copy of the example named `name` in `dir`, with a page of its own so its digest is its own.
 fn app(dir: &Path, name: &str, page: &str) -> PathBuf {
@@ -29,20 +29,9 @@ fn app(dir: &Path, name: &str, page: &str) -> PathBuf {
 }
 
 fn up(rig: &Rig, home: &Path, app: &Path, reference: &str, ns: &str) -> Child {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("spin-aks"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap())
-        .env("HOME", home)
-        .env("SPIN_AKS_STATE_FILE", home.join("state"))
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("KUBECONFIG", &rig.kubeconfig)
-        .arg("-f")
-        .arg(app)
-        .args(["up", "--output", "json", reference, "-n", ns])
-        .args(["--secret", "api_token=x", "--timeout", "3m"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.spawn().unwrap()
+    let args = ["up", "--output", "json", reference, "-n", ns];
+    let more = ["--secret", "api_token=x", "--timeout", "3m"];
+    spawn_on(rig, home, app, &[], &[&args[..], &more[..]].concat())
 }
 
 fn finished(child: Child) -> Output {

@@ -4,8 +4,7 @@
 //! budget, else exits 1 naming the step and that a re-run continues; the re-run converges with
 //! nothing duplicated. Each scenario runs `RELIABILITY_RUNS` times (once by default).
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,25 +15,7 @@ use crate::support;
 use crate::support::apps::example_copy;
 use crate::support::fault_proxy::{Fault, FaultProxy};
 use crate::support::registry::Registry;
-use crate::support::rig::{private_rig, Rig};
-
-fn spin_aks(rig: &Rig, home: &Path, app: &Path, env: &[(&str, &str)], args: &[&str]) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("spin-aks"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap())
-        .env("HOME", home)
-        .env("SPIN_AKS_STATE_FILE", home.join("state"))
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("KUBECONFIG", &rig.kubeconfig)
-        .envs(env.iter().copied())
-        .arg("-f")
-        .arg(app)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
+use crate::support::rig::{private_rig, spawn_on as spin_aks, Rig};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -162,21 +162,8 @@ impl Drop for Dev {
 /// image's wasm in the rig's WAGI stand-in for the Spin shim (scripts/kube-rig/wagi-shim.py):
 /// a `PortForward` named after each pod sends its connections there.
 fn served(rig: &Rig, home: &Path, app: &Path, ns: &str) -> String {
-    let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kube-rig/wagi-shim.py");
-    let pods = rig.kubectl_ok(&["get", "pods", "-n", ns, "-o", "name"]);
-    for pod in pods.lines().filter_map(|l| l.strip_prefix("pod/")) {
-        let forward = serde_json::json!({
-            "apiVersion": "kwok.x-k8s.io/v1alpha1",
-            "kind": "PortForward",
-            "metadata": {"name": pod, "namespace": ns},
-            "spec": {"forwards": [{"ports": [80], "command": [
-                "python3", shim, rig.kubeconfig, ns, pod
-            ]}]}
-        });
-        let file = home.join(format!("portforward-{pod}.json"));
-        std::fs::write(&file, forward.to_string()).unwrap();
-        rig.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
-    }
+    let serve = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kube-rig/serve-wasm.sh");
+    support::run_ok(Command::new("bash").arg(serve).arg(&rig.kubeconfig).arg(ns));
     let port = support::registry::free_port();
     let mut forward = Command::new(assert_cmd::cargo::cargo_bin("spin-aks"))
         .env("SPIN_AKS_STATE_FILE", home.join("state"))
@@ -189,18 +176,7 @@ fn served(rig: &Rig, home: &Path, app: &Path, ns: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut body = None;
-    for _ in 0..100 {
-        let get = Command::new("curl")
-            .args(["-sS", "-m", "10", &format!("http://127.0.0.1:{port}/")])
-            .output()
-            .unwrap();
-        if get.status.success() {
-            body = Some(String::from_utf8_lossy(&get.stdout).into_owned());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let body = support::http_get_retrying(port);
     let _ = forward.kill();
     let forwarded = forward.wait_with_output().unwrap();
     body.unwrap_or_else(|| {

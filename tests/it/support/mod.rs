@@ -245,6 +245,22 @@ pub fn spin_aks_isolated(home: &Path) -> assert_cmd::Command {
     cmd
 }
 
+/// The body of GET / on the local port, retried for 10 s while a forwarder starts (curl stops at
+/// the response's end; the tunnel stays open for the next request); `None` if nothing answered.
+pub fn http_get_retrying(port: u16) -> Option<String> {
+    for _ in 0..100 {
+        let output = Command::new("curl")
+            .args(["-sS", "-m", "10", &format!("http://127.0.0.1:{port}/")])
+            .output()
+            .unwrap();
+        if output.status.success() {
+            return Some(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
 /// The raw manifest bytes skopeo reads for `reference` (`host:port/repo:tag`).
 pub fn skopeo_raw_manifest(reference: &str, creds: Option<&str>) -> Vec<u8> {
     let mut cmd = Command::new("skopeo");

@@ -242,6 +242,34 @@ pub fn spin_aks_on(rig: &Rig, home: &Path) -> assert_cmd::Command {
     cmd
 }
 
+/// `spin-aks -f <app> ARGS…` started against the rig with only `env` beside an isolated `home`
+/// (its state file, Docker config and HOME), stdout and stderr piped: for tests that break the
+/// cluster or run many at once while it runs.
+pub fn spawn_on(
+    rig: &Rig,
+    home: &Path,
+    app: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Child {
+    use std::process::Stdio;
+    Command::new(assert_cmd::cargo::cargo_bin("spin-aks"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", home)
+        .env("SPIN_AKS_STATE_FILE", home.join("state"))
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("KUBECONFIG", &rig.kubeconfig)
+        .envs(env.iter().copied())
+        .arg("-f")
+        .arg(app)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// `spin-aks -f <app> apply -n <ns> --image <fake_image(seed)> --secret api_token=x` on the rig:
 /// the example app with an image that needs no registry.
 pub fn apply_example(
