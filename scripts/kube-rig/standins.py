@@ -9,25 +9,77 @@
   set status.nodes / status.nodesReady. No installer Job runs (they need a real node's containerd).
 - spin-operator (its CRDs and its chart's Deployment exist): the real operator binary runs out of
   cluster, as in the default rig, without webhooks; it stops when that Deployment goes away.
+Both act on the API server's watch events, as the controllers they stand in for do (a round
+also every RESYNC seconds), talking to it directly over HTTPS with the rig's admin certificate.
 """
+import http.client
 import json
+import ssl
 import subprocess
 import sys
+import threading
 import time
 
 run, operator_binary = sys.argv[1], sys.argv[2]
 kubeconfig = f"{run}/kubeconfig"
+port = int(next(w.split("=")[1] for line in open(f"{run}/rig.env") for w in line.split()
+                if w.startswith("api_port=")))
+tls = ssl.create_default_context(cafile=f"{run}/pki/ca.crt")
+tls.load_cert_chain(f"{run}/pki/admin.crt", f"{run}/pki/admin.key")
+RESYNC = 5  # seconds between rounds when no event comes
+SHIMS = "/apis/runtime.spinkube.dev/v1alpha1/shims"
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+WATCHED = [CRDS, SHIMS, "/api/v1/nodes", "/apis/apps/v1/deployments"]
+changed = threading.Event()  # set by any watch event: a round is due
 
 
-def kubectl(*args, stdin=None):
-    result = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, *args], input=stdin,
-                            capture_output=True, text=True)
-    return result.stdout if result.returncode == 0 else None
+def request(method, path, body=None, content_type="application/merge-patch+json"):
+    """(status, decoded JSON or None) of one request."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=tls, timeout=30)
+    try:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+            body = json.dumps(body)
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, (json.loads(data) if data else None)
+    finally:
+        conn.close()
 
 
-def items(*resource):
-    out = kubectl("get", *resource, "-o", "json")
-    return json.loads(out)["items"] if out else []
+def items(path):
+    status, body = request("GET", path)
+    return body["items"] if status == 200 else []
+
+
+def watch(path):
+    """Sets `changed` on every event of `path`'s watch, watching again when it ends or fails
+    (a kind not served yet is asked for again once a CRD changes)."""
+    while True:
+        try:
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=tls, timeout=None)
+            conn.request("GET", f"{path}?watch=1", headers={"Accept": "application/json"})
+            response = conn.getresponse()
+            if response.status != 200:
+                response.read()
+                conn.close()
+                crd_changed.wait(RESYNC)
+                crd_changed.clear()
+                continue
+            changed.set()
+            while response.readline():
+                if path == CRDS:
+                    crd_changed.set()
+                changed.set()
+            conn.close()
+        except Exception as error:  # the API server restarting, or a watch cut: watch again
+            print(f"standins: watch {path}: {error}", file=sys.stderr, flush=True)
+            time.sleep(0.5)
+
+
+crd_changed = threading.Event()
 
 
 def matches(labels, selector):
@@ -35,12 +87,13 @@ def matches(labels, selector):
 
 
 def reconcile_shims(nodes):
-    for shim in items("shims.runtime.spinkube.dev"):
+    for shim in items(SHIMS):
         name, spec = shim["metadata"]["name"], shim.get("spec", {})
         selected = [n for n in nodes if matches(n["metadata"].get("labels", {}), spec.get("nodeSelector"))]
         for node in selected:
             if node["metadata"].get("labels", {}).get(name) != "provisioned":
-                kubectl("label", "node", node["metadata"]["name"], f"{name}=provisioned", "--overwrite")
+                request("PATCH", f"/api/v1/nodes/{node['metadata']['name']}",
+                        {"metadata": {"labels": {name: "provisioned"}}})
         rc = spec.get("runtimeClass", {})
         if rc.get("name"):
             runtime_class = {
@@ -52,28 +105,34 @@ def reconcile_shims(nodes):
                 "handler": rc.get("handler", ""),
                 "scheduling": {"nodeSelector": spec.get("nodeSelector") or {}},
             }
-            kubectl("apply", "--server-side", "--field-manager", "rig-runtime-class-manager", "-f", "-",
-                    stdin=json.dumps(runtime_class))
+            request("PATCH", f"/apis/node.k8s.io/v1/runtimeclasses/{rc['name'][:63]}"
+                    "?fieldManager=rig-runtime-class-manager&force=true", runtime_class,
+                    "application/apply-patch+yaml")
         status = {"nodes": len(selected), "nodesReady": len(selected)}
         if {k: shim.get("status", {}).get(k) for k in status} != status:
-            patch = json.dumps({"status": status})
-            if kubectl("patch", "shims.runtime.spinkube.dev", name, "--type", "merge",
-                       "--subresource", "status", "-p", patch) is None:
-                kubectl("patch", "shims.runtime.spinkube.dev", name, "--type", "merge", "-p", patch)
+            patch = {"status": status}
+            if request("PATCH", f"{SHIMS}/{name}/status", patch)[0] != 200:
+                request("PATCH", f"{SHIMS}/{name}", patch)
 
 
-def operator_installed():
-    crds = {c["metadata"]["name"] for c in items("crd")}
+def operator_installed(crds):
     wanted = {"spinapps.core.spinkube.dev", "spinappexecutors.core.spinkube.dev"}
-    return wanted <= crds and any("spin-operator" in d["metadata"]["name"] for d in items("deployments", "-A"))
+    names = {c["metadata"]["name"] for c in crds}
+    deployments = items("/apis/apps/v1/deployments")
+    return wanted <= names and any("spin-operator" in d["metadata"]["name"] for d in deployments)
 
 
+for path in WATCHED:
+    threading.Thread(target=watch, args=(path,), daemon=True).start()
 operator = None
 while True:
+    changed.wait(RESYNC)
+    changed.clear()  # an event from here on asks for another round
     try:
-        if kubectl("get", "crd", "shims.runtime.spinkube.dev", "-o", "name"):
-            reconcile_shims(items("nodes"))
-        installed = operator_installed()
+        crds = items(CRDS)
+        if any(c["metadata"]["name"] == "shims.runtime.spinkube.dev" for c in crds):
+            reconcile_shims(items("/api/v1/nodes"))
+        installed = operator_installed(crds)
         if installed and operator is None:
             log = open(f"{run}/logs/spin-operator.log", "a")
             operator = subprocess.Popen([operator_binary, "--kubeconfig", kubeconfig,
@@ -87,4 +146,5 @@ while True:
             operator = None
     except Exception as error:  # a transient API error: try again on the next round
         print(f"standins: {error}", file=sys.stderr, flush=True)
-    time.sleep(1)
+        time.sleep(0.2)
+        changed.set()
