@@ -239,26 +239,42 @@ pub async fn install(
     let operator_chain = async {
         let cert_manager = cert_manager_stage(conn, timeout, out).await?;
         let applied = apply::apply(conn, &resources, &set, operator, &options).await?;
-        let operator = release_stage(conn, "spin-operator", "spin-operator", timeout, out).await?;
-        Ok::<_, anyhow::Error>((cert_manager, applied.objects, operator))
+        let what = "spin-operator";
+        let started = Instant::now();
+        release_applied(conn, what, what, timeout, out).await?;
+        let namespace = objects::OPERATOR_NAMESPACE;
+        workloads_stage(conn, what, namespace, what, timeout, out).await?;
+        Ok::<_, anyhow::Error>((cert_manager, applied.objects, stage(what, started)))
     };
     let shim_chain = async {
         let what = "runtime-class-manager";
-        let rcm = release_stage(conn, what, what, timeout, out).await?;
-        // The Shim's kind comes with runtime-class-manager's chart.
-        let resources = ServedApis::discover(conn).await?;
-        let shim = vec![objects::shim(releases, resolved.as_ref())];
-        let applied = apply::apply(conn, &resources, &set, shim, &options).await?;
-        let labelled = match label_nodes {
-            true => label_node_objects(conn).await?,
-            false => Vec::new(),
-        };
         let started = Instant::now();
-        let progress = |m: &str| out.info(format!("shim: {m}"));
-        let wait = wait::shim_installed(conn, objects::HANDLER, timeout, &progress);
-        out.while_running("shim: waiting for the nodes", wait)
-            .await?;
-        Ok((rcm, applied.objects, labelled, stage("shim", started)))
+        release_applied(conn, what, what, timeout, out).await?;
+        // The Shim's kind comes with runtime-class-manager's chart (its CRD, applied first), and
+        // its controller takes the Shim up whenever it runs: the Shim goes on while its
+        // Deployment is still rolling out.
+        let rcm = async {
+            let namespace = objects::INSTALLER_NAMESPACE;
+            workloads_stage(conn, what, namespace, what, timeout, out).await?;
+            Ok::<_, anyhow::Error>(stage(what, started))
+        };
+        let shim = async {
+            let started = Instant::now();
+            let resources = ServedApis::discover(conn).await?;
+            let shim = vec![objects::shim(releases, resolved.as_ref())];
+            let applied = apply::apply(conn, &resources, &set, shim, &options).await?;
+            let labelled = match label_nodes {
+                true => label_node_objects(conn).await?,
+                false => Vec::new(),
+            };
+            let progress = |m: &str| out.info(format!("shim: {m}"));
+            let wait = wait::shim_installed(conn, objects::HANDLER, timeout, &progress);
+            out.while_running("shim: waiting for the nodes", wait)
+                .await?;
+            Ok((applied.objects, labelled, stage("shim", started)))
+        };
+        let (rcm, (applied, labelled, shim)) = tokio::try_join!(rcm, shim)?;
+        Ok((rcm, applied, labelled, shim))
     };
     let ((cert_manager, operator_objects, operator), (rcm, shim_objects, labelled, shim)) =
         tokio::try_join!(operator_chain, shim_chain)?;
@@ -269,40 +285,57 @@ pub async fn install(
     Ok(report)
 }
 
-/// Waits for cert-manager's release, then for its API to take an Issuer (the chart's own check,
-/// its `startupapicheck` hook, is off); how long both took.
+/// Waits for cert-manager's release, then for its Deployments and for its API to take an Issuer
+/// (the chart's own check, its `startupapicheck` hook, is off); how long it all took.
 async fn cert_manager_stage(
     conn: &Connection,
     timeout: Duration,
     out: &Output,
 ) -> anyhow::Result<Stage> {
     let started = Instant::now();
-    let what = "cert-manager (its webhook serving)";
-    release_stage(conn, "cert-manager", what, timeout, out).await?;
+    let (name, what) = ("cert-manager", "cert-manager (its webhook serving)");
+    release_applied(conn, name, what, timeout, out).await?;
     let progress = |m: &str| out.info(format!("{what}: {m}"));
     let waiting = format!("{what}: asking its API");
-    out.while_running(&waiting, wait::cert_manager_api(conn, timeout, &progress))
-        .await?;
-    Ok(stage("cert-manager", started))
+    let api = out.while_running(&waiting, wait::cert_manager_api(conn, timeout, &progress));
+    let namespace = objects::CERT_MANAGER_NAMESPACE;
+    let workloads = workloads_stage(conn, name, namespace, what, timeout, out);
+    tokio::try_join!(workloads, api)?;
+    Ok(stage(name, started))
 }
 
-/// Waits for HelmRelease `name` with progress lines about `what`; how long it took.
-async fn release_stage(
+/// Waits for HelmRelease `name` to be reconciled (Ready for its generation: helm-controller has
+/// applied the chart), with progress lines about `what`.
+async fn release_applied(
     conn: &Connection,
     name: &str,
     what: &str,
     timeout: Duration,
     out: &Output,
-) -> anyhow::Result<Stage> {
-    let started = Instant::now();
+) -> anyhow::Result<()> {
     let progress = |m: &str| out.info(format!("{what}: {m}"));
     let waiting = format!("{what}: waiting for the release");
     out.while_running(
         &waiting,
         wait::release_ready(conn, name, timeout, &progress),
     )
-    .await?;
-    Ok(stage(name, started))
+    .await
+}
+
+/// Waits for the Deployments of Helm release `name` in `namespace` to be available, with
+/// progress lines about `what`.
+async fn workloads_stage(
+    conn: &Connection,
+    name: &str,
+    namespace: &str,
+    what: &str,
+    timeout: Duration,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let progress = |m: &str| out.info(format!("{what}: {m}"));
+    let waiting = format!("{what}: waiting for its Deployments");
+    let available = wait::workloads_available(conn, name, namespace, timeout, &progress);
+    out.while_running(&waiting, available).await
 }
 
 fn stage(name: &str, started: Instant) -> Stage {

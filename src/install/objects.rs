@@ -14,6 +14,10 @@ use crate::workload::objects::{DEFAULT_RUNTIME_CLASS, MANAGED_BY};
 pub const NAMESPACE: &str = "spin-aks";
 /// Where runtime-class-manager runs its privileged shim installer Jobs (its release's namespace).
 pub const INSTALLER_NAMESPACE: &str = "runtime-class-manager";
+/// The namespace cert-manager's release installs into.
+pub const CERT_MANAGER_NAMESPACE: &str = "cert-manager";
+/// The namespace spin-operator's release installs into.
+pub const OPERATOR_NAMESPACE: &str = "spin-operator";
 /// The node label the Shim selects (as SpinKube's docs use it).
 pub const NODE_LABEL: (&str, &str) = ("spin", "true");
 /// The shim's containerd handler, which the RuntimeClass names.
@@ -101,6 +105,11 @@ struct Lifecycle {
     /// install, for nothing the server does not check anyway.
     #[serde(rename = "disableOpenAPIValidation")]
     disable_open_api_validation: bool,
+    /// helm-controller's own wait for the release's workloads: Helm's legacy waiter looks every
+    /// 2 s (its kstatus poller every 5 s), so each release took up to 2 s after its Deployments
+    /// were available. Off: spin-aks watches those Deployments itself (`wait::workloads_available`)
+    /// and sees each change as the API server sends it.
+    disable_wait: bool,
     remediation: Value,
 }
 
@@ -170,10 +179,10 @@ pub fn repositories(releases: &ReleaseSet, source: &ChartSource) -> Vec<Value> {
 /// The three HelmReleases: cert-manager (its CRDs on, its `startupapicheck` hook off: spin-aks
 /// checks its API itself, see `wait::cert_manager_api`), runtime-class-manager (images pinned to
 /// its release, not `latest`), spin-operator (applied once cert-manager serves: its webhook
-/// certificate), each with helm-controller's finalizer. `legacy_wait`: helm-controller serves
-/// `spec.waitStrategy` and is told to wait as Helm 3 did — polling resources every 2 s and
-/// watching hooks — rather than its default kstatus poller, which looks every 5 s, hooks included
-/// (seconds on each release).
+/// certificate), each with helm-controller's finalizer and without its wait for the workloads
+/// after an install or upgrade (spin-aks watches them). `legacy_wait`: helm-controller serves
+/// `spec.waitStrategy` and is told to wait as Helm 3 did where it still waits (a rollback) —
+/// polling every 2 s — rather than with its default kstatus poller, which looks every 5 s.
 pub fn releases(
     releases: &ReleaseSet,
     source: &ChartSource,
@@ -184,7 +193,7 @@ pub fn releases(
     let planned = [
         (
             &releases.cert_manager,
-            "cert-manager",
+            CERT_MANAGER_NAMESPACE,
             json!({"crds": {"enabled": true}, "startupapicheck": {"enabled": false}}),
         ),
         (
@@ -198,7 +207,7 @@ pub fn releases(
                 },
             }),
         ),
-        (&releases.spin_operator, "spin-operator", json!({})),
+        (&releases.spin_operator, OPERATOR_NAMESPACE, json!({})),
     ];
     let mut objects = Vec::new();
     for (chart, namespace, mut values) in planned {
@@ -238,12 +247,14 @@ pub fn releases(
                     create_namespace: Some(true),
                     crds: "CreateReplace",
                     disable_open_api_validation: true,
+                    disable_wait: true,
                     remediation: remediation.clone(),
                 },
                 upgrade: Lifecycle {
                     create_namespace: None,
                     crds: "CreateReplace",
                     disable_open_api_validation: true,
+                    disable_wait: true,
                     remediation,
                 },
                 wait_strategy: legacy_wait.then(|| json!({"name": "legacy"})),

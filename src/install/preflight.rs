@@ -63,8 +63,9 @@ pub async fn rights(conn: &Connection, label_nodes: bool, flux: bool) -> anyhow:
             "helmreleases",
             Some(NAMESPACE),
         ),
-        // The dry-run Issuer that asks whether cert-manager's API serves.
+        // The dry-run Issuer that asks whether cert-manager's API serves (an apply that creates).
         ("create", "cert-manager.io", "issuers", Some(NAMESPACE)),
+        ("patch", "cert-manager.io", "issuers", Some(NAMESPACE)),
         ("patch", "runtime.spinkube.dev", "shims", None),
         ("patch", "", "secrets", Some(NAMESPACE)),
     ];

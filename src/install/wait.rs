@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::watcher::Event;
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::{json, Value};
@@ -20,6 +20,8 @@ use crate::cluster::errors::{explain, ApiCall};
 /// How often cert-manager's API is asked again while its webhook does not answer (there is
 /// nothing to watch for that).
 const API_POLL: Duration = Duration::from_millis(250);
+/// The Issuer cert-manager's API is asked to take (a dry run: it is never stored).
+const API_CHECK_ISSUER: &str = "spin-aks-api-check";
 /// How often a release's HelmChart is looked at for a pull error while the release is waited for.
 const CHART_POLL: Duration = Duration::from_secs(2);
 /// The `Ready` reasons of a Helm action that failed (helm-controller's v2 API).
@@ -94,8 +96,12 @@ pub async fn release_ready(
 /// is accepted only once that webhook serves with its CA bundle injected. This is the check the
 /// chart's `startupapicheck` hook Job makes (`cmctl check api`: a dry-run create, asked again
 /// every 5 s), made from here and four times as often; called once the release is Ready, so its
-/// webhook configurations exist. A refusal other than "not served yet" (404) or a webhook that
-/// does not answer (5xx) fails at once.
+/// webhook configurations exist. It is sent as a server-side apply of an Issuer that does not
+/// exist — a create to the webhook — because the API server holds every `create` of a custom
+/// resource for 2 s while its CRD is less than 2 s established (apiextensions-apiserver
+/// customresource_handler.go, for HA servers to catch up), and the release is Ready that soon
+/// after its CRDs now. A refusal other than "not served yet" (404) or a webhook that does not
+/// answer (5xx) fails at once.
 pub async fn cert_manager_api(
     conn: &Connection,
     timeout: Duration,
@@ -103,20 +109,20 @@ pub async fn cert_manager_api(
 ) -> anyhow::Result<()> {
     let issuers = resource("cert-manager.io", "v1", "Issuer", "issuers");
     let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), NAMESPACE, &issuers);
-    let issuer: DynamicObject = serde_json::from_value(json!({
+    let issuer = json!({
         "apiVersion": "cert-manager.io/v1",
         "kind": "Issuer",
-        "metadata": {"generateName": "spin-aks-api-check-"},
+        "metadata": {"name": API_CHECK_ISSUER},
         "spec": {"selfSigned": {}},
-    }))?;
-    let params = PostParams {
-        dry_run: true,
-        field_manager: Some(FIELD_MANAGER.to_string()),
-    };
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).dry_run();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = String::new();
     loop {
-        let message = match api.create(&params, &issuer).await {
+        let message = match api
+            .patch(API_CHECK_ISSUER, &params, &Patch::Apply(&issuer))
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 || status.code >= 500 => {
                 status.message
@@ -125,7 +131,7 @@ pub async fn cert_manager_api(
                 return Err(explain(
                     e,
                     conn,
-                    ApiCall::new("create", "issuers.cert-manager.io", Some(NAMESPACE)),
+                    ApiCall::new("patch", "issuers.cert-manager.io", Some(NAMESPACE)),
                 )
                 .context("cert-manager's API refused a dry-run Issuer"))
             }
@@ -230,6 +236,104 @@ pub async fn deployment_available(
     watch_until(conn, &api, name, &action, timeout, progress, &until)
         .await
         .map_err(|e| anyhow::anyhow!("deployment/{name}: {e:#}"))
+}
+
+/// The annotation Helm puts on every object of a release, naming the release.
+const HELM_RELEASE_NAME: &str = "meta.helm.sh/release-name";
+
+/// Waits until every Deployment of Helm release `release` in `namespace` (those Helm annotated
+/// with its name) has every replica of its current generation available — what helm-controller's
+/// own wait checked, watched here rather than polled every 2 s. Called once the HelmRelease is
+/// Ready for its generation, so helm-controller has applied them all. A Deployment past its
+/// progress deadline fails at once.
+pub async fn workloads_available(
+    conn: &Connection,
+    release: &str,
+    namespace: &str,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    let resource = ApiResource::erase::<Deployment>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), namespace, &resource);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    // Each Deployment of the release and where it stands; the list is complete once listed.
+    let mut states = std::collections::BTreeMap::<String, Outcome>::new();
+    let (mut listing, mut listed) = (std::collections::BTreeMap::new(), false);
+    let mut last = String::new();
+    loop {
+        let event = tokio::select! {
+            event = events.next() => event,
+            _ = tokio::time::sleep_until(deadline) => anyhow::bail!(
+                "the Deployments of {release} in {namespace} were not available after {}s: {last}; see `kubectl get deployments -n {namespace}` and their pods' events",
+                timeout.as_secs()
+            ),
+        };
+        let ours = |object: &DynamicObject| {
+            let annotations = object.metadata.annotations.as_ref();
+            annotations
+                .and_then(|a| a.get(HELM_RELEASE_NAME))
+                .map(String::as_str)
+                == Some(release)
+        };
+        let outcome = |object: &DynamicObject| {
+            deployment_outcome(
+                object.metadata.generation,
+                &object.data["spec"],
+                &object.data["status"],
+            )
+        };
+        let name = |object: &DynamicObject| object.metadata.name.clone().unwrap_or_default();
+        match event {
+            Some(Ok(Event::Init)) => listing.clear(),
+            Some(Ok(Event::InitApply(object))) if ours(&object) => {
+                listing.insert(name(&object), outcome(&object));
+            }
+            Some(Ok(Event::InitDone)) => {
+                states = std::mem::take(&mut listing);
+                listed = true;
+            }
+            Some(Ok(Event::Apply(object))) if ours(&object) => {
+                states.insert(name(&object), outcome(&object));
+            }
+            Some(Ok(Event::Delete(object))) => {
+                states.remove(&name(&object));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(
+                watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e),
+            )) => {
+                let action = ApiCall::new("watch", "deployments", Some(namespace));
+                return Err(explain(e, conn, action));
+            }
+            // A broken watch is started again by the watcher.
+            Some(Err(_)) => continue,
+            None => anyhow::bail!("the watch on the Deployments in {namespace} ended: {last}"),
+        }
+        if !listed {
+            continue;
+        }
+        let mut waiting = Vec::new();
+        for (name, state) in &states {
+            match state {
+                Outcome::Done => {}
+                Outcome::Failed(message) => {
+                    anyhow::bail!("deployment/{name} in {namespace}: {message}")
+                }
+                Outcome::Waiting(message) => waiting.push(format!("deployment/{name}: {message}")),
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let message = waiting.join(", ");
+        if message != last {
+            progress(&message);
+            last = message;
+        }
+    }
 }
 
 /// Where a Deployment's rollout stands, from its generation, `spec` and `status`.
