@@ -336,11 +336,14 @@ pub async fn workloads_available(
     }
 }
 
-/// Where a Deployment's rollout stands, from its generation, `spec` and `status`.
+/// Where a Deployment's rollout stands, from its generation, `spec` and `status`: done as
+/// `kubectl rollout status` says it, every replica updated and available and no old one left
+/// (an old replica still available does not count for the new template).
 fn deployment_outcome(generation: Option<i64>, spec: &Value, status: &Value) -> Outcome {
     let wanted = spec["replicas"].as_i64().unwrap_or(1);
     let observed = status["observedGeneration"].as_i64().unwrap_or(-1) >= generation.unwrap_or(0);
     let updated = status["updatedReplicas"].as_i64().unwrap_or(0);
+    let old = status["replicas"].as_i64().unwrap_or(0) - updated;
     let available = status["availableReplicas"].as_i64().unwrap_or(0);
     let stuck = (status["conditions"].as_array().into_iter().flatten())
         .find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded");
@@ -351,7 +354,10 @@ fn deployment_outcome(generation: Option<i64>, spec: &Value, status: &Value) -> 
                 .unwrap_or_default()
                 .to_string(),
         ),
-        None if observed && updated >= wanted && available >= wanted => Outcome::Done,
+        None if observed && updated >= wanted && old <= 0 && available >= wanted => Outcome::Done,
+        None if old > 0 => Outcome::Waiting(format!(
+            "{updated} of {wanted} replica(s) updated, {old} old one(s) still running"
+        )),
         None => Outcome::Waiting(format!("{available} of {wanted} replica(s) available")),
     }
 }
@@ -464,6 +470,14 @@ mod tests {
             (
                 json!({"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 0}),
                 Outcome::Waiting("0 of 1 replica(s) available".into()),
+            ),
+            (
+                json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}),
+                Outcome::Waiting("1 of 1 replica(s) updated, 1 old one(s) still running".into()),
+            ),
+            (
+                json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
+                Outcome::Done,
             ),
             (
                 json!({"observedGeneration": 2, "conditions": [stuck]}),

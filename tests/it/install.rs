@@ -254,6 +254,32 @@ fn install_on_a_bare_cluster_reconciles_every_stage_through_flux_and_a_rerun_cha
     assert!(changed.is_empty(), "a second install changed {changed:?}");
     assert!(report["labelled_nodes"].as_array().unwrap().is_empty());
 
+    // helm-controller does not wait for a release's workloads (`disableWait`): spin-aks watches
+    // its Deployments itself, and one whose new pod never starts (kwok's image-pull failure)
+    // fails the install although its old pod still runs and the release is Ready.
+    rig.kubectl_ok(&[
+        "patch",
+        "deployment",
+        "runtime-class-manager",
+        "-n",
+        "runtime-class-manager",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"template":{"metadata":{"labels":{"spin-aks-test-fail":"image-pull"}}}}}"#,
+    ]);
+    let stuck = spin_aks_on(&rig, home.path())
+        .args(["cluster", "install", "--timeout", "8s"])
+        .args(["--chart-registry", &charts, "--module-proxy", &proxy])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&stuck.stderr);
+    assert_eq!(stuck.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("deployment/runtime-class-manager: 1 of 1 replica(s) updated, 1 old one(s) still running"),
+        "{stderr}"
+    );
+
     let removed = spin_aks_on(&rig, home.path())
         .args(["cluster", "uninstall", "--output", "json"])
         .output()
