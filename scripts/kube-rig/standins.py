@@ -33,11 +33,20 @@ WATCHED = [CRDS, SHIMS, "/api/v1/nodes", "/apis/apps/v1/deployments"]
 changed = threading.Event()  # set by any watch event: a round is due
 
 
-def request(method, path, body=None, content_type="application/merge-patch+json"):
+# CRDs (cert-manager's are megabytes) and Deployments are read as metadata only.
+METADATA_ONLY = {CRDS, "/apis/apps/v1/deployments"}
+PARTIAL = "application/json;as=PartialObjectMetadata{};g=meta.k8s.io;v=v1,application/json"
+
+
+def accept(path, kind=""):
+    return PARTIAL.format(kind) if path in METADATA_ONLY else "application/json"
+
+
+def request(method, path, body=None, content_type="application/merge-patch+json", list_of=""):
     """(status, decoded JSON or None) of one request."""
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=tls, timeout=30)
     try:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept(path, list_of) if method == "GET" else "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
             body = json.dumps(body)
@@ -50,8 +59,8 @@ def request(method, path, body=None, content_type="application/merge-patch+json"
 
 
 def items(path):
-    status, body = request("GET", path)
-    return body["items"] if status == 200 else []
+    status, body = request("GET", path, list_of="List")
+    return (body.get("items") or []) if status == 200 else []  # a metadata list of none: null
 
 
 def watch(path):
@@ -60,7 +69,7 @@ def watch(path):
     while True:
         try:
             conn = http.client.HTTPSConnection("127.0.0.1", port, context=tls, timeout=None)
-            conn.request("GET", f"{path}?watch=1", headers={"Accept": "application/json"})
+            conn.request("GET", f"{path}?watch=1", headers={"Accept": accept(path)})
             response = conn.getresponse()
             if response.status != 200:
                 response.read()

@@ -269,7 +269,7 @@ fn install_on_a_bare_cluster_reconciles_every_stage_through_flux_and_a_rerun_cha
         r#"{"spec":{"template":{"metadata":{"labels":{"spin-aks-test-fail":"image-pull"}}}}}"#,
     ]);
     let stuck = spin_aks_on(&rig, home.path())
-        .args(["cluster", "install", "--timeout", "8s"])
+        .args(["cluster", "install", "--timeout", "5s"])
         .args(["--chart-registry", &charts, "--module-proxy", &proxy])
         .output()
         .unwrap();
