@@ -1,6 +1,5 @@
-//! Waiting for the install's stages, watched: Flux's CRDs established and its Deployments
-//! available, a HelmRelease reconciled by helm-controller (Ready for its generation), cert-manager's
-//! API taking an Issuer, the Shim on its nodes.
+//! Waiting for the install's stages, watched: Flux's CRDs and Deployments, a HelmRelease applied
+//! by helm-controller and then its Deployments rolled out, cert-manager's API, the Shim's nodes.
 
 use std::time::Duration;
 
