@@ -340,7 +340,11 @@ impl Shared {
                 .find(|c| c.resource["id"].as_str().unwrap().to_ascii_lowercase() == key)
             {
                 cluster.user_kubeconfig = text;
-                cluster.resource["properties"]["provisioningState"] = json!("Succeeded");
+                // A fault may have made the creation fail meanwhile: that state stays.
+                let state = &mut cluster.resource["properties"]["provisioningState"];
+                if *state == "Creating" {
+                    *state = json!("Succeeded");
+                }
             }
             w.pool_nodes_kubeconfig = Some(kubeconfig);
             *finished.lock().unwrap() = Some(Ok(()));
