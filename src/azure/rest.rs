@@ -170,6 +170,7 @@ impl Rest {
             }
         };
         let mut attempt = 0;
+        let mut token_renewed = false;
         loop {
             attempt += 1;
             let token = self.credential.token(call.scope).await?;
@@ -210,6 +211,14 @@ impl Rest {
                     body,
                     service,
                 });
+            }
+            if status == 401 && !token_renewed && token_expired(&headers, &body) {
+                // The token expired in flight (or the service ended it early): a new one, once.
+                tracing::debug!(%what, "{service} said the token expired, getting a new one");
+                self.credential.forget(call.scope);
+                token_renewed = true;
+                attempt -= 1;
+                continue;
             }
             let error = E::from_reply(status, &headers, &body, what.clone());
             // Throttling and another operation in progress are the service at work, not failing.
@@ -294,6 +303,15 @@ pub fn same_origin(base: &str, url: &str) -> anyhow::Result<()> {
             strip(url)
         )
     }
+}
+
+/// Whether a 401 says the token expired: ARM's `ExpiredAuthenticationToken`, or a
+/// `WWW-Authenticate` challenge with `error="invalid_token"` (RFC 6750).
+fn token_expired(headers: &HeaderMap, body: &str) -> bool {
+    let challenge = (headers.get_all(reqwest::header::WWW_AUTHENTICATE).iter())
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("error=\"invalid_token\""));
+    challenge || ErrorBody::parse(401, body).code == "ExpiredAuthenticationToken"
 }
 
 /// What to do after a failing service was retried as long as spin-aks waits.

@@ -28,6 +28,12 @@ impl ArmError {
         }
     }
 
+    /// Whether this is a long-running operation that ended `Failed` or `Canceled` (its status
+    /// was read with 200), rather than a refused request.
+    pub fn operation_failed(&self) -> bool {
+        self.status == 200
+    }
+
     /// The action an `AuthorizationFailed` message names (`… perform action 'X' over scope …`).
     pub fn denied_action(&self) -> Option<&str> {
         let rest = self.message.split("perform action '").nth(1)?;

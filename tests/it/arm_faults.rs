@@ -1,0 +1,279 @@
+//! ARM faults under the commands that write through it — 429 storms with `Retry-After`, 5xx
+//! bursts, operations that end `Failed`, tokens that expire mid-command — and `cluster create`
+//! killed (SIGKILL) at its requests, each followed by a re-run that must converge.
+
+use crate::support;
+
+use std::time::Instant;
+
+use crate::support::arm::{rotate_tokens, Fault, Injection};
+use crate::support::arm_cli::Rig;
+use serde_json::json;
+
+const SUB: &str = "55555555-0000-0000-0000-000000000005";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Command {
+    Create,
+    Delete,
+    AttachAcr,
+    IdentitySetup,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    /// 429 four times in a row, `Retry-After: 10`: 40 s of the 300 s a busy service is waited for.
+    Storm,
+    /// 503 then 500 twice: within the 25 s a failing request is retried.
+    Burst,
+    /// The operation the write starts ends `Failed`; the second try succeeds.
+    FailedOperation,
+    /// Every token is refused as expired after 3 requests.
+    ExpiringToken,
+}
+
+impl Command {
+    /// A fake ARM holding what the command works on, and the command's arguments.
+    async fn rig(self) -> (Rig, Vec<String>) {
+        let args = |a: &[&str]| -> Vec<String> {
+            let common = ["--subscription", SUB, "--output", "json"];
+            a.iter()
+                .chain(common.iter())
+                .map(|s| s.to_string())
+                .collect()
+        };
+        if self == Command::IdentitySetup {
+            let (rig, manifest) = crate::identity::rig().await;
+            rig.arm
+                .add_cosmos_account(crate::identity::SUB, "rg-data", "shop-db");
+            let app = manifest.to_str().unwrap();
+            let a = ["identity", "setup", "-y", "-f", app, "--cosmos", "shop-db"];
+            let mut a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            a.extend(["--output", "json"].map(String::from));
+            return (rig, a);
+        }
+        let rig = Rig::start(SUB).await;
+        let a = match self {
+            Command::Create => {
+                provision_instantly(&rig);
+                args(&[
+                    "cluster",
+                    "create",
+                    "-y",
+                    "--cluster",
+                    "c1",
+                    "--resource-group",
+                    "rg",
+                    "--location",
+                    "westeurope",
+                    "--no-install",
+                ])
+            }
+            Command::Delete => {
+                rig.arm.add_cluster(SUB, "rg", "c1", false, "");
+                rig.arm
+                    .cluster("c1", |c| c["tags"] = json!({"created-by": "spin-aks"}));
+                args(&[
+                    "cluster",
+                    "delete",
+                    "-y",
+                    "--cluster",
+                    "c1",
+                    "--resource-group",
+                    "rg",
+                ])
+            }
+            _ => {
+                rig.arm.add_cluster(SUB, "rg", "c1", false, "");
+                rig.arm.add_registry(SUB, "rg", "reg1", false);
+                args(&[
+                    "cluster",
+                    "attach-acr",
+                    "-y",
+                    "--cluster",
+                    "c1",
+                    "--resource-group",
+                    "rg",
+                    "--registry",
+                    "reg1.azurecr.io",
+                ])
+            }
+        };
+        (rig, a)
+    }
+
+    /// The request the fault hits (method, a fragment of its path); `None` when the command
+    /// starts no long-running operation there.
+    fn target(self, kind: Kind) -> Option<(&'static str, &'static str)> {
+        Some(match (self, kind) {
+            (Command::Create, _) => ("PUT", "/managedclusters/c1"),
+            (Command::Delete, _) => ("DELETE", "/managedclusters/c1"),
+            (Command::AttachAcr, Kind::FailedOperation) => return None,
+            (Command::AttachAcr, _) => ("PUT", "/roleassignments/"),
+            (Command::IdentitySetup, Kind::FailedOperation) => ("PUT", "/sqlroleassignments/"),
+            (Command::IdentitySetup, _) => ("PUT", "/userassignedidentities/"),
+        })
+    }
+
+    /// The error a failed operation of this command reports (code, message), as ARM words it.
+    fn failure(self) -> (&'static str, &'static str) {
+        match self {
+            Command::IdentitySetup => ("InternalServerError", "An internal server error occurred while processing the SQL role assignment. ActivityId: 5d0b7c3e-0000-0000-0000-000000000000, Microsoft.Azure.Documents.Common/2.14.0"),
+            Command::Delete => ("DeleteVMSSAgentPoolFailed", "Delete virtual machine scale set of agent pool nodepool1 failed. Message: the node resource group is locked (ScopeLocked). Retry the delete once the lock is removed."),
+            _ => ("VMExtensionProvisioningError", "Provisioning of resource(s) for container service c1 in resource group rg failed. Message: Operation could not be completed as VM extension provisioning failed on 1 VM (exit code 50)."),
+        }
+    }
+
+    /// What the command must leave, once: no duplicate and nothing half-made.
+    fn converged(self, rig: &Rig) {
+        let count = |what: &str| {
+            rig.arm.world(|w| match what {
+                "clusters" => w.clusters.len(),
+                "registries" => w.registries.len(),
+                "groups" => w.provisioning.resource_groups.len(),
+                "identities" => w.identities.len(),
+                "sql" => w.sql_role_assignments.len(),
+                _ => unreachable!(),
+            })
+        };
+        match self {
+            Command::Create => {
+                assert_eq!(count("clusters"), 1);
+                assert_eq!(count("registries"), 1);
+                assert_eq!(count("groups"), 1);
+                let state = rig
+                    .arm
+                    .world(|w| w.clusters[0].resource["properties"]["provisioningState"].clone());
+                assert_eq!(state, "Succeeded");
+                assert_eq!(rig.arm.assignments_of("kubelet-c1").len(), 1);
+                assert_eq!(rig.state()["last_cluster"]["name"], "c1");
+            }
+            Command::Delete => assert_eq!(count("clusters"), 0),
+            Command::AttachAcr => assert_eq!(rig.arm.assignments_of("kubelet-c1").len(), 1),
+            Command::IdentitySetup => {
+                assert_eq!(count("identities"), 1);
+                let identity = rig.arm.identity("shop-identity").unwrap();
+                let id = identity["id"].as_str().unwrap();
+                assert_eq!(rig.arm.credentials_of(id).len(), 1);
+                assert_eq!(count("sql"), 1);
+            }
+        }
+    }
+}
+
+/// Cluster creations stand up nothing: the new cluster answers at once (no install follows).
+fn provision_instantly(rig: &Rig) {
+    let provisioner: support::arm::Provisioner =
+        std::sync::Arc::new(|_| Ok(std::path::PathBuf::from("/nonexistent/kubeconfig")));
+    rig.arm
+        .world(|w| w.provisioning.provisioner = Some(provisioner));
+}
+
+/// How one row ended.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    OnItsOwn,
+    AfterOneRerun,
+}
+
+async fn run_row(command: Command, kind: Kind) -> Option<Outcome> {
+    let (method, path) = command.target(kind)?;
+    let (rig, args) = command.rig().await;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let faults = match kind {
+        Kind::Storm => vec![Injection::new(
+            method,
+            path,
+            Fault::Throttle { retry_after: 10 },
+            4,
+        )],
+        Kind::Burst => vec![
+            Injection::new(method, path, Fault::ServerError(503), 1),
+            Injection::new(method, path, Fault::ServerError(500), 2),
+        ],
+        Kind::FailedOperation => {
+            let (code, message) = command.failure();
+            let fault = Fault::FailedOperation {
+                code: code.into(),
+                message: message.into(),
+            };
+            vec![Injection::new(method, path, fault, 1)]
+        }
+        Kind::ExpiringToken => {
+            rotate_tokens(rig.bin.path());
+            rig.arm.world(|w| w.token_lifetime = Some(3));
+            vec![]
+        }
+    };
+    rig.arm.world(|w| w.faults = faults);
+    let (code, _, stderr) = rig.run(&args).await;
+    let injected = rig.arm.world(|w| w.faults.iter().all(|f| f.times == 0));
+    assert!(injected, "{command:?} {kind:?}: the fault was not met");
+    let outcome = if kind == Kind::FailedOperation {
+        assert_eq!(code, 1, "{command:?}: {stderr}");
+        let (code, message) = command.failure();
+        let said = stderr.contains(code) && stderr.contains(message);
+        assert!(said, "{command:?}: ARM's words: {stderr}");
+        assert!(
+            stderr.contains("run the same command again: it continues from what exists"),
+            "{command:?}: {stderr}"
+        );
+        let (code, _, stderr) = rig.run(&args).await;
+        assert_eq!(code, 0, "{command:?} re-run: {stderr}");
+        Outcome::AfterOneRerun
+    } else {
+        assert_eq!(code, 0, "{command:?} {kind:?}: {stderr}");
+        Outcome::OnItsOwn
+    };
+    if kind == Kind::ExpiringToken {
+        let tokens: u32 = std::fs::read_to_string(rig.bin.path().join("rotate"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Each token serves 3 requests and is refused on the 4th, which the next one repeats.
+        let needed = rig.arm.world(|w| w.log.len()).div_ceil(4);
+        assert!(
+            tokens > 1 && tokens as usize >= needed,
+            "{command:?}: {tokens} tokens where {needed} were needed"
+        );
+    }
+    command.converged(&rig);
+    Some(outcome)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_command_finishes_through_arm_faults_or_fails_with_arms_words_and_a_rerun_converges() {
+    let commands = [
+        Command::Create,
+        Command::Delete,
+        Command::AttachAcr,
+        Command::IdentitySetup,
+    ];
+    let kinds = [
+        Kind::Storm,
+        Kind::Burst,
+        Kind::FailedOperation,
+        Kind::ExpiringToken,
+    ];
+    for run in 1..=support::reliability_runs() {
+        eprintln!("run {run}");
+        for command in commands {
+            for kind in kinds {
+                let started = Instant::now();
+                let outcome = run_row(command, kind).await;
+                eprintln!(
+                    "row {command:?} {kind:?}: {outcome:?} in {:.2} s",
+                    started.elapsed().as_secs_f64()
+                );
+                let expected = match kind {
+                    Kind::FailedOperation => Outcome::AfterOneRerun,
+                    _ => Outcome::OnItsOwn,
+                };
+                if let Some(outcome) = outcome {
+                    assert_eq!(outcome, expected);
+                }
+            }
+        }
+    }
+}
