@@ -11,6 +11,7 @@ use crate::support::arm_cli::Rig;
 use serde_json::json;
 
 const SUB: &str = "55555555-0000-0000-0000-000000000005";
+const CLUSTER: &str = "/providers/Microsoft.ContainerService/managedClusters/c1";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Command {
@@ -161,12 +162,27 @@ impl Command {
     }
 }
 
-/// Cluster creations stand up nothing: the new cluster answers at once (no install follows).
+/// Cluster creations stand up nothing: the new cluster answers at once (no install follows),
+/// and its creation is over before its PUT is answered.
 fn provision_instantly(rig: &Rig) {
     let provisioner: support::arm::Provisioner =
         std::sync::Arc::new(|_| Ok(std::path::PathBuf::from("/nonexistent/kubeconfig")));
-    rig.arm
-        .world(|w| w.provisioning.provisioner = Some(provisioner));
+    rig.arm.world(|w| {
+        w.provisioning.provisioner = Some(provisioner);
+        w.provisioning.synchronous = true;
+    });
+}
+
+/// Cluster creations take 1.5 s, during which the cluster is `Creating`.
+fn provision_slowly(rig: &Rig) {
+    let provisioner: support::arm::Provisioner = std::sync::Arc::new(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        Ok(std::path::PathBuf::from("/nonexistent/kubeconfig"))
+    });
+    rig.arm.world(|w| {
+        w.provisioning.provisioner = Some(provisioner);
+        w.provisioning.synchronous = false;
+    });
 }
 
 /// How one row ended.
@@ -276,4 +292,131 @@ async fn each_command_finishes_through_arm_faults_or_fails_with_arms_words_and_a
             }
         }
     }
+}
+
+/// A user kubeconfig with a context of its own, which `cluster create` must leave whole.
+const USER_KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: other\n  cluster:\n    server: https://other.example:6443\ncontexts:\n- name: other\n  context:\n    cluster: other\n    user: other\nusers:\n- name: other\n  user:\n    token: other-users-token\ncurrent-context: other\n";
+
+/// `cluster create` is killed (SIGKILL) while the fake ARM holds its request `n`, before ARM
+/// carries it out or after (the answer lost); the same command again must converge with every
+/// write carried out once. Every point under `RELIABILITY_RUNS` > 1, 6 seeded ones otherwise.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_create_killed_at_any_arm_request_converges_on_a_rerun() {
+    use rand::{Rng, SeedableRng};
+    let (rig, args) = Command::Create.rig().await;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, stderr) = rig.run(&args).await;
+    assert_eq!(code, 0, "{stderr}");
+    let log = rig.arm.world(|w| w.log.clone());
+    let requests = log.len();
+    let points: Vec<(usize, bool)> = (1..=requests)
+        .flat_map(|n| [(n, false), (n, true)])
+        .collect();
+    let runs = support::reliability_runs();
+    let chosen: Vec<(usize, bool)> = if runs > 1 {
+        points
+    } else {
+        // One point in each sixth of the run, drawn with a fixed seed.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(32);
+        let band = points.len().div_ceil(6);
+        (points.chunks(band))
+            .map(|chunk| chunk[rng.random_range(0..chunk.len())])
+            .collect()
+    };
+    // And once right after the cluster's PUT while the creation still runs: the re-run waits
+    // for it to end rather than going on with a cluster that is not there yet.
+    let put = log
+        .iter()
+        .position(|r| r.starts_with("PUT ") && r.ends_with(CLUSTER));
+    let slow = (put.unwrap() + 1, true, true);
+    let chosen = (chosen.into_iter().map(|(n, after)| (n, after, false))).chain([slow]);
+    let chosen: Vec<(usize, bool, bool)> = chosen.collect();
+    for run in 1..=runs {
+        eprintln!("run {run}");
+        for &(n, after, slow) in &chosen {
+            let started = Instant::now();
+            let killed = kill_create_at(n, after, slow).await;
+            let when = match (after, slow) {
+                (false, _) => "before",
+                (true, false) => "after",
+                (true, true) => "after (the creation still running)",
+            };
+            eprintln!(
+                "killed {when} request {n} ({killed}), converged in {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// One kill and its re-run (with a creation that takes its time when `slow`); returns the
+/// request the kill came at.
+async fn kill_create_at(n: usize, after: bool, slow: bool) -> String {
+    let (rig, args) = Command::Create.rig().await;
+    if slow {
+        provision_slowly(&rig);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let kubeconfig = rig.home.path().join(".kube/config");
+    std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
+    std::fs::write(&kubeconfig, USER_KUBECONFIG).unwrap();
+    rig.arm.world(|w| w.hold = Some((n, after)));
+    let mut cmd = rig.command(&args);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let killed = loop {
+        if rig.arm.world(|w| w.holding) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break rig.arm.world(|w| w.log[n - 1].clone());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let seen = rig.arm.world(|w| w.log.clone());
+            panic!("exit {status} before request {n}: {seen:#?}");
+        }
+        assert!(Instant::now() < deadline, "request {n} never came");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    rig.arm.world(|w| w.hold = None);
+    let (code, stdout, stderr) = rig.run(&args).await;
+    assert_eq!(code, 0, "re-run after a kill at {killed}: {stderr}");
+    if slow {
+        let waited =
+            stderr.contains("AKS cluster c1 is Creating: waiting for that operation to end");
+        assert!(waited, "{stderr}");
+    }
+    Command::Create.converged(&rig);
+    // Each write carried out once: a write the killed run made is found, not made again.
+    let carried_out = |kind: &str| {
+        rig.arm.world(|w| {
+            (w.requests.iter())
+                .filter(|(key, _)| {
+                    key.starts_with("PUT ") && key.to_ascii_lowercase().ends_with(kind)
+                })
+                .map(|(_, n)| n)
+                .sum::<usize>()
+        })
+    };
+    for kind in ["/managedclusters/c1", "/registries/c1acr", "/rg"] {
+        assert_eq!(
+            carried_out(kind),
+            1,
+            "{kind} after a kill at {killed}: {stdout}"
+        );
+    }
+    let assignments = rig.arm.world(|w| {
+        (w.requests.iter())
+            .filter(|(key, _)| key.starts_with("PUT ") && key.contains("/roleAssignments/"))
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    });
+    assert_eq!(assignments, 1, "AcrPull after a kill at {killed}");
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    let config: serde_json::Value = serde_saphyr::from_str(&text)
+        .unwrap_or_else(|e| panic!("the kubeconfig is torn: {e}\n{text}"));
+    assert_eq!(config["contexts"][0]["name"], "other", "{text}");
+    assert_eq!(config["current-context"], "other");
+    killed
 }

@@ -549,6 +549,7 @@ impl Shared {
         }
         let snapshot = self.world.lock().unwrap().clusters.clone();
         let reply = self.route_inner(received).await;
+        self.finish_creation().await;
         if let Some(Fault::FailedOperation { code, message }) = fault {
             self.fail_operation(
                 &reply,
