@@ -418,6 +418,29 @@ mod tests {
     }
 
     #[test]
+    fn only_a_401_saying_the_token_expired_asks_for_a_new_token() {
+        let challenge = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(reqwest::header::WWW_AUTHENTICATE, value.parse().unwrap());
+            headers
+        };
+        let expired = r#"{"error":{"code":"ExpiredAuthenticationToken","message":"The access token expiry UTC time '12/6/2026 8:00:00 PM' is earlier than current UTC time '12/6/2026 8:05:00 PM'."}}"#;
+        let invalid = r#"{"error":{"code":"InvalidAuthenticationToken","message":"The access token is invalid."}}"#;
+        let bearer_error = r#"Bearer authorization_uri="https://login.windows.net/", error="invalid_token", error_description="The access token has expired.""#;
+        let vault_challenge = r#"Bearer authorization="https://login.microsoftonline.com/t", resource="https://vault.azure.net""#;
+        // (headers, body, whether a new token is asked for)
+        let cases = [
+            (HeaderMap::new(), expired, true),
+            (challenge(bearer_error), "", true),
+            (HeaderMap::new(), invalid, false),
+            (challenge(vault_challenge), "", false),
+        ];
+        for (headers, body, renew) in cases {
+            assert_eq!(token_expired(&headers, body), renew, "{headers:?} {body}");
+        }
+    }
+
+    #[test]
     fn links_must_stay_under_the_base() {
         assert!(same_origin(
             "https://v.vault.azure.net/",
