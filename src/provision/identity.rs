@@ -210,7 +210,10 @@ fn cannot(what: String, err: anyhow::Error) -> anyhow::Error {
     let failed =
         (err.downcast_ref::<crate::azure::arm::ArmError>()).is_some_and(|e| e.operation_failed());
     match failed {
-        true => anyhow::anyhow!("cannot {what}: {err}\n  {}", super::RERUN_CONTINUES),
+        true => anyhow::anyhow!(
+            "cannot {what}: {err}\n  {}",
+            crate::azure::arm::RERUN_CONTINUES
+        ),
         false => anyhow::anyhow!("cannot {what}: {err}"),
     }
 }

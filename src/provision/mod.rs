@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use self::spec::{ClusterSpec, RegistryWish, CREATED_BY};
-use crate::azure::arm::{Arm, Registry};
+use crate::azure::arm::{self, Arm, Registry};
 use crate::azure::roles::{self, Assignment};
 use crate::azure::ClusterRef;
 use crate::bad_input;
@@ -372,21 +372,5 @@ async fn with_progress<T>(
 ) -> anyhow::Result<T> {
     out.info(doing);
     let step = doing.split(" (").next().unwrap_or(doing);
-    (out.while_running(doing, work).await).map_err(|err| failed_step(err, step))
+    (out.while_running(doing, work).await).map_err(|err| arm::failed_step(err, step))
 }
-
-/// An operation ARM ran and ended `Failed` (its error not explained further) as the step that
-/// failed, ARM's words, and that a re-run continues.
-fn failed_step(err: anyhow::Error, step: &str) -> anyhow::Error {
-    let Some(refusal) = err.downcast_ref::<crate::azure::arm::ArmError>() else {
-        return err;
-    };
-    if !refusal.operation_failed() || err.to_string() != refusal.to_string() {
-        return err;
-    }
-    let said = format!("{step} failed: ARM answered {refusal}\n  {RERUN_CONTINUES}");
-    err.context(said)
-}
-
-/// What a step whose operation failed in Azure adds: nothing done is lost or done twice.
-pub const RERUN_CONTINUES: &str = "run the same command again: it continues from what exists";

@@ -6,7 +6,7 @@ use crate::support;
 
 use std::time::Instant;
 
-use crate::support::arm::{rotate_tokens, Fault, Injection};
+use crate::support::arm::{rotate_tokens, FakeArm, Fault, Injection};
 use crate::support::arm_cli::Rig;
 use serde_json::json;
 
@@ -193,9 +193,45 @@ enum Outcome {
 }
 
 async fn run_row(command: Command, kind: Kind) -> Option<Outcome> {
-    let (method, path) = command.target(kind)?;
+    let target = command.target(kind)?;
     let (rig, args) = command.rig().await;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let what = format!("{command:?}");
+    let run = || async {
+        let (code, _, stderr) = rig.run(&args).await;
+        (code, stderr)
+    };
+    let outcome = ride_out(
+        &what,
+        &rig.arm,
+        rig.bin.path(),
+        kind,
+        target,
+        command.failure(),
+        run,
+    );
+    let outcome = outcome.await;
+    command.converged(&rig);
+    Some(outcome)
+}
+
+/// Injects `kind` into the requests `target` names (`bin` holds the fake `az`), runs the command
+/// through `run` (exit code, stderr) and judges it: a fault shorter than the command's budget is
+/// ridden out; a `Failed` operation (its error `failure`) stops it with ARM's words, the step and
+/// that a re-run continues, and one re-run finishes.
+async fn ride_out<F, R>(
+    what: &str,
+    arm: &FakeArm,
+    bin: &std::path::Path,
+    kind: Kind,
+    (method, path): (&str, &str),
+    failure: (&str, &str),
+    run: F,
+) -> Outcome
+where
+    F: Fn() -> R,
+    R: std::future::Future<Output = (i32, String)>,
+{
     let faults = match kind {
         Kind::Storm => vec![Injection::new(
             method,
@@ -208,54 +244,56 @@ async fn run_row(command: Command, kind: Kind) -> Option<Outcome> {
             Injection::new(method, path, Fault::ServerError(500), 2),
         ],
         Kind::FailedOperation => {
-            let (code, message) = command.failure();
             let fault = Fault::FailedOperation {
-                code: code.into(),
-                message: message.into(),
+                code: failure.0.into(),
+                message: failure.1.into(),
             };
             vec![Injection::new(method, path, fault, 1)]
         }
         Kind::ExpiringToken => {
-            rotate_tokens(rig.bin.path());
-            rig.arm.world(|w| w.token_lifetime = Some(3));
+            rotate_tokens(bin);
             vec![]
         }
     };
-    rig.arm.world(|w| w.faults = faults);
-    let (code, _, stderr) = rig.run(&args).await;
-    let injected = rig.arm.world(|w| w.faults.iter().all(|f| f.times == 0));
-    assert!(injected, "{command:?} {kind:?}: the fault was not met");
+    let lifetime = (kind == Kind::ExpiringToken).then_some(3);
+    let before = arm.world(|w| {
+        w.faults = faults;
+        w.token_lifetime = lifetime;
+        w.log.len()
+    });
+    let (code, stderr) = run().await;
+    let injected = arm.world(|w| w.faults.iter().all(|f| f.times == 0));
+    assert!(injected, "{what} {kind:?}: the fault was not met");
     let outcome = if kind == Kind::FailedOperation {
-        assert_eq!(code, 1, "{command:?}: {stderr}");
-        let (code, message) = command.failure();
-        let said = stderr.contains(code) && stderr.contains(message);
-        assert!(said, "{command:?}: ARM's words: {stderr}");
+        assert_eq!(code, 1, "{what}: {stderr}");
+        let said = stderr.contains(failure.0) && stderr.contains(failure.1);
+        assert!(said, "{what}: ARM's words: {stderr}");
         assert!(
             stderr.contains("run the same command again: it continues from what exists"),
-            "{command:?}: {stderr}"
+            "{what}: {stderr}"
         );
-        let (code, _, stderr) = rig.run(&args).await;
-        assert_eq!(code, 0, "{command:?} re-run: {stderr}");
+        let (code, stderr) = run().await;
+        assert_eq!(code, 0, "{what} re-run: {stderr}");
         Outcome::AfterOneRerun
     } else {
-        assert_eq!(code, 0, "{command:?} {kind:?}: {stderr}");
+        assert_eq!(code, 0, "{what} {kind:?}: {stderr}");
         Outcome::OnItsOwn
     };
     if kind == Kind::ExpiringToken {
-        let tokens: u32 = std::fs::read_to_string(rig.bin.path().join("rotate"))
+        let tokens: u32 = std::fs::read_to_string(bin.join("rotate"))
             .unwrap()
             .trim()
             .parse()
             .unwrap();
         // Each token serves 3 requests and is refused on the 4th, which the next one repeats.
-        let needed = rig.arm.world(|w| w.log.len()).div_ceil(4);
+        let needed = arm.world(|w| w.log.len() - before).div_ceil(4);
         assert!(
             tokens > 1 && tokens as usize >= needed,
-            "{command:?}: {tokens} tokens where {needed} were needed"
+            "{what}: {tokens} tokens where {needed} were needed"
         );
     }
-    command.converged(&rig);
-    Some(outcome)
+    arm.world(|w| w.token_lifetime = None);
+    outcome
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -419,4 +457,102 @@ async fn kill_create_at(n: usize, after: bool, slow: bool) -> String {
     assert_eq!(config["contexts"][0]["name"], "other", "{text}");
     assert_eq!(config["current-context"], "other");
     killed
+}
+
+/// `fleet add` on AKS (the Flux extension, then a Flux configuration, each a long-running
+/// operation) under the same faults, on one rig with the real Flux controllers shared by the rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn fleet_add_on_aks_finishes_through_arm_faults_or_a_rerun_converges() {
+    use crate::fleet::AksFleet;
+    let Some(registry) = support::registry::Registry::open() else {
+        return;
+    };
+    let rig = tokio::task::spawn_blocking(|| support::rig::private_rig_with(&["--kustomize"]));
+    let Some(rig) = rig.await.unwrap() else {
+        return;
+    };
+    let fleet = AksFleet::start(&rig).await;
+    let image = format!("{}/hello-aks@sha256:{}", registry.host(), "ef".repeat(32));
+    let published = fleet
+        .run(&["publish", "--image", &image, "--env", "prod"])
+        .await;
+    assert!(published.status.success(), "{published:?}");
+    let failure = (
+        "FluxConfigurationProvisioningFailed",
+        "The fluxconfig-agent could not reconcile the configuration: the extension's agent is not ready. Retry the operation once the microsoft.flux extension reports Succeeded.",
+    );
+    let kinds = [
+        Kind::Storm,
+        Kind::Burst,
+        Kind::FailedOperation,
+        Kind::ExpiringToken,
+    ];
+    for run in 1..=support::reliability_runs() {
+        eprintln!("run {run}");
+        for kind in kinds {
+            let started = Instant::now();
+            // Each row starts on a cluster without the extension, in a namespace of its own.
+            fleet.arm.world(|w| {
+                w.extensions.clear();
+                w.flux.configurations.clear();
+            });
+            let ns = format!("faults-{run}-{kind:?}").to_ascii_lowercase();
+            let args = [
+                "fleet",
+                "add",
+                "aks:rg/aks1",
+                "-n",
+                &ns,
+                "--env",
+                "prod",
+                "--secret",
+                "api_token=x",
+                "--interval",
+                "5s",
+            ];
+            let add = || async {
+                let output = fleet.run(&args).await;
+                let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+                (output.status.code().unwrap_or(-1), stderr)
+            };
+            let target = ("PUT", "/fluxconfigurations/hello-aks");
+            let outcome = ride_out(
+                "fleet add",
+                &fleet.arm,
+                fleet.bin.path(),
+                kind,
+                target,
+                failure,
+                add,
+            )
+            .await;
+            let expected = match kind {
+                Kind::FailedOperation => Outcome::AfterOneRerun,
+                _ => Outcome::OnItsOwn,
+            };
+            assert_eq!(outcome, expected);
+            let (extensions, configurations) = fleet.arm.world(|w| {
+                let states = |values: Vec<&serde_json::Value>| -> Vec<String> {
+                    (values.iter())
+                        .map(|v| v["properties"]["provisioningState"].to_string())
+                        .collect()
+                };
+                (
+                    states(w.extensions.values().collect()),
+                    states(w.flux.configurations.values().collect()),
+                )
+            });
+            assert_eq!(extensions, ["\"Succeeded\""], "one extension");
+            assert_eq!(configurations, ["\"Succeeded\""], "one configuration");
+            let kustomization = rig.kubectl_ok(&["get", "kustomization", "-n", &ns, "-o", "name"]);
+            assert_eq!(
+                kustomization.trim(),
+                "kustomization.kustomize.toolkit.fluxcd.io/hello-aks-objects"
+            );
+            eprintln!(
+                "row fleet add {kind:?}: {outcome:?} in {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
 }

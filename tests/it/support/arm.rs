@@ -604,6 +604,9 @@ impl Shared {
             cluster.resource["properties"]["provisioningState"] = json!("Failed");
         }
         let lower = path.to_ascii_lowercase();
+        if let Some(configuration) = w.flux.configurations.get_mut(&lower) {
+            configuration["properties"]["provisioningState"] = json!("Failed");
+        }
         for extension in w.extensions.values_mut() {
             if extension["id"]
                 .as_str()
