@@ -250,11 +250,9 @@ where
             };
             vec![Injection::new(method, path, fault, 1)]
         }
-        Kind::ExpiringToken => {
-            rotate_tokens(bin);
-            vec![]
-        }
+        Kind::ExpiringToken => vec![],
     };
+    let tokens_before = (kind == Kind::ExpiringToken).then(|| rotate_tokens(bin));
     let lifetime = (kind == Kind::ExpiringToken).then_some(3);
     let before = arm.world(|w| {
         w.faults = faults;
@@ -279,12 +277,8 @@ where
         assert_eq!(code, 0, "{what} {kind:?}: {stderr}");
         Outcome::OnItsOwn
     };
-    if kind == Kind::ExpiringToken {
-        let tokens: u32 = std::fs::read_to_string(bin.join("rotate"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+    if let Some(tokens_before) = tokens_before {
+        let tokens = rotate_tokens(bin) - tokens_before;
         // Each token serves 3 requests and is refused on the 4th, which the next one repeats.
         let needed = arm.world(|w| w.log.len() - before).div_ceil(4);
         assert!(

@@ -1382,7 +1382,16 @@ printf '{body}\\n' \"$token\"\n"
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// Makes the `az` [`write_scoped_az`] wrote in `dir` hand out a new ARM token each time.
-pub fn rotate_tokens(dir: &Path) {
-    std::fs::write(dir.join("rotate"), "0").unwrap();
+/// Makes the `az` [`write_scoped_az`] wrote in `dir` hand out a new ARM token each time (its
+/// count goes on when it already does). Returns how many it has handed out so far.
+pub fn rotate_tokens(dir: &Path) -> u32 {
+    let count = dir.join("rotate");
+    if !count.exists() {
+        std::fs::write(&count, "0").unwrap();
+    }
+    std::fs::read_to_string(&count)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
