@@ -1,6 +1,5 @@
-//! ARM faults under the commands that write through it — 429 storms with `Retry-After`, 5xx
-//! bursts, operations that end `Failed`, tokens that expire mid-command — and `cluster create`
-//! killed (SIGKILL) at its requests, each followed by a re-run that must converge.
+//! The commands that write through ARM under its faults (429 storms, 5xx, `Failed` operations,
+//! expiring tokens) and `cluster create` killed at each request: each finishes or a re-run converges.
 
 use crate::support;
 
@@ -197,28 +196,26 @@ async fn run_row(command: Command, kind: Kind) -> Option<Outcome> {
     let (rig, args) = command.rig().await;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let what = format!("{command:?}");
-    let run = || async {
-        let (code, _, stderr) = rig.run(&args).await;
-        (code, stderr)
-    };
-    let outcome = ride_out(
-        &what,
-        &rig.arm,
-        rig.bin.path(),
-        kind,
-        target,
-        command.failure(),
-        run,
-    );
-    let outcome = outcome.await;
+    let run = || rig.run(&args);
+    let failure = command.failure();
+    let ridden = ride_out(&what, &rig.arm, rig.bin.path(), kind, target, failure, run);
+    let (outcome, stdout) = ridden.await;
     command.converged(&rig);
+    if (command, kind) == (Command::Create, Kind::FailedOperation) {
+        let report = support::arm_cli::json(&stdout);
+        let action = &report["created"]["plan"]["cluster"]["action"];
+        assert_eq!(
+            action, "repair",
+            "the failed cluster is written again: {report}"
+        );
+    }
     Some(outcome)
 }
 
 /// Injects `kind` into the requests `target` names (`bin` holds the fake `az`), runs the command
-/// through `run` (exit code, stderr) and judges it: a fault shorter than the command's budget is
-/// ridden out; a `Failed` operation (its error `failure`) stops it with ARM's words, the step and
-/// that a re-run continues, and one re-run finishes.
+/// through `run` (exit code, stdout, stderr) and judges it: a fault shorter than the command's
+/// budget is ridden out; a `Failed` operation (its error `failure`) stops it with ARM's words, the
+/// step and that a re-run continues, and one re-run finishes. Returns the last run's stdout too.
 async fn ride_out<F, R>(
     what: &str,
     arm: &FakeArm,
@@ -227,10 +224,10 @@ async fn ride_out<F, R>(
     (method, path): (&str, &str),
     failure: (&str, &str),
     run: F,
-) -> Outcome
+) -> (Outcome, String)
 where
     F: Fn() -> R,
-    R: std::future::Future<Output = (i32, String)>,
+    R: std::future::Future<Output = (i32, String, String)>,
 {
     let faults = match kind {
         Kind::Storm => vec![Injection::new(
@@ -259,7 +256,7 @@ where
         w.token_lifetime = lifetime;
         w.log.len()
     });
-    let (code, stderr) = run().await;
+    let (code, mut stdout, stderr) = run().await;
     let injected = arm.world(|w| w.faults.iter().all(|f| f.times == 0));
     assert!(injected, "{what} {kind:?}: the fault was not met");
     let outcome = if kind == Kind::FailedOperation {
@@ -270,8 +267,9 @@ where
             stderr.contains("run the same command again: it continues from what exists"),
             "{what}: {stderr}"
         );
-        let (code, stderr) = run().await;
+        let (code, again, stderr) = run().await;
         assert_eq!(code, 0, "{what} re-run: {stderr}");
+        stdout = again;
         Outcome::AfterOneRerun
     } else {
         assert_eq!(code, 0, "{what} {kind:?}: {stderr}");
@@ -287,7 +285,7 @@ where
         );
     }
     arm.world(|w| w.token_lifetime = None);
-    outcome
+    (outcome, stdout)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -506,11 +504,12 @@ async fn fleet_add_on_aks_finishes_through_arm_faults_or_a_rerun_converges() {
             ];
             let add = || async {
                 let output = fleet.run(&args).await;
-                let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-                (output.status.code().unwrap_or(-1), stderr)
+                let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+                let code = output.status.code().unwrap_or(-1);
+                (code, text(&output.stdout), text(&output.stderr))
             };
             let target = ("PUT", "/fluxconfigurations/hello-aks");
-            let outcome = ride_out(
+            let (outcome, _) = ride_out(
                 "fleet add",
                 &fleet.arm,
                 fleet.bin.path(),

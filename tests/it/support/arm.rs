@@ -3,7 +3,8 @@
 //! assignments, `listClusterUserCredential` and run command (202 + `Location`, then results),
 //! which unzips the context and runs the real `kubectl` in it; user-assigned identities and their
 //! federated credentials (20 at most, one write at a time), Key Vaults, Cosmos DB accounts and
-//! their SQL role assignments (202 + `Azure-AsyncOperation`). It counts requests per path.
+//! their SQL role assignments (202 + `Azure-AsyncOperation`). It counts and logs requests, injects
+//! faults by request kind ([`Fault`]), expires tokens, and can hold a request while a test kills.
 
 use base64::Engine;
 use http_body_util::Full;
