@@ -549,3 +549,142 @@ async fn fleet_add_on_aks_finishes_through_arm_faults_or_a_rerun_converges() {
         }
     }
 }
+
+/// `cluster create` with its install, killed while it installs: right after the Flux extension's
+/// PUT (answer lost), before it asks ARM for the cluster's credentials, and while it writes to
+/// the API server. The same command again finishes the install on the same cluster, with the
+/// cluster and the extension written once. Every point under `RELIABILITY_RUNS` > 1, the last
+/// one otherwise (each costs an install).
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_create_killed_during_its_install_converges_on_a_rerun() {
+    use crate::cluster_aks::{run_blocking, Aks};
+    let aks = Aks::empty().await;
+    let rig = aks.rigs_on_create(&["--bare", "--flux"]);
+    let create = |extra: &[&str]| {
+        let mut cmd = aks.azure(&["cluster", "create", "-y", "--cluster", "spin1"]);
+        cmd.args(["--resource-group", "rg-new", "--location", "westeurope"])
+            .args(extra)
+            .env("SPIN_AKS_ARM_DELAY_SCALE", "0.05");
+        cmd
+    };
+    let first = run_blocking(create(&["--no-install"])).await;
+    let why = String::from_utf8_lossy(&first.stderr).into_owned();
+    if why.contains("the kube rig did not start") {
+        support::skip(&why);
+        return;
+    }
+    assert!(first.status.success(), "{why}");
+    let kubeconfig = aks.home().join(".kube/config");
+    std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
+    std::fs::write(&kubeconfig, USER_KUBECONFIG).unwrap();
+    let (charts, proxy) = {
+        let new = rig.lock().unwrap();
+        let new = new.as_ref().expect("the creation stood up a rig");
+        (
+            new.env("CHART_REGISTRY").unwrap(),
+            new.env("MODULE_PROXY").unwrap(),
+        )
+    };
+    let install = [
+        "--chart-registry",
+        &charts,
+        "--module-proxy",
+        &proxy,
+        "--timeout",
+        "5m",
+    ];
+    let extension = "/providers/Microsoft.KubernetesConfiguration/extensions/flux";
+    let credentials = "/listClusterUserCredential";
+    // (method and path end of the request, held after carrying it out or before; or, with
+    // seconds, not held: the run goes on that long after it, writing to the API server)
+    let points = [
+        ("PUT", extension, true, 0),
+        ("POST", credentials, false, 0),
+        ("POST", credentials, true, 4),
+    ];
+    let chosen = match support::reliability_runs() {
+        1 => &points[2..],
+        _ => &points[..],
+    };
+    let puts = |path: &str| {
+        aks.arm.world(|w| {
+            (w.requests.iter())
+                .filter(|(key, _)| key.starts_with("PUT ") && key.ends_with(path))
+                .map(|(_, n)| n)
+                .sum::<usize>()
+        })
+    };
+    for run in 1..=support::reliability_runs() {
+        eprintln!("run {run}");
+        for &(method, path, after, seconds) in chosen {
+            let started = Instant::now();
+            // The extension is gone again, so each install writes it.
+            let seen = |w: &support::arm::World| {
+                let asked = format!("{method} ");
+                (w.log.iter())
+                    .filter(|r| r.starts_with(&asked) && r.ends_with(path))
+                    .count()
+            };
+            let seen_before = aks.arm.world(|w| {
+                w.extensions.clear();
+                w.holding = false;
+                if seconds == 0 {
+                    w.hold_matching = Some((method.into(), path.into(), after));
+                }
+                seen(w)
+            });
+            let extensions_before = puts(extension);
+            let mut child = create(&install);
+            child
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            let mut child = child.spawn().unwrap();
+            let deadline = Instant::now() + std::time::Duration::from_secs(120);
+            while !aks
+                .arm
+                .world(|w| w.holding || (seconds > 0 && seen(w) > seen_before))
+            {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "the run ended before {path}"
+                );
+                assert!(Instant::now() < deadline, "{path} never came");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+            child.kill().unwrap();
+            child.wait().unwrap();
+            aks.arm.world(|w| w.hold_matching = None);
+            let again = run_blocking(create(&install)).await;
+            let stderr = String::from_utf8_lossy(&again.stderr);
+            assert!(
+                again.status.success(),
+                "re-run after a kill at {path}: {stderr}"
+            );
+            let report = support::json_stdout(&again);
+            let stages = report["install"]["stages"].as_array().unwrap().len();
+            assert_eq!(stages, 4, "{report}");
+            assert_eq!(report["created"]["plan"]["cluster"]["action"], "unchanged");
+            assert_eq!(
+                puts("/managedClusters/spin1"),
+                1,
+                "the cluster is written once"
+            );
+            let extensions = puts(extension) - extensions_before;
+            assert_eq!(extensions, 1, "the extension is written once: {report}");
+            let text = std::fs::read_to_string(&kubeconfig).unwrap();
+            let config: serde_json::Value = serde_saphyr::from_str(&text)
+                .unwrap_or_else(|e| panic!("the kubeconfig is torn: {e}\n{text}"));
+            assert_eq!(config["contexts"][0]["name"], "other", "{text}");
+            eprintln!(
+                "killed {} {method} …{path}, converged in {:.1} s",
+                match (after, seconds) {
+                    (_, 1..) => format!("{seconds} s after"),
+                    (true, _) => "right after".to_string(),
+                    (false, _) => "right before".to_string(),
+                },
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}

@@ -109,6 +109,9 @@ pub struct World {
     /// Request number `n` (1-based, in [`World::log`]) is held unanswered, before it is carried out
     /// (`false`) or after (`true`), so a test can kill the client there.
     pub hold: Option<(usize, bool)>,
+    /// The first request with this method whose path ends so is held, before it is carried out
+    /// (`false`) or after (`true`), as [`World::hold`] holds one by number.
+    pub hold_matching: Option<(String, String, bool)>,
     /// Whether the held request has arrived.
     pub holding: bool,
 }
@@ -479,7 +482,13 @@ impl Shared {
             let mut w = self.world.lock().unwrap();
             w.log.push(format!("{method} {path}"));
             let n = w.log.len();
-            let hold = w.hold.filter(|(at, _)| *at == n).map(|(_, after)| after);
+            let matching = (w.hold_matching.as_ref())
+                .filter(|(m, end, _)| *m == method && path.ends_with(end.as_str()))
+                .map(|(_, _, after)| *after);
+            let hold = (w.hold.filter(|(at, _)| *at == n).map(|(_, after)| after)).or(matching);
+            if matching.is_some() {
+                w.hold_matching = None;
+            }
             let lower = path.to_ascii_lowercase();
             let injection = (w.faults.iter_mut())
                 .find(|f| f.times > 0 && f.method == method && lower.contains(&f.path));
