@@ -234,11 +234,12 @@ impl Rest {
                 self.retry_pause(wait, &mut deadlines).await;
                 continue;
             }
-            if attempt == 1 || busy {
+            if attempt == 1 || (busy && !error.retryable(call.repeat)) {
                 return Err(error.into());
             }
+            let kept = if busy { "stayed busy" } else { "kept failing" };
             let said = format!(
-                "{service} kept failing: HTTP {status} ({}), {error}; {RERUN_HINT}",
+                "{service} {kept}: HTTP {status} ({}), {error}; {RERUN_HINT}",
                 tried(attempt)
             );
             return Err(anyhow::Error::new(error).context(said));

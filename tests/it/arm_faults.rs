@@ -1,5 +1,5 @@
-//! The commands that write through ARM under its faults (429 storms, 5xx, `Failed` operations,
-//! expiring tokens) and `cluster create` killed at each request: each finishes or a re-run converges.
+//! The commands that write through ARM (`fleet add` on AKS among them) under ARM's faults, and
+//! `cluster create` killed at each request and in its install: each finishes or a re-run converges.
 
 use crate::support;
 
@@ -24,6 +24,8 @@ enum Command {
 enum Kind {
     /// 429 four times in a row, `Retry-After: 10`: 40 s of the 300 s a busy service is waited for.
     Storm,
+    /// 429 five times in a row: every one of the 5 tries a busy service gets.
+    LongStorm,
     /// 503 then 500 twice: within the 25 s a failing request is retried.
     Burst,
     /// The operation the write starts ends `Failed`; the second try succeeds.
@@ -236,6 +238,12 @@ where
             Fault::Throttle { retry_after: 10 },
             4,
         )],
+        Kind::LongStorm => vec![Injection::new(
+            method,
+            path,
+            Fault::Throttle { retry_after: 10 },
+            5,
+        )],
         Kind::Burst => vec![
             Injection::new(method, path, Fault::ServerError(503), 1),
             Injection::new(method, path, Fault::ServerError(500), 2),
@@ -259,14 +267,21 @@ where
     let (code, mut stdout, stderr) = run().await;
     let injected = arm.world(|w| w.faults.iter().all(|f| f.times == 0));
     assert!(injected, "{what} {kind:?}: the fault was not met");
-    let outcome = if kind == Kind::FailedOperation {
-        assert_eq!(code, 1, "{what}: {stderr}");
-        let said = stderr.contains(failure.0) && stderr.contains(failure.1);
-        assert!(said, "{what}: ARM's words: {stderr}");
-        assert!(
-            stderr.contains("run the same command again: it continues from what exists"),
-            "{what}: {stderr}"
-        );
+    let outcome = if matches!(kind, Kind::FailedOperation | Kind::LongStorm) {
+        assert_eq!(code, 1, "{what} {kind:?}: {stderr}");
+        let (said, rerun) = match kind {
+            Kind::FailedOperation => (
+                stderr.contains(failure.0) && stderr.contains(failure.1),
+                "run the same command again: it continues from what exists",
+            ),
+            _ => (
+                stderr.contains("ARM stayed busy: HTTP 429 (5 attempts")
+                    && stderr.contains("TooManyRequests: The request is being throttled"),
+                "a re-run continues where this one stopped",
+            ),
+        };
+        assert!(said, "{what} {kind:?}: ARM's words: {stderr}");
+        assert!(stderr.contains(rerun), "{what} {kind:?}: {stderr}");
         let (code, again, stderr) = run().await;
         assert_eq!(code, 0, "{what} re-run: {stderr}");
         stdout = again;
@@ -298,6 +313,7 @@ async fn each_command_finishes_through_arm_faults_or_fails_with_arms_words_and_a
     ];
     let kinds = [
         Kind::Storm,
+        Kind::LongStorm,
         Kind::Burst,
         Kind::FailedOperation,
         Kind::ExpiringToken,
@@ -313,7 +329,7 @@ async fn each_command_finishes_through_arm_faults_or_fails_with_arms_words_and_a
                     started.elapsed().as_secs_f64()
                 );
                 let expected = match kind {
-                    Kind::FailedOperation => Outcome::AfterOneRerun,
+                    Kind::FailedOperation | Kind::LongStorm => Outcome::AfterOneRerun,
                     _ => Outcome::OnItsOwn,
                 };
                 if let Some(outcome) = outcome {
@@ -475,6 +491,7 @@ async fn fleet_add_on_aks_finishes_through_arm_faults_or_a_rerun_converges() {
     );
     let kinds = [
         Kind::Storm,
+        Kind::LongStorm,
         Kind::Burst,
         Kind::FailedOperation,
         Kind::ExpiringToken,
@@ -520,7 +537,7 @@ async fn fleet_add_on_aks_finishes_through_arm_faults_or_a_rerun_converges() {
             )
             .await;
             let expected = match kind {
-                Kind::FailedOperation => Outcome::AfterOneRerun,
+                Kind::FailedOperation | Kind::LongStorm => Outcome::AfterOneRerun,
                 _ => Outcome::OnItsOwn,
             };
             assert_eq!(outcome, expected);
