@@ -485,27 +485,35 @@ async fn fleet_add_on_aks_finishes_through_arm_faults_or_a_rerun_converges() {
         .run(&["publish", "--image", &image, "--env", "prod"])
         .await;
     assert!(published.status.success(), "{published:?}");
-    let failure = (
+    let configuration = "/fluxconfigurations/hello-aks";
+    let extension = "/extensions/flux";
+    // (fault, the write it hits, the error a failed operation reports)
+    let config_failed = (
         "FluxConfigurationProvisioningFailed",
         "The fluxconfig-agent could not reconcile the configuration: the extension's agent is not ready. Retry the operation once the microsoft.flux extension reports Succeeded.",
     );
-    let kinds = [
-        Kind::Storm,
-        Kind::LongStorm,
-        Kind::Burst,
-        Kind::FailedOperation,
-        Kind::ExpiringToken,
+    let extension_failed = (
+        "ExtensionOperationFailed",
+        "The extension operation failed with the following error: Error: [ InnerError: [Helm installation failed : Timed out waiting for the resource to come to a ready/completed state]].",
+    );
+    let rows = [
+        (Kind::Storm, configuration, config_failed),
+        (Kind::LongStorm, configuration, config_failed),
+        (Kind::Burst, configuration, config_failed),
+        (Kind::FailedOperation, configuration, config_failed),
+        (Kind::FailedOperation, extension, extension_failed),
+        (Kind::ExpiringToken, configuration, config_failed),
     ];
     for run in 1..=support::reliability_runs() {
         eprintln!("run {run}");
-        for kind in kinds {
+        for (row, &(kind, path, failure)) in rows.iter().enumerate() {
             let started = Instant::now();
             // Each row starts on a cluster without the extension, in a namespace of its own.
             fleet.arm.world(|w| {
                 w.extensions.clear();
                 w.flux.configurations.clear();
             });
-            let ns = format!("faults-{run}-{kind:?}").to_ascii_lowercase();
+            let ns = format!("faults-{run}-{row}");
             let args = [
                 "fleet",
                 "add",
@@ -525,7 +533,7 @@ async fn fleet_add_on_aks_finishes_through_arm_faults_or_a_rerun_converges() {
                 let code = output.status.code().unwrap_or(-1);
                 (code, text(&output.stdout), text(&output.stderr))
             };
-            let target = ("PUT", "/fluxconfigurations/hello-aks");
+            let target = ("PUT", path);
             let (outcome, _) = ride_out(
                 "fleet add",
                 &fleet.arm,
@@ -560,7 +568,7 @@ async fn fleet_add_on_aks_finishes_through_arm_faults_or_a_rerun_converges() {
                 "kustomization.kustomize.toolkit.fluxcd.io/hello-aks-objects"
             );
             eprintln!(
-                "row fleet add {kind:?}: {outcome:?} in {:.2} s",
+                "row fleet add {kind:?} on {path}: {outcome:?} in {:.2} s",
                 started.elapsed().as_secs_f64()
             );
         }
