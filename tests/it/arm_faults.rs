@@ -153,11 +153,12 @@ impl Command {
             Command::Delete => assert_eq!(count("clusters"), 0),
             Command::AttachAcr => assert_eq!(rig.arm.assignments_of("kubelet-c1").len(), 1),
             Command::IdentitySetup => {
+                rig.arm.finish_operations();
                 assert_eq!(count("identities"), 1);
                 let identity = rig.arm.identity("shop-identity").unwrap();
                 let id = identity["id"].as_str().unwrap();
                 assert_eq!(rig.arm.credentials_of(id).len(), 1);
-                assert_eq!(count("sql"), 1);
+                assert_eq!(count("sql"), 1, "one Cosmos DB role assignment");
             }
         }
     }
@@ -348,7 +349,6 @@ const USER_KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: 
 /// write carried out once. Every point under `RELIABILITY_RUNS` > 1, 6 seeded ones otherwise.
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_create_killed_at_any_arm_request_converges_on_a_rerun() {
-    use rand::{Rng, SeedableRng};
     let (rig, args) = Command::Create.rig().await;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, _, stderr) = rig.run(&args).await;
@@ -359,15 +359,9 @@ async fn cluster_create_killed_at_any_arm_request_converges_on_a_rerun() {
         .flat_map(|n| [(n, false), (n, true)])
         .collect();
     let runs = support::reliability_runs();
-    let chosen: Vec<(usize, bool)> = if runs > 1 {
-        points
-    } else {
-        // One point in each sixth of the run, drawn with a fixed seed.
-        let mut rng = rand::rngs::StdRng::seed_from_u64(32);
-        let band = points.len().div_ceil(6);
-        (points.chunks(band))
-            .map(|chunk| chunk[rng.random_range(0..chunk.len())])
-            .collect()
+    let chosen = match runs {
+        1 => spread(&points, 6, 32),
+        _ => points,
     };
     // And once right after the cluster's PUT while the creation still runs: the re-run waits
     // for it to end rather than going on with a cluster that is not there yet.
@@ -406,28 +400,7 @@ async fn kill_create_at(n: usize, after: bool, slow: bool) -> String {
     let kubeconfig = rig.home.path().join(".kube/config");
     std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
     std::fs::write(&kubeconfig, USER_KUBECONFIG).unwrap();
-    rig.arm.world(|w| w.hold = Some((n, after)));
-    let mut cmd = rig.command(&args);
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + std::time::Duration::from_secs(60);
-    let killed = loop {
-        if rig.arm.world(|w| w.holding) {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break rig.arm.world(|w| w.log[n - 1].clone());
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let seen = rig.arm.world(|w| w.log.clone());
-            panic!("exit {status} before request {n}: {seen:#?}");
-        }
-        assert!(Instant::now() < deadline, "request {n} never came");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    };
-    rig.arm.world(|w| w.hold = None);
-    let (code, stdout, stderr) = rig.run(&args).await;
-    assert_eq!(code, 0, "re-run after a kill at {killed}: {stderr}");
+    let (killed, stdout, stderr) = kill_and_rerun(&rig, &args, n, after).await;
     if slow {
         let waited =
             stderr.contains("AKS cluster c1 is Creating: waiting for that operation to end");
@@ -465,6 +438,91 @@ async fn kill_create_at(n: usize, after: bool, slow: bool) -> String {
     assert_eq!(config["contexts"][0]["name"], "other", "{text}");
     assert_eq!(config["current-context"], "other");
     killed
+}
+
+/// Runs `args`, kills it (SIGKILL) while the fake holds its request `n` (before carrying it out
+/// or `after`), then runs it again, which must succeed. Returns the request, the re-run's stdout
+/// and stderr.
+async fn kill_and_rerun(
+    rig: &Rig,
+    args: &[&str],
+    n: usize,
+    after: bool,
+) -> (String, String, String) {
+    rig.arm.world(|w| w.hold = Some((n, after)));
+    let mut cmd = rig.command(args);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let killed = loop {
+        if rig.arm.world(|w| w.holding) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break rig.arm.world(|w| w.log[n - 1].clone());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let seen = rig.arm.world(|w| w.log.clone());
+            panic!("exit {status} before request {n}: {seen:#?}");
+        }
+        assert!(Instant::now() < deadline, "request {n} never came");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    rig.arm.world(|w| w.hold = None);
+    let (code, stdout, stderr) = rig.run(args).await;
+    assert_eq!(code, 0, "re-run after a kill at {killed}: {stderr}");
+    (killed, stdout, stderr)
+}
+
+/// `count` points spread over `points`, one drawn in each of `count` equal bands with `seed`.
+fn spread(points: &[(usize, bool)], count: usize, seed: u64) -> Vec<(usize, bool)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (points.chunks(points.len().div_ceil(count)))
+        .map(|chunk| chunk[rng.random_range(0..chunk.len())])
+        .collect()
+}
+
+/// Every point of a run of `command`: each request it makes, held before or after.
+async fn kill_points(command: Command) -> Vec<(usize, bool)> {
+    let (rig, args) = command.rig().await;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, stderr) = rig.run(&args).await;
+    assert_eq!(code, 0, "{command:?}: {stderr}");
+    let requests = rig.arm.world(|w| w.log.len());
+    (1..=requests)
+        .flat_map(|n| [(n, false), (n, true)])
+        .collect()
+}
+
+/// `cluster delete`, `cluster attach-acr` and `identity setup` killed (SIGKILL) at their ARM
+/// requests, held before or after ARM carries them out; the same command again converges with
+/// nothing made twice. Every point under `RELIABILITY_RUNS` > 1, 2 seeded ones each otherwise.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_other_writing_commands_killed_at_any_arm_request_converge_on_a_rerun() {
+    let runs = support::reliability_runs();
+    for command in [Command::Delete, Command::AttachAcr, Command::IdentitySetup] {
+        let points = kill_points(command).await;
+        let chosen = match runs {
+            1 => spread(&points, 2, 32),
+            _ => points,
+        };
+        for run in 1..=runs {
+            eprintln!("run {run}");
+            for &(n, after) in &chosen {
+                let started = Instant::now();
+                let (rig, args) = command.rig().await;
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let (killed, _, _) = kill_and_rerun(&rig, &args, n, after).await;
+                command.converged(&rig);
+                let when = if after { "after" } else { "before" };
+                eprintln!(
+                    "{command:?} killed {when} request {n} ({killed}), converged in {:.2} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
 }
 
 /// `fleet add` on AKS (the Flux extension, then a Flux configuration, each a long-running

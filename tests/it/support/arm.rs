@@ -361,6 +361,19 @@ impl FakeArm {
         id
     }
 
+    /// Lets every Cosmos DB SQL role assignment operation still running finish (nobody polled it:
+    /// its client was killed), as Cosmos DB finishes them on its own.
+    pub fn finish_operations(&self) {
+        self.world(|w| {
+            let pending: Vec<Value> = w.sql_operations.drain().map(|(_, (_, a))| a).collect();
+            for assignment in pending {
+                if !w.sql_role_assignments.contains(&assignment) {
+                    w.sql_role_assignments.push(assignment);
+                }
+            }
+        })
+    }
+
     /// The user-assigned identity named `name`, if any.
     pub fn identity(&self, name: &str) -> Option<Value> {
         self.world(|w| w.identities.iter().find(|i| i["name"] == name).cloned())
