@@ -188,6 +188,12 @@ impl AzureCredential {
         Ok(token)
     }
 
+    /// Drops the cached token for `scope` (the service said it expired): the next
+    /// [`Self::token`] asks its source again.
+    pub fn forget(&self, scope: &str) {
+        self.cached.lock().unwrap().remove(scope);
+    }
+
     async fn fetch(&self, scope: &str) -> anyhow::Result<EntraToken> {
         let remembered = *self.last_good.lock().unwrap();
         if let Some(index) = remembered {

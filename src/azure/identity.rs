@@ -285,16 +285,47 @@ async fn ensure_cosmos_contributor(
     }) {
         return Ok(StepOutcome::Found);
     }
-    let name = uuid::Uuid::new_v4().to_string();
+    let name = sql_assignment_name(account_id, &role, principal_id);
     arm.create_sql_role_assignment(account_id, &name, &role, principal_id)
         .await?;
     Ok(StepOutcome::Created)
+}
+
+/// The assignment's id, the same for the same account, role and principal: a run killed while
+/// Cosmos DB was still creating it, run again, writes that one again rather than a second one.
+fn sql_assignment_name(account_id: &str, role: &str, principal_id: &str) -> String {
+    use sha2::Digest;
+    let key = format!(
+        "{}\n{}\n{principal_id}",
+        account_id.to_ascii_lowercase(),
+        role.to_ascii_lowercase()
+    );
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::azure::arm::FederatedCredentialProperties;
+
+    #[test]
+    fn a_cosmos_assignment_keeps_its_id_across_runs() {
+        let account =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DocumentDB/databaseAccounts/db";
+        let role = format!("{account}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000002");
+        let name = sql_assignment_name(account, &role, "p1");
+        assert_eq!(
+            name,
+            sql_assignment_name(&account.to_uppercase(), &role, "p1")
+        );
+        assert_ne!(name, sql_assignment_name(account, &role, "p2"));
+        assert!(uuid::Uuid::parse_str(&name).is_ok(), "{name}");
+    }
 
     fn credential(name: &str, issuer: &str, subject: &str) -> FederatedCredential {
         FederatedCredential {

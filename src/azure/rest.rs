@@ -170,6 +170,7 @@ impl Rest {
             }
         };
         let mut attempt = 0;
+        let mut token_renewed = false;
         loop {
             attempt += 1;
             let token = self.credential.token(call.scope).await?;
@@ -211,6 +212,14 @@ impl Rest {
                     service,
                 });
             }
+            if status == 401 && !token_renewed && token_expired(&headers, &body) {
+                // The token expired in flight (or the service ended it early): a new one, once.
+                tracing::debug!(%what, "{service} said the token expired, getting a new one");
+                self.credential.forget(call.scope);
+                token_renewed = true;
+                attempt -= 1;
+                continue;
+            }
             let error = E::from_reply(status, &headers, &body, what.clone());
             // Throttling and another operation in progress are the service at work, not failing.
             let busy = matches!(status, 409 | 429);
@@ -225,11 +234,12 @@ impl Rest {
                 self.retry_pause(wait, &mut deadlines).await;
                 continue;
             }
-            if attempt == 1 || busy {
+            if attempt == 1 || (busy && !error.retryable(call.repeat)) {
                 return Err(error.into());
             }
+            let kept = if busy { "stayed busy" } else { "kept failing" };
             let said = format!(
-                "{service} kept failing: HTTP {status} ({}), {error}; {RERUN_HINT}",
+                "{service} {kept}: HTTP {status} ({}), {error}; {RERUN_HINT}",
                 tried(attempt)
             );
             return Err(anyhow::Error::new(error).context(said));
@@ -294,6 +304,15 @@ pub fn same_origin(base: &str, url: &str) -> anyhow::Result<()> {
             strip(url)
         )
     }
+}
+
+/// Whether a 401 says the token expired: ARM's `ExpiredAuthenticationToken`, or a
+/// `WWW-Authenticate` challenge with `error="invalid_token"` (RFC 6750).
+fn token_expired(headers: &HeaderMap, body: &str) -> bool {
+    let challenge = (headers.get_all(reqwest::header::WWW_AUTHENTICATE).iter())
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("error=\"invalid_token\""));
+    challenge || ErrorBody::parse(401, body).code == "ExpiredAuthenticationToken"
 }
 
 /// What to do after a failing service was retried as long as spin-aks waits.
@@ -397,6 +416,29 @@ mod tests {
             [1, 2, 4, 8],
             "throttling is not failing"
         );
+    }
+
+    #[test]
+    fn only_a_401_saying_the_token_expired_asks_for_a_new_token() {
+        let challenge = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(reqwest::header::WWW_AUTHENTICATE, value.parse().unwrap());
+            headers
+        };
+        let expired = r#"{"error":{"code":"ExpiredAuthenticationToken","message":"The access token expiry UTC time '12/6/2026 8:00:00 PM' is earlier than current UTC time '12/6/2026 8:05:00 PM'."}}"#;
+        let invalid = r#"{"error":{"code":"InvalidAuthenticationToken","message":"The access token is invalid."}}"#;
+        let bearer_error = r#"Bearer authorization_uri="https://login.windows.net/", error="invalid_token", error_description="The access token has expired.""#;
+        let vault_challenge = r#"Bearer authorization="https://login.microsoftonline.com/t", resource="https://vault.azure.net""#;
+        // (headers, body, whether a new token is asked for)
+        let cases = [
+            (HeaderMap::new(), expired, true),
+            (challenge(bearer_error), "", true),
+            (HeaderMap::new(), invalid, false),
+            (challenge(vault_challenge), "", false),
+        ];
+        for (headers, body, renew) in cases {
+            assert_eq!(token_expired(&headers, body), renew, "{headers:?} {body}");
+        }
     }
 
     #[test]

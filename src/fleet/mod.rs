@@ -138,8 +138,12 @@ pub async fn add(
             Some((arm, aks)) => {
                 let mut applied =
                     follow_on(&conn, &follow, &objects, secrets, None, None, out).await?;
-                arm.put_flux_configuration(aks, &name, &flux::configuration(&follow))
-                    .await?;
+                (arm.put_flux_configuration(aks, &name, &flux::configuration(&follow)))
+                    .await
+                    .map_err(|err| {
+                        let step = format!("writing the Flux configuration {name} on {}", aks.name);
+                        crate::azure::arm::failed_step(err, &step)
+                    })?;
                 applied.push(format!("fluxconfiguration/{name} configured"));
                 applied
             }
@@ -461,7 +465,10 @@ async fn aks_cluster(
             "enabling the Flux cluster extension on {} (a few minutes)",
             cluster.name
         ));
-        arm.put_flux_extension(&cluster).await?;
+        (arm.put_flux_extension(&cluster)).await.map_err(|err| {
+            let step = format!("enabling the Flux cluster extension on {}", cluster.name);
+            crate::azure::arm::failed_step(err, &step)
+        })?;
     }
     Ok((arm, cluster))
 }

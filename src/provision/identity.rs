@@ -204,9 +204,18 @@ pub async fn setup(
     })
 }
 
-/// `cannot <what>: <err>` (ARM's refusal names the role that would allow it).
+/// `cannot <what>: <err>` (ARM's refusal names the role that would allow it; an operation that
+/// failed in Azure says a re-run continues).
 fn cannot(what: String, err: anyhow::Error) -> anyhow::Error {
-    anyhow::anyhow!("cannot {what}: {err}")
+    let failed =
+        (err.downcast_ref::<crate::azure::arm::ArmError>()).is_some_and(|e| e.operation_failed());
+    match failed {
+        true => anyhow::anyhow!(
+            "cannot {what}: {err}\n  {}",
+            crate::azure::arm::RERUN_CONTINUES
+        ),
+        false => anyhow::anyhow!("cannot {what}: {err}"),
+    }
 }
 
 /// `up`'s offer: when the app reads Key Vault or a Cosmos DB store and has no workload identity

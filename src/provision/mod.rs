@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use self::spec::{ClusterSpec, RegistryWish, CREATED_BY};
-use crate::azure::arm::{Arm, Registry};
+use crate::azure::arm::{self, Arm, Registry};
 use crate::azure::roles::{self, Assignment};
 use crate::azure::ClusterRef;
 use crate::bad_input;
@@ -33,6 +33,11 @@ pub enum ClusterPlan {
     Create,
     /// The existing cluster lacks these features; it is written back with them on.
     Update {
+        enable: Vec<&'static str>,
+    },
+    /// The last operation on the existing cluster failed (`provisioningState: Failed`): it is
+    /// written back (with these features on), which has AKS reconcile it.
+    Repair {
         enable: Vec<&'static str>,
     },
     Unchanged,
@@ -73,6 +78,9 @@ impl ProvisionPlan {
         lines.push(match &self.cluster {
             ClusterPlan::Create => "cluster: created".to_string(),
             ClusterPlan::Update { enable } => format!("cluster: {} turned on", enable.join(", ")),
+            ClusterPlan::Repair { .. } => {
+                "cluster: its last operation failed; written again to repair it".to_string()
+            }
             ClusterPlan::Unchanged => "cluster: unchanged".to_string(),
         });
         lines.push(match &self.registry {
@@ -121,14 +129,26 @@ pub async fn location(
         })
 }
 
-/// Reads what exists and decides what to write; writes nothing.
-pub async fn plan(arm: &Arm, spec: &ClusterSpec, state: &State) -> anyhow::Result<ProvisionPlan> {
+/// Reads what exists and decides what to write; writes nothing. A cluster an operation still
+/// runs on (a run killed after its write, another client) is waited for first.
+pub async fn plan(
+    arm: &Arm,
+    spec: &ClusterSpec,
+    state: &State,
+    out: &Output,
+) -> anyhow::Result<ProvisionPlan> {
     let cluster = &spec.cluster;
     let group = arm
         .resource_group(&cluster.subscription, &cluster.resource_group)
         .await?;
+    let waiting = |state: &str| {
+        out.info(format!(
+            "AKS cluster {} is {state}: waiting for that operation to end",
+            cluster.name
+        ))
+    };
     let existing = match group {
-        Some(_) => arm.cluster_resource(cluster).await?,
+        Some(_) => arm.settled_cluster(cluster, waiting).await?,
         None => None,
     };
     let mut kept = Vec::new();
@@ -137,7 +157,9 @@ pub async fn plan(arm: &Arm, spec: &ClusterSpec, state: &State) -> anyhow::Resul
         Some(resource) => {
             kept = differences_kept(resource, spec);
             let enable = spec::missing_features(&resource["properties"]);
-            if enable.is_empty() {
+            if resource["properties"]["provisioningState"] == "Failed" {
+                ClusterPlan::Repair { enable }
+            } else if enable.is_empty() {
                 ClusterPlan::Unchanged
             } else {
                 ClusterPlan::Update { enable }
@@ -192,16 +214,22 @@ pub async fn apply(
     };
     let body = match &plan.cluster {
         ClusterPlan::Create => Some((spec.new_cluster(), "creating")),
-        ClusterPlan::Update { enable } => {
-            out.info(format!(
-                "turning on {} on {}",
-                enable.join(", "),
-                cluster.name
-            ));
+        ClusterPlan::Update { .. } | ClusterPlan::Repair { .. } => {
+            let verb = match &plan.cluster {
+                ClusterPlan::Update { enable } => {
+                    out.info(format!(
+                        "turning on {} on {}",
+                        enable.join(", "),
+                        cluster.name
+                    ));
+                    "updating"
+                }
+                _ => "repairing",
+            };
             let current = arm.cluster_resource(cluster).await?.unwrap_or_default();
             let mut body = spec::writable_cluster(&current);
             spec::enable_features(&mut body["properties"]);
-            Some((body, "updating"))
+            Some((body, verb))
         }
         ClusterPlan::Unchanged => None,
     };
@@ -343,5 +371,6 @@ async fn with_progress<T>(
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
     out.info(doing);
-    out.while_running(doing, work).await
+    let step = doing.split(" (").next().unwrap_or(doing);
+    (out.while_running(doing, work).await).map_err(|err| arm::failed_step(err, step))
 }

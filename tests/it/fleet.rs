@@ -712,12 +712,86 @@ fn a_verifying_cluster_runs_a_signed_artifact_and_refuses_a_wrongly_signed_or_un
 
 const SUB: &str = "44444444-0000-0000-0000-000000000004";
 /// The token the rig's API server knows (scripts/kube-rig/start.sh, tokens.csv).
-const RIG_ENTRA_TOKEN: &str = "spin-aks-rig-entra-token";
+pub(crate) const RIG_ENTRA_TOKEN: &str = "spin-aks-rig-entra-token";
 const AKS_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
+
+/// A fake ARM with the Entra cluster `rg/aks1` whose API server is `rig`'s and whose Flux
+/// extension writes into it, a fake `az` signing in to both, and a private home holding a copy
+/// of the example app.
+pub(crate) struct AksFleet {
+    pub(crate) arm: crate::support::arm::FakeArm,
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) bin: tempfile::TempDir,
+    app: PathBuf,
+    closed: std::net::SocketAddr,
+}
+
+impl AksFleet {
+    pub(crate) async fn start(rig: &PrivateRig) -> AksFleet {
+        use crate::support::arm::{entra_user_kubeconfig, write_scoped_az, FakeArm};
+        let arm = FakeArm::start("arm-token-f1ee7", RIG_ENTRA_TOKEN).await;
+        arm.add_subscription(SUB, "Dev");
+        let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
+        let kubeconfig = entra_user_kubeconfig("aks1", "rg", &rig.server(), &ca);
+        arm.add_cluster(SUB, "rg", "aks1", true, &kubeconfig);
+        arm.world(|w| w.flux.kubeconfig = Some(rig.kubeconfig.clone()));
+        let home = tempfile::tempdir().unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        let arm_scope = format!("{}/.default", arm.endpoint);
+        let tokens = [
+            (arm_scope.as_str(), "arm-token-f1ee7"),
+            (AKS_SCOPE, RIG_ENTRA_TOKEN),
+        ];
+        write_scoped_az(bin.path(), &tokens);
+        let app = example_copy(home.path());
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        AksFleet {
+            arm,
+            home,
+            bin,
+            app,
+            closed,
+        }
+    }
+
+    /// `spin-aks -f <app> <args> --output json`, signed in to the fake ARM only.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spin-aks"));
+        cmd.env_clear()
+            .env(
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", self.bin.path().display()),
+            )
+            .env("HOME", self.home.path())
+            .env("SPIN_AKS_STATE_FILE", self.home.path().join("state"))
+            .env("DOCKER_CONFIG", self.home.path().join("docker"))
+            .env("SPIN_AKS_ARM_ENDPOINT", &self.arm.endpoint)
+            .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
+            .env(
+                "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                format!("http://{}", self.closed),
+            )
+            .arg("-f")
+            .arg(&self.app)
+            .args(args)
+            .args(["--output", "json"]);
+        cmd
+    }
+
+    /// Runs [`Self::command`] off the runtime's threads.
+    pub(crate) async fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = self.command(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_aks_cluster_follows_through_the_flux_extension_and_a_flux_configuration() {
-    use crate::support::arm::{entra_user_kubeconfig, write_scoped_az, FakeArm};
     let Some(registry) = Registry::open() else {
         return;
     };
@@ -727,56 +801,10 @@ async fn an_aks_cluster_follows_through_the_flux_extension_and_a_flux_configurat
     else {
         return;
     };
-    let arm = FakeArm::start("arm-token-f1ee7", RIG_ENTRA_TOKEN).await;
-    arm.add_subscription(SUB, "Dev");
-    let ca = std::fs::read_to_string(rig.path("pki/ca.crt")).unwrap();
-    arm.add_cluster(
-        SUB,
-        "rg",
-        "aks1",
-        true,
-        &entra_user_kubeconfig("aks1", "rg", &rig.server(), &ca),
-    );
-    arm.world(|w| w.flux.kubeconfig = Some(rig.kubeconfig.clone()));
-    let home = tempfile::tempdir().unwrap();
-    let bin = tempfile::tempdir().unwrap();
-    let arm_scope = format!("{}/.default", arm.endpoint);
-    write_scoped_az(
-        bin.path(),
-        &[
-            (&arm_scope, "arm-token-f1ee7"),
-            (AKS_SCOPE, RIG_ENTRA_TOKEN),
-        ],
-    );
-    let app = example_copy(home.path());
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let command = |args: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spin-aks"));
-        cmd.env_clear()
-            .env(
-                "PATH",
-                format!("{}:/usr/local/bin:/usr/bin:/bin", bin.path().display()),
-            )
-            .env("HOME", home.path())
-            .env("SPIN_AKS_STATE_FILE", home.path().join("state"))
-            .env("DOCKER_CONFIG", home.path().join("docker"))
-            .env("SPIN_AKS_ARM_ENDPOINT", &arm.endpoint)
-            .env("SPIN_AKS_ARM_DELAY_SCALE", "0")
-            .env(
-                "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-                format!("http://{closed}"),
-            )
-            .arg("-f")
-            .arg(&app)
-            .args(args)
-            .args(["--output", "json"]);
-        cmd
-    };
+    let fleet = AksFleet::start(&rig).await;
+    let arm = &fleet.arm;
     let run = |args: Vec<String>| {
-        let mut cmd = command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut cmd = fleet.command(&args.iter().map(String::as_str).collect::<Vec<_>>());
         tokio::task::spawn_blocking(move || cmd.output().unwrap())
     };
     let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();

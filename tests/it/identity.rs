@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use crate::support::arm_cli::{json, Rig};
 use serde_json::json;
 
-const SUB: &str = "44444444-0000-0000-0000-000000000004";
+pub(crate) const SUB: &str = "44444444-0000-0000-0000-000000000004";
 const KEY_VAULT_SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
 const COSMOS_DATA_CONTRIBUTOR: &str = "00000000-0000-0000-0000-000000000002";
 const VAULT_URL: &str = "https://shop-kv.vault.azure.net/";
 
 /// A fake ARM with the cluster c1 (resource group rg1) that `cluster use` chose, and an app
 /// named `Shop` (DNS name `shop`). Returns the rig and the app's spin.toml.
-async fn rig() -> (Rig, PathBuf) {
+pub(crate) async fn rig() -> (Rig, PathBuf) {
     let rig = Rig::start(SUB).await;
     rig.arm.add_cluster(SUB, "rg1", "c1", false, "");
     let state = json!({"version": 1, "apps": {}, "last_cluster": {"subscription": SUB, "resourceGroup": "rg1", "name": "c1"}});

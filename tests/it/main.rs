@@ -4,6 +4,7 @@
 mod support;
 
 mod architecture;
+mod arm_faults;
 mod attest;
 mod azure_acr;
 mod azure_arm;

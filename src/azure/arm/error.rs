@@ -28,6 +28,12 @@ impl ArmError {
         }
     }
 
+    /// Whether this is a long-running operation that ended `Failed` or `Canceled` (its status
+    /// was read with 200), rather than a refused request.
+    pub fn operation_failed(&self) -> bool {
+        self.status == 200
+    }
+
     /// The action an `AuthorizationFailed` message names (`… perform action 'X' over scope …`).
     pub fn denied_action(&self) -> Option<&str> {
         let rest = self.message.split("perform action '").nth(1)?;
@@ -52,6 +58,22 @@ impl fmt::Display for ArmError {
 }
 
 impl std::error::Error for ArmError {}
+
+/// What a step whose operation failed in Azure adds: nothing done is lost or done twice.
+pub const RERUN_CONTINUES: &str = "run the same command again: it continues from what exists";
+
+/// `err` when it is an operation that ended `Failed` in Azure (its error not explained
+/// further): the step that failed, ARM's words, and that a re-run continues. Others unchanged.
+pub fn failed_step(err: anyhow::Error, step: &str) -> anyhow::Error {
+    let Some(refusal) = err.downcast_ref::<ArmError>() else {
+        return err;
+    };
+    if !refusal.operation_failed() || err.to_string() != refusal.to_string() {
+        return err;
+    }
+    let said = format!("{step} failed: ARM answered {refusal}\n  {RERUN_CONTINUES}");
+    err.context(said)
+}
 
 /// The built-in role(s) a user would be given for `action`.
 pub fn role_for_action(action: &str) -> &'static str {

@@ -11,7 +11,7 @@ pub mod types;
 pub mod versions;
 mod workload;
 
-pub use error::{role_for_action, ArmError};
+pub use error::{failed_step, role_for_action, ArmError, RERUN_CONTINUES};
 pub use install::FLUX_EXTENSION;
 pub use provision::{NameAvailability, Started};
 pub use types::*;

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::transport::{not_found_as_none, Repeat};
+use super::transport::{not_found_as_none, Repeat, LRO_DEADLINE, POLL_EVERY};
 use super::types::{cluster_id, group_id, subscription_id, Registry};
 use super::{versions, Arm};
 use crate::azure::names::path_segment;
@@ -53,6 +53,35 @@ impl Arm {
     pub async fn cluster_resource(&self, cluster: &ClusterRef) -> anyhow::Result<Option<Value>> {
         let url = self.url(&cluster_id(cluster)?, versions::MANAGED_CLUSTERS)?;
         not_found_as_none(self.get::<Value>(&url).await)
+    }
+
+    /// The cluster's resource once no operation runs on it (its `provisioningState` is not
+    /// Creating, Updating, Deleting or another `…ing`), read afresh each time; `waiting` is told
+    /// the state once. Gives up waiting after an operation's deadline (a write then meets 409).
+    pub async fn settled_cluster(
+        &self,
+        cluster: &ClusterRef,
+        waiting: impl Fn(&str),
+    ) -> anyhow::Result<Option<Value>> {
+        let url = self.url(&cluster_id(cluster)?, versions::MANAGED_CLUSTERS)?;
+        let deadline = std::time::Instant::now() + LRO_DEADLINE;
+        let mut told = false;
+        loop {
+            let resource = not_found_as_none(self.get::<Value>(&url).await)?;
+            let state = (resource.as_ref())
+                .and_then(|r| r["properties"]["provisioningState"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            if !state.ends_with("ing") || std::time::Instant::now() >= deadline {
+                return Ok(resource);
+            }
+            if !told {
+                waiting(&state);
+                told = true;
+            }
+            self.cache.lock().unwrap().remove(&url);
+            self.pause(POLL_EVERY).await;
+        }
     }
 
     /// Starts writing the whole cluster resource; [`Arm::wait_for`] follows the operation.

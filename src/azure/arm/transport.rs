@@ -15,9 +15,9 @@ pub(super) use crate::azure::rest::Repeat;
 use crate::azure::rest::{self, retry_after, strip, Call, Reply};
 
 /// How long one long-running operation may take before spin-aks gives up on it.
-const LRO_DEADLINE: Duration = Duration::from_secs(15 * 60);
+pub(super) const LRO_DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// The pace of polling when the service gives no `Retry-After`.
-const POLL_EVERY: Duration = Duration::from_secs(5);
+pub(super) const POLL_EVERY: Duration = Duration::from_secs(5);
 
 impl Arm {
     /// `<endpoint><path>?api-version=<version>` (`path` starts with `/` and may hold a query);

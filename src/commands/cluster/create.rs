@@ -26,7 +26,7 @@ pub async fn run(
     let subscription = choose::resolve_subscription(&arm, &selector, store.state(), mode).await?;
     let location = provision::location(&arm, &settings, &subscription).await?;
     let spec = settings.spec(subscription, location);
-    let plan = provision::plan(&arm, &spec, store.state()).await?;
+    let plan = provision::plan(&arm, &spec, store.state(), out).await?;
     if settings.dry_run {
         let text = plan.lines().join("\n");
         return out.report(&json!({"dry_run": true, "plan": plan}), text);

@@ -3,7 +3,8 @@
 //! assignments, `listClusterUserCredential` and run command (202 + `Location`, then results),
 //! which unzips the context and runs the real `kubectl` in it; user-assigned identities and their
 //! federated credentials (20 at most, one write at a time), Key Vaults, Cosmos DB accounts and
-//! their SQL role assignments (202 + `Azure-AsyncOperation`). It counts requests per path.
+//! their SQL role assignments (202 + `Azure-AsyncOperation`). It counts and logs requests, injects
+//! faults by request kind ([`Fault`]), expires tokens, and can hold a request while a test kills.
 
 use base64::Engine;
 use http_body_util::Full;
@@ -94,6 +95,58 @@ pub struct World {
     pub provisioning: provision::Provisioning,
     /// Flux configurations and the rig the Flux extension writes into (arm_flux.rs).
     pub flux: flux::FluxWorld,
+    /// Faults injected into requests of one kind ([`Injection`]).
+    pub faults: Vec<Injection>,
+    /// Each bearer token is good for this many requests; later ones get 401
+    /// `ExpiredAuthenticationToken`, as ARM answers a token past its expiry.
+    pub token_lifetime: Option<usize>,
+    /// Bearer token → requests made with it.
+    token_uses: HashMap<String, usize>,
+    /// Operation id → the error its status reports (a [`Fault::FailedOperation`] started it).
+    failing_operations: HashMap<String, Value>,
+    /// Every request in arrival order, as "METHOD path".
+    pub log: Vec<String>,
+    /// Request number `n` (1-based, in [`World::log`]) is held unanswered, before it is carried out
+    /// (`false`) or after (`true`), so a test can kill the client there.
+    pub hold: Option<(usize, bool)>,
+    /// The first request with this method whose path ends so is held, before it is carried out
+    /// (`false`) or after (`true`), as [`World::hold`] holds one by number.
+    pub hold_matching: Option<(String, String, bool)>,
+    /// Whether the held request has arrived.
+    pub holding: bool,
+}
+
+/// A fault of the fake ARM, for requests of one kind.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// 429 `TooManyRequests` with `Retry-After: <seconds>`.
+    Throttle { retry_after: u64 },
+    /// 500 or 503 with ARM's error body.
+    ServerError(u16),
+    /// The request is carried out, but the long-running operation it starts ends `Failed` with
+    /// this error (`{"code","message"}`) and its resource is left `provisioningState: Failed`.
+    FailedOperation { code: String, message: String },
+}
+
+/// `fault` for the next `times` requests whose method is `method` and whose path contains
+/// `path` (case-insensitive).
+#[derive(Clone, Debug)]
+pub struct Injection {
+    pub method: String,
+    pub path: String,
+    pub fault: Fault,
+    pub times: u32,
+}
+
+impl Injection {
+    pub fn new(method: &str, path: &str, fault: Fault, times: u32) -> Injection {
+        Injection {
+            method: method.into(),
+            path: path.to_ascii_lowercase(),
+            fault,
+            times,
+        }
+    }
 }
 
 pub struct FakeArm {
@@ -308,6 +361,19 @@ impl FakeArm {
         id
     }
 
+    /// Lets every Cosmos DB SQL role assignment operation still running finish (nobody polled it:
+    /// its client was killed), as Cosmos DB finishes them on its own.
+    pub fn finish_operations(&self) {
+        self.world(|w| {
+            let pending: Vec<Value> = w.sql_operations.drain().map(|(_, (_, a))| a).collect();
+            for assignment in pending {
+                if !w.sql_role_assignments.contains(&assignment) {
+                    w.sql_role_assignments.push(assignment);
+                }
+            }
+        })
+    }
+
     /// The user-assigned identity named `name`, if any.
     pub fn identity(&self, name: &str) -> Option<Value> {
         self.world(|w| w.identities.iter().find(|i| i["name"] == name).cloned())
@@ -377,6 +443,16 @@ fn reply(status: StatusCode, body: Value) -> Reply {
     super::json_reply(status, &body, request_id)
 }
 
+/// ARM's answer to a token past its expiry: 401, `WWW-Authenticate` naming `invalid_token`.
+fn expired_token() -> Reply {
+    let mut expired = arm_error(StatusCode::UNAUTHORIZED, "ExpiredAuthenticationToken", "The access token expiry UTC time '12/6/2026 8:00:00 PM' is earlier than current UTC time '12/6/2026 8:05:00 PM'.");
+    let challenge = "Bearer authorization_uri=\"https://login.windows.net/\", error=\"invalid_token\", error_description=\"The access token has expired.\"";
+    expired
+        .headers_mut()
+        .insert("www-authenticate", challenge.parse().unwrap());
+    expired
+}
+
 /// ARM's error envelope.
 pub fn arm_error(status: StatusCode, code: &str, message: &str) -> Reply {
     reply(status, json!({"error": {"code": code, "message": message}}))
@@ -410,24 +486,170 @@ fn api_version_for(path: &str) -> &'static str {
 }
 
 impl Shared {
+    /// Counts and logs the request, holds it when asked, injects the faults of [`World::faults`]
+    /// and [`World::token_lifetime`], then routes it.
     async fn route(&self, req: Request<Incoming>) -> Reply {
-        let super::Received {
-            method,
-            path,
-            query,
-            bearer,
-            body,
-        } = super::receive(req).await;
+        let received = super::receive(req).await;
+        let (method, path) = (received.method.clone(), received.path.clone());
+        let (hold, fault) = {
+            let mut w = self.world.lock().unwrap();
+            w.log.push(format!("{method} {path}"));
+            let n = w.log.len();
+            let matching = (w.hold_matching.as_ref())
+                .filter(|(m, end, _)| *m == method && path.ends_with(end.as_str()))
+                .map(|(_, _, after)| *after);
+            let hold = (w.hold.filter(|(at, _)| *at == n).map(|(_, after)| after)).or(matching);
+            if matching.is_some() {
+                w.hold_matching = None;
+            }
+            let lower = path.to_ascii_lowercase();
+            let injection = (w.faults.iter_mut())
+                .find(|f| f.times > 0 && f.method == method && lower.contains(&f.path));
+            let fault = injection.map(|f| {
+                f.times -= 1;
+                f.fault.clone()
+            });
+            (hold, fault)
+        };
+        if hold == Some(false) {
+            self.hold_forever().await;
+        }
+        let reply = self.faulty(received, fault).await;
+        if hold == Some(true) {
+            self.hold_forever().await;
+        }
+        reply
+    }
+
+    /// Marks the held request as arrived and never answers it.
+    async fn hold_forever(&self) {
+        self.world.lock().unwrap().holding = true;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+
+    async fn faulty(&self, received: super::Received, fault: Option<Fault>) -> Reply {
+        let (method, path) = (received.method.clone(), received.path.clone());
         {
             let mut w = self.world.lock().unwrap();
             *w.requests.entry(format!("{method} {path}")).or_default() += 1;
-            if bearer.as_deref() != Some(format!("Bearer {}", w.arm_token).as_str()) {
+            let bearer = received.bearer.clone().unwrap_or_default();
+            let expected = format!("Bearer {}", w.arm_token);
+            // A fake `az` that rotates tokens hands out `<token>.<n>` (arm_cli.rs).
+            if bearer != expected && !bearer.starts_with(&format!("{expected}.")) {
                 return arm_error(
                     StatusCode::UNAUTHORIZED,
                     "InvalidAuthenticationToken",
                     "The access token is invalid.",
                 );
             }
+            if let Some(lifetime) = w.token_lifetime {
+                let uses = w.token_uses.entry(bearer).or_default();
+                *uses += 1;
+                if *uses > lifetime {
+                    return expired_token();
+                }
+            }
+            if let Some(failed) = self.failed_operation(&w, &method, &path) {
+                return failed;
+            }
+            match &fault {
+                Some(Fault::Throttle { retry_after }) => {
+                    let mut throttled = arm_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "The request is being throttled as the limit has been reached for operation type - Write_ObservationWindow_00:01:00. For more information, see - https://aka.ms/srpthrottlinglimits");
+                    throttled
+                        .headers_mut()
+                        .insert("retry-after", retry_after.to_string().parse().unwrap());
+                    return throttled;
+                }
+                Some(Fault::ServerError(status)) => {
+                    let (code, message) = match status {
+                        503 => ("ServiceUnavailable", "The service is currently unavailable. Please try again later."),
+                        _ => ("InternalServerError", "Encountered internal server error. Diagnostic information: timestamp '20261206T201500Z', subscription id '00000000-0000-0000-0000-000000000000', tracking id '00000000-0000-0000-0000-000000000000', request correlation id '00000000-0000-0000-0000-000000000000'."),
+                    };
+                    return arm_error(StatusCode::from_u16(*status).unwrap(), code, message);
+                }
+                _ => {}
+            }
+        }
+        let snapshot = self.world.lock().unwrap().clusters.clone();
+        let reply = self.route_inner(received).await;
+        self.finish_creation().await;
+        if let Some(Fault::FailedOperation { code, message }) = fault {
+            self.fail_operation(
+                &reply,
+                &method,
+                &path,
+                snapshot,
+                json!({"code": code, "message": message}),
+            );
+        }
+        reply
+    }
+
+    /// The status of an operation a [`Fault::FailedOperation`] made fail, when `path` asks for one.
+    fn failed_operation(&self, w: &World, method: &str, path: &str) -> Option<Reply> {
+        let id = path.rsplit('/').next()?;
+        let error = w.failing_operations.get(id).filter(|_| method == "GET")?;
+        Some(reply(
+            StatusCode::OK,
+            json!({"name": id, "status": "Failed", "startTime": "2026-12-06T20:00:00Z", "endTime": "2026-12-06T20:03:00Z", "error": error}),
+        ))
+    }
+
+    /// Makes the operation `reply` started end `Failed` with `error`, and leaves the resource at
+    /// `path` (a cluster, restored from `before` when it was being deleted) `Failed`.
+    fn fail_operation(
+        &self,
+        reply: &Reply,
+        method: &str,
+        path: &str,
+        before: Vec<Cluster>,
+        error: Value,
+    ) {
+        let Some(operation) = reply.headers().get("azure-asyncoperation") else {
+            return;
+        };
+        let url = operation.to_str().unwrap();
+        let id = url.split('?').next().unwrap().rsplit('/').next().unwrap();
+        let mut w = self.world.lock().unwrap();
+        w.failing_operations.insert(id.to_string(), error);
+        let same = |c: &Cluster| {
+            c.resource["id"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case(path)
+        };
+        if method == "DELETE" && !w.clusters.iter().any(same) {
+            if let Some(cluster) = before.into_iter().find(same) {
+                w.clusters.push(cluster);
+            }
+        }
+        if let Some(cluster) = w.clusters.iter_mut().find(|c| same(c)) {
+            cluster.resource["properties"]["provisioningState"] = json!("Failed");
+        }
+        let lower = path.to_ascii_lowercase();
+        if let Some(configuration) = w.flux.configurations.get_mut(&lower) {
+            configuration["properties"]["provisioningState"] = json!("Failed");
+        }
+        for extension in w.extensions.values_mut() {
+            if extension["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(&lower))
+            {
+                extension["properties"]["provisioningState"] = json!("Failed");
+            }
+        }
+    }
+
+    async fn route_inner(&self, received: super::Received) -> Reply {
+        let super::Received {
+            method,
+            path,
+            query,
+            body,
+            ..
+        } = received;
+        {
+            let mut w = self.world.lock().unwrap();
             if let Some(left) = w.throttle.get_mut(&path).filter(|n| **n > 0) {
                 *left -= 1;
                 let mut throttled = arm_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "The request is being throttled as the limit has been reached for operation type - Read_ObservationWindow_00:05:00.");
@@ -1147,7 +1369,8 @@ fn execute(kubectl_dir: Option<&Path>, kubeconfig: Option<&Path>, body: &Value) 
 }
 
 /// Writes an `az` answering `az account get-access-token -o json --scope <scope>` with the token
-/// of `tokens` for that scope (az 2.54+ shape), failing like az for any other scope.
+/// of `tokens` for that scope (az 2.54+ shape), failing like az for any other scope. After
+/// [`rotate_tokens`], each ARM token (a scope on the loopback fake) it hands out is new: `<token>.<n>`.
 pub fn write_scoped_az(dir: &Path, tokens: &[(&str, &str)]) {
     let expires_on = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1156,22 +1379,42 @@ pub fn write_scoped_az(dir: &Path, tokens: &[(&str, &str)]) {
         + 3600;
     let mut cases = String::new();
     for (scope, token) in tokens {
-        let body = json!({
-            "accessToken": token,
-            "expiresOn": "2099-01-01 00:00:00.000000",
-            "expires_on": expires_on,
-            "subscription": "00000000-1111-2222-3333-444444444444",
-            "tenant": TENANT,
-            "tokenType": "Bearer",
-        });
-        cases.push_str(&format!("  '{scope}') printf '%s\\n' '{body}' ;;\n"));
+        cases.push_str(&format!("  '{scope}') token='{token}' ;;\n"));
     }
+    let body = json!({
+        "accessToken": "TOKEN",
+        "expiresOn": "2099-01-01 00:00:00.000000",
+        "expires_on": expires_on,
+        "subscription": "00000000-1111-2222-3333-444444444444",
+        "tenant": TENANT,
+        "tokenType": "Bearer",
+    })
+    .to_string()
+    .replace("\"TOKEN\"", "\"%s\"");
+    let dir_text = dir.display();
     let script = format!(
         "#!/bin/sh\nscope=''\nwhile [ $# -gt 0 ]; do [ \"$1\" = --scope ] && scope=\"$2\"; shift; done\n\
-case \"$scope\" in\n{cases}  *) echo \"ERROR: AADSTS500011: The resource principal named $scope was not found.\" >&2; exit 1 ;;\nesac\n"
+case \"$scope\" in\n{cases}  *) echo \"ERROR: AADSTS500011: The resource principal named $scope was not found.\" >&2; exit 1 ;;\nesac\n\
+case \"$scope\" in http://127.0.0.1*) if [ -f '{dir_text}/rotate' ]; then \
+read n < '{dir_text}/rotate'; n=$((n + 1)); echo $n > '{dir_text}/rotate'; token=\"$token.$n\"; fi ;; esac\n\
+printf '{body}\\n' \"$token\"\n"
     );
     let path = dir.join("az");
     std::fs::write(&path, script).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Makes the `az` [`write_scoped_az`] wrote in `dir` hand out a new ARM token each time (its
+/// count goes on when it already does). Returns how many it has handed out so far.
+pub fn rotate_tokens(dir: &Path) -> u32 {
+    let count = dir.join("rotate");
+    if !count.exists() {
+        std::fs::write(&count, "0").unwrap();
+    }
+    std::fs::read_to_string(&count)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }

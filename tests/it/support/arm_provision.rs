@@ -27,6 +27,11 @@ pub struct Provisioning {
     pub provisioner: Option<Provisioner>,
     /// A refusal every cluster creation gets: (status, code, message).
     pub refuse_creation: Option<(u16, String, String)>,
+    /// A creation is finished before its PUT is answered (with a provisioner that returns at
+    /// once, every run then makes the same requests: no poll finds it still running).
+    pub synchronous: bool,
+    /// The creation a synchronous fake finishes before it answers.
+    creating: Option<tokio::task::JoinHandle<()>>,
     /// How many more cluster writes get 409 because another operation runs on the cluster.
     pub busy_writes: u32,
     /// Cluster name → its Deployment Safeguards resource (`deploymentSafeguards/default`).
@@ -323,7 +328,7 @@ impl Shared {
         let finished = done.clone();
         let world = self.world.clone();
         let (key, cluster_name) = (id.to_ascii_lowercase(), name.clone());
-        tokio::task::spawn_blocking(move || {
+        let creation = tokio::task::spawn_blocking(move || {
             let kubeconfig = match provisioner(&cluster_name) {
                 Ok(kubeconfig) => kubeconfig,
                 Err(why) => {
@@ -340,12 +345,27 @@ impl Shared {
                 .find(|c| c.resource["id"].as_str().unwrap().to_ascii_lowercase() == key)
             {
                 cluster.user_kubeconfig = text;
-                cluster.resource["properties"]["provisioningState"] = json!("Succeeded");
+                // A fault may have made the creation fail meanwhile: that state stays.
+                let state = &mut cluster.resource["properties"]["provisioningState"];
+                if *state == "Creating" {
+                    *state = json!("Succeeded");
+                }
             }
             w.pool_nodes_kubeconfig = Some(kubeconfig);
             *finished.lock().unwrap() = Some(Ok(()));
         });
+        if w.provisioning.synchronous {
+            w.provisioning.creating = Some(creation);
+        }
         self.accepted(&mut w, &subscription, done, StatusCode::CREATED, resource)
+    }
+
+    /// Waits for the creation a [`Provisioning::synchronous`] fake started, if any.
+    pub(super) async fn finish_creation(&self) {
+        let creating = self.world.lock().unwrap().provisioning.creating.take();
+        if let Some(creating) = creating {
+            creating.await.unwrap();
+        }
     }
 
     fn delete_cluster(&self, id: &str) -> Reply {
