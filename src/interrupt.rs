@@ -54,13 +54,94 @@ fn track(
     Ok(file)
 }
 
-/// A temporary directory in the system's (`TMPDIR`), removed on drop, and on an interrupt.
-pub fn temp_dir() -> io::Result<tempfile::TempDir> {
+/// The name every [`temp_dir`] starts with in `TMPDIR`.
+const TEMP_DIR_PREFIX: &str = "spin-aks-work-";
+/// The name every [`owned_temp_file_in`] starts with beside the file it becomes.
+const OWNED_FILE_PREFIX: &str = ".tmp-spin-aks-";
+
+/// A temporary directory in the system's (`TMPDIR`), removed on drop, and on an interrupt. It
+/// is locked while it lives; the ones a killed run left there are removed first.
+pub fn temp_dir() -> io::Result<TempDir> {
+    let base = std::env::temp_dir();
+    sweep_abandoned(&base, TEMP_DIR_PREFIX);
     let mut made = made();
-    let dir = tempfile::Builder::new().prefix("spin-aks-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix(TEMP_DIR_PREFIX)
+        .tempdir_in(&base)?;
+    let lock = std::fs::File::open(dir.path())?;
+    fs4::FileExt::try_lock(&lock).map_err(io::Error::other)?;
     made.dirs.retain(|path| path.exists());
     made.dirs.push(dir.path().to_path_buf());
-    Ok(dir)
+    Ok(TempDir { dir, _lock: lock })
+}
+
+/// A directory made by [`temp_dir`]: removed on drop, locked while it lives.
+pub struct TempDir {
+    dir: tempfile::TempDir,
+    _lock: std::fs::File,
+}
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A temporary file in `dir` that becomes an output by rename (an archive, the state file, a
+/// kubeconfig): named `.tmp-spin-aks-…`, readable by others when `shared` (as [`shared_temp_file_in`]),
+/// and locked while it lives, so that the next writer into `dir` removes the one a SIGKILL left
+/// (see [`sweep_abandoned`]), which it does first.
+pub fn owned_temp_file_in(dir: &Path, shared: bool) -> io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    sweep_abandoned(dir, OWNED_FILE_PREFIX);
+    let mode = if shared { 0o666 } else { 0o600 };
+    track(|| {
+        let file = tempfile::Builder::new()
+            .prefix(OWNED_FILE_PREFIX)
+            .permissions(std::fs::Permissions::from_mode(mode))
+            .tempfile_in(dir)?;
+        fs4::FileExt::try_lock(file.as_file()).map_err(io::Error::other)?;
+        Ok(file)
+    })
+}
+
+/// Removes what a killed run left in `dir` under `prefix`: each file or directory named so that
+/// no live process holds locked (a lock dies with its process). One just made and still empty
+/// is left alone, as its maker may not have locked it yet. What cannot be removed stays.
+fn sweep_abandoned(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        let empty = if meta.is_dir() {
+            std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none())
+        } else {
+            meta.is_file() && meta.len() == 0
+        };
+        let young = (meta.modified().ok())
+            .and_then(|m| m.elapsed().ok())
+            .is_none_or(|age| age < std::time::Duration::from_secs(10));
+        if (!meta.is_dir() && !meta.is_file()) || (empty && young) {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        if fs4::FileExt::try_lock(&file).is_ok() {
+            let _ = if meta.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
 }
 
 /// Set once an interrupt starts sweeping: writers into a temporary directory stop adding to it.

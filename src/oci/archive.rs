@@ -75,7 +75,7 @@ fn pack_to_temp(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let temp = crate::interrupt::shared_temp_file_in(dir)
+    let temp = crate::interrupt::owned_temp_file_in(dir, true)
         .with_context(|| format!("cannot create the archive in {}", dir.display()))?;
     let mut builder = tar::Builder::new(BufWriter::new(temp));
     let mut entries: Vec<_> = WalkDir::new(layout.root())

@@ -597,10 +597,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8], access: FileAccess) -> anyhow
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let temp = match access {
-        FileAccess::Private => crate::interrupt::temp_file_in(dir),
-        FileAccess::Shared => crate::interrupt::shared_temp_file_in(dir),
-    };
+    let temp = crate::interrupt::owned_temp_file_in(dir, access == FileAccess::Shared);
     let mut temp =
         temp.with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     temp.write_all(bytes)?;

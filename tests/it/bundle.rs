@@ -18,14 +18,14 @@ fn stderr(output: &std::process::Output) -> String {
 }
 
 /// What the pinned releases need from their publishers: images, charts, modules, the shim.
-struct Upstream {
+pub(crate) struct Upstream {
     images: Vec<(String, String)>,
     charts: Vec<(String, String, String)>,
     modules: Vec<(String, String)>,
     shim: String,
 }
 
-fn upstream() -> Upstream {
+pub(crate) fn upstream() -> Upstream {
     let releases = ReleaseSet::pinned(&Default::default()).unwrap();
     let mut wanted = Vec::new();
     for chart in releases.charts() {
@@ -53,7 +53,7 @@ fn upstream() -> Upstream {
     }
 }
 
-fn start_publishers(rig: &PrivateRig, upstream: &Upstream) -> Option<Publishers> {
+pub(crate) fn start_publishers(rig: &PrivateRig, upstream: &Upstream) -> Option<Publishers> {
     let images: Vec<(&str, &str)> = (upstream.images.iter())
         .map(|(r, t)| (r.as_str(), t.as_str()))
         .collect();
@@ -66,6 +66,16 @@ fn start_publishers(rig: &PrivateRig, upstream: &Upstream) -> Option<Publishers>
     Publishers::start(rig, &images, &charts, &modules, &upstream.shim)
 }
 
+/// The arguments after `bundle create` that make `out` from the publishers.
+pub(crate) fn create_args(publishers: &Publishers, out: &Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["-o".into(), out.into()];
+    args.push("--registries-conf".into());
+    args.push(publishers.registries_conf().into());
+    args.extend(["--module-proxy".into(), publishers.module_proxy().into()]);
+    args.extend(["--shim-base-url".into(), publishers.shim_base().into()]);
+    args
+}
+
 /// `bundle create -o <out>` from the publishers, more arguments after; its report.
 fn create(
     rig: &PrivateRig,
@@ -75,13 +85,12 @@ fn create(
     extra: &[&str],
 ) -> Value {
     let mut cmd = spin_aks_on(rig, home);
-    cmd.args(["bundle", "create", "--output", "json", "-o"])
-        .arg(out);
-    cmd.arg("--registries-conf")
-        .arg(publishers.registries_conf());
-    cmd.args(["--module-proxy", &publishers.module_proxy()]);
-    cmd.args(["--shim-base-url", &publishers.shim_base()]);
-    let output = cmd.args(extra).output().unwrap();
+    cmd.args(["bundle", "create", "--output", "json"]);
+    let output = cmd
+        .args(create_args(publishers, out))
+        .args(extra)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     json_stdout(&output)
 }

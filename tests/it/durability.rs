@@ -1,6 +1,5 @@
-//! Nothing half-written: concurrent pushes keep both records in the state file; `kill -9` at
-//! seeded random moments of build, export and scaffold leaves the previous output whole; a full
-//! disk fails with a clear error and leaves the previous layout valid.
+//! Nothing half-written: `kill -9` at seeded moments of every writing command leaves the previous
+//! output or the new one whole; concurrent pushes keep both records; a full disk fails clearly.
 
 use crate::support;
 
@@ -9,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::bundle;
 use crate::support::apps::generated_app;
 use crate::support::layout;
 use crate::support::registry::Registry;
+use crate::support::rig::private_rig_with;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::Digest as _;
@@ -175,6 +176,105 @@ fn kill_9_during_export_leaves_the_previous_archive_whole() {
             "after a kill at {delay:?} the archive is neither export"
         );
     }
+    time_run(&mut export(home.path()));
+    assert_eq!(temp_files_beside(&archive), Vec::<PathBuf>::new());
+}
+
+/// Reads `archive` as a reader of an oci-archive would: `oci-layout` and `index.json` are there,
+/// every blob's bytes hash to its name, and every manifest the index names is one of them.
+fn valid_oci_archive(archive: &Path) {
+    let file = std::fs::File::open(archive).unwrap();
+    let mut entries = BTreeMap::new();
+    for entry in tar::Archive::new(file).entries().unwrap() {
+        let mut entry = entry.unwrap_or_else(|e| panic!("{archive:?} is not a tar: {e}"));
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes)
+            .unwrap_or_else(|e| panic!("{archive:?}: {name} is cut short: {e}"));
+        entries.insert(name.trim_start_matches("./").to_string(), bytes);
+    }
+    assert!(entries.contains_key("oci-layout"), "{archive:?}");
+    for (name, bytes) in &entries {
+        if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+            assert_eq!(sha256_hex(bytes), hex, "{archive:?}: the digest of {name}");
+        }
+    }
+    let index: serde_json::Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+    for manifest in index["manifests"].as_array().unwrap() {
+        let digest = manifest["digest"].as_str().unwrap();
+        let blob = format!("blobs/sha256/{}", &digest[7..]);
+        assert!(entries.contains_key(&blob), "{archive:?}: {blob} missing");
+    }
+}
+
+/// `bundle create` rewrites its archive from the previous one and the publishers: killed at any
+/// point, the file is the previous bundle or the new one, whole (a valid oci-archive that
+/// `bundle inspect` reads), and the next run removes what the killed ones left beside it and in
+/// TMPDIR.
+#[test]
+fn kill_9_during_bundle_create_leaves_the_previous_bundle_whole() {
+    let Some(rig) = private_rig_with(&["--bare", "--flux-on-install"]) else {
+        return;
+    };
+    let Some(publishers) = bundle::start_publishers(&rig, &bundle::upstream()) else {
+        return;
+    };
+    // The publishers hold their copies of the rig's charts and modules: the rig is done.
+    drop(rig);
+    let home = tempfile::tempdir().unwrap();
+    let (tmp, out) = (home.path().join("tmp"), home.path().join("out"));
+    for dir in [&tmp, &out] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let archive = out.join("bundle.tar");
+    // Two bundles, so that every run rewrites the file: one platform, then two.
+    let arches = ["amd64", "amd64,arm64"];
+    let create = |round: usize| {
+        let mut cmd = binary(home.path());
+        cmd.env("TMPDIR", &tmp)
+            .args(["bundle", "create", "-q"])
+            .args(bundle::create_args(&publishers, &archive))
+            .args(["--arch", arches[round % 2]]);
+        cmd
+    };
+    let mut bundles = Vec::new();
+    for round in 0..2 {
+        time_run(&mut create(round));
+        valid_oci_archive(&archive);
+        let inspected = support::spin_aks(home.path())
+            .args(["bundle", "inspect", "--output", "json"])
+            .arg(&archive)
+            .output()
+            .unwrap();
+        assert!(inspected.status.success(), "{inspected:?}");
+        bundles.push(std::fs::read(&archive).unwrap());
+    }
+    // Timed as the killed runs are: each from the other bundle.
+    let full = (0..2)
+        .map(|round| time_run(&mut create(round)))
+        .max()
+        .unwrap();
+    assert_eq!(
+        std::fs::read(&archive).unwrap(),
+        bundles[1],
+        "not repeatable"
+    );
+    let mut current = 1;
+    for (round, delay) in kill_points(5, full).into_iter().enumerate() {
+        // Each killed run writes the bundle the file does not hold.
+        run_and_kill(&mut create(1 - current), delay);
+        let now = std::fs::read(&archive).unwrap();
+        current = (bundles.iter().position(|b| *b == now)).unwrap_or_else(|| {
+            panic!("after kill {round} at {delay:?} the bundle is neither the previous one nor the new one")
+        });
+    }
+    time_run(&mut create(1));
+    assert_eq!(std::fs::read(&archive).unwrap(), bundles[1]);
+    assert_eq!(temp_files(&out), Vec::<PathBuf>::new(), "beside the bundle");
+    assert_eq!(entries(&tmp), Vec::<PathBuf>::new(), "in TMPDIR");
 }
 
 /// Scaffold's in-flight files: staged outputs and the journal of a commit.
@@ -339,6 +439,14 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
         .map(|e| e.into_path())
+        .collect()
+}
+
+/// The `.tmp…` files beside `file`: what a killed writer of it left, which the next one removes.
+fn temp_files_beside(file: &Path) -> Vec<PathBuf> {
+    let dir = file.parent().unwrap();
+    (entries(dir).into_iter())
+        .filter(|e| e.file_name().unwrap().to_string_lossy().starts_with(".tmp"))
         .collect()
 }
 
@@ -545,6 +653,8 @@ fn kill_9_during_push_leaves_the_state_file_whole() {
         assert!(pushed.len() >= records, "a record was lost: {parsed}");
         records = pushed.len();
     }
+    time_run(&mut push("last/app"));
+    assert_eq!(temp_files_beside(&state), Vec::<PathBuf>::new());
 }
 
 /// `cluster get-credentials` merges into the user's kubeconfig: killed at any point, the file is
@@ -611,4 +721,6 @@ async fn kill_9_during_get_credentials_leaves_the_kubeconfig_whole() {
         assert!(now.len() >= merged, "a merged context was lost: {now:?}");
         merged = now.len();
     }
+    assert!(get("c0").status().await.unwrap().success());
+    assert_eq!(temp_files_beside(&file), Vec::<PathBuf>::new());
 }
