@@ -732,55 +732,62 @@ fn a_registry_out_of_storage_stops_the_push_and_a_re_run_sends_only_the_rest() {
             r#"{"errors":[{"code":"DENIED","message":"storage quota exceeded for this registry"}]}"#,
         ),
     ];
-    for (name, status, body) in rows {
-        let refused = Arc::new(AtomicUsize::new(0));
-        let (uploads, count) = (Arc::new(AtomicUsize::new(0)), refused.clone());
-        let proxy = FaultProxy::start(
-            registry.port(),
-            Box::new(move |_, method, path| {
-                // The fourth blob upload and every one after it: the registry is full.
-                if is_blob_upload(method, path) && uploads.fetch_add(1, Ordering::SeqCst) >= 3 {
-                    count.fetch_add(1, Ordering::SeqCst);
-                    Fault::Refused(status, body)
-                } else {
-                    Fault::Pass
-                }
-            }),
-        );
-        let dir = fx.layout(name, 8);
-        let repository = format!("{name}/app:1");
-        let (code, _, stderr) = fx.push(&[
-            &format!("{}/{repository}", proxy.host()),
-            "--from-layout",
-            dir.to_str().unwrap(),
-            "--jobs",
-            "1",
-        ]);
-        assert_eq!(code, 1, "{name}: {stderr}");
-        assert!(
-            stderr.contains("is out of storage or over a quota")
-                && stderr.contains("what was sent is kept, and it sends only the rest"),
-            "{name}: {stderr}"
-        );
-        assert_eq!(
-            refused.load(Ordering::SeqCst),
-            1,
-            "{name}: never tried again"
-        );
-        // With room again: the 3 blobs sent stay, the other 6 go.
-        let again = fx.push_ok(&[
-            &format!("{}/{repository}", registry.host()),
-            "--from-layout",
-            dir.to_str().unwrap(),
-        ]);
-        assert_eq!(
-            (
-                again["blobs_uploaded"].as_u64(),
-                again["blobs_skipped"].as_u64()
-            ),
-            (Some(6), Some(3)),
-            "{name}: {again}"
-        );
+    for (_, seed) in support::seeded_runs() {
+        // The registry fills up after 2, 3 or 4 of the 9 blobs, by the seed (3 for seed 0).
+        let room = 2 + (seed as usize + 1) % 3;
+        for (name, status, body) in rows {
+            let refused = Arc::new(AtomicUsize::new(0));
+            let (uploads, count) = (Arc::new(AtomicUsize::new(0)), refused.clone());
+            let proxy = FaultProxy::start(
+                registry.port(),
+                Box::new(move |_, method, path| {
+                    // The first upload past the room and every one after it: the registry is full.
+                    if is_blob_upload(method, path)
+                        && uploads.fetch_add(1, Ordering::SeqCst) >= room
+                    {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        Fault::Refused(status, body)
+                    } else {
+                        Fault::Pass
+                    }
+                }),
+            );
+            let name = format!("{name}-{seed}");
+            let dir = fx.layout(&name, 8);
+            let repository = format!("{name}/app:1");
+            let (code, _, stderr) = fx.push(&[
+                &format!("{}/{repository}", proxy.host()),
+                "--from-layout",
+                dir.to_str().unwrap(),
+                "--jobs",
+                "1",
+            ]);
+            assert_eq!(code, 1, "{name}: {stderr}");
+            assert!(
+                stderr.contains("is out of storage or over a quota")
+                    && stderr.contains("what was sent is kept, and it sends only the rest"),
+                "{name}: {stderr}"
+            );
+            assert_eq!(
+                refused.load(Ordering::SeqCst),
+                1,
+                "{name}: never tried again"
+            );
+            // With room again: the blobs sent stay, the others go.
+            let again = fx.push_ok(&[
+                &format!("{}/{repository}", registry.host()),
+                "--from-layout",
+                dir.to_str().unwrap(),
+            ]);
+            assert_eq!(
+                (
+                    again["blobs_uploaded"].as_u64(),
+                    again["blobs_skipped"].as_u64()
+                ),
+                (Some(9 - room as u64), Some(room as u64)),
+                "{name}: {again}"
+            );
+        }
     }
 }
 
@@ -792,38 +799,42 @@ fn a_blob_deleted_before_the_manifest_is_sent_again_and_the_push_completes() {
     let (Some(fx), Some(registry)) = (Fixture::new(), Registry::open()) else {
         return;
     };
-    let dir = fx.layout("gc", 5);
-    let layout = spin_aks::oci::Layout::open(&dir).unwrap();
-    let (_, manifest) = layout.image(None).unwrap();
-    let victim = manifest.layers[2].digest.to_string();
-    let link = registry.dir().join(format!(
-        "storage/docker/registry/v2/repositories/collected/app/_layers/sha256/{}",
-        &victim["sha256:".len()..]
-    ));
-    let manifest_puts = Arc::new(AtomicUsize::new(0));
-    let (puts, link_to_delete) = (manifest_puts.clone(), link.clone());
-    let proxy = FaultProxy::start(
-        registry.port(),
-        Box::new(move |_, method, path| {
-            if method == "PUT"
-                && path.contains("/manifests/")
-                && puts.fetch_add(1, Ordering::SeqCst) == 0
-            {
-                // The collector runs now: the repository no longer holds that layer.
-                std::fs::remove_dir_all(&link_to_delete).unwrap();
-            }
-            Fault::Pass
-        }),
-    );
-    let json = fx.push_ok(&[
-        &format!("{}/collected/app:1", proxy.host()),
-        "--from-layout",
-        dir.to_str().unwrap(),
-    ]);
-    assert_eq!(manifest_puts.load(Ordering::SeqCst), 2, "{json}");
-    assert!(link.exists(), "the layer was sent again");
-    let raw = skopeo_raw_manifest(&format!("{}/collected/app:1", registry.host()), None);
-    assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+    for (_, seed) in support::seeded_runs() {
+        let dir = fx.layout(&format!("gc-{seed}"), 5);
+        let layout = spin_aks::oci::Layout::open(&dir).unwrap();
+        let (_, manifest) = layout.image(None).unwrap();
+        // The layer collected: the third for seed 0, another for each other seed.
+        let victim = manifest.layers[(2 + seed as usize) % 5].digest.to_string();
+        let repository = format!("collected-{seed}/app");
+        let link = registry.dir().join(format!(
+            "storage/docker/registry/v2/repositories/{repository}/_layers/sha256/{}",
+            &victim["sha256:".len()..]
+        ));
+        let manifest_puts = Arc::new(AtomicUsize::new(0));
+        let (puts, link_to_delete) = (manifest_puts.clone(), link.clone());
+        let proxy = FaultProxy::start(
+            registry.port(),
+            Box::new(move |_, method, path| {
+                if method == "PUT"
+                    && path.contains("/manifests/")
+                    && puts.fetch_add(1, Ordering::SeqCst) == 0
+                {
+                    // The collector runs now: the repository no longer holds that layer.
+                    std::fs::remove_dir_all(&link_to_delete).unwrap();
+                }
+                Fault::Pass
+            }),
+        );
+        let json = fx.push_ok(&[
+            &format!("{}/{repository}:1", proxy.host()),
+            "--from-layout",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(manifest_puts.load(Ordering::SeqCst), 2, "{json}");
+        assert!(link.exists(), "the layer was sent again");
+        let raw = skopeo_raw_manifest(&format!("{}/{repository}:1", registry.host()), None);
+        assert_eq!(sha256(&raw), json["digest"].as_str().unwrap());
+    }
 }
 
 #[test]

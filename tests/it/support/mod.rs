@@ -135,9 +135,6 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     found
 }
 
-/// The one way a test skips: under `CI=true` it fails (CI must never pass by skipping); elsewhere
-/// it says so on stderr and appends `it::<area>::<test>: <why>` to `<target tmp>/skipped-tests`,
-/// which `scripts/test.sh` counts and lists after the run. The caller then returns.
 /// How many times each fault scenario runs: `RELIABILITY_RUNS` (the nightly mode sets 10), else
 /// once. A failing run's number is in its assertion messages, so it reproduces alone.
 pub fn reliability_runs() -> usize {
@@ -148,6 +145,25 @@ pub fn reliability_runs() -> usize {
         .unwrap_or(1)
 }
 
+/// The runs of a seeded fault scenario, `(run, seed)`: [`reliability_runs`] of them, run `n`
+/// seeded `n - 1` (so the suite's one run is the same every time), or only the seed
+/// `RELIABILITY_SEED` names, to repeat a failed run. Each run says its seed on stderr.
+pub fn seeded_runs() -> impl Iterator<Item = (usize, u64)> {
+    let only: Option<u64> = std::env::var("RELIABILITY_SEED")
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
+    let seeds: Vec<u64> = match only {
+        Some(seed) => vec![seed],
+        None => (0..reliability_runs() as u64).collect(),
+    };
+    (1..).zip(seeds).inspect(|(run, seed)| {
+        eprintln!("run {run}, seed {seed} (RELIABILITY_SEED={seed} repeats it)");
+    })
+}
+
+/// The one way a test skips: under `CI=true` it fails (CI must never pass by skipping); elsewhere
+/// it says so on stderr and appends `it::<area>::<test>: <why>` to `<target tmp>/skipped-tests`,
+/// which `scripts/test.sh` counts and lists after the run. The caller then returns.
 pub fn skip(why: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{why}: required under CI=true");
