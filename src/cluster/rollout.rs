@@ -194,6 +194,13 @@ pub fn assess(deployment: &Deployment, image: Option<&str>) -> RolloutProgress {
             return RolloutProgress::Failed(format!("its progress deadline passed: {message}"));
         }
         if condition.type_ == "ReplicaFailure" && condition.status == "True" {
+            // A new namespace's default ServiceAccount comes from the controller manager moments
+            // later (longer after it lost the API server): the ReplicaSet tries again until then.
+            if message.contains("serviceaccount \"default\" not found") {
+                return RolloutProgress::Waiting(format!(
+                    "pods wait for their namespace's default ServiceAccount: {message}"
+                ));
+            }
             return RolloutProgress::Failed(replica_failure(&message));
         }
     }
@@ -414,6 +421,17 @@ mod tests {
             message.contains("install containerd-shim-spin"),
             "{message}"
         );
+        // Not yet the namespace's default ServiceAccount: waited for, as the ReplicaSet does.
+        let no_account = json!({"observedGeneration": 2, "conditions": [
+            {"type": "ReplicaFailure", "status": "True", "message": "pods \"app-5fb657df99-\" is forbidden: error looking up service account ns/default: serviceaccount \"default\" not found"}]});
+        assert!(matches!(
+            assess(&deployment(no_account), None),
+            RolloutProgress::Waiting(_)
+        ));
+        // Another, named one is the user's to create: it fails at once.
+        assert!(failed(
+            json!({"observedGeneration": 2, "conditions": [{"type": "ReplicaFailure", "status": "True", "message": "pods \"app-1\" is forbidden: error looking up service account ns/app: serviceaccount \"app\" not found"}]})
+        ));
     }
 
     #[test]
