@@ -146,38 +146,52 @@ fn kill_9_during_build_leaves_the_old_or_the_new_layout_whole() {
     support::assert_blobs_match_names(&dir);
 }
 
+/// `export`, and `export --with-deploy` (the archive also carries the deploy objects): killed at
+/// any point, the archive is one of the two exports, and the next run leaves no temporary file.
 #[test]
 fn kill_9_during_export_leaves_the_previous_archive_whole() {
     let home = tempfile::tempdir().unwrap();
     let app = generated_app(home.path(), 150, 3000);
-    let archive = home.path().join("app.oci.tar");
-    let export = |home: &Path| {
-        let mut cmd = binary(home);
-        cmd.args(["export", "-q", "-f"])
-            .arg(&app)
-            .arg("-o")
-            .arg(&archive);
-        cmd
-    };
-    let mut archives = Vec::new();
-    for round in 0..2 {
-        flip(&app, round);
+    let cases: [(&str, &[&str], u64); 2] = [
+        ("app.oci.tar", &[], 2),
+        (
+            "deploy.oci.tar",
+            &["--with-deploy", "registry.example/app"],
+            6,
+        ),
+    ];
+    for (name, extra, seed) in cases {
+        let archive = home.path().join(name);
+        let export = |home: &Path| {
+            let mut cmd = binary(home);
+            cmd.args(["export", "-q", "-y", "-f"])
+                .arg(&app)
+                .arg("-o")
+                .arg(&archive)
+                .args(extra);
+            cmd
+        };
+        let mut archives = Vec::new();
+        for round in 0..2 {
+            flip(&app, round);
+            time_run(&mut export(home.path()));
+            valid_oci_archive(&archive);
+            archives.push(std::fs::read(&archive).unwrap());
+        }
+        // Exporting rebuilds first: time one export with the build already done, as the killed ones are.
+        let full = time_run(&mut export(home.path()));
+        for (round, delay) in kill_points(seed, full).into_iter().enumerate() {
+            flip(&app, round);
+            run_and_kill(&mut export(home.path()), delay);
+            let now = std::fs::read(&archive).unwrap();
+            assert!(
+                archives.contains(&now),
+                "{name}: after a kill at {delay:?} the archive is neither export"
+            );
+        }
         time_run(&mut export(home.path()));
-        archives.push(std::fs::read(&archive).unwrap());
+        assert_eq!(temp_files_beside(&archive), Vec::<PathBuf>::new(), "{name}");
     }
-    // Exporting rebuilds first: time one export with the build already done, as the killed ones are.
-    let full = time_run(&mut export(home.path()));
-    for (round, delay) in kill_points(2, full).into_iter().enumerate() {
-        flip(&app, round);
-        run_and_kill(&mut export(home.path()), delay);
-        let now = std::fs::read(&archive).unwrap();
-        assert!(
-            archives.contains(&now),
-            "after a kill at {delay:?} the archive is neither export"
-        );
-    }
-    time_run(&mut export(home.path()));
-    assert_eq!(temp_files_beside(&archive), Vec::<PathBuf>::new());
 }
 
 /// Reads `archive` as a reader of an oci-archive would: `oci-layout` and `index.json` are there,
