@@ -69,7 +69,8 @@ pub fn temp_dir() -> io::Result<TempDir> {
         .prefix(TEMP_DIR_PREFIX)
         .tempdir_in(&base)?;
     let lock = std::fs::File::open(dir.path())?;
-    fs4::FileExt::try_lock(&lock).map_err(io::Error::other)?;
+    // Best effort: where the file system has no locks, no sweep can take this one either.
+    let _ = fs4::FileExt::try_lock(&lock);
     made.dirs.retain(|path| path.exists());
     made.dirs.push(dir.path().to_path_buf());
     Ok(TempDir { dir, _lock: lock })
@@ -100,7 +101,8 @@ pub fn owned_temp_file_in(dir: &Path, shared: bool) -> io::Result<tempfile::Name
             .prefix(OWNED_FILE_PREFIX)
             .permissions(std::fs::Permissions::from_mode(mode))
             .tempfile_in(dir)?;
-        fs4::FileExt::try_lock(file.as_file()).map_err(io::Error::other)?;
+        // Best effort, as for a directory of [`temp_dir`].
+        let _ = fs4::FileExt::try_lock(file.as_file());
         Ok(file)
     })
 }
@@ -242,6 +244,22 @@ fn remove_tree(dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_writer_removes_what_a_killed_one_left_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let left = dir.path().join(".tmp-spin-aks-killed");
+        std::fs::write(&left, b"half an archive").unwrap();
+        let other = dir.path().join(".tmp-someone-else");
+        std::fs::write(&other, b"theirs").unwrap();
+        let live = owned_temp_file_in(dir.path(), false).unwrap();
+        std::fs::write(live.path(), b"being written").unwrap();
+        assert!(!left.exists(), "the killed writer's file is removed");
+        let next = owned_temp_file_in(dir.path(), true).unwrap();
+        assert!(live.path().exists(), "a live writer's file is locked: kept");
+        assert!(other.exists(), "another program's file is kept");
+        drop((live, next));
+    }
 
     #[test]
     fn the_sweep_removes_live_temporaries_and_skips_persisted_ones() {
