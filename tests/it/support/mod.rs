@@ -20,6 +20,7 @@ pub mod rig;
 pub mod scaffold;
 pub mod schema;
 pub mod tls;
+pub mod toxiproxy;
 pub mod watch_cutter;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,206 @@
+//! API-server faults under a running command, injected by Toxiproxy (TCP: cut, reset, stalled and
+//! slow streams) in front of a rig's API server. Each command finishes on its own; the re-run
+//! converges with the same ApplySet members and the Secret intact. `RELIABILITY_RUNS` times each.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::control_plane::{members, stderr, succeeded, until};
+use crate::support;
+use crate::support::apps::example_copy;
+use crate::support::rig::{fake_image, private_rig, spawn_on, Rig};
+use crate::support::toxiproxy::{Proxy, Stream, Toxiproxy};
+
+/// A TCP fault on the API server's connections, done to a running command.
+#[derive(Clone, Copy, Debug)]
+enum TcpFault {
+    /// The proxy disabled 2 s (every connection closed, new ones refused), then enabled again.
+    Cut,
+    /// Connections reset (RST) as soon as a byte passes, for 2 s; an event is made to pass.
+    Reset,
+    /// What the API server sends is dropped while the connections stay open (a `timeout` toxic
+    /// without a timeout): the rollout finishes unseen, 5 s pass, then the toxic's removal closes
+    /// the connections. The watches resume from their last resourceVersion and see what was lost.
+    Drop,
+    /// What the API server sends is held (`bandwidth` 0) while the rollout finishes and 10 s more
+    /// pass, then delivered late.
+    Stall,
+    /// 300 ms (±100 ms) each way on every connection, for the whole command.
+    Latency,
+}
+
+impl TcpFault {
+    const ALL: [TcpFault; 5] = [
+        TcpFault::Cut,
+        TcpFault::Reset,
+        TcpFault::Drop,
+        TcpFault::Stall,
+        TcpFault::Latency,
+    ];
+
+    /// Injects the fault while the command waits; `nudge` makes an event pass the watches,
+    /// `resume` lets the rollout go on and returns once it is done.
+    fn inject(self, proxy: &Proxy, nudge: &dyn Fn(), resume: &dyn Fn()) {
+        match self {
+            TcpFault::Cut => {
+                proxy.set_enabled(false);
+                std::thread::sleep(Duration::from_secs(2));
+                proxy.set_enabled(true);
+            }
+            TcpFault::Reset => {
+                let toxics = [Stream::Downstream, Stream::Upstream]
+                    .map(|s| proxy.add("reset_peer", s, json!({ "timeout": 0 })));
+                nudge();
+                std::thread::sleep(Duration::from_secs(2));
+                toxics.iter().for_each(|t| proxy.remove(t));
+            }
+            TcpFault::Drop | TcpFault::Stall => {
+                let (toxic, held) = match self {
+                    TcpFault::Drop => (
+                        proxy.add("timeout", Stream::Downstream, json!({ "timeout": 0 })),
+                        5,
+                    ),
+                    _ => (
+                        proxy.add("bandwidth", Stream::Downstream, json!({ "rate": 0 })),
+                        10,
+                    ),
+                };
+                nudge();
+                resume();
+                std::thread::sleep(Duration::from_secs(held));
+                proxy.remove(&toxic);
+                return;
+            }
+            TcpFault::Latency => {}
+        }
+        resume();
+    }
+
+    /// The least time the command can take: it cannot finish while the fault holds its streams.
+    fn held(self) -> Duration {
+        Duration::from_secs(match self {
+            TcpFault::Cut => 2,
+            TcpFault::Drop => 5,
+            TcpFault::Stall => 10,
+            TcpFault::Reset | TcpFault::Latency => 0,
+        })
+    }
+
+    /// Toxics on for the whole command.
+    fn throughout(self, proxy: &Proxy) -> Vec<String> {
+        match self {
+            TcpFault::Latency => [Stream::Downstream, Stream::Upstream]
+                .map(|s| proxy.add("latency", s, json!({ "latency": 300, "jitter": 100 })))
+                .to_vec(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The example's Secret as the cluster holds it (its `api_token`).
+fn secret_token(rig: &Rig, ns: &str) -> String {
+    let secrets = rig.kubectl_ok(&["get", "secrets", "-n", ns, "-o", "json"]);
+    let secrets: Value = serde_json::from_str(&secrets).unwrap();
+    let tokens: Vec<&str> = secrets["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["data"]["api_token"].as_str())
+        .collect();
+    assert_eq!(tokens.len(), 1, "one Secret holds api_token: {secrets}");
+    tokens[0].to_string()
+}
+
+/// Whether Deployment hello-aks in `ns` has all its replicas ready and updated (asked directly).
+fn rolled_out(rig: &Rig, ns: &str) -> bool {
+    let jsonpath = "jsonpath={.status.updatedReplicas}/{.status.readyReplicas}/{.status.replicas}";
+    let output = rig
+        .kubectl()
+        .args(["get", "deployment", "hello-aks", "-n", ns, "-o", jsonpath])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout) == "2/2/2"
+}
+
+/// `apply` of the example with a made-up image into `ns`, its rollout waited for at most 2 min.
+fn apply_args<'a>(ns: &'a str, image: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["apply", "--output", "json", "-n", ns, "--image", image];
+    args.extend(["--secret", "api_token=x", "--timeout", "120s"]);
+    args
+}
+
+/// Runs `apply` with `kubeconfig` (through the proxy); asserts it finished and a re-run converges.
+fn apply_converges(rig: &Rig, home: &Path, app: &Path, kubeconfig: &Path, ns: &str, image: &str) {
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let again = spawn_on(rig, home, app, &env, &apply_args(ns, image));
+    let again = succeeded(&again.wait_with_output().unwrap());
+    let actions: Vec<&str> = again["objects"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{again}"))
+        .iter()
+        .map(|o| o["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.iter().all(|a| *a == "unchanged"), "{again}");
+}
+
+#[test]
+fn apply_rides_out_cut_reset_stalled_and_slow_api_server_streams() {
+    let Some(own) = private_rig() else { return };
+    let Some(toxiproxy) = Toxiproxy::start() else {
+        return;
+    };
+    let proxy = toxiproxy.proxy("kube-apiserver", own.server_port());
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = own.kubeconfig_via(proxy.port, home.path());
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    for run in 1..=support::reliability_runs() {
+        for (n, fault) in TcpFault::ALL.into_iter().enumerate() {
+            eprintln!("run {run}: {fault:?}");
+            let app = example_copy(&home.path().join(format!("{run}-{n}")));
+            let ns = own.namespace(&format!("{fault:?}").to_lowercase());
+            let image = fake_image(40 + n as u8);
+            // No rollout progresses while the controller manager is stopped: the fault is sure
+            // to fall inside the wait.
+            own.signal("kube_controller_manager", "STOP");
+            let toxics = fault.throughout(&proxy);
+            let started = Instant::now();
+            let apply = spawn_on(&own, home.path(), &app, &env, &apply_args(&ns, &image));
+            until("the SpinApp is applied", || {
+                own.kubectl()
+                    .args(["get", "spinapp", "hello-aks", "-n", &ns])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            });
+            let nudge = || {
+                own.kubectl_ok(&[
+                    "annotate",
+                    "--overwrite",
+                    "spinapp",
+                    "hello-aks",
+                    "-n",
+                    &ns,
+                    &format!("spin-aks-test/nudge={run}"),
+                ]);
+            };
+            let resume = || {
+                own.signal("kube_controller_manager", "CONT");
+                until("the rollout is done", || rolled_out(&own, &ns));
+            };
+            fault.inject(&proxy, &nudge, &resume);
+            let output = apply.wait_with_output().unwrap();
+            let took = started.elapsed();
+            toxics.iter().for_each(|t| proxy.remove(t));
+            let report = succeeded(&output);
+            eprintln!("run {run}: {fault:?} finished on its own in {took:.1?}");
+            assert_eq!(report["rollout"]["ready"], 2, "{report}");
+            assert!(took >= fault.held(), "{fault:?} not felt: {took:?}");
+            assert_eq!(own.running_image(&ns, "hello-aks"), image);
+            let (before, token) = (members(&own, &ns), secret_token(&own, &ns));
+            apply_converges(&own, home.path(), &app, &kubeconfig, &ns, &image);
+            assert_eq!(members(&own, &ns), before, "{}", stderr(&output));
+            assert_eq!(secret_token(&own, &ns), token);
+        }
+    }
+}
