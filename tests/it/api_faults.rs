@@ -204,3 +204,142 @@ fn apply_rides_out_cut_reset_stalled_and_slow_api_server_streams() {
         }
     }
 }
+
+/// A fault done to a command mid-way: a TCP fault of Toxiproxy's, or the rig's API server
+/// killed and started again 5 s later, or paused (SIGSTOP) 5 s.
+#[derive(Clone, Copy, Debug)]
+enum MidFault {
+    Tcp(TcpFault),
+    Restart,
+    Pause,
+}
+
+impl MidFault {
+    const ALL: [MidFault; 4] = [
+        MidFault::Tcp(TcpFault::Cut),
+        MidFault::Tcp(TcpFault::Reset),
+        MidFault::Restart,
+        MidFault::Pause,
+    ];
+
+    fn inject(self, rig: &Rig, proxy: &Proxy) {
+        match self {
+            MidFault::Tcp(fault) => fault.inject(proxy, &|| {}, &|| {}),
+            MidFault::Restart => rig.kill_and_restart("kube_apiserver", Duration::from_secs(5)),
+            MidFault::Pause => {
+                rig.signal("kube_apiserver", "STOP");
+                std::thread::sleep(Duration::from_secs(5));
+                rig.signal("kube_apiserver", "CONT");
+            }
+        }
+    }
+}
+
+/// The objects of kinds `kinds` labelled part of an ApplySet, across namespaces, sorted.
+fn applyset_members(rig: &Rig, kinds: &str) -> Vec<String> {
+    let listed = rig.kubectl_ok(&[
+        "get",
+        kinds,
+        "-A",
+        "-l",
+        "applyset.kubernetes.io/part-of",
+        "-o",
+        "jsonpath={range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name}{\"\\n\"}{end}",
+    ]);
+    let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// Secrets of namespace `ns` by name and content digest.
+fn secrets_of(rig: &Rig, ns: &str) -> Vec<String> {
+    let listed = rig.kubectl_ok(&[
+        "get",
+        "secrets",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.data}{\"\\n\"}{end}",
+    ]);
+    let mut secrets: Vec<String> = listed.lines().map(str::to_string).collect();
+    secrets.sort();
+    secrets
+}
+
+/// Waits until the API server answers again (after a restart or a pause).
+fn answering(rig: &Rig) {
+    until("the API server answers", || {
+        rig.kubectl()
+            .args(["get", "--raw", "/readyz"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+}
+
+/// Objects a report lists (`objects`: kind, namespace, name) whose action is not `unchanged`.
+fn changed(report: &Value) -> Vec<Value> {
+    let objects = report["objects"].as_array();
+    let objects = objects.unwrap_or_else(|| panic!("no objects: {report}"));
+    objects
+        .iter()
+        .filter(|o| o["action"] != "unchanged")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn cluster_install_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() {
+    let Some((own, charts, module_proxy)) = crate::install::bare_flux_rig() else {
+        return;
+    };
+    let Some(toxiproxy) = Toxiproxy::start() else {
+        return;
+    };
+    let proxy = toxiproxy.proxy("kube-apiserver", own.server_port());
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = own.kubeconfig_via(proxy.port, home.path());
+    let install = || {
+        let mut cmd = crate::support::spin_aks_std(home.path());
+        cmd.env("KUBECONFIG", &kubeconfig)
+            .args(["cluster", "install", "--output", "json", "--timeout", "3m"])
+            .args(["--chart-registry", &charts, "--module-proxy", &module_proxy])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let kinds = "helmreleases.helm.toolkit.fluxcd.io,helmrepositories.source.toolkit.fluxcd.io,\
+                 ocirepositories.source.toolkit.fluxcd.io,namespaces,secrets,configmaps";
+    for run in 1..=support::reliability_runs() {
+        for fault in MidFault::ALL {
+            eprintln!("run {run}: {fault:?}");
+            let started = Instant::now();
+            let first = install();
+            // Mid-way: the first stage's HelmRelease is applied and being waited for.
+            until("the cert-manager HelmRelease is applied", || {
+                own.kubectl()
+                    .args(["get", "helmrelease", "cert-manager", "-n", "spin-aks"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            });
+            fault.inject(&own, &proxy);
+            let output = first.wait_with_output().unwrap();
+            let took = started.elapsed();
+            let report = succeeded(&output);
+            eprintln!("run {run}: {fault:?} finished on its own in {took:.1?}");
+            answering(&own);
+            let (members, secrets) = (applyset_members(&own, kinds), secrets_of(&own, "spin-aks"));
+            assert!(!members.is_empty(), "{report}");
+            let again = succeeded(&install().wait_with_output().unwrap());
+            assert_eq!(changed(&again), Vec::<Value>::new(), "{again}");
+            assert_eq!(applyset_members(&own, kinds), members);
+            assert_eq!(secrets_of(&own, "spin-aks"), secrets);
+            // The next fault starts from a bare cluster again.
+            let removed = crate::support::spin_aks_std(home.path())
+                .env("KUBECONFIG", &own.kubeconfig)
+                .args(["cluster", "uninstall", "--output", "json"])
+                .output()
+                .unwrap();
+            succeeded(&removed);
+        }
+    }
+}
