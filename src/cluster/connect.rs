@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Either, Full};
 use kube::client::Body;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -342,16 +343,20 @@ struct Retrying<S> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// An answer as the server streams it (a watch, a log) or read whole by the retry layer.
+type Answer<B> = Either<B, Full<bytes::Bytes>>;
+
 impl<S, B> tower_service::Service<Request<Body>> for Retrying<S>
 where
     S: tower_service::Service<Request<Body>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
-    B: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
-    type Response = Response<B>;
+    type Response = Response<Answer<B>>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<B>, BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Answer<B>>, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
@@ -365,15 +370,21 @@ where
             // Set at the first unreachable try once the server had answered.
             let mut outage: Option<(RetryPolicy, std::time::Instant, u32)> = None;
             let safe = safe_to_repeat(&request);
+            // A connection lost inside the answer's body fails a request as one lost before
+            // its head: what is safe to repeat and not a stream is read whole here, and sent
+            // again when that read fails.
+            let whole = safe && !streamed(&request);
             let (parts, body) = request.into_parts();
             let mut tries = 0;
             loop {
                 tries += 1;
                 let more = outage.is_some() || tries < policy.max_tries;
                 let Some(this) = more.then(|| body.try_clone()).flatten() else {
-                    return send(&inner, Request::from_parts(parts, body)).await;
+                    let outcome = send(&inner, Request::from_parts(parts, body)).await;
+                    return read(outcome, whole).await;
                 };
                 let outcome = send(&inner, Request::from_parts(parts.clone(), this)).await;
+                let outcome = read(outcome, whole).await;
                 let pause = match &outcome {
                     Ok(response) => {
                         reached.store(true, Ordering::Relaxed);
@@ -405,6 +416,33 @@ where
             }
         })
     }
+}
+
+/// The answer, its body read whole when `whole` (a failed read is the request's error), else
+/// streamed as it comes.
+async fn read<B>(
+    outcome: Result<Response<B>, BoxError>,
+    whole: bool,
+) -> Result<Response<Answer<B>>, BoxError>
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let response = outcome?;
+    if !whole {
+        return Ok(response.map(Either::Left));
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.map_err(Into::into)?.to_bytes();
+    Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))))
+}
+
+/// A request whose answer is a stream with no end of its own: a watch, a followed log.
+fn streamed(request: &Request<Body>) -> bool {
+    let query = request.uri().query().unwrap_or_default();
+    query
+        .split('&')
+        .any(|pair| pair == "watch=true" || pair == "watch=1" || pair == "follow=true")
 }
 
 /// The causes of `error`, outermost first.
@@ -482,6 +520,26 @@ mod tests {
             builder = builder.header(http::header::CONTENT_TYPE, t);
         }
         builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn watches_and_followed_logs_are_streamed_other_answers_read_whole() {
+        for (uri, streamed_) in [
+            (
+                "/api/v1/namespaces/a/pods?&watch=true&resourceVersion=5",
+                true,
+            ),
+            ("/api/v1/namespaces/a/pods/p/log?&follow=true", true),
+            (
+                "/api/v1/namespaces/a/pods?&labelSelector=watch%3Dtrue",
+                false,
+            ),
+            ("/api/v1/namespaces/a/pods/p/log?&tailLines=10", false),
+            ("/apis/apps/v1/namespaces/a/deployments/d", false),
+        ] {
+            let request = Request::get(uri).body(Body::empty()).unwrap();
+            assert_eq!(streamed(&request), streamed_, "{uri}");
+        }
     }
 
     #[test]

@@ -343,3 +343,128 @@ fn cluster_install_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() 
         }
     }
 }
+
+#[test]
+fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() {
+    let Some(registry) = crate::support::registry::Registry::open() else {
+        return;
+    };
+    let Some(own) = crate::support::rig::private_rig_with(&["--kustomize"]) else {
+        return;
+    };
+    let Some(toxiproxy) = Toxiproxy::start() else {
+        return;
+    };
+    let proxy = toxiproxy.proxy("kube-apiserver", own.server_port());
+    let home = tempfile::tempdir().unwrap();
+    let app = example_copy(home.path());
+    let kubeconfig = own.kubeconfig_via(proxy.port, home.path());
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let spin_aks = |args: &[&str]| spawn_on(&own, home.path(), &app, &env, args);
+    let reference = format!("{}/hello-aks", registry.host());
+    let push = ["push", &reference, "--publish", "--env", "staging"];
+    succeeded(
+        &spin_aks(&[&push[..], &["--output", "json"]].concat())
+            .wait_with_output()
+            .unwrap(),
+    );
+    for run in 1..=support::reliability_runs() {
+        for fault in MidFault::ALL {
+            eprintln!("run {run}: {fault:?}");
+            let ns = own.bare_namespace(
+                &format!("fleet-{fault:?}")
+                    .to_lowercase()
+                    .replace(['(', ')'], ""),
+            );
+            let add = [
+                "fleet",
+                "add",
+                "rig",
+                "-n",
+                &ns,
+                "--env",
+                "staging",
+                "--secret",
+                "api_token=x",
+                "--output",
+                "json",
+            ];
+            // `fleet add` is a handful of requests: 500 ms each way make room for a fault inside.
+            let slow = [Stream::Downstream, Stream::Upstream]
+                .map(|s| proxy.add("latency", s, json!({ "latency": 500 })));
+            let started = Instant::now();
+            let first = spin_aks(&add);
+            until("fleet add has written to the namespace", || {
+                own.kubectl()
+                    .args([
+                        "get",
+                        "secrets,ocirepositories,kustomizations",
+                        "-n",
+                        &ns,
+                        "-o",
+                        "name",
+                    ])
+                    .output()
+                    .is_ok_and(|o| !o.stdout.is_empty())
+            });
+            fault.inject(&own, &proxy);
+            let output = first.wait_with_output().unwrap();
+            let took = started.elapsed();
+            slow.iter().for_each(|t| proxy.remove(t));
+            let report = succeeded(&output);
+            eprintln!("run {run}: {fault:?} finished on its own in {took:.1?}");
+            answering(&own);
+            let (members, token) = (members_of(&own, &ns), secret_token(&own, &ns));
+            assert!(
+                members.iter().any(|m| m.starts_with("kustomization")),
+                "{members:?} {report}"
+            );
+            // Flux's controllers write to their objects as they reconcile (after a restart too),
+            // so the re-run may find a new resourceVersion: it must create nothing and change
+            // no spec (the generations stay).
+            let generations = generations_of(&own, &ns);
+            let again = succeeded(&spin_aks(&add).wait_with_output().unwrap());
+            let objects = again["clusters"][0]["objects"].as_array().unwrap();
+            assert!(
+                objects
+                    .iter()
+                    .all(|o| !o.as_str().unwrap().ends_with(" created")),
+                "{again}"
+            );
+            assert_eq!(generations_of(&own, &ns), generations, "{again}");
+            assert_eq!(members_of(&own, &ns), members);
+            assert_eq!(secret_token(&own, &ns), token);
+        }
+    }
+}
+
+/// The generation of each of Flux's objects in `ns`: a spec change raises it.
+fn generations_of(rig: &Rig, ns: &str) -> String {
+    rig.kubectl_ok(&[
+        "get",
+        "ocirepositories.source.toolkit.fluxcd.io,kustomizations.kustomize.toolkit.fluxcd.io",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.generation} {end}",
+    ])
+}
+
+/// What the fleet's ApplySet holds in `ns`: its members by kind and name.
+fn members_of(rig: &Rig, ns: &str) -> Vec<String> {
+    let kinds = "secrets,ocirepositories.source.toolkit.fluxcd.io,\
+                 kustomizations.kustomize.toolkit.fluxcd.io";
+    let listed = rig.kubectl_ok(&[
+        "get",
+        kinds,
+        "-n",
+        ns,
+        "-l",
+        "applyset.kubernetes.io/part-of",
+        "-o",
+        "name",
+    ]);
+    let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
