@@ -1,14 +1,17 @@
 //! API-server faults under a running command, injected by Toxiproxy (TCP: cut, reset, stalled and
-//! slow streams) in front of a rig's API server. Each command finishes on its own; the re-run
+//! slow streams) in front of a rig's API server, by the rig (the server killed and restarted,
+//! paused), and by an HTTPS front answering 429 and 503 with `Retry-After`. Each command finishes on its own; the re-run
 //! converges with the same ApplySet members and the Secret intact. `RELIABILITY_RUNS` times each.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::control_plane::{members, stderr, succeeded, until};
 use crate::support;
+use crate::support::api_front::{pauses_after, ApiFront, Policy};
 use crate::support::apps::example_copy;
 use crate::support::rig::{fake_image, private_rig, spawn_on, Rig};
 use crate::support::toxiproxy::{Proxy, Stream, Toxiproxy};
@@ -146,7 +149,7 @@ fn apply_converges(rig: &Rig, home: &Path, app: &Path, kubeconfig: &Path, ns: &s
 }
 
 #[test]
-fn apply_rides_out_cut_reset_stalled_and_slow_api_server_streams() {
+fn apply_rides_out_cut_reset_stalled_slow_and_throttled_api_server_streams() {
     let Some(own) = private_rig() else { return };
     let Some(toxiproxy) = Toxiproxy::start() else {
         return;
@@ -202,7 +205,33 @@ fn apply_rides_out_cut_reset_stalled_and_slow_api_server_streams() {
             assert_eq!(members(&own, &ns), before, "{}", stderr(&output));
             assert_eq!(secret_token(&own, &ns), token);
         }
+        throttled_apply(&own, home.path(), run);
     }
+}
+
+/// `apply` through the HTTPS front: 3 GETs answered 429, 2 server-side applies 429 then 503,
+/// all with `Retry-After: 1`; it finishes, each refused request sent again after the pause.
+fn throttled_apply(rig: &Rig, home: &Path, run: usize) {
+    eprintln!("run {run}: 429/503 with Retry-After");
+    let front = ApiFront::start(rig, throttling(3, 2));
+    let app = example_copy(&home.join(format!("{run}-throttled")));
+    let ns = rig.namespace("throttled");
+    let image = fake_image(50);
+    let env = [("KUBECONFIG", front.kubeconfig.to_str().unwrap())];
+    let started = Instant::now();
+    let apply = spawn_on(rig, home, &app, &env, &apply_args(&ns, &image));
+    let output = apply.wait_with_output().unwrap();
+    let report = succeeded(&output);
+    let requests = honoured(&front, 5);
+    eprintln!(
+        "run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
+        started.elapsed()
+    );
+    assert_eq!(report["rollout"]["ready"], 2, "{report}");
+    let (before, token) = (members(rig, &ns), secret_token(rig, &ns));
+    apply_converges(rig, home, &app, &rig.kubeconfig, &ns, &image);
+    assert_eq!(members(rig, &ns), before);
+    assert_eq!(secret_token(rig, &ns), token);
 }
 
 /// A fault done to a command mid-way: a TCP fault of Toxiproxy's, or the rig's API server
@@ -288,7 +317,7 @@ fn changed(report: &Value) -> Vec<Value> {
 }
 
 #[test]
-fn cluster_install_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() {
+fn cluster_install_rides_out_cuts_resets_throttling_and_a_restarted_or_paused_api_server() {
     let Some((own, charts, module_proxy)) = crate::install::bare_flux_rig() else {
         return;
     };
@@ -298,14 +327,23 @@ fn cluster_install_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() 
     let proxy = toxiproxy.proxy("kube-apiserver", own.server_port());
     let home = tempfile::tempdir().unwrap();
     let kubeconfig = own.kubeconfig_via(proxy.port, home.path());
-    let install = || {
+    let install_with = |kubeconfig: &Path| {
         let mut cmd = crate::support::spin_aks_std(home.path());
-        cmd.env("KUBECONFIG", &kubeconfig)
+        cmd.env("KUBECONFIG", kubeconfig)
             .args(["cluster", "install", "--output", "json", "--timeout", "3m"])
             .args(["--chart-registry", &charts, "--module-proxy", &module_proxy])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         cmd.spawn().unwrap()
+    };
+    let install = || install_with(&kubeconfig);
+    let uninstall = || {
+        let removed = crate::support::spin_aks_std(home.path())
+            .env("KUBECONFIG", &own.kubeconfig)
+            .args(["cluster", "uninstall", "--output", "json"])
+            .output()
+            .unwrap();
+        succeeded(&removed);
     };
     let kinds = "helmreleases.helm.toolkit.fluxcd.io,helmrepositories.source.toolkit.fluxcd.io,\
                  ocirepositories.source.toolkit.fluxcd.io,namespaces,secrets,configmaps";
@@ -334,13 +372,25 @@ fn cluster_install_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() 
             assert_eq!(applyset_members(&own, kinds), members);
             assert_eq!(secrets_of(&own, "spin-aks"), secrets);
             // The next fault starts from a bare cluster again.
-            let removed = crate::support::spin_aks_std(home.path())
-                .env("KUBECONFIG", &own.kubeconfig)
-                .args(["cluster", "uninstall", "--output", "json"])
-                .output()
-                .unwrap();
-            succeeded(&removed);
+            uninstall();
         }
+        // Through the HTTPS front: 4 GETs answered 429, 2 server-side applies 429 then 503.
+        eprintln!("run {run}: 429/503 with Retry-After");
+        let front = ApiFront::start(&own, throttling(4, 2));
+        let started = Instant::now();
+        let report = succeeded(&install_with(&front.kubeconfig).wait_with_output().unwrap());
+        let requests = honoured(&front, 6);
+        eprintln!(
+            "run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
+            started.elapsed()
+        );
+        let (members, secrets) = (applyset_members(&own, kinds), secrets_of(&own, "spin-aks"));
+        assert!(!members.is_empty(), "{report}");
+        let again = succeeded(&install_with(&own.kubeconfig).wait_with_output().unwrap());
+        assert_eq!(changed(&again), Vec::<Value>::new(), "{again}");
+        assert_eq!(applyset_members(&own, kinds), members);
+        assert_eq!(secrets_of(&own, "spin-aks"), secrets);
+        uninstall();
     }
 }
 
@@ -467,4 +517,37 @@ fn members_of(rig: &Rig, ns: &str) -> Vec<String> {
     let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
     names.sort();
     names
+}
+
+/// The front's policy: the first `gets` GETs answered 429, the first `patches` PATCHes 429 and
+/// 503 in turn, each with `Retry-After: 1`.
+fn throttling(gets: usize, patches: usize) -> Box<Policy> {
+    let (g, p) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    Box::new(move |_, method, _| match method {
+        "GET" => (g.fetch_add(1, Ordering::SeqCst) < gets).then_some((429, 1)),
+        "PATCH" => {
+            let k = p.fetch_add(1, Ordering::SeqCst);
+            (k < patches).then_some((if k % 2 == 0 { 429 } else { 503 }, 1))
+        }
+        _ => None,
+    })
+}
+
+/// Asserts the front refused `refused` requests and each was sent again no sooner than its
+/// `Retry-After` (1 s); how many requests the front saw in all.
+fn honoured(front: &ApiFront, refused: usize) -> usize {
+    let seen = front.seen();
+    let pauses: Vec<_> = [429, 503]
+        .iter()
+        .flat_map(|status| pauses_after(&seen, *status))
+        .collect();
+    assert_eq!(pauses.len(), refused, "{pauses:?}");
+    for (request, pause) in &pauses {
+        let pause = pause.unwrap_or_else(|| panic!("{request} was not sent again"));
+        assert!(
+            pause >= Duration::from_secs(1),
+            "{request} sent again after {pause:?}"
+        );
+    }
+    seen.len()
 }

@@ -3,6 +3,7 @@
 
 pub mod acr;
 pub mod alone;
+pub mod api_front;
 pub mod apps;
 pub mod arm;
 pub mod arm_cli;
