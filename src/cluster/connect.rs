@@ -285,6 +285,11 @@ fn api_server_policy() -> RetryPolicy {
     .max_wait(Duration::from_secs(10))
 }
 
+/// How many tries a request gets while the API server answers 429 or 5xx with `Retry-After`:
+/// a server that says when to come back is alive and shedding load (API Priority and Fairness),
+/// so it gets client-go's 10 tries rather than [`api_server_policy`]'s 4.
+const ASKED_TRIES: u32 = 10;
+
 /// How long requests wait out an API server that answered before and now cannot be reached (a
 /// restart, a paused process, a dropped load balancer): each request tries again for this long.
 const OUTAGE_BUDGET: Duration = Duration::from_secs(120);
@@ -301,7 +306,8 @@ fn outage_policy() -> RetryPolicy {
 }
 
 /// Retries what is safe to repeat against the API server: a GET or a server-side apply that met a
-/// dropped connection, 408, 429 or 5xx is sent again; creates and deletes only when the
+/// dropped connection (before or inside its answer), 408, 429 or 5xx is sent again (10 tries
+/// when the server asks with `Retry-After`); creates and deletes only when the
 /// connection was refused (they never left). Once the server has answered, an unreachable server
 /// is waited for up to [`OUTAGE_BUDGET`] per request; before that, four tries fail fast (a wrong
 /// address). The layer for `kube::client::ClientBuilder::with_layer`.
@@ -366,7 +372,10 @@ where
         let (inner, reached) = (self.inner.clone(), self.reached.clone());
         Box::pin(async move {
             let policy = api_server_policy();
+            let asking = api_server_policy().max_tries(ASKED_TRIES);
             let deadline = policy.deadline();
+            // Set once the server answered with `Retry-After`.
+            let mut asked_to_wait = false;
             // Set at the first unreachable try once the server had answered.
             let mut outage: Option<(RetryPolicy, std::time::Instant, u32)> = None;
             let safe = safe_to_repeat(&request);
@@ -378,7 +387,11 @@ where
             let mut tries = 0;
             loop {
                 tries += 1;
-                let more = outage.is_some() || tries < policy.max_tries;
+                let limit = match asked_to_wait {
+                    true => asking.max_tries,
+                    false => policy.max_tries,
+                };
+                let more = outage.is_some() || tries < limit;
                 let Some(this) = more.then(|| body.try_clone()).flatten() else {
                     let outcome = send(&inner, Request::from_parts(parts, body)).await;
                     return read(outcome, whole).await;
@@ -391,7 +404,12 @@ where
                         if !safe || !retry::is_transient_status(response.status()) {
                             return outcome;
                         }
-                        policy.next_pause(tries, deadline, policy.asked(response.headers()))
+                        let asked = policy.asked(response.headers());
+                        asked_to_wait |= asked.is_some();
+                        match asked_to_wait {
+                            true => asking.next_pause(tries, deadline, asked),
+                            false => policy.next_pause(tries, deadline, asked),
+                        }
                     }
                     Err(error) if reached.load(Ordering::Relaxed) && is_unreachable(error) => {
                         if !safe && !never_sent(error) {
@@ -586,5 +604,14 @@ mod tests {
             policy.next_pause(1, deadline, asked),
             Some(Duration::from_secs(10))
         );
+        // A server that says when to come back gets 10 tries, as client-go gives it.
+        let asking = api_server_policy().max_tries(ASKED_TRIES);
+        let asked = Some(Duration::from_secs(1));
+        let ninth = asking.next_pause(9, deadline, asked);
+        assert!(
+            ninth.is_some_and(|p| p >= Duration::from_secs(1)),
+            "{ninth:?}"
+        );
+        assert_eq!(asking.next_pause(10, deadline, asked), None);
     }
 }
