@@ -160,7 +160,7 @@ fn apply_rides_out_cut_reset_stalled_slow_and_throttled_api_server_streams() {
     let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
     for run in 1..=support::reliability_runs() {
         for (n, fault) in TcpFault::ALL.into_iter().enumerate() {
-            eprintln!("run {run}: {fault:?}");
+            eprintln!("apply run {run}: {fault:?}");
             let app = example_copy(&home.path().join(format!("{run}-{n}")));
             let ns = own.namespace(&format!("{fault:?}").to_lowercase());
             let image = fake_image(40 + n as u8);
@@ -196,7 +196,7 @@ fn apply_rides_out_cut_reset_stalled_slow_and_throttled_api_server_streams() {
             let took = started.elapsed();
             toxics.iter().for_each(|t| proxy.remove(t));
             let report = succeeded(&output);
-            eprintln!("run {run}: {fault:?} finished on its own in {took:.1?}");
+            eprintln!("apply run {run}: {fault:?} finished on its own in {took:.1?}");
             assert_eq!(report["rollout"]["ready"], 2, "{report}");
             assert!(took >= fault.held(), "{fault:?} not felt: {took:?}");
             assert_eq!(own.running_image(&ns, "hello-aks"), image);
@@ -212,7 +212,7 @@ fn apply_rides_out_cut_reset_stalled_slow_and_throttled_api_server_streams() {
 /// `apply` through the HTTPS front: 3 GETs answered 429, 2 server-side applies 429 then 503,
 /// all with `Retry-After: 1`; it finishes, each refused request sent again after the pause.
 fn throttled_apply(rig: &Rig, home: &Path, run: usize) {
-    eprintln!("run {run}: 429/503 with Retry-After");
+    eprintln!("apply run {run}: 429/503 with Retry-After");
     let front = ApiFront::start(rig, throttling(3, 2));
     let app = example_copy(&home.join(format!("{run}-throttled")));
     let ns = rig.namespace("throttled");
@@ -224,7 +224,7 @@ fn throttled_apply(rig: &Rig, home: &Path, run: usize) {
     let report = succeeded(&output);
     let requests = honoured(&front, 5);
     eprintln!(
-        "run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
+        "apply run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
         started.elapsed()
     );
     assert_eq!(report["rollout"]["ready"], 2, "{report}");
@@ -327,16 +327,17 @@ fn cluster_install_rides_out_cuts_resets_throttling_and_a_restarted_or_paused_ap
     let proxy = toxiproxy.proxy("kube-apiserver", own.server_port());
     let home = tempfile::tempdir().unwrap();
     let kubeconfig = own.kubeconfig_via(proxy.port, home.path());
-    let install_with = |kubeconfig: &Path| {
+    let install_with = |kubeconfig: &Path, env: &[(&str, &str)]| {
         let mut cmd = crate::support::spin_aks_std(home.path());
         cmd.env("KUBECONFIG", kubeconfig)
+            .envs(env.iter().copied())
             .args(["cluster", "install", "--output", "json", "--timeout", "3m"])
             .args(["--chart-registry", &charts, "--module-proxy", &module_proxy])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         cmd.spawn().unwrap()
     };
-    let install = || install_with(&kubeconfig);
+    let install = || install_with(&kubeconfig, &[]);
     let uninstall = || {
         let removed = crate::support::spin_aks_std(home.path())
             .env("KUBECONFIG", &own.kubeconfig)
@@ -349,7 +350,7 @@ fn cluster_install_rides_out_cuts_resets_throttling_and_a_restarted_or_paused_ap
                  ocirepositories.source.toolkit.fluxcd.io,namespaces,secrets,configmaps";
     for run in 1..=support::reliability_runs() {
         for fault in MidFault::ALL {
-            eprintln!("run {run}: {fault:?}");
+            eprintln!("cluster install run {run}: {fault:?}");
             let started = Instant::now();
             let first = install();
             // Mid-way: the first stage's HelmRelease is applied and being waited for.
@@ -363,7 +364,7 @@ fn cluster_install_rides_out_cuts_resets_throttling_and_a_restarted_or_paused_ap
             let output = first.wait_with_output().unwrap();
             let took = started.elapsed();
             let report = succeeded(&output);
-            eprintln!("run {run}: {fault:?} finished on its own in {took:.1?}");
+            eprintln!("cluster install run {run}: {fault:?} finished on its own in {took:.1?}");
             answering(&own);
             let (members, secrets) = (applyset_members(&own, kinds), secrets_of(&own, "spin-aks"));
             assert!(!members.is_empty(), "{report}");
@@ -375,21 +376,62 @@ fn cluster_install_rides_out_cuts_resets_throttling_and_a_restarted_or_paused_ap
             uninstall();
         }
         // Through the HTTPS front: 4 GETs answered 429, 2 server-side applies 429 then 503.
-        eprintln!("run {run}: 429/503 with Retry-After");
+        eprintln!("cluster install run {run}: 429/503 with Retry-After");
         let front = ApiFront::start(&own, throttling(4, 2));
         let started = Instant::now();
-        let report = succeeded(&install_with(&front.kubeconfig).wait_with_output().unwrap());
+        let report = succeeded(
+            &install_with(&front.kubeconfig, &[])
+                .wait_with_output()
+                .unwrap(),
+        );
         let requests = honoured(&front, 6);
         eprintln!(
-            "run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
+            "cluster install run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
             started.elapsed()
         );
         let (members, secrets) = (applyset_members(&own, kinds), secrets_of(&own, "spin-aks"));
         assert!(!members.is_empty(), "{report}");
-        let again = succeeded(&install_with(&own.kubeconfig).wait_with_output().unwrap());
+        let again = succeeded(
+            &install_with(&own.kubeconfig, &[])
+                .wait_with_output()
+                .unwrap(),
+        );
         assert_eq!(changed(&again), Vec::<Value>::new(), "{again}");
         assert_eq!(applyset_members(&own, kinds), members);
         assert_eq!(secrets_of(&own, "spin-aks"), secrets);
+        uninstall();
+
+        // Down 12 s against a 2 s outage budget: exit 1 naming the step, and a re-run finishes
+        // with the same ApplySet members as an install without faults.
+        eprintln!("cluster install run {run}: down 12 s, 2 s budget");
+        let first = install_with(&own.kubeconfig, &[("SPIN_AKS_API_OUTAGE_SECONDS", "2")]);
+        until("the cert-manager HelmRelease is applied", || {
+            own.kubectl()
+                .args(["get", "helmrelease", "cert-manager", "-n", "spin-aks"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        own.kill_and_restart("kube_apiserver", Duration::from_secs(12));
+        let failed = first.wait_with_output().unwrap();
+        let err = stderr(&failed);
+        assert_eq!(failed.status.code(), Some(1), "{err}");
+        assert!(err.contains("cannot reach the cluster of context"), "{err}");
+        assert!(err.contains("run the same command again"), "{err}");
+        answering(&own);
+        succeeded(
+            &install_with(&own.kubeconfig, &[])
+                .wait_with_output()
+                .unwrap(),
+        );
+        eprintln!("cluster install run {run}: down 12 s finished after one re-run");
+        assert_eq!(applyset_members(&own, kinds), members);
+        // Helm's release Secrets hold this install's time: the same Secrets, by name.
+        let names = |secrets: Vec<String>| -> Vec<String> {
+            (secrets.iter())
+                .map(|s| s.split('=').next().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(secrets_of(&own, "spin-aks")), names(secrets));
         uninstall();
     }
 }
@@ -420,7 +462,7 @@ fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() {
     );
     for run in 1..=support::reliability_runs() {
         for fault in MidFault::ALL {
-            eprintln!("run {run}: {fault:?}");
+            eprintln!("fleet add run {run}: {fault:?}");
             let ns = own.bare_namespace(
                 &format!("fleet-{fault:?}")
                     .to_lowercase()
@@ -439,9 +481,9 @@ fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() {
                 "--output",
                 "json",
             ];
-            // `fleet add` is a handful of requests: 500 ms each way make room for a fault inside.
+            // `fleet add` is a handful of requests: 250 ms each way make room for a fault inside.
             let slow = [Stream::Downstream, Stream::Upstream]
-                .map(|s| proxy.add("latency", s, json!({ "latency": 500 })));
+                .map(|s| proxy.add("latency", s, json!({ "latency": 250 })));
             let started = Instant::now();
             let first = spin_aks(&add);
             until("fleet add has written to the namespace", || {
@@ -462,7 +504,7 @@ fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() {
             let took = started.elapsed();
             slow.iter().for_each(|t| proxy.remove(t));
             let report = succeeded(&output);
-            eprintln!("run {run}: {fault:?} finished on its own in {took:.1?}");
+            eprintln!("fleet add run {run}: {fault:?} finished on its own in {took:.1?}");
             answering(&own);
             let (members, token) = (members_of(&own, &ns), secret_token(&own, &ns));
             assert!(
