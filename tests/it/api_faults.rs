@@ -331,7 +331,7 @@ fn cluster_install_rides_out_cuts_resets_throttling_and_a_restarted_or_paused_ap
         let mut cmd = crate::support::spin_aks_std(home.path());
         cmd.env("KUBECONFIG", kubeconfig)
             .envs(env.iter().copied())
-            .args(["cluster", "install", "--output", "json", "--timeout", "3m"])
+            .args(["cluster", "install", "--output", "json", "--timeout", "5m"])
             .args(["--chart-registry", &charts, "--module-proxy", &module_proxy])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
