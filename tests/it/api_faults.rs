@@ -150,10 +150,10 @@ fn apply_converges(rig: &Rig, home: &Path, app: &Path, kubeconfig: &Path, ns: &s
 
 #[test]
 fn apply_rides_out_cut_reset_stalled_slow_and_throttled_api_server_streams() {
-    let Some(own) = private_rig() else { return };
     let Some(toxiproxy) = Toxiproxy::start() else {
         return;
     };
+    let Some(own) = private_rig() else { return };
     let proxy = toxiproxy.proxy("kube-apiserver", own.server_port());
     let home = tempfile::tempdir().unwrap();
     let kubeconfig = own.kubeconfig_via(proxy.port, home.path());
@@ -318,10 +318,10 @@ fn changed(report: &Value) -> Vec<Value> {
 
 #[test]
 fn cluster_install_rides_out_cuts_resets_throttling_and_a_restarted_or_paused_api_server() {
-    let Some((own, charts, module_proxy)) = crate::install::bare_flux_rig() else {
+    let Some(toxiproxy) = Toxiproxy::start() else {
         return;
     };
-    let Some(toxiproxy) = Toxiproxy::start() else {
+    let Some((own, charts, module_proxy)) = crate::install::bare_flux_rig() else {
         return;
     };
     let proxy = toxiproxy.proxy("kube-apiserver", own.server_port());
@@ -441,10 +441,10 @@ fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() {
     let Some(registry) = crate::support::registry::Registry::open() else {
         return;
     };
-    let Some(own) = crate::support::rig::private_rig_with(&["--kustomize"]) else {
+    let Some(toxiproxy) = Toxiproxy::start() else {
         return;
     };
-    let Some(toxiproxy) = Toxiproxy::start() else {
+    let Some(own) = crate::support::rig::private_rig_with(&["--kustomize"]) else {
         return;
     };
     let proxy = toxiproxy.proxy("kube-apiserver", own.server_port());
