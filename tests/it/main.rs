@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api_faults;
 mod architecture;
 mod arm_faults;
 mod attest;

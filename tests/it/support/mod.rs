@@ -3,6 +3,7 @@
 
 pub mod acr;
 pub mod alone;
+pub mod api_front;
 pub mod apps;
 pub mod arm;
 pub mod arm_cli;
@@ -20,6 +21,7 @@ pub mod rig;
 pub mod scaffold;
 pub mod schema;
 pub mod tls;
+pub mod toxiproxy;
 pub mod watch_cutter;
 
 use std::path::{Path, PathBuf};

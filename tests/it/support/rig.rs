@@ -158,6 +158,25 @@ impl Rig {
             .to_string()
     }
 
+    /// A copy of the admin kubeconfig in `dir` whose `server:` is `https://127.0.0.1:<port>`, a
+    /// TCP front (Toxiproxy) before the API server: TLS stays end to end, the certificate names 127.0.0.1.
+    pub fn kubeconfig_via(&self, port: u16, dir: &Path) -> PathBuf {
+        let admin = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        let fronted = admin.replace(
+            &format!("server: {}", self.server()),
+            &format!("server: https://127.0.0.1:{port}"),
+        );
+        assert_ne!(fronted, admin, "the kubeconfig names its server");
+        let path = dir.join(format!("kubeconfig-via-{port}"));
+        std::fs::write(&path, fronted).unwrap();
+        path
+    }
+
+    /// The API server's port.
+    pub fn server_port(&self) -> u16 {
+        self.server().rsplit(':').next().unwrap().parse().unwrap()
+    }
+
     /// A value of the rig's `rig.env` (ports, the chart registry of a `--flux` rig).
     pub fn env(&self, key: &str) -> Option<String> {
         let text = std::fs::read_to_string(self.path("rig.env")).ok()?;

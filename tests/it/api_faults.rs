@@ -1,0 +1,595 @@
+//! API-server faults under a running command, injected by Toxiproxy (TCP: cut, reset, stalled and
+//! slow streams) in front of a rig's API server, by the rig (the server killed and restarted,
+//! paused), and by an HTTPS front answering 429 and 503 with `Retry-After`. Each command finishes on its own; the re-run
+//! converges with the same ApplySet members and the Secret intact. `RELIABILITY_RUNS` times each.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::control_plane::{members, stderr, succeeded, until};
+use crate::support;
+use crate::support::api_front::{pauses_after, ApiFront, Policy};
+use crate::support::apps::example_copy;
+use crate::support::rig::{fake_image, private_rig, spawn_on, Rig};
+use crate::support::toxiproxy::{Proxy, Stream, Toxiproxy};
+
+/// A TCP fault on the API server's connections, done to a running command.
+#[derive(Clone, Copy, Debug)]
+enum TcpFault {
+    /// The proxy disabled 2 s (every connection closed, new ones refused), then enabled again.
+    Cut,
+    /// Connections reset (RST) as soon as a byte passes, for 2 s; an event is made to pass.
+    Reset,
+    /// What the API server sends is dropped while the connections stay open (a `timeout` toxic
+    /// without a timeout): the rollout finishes unseen, 5 s pass, then the toxic's removal closes
+    /// the connections. The watches resume from their last resourceVersion and see what was lost.
+    Drop,
+    /// What the API server sends is held (`bandwidth` 0) while the rollout finishes and 10 s more
+    /// pass, then delivered late.
+    Stall,
+    /// 300 ms (±100 ms) each way on every connection, for the whole command.
+    Latency,
+}
+
+impl TcpFault {
+    const ALL: [TcpFault; 5] = [
+        TcpFault::Cut,
+        TcpFault::Reset,
+        TcpFault::Drop,
+        TcpFault::Stall,
+        TcpFault::Latency,
+    ];
+
+    /// Injects the fault while the command waits; `nudge` makes an event pass the watches,
+    /// `resume` lets the rollout go on and returns once it is done.
+    fn inject(self, proxy: &Proxy, nudge: &dyn Fn(), resume: &dyn Fn()) {
+        match self {
+            TcpFault::Cut => {
+                proxy.set_enabled(false);
+                std::thread::sleep(Duration::from_secs(2));
+                proxy.set_enabled(true);
+            }
+            TcpFault::Reset => {
+                let toxics = [Stream::Downstream, Stream::Upstream]
+                    .map(|s| proxy.add("reset_peer", s, json!({ "timeout": 0 })));
+                nudge();
+                std::thread::sleep(Duration::from_secs(2));
+                toxics.iter().for_each(|t| proxy.remove(t));
+            }
+            TcpFault::Drop | TcpFault::Stall => {
+                let (toxic, held) = match self {
+                    TcpFault::Drop => (
+                        proxy.add("timeout", Stream::Downstream, json!({ "timeout": 0 })),
+                        5,
+                    ),
+                    _ => (
+                        proxy.add("bandwidth", Stream::Downstream, json!({ "rate": 0 })),
+                        10,
+                    ),
+                };
+                nudge();
+                resume();
+                std::thread::sleep(Duration::from_secs(held));
+                proxy.remove(&toxic);
+                return;
+            }
+            TcpFault::Latency => {}
+        }
+        resume();
+    }
+
+    /// The least time the command can take: it cannot finish while the fault holds its streams.
+    fn held(self) -> Duration {
+        Duration::from_secs(match self {
+            TcpFault::Cut => 2,
+            TcpFault::Drop => 5,
+            TcpFault::Stall => 10,
+            TcpFault::Reset | TcpFault::Latency => 0,
+        })
+    }
+
+    /// Toxics on for the whole command.
+    fn throughout(self, proxy: &Proxy) -> Vec<String> {
+        match self {
+            TcpFault::Latency => [Stream::Downstream, Stream::Upstream]
+                .map(|s| proxy.add("latency", s, json!({ "latency": 300, "jitter": 100 })))
+                .to_vec(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The example's Secret as the cluster holds it (its `api_token`).
+fn secret_token(rig: &Rig, ns: &str) -> String {
+    let secrets = rig.kubectl_ok(&["get", "secrets", "-n", ns, "-o", "json"]);
+    let secrets: Value = serde_json::from_str(&secrets).unwrap();
+    let tokens: Vec<&str> = secrets["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["data"]["api_token"].as_str())
+        .collect();
+    assert_eq!(tokens.len(), 1, "one Secret holds api_token: {secrets}");
+    tokens[0].to_string()
+}
+
+/// Whether Deployment hello-aks in `ns` has all its replicas ready and updated (asked directly).
+fn rolled_out(rig: &Rig, ns: &str) -> bool {
+    let jsonpath = "jsonpath={.status.updatedReplicas}/{.status.readyReplicas}/{.status.replicas}";
+    let output = rig
+        .kubectl()
+        .args(["get", "deployment", "hello-aks", "-n", ns, "-o", jsonpath])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout) == "2/2/2"
+}
+
+/// `apply` of the example with a made-up image into `ns`, its rollout waited for at most 2 min.
+fn apply_args<'a>(ns: &'a str, image: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["apply", "--output", "json", "-n", ns, "--image", image];
+    args.extend(["--secret", "api_token=x", "--timeout", "120s"]);
+    args
+}
+
+/// Runs `apply` with `kubeconfig` (through the proxy); asserts it finished and a re-run converges.
+fn apply_converges(rig: &Rig, home: &Path, app: &Path, kubeconfig: &Path, ns: &str, image: &str) {
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let again = spawn_on(rig, home, app, &env, &apply_args(ns, image));
+    let again = succeeded(&again.wait_with_output().unwrap());
+    let actions: Vec<&str> = again["objects"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{again}"))
+        .iter()
+        .map(|o| o["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.iter().all(|a| *a == "unchanged"), "{again}");
+}
+
+#[test]
+fn apply_rides_out_cut_reset_stalled_slow_and_throttled_api_server_streams() {
+    let Some(toxiproxy) = Toxiproxy::start() else {
+        return;
+    };
+    let Some(own) = private_rig() else { return };
+    let proxy = toxiproxy.proxy("kube-apiserver", own.server_port());
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = own.kubeconfig_via(proxy.port, home.path());
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    for run in 1..=support::reliability_runs() {
+        for (n, fault) in TcpFault::ALL.into_iter().enumerate() {
+            eprintln!("apply run {run}: {fault:?}");
+            let app = example_copy(&home.path().join(format!("{run}-{n}")));
+            let ns = own.namespace(&format!("{fault:?}").to_lowercase());
+            let image = fake_image(40 + n as u8);
+            // No rollout progresses while the controller manager is stopped: the fault is sure
+            // to fall inside the wait.
+            own.signal("kube_controller_manager", "STOP");
+            let toxics = fault.throughout(&proxy);
+            let started = Instant::now();
+            let apply = spawn_on(&own, home.path(), &app, &env, &apply_args(&ns, &image));
+            until("the SpinApp is applied", || {
+                own.kubectl()
+                    .args(["get", "spinapp", "hello-aks", "-n", &ns])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            });
+            let nudge = || {
+                own.kubectl_ok(&[
+                    "annotate",
+                    "--overwrite",
+                    "spinapp",
+                    "hello-aks",
+                    "-n",
+                    &ns,
+                    &format!("spin-aks-test/nudge={run}"),
+                ]);
+            };
+            let resume = || {
+                own.signal("kube_controller_manager", "CONT");
+                until("the rollout is done", || rolled_out(&own, &ns));
+            };
+            fault.inject(&proxy, &nudge, &resume);
+            let output = apply.wait_with_output().unwrap();
+            let took = started.elapsed();
+            toxics.iter().for_each(|t| proxy.remove(t));
+            let report = succeeded(&output);
+            eprintln!("apply run {run}: {fault:?} finished on its own in {took:.1?}");
+            assert_eq!(report["rollout"]["ready"], 2, "{report}");
+            assert!(took >= fault.held(), "{fault:?} not felt: {took:?}");
+            assert_eq!(own.running_image(&ns, "hello-aks"), image);
+            let (before, token) = (members(&own, &ns), secret_token(&own, &ns));
+            apply_converges(&own, home.path(), &app, &kubeconfig, &ns, &image);
+            assert_eq!(members(&own, &ns), before, "{}", stderr(&output));
+            assert_eq!(secret_token(&own, &ns), token);
+        }
+        throttled_apply(&own, home.path(), run);
+    }
+}
+
+/// `apply` through the HTTPS front: 3 GETs answered 429, 2 server-side applies 429 then 503,
+/// all with `Retry-After: 1`; it finishes, each refused request sent again after the pause.
+fn throttled_apply(rig: &Rig, home: &Path, run: usize) {
+    eprintln!("apply run {run}: 429/503 with Retry-After");
+    let front = ApiFront::start(rig, throttling(3, 2));
+    let app = example_copy(&home.join(format!("{run}-throttled")));
+    let ns = rig.namespace("throttled");
+    let image = fake_image(50);
+    let env = [("KUBECONFIG", front.kubeconfig.to_str().unwrap())];
+    let started = Instant::now();
+    let apply = spawn_on(rig, home, &app, &env, &apply_args(&ns, &image));
+    let output = apply.wait_with_output().unwrap();
+    let report = succeeded(&output);
+    let requests = honoured(&front, 5);
+    eprintln!(
+        "apply run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
+        started.elapsed()
+    );
+    assert_eq!(report["rollout"]["ready"], 2, "{report}");
+    let (before, token) = (members(rig, &ns), secret_token(rig, &ns));
+    apply_converges(rig, home, &app, &rig.kubeconfig, &ns, &image);
+    assert_eq!(members(rig, &ns), before);
+    assert_eq!(secret_token(rig, &ns), token);
+}
+
+/// A fault done to a command mid-way: a TCP fault of Toxiproxy's, or the rig's API server
+/// killed and started again 5 s later, or paused (SIGSTOP) 5 s.
+#[derive(Clone, Copy, Debug)]
+enum MidFault {
+    Tcp(TcpFault),
+    Restart,
+    Pause,
+}
+
+impl MidFault {
+    const ALL: [MidFault; 4] = [
+        MidFault::Tcp(TcpFault::Cut),
+        MidFault::Tcp(TcpFault::Reset),
+        MidFault::Restart,
+        MidFault::Pause,
+    ];
+
+    fn inject(self, rig: &Rig, proxy: &Proxy) {
+        match self {
+            MidFault::Tcp(fault) => fault.inject(proxy, &|| {}, &|| {}),
+            MidFault::Restart => rig.kill_and_restart("kube_apiserver", Duration::from_secs(5)),
+            MidFault::Pause => {
+                rig.signal("kube_apiserver", "STOP");
+                std::thread::sleep(Duration::from_secs(5));
+                rig.signal("kube_apiserver", "CONT");
+            }
+        }
+    }
+}
+
+/// The objects of kinds `kinds` labelled part of an ApplySet, across namespaces, sorted.
+fn applyset_members(rig: &Rig, kinds: &str) -> Vec<String> {
+    let listed = rig.kubectl_ok(&[
+        "get",
+        kinds,
+        "-A",
+        "-l",
+        "applyset.kubernetes.io/part-of",
+        "-o",
+        "jsonpath={range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name}{\"\\n\"}{end}",
+    ]);
+    let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// Secrets of namespace `ns` by name and content digest.
+fn secrets_of(rig: &Rig, ns: &str) -> Vec<String> {
+    let listed = rig.kubectl_ok(&[
+        "get",
+        "secrets",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.data}{\"\\n\"}{end}",
+    ]);
+    let mut secrets: Vec<String> = listed.lines().map(str::to_string).collect();
+    secrets.sort();
+    secrets
+}
+
+/// Waits until the API server answers again (after a restart or a pause).
+fn answering(rig: &Rig) {
+    until("the API server answers", || {
+        rig.kubectl()
+            .args(["get", "--raw", "/readyz"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+}
+
+/// Objects a report lists (`objects`: kind, namespace, name) whose action is not `unchanged`.
+fn changed(report: &Value) -> Vec<Value> {
+    let objects = report["objects"].as_array();
+    let objects = objects.unwrap_or_else(|| panic!("no objects: {report}"));
+    objects
+        .iter()
+        .filter(|o| o["action"] != "unchanged")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn cluster_install_rides_out_cuts_resets_throttling_and_a_restarted_or_paused_api_server() {
+    let Some(toxiproxy) = Toxiproxy::start() else {
+        return;
+    };
+    let Some((own, charts, module_proxy)) = crate::install::bare_flux_rig() else {
+        return;
+    };
+    let proxy = toxiproxy.proxy("kube-apiserver", own.server_port());
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = own.kubeconfig_via(proxy.port, home.path());
+    let install_with = |kubeconfig: &Path, env: &[(&str, &str)]| {
+        let mut cmd = crate::support::spin_aks_std(home.path());
+        cmd.env("KUBECONFIG", kubeconfig)
+            .envs(env.iter().copied())
+            .args(["cluster", "install", "--output", "json", "--timeout", "5m"])
+            .args(["--chart-registry", &charts, "--module-proxy", &module_proxy])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let install = || install_with(&kubeconfig, &[]);
+    let uninstall = || {
+        let removed = crate::support::spin_aks_std(home.path())
+            .env("KUBECONFIG", &own.kubeconfig)
+            .args(["cluster", "uninstall", "--output", "json"])
+            .output()
+            .unwrap();
+        succeeded(&removed);
+    };
+    let kinds = "helmreleases.helm.toolkit.fluxcd.io,helmrepositories.source.toolkit.fluxcd.io,\
+                 ocirepositories.source.toolkit.fluxcd.io,namespaces,secrets,configmaps";
+    for run in 1..=support::reliability_runs() {
+        for fault in MidFault::ALL {
+            eprintln!("cluster install run {run}: {fault:?}");
+            let started = Instant::now();
+            let first = install();
+            // Mid-way: the first stage's HelmRelease is applied and being waited for.
+            until("the cert-manager HelmRelease is applied", || {
+                own.kubectl()
+                    .args(["get", "helmrelease", "cert-manager", "-n", "spin-aks"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            });
+            fault.inject(&own, &proxy);
+            let output = first.wait_with_output().unwrap();
+            let took = started.elapsed();
+            let report = succeeded(&output);
+            eprintln!("cluster install run {run}: {fault:?} finished on its own in {took:.1?}");
+            answering(&own);
+            let (members, secrets) = (applyset_members(&own, kinds), secrets_of(&own, "spin-aks"));
+            assert!(!members.is_empty(), "{report}");
+            let again = succeeded(&install().wait_with_output().unwrap());
+            assert_eq!(changed(&again), Vec::<Value>::new(), "{again}");
+            assert_eq!(applyset_members(&own, kinds), members);
+            assert_eq!(secrets_of(&own, "spin-aks"), secrets);
+            // The next fault starts from a bare cluster again.
+            uninstall();
+        }
+        // Through the HTTPS front: 4 GETs answered 429, 2 server-side applies 429 then 503.
+        eprintln!("cluster install run {run}: 429/503 with Retry-After");
+        let front = ApiFront::start(&own, throttling(4, 2));
+        let started = Instant::now();
+        let report = succeeded(
+            &install_with(&front.kubeconfig, &[])
+                .wait_with_output()
+                .unwrap(),
+        );
+        let requests = honoured(&front, 6);
+        eprintln!(
+            "cluster install run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
+            started.elapsed()
+        );
+        let (members, secrets) = (applyset_members(&own, kinds), secrets_of(&own, "spin-aks"));
+        assert!(!members.is_empty(), "{report}");
+        let again = succeeded(
+            &install_with(&own.kubeconfig, &[])
+                .wait_with_output()
+                .unwrap(),
+        );
+        assert_eq!(changed(&again), Vec::<Value>::new(), "{again}");
+        assert_eq!(applyset_members(&own, kinds), members);
+        assert_eq!(secrets_of(&own, "spin-aks"), secrets);
+        uninstall();
+
+        // Down 12 s against a 2 s outage budget: exit 1 naming the step, and a re-run finishes
+        // with the same ApplySet members as an install without faults.
+        eprintln!("cluster install run {run}: down 12 s, 2 s budget");
+        let first = install_with(&own.kubeconfig, &[("SPIN_AKS_API_OUTAGE_SECONDS", "2")]);
+        until("the cert-manager HelmRelease is applied", || {
+            own.kubectl()
+                .args(["get", "helmrelease", "cert-manager", "-n", "spin-aks"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        own.kill_and_restart("kube_apiserver", Duration::from_secs(12));
+        let failed = first.wait_with_output().unwrap();
+        let err = stderr(&failed);
+        assert_eq!(failed.status.code(), Some(1), "{err}");
+        assert!(err.contains("cannot reach the cluster of context"), "{err}");
+        assert!(err.contains("run the same command again"), "{err}");
+        answering(&own);
+        succeeded(
+            &install_with(&own.kubeconfig, &[])
+                .wait_with_output()
+                .unwrap(),
+        );
+        eprintln!("cluster install run {run}: down 12 s finished after one re-run");
+        assert_eq!(applyset_members(&own, kinds), members);
+        // Helm's release Secrets hold this install's time: the same Secrets, by name.
+        let names = |secrets: Vec<String>| -> Vec<String> {
+            (secrets.iter())
+                .map(|s| s.split('=').next().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(secrets_of(&own, "spin-aks")), names(secrets));
+        uninstall();
+    }
+}
+
+#[test]
+fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() {
+    let Some(registry) = crate::support::registry::Registry::open() else {
+        return;
+    };
+    let Some(toxiproxy) = Toxiproxy::start() else {
+        return;
+    };
+    let Some(own) = crate::support::rig::private_rig_with(&["--kustomize"]) else {
+        return;
+    };
+    let proxy = toxiproxy.proxy("kube-apiserver", own.server_port());
+    let home = tempfile::tempdir().unwrap();
+    let app = example_copy(home.path());
+    let kubeconfig = own.kubeconfig_via(proxy.port, home.path());
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let spin_aks = |args: &[&str]| spawn_on(&own, home.path(), &app, &env, args);
+    let reference = format!("{}/hello-aks", registry.host());
+    let push = ["push", &reference, "--publish", "--env", "staging"];
+    succeeded(
+        &spin_aks(&[&push[..], &["--output", "json"]].concat())
+            .wait_with_output()
+            .unwrap(),
+    );
+    for run in 1..=support::reliability_runs() {
+        for fault in MidFault::ALL {
+            eprintln!("fleet add run {run}: {fault:?}");
+            let ns = own.bare_namespace(
+                &format!("fleet-{fault:?}")
+                    .to_lowercase()
+                    .replace(['(', ')'], ""),
+            );
+            let add = [
+                "fleet",
+                "add",
+                "rig",
+                "-n",
+                &ns,
+                "--env",
+                "staging",
+                "--secret",
+                "api_token=x",
+                "--output",
+                "json",
+            ];
+            // `fleet add` is a handful of requests: 250 ms each way make room for a fault inside.
+            let slow = [Stream::Downstream, Stream::Upstream]
+                .map(|s| proxy.add("latency", s, json!({ "latency": 250 })));
+            let started = Instant::now();
+            let first = spin_aks(&add);
+            until("fleet add has written to the namespace", || {
+                own.kubectl()
+                    .args([
+                        "get",
+                        "secrets,ocirepositories,kustomizations",
+                        "-n",
+                        &ns,
+                        "-o",
+                        "name",
+                    ])
+                    .output()
+                    .is_ok_and(|o| !o.stdout.is_empty())
+            });
+            fault.inject(&own, &proxy);
+            let output = first.wait_with_output().unwrap();
+            let took = started.elapsed();
+            slow.iter().for_each(|t| proxy.remove(t));
+            let report = succeeded(&output);
+            eprintln!("fleet add run {run}: {fault:?} finished on its own in {took:.1?}");
+            answering(&own);
+            let (members, token) = (members_of(&own, &ns), secret_token(&own, &ns));
+            assert!(
+                members.iter().any(|m| m.starts_with("kustomization")),
+                "{members:?} {report}"
+            );
+            // Flux's controllers write to their objects as they reconcile (after a restart too),
+            // so the re-run may find a new resourceVersion: it must create nothing and change
+            // no spec (the generations stay).
+            let generations = generations_of(&own, &ns);
+            let again = succeeded(&spin_aks(&add).wait_with_output().unwrap());
+            let objects = again["clusters"][0]["objects"].as_array().unwrap();
+            assert!(
+                objects
+                    .iter()
+                    .all(|o| !o.as_str().unwrap().ends_with(" created")),
+                "{again}"
+            );
+            assert_eq!(generations_of(&own, &ns), generations, "{again}");
+            assert_eq!(members_of(&own, &ns), members);
+            assert_eq!(secret_token(&own, &ns), token);
+        }
+    }
+}
+
+/// The generation of each of Flux's objects in `ns`: a spec change raises it.
+fn generations_of(rig: &Rig, ns: &str) -> String {
+    rig.kubectl_ok(&[
+        "get",
+        "ocirepositories.source.toolkit.fluxcd.io,kustomizations.kustomize.toolkit.fluxcd.io",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.generation} {end}",
+    ])
+}
+
+/// What the fleet's ApplySet holds in `ns`: its members by kind and name.
+fn members_of(rig: &Rig, ns: &str) -> Vec<String> {
+    let kinds = "secrets,ocirepositories.source.toolkit.fluxcd.io,\
+                 kustomizations.kustomize.toolkit.fluxcd.io";
+    let listed = rig.kubectl_ok(&[
+        "get",
+        kinds,
+        "-n",
+        ns,
+        "-l",
+        "applyset.kubernetes.io/part-of",
+        "-o",
+        "name",
+    ]);
+    let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// The front's policy: the first `gets` GETs answered 429, the first `patches` PATCHes 429 and
+/// 503 in turn, each with `Retry-After: 1`.
+fn throttling(gets: usize, patches: usize) -> Box<Policy> {
+    let (g, p) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    Box::new(move |_, method, _| match method {
+        "GET" => (g.fetch_add(1, Ordering::SeqCst) < gets).then_some((429, 1)),
+        "PATCH" => {
+            let k = p.fetch_add(1, Ordering::SeqCst);
+            (k < patches).then_some((if k % 2 == 0 { 429 } else { 503 }, 1))
+        }
+        _ => None,
+    })
+}
+
+/// Asserts the front refused `refused` requests and each was sent again no sooner than its
+/// `Retry-After` (1 s); how many requests the front saw in all.
+fn honoured(front: &ApiFront, refused: usize) -> usize {
+    let seen = front.seen();
+    let pauses: Vec<_> = [429, 503]
+        .iter()
+        .flat_map(|status| pauses_after(&seen, *status))
+        .collect();
+    assert_eq!(pauses.len(), refused, "{pauses:?}");
+    for (request, pause) in &pauses {
+        let pause = pause.unwrap_or_else(|| panic!("{request} was not sent again"));
+        assert!(
+            pause >= Duration::from_secs(1),
+            "{request} sent again after {pause:?}"
+        );
+    }
+    seen.len()
+}

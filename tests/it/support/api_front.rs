@@ -1,0 +1,252 @@
+//! An HTTPS front before a rig's API server that answers chosen requests itself (429 or 503 with
+//! `Retry-After`, as API Priority and Fairness and a starting server do) and passes the rest on
+//! with the rig's admin certificate; it records every request and when it came.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use base64::Engine;
+use http_body_util::{Either, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio_rustls::rustls;
+
+use super::rig::Rig;
+
+/// For request number `n` (from 0), its method and path: a status and its `Retry-After`
+/// seconds to answer instead of the API server, or `None` to pass it on.
+pub type Policy = dyn Fn(usize, &str, &str) -> Option<(u16, u64)> + Send + Sync;
+
+/// One request the front saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: Instant,
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// What the client got: the front's own status, or the API server's.
+    pub status: u16,
+}
+
+/// A running front; stops when dropped.
+pub struct ApiFront {
+    /// A copy of the rig's kubeconfig naming the front and trusting its CA.
+    pub kubeconfig: PathBuf,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _dir: tempfile::TempDir,
+}
+
+type Upstream = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Incoming,
+>;
+
+impl ApiFront {
+    pub fn start(rig: &Rig, policy: Box<Policy>) -> ApiFront {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = super::loopback_tls::generate(dir.path(), "api-front");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = rig.server();
+        let client = {
+            let _context = runtime.enter();
+            upstream_client(&rig.path("pki"))
+        };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (log, policy, counter) = (
+            seen.clone(),
+            Arc::<Policy>::from(policy),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let acceptor = tls.acceptor;
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, client, upstream) =
+                    (acceptor.clone(), client.clone(), upstream.clone());
+                let (log, policy, counter) = (log.clone(), policy.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req| {
+                        let (client, upstream) = (client.clone(), upstream.clone());
+                        let (log, policy, counter) = (log.clone(), policy.clone(), counter.clone());
+                        async move {
+                            let n = counter.fetch_add(1, Ordering::SeqCst);
+                            Ok::<_, hyper::Error>(
+                                answer(n, req, &client, &upstream, policy.as_ref(), &log).await,
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        let kubeconfig = fronted_kubeconfig(rig, dir.path(), port, &tls.ca_pem);
+        ApiFront {
+            kubeconfig,
+            seen,
+            runtime: Some(runtime),
+            _dir: dir,
+        }
+    }
+
+    /// Every request so far, in the order they came.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ApiFront {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A client to the API server with the rig's CA and admin certificate (HTTP/1.1).
+fn upstream_client(pki: &Path) -> Upstream {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(pki.join("ca.crt")).unwrap())
+        .unwrap();
+    let chain = CertificateDer::pem_file_iter(pki.join("admin.crt"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(pki.join("admin.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .build();
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)
+}
+
+type Answer = Response<Either<Incoming, Full<Bytes>>>;
+
+async fn answer(
+    n: usize,
+    req: Request<Incoming>,
+    client: &Upstream,
+    upstream: &str,
+    policy: &Policy,
+    log: &Mutex<Vec<Seen>>,
+) -> Answer {
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let record = |status: u16| {
+        log.lock().unwrap().push(Seen {
+            at: Instant::now(),
+            method: method.clone(),
+            path: path.clone(),
+            status,
+        })
+    };
+    if let Some((status, retry_after)) = policy(n, &method, &path) {
+        record(status);
+        let reason = match status {
+            429 => "TooManyRequests",
+            _ => "ServiceUnavailable",
+        };
+        let body = serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "the front refuses this request for now, please try again later",
+            "reason": reason, "details": {"retryAfterSeconds": retry_after}, "code": status,
+        });
+        return Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .header("retry-after", retry_after.to_string())
+            .body(Either::Right(Full::new(Bytes::from(body.to_string()))))
+            .unwrap();
+    }
+    let (mut parts, body) = req.into_parts();
+    parts.uri = format!("{upstream}{path}").parse().unwrap();
+    parts.headers.remove(hyper::header::HOST);
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => {
+            record(response.status().as_u16());
+            response.map(Either::Left)
+        }
+        Err(e) => {
+            record(502);
+            let body = Full::new(Bytes::from(format!(
+                "the front could not reach the API server: {e}"
+            )));
+            Response::builder()
+                .status(502)
+                .body(Either::Right(body))
+                .unwrap()
+        }
+    }
+}
+
+/// The rig's kubeconfig with the front as its server and the front's CA as the one to trust.
+fn fronted_kubeconfig(rig: &Rig, dir: &Path, port: u16, ca_pem: &str) -> PathBuf {
+    let admin = std::fs::read_to_string(&rig.kubeconfig).unwrap();
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let fronted: String = admin
+        .lines()
+        .map(|line| {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            if line.trim_start().starts_with("server: ") {
+                format!("{indent}server: https://127.0.0.1:{port}")
+            } else if line
+                .trim_start()
+                .starts_with("certificate-authority-data: ")
+            {
+                format!("{indent}certificate-authority-data: {ca}")
+            } else {
+                line.to_string()
+            }
+        })
+        .map(|line| line + "\n")
+        .collect();
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, fronted).unwrap();
+    path
+}
+
+/// The requests answered `status` by the front, each with the pause the client then took before
+/// the same request again (`None`: never sent again).
+pub fn pauses_after(seen: &[Seen], status: u16) -> Vec<(String, Option<std::time::Duration>)> {
+    seen.iter()
+        .enumerate()
+        .filter(|(_, s)| s.status == status)
+        .map(|(i, s)| {
+            let again = seen[i + 1..]
+                .iter()
+                .find(|t| t.method == s.method && t.path == s.path)
+                .map(|t| t.at - s.at);
+            (format!("{} {}", s.method, s.path), again)
+        })
+        .collect()
+}
