@@ -107,9 +107,15 @@ pub fn owned_temp_file_in(dir: &Path, shared: bool) -> io::Result<tempfile::Name
     })
 }
 
+/// How long a temporary file or directory that is still empty counts as just made: its maker
+/// locks it right after making it, so an unlocked empty one younger than this may be a live
+/// run's, between the two calls. Older, it was left by a run killed there.
+const JUST_MADE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Removes what a killed run left in `dir` under `prefix`: each file or directory named so that
-/// no live process holds locked (a lock dies with its process). One just made and still empty
-/// is left alone, as its maker may not have locked it yet. What cannot be removed stays.
+/// no live process holds locked (a lock dies with its process). One still empty and younger than
+/// [`JUST_MADE`] is left alone, as its maker may not have locked it yet; the next writer after
+/// that removes it. What cannot be removed stays.
 fn sweep_abandoned(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -129,7 +135,7 @@ fn sweep_abandoned(dir: &Path, prefix: &str) {
         };
         let young = (meta.modified().ok())
             .and_then(|m| m.elapsed().ok())
-            .is_none_or(|age| age < std::time::Duration::from_secs(10));
+            .is_none_or(|age| age < JUST_MADE);
         if (!meta.is_dir() && !meta.is_file()) || (empty && young) {
             continue;
         }
@@ -252,7 +258,22 @@ mod tests {
         std::fs::write(&left, b"half an archive").unwrap();
         let other = dir.path().join(".tmp-someone-else");
         std::fs::write(&other, b"theirs").unwrap();
+        // Empty: one killed between making and locking it (old), or a live maker's (just made).
+        let killed_empty = dir.path().join(".tmp-spin-aks-empty-old");
+        let made = std::fs::File::create(&killed_empty).unwrap();
+        let past = std::time::SystemTime::now() - JUST_MADE - std::time::Duration::from_secs(1);
+        made.set_modified(past).unwrap();
+        let just_made = dir.path().join(".tmp-spin-aks-empty-new");
+        std::fs::File::create(&just_made).unwrap();
         let live = owned_temp_file_in(dir.path(), false).unwrap();
+        assert!(
+            !killed_empty.exists(),
+            "an empty one older than JUST_MADE is removed"
+        );
+        assert!(
+            just_made.exists(),
+            "a just-made empty one is left to its maker"
+        );
         std::fs::write(live.path(), b"being written").unwrap();
         assert!(!left.exists(), "the killed writer's file is removed");
         let next = owned_temp_file_in(dir.path(), true).unwrap();

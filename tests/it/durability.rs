@@ -189,6 +189,7 @@ fn kill_9_during_export_leaves_the_previous_archive_whole() {
                 "{name}: after a kill at {delay:?} the archive is neither export"
             );
         }
+        let_just_made_leftovers_age(&[home.path()]);
         time_run(&mut export(home.path()));
         assert_eq!(temp_files_beside(&archive), Vec::<PathBuf>::new(), "{name}");
     }
@@ -285,6 +286,7 @@ fn kill_9_during_bundle_create_leaves_the_previous_bundle_whole() {
             panic!("after kill {round} at {delay:?} the bundle is neither the previous one nor the new one")
         });
     }
+    let_just_made_leftovers_age(&[&out, &tmp]);
     time_run(&mut create(1));
     assert_eq!(std::fs::read(&archive).unwrap(), bundles[1]);
     assert_eq!(temp_files(&out), Vec::<PathBuf>::new(), "beside the bundle");
@@ -462,6 +464,27 @@ fn temp_files_beside(file: &Path) -> Vec<PathBuf> {
     (entries(dir).into_iter())
         .filter(|e| e.file_name().unwrap().to_string_lossy().starts_with(".tmp"))
         .collect()
+}
+
+/// Waits out what a kill right after a temporary file or work directory was made leaves in
+/// `dirs`: still empty, it is left alone for 2 s (`interrupt::JUST_MADE`: its maker may not have
+/// locked it yet), and only a writer after that removes it.
+fn let_just_made_leftovers_age(dirs: &[&Path]) {
+    let empty = |path: &PathBuf| match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none()),
+        Ok(meta) => meta.len() == 0,
+        Err(_) => false,
+    };
+    let leftovers = dirs.iter().flat_map(|dir| entries(dir));
+    if leftovers
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with(".tmp-spin-aks-") || name.starts_with("spin-aks-work-")
+        })
+        .any(|path| empty(&path))
+    {
+        std::thread::sleep(Duration::from_millis(2200));
+    }
 }
 
 /// Everything in `dir` (the private TMPDIR).
@@ -667,6 +690,7 @@ fn kill_9_during_push_leaves_the_state_file_whole() {
         assert!(pushed.len() >= records, "a record was lost: {parsed}");
         records = pushed.len();
     }
+    let_just_made_leftovers_age(&[state.parent().unwrap()]);
     time_run(&mut push("last/app"));
     assert_eq!(temp_files_beside(&state), Vec::<PathBuf>::new());
 }
@@ -735,6 +759,7 @@ async fn kill_9_during_get_credentials_leaves_the_kubeconfig_whole() {
         assert!(now.len() >= merged, "a merged context was lost: {now:?}");
         merged = now.len();
     }
+    let_just_made_leftovers_age(&[file.parent().unwrap()]);
     assert!(get("c0").status().await.unwrap().success());
     assert_eq!(temp_files_beside(&file), Vec::<PathBuf>::new());
 }
