@@ -232,7 +232,7 @@ fn a_blob_that_arrived_although_its_answer_was_cut_is_not_sent_again() {
 /// A Toxiproxy fault (TCP) on the registry's connections during a push.
 #[derive(Clone, Copy, Debug)]
 enum Toxic {
-    /// 40 ms (± 30 ms) each way on every connection, for the whole push.
+    /// 30 ms (± 20 ms) each way on every connection, for the whole push.
     Latency,
     /// Connections reset (RST) as soon as a byte passes, for 1.5 s mid-push, then removed.
     Reset,
@@ -261,7 +261,7 @@ impl Toxic {
             [Stream::Upstream, Stream::Downstream].map(|s| proxy.add(kind, s, attributes.clone()))
         };
         match self {
-            Toxic::Latency => both("latency", json!({ "latency": 40, "jitter": 30 })).to_vec(),
+            Toxic::Latency => both("latency", json!({ "latency": 30, "jitter": 20 })).to_vec(),
             Toxic::Reset | Toxic::Stall => {
                 vec![proxy.add("latency", Stream::Downstream, json!({ "latency": 30 }))]
             }
@@ -339,7 +339,7 @@ fn pushes_through_toxiproxy_latency_resets_cuts_inside_uploads_stalls_and_slices
     }
 }
 
-/// One push of 61 blobs with `toxic` on its connections to the registry: it completes on its
+/// One push of 41 blobs with `toxic` on its connections to the registry: it completes on its
 /// own, the registry holds every blob byte for byte, and a re-run sends nothing.
 fn toxic_push(
     home: &Path,
@@ -352,7 +352,7 @@ fn toxic_push(
     let case = format!("{toxic:?}-{seed}").to_lowercase();
     let proxy = server.proxy(&case, registry.port());
     let dir = home.join(format!("layout-{case}"));
-    layout::generate(&dir, "1.0.0", 60, SIZES);
+    layout::generate(&dir, "1.0.0", 40, SIZES);
     let repository = format!("toxics/{case}");
     let reference = format!("127.0.0.1:{}/{repository}:1", proxy.port);
     let args = [
@@ -384,7 +384,7 @@ fn toxic_push(
     );
     assert_eq!(code, 0, "run {run}, {toxic:?}: {stderr}");
     let sent = json["blobs_uploaded"].as_u64().unwrap() + json["blobs_skipped"].as_u64().unwrap();
-    assert_eq!(sent, 61, "run {run}, {toxic:?}: {json}");
+    assert_eq!(sent, 41, "run {run}, {toxic:?}: {json}");
     assert!(took >= held, "run {run}, {toxic:?} not felt: {took:?}");
     if matches!(toxic, Toxic::Reset | Toxic::LimitData) {
         assert!(
