@@ -2,7 +2,7 @@
 # Starts the test control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kwok (two fake nodes, failure stages, port-forward/logs to a stand-in app) and the
 # real spin-operator with its CRDs, the wasmtime-spin-v2 RuntimeClass and nodes labelled for the shim.
-#   start.sh RUN_DIR [OWNER_PID] [--bare] [--flux] [--flux-on-install] [--kustomize]
+#   start.sh RUN_DIR [OWNER_PID] [--bare] [--flux] [--flux-on-install] [--kustomize] [--etcd-toxiproxy=PORT]
 # --bare: the control plane and the kwok nodes only (no SpinKube: no operator, no SpinKube CRDs, no
 #   RuntimeClass, no shim labels on the nodes), the cluster a `cluster install` starts from.
 # --flux: also Flux's source-controller and helm-controller (out of cluster, as the operator is),
@@ -20,24 +20,28 @@
 #   KUSTOMIZE_ON_INSTALL=1.
 # --kustomize (with --flux): also Flux's kustomize-controller and its CRD (build-flux-kustomize.sh,
 #   a cache of its own), for delivery from OCI artifacts (OCIRepository + Kustomization).
+# --etcd-toxiproxy=PORT: the API server reaches etcd through a proxy named `etcd` that this script
+#   makes on the Toxiproxy server whose HTTP API listens on loopback PORT (tests put faults on it);
+#   rig.env then says etcd_proxy_port. Everything else reaches etcd directly, as without it.
 # Writes RUN_DIR/kubeconfig (cluster admin), RUN_DIR/rig.env (ports, pids) and RUN_DIR/logs/*.log.
 # With OWNER_PID, a watchdog stops the rig and removes RUN_DIR when that process exits (one rig
 # per test process).
 # Stop it with stop.sh RUN_DIR.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-run="" owner="" bare="" flux="" flux_on_install="" kustomize=""
+run="" owner="" bare="" flux="" flux_on_install="" kustomize="" etcd_toxiproxy=""
 for arg in "$@"; do
   case "$arg" in
     --bare) bare=1 ;;
     --flux) flux=1 ;;
     --flux-on-install) flux=1 flux_on_install=1 ;;
     --kustomize) kustomize=1 flux=1 ;;
-    -*) echo "kube-rig: unknown option $arg (known: --bare, --flux, --flux-on-install, --kustomize)" >&2; exit 2 ;;
+    --etcd-toxiproxy=[0-9]*) etcd_toxiproxy="${arg#*=}" ;;
+    -*) echo "kube-rig: unknown option $arg (known: --bare, --flux, --flux-on-install, --kustomize, --etcd-toxiproxy=PORT)" >&2; exit 2 ;;
     *) if [ -z "$run" ]; then run="$arg"; elif [ -z "$owner" ]; then owner="$arg"; else echo "kube-rig: extra argument $arg" >&2; exit 2; fi ;;
   esac
 done
-[ -n "$run" ] || { echo "usage: start.sh RUN_DIR [OWNER_PID] [--bare] [--flux] [--flux-on-install] [--kustomize]" >&2; exit 2; }
+[ -n "$run" ] || { echo "usage: start.sh RUN_DIR [OWNER_PID] [--bare] [--flux] [--flux-on-install] [--kustomize] [--etcd-toxiproxy=PORT]" >&2; exit 2; }
 if [ -n "$flux_on_install" ] && [ -n "$kustomize" ]; then echo "kube-rig: --flux-on-install and --kustomize do not go together" >&2; exit 2; fi
 cache="$(bash "$here/build.sh")"
 bin="$cache/bin"
@@ -274,6 +278,19 @@ kustomize_controller() { # out of cluster; it fetches artifacts from source-cont
     --metrics-addr "127.0.0.1:$kustomize_metrics_port" --health-addr "127.0.0.1:$kustomize_health_port"
 }
 
+etcd_proxy() { # --etcd-toxiproxy: a Toxiproxy proxy `etcd` before etcd, for the API server
+  local made
+  made="$(curl -sf -X POST "http://127.0.0.1:$etcd_toxiproxy/proxies" -H 'Content-Type: application/json' \
+    -d '{"name": "etcd", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:'"$etcd_port"'", "enabled": true}')" || {
+    log "no proxy for etcd: the Toxiproxy API on port $etcd_toxiproxy refused or did not answer"
+    bash "$here/stop.sh" "$run"
+    exit 1
+  }
+  etcd_for_api="$(sed -n 's/.*"listen": *"127\.0\.0\.1:\([0-9]*\)".*/\1/p' <<<"$made")"
+  [ -n "$etcd_for_api" ] || { log "Toxiproxy made no etcd listener: $made"; bash "$here/stop.sh" "$run"; exit 1; }
+  echo "etcd_proxy_port=$etcd_for_api" >> "$run/rig.env"
+}
+
 stand_in_app() { # a local HTTP server standing in for the Spin app behind port-forward, and its logs
   mkdir -p "$run/app/www"
   echo "Hello from the stand-in Spin app" > "$run/app/www/index.html"
@@ -297,8 +314,10 @@ spawn etcd "$bin/etcd" --name rig --data-dir "$run/etcd" --unsafe-no-fsync \
   --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
   --initial-cluster "rig=http://127.0.0.1:$peer_port"
 wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
+etcd_for_api="$etcd_port"
+if [ -n "$etcd_toxiproxy" ]; then etcd_proxy; fi
 
-spawn kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
+spawn kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_for_api" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
   --cert-dir "$run/pki" --tls-cert-file "$run/pki/serving.crt" --tls-private-key-file "$run/pki/serving.key" \
   --client-ca-file "$run/pki/ca.crt" --token-auth-file "$run/pki/tokens.csv" --authorization-mode RBAC --allow-privileged \

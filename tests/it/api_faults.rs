@@ -1,5 +1,5 @@
 //! API-server faults under a running command, injected by Toxiproxy (TCP: cut, reset, stalled and
-//! slow streams) in front of a rig's API server, by the rig (the server killed and restarted,
+//! slow streams) in front of a rig's API server or between it and etcd, by the rig (the server killed and restarted,
 //! paused), and by an HTTPS front answering 429 and 503 with `Retry-After`. Each command finishes on its own; the re-run
 //! converges with the same ApplySet members and the Secret intact. `RELIABILITY_RUNS` times each.
 
@@ -13,7 +13,7 @@ use crate::control_plane::{members, stderr, succeeded, until};
 use crate::support;
 use crate::support::api_front::{pauses_after, ApiFront, Policy};
 use crate::support::apps::example_copy;
-use crate::support::rig::{fake_image, private_rig, spawn_on, Rig};
+use crate::support::rig::{fake_image, private_rig, private_rig_with, spawn_on, Rig};
 use crate::support::toxiproxy::{Proxy, Stream, Toxiproxy};
 
 /// A TCP fault on the API server's connections, done to a running command.
@@ -592,4 +592,114 @@ fn honoured(front: &ApiFront, refused: usize) -> usize {
         );
     }
     seen.len()
+}
+
+/// A TCP fault on the API server's connections to etcd (Toxiproxy between them: a rig started
+/// `--etcd-toxiproxy`), during `apply`'s rollout wait.
+#[derive(Clone, Copy, Debug)]
+enum EtcdFault {
+    /// 100 ms (± 50 ms) each way on every connection, for the whole `apply`.
+    Latency,
+    /// The proxy disabled 3 s: every connection to etcd closed, new ones refused.
+    Cut,
+    /// What etcd sends held 3 s (`bandwidth` 0), then delivered.
+    Stall,
+}
+
+impl EtcdFault {
+    const ALL: [EtcdFault; 3] = [EtcdFault::Latency, EtcdFault::Cut, EtcdFault::Stall];
+
+    /// Toxics on for the whole command.
+    fn throughout(self, proxy: &Proxy) -> Vec<String> {
+        match self {
+            EtcdFault::Latency => [Stream::Downstream, Stream::Upstream]
+                .map(|s| proxy.add("latency", s, json!({ "latency": 100, "jitter": 50 })))
+                .to_vec(),
+            EtcdFault::Cut | EtcdFault::Stall => Vec::new(),
+        }
+    }
+
+    /// Starts the fault, `resume`s the rollout inside it and ends it 3 s after its start, once
+    /// the API server has found etcd unreachable.
+    fn inject(self, rig: &Rig, proxy: &Proxy, resume: &dyn Fn()) {
+        let toxic = match self {
+            EtcdFault::Latency => return resume(),
+            EtcdFault::Cut => {
+                proxy.set_enabled(false);
+                None
+            }
+            EtcdFault::Stall => {
+                Some(proxy.add("bandwidth", Stream::Downstream, json!({ "rate": 0 })))
+            }
+        };
+        let (started, hold) = (Instant::now(), Duration::from_secs(3));
+        resume();
+        // The API server's etcd check may answer from its last result for a moment.
+        let reaches_etcd = || {
+            let check = rig
+                .kubectl()
+                .args(["get", "--raw", "/readyz/etcd"])
+                .output();
+            check.unwrap().status.success()
+        };
+        while reaches_etcd() {
+            assert!(
+                started.elapsed() < hold,
+                "{self:?}: the API server still reaches etcd"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(hold.saturating_sub(started.elapsed()));
+        match toxic {
+            Some(toxic) => proxy.remove(&toxic),
+            None => proxy.set_enabled(true),
+        }
+    }
+}
+
+#[test]
+fn apply_rides_out_slow_cut_and_stalled_etcd_streams() {
+    let Some(toxiproxy) = Toxiproxy::start() else {
+        return;
+    };
+    let mode = format!("--etcd-toxiproxy={}", toxiproxy.api_port());
+    let Some(own) = private_rig_with(&[&mode]) else {
+        return;
+    };
+    let proxy = toxiproxy.existing("etcd");
+    assert_eq!(own.env("etcd_proxy_port"), Some(proxy.port.to_string()));
+    let home = tempfile::tempdir().unwrap();
+    for run in 1..=support::reliability_runs() {
+        for (n, fault) in EtcdFault::ALL.into_iter().enumerate() {
+            eprintln!("apply run {run}: etcd {fault:?}");
+            let app = example_copy(&home.path().join(format!("etcd-{run}-{n}")));
+            let ns = own.namespace(&format!("etcd-{fault:?}").to_lowercase());
+            let image = fake_image(60 + n as u8);
+            // The rollout starts inside the fault: the controller manager waits until then.
+            own.signal("kube_controller_manager", "STOP");
+            let toxics = fault.throughout(&proxy);
+            let started = Instant::now();
+            let apply = spawn_on(&own, home.path(), &app, &[], &apply_args(&ns, &image));
+            until("the SpinApp is applied", || {
+                own.kubectl()
+                    .args(["get", "spinapp", "hello-aks", "-n", &ns])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            });
+            fault.inject(&own, &proxy, &|| {
+                own.signal("kube_controller_manager", "CONT")
+            });
+            let output = apply.wait_with_output().unwrap();
+            let took = started.elapsed();
+            toxics.iter().for_each(|t| proxy.remove(t));
+            let report = succeeded(&output);
+            eprintln!("apply run {run}: etcd {fault:?} finished on its own in {took:.1?}");
+            assert_eq!(report["rollout"]["ready"], 2, "{report}");
+            assert_eq!(own.running_image(&ns, "hello-aks"), image);
+            let (before, token) = (members(&own, &ns), secret_token(&own, &ns));
+            apply_converges(&own, home.path(), &app, &own.kubeconfig, &ns, &image);
+            assert_eq!(members(&own, &ns), before, "{}", stderr(&output));
+            assert_eq!(secret_token(&own, &ns), token);
+        }
+    }
 }

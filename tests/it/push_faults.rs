@@ -1,5 +1,6 @@
 //! `spin-aks push` through the seeded fault front (cuts anywhere in a request or its answer, 503s,
-//! 429 with Retry-After, slow answers): every push completes, reports its retries, and the tag only
+//! 429 with Retry-After, slow answers) and through Toxiproxy's TCP faults (latency, resets, cuts
+//! after N bytes, stalls, sliced streams): every push completes, reports its retries, and the tag only
 //! ever names an image whose every blob the registry holds; a registry that stays down fails in time.
 //! Each scenario runs once per [`support::seeded_runs`] (the nightly mode: 10 seeds).
 
@@ -8,11 +9,13 @@ use crate::support;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::support::fault_proxy::{self, Fault, FaultMix, FaultProxy};
-use crate::support::registry::Registry;
+use crate::support::registry::{Registry, RegistryConfig};
+use crate::support::toxiproxy::{self, Proxy, Stream, Toxiproxy};
 use crate::support::{layout, skopeo_copy_to_layout, skopeo_finds, spin_aks_isolated};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Small blobs: the test is about requests failing, not bytes.
 const SIZES: &[usize] = &[64, 700, 4096, 20_000];
@@ -224,4 +227,201 @@ fn a_blob_that_arrived_although_its_answer_was_cut_is_not_sent_again() {
         );
         assert_eq!(pulled, json["digest"].as_str().unwrap());
     }
+}
+
+/// A Toxiproxy fault (TCP) on the registry's connections during a push.
+#[derive(Clone, Copy, Debug)]
+enum Toxic {
+    /// 30 ms (± 20 ms) each way on every connection, for the whole push.
+    Latency,
+    /// Connections reset (RST) as soon as a byte passes, for 1.5 s mid-push, then removed.
+    Reset,
+    /// Each connection closed once it carried 24 to 45 kB up (inside a blob's upload) or 3 to
+    /// 5 kB down (inside an answer), for the whole push.
+    LimitData,
+    /// What the registry sends held (`bandwidth` 0) for 3 s mid-push, then delivered.
+    Stall,
+    /// Both ways cut into pieces of 16 to 112 bytes, 20 µs apart, for the whole push.
+    Slicer,
+}
+
+impl Toxic {
+    const ALL: [Toxic; 5] = [
+        Toxic::Latency,
+        Toxic::Reset,
+        Toxic::LimitData,
+        Toxic::Stall,
+        Toxic::Slicer,
+    ];
+
+    /// Toxics on for the whole push; the mid-push faults get 30 ms down, so the push lasts
+    /// past the moment they start.
+    fn throughout(self, proxy: &Proxy, seed: u64) -> Vec<String> {
+        let both = |kind: &str, attributes: Value| {
+            [Stream::Upstream, Stream::Downstream].map(|s| proxy.add(kind, s, attributes.clone()))
+        };
+        match self {
+            Toxic::Latency => both("latency", json!({ "latency": 30, "jitter": 20 })).to_vec(),
+            Toxic::Reset | Toxic::Stall => {
+                vec![proxy.add("latency", Stream::Downstream, json!({ "latency": 30 }))]
+            }
+            Toxic::LimitData => vec![
+                proxy.add(
+                    "limit_data",
+                    Stream::Upstream,
+                    json!({ "bytes": 24_000 + seed % 4 * 7_000 }),
+                ),
+                proxy.add(
+                    "limit_data",
+                    Stream::Downstream,
+                    json!({ "bytes": 3_000 + seed % 3 * 1_000 }),
+                ),
+            ],
+            Toxic::Slicer => both(
+                "slicer",
+                json!({ "average_size": 64, "size_variation": 48, "delay": 20 }),
+            )
+            .to_vec(),
+        }
+    }
+
+    /// Injects a mid-push fault once the push is under way; how long it holds the push at least.
+    fn inject(self, proxy: &Proxy) -> Duration {
+        match self {
+            Toxic::Reset => {
+                let toxics = [Stream::Upstream, Stream::Downstream]
+                    .map(|s| proxy.add("reset_peer", s, json!({ "timeout": 0 })));
+                std::thread::sleep(Duration::from_millis(1500));
+                toxics.iter().for_each(|t| proxy.remove(t));
+                Duration::from_millis(1500)
+            }
+            Toxic::Stall => {
+                let toxic = proxy.add("bandwidth", Stream::Downstream, json!({ "rate": 0 }));
+                std::thread::sleep(Duration::from_secs(3));
+                proxy.remove(&toxic);
+                Duration::from_secs(3)
+            }
+            Toxic::Latency | Toxic::LimitData | Toxic::Slicer => Duration::ZERO,
+        }
+    }
+}
+
+/// Requests the registry served for `repository` (`/v2/<repository>/…`), in order.
+fn requests_for(registry: &Registry, repository: &str) -> Vec<String> {
+    let prefix = format!("/v2/{repository}/");
+    registry
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains(&prefix))
+        .collect()
+}
+
+#[test]
+fn pushes_through_toxiproxy_latency_resets_cuts_inside_uploads_stalls_and_slices_all_complete() {
+    let Some(_) = support::tool("skopeo") else {
+        return;
+    };
+    let Some(registry) = Registry::start(RegistryConfig::open().access_log()) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    for (run, seed) in support::seeded_runs() {
+        let Some(server) = Toxiproxy::start_seeded(toxiproxy::SEED + seed) else {
+            return;
+        };
+        // The five faults side by side, each on a proxy and a repository of its own.
+        std::thread::scope(|scope| {
+            for toxic in Toxic::ALL {
+                let (home, registry, server) = (home.path(), &registry, &server);
+                scope.spawn(move || toxic_push(home, registry, server, toxic, run, seed));
+            }
+        });
+    }
+}
+
+/// One push of 41 blobs with `toxic` on its connections to the registry: it completes on its
+/// own, the registry holds every blob byte for byte, and a re-run sends nothing.
+fn toxic_push(
+    home: &Path,
+    registry: &Registry,
+    server: &Toxiproxy,
+    toxic: Toxic,
+    run: usize,
+    seed: u64,
+) {
+    let case = format!("{toxic:?}-{seed}").to_lowercase();
+    let proxy = server.proxy(&case, registry.port());
+    let dir = home.join(format!("layout-{case}"));
+    layout::generate(&dir, "1.0.0", 40, SIZES);
+    let repository = format!("toxics/{case}");
+    let reference = format!("127.0.0.1:{}/{repository}:1", proxy.port);
+    let args = [
+        reference.as_str(),
+        "--from-layout",
+        dir.to_str().unwrap(),
+        "--jobs",
+        "8",
+    ];
+    let toxics = toxic.throughout(&proxy, seed);
+    let started = Instant::now();
+    let ((code, json, stderr), finished, held) = std::thread::scope(|scope| {
+        let pushing = scope.spawn(|| (push(home, &args), Instant::now()));
+        // Mid-push: after a seeded number (3 to 12) of the push's requests were served.
+        let after = 3 + seed as usize % 10;
+        while requests_for(registry, &repository).len() < after && !pushing.is_finished() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let held = toxic.inject(&proxy);
+        let (pushed, finished) = pushing.join().unwrap();
+        (pushed, finished, held)
+    });
+    // The push's own time: a fault it did not meet ends after it and is not counted.
+    let took = finished - started;
+    toxics.iter().for_each(|t| proxy.remove(t));
+    eprintln!(
+        "run {run}: {toxic:?}: exit {code} in {took:.1?}, {} retries",
+        json["retries"]
+    );
+    assert_eq!(code, 0, "run {run}, {toxic:?}: {stderr}");
+    let sent = json["blobs_uploaded"].as_u64().unwrap() + json["blobs_skipped"].as_u64().unwrap();
+    assert_eq!(sent, 41, "run {run}, {toxic:?}: {json}");
+    assert!(took >= held, "run {run}, {toxic:?} not felt: {took:?}");
+    if matches!(toxic, Toxic::Reset | Toxic::LimitData) {
+        assert!(
+            json["retries"].as_u64().unwrap() > 0,
+            "run {run}, {toxic:?}: {json}"
+        );
+    }
+    assert_eq!(
+        json["digest"],
+        support::layout_digest(&dir),
+        "run {run}, {toxic:?}"
+    );
+    // What the registry holds, pulled past the proxy: every blob, byte for byte.
+    let pulled = home.join(format!("pulled-{case}"));
+    skopeo_copy_to_layout(&format!("{}/{repository}:1", registry.host()), &pulled);
+    let (pushed, pulled) = (layout::blobs(&dir), layout::blobs(&pulled));
+    assert_eq!(
+        pushed.keys().collect::<Vec<_>>(),
+        pulled.keys().collect::<Vec<_>>(),
+        "run {run}, {toxic:?}: the blobs pulled"
+    );
+    let differing = pushed.iter().filter(|(k, v)| pulled[*k] != **v).count();
+    assert_eq!(differing, 0, "run {run}, {toxic:?}: blobs differ in bytes");
+    // The re-run, the toxics gone, finds the image and sends nothing.
+    let before = requests_for(registry, &repository).len();
+    let (code, again, stderr) = push(home, &args);
+    assert_eq!(code, 0, "run {run}, {toxic:?} re-run: {stderr}");
+    assert_eq!(again["blobs_uploaded"], 0, "run {run}, {toxic:?}: {again}");
+    assert_eq!(again["bytes_uploaded"], 0, "run {run}, {toxic:?}: {again}");
+    assert_eq!(again["digest"], json["digest"]);
+    let writes: Vec<String> = requests_for(registry, &repository)[before..]
+        .iter()
+        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
+        .cloned()
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "run {run}, {toxic:?}: the re-run sent {writes:?}"
+    );
 }

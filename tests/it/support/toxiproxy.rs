@@ -43,11 +43,16 @@ fn free_port() -> u16 {
 impl Toxiproxy {
     /// Starts the server on a free loopback port; `None` (skip) when it is not built.
     pub fn start() -> Option<Toxiproxy> {
+        Self::start_seeded(SEED)
+    }
+
+    /// [`Toxiproxy::start`] with the server's randomness seeded `seed` (a seeded run's own).
+    pub fn start_seeded(seed: u64) -> Option<Toxiproxy> {
         let binary = binary()?;
         let api = free_port();
         let child = Command::new(binary)
             .args(["-host", "127.0.0.1", "-port", &api.to_string()])
-            .args(["-seed", &SEED.to_string()])
+            .args(["-seed", &seed.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -86,6 +91,27 @@ impl Toxiproxy {
         serde_json::from_str(rest).unwrap_or(Value::Null)
     }
 
+    /// The port of its HTTP API (for a rig that makes a proxy of its own: `--etcd-toxiproxy`).
+    pub fn api_port(&self) -> u16 {
+        self.api
+    }
+
+    /// The proxy named `name` that another program made on this server.
+    pub fn existing(&self, name: &str) -> Proxy<'_> {
+        let found = self.call("GET", &format!("/proxies/{name}"), None);
+        self.handle(name, &found)
+    }
+
+    fn handle(&self, name: &str, proxy: &Value) -> Proxy<'_> {
+        let listen = proxy["listen"].as_str().expect("the proxy's address");
+        let port = listen.rsplit(':').next().unwrap().parse().unwrap();
+        Proxy {
+            server: self,
+            name: name.to_string(),
+            port,
+        }
+    }
+
     /// A proxy on a free loopback port passing TCP to `127.0.0.1:<upstream>`.
     pub fn proxy(&self, name: &str, upstream: u16) -> Proxy<'_> {
         let made = self.call(
@@ -98,13 +124,7 @@ impl Toxiproxy {
                 "enabled": true,
             })),
         );
-        let listen = made["listen"].as_str().expect("the proxy's address");
-        let port = listen.rsplit(':').next().unwrap().parse().unwrap();
-        Proxy {
-            server: self,
-            name: name.to_string(),
-            port,
-        }
+        self.handle(name, &made)
     }
 }
 
