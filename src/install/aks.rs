@@ -64,8 +64,13 @@ pub async fn prepare(aks: &Aks, dry_run: bool, out: &Output) -> anyhow::Result<A
         ));
     }
     let mut changes = AksChanges::default();
-    let installed = arm
-        .flux_extension(&aks.cluster)
+    let waiting = |state: &str| {
+        out.info(format!(
+            "the Flux cluster extension on {} is {state}: waiting for that operation to end",
+            aks.cluster.name
+        ))
+    };
+    let installed = (arm.settled_flux_extension(&aks.cluster, waiting))
         .await?
         .is_some_and(|e| e["properties"]["provisioningState"] == "Succeeded");
     if !installed {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::control_plane::{members, stderr, succeeded, until};
 use crate::support;
-use crate::support::api_front::{pauses_after, ApiFront, Policy};
+use crate::support::api_front::{pauses_after, Answered, ApiFront, Policy};
 use crate::support::apps::example_copy;
 use crate::support::rig::{fake_image, private_rig, private_rig_with, spawn_on, Rig};
 use crate::support::toxiproxy::{Proxy, Stream, Toxiproxy};
@@ -437,7 +437,8 @@ fn cluster_install_rides_out_cuts_resets_throttling_and_a_restarted_or_paused_ap
 }
 
 #[test]
-fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() {
+fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server_and_converges_after_a_kill()
+{
     let Some(registry) = crate::support::registry::Registry::open() else {
         return;
     };
@@ -526,6 +527,184 @@ fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server() {
             assert_eq!(generations_of(&own, &ns), generations, "{again}");
             assert_eq!(members_of(&own, &ns), members);
             assert_eq!(secret_token(&own, &ns), token);
+        }
+    }
+    fleet_add_killed_at_its_writes(&own, home.path(), &app);
+}
+
+/// The front's hold for the kills: the `hold`-th write (any request but a GET) since `writes`
+/// was reset is held while `hold` names it, before the API server has it (then refused with
+/// 503, so it is never carried out) or, when `after`, once it has answered (the answer lost).
+#[derive(Default)]
+struct HeldWrite {
+    writes: AtomicUsize,
+    hold: AtomicUsize,
+    after: std::sync::atomic::AtomicBool,
+    holding: std::sync::atomic::AtomicBool,
+    /// The method and path of the write held once answered (writes may go out together).
+    answered: std::sync::Mutex<Option<(String, String)>>,
+}
+
+impl HeldWrite {
+    /// Holds until the test lets go (sets `hold` to another write).
+    fn held(&self, k: usize) {
+        self.holding.store(true, Ordering::SeqCst);
+        while self.hold.load(Ordering::SeqCst) == k {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn policy(held: &std::sync::Arc<HeldWrite>) -> Box<Policy> {
+        let held = held.clone();
+        Box::new(move |_, method, path| {
+            if method == "GET" {
+                return None;
+            }
+            let k = held.writes.fetch_add(1, Ordering::SeqCst) + 1;
+            if k != held.hold.load(Ordering::SeqCst) {
+                return None;
+            }
+            if held.after.load(Ordering::SeqCst) {
+                *held.answered.lock().unwrap() = Some((method.to_string(), path.to_string()));
+                return None;
+            }
+            held.held(k);
+            Some((503, 1))
+        })
+    }
+
+    fn answered(held: &std::sync::Arc<HeldWrite>) -> Box<Answered> {
+        let held = held.clone();
+        Box::new(move |method, path| {
+            let mut answered = held.answered.lock().unwrap();
+            if answered.as_ref() == Some(&(method.to_string(), path.to_string())) {
+                *answered = None;
+                drop(answered);
+                held.held(held.hold.load(Ordering::SeqCst));
+            }
+        })
+    }
+}
+
+/// `fleet add` to a kubeconfig context (Flux's objects applied by spin-aks, through the HTTPS
+/// front) killed (SIGKILL) while the front holds its `k`-th write to the API server, before the
+/// API server has it or after it answered (the answer lost); the same command again converges:
+/// the ApplySet's members, their generations and every object as after an uninterrupted run,
+/// one Secret holding the variable, the state file whole and remembering the member. Every
+/// point under `RELIABILITY_RUNS` > 1, 3 seeded ones otherwise.
+fn fleet_add_killed_at_its_writes(own: &Rig, home: &Path, app: &Path) {
+    let held = std::sync::Arc::new(HeldWrite::default());
+    let hooks = (HeldWrite::policy(&held), HeldWrite::answered(&held));
+    let front = ApiFront::start_telling(own, hooks.0, hooks.1);
+    let env = [("KUBECONFIG", front.kubeconfig.to_str().unwrap())];
+    let add = |ns: &str| -> Vec<String> {
+        let a = ["fleet", "add", "rig", "-n", ns, "--env", "staging"];
+        let b = ["--secret", "api_token=x", "--output", "json"];
+        a.iter().chain(b.iter()).map(|s| s.to_string()).collect()
+    };
+    let state = || -> Value {
+        let text = std::fs::read_to_string(home.join("state")).unwrap();
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("the state file is torn: {e}\n{text}"))
+    };
+    // Every Flux object in `ns`, labelled or not, and the ApplySet's parent (the app's own
+    // objects come from Flux, and the operator's with them, in their own time).
+    let objects = |ns: &str| {
+        let flux = "ocirepositories.source.toolkit.fluxcd.io,\
+                    kustomizations.kustomize.toolkit.fluxcd.io";
+        let parent = [
+            "get",
+            "secrets",
+            "-n",
+            ns,
+            "-l",
+            "applyset.kubernetes.io/id",
+        ];
+        let listed = own.kubectl_ok(&["get", flux, "-n", ns, "-o", "name"])
+            + &own.kubectl_ok(&[&parent[..], &["-o", "name"]].concat());
+        let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
+        names.sort();
+        let kinds =
+            "jsonpath={.metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}";
+        let parent = [
+            "get",
+            "secret",
+            "hello-aks-fleet-applyset",
+            "-n",
+            ns,
+            "-o",
+            kinds,
+        ];
+        (names, own.kubectl_ok(&parent))
+    };
+    // An uninterrupted run: its writes numbered, what it leaves the measure.
+    let reference = own.bare_namespace("fleet-whole");
+    held.writes.store(0, Ordering::SeqCst);
+    let args = add(&reference);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    succeeded(
+        &spawn_on(own, home, app, &env, &args)
+            .wait_with_output()
+            .unwrap(),
+    );
+    let writes = held.writes.load(Ordering::SeqCst);
+    let whole = (
+        members_of(own, &reference),
+        generations_of(own, &reference),
+        objects(&reference),
+        secret_token(own, &reference),
+    );
+    eprintln!("fleet add makes {writes} writes: {:?}", whole.2);
+    let points: Vec<(usize, bool)> = (1..=writes).flat_map(|k| [(k, false), (k, true)]).collect();
+    let chosen = match support::reliability_runs() {
+        1 => support::spread(&points, 3, 32),
+        _ => points,
+    };
+    for run in 1..=support::reliability_runs() {
+        for &(k, after) in &chosen {
+            let started = Instant::now();
+            let ns = own.bare_namespace(&format!("fleet-kill-{k}"));
+            let args = add(&ns);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            held.writes.store(0, Ordering::SeqCst);
+            held.holding.store(false, Ordering::SeqCst);
+            held.after.store(after, Ordering::SeqCst);
+            held.hold.store(k, Ordering::SeqCst);
+            let mut child = spawn_on(own, home, app, &env, &args);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !held.holding.load(Ordering::SeqCst) {
+                if child.try_wait().unwrap().is_some() {
+                    let output = child.wait_with_output().unwrap();
+                    panic!("fleet add ended before write {k}: {}", stderr(&output));
+                }
+                assert!(Instant::now() < deadline, "write {k} never came");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            held.hold.store(0, Ordering::SeqCst);
+            let remembered = state()["apps"].to_string();
+            assert!(remembered.contains("hello-aks-deploy"), "{remembered}");
+            let again = succeeded(
+                &spawn_on(own, home, app, &env, &args)
+                    .wait_with_output()
+                    .unwrap(),
+            );
+            let state_of_ns = (
+                members_of(own, &ns),
+                generations_of(own, &ns),
+                objects(&ns),
+                secret_token(own, &ns),
+            );
+            let when = if after { "after" } else { "before" };
+            assert_eq!(state_of_ns, whole, "after a kill {when} write {k}: {again}");
+            let remembered = state()["apps"].to_string();
+            let member = format!("\"namespace\":\"{ns}\"");
+            assert!(remembered.contains(&member), "remembered: {remembered}");
+            eprintln!(
+                "fleet add run {run}: killed {when} write {k} of {writes}, converged in {:.1?}",
+                started.elapsed()
+            );
         }
     }
 }

@@ -360,7 +360,7 @@ async fn cluster_create_killed_at_any_arm_request_converges_on_a_rerun() {
         .collect();
     let runs = support::reliability_runs();
     let chosen = match runs {
-        1 => spread(&points, 6, 32),
+        1 => support::spread(&points, 6, 32),
         _ => points,
     };
     // And once right after the cluster's PUT while the creation still runs: the re-run waits
@@ -449,38 +449,38 @@ async fn kill_and_rerun(
     n: usize,
     after: bool,
 ) -> (String, String, String) {
-    rig.arm.world(|w| w.hold = Some((n, after)));
-    let mut cmd = rig.command(args);
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + std::time::Duration::from_secs(60);
-    let killed = loop {
-        if rig.arm.world(|w| w.holding) {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break rig.arm.world(|w| w.log[n - 1].clone());
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let seen = rig.arm.world(|w| w.log.clone());
-            panic!("exit {status} before request {n}: {seen:#?}");
-        }
-        assert!(Instant::now() < deadline, "request {n} never came");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    };
-    rig.arm.world(|w| w.hold = None);
+    let killed = kill_at(&rig.arm, rig.command(args), n, after).await;
     let (code, stdout, stderr) = rig.run(args).await;
     assert_eq!(code, 0, "re-run after a kill at {killed}: {stderr}");
     (killed, stdout, stderr)
 }
 
-/// `count` points spread over `points`, one drawn in each of `count` equal bands with `seed`.
-fn spread(points: &[(usize, bool)], count: usize, seed: u64) -> Vec<(usize, bool)> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (points.chunks(points.len().div_ceil(count)))
-        .map(|chunk| chunk[rng.random_range(0..chunk.len())])
-        .collect()
+/// Starts `cmd` and kills it (SIGKILL) while `arm` holds its request number `n` of the fake's log
+/// (before carrying it out or `after`); returns that request.
+async fn kill_at(arm: &FakeArm, mut cmd: std::process::Command, n: usize, after: bool) -> String {
+    arm.world(|w| {
+        w.hold = Some((n, after));
+        w.holding = false;
+    });
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let killed = loop {
+        if arm.world(|w| w.holding) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break arm.world(|w| w.log[n - 1].clone());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let seen = arm.world(|w| w.log.clone());
+            panic!("exit {status} before request {n}: {seen:#?}");
+        }
+        assert!(Instant::now() < deadline, "request {n} never came");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    arm.world(|w| w.hold = None);
+    killed
 }
 
 /// Every point of a run of `command`: each request it makes, held before or after.
@@ -504,7 +504,7 @@ async fn the_other_writing_commands_killed_at_any_arm_request_converge_on_a_reru
     for command in [Command::Delete, Command::AttachAcr, Command::IdentitySetup] {
         let points = kill_points(command).await;
         let chosen = match runs {
-            1 => spread(&points, 2, 32),
+            1 => support::spread(&points, 2, 32),
             _ => points,
         };
         for run in 1..=runs {
@@ -526,9 +526,10 @@ async fn the_other_writing_commands_killed_at_any_arm_request_converge_on_a_reru
 }
 
 /// `fleet add` on AKS (the Flux extension, then a Flux configuration, each a long-running
-/// operation) under the same faults, on one rig with the real Flux controllers shared by the rows.
+/// operation) under the same faults, then killed at its ARM requests, on one rig with the real
+/// Flux controllers shared by the rows and the kills.
 #[tokio::test(flavor = "multi_thread")]
-async fn fleet_add_on_aks_finishes_through_arm_faults_or_a_rerun_converges() {
+async fn fleet_add_on_aks_finishes_through_arm_faults_or_a_rerun_converges_even_after_a_kill() {
     use crate::fleet::AksFleet;
     let Some(registry) = support::registry::Registry::open() else {
         return;
@@ -607,26 +608,150 @@ async fn fleet_add_on_aks_finishes_through_arm_faults_or_a_rerun_converges() {
                 _ => Outcome::OnItsOwn,
             };
             assert_eq!(outcome, expected);
-            let (extensions, configurations) = fleet.arm.world(|w| {
-                let states = |values: Vec<&serde_json::Value>| -> Vec<String> {
-                    (values.iter())
-                        .map(|v| v["properties"]["provisioningState"].to_string())
-                        .collect()
-                };
-                (
-                    states(w.extensions.values().collect()),
-                    states(w.flux.configurations.values().collect()),
-                )
-            });
-            assert_eq!(extensions, ["\"Succeeded\""], "one extension");
-            assert_eq!(configurations, ["\"Succeeded\""], "one configuration");
-            let kustomization = rig.kubectl_ok(&["get", "kustomization", "-n", &ns, "-o", "name"]);
-            assert_eq!(
-                kustomization.trim(),
-                "kustomization.kustomize.toolkit.fluxcd.io/hello-aks-objects"
-            );
+            followed_through_arm(&fleet.arm, &rig, &ns);
             eprintln!(
                 "row fleet add {kind:?} on {path}: {outcome:?} in {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    fleet_add_killed_at_any_arm_request(&fleet, &rig).await;
+}
+
+/// One Flux extension and one Flux configuration in the fake ARM, both `Succeeded`, and the
+/// configuration's Kustomization in namespace `ns` of the rig.
+fn followed_through_arm(arm: &FakeArm, rig: &support::rig::Rig, ns: &str) {
+    let (extensions, configurations) = arm.world(|w| {
+        let states = |values: Vec<&serde_json::Value>| -> Vec<String> {
+            (values.iter())
+                .map(|v| v["properties"]["provisioningState"].to_string())
+                .collect()
+        };
+        (
+            states(w.extensions.values().collect()),
+            states(w.flux.configurations.values().collect()),
+        )
+    });
+    assert_eq!(extensions, ["\"Succeeded\""], "one extension");
+    assert_eq!(configurations, ["\"Succeeded\""], "one configuration");
+    let kustomization = rig.kubectl_ok(&["get", "kustomization", "-n", ns, "-o", "name"]);
+    assert_eq!(
+        kustomization.trim(),
+        "kustomization.kustomize.toolkit.fluxcd.io/hello-aks-objects"
+    );
+}
+
+/// `fleet add aks:…` killed (SIGKILL) while the fake ARM holds one of its requests, before ARM
+/// carries it out or after (the answer lost), on a cluster without the Flux extension; the same
+/// command again converges: the extension written once, the configuration once by the re-run
+/// (and at most once by the killed run: the same properties again), both `Succeeded`, the
+/// Kustomization on the rig, and the state file whole, remembering the member. Every point under
+/// `RELIABILITY_RUNS` > 1, 3 seeded ones otherwise.
+async fn fleet_add_killed_at_any_arm_request(
+    fleet: &crate::fleet::AksFleet,
+    rig: &support::rig::Rig,
+) {
+    let args = |ns: &str| -> Vec<String> {
+        let a = ["fleet", "add", "aks:rg/aks1", "-n", ns, "--env", "prod"];
+        let b = ["--secret", "api_token=x", "--interval", "5s"];
+        a.iter().chain(b.iter()).map(|s| s.to_string()).collect()
+    };
+    // Each run starts on a cluster without the extension; the number of the fake's next request.
+    let fresh = || {
+        fleet.arm.world(|w| {
+            w.extensions.clear();
+            w.flux.configurations.clear();
+            w.log.len()
+        })
+    };
+    let puts = |kind: &str| {
+        fleet.arm.world(|w| {
+            (w.requests.iter())
+                .filter(|(key, _)| {
+                    key.starts_with("PUT ") && key.to_ascii_lowercase().contains(kind)
+                })
+                .map(|(_, n)| n)
+                .sum::<usize>()
+        })
+    };
+    let (extension, configuration) = ("/extensions/flux", "/fluxconfigurations/hello-aks");
+    let state = || -> serde_json::Value {
+        let text = std::fs::read_to_string(fleet.home.path().join("state")).unwrap();
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("the state file is torn: {e}\n{text}"))
+    };
+    // An uninterrupted run numbers the requests.
+    let base = fresh();
+    let first = args("kills");
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let output = fleet.run(&first).await;
+    assert!(output.status.success(), "{output:?}");
+    let log = fleet.arm.world(|w| w.log[base..].to_vec());
+    let points: Vec<(usize, bool)> = (1..=log.len())
+        .flat_map(|n| [(n, false), (n, true)])
+        .collect();
+    let runs = support::reliability_runs();
+    let chosen = match runs {
+        1 => support::spread(&points, 3, 32),
+        _ => points,
+    };
+    // And once right after the extension's PUT while its creation still runs (1.5 s): the re-run
+    // waits for it to end rather than writing the extension again.
+    let put = (log.iter()).position(|r| r.starts_with("PUT ") && r.ends_with(extension));
+    let slow = (put.expect("the extension is written") + 1, true, true);
+    let chosen = (chosen.into_iter().map(|(n, after)| (n, after, false))).chain([slow]);
+    let chosen: Vec<(usize, bool, bool)> = chosen.collect();
+    for run in 1..=runs {
+        eprintln!("run {run}");
+        for (i, &(n, after, slow)) in chosen.iter().enumerate() {
+            let started = Instant::now();
+            let ns = format!("kills-{run}-{i}");
+            let args = args(&ns);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let base = fresh();
+            let before = (puts(extension), puts(configuration));
+            let creation = slow.then_some(std::time::Duration::from_millis(1500));
+            fleet.arm.world(|w| w.extension_creation = creation);
+            let killed = kill_at(&fleet.arm, fleet.command(&args), base + n, after).await;
+            let published = state()["apps"].to_string();
+            assert!(published.contains("hello-aks-deploy"), "{published}");
+            let by_the_killed = puts(configuration) - before.1;
+            let output = fleet.run(&args).await;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                output.status.success(),
+                "re-run after a kill at {killed}: {stderr}"
+            );
+            fleet.arm.world(|w| w.extension_creation = None);
+            if slow {
+                let waited = "the Flux cluster extension on aks1 is Creating: waiting for that operation to end";
+                assert!(stderr.contains(waited), "{stderr}");
+            }
+            followed_through_arm(&fleet.arm, rig, &ns);
+            assert_eq!(
+                puts(extension) - before.0,
+                1,
+                "the extension after a kill at {killed}"
+            );
+            assert!(by_the_killed <= 1, "{killed}");
+            let by_the_rerun = puts(configuration) - before.1 - by_the_killed;
+            assert_eq!(
+                by_the_rerun, 1,
+                "the configuration after a kill at {killed}"
+            );
+            let fleet_members = state()["apps"].to_string();
+            let member = format!("\"namespace\":\"{ns}\"");
+            assert!(
+                fleet_members.contains(&member),
+                "remembered: {fleet_members}"
+            );
+            let when = match (after, slow) {
+                (false, _) => "before",
+                (true, false) => "after",
+                (true, true) => "after (the extension's creation still running)",
+            };
+            eprintln!(
+                "fleet add killed {when} request {n} ({killed}), converged in {:.2} s",
                 started.elapsed().as_secs_f64()
             );
         }

@@ -40,10 +40,15 @@ impl Arm {
         Ok(())
     }
 
-    /// The Flux extension on the cluster, or `None` when it has none (404).
-    pub async fn flux_extension(&self, cluster: &ClusterRef) -> anyhow::Result<Option<Value>> {
+    /// The Flux extension on the cluster once no operation runs on it (a run killed after its
+    /// write, another client), or `None` when it has none (404); `waiting` is told the state once.
+    pub async fn settled_flux_extension(
+        &self,
+        cluster: &ClusterRef,
+        waiting: impl Fn(&str),
+    ) -> anyhow::Result<Option<Value>> {
         let url = self.url(&extension_path(cluster)?, versions::EXTENSIONS)?;
-        not_found_as_none(self.get::<Value>(&url).await)
+        self.settled(&url, waiting).await
     }
 
     /// The cluster's Deployment Safeguards (`deploymentSafeguards/default`), or `None` when it has

@@ -64,10 +64,20 @@ impl Arm {
         waiting: impl Fn(&str),
     ) -> anyhow::Result<Option<Value>> {
         let url = self.url(&cluster_id(cluster)?, versions::MANAGED_CLUSTERS)?;
+        self.settled(&url, waiting).await
+    }
+
+    /// The resource at `url` once no operation runs on it, or `None` (404); as
+    /// [`Arm::settled_cluster`].
+    pub(super) async fn settled(
+        &self,
+        url: &str,
+        waiting: impl Fn(&str),
+    ) -> anyhow::Result<Option<Value>> {
         let deadline = std::time::Instant::now() + LRO_DEADLINE;
         let mut told = false;
         loop {
-            let resource = not_found_as_none(self.get::<Value>(&url).await)?;
+            let resource = not_found_as_none(self.get::<Value>(url).await)?;
             let state = (resource.as_ref())
                 .and_then(|r| r["properties"]["provisioningState"].as_str())
                 .unwrap_or_default()
@@ -79,7 +89,7 @@ impl Arm {
                 waiting(&state);
                 told = true;
             }
-            self.cache.lock().unwrap().remove(&url);
+            self.cache.lock().unwrap().remove(url);
             self.pause(POLL_EVERY).await;
         }
     }

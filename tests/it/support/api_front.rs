@@ -20,6 +20,10 @@ use super::rig::Rig;
 /// seconds to answer instead of the API server, or `None` to pass it on.
 pub type Policy = dyn Fn(usize, &str, &str) -> Option<(u16, u64)> + Send + Sync;
 
+/// Told each request's method and path once the API server has answered it, before the client
+/// gets the answer (it may hold it there).
+pub type Answered = dyn Fn(&str, &str) + Send + Sync;
+
 /// One request the front saw.
 #[derive(Clone, Debug)]
 pub struct Seen {
@@ -47,6 +51,11 @@ type Upstream = hyper_util::client::legacy::Client<
 
 impl ApiFront {
     pub fn start(rig: &Rig, policy: Box<Policy>) -> ApiFront {
+        ApiFront::start_telling(rig, policy, Box::new(|_, _| {}))
+    }
+
+    /// As [`ApiFront::start`], telling `answered` of each request the API server answered.
+    pub fn start_telling(rig: &Rig, policy: Box<Policy>, answered: Box<Answered>) -> ApiFront {
         let dir = tempfile::tempdir().unwrap();
         let tls = super::loopback_tls::generate(dir.path(), "api-front");
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -68,6 +77,7 @@ impl ApiFront {
             Arc::<Policy>::from(policy),
             Arc::new(AtomicUsize::new(0)),
         );
+        let answered = Arc::<Answered>::from(answered);
         let acceptor = tls.acceptor;
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -75,6 +85,7 @@ impl ApiFront {
                 let (acceptor, client, upstream) =
                     (acceptor.clone(), client.clone(), upstream.clone());
                 let (log, policy, counter) = (log.clone(), policy.clone(), counter.clone());
+                let answered = answered.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
@@ -82,10 +93,12 @@ impl ApiFront {
                     let service = hyper::service::service_fn(move |req| {
                         let (client, upstream) = (client.clone(), upstream.clone());
                         let (log, policy, counter) = (log.clone(), policy.clone(), counter.clone());
+                        let answered = answered.clone();
                         async move {
                             let n = counter.fetch_add(1, Ordering::SeqCst);
+                            let hooks = (policy.as_ref(), answered.as_ref());
                             Ok::<_, hyper::Error>(
-                                answer(n, req, &client, &upstream, policy.as_ref(), &log).await,
+                                answer(n, req, &client, &upstream, hooks, &log).await,
                             )
                         }
                     });
@@ -153,7 +166,7 @@ async fn answer(
     req: Request<Incoming>,
     client: &Upstream,
     upstream: &str,
-    policy: &Policy,
+    (policy, answered): (&Policy, &Answered),
     log: &Mutex<Vec<Seen>>,
 ) -> Answer {
     let method = req.method().to_string();
@@ -194,6 +207,7 @@ async fn answer(
     match client.request(Request::from_parts(parts, body)).await {
         Ok(response) => {
             record(response.status().as_u16());
+            answered(&method, &path);
             response.map(Either::Left)
         }
         Err(e) => {

@@ -87,6 +87,11 @@ pub struct World {
     pub agent_pools: HashMap<String, Vec<Value>>,
     /// Cluster id (lower case) → its Flux cluster extension.
     pub extensions: HashMap<String, Value>,
+    /// How long an extension's creation runs after its PUT, `Creating` until then (none: it
+    /// is `Succeeded` at once).
+    pub extension_creation: Option<Duration>,
+    /// Cluster id (lower case) → when its extension's creation ends.
+    extensions_ready: HashMap<String, std::time::Instant>,
     /// The rig whose nodes get an agent pool's `nodeLabels` (AKS rolls them onto the pool's nodes).
     pub pool_nodes_kubeconfig: Option<PathBuf>,
     /// AKS operation id → polls still answered InProgress.
@@ -833,7 +838,15 @@ impl Shared {
                             .as_str()
                             .unwrap()
                             .to_ascii_lowercase();
-                        match self.world.lock().unwrap().extensions.get(&key) {
+                        let mut w = self.world.lock().unwrap();
+                        let ready = w.extensions_ready.get(&key).copied();
+                        if ready.is_some_and(|at| at <= std::time::Instant::now()) {
+                            w.extensions_ready.remove(&key);
+                            if let Some(extension) = w.extensions.get_mut(&key) {
+                                extension["properties"]["provisioningState"] = json!("Succeeded");
+                            }
+                        }
+                        match w.extensions.get(&key) {
                             Some(extension) => reply(StatusCode::OK, extension.clone()),
                             None => arm_error(StatusCode::NOT_FOUND, "ResourceNotFound", "The Resource 'Microsoft.KubernetesConfiguration/extensions/flux' was not found."),
                         }
@@ -1197,7 +1210,8 @@ impl Shared {
         self.aks_accepted(&mut w, pool, cluster)
     }
 
-    /// The Flux extension: Succeeded once its operation is done (the rig already runs Flux).
+    /// The Flux extension: Succeeded once its operation is done (the rig already runs Flux), or
+    /// `Creating` for [`World::extension_creation`] after the PUT, as AKS installs it meanwhile.
     fn put_extension(&self, cluster: &Cluster, name: &str, path: &str, body: Value) -> Reply {
         if body["properties"]["extensionType"] != "microsoft.flux" {
             return arm_error(
@@ -1210,13 +1224,23 @@ impl Shared {
             .as_str()
             .unwrap()
             .to_ascii_lowercase();
-        let extension = json!({
+        let mut extension = json!({
             "id": path,
             "name": name,
             "type": "Microsoft.KubernetesConfiguration/extensions",
             "properties": {"extensionType": "microsoft.flux", "provisioningState": "Succeeded", "version": "1.18.2"},
         });
         let mut w = self.world.lock().unwrap();
+        match w.extension_creation {
+            Some(creation) => {
+                extension["properties"]["provisioningState"] = json!("Creating");
+                let ready = std::time::Instant::now() + creation;
+                w.extensions_ready.insert(key.clone(), ready);
+            }
+            None => {
+                w.extensions_ready.remove(&key);
+            }
+        }
         w.extensions.insert(key, extension.clone());
         self.aks_accepted(&mut w, extension, cluster)
     }

@@ -163,6 +163,15 @@ pub fn seeded_runs() -> impl Iterator<Item = (usize, u64)> {
     })
 }
 
+/// `count` points spread over `points`, one drawn in each of `count` equal bands with `seed`.
+pub fn spread<T: Copy>(points: &[T], count: usize, seed: u64) -> Vec<T> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (points.chunks(points.len().div_ceil(count)))
+        .map(|chunk| chunk[rng.random_range(0..chunk.len())])
+        .collect()
+}
+
 /// The one way a test skips: under `CI=true` it fails (CI must never pass by skipping); elsewhere
 /// it says so on stderr and appends `it::<area>::<test>: <why>` to `<target tmp>/skipped-tests`,
 /// which `scripts/test.sh` counts and lists after the run. The caller then returns.
