@@ -219,10 +219,11 @@ enum Http {
     OneOne,
 }
 
-/// kube's own client stack (`ClientBuilder::try_from`) with two changes and our retries: HTTP/2
+/// kube's own client stack (`ClientBuilder::try_from`) with three changes and our retries: HTTP/2
 /// offered (kube offers only HTTP/1.1, which its connection upgrades need; `Http::OneOne` keeps
-/// that), and TCP_NODELAY on its connections (a request on a new TLS connection could wait 40 ms
-/// for the server's delayed ACK). Through a proxy, kube's stack as it is.
+/// that), TCP_NODELAY on its connections (a request on a new TLS connection could wait 40 ms
+/// for the server's delayed ACK), and HTTP/2 pings on a silent connection ([`ping_timing`]).
+/// Through a proxy, kube's stack as it is.
 fn client(config: kube::Config, http: Http) -> Result<kube::Client, kube::Error> {
     use kube::client::ConfigExt;
     let config_url = config.cluster_url.to_string();
@@ -256,8 +257,13 @@ fn client(config: kube::Config, http: Http) -> Result<kube::Client, kube::Error>
     connector.set_read_timeout(config.read_timeout);
     connector.set_write_timeout(config.write_timeout);
     connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let (interval, timeout) = ping_timing();
     let http_client =
         hyper_util::client::legacy::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .http2_keep_alive_interval(interval)
+            .http2_keep_alive_timeout(timeout)
+            .http2_keep_alive_while_idle(true)
             .build::<_, kube::client::Body>(connector);
     let service = tower::ServiceBuilder::new()
         .layer(config.base_uri_layer())
@@ -271,6 +277,28 @@ fn client(config: kube::Config, http: Http) -> Result<kube::Client, kube::Error>
             .with_layer(&RetryLayer::for_server(&config_url))
             .build(),
     )
+}
+
+/// How long an HTTP/2 connection to the API server may stay silent before it is pinged, as
+/// client-go's `HTTP2_READ_IDLE_TIMEOUT_SECONDS` (30 s); `SPIN_AKS_API_PING_SECONDS` changes it.
+const PING_AFTER: Duration = Duration::from_secs(30);
+
+/// After [`PING_AFTER`] (or `SPIN_AKS_API_PING_SECONDS`, a positive whole number) of silence a
+/// connection is pinged; unanswered for half that (client-go's 15 s), it is closed. Its watches
+/// then end with an error and start again from their last resourceVersion on a new connection,
+/// so a dead connection (a load balancer that dropped its state) is noticed within 45 s, while
+/// a quiet watch or followed log on a live one is kept: the server answers the ping.
+fn ping_timing() -> (Duration, Duration) {
+    ping_timing_from(std::env::var("SPIN_AKS_API_PING_SECONDS").ok().as_deref())
+}
+
+/// [`ping_timing`] with `SPIN_AKS_API_PING_SECONDS` set to `set`.
+fn ping_timing_from(set: Option<&str>) -> (Duration, Duration) {
+    let interval = set
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map_or(PING_AFTER, Duration::from_secs);
+    (interval, (interval / 2).max(Duration::from_secs(1)))
 }
 
 /// How requests to the API server are retried: 4 tries at most, pauses from 200 ms doubling,
@@ -581,6 +609,21 @@ mod tests {
             .headers_mut()
             .insert(http::header::UPGRADE, "websocket".parse().unwrap());
         assert!(!safe_to_repeat(&upgrade));
+    }
+
+    #[test]
+    fn a_silent_connection_is_pinged_after_30_s_and_closed_15_s_later() {
+        let s = Duration::from_secs;
+        // (SPIN_AKS_API_PING_SECONDS, the ping's interval and timeout)
+        for (set, expected) in [
+            (None, (s(30), s(15))),
+            (Some("4"), (s(4), s(2))),
+            (Some("1"), (s(1), s(1))),
+            (Some("0"), (s(30), s(15))),
+            (Some("soon"), (s(30), s(15))),
+        ] {
+            assert_eq!(ping_timing_from(set), expected, "{set:?}");
+        }
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! API-server faults under a running command, injected by Toxiproxy (TCP: cut, reset, stalled and
-//! slow streams) in front of a rig's API server or between it and etcd, by the rig (the server killed and restarted,
-//! paused), and by an HTTPS front answering 429 and 503 with `Retry-After`. Each command finishes on its own; the re-run
+//! slow streams) in front of a rig's API server or between it and etcd, by the rig (the server
+//! killed and restarted, paused), by an HTTPS front answering 429 and 503 with `Retry-After`, and
+//! by a relay that forgets its connections (they go silent for good). Each command finishes on
+//! its own; the re-run
 //! converges with the same ApplySet members and the Secret intact. `RELIABILITY_RUNS` times each.
 
 use std::path::Path;
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,6 +18,7 @@ use crate::support::api_front::{pauses_after, Answered, ApiFront, Policy};
 use crate::support::apps::example_copy;
 use crate::support::rig::{fake_image, private_rig, private_rig_with, spawn_on, Rig};
 use crate::support::toxiproxy::{Proxy, Stream, Toxiproxy};
+use crate::support::watch_cutter::WatchCutter;
 
 /// A TCP fault on the API server's connections, done to a running command.
 #[derive(Clone, Copy, Debug)]
@@ -206,7 +210,61 @@ fn apply_rides_out_cut_reset_stalled_slow_and_throttled_api_server_streams() {
             assert_eq!(secret_token(&own, &ns), token);
         }
         throttled_apply(&own, home.path(), run);
+        forgotten_apply(&own, home.path(), run);
     }
+}
+
+/// `apply` behind a relay that forgets the connections open during the rollout wait, as a load
+/// balancer that lost its state: what either side sends on them is dropped, and they are never
+/// closed. Pinged every 2 s of silence (`SPIN_AKS_API_PING_SECONDS`), the dead connection is
+/// closed 1 s after an unanswered ping and the watches resume on a new one: the apply finishes
+/// while the forgotten connections stay silent. Without the pings it would wait out `--timeout`.
+fn forgotten_apply(rig: &Rig, home: &Path, run: usize) {
+    eprintln!("apply run {run}: connections forgotten");
+    let relay = WatchCutter::passing(rig.server_port());
+    let kubeconfig = rig.kubeconfig_via(relay.port, home);
+    let app = example_copy(&home.join(format!("{run}-forgotten")));
+    let ns = rig.namespace("forgotten");
+    let image = fake_image(51);
+    let env = [
+        ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+        ("SPIN_AKS_API_PING_SECONDS", "2"),
+    ];
+    rig.signal("kube_controller_manager", "STOP");
+    let apply = spawn_on(rig, home, &app, &env, &apply_args(&ns, &image));
+    // The operator has made the Deployment: the wait watches it.
+    until("the Deployment exists", || {
+        rig.kubectl()
+            .args(["get", "deployment", "hello-aks", "-n", &ns])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let forgotten = Instant::now();
+    relay.forget();
+    rig.signal("kube_controller_manager", "CONT");
+    until("the rollout is done", || rolled_out(rig, &ns));
+    let output = apply.wait_with_output().unwrap();
+    let took = forgotten.elapsed();
+    let report = succeeded(&output);
+    eprintln!("apply run {run}: connections forgotten, finished on its own {took:.1?} after");
+    assert_eq!(report["rollout"]["ready"], 2, "{report}");
+    assert!(
+        relay.dropped() > 0,
+        "no forgotten connection carried a byte"
+    );
+    // Well inside `--timeout` (120 s), and sooner than the default pings (30 s, then 15 s) could
+    // notice: the dead connection was noticed by the 2 s pings, not waited out.
+    assert!(
+        took < Duration::from_secs(25),
+        "{took:?}: {}",
+        stderr(&output)
+    );
+    assert_eq!(rig.running_image(&ns, "hello-aks"), image);
+    let (before, token) = (members(rig, &ns), secret_token(rig, &ns));
+    apply_converges(rig, home, &app, &kubeconfig, &ns, &image);
+    assert_eq!(members(rig, &ns), before);
+    assert_eq!(secret_token(rig, &ns), token);
 }
 
 /// `apply` through the HTTPS front: 3 GETs answered 429, 2 server-side applies 429 then 503,
@@ -469,19 +527,8 @@ fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server_and_conv
                     .to_lowercase()
                     .replace(['(', ')'], ""),
             );
-            let add = [
-                "fleet",
-                "add",
-                "rig",
-                "-n",
-                &ns,
-                "--env",
-                "staging",
-                "--secret",
-                "api_token=x",
-                "--output",
-                "json",
-            ];
+            let add = fleet_add_args(&ns);
+            let add: Vec<&str> = add.iter().map(String::as_str).collect();
             // `fleet add` is a handful of requests: 250 ms each way make room for a fault inside.
             let slow = [Stream::Downstream, Stream::Upstream]
                 .map(|s| proxy.add("latency", s, json!({ "latency": 250 })));
@@ -507,27 +554,11 @@ fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server_and_conv
             let report = succeeded(&output);
             eprintln!("fleet add run {run}: {fault:?} finished on its own in {took:.1?}");
             answering(&own);
-            let (members, token) = (members_of(&own, &ns), secret_token(&own, &ns));
-            assert!(
-                members.iter().any(|m| m.starts_with("kustomization")),
-                "{members:?} {report}"
-            );
-            // Flux's controllers write to their objects as they reconcile (after a restart too),
-            // so the re-run may find a new resourceVersion: it must create nothing and change
-            // no spec (the generations stay).
-            let generations = generations_of(&own, &ns);
-            let again = succeeded(&spin_aks(&add).wait_with_output().unwrap());
-            let objects = again["clusters"][0]["objects"].as_array().unwrap();
-            assert!(
-                objects
-                    .iter()
-                    .all(|o| !o.as_str().unwrap().ends_with(" created")),
-                "{again}"
-            );
-            assert_eq!(generations_of(&own, &ns), generations, "{again}");
-            assert_eq!(members_of(&own, &ns), members);
-            assert_eq!(secret_token(&own, &ns), token);
+            fleet_add_converges(&own, &ns, &report, &|| {
+                spin_aks(&add).wait_with_output().unwrap()
+            });
         }
+        throttled_fleet_add_and_up(&own, &registry, home.path(), &app, run);
     }
     fleet_add_killed_at_its_writes(&own, home.path(), &app);
 }
@@ -707,6 +738,120 @@ fn fleet_add_killed_at_its_writes(own: &Rig, home: &Path, app: &Path) {
             );
         }
     }
+}
+
+/// `fleet add` of the pushed app to the rig's cluster in `ns`.
+fn fleet_add_args(ns: &str) -> Vec<String> {
+    ["fleet", "add", "rig", "-n", ns, "--env", "staging"]
+        .into_iter()
+        .chain(["--secret", "api_token=x", "--output", "json"])
+        .map(str::to_string)
+        .collect()
+}
+
+/// After a `fleet add` into `ns` that reported `report`: the re-run (`again`) creates nothing
+/// and changes no spec, and the ApplySet's members and the Secret stay as they were.
+fn fleet_add_converges(rig: &Rig, ns: &str, report: &Value, again: &dyn Fn() -> Output) {
+    let (members, token) = (members_of(rig, ns), secret_token(rig, ns));
+    assert!(
+        members.iter().any(|m| m.starts_with("kustomization")),
+        "{members:?} {report}"
+    );
+    // Flux's controllers write to their objects as they reconcile (after a restart too), so the
+    // re-run may find a new resourceVersion: it must create nothing and change no spec (the
+    // generations stay).
+    let generations = generations_of(rig, ns);
+    let again = succeeded(&again());
+    let objects = again["clusters"][0]["objects"].as_array().unwrap();
+    assert!(
+        objects
+            .iter()
+            .all(|o| !o.as_str().unwrap().ends_with(" created")),
+        "{again}"
+    );
+    assert_eq!(generations_of(rig, ns), generations, "{again}");
+    assert_eq!(members_of(rig, ns), members);
+    assert_eq!(secret_token(rig, ns), token);
+}
+
+/// `fleet add`, then `up`, through the HTTPS front: 3 GETs answered 429, 2 server-side applies
+/// 429 then 503, all with `Retry-After: 1`. Each finishes, each refused request is sent again
+/// after the pause, and the re-run (straight to the API server) converges.
+fn throttled_fleet_add_and_up(
+    rig: &Rig,
+    registry: &crate::support::registry::Registry,
+    home: &Path,
+    app: &Path,
+    run: usize,
+) {
+    // spawn_on's own kubeconfig goes straight to the API server.
+    let direct = [];
+    eprintln!("fleet add run {run}: 429/503 with Retry-After");
+    let front = ApiFront::start(rig, throttling(3, 2));
+    let through = [("KUBECONFIG", front.kubeconfig.to_str().unwrap())];
+    let ns = rig.bare_namespace("fleet-throttled");
+    let add = fleet_add_args(&ns);
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let report = succeeded(
+        &spawn_on(rig, home, app, &through, &add)
+            .wait_with_output()
+            .unwrap(),
+    );
+    let requests = honoured(&front, 5);
+    eprintln!(
+        "fleet add run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
+        started.elapsed()
+    );
+    fleet_add_converges(rig, &ns, &report, &|| {
+        spawn_on(rig, home, app, &direct, &add)
+            .wait_with_output()
+            .unwrap()
+    });
+
+    eprintln!("up run {run}: 429/503 with Retry-After");
+    let front = ApiFront::start(rig, throttling(3, 2));
+    let through = [("KUBECONFIG", front.kubeconfig.to_str().unwrap())];
+    let ns = rig.namespace("up-throttled");
+    let reference = format!("{}/hello-aks", registry.host());
+    let up = [
+        "up",
+        "--output",
+        "json",
+        &reference,
+        "-n",
+        &ns,
+        "--secret",
+        "api_token=x",
+    ];
+    let started = Instant::now();
+    let report = succeeded(
+        &spawn_on(rig, home, app, &through, &up)
+            .wait_with_output()
+            .unwrap(),
+    );
+    let requests = honoured(&front, 5);
+    eprintln!(
+        "up run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
+        started.elapsed()
+    );
+    let image = report["apply"]["image"].as_str().unwrap().to_string();
+    assert_eq!(rig.running_image(&ns, "hello-aks"), image, "{report}");
+    let (before, token) = (members(rig, &ns), secret_token(rig, &ns));
+    let again = succeeded(
+        &spawn_on(rig, home, app, &direct, &up)
+            .wait_with_output()
+            .unwrap(),
+    );
+    assert_eq!(again["apply"]["image"], image.as_str(), "{again}");
+    let actions = again["apply"]["objects"].as_array();
+    let actions = actions.unwrap_or_else(|| panic!("{again}"));
+    assert!(
+        actions.iter().all(|o| o["action"] == "unchanged"),
+        "{again}"
+    );
+    assert_eq!(members(rig, &ns), before);
+    assert_eq!(secret_token(rig, &ns), token);
 }
 
 /// The generation of each of Flux's objects in `ns`: a spec change raises it.
