@@ -2,8 +2,8 @@
 //! slow streams) in front of a rig's API server or between it and etcd, by the rig (the server
 //! killed and restarted, paused), by an HTTPS front answering 429 and 503 with `Retry-After`, and
 //! by a relay that forgets its connections (they go silent for good). Each command finishes on
-//! its own; the re-run
-//! converges with the same ApplySet members and the Secret intact. `RELIABILITY_RUNS` times each.
+//! its own; the re-run converges with the same ApplySet members and the Secret intact.
+//! `RELIABILITY_RUNS` times each.
 
 use std::path::Path;
 use std::process::Output;
