@@ -291,8 +291,25 @@ fn pod_runs(pod: &Pod, image: &str) -> bool {
     })
 }
 
-/// `: <reason>: <message>; …` of the pod's warning events, or empty.
+/// How long a failure's warning events are waited for: the kubelet posts a pod's status and its
+/// events separately, so the events may land a moment after the status that shows the failure.
+const EVENTS_LAG: Duration = Duration::from_secs(2);
+
+/// `: <reason>: <message>; …` of the pod's warning events, or empty when none came within
+/// [`EVENTS_LAG`].
 async fn pod_events(conn: &Connection, namespace: &str, pod: &str) -> String {
+    let deadline = tokio::time::Instant::now() + EVENTS_LAG;
+    loop {
+        let events = pod_warnings(conn, namespace, pod).await;
+        if !events.is_empty() || tokio::time::Instant::now() >= deadline {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `: <reason>: <message>; …` of the pod's warning events now, or empty.
+async fn pod_warnings(conn: &Connection, namespace: &str, pod: &str) -> String {
     let events: Api<Event> = Api::namespaced(conn.client.clone(), namespace);
     let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
     let Ok(list) = events.list(&params).await else {
@@ -346,7 +363,7 @@ async fn describe_unready_pods(conn: &Connection, namespace: &str, name: &str) -
             .as_ref()
             .and_then(|s| s.phase.clone())
             .unwrap_or_default();
-        let events = pod_events(conn, namespace, &pod_name).await;
+        let events = pod_warnings(conn, namespace, &pod_name).await;
         lines.push(format!("\n  pod {pod_name} is not ready ({phase}){events}"));
     }
     lines.concat()
