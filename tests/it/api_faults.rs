@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::control_plane::{members, stderr, succeeded, until};
+use crate::control_plane::{members, members_of_kinds, stderr, succeeded, until};
 use crate::support;
 use crate::support::api_front::{pauses_after, Answered, ApiFront, Policy};
 use crate::support::apps::example_copy;
@@ -870,19 +870,7 @@ fn generations_of(rig: &Rig, ns: &str) -> String {
 fn members_of(rig: &Rig, ns: &str) -> Vec<String> {
     let kinds = "secrets,ocirepositories.source.toolkit.fluxcd.io,\
                  kustomizations.kustomize.toolkit.fluxcd.io";
-    let listed = rig.kubectl_ok(&[
-        "get",
-        kinds,
-        "-n",
-        ns,
-        "-l",
-        "applyset.kubernetes.io/part-of",
-        "-o",
-        "name",
-    ]);
-    let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
-    names.sort();
-    names
+    members_of_kinds(rig, ns, kinds)
 }
 
 /// The front's policy: the first `gets` GETs answered 429, the first `patches` PATCHes 429 and

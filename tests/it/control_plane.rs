@@ -106,9 +106,14 @@ impl UpCase {
 
 /// What the app's ApplySet holds: the objects labelled part of it, by kind and name.
 pub(crate) fn members(rig: &Rig, ns: &str) -> Vec<String> {
+    members_of_kinds(rig, ns, "spinapps,secrets,services,deployments")
+}
+
+/// The objects of `kinds` in `ns` labelled part of an ApplySet, by kind and name, sorted.
+pub(crate) fn members_of_kinds(rig: &Rig, ns: &str, kinds: &str) -> Vec<String> {
     let listed = rig.kubectl_ok(&[
         "get",
-        "spinapps,secrets,services,deployments",
+        kinds,
         "-n",
         ns,
         "-l",

@@ -26,21 +26,7 @@ use test_pki::{KeyKind, Leaf, Pki, SUBJECT_BASE};
 
 /// The notation binary scripts/build-notation.sh built, or a skip (a failure under CI).
 pub(crate) fn notation_binary() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-notation.sh");
-    let output = Command::new("bash")
-        .arg(script)
-        .arg("--check")
-        .output()
-        .unwrap();
-    if !output.status.success() {
-        support::skip(
-            "notation is not built (scripts/test.sh builds it: scripts/build-notation.sh)",
-        );
-        return None;
-    }
-    Some(PathBuf::from(
-        String::from_utf8(output.stdout).unwrap().trim(),
-    ))
+    support::built_tool("build-notation.sh", "notation")
 }
 
 /// An app image pushed to the registry: its repository reference and manifest descriptor.

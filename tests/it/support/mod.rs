@@ -175,6 +175,27 @@ pub fn spread<T: Copy>(points: &[T], count: usize, seed: u64) -> Vec<T> {
 /// The one way a test skips: under `CI=true` it fails (CI must never pass by skipping); elsewhere
 /// it says so on stderr and appends `it::<area>::<test>: <why>` to `<target tmp>/skipped-tests`,
 /// which `scripts/test.sh` counts and lists after the run. The caller then returns.
+/// The binary that `scripts/<script> --check` names (a tool built from the Go module proxy and
+/// cached outside the clone), or a skip (a failure under CI) saying that `what` is not built.
+pub fn built_tool(script: &str, what: &str) -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    let output = std::process::Command::new("bash")
+        .arg(path)
+        .arg("--check")
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        skip(&format!(
+            "{what} is not built (scripts/test.sh builds it: scripts/{script})"
+        ));
+        return None;
+    }
+    let named = String::from_utf8(output.stdout).unwrap();
+    Some(std::path::PathBuf::from(named.trim()))
+}
+
 pub fn skip(why: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{why}: required under CI=true");

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,19 +20,7 @@ pub struct Toxiproxy {
 
 /// The binary scripts/build-toxiproxy.sh built, or a skip (a failure under CI).
 fn binary() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-toxiproxy.sh");
-    let output = Command::new("bash")
-        .arg(script)
-        .arg("--check")
-        .output()
-        .unwrap();
-    if !output.status.success() {
-        super::skip("toxiproxy is not built (scripts/install-test-tools.sh builds it: scripts/build-toxiproxy.sh)");
-        return None;
-    }
-    Some(PathBuf::from(
-        String::from_utf8(output.stdout).unwrap().trim(),
-    ))
+    super::built_tool("build-toxiproxy.sh", "toxiproxy")
 }
 
 fn free_port() -> u16 {
