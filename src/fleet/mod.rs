@@ -456,15 +456,7 @@ async fn aks_cluster(
     let arm = Arm::from_env()?;
     let cluster =
         choose::resolve_cluster(&arm, selector, ctx.store.state(), Mode::Defaults).await?;
-    let waiting = |state: &str| {
-        out.info(format!(
-            "the Flux cluster extension on {} is {state}: waiting for that operation to end",
-            cluster.name
-        ))
-    };
-    let installed = (arm.settled_flux_extension(&cluster, waiting))
-        .await?
-        .is_some_and(|e| e["properties"]["provisioningState"] == "Succeeded");
+    let installed = (arm.flux_extension_succeeded(&cluster, |line| out.info(line))).await?;
     if !installed {
         out.info(format!(
             "enabling the Flux cluster extension on {} (a few minutes)",

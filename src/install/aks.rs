@@ -64,15 +64,7 @@ pub async fn prepare(aks: &Aks, dry_run: bool, out: &Output) -> anyhow::Result<A
         ));
     }
     let mut changes = AksChanges::default();
-    let waiting = |state: &str| {
-        out.info(format!(
-            "the Flux cluster extension on {} is {state}: waiting for that operation to end",
-            aks.cluster.name
-        ))
-    };
-    let installed = (arm.settled_flux_extension(&aks.cluster, waiting))
-        .await?
-        .is_some_and(|e| e["properties"]["provisioningState"] == "Succeeded");
+    let installed = (arm.flux_extension_succeeded(&aks.cluster, |line| out.info(line))).await?;
     if !installed {
         out.info(format!(
             "enabling the Flux cluster extension on {} (a few minutes)",

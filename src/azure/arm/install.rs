@@ -42,13 +42,30 @@ impl Arm {
 
     /// The Flux extension on the cluster once no operation runs on it (a run killed after its
     /// write, another client), or `None` when it has none (404); `waiting` is told the state once.
-    pub async fn settled_flux_extension(
+    async fn settled_flux_extension(
         &self,
         cluster: &ClusterRef,
         waiting: impl Fn(&str),
     ) -> anyhow::Result<Option<Value>> {
         let url = self.url(&extension_path(cluster)?, versions::EXTENSIONS)?;
         self.settled(&url, waiting).await
+    }
+
+    /// Whether the cluster's Flux extension is there and `Succeeded`, once no operation runs on
+    /// it; `tell` gets one line when it waits for one.
+    pub async fn flux_extension_succeeded(
+        &self,
+        cluster: &ClusterRef,
+        tell: impl Fn(String),
+    ) -> anyhow::Result<bool> {
+        let waiting = |state: &str| {
+            tell(format!(
+                "the Flux cluster extension on {} is {state}: waiting for that operation to end",
+                cluster.name
+            ))
+        };
+        let extension = self.settled_flux_extension(cluster, waiting).await?;
+        Ok(extension.is_some_and(|e| e["properties"]["provisioningState"] == "Succeeded"))
     }
 
     /// The cluster's Deployment Safeguards (`deploymentSafeguards/default`), or `None` when it has
