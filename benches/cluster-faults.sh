@@ -7,10 +7,10 @@
 #   helm       `helm upgrade --install --wait` of the chart `spin-aks scaffold --type helm` writes,
 #              with the same Secret added to its templates.
 # Faults, each in a fresh namespace per tool and run:
-#   a. kube-apiserver SIGKILLed KILL_AFTER seconds (default 0.5) after the command starts,
-#      started again 5 s later;
-#   b. kube-apiserver SIGSTOPped 5 s during the rollout wait (the controller manager is stopped
-#      first, so the rollout cannot end before; the pause starts once the SpinApp exists);
+#   a. kube-apiserver SIGKILLed during the rollout wait, started again 5 s later (the controller
+#      manager is stopped first, so the rollout cannot end before; the kill comes once the
+#      SpinApp exists, a point each tool reaches by its own write, not by the clock);
+#   b. kube-apiserver SIGSTOPped 5 s the same way;
 #   c. etcd SIGSTOPped 5 s the same way.
 # A run that fails is run again once, without a fault. Counted per tool and fault: finished on
 # its own, finished after one re-run, data lost (after the re-run: the SpinApp or the Secret
@@ -21,7 +21,6 @@
 #   SPIN_AKS_BIN=target/debug/spin-aks: use that binary instead of a release build.
 set -euo pipefail
 runs=${RUNS:-3}
-kill_after=${KILL_AFTER:-0.5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=benches/lib.sh
 source "$root/benches/lib.sh"
@@ -107,32 +106,26 @@ intact() {
   fi
 }
 
-# run_fault FAULT TOOL NS: starts the deployment, applies the fault; the deployment's exit code.
+# run_fault FAULT TOOL NS: starts the deployment and, once its SpinApp exists, applies the fault
+# while the rollout cannot end; the deployment's exit code.
 run_fault() {
-  local fault=$1 tool=$2 ns=$3 pid code=0 part
+  local fault=$1 tool=$2 ns=$3 pid code=0
+  signal kube_controller_manager STOP
+  deploy "$tool" "$ns" >"$work/out" 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do
+    kubectl get spinapp hello-aks -n "$ns" >/dev/null 2>&1 && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
   case "$fault" in
-    a)
-      deploy "$tool" "$ns" >"$work/out" 2>&1 &
-      pid=$!
-      sleep "$kill_after"
-      kill_and_restart kube_apiserver 5
-      wait "$pid" || code=$?
-      ready ;;
-    b|c)
-      part=kube_apiserver; [ "$fault" = c ] && part=etcd
-      signal kube_controller_manager STOP
-      deploy "$tool" "$ns" >"$work/out" 2>&1 &
-      pid=$!
-      for _ in $(seq 600); do
-        kubectl get spinapp hello-aks -n "$ns" >/dev/null 2>&1 && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-      done
-      signal "$part" STOP; sleep 5; signal "$part" CONT
-      signal kube_controller_manager CONT
-      wait "$pid" || code=$?
-      ready ;;
+    a) kill_and_restart kube_apiserver 5; ready ;;
+    b) signal kube_apiserver STOP; sleep 5; signal kube_apiserver CONT ;;
+    c) signal etcd STOP; sleep 5; signal etcd CONT ;;
   esac
+  signal kube_controller_manager CONT
+  wait "$pid" || code=$?
+  ready
   return "$code"
 }
 
@@ -173,7 +166,7 @@ done
 
 describe() {
   case "$1" in
-    a) echo "kube-apiserver SIGKILLed ${kill_after} s after the start, back 5 s later" ;;
+    a) echo "kube-apiserver SIGKILLed during the rollout wait, back 5 s later" ;;
     b) echo "kube-apiserver SIGSTOPped 5 s during the rollout wait" ;;
     c) echo "etcd SIGSTOPped 5 s during the rollout wait" ;;
   esac

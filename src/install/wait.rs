@@ -305,7 +305,12 @@ pub async fn workloads_available(
                 watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e),
             )) => {
                 let action = ApiCall::new("watch", "deployments", Some(namespace));
-                return Err(explain(e, conn, action));
+                let message = unanswered_watch(e, conn, action)?;
+                if message != last {
+                    progress(&message);
+                    last = message;
+                }
+                continue;
             }
             // A broken watch is started again by the watcher.
             Some(Err(_)) => continue,
@@ -396,15 +401,33 @@ fn condition<'a>(status: &'a Value, kind: &str) -> Option<(&'a str, &'a str)> {
         })
 }
 
-/// A status a later try may not see (408, 429, 5xx).
-fn transient(code: u16) -> bool {
-    http::StatusCode::from_u16(code).is_ok_and(crate::retry::is_transient_status)
+/// A list or watch the API server would not start, after the request's own retries: one answered
+/// 408, 429 or 5xx — an API server starting again ("before all known HTTP paths have been
+/// installed") or shedding load — is the waiting message, and the watcher tries again after a
+/// pause, within the caller's deadline; any other refusal is the error, explained.
+fn unanswered_watch(
+    e: kube::Error,
+    conn: &Connection,
+    action: ApiCall<'_>,
+) -> anyhow::Result<String> {
+    match e {
+        kube::Error::Api(status)
+            if http::StatusCode::from_u16(status.code)
+                .is_ok_and(crate::retry::is_transient_status) =>
+        {
+            Ok(format!(
+                "the API server answered {}: {}",
+                status.code, status.message
+            ))
+        }
+        e => Err(explain(e, conn, action)),
+    }
 }
 
 /// Watches object `name` of `api` until `until` says it is done or failed, or `timeout` passes,
 /// reporting each new waiting message: the change is seen as the API server sends it, where a
-/// poll would see it up to one interval late. A list or watch the server refuses fails at once;
-/// one it answers 429 or 5xx (after the request's own retries) is tried again until `timeout`.
+/// poll would see it up to one interval late. A list or watch the server would not start is
+/// judged by [`unanswered_watch`]: tried again until `timeout` when transient, else fatal.
 async fn watch_until(
     conn: &Connection,
     api: &Api<DynamicObject>,
@@ -439,21 +462,10 @@ async fn watch_until(
             Some(Ok(Event::Init)) => continue,
             Some(Err(
                 watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e),
-            )) => match e {
-                // An API server starting again ("before all known HTTP paths have been
-                // installed") or shedding load answers 503 or 429 beyond the request's own
-                // retries: the watcher tries again after a pause, within the deadline.
-                kube::Error::Api(status) if transient(status.code) => {
-                    format!(
-                        "the API server answered {}: {}",
-                        status.code, status.message
-                    )
-                }
-                e => {
-                    let action = ApiCall::new("watch", action.resource, action.namespace);
-                    return Err(explain(e, conn, action));
-                }
-            },
+            )) => {
+                let action = ApiCall::new("watch", action.resource, action.namespace);
+                unanswered_watch(e, conn, action)?
+            }
             // A broken watch is started again by the watcher.
             Some(Err(_)) => continue,
             None => anyhow::bail!("the watch on {name} ended: {last}"),

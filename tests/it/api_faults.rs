@@ -1,9 +1,9 @@
 //! API-server faults under a running command, injected by Toxiproxy (TCP: cut, reset, stalled and
 //! slow streams) in front of a rig's API server or between it and etcd, by the rig (the server
 //! killed and restarted, paused), by an HTTPS front answering 429 and 503 with `Retry-After`, and
-//! by a relay that forgets its connections (they go silent for good). Each command finishes on
-//! its own; the re-run converges with the same ApplySet members and the Secret intact.
-//! `RELIABILITY_RUNS` times each.
+//! by a relay that forgets its connections (they go silent for good), done to `apply`, `up`,
+//! `cluster install` and `fleet add`. Each command finishes on its own; the re-run converges with
+//! the same ApplySet members and the Secret intact. `RELIABILITY_RUNS` times each.
 
 use std::path::Path;
 use std::process::Output;
@@ -138,12 +138,28 @@ fn apply_args<'a>(ns: &'a str, image: &'a str) -> Vec<&'a str> {
     args
 }
 
-/// Runs `apply` with `kubeconfig` (through the proxy); asserts it finished and a re-run converges.
-fn apply_converges(rig: &Rig, home: &Path, app: &Path, kubeconfig: &Path, ns: &str, image: &str) {
+/// `up` of the example into `ns`, pushed to `reference`, its rollout waited for at most 2 min.
+fn up_args<'a>(ns: &'a str, reference: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["up", "--output", "json", reference, "-n", ns];
+    args.extend(["--secret", "api_token=x", "--timeout", "120s"]);
+    args
+}
+
+/// What a report says of the apply: an `apply` report itself, an `up` report's `apply`.
+fn applied(report: &Value) -> &Value {
+    match report.get("apply") {
+        Some(apply) => apply,
+        None => report,
+    }
+}
+
+/// Runs the command of `args` again with `kubeconfig`; asserts it finished with every object
+/// `unchanged`.
+fn apply_converges(rig: &Rig, home: &Path, app: &Path, kubeconfig: &Path, args: &[&str]) {
     let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
-    let again = spawn_on(rig, home, app, &env, &apply_args(ns, image));
+    let again = spawn_on(rig, home, app, &env, args);
     let again = succeeded(&again.wait_with_output().unwrap());
-    let actions: Vec<&str> = again["objects"]
+    let actions: Vec<&str> = applied(&again)["objects"]
         .as_array()
         .unwrap_or_else(|| panic!("{again}"))
         .iter()
@@ -153,8 +169,11 @@ fn apply_converges(rig: &Rig, home: &Path, app: &Path, kubeconfig: &Path, ns: &s
 }
 
 #[test]
-fn apply_rides_out_cut_reset_stalled_slow_and_throttled_api_server_streams() {
+fn apply_and_up_ride_out_cut_reset_stalled_slow_and_throttled_api_server_streams() {
     let Some(toxiproxy) = Toxiproxy::start() else {
+        return;
+    };
+    let Some(registry) = crate::support::registry::Registry::open() else {
         return;
     };
     let Some(own) = private_rig() else { return };
@@ -162,52 +181,63 @@ fn apply_rides_out_cut_reset_stalled_slow_and_throttled_api_server_streams() {
     let home = tempfile::tempdir().unwrap();
     let kubeconfig = own.kubeconfig_via(proxy.port, home.path());
     let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let reference = format!("{}/hello-aks", registry.host());
     for run in 1..=support::reliability_runs() {
         for (n, fault) in TcpFault::ALL.into_iter().enumerate() {
-            eprintln!("apply run {run}: {fault:?}");
-            let app = example_copy(&home.path().join(format!("{run}-{n}")));
-            let ns = own.namespace(&format!("{fault:?}").to_lowercase());
-            let image = fake_image(40 + n as u8);
-            // No rollout progresses while the controller manager is stopped: the fault is sure
-            // to fall inside the wait.
-            own.signal("kube_controller_manager", "STOP");
-            let toxics = fault.throughout(&proxy);
-            let started = Instant::now();
-            let apply = spawn_on(&own, home.path(), &app, &env, &apply_args(&ns, &image));
-            until("the SpinApp is applied", || {
-                own.kubectl()
-                    .args(["get", "spinapp", "hello-aks", "-n", &ns])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            });
-            let nudge = || {
-                own.kubectl_ok(&[
-                    "annotate",
-                    "--overwrite",
-                    "spinapp",
-                    "hello-aks",
-                    "-n",
-                    &ns,
-                    &format!("spin-aks-test/nudge={run}"),
-                ]);
-            };
-            let resume = || {
-                own.signal("kube_controller_manager", "CONT");
-                until("the rollout is done", || rolled_out(&own, &ns));
-            };
-            fault.inject(&proxy, &nudge, &resume);
-            let output = apply.wait_with_output().unwrap();
-            let took = started.elapsed();
-            toxics.iter().for_each(|t| proxy.remove(t));
-            let report = succeeded(&output);
-            eprintln!("apply run {run}: {fault:?} finished on its own in {took:.1?}");
-            assert_eq!(report["rollout"]["ready"], 2, "{report}");
-            assert!(took >= fault.held(), "{fault:?} not felt: {took:?}");
-            assert_eq!(own.running_image(&ns, "hello-aks"), image);
-            let (before, token) = (members(&own, &ns), secret_token(&own, &ns));
-            apply_converges(&own, home.path(), &app, &kubeconfig, &ns, &image);
-            assert_eq!(members(&own, &ns), before, "{}", stderr(&output));
-            assert_eq!(secret_token(&own, &ns), token);
+            for command in ["apply", "up"] {
+                eprintln!("{command} run {run}: {fault:?}");
+                let app = example_copy(&home.path().join(format!("{run}-{n}-{command}")));
+                let ns = own.namespace(&format!("{command}-{fault:?}").to_lowercase());
+                let image = fake_image(40 + n as u8);
+                let args = match command {
+                    "apply" => apply_args(&ns, &image),
+                    _ => up_args(&ns, &reference),
+                };
+                // No rollout progresses while the controller manager is stopped: the fault is
+                // sure to fall inside the wait.
+                own.signal("kube_controller_manager", "STOP");
+                let toxics = fault.throughout(&proxy);
+                let started = Instant::now();
+                let child = spawn_on(&own, home.path(), &app, &env, &args);
+                until("the SpinApp is applied", || {
+                    own.kubectl()
+                        .args(["get", "spinapp", "hello-aks", "-n", &ns])
+                        .output()
+                        .is_ok_and(|o| o.status.success())
+                });
+                let nudge = || {
+                    own.kubectl_ok(&[
+                        "annotate",
+                        "--overwrite",
+                        "spinapp",
+                        "hello-aks",
+                        "-n",
+                        &ns,
+                        &format!("spin-aks-test/nudge={run}"),
+                    ]);
+                };
+                let resume = || {
+                    own.signal("kube_controller_manager", "CONT");
+                    until("the rollout is done", || rolled_out(&own, &ns));
+                };
+                fault.inject(&proxy, &nudge, &resume);
+                let output = child.wait_with_output().unwrap();
+                let took = started.elapsed();
+                toxics.iter().for_each(|t| proxy.remove(t));
+                let report = succeeded(&output);
+                eprintln!("{command} run {run}: {fault:?} finished on its own in {took:.1?}");
+                assert_eq!(applied(&report)["rollout"]["ready"], 2, "{report}");
+                assert!(took >= fault.held(), "{fault:?} not felt: {took:?}");
+                let running = applied(&report)["image"].as_str().unwrap().to_string();
+                if command == "apply" {
+                    assert_eq!(running, image);
+                }
+                assert_eq!(own.running_image(&ns, "hello-aks"), running);
+                let (before, token) = (members(&own, &ns), secret_token(&own, &ns));
+                apply_converges(&own, home.path(), &app, &kubeconfig, &args);
+                assert_eq!(members(&own, &ns), before, "{}", stderr(&output));
+                assert_eq!(secret_token(&own, &ns), token);
+            }
         }
         throttled_apply(&own, home.path(), run);
         forgotten_apply(&own, home.path(), run);
@@ -262,7 +292,7 @@ fn forgotten_apply(rig: &Rig, home: &Path, run: usize) {
     );
     assert_eq!(rig.running_image(&ns, "hello-aks"), image);
     let (before, token) = (members(rig, &ns), secret_token(rig, &ns));
-    apply_converges(rig, home, &app, &kubeconfig, &ns, &image);
+    apply_converges(rig, home, &app, &kubeconfig, &apply_args(&ns, &image));
     assert_eq!(members(rig, &ns), before);
     assert_eq!(secret_token(rig, &ns), token);
 }
@@ -287,7 +317,7 @@ fn throttled_apply(rig: &Rig, home: &Path, run: usize) {
     );
     assert_eq!(report["rollout"]["ready"], 2, "{report}");
     let (before, token) = (members(rig, &ns), secret_token(rig, &ns));
-    apply_converges(rig, home, &app, &rig.kubeconfig, &ns, &image);
+    apply_converges(rig, home, &app, &rig.kubeconfig, &apply_args(&ns, &image));
     assert_eq!(members(rig, &ns), before);
     assert_eq!(secret_token(rig, &ns), token);
 }
@@ -457,6 +487,80 @@ fn cluster_install_rides_out_cuts_resets_throttling_and_a_restarted_or_paused_ap
         assert_eq!(changed(&again), Vec::<Value>::new(), "{again}");
         assert_eq!(applyset_members(&own, kinds), members);
         assert_eq!(secrets_of(&own, "spin-aks"), secrets);
+        uninstall();
+
+        // The waits' lists refused beyond a request's tries (10 with Retry-After): the first 12
+        // lists of the HelmReleases and of a release's Deployments answered 503. Each wait takes
+        // it as the API server still starting, says so and lists again; the install finishes.
+        eprintln!("cluster install run {run}: the waits' lists refused 12 times each");
+        let front = ApiFront::start(&own, refused_lists(12));
+        let started = Instant::now();
+        let output = install_with(&front.kubeconfig, &[])
+            .wait_with_output()
+            .unwrap();
+        let report = succeeded(&output);
+        let seen = front.seen();
+        for kind in ["helmreleases", "deployments"] {
+            let mut lists = std::collections::BTreeMap::<String, (usize, usize)>::new();
+            for s in &seen {
+                if let Some(list) = waits_list(&s.path, kind) {
+                    let (refused, answered) = lists.entry(list).or_default();
+                    match s.status {
+                        503 => *refused += 1,
+                        _ => *answered += 1,
+                    }
+                }
+            }
+            assert!(!lists.is_empty(), "no {kind} listed: {seen:#?}");
+            // Each list refused 12 times, then answered: 10 tries of one request, then the
+            // wait's next list.
+            for (list, (refused, answered)) in &lists {
+                assert_eq!((*refused, *answered > 0), (12, true), "{list}");
+            }
+        }
+        assert!(
+            stderr(&output).contains("the API server answered 503"),
+            "{}",
+            stderr(&output)
+        );
+        eprintln!(
+            "cluster install run {run}: lists refused, finished on its own in {:.1?}",
+            started.elapsed()
+        );
+        assert!(!applyset_members(&own, kinds).is_empty(), "{report}");
+        uninstall();
+
+        // The connections open while the install waits forgotten, as by a load balancer that
+        // lost its state: pinged after 2 s of silence, each dead one is closed and its watch
+        // resumed on a new one. Without the pings the waits would sit out `--timeout` (5 min).
+        eprintln!("cluster install run {run}: connections forgotten");
+        let relay = WatchCutter::passing(own.server_port());
+        let relayed = own.kubeconfig_via(relay.port, home.path());
+        let first = install_with(&relayed, &[("SPIN_AKS_API_PING_SECONDS", "2")]);
+        until("the cert-manager HelmRelease is applied", || {
+            own.kubectl()
+                .args(["get", "helmrelease", "cert-manager", "-n", "spin-aks"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        let forgotten = Instant::now();
+        relay.forget();
+        let output = first.wait_with_output().unwrap();
+        let took = forgotten.elapsed();
+        let report = succeeded(&output);
+        eprintln!(
+            "cluster install run {run}: connections forgotten, finished on its own {took:.1?} after"
+        );
+        assert!(
+            relay.dropped() > 0,
+            "no forgotten connection carried a byte"
+        );
+        assert!(
+            took < Duration::from_secs(200),
+            "{took:?}: {}",
+            stderr(&output)
+        );
+        assert!(!applyset_members(&own, kinds).is_empty(), "{report}");
         uninstall();
 
         // Down 12 s against a 2 s outage budget: exit 1 naming the step, and a re-run finishes
@@ -887,6 +991,35 @@ fn throttling(gets: usize, patches: usize) -> Box<Policy> {
     })
 }
 
+/// The front's policy: each list (not watch) of the HelmReleases and of Deployments across a
+/// namespace — each wait's own list — answered 503 with `Retry-After: 1` its first `times` times.
+fn refused_lists(times: usize) -> Box<Policy> {
+    let counts = std::sync::Mutex::new(std::collections::HashMap::<String, usize>::new());
+    Box::new(move |_, method, path| {
+        let list = ["helmreleases", "deployments"]
+            .iter()
+            .find_map(|kind| (method == "GET").then(|| waits_list(path, kind)).flatten())?;
+        let mut counts = counts.lock().unwrap();
+        let count = counts.entry(list).or_default();
+        *count += 1;
+        (*count <= times).then_some((503, 1))
+    })
+}
+
+/// The list of `kind` that `path` asks for as one of the install's waits makes it — HelmReleases
+/// by name, a namespace's Deployments all at once: its path and selector; `None` for a watch or
+/// another request.
+fn waits_list(path: &str, kind: &str) -> Option<String> {
+    let (resource, query) = path.split_once('?').unwrap_or((path, ""));
+    let listed = resource.ends_with(&format!("/{kind}")) && !query.contains("watch=");
+    let selector = query.split('&').find(|p| p.starts_with("fieldSelector="));
+    let ours = match kind {
+        "deployments" => listed && !query.contains("Selector"),
+        _ => listed && selector.is_some_and(|s| s.contains("metadata.name")),
+    };
+    ours.then(|| format!("{resource}?{}", selector.unwrap_or_default()))
+}
+
 /// Asserts the front refused `refused` requests and each was sent again no sooner than its
 /// `Retry-After` (1 s); how many requests the front saw in all.
 fn honoured(front: &ApiFront, refused: usize) -> usize {
@@ -1009,7 +1142,13 @@ fn apply_rides_out_slow_cut_and_stalled_etcd_streams() {
             assert_eq!(report["rollout"]["ready"], 2, "{report}");
             assert_eq!(own.running_image(&ns, "hello-aks"), image);
             let (before, token) = (members(&own, &ns), secret_token(&own, &ns));
-            apply_converges(&own, home.path(), &app, &own.kubeconfig, &ns, &image);
+            apply_converges(
+                &own,
+                home.path(),
+                &app,
+                &own.kubeconfig,
+                &apply_args(&ns, &image),
+            );
             assert_eq!(members(&own, &ns), before, "{}", stderr(&output));
             assert_eq!(secret_token(&own, &ns), token);
         }

@@ -70,11 +70,24 @@ impl std::ops::Deref for PrivateRig {
 }
 
 impl Drop for PrivateRig {
+    /// Stops the rig and removes it; the logs of a rig whose test failed are kept, moved to
+    /// `target/tmp/failed-rigs/`, and their place printed.
     fn drop(&mut self) {
         let _ = Command::new("bash")
             .arg(repo().join("scripts/kube-rig/stop.sh"))
             .arg(&self.0.dir)
             .status();
+        if std::thread::panicking() {
+            let kept = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("failed-rigs")
+                .join(self.0.dir.file_name().unwrap());
+            let moved = std::fs::create_dir_all(&kept)
+                .and_then(|()| std::fs::rename(self.0.dir.join("logs"), kept.join("logs")));
+            match moved {
+                Ok(()) => eprintln!("the failed test's rig logs: {}", kept.display()),
+                Err(e) => eprintln!("the failed test's rig logs were not kept: {e}"),
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.0.dir);
     }
 }
