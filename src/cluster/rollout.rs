@@ -39,7 +39,14 @@ pub struct Expected<'a> {
     pub applied: ApiResource,
 }
 
-/// Waits until Deployment `name` runs the expected image (when given) on all its replicas. When
+/// After how long without an event a wait reads what it waits for itself. A watch can stay open
+/// and quiet while its objects change: an API server that has just restarted serves it from a
+/// watch cache that may lag for minutes (helm-controller's cache lagged with it: "failed to wait
+/// for object to sync in-cache after patching"), where a read goes to etcd.
+pub const RECHECK: Duration = Duration::from_secs(5);
+
+/// Waits until Deployment `name` runs the expected image (when given) on all its replicas, read
+/// again after [`RECHECK`] without an event. When
 /// the object this run applied is changed to name another image (a later run's apply), the wait
 /// ends at once with an error that says which image superseded this run's.
 pub async fn wait(
@@ -55,7 +62,7 @@ pub async fn wait(
     let image = expected.as_ref().map(|e| e.image);
     let by_name = || watcher::Config::default().fields(&format!("metadata.name={name}"));
     let deployments: Api<Deployment> = Api::namespaced(conn.client.clone(), namespace);
-    let mut deployment_events = watcher(deployments, by_name())
+    let mut deployment_events = watcher(deployments.clone(), by_name())
         .default_backoff()
         .applied_objects()
         .boxed();
@@ -71,10 +78,20 @@ pub async fn wait(
     let mut last = format!(
         "Deployment {name} does not exist yet (is the operator running? `spin-aks cluster check`)"
     );
+    let mut quiet = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
     loop {
         tokio::select! {
-            event = deployment_events.next() => {
-                let Some(Ok(deployment)) = event else { continue };
+            deployment = async {
+                tokio::select! {
+                    event = deployment_events.next() => {
+                        quiet.reset();
+                        event.and_then(Result::ok)
+                    }
+                    // Nothing heard for a while: the Deployment as it is now, read.
+                    _ = quiet.tick() => deployments.get_opt(name).await.ok().flatten(),
+                }
+            } => {
+                let Some(deployment) = deployment else { continue };
                 match assess(&deployment, image) {
                     RolloutProgress::Done { ready, desired } => {
                         return Ok(Rollout { ready, desired, seconds: started.elapsed().as_secs_f64() });

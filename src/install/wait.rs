@@ -15,6 +15,7 @@ use super::objects::{chart_name, NAMESPACE};
 use crate::cluster::apply::FIELD_MANAGER;
 use crate::cluster::connect::Connection;
 use crate::cluster::errors::{explain, ApiCall};
+use crate::cluster::rollout::RECHECK;
 
 /// How often cert-manager's API is asked again while its webhook does not answer (there is
 /// nothing to watch for that).
@@ -23,6 +24,7 @@ const API_POLL: Duration = Duration::from_millis(250);
 const API_CHECK_ISSUER: &str = "spin-aks-api-check";
 /// How often a release's HelmChart is looked at for a pull error while the release is waited for.
 const CHART_POLL: Duration = Duration::from_secs(2);
+
 /// The `Ready` reasons of a Helm action that failed (helm-controller's v2 API).
 const FAILED_ACTIONS: [&str; 4] = [
     "InstallFailed",
@@ -242,9 +244,9 @@ const HELM_RELEASE_NAME: &str = "meta.helm.sh/release-name";
 
 /// Waits until every Deployment of Helm release `release` in `namespace` (those Helm annotated
 /// with its name) has every replica of its current generation available — what helm-controller's
-/// own wait checked, watched here rather than polled every 2 s. Called once the HelmRelease is
-/// Ready for its generation, so helm-controller has applied them all. A Deployment past its
-/// progress deadline fails at once.
+/// own wait checked, watched here rather than polled every 2 s (and listed after [`RECHECK`]
+/// without an event). Called once the HelmRelease is Ready for its generation, so helm-controller
+/// has applied them all. A Deployment past its progress deadline fails at once.
 pub async fn workloads_available(
     conn: &Connection,
     release: &str,
@@ -255,37 +257,54 @@ pub async fn workloads_available(
     let resource = ApiResource::erase::<Deployment>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(conn.client.clone(), namespace, &resource);
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut events = watcher(api, watcher::Config::default())
+    let mut events = watcher(api.clone(), watcher::Config::default())
         .default_backoff()
         .boxed();
     // Each Deployment of the release and where it stands; the list is complete once listed.
     let mut states = std::collections::BTreeMap::<String, Outcome>::new();
     let (mut listing, mut listed) = (std::collections::BTreeMap::new(), false);
     let mut last = String::new();
+    let ours = |object: &DynamicObject| {
+        let annotations = object.metadata.annotations.as_ref();
+        annotations
+            .and_then(|a| a.get(HELM_RELEASE_NAME))
+            .map(String::as_str)
+            == Some(release)
+    };
+    let outcome = |object: &DynamicObject| {
+        deployment_outcome(
+            object.metadata.generation,
+            &object.data["spec"],
+            &object.data["status"],
+        )
+    };
+    let name = |object: &DynamicObject| object.metadata.name.clone().unwrap_or_default();
+    let mut quiet = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
     loop {
         let event = tokio::select! {
-            event = events.next() => event,
+            event = events.next() => Some(event.ok_or_else(|| {
+                anyhow::anyhow!("the watch on the Deployments in {namespace} ended: {last}")
+            })?),
+            _ = quiet.tick() => {
+                // Nothing heard for a while: what the Deployments are now, read, not watched.
+                if let Ok(list) = api.list(&Default::default()).await {
+                    states = (list.items.iter().filter(|o| ours(o)))
+                        .map(|o| (name(o), outcome(o)))
+                        .collect();
+                    listed = true;
+                }
+                None
+            }
             _ = tokio::time::sleep_until(deadline) => anyhow::bail!(
                 "the Deployments of {release} in {namespace} were not available after {}s: {last}; see `kubectl get deployments -n {namespace}` and their pods' events",
                 timeout.as_secs()
             ),
         };
-        let ours = |object: &DynamicObject| {
-            let annotations = object.metadata.annotations.as_ref();
-            annotations
-                .and_then(|a| a.get(HELM_RELEASE_NAME))
-                .map(String::as_str)
-                == Some(release)
-        };
-        let outcome = |object: &DynamicObject| {
-            deployment_outcome(
-                object.metadata.generation,
-                &object.data["spec"],
-                &object.data["status"],
-            )
-        };
-        let name = |object: &DynamicObject| object.metadata.name.clone().unwrap_or_default();
+        if event.is_some() {
+            quiet.reset();
+        }
         match event {
+            None => {}
             Some(Ok(Event::Init)) => listing.clear(),
             Some(Ok(Event::InitApply(object))) if ours(&object) => {
                 listing.insert(name(&object), outcome(&object));
@@ -314,7 +333,6 @@ pub async fn workloads_available(
             }
             // A broken watch is started again by the watcher.
             Some(Err(_)) => continue,
-            None => anyhow::bail!("the watch on the Deployments in {namespace} ended: {last}"),
         }
         if !listed {
             continue;
@@ -426,7 +444,8 @@ fn unanswered_watch(
 
 /// Watches object `name` of `api` until `until` says it is done or failed, or `timeout` passes,
 /// reporting each new waiting message: the change is seen as the API server sends it, where a
-/// poll would see it up to one interval late. A list or watch the server would not start is
+/// poll would see it up to one interval late; after [`RECHECK`] without an event the object is
+/// read. A list or watch the server would not start is
 /// judged by [`unanswered_watch`]: tried again until `timeout` when transient, else fatal.
 async fn watch_until(
     conn: &Connection,
@@ -441,9 +460,18 @@ async fn watch_until(
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = watcher(api.clone(), config).default_backoff().boxed();
     let (mut last, mut seen) = (String::new(), false);
+    let mut quiet = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
     loop {
         let event = tokio::select! {
-            event = events.next() => event,
+            event = events.next() => {
+                quiet.reset();
+                event
+            }
+            // Nothing heard for a while: the object as it is now, read, not watched.
+            _ = quiet.tick() => match api.get_opt(name).await {
+                Ok(Some(object)) => Some(Ok(Event::Apply(object))),
+                _ => continue,
+            },
             _ = tokio::time::sleep_until(deadline) => {
                 anyhow::bail!("still not done after {}s: {last}", timeout.as_secs())
             }

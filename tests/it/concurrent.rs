@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -111,8 +111,12 @@ fn sixteen_apps_and_six_runs_of_two_more_at_once_share_a_cluster_registry_and_st
             alone.as_secs_f64(),
             together.as_secs_f64()
         );
-        // Every run ended on its own, well before the 3-minute rollout timeout.
-        assert!(together < Duration::from_secs(170), "{together:?}");
+        // Every run ended on its own, none by the 3-minute rollout timeout (a superseded run
+        // says so at once). Not timed: a loaded machine may take longer to roll 22 apps out.
+        for output in different.iter().chain(&same).chain(&twins) {
+            let err = String::from_utf8_lossy(&output.stderr);
+            assert!(!err.contains("did not finish within"), "{err}");
+        }
 
         // Different apps: each deployed, running its own image.
         for ((name, _), output) in apps.iter().zip(&different) {

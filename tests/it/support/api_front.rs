@@ -54,8 +54,19 @@ impl ApiFront {
         ApiFront::start_telling(rig, policy, Box::new(|_, _| {}))
     }
 
+    /// A front whose watches are answered 200 and then stay open and quiet for good, as an API
+    /// server's lagging watch cache serves them: every event is lost, the connection is alive.
+    /// Lists and reads pass.
+    pub fn muting_watches(rig: &Rig) -> ApiFront {
+        ApiFront::serve(rig, Box::new(|_, _, _| None), Box::new(|_, _| {}), true)
+    }
+
     /// As [`ApiFront::start`], telling `answered` of each request the API server answered.
     pub fn start_telling(rig: &Rig, policy: Box<Policy>, answered: Box<Answered>) -> ApiFront {
+        ApiFront::serve(rig, policy, answered, false)
+    }
+
+    fn serve(rig: &Rig, policy: Box<Policy>, answered: Box<Answered>, mute: bool) -> ApiFront {
         let dir = tempfile::tempdir().unwrap();
         let tls = super::loopback_tls::generate(dir.path(), "api-front");
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -98,7 +109,7 @@ impl ApiFront {
                             let n = counter.fetch_add(1, Ordering::SeqCst);
                             let hooks = (policy.as_ref(), answered.as_ref());
                             Ok::<_, hyper::Error>(
-                                answer(n, req, &client, &upstream, hooks, &log).await,
+                                answer(n, req, &client, &upstream, hooks, mute, &log).await,
                             )
                         }
                     });
@@ -159,7 +170,12 @@ fn upstream_client(pki: &Path) -> Upstream {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)
 }
 
-type Answer = Response<Either<Incoming, Full<Bytes>>>;
+/// A body that never sends a byte and never ends.
+type Quiet = http_body_util::StreamBody<
+    futures_util::stream::Pending<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>,
+>;
+
+type Answer = Response<Either<Incoming, Either<Full<Bytes>, Quiet>>>;
 
 async fn answer(
     n: usize,
@@ -167,6 +183,7 @@ async fn answer(
     client: &Upstream,
     upstream: &str,
     (policy, answered): (&Policy, &Answered),
+    mute: bool,
     log: &Mutex<Vec<Seen>>,
 ) -> Answer {
     let method = req.method().to_string();
@@ -198,7 +215,19 @@ async fn answer(
             .status(status)
             .header("content-type", "application/json")
             .header("retry-after", retry_after.to_string())
-            .body(Either::Right(Full::new(Bytes::from(body.to_string()))))
+            .body(Either::Right(Either::Left(Full::new(Bytes::from(
+                body.to_string(),
+            )))))
+            .unwrap();
+    }
+    if mute && path.contains("watch=true") {
+        record(200);
+        return Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Either::Right(Either::Right(
+                http_body_util::StreamBody::new(futures_util::stream::pending()),
+            )))
             .unwrap();
     }
     let (mut parts, body) = req.into_parts();
@@ -217,7 +246,7 @@ async fn answer(
             )));
             Response::builder()
                 .status(502)
-                .body(Either::Right(body))
+                .body(Either::Right(Either::Left(body)))
                 .unwrap()
         }
     }
