@@ -3,7 +3,9 @@
 set -uo pipefail
 run="$1"
 [ -f "$run/rig.env" ] || exit 0
-pids="$(sed -n 's/.*_pid=\([0-9]*\).*/\1/p' "$run/rig.env")"
+# The last pid recorded under each name: a part killed and started again (kill_and_restart) is
+# recorded again, and its old pid may since belong to another process.
+pids="$(awk -F= '/^[a-z_0-9]*_pid=[0-9]+$/ { last[$1] = $2 } END { for (k in last) print last[k] }' "$run/rig.env")"
 # shellcheck disable=SC2086
 kill $pids 2>/dev/null
 for _ in $(seq 50); do
