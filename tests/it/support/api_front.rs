@@ -17,7 +17,7 @@ use tokio_rustls::rustls;
 use super::rig::Rig;
 
 /// For request number `n` (from 0), its method and path: a status and its `Retry-After`
-/// seconds to answer instead of the API server, or `None` to pass it on.
+/// seconds (0: none) to answer instead of the API server, or `None` to pass it on.
 pub type Policy = dyn Fn(usize, &str, &str) -> Option<(u16, u64)> + Send + Sync;
 
 /// Told each request's method and path once the API server has answered it, before the client
@@ -211,10 +211,14 @@ async fn answer(
             "message": "the front refuses this request for now, please try again later",
             "reason": reason, "details": {"retryAfterSeconds": retry_after}, "code": status,
         });
-        return Response::builder()
+        let mut answer = Response::builder()
             .status(status)
-            .header("content-type", "application/json")
-            .header("retry-after", retry_after.to_string())
+            .header("content-type", "application/json");
+        // 0: no `Retry-After`, as a server that is starting answers.
+        if retry_after > 0 {
+            answer = answer.header("retry-after", retry_after.to_string());
+        }
+        return answer
             .body(Either::Right(Either::Left(Full::new(Bytes::from(
                 body.to_string(),
             )))))
