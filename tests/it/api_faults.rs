@@ -237,6 +237,7 @@ fn apply_and_up_ride_out_cut_reset_stalled_slow_and_throttled_api_server_streams
                 apply_converges(&own, home.path(), &app, &kubeconfig, &args);
                 assert_eq!(members(&own, &ns), before, "{}", stderr(&output));
                 assert_eq!(secret_token(&own, &ns), token);
+                own.drop_namespace(&ns);
             }
         }
         throttled_apply(&own, home.path(), run);
@@ -296,6 +297,7 @@ fn forgotten_apply(rig: &Rig, home: &Path, run: usize) {
     apply_converges(rig, home, &app, &kubeconfig, &apply_args(&ns, &image));
     assert_eq!(members(rig, &ns), before);
     assert_eq!(secret_token(rig, &ns), token);
+    rig.drop_namespace(&ns);
 }
 
 /// `apply` through a front whose watches stay open and quiet, as a restarted API server's
@@ -330,6 +332,7 @@ fn muted_apply(rig: &Rig, home: &Path, run: usize) {
     apply_converges(rig, home, &app, &rig.kubeconfig, &apply_args(&ns, &image));
     assert_eq!(members(rig, &ns), before);
     assert_eq!(secret_token(rig, &ns), token);
+    rig.drop_namespace(&ns);
 }
 
 /// `apply` through the HTTPS front: 3 GETs answered 429, 2 server-side applies 429 then 503,
@@ -355,6 +358,7 @@ fn throttled_apply(rig: &Rig, home: &Path, run: usize) {
     apply_converges(rig, home, &app, &rig.kubeconfig, &apply_args(&ns, &image));
     assert_eq!(members(rig, &ns), before);
     assert_eq!(secret_token(rig, &ns), token);
+    rig.drop_namespace(&ns);
 }
 
 /// A fault done to a command mid-way: a TCP fault of Toxiproxy's, or the rig's API server
@@ -1212,6 +1216,7 @@ fn apply_rides_out_slow_cut_and_stalled_etcd_streams() {
             );
             assert_eq!(members(&own, &ns), before, "{}", stderr(&output));
             assert_eq!(secret_token(&own, &ns), token);
+            own.drop_namespace(&ns);
         }
     }
 }

@@ -155,6 +155,13 @@ impl Rig {
         name
     }
 
+    /// Deletes namespace `ns` and what is in it, not waiting: a test that loops
+    /// (`RELIABILITY_RUNS`) frees its pods so the rig's two nodes (110 pods each, as AKS's
+    /// default) do not fill up over the runs.
+    pub fn drop_namespace(&self, ns: &str) {
+        self.kubectl_ok(&["delete", "namespace", ns, "--wait=false"]);
+    }
+
     /// A namespace without the executor (for the generated Deployment workload, or to create later).
     pub fn bare_namespace(&self, hint: &str) -> String {
         let n = NAMESPACES.fetch_add(1, Ordering::SeqCst);
