@@ -132,6 +132,17 @@ impl ApiFront {
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
+
+    /// How many watches came, asserting there was one (a muting front muted them all).
+    pub fn watches(&self) -> usize {
+        let seen = self.seen.lock().unwrap();
+        let watches = seen
+            .iter()
+            .filter(|s| s.path.contains("watch=true"))
+            .count();
+        assert!(watches > 0, "no watch went through the front");
+        watches
+    }
 }
 
 impl Drop for ApiFront {
