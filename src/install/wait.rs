@@ -80,6 +80,7 @@ pub async fn release_ready(
             Err(why) => why,
         },
         never = watch_chart => never,
+        never = recover_lost_ready(&api, name, progress) => match never {},
     };
     let pulled = chart_failure().await;
     Err(match pulled {
@@ -90,6 +91,73 @@ pub async fn release_ready(
             "the HelmRelease {NAMESPACE}/{name} did not become ready: {why:#}; see `kubectl describe helmrelease -n {NAMESPACE} {name}` and helm-controller's logs"
         ),
     })
+}
+
+/// Looks at HelmRelease `name` every [`RECHECK`] for the state helm-controller can leave after its
+/// cache fell behind the API server (one restarted, fluxcd/helm-controller#1409): the release
+/// recorded deployed with the desired chart and values, but the conditions patch, sent with the
+/// stale resourceVersion, refused, so `Ready` keeps "Running 'install' action…" and every later
+/// reconcile finds the release in sync and writes nothing. helm-controller leaves that state
+/// only through a forced upgrade (`flux reconcile helmrelease --force`'s annotations), asked for
+/// here, again if the forced upgrade ended the same way. Runs until dropped.
+async fn recover_lost_ready(
+    api: &Api<DynamicObject>,
+    name: &str,
+    progress: &dyn Fn(&str),
+) -> std::convert::Infallible {
+    let mut asked: Option<String> = None;
+    loop {
+        tokio::time::sleep(RECHECK).await;
+        let Ok(Some(object)) = api.get_opt(name).await else {
+            continue;
+        };
+        let status = &object.data["status"];
+        // Our request is still to be handled (helm-controller records it as it takes it).
+        let pending = asked
+            .as_deref()
+            .is_some_and(|token| status["lastHandledForceAt"].as_str() != Some(token));
+        if pending || !lost_ready(object.metadata.generation, status) {
+            continue;
+        }
+        let token = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+        let patch = Patch::Merge(json!({"metadata": {"annotations": {
+            "reconcile.fluxcd.io/requestedAt": token,
+            "reconcile.fluxcd.io/forceAt": token,
+        }}}));
+        if api
+            .patch(name, &PatchParams::default(), &patch)
+            .await
+            .is_ok()
+        {
+            progress("helm-controller recorded the release deployed but lost its Ready condition (fluxcd/helm-controller#1409); asked it to upgrade the release in place (`flux reconcile helmrelease --force`)");
+            asked = Some(token);
+        }
+    }
+}
+
+/// Whether a HelmRelease's `status` is helm-controller's lost `Ready`: its last Helm action,
+/// for the current generation, recorded deployed with the chart version and values digest it
+/// attempted, yet `Ready` still says the action runs, with no `Reconciling` (set beside it while
+/// an action really runs) and no `Released` (written before the history, in the same patch as
+/// `Ready=True`, so absent only when that patch was refused).
+fn lost_ready(generation: Option<i64>, status: &Value) -> bool {
+    let generation = generation.unwrap_or(0);
+    let latest = &status["history"][0];
+    let same = |ours: &str, theirs: &str| {
+        status[ours]
+            .as_str()
+            .is_some_and(|v| Some(v) == latest[theirs].as_str())
+    };
+    let progressing = (status["conditions"].as_array().into_iter().flatten())
+        .any(|c| c["type"] == "Ready" && c["status"] == "Unknown" && c["reason"] == "Progressing");
+    status["observedGeneration"].as_i64() == Some(generation)
+        && status["lastAttemptedGeneration"].as_i64() == Some(generation)
+        && latest["status"] == "deployed"
+        && same("lastAttemptedRevision", "chartVersion")
+        && same("lastAttemptedConfigDigest", "configDigest")
+        && progressing
+        && condition(status, "Reconciling").is_none()
+        && condition(status, "Released").is_none()
 }
 
 /// Waits until cert-manager's API takes an Issuer: a server-side dry run of a self-signed Issuer
@@ -546,6 +614,76 @@ mod tests {
                 expected,
                 "{status}"
             );
+        }
+    }
+
+    #[test]
+    fn a_lost_ready_is_a_deployed_history_for_the_attempt_with_ready_still_running() {
+        let lost = json!({
+            "observedGeneration": 3,
+            "lastAttemptedGeneration": 3,
+            "lastAttemptedRevision": "1.2.0",
+            "lastAttemptedConfigDigest": "sha256:aa",
+            "history": [
+                {"status": "deployed", "chartVersion": "1.2.0", "configDigest": "sha256:aa"},
+                {"status": "superseded", "chartVersion": "1.1.0", "configDigest": "sha256:aa"},
+            ],
+            "conditions": [{"type": "Ready", "status": "Unknown", "reason": "Progressing",
+                "message": "Running 'install' action with timeout of 5m0s"}],
+        });
+        assert!(lost_ready(Some(3), &lost));
+        let changed = |pointer: &str, value: Value| {
+            let mut status = lost.clone();
+            *status.pointer_mut(pointer).unwrap() = value;
+            status
+        };
+        let with = |condition: Value| {
+            let mut status = lost.clone();
+            status["conditions"].as_array_mut().unwrap().push(condition);
+            status
+        };
+        let not_lost = [
+            // A newer generation helm-controller has not acted on.
+            ("generation", lost.clone(), 4),
+            ("observed", changed("/observedGeneration", json!(2)), 3),
+            (
+                "attempted",
+                changed("/lastAttemptedGeneration", json!(2)),
+                3,
+            ),
+            // The action for a new chart or new values has not been recorded yet.
+            (
+                "chart",
+                changed("/lastAttemptedRevision", json!("1.3.0")),
+                3,
+            ),
+            (
+                "values",
+                changed("/lastAttemptedConfigDigest", json!("sha256:bb")),
+                3,
+            ),
+            ("failed", changed("/history/0/status", json!("failed")), 3),
+            ("no history", changed("/history", json!([])), 3),
+            ("ready", changed("/conditions/0/status", json!("True")), 3),
+            (
+                "other reason",
+                changed("/conditions/0/reason", json!("InstallSucceeded")),
+                3,
+            ),
+            // An action that really runs, or one whose outcome was written.
+            (
+                "running",
+                with(json!({"type": "Reconciling", "status": "True"})),
+                3,
+            ),
+            (
+                "released",
+                with(json!({"type": "Released", "status": "True"})),
+                3,
+            ),
+        ];
+        for (case, status, generation) in not_lost {
+            assert!(!lost_ready(Some(generation), &status), "{case}");
         }
     }
 

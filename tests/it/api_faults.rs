@@ -932,74 +932,43 @@ fn throttled_fleet_add_and_up(
     app: &Path,
     run: usize,
 ) {
-    // spawn_on's own kubeconfig goes straight to the API server.
-    let direct = [];
-    eprintln!("fleet add run {run}: 429/503 with Retry-After");
-    let front = ApiFront::start(rig, throttling(3, 2));
-    let through = [("KUBECONFIG", front.kubeconfig.to_str().unwrap())];
     let ns = rig.bare_namespace("fleet-throttled");
     let add = fleet_add_args(&ns);
     let add: Vec<&str> = add.iter().map(String::as_str).collect();
-    let started = Instant::now();
-    let report = succeeded(
-        &spawn_on(rig, home, app, &through, &add)
-            .wait_with_output()
-            .unwrap(),
-    );
-    let requests = honoured(&front, 5);
-    eprintln!(
-        "fleet add run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
-        started.elapsed()
-    );
+    let report = throttled(rig, home, app, run, "fleet add", &add);
     fleet_add_converges(rig, &ns, &report, &|| {
-        spawn_on(rig, home, app, &direct, &add)
+        spawn_on(rig, home, app, &[], &add)
             .wait_with_output()
             .unwrap()
     });
 
-    eprintln!("up run {run}: 429/503 with Retry-After");
-    let front = ApiFront::start(rig, throttling(3, 2));
-    let through = [("KUBECONFIG", front.kubeconfig.to_str().unwrap())];
     let ns = rig.namespace("up-throttled");
     let reference = format!("{}/hello-aks", registry.host());
-    let up = [
-        "up",
-        "--output",
-        "json",
-        &reference,
-        "-n",
-        &ns,
-        "--secret",
-        "api_token=x",
-    ];
-    let started = Instant::now();
-    let report = succeeded(
-        &spawn_on(rig, home, app, &through, &up)
-            .wait_with_output()
-            .unwrap(),
-    );
-    let requests = honoured(&front, 5);
-    eprintln!(
-        "up run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
-        started.elapsed()
-    );
-    let image = report["apply"]["image"].as_str().unwrap().to_string();
+    let up = up_args(&ns, &reference);
+    let report = throttled(rig, home, app, run, "up", &up);
+    let image = report["apply"]["image"].as_str().unwrap();
     assert_eq!(rig.running_image(&ns, "hello-aks"), image, "{report}");
     let (before, token) = (members(rig, &ns), secret_token(rig, &ns));
-    let again = succeeded(
-        &spawn_on(rig, home, app, &direct, &up)
-            .wait_with_output()
-            .unwrap(),
-    );
-    assert_eq!(again["apply"]["image"], image.as_str(), "{again}");
-    let actions = again["apply"]["objects"].as_array();
-    let actions = actions.unwrap_or_else(|| panic!("{again}"));
-    assert!(
-        actions.iter().all(|o| o["action"] == "unchanged"),
-        "{again}"
-    );
+    apply_converges(rig, home, app, &rig.kubeconfig, &up);
     assert_eq!(members(rig, &ns), before);
     assert_eq!(secret_token(rig, &ns), token);
+}
+
+/// Runs `spin-aks ARGS` through a front answering 3 GETs 429 and 2 server-side applies 429 then
+/// 503, with `Retry-After: 1`; asserts it finished and honoured each pause; its report.
+fn throttled(rig: &Rig, home: &Path, app: &Path, run: usize, what: &str, args: &[&str]) -> Value {
+    eprintln!("{what} run {run}: 429/503 with Retry-After");
+    let front = ApiFront::start(rig, throttling(3, 2));
+    let through = [("KUBECONFIG", front.kubeconfig.to_str().unwrap())];
+    let started = Instant::now();
+    let output = spawn_on(rig, home, app, &through, args);
+    let report = succeeded(&output.wait_with_output().unwrap());
+    let requests = honoured(&front, 5);
+    eprintln!(
+        "{what} run {run}: 429/503 finished on its own in {:.1?}, {requests} requests",
+        started.elapsed()
+    );
+    report
 }
 
 /// The generation of each of Flux's objects in `ns`: a spec change raises it.

@@ -254,6 +254,45 @@ fn install_on_a_bare_cluster_reconciles_every_stage_through_flux_and_a_rerun_cha
     assert!(changed.is_empty(), "a second install changed {changed:?}");
     assert!(report["labelled_nodes"].as_array().unwrap().is_empty());
 
+    // helm-controller's lost Ready (fluxcd/helm-controller#1409): when its cache fell behind a
+    // restarted API server, the conditions patch after a Helm action is refused while the history
+    // is written, and every later reconcile finds the release in sync and leaves `Ready` saying
+    // the action runs. That status, made here (a status write wakes no reconcile), is left by a
+    // forced upgrade the install asks for; without it the install waits out its timeout.
+    let release = |path: &str| {
+        let path = format!("jsonpath={{{path}}}");
+        rig.kubectl_ok(&[
+            "get",
+            "helmrelease",
+            "runtime-class-manager",
+            "-n",
+            "spin-aks",
+            "-o",
+            &path,
+        ])
+    };
+    rig.kubectl_ok(&[
+        "patch",
+        "helmrelease",
+        "runtime-class-manager",
+        "-n",
+        "spin-aks",
+        "--subresource",
+        "status",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"Unknown","reason":"Progressing","message":"Running 'install' action with timeout of 5m0s","lastTransitionTime":"2026-12-07T00:00:00Z"}]}}"#,
+    ]);
+    let ready = ".status.conditions[?(@.type==\"Ready\")].status";
+    assert_eq!(release(ready), "Unknown");
+    let healed = install(&[]);
+    let stderr = String::from_utf8_lossy(&healed.stderr);
+    assert_eq!(healed.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("lost its Ready condition"), "{stderr}");
+    assert_eq!(release(ready), "True");
+    assert_eq!(release(".status.history[*].status"), "deployed superseded");
+
     // helm-controller does not wait for a release's workloads (`disableWait`): spin-aks watches
     // its Deployments itself, and one whose new pod never starts (kwok's image-pull failure)
     // fails the install although its old pod still runs and the release is Ready.
