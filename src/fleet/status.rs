@@ -62,6 +62,10 @@ pub struct ClusterStatus {
     pub verified: Option<bool>,
     /// Flux's reason and message, or what is still awaited.
     pub reason: Option<String>,
+    /// For a failure Flux tries again on its own (not stalled): how long it may stand before a
+    /// wait takes it as the outcome; `None` when it is final.
+    #[serde(skip)]
+    pub retried_within: Option<Duration>,
 }
 
 /// The fleet's state, all clusters at once (`env`: only those following it).
@@ -78,7 +82,8 @@ pub async fn status(
 /// Asks every cluster following one of `envs` to fetch the artifact now, then waits until each
 /// converged or failed, reading them again whenever one of the app's objects changes on a
 /// cluster, and at least every second; after `timeout` the ones still pending are returned as
-/// they stand.
+/// they stand. A failure Flux tries again (a registry or webhook that did not answer) counts only
+/// once it stood through those tries (`retried_within`).
 pub async fn wait(
     app: &AppState,
     name: &str,
@@ -107,22 +112,38 @@ pub async fn wait(
     join_all(asked.map(|(m, conn)| request_reconcile(conn, name, &m.namespace, &now))).await;
     let mut changes = Changes::watch(name, &members, &conns);
     let mut last = String::new();
+    // Since when each cluster has been failing, without a read in between that was not.
+    let mut failing = std::collections::HashMap::<String, Instant>::new();
     loop {
         let reads = members.iter().zip(&conns);
         let all =
             join_all(reads.map(|(m, c)| one(app, name, kubeconfig.clone(), m, c.as_ref()))).await;
-        let pending: Vec<&ClusterStatus> = all
-            .iter()
-            .filter(|s| !matches!(s.state, MemberState::Converged | MemberState::Failed))
-            .collect();
+        for s in &all {
+            match s.state {
+                MemberState::Failed => {
+                    _ = failing
+                        .entry(s.cluster.clone())
+                        .or_insert_with(Instant::now)
+                }
+                _ => _ = failing.remove(&s.cluster),
+            }
+        }
+        let settled = |s: &ClusterStatus| match s.state {
+            MemberState::Converged => true,
+            MemberState::Failed => s
+                .retried_within
+                .is_none_or(|grace| failing.get(&s.cluster).is_none_or(|t| t.elapsed() >= grace)),
+            _ => false,
+        };
+        let pending: Vec<&ClusterStatus> = all.iter().filter(|s| !settled(s)).collect();
         let line = pending
             .iter()
             .map(|s| {
-                format!(
-                    "{}: {}",
-                    s.cluster,
-                    s.reason.as_deref().unwrap_or("progressing")
-                )
+                let reason = s.reason.as_deref().unwrap_or("progressing");
+                match s.state {
+                    MemberState::Failed => format!("{}: {reason} (Flux tries again)", s.cluster),
+                    _ => format!("{}: {reason}", s.cluster),
+                }
             })
             .collect::<Vec<_>>()
             .join("; ");
@@ -239,6 +260,7 @@ async fn one(
         ready: None,
         verified: None,
         reason: None,
+        retried_within: None,
     };
     let Some(published) = published else {
         status.reason = Some(format!("nothing is published as `{}`", member.env));
@@ -392,11 +414,16 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
         Some("False") => Some(false),
         _ => None,
     };
-    // A refused signature is the reason, before the Ready=False it causes.
-    let refused = failed("OCIRepository", source, SOURCE_VERIFIED);
-    if let Some(reason) = refused.or_else(|| failure("OCIRepository", source)) {
+    // A refused signature is the reason, before the Ready=False it causes, and final.
+    if let Some(reason) = failed("OCIRepository", source, SOURCE_VERIFIED) {
         status.state = MemberState::Failed;
         status.reason = Some(reason);
+        return;
+    }
+    if let Some(reason) = failure("OCIRepository", source) {
+        status.state = MemberState::Failed;
+        status.reason = Some(reason);
+        status.retried_within = (!stalled(source)).then_some(SOURCE_RETRIES);
         return;
     }
     let Some(kustomization) = &live.kustomization else {
@@ -410,6 +437,8 @@ fn judge(status: &mut ClusterStatus, live: &Live, digest: &str, image: &str) {
     {
         status.state = MemberState::Failed;
         status.reason = Some(reason);
+        status.retried_within =
+            (!stalled(kustomization)).then(|| retry_interval(kustomization) + RETRY_SLACK);
         return;
     }
     status.state = MemberState::Progressing;
@@ -459,6 +488,27 @@ fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|c| c["type"] == kind)
+}
+
+/// How long a failed fetch may stand: source-controller tries again with a backoff from 750 ms,
+/// doubling (controller-runtime's rate limiter with Flux's `--min-retry-delay`), five times in 30 s.
+const SOURCE_RETRIES: Duration = Duration::from_secs(30);
+/// Beyond a Kustomization's retry interval, for kustomize-controller to apply and report.
+const RETRY_SLACK: Duration = Duration::from_secs(10);
+
+/// kustomize-controller's wait before it applies again after a failure: `spec.retryInterval`,
+/// else `spec.interval` (Go durations such as `30s` or `1m0s`), else 30 s.
+fn retry_interval(kustomization: &Value) -> Duration {
+    let spec = &kustomization["spec"];
+    (spec["retryInterval"].as_str())
+        .or_else(|| spec["interval"].as_str())
+        .and_then(|d| humantime::parse_duration(d).ok())
+        .unwrap_or(Duration::from_secs(30))
+}
+
+/// Whether Flux gave up on the object (`Stalled=True`): it does not try again on its own.
+fn stalled(object: &Value) -> bool {
+    condition(object, "Stalled").is_some_and(|c| c["status"] == "True")
 }
 
 /// The condition source-controller sets from the signature check of `spec.verify`
@@ -536,6 +586,7 @@ mod tests {
             ready: None,
             verified: None,
             reason: None,
+            retried_within: None,
         }
     }
 
@@ -605,5 +656,79 @@ mod tests {
             ),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn a_failure_flux_tries_again_may_stand_for_its_retries_and_a_stalled_or_refused_one_is_final()
+    {
+        let ready_false = json!({"type": "Ready", "status": "False", "reason": "OCIArtifactPullFailed", "message": "connection refused"});
+        let stalled_too =
+            json!({"type": "Stalled", "status": "True", "reason": "X", "message": "x"});
+        let refused = json!({"type": "SourceVerified", "status": "False", "reason": "VerificationError", "message": "no signature"});
+        let source = |conditions: Value| json!({"status": {"conditions": conditions}});
+        let applying = |spec: Value, conditions: Value| {
+            let mut live = live(
+                "prod@sha256:old",
+                json!({"type": "Progressing", "status": "True"}),
+            );
+            live.kustomization = Some(json!({"spec": spec, "status": {
+                "lastAttemptedRevision": format!("prod@{DIGEST}"),
+                "lastAppliedRevision": "prod@sha256:old",
+                "conditions": conditions,
+            }}));
+            live
+        };
+        let fetching = |conditions: Value| {
+            let mut live = live(
+                "prod@sha256:old",
+                json!({"type": "Progressing", "status": "True"}),
+            );
+            live.source = Some(source(conditions));
+            live
+        };
+        let secs = Duration::from_secs;
+        let cases = [
+            (
+                "fetch failed",
+                fetching(json!([ready_false])),
+                Some(secs(30)),
+            ),
+            (
+                "fetch stalled",
+                fetching(json!([ready_false, stalled_too])),
+                None,
+            ),
+            (
+                "signature refused",
+                fetching(json!([refused, ready_false])),
+                None,
+            ),
+            (
+                "apply failed",
+                applying(
+                    json!({"interval": "1m0s", "retryInterval": "5s"}),
+                    json!([ready_false]),
+                ),
+                Some(secs(15)),
+            ),
+            (
+                "apply failed, no retryInterval",
+                applying(json!({"interval": "1m0s"}), json!([ready_false])),
+                Some(secs(70)),
+            ),
+            (
+                "apply stalled",
+                applying(
+                    json!({"retryInterval": "5s"}),
+                    json!([ready_false, stalled_too]),
+                ),
+                None,
+            ),
+        ];
+        for (case, live, within) in cases {
+            let judged = judged(&live);
+            assert_eq!(judged.state, MemberState::Failed, "{case}");
+            assert_eq!(judged.retried_within, within, "{case}");
+        }
     }
 }

@@ -643,8 +643,7 @@ fn cluster_install_rides_out_cuts_resets_throttling_and_a_restarted_or_paused_ap
 }
 
 #[test]
-fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server_and_converges_after_a_kill()
-{
+fn fleet_add_and_up_ride_out_api_server_faults_and_a_registry_outage_and_converge_after_a_kill() {
     let Some(registry) = crate::support::registry::Registry::open() else {
         return;
     };
@@ -707,8 +706,103 @@ fn fleet_add_rides_out_cuts_resets_and_a_restarted_or_paused_api_server_and_conv
             });
         }
         throttled_fleet_add_and_up(&own, &registry, home.path(), &app, run);
+        fleet_up_through_a_registry_outage(&own, &toxiproxy, &registry, home.path(), run);
     }
     fleet_add_killed_at_its_writes(&own, home.path(), &app);
+}
+
+/// `up --fleet` while the cluster cannot reach the registry: the member's OCIRepository fetches
+/// through a Toxiproxy proxy, disabled from before `up` until source-controller reported the
+/// failed fetch (Ready=False, which it tries again), then 3 s more. The wait takes the failure
+/// as progress while Flux tries again, and the cluster converges on the new version; before,
+/// the first read of the failure ended `up` with exit 1.
+fn fleet_up_through_a_registry_outage(
+    rig: &Rig,
+    toxiproxy: &Toxiproxy,
+    registry: &crate::support::registry::Registry,
+    home: &Path,
+    run: usize,
+) {
+    eprintln!("up --fleet run {run}: the registry unreachable from the cluster");
+    // Its own app, state and repository: what it publishes as `staging` reaches no other member.
+    let home = home.join(format!("outage-{run}"));
+    let app = example_copy(&home);
+    let ns = rig.bare_namespace("fleet-outage");
+    let reference = format!("{}/outage-{run}/hello-aks", registry.host());
+    let spin_aks = |args: &[&str]| {
+        let output = spawn_on(rig, &home, &app, &[], args);
+        succeeded(&output.wait_with_output().unwrap())
+    };
+    spin_aks(&[
+        "push",
+        &reference,
+        "--publish",
+        "--env",
+        "staging",
+        "--output",
+        "json",
+    ]);
+    spin_aks(
+        &fleet_add_args(&ns)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let source = |path: &str| {
+        let path = format!("jsonpath={{{path}}}");
+        let args = ["get", "ocirepository", "hello-aks", "-n", &ns, "-o", &path];
+        rig.kubectl_ok(&args)
+    };
+    let proxy = toxiproxy.proxy(&format!("registry-{run}"), registry.port());
+    proxy.set_enabled(false);
+    let url = source(".spec.url").replace(&registry.host(), &format!("127.0.0.1:{}", proxy.port));
+    let patch = format!(r#"{{"spec":{{"url":"{url}"}}}}"#);
+    rig.kubectl_ok(&[
+        "patch",
+        "ocirepository",
+        "hello-aks",
+        "-n",
+        &ns,
+        "--type",
+        "merge",
+        "-p",
+        &patch,
+    ]);
+    std::fs::write(app.join("static/outage.txt"), format!("run {run}\n")).unwrap();
+    let started = Instant::now();
+    let up = [
+        "up",
+        "--fleet",
+        "--env",
+        "staging",
+        "--timeout",
+        "2m",
+        "--output",
+        "json",
+    ];
+    let running = spawn_on(rig, &home, &app, &[], &up);
+    let ready = ".status.conditions[?(@.type==\"Ready\")].status";
+    until("source-controller reported the failed fetch", || {
+        source(ready) == "False"
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    proxy.set_enabled(true);
+    let output = running.wait_with_output().unwrap();
+    let report = succeeded(&output);
+    eprintln!(
+        "up --fleet run {run}: the registry unreachable finished on its own in {:.1?}",
+        started.elapsed()
+    );
+    let cluster = &report["clusters"][0];
+    assert_eq!(cluster["state"], "converged", "{report}");
+    let pinned = report["push"]["pinned"].as_str().unwrap();
+    assert_eq!(rig.running_image(&ns, "hello-aks"), pinned, "{report}");
+    assert!(
+        stderr(&output).contains("(Flux tries again)"),
+        "{}",
+        stderr(&output)
+    );
+    rig.drop_namespace(&ns);
 }
 
 /// The front's hold for the kills: the `hold`-th write (any request but a GET) since `writes`
