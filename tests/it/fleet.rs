@@ -349,7 +349,8 @@ fn a_fleet_of_two_rigs_follows_the_artifact_reports_a_failing_cluster_and_promot
     // A new version: when `up` returns, each cluster's Flux has applied it and reports Ready,
     // as no health check of the Kustomization is left polling (every 5 s in kustomize-controller
     // v1.9.5, internal/controller/kustomization_controller.go:1061-1062) to hold the next
-    // revision back.
+    // revision back. Each reconcile (every 5 s here) marks Ready Unknown while it runs
+    // (kustomization_controller.go:325), so Ready is read until True, within two intervals.
     std::fs::write(app.join("static/next.txt"), "the next version\n").unwrap();
     let next = ok(spin_aks(&[
         "up",
@@ -365,16 +366,25 @@ fn a_fleet_of_two_rigs_follows_the_artifact_reports_a_failing_cluster_and_promot
         assert_eq!(status["state"], "converged", "{next}");
         assert_eq!(status["applied"], status["published"], "{next}");
         assert_eq!(rig.running_image(ns, "hello-aks"), pinned);
-        let ready = rig.kubectl_ok(&[
-            "get",
-            "kustomization",
-            "hello-aks",
-            "-n",
-            ns,
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-        ]);
-        assert_eq!(ready.trim(), "True", "{name}: {next}");
+        let ready = || {
+            rig.kubectl_ok(&[
+                "get",
+                "kustomization",
+                "hello-aks",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ])
+        };
+        let started = Instant::now();
+        while ready().trim() != "True" {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{name}: the Kustomization is not Ready: {next}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     // West loses its registry: Flux's reason is reported; a new version still reaches east.
