@@ -148,8 +148,8 @@ fn lost_ready(generation: Option<i64>, status: &Value) -> bool {
             .as_str()
             .is_some_and(|v| Some(v) == latest[theirs].as_str())
     };
-    let progressing = (status["conditions"].as_array().into_iter().flatten())
-        .any(|c| c["type"] == "Ready" && c["status"] == "Unknown" && c["reason"] == "Progressing");
+    let progressing = condition(status, "Ready").is_some_and(|(state, _)| state == "Unknown")
+        && ready_reason(status) == Some("Progressing");
     status["observedGeneration"].as_i64() == Some(generation)
         && status["lastAttemptedGeneration"].as_i64() == Some(generation)
         && latest["status"] == "deployed"
